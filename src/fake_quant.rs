@@ -1,0 +1,1 @@
+//! FakeQuantize: placeholder until the fake-quant slice lands.

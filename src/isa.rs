@@ -1,0 +1,173 @@
+//! Which instruction-set tier the fast paths use: detected once, overridable for tests.
+//!
+//! `QLAB_ISA=scalar|avx2|avxvnni|avx512vnni|neon|dotprod` (or [`force`]) pins a tier so every
+//! tier can be checked against the scalar reference on one machine. Asking for a tier the host
+//! lacks is an error that names what is missing, never a silent fallback.
+
+use std::fmt;
+use std::sync::atomic::{AtomicU8, Ordering};
+use thiserror::Error;
+
+/// An instruction-set tier, from the portable reference up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Isa {
+    /// Plain Rust: the reference every other tier must match bit for bit.
+    Scalar,
+    /// x86-64 AVX2 + FMA + F16C.
+    Avx2,
+    /// x86-64 AVX2 plus AVX-VNNI (ymm `vpdpbusd`).
+    AvxVnni,
+    /// x86-64 AVX-512 F/BW/VL plus AVX-512 VNNI.
+    Avx512Vnni,
+    /// aarch64 Advanced SIMD.
+    Neon,
+    /// aarch64 Advanced SIMD with the dot-product extension.
+    Dotprod,
+}
+
+/// Every tier, in the order `qlab bench` and the test batteries walk them.
+pub const ALL: [Isa; 6] = [Isa::Scalar, Isa::Avx2, Isa::AvxVnni, Isa::Avx512Vnni, Isa::Neon, Isa::Dotprod];
+
+/// A requested tier that cannot be used here.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum IsaError {
+    /// The name is not a tier.
+    #[error("unknown ISA tier '{0}' (expected auto, scalar, avx2, avxvnni, avx512vnni, neon or dotprod)")]
+    Unknown(String),
+    /// The host CPU lacks the features of the tier.
+    #[error("ISA tier {tier} is not available on this host: {missing}")]
+    Unavailable { tier: Isa, missing: String },
+}
+
+impl Isa {
+    /// The name used by `QLAB_ISA` and the `isa` verb.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Isa::Scalar => "scalar",
+            Isa::Avx2 => "avx2",
+            Isa::AvxVnni => "avxvnni",
+            Isa::Avx512Vnni => "avx512vnni",
+            Isa::Neon => "neon",
+            Isa::Dotprod => "dotprod",
+        }
+    }
+
+    /// Parses a tier name.
+    pub fn parse(s: &str) -> Result<Isa, IsaError> {
+        ALL.into_iter()
+            .find(|t| t.name().eq_ignore_ascii_case(s.trim()))
+            .ok_or_else(|| IsaError::Unknown(s.to_string()))
+    }
+
+    /// The CPU features this tier needs that the host lacks (empty when usable).
+    pub fn missing_features(self) -> Vec<&'static str> {
+        let needed: &[&'static str] = match self {
+            Isa::Scalar => &[],
+            Isa::Avx2 => &["avx2", "fma", "f16c"],
+            Isa::AvxVnni => &["avx2", "fma", "f16c", "avxvnni"],
+            Isa::Avx512Vnni => &["avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl", "avx512vnni"],
+            Isa::Neon => &["neon"],
+            Isa::Dotprod => &["neon", "dotprod"],
+        };
+        needed.iter().copied().filter(|f| !host_has(f)).collect()
+    }
+
+    /// True when the host can run this tier.
+    pub fn is_available(self) -> bool {
+        self.missing_features().is_empty()
+    }
+
+    /// Ok when usable, otherwise the error that names the missing features.
+    pub fn check(self) -> Result<Isa, IsaError> {
+        let missing = self.missing_features();
+        if missing.is_empty() {
+            Ok(self)
+        } else {
+            Err(IsaError::Unavailable { tier: self, missing: missing.join(", ") })
+        }
+    }
+
+    fn to_code(self) -> u8 {
+        ALL.iter().position(|&t| t == self).map_or(0, |p| p as u8 + 1)
+    }
+}
+
+impl fmt::Display for Isa {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+fn host_has(feature: &str) -> bool {
+    match feature {
+        "avx2" => std::arch::is_x86_feature_detected!("avx2"),
+        "fma" => std::arch::is_x86_feature_detected!("fma"),
+        "f16c" => std::arch::is_x86_feature_detected!("f16c"),
+        "avxvnni" => std::arch::is_x86_feature_detected!("avxvnni"),
+        "avx512f" => std::arch::is_x86_feature_detected!("avx512f"),
+        "avx512bw" => std::arch::is_x86_feature_detected!("avx512bw"),
+        "avx512vl" => std::arch::is_x86_feature_detected!("avx512vl"),
+        "avx512vnni" => std::arch::is_x86_feature_detected!("avx512vnni"),
+        _ => false,
+    }
+}
+
+#[cfg(target_arch = "aarch64")]
+fn host_has(feature: &str) -> bool {
+    match feature {
+        "neon" => std::arch::is_aarch64_feature_detected!("neon"),
+        "dotprod" => std::arch::is_aarch64_feature_detected!("dotprod"),
+        _ => false,
+    }
+}
+
+#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+fn host_has(_feature: &str) -> bool {
+    false
+}
+
+/// The best tier the host supports.
+pub fn best_available() -> Isa {
+    ALL.into_iter().rev().find(|t| t.is_available()).unwrap_or(Isa::Scalar)
+}
+
+/// 0 = not chosen yet; otherwise `Isa::to_code`.
+static SELECTED: AtomicU8 = AtomicU8::new(0);
+
+/// The tier in force: a forced one, else `QLAB_ISA`, else the best available.
+///
+/// An unusable `QLAB_ISA` value is reported on stderr once and the best tier is used, because
+/// this runs deep inside kernels that cannot return an error; front ends validate the variable
+/// up front with [`from_env`].
+pub fn selected() -> Isa {
+    let code = SELECTED.load(Ordering::Relaxed);
+    if code != 0 {
+        return ALL[code as usize - 1];
+    }
+    let tier = match from_env() {
+        Ok(Some(t)) => t,
+        Ok(None) => best_available(),
+        Err(e) => {
+            eprintln!("qlab: ignoring QLAB_ISA: {e}");
+            best_available()
+        }
+    };
+    SELECTED.store(tier.to_code(), Ordering::Relaxed);
+    tier
+}
+
+/// Reads `QLAB_ISA`: `None` when unset or `auto`, an error when unknown or unavailable.
+pub fn from_env() -> Result<Option<Isa>, IsaError> {
+    match std::env::var("QLAB_ISA") {
+        Ok(v) if !v.trim().is_empty() && !v.trim().eq_ignore_ascii_case("auto") => Isa::parse(&v)?.check().map(Some),
+        _ => Ok(None),
+    }
+}
+
+/// Forces a tier for the whole process (the `isa` verb); kernels that take an explicit tier are how tests compare tiers.
+pub fn force(tier: Isa) -> Result<(), IsaError> {
+    tier.check()?;
+    SELECTED.store(tier.to_code(), Ordering::Relaxed);
+    Ok(())
+}

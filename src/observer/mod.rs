@@ -1,0 +1,1 @@
+//! Observers: placeholder until the observer slice lands.

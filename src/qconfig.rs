@@ -1,0 +1,1 @@
+//! QConfig presets: placeholder until the qconfig slice lands.
