@@ -1,1 +1,76 @@
-//! Observers: placeholder until the observer slice lands.
+//! Observers watch float tensors flowing through a model and turn what they saw into qparams.
+//!
+//! Every observer keeps its statistics ([`Stats`]) rather than only its answer, so qparams can
+//! be re-derived for another scheme, dtype or range without seeing the data again ("collect
+//! once, re-derive"). Observers are built from an [`ObserverSpec`], a plain value that prints to
+//! and parses from the session-language text (`histogram(bins=2048, reduce_range=true)`).
+
+mod error;
+mod spec;
+
+pub use error::ObserverError;
+pub use spec::{ObserverKind, ObserverSpec};
+
+use crate::tensor::{QDType, QParams, QScheme};
+use std::any::Any;
+use std::fmt;
+
+/// What an observer has collected so far.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Stats {
+    /// Nothing is kept (placeholder / noop observers).
+    None,
+    /// Running per-tensor min and max (+inf / -inf before any data).
+    MinMax { min: f32, max: f32 },
+    /// Running per-channel min and max along `axis` (empty before any data).
+    PerChannel { mins: Vec<f32>, maxs: Vec<f32>, axis: usize },
+    /// A histogram of `counts.len()` equal bins over `[min, max]` (counts are f32, as in PyTorch).
+    Histogram { min: f32, max: f32, counts: Vec<f32> },
+}
+
+/// qparams as an observer's `calculate_qparams` returns them: f32 scales and i64 zero points,
+/// one entry per-tensor or one per channel.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ObservedQParams {
+    pub scales: Vec<f32>,
+    pub zero_points: Vec<i64>,
+    /// The channel axis for per-channel schemes.
+    pub axis: Option<usize>,
+    pub dtype: QDType,
+    pub qscheme: QScheme,
+    pub quant_min: i64,
+    pub quant_max: i64,
+}
+
+impl ObservedQParams {
+    /// The qparams a tensor quantized with these would carry (scales widened to f64; symmetric
+    /// schemes stored in their affine form, as PyTorch's convert does).
+    pub fn to_qparams(&self) -> QParams {
+        match self.axis {
+            Some(axis) => QParams::PerChannel {
+                scales: self.scales.iter().map(|&s| s as f64).collect(),
+                zero_points: self.zero_points.clone(),
+                axis,
+            },
+            None => QParams::PerTensor { scale: self.scales[0] as f64, zero_point: self.zero_points[0] },
+        }
+    }
+}
+
+/// An observer: records statistics of the tensors it is shown and derives qparams from them.
+pub trait Observer: fmt::Debug + Send {
+    /// Records one row-major tensor `x` of `shape`. The tensor itself is never changed.
+    fn forward(&mut self, x: &[f32], shape: &[usize]) -> Result<(), ObserverError>;
+
+    /// qparams from everything seen so far (PyTorch's `calculate_qparams`).
+    fn calculate_qparams(&self) -> Result<ObservedQParams, ObserverError>;
+
+    /// The spec this observer was built from.
+    fn spec(&self) -> &ObserverSpec;
+
+    /// The statistics collected so far.
+    fn stats(&self) -> Stats;
+
+    /// Downcasting hook for front ends that show observer-specific detail.
+    fn as_any(&self) -> &dyn Any;
+}
