@@ -1,11 +1,25 @@
-//! The `qlab` command line. For now it offers `qlab quantize`, a one-shot demonstration of the
-//! numerics core; the REPL, TUI and replay verbs arrive with the workbench.
+//! The `qlab` command line.
+//!
+//! Until the workbench lands this offers one-shot verbs over the numerics core: `quantize`
+//! (PyTorch's quantize_per_tensor on numbers you type) and `isa` (which kernel tier runs here).
+//! Errors go to stderr with exit code 2; nothing here panics on user input.
 
+use qlab::isa;
+use qlab::tensor::{QDType, QTensor};
 use std::process::ExitCode;
+
+const USAGE: &str = "\
+qlab — a quantization lab in the terminal
+
+usage:
+  qlab quantize DTYPE SCALE ZERO_POINT VALUE...   quantize_per_tensor, as PyTorch does it
+  qlab isa                                        ISA tiers on this host and the one in use
+  qlab help                                       this text
+";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    match qlab_cli(&args) {
+    match run(&args) {
         Ok(text) => {
             print!("{text}");
             ExitCode::SUCCESS
@@ -17,7 +31,46 @@ fn main() -> ExitCode {
     }
 }
 
-fn qlab_cli(args: &[String]) -> Result<String, String> {
-    let _ = args;
-    Ok(String::new())
+fn run(args: &[String]) -> Result<String, String> {
+    match args.first().map(String::as_str) {
+        None | Some("help" | "-h" | "--help") => Ok(USAGE.to_string()),
+        Some("quantize") => quantize(&args[1..]),
+        Some("isa") => Ok(isa_report()),
+        Some(other) => Err(format!("unknown command '{other}'\n{USAGE}")),
+    }
+}
+
+fn parse<T: std::str::FromStr>(what: &str, text: &str) -> Result<T, String> {
+    text.parse().map_err(|_| format!("{what}: cannot parse '{text}'"))
+}
+
+fn quantize(args: &[String]) -> Result<String, String> {
+    let [dtype, scale, zp, values @ ..] = args else {
+        return Err(format!("quantize needs DTYPE SCALE ZERO_POINT VALUE...\n{USAGE}"));
+    };
+    if values.is_empty() {
+        return Err("quantize needs at least one VALUE".into());
+    }
+    let dtype = QDType::parse(dtype).ok_or_else(|| format!("DTYPE: '{dtype}' is not quint8, qint8 or qint32"))?;
+    let scale: f64 = parse("SCALE", scale)?;
+    let zp: i64 = parse("ZERO_POINT", zp)?;
+    let x = values.iter().map(|v| parse::<f32>("VALUE", v)).collect::<Result<Vec<_>, _>>()?;
+    let q = QTensor::quantize_per_tensor(&x, &[x.len()], scale, zp, dtype).map_err(|e| e.to_string())?;
+    let mut out = format!("{dtype} scale={scale} zero_point={zp} (reciprocal {:e})\n", 1.0f32 / scale as f32);
+    out.push_str(&format!("{:>16} {:>12} {:>16}\n", "x", "int_repr", "dequantized"));
+    for ((xv, qv), dv) in x.iter().zip(q.int_values()).zip(q.dequantize()) {
+        out.push_str(&format!("{xv:>16} {qv:>12} {dv:>16}\n"));
+    }
+    Ok(out)
+}
+
+fn isa_report() -> String {
+    let mut out = String::new();
+    for tier in isa::ALL {
+        let missing = tier.missing_features();
+        let status = if missing.is_empty() { "available".to_string() } else { format!("skipped: host lacks {}", missing.join(", ")) };
+        out.push_str(&format!("{:<11} {status}\n", tier.name()));
+    }
+    out.push_str(&format!("in use: {}\n", isa::selected()));
+    out
 }
