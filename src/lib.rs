@@ -6,6 +6,8 @@
 //! front ends) arrive in later issues and may only depend downward.
 
 pub mod fake_quant;
+pub mod graph;
+pub mod import;
 pub mod isa;
 pub mod observer;
 pub mod qconfig;

@@ -1,9 +1,12 @@
 //! The `qlab` command line.
 //!
 //! Until the workbench lands this offers one-shot verbs over the numerics core: `quantize`
-//! (PyTorch's quantize_per_tensor on numbers you type) and `isa` (which kernel tier runs here).
+//! (PyTorch's quantize_per_tensor on numbers you type), `inspect` (a model's layers) and `isa`
+//! (which kernel tier runs here).
 //! Errors go to stderr with exit code 2; nothing here panics on user input.
 
+use qlab::graph::summarize;
+use qlab::import::onnx::load_onnx;
 use qlab::isa;
 use qlab::tensor::{QDType, QTensor};
 use std::process::ExitCode;
@@ -13,6 +16,7 @@ qlab — a quantization lab in the terminal
 
 usage:
   qlab quantize DTYPE SCALE ZERO_POINT VALUE...   quantize_per_tensor, as PyTorch does it
+  qlab inspect MODEL.onnx                         the model's nodes: path, op, attributes, shapes, params
   qlab isa                                        ISA tiers on this host and the one in use
   qlab help                                       this text
 ";
@@ -36,28 +40,46 @@ fn run(args: &[String]) -> Result<String, String> {
         None | Some("help" | "-h" | "--help") => Ok(USAGE.to_string()),
         Some("quantize") => quantize(&args[1..]),
         Some("isa") => Ok(isa_report()),
+        Some("inspect") => match &args[1..] {
+            [model] => inspect(model),
+            _ => Err(format!("inspect needs one MODEL path\n{USAGE}")),
+        },
         Some(other) => Err(format!("unknown command '{other}'\n{USAGE}")),
     }
 }
 
 fn parse<T: std::str::FromStr>(what: &str, text: &str) -> Result<T, String> {
-    text.parse().map_err(|_| format!("{what}: cannot parse '{text}'"))
+    text.parse()
+        .map_err(|_| format!("{what}: cannot parse '{text}'"))
 }
 
 fn quantize(args: &[String]) -> Result<String, String> {
     let [dtype, scale, zp, values @ ..] = args else {
-        return Err(format!("quantize needs DTYPE SCALE ZERO_POINT VALUE...\n{USAGE}"));
+        return Err(format!(
+            "quantize needs DTYPE SCALE ZERO_POINT VALUE...\n{USAGE}"
+        ));
     };
     if values.is_empty() {
         return Err("quantize needs at least one VALUE".into());
     }
-    let dtype = QDType::parse(dtype).ok_or_else(|| format!("DTYPE: '{dtype}' is not quint8, qint8 or qint32"))?;
+    let dtype = QDType::parse(dtype)
+        .ok_or_else(|| format!("DTYPE: '{dtype}' is not quint8, qint8 or qint32"))?;
     let scale: f64 = parse("SCALE", scale)?;
     let zp: i64 = parse("ZERO_POINT", zp)?;
-    let x = values.iter().map(|v| parse::<f32>("VALUE", v)).collect::<Result<Vec<_>, _>>()?;
-    let q = QTensor::quantize_per_tensor(&x, &[x.len()], scale, zp, dtype).map_err(|e| e.to_string())?;
-    let mut out = format!("{dtype} scale={scale} zero_point={zp} (reciprocal {:e})\n", 1.0f32 / scale as f32);
-    out.push_str(&format!("{:>16} {:>12} {:>16}\n", "x", "int_repr", "dequantized"));
+    let x = values
+        .iter()
+        .map(|v| parse::<f32>("VALUE", v))
+        .collect::<Result<Vec<_>, _>>()?;
+    let q = QTensor::quantize_per_tensor(&x, &[x.len()], scale, zp, dtype)
+        .map_err(|e| e.to_string())?;
+    let mut out = format!(
+        "{dtype} scale={scale} zero_point={zp} (reciprocal {:e})\n",
+        1.0f32 / scale as f32
+    );
+    out.push_str(&format!(
+        "{:>16} {:>12} {:>16}\n",
+        "x", "int_repr", "dequantized"
+    ));
     for ((xv, qv), dv) in x.iter().zip(q.int_values()).zip(q.dequantize()) {
         out.push_str(&format!("{xv:>16} {qv:>12} {dv:>16}\n"));
     }
@@ -68,9 +90,47 @@ fn isa_report() -> String {
     let mut out = String::new();
     for tier in isa::ALL {
         let missing = tier.missing_features();
-        let status = if missing.is_empty() { "available".to_string() } else { format!("skipped: host lacks {}", missing.join(", ")) };
+        let status = if missing.is_empty() {
+            "available".to_string()
+        } else {
+            format!("skipped: host lacks {}", missing.join(", "))
+        };
         out.push_str(&format!("{:<11} {status}\n", tier.name()));
     }
     out.push_str(&format!("in use: {}\n", isa::selected()));
     out
+}
+
+fn shapes(list: &[Vec<usize>]) -> String {
+    list.iter()
+        .map(|s| format!("{s:?}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn inspect(model: &str) -> Result<String, String> {
+    let graph = load_onnx(std::path::Path::new(model)).map_err(|e| e.to_string())?;
+    let rows = summarize(&graph).map_err(|e| e.to_string())?;
+    let width = rows.iter().map(|r| r.name.len()).max().unwrap_or(4).max(4);
+    let mut out = format!(
+        "{model}: {} nodes, {} parameters\n",
+        rows.len(),
+        graph.param_count()
+    );
+    out.push_str(&format!(
+        "{:<width$}  {:<14} {:<34} {:<22} {:<22} {:>8}\n",
+        "path", "op", "attributes", "input", "output", "params"
+    ));
+    for r in &rows {
+        out.push_str(&format!(
+            "{:<width$}  {:<14} {:<34} {:<22} {:<22} {:>8}\n",
+            r.name,
+            r.op,
+            r.attributes,
+            shapes(&r.input_shapes),
+            shapes(&r.output_shapes),
+            r.params
+        ));
+    }
+    Ok(out)
 }

@@ -1,0 +1,27 @@
+//! The typed errors of the graph layer; each names the node (module path) it concerns.
+
+use thiserror::Error;
+
+/// Everything that can go wrong building or running a graph.
+#[derive(Debug, Clone, PartialEq, Error)]
+pub enum GraphError {
+    /// A node received a tensor of the wrong element type.
+    #[error("node '{node}': expected a {expected} tensor, got {got}")]
+    WrongType {
+        node: String,
+        expected: &'static str,
+        got: &'static str,
+    },
+    /// A node received tensors whose shapes it cannot combine.
+    #[error("node '{node}': {detail}")]
+    Shape { node: String, detail: String },
+    /// A node's inputs or attributes are inconsistent.
+    #[error("node '{node}': {detail}")]
+    Invalid { node: String, detail: String },
+    /// The caller supplied the wrong number of graph inputs or a wrong input shape.
+    #[error("model input '{input}': {detail}")]
+    BadInput { input: String, detail: String },
+    /// A value was used before any node produced it (a malformed graph).
+    #[error("node '{node}' reads '{value}', which nothing produces")]
+    Dangling { node: String, value: String },
+}

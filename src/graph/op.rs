@@ -1,0 +1,258 @@
+//! The operations a graph node can perform, with the parameters modules own.
+//!
+//! Module ops (Conv, Linear, BatchNorm, LSTM) carry their weights, named as PyTorch names them,
+//! so quantization works on exactly the tensors PyTorch would. Plumbing ops (Shape, Gather,
+//! Reshape, ...) mirror their ONNX definitions because exporters need them.
+
+use super::Value;
+use ndarray::{Array1, Array2, ArrayD};
+
+/// Convolution over 1 or 2 spatial dims (NC[H]W), PyTorch semantics.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConvParams {
+    /// `[out_channels, in_channels / groups, k...]`.
+    pub weight: ArrayD<f32>,
+    pub bias: Option<Array1<f32>>,
+    pub stride: Vec<usize>,
+    /// Padding at the start of each spatial dim.
+    pub pad_begin: Vec<usize>,
+    /// Padding at the end of each spatial dim (differs from `pad_begin` only for asymmetric pads).
+    pub pad_end: Vec<usize>,
+    pub dilation: Vec<usize>,
+    pub groups: usize,
+}
+
+/// `y = x · Wᵀ + b` over the last dim.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LinearParams {
+    /// `[out_features, in_features]`.
+    pub weight: Array2<f32>,
+    pub bias: Option<Array1<f32>>,
+}
+
+/// Batch normalization over dim 1 (eval mode uses the running statistics).
+#[derive(Debug, Clone, PartialEq)]
+pub struct BatchNormParams {
+    pub weight: Array1<f32>,
+    pub bias: Array1<f32>,
+    pub running_mean: Array1<f32>,
+    pub running_var: Array1<f32>,
+    pub eps: f32,
+    /// PyTorch's momentum (ONNX stores `1 - momentum`).
+    pub momentum: f32,
+}
+
+/// One direction of one LSTM layer, in PyTorch's gate order (i, f, g, o).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LstmDirection {
+    /// `weight_ih`: `[4·hidden, input]`.
+    pub w_ih: Array2<f32>,
+    /// `weight_hh`: `[4·hidden, hidden]`.
+    pub w_hh: Array2<f32>,
+    pub b_ih: Array1<f32>,
+    pub b_hh: Array1<f32>,
+}
+
+/// A single-layer LSTM with ONNX's sequence-first layout: input `[T, B, I]`, outputs
+/// `Y [T, dirs, B, H]`, `Y_h [dirs, B, H]`, `Y_c [dirs, B, H]`; optional initial states as
+/// inputs 5 and 6.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LstmParams {
+    pub hidden_size: usize,
+    /// One entry (forward) or two (forward, reverse).
+    pub directions: Vec<LstmDirection>,
+}
+
+/// Max / average pooling over the spatial dims of NC[H]W.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PoolParams {
+    pub kernel: Vec<usize>,
+    pub stride: Vec<usize>,
+    pub pad_begin: Vec<usize>,
+    pub pad_end: Vec<usize>,
+    pub dilation: Vec<usize>,
+    pub ceil_mode: bool,
+    /// Average pooling only: whether padded positions count in the divisor.
+    pub count_include_pad: bool,
+}
+
+/// What a node computes.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Op {
+    Conv(ConvParams),
+    Linear(LinearParams),
+    BatchNorm(BatchNormParams),
+    Lstm(LstmParams),
+    /// Batched matrix product of two runtime tensors (numpy semantics).
+    MatMul,
+    Relu,
+    /// ReLU6 / Hardtanh / Clip.
+    Clip {
+        min: f32,
+        max: f32,
+    },
+    Sigmoid,
+    Tanh,
+    Softmax {
+        axis: i64,
+    },
+    MaxPool(PoolParams),
+    AvgPool(PoolParams),
+    GlobalAvgPool,
+    /// Elementwise with numpy broadcasting.
+    Add,
+    Sub,
+    Mul,
+    Div,
+    Concat {
+        axis: i64,
+    },
+    Flatten {
+        axis: i64,
+    },
+    /// Target shape comes from input 1 (0 copies a dim unless `allowzero`, -1 infers).
+    Reshape {
+        allowzero: bool,
+    },
+    Transpose {
+        perm: Vec<usize>,
+    },
+    /// Axes from the attribute (old opsets) or input 1.
+    Squeeze {
+        axes: Option<Vec<i64>>,
+    },
+    Unsqueeze {
+        axes: Option<Vec<i64>>,
+    },
+    Gather {
+        axis: i64,
+    },
+    Shape,
+    ConstantOfShape {
+        value: Value,
+    },
+    /// ONNX Slice: starts, ends, axes, steps from inputs 1..=4.
+    Slice,
+    /// Identity, Dropout in inference, and the QuantStub / DeQuantStub markers of a float model.
+    Identity,
+}
+
+impl Op {
+    /// A short name for listings (`Conv`, `Linear`, ...).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Op::Conv(_) => "Conv",
+            Op::Linear(_) => "Linear",
+            Op::BatchNorm(_) => "BatchNorm",
+            Op::Lstm(_) => "LSTM",
+            Op::MatMul => "MatMul",
+            Op::Relu => "ReLU",
+            Op::Clip { .. } => "Clip",
+            Op::Sigmoid => "Sigmoid",
+            Op::Tanh => "Tanh",
+            Op::Softmax { .. } => "Softmax",
+            Op::MaxPool(_) => "MaxPool",
+            Op::AvgPool(_) => "AvgPool",
+            Op::GlobalAvgPool => "GlobalAvgPool",
+            Op::Add => "Add",
+            Op::Sub => "Sub",
+            Op::Mul => "Mul",
+            Op::Div => "Div",
+            Op::Concat { .. } => "Concat",
+            Op::Flatten { .. } => "Flatten",
+            Op::Reshape { .. } => "Reshape",
+            Op::Transpose { .. } => "Transpose",
+            Op::Squeeze { .. } => "Squeeze",
+            Op::Unsqueeze { .. } => "Unsqueeze",
+            Op::Gather { .. } => "Gather",
+            Op::Shape => "Shape",
+            Op::ConstantOfShape { .. } => "ConstantOfShape",
+            Op::Slice => "Slice",
+            Op::Identity => "Identity",
+        }
+    }
+
+    /// Number of trainable / quantizable parameters the op owns.
+    pub fn param_count(&self) -> usize {
+        let opt = |b: &Option<Array1<f32>>| b.as_ref().map_or(0, |b| b.len());
+        match self {
+            Op::Conv(c) => c.weight.len() + opt(&c.bias),
+            Op::Linear(l) => l.weight.len() + opt(&l.bias),
+            Op::BatchNorm(b) => b.weight.len() + b.bias.len(),
+            Op::Lstm(l) => l
+                .directions
+                .iter()
+                .map(|d| d.w_ih.len() + d.w_hh.len() + d.b_ih.len() + d.b_hh.len())
+                .sum(),
+            _ => 0,
+        }
+    }
+}
+
+fn dims(v: &[usize]) -> String {
+    v.iter().map(usize::to_string).collect::<Vec<_>>().join("x")
+}
+
+impl Op {
+    /// The op's attributes in one short line (`k=3x3 s=1x1 p=1,1,1,1 g=1`).
+    pub fn describe(&self) -> String {
+        let pads = |b: &[usize], e: &[usize]| {
+            b.iter()
+                .chain(e)
+                .map(usize::to_string)
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        match self {
+            Op::Conv(c) => format!(
+                "{}→{} k={} s={} p={} d={} g={}{}",
+                c.weight.shape()[1] * c.groups,
+                c.weight.shape()[0],
+                dims(&c.weight.shape()[2..]),
+                dims(&c.stride),
+                pads(&c.pad_begin, &c.pad_end),
+                dims(&c.dilation),
+                c.groups,
+                if c.bias.is_some() { "" } else { " no-bias" }
+            ),
+            Op::Linear(l) => format!(
+                "{}→{}{}",
+                l.weight.ncols(),
+                l.weight.nrows(),
+                if l.bias.is_some() { "" } else { " no-bias" }
+            ),
+            Op::BatchNorm(b) => {
+                format!("C={} eps={} momentum={}", b.weight.len(), b.eps, b.momentum)
+            }
+            Op::Lstm(l) => format!(
+                "{}→{} {}",
+                l.directions.first().map_or(0, |d| d.w_ih.ncols()),
+                l.hidden_size,
+                if l.directions.len() == 2 {
+                    "bidirectional"
+                } else {
+                    "forward"
+                }
+            ),
+            Op::Clip { min, max } => format!("[{min}, {max}]"),
+            Op::Softmax { axis }
+            | Op::Concat { axis }
+            | Op::Flatten { axis }
+            | Op::Gather { axis } => format!("axis={axis}"),
+            Op::MaxPool(p) | Op::AvgPool(p) => format!(
+                "k={} s={} p={}{}{}",
+                dims(&p.kernel),
+                dims(&p.stride),
+                pads(&p.pad_begin, &p.pad_end),
+                if p.ceil_mode { " ceil" } else { "" },
+                if matches!(self, Op::AvgPool(_)) && p.count_include_pad {
+                    " count_include_pad"
+                } else {
+                    ""
+                }
+            ),
+            Op::Transpose { perm } => format!("perm={perm:?}"),
+            _ => String::new(),
+        }
+    }
+}

@@ -1,0 +1,130 @@
+//! Linear layers (`x · Wᵀ + b` over the last dim) and numpy-style batched MatMul.
+
+use super::gemm::{Mat, sgemm};
+use crate::graph::{GraphError, LinearParams};
+use ndarray::{ArrayD, IxDyn};
+
+/// `y = x · Wᵀ + b` for `x` of shape `[..., in_features]`.
+pub fn linear_forward(
+    node: &str,
+    x: &ArrayD<f32>,
+    p: &LinearParams,
+) -> Result<ArrayD<f32>, GraphError> {
+    let (out_f, in_f) = p.weight.dim();
+    if x.ndim() == 0 || x.shape()[x.ndim() - 1] != in_f {
+        return Err(GraphError::Shape {
+            node: node.into(),
+            detail: format!(
+                "input of shape {:?} does not end in in_features={in_f}",
+                x.shape()
+            ),
+        });
+    }
+    let m = x.len() / in_f.max(1);
+    let x = x.as_standard_layout();
+    let w = p.weight.as_standard_layout();
+    let mut y = vec![0.0f32; m * out_f];
+    // Wᵀ is W read with swapped strides: element (k, n) of Wᵀ is w[n·in_f + k].
+    sgemm(
+        m,
+        in_f,
+        out_f,
+        Mat::new(x.as_slice().expect("standard"), in_f, 1),
+        Mat::new(w.as_slice().expect("standard"), 1, in_f),
+        &mut y,
+    );
+    if let Some(b) = &p.bias {
+        for row in y.chunks_mut(out_f) {
+            row.iter_mut().zip(b.iter()).for_each(|(v, b)| *v += b);
+        }
+    }
+    let mut shape = x.shape().to_vec();
+    *shape.last_mut().expect("rank >= 1") = out_f;
+    Ok(ArrayD::from_shape_vec(IxDyn(&shape), y).expect("linear output shape"))
+}
+
+/// numpy `matmul`: 1-d operands are promoted, leading dims broadcast.
+pub fn matmul(node: &str, a: &ArrayD<f32>, b: &ArrayD<f32>) -> Result<ArrayD<f32>, GraphError> {
+    let bad = || GraphError::Shape {
+        node: node.into(),
+        detail: format!("cannot matmul {:?} by {:?}", a.shape(), b.shape()),
+    };
+    if a.ndim() == 0 || b.ndim() == 0 {
+        return Err(bad());
+    }
+    let a2 = if a.ndim() == 1 {
+        a.clone().insert_axis(ndarray::Axis(0))
+    } else {
+        a.clone()
+    };
+    let b2 = if b.ndim() == 1 {
+        b.clone().insert_axis(ndarray::Axis(1))
+    } else {
+        b.clone()
+    };
+    let (m, k) = (a2.shape()[a2.ndim() - 2], a2.shape()[a2.ndim() - 1]);
+    let (k2, n) = (b2.shape()[b2.ndim() - 2], b2.shape()[b2.ndim() - 1]);
+    if k != k2 {
+        return Err(bad());
+    }
+    let batch_a = &a2.shape()[..a2.ndim() - 2];
+    let batch_b = &b2.shape()[..b2.ndim() - 2];
+    let nb = batch_a.len().max(batch_b.len());
+    let mut batch = Vec::with_capacity(nb);
+    for i in 0..nb {
+        let da = if i + batch_a.len() >= nb {
+            batch_a[i + batch_a.len() - nb]
+        } else {
+            1
+        };
+        let db = if i + batch_b.len() >= nb {
+            batch_b[i + batch_b.len() - nb]
+        } else {
+            1
+        };
+        batch.push(match (da, db) {
+            (x, y) if x == y => x,
+            (1, y) => y,
+            (x, 1) => x,
+            _ => return Err(bad()),
+        });
+    }
+    let mut full_a = batch.clone();
+    full_a.extend([m, k]);
+    let mut full_b = batch.clone();
+    full_b.extend([k, n]);
+    let av = a2
+        .broadcast(IxDyn(&full_a))
+        .ok_or_else(bad)?
+        .as_standard_layout()
+        .into_owned();
+    let bv = b2
+        .broadcast(IxDyn(&full_b))
+        .ok_or_else(bad)?
+        .as_standard_layout()
+        .into_owned();
+    let count: usize = batch.iter().product();
+    let mut y = vec![0.0f32; count * m * n];
+    let (asl, bsl) = (
+        av.as_slice().expect("standard"),
+        bv.as_slice().expect("standard"),
+    );
+    for i in 0..count {
+        sgemm(
+            m,
+            k,
+            n,
+            Mat::new(&asl[i * m * k..], k, 1),
+            Mat::new(&bsl[i * k * n..], n, 1),
+            &mut y[i * m * n..],
+        );
+    }
+    let mut shape = batch;
+    if a.ndim() > 1 {
+        shape.push(m);
+    }
+    if b.ndim() > 1 {
+        shape.push(n);
+    }
+    Ok(ArrayD::from_shape_vec(IxDyn(&shape), y).expect("matmul output shape"))
+}

@@ -1,0 +1,120 @@
+//! Float forward kernels, one file per op family, and the dispatch from a node to its kernel.
+
+mod activation;
+mod conv;
+mod elementwise;
+mod gemm;
+mod linear;
+mod lstm;
+mod norm;
+mod pool;
+mod shape;
+
+pub use conv::{conv_forward, conv_output_len};
+pub use linear::linear_forward;
+pub use lstm::lstm_forward;
+pub use norm::batch_norm_eval;
+
+use super::{GraphError, Node, Op, Value};
+use ndarray::ArrayD;
+
+/// Runs one node on its operands (`None` for an absent optional operand).
+pub fn eval(node: &Node, args: &[Option<&Value>]) -> Result<Vec<Value>, GraphError> {
+    let name = node.name.as_str();
+    let one = |v: ArrayD<f32>| Ok(vec![Value::F32(v)]);
+    match &node.op {
+        Op::Conv(p) => one(conv_forward(name, f32_arg(node, args, 0)?, p)?),
+        Op::Linear(p) => one(linear_forward(name, f32_arg(node, args, 0)?, p)?),
+        Op::BatchNorm(p) => one(batch_norm_eval(name, f32_arg(node, args, 0)?, p)?),
+        Op::Lstm(p) => lstm::eval(node, args, p),
+        Op::MatMul => one(linear::matmul(
+            name,
+            f32_arg(node, args, 0)?,
+            f32_arg(node, args, 1)?,
+        )?),
+        Op::Relu => one(f32_arg(node, args, 0)?.mapv(|v| v.max(0.0))),
+        Op::Clip { min, max } => one(activation::clip(f32_arg(node, args, 0)?, *min, *max)),
+        Op::Sigmoid => one(f32_arg(node, args, 0)?.mapv(activation::sigmoid)),
+        Op::Tanh => one(f32_arg(node, args, 0)?.mapv(f32::tanh)),
+        Op::Softmax { axis } => one(activation::softmax(name, f32_arg(node, args, 0)?, *axis)?),
+        Op::MaxPool(p) => one(pool::max_pool(name, f32_arg(node, args, 0)?, p)?),
+        Op::AvgPool(p) => one(pool::avg_pool(name, f32_arg(node, args, 0)?, p)?),
+        Op::GlobalAvgPool => one(pool::global_avg_pool(name, f32_arg(node, args, 0)?)?),
+        Op::Add | Op::Sub | Op::Mul | Op::Div => Ok(vec![elementwise::binary(
+            node,
+            arg(node, args, 0)?,
+            arg(node, args, 1)?,
+        )?]),
+        Op::Concat { axis } => Ok(vec![shape::concat(node, args, *axis)?]),
+        Op::Flatten { axis } => Ok(vec![shape::flatten(name, arg(node, args, 0)?, *axis)?]),
+        Op::Reshape { allowzero } => Ok(vec![shape::reshape(
+            node,
+            arg(node, args, 0)?,
+            arg(node, args, 1)?,
+            *allowzero,
+        )?]),
+        Op::Transpose { perm } => Ok(vec![shape::transpose(name, arg(node, args, 0)?, perm)?]),
+        Op::Squeeze { axes } => Ok(vec![shape::squeeze(node, args, axes.as_deref())?]),
+        Op::Unsqueeze { axes } => Ok(vec![shape::unsqueeze(node, args, axes.as_deref())?]),
+        Op::Gather { axis } => Ok(vec![shape::gather(
+            node,
+            arg(node, args, 0)?,
+            arg(node, args, 1)?,
+            *axis,
+        )?]),
+        Op::Shape => {
+            let dims: Vec<i64> = arg(node, args, 0)?
+                .shape()
+                .iter()
+                .map(|&d| d as i64)
+                .collect();
+            Ok(vec![Value::I64(
+                ArrayD::from_shape_vec(vec![dims.len()], dims).expect("1-d shape"),
+            )])
+        }
+        Op::ConstantOfShape { value } => Ok(vec![shape::constant_of_shape(
+            node,
+            arg(node, args, 0)?,
+            value,
+        )?]),
+        Op::Slice => Ok(vec![shape::slice(node, args)?]),
+        Op::Identity => Ok(vec![arg(node, args, 0)?.clone()]),
+    }
+}
+
+/// Operand `i`, required.
+pub(crate) fn arg<'a>(
+    node: &Node,
+    args: &[Option<&'a Value>],
+    i: usize,
+) -> Result<&'a Value, GraphError> {
+    args.get(i)
+        .copied()
+        .flatten()
+        .ok_or_else(|| GraphError::Invalid {
+            node: node.name.clone(),
+            detail: format!("operand {i} is missing"),
+        })
+}
+
+/// Operand `i`, required and f32.
+pub(crate) fn f32_arg<'a>(
+    node: &Node,
+    args: &[Option<&'a Value>],
+    i: usize,
+) -> Result<&'a ArrayD<f32>, GraphError> {
+    arg(node, args, i)?.f32(&node.name)
+}
+
+/// Resolves a possibly negative axis against a rank.
+pub(crate) fn norm_axis(node: &str, axis: i64, rank: usize) -> Result<usize, GraphError> {
+    let a = if axis < 0 { axis + rank as i64 } else { axis };
+    if (0..rank as i64).contains(&a) {
+        Ok(a as usize)
+    } else {
+        Err(GraphError::Invalid {
+            node: node.into(),
+            detail: format!("axis {axis} is out of range for rank {rank}"),
+        })
+    }
+}

@@ -1,0 +1,179 @@
+//! Max / average pooling (PyTorch window and ceil_mode rules) and global average pooling.
+//!
+//! Like convolution, 1-d and 2-d pooling are lifted to 3 spatial dims so one loop serves all.
+
+use crate::graph::{GraphError, PoolParams};
+use ndarray::{ArrayD, IxDyn};
+
+/// Output length of a pooled dim, PyTorch's rule: with ceil_mode the last window must still
+/// start inside the input or its leading padding.
+pub fn pool_output_len(len: usize, p: &PoolParams, d: usize) -> Option<usize> {
+    let (k, s, dil) = (p.kernel[d], p.stride[d], p.dilation[d]);
+    let (pb, pe) = (p.pad_begin[d], p.pad_end[d]);
+    let span = dil * (k - 1) + 1;
+    let padded = len + pb + pe;
+    if padded < span || s == 0 {
+        return None;
+    }
+    let extra = if p.ceil_mode { s - 1 } else { 0 };
+    let mut out = (padded - span + extra) / s + 1;
+    if p.ceil_mode && (out - 1) * s >= len + pb {
+        out -= 1;
+    }
+    Some(out)
+}
+
+struct Windows {
+    planes: usize,
+    input: [usize; 3],
+    out: [usize; 3],
+    out_shape: Vec<usize>,
+}
+
+fn windows(node: &str, x: &ArrayD<f32>, p: &PoolParams) -> Result<Windows, GraphError> {
+    let sp = p.kernel.len();
+    if !(1..=3).contains(&sp) || x.ndim() != sp + 2 {
+        return Err(GraphError::Shape {
+            node: node.into(),
+            detail: format!("cannot pool {:?} with a {sp}-d kernel", x.shape()),
+        });
+    }
+    let mut input = [1; 3];
+    let mut out = [1; 3];
+    let mut out_shape = x.shape()[..2].to_vec();
+    for d in 0..sp {
+        let len = x.shape()[2 + d];
+        let o = pool_output_len(len, p, d).ok_or_else(|| GraphError::Shape {
+            node: node.into(),
+            detail: format!("pool window larger than padded input {:?}", x.shape()),
+        })?;
+        input[3 - sp + d] = len;
+        out[3 - sp + d] = o;
+        out_shape.push(o);
+    }
+    Ok(Windows {
+        planes: x.shape()[0] * x.shape()[1],
+        input,
+        out,
+        out_shape,
+    })
+}
+
+/// Per lifted dim: (kernel, stride, dilation, pad_begin, pad_end).
+fn lifted(p: &PoolParams) -> [(usize, usize, usize, usize, usize); 3] {
+    let sp = p.kernel.len();
+    let mut dims = [(1, 1, 1, 0, 0); 3];
+    for d in 0..sp {
+        dims[3 - sp + d] = (
+            p.kernel[d],
+            p.stride[d],
+            p.dilation[d],
+            p.pad_begin[d],
+            p.pad_end[d],
+        );
+    }
+    dims
+}
+
+/// Visits every output position with the in-bounds input offsets of its window and the padded
+/// window size; `reduce` turns them into the output value.
+fn pool_with(
+    node: &str,
+    x: &ArrayD<f32>,
+    p: &PoolParams,
+    reduce: impl Fn(&[f32], &[usize], usize) -> f32,
+) -> Result<ArrayD<f32>, GraphError> {
+    let w = windows(node, x, p)?;
+    let dims = lifted(p);
+    let x = x.as_standard_layout();
+    let xs = x.as_slice().expect("standard layout");
+    let [id, ih, iw] = w.input;
+    let vol = id * ih * iw;
+    let mut y = Vec::with_capacity(w.planes * w.out.iter().product::<usize>());
+    let mut idx = Vec::new();
+    for plane in xs.chunks(vol.max(1)).take(w.planes) {
+        for oz in 0..w.out[0] {
+            for oy in 0..w.out[1] {
+                for ox in 0..w.out[2] {
+                    idx.clear();
+                    let mut padded = 1;
+                    let mut ranges = [(0isize, 0isize, 0usize); 3];
+                    for (d, &o) in [oz, oy, ox].iter().enumerate() {
+                        let (k, s, dil, pb, pe) = dims[d];
+                        let start = (o * s) as isize - pb as isize;
+                        let end =
+                            (start + ((k - 1) * dil + 1) as isize).min((w.input[d] + pe) as isize);
+                        padded *= ((end - start) as usize).div_ceil(dil);
+                        ranges[d] = (start, end, dil);
+                    }
+                    for z in in_bounds(ranges[0], id) {
+                        for yy in in_bounds(ranges[1], ih) {
+                            for xx in in_bounds(ranges[2], iw) {
+                                idx.push((z * ih + yy) * iw + xx);
+                            }
+                        }
+                    }
+                    y.push(reduce(plane, &idx, padded));
+                }
+            }
+        }
+    }
+    Ok(ArrayD::from_shape_vec(IxDyn(&w.out_shape), y).expect("pool output shape"))
+}
+
+fn in_bounds((start, end, dil): (isize, isize, usize), len: usize) -> impl Iterator<Item = usize> {
+    (start..end)
+        .step_by(dil)
+        .filter(move |&i| i >= 0 && (i as usize) < len)
+        .map(|i| i as usize)
+}
+
+/// Max pooling: padding never wins; NaN propagates.
+pub fn max_pool(node: &str, x: &ArrayD<f32>, p: &PoolParams) -> Result<ArrayD<f32>, GraphError> {
+    pool_with(node, x, p, |plane, idx, _| {
+        idx.iter().fold(f32::NEG_INFINITY, |m, &i| {
+            if plane[i] > m || plane[i].is_nan() {
+                plane[i]
+            } else {
+                m
+            }
+        })
+    })
+}
+
+/// Average pooling: the divisor counts padding when `count_include_pad`.
+pub fn avg_pool(node: &str, x: &ArrayD<f32>, p: &PoolParams) -> Result<ArrayD<f32>, GraphError> {
+    pool_with(node, x, p, |plane, idx, padded| {
+        let sum: f32 = idx.iter().map(|&i| plane[i]).sum();
+        let div = if p.count_include_pad {
+            padded
+        } else {
+            idx.len()
+        };
+        if div == 0 { 0.0 } else { sum / div as f32 }
+    })
+}
+
+/// Mean over every spatial dim, keeping them as size 1.
+pub fn global_avg_pool(node: &str, x: &ArrayD<f32>) -> Result<ArrayD<f32>, GraphError> {
+    if x.ndim() < 3 {
+        return Err(GraphError::Shape {
+            node: node.into(),
+            detail: format!(
+                "global pooling needs N, C and spatial dims, got {:?}",
+                x.shape()
+            ),
+        });
+    }
+    let spatial: usize = x.shape()[2..].iter().product();
+    let x = x.as_standard_layout();
+    let y: Vec<f32> = x
+        .as_slice()
+        .expect("standard")
+        .chunks(spatial.max(1))
+        .map(|c| c.iter().sum::<f32>() / spatial as f32)
+        .collect();
+    let mut shape = x.shape()[..2].to_vec();
+    shape.extend(std::iter::repeat_n(1, x.ndim() - 2));
+    Ok(ArrayD::from_shape_vec(IxDyn(&shape), y).expect("pool output shape"))
+}

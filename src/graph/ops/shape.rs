@@ -1,0 +1,290 @@
+//! Shape plumbing that exporters emit: Concat, Flatten, Reshape, Transpose, Squeeze, Unsqueeze,
+//! Gather, ConstantOfShape and Slice, on f32 or i64 tensors alike.
+
+use super::{arg, norm_axis};
+use crate::graph::{GraphError, Node, Value};
+use ndarray::{ArrayD, Axis, IxDyn, Slice};
+
+/// Applies a shape-generic transformation to either element type.
+macro_rules! both {
+    ($v:expr, $a:ident => $body:expr) => {
+        match $v {
+            Value::F32($a) => Value::F32($body),
+            Value::I64($a) => Value::I64($body),
+        }
+    };
+}
+
+fn shape_err(node: &str, detail: String) -> GraphError {
+    GraphError::Shape {
+        node: node.into(),
+        detail,
+    }
+}
+
+fn reshaped<T: Clone>(node: &str, a: &ArrayD<T>, shape: &[usize]) -> Result<ArrayD<T>, GraphError> {
+    a.as_standard_layout()
+        .into_owned()
+        .into_shape_with_order(IxDyn(shape))
+        .map_err(|_| shape_err(node, format!("cannot reshape {:?} to {shape:?}", a.shape())))
+}
+
+/// ONNX Concat along `axis`.
+pub fn concat(node: &Node, args: &[Option<&Value>], axis: i64) -> Result<Value, GraphError> {
+    let vals: Vec<&Value> = args.iter().flatten().copied().collect();
+    let first = vals
+        .first()
+        .ok_or_else(|| shape_err(&node.name, "Concat of nothing".into()))?;
+    let ax = Axis(norm_axis(&node.name, axis, first.shape().len())?);
+    let err = |_| {
+        shape_err(
+            &node.name,
+            format!(
+                "cannot concatenate shapes {:?}",
+                vals.iter().map(|v| v.shape()).collect::<Vec<_>>()
+            ),
+        )
+    };
+    match first {
+        Value::F32(_) => {
+            let views = vals
+                .iter()
+                .map(|v| v.f32(&node.name).map(|a| a.view()))
+                .collect::<Result<Vec<_>, _>>()?;
+            ndarray::concatenate(ax, &views)
+                .map(Value::F32)
+                .map_err(err)
+        }
+        Value::I64(_) => {
+            let views = vals
+                .iter()
+                .map(|v| v.i64(&node.name).map(|a| a.view()))
+                .collect::<Result<Vec<_>, _>>()?;
+            ndarray::concatenate(ax, &views)
+                .map(Value::I64)
+                .map_err(err)
+        }
+    }
+}
+
+/// ONNX Flatten: dims before `axis` become rows, the rest columns.
+pub fn flatten(node: &str, v: &Value, axis: i64) -> Result<Value, GraphError> {
+    let shape = v.shape();
+    let a = if axis < 0 {
+        axis + shape.len() as i64
+    } else {
+        axis
+    };
+    if !(0..=shape.len() as i64).contains(&a) {
+        return Err(shape_err(
+            node,
+            format!("flatten axis {axis} out of range for {shape:?}"),
+        ));
+    }
+    let rows: usize = shape[..a as usize].iter().product();
+    let cols: usize = shape[a as usize..].iter().product();
+    Ok(both!(v, x => reshaped(node, x, &[rows, cols])?))
+}
+
+/// ONNX Reshape: 0 copies the input dim (unless `allowzero`), one -1 is inferred.
+pub fn reshape(
+    node: &Node,
+    v: &Value,
+    target: &Value,
+    allowzero: bool,
+) -> Result<Value, GraphError> {
+    let name = node.name.as_str();
+    let want = target.to_i64_vec(name)?;
+    let total: usize = v.shape().iter().product();
+    let mut shape = Vec::with_capacity(want.len());
+    let mut infer = None;
+    for (i, &d) in want.iter().enumerate() {
+        match d {
+            0 if !allowzero => shape.push(*v.shape().get(i).ok_or_else(|| {
+                shape_err(name, format!("reshape 0 at dim {i} has no input dim"))
+            })?),
+            -1 if infer.is_none() => {
+                infer = Some(i);
+                shape.push(1);
+            }
+            d if d >= 0 => shape.push(d as usize),
+            _ => return Err(shape_err(name, format!("invalid reshape target {want:?}"))),
+        }
+    }
+    if let Some(i) = infer {
+        let known: usize = shape.iter().product();
+        if known == 0 || !total.is_multiple_of(known) {
+            return Err(shape_err(
+                name,
+                format!("cannot infer -1 reshaping {:?} to {want:?}", v.shape()),
+            ));
+        }
+        shape[i] = total / known;
+    }
+    Ok(both!(v, x => reshaped(name, x, &shape)?))
+}
+
+/// ONNX Transpose (default: reverse the dims).
+pub fn transpose(node: &str, v: &Value, perm: &[usize]) -> Result<Value, GraphError> {
+    let rank = v.shape().len();
+    let perm: Vec<usize> = if perm.is_empty() {
+        (0..rank).rev().collect()
+    } else {
+        perm.to_vec()
+    };
+    let mut seen = vec![false; rank];
+    if perm.len() != rank
+        || perm
+            .iter()
+            .any(|&p| p >= rank || std::mem::replace(&mut seen[p], true))
+    {
+        return Err(shape_err(
+            node,
+            format!("perm {perm:?} is not a permutation of {rank} dims"),
+        ));
+    }
+    Ok(both!(v, x => x.view().permuted_axes(IxDyn(&perm)).as_standard_layout().into_owned()))
+}
+
+/// Axes from the attribute (old opsets) or from operand 1 (opset 13+).
+fn axes_operand(
+    node: &Node,
+    args: &[Option<&Value>],
+    attr: Option<&[i64]>,
+) -> Result<Option<Vec<i64>>, GraphError> {
+    match (attr, args.get(1).copied().flatten()) {
+        (Some(a), _) => Ok(Some(a.to_vec())),
+        (None, Some(v)) => v.to_i64_vec(&node.name).map(Some),
+        (None, None) => Ok(None),
+    }
+}
+
+/// ONNX Squeeze: drop the given size-1 axes (all size-1 axes when none are given).
+pub fn squeeze(
+    node: &Node,
+    args: &[Option<&Value>],
+    attr: Option<&[i64]>,
+) -> Result<Value, GraphError> {
+    let v = arg(node, args, 0)?;
+    let shape = v.shape();
+    let drop: Vec<usize> = match axes_operand(node, args, attr)? {
+        Some(axes) => axes
+            .iter()
+            .map(|&a| norm_axis(&node.name, a, shape.len()))
+            .collect::<Result<_, _>>()?,
+        None => (0..shape.len()).filter(|&d| shape[d] == 1).collect(),
+    };
+    if let Some(&d) = drop.iter().find(|&&d| shape[d] != 1) {
+        return Err(shape_err(
+            &node.name,
+            format!("cannot squeeze dim {d} of size {} in {shape:?}", shape[d]),
+        ));
+    }
+    let new: Vec<usize> = (0..shape.len())
+        .filter(|d| !drop.contains(d))
+        .map(|d| shape[d])
+        .collect();
+    Ok(both!(v, x => reshaped(&node.name, x, &new)?))
+}
+
+/// ONNX Unsqueeze: insert size-1 axes at the given output positions.
+pub fn unsqueeze(
+    node: &Node,
+    args: &[Option<&Value>],
+    attr: Option<&[i64]>,
+) -> Result<Value, GraphError> {
+    let v = arg(node, args, 0)?;
+    let axes = axes_operand(node, args, attr)?
+        .ok_or_else(|| shape_err(&node.name, "Unsqueeze needs axes".into()))?;
+    let rank = v.shape().len() + axes.len();
+    let mut ins: Vec<usize> = axes
+        .iter()
+        .map(|&a| norm_axis(&node.name, a, rank))
+        .collect::<Result<_, _>>()?;
+    ins.sort_unstable();
+    let mut new = v.shape().to_vec();
+    for &a in &ins {
+        new.insert(a, 1);
+    }
+    Ok(both!(v, x => reshaped(&node.name, x, &new)?))
+}
+
+/// ONNX Gather along `axis` with i64 indices (negative indices count from the end).
+pub fn gather(node: &Node, v: &Value, indices: &Value, axis: i64) -> Result<Value, GraphError> {
+    let name = node.name.as_str();
+    let ax = norm_axis(name, axis, v.shape().len())?;
+    let len = v.shape()[ax] as i64;
+    let idx = indices.to_i64_vec(name)?;
+    let idx: Vec<usize> = idx
+        .iter()
+        .map(|&i| {
+            let j = if i < 0 { i + len } else { i };
+            (0..len).contains(&j).then_some(j as usize).ok_or_else(|| {
+                shape_err(
+                    name,
+                    format!("gather index {i} out of range for size {len}"),
+                )
+            })
+        })
+        .collect::<Result<_, _>>()?;
+    let mut shape = v.shape()[..ax].to_vec();
+    shape.extend_from_slice(indices.shape());
+    shape.extend_from_slice(&v.shape()[ax + 1..]);
+    Ok(both!(v, x => reshaped(name, &x.select(Axis(ax), &idx), &shape)?))
+}
+
+/// ONNX ConstantOfShape: a tensor of the given shape filled with the one-element `value`.
+pub fn constant_of_shape(node: &Node, shape: &Value, value: &Value) -> Result<Value, GraphError> {
+    let dims: Vec<usize> = shape
+        .to_i64_vec(&node.name)?
+        .into_iter()
+        .map(|d| usize::try_from(d).map_err(|_| shape_err(&node.name, format!("negative dim {d}"))))
+        .collect::<Result<_, _>>()?;
+    Ok(match value {
+        Value::F32(v) => Value::F32(ArrayD::from_elem(
+            IxDyn(&dims),
+            v.iter().next().copied().unwrap_or(0.0),
+        )),
+        Value::I64(v) => Value::I64(ArrayD::from_elem(
+            IxDyn(&dims),
+            v.iter().next().copied().unwrap_or(0),
+        )),
+    })
+}
+
+/// ONNX Slice (opset 10+): starts, ends, axes, steps as operands 1..=4, clamped like numpy.
+pub fn slice(node: &Node, args: &[Option<&Value>]) -> Result<Value, GraphError> {
+    let name = node.name.as_str();
+    let v = arg(node, args, 0)?;
+    let starts = arg(node, args, 1)?.to_i64_vec(name)?;
+    let ends = arg(node, args, 2)?.to_i64_vec(name)?;
+    let rank = v.shape().len();
+    let axes = match args.get(3).copied().flatten() {
+        Some(a) => a.to_i64_vec(name)?,
+        None => (0..starts.len() as i64).collect(),
+    };
+    let steps = match args.get(4).copied().flatten() {
+        Some(s) => s.to_i64_vec(name)?,
+        None => vec![1; starts.len()],
+    };
+    if ends.len() != starts.len() || axes.len() != starts.len() || steps.len() != starts.len() {
+        return Err(shape_err(name, "Slice operands differ in length".into()));
+    }
+    let mut out = v.clone();
+    for i in 0..starts.len() {
+        let ax = norm_axis(name, axes[i], rank)?;
+        let step = steps[i];
+        if step <= 0 {
+            return Err(GraphError::Invalid {
+                node: name.into(),
+                detail: format!("slice step {step} is not supported (only positive steps)"),
+            });
+        }
+        let len = out.shape()[ax] as i64;
+        let clampi = |x: i64| if x < 0 { (x + len).max(0) } else { x.min(len) };
+        let (s, e) = (clampi(starts[i]), clampi(ends[i]).max(clampi(starts[i])));
+        let sl = Slice::new(s as isize, Some(e as isize), step as isize);
+        out = both!(&out, x => x.slice_axis(Axis(ax), sl).to_owned());
+    }
+    Ok(out)
+}

@@ -1,0 +1,214 @@
+//! Reading NumPy `.npy` files (format versions 1–3): f32, f64, u8, i64 (and i32, i8) arrays,
+//! little-endian, C order. Errors name the file and the header field that is wrong.
+
+use crate::graph::Value;
+use ndarray::{ArrayD, IxDyn};
+use std::path::Path;
+use thiserror::Error;
+
+/// What can go wrong reading an `.npy` file.
+#[derive(Debug, Error)]
+pub enum NpyError {
+    /// The file cannot be read.
+    #[error("cannot read {path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+    /// The file is not a valid `.npy` file (names the field at fault).
+    #[error("{path}: not a valid .npy file: {detail}")]
+    Format { path: String, detail: String },
+    /// A dtype qlab does not read.
+    #[error("{path}: dtype '{descr}' is not supported (expected <f4, <f8, |u1, |i1, <i4 or <i8)")]
+    Dtype { path: String, descr: String },
+}
+
+/// Reads an `.npy` file: floating dtypes become f32, integer dtypes i64.
+pub fn read_npy(path: &Path) -> Result<Value, NpyError> {
+    let shown = path.display().to_string();
+    let bytes = std::fs::read(path).map_err(|source| NpyError::Io {
+        path: shown.clone(),
+        source,
+    })?;
+    parse_npy(&bytes, &shown)
+}
+
+/// Parses `.npy` bytes; `origin` names the source in errors.
+pub fn parse_npy(bytes: &[u8], origin: &str) -> Result<Value, NpyError> {
+    let bad = |detail: &str| NpyError::Format {
+        path: origin.to_string(),
+        detail: detail.to_string(),
+    };
+    if bytes.len() < 10 || &bytes[..6] != b"\x93NUMPY" {
+        return Err(bad("missing the \\x93NUMPY magic"));
+    }
+    let (header_len, start) = match bytes[6] {
+        1 => (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10),
+        2 | 3 if bytes.len() >= 12 => (
+            u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize,
+            12,
+        ),
+        v => return Err(bad(&format!("format version {v} is not supported"))),
+    };
+    let header = bytes
+        .get(start..start + header_len)
+        .ok_or_else(|| bad("header is truncated"))?;
+    let header = std::str::from_utf8(header).map_err(|_| bad("header is not text"))?;
+    let descr = dict_value(header, "descr").ok_or_else(|| bad("header has no 'descr'"))?;
+    let quote = descr
+        .chars()
+        .next()
+        .filter(|c| *c == '\'' || *c == '"')
+        .ok_or_else(|| bad("'descr' is not a string"))?;
+    let descr = descr[1..].split(quote).next().unwrap_or("").to_string();
+    if dict_value(header, "fortran_order").is_some_and(|v| v.starts_with("True")) {
+        return Err(bad(
+            "fortran_order arrays are not supported; save with np.ascontiguousarray",
+        ));
+    }
+    let shape_text = dict_value(header, "shape").ok_or_else(|| bad("header has no 'shape'"))?;
+    let inner = shape_text
+        .trim_start_matches('(')
+        .split(')')
+        .next()
+        .unwrap_or("");
+    let shape: Vec<usize> = inner
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            s.parse()
+                .map_err(|_| bad(&format!("shape entry '{s}' is not a size")))
+        })
+        .collect::<Result<_, _>>()?;
+    let data = &bytes[start + header_len..];
+    let count: usize = shape.iter().product();
+    let width = match descr.as_str() {
+        "<f4" | "<i4" => 4,
+        "<f8" | "<i8" => 8,
+        "|u1" | "|i1" | "<u1" | "<i1" => 1,
+        _ => {
+            return Err(NpyError::Dtype {
+                path: origin.to_string(),
+                descr,
+            });
+        }
+    };
+    if data.len() != count * width {
+        return Err(bad(&format!(
+            "shape {shape:?} of {descr} needs {} data bytes, the file has {}",
+            count * width,
+            data.len()
+        )));
+    }
+    let chunks = data.chunks_exact(width);
+    let dims = IxDyn(&shape);
+    let value = match descr.as_str() {
+        "<f4" => Value::F32(
+            ArrayD::from_shape_vec(
+                dims,
+                chunks
+                    .map(|c| f32::from_le_bytes(c.try_into().expect("4")))
+                    .collect(),
+            )
+            .expect("size checked"),
+        ),
+        "<f8" => Value::F32(
+            ArrayD::from_shape_vec(
+                dims,
+                chunks
+                    .map(|c| f64::from_le_bytes(c.try_into().expect("8")) as f32)
+                    .collect(),
+            )
+            .expect("size checked"),
+        ),
+        "<i8" => Value::I64(
+            ArrayD::from_shape_vec(
+                dims,
+                chunks
+                    .map(|c| i64::from_le_bytes(c.try_into().expect("8")))
+                    .collect(),
+            )
+            .expect("size checked"),
+        ),
+        "<i4" => Value::I64(
+            ArrayD::from_shape_vec(
+                dims,
+                chunks
+                    .map(|c| i32::from_le_bytes(c.try_into().expect("4")) as i64)
+                    .collect(),
+            )
+            .expect("size checked"),
+        ),
+        "|i1" | "<i1" => Value::I64(
+            ArrayD::from_shape_vec(dims, chunks.map(|c| c[0] as i8 as i64).collect())
+                .expect("size checked"),
+        ),
+        _ => Value::I64(
+            ArrayD::from_shape_vec(dims, chunks.map(|c| c[0] as i64).collect())
+                .expect("size checked"),
+        ),
+    };
+    Ok(value)
+}
+
+/// The raw text of `key`'s value in the header's Python dict literal.
+fn dict_value<'a>(header: &'a str, key: &str) -> Option<&'a str> {
+    let at = header
+        .find(&format!("'{key}'"))
+        .or_else(|| header.find(&format!("\"{key}\"")))?;
+    let rest = header[at + key.len() + 2..]
+        .trim_start()
+        .strip_prefix(':')?
+        .trim_start();
+    Some(rest)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn npy(descr: &str, shape: &str, data: &[u8]) -> Vec<u8> {
+        let header =
+            format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}\n");
+        let mut out = b"\x93NUMPY\x01\x00".to_vec();
+        out.extend((header.len() as u16).to_le_bytes());
+        out.extend(header.as_bytes());
+        out.extend(data);
+        out
+    }
+
+    #[test]
+    fn reads_f32_and_u8() {
+        let data: Vec<u8> = [1.5f32, -2.0]
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect();
+        let v = parse_npy(&npy("<f4", "(2,)", &data), "t").unwrap();
+        assert_eq!(
+            v,
+            Value::F32(ArrayD::from_shape_vec(IxDyn(&[2]), vec![1.5, -2.0]).unwrap())
+        );
+        let v = parse_npy(&npy("|u1", "(1, 2)", &[7, 255]), "t").unwrap();
+        assert_eq!(
+            v,
+            Value::I64(ArrayD::from_shape_vec(IxDyn(&[1, 2]), vec![7, 255]).unwrap())
+        );
+    }
+
+    #[test]
+    fn rejects_bad_files() {
+        assert!(matches!(
+            parse_npy(b"hello", "t"),
+            Err(NpyError::Format { .. })
+        ));
+        assert!(matches!(
+            parse_npy(&npy("<c8", "(1,)", &[0; 8]), "t"),
+            Err(NpyError::Dtype { .. })
+        ));
+        let e = parse_npy(&npy("<f4", "(3,)", &[0; 8]), "t").unwrap_err();
+        assert!(e.to_string().contains("needs 12 data bytes"), "{e}");
+        let e = parse_npy(&npy("<f4", "(x,)", &[]), "t").unwrap_err();
+        assert!(e.to_string().contains("shape entry"), "{e}");
+    }
+}

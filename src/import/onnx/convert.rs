@@ -1,0 +1,491 @@
+//! One ONNX node → one graph op. Module ops (Conv, Gemm/MatMul with a constant weight,
+//! BatchNormalization, LSTM) take their weights out of the constants and keep only data inputs.
+
+use super::attrs::Attrs;
+use super::proto::NodeProto;
+use crate::graph::{
+    BatchNormParams, ConvParams, LinearParams, LstmDirection, LstmParams, Op, PoolParams, Value,
+};
+use crate::import::ImportError;
+use ndarray::{Array1, Array2, ArrayD, Axis, Ix1, Ix2};
+use std::collections::HashMap;
+
+/// A converted node: the op and the value names it reads at run time ("" = absent operand).
+pub struct Converted {
+    pub op: Op,
+    pub inputs: Vec<String>,
+}
+
+/// Looks up operands, distinguishing constants from run-time values.
+pub struct Operands<'a> {
+    pub node: &'a NodeProto,
+    pub attrs: &'a Attrs<'a>,
+    pub consts: &'a HashMap<String, Value>,
+}
+
+impl Operands<'_> {
+    fn name(&self, i: usize) -> &str {
+        self.node.input.get(i).map_or("", String::as_str)
+    }
+
+    fn present(&self, i: usize) -> bool {
+        !self.name(i).is_empty()
+    }
+
+    /// Operand `i` as a constant f32 tensor (a weight).
+    fn weight(&self, i: usize) -> Result<ArrayD<f32>, ImportError> {
+        let name = self.name(i);
+        let v = self
+            .consts
+            .get(name)
+            .ok_or_else(|| ImportError::NotConstant {
+                node: self.attrs.node.clone(),
+                op_type: self.attrs.op_type.clone(),
+                input: name.to_string(),
+            })?;
+        match v {
+            Value::F32(a) => Ok(a.clone()),
+            Value::I64(_) => Err(self
+                .attrs
+                .unsupported(name, "weights must be floating point")),
+        }
+    }
+
+    fn optional_weight(&self, i: usize) -> Result<Option<ArrayD<f32>>, ImportError> {
+        if self.present(i) {
+            self.weight(i).map(Some)
+        } else {
+            Ok(None)
+        }
+    }
+
+    fn vector(&self, i: usize, len: usize, what: &str) -> Result<Array1<f32>, ImportError> {
+        let w = self.weight(i)?;
+        if w.len() != len {
+            return Err(self.attrs.unsupported(
+                what,
+                format!("expected {len} values, found shape {:?}", w.shape()),
+            ));
+        }
+        Ok(w.into_shape_with_order(len)
+            .expect("length checked")
+            .into_dimensionality::<Ix1>()
+            .expect("1-d"))
+    }
+
+    fn data(&self, i: usize) -> String {
+        self.name(i).to_string()
+    }
+}
+
+fn matrix(a: ArrayD<f32>, attrs: &Attrs, what: &str) -> Result<Array2<f32>, ImportError> {
+    let shape = a.shape().to_vec();
+    a.into_dimensionality::<Ix2>()
+        .map_err(|_| attrs.unsupported(what, format!("expected a matrix, found shape {shape:?}")))
+}
+
+/// Spatial geometry shared by Conv and the pools.
+struct Geometry {
+    stride: Vec<usize>,
+    dilation: Vec<usize>,
+    pad_begin: Vec<usize>,
+    pad_end: Vec<usize>,
+}
+
+fn geometry(a: &Attrs, spatial: usize) -> Result<Geometry, ImportError> {
+    if let Some(p) = a.string("auto_pad").filter(|p| p != "NOTSET") {
+        return Err(a.unsupported(
+            "auto_pad",
+            format!("'{p}' (only explicit pads are supported)"),
+        ));
+    }
+    let strides = a.sizes("strides", vec![1; spatial])?;
+    let dilations = a.sizes("dilations", vec![1; spatial])?;
+    let pads = a.sizes("pads", vec![0; 2 * spatial])?;
+    if strides.len() != spatial || dilations.len() != spatial || pads.len() != 2 * spatial {
+        return Err(a.unsupported(
+            "pads",
+            format!("strides/dilations/pads do not match {spatial} spatial dims"),
+        ));
+    }
+    Ok(Geometry {
+        stride: strides,
+        dilation: dilations,
+        pad_begin: pads[..spatial].to_vec(),
+        pad_end: pads[spatial..].to_vec(),
+    })
+}
+
+fn conv(o: &Operands) -> Result<Converted, ImportError> {
+    let a = o.attrs;
+    a.only(&[
+        "auto_pad",
+        "dilations",
+        "group",
+        "kernel_shape",
+        "pads",
+        "strides",
+    ])?;
+    let weight = o.weight(1)?;
+    let spatial = weight.ndim().saturating_sub(2);
+    if !(1..=3).contains(&spatial) {
+        return Err(a.unsupported(
+            "kernel_shape",
+            format!("weight of shape {:?}", weight.shape()),
+        ));
+    }
+    let Geometry {
+        stride,
+        dilation,
+        pad_begin,
+        pad_end,
+    } = geometry(a, spatial)?;
+    let out = weight.shape()[0];
+    let bias = if o.present(2) {
+        Some(o.vector(2, out, "bias")?)
+    } else {
+        None
+    };
+    let groups =
+        usize::try_from(a.int("group", 1)).map_err(|_| a.unsupported("group", "negative"))?;
+    Ok(Converted {
+        op: Op::Conv(ConvParams {
+            weight,
+            bias,
+            stride,
+            pad_begin,
+            pad_end,
+            dilation,
+            groups,
+        }),
+        inputs: vec![o.data(0)],
+    })
+}
+
+fn gemm(o: &Operands) -> Result<Converted, ImportError> {
+    let a = o.attrs;
+    a.only(&["alpha", "beta", "transA", "transB"])?;
+    if a.float("alpha", 1.0) != 1.0 || a.float("beta", 1.0) != 1.0 || a.int("transA", 0) != 0 {
+        return Err(a.unsupported(
+            "alpha/beta/transA",
+            "only alpha=1, beta=1, transA=0 (a Linear layer) is supported",
+        ));
+    }
+    let b = matrix(o.weight(1)?, a, "B")?;
+    let weight = if a.int("transB", 0) == 1 {
+        b
+    } else {
+        b.reversed_axes().as_standard_layout().into_owned()
+    };
+    let bias = if o.present(2) {
+        Some(o.vector(2, weight.nrows(), "C")?)
+    } else {
+        None
+    };
+    Ok(Converted {
+        op: Op::Linear(LinearParams { weight, bias }),
+        inputs: vec![o.data(0)],
+    })
+}
+
+fn matmul(o: &Operands) -> Result<Converted, ImportError> {
+    o.attrs.only(&[])?;
+    match o.consts.get(o.name(1)) {
+        Some(Value::F32(b)) if b.ndim() == 2 => {
+            let weight = matrix(b.clone(), o.attrs, "B")?
+                .reversed_axes()
+                .as_standard_layout()
+                .into_owned();
+            Ok(Converted {
+                op: Op::Linear(LinearParams { weight, bias: None }),
+                inputs: vec![o.data(0)],
+            })
+        }
+        _ => Ok(Converted {
+            op: Op::MatMul,
+            inputs: vec![o.data(0), o.data(1)],
+        }),
+    }
+}
+
+fn batch_norm(o: &Operands) -> Result<Converted, ImportError> {
+    let a = o.attrs;
+    a.only(&["epsilon", "momentum", "training_mode", "spatial"])?;
+    if a.int("training_mode", 0) != 0 {
+        return Err(a.unsupported("training_mode", "export the model in eval mode"));
+    }
+    let c = o.weight(1)?.len();
+    let p = BatchNormParams {
+        weight: o.vector(1, c, "scale")?,
+        bias: o.vector(2, c, "B")?,
+        running_mean: o.vector(3, c, "input_mean")?,
+        running_var: o.vector(4, c, "input_var")?,
+        eps: a.float("epsilon", 1e-5),
+        // ONNX stores 1 - momentum; undo it in f64 and round to the decimal the user wrote.
+        momentum: (((1.0 - a.float("momentum", 0.9) as f64) * 1e6).round() / 1e6) as f32,
+    };
+    Ok(Converted {
+        op: Op::BatchNorm(p),
+        inputs: vec![o.data(0)],
+    })
+}
+
+fn pool(o: &Operands, max: bool) -> Result<Converted, ImportError> {
+    let a = o.attrs;
+    a.only(&[
+        "auto_pad",
+        "ceil_mode",
+        "count_include_pad",
+        "dilations",
+        "kernel_shape",
+        "pads",
+        "strides",
+        "storage_order",
+    ])?;
+    if o.node.output.get(1).is_some_and(|s| !s.is_empty()) {
+        return Err(a.unsupported("Indices", "the indices output of MaxPool is not supported"));
+    }
+    let kernel = a.sizes("kernel_shape", Vec::new())?;
+    if kernel.is_empty() {
+        return Err(a.unsupported("kernel_shape", "missing"));
+    }
+    let Geometry {
+        stride,
+        dilation,
+        pad_begin,
+        pad_end,
+    } = geometry(a, kernel.len())?;
+    if !max && dilation.iter().any(|&d| d != 1) {
+        return Err(a.unsupported("dilations", "dilated average pooling"));
+    }
+    let p = PoolParams {
+        kernel,
+        stride,
+        pad_begin,
+        pad_end,
+        dilation,
+        ceil_mode: a.int("ceil_mode", 0) != 0,
+        count_include_pad: a.int("count_include_pad", 0) != 0,
+    };
+    Ok(Converted {
+        op: if max { Op::MaxPool(p) } else { Op::AvgPool(p) },
+        inputs: vec![o.data(0)],
+    })
+}
+
+fn clip(o: &Operands, opset: i64) -> Result<Converted, ImportError> {
+    let a = o.attrs;
+    let (min, max) = if opset < 11 {
+        (a.float("min", f32::MIN), a.float("max", f32::MAX))
+    } else {
+        let scalar = |i: usize, default: f32| -> Result<f32, ImportError> {
+            Ok(match o.optional_weight(i)? {
+                Some(v) => *v
+                    .iter()
+                    .next()
+                    .ok_or_else(|| a.unsupported("min/max", "empty bound"))?,
+                None => default,
+            })
+        };
+        (scalar(1, f32::NEG_INFINITY)?, scalar(2, f32::INFINITY)?)
+    };
+    Ok(Converted {
+        op: Op::Clip { min, max },
+        inputs: vec![o.data(0)],
+    })
+}
+
+/// ONNX packs LSTM gates as (i, o, f, c); PyTorch as (i, f, g, o). Block `k` of PyTorch's
+/// order is ONNX block `ONNX_BLOCK[k]`.
+const ONNX_BLOCK: [usize; 4] = [0, 2, 3, 1];
+
+fn lstm(o: &Operands) -> Result<Converted, ImportError> {
+    let a = o.attrs;
+    a.only(&["hidden_size", "direction", "activations", "layout"])?;
+    let hidden = usize::try_from(a.int("hidden_size", 0))
+        .ok()
+        .filter(|&h| h > 0)
+        .ok_or_else(|| a.unsupported("hidden_size", "missing or invalid"))?;
+    if a.int("layout", 0) != 0 {
+        return Err(a.unsupported("layout", "only layout 0 (sequence first) is supported"));
+    }
+    if let Some(acts) = a.strings("activations").filter(|v| {
+        v.iter()
+            .map(|s| s.to_ascii_lowercase())
+            .ne(["sigmoid", "tanh", "tanh"]
+                .iter()
+                .cycle()
+                .take(v.len())
+                .map(|s| s.to_string()))
+    }) {
+        return Err(a.unsupported(
+            "activations",
+            format!("{acts:?} (only Sigmoid, Tanh, Tanh)"),
+        ));
+    }
+    let dirs = match a.string("direction").as_deref().unwrap_or("forward") {
+        "forward" => 1,
+        "bidirectional" => 2,
+        other => return Err(a.unsupported("direction", format!("'{other}'"))),
+    };
+    if o.present(4) || o.present(7) {
+        return Err(a.unsupported(
+            "sequence_lens/P",
+            "variable sequence lengths and peepholes are not supported",
+        ));
+    }
+    let (w, r) = (o.weight(1)?, o.weight(2)?);
+    let b = o.optional_weight(3)?;
+    let four = 4 * hidden;
+    if w.ndim() != 3
+        || w.shape()[0] != dirs
+        || w.shape()[1] != four
+        || r.shape() != [dirs, four, hidden]
+    {
+        return Err(a.unsupported(
+            "W/R",
+            format!(
+                "shapes {:?} / {:?} do not fit hidden_size {hidden}",
+                w.shape(),
+                r.shape()
+            ),
+        ));
+    }
+    let reorder = |m: ndarray::ArrayView2<f32>| -> Array2<f32> {
+        let blocks: Vec<_> = ONNX_BLOCK
+            .iter()
+            .map(|&k| m.slice(ndarray::s![k * hidden..(k + 1) * hidden, ..]))
+            .collect();
+        ndarray::concatenate(Axis(0), &blocks).expect("equal blocks")
+    };
+    let directions = (0..dirs)
+        .map(|d| {
+            let bias =
+                |off: usize| -> Array1<f32> {
+                    match &b {
+                        Some(b) => {
+                            let row = b.index_axis(Axis(0), d);
+                            Array1::from_iter(ONNX_BLOCK.iter().flat_map(|&k| {
+                                row.iter().skip(off + k * hidden).take(hidden).copied()
+                            }))
+                        }
+                        None => Array1::zeros(four),
+                    }
+                };
+            let wd = w
+                .index_axis(Axis(0), d)
+                .into_dimensionality::<Ix2>()
+                .expect("3-d W");
+            let rd = r
+                .index_axis(Axis(0), d)
+                .into_dimensionality::<Ix2>()
+                .expect("3-d R");
+            LstmDirection {
+                w_ih: reorder(wd),
+                w_hh: reorder(rd),
+                b_ih: bias(0),
+                b_hh: bias(four),
+            }
+        })
+        .collect();
+    let inputs = vec![
+        o.data(0),
+        String::new(),
+        String::new(),
+        String::new(),
+        String::new(),
+        o.data(5),
+        o.data(6),
+    ];
+    Ok(Converted {
+        op: Op::Lstm(LstmParams {
+            hidden_size: hidden,
+            directions,
+        }),
+        inputs,
+    })
+}
+
+/// Converts one node. `opset` is the model's default-domain opset.
+pub fn convert(o: &Operands, opset: i64) -> Result<Converted, ImportError> {
+    let a = o.attrs;
+    let all_inputs = || o.node.input.clone();
+    let simple = |op: Op| {
+        Ok(Converted {
+            op,
+            inputs: all_inputs(),
+        })
+    };
+    let axes = |name: &str| if opset < 13 { a.ints(name) } else { None };
+    match a.op_type.as_str() {
+        "Conv" => conv(o),
+        "Gemm" => gemm(o),
+        "MatMul" => matmul(o),
+        "BatchNormalization" => batch_norm(o),
+        "LSTM" => lstm(o),
+        "MaxPool" => pool(o, true),
+        "AveragePool" => pool(o, false),
+        "Clip" => clip(o, opset),
+        "Relu" => simple(Op::Relu),
+        "Sigmoid" => simple(Op::Sigmoid),
+        "Tanh" => simple(Op::Tanh),
+        "Softmax" => {
+            let axis = a.int("axis", if opset < 13 { 1 } else { -1 });
+            if opset < 13 && axis != -1 {
+                // Before opset 13 Softmax flattened from `axis` on; that equals a per-axis softmax
+                // only when `axis` is the last dim, which the importer cannot know yet.
+                return Err(
+                    a.unsupported("axis", "pre-opset-13 Softmax with an axis other than -1")
+                );
+            }
+            simple(Op::Softmax { axis })
+        }
+        "GlobalAveragePool" => simple(Op::GlobalAvgPool),
+        "Add" => simple(Op::Add),
+        "Sub" => simple(Op::Sub),
+        "Mul" => simple(Op::Mul),
+        "Div" => simple(Op::Div),
+        "Concat" => simple(Op::Concat {
+            axis: a.int("axis", 0),
+        }),
+        "Flatten" => simple(Op::Flatten {
+            axis: a.int("axis", 1),
+        }),
+        "Reshape" => simple(Op::Reshape {
+            allowzero: a.int("allowzero", 0) != 0,
+        }),
+        "Transpose" => simple(Op::Transpose {
+            perm: a.sizes("perm", Vec::new())?,
+        }),
+        "Squeeze" => simple(Op::Squeeze { axes: axes("axes") }),
+        "Unsqueeze" => simple(Op::Unsqueeze { axes: axes("axes") }),
+        "Gather" => simple(Op::Gather {
+            axis: a.int("axis", 0),
+        }),
+        "Shape" => {
+            a.only(&[])?;
+            simple(Op::Shape)
+        }
+        "ConstantOfShape" => {
+            let value = a
+                .tensor("value")?
+                .unwrap_or_else(|| Value::F32(ArrayD::zeros(ndarray::IxDyn(&[1]))));
+            simple(Op::ConstantOfShape { value })
+        }
+        "Slice" if opset >= 10 => simple(Op::Slice),
+        "Identity" => simple(Op::Identity),
+        "Dropout" => {
+            if o.node.output.get(1).is_some_and(|s| !s.is_empty()) {
+                return Err(a.unsupported("mask", "the mask output of Dropout is not supported"));
+            }
+            Ok(Converted {
+                op: Op::Identity,
+                inputs: vec![o.data(0)],
+            })
+        }
+        other => Err(ImportError::UnsupportedOp {
+            node: a.node.clone(),
+            op_type: other.to_string(),
+        }),
+    }
+}
