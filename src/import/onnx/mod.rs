@@ -8,8 +8,9 @@
 
 mod attrs;
 mod convert;
+/// The generated ONNX protobuf types (public so tools and tests can build models).
 #[allow(clippy::all, missing_docs)]
-mod proto;
+pub mod proto;
 mod tensor;
 
 use super::{ImportError, module_path};
