@@ -125,3 +125,24 @@ fn mobilenet_v2_imports_and_runs() {
     assert!(logits.iter().all(|v| v.is_finite()));
     assert_eq!(a, b, "bit-identical across runs");
 }
+
+/// The native format round-trips every sample model losslessly, and a failed save leaves the
+/// previous copy intact.
+#[test]
+fn native_format_round_trips() {
+    use qlab::import::native::{load_native, save_native};
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("sample-models");
+    let tmp = std::env::temp_dir().join(format!("qlab-native-{}", std::process::id()));
+    std::fs::create_dir_all(&tmp).unwrap();
+    for model in ["digits_cnn.onnx", "digits_mlp.onnx", "digits_lstm.onnx"] {
+        let graph = load_onnx(&root.join(model)).unwrap();
+        let dir = tmp.join(model.replace(".onnx", ".qlab"));
+        save_native(&graph, &dir).unwrap();
+        save_native(&graph, &dir).unwrap(); // overwriting an existing model works too
+        let back = load_native(&dir).unwrap();
+        assert_eq!(back, graph, "{model} round trip");
+    }
+    let err = load_native(&tmp.join("missing.qlab")).unwrap_err();
+    assert!(err.to_string().contains("graph.json"), "{err}");
+    std::fs::remove_dir_all(&tmp).unwrap();
+}

@@ -1,0 +1,618 @@
+//! qlab's own model format: a directory `NAME.qlab/` holding `graph.json` (structure and
+//! attributes, a versioned schema) and `weights.safetensors` (every tensor, keyed like a PyTorch
+//! state_dict: `conv1.weight`, `bn1.running_var`, `lstm.weight_ih_l0_reverse`; graph constants
+//! as `const/<value name>`). Save → load is lossless, and saving is atomic: the new directory is
+//! assembled beside the old one and swapped in by rename.
+
+use crate::graph::{
+    BatchNormParams, ConvParams, Graph, GraphInput, LinearParams, LstmDirection, LstmParams, Node,
+    Op, PoolParams, Value,
+};
+use ndarray::{Array1, Array2, ArrayD, IxDyn};
+use safetensors::{Dtype, SafeTensors, tensor::TensorView};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use thiserror::Error;
+
+const FORMAT: &str = "qlab-graph";
+const VERSION: u32 = 1;
+
+/// What can go wrong saving or loading a native model.
+#[derive(Debug, Error)]
+pub enum NativeError {
+    /// A file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+    /// `graph.json` is malformed or of another format/version.
+    #[error("{path}: {detail}")]
+    Schema { path: String, detail: String },
+    /// A tensor is missing from `weights.safetensors` or has the wrong type or shape.
+    #[error("{path}: tensor '{name}': {detail}")]
+    Tensor {
+        path: String,
+        name: String,
+        detail: String,
+    },
+}
+
+/// A float that survives JSON even when infinite (written as "inf" / "-inf" / "nan").
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(untagged)]
+enum JsonF32 {
+    Finite(f32),
+    Special(String),
+}
+
+impl From<f32> for JsonF32 {
+    fn from(v: f32) -> Self {
+        if v.is_finite() {
+            JsonF32::Finite(v)
+        } else {
+            JsonF32::Special(format!("{v}").to_lowercase())
+        }
+    }
+}
+
+impl JsonF32 {
+    fn value(&self) -> Option<f32> {
+        match self {
+            JsonF32::Finite(v) => Some(*v),
+            JsonF32::Special(s) => s.parse().ok(),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct PoolRecord {
+    kernel: Vec<usize>,
+    stride: Vec<usize>,
+    pad_begin: Vec<usize>,
+    pad_end: Vec<usize>,
+    dilation: Vec<usize>,
+    ceil_mode: bool,
+    count_include_pad: bool,
+}
+
+/// An op's attributes; its tensors live in the safetensors file.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+enum OpRecord {
+    Conv {
+        stride: Vec<usize>,
+        pad_begin: Vec<usize>,
+        pad_end: Vec<usize>,
+        dilation: Vec<usize>,
+        groups: usize,
+        bias: bool,
+    },
+    Linear {
+        bias: bool,
+    },
+    BatchNorm {
+        eps: f32,
+        momentum: f32,
+    },
+    Lstm {
+        hidden_size: usize,
+        directions: usize,
+    },
+    MatMul,
+    Relu,
+    Clip {
+        min: JsonF32,
+        max: JsonF32,
+    },
+    Sigmoid,
+    Tanh,
+    Softmax {
+        axis: i64,
+    },
+    MaxPool(PoolRecord),
+    AvgPool(PoolRecord),
+    GlobalAvgPool,
+    Add,
+    Sub,
+    Mul,
+    Div,
+    Concat {
+        axis: i64,
+    },
+    Flatten {
+        axis: i64,
+    },
+    Reshape {
+        allowzero: bool,
+    },
+    Transpose {
+        perm: Vec<usize>,
+    },
+    Squeeze {
+        axes: Option<Vec<i64>>,
+    },
+    Unsqueeze {
+        axes: Option<Vec<i64>>,
+    },
+    Gather {
+        axis: i64,
+    },
+    Shape,
+    ConstantOfShape,
+    Slice,
+    Identity,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct NodeRecord {
+    name: String,
+    #[serde(flatten)]
+    op: OpRecord,
+    inputs: Vec<String>,
+    outputs: Vec<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct InputRecord {
+    name: String,
+    shape: Vec<Option<usize>>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct GraphRecord {
+    format: String,
+    version: u32,
+    inputs: Vec<InputRecord>,
+    outputs: Vec<String>,
+    nodes: Vec<NodeRecord>,
+    constants: Vec<String>,
+}
+
+fn pool_record(p: &PoolParams) -> PoolRecord {
+    PoolRecord {
+        kernel: p.kernel.clone(),
+        stride: p.stride.clone(),
+        pad_begin: p.pad_begin.clone(),
+        pad_end: p.pad_end.clone(),
+        dilation: p.dilation.clone(),
+        ceil_mode: p.ceil_mode,
+        count_include_pad: p.count_include_pad,
+    }
+}
+
+fn pool_params(r: PoolRecord) -> PoolParams {
+    PoolParams {
+        kernel: r.kernel,
+        stride: r.stride,
+        pad_begin: r.pad_begin,
+        pad_end: r.pad_end,
+        dilation: r.dilation,
+        ceil_mode: r.ceil_mode,
+        count_include_pad: r.count_include_pad,
+    }
+}
+
+/// The suffix PyTorch gives LSTM parameters of direction `d`.
+fn dir_suffix(d: usize) -> &'static str {
+    if d == 0 { "" } else { "_reverse" }
+}
+
+/// Splits a node into its record and its named tensors.
+fn record(node: &Node, tensors: &mut Vec<(String, Value)>) -> OpRecord {
+    let mut put = |param: &str, v: ArrayD<f32>| {
+        tensors.push((format!("{}.{param}", node.name), Value::F32(v)))
+    };
+    match &node.op {
+        Op::Conv(c) => {
+            put("weight", c.weight.clone());
+            if let Some(b) = &c.bias {
+                put("bias", b.clone().into_dyn());
+            }
+            OpRecord::Conv {
+                stride: c.stride.clone(),
+                pad_begin: c.pad_begin.clone(),
+                pad_end: c.pad_end.clone(),
+                dilation: c.dilation.clone(),
+                groups: c.groups,
+                bias: c.bias.is_some(),
+            }
+        }
+        Op::Linear(l) => {
+            put("weight", l.weight.clone().into_dyn());
+            if let Some(b) = &l.bias {
+                put("bias", b.clone().into_dyn());
+            }
+            OpRecord::Linear {
+                bias: l.bias.is_some(),
+            }
+        }
+        Op::BatchNorm(b) => {
+            put("weight", b.weight.clone().into_dyn());
+            put("bias", b.bias.clone().into_dyn());
+            put("running_mean", b.running_mean.clone().into_dyn());
+            put("running_var", b.running_var.clone().into_dyn());
+            OpRecord::BatchNorm {
+                eps: b.eps,
+                momentum: b.momentum,
+            }
+        }
+        Op::Lstm(l) => {
+            for (d, w) in l.directions.iter().enumerate() {
+                let s = dir_suffix(d);
+                put(&format!("weight_ih_l0{s}"), w.w_ih.clone().into_dyn());
+                put(&format!("weight_hh_l0{s}"), w.w_hh.clone().into_dyn());
+                put(&format!("bias_ih_l0{s}"), w.b_ih.clone().into_dyn());
+                put(&format!("bias_hh_l0{s}"), w.b_hh.clone().into_dyn());
+            }
+            OpRecord::Lstm {
+                hidden_size: l.hidden_size,
+                directions: l.directions.len(),
+            }
+        }
+        Op::ConstantOfShape { value } => {
+            tensors.push((format!("{}.value", node.name), value.clone()));
+            OpRecord::ConstantOfShape
+        }
+        Op::MatMul => OpRecord::MatMul,
+        Op::Relu => OpRecord::Relu,
+        Op::Clip { min, max } => OpRecord::Clip {
+            min: (*min).into(),
+            max: (*max).into(),
+        },
+        Op::Sigmoid => OpRecord::Sigmoid,
+        Op::Tanh => OpRecord::Tanh,
+        Op::Softmax { axis } => OpRecord::Softmax { axis: *axis },
+        Op::MaxPool(p) => OpRecord::MaxPool(pool_record(p)),
+        Op::AvgPool(p) => OpRecord::AvgPool(pool_record(p)),
+        Op::GlobalAvgPool => OpRecord::GlobalAvgPool,
+        Op::Add => OpRecord::Add,
+        Op::Sub => OpRecord::Sub,
+        Op::Mul => OpRecord::Mul,
+        Op::Div => OpRecord::Div,
+        Op::Concat { axis } => OpRecord::Concat { axis: *axis },
+        Op::Flatten { axis } => OpRecord::Flatten { axis: *axis },
+        Op::Reshape { allowzero } => OpRecord::Reshape {
+            allowzero: *allowzero,
+        },
+        Op::Transpose { perm } => OpRecord::Transpose { perm: perm.clone() },
+        Op::Squeeze { axes } => OpRecord::Squeeze { axes: axes.clone() },
+        Op::Unsqueeze { axes } => OpRecord::Unsqueeze { axes: axes.clone() },
+        Op::Gather { axis } => OpRecord::Gather { axis: *axis },
+        Op::Shape => OpRecord::Shape,
+        Op::Slice => OpRecord::Slice,
+        Op::Identity => OpRecord::Identity,
+    }
+}
+
+fn value_bytes(v: &Value) -> (Dtype, Vec<usize>, Vec<u8>) {
+    match v {
+        Value::F32(a) => (
+            Dtype::F32,
+            a.shape().to_vec(),
+            a.iter().flat_map(|x| x.to_le_bytes()).collect(),
+        ),
+        Value::I64(a) => (
+            Dtype::I64,
+            a.shape().to_vec(),
+            a.iter().flat_map(|x| x.to_le_bytes()).collect(),
+        ),
+    }
+}
+
+/// Saves `graph` as the directory `dir` (conventionally `NAME.qlab`), atomically.
+pub fn save_native(graph: &Graph, dir: &Path) -> Result<(), NativeError> {
+    let mut tensors: Vec<(String, Value)> = Vec::new();
+    let nodes = graph
+        .nodes
+        .iter()
+        .map(|n| NodeRecord {
+            op: record(n, &mut tensors),
+            name: n.name.clone(),
+            inputs: n.inputs.clone(),
+            outputs: n.outputs.clone(),
+        })
+        .collect();
+    for (name, v) in &graph.constants {
+        tensors.push((format!("const/{name}"), v.clone()));
+    }
+    let rec = GraphRecord {
+        format: FORMAT.into(),
+        version: VERSION,
+        inputs: graph
+            .inputs
+            .iter()
+            .map(|i| InputRecord {
+                name: i.name.clone(),
+                shape: i.shape.clone(),
+            })
+            .collect(),
+        outputs: graph.outputs.clone(),
+        nodes,
+        constants: graph.constants.keys().cloned().collect(),
+    };
+    let json = serde_json::to_string_pretty(&rec).expect("graph records serialize");
+    let encoded: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> = tensors
+        .iter()
+        .map(|(k, v)| {
+            let (dt, shape, bytes) = value_bytes(v);
+            (k.clone(), dt, shape, bytes)
+        })
+        .collect();
+    let views = encoded
+        .iter()
+        .map(|(k, dt, shape, bytes)| {
+            TensorView::new(*dt, shape.clone(), bytes).map(|v| (k.clone(), v))
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| NativeError::Schema {
+            path: dir.display().to_string(),
+            detail: e.to_string(),
+        })?;
+    let weights = safetensors::serialize(views, None).map_err(|e| NativeError::Schema {
+        path: dir.display().to_string(),
+        detail: e.to_string(),
+    })?;
+    write_dir_atomically(
+        dir,
+        &[
+            ("graph.json", json.as_bytes()),
+            ("weights.safetensors", &weights),
+        ],
+    )
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> NativeError + '_ {
+    move |source| NativeError::Io {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+/// Writes the files into a fresh sibling directory, then swaps it in: a failure at any point
+/// leaves an existing `dir` untouched.
+fn write_dir_atomically(dir: &Path, files: &[(&str, &[u8])]) -> Result<(), NativeError> {
+    let name = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "model.qlab".into());
+    let sibling = |tag: &str| -> PathBuf {
+        dir.with_file_name(format!(".{name}.{tag}-{}", std::process::id()))
+    };
+    let tmp = sibling("new");
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir_all(&tmp).map_err(io(&tmp))?;
+    for (file, bytes) in files {
+        let path = tmp.join(file);
+        std::fs::write(&path, bytes).map_err(io(&path))?;
+    }
+    if dir.exists() {
+        let old = sibling("old");
+        std::fs::rename(dir, &old).map_err(io(dir))?;
+        if let Err(e) = std::fs::rename(&tmp, dir) {
+            let _ = std::fs::rename(&old, dir);
+            return Err(io(dir)(e));
+        }
+        std::fs::remove_dir_all(&old).map_err(io(&old))?;
+    } else {
+        std::fs::rename(&tmp, dir).map_err(io(dir))?;
+    }
+    Ok(())
+}
+
+/// Reads the named tensors of a safetensors file.
+struct Tensors<'a> {
+    path: String,
+    st: SafeTensors<'a>,
+}
+
+impl Tensors<'_> {
+    fn err(&self, name: &str, detail: impl Into<String>) -> NativeError {
+        NativeError::Tensor {
+            path: self.path.clone(),
+            name: name.into(),
+            detail: detail.into(),
+        }
+    }
+
+    fn value(&self, name: &str) -> Result<Value, NativeError> {
+        let t = self
+            .st
+            .tensor(name)
+            .map_err(|_| self.err(name, "missing"))?;
+        let shape = IxDyn(t.shape());
+        let data = t.data();
+        let v = match t.dtype() {
+            Dtype::F32 => Value::F32(
+                ArrayD::from_shape_vec(
+                    shape,
+                    data.chunks_exact(4)
+                        .map(|c| f32::from_le_bytes(c.try_into().expect("4")))
+                        .collect(),
+                )
+                .map_err(|e| self.err(name, e.to_string()))?,
+            ),
+            Dtype::I64 => Value::I64(
+                ArrayD::from_shape_vec(
+                    shape,
+                    data.chunks_exact(8)
+                        .map(|c| i64::from_le_bytes(c.try_into().expect("8")))
+                        .collect(),
+                )
+                .map_err(|e| self.err(name, e.to_string()))?,
+            ),
+            other => return Err(self.err(name, format!("dtype {other:?} is not F32 or I64"))),
+        };
+        Ok(v)
+    }
+
+    fn f32(&self, name: &str) -> Result<ArrayD<f32>, NativeError> {
+        match self.value(name)? {
+            Value::F32(a) => Ok(a),
+            Value::I64(_) => Err(self.err(name, "expected F32")),
+        }
+    }
+
+    fn vector(&self, name: &str) -> Result<Array1<f32>, NativeError> {
+        self.f32(name)?
+            .into_dimensionality()
+            .map_err(|_| self.err(name, "expected a vector"))
+    }
+
+    fn matrix(&self, name: &str) -> Result<Array2<f32>, NativeError> {
+        self.f32(name)?
+            .into_dimensionality()
+            .map_err(|_| self.err(name, "expected a matrix"))
+    }
+}
+
+fn rebuild(rec: OpRecord, node: &str, t: &Tensors) -> Result<Op, NativeError> {
+    let key = |p: &str| format!("{node}.{p}");
+    Ok(match rec {
+        OpRecord::Conv {
+            stride,
+            pad_begin,
+            pad_end,
+            dilation,
+            groups,
+            bias,
+        } => Op::Conv(ConvParams {
+            weight: t.f32(&key("weight"))?,
+            bias: if bias {
+                Some(t.vector(&key("bias"))?)
+            } else {
+                None
+            },
+            stride,
+            pad_begin,
+            pad_end,
+            dilation,
+            groups,
+        }),
+        OpRecord::Linear { bias } => Op::Linear(LinearParams {
+            weight: t.matrix(&key("weight"))?,
+            bias: if bias {
+                Some(t.vector(&key("bias"))?)
+            } else {
+                None
+            },
+        }),
+        OpRecord::BatchNorm { eps, momentum } => Op::BatchNorm(BatchNormParams {
+            weight: t.vector(&key("weight"))?,
+            bias: t.vector(&key("bias"))?,
+            running_mean: t.vector(&key("running_mean"))?,
+            running_var: t.vector(&key("running_var"))?,
+            eps,
+            momentum,
+        }),
+        OpRecord::Lstm {
+            hidden_size,
+            directions,
+        } => Op::Lstm(LstmParams {
+            hidden_size,
+            directions: (0..directions)
+                .map(|d| {
+                    let s = dir_suffix(d);
+                    Ok(LstmDirection {
+                        w_ih: t.matrix(&key(&format!("weight_ih_l0{s}")))?,
+                        w_hh: t.matrix(&key(&format!("weight_hh_l0{s}")))?,
+                        b_ih: t.vector(&key(&format!("bias_ih_l0{s}")))?,
+                        b_hh: t.vector(&key(&format!("bias_hh_l0{s}")))?,
+                    })
+                })
+                .collect::<Result<_, NativeError>>()?,
+        }),
+        OpRecord::ConstantOfShape => Op::ConstantOfShape {
+            value: t.value(&key("value"))?,
+        },
+        OpRecord::Clip { min, max } => Op::Clip {
+            min: min
+                .value()
+                .ok_or_else(|| t.err(node, "Clip min is not a number"))?,
+            max: max
+                .value()
+                .ok_or_else(|| t.err(node, "Clip max is not a number"))?,
+        },
+        OpRecord::MatMul => Op::MatMul,
+        OpRecord::Relu => Op::Relu,
+        OpRecord::Sigmoid => Op::Sigmoid,
+        OpRecord::Tanh => Op::Tanh,
+        OpRecord::Softmax { axis } => Op::Softmax { axis },
+        OpRecord::MaxPool(p) => Op::MaxPool(pool_params(p)),
+        OpRecord::AvgPool(p) => Op::AvgPool(pool_params(p)),
+        OpRecord::GlobalAvgPool => Op::GlobalAvgPool,
+        OpRecord::Add => Op::Add,
+        OpRecord::Sub => Op::Sub,
+        OpRecord::Mul => Op::Mul,
+        OpRecord::Div => Op::Div,
+        OpRecord::Concat { axis } => Op::Concat { axis },
+        OpRecord::Flatten { axis } => Op::Flatten { axis },
+        OpRecord::Reshape { allowzero } => Op::Reshape { allowzero },
+        OpRecord::Transpose { perm } => Op::Transpose { perm },
+        OpRecord::Squeeze { axes } => Op::Squeeze { axes },
+        OpRecord::Unsqueeze { axes } => Op::Unsqueeze { axes },
+        OpRecord::Gather { axis } => Op::Gather { axis },
+        OpRecord::Shape => Op::Shape,
+        OpRecord::Slice => Op::Slice,
+        OpRecord::Identity => Op::Identity,
+    })
+}
+
+/// Loads a model saved by [`save_native`].
+pub fn load_native(dir: &Path) -> Result<Graph, NativeError> {
+    let json_path = dir.join("graph.json");
+    let text = std::fs::read_to_string(&json_path).map_err(io(&json_path))?;
+    let shown = json_path.display().to_string();
+    let rec: GraphRecord = serde_json::from_str(&text).map_err(|e| NativeError::Schema {
+        path: shown.clone(),
+        detail: e.to_string(),
+    })?;
+    if rec.format != FORMAT || rec.version != VERSION {
+        return Err(NativeError::Schema {
+            path: shown,
+            detail: format!(
+                "format {} v{} is not {FORMAT} v{VERSION}",
+                rec.format, rec.version
+            ),
+        });
+    }
+    let weights_path = dir.join("weights.safetensors");
+    let bytes = std::fs::read(&weights_path).map_err(io(&weights_path))?;
+    let wshown = weights_path.display().to_string();
+    let st = SafeTensors::deserialize(&bytes).map_err(|e| NativeError::Schema {
+        path: wshown.clone(),
+        detail: e.to_string(),
+    })?;
+    let t = Tensors { path: wshown, st };
+    let nodes = rec
+        .nodes
+        .into_iter()
+        .map(|n| {
+            Ok(Node {
+                op: rebuild(n.op, &n.name, &t)?,
+                name: n.name,
+                inputs: n.inputs,
+                outputs: n.outputs,
+            })
+        })
+        .collect::<Result<Vec<_>, NativeError>>()?;
+    let constants: BTreeMap<String, Value> = rec
+        .constants
+        .iter()
+        .map(|c| Ok((c.clone(), t.value(&format!("const/{c}"))?)))
+        .collect::<Result<_, NativeError>>()?;
+    Ok(Graph {
+        inputs: rec
+            .inputs
+            .into_iter()
+            .map(|i| GraphInput {
+                name: i.name,
+                shape: i.shape,
+            })
+            .collect(),
+        outputs: rec.outputs,
+        nodes,
+        constants,
+    })
+}
