@@ -6,9 +6,11 @@
 //! front ends) arrive in later issues and may only depend downward.
 
 pub mod fake_quant;
+pub mod fsutil;
 pub mod graph;
 pub mod import;
 pub mod isa;
 pub mod observer;
 pub mod qconfig;
+pub mod session;
 pub mod tensor;

@@ -8,6 +8,7 @@
 use qlab::graph::summarize;
 use qlab::import::onnx::load_onnx;
 use qlab::isa;
+use qlab::session::{Workbench, replay_script};
 use qlab::tensor::{QDType, QTensor};
 use std::process::ExitCode;
 
@@ -16,6 +17,8 @@ qlab — a quantization lab in the terminal
 
 usage:
   qlab quantize DTYPE SCALE ZERO_POINT VALUE...   quantize_per_tensor, as PyTorch does it
+  qlab run FILE.qls                               replay a session script headlessly (non-zero exit on
+                                                  any error or failed expect, naming the line)
   qlab inspect MODEL.onnx                         the model's nodes: path, op, attributes, shapes, params
   qlab isa                                        ISA tiers on this host and the one in use
   qlab help                                       this text
@@ -40,6 +43,10 @@ fn run(args: &[String]) -> Result<String, String> {
         None | Some("help" | "-h" | "--help") => Ok(USAGE.to_string()),
         Some("quantize") => quantize(&args[1..]),
         Some("isa") => Ok(isa_report()),
+        Some("run") => match &args[1..] {
+            [script] => replay(script),
+            _ => Err(format!("run needs one FILE.qls\n{USAGE}")),
+        },
         Some("inspect") => match &args[1..] {
             [model] => inspect(model),
             _ => Err(format!("inspect needs one MODEL path\n{USAGE}")),
@@ -132,5 +139,17 @@ fn inspect(model: &str) -> Result<String, String> {
             r.params
         ));
     }
+    Ok(out)
+}
+
+fn replay(script: &str) -> Result<String, String> {
+    let text = std::fs::read_to_string(script).map_err(|e| format!("cannot read {script}: {e}"))?;
+    let mut wb = Workbench::new();
+    let mut out = String::new();
+    let count = replay_script(&text, &mut wb, |cmd, output| {
+        out.push_str(&format!("> {cmd}\n{output}"));
+    })
+    .map_err(|e| format!("{out}{script}: {e}"))?;
+    out.push_str(&format!("{script}: {count} command(s) replayed\n"));
     Ok(out)
 }

@@ -164,6 +164,36 @@ fn dict_value<'a>(header: &'a str, key: &str) -> Option<&'a str> {
     Some(rest)
 }
 
+/// Writes an f32 array as a version-1 `.npy` file, atomically (temp file + rename), so an
+/// existing file is never left half-written.
+pub fn write_npy_f32(path: &Path, a: &ndarray::ArrayD<f32>) -> Result<(), NpyError> {
+    let shape = match a.shape() {
+        [] => "()".to_string(),
+        [n] => format!("({n},)"),
+        dims => format!(
+            "({})",
+            dims.iter()
+                .map(usize::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    };
+    let mut header = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': {shape}, }}");
+    // Pad so the data starts on a 64-byte boundary, as numpy does.
+    while (10 + header.len() + 1) % 64 != 0 {
+        header.push(' ');
+    }
+    header.push('\n');
+    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+    bytes.extend((header.len() as u16).to_le_bytes());
+    bytes.extend(header.as_bytes());
+    bytes.extend(a.iter().flat_map(|v| v.to_le_bytes()));
+    crate::fsutil::write_atomic(path, &bytes).map_err(|source| NpyError::Io {
+        path: path.display().to_string(),
+        source,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

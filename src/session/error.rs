@@ -1,0 +1,51 @@
+//! The typed errors of the session layer; each says what was wrong and what is accepted.
+
+use crate::graph::GraphError;
+use crate::import::native::NativeError;
+use crate::import::npy::NpyError;
+use crate::import::{DatasetError, ImportError};
+use thiserror::Error;
+
+/// Everything a command can fail with.
+#[derive(Debug, Error)]
+pub enum SessionError {
+    /// The line does not parse; `detail` names the token and what would be accepted.
+    #[error("{detail}")]
+    Parse { detail: String },
+    /// A command that needs a model ran before `load model`.
+    #[error("no model is loaded (use: load model PATH)")]
+    NoModel,
+    /// A dataset name that was never loaded.
+    #[error("no dataset named '{name}' (loaded: {known})")]
+    UnknownData { name: String, known: String },
+    /// A metric that needs labels on a dataset without them.
+    #[error("dataset '{0}' has no labels (load it with labels=PATH)")]
+    NoLabels(String),
+    /// An `expect` line that does not hold.
+    #[error("expectation failed: {expectation} (actual {actual})")]
+    ExpectationFailed { expectation: String, actual: String },
+    /// A file could not be written.
+    #[error("cannot write {path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Import(#[from] ImportError),
+    #[error(transparent)]
+    Native(#[from] NativeError),
+    #[error(transparent)]
+    Dataset(#[from] DatasetError),
+    #[error(transparent)]
+    Npy(#[from] NpyError),
+    #[error(transparent)]
+    Graph(#[from] GraphError),
+}
+
+impl SessionError {
+    pub(crate) fn parse(detail: impl Into<String>) -> Self {
+        SessionError::Parse {
+            detail: detail.into(),
+        }
+    }
+}

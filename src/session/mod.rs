@@ -1,0 +1,17 @@
+//! The session language: one `Command` type parsed from text, applied to one `Workbench`.
+//!
+//! The same text is typed at the REPL, at the TUI's command line and stored in `.qls` files;
+//! every successful command that affects results is recorded in canonical form, so
+//! `save session` writes a script that `qlab run` replays to the same numbers and reports.
+
+mod command;
+mod error;
+mod output;
+mod replay;
+mod workbench;
+
+pub use command::{CmpOp, Command, Expectation, Metric, parse_line};
+pub use error::SessionError;
+pub use output::{Output, Table};
+pub use replay::{ReplayError, replay_script};
+pub use workbench::Workbench;

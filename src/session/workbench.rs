@@ -1,0 +1,275 @@
+//! The `Workbench`: the state every front end drives (the model, named datasets, the command
+//! log) and `apply`, the one place commands take effect.
+
+use super::command::VERBS;
+use super::{Command, Expectation, Metric, Output, SessionError, Table};
+use crate::graph::{Graph, Value, run, summarize};
+use crate::import::native::{load_native, save_native};
+use crate::import::npy::write_npy_f32;
+use crate::import::onnx::load_onnx;
+use crate::import::{Dataset, DatasetError};
+use ndarray::{ArrayD, Axis};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// Samples per forward pass when running a dataset (bounds memory on large inputs).
+const RUN_BATCH: usize = 256;
+
+/// The session state.
+#[derive(Debug, Default)]
+pub struct Workbench {
+    model: Option<(String, Graph)>,
+    datasets: BTreeMap<String, Dataset>,
+    log: Vec<Command>,
+}
+
+impl Workbench {
+    pub fn new() -> Self {
+        Workbench::default()
+    }
+
+    /// The loaded model, if any.
+    pub fn graph(&self) -> Option<&Graph> {
+        self.model.as_ref().map(|(_, g)| g)
+    }
+
+    /// The commands recorded so far, in order.
+    pub fn log(&self) -> &[Command] {
+        &self.log
+    }
+
+    /// The recorded commands as a replayable script.
+    pub fn session_text(&self) -> String {
+        let mut text = String::from("# qlab session: replay with `qlab run FILE.qls`\n");
+        for cmd in &self.log {
+            text.push_str(&format!("{cmd}\n"));
+        }
+        text
+    }
+
+    /// Applies one command; on error nothing that existed before is changed.
+    pub fn apply(&mut self, cmd: &Command) -> Result<Output, SessionError> {
+        let out = match cmd {
+            Command::LoadModel { path } => self.load_model(path)?,
+            Command::LoadData { name, path, labels } => {
+                self.load_data(name, path, labels.as_deref())?
+            }
+            Command::ShowModel => self.show_model()?,
+            Command::Eval { data } => {
+                let (correct, total) = self.correct(data)?;
+                Output::Text(format!(
+                    "float accuracy on {data}: {:.6} ({correct}/{total})",
+                    correct as f64 / total.max(1) as f64
+                ))
+            }
+            Command::Predict { data, out } => self.predict(data, out)?,
+            Command::Expect(e) => self.expect(e)?,
+            Command::SaveModel { path } => {
+                let (_, graph) = self.model.as_ref().ok_or(SessionError::NoModel)?;
+                save_native(graph, Path::new(path))?;
+                Output::Text(format!("saved model to {path}"))
+            }
+            Command::SaveSession { path } => {
+                crate::fsutil::write_atomic(Path::new(path), self.session_text().as_bytes())
+                    .map_err(|source| SessionError::Io {
+                        path: path.clone(),
+                        source,
+                    })?;
+                Output::Text(format!("saved {} command(s) to {path}", self.log.len()))
+            }
+            Command::Help { verb } => help(verb.as_deref())?,
+        };
+        if !matches!(
+            cmd,
+            Command::Help { .. } | Command::ShowModel | Command::SaveSession { .. }
+        ) {
+            self.log.push(cmd.clone());
+        }
+        Ok(out)
+    }
+
+    fn load_model(&mut self, path: &str) -> Result<Output, SessionError> {
+        let p = Path::new(path);
+        let graph = if p.is_dir() {
+            load_native(p)?
+        } else {
+            load_onnx(p)?
+        };
+        let text = format!(
+            "loaded {path}: {} nodes, {} parameters",
+            graph.nodes.len(),
+            graph.param_count()
+        );
+        self.model = Some((path.to_string(), graph));
+        Ok(Output::Text(text))
+    }
+
+    fn load_data(
+        &mut self,
+        name: &str,
+        path: &str,
+        labels: Option<&str>,
+    ) -> Result<Output, SessionError> {
+        let d = Dataset::from_npy(name, Path::new(path), labels.map(Path::new))?;
+        if let Some(input) = self.graph().and_then(|g| g.inputs.first()) {
+            d.check_fits(input)?;
+        }
+        let text = format!(
+            "loaded data {name}: {} samples of shape {:?}{}",
+            d.len(),
+            &d.inputs.shape()[1..],
+            if d.labels.is_some() { ", labelled" } else { "" }
+        );
+        self.datasets.insert(name.to_string(), d);
+        Ok(Output::Text(text))
+    }
+
+    fn dataset(&self, name: &str) -> Result<&Dataset, SessionError> {
+        self.datasets
+            .get(name)
+            .ok_or_else(|| SessionError::UnknownData {
+                name: name.into(),
+                known: if self.datasets.is_empty() {
+                    "none".into()
+                } else {
+                    self.datasets.keys().cloned().collect::<Vec<_>>().join(", ")
+                },
+            })
+    }
+
+    /// The model's first output on every sample of `data`, concatenated in order.
+    fn outputs(&self, data: &str) -> Result<ArrayD<f32>, SessionError> {
+        let (_, graph) = self.model.as_ref().ok_or(SessionError::NoModel)?;
+        let d = self.dataset(data)?;
+        let input = graph.inputs.first().ok_or(SessionError::NoModel)?;
+        d.check_fits(input).map_err(SessionError::from)?;
+        let mut parts = Vec::new();
+        for range in d.batch_ranges(RUN_BATCH) {
+            let x = d
+                .inputs
+                .slice_axis(Axis(0), ndarray::Slice::from(range))
+                .to_owned();
+            let out = run(graph, vec![Value::F32(x)], |_, _| {})?;
+            let first = out.into_iter().next().ok_or(SessionError::NoModel)?;
+            parts.push(first.f32("output")?.clone());
+        }
+        let views: Vec<_> = parts.iter().map(|p| p.view()).collect();
+        ndarray::concatenate(Axis(0), &views).map_err(|e| {
+            SessionError::Dataset(DatasetError::InputMismatch {
+                dataset: data.into(),
+                input: "output".into(),
+                detail: e.to_string(),
+            })
+        })
+    }
+
+    fn correct(&self, data: &str) -> Result<(usize, usize), SessionError> {
+        let labels = self
+            .dataset(data)?
+            .labels
+            .clone()
+            .ok_or_else(|| SessionError::NoLabels(data.into()))?;
+        let logits = self.outputs(data)?;
+        let correct = logits
+            .outer_iter()
+            .zip(&labels)
+            .filter(|(row, label)| argmax(row.iter().copied()) == Some(**label as usize))
+            .count();
+        Ok((correct, labels.len()))
+    }
+
+    fn predict(&self, data: &str, out: &str) -> Result<Output, SessionError> {
+        let y = self.outputs(data)?;
+        write_npy_f32(Path::new(out), &y)?;
+        Ok(Output::Text(format!(
+            "wrote {out}: outputs of shape {:?}",
+            y.shape()
+        )))
+    }
+
+    fn show_model(&self) -> Result<Output, SessionError> {
+        let (path, graph) = self.model.as_ref().ok_or(SessionError::NoModel)?;
+        let rows = summarize(graph)?;
+        let shapes = |v: &[Vec<usize>]| {
+            v.iter()
+                .map(|s| format!("{s:?}"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        let table = Table {
+            headers: ["path", "op", "attributes", "input", "output", "params"]
+                .map(String::from)
+                .to_vec(),
+            rows: rows
+                .iter()
+                .map(|r| {
+                    vec![
+                        r.name.clone(),
+                        r.op.to_string(),
+                        r.attributes.clone(),
+                        shapes(&r.input_shapes),
+                        shapes(&r.output_shapes),
+                        r.params.to_string(),
+                    ]
+                })
+                .collect(),
+        };
+        Ok(Output::Table {
+            title: format!(
+                "{path}: {} nodes, {} parameters",
+                rows.len(),
+                graph.param_count()
+            ),
+            table,
+        })
+    }
+
+    fn expect(&self, e: &Expectation) -> Result<Output, SessionError> {
+        let actual = match &e.metric {
+            Metric::Accuracy { data } => {
+                let (c, n) = self.correct(data)?;
+                c as f64 / n.max(1) as f64
+            }
+            Metric::Correct { data } => self.correct(data)?.0 as f64,
+        };
+        if e.op.holds(actual, e.value) {
+            Ok(Output::Text(format!("ok: {e} (actual {actual})")))
+        } else {
+            Err(SessionError::ExpectationFailed {
+                expectation: e.to_string(),
+                actual: actual.to_string(),
+            })
+        }
+    }
+}
+
+/// Index of the largest value (first on ties), `None` when empty or all NaN.
+fn argmax(values: impl Iterator<Item = f32>) -> Option<usize> {
+    let mut best: Option<(usize, f32)> = None;
+    for (i, v) in values.enumerate() {
+        if !v.is_nan() && best.is_none_or(|(_, b)| v > b) {
+            best = Some((i, v));
+        }
+    }
+    best.map(|(i, _)| i)
+}
+
+fn help(verb: Option<&str>) -> Result<Output, SessionError> {
+    match verb {
+        None => Ok(Output::Table {
+            title: "verbs (help VERB for one):".into(),
+            table: Table {
+                headers: vec!["verb".into(), "what it does".into()],
+                rows: VERBS
+                    .iter()
+                    .map(|(v, _, what)| vec![v.to_string(), what.to_string()])
+                    .collect(),
+            },
+        }),
+        Some(v) => VERBS
+            .iter()
+            .find(|(name, _, _)| *name == v)
+            .map(|(_, usage, what)| Output::Text(format!("{usage}\n  {what}")))
+            .ok_or_else(|| SessionError::parse(format!("no verb '{v}'"))),
+    }
+}

@@ -1,0 +1,103 @@
+//! Every script in `sessions/` replays, replays are byte-for-byte deterministic, a saved session
+//! replays to the same outputs, and bad lines fail with their line number.
+
+use qlab::session::{SessionError, Workbench, parse_line, replay_script};
+use std::path::Path;
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Replays from the repository root (scripts use repo-relative paths) and returns the transcript.
+fn transcript(script: &str) -> Result<String, String> {
+    std::env::set_current_dir(root()).unwrap();
+    let mut wb = Workbench::new();
+    let mut out = String::new();
+    replay_script(script, &mut wb, |cmd, o| {
+        out.push_str(&format!("> {cmd}\n{o}"))
+    })
+    .map_err(|e| e.to_string())?;
+    Ok(out)
+}
+
+#[test]
+fn bundled_sessions_replay_deterministically() {
+    let mut scripts: Vec<_> = std::fs::read_dir(root().join("sessions"))
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "qls"))
+        .collect();
+    scripts.sort();
+    assert!(!scripts.is_empty(), "sessions/ holds no .qls scripts");
+    for path in scripts {
+        let text = std::fs::read_to_string(&path).unwrap();
+        let first = transcript(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let second = transcript(&text).unwrap();
+        assert_eq!(first, second, "{} replays differently", path.display());
+        println!("replayed {}", path.display());
+    }
+}
+
+#[test]
+fn saved_session_replays_to_the_same_outputs() {
+    std::env::set_current_dir(root()).unwrap();
+    let lines = [
+        "load model sample-models/digits_mlp.onnx",
+        "help",
+        "load data test sample-models/data/digits_test_x.npy labels=sample-models/data/digits_test_y.npy",
+        "eval test",
+    ];
+    let mut wb = Workbench::new();
+    let mut outputs = Vec::new();
+    for line in lines {
+        let cmd = parse_line(line).unwrap().unwrap();
+        outputs.push(wb.apply(&cmd).unwrap().to_string());
+    }
+    let saved = wb.session_text();
+    assert!(!saved.contains("help"), "help is not recorded");
+    let mut again = Workbench::new();
+    let mut replayed = Vec::new();
+    replay_script(&saved, &mut again, |_, o| replayed.push(o.to_string())).unwrap();
+    let recorded: Vec<String> = outputs
+        .into_iter()
+        .filter(|o| !o.starts_with("verbs"))
+        .collect();
+    assert_eq!(replayed, recorded);
+}
+
+#[test]
+fn errors_name_the_line_and_keep_state() {
+    std::env::set_current_dir(root()).unwrap();
+    let script = "# comment\nload model sample-models/digits_mlp.onnx\n\neval nowhere\n";
+    let mut wb = Workbench::new();
+    let err = replay_script(script, &mut wb, |_, _| {}).unwrap_err();
+    assert_eq!(err.line, 4);
+    assert!(
+        matches!(*err.error, SessionError::UnknownData { ref name, .. } if name == "nowhere"),
+        "{err}"
+    );
+    assert!(
+        wb.graph().is_some(),
+        "the model loaded before the failing line is kept"
+    );
+
+    let mut fresh = Workbench::new();
+    let err = replay_script("eval test", &mut fresh, |_, _| {}).unwrap_err();
+    assert!(
+        matches!(*err.error, SessionError::UnknownData { .. }),
+        "{err}"
+    );
+    let err = replay_script(
+        "load data x sample-models/data/missing.npy",
+        &mut fresh,
+        |_, _| {},
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("missing.npy"), "{err}");
+    let err = replay_script("load model sample-models/digits_cnn.onnx\nload data bad sample-models/data/digits_test_y.npy", &mut fresh, |_, _| {}).unwrap_err();
+    assert_eq!(err.line, 2);
+    assert!(
+        err.to_string().contains("does not fit model input"),
+        "{err}"
+    );
+}
