@@ -118,12 +118,32 @@ fn mobilenet_v2_imports_and_runs() {
         "module paths recovered"
     );
     let x = read_npy(&data).expect("noise data");
-    let a = run(&graph, vec![x.clone()], |_, _| {}).expect("runs");
-    let b = run(&graph, vec![x], |_, _| {}).expect("runs again");
+    let pool = |threads| {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap()
+    };
+    let a = pool(1)
+        .install(|| run(&graph, vec![x.clone()], |_, _| {}))
+        .expect("runs");
+    let b = pool(2)
+        .install(|| run(&graph, vec![x], |_, _| {}))
+        .expect("runs again");
     let logits = a[0].f32("logits").unwrap();
     assert_eq!(logits.shape(), &[2, 1000]);
     assert!(logits.iter().all(|v| v.is_finite()));
-    assert_eq!(a, b, "bit-identical across runs");
+    assert_eq!(a, b, "bit-identical across runs and thread counts");
+    let top1: Vec<usize> = logits
+        .outer_iter()
+        .map(|r| {
+            r.iter()
+                .enumerate()
+                .fold((0, f32::MIN), |m, (i, &v)| if v > m.1 { (i, v) } else { m })
+                .0
+        })
+        .collect();
+    println!("mobilenet_v2 top-1 classes on noise_224_test: {top1:?}");
 }
 
 /// The native format round-trips every sample model losslessly, and a failed save leaves the

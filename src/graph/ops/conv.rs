@@ -6,6 +6,10 @@
 use super::gemm::{Mat, sgemm};
 use crate::graph::{ConvParams, GraphError};
 use ndarray::{ArrayD, IxDyn};
+use rayon::prelude::*;
+
+/// Output channels per parallel GEMM tile.
+const TILE_ROWS: usize = 32;
 
 /// Output length of one spatial dim (PyTorch's floor rule).
 pub fn conv_output_len(
@@ -116,33 +120,38 @@ pub fn conv_forward(
     let ovol: usize = g.out.iter().product();
     let rows = cg * kvol;
     let pointwise = kvol == 1 && g.stride == [1; 3] && g.pad == [0; 3] && g.input == g.out;
-    let mut col = if pointwise {
-        Vec::new()
-    } else {
-        vec![0.0f32; rows * ovol]
-    };
     let mut y = vec![0.0f32; g.n * g.o * ovol];
-    for n in 0..g.n {
-        for grp in 0..g.groups {
+    // One work item per (sample, group), then fixed tiles of output channels: the split never
+    // depends on the thread count, so results are identical however many threads run.
+    y.par_chunks_mut((og * ovol).max(1))
+        .enumerate()
+        .for_each(|(item, out)| {
+            let (n, grp) = (item / g.groups, item % g.groups);
             let xg = &xs[(n * g.c + grp * cg) * ivol..][..cg * ivol];
+            let col;
             let b: &[f32] = if pointwise {
                 xg
             } else {
-                im2col(&g, xg, cg, &mut col);
+                let mut buf = vec![0.0f32; rows * ovol];
+                im2col(&g, xg, cg, &mut buf);
+                col = buf;
                 &col
             };
             let a = &ws[grp * og * rows..][..og * rows];
-            let c = &mut y[(n * g.o + grp * og) * ovol..][..og * ovol];
-            sgemm(
-                og,
-                rows,
-                ovol,
-                Mat::new(a, rows, 1),
-                Mat::new(b, ovol, 1),
-                c,
-            );
-        }
-    }
+            out.par_chunks_mut(TILE_ROWS * ovol)
+                .enumerate()
+                .for_each(|(t, c)| {
+                    let m = c.len() / ovol.max(1);
+                    sgemm(
+                        m,
+                        rows,
+                        ovol,
+                        Mat::new(&a[t * TILE_ROWS * rows..], rows, 1),
+                        Mat::new(b, ovol, 1),
+                        c,
+                    );
+                });
+        });
     if let Some(bias) = &p.bias {
         for (chunk, o) in y.chunks_mut(ovol).zip((0..g.o).cycle()) {
             chunk.iter_mut().for_each(|v| *v += bias[o]);
