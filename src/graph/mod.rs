@@ -16,6 +16,7 @@ pub use exec::{NodeOutputs, run};
 pub use inspect::{NodeSummary, summarize};
 pub use op::{
     BatchNormParams, ConvParams, LinearParams, LstmDirection, LstmParams, Op, PoolParams,
+    ResizeMode,
 };
 pub use value::Value;
 

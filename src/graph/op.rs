@@ -76,6 +76,13 @@ pub struct PoolParams {
     pub count_include_pad: bool,
 }
 
+/// Interpolation of `F.interpolate` / ONNX Resize.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResizeMode {
+    Nearest,
+    Bilinear,
+}
+
 /// What a node computes.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Op {
@@ -133,8 +140,18 @@ pub enum Op {
     },
     /// ONNX Slice: starts, ends, axes, steps from inputs 1..=4.
     Slice,
-    /// Identity, Dropout in inference, and the QuantStub / DeQuantStub markers of a float model.
+    /// Identity and Dropout in inference.
     Identity,
+    /// Where quantization starts (PyTorch's QuantStub); identity in a float model.
+    QuantStub,
+    /// Where quantization ends (PyTorch's DeQuantStub); identity in a float model.
+    DeQuantStub,
+    /// Resize the two trailing dims: input 1 holds scale factors (f32 [N, C, h, w] factors)
+    /// or input 2 the output sizes (i64 [N, C, H, W]).
+    Resize {
+        mode: ResizeMode,
+        align_corners: bool,
+    },
 }
 
 impl Op {
@@ -169,6 +186,9 @@ impl Op {
             Op::ConstantOfShape { .. } => "ConstantOfShape",
             Op::Slice => "Slice",
             Op::Identity => "Identity",
+            Op::QuantStub => "QuantStub",
+            Op::DeQuantStub => "DeQuantStub",
+            Op::Resize { .. } => "Resize",
         }
     }
 
@@ -252,6 +272,14 @@ impl Op {
                 }
             ),
             Op::Transpose { perm } => format!("perm={perm:?}"),
+            Op::Resize {
+                mode,
+                align_corners,
+            } => format!(
+                "{mode:?}{}",
+                if *align_corners { " align_corners" } else { "" }
+            )
+            .to_lowercase(),
             _ => String::new(),
         }
     }

@@ -6,7 +6,7 @@
 
 use crate::graph::{
     BatchNormParams, ConvParams, Graph, GraphInput, LinearParams, LstmDirection, LstmParams, Node,
-    Op, PoolParams, Value,
+    Op, PoolParams, ResizeMode, Value,
 };
 use ndarray::{Array1, Array2, ArrayD, IxDyn};
 use safetensors::{Dtype, SafeTensors, tensor::TensorView};
@@ -143,6 +143,12 @@ enum OpRecord {
     ConstantOfShape,
     Slice,
     Identity,
+    QuantStub,
+    DeQuantStub,
+    Resize {
+        mode: String,
+        align_corners: bool,
+    },
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -283,6 +289,18 @@ fn record(node: &Node, tensors: &mut Vec<(String, Value)>) -> OpRecord {
         Op::Shape => OpRecord::Shape,
         Op::Slice => OpRecord::Slice,
         Op::Identity => OpRecord::Identity,
+        Op::QuantStub => OpRecord::QuantStub,
+        Op::DeQuantStub => OpRecord::DeQuantStub,
+        Op::Resize {
+            mode,
+            align_corners,
+        } => OpRecord::Resize {
+            mode: match mode {
+                ResizeMode::Nearest => "nearest".into(),
+                ResizeMode::Bilinear => "bilinear".into(),
+            },
+            align_corners: *align_corners,
+        },
     }
 }
 
@@ -556,6 +574,24 @@ fn rebuild(rec: OpRecord, node: &str, t: &Tensors) -> Result<Op, NativeError> {
         OpRecord::Shape => Op::Shape,
         OpRecord::Slice => Op::Slice,
         OpRecord::Identity => Op::Identity,
+        OpRecord::QuantStub => Op::QuantStub,
+        OpRecord::DeQuantStub => Op::DeQuantStub,
+        OpRecord::Resize {
+            mode,
+            align_corners,
+        } => Op::Resize {
+            mode: match mode.as_str() {
+                "nearest" => ResizeMode::Nearest,
+                "bilinear" => ResizeMode::Bilinear,
+                other => {
+                    return Err(t.err(
+                        node,
+                        format!("unknown resize mode '{other}' (nearest, bilinear)"),
+                    ));
+                }
+            },
+            align_corners,
+        },
     })
 }
 

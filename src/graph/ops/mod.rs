@@ -8,6 +8,7 @@ mod linear;
 mod lstm;
 mod norm;
 mod pool;
+mod resize;
 mod shape;
 
 pub use conv::{conv_forward, conv_output_len};
@@ -78,7 +79,11 @@ pub fn eval(node: &Node, args: &[Option<&Value>]) -> Result<Vec<Value>, GraphErr
             value,
         )?]),
         Op::Slice => Ok(vec![shape::slice(node, args)?]),
-        Op::Identity => Ok(vec![arg(node, args, 0)?.clone()]),
+        Op::Identity | Op::QuantStub | Op::DeQuantStub => Ok(vec![arg(node, args, 0)?.clone()]),
+        Op::Resize {
+            mode,
+            align_corners,
+        } => one(resize_node(node, args, *mode, *align_corners)?),
     }
 }
 
@@ -117,4 +122,52 @@ pub(crate) fn norm_axis(node: &str, axis: i64, rank: usize) -> Result<usize, Gra
             detail: format!("axis {axis} is out of range for rank {rank}"),
         })
     }
+}
+
+/// Resize with its target taken from the scales (input 1) or sizes (input 2) operand.
+fn resize_node(
+    node: &Node,
+    args: &[Option<&Value>],
+    mode: crate::graph::ResizeMode,
+    align_corners: bool,
+) -> Result<ArrayD<f32>, GraphError> {
+    let x = f32_arg(node, args, 0)?;
+    let bad = |detail: String| GraphError::Invalid {
+        node: node.name.clone(),
+        detail,
+    };
+    if x.ndim() != 4 {
+        return Err(bad(format!(
+            "Resize supports NCHW inputs, got {:?}",
+            x.shape()
+        )));
+    }
+    let (h, w) = (x.shape()[2], x.shape()[3]);
+    let (out, factors) = match (
+        args.get(2).copied().flatten(),
+        args.get(1).copied().flatten(),
+    ) {
+        (Some(sizes), _) => {
+            let s = sizes.to_i64_vec(&node.name)?;
+            let [.., oh, ow] = s[..] else {
+                return Err(bad(format!("sizes {s:?} need 4 entries")));
+            };
+            ([oh.max(0) as usize, ow.max(0) as usize], None)
+        }
+        (None, Some(Value::F32(scales))) => {
+            let s: Vec<f32> = scales.iter().copied().collect();
+            let [.., fh, fw] = s[..] else {
+                return Err(bad(format!("scales {s:?} need 4 entries")));
+            };
+            (
+                [
+                    (h as f32 * fh).floor() as usize,
+                    (w as f32 * fw).floor() as usize,
+                ],
+                Some([fh, fw]),
+            )
+        }
+        _ => return Err(bad("Resize needs scales or sizes".into())),
+    };
+    resize::resize(&node.name, x, out, factors, mode, align_corners)
 }

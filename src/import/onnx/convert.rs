@@ -4,7 +4,8 @@
 use super::attrs::Attrs;
 use super::proto::NodeProto;
 use crate::graph::{
-    BatchNormParams, ConvParams, LinearParams, LstmDirection, LstmParams, Op, PoolParams, Value,
+    BatchNormParams, ConvParams, LinearParams, LstmDirection, LstmParams, Op, PoolParams,
+    ResizeMode, Value,
 };
 use crate::import::ImportError;
 use ndarray::{Array1, Array2, ArrayD, Axis, Ix1, Ix2};
@@ -406,6 +407,45 @@ fn lstm(o: &Operands) -> Result<Converted, ImportError> {
     })
 }
 
+fn resize(o: &Operands) -> Result<Converted, ImportError> {
+    let a = o.attrs;
+    a.only(&[
+        "mode",
+        "coordinate_transformation_mode",
+        "nearest_mode",
+        "cubic_coeff_a",
+        "exclude_outside",
+        "extrapolation_value",
+        "antialias",
+    ])?;
+    if a.int("antialias", 0) != 0 {
+        return Err(a.unsupported("antialias", "antialiased resizing"));
+    }
+    let ctm = a
+        .string("coordinate_transformation_mode")
+        .unwrap_or_else(|| "half_pixel".into());
+    let (mode, align_corners) = match (
+        a.string("mode").as_deref().unwrap_or("nearest"),
+        ctm.as_str(),
+    ) {
+        ("nearest", "asymmetric") if a.string("nearest_mode").as_deref() == Some("floor") => {
+            (ResizeMode::Nearest, false)
+        }
+        ("linear", "pytorch_half_pixel" | "half_pixel") => (ResizeMode::Bilinear, false),
+        ("linear", "align_corners") => (ResizeMode::Bilinear, true),
+        (m, c) => {
+            return Err(a.unsupported("mode", format!("mode '{m}' with coordinate_transformation_mode '{c}' (PyTorch's nearest and bilinear exports are supported)")));
+        }
+    };
+    Ok(Converted {
+        op: Op::Resize {
+            mode,
+            align_corners,
+        },
+        inputs: vec![o.data(0), o.data(2), o.data(3)],
+    })
+}
+
 /// Converts one node. `opset` is the model's default-domain opset.
 pub fn convert(o: &Operands, opset: i64) -> Result<Converted, ImportError> {
     let a = o.attrs;
@@ -473,6 +513,7 @@ pub fn convert(o: &Operands, opset: i64) -> Result<Converted, ImportError> {
             simple(Op::ConstantOfShape { value })
         }
         "Slice" if opset >= 10 => simple(Op::Slice),
+        "Resize" if opset >= 11 => resize(o),
         "Identity" => simple(Op::Identity),
         "Dropout" => {
             if o.node.output.get(1).is_some_and(|s| !s.is_empty()) {
