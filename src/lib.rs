@@ -5,12 +5,15 @@
 //! qparams; `fake_quant` and `qconfig` build on both. Higher layers (graph, engines, workflows,
 //! front ends) arrive in later issues and may only depend downward.
 
+pub mod engine;
 pub mod fake_quant;
 pub mod fsutil;
 pub mod graph;
 pub mod import;
 pub mod isa;
+pub mod kernels;
 pub mod observer;
 pub mod qconfig;
+pub mod qnn;
 pub mod session;
 pub mod tensor;

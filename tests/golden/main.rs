@@ -5,9 +5,12 @@
 //! name or kind contains `text`. Per file it prints how many cases passed, failed, or belong to a
 //! kind qlab does not implement yet, and the test fails on any mismatch.
 
+mod dynamic;
 mod fake_quant;
 mod json;
 mod observers;
+mod qops;
+mod qops_eltwise;
 mod quantize;
 mod tensor_ops;
 
@@ -24,6 +27,9 @@ fn check_for(kind: &str) -> Option<Check> {
         .or_else(|| observers::check_for(kind))
         .or_else(|| fake_quant::check_for(kind))
         .or_else(|| tensor_ops::check_for(kind))
+        .or_else(|| qops::check_for(kind))
+        .or_else(|| qops_eltwise::check_for(kind))
+        .or_else(|| dynamic::check_for(kind))
 }
 
 fn golden_dir() -> PathBuf {
@@ -43,7 +49,11 @@ fn golden_files() {
         .filter(|p| p.extension().is_some_and(|x| x == "json"))
         .collect();
     files.sort();
-    assert!(!files.is_empty(), "no golden .json files in {}", dir.display());
+    assert!(
+        !files.is_empty(),
+        "no golden .json files in {}",
+        dir.display()
+    );
 
     let mut failures = Vec::new();
     let mut total_passed = 0usize;
@@ -52,7 +62,10 @@ fn golden_files() {
         let cases = json::load_cases(path).unwrap_or_else(|e| panic!("{file}: {e}"));
         let (mut passed, mut failed) = (0usize, 0usize);
         let mut uncovered: BTreeMap<String, usize> = BTreeMap::new();
-        for case in cases.iter().filter(|c| filter.is_empty() || c.name.contains(&filter) || c.kind.contains(&filter)) {
+        for case in cases
+            .iter()
+            .filter(|c| filter.is_empty() || c.name.contains(&filter) || c.kind.contains(&filter))
+        {
             let Some(check) = check_for(&case.kind) else {
                 *uncovered.entry(case.kind.clone()).or_default() += 1;
                 continue;
@@ -71,16 +84,27 @@ fn golden_files() {
         let not_yet: Vec<String> = uncovered.iter().map(|(k, n)| format!("{k}×{n}")).collect();
         println!(
             "golden {file}: {passed} passed, {failed} failed{}",
-            if not_yet.is_empty() { String::new() } else { format!(", not yet implemented: {}", not_yet.join(" ")) }
+            if not_yet.is_empty() {
+                String::new()
+            } else {
+                format!(", not yet implemented: {}", not_yet.join(" "))
+            }
         );
     }
     if !failures.is_empty() {
         for f in failures.iter().take(40) {
             println!("MISMATCH {f}");
         }
-        panic!("{} golden case(s) failed ({} passed)", failures.len(), total_passed);
+        panic!(
+            "{} golden case(s) failed ({} passed)",
+            failures.len(),
+            total_passed
+        );
     }
-    assert!(total_passed > 0 || !filter.is_empty(), "no golden case was checked");
+    assert!(
+        total_passed > 0 || !filter.is_empty(),
+        "no golden case was checked"
+    );
 }
 
 fn panic_text(p: &Box<dyn std::any::Any + Send>) -> String {

@@ -1,0 +1,132 @@
+//! Requantization of i32 accumulators to quint8 outputs, one rule per engine (NUMERICS §6.2 and
+//! §6.3). Both are precomputed per output channel so the inner loop is a few f32 operations.
+
+/// fbgemm / x86: the float bias is folded in as `bias / (s_x·s_w)` and the sum is scaled once.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FbgemmRequant {
+    /// `f32(f32(s_x·s_w) / s_y)` per channel.
+    multiplier: Vec<f32>,
+    /// `bias / (s_x·s_w)` per channel (division for per-channel weights, reciprocal multiply
+    /// formed in f64 for per-tensor weights), or none without bias.
+    bias_term: Option<Vec<f32>>,
+    zero_point: i32,
+    lo: i32,
+}
+
+impl FbgemmRequant {
+    /// `weight_scales` has one entry (per-tensor) or one per output channel.
+    pub fn new(
+        x_scale: f64,
+        weight_scales: &[f64],
+        bias: Option<&[f32]>,
+        out_scale: f64,
+        out_zero_point: i32,
+        relu: bool,
+        channels: usize,
+    ) -> Self {
+        let per_tensor = weight_scales.len() == 1;
+        let sy = out_scale as f32;
+        let atw: Vec<f32> = (0..channels)
+            .map(|c| (x_scale as f32) * (weight_scales[if per_tensor { 0 } else { c }] as f32))
+            .collect();
+        let multiplier = atw.iter().map(|&a| a / sy).collect();
+        let bias_term = bias.map(|b| {
+            (0..channels)
+                .map(|c| {
+                    if per_tensor {
+                        b[c] * ((1.0f64 / atw[c] as f64) as f32)
+                    } else {
+                        b[c] / atw[c]
+                    }
+                })
+                .collect()
+        });
+        FbgemmRequant {
+            multiplier,
+            bias_term,
+            zero_point: out_zero_point,
+            lo: if relu { out_zero_point } else { 0 },
+        }
+    }
+
+    /// The quint8 output for accumulator `acc` of channel `c`.
+    #[inline]
+    pub fn apply(&self, acc: i32, c: usize) -> u8 {
+        let mut t = acc as f32;
+        if let Some(b) = &self.bias_term {
+            t += b[c];
+        }
+        let v = t * self.multiplier[c];
+        let r = v.round_ties_even() as i64 + self.zero_point as i64;
+        r.clamp(self.lo as i64, 255) as u8
+    }
+}
+
+/// qnnpack: the bias is quantized to int32 with scale `s_w·s_x` and added to the accumulator;
+/// the sum is scaled by `f32(s_w·s_x) · f32(1/s_y)`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QnnpackRequant {
+    bias_q: Vec<i32>,
+    scale: Vec<f32>,
+    zero_point: i32,
+    lo: i32,
+}
+
+impl QnnpackRequant {
+    pub fn new(
+        x_scale: f64,
+        weight_scales: &[f64],
+        bias: Option<&[f32]>,
+        out_scale: f64,
+        out_zero_point: i32,
+        relu: bool,
+        channels: usize,
+    ) -> Self {
+        let ws = |c: usize| weight_scales[if weight_scales.len() == 1 { 0 } else { c }];
+        let inv_sy = 1.0f32 / out_scale as f32;
+        let scale = (0..channels)
+            .map(|c| ((ws(c) as f32) * (x_scale as f32)) * inv_sy)
+            .collect();
+        let bias_q = (0..channels)
+            .map(|c| {
+                let Some(b) = bias else { return 0 };
+                // quantize(bias, qint32, scale = f32(s_w·s_x) computed from the f64 scales, zp 0).
+                let bias_scale = (ws(c) * x_scale) as f32;
+                crate::tensor::quantize::quantize_val_i32(b[c], 1.0f32 / bias_scale, 0)
+            })
+            .collect();
+        QnnpackRequant {
+            bias_q,
+            scale,
+            zero_point: out_zero_point,
+            lo: if relu { out_zero_point } else { 0 },
+        }
+    }
+
+    /// The quint8 output for accumulator `acc` (without bias) of channel `c`.
+    #[inline]
+    pub fn apply(&self, acc: i32, c: usize) -> u8 {
+        let total = acc.wrapping_add(self.bias_q[c]);
+        let v = (total as f32) * self.scale[c];
+        let r = (v.round_ties_even() as i64).clamp(i16::MIN as i64, i16::MAX as i64);
+        let r = (r + self.zero_point as i64).clamp(i16::MIN as i64, i16::MAX as i64);
+        r.clamp(self.lo as i64, 255) as u8
+    }
+}
+
+/// Either engine's rule, chosen once per layer.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Requant {
+    Fbgemm(FbgemmRequant),
+    Qnnpack(QnnpackRequant),
+}
+
+impl Requant {
+    #[inline]
+    pub fn apply(&self, acc: i32, c: usize) -> u8 {
+        match self {
+            Requant::Fbgemm(r) => r.apply(acc, c),
+            Requant::Qnnpack(r) => r.apply(acc, c),
+        }
+    }
+}

@@ -1,0 +1,166 @@
+//! Quantized Linear (and LinearReLU): quint8 activations × qint8 weights → quint8 outputs.
+
+use super::{PackedWeight, QnnError, RunStats};
+use crate::engine::Numerics;
+use crate::kernels::reference::gemm_u8_i8_i32;
+use crate::kernels::requant::{FbgemmRequant, QnnpackRequant, Requant};
+use crate::tensor::{QDType, QParams, QStorage, QTensor};
+
+/// `nn.quantized.Linear` / `nn.intrinsic.quantized.LinearReLU`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QLinear {
+    pub weight: PackedWeight,
+    /// Float bias, as PyTorch keeps it.
+    pub bias: Option<Vec<f32>>,
+    pub out_scale: f64,
+    pub out_zero_point: i64,
+    pub relu: bool,
+}
+
+/// The requantization rule of `numerics` for a layer.
+pub(crate) fn requant_for(
+    numerics: Numerics,
+    x_scale: f64,
+    w: &PackedWeight,
+    bias: Option<&[f32]>,
+    out_scale: f64,
+    out_zp: i64,
+    relu: bool,
+) -> Requant {
+    if numerics.engine.float_requant() {
+        Requant::Fbgemm(FbgemmRequant::new(
+            x_scale,
+            &w.scales,
+            bias,
+            out_scale,
+            out_zp as i32,
+            relu,
+            w.out,
+        ))
+    } else {
+        Requant::Qnnpack(QnnpackRequant::new(
+            x_scale,
+            &w.scales,
+            bias,
+            out_scale,
+            out_zp as i32,
+            relu,
+            w.out,
+        ))
+    }
+}
+
+/// Checks that `x` is a per-tensor quint8 activation and returns its (scale, zero point).
+pub(crate) fn activation_qparams(op: &'static str, x: &QTensor) -> Result<(f64, i32), QnnError> {
+    match (x.dtype(), x.qparams()) {
+        (QDType::QUInt8, QParams::PerTensor { scale, zero_point }) => {
+            Ok((*scale, *zero_point as i32))
+        }
+        (d, q) => Err(QnnError::Operand {
+            op,
+            operand: "input",
+            expected: "a per-tensor quint8 tensor",
+            got: format!("{d} {}", q.qscheme()),
+        }),
+    }
+}
+
+impl QLinear {
+    /// Builds the module from a qint8 weight `[out, in]`, an optional float bias and output qparams.
+    pub fn new(
+        weight: &QTensor,
+        bias: Option<Vec<f32>>,
+        out_scale: f64,
+        out_zero_point: i64,
+        relu: bool,
+    ) -> Result<QLinear, QnnError> {
+        let weight = PackedWeight::new("linear", weight)?;
+        if weight.shape.len() != 2 {
+            return Err(QnnError::Shape {
+                op: "linear",
+                detail: format!("weight must be [out, in], got {:?}", weight.shape),
+            });
+        }
+        if let Some(b) = &bias
+            && b.len() != weight.out
+        {
+            return Err(QnnError::Shape {
+                op: "linear",
+                detail: format!("bias has {} values for {} outputs", b.len(), weight.out),
+            });
+        }
+        crate::tensor::QParams::PerTensor {
+            scale: out_scale,
+            zero_point: out_zero_point,
+        }
+        .validate(QDType::QUInt8, &[])?;
+        Ok(QLinear {
+            weight,
+            bias,
+            out_scale,
+            out_zero_point,
+            relu,
+        })
+    }
+
+    /// Runs on `x` of shape `[..., in]`.
+    pub fn forward(
+        &self,
+        x: &QTensor,
+        numerics: Numerics,
+    ) -> Result<(QTensor, RunStats), QnnError> {
+        let (sx, zx) = activation_qparams("linear", x)?;
+        let k = self.weight.k;
+        if x.shape().last() != Some(&k) {
+            return Err(QnnError::Shape {
+                op: "linear",
+                detail: format!("input {:?} does not end in in_features={k}", x.shape()),
+            });
+        }
+        let m = x.numel() / k.max(1);
+        let n = self.weight.out;
+        let a: Vec<u8> = x.int_values().into_iter().map(|v| v as u8).collect();
+        let mut acc = vec![0i32; m * n];
+        let saturated = gemm_u8_i8_i32(
+            m,
+            n,
+            k,
+            &a,
+            zx,
+            &self.weight.data,
+            &self.weight.zero_points,
+            numerics.gemm_pairs_saturate(),
+            &mut acc,
+        );
+        let rq = requant_for(
+            numerics,
+            sx,
+            &self.weight,
+            self.bias.as_deref(),
+            self.out_scale,
+            self.out_zero_point,
+            self.relu,
+        );
+        let out: Vec<u8> = acc
+            .iter()
+            .enumerate()
+            .map(|(i, &v)| rq.apply(v, i % n))
+            .collect();
+        let mut shape = x.shape().to_vec();
+        *shape.last_mut().expect("rank >= 1") = n;
+        let y = QTensor::from_int_repr(
+            QStorage::U8(out),
+            &shape,
+            QParams::PerTensor {
+                scale: self.out_scale,
+                zero_point: self.out_zero_point,
+            },
+        )?;
+        Ok((
+            y,
+            RunStats {
+                saturated_pairs: saturated,
+            },
+        ))
+    }
+}
