@@ -36,7 +36,7 @@ impl PackedWeight {
             op,
             detail: "weight is 0-d".into(),
         })?;
-        let k = if out == 0 { 0 } else { w.numel() / out };
+        let k = w.numel().checked_div(out).unwrap_or(0);
         let (scales, zero_points) = match w.qparams() {
             QParams::PerTensor { scale, zero_point } => (vec![*scale], vec![*zero_point as i32]),
             QParams::PerChannel {
