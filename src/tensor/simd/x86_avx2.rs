@@ -1,0 +1,247 @@
+//! AVX2 tier: 8 f32 lanes per vector, tails by the scalar rule.
+//!
+//! Design note. Each element rule maps onto instructions with the same semantics, so no lane
+//! ever needs a fix-up:
+//! * 8-bit quantize: `minps(x*inv, 2^31-128)` — the bound is the *second* operand, so a NaN
+//!   product yields the bound, as in fbgemm; `cvtps2dq` rounds ties to even (default MXCSR) and
+//!   yields `i32::MIN` out of range, like the saturating `as` of the scalar rule; `vpaddd` wraps.
+//!   Four vectors are clamped, then narrowed with two signed/unsigned saturating packs whose lane
+//!   interleave is undone by one `vpermd`.
+//! * qint32 and per-channel quantize: `roundps` (ties to even) + f32 add; the only value
+//!   `cvtps2dq` gets wrong against `as i32` is ≥ 2^31 (0x80000000 instead of `i32::MAX`), and
+//!   XOR with the `t >= 2^31` mask turns exactly that into 0x7fffffff.
+//! * dequantize: widen, `vpsubd` (wraps), `cvtdq2ps`, one `mulps` — never an FMA. Per-channel
+//!   products go through `cvtdq2pd`/`mulpd`/`cvtpd2ps`, matching the scalar f64 product.
+//! * min/max: integer min/max of order keys (see `order_key`) plus an OR of `cmpunordps`.
+//!
+//! Loads and stores go through helpers that take fixed-size arrays, so every pointer access is
+//! in bounds by type; the block loops use `as_chunks` and leave the remainder to the scalar tier.
+
+use super::{KeyRange, QInt, scalar};
+use crate::tensor::QDType;
+use crate::tensor::quantize::CLIP_BELOW_2_31;
+use std::arch::x86_64::*;
+
+/// 2^31 as f32: the first value `cvtps2dq` cannot represent.
+const TWO_POW_31: f32 = 2_147_483_648.0;
+
+#[inline]
+#[target_feature(enable = "avx2")]
+fn load_ps<const N: usize>(src: &[f32; N], at: usize) -> __m256 {
+    assert!(at + 8 <= N);
+    // SAFETY: elements `at..at + 8` are inside `src`; `loadu` needs no alignment.
+    unsafe { _mm256_loadu_ps(src.as_ptr().add(at)) }
+}
+
+#[inline]
+#[target_feature(enable = "avx2")]
+fn store_ps(dst: &mut [f32; 8], v: __m256) {
+    // SAFETY: `dst` holds exactly 8 writable f32; `storeu` needs no alignment.
+    unsafe { _mm256_storeu_ps(dst.as_mut_ptr(), v) }
+}
+
+/// Loads 8 storage integers widened to i32.
+#[inline]
+#[target_feature(enable = "avx2")]
+fn widen<T: QInt>(src: &[T; 8]) -> __m256i {
+    let p = src.as_ptr();
+    // SAFETY: `src` is 8 elements of `T`: 8 bytes when `T` is u8/i8 (`loadl` reads 8 bytes),
+    // 32 bytes when `T` is i32 (the sealed `QInt` ties each dtype to one type); no alignment needed.
+    unsafe {
+        match T::DTYPE {
+            QDType::QUInt8 => _mm256_cvtepu8_epi32(_mm_loadl_epi64(p.cast())),
+            QDType::QInt8 => _mm256_cvtepi8_epi32(_mm_loadl_epi64(p.cast())),
+            QDType::QInt32 => _mm256_loadu_si256(p.cast()),
+        }
+    }
+}
+
+/// Stores 32 i32 values already inside `T`'s range.
+#[inline]
+#[target_feature(enable = "avx2")]
+fn store_narrow<T: QInt>(dst: &mut [T; 32], q: [__m256i; 4]) {
+    let p = dst.as_mut_ptr();
+    match T::DTYPE {
+        QDType::QInt32 => {
+            for (j, v) in q.into_iter().enumerate() {
+                // SAFETY: `T` is i32 here, so `dst` is 128 bytes and `8 * j + 8 <= 32`.
+                unsafe { _mm256_storeu_si256(p.add(8 * j).cast(), v) }
+            }
+        }
+        QDType::QUInt8 | QDType::QInt8 => {
+            // Values are in range, so the saturating packs are exact; each pack interleaves the
+            // 128-bit halves of its inputs, which the final permutation undoes.
+            let w0 = _mm256_packs_epi32(q[0], q[1]);
+            let w1 = _mm256_packs_epi32(q[2], q[3]);
+            let b = if T::QMIN < 0 {
+                _mm256_packs_epi16(w0, w1)
+            } else {
+                _mm256_packus_epi16(w0, w1)
+            };
+            let b = _mm256_permutevar8x32_epi32(b, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+            // SAFETY: `T` is one byte here, so `dst` is exactly 32 writable bytes.
+            unsafe { _mm256_storeu_si256(p.cast(), b) }
+        }
+    }
+}
+
+/// Applies `lane` to every whole block of 32 and returns how many elements it covered.
+#[inline]
+#[target_feature(enable = "avx2")]
+fn quantize_blocks<T: QInt>(x: &[f32], out: &mut [T], lane: impl Fn(__m256) -> __m256i) -> usize {
+    let (xb, _) = x.as_chunks::<32>();
+    let (ob, _) = out.as_chunks_mut::<32>();
+    for (xs, os) in xb.iter().zip(ob) {
+        store_narrow(os, [0, 8, 16, 24].map(|at| lane(load_ps(xs, at))));
+    }
+    xb.len() * 32
+}
+
+/// Applies `lane` to every whole block of 8 and returns how many elements it covered.
+#[inline]
+#[target_feature(enable = "avx2")]
+fn dequantize_blocks<T: QInt>(q: &[T], out: &mut [f32], lane: impl Fn(__m256i) -> __m256) -> usize {
+    let (qb, _) = q.as_chunks::<8>();
+    let (ob, _) = out.as_chunks_mut::<8>();
+    for (qs, os) in qb.iter().zip(ob) {
+        store_ps(os, lane(widen(qs)));
+    }
+    qb.len() * 8
+}
+
+/// Round to nearest, ties to even, without raising exceptions.
+const RNE: i32 = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
+
+/// `t as i32` for integral `t`: NaN and < -2^31 already give `i32::MIN`; ≥ 2^31 needs the flip.
+#[inline]
+#[target_feature(enable = "avx2")]
+fn to_i32_saturating(t: __m256) -> __m256i {
+    let overflow = _mm256_castps_si256(_mm256_cmp_ps::<_CMP_GE_OQ>(t, _mm256_set1_ps(TWO_POW_31)));
+    _mm256_xor_si256(_mm256_cvtps_epi32(t), overflow)
+}
+
+/// # Safety
+/// The CPU must support AVX2.
+#[target_feature(enable = "avx2")]
+pub(super) unsafe fn quantize_per_tensor<T: QInt>(
+    x: &[f32],
+    out: &mut [T],
+    inv: f32,
+    zero_point: i32,
+) {
+    let inv_v = _mm256_set1_ps(inv);
+    let done = match T::DTYPE {
+        QDType::QInt32 => {
+            let zp = _mm256_set1_ps(zero_point as f32);
+            quantize_blocks(x, out, |v| {
+                to_i32_saturating(_mm256_add_ps(
+                    zp,
+                    _mm256_round_ps::<RNE>(_mm256_mul_ps(v, inv_v)),
+                ))
+            })
+        }
+        QDType::QUInt8 | QDType::QInt8 => {
+            let (clip, zp) = (
+                _mm256_set1_ps(CLIP_BELOW_2_31),
+                _mm256_set1_epi32(zero_point),
+            );
+            let (lo, hi) = (_mm256_set1_epi32(T::QMIN), _mm256_set1_epi32(T::QMAX));
+            quantize_blocks(x, out, |v| {
+                let r = _mm256_cvtps_epi32(_mm256_min_ps(_mm256_mul_ps(v, inv_v), clip));
+                _mm256_min_epi32(_mm256_max_epi32(_mm256_add_epi32(r, zp), lo), hi)
+            })
+        }
+    };
+    scalar::quantize_per_tensor(&x[done..], &mut out[done..], inv, zero_point);
+}
+
+/// # Safety
+/// The CPU must support AVX2.
+#[target_feature(enable = "avx2")]
+pub(super) unsafe fn dequantize_per_tensor<T: QInt>(
+    q: &[T],
+    out: &mut [f32],
+    scale: f32,
+    zero_point: i32,
+) {
+    let (s, zp) = (_mm256_set1_ps(scale), _mm256_set1_epi32(zero_point));
+    let done = dequantize_blocks(q, out, |v| {
+        _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(v, zp)), s)
+    });
+    scalar::dequantize_per_tensor(&q[done..], &mut out[done..], scale, zero_point);
+}
+
+/// # Safety
+/// The CPU must support AVX2.
+#[target_feature(enable = "avx2")]
+pub(super) unsafe fn quantize_per_channel<T: QInt>(
+    x: &[f32],
+    out: &mut [T],
+    inv: f32,
+    zero_point: i32,
+) {
+    let (inv_v, zp) = (_mm256_set1_ps(inv), _mm256_set1_ps(zero_point as f32));
+    let (lo, hi) = (
+        _mm256_set1_ps(T::QMIN as f32),
+        _mm256_set1_ps(T::QMAX as f32),
+    );
+    let done = quantize_blocks(x, out, |v| {
+        let t = _mm256_add_ps(zp, _mm256_round_ps::<RNE>(_mm256_mul_ps(v, inv_v)));
+        // NaN becomes +0.0, which every clamp range contains.
+        let t = _mm256_and_ps(t, _mm256_cmp_ps::<_CMP_ORD_Q>(t, t));
+        to_i32_saturating(_mm256_min_ps(_mm256_max_ps(t, lo), hi))
+    });
+    scalar::quantize_per_channel(&x[done..], &mut out[done..], inv, zero_point);
+}
+
+/// # Safety
+/// The CPU must support AVX2.
+#[target_feature(enable = "avx2")]
+pub(super) unsafe fn dequantize_per_channel<T: QInt>(
+    q: &[T],
+    out: &mut [f32],
+    scale: f64,
+    zero_point: i64,
+) {
+    // |q|, |zero_point| < 2^31, so converting both to f64 and subtracting there is exact.
+    let (s, zp) = (_mm256_set1_pd(scale), _mm256_set1_pd(zero_point as f64));
+    let half =
+        |v: __m128i| _mm256_cvtpd_ps(_mm256_mul_pd(_mm256_sub_pd(_mm256_cvtepi32_pd(v), zp), s));
+    let done = dequantize_blocks(q, out, |v| {
+        _mm256_set_m128(
+            half(_mm256_extracti128_si256::<1>(v)),
+            half(_mm256_castsi256_si128(v)),
+        )
+    });
+    scalar::dequantize_per_channel(&q[done..], &mut out[done..], scale, zero_point);
+}
+
+/// # Safety
+/// The CPU must support AVX2.
+#[target_feature(enable = "avx2")]
+pub(super) unsafe fn min_max(x: &[f32]) -> (f32, f32) {
+    let (blocks, tail) = x.as_chunks::<8>();
+    let (mut lo, mut hi) = (_mm256_set1_epi32(i32::MAX), _mm256_set1_epi32(i32::MIN));
+    let mut nan = _mm256_setzero_ps();
+    for xs in blocks {
+        let v = load_ps(xs, 0);
+        nan = _mm256_or_ps(nan, _mm256_cmp_ps::<_CMP_UNORD_Q>(v, v));
+        let bits = _mm256_castps_si256(v);
+        let k = _mm256_xor_si256(bits, _mm256_srli_epi32::<1>(_mm256_srai_epi32::<31>(bits)));
+        lo = _mm256_min_epi32(lo, k);
+        hi = _mm256_max_epi32(hi, k);
+    }
+    let (mut los, mut his) = ([0i32; 8], [0i32; 8]);
+    // SAFETY: each destination is exactly 32 writable bytes; `storeu` needs no alignment.
+    unsafe {
+        _mm256_storeu_si256(los.as_mut_ptr().cast(), lo);
+        _mm256_storeu_si256(his.as_mut_ptr().cast(), hi);
+    }
+    let mut range = KeyRange {
+        lo: los.into_iter().min().unwrap_or(i32::MAX),
+        hi: his.into_iter().max().unwrap_or(i32::MIN),
+        nan: _mm256_movemask_ps(nan) != 0,
+    };
+    tail.iter().for_each(|&v| range.push(v));
+    range.finish()
+}
