@@ -50,10 +50,11 @@ enum Recipe {
     Plain(f32),
 }
 
-const SPECIALS: [f32; 12] = [
+const SPECIALS: [f32; 13] = [
     0.0,
     -0.0,
     f32::NAN,
+    -f32::NAN,
     f32::INFINITY,
     f32::NEG_INFINITY,
     f32::MAX,

@@ -158,20 +158,20 @@ macro_rules! on_tier {
     };
 }
 
-/// Order-preserving integer image of a non-NaN f32: signed comparison of keys is the IEEE total
-/// order, so -0.0 < +0.0 and min/max do not depend on the order elements are visited in (which
-/// `f32::min` leaves unspecified for signed zeros). The map is its own inverse.
+/// Order-preserving integer image of an f32: signed comparison of keys is the IEEE total order
+/// (-NaN < -inf < … < -0.0 < +0.0 < … < +inf < +NaN), so min/max do not depend on the order
+/// elements are visited in (`f32::min` leaves signed zeros unspecified), and a NaN is present
+/// exactly when an extreme key lies beyond an infinity's. The map is its own inverse.
 #[inline(always)]
 fn order_key(bits: i32) -> i32 {
     bits ^ (((bits >> 31) as u32) >> 1) as i32
 }
 
-/// A running min/max in the key domain, plus whether a NaN was seen.
+/// A running min/max in the key domain.
 #[derive(Debug, Clone, Copy)]
 struct KeyRange {
     lo: i32,
     hi: i32,
-    nan: bool,
 }
 
 impl KeyRange {
@@ -179,29 +179,25 @@ impl KeyRange {
     const EMPTY: KeyRange = KeyRange {
         lo: i32::MAX,
         hi: i32::MIN,
-        nan: false,
     };
 
     #[inline(always)]
     fn push(&mut self, v: f32) {
-        if v.is_nan() {
-            self.nan = true;
-        } else {
-            let k = order_key(v.to_bits() as i32);
-            self.lo = self.lo.min(k);
-            self.hi = self.hi.max(k);
-        }
+        let k = order_key(v.to_bits() as i32);
+        self.lo = self.lo.min(k);
+        self.hi = self.hi.max(k);
     }
 
     /// (NaN, NaN) if any NaN was seen, (0, 0) if nothing was, else (min, max).
     fn finish(self) -> (f32, f32) {
-        if self.nan {
-            (f32::NAN, f32::NAN)
-        } else if self.lo > self.hi {
+        let key = |v: f32| order_key(v.to_bits() as i32);
+        if self.lo > self.hi {
             (0.0, 0.0)
+        } else if self.lo < key(f32::NEG_INFINITY) || self.hi > key(f32::INFINITY) {
+            (f32::NAN, f32::NAN)
         } else {
-            let f = |k: i32| f32::from_bits(order_key(k) as u32);
-            (f(self.lo), f(self.hi))
+            let value = |k: i32| f32::from_bits(order_key(k) as u32);
+            (value(self.lo), value(self.hi))
         }
     }
 }

@@ -12,7 +12,7 @@
 //!   XOR with the `t >= 2^31` mask turns exactly that into 0x7fffffff.
 //! * dequantize: widen, `vpsubd` (wraps), `cvtdq2ps`, one `mulps` — never an FMA. Per-channel
 //!   products go through `cvtdq2pd`/`mulpd`/`cvtpd2ps`, matching the scalar f64 product.
-//! * min/max: integer min/max of order keys (see `order_key`) plus an OR of `cmpunordps`.
+//! * min/max: integer min/max of order keys (see `order_key`), which also expose NaNs.
 //!
 //! Loads and stores go through helpers that take fixed-size arrays, so every pointer access is
 //! in bounds by type; the block loops use `as_chunks` and leave the remainder to the scalar tier.
@@ -222,11 +222,9 @@ pub(super) unsafe fn dequantize_per_channel<T: QInt>(
 pub(super) unsafe fn min_max(x: &[f32]) -> (f32, f32) {
     let (blocks, tail) = x.as_chunks::<8>();
     let (mut lo, mut hi) = (_mm256_set1_epi32(i32::MAX), _mm256_set1_epi32(i32::MIN));
-    let mut nan = _mm256_setzero_ps();
     for xs in blocks {
-        let v = load_ps(xs, 0);
-        nan = _mm256_or_ps(nan, _mm256_cmp_ps::<_CMP_UNORD_Q>(v, v));
-        let bits = _mm256_castps_si256(v);
+        // Order keys (see `order_key`); NaNs land beyond the infinities, so no separate test.
+        let bits = _mm256_castps_si256(load_ps(xs, 0));
         let k = _mm256_xor_si256(bits, _mm256_srli_epi32::<1>(_mm256_srai_epi32::<31>(bits)));
         lo = _mm256_min_epi32(lo, k);
         hi = _mm256_max_epi32(hi, k);
@@ -238,9 +236,8 @@ pub(super) unsafe fn min_max(x: &[f32]) -> (f32, f32) {
         _mm256_storeu_si256(his.as_mut_ptr().cast(), hi);
     }
     let mut range = KeyRange {
-        lo: los.into_iter().min().unwrap_or(i32::MAX),
-        hi: his.into_iter().max().unwrap_or(i32::MIN),
-        nan: _mm256_movemask_ps(nan) != 0,
+        lo: los.into_iter().fold(i32::MAX, i32::min),
+        hi: his.into_iter().fold(i32::MIN, i32::max),
     };
     tail.iter().for_each(|&v| range.push(v));
     range.finish()

@@ -217,20 +217,21 @@ pub(super) unsafe fn dequantize_per_channel<T: QInt>(
 #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
 pub(super) unsafe fn min_max(x: &[f32]) -> (f32, f32) {
     let (mut lo, mut hi) = (_mm512_set1_epi32(i32::MAX), _mm512_set1_epi32(i32::MIN));
-    let mut nan: __mmask16 = 0;
-    for xs in x.chunks(LANES) {
-        let (m, v) = (lanes(xs.len()), load_ps(xs));
-        nan |= _mm512_mask_cmp_ps_mask::<_CMP_UNORD_Q>(m, v, v);
-        // Order keys, as `order_key` computes them one at a time.
+    // Order keys (see `order_key`) of the lanes in `m`; NaNs land beyond the infinities.
+    let mut step = |m: __mmask16, v: __m512| {
         let bits = _mm512_castps_si512(v);
         let k = _mm512_xor_si512(bits, _mm512_srli_epi32::<1>(_mm512_srai_epi32::<31>(bits)));
         lo = _mm512_mask_min_epi32(lo, m, lo, k);
         hi = _mm512_mask_max_epi32(hi, m, hi, k);
+    };
+    let (blocks, tail) = x.as_chunks::<LANES>();
+    for xs in blocks {
+        step(lanes(LANES), load_ps(xs));
     }
+    step(lanes(tail.len()), load_ps(tail));
     KeyRange {
         lo: _mm512_reduce_min_epi32(lo),
         hi: _mm512_reduce_max_epi32(hi),
-        nan: nan != 0,
     }
     .finish()
 }
