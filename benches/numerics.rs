@@ -1,5 +1,6 @@
 //! Elementwise numerics per ISA tier over 4·2^20 floats: quantize_per_tensor (quint8),
-//! dequantize (quint8) and min_max, single-threaded, into preallocated buffers.
+//! dequantize (quint8), per-channel quantize/dequantize (a qint8 weight of 1024 channels) and
+//! min_max, single-threaded, into preallocated buffers.
 //!
 //! `cargo bench --bench numerics` runs the criterion groups (throughput in elements/s), then
 //! prints a dependency-free summary: the median of repeated runs per tier in G elements/s beside
@@ -9,7 +10,7 @@
 
 use criterion::{Criterion, Throughput};
 use qlab::isa::Isa;
-use qlab::tensor::simd;
+use qlab::tensor::simd::{self, ChannelLayout};
 use qlab::tensor::{QDType, QTensor};
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -55,6 +56,17 @@ struct Op {
     run: Box<dyn FnMut(Isa)>,
 }
 
+/// Per-channel qparams of a weight of 1024 output channels (axis 0), `n / 1024` inputs each.
+fn weight_qparams(n: usize) -> (ChannelLayout, Vec<f64>, Vec<i64>) {
+    let channels = 1024;
+    let scales = (0..channels).map(|c| 0.01 + c as f64 * 1e-5).collect();
+    let layout = ChannelLayout {
+        channels,
+        inner: n / channels,
+    };
+    (layout, scales, vec![0; channels])
+}
+
 fn make_ops(n: usize) -> Vec<Op> {
     let x = inputs(n);
     let mut q = vec![0u8; n];
@@ -62,6 +74,10 @@ fn make_ops(n: usize) -> Vec<Op> {
     let (xq, xm) = (x.clone(), x.clone());
     let mut qout = vec![0u8; n];
     let mut fout = vec![0f32; n];
+    let xc = x.clone();
+    let (mut cout, mut qc, mut fcout) = (vec![0i8; n], vec![0i8; n], vec![0f32; n]);
+    let (layout, scales, zps) = weight_qparams(n);
+    simd::quantize_per_channel(&x, &mut qc, layout, &scales, &zps);
     vec![
         Op {
             name: "quantize_per_tensor_quint8",
@@ -81,6 +97,42 @@ fn make_ops(n: usize) -> Vec<Op> {
                 simd::dequantize_per_tensor_on(isa, black_box(&q), &mut fout, SCALE, ZERO_POINT)
                     .unwrap();
                 black_box(&fout);
+            }),
+        },
+        Op {
+            name: "quantize_per_channel_qint8",
+            torch: None,
+            bytes_per_element: 5,
+            run: Box::new(move |isa| {
+                let (layout, scales, zps) = weight_qparams(n);
+                simd::quantize_per_channel_on(
+                    isa,
+                    black_box(&xc),
+                    &mut cout,
+                    layout,
+                    &scales,
+                    &zps,
+                )
+                .unwrap();
+                black_box(&cout);
+            }),
+        },
+        Op {
+            name: "dequantize_per_channel_qint8",
+            torch: None,
+            bytes_per_element: 5,
+            run: Box::new(move |isa| {
+                let (layout, scales, zps) = weight_qparams(n);
+                simd::dequantize_per_channel_on(
+                    isa,
+                    black_box(&qc),
+                    &mut fcout,
+                    layout,
+                    &scales,
+                    &zps,
+                )
+                .unwrap();
+                black_box(&fcout);
             }),
         },
         Op {

@@ -30,7 +30,7 @@ fn tiers() -> Vec<Isa> {
 
 fn config() -> ProptestConfig {
     ProptestConfig {
-        cases: 96,
+        cases: 256,
         ..ProptestConfig::default()
     }
 }
@@ -139,10 +139,20 @@ fn check_quantize_per_tensor<T: QInt + std::fmt::Debug>(
     let x: Vec<f32> = recipes.iter().map(|r| r.make(scale)).collect();
     let inv = inv_scale(scale);
     let want: Vec<i32> = x.iter().map(|&v| quantize_ref::<T>(v, inv, zp)).collect();
+    // Misaligned views too: the kernels must not care where a slice starts.
+    let (n, off) = (x.len(), x.len() % 4);
+    let shifted = misaligned(&x, off);
     for isa in tiers() {
-        let mut out = vec![T::default(); x.len()];
-        simd::quantize_per_tensor_on(isa, &x, &mut out, scale, zp).unwrap();
-        let got: Vec<i32> = out.iter().map(|q| q.to_i32()).collect();
+        let mut out = vec![T::default(); n + 3];
+        simd::quantize_per_tensor_on(
+            isa,
+            &shifted[off..off + n],
+            &mut out[3 - off..][..n],
+            scale,
+            zp,
+        )
+        .unwrap();
+        let got: Vec<i32> = out[3 - off..][..n].iter().map(|q| q.to_i32()).collect();
         prop_assert_eq!(
             &got,
             &want,
@@ -160,6 +170,13 @@ fn bits(v: &[f32]) -> Vec<u32> {
     v.iter().map(|f| f.to_bits()).collect()
 }
 
+/// `v` copied after `off` filler elements, so that `&result[off..]` starts at another alignment.
+fn misaligned<T: Copy + Default>(v: &[T], off: usize) -> Vec<T> {
+    let mut out = vec![T::default(); off];
+    out.extend_from_slice(v);
+    out
+}
+
 fn check_dequantize_per_tensor<T: QInt>(
     q: &[i32],
     scale: f64,
@@ -173,11 +190,14 @@ fn check_dequantize_per_tensor<T: QInt>(
         .iter()
         .map(|v| dequantize_val(v.to_i32(), zp, scale as f32))
         .collect();
+    let (n, off) = (q.len(), q.len() % 4);
+    let shifted = misaligned(&q, off);
     for isa in tiers() {
-        let mut out = vec![f32::NAN; q.len()];
-        simd::dequantize_per_tensor_on(isa, &q, &mut out, scale, zp).unwrap();
+        let mut out = vec![f32::NAN; n + 3];
+        let out = &mut out[3 - off..][..n];
+        simd::dequantize_per_tensor_on(isa, &shifted[off..], out, scale, zp).unwrap();
         prop_assert_eq!(
-            bits(&out),
+            bits(out),
             bits(&want),
             "{} {:?} scale={} zp={}",
             isa,
