@@ -3,8 +3,8 @@
 //! Design note. The element rules in [`crate::tensor::quantize`] are the specification; every
 //! kernel here must reproduce them bit for bit, including PyTorch's quirks (NaN clipped to the top
 //! of the range, i32 wrap-around of the zero-point add, f64 products for per-channel dequantize).
-//! Three kernel families exist: `scalar` (plain loops over the element rules, also used for the
-//! tails of the AVX2 kernels), `x86_avx2` (8 lanes) and `x86_avx512` (16 lanes, masked tails).
+//! Three kernel families exist: `scalar` (plain loops over the element rules), `x86_avx2`
+//! (8 lanes, tails through a zero-padded block) and `x86_avx512` (16 lanes, masked tails).
 //! Every kernel is single-threaded and deterministic: the result does not depend on the tier,
 //! the length or the alignment of the buffers.
 //!

@@ -1,7 +1,7 @@
 //! Scalar tier: the element rules of [`crate::tensor::quantize`] looped over slices.
 //!
-//! This is the reference the SIMD tiers are tested against, the tier used on hosts without them,
-//! and the tail handler of the AVX2 kernels (so a tail is exact by construction).
+//! This is the tier used on hosts without SIMD kernels; the tests hold every other tier to the
+//! element rules it loops over.
 
 use super::{KeyRange, QInt};
 use crate::tensor::QDType;
