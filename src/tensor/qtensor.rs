@@ -299,6 +299,9 @@ impl QTensor {
 
     /// `dequantize()`: row-major f32 values (per-tensor in f32, per-channel through f64).
     pub fn dequantize(&self) -> Vec<f32> {
+        if self.numel() == 0 {
+            return Vec::new();
+        }
         if self.is_contiguous() {
             let range = self.offset..self.offset + self.numel();
             return match &*self.storage {

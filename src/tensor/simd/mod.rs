@@ -119,13 +119,16 @@ impl Tier {
             let avx2 = has!("avx2");
             let avx512 = avx2 && has!("avx512f") && has!("avx512bw") && has!("avx512vl");
             match isa {
-                Isa::Avx512Vnni if avx512 => return Tier::Avx512,
-                Isa::Avx2 | Isa::AvxVnni if avx2 => return Tier::Avx2,
-                _ => {}
+                Isa::Avx512Vnni if avx512 => Tier::Avx512,
+                Isa::Avx2 | Isa::AvxVnni if avx2 => Tier::Avx2,
+                _ => Tier::Scalar,
             }
         }
-        let _ = isa;
-        Tier::Scalar
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            let _ = isa; // No SIMD family outside x86-64 yet.
+            Tier::Scalar
+        }
     }
 
     /// The family of the process-wide tier ([`isa::selected`]).
