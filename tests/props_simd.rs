@@ -99,14 +99,22 @@ fn recipe() -> impl Strategy<Value = Recipe> {
     ]
 }
 
-/// Scales: f32-exact, powers of two (exact ties), f64 values f32 cannot hold, and extremes whose
-/// f32 reciprocal overflows or underflows.
+/// Scales inside the usual range: f32-exact ones, powers of two (exact ties) and f64 values f32
+/// cannot hold.
+fn moderate_scale() -> impl Strategy<Value = f64> {
+    prop_oneof![
+        2 => (-20.0f64..10.0).prop_map(|e| 2f64.powf(e)),
+        1 => (-20i32..10).prop_map(|e| 2f64.powi(e)),
+        1 => (-20.0f32..10.0).prop_map(|e| 2f32.powf(e) as f64),
+        1 => prop::sample::select(vec![1.0, 0.1, 1.0 / 3.0]),
+    ]
+}
+
+/// Moderate scales plus extremes whose f32 rounding or reciprocal overflows or underflows.
 fn scale() -> impl Strategy<Value = f64> {
     prop_oneof![
-        4 => (-20.0f64..10.0).prop_map(|e| 2f64.powf(e)),
-        2 => (-20i32..10).prop_map(|e| 2f64.powi(e)),
-        2 => (-20.0f32..10.0).prop_map(|e| 2f32.powf(e) as f64),
-        1 => prop::sample::select(vec![1.0, 1e-40, 1e-45, 3e38, 1e-300, 0.1, 1.0 / 3.0]),
+        8 => moderate_scale(),
+        1 => prop::sample::select(vec![1e-40, 1e-45, 3e38, 1e-300]),
     ]
 }
 
@@ -386,12 +394,11 @@ proptest! {
     #[test]
     fn round_trip_error_is_half_a_step(
         t in prop::collection::vec(0.0f64..=1.0, 0..300),
-        s in scale(),
+        s in moderate_scale(),
         z in zero_point::<u8>(),
         zs in zero_point::<i8>(),
         channels in 1usize..4,
     ) {
-        prop_assume!((1e-30..1e30).contains(&(s as f32)));
         half_step_law::<u8>(&t, s, z, channels)?;
         half_step_law::<i8>(&t, s, zs, channels)?;
     }
@@ -400,11 +407,10 @@ proptest! {
     #[test]
     fn dequantize_then_quantize_is_identity(
         raw in raw_ints(),
-        s in scale(),
+        s in moderate_scale(),
         z in zero_point::<u8>(),
         zs in zero_point::<i8>(),
     ) {
-        prop_assume!((1e-30..1e30).contains(&(s as f32)));
         let qu: Vec<u8> = raw.iter().map(|&v| v.clamp(0, 255) as u8).collect();
         let qs: Vec<i8> = raw.iter().map(|&v| v.clamp(-128, 127) as i8).collect();
         for isa in tiers() {
