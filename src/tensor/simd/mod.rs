@@ -305,18 +305,20 @@ pub fn dequantize_per_tensor_i32(q: &[i32], out: &mut [f32], scale: f64, zero_po
     dequantize_per_tensor(q, out, scale, zero_point);
 }
 
-/// Splits `input`/`output` into the runs of `layout` and calls `run(channel, input_run,
-/// output_run)` on each. Panics when the lengths disagree with each other or with the layout.
+/// Splits `input`/`output` into the runs of `layout` and calls `run(scale, zero_point,
+/// input_run, output_run)` on each with its channel's qparams. Panics when the lengths disagree
+/// with each other or with the layout.
 fn for_each_channel_run<A, B>(
     input: &[A],
     output: &mut [B],
     layout: ChannelLayout,
-    channels: (usize, usize),
-    mut run: impl FnMut(usize, &[A], &mut [B]),
+    scales: &[f64],
+    zero_points: &[i64],
+    mut run: impl FnMut(f64, i64, &[A], &mut [B]),
 ) {
     check_lengths(input.len(), output.len());
     assert!(
-        channels.0 == layout.channels && channels.1 == layout.channels,
+        scales.len() == layout.channels && zero_points.len() == layout.channels,
         "need one scale and one zero point per channel"
     );
     if input.is_empty() {
@@ -331,7 +333,8 @@ fn for_each_channel_run<A, B>(
         .chunks(layout.inner)
         .zip(output.chunks_mut(layout.inner));
     for (b, (i, o)) in runs.enumerate() {
-        run(b % layout.channels, i, o);
+        let c = b % layout.channels;
+        run(scales[c], zero_points[c], i, o);
     }
 }
 
@@ -343,18 +346,9 @@ fn quantize_per_channel_tier<T: QInt>(
     scales: &[f64],
     zero_points: &[i64],
 ) {
-    for_each_channel_run(
-        x,
-        out,
-        layout,
-        (scales.len(), zero_points.len()),
-        |c, x, out| {
-            on_tier!(
-                tier,
-                quantize_per_channel(x, out, inv_scale(scales[c]), zero_points[c] as i32)
-            );
-        },
-    );
+    for_each_channel_run(x, out, layout, scales, zero_points, |s, z, x, out| {
+        on_tier!(tier, quantize_per_channel(x, out, inv_scale(s), z as i32));
+    });
 }
 
 /// `quantize_per_channel` of a contiguous buffer on the selected tier:
@@ -391,18 +385,9 @@ fn dequantize_per_channel_tier<T: QInt>(
     scales: &[f64],
     zero_points: &[i64],
 ) {
-    for_each_channel_run(
-        q,
-        out,
-        layout,
-        (scales.len(), zero_points.len()),
-        |c, q, out| {
-            on_tier!(
-                tier,
-                dequantize_per_channel(q, out, scales[c], zero_points[c])
-            );
-        },
-    );
+    for_each_channel_run(q, out, layout, scales, zero_points, |s, z, q, out| {
+        on_tier!(tier, dequantize_per_channel(q, out, s, z));
+    });
 }
 
 /// Per-channel `dequantize` of a contiguous buffer on the selected tier:
