@@ -389,6 +389,31 @@ proptest! {
         }
     }
 
+    #[test]
+    fn min_max_per_channel_matches_each_channel(
+        channels in 1usize..5,
+        inner in 0usize..40,
+        outer in 0usize..3,
+        r in prop::collection::vec(recipe(), 1..64),
+        s in scale(),
+    ) {
+        let layout = ChannelLayout { channels, inner };
+        let n = outer * channels * inner;
+        let x: Vec<f32> = (0..n).map(|i| r[i % r.len()].make(s)).collect();
+        let want: Vec<(u32, u32)> = (0..channels)
+            .map(|c| {
+                let xs: Vec<f32> = (0..n).filter(|&i| channel_of(i, layout) == c).map(|i| x[i]).collect();
+                let (lo, hi) = min_max_ref(&xs);
+                (lo.to_bits(), hi.to_bits())
+            })
+            .collect();
+        for isa in tiers() {
+            let got = simd::min_max_per_channel_on(isa, &x, layout).unwrap();
+            let got: Vec<(u32, u32)> = got.iter().map(|(lo, hi)| (lo.to_bits(), hi.to_bits())).collect();
+            prop_assert_eq!(&got, &want, "{} {:?} outer={}", isa, layout, outer);
+        }
+    }
+
     /// `|dequantize(quantize(x)) - x| <= scale / 2` inside the representable range, up to the
     /// rounding of the f32 reciprocal (a few ulps of x).
     #[test]

@@ -14,7 +14,9 @@
 //! the host lacks is an [`IsaError`], never a silent fallback.
 //!
 //! Per-channel kernels cover contiguous buffers whose channel is constant over runs of `inner`
-//! contiguous elements ([`ChannelLayout`]); each run is one call of a broadcast-parameter kernel.
+//! contiguous elements ([`ChannelLayout`]); each run is one call of a broadcast-parameter kernel
+//! (per-channel min/max merges the runs' ranges). Short runs (an axis near the end) therefore pay
+//! one call per run.
 
 mod scalar;
 #[cfg(target_arch = "x86_64")]
@@ -89,6 +91,20 @@ pub struct ChannelLayout {
 }
 
 impl ChannelLayout {
+    /// Whether a buffer of `len` elements has runs to visit: false when empty; panics unless
+    /// `len` is a whole number of channel periods.
+    fn has_runs(self, len: usize) -> bool {
+        if len == 0 {
+            return false;
+        }
+        let period = self.channels * self.inner;
+        assert!(
+            period > 0 && len.is_multiple_of(period),
+            "length is not a whole number of channel periods"
+        );
+        true
+    }
+
     /// The layout of a row-major tensor of `shape` quantized along `axis` (< `shape.len()`).
     pub fn of(shape: &[usize], axis: usize) -> ChannelLayout {
         ChannelLayout {
@@ -189,6 +205,11 @@ impl KeyRange {
         let k = order_key(v.to_bits() as i32);
         self.lo = self.lo.min(k);
         self.hi = self.hi.max(k);
+    }
+
+    fn merge(&mut self, other: KeyRange) {
+        self.lo = self.lo.min(other.lo);
+        self.hi = self.hi.max(other.hi);
     }
 
     /// (NaN, NaN) if any NaN was seen, (0, 0) if nothing was, else (min, max).
@@ -321,14 +342,9 @@ fn for_each_channel_run<A, B>(
         scales.len() == layout.channels && zero_points.len() == layout.channels,
         "need one scale and one zero point per channel"
     );
-    if input.is_empty() {
+    if !layout.has_runs(input.len()) {
         return;
     }
-    let period = layout.channels * layout.inner;
-    assert!(
-        period > 0 && input.len().is_multiple_of(period),
-        "length is not a whole number of channel periods"
-    );
     let runs = input
         .chunks(layout.inner)
         .zip(output.chunks_mut(layout.inner));
@@ -419,10 +435,35 @@ pub fn dequantize_per_channel_on<T: QInt>(
 /// Min and max of `x` on the selected tier: (NaN, NaN) when any element is NaN, (0, 0) when
 /// empty, otherwise the extremes under the IEEE total order (so -0.0 < +0.0).
 pub fn min_max(x: &[f32]) -> (f32, f32) {
-    on_tier!(Tier::selected(), min_max(x))
+    on_tier!(Tier::selected(), key_range(x)).finish()
 }
 
 /// [`min_max`] on an explicit tier.
 pub fn min_max_on(isa: Isa, x: &[f32]) -> Result<(f32, f32), IsaError> {
-    Ok(on_tier!(Tier::checked(isa)?, min_max(x)))
+    Ok(on_tier!(Tier::checked(isa)?, key_range(x)).finish())
+}
+
+fn min_max_per_channel_tier(tier: Tier, x: &[f32], layout: ChannelLayout) -> Vec<(f32, f32)> {
+    let mut ranges = vec![KeyRange::EMPTY; layout.channels];
+    if layout.has_runs(x.len()) {
+        for (b, run) in x.chunks(layout.inner).enumerate() {
+            ranges[b % layout.channels].merge(on_tier!(tier, key_range(run)));
+        }
+    }
+    ranges.into_iter().map(KeyRange::finish).collect()
+}
+
+/// [`min_max`] of each channel of a contiguous buffer (what a per-channel observer records), on
+/// the selected tier. Panics unless the length is a whole number of channel periods.
+pub fn min_max_per_channel(x: &[f32], layout: ChannelLayout) -> Vec<(f32, f32)> {
+    min_max_per_channel_tier(Tier::selected(), x, layout)
+}
+
+/// [`min_max_per_channel`] on an explicit tier.
+pub fn min_max_per_channel_on(
+    isa: Isa,
+    x: &[f32],
+    layout: ChannelLayout,
+) -> Result<Vec<(f32, f32)>, IsaError> {
+    Ok(min_max_per_channel_tier(Tier::checked(isa)?, x, layout))
 }

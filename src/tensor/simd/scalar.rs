@@ -59,8 +59,8 @@ pub(super) fn dequantize_per_channel<T: QInt>(
     }
 }
 
-pub(super) fn min_max(x: &[f32]) -> (f32, f32) {
+pub(super) fn key_range(x: &[f32]) -> KeyRange {
     let mut range = KeyRange::EMPTY;
     x.iter().for_each(|&v| range.push(v));
-    range.finish()
+    range
 }

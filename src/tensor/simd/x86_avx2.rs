@@ -267,7 +267,7 @@ pub(super) unsafe fn dequantize_per_channel<T: QInt>(
 /// # Safety
 /// The CPU must support AVX2.
 #[target_feature(enable = "avx2")]
-pub(super) unsafe fn min_max(x: &[f32]) -> (f32, f32) {
+pub(super) unsafe fn key_range(x: &[f32]) -> KeyRange {
     let (blocks, tail) = x.as_chunks::<8>();
     let (mut lo, mut hi) = (_mm256_set1_epi32(i32::MAX), _mm256_set1_epi32(i32::MIN));
     for xs in blocks {
@@ -288,5 +288,5 @@ pub(super) unsafe fn min_max(x: &[f32]) -> (f32, f32) {
         hi: his.into_iter().fold(i32::MIN, i32::max),
     };
     tail.iter().for_each(|&v| range.push(v));
-    range.finish()
+    range
 }

@@ -215,7 +215,7 @@ pub(super) unsafe fn dequantize_per_channel<T: QInt>(
 /// # Safety
 /// The CPU must support AVX-512 F, BW and VL.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
-pub(super) unsafe fn min_max(x: &[f32]) -> (f32, f32) {
+pub(super) unsafe fn key_range(x: &[f32]) -> KeyRange {
     let (mut lo, mut hi) = (_mm512_set1_epi32(i32::MAX), _mm512_set1_epi32(i32::MIN));
     // Order keys (see `order_key`) of the lanes in `m`; NaNs land beyond the infinities.
     let mut step = |m: __mmask16, v: __m512| {
@@ -233,5 +233,4 @@ pub(super) unsafe fn min_max(x: &[f32]) -> (f32, f32) {
         lo: _mm512_reduce_min_epi32(lo),
         hi: _mm512_reduce_max_epi32(hi),
     }
-    .finish()
 }
