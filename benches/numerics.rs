@@ -1,4 +1,4 @@
-//! Elementwise numerics per ISA tier over 4·2^20 floats: quantize_per_tensor (quint8),
+//! Elementwise numerics per ISA tier over 4·2^20 floats: quantize_per_tensor (quint8, qint32),
 //! dequantize (quint8), per-channel quantize/dequantize (a qint8 weight of 1024 channels) and
 //! min_max, single-threaded, into preallocated buffers.
 //!
@@ -74,6 +74,7 @@ fn make_ops(n: usize) -> Vec<Op> {
     let (xq, xm) = (x.clone(), x.clone());
     let mut qout = vec![0u8; n];
     let mut fout = vec![0f32; n];
+    let (x32, mut out32) = (x.clone(), vec![0i32; n]);
     let xc = x.clone();
     let (mut cout, mut qc, mut fcout) = (vec![0i8; n], vec![0i8; n], vec![0f32; n]);
     let (layout, scales, zps) = weight_qparams(n);
@@ -87,6 +88,16 @@ fn make_ops(n: usize) -> Vec<Op> {
                 simd::quantize_per_tensor_on(isa, black_box(&xq), &mut qout, SCALE, ZERO_POINT)
                     .unwrap();
                 black_box(&qout);
+            }),
+        },
+        Op {
+            name: "quantize_per_tensor_qint32",
+            torch: None,
+            bytes_per_element: 8,
+            run: Box::new(move |isa| {
+                simd::quantize_per_tensor_on(isa, black_box(&x32), &mut out32, SCALE, ZERO_POINT)
+                    .unwrap();
+                black_box(&out32);
             }),
         },
         Op {
