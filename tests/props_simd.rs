@@ -127,6 +127,11 @@ fn zero_point<T: QInt>() -> BoxedStrategy<i32> {
     .boxed()
 }
 
+/// A short non-empty pattern, repeated to fill per-channel buffers.
+fn recipes() -> impl Strategy<Value = Vec<Recipe>> {
+    prop::collection::vec(recipe(), 1..64)
+}
+
 fn inputs() -> impl Strategy<Value = Vec<Recipe>> {
     prop::collection::vec(recipe(), 0..300)
 }
@@ -350,17 +355,17 @@ proptest! {
     }
 
     #[test]
-    fn quantize_per_channel_quint8(c in channel_case::<u8>(), r in prop::collection::vec(recipe(), 1..64)) {
+    fn quantize_per_channel_quint8(c in channel_case::<u8>(), r in recipes()) {
         check_quantize_per_channel::<u8>(c.0, c.1, &c.2, &r)?;
     }
 
     #[test]
-    fn quantize_per_channel_qint8(c in channel_case::<i8>(), r in prop::collection::vec(recipe(), 1..64)) {
+    fn quantize_per_channel_qint8(c in channel_case::<i8>(), r in recipes()) {
         check_quantize_per_channel::<i8>(c.0, c.1, &c.2, &r)?;
     }
 
     #[test]
-    fn quantize_per_channel_qint32(c in channel_case::<i32>(), r in prop::collection::vec(recipe(), 1..64)) {
+    fn quantize_per_channel_qint32(c in channel_case::<i32>(), r in recipes()) {
         check_quantize_per_channel::<i32>(c.0, c.1, &c.2, &r)?;
     }
 
@@ -385,7 +390,8 @@ proptest! {
         let (lo, hi) = min_max_ref(&x);
         for isa in tiers() {
             let (glo, ghi) = simd::min_max_on(isa, &x).unwrap();
-            prop_assert_eq!((glo.to_bits(), ghi.to_bits()), (lo.to_bits(), hi.to_bits()), "{} n={}", isa, x.len());
+            let (got, want) = ((glo.to_bits(), ghi.to_bits()), (lo.to_bits(), hi.to_bits()));
+            prop_assert_eq!(got, want, "{} n={}", isa, x.len());
         }
     }
 
@@ -394,7 +400,7 @@ proptest! {
         channels in 1usize..5,
         inner in 0usize..40,
         outer in 0usize..3,
-        r in prop::collection::vec(recipe(), 1..64),
+        r in recipes(),
         s in scale(),
     ) {
         let layout = ChannelLayout { channels, inner };
@@ -402,14 +408,16 @@ proptest! {
         let x: Vec<f32> = (0..n).map(|i| r[i % r.len()].make(s)).collect();
         let want: Vec<(u32, u32)> = (0..channels)
             .map(|c| {
-                let xs: Vec<f32> = (0..n).filter(|&i| channel_of(i, layout) == c).map(|i| x[i]).collect();
+                let mine = (0..n).filter(|&i| channel_of(i, layout) == c);
+                let xs: Vec<f32> = mine.map(|i| x[i]).collect();
                 let (lo, hi) = min_max_ref(&xs);
                 (lo.to_bits(), hi.to_bits())
             })
             .collect();
         for isa in tiers() {
             let got = simd::min_max_per_channel_on(isa, &x, layout).unwrap();
-            let got: Vec<(u32, u32)> = got.iter().map(|(lo, hi)| (lo.to_bits(), hi.to_bits())).collect();
+            let got: Vec<(u32, u32)> =
+                got.iter().map(|(lo, hi)| (lo.to_bits(), hi.to_bits())).collect();
             prop_assert_eq!(&got, &want, "{} {:?} outer={}", isa, layout, outer);
         }
     }

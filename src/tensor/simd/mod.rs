@@ -244,8 +244,9 @@ fn quantize_per_tensor_tier<T: QInt>(
     );
 }
 
-/// `quantize_per_tensor` into `out` on the selected tier: [`crate::tensor::quantize::quantize_val_8bit`]
-/// for `u8`/`i8`, [`crate::tensor::quantize::quantize_val_i32`] for `i32`, element by element.
+/// `quantize_per_tensor` into `out` on the selected tier, element by element:
+/// [`crate::tensor::quantize::quantize_val_8bit`] for `u8`/`i8`,
+/// [`crate::tensor::quantize::quantize_val_i32`] for `i32`.
 /// Panics when the lengths differ.
 pub fn quantize_per_tensor<T: QInt>(x: &[f32], out: &mut [T], scale: f64, zero_point: i32) {
     quantize_per_tensor_tier(Tier::selected(), x, out, scale, zero_point);

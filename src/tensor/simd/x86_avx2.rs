@@ -1,7 +1,7 @@
 //! AVX2 tier: 8 f32 lanes per vector, tails through a zero-padded block.
 //!
-//! Design note. Each element rule maps onto instructions with the same semantics, so no lane
-//! ever needs a fix-up:
+//! Design note. Each element rule maps onto instructions with the same semantics, so at most
+//! one value per rule needs a fix-up:
 //! * 8-bit quantize: `minps(x*inv, 2^31-128)` — the bound is the *second* operand, so a NaN
 //!   product yields the bound, as in fbgemm; `cvtps2dq` rounds ties to even (default MXCSR) and
 //!   yields `i32::MIN` out of range, like the saturating `as` of the scalar rule; `vpaddd` wraps.
@@ -48,7 +48,7 @@ fn store_ps(dst: &mut [f32; 8], v: __m256) {
 fn widen<T: QInt>(src: &[T; 8]) -> __m256i {
     let p = src.as_ptr();
     // SAFETY: `src` is 8 elements of `T`: 8 bytes when `T` is u8/i8 (`loadl` reads 8 bytes),
-    // 32 bytes when `T` is i32 (the sealed `QInt` ties each dtype to one type); no alignment needed.
+    // 32 bytes when `T` is i32 (the sealed `QInt` ties each dtype to one type); any alignment.
     unsafe {
         match T::DTYPE {
             QDType::QUInt8 => _mm256_cvtepu8_epi32(_mm_loadl_epi64(p.cast())),

@@ -3,13 +3,16 @@
 //! Design note. The lane rules are the AVX2 ones (see `x86_avx2`) on zmm registers:
 //! `vminps(x*inv, 2^31-128)` with the bound second so NaN yields it, `vcvtps2dq` (ties to even,
 //! 0x80000000 out of range), wrapping `vpaddd`, clamp; qint32 and per-channel use `vrndscaleps`
-//! and fix the single `t >= 2^31` case with a mask move of `i32::MAX`. What changes is the tail:
-//! every 16-element chunk goes through the same masked load and masked store helpers (`vpmovdb`
-//! narrows to bytes on the way out). Whole chunks pass a constant full mask, which the compiler
-//! folds into plain loads and stores (masked ones on every chunk cost ~15 %); the last short
-//! chunk is masked, so there is no scalar remainder and masked-off lanes are never touched. Per-channel dequantize widens each half to f64
-//! (`vcvtdq2pd`, `vmulpd`, `vcvtpd2ps`) like the scalar f64 product. Only AVX-512 F/BW/VL are
-//! used (BW+VL for the masked byte load); VNNI plays no part in elementwise work.
+//! and fix the single `t >= 2^31` case with a mask move of `i32::MAX`; per-channel dequantize
+//! widens each half to f64 (`vcvtdq2pd`, `vmulpd`, `vcvtpd2ps`) like the scalar f64 product;
+//! min/max reduces order keys with `vpminsd`/`vpmaxsd`.
+//!
+//! What changes is the tail: every 16-element chunk goes through the same masked load and store
+//! helpers (`vpmovdb` narrows to bytes on the way out). Whole chunks pass a constant full mask,
+//! which the compiler folds into plain loads and stores (masking every chunk cost ~15 %); the
+//! last short chunk is masked, so there is no scalar remainder and masked-off lanes are never
+//! touched. Only AVX-512 F/BW/VL are used (BW+VL for the masked byte load); VNNI plays no part
+//! in elementwise work.
 
 use super::{KeyRange, QInt};
 use crate::tensor::QDType;
