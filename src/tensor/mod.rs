@@ -10,6 +10,7 @@ mod error;
 mod qparams;
 mod qtensor;
 pub mod quantize;
+pub mod simd;
 
 pub use choose::{ChosenQParams, choose_quantization_params};
 pub use dtype::{DType, QDType, QScheme};

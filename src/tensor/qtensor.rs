@@ -4,10 +4,8 @@
 //! share it as PyTorch's do; operations that produce new values allocate a new contiguous tensor.
 
 use super::qparams::{check_scale, check_zero_point};
-use super::quantize::{
-    dequantize_val, dequantize_val_per_channel, inv_scale, min_max, quantize_val_8bit, quantize_val_i32,
-    quantize_val_per_channel,
-};
+use super::quantize::{dequantize_val, dequantize_val_per_channel, min_max};
+use super::simd::{self, ChannelLayout, QInt};
 use super::{QDType, QParams, QScheme, TensorError, choose_quantization_params};
 use std::sync::Arc;
 
@@ -102,11 +100,11 @@ fn check_len(shape: &[usize], got: usize) -> Result<(), TensorError> {
     }
 }
 
-/// Index along `axis` of the element at row-major position `i` of a contiguous `shape`.
-#[inline]
-fn channel_of(i: usize, shape: &[usize], axis: usize) -> usize {
-    let inner: usize = shape[axis + 1..].iter().product();
-    (i / inner.max(1)) % shape[axis].max(1)
+/// A buffer of `n` storage integers written by `kernel`.
+fn filled<T: QInt>(n: usize, kernel: impl FnOnce(&mut [T])) -> Vec<T> {
+    let mut out = vec![T::default(); n];
+    kernel(&mut out);
+    out
 }
 
 impl QTensor {
@@ -132,12 +130,11 @@ impl QTensor {
         check_len(shape, x.len())?;
         check_scale(scale)?;
         check_zero_point(zero_point, dtype)?;
-        let inv = inv_scale(scale);
         let z = zero_point as i32;
-        let (lo, hi) = (dtype.qmin() as i32, dtype.qmax() as i32);
         let storage = match dtype {
-            QDType::QInt32 => QStorage::I32(x.iter().map(|&v| quantize_val_i32(v, inv, z)).collect()),
-            _ => QStorage::from_i32(dtype, x.iter().map(|&v| quantize_val_8bit(v, inv, z, lo, hi))),
+            QDType::QUInt8 => QStorage::U8(filled(x.len(), |o| simd::quantize_per_tensor(x, o, scale, z))),
+            QDType::QInt8 => QStorage::I8(filled(x.len(), |o| simd::quantize_per_tensor(x, o, scale, z))),
+            QDType::QInt32 => QStorage::I32(filled(x.len(), |o| simd::quantize_per_tensor(x, o, scale, z))),
         };
         Ok(QTensor::from_parts_unchecked(storage, shape.to_vec(), QParams::PerTensor { scale, zero_point }))
     }
@@ -155,13 +152,20 @@ impl QTensor {
         let axis = super::qparams::resolve_axis(axis, shape.len())?;
         let qparams = QParams::PerChannel { scales: scales.to_vec(), zero_points: zero_points.to_vec(), axis };
         qparams.validate(dtype, shape)?;
-        let invs: Vec<f32> = scales.iter().map(|&s| inv_scale(s)).collect();
-        let (lo, hi) = (dtype.qmin() as i32, dtype.qmax() as i32);
-        let values = x.iter().enumerate().map(|(i, &v)| {
-            let c = channel_of(i, shape, axis);
-            quantize_val_per_channel(v, invs[c], zero_points[c] as i32, lo, hi)
-        });
-        Ok(QTensor::from_parts_unchecked(QStorage::from_i32(dtype, values), shape.to_vec(), qparams))
+        let layout = ChannelLayout::of(shape, axis);
+        let n = x.len();
+        let storage = match dtype {
+            QDType::QUInt8 => {
+                QStorage::U8(filled(n, |o| simd::quantize_per_channel(x, o, layout, scales, zero_points)))
+            }
+            QDType::QInt8 => {
+                QStorage::I8(filled(n, |o| simd::quantize_per_channel(x, o, layout, scales, zero_points)))
+            }
+            QDType::QInt32 => {
+                QStorage::I32(filled(n, |o| simd::quantize_per_channel(x, o, layout, scales, zero_points)))
+            }
+        };
+        Ok(QTensor::from_parts_unchecked(storage, shape.to_vec(), qparams))
     }
 
     /// `torch.quantize_per_tensor_dynamic(x, dtype, reduce_range)`: qparams chosen from the
@@ -295,6 +299,17 @@ impl QTensor {
 
     /// `dequantize()`: row-major f32 values (per-tensor in f32, per-channel through f64).
     pub fn dequantize(&self) -> Vec<f32> {
+        if self.numel() == 0 {
+            return Vec::new();
+        }
+        if self.is_contiguous() {
+            let range = self.offset..self.offset + self.numel();
+            return match &*self.storage {
+                QStorage::U8(v) => self.dequantize_contiguous(&v[range]),
+                QStorage::I8(v) => self.dequantize_contiguous(&v[range]),
+                QStorage::I32(v) => self.dequantize_contiguous(&v[range]),
+            };
+        }
         match &self.qparams {
             QParams::PerTensor { scale, zero_point } => {
                 let (s, z) = (*scale as f32, *zero_point as i32);
@@ -311,6 +326,21 @@ impl QTensor {
                 out
             }
         }
+    }
+
+    /// `dequantize()` of the contiguous run `q` of this tensor's storage, on the fast kernels.
+    fn dequantize_contiguous<T: QInt>(&self, q: &[T]) -> Vec<f32> {
+        let mut out = vec![0.0; q.len()];
+        match &self.qparams {
+            QParams::PerTensor { scale, zero_point } => {
+                simd::dequantize_per_tensor(q, &mut out, *scale, *zero_point as i32)
+            }
+            QParams::PerChannel { scales, zero_points, axis } => {
+                let layout = ChannelLayout::of(&self.shape, *axis);
+                simd::dequantize_per_channel(q, &mut out, layout, scales, zero_points)
+            }
+        }
+        out
     }
 
     /// A contiguous copy (or this tensor, when already contiguous from offset 0).

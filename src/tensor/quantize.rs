@@ -1,7 +1,7 @@
 //! The element rules of quantize and dequantize (NUMERICS §1, golden README §2.1–2.2).
 //!
 //! Each rule is written once as a scalar function; the slice functions apply them over whole
-//! buffers and are the hot paths the SIMD tiers in `tensor::simd` must reproduce bit for bit.
+//! buffers in `tensor::simd`, whose every tier must reproduce them bit for bit.
 //! The quirks are PyTorch's, reproduced on purpose: the multiply by the f32 reciprocal (never a
 //! division), ties-to-even before the zero point, the clip at 2^31-128 that turns NaN into the
 //! top of the range, and the i32 wrap-around of the zero-point add.
@@ -52,12 +52,8 @@ pub fn dequantize_val_per_channel(q: i32, zero_point: i64, scale: f64) -> f32 {
     (((q as i64 - zero_point) as f64) * scale) as f32
 }
 
-/// Min and max of a slice with NaN propagating, as `torch.aminmax`; (0, 0) when empty.
+/// Min and max of a slice, as `torch.aminmax`: (NaN, NaN) when any element is NaN, (0, 0) when
+/// empty; signed zeros order as -0.0 < +0.0. Runs on the selected SIMD tier ([`super::simd`]).
 pub fn min_max(x: &[f32]) -> (f32, f32) {
-    if x.is_empty() {
-        return (0.0, 0.0);
-    }
-    x.iter().fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &v| {
-        if v.is_nan() || lo.is_nan() { (f32::NAN, f32::NAN) } else { (lo.min(v), hi.max(v)) }
-    })
+    super::simd::min_max(x)
 }
