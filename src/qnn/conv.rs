@@ -199,8 +199,9 @@ impl QConv {
         match (numerics.engine, numerics.profile) {
             (Engine::Qnnpack, _) | (_, HostProfile::Exact) => PairModel::Exact,
             (Engine::X86, profile) if self.onednn_routed() => {
-                // The golden avx2 runs capped oneDNN at AVX2 on the VNNI host, so PyTorch still
-                // chose oneDNN (it routes on the CPU's VNNI flag, not on the ISA cap).
+                // PyTorch routes on the CPU's VNNI flag, not on an ISA cap: the golden avx2 run
+                // (VNNI host, kernels capped at AVX2) still chose oneDNN, and this profile
+                // reproduces that. A genuinely AVX2-only host would get fbgemm instead.
                 if profile == HostProfile::Avx2 && onednn_direct_kernel(g) {
                     PairModel::TapChannelPairs
                 } else {
@@ -307,4 +308,79 @@ fn fbgemm_depthwise_fast_path(g: &ConvGeometry) -> bool {
 fn onednn_direct_kernel(g: &ConvGeometry) -> bool {
     let (cg, og) = (g.in_channels / g.groups, g.out_channels / g.groups);
     g.groups == 1 || (cg.is_multiple_of(8) && og.is_multiple_of(8))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A conv with `[out, in/groups, k…]` weights of zero point `w_zp` and the given padding.
+    fn conv(weight: &[usize], groups: usize, padding: usize, w_zp: i64) -> QConv {
+        let n: usize = weight.iter().product();
+        let w = QTensor::from_int_repr(
+            QStorage::from_i32(QDType::QInt8, (0..n).map(|i| (i % 5) as i32)),
+            weight,
+            QParams::PerTensor {
+                scale: 0.1,
+                zero_point: w_zp,
+            },
+        )
+        .unwrap();
+        let dims = weight.len() - 2;
+        let params = ConvParams {
+            padding: vec![padding; dims],
+            groups,
+            ..ConvParams::unit(dims)
+        };
+        QConv::new(&w, None, params, 1.0, 0, false).unwrap()
+    }
+
+    fn model(m: &QConv, input: &[usize], engine: Engine, profile: HostProfile) -> PairModel {
+        let g = m.geometry(input).unwrap();
+        m.pair_model(Numerics::new(engine, profile), &g)
+    }
+
+    #[test]
+    fn fbgemm_depthwise_fast_path_saturates_on_vnni_only_when_it_qualifies() {
+        use {
+            Engine::*,
+            HostProfile::{Avx2, Vnni},
+            PairModel::*,
+        };
+        let dw = conv(&[8, 1, 3, 3], 8, 1, 0);
+        assert_eq!(model(&dw, &[1, 8, 6, 6], Fbgemm, Vnni), Im2colPairs);
+        assert_eq!(model(&dw, &[1, 8, 6, 6], Fbgemm, HostProfile::Exact), Exact);
+        assert_eq!(model(&dw, &[1, 8, 6, 6], Qnnpack, Vnni), Exact);
+        // x86 sends symmetric depthwise convs to oneDNN (exact), asymmetric ones to fbgemm.
+        assert_eq!(model(&dw, &[1, 8, 6, 6], X86, Vnni), Exact);
+        assert_eq!(model(&dw, &[1, 8, 6, 6], X86, Avx2), Exact);
+        let dw_asym = conv(&[8, 1, 3, 3], 8, 1, 3);
+        assert_eq!(model(&dw_asym, &[1, 8, 6, 6], X86, Vnni), Im2colPairs);
+        // No "same" padding, or 4 channels: the generic GEMM, exact on VNNI.
+        let unpadded = conv(&[8, 1, 3, 3], 8, 0, 0);
+        assert_eq!(model(&unpadded, &[1, 8, 6, 6], Fbgemm, Vnni), Exact);
+        assert_eq!(model(&unpadded, &[1, 8, 6, 6], Fbgemm, Avx2), Im2colPairs);
+        let four = conv(&[4, 1, 3, 3], 4, 1, 0);
+        assert_eq!(model(&four, &[1, 4, 6, 6], Fbgemm, Vnni), Exact);
+        // 3-D depthwise convs stay on the GEMM model.
+        let dw3 = conv(&[8, 1, 3, 3, 3], 8, 1, 0);
+        assert_eq!(model(&dw3, &[1, 8, 4, 4, 4], Fbgemm, Vnni), Exact);
+    }
+
+    #[test]
+    fn x86_onednn_saturates_on_avx2_for_ungrouped_convs_only() {
+        use {
+            Engine::*,
+            HostProfile::{Avx2, Vnni},
+            PairModel::*,
+        };
+        let plain = conv(&[4, 3, 3, 3], 1, 1, 0);
+        assert_eq!(model(&plain, &[1, 3, 5, 5], X86, Avx2), TapChannelPairs);
+        assert_eq!(model(&plain, &[1, 3, 5, 5], X86, Vnni), Exact);
+        assert_eq!(model(&plain, &[1, 3, 5, 5], Fbgemm, Avx2), Im2colPairs);
+        let grouped = conv(&[6, 2, 3, 3], 2, 0, 0);
+        assert_eq!(model(&grouped, &[1, 4, 5, 5], X86, Avx2), Exact);
+        let asym = conv(&[4, 3, 3, 3], 1, 1, -5);
+        assert_eq!(model(&asym, &[1, 3, 5, 5], X86, Avx2), Im2colPairs);
+    }
 }
