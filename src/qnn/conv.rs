@@ -286,16 +286,19 @@ impl QConv {
     }
 }
 
-/// fbgemm's depthwise fast path (golden README §3.2; fbgemm `takeDepthWiseFastPath`): one input
-/// channel per group, a multiple of 8 of them, 1× or 2× as many outputs, "same" padding
-/// `(k-1)/2`, dilation 1, stride 1 or 2. PyTorch runs conv1d as a 2-D conv of height 1, whose
-/// height dim (k 1, pad 0, stride 1) always qualifies, so 1-D convs are included.
+/// fbgemm's depthwise fast path (golden README §3.2; fbgemm `takeDepthWiseFastPath`): a 2-D
+/// conv with one input channel per group, a multiple of 8 of them, 1× or 2× as many outputs, a
+/// square 3x3, 5x5 or 7x7 kernel, "same" padding `(k-1)/2`, dilation 1, stride 1 or 2. conv1d
+/// reaches fbgemm as a 1×k 2-D conv and never qualifies. fbgemm also has a 3-D depthwise kernel,
+/// but no golden case pins its pairing, so 3-D convs keep the GEMM model.
 fn fbgemm_depthwise_fast_path(g: &ConvGeometry) -> bool {
-    g.input.len() <= 2
+    g.input.len() == 2
         && g.groups == g.in_channels
         && g.in_channels.is_multiple_of(8)
         && (g.out_channels == g.in_channels || g.out_channels == 2 * g.in_channels)
-        && (0..g.input.len()).all(|d| {
+        && g.kernel[0] == g.kernel[1]
+        && matches!(g.kernel[0], 3 | 5 | 7)
+        && (0..2).all(|d| {
             g.padding[d] == (g.kernel[d] - 1) / 2
                 && g.dilation[d] == 1
                 && matches!(g.stride[d], 1 | 2)
@@ -362,7 +365,22 @@ mod tests {
         assert_eq!(model(&unpadded, &[1, 8, 6, 6], Fbgemm, Avx2), Im2colPairs);
         let four = conv(&[4, 1, 3, 3], 4, 1, 0);
         assert_eq!(model(&four, &[1, 4, 6, 6], Fbgemm, Vnni), Exact);
-        // 3-D depthwise convs stay on the GEMM model.
+        // Kernels fbgemm's fast path does not take: 1-D, non-square, 9x9; and 3-D ones.
+        let dw1 = conv(&[8, 1, 3], 8, 1, 0);
+        assert_eq!(model(&dw1, &[1, 8, 9], Fbgemm, Vnni), Exact);
+        let rect = QConv {
+            params: ConvParams {
+                padding: vec![1, 2],
+                groups: 8,
+                ..ConvParams::unit(2)
+            },
+            ..conv(&[8, 1, 3, 5], 8, 1, 0)
+        };
+        assert_eq!(model(&rect, &[1, 8, 9, 9], Fbgemm, Vnni), Exact);
+        let nine = conv(&[8, 1, 9, 9], 8, 4, 0);
+        assert_eq!(model(&nine, &[1, 8, 9, 9], Fbgemm, Vnni), Exact);
+        let five = conv(&[16, 1, 5, 5], 8, 2, 0);
+        assert_eq!(model(&five, &[1, 8, 9, 9], Fbgemm, Vnni), Im2colPairs);
         let dw3 = conv(&[8, 1, 3, 3, 3], 8, 1, 0);
         assert_eq!(model(&dw3, &[1, 8, 4, 4, 4], Fbgemm, Vnni), Exact);
     }
