@@ -292,6 +292,54 @@ proptest! {
     }
 
     #[test]
+    fn pointwise_conv_equals_linear_on_channels_last_rows(
+        (n, c, hw, o) in (1usize..=2, 1usize..=9, 1usize..=6, 1usize..=4),
+        x_zp in prop::sample::select(vec![0i64, 128, 255]),
+        w_zp in prop::sample::select(vec![0i64, -3]),
+        engine in prop::sample::select(vec![Engine::Fbgemm, Engine::X86, Engine::Qnnpack]),
+        profile in prop::sample::select(vec![HostProfile::Vnni, HostProfile::Avx2, HostProfile::Exact]),
+        seed in prop::collection::vec(any::<u8>(), 64),
+    ) {
+        // A 1x1 conv is a GEMM over channels, so its pairs (and saturation) are Linear's.
+        let x: Vec<i32> = (0..n * c * hw).map(|i| seed[i % 64] as i32 | 0x80).collect();
+        let w: Vec<i32> = (0..o * c).map(|i| seed[(5 * i + 1) % 64] as i8 as i32).collect();
+        let wq = |shape: &[usize]| {
+            QTensor::from_int_repr(
+                QStorage::from_i32(QDType::QInt8, w.iter().copied()),
+                shape,
+                QParams::PerTensor { scale: 0.01, zero_point: w_zp },
+            )
+            .unwrap()
+        };
+        let xq = |values: Vec<i32>, shape: &[usize]| {
+            QTensor::from_int_repr(
+                QStorage::from_i32(QDType::QUInt8, values),
+                shape,
+                QParams::PerTensor { scale: X_SCALE, zero_point: x_zp },
+            )
+            .unwrap()
+        };
+        let numerics = Numerics::new(engine, profile);
+        let conv = QConv::new(&wq(&[o, c, 1]), None, ConvParams::unit(1), OUT_SCALE, OUT_ZP, false)
+            .unwrap();
+        let got = conv.accumulate(&xq(x.clone(), &[n, c, hw]), numerics).unwrap();
+        let rows: Vec<i32> = (0..n * hw)
+            .flat_map(|r| (0..c).map(move |ch| (r / hw, ch, r % hw)))
+            .map(|(b, ch, p)| x[(b * c + ch) * hw + p])
+            .collect();
+        let linear = QLinear::new(&wq(&[o, c]), None, OUT_SCALE, OUT_ZP, false).unwrap();
+        let (want, stats) = linear.accumulate(&xq(rows, &[n * hw, c]), numerics).unwrap();
+        let want_nchw: Vec<i32> = (0..n * o * hw)
+            .map(|i| {
+                let (b, oc, p) = (i / (o * hw), (i / hw) % o, i % hw);
+                want[(b * hw + p) * o + oc]
+            })
+            .collect();
+        prop_assert_eq!(got.values, want_nchw);
+        prop_assert_eq!(got.stats, stats);
+    }
+
+    #[test]
     fn exact_linear_equals_naive_i64(
         (rows, k, n) in (1usize..=4, 1usize..=40, 1usize..=5),
         x_zp in prop::sample::select(vec![0i64, 128, 255]),
