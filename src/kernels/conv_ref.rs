@@ -58,37 +58,28 @@ impl ConvGeometry {
     /// For every output position (row-major) and tap (row-major), the flat spatial input index
     /// it reads, or `None` when it falls in the padding.
     fn sources(&self) -> Vec<Option<usize>> {
-        let dims = self.input.len();
-        let mut out = Vec::with_capacity(self.out_positions() * self.taps());
-        let mut pos = vec![0usize; dims];
-        for _ in 0..self.out_positions() {
-            let mut tap = vec![0usize; dims];
-            for _ in 0..self.taps() {
-                let mut flat = 0usize;
-                let mut inside = true;
-                for d in 0..dims {
-                    let i = (pos[d] * self.stride[d] + tap[d] * self.dilation[d]) as isize
-                        - self.padding[d] as isize;
-                    inside &= (0..self.input[d] as isize).contains(&i);
-                    flat = flat * self.input[d] + i.max(0) as usize;
+        let (positions, taps) = (self.out_positions(), self.taps());
+        let mut out = Vec::with_capacity(positions * taps);
+        for p in 0..positions {
+            for t in 0..taps {
+                // Peel the multi-indices off the flat ones, last dim first.
+                let (mut rp, mut rt, mut step) = (p, t, 1usize);
+                let mut flat = Some(0usize);
+                for d in (0..self.input.len()).rev() {
+                    let padded = (rp % self.output[d]) * self.stride[d]
+                        + (rt % self.kernel[d]) * self.dilation[d];
+                    let pad = self.padding[d];
+                    flat = flat
+                        .filter(|_| (pad..pad + self.input[d]).contains(&padded))
+                        .map(|f| f + (padded - pad) * step);
+                    rp /= self.output[d];
+                    rt /= self.kernel[d];
+                    step *= self.input[d];
                 }
-                out.push(inside.then_some(flat));
-                advance(&mut tap, &self.kernel);
+                out.push(flat);
             }
-            advance(&mut pos, &self.output);
         }
         out
-    }
-}
-
-/// Row-major increment of a multi-index; wraps to all zeros after the last one.
-fn advance(idx: &mut [usize], shape: &[usize]) {
-    for d in (0..idx.len()).rev() {
-        idx[d] += 1;
-        if idx[d] < shape[d] {
-            return;
-        }
-        idx[d] = 0;
     }
 }
 
