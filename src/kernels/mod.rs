@@ -1,5 +1,6 @@
 //! Integer compute on plain slices: the scalar reference kernels (the truth every SIMD tier must
 //! reproduce) and the requantization rules of each engine.
 
+pub mod conv_ref;
 pub mod reference;
 pub mod requant;

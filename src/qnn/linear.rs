@@ -103,13 +103,14 @@ impl QLinear {
         })
     }
 
-    /// Runs on `x` of shape `[..., in]`.
-    pub fn forward(
+    /// The i32 accumulators `[rows, out]` (bias excluded) that `forward` requantizes, for `x` of
+    /// shape `[..., in]`.
+    pub fn accumulate(
         &self,
         x: &QTensor,
         numerics: Numerics,
-    ) -> Result<(QTensor, RunStats), QnnError> {
-        let (sx, zx) = activation_qparams("linear", x)?;
+    ) -> Result<(Vec<i32>, RunStats), QnnError> {
+        let (_, zx) = activation_qparams("linear", x)?;
         let k = self.weight.k;
         if x.shape().last() != Some(&k) {
             return Err(QnnError::Shape {
@@ -132,6 +133,23 @@ impl QLinear {
             numerics.gemm_pairs_saturate(),
             &mut acc,
         );
+        Ok((
+            acc,
+            RunStats {
+                saturated_pairs: saturated,
+            },
+        ))
+    }
+
+    /// Runs on `x` of shape `[..., in]`.
+    pub fn forward(
+        &self,
+        x: &QTensor,
+        numerics: Numerics,
+    ) -> Result<(QTensor, RunStats), QnnError> {
+        let (acc, stats) = self.accumulate(x, numerics)?;
+        let (sx, _) = activation_qparams("linear", x)?;
+        let n = self.weight.out;
         let rq = requant_for(
             numerics,
             sx,
@@ -156,11 +174,6 @@ impl QLinear {
                 zero_point: self.out_zero_point,
             },
         )?;
-        Ok((
-            y,
-            RunStats {
-                saturated_pairs: saturated,
-            },
-        ))
+        Ok((y, stats))
     }
 }

@@ -1,10 +1,12 @@
 //! Quantized operators and modules, as `torch.nn.quantized` offers them, computed with the exact
 //! numerics of the chosen engine (`engine::Numerics`) on the scalar reference kernels.
 
+mod conv;
 mod error;
 mod linear;
 mod packed;
 
+pub use conv::{ConvAccumulators, ConvParams, QConv};
 pub use error::QnnError;
 pub use linear::QLinear;
 pub use packed::PackedWeight;

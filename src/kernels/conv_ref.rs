@@ -1,0 +1,260 @@
+//! Scalar reference convolution: quint8 NC[D]HW activations × qint8 weights → i32 accumulators,
+//! for 1-, 2- and 3-D convs with stride, symmetric padding, dilation and groups.
+//!
+//! Padding positions hold the activation zero point (real 0). The exact accumulator
+//! `Σ (x - z_x)·(w - z_w)` is the semantic truth; `PairModel` adds the int16 pair saturation of
+//! the kernel PyTorch would have run, because the saturated pairs depend on the order in which
+//! that kernel walks K:
+//! * fbgemm works channels-last, so its im2col row is K = (kernel taps…, input channel of the
+//!   group) with the channel fastest; pairs (2j, 2j+1) run along that flat row and cross tap
+//!   boundaries when C/groups is odd. Padded taps are raw `z_x` bytes and take part in pairs.
+//!   With one channel per group this is exactly the depthwise fast path's "consecutive taps in
+//!   row-major order, odd last tap alone".
+//! * oneDNN's direct AVX2 kernel pairs input channels within one tap (an odd channel alone) and
+//!   skips padded taps, so they never saturate.
+
+use super::reference::{dot_u8_i8_pairs_saturating, gemm_u8_i8_i32};
+
+/// Sizes of one convolution; all per-dim vectors have one entry per spatial dim.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConvGeometry {
+    pub batch: usize,
+    pub in_channels: usize,
+    pub out_channels: usize,
+    pub groups: usize,
+    pub input: Vec<usize>,
+    pub kernel: Vec<usize>,
+    pub stride: Vec<usize>,
+    pub padding: Vec<usize>,
+    pub dilation: Vec<usize>,
+    /// Output spatial sizes (`(in + 2p - d(k-1) - 1) / s + 1`).
+    pub output: Vec<usize>,
+}
+
+/// How the raw u8×s8 products are summed before the exact zero-point corrections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PairModel {
+    /// Exact i32 sums (VNNI, qnnpack, the mathematical answer).
+    Exact,
+    /// fbgemm: saturating int16 pairs along the channels-last im2col row of each group.
+    Im2colPairs,
+    /// oneDNN AVX2: saturating int16 pairs of channels within each in-bounds tap.
+    TapChannelPairs,
+}
+
+impl ConvGeometry {
+    pub fn taps(&self) -> usize {
+        self.kernel.iter().product()
+    }
+
+    pub fn out_positions(&self) -> usize {
+        self.output.iter().product()
+    }
+
+    fn in_positions(&self) -> usize {
+        self.input.iter().product()
+    }
+
+    /// For every output position (row-major) and tap (row-major), the flat spatial input index
+    /// it reads, or `None` when it falls in the padding.
+    fn sources(&self) -> Vec<Option<usize>> {
+        let (positions, taps) = (self.out_positions(), self.taps());
+        let mut out = Vec::with_capacity(positions * taps);
+        for p in 0..positions {
+            for t in 0..taps {
+                // Peel the multi-indices off the flat ones, last dim first.
+                let (mut rp, mut rt, mut step) = (p, t, 1usize);
+                let mut flat = Some(0usize);
+                for d in (0..self.input.len()).rev() {
+                    let padded = (rp % self.output[d]) * self.stride[d]
+                        + (rt % self.kernel[d]) * self.dilation[d];
+                    let pad = self.padding[d];
+                    flat = flat
+                        .filter(|_| (pad..pad + self.input[d]).contains(&padded))
+                        .map(|f| f + (padded - pad) * step);
+                    rp /= self.output[d];
+                    rt /= self.kernel[d];
+                    step *= self.input[d];
+                }
+                out.push(flat);
+            }
+        }
+        out
+    }
+}
+
+/// Accumulators `acc[n, o, position]` of a convolution.
+///
+/// `x` is `[batch, in_channels, input…]`; `w` holds one row per output channel in
+/// (tap, channel-of-group) order with the channel fastest, i.e. `[out, taps · C/groups]`;
+/// `w_zp` has one zero point or one per output channel. Returns the number of saturated pairs.
+#[allow(clippy::too_many_arguments)]
+pub fn conv_u8_i8_i32(
+    g: &ConvGeometry,
+    x: &[u8],
+    x_zp: i32,
+    w: &[i8],
+    w_zp: &[i32],
+    model: PairModel,
+    acc: &mut [i32],
+) -> u64 {
+    let (taps, positions) = (g.taps(), g.out_positions());
+    let (cg, og) = (g.in_channels / g.groups, g.out_channels / g.groups);
+    let k = taps * cg;
+    let sources = g.sources();
+    let mut cols = vec![0u8; positions * k];
+    let mut tile = vec![0i32; positions * og];
+    let mut saturated = 0u64;
+    for n in 0..g.batch {
+        for grp in 0..g.groups {
+            im2col(g, x, x_zp as u8, n, grp, &sources, &mut cols);
+            let w_g = &w[grp * og * k..(grp + 1) * og * k];
+            let zp_g = if w_zp.len() == 1 {
+                w_zp
+            } else {
+                &w_zp[grp * og..(grp + 1) * og]
+            };
+            saturated += match model {
+                PairModel::Exact | PairModel::Im2colPairs => gemm_u8_i8_i32(
+                    positions,
+                    og,
+                    k,
+                    &cols,
+                    x_zp,
+                    w_g,
+                    zp_g,
+                    model == PairModel::Im2colPairs,
+                    &mut tile,
+                ),
+                PairModel::TapChannelPairs => {
+                    tap_channel_pairs(g, &cols, x_zp, w_g, zp_g, &sources, &mut tile)
+                }
+            };
+            for p in 0..positions {
+                for oc in 0..og {
+                    let o = grp * og + oc;
+                    acc[(n * g.out_channels + o) * positions + p] = tile[p * og + oc];
+                }
+            }
+        }
+    }
+    saturated
+}
+
+/// The channels-last im2col matrix `[positions, taps · C/groups]` of one sample and group;
+/// padded taps hold the raw activation zero point.
+fn im2col(
+    g: &ConvGeometry,
+    x: &[u8],
+    pad: u8,
+    n: usize,
+    grp: usize,
+    sources: &[Option<usize>],
+    cols: &mut [u8],
+) {
+    let cg = g.in_channels / g.groups;
+    let plane = g.in_positions();
+    let base = (n * g.in_channels + grp * cg) * plane;
+    for (slot, src) in cols.chunks_mut(cg).zip(sources) {
+        for (c, v) in slot.iter_mut().enumerate() {
+            *v = src.map_or(pad, |s| x[base + c * plane + s]);
+        }
+    }
+}
+
+/// oneDNN's order: per in-bounds tap, a pair-saturating channel dot plus that tap's exact
+/// zero-point terms; padded taps contribute exactly 0 and are skipped.
+fn tap_channel_pairs(
+    g: &ConvGeometry,
+    cols: &[u8],
+    x_zp: i32,
+    w: &[i8],
+    w_zp: &[i32],
+    sources: &[Option<usize>],
+    tile: &mut [i32],
+) -> u64 {
+    let (taps, cg) = (g.taps(), g.in_channels / g.groups);
+    let og = g.out_channels / g.groups;
+    let mut saturated = 0u64;
+    for p in 0..g.out_positions() {
+        for oc in 0..og {
+            let zw = w_zp[if w_zp.len() == 1 { 0 } else { oc }];
+            let mut sum = 0i32;
+            for t in (0..taps).filter(|&t| sources[p * taps + t].is_some()) {
+                let xs = &cols[(p * taps + t) * cg..(p * taps + t + 1) * cg];
+                let ws = &w[(oc * taps + t) * cg..(oc * taps + t + 1) * cg];
+                let (raw, sat) = dot_u8_i8_pairs_saturating(xs, ws);
+                saturated += sat as u64;
+                let xsum: i32 = xs.iter().map(|&v| v as i32).sum();
+                let wsum: i32 = ws.iter().map(|&v| v as i32).sum();
+                sum += raw - x_zp * wsum - zw * xsum + cg as i32 * x_zp * zw;
+            }
+            tile[p * og + oc] = sum;
+        }
+    }
+    saturated
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn geometry_1d(len: usize, k: usize, pad: usize, cin: usize, groups: usize) -> ConvGeometry {
+        ConvGeometry {
+            batch: 1,
+            in_channels: cin,
+            out_channels: groups,
+            groups,
+            input: vec![len],
+            kernel: vec![k],
+            stride: vec![1],
+            padding: vec![pad],
+            dilation: vec![1],
+            output: vec![len + 2 * pad - k + 1],
+        }
+    }
+
+    #[test]
+    fn padded_taps_are_real_zero_in_every_model() {
+        // One channel, kernel 3, pad 1: the first output reads [pad, x0, x1].
+        let g = geometry_1d(2, 3, 1, 1, 1);
+        for model in [
+            PairModel::Exact,
+            PairModel::Im2colPairs,
+            PairModel::TapChannelPairs,
+        ] {
+            let mut acc = [0i32; 2];
+            conv_u8_i8_i32(&g, &[10, 20], 7, &[1, 2, 3], &[0], model, &mut acc);
+            assert_eq!(acc, [2 * 3 + 3 * 13, 3 + 2 * 13], "{model:?}");
+        }
+    }
+
+    #[test]
+    fn im2col_pairs_cross_taps_when_channels_are_odd() {
+        // One channel per group: pairs are taps (0,1) and (2) alone. Taps 0 and 1 both hold 255
+        // against weight 127, so that pair saturates at 32767 instead of 64770.
+        let g = geometry_1d(3, 3, 0, 1, 1);
+        let mut acc = [0i32; 1];
+        let sat = conv_u8_i8_i32(
+            &g,
+            &[255, 255, 0],
+            0,
+            &[127, 127, 127],
+            &[0],
+            PairModel::Im2colPairs,
+            &mut acc,
+        );
+        assert_eq!((acc[0], sat), (32767, 1));
+        // oneDNN's per-tap channel pairs never pair two taps of a single channel.
+        let sat = conv_u8_i8_i32(
+            &g,
+            &[255, 255, 0],
+            0,
+            &[127, 127, 127],
+            &[0],
+            PairModel::TapChannelPairs,
+            &mut acc,
+        );
+        assert_eq!((acc[0], sat), (64770, 0));
+    }
+}

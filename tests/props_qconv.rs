@@ -1,0 +1,385 @@
+//! Property tests: under the exact profile, quantized conv (1-, 2- and 3-D) and Linear equal a
+//! plain direct-loop computation with i64 accumulation, requantized with the engine's rule.
+//! Under the other profiles, any difference from exact must come with counted saturated pairs.
+
+use proptest::prelude::*;
+use qlab::engine::{Engine, HostProfile, Numerics};
+use qlab::kernels::requant::{FbgemmRequant, QnnpackRequant, Requant};
+use qlab::qnn::{ConvParams, QConv, QLinear};
+use qlab::tensor::{QDType, QParams, QStorage, QTensor};
+
+/// One random conv problem.
+#[derive(Debug, Clone)]
+struct Problem {
+    batch: usize,
+    groups: usize,
+    cg: usize,
+    og: usize,
+    input: Vec<usize>,
+    kernel: Vec<usize>,
+    stride: Vec<usize>,
+    padding: Vec<usize>,
+    dilation: Vec<usize>,
+    x: Vec<i32>,
+    x_zp: i64,
+    w: Vec<i32>,
+    /// One (per-tensor) or one per output channel (per-channel).
+    w_zp: Vec<i64>,
+    w_scale: Vec<f64>,
+    bias: Option<Vec<f32>>,
+    relu: bool,
+    engine: Engine,
+}
+
+/// Per spatial dim: (kernel, stride, padding, dilation, input size), always a valid geometry.
+fn dim() -> impl Strategy<Value = (usize, usize, usize, usize, usize)> {
+    (1usize..=3, 1usize..=3, 0usize..=2, 1usize..=2, 0usize..=3).prop_map(|(k, s, p, d, extra)| {
+        let span = d * (k - 1) + 1;
+        let input = span.saturating_sub(2 * p).max(1) + extra;
+        (k, s, p, d, input)
+    })
+}
+
+fn problem() -> impl Strategy<Value = Problem> {
+    let shape = (
+        1usize..=3,
+        prop::collection::vec(dim(), 1..=3),
+        1usize..=2,
+        1usize..=3,
+        1usize..=3,
+    );
+    let choices = (
+        prop::sample::select(vec![0i64, 128, 255]),
+        prop::sample::select(vec![Engine::Fbgemm, Engine::X86, Engine::Qnnpack]),
+        any::<bool>(),
+        any::<bool>(),
+        any::<bool>(),
+        -6i64..=6,
+    );
+    (shape, choices)
+        .prop_flat_map(
+            |((groups, dims, batch, cg, og), (x_zp, engine, per_channel, relu, bias, zp))| {
+                let cin = groups * cg;
+                let cout = groups * og;
+                let in_len: usize = batch * cin * dims.iter().map(|d| d.4).product::<usize>();
+                let w_len: usize = cout * cg * dims.iter().map(|d| d.0).product::<usize>();
+                let channels = if per_channel { cout } else { 1 };
+                (
+                    Just((groups, dims, batch, cg, og, x_zp, engine, relu, zp)),
+                    prop::collection::vec(0i32..=255, in_len),
+                    prop::collection::vec(-128i32..=127, w_len),
+                    prop::collection::vec(-4i64..=4, channels),
+                    prop::collection::vec(0.001f64..0.05, channels),
+                    prop::option::weighted(
+                        if bias { 0.8 } else { 0.2 },
+                        prop::collection::vec(-3.0f32..3.0, cout),
+                    ),
+                )
+            },
+        )
+        .prop_map(
+            |((groups, dims, batch, cg, og, x_zp, engine, relu, zp), x, w, zps, w_scale, bias)| {
+                // Per-tensor weights use the drawn zero point (often non-zero), per-channel ones
+                // a zero point per channel.
+                let w_zp = if zps.len() == 1 { vec![zp] } else { zps };
+                Problem {
+                    batch,
+                    groups,
+                    cg,
+                    og,
+                    input: dims.iter().map(|d| d.4).collect(),
+                    kernel: dims.iter().map(|d| d.0).collect(),
+                    stride: dims.iter().map(|d| d.1).collect(),
+                    padding: dims.iter().map(|d| d.2).collect(),
+                    dilation: dims.iter().map(|d| d.3).collect(),
+                    x,
+                    x_zp,
+                    w,
+                    w_zp,
+                    w_scale,
+                    bias,
+                    relu,
+                    engine,
+                }
+            },
+        )
+}
+
+const X_SCALE: f64 = 0.03;
+const OUT_SCALE: f64 = 0.4;
+const OUT_ZP: i64 = 100;
+
+fn qparams(scales: &[f64], zps: &[i64]) -> QParams {
+    if scales.len() == 1 {
+        QParams::PerTensor {
+            scale: scales[0],
+            zero_point: zps[0],
+        }
+    } else {
+        QParams::PerChannel {
+            scales: scales.to_vec(),
+            zero_points: zps.to_vec(),
+            axis: 0,
+        }
+    }
+}
+
+fn input_tensor(p: &Problem) -> QTensor {
+    let mut shape = vec![p.batch, p.groups * p.cg];
+    shape.extend(&p.input);
+    QTensor::from_int_repr(
+        QStorage::from_i32(QDType::QUInt8, p.x.iter().copied()),
+        &shape,
+        QParams::PerTensor {
+            scale: X_SCALE,
+            zero_point: p.x_zp,
+        },
+    )
+    .unwrap()
+}
+
+fn module(p: &Problem) -> QConv {
+    let mut shape = vec![p.groups * p.og, p.cg];
+    shape.extend(&p.kernel);
+    let w = QTensor::from_int_repr(
+        QStorage::from_i32(QDType::QInt8, p.w.iter().copied()),
+        &shape,
+        qparams(&p.w_scale, &p.w_zp),
+    )
+    .unwrap();
+    let params = ConvParams {
+        stride: p.stride.clone(),
+        padding: p.padding.clone(),
+        dilation: p.dilation.clone(),
+        groups: p.groups,
+    };
+    QConv::new(&w, p.bias.clone(), params, OUT_SCALE, OUT_ZP, p.relu).unwrap()
+}
+
+/// Pads a per-dim list to three dims (leading dims of size 1) so one 3-D loop covers all ranks.
+fn three(v: &[usize], fill: usize) -> [usize; 3] {
+    let mut out = [fill; 3];
+    out[3 - v.len()..].copy_from_slice(v);
+    out
+}
+
+/// The direct convolution: `acc[n][o][od][oh][ow]` in i64, padding as real zero.
+fn direct_conv(p: &Problem) -> (Vec<i64>, Vec<usize>) {
+    let input = three(&p.input, 1);
+    let kernel = three(&p.kernel, 1);
+    let stride = three(&p.stride, 1);
+    let pad = three(&p.padding, 0);
+    let dil = three(&p.dilation, 1);
+    let out: Vec<usize> = (0..3)
+        .map(|d| (input[d] + 2 * pad[d] - dil[d] * (kernel[d] - 1) - 1) / stride[d] + 1)
+        .collect();
+    let (cin, cout) = (p.groups * p.cg, p.groups * p.og);
+    let x_at = |n: usize, c: usize, i: [usize; 3]| {
+        p.x[(((n * cin + c) * input[0] + i[0]) * input[1] + i[1]) * input[2] + i[2]] as i64
+    };
+    let w_at = |o: usize, c: usize, t: [usize; 3]| {
+        p.w[(((o * p.cg + c) * kernel[0] + t[0]) * kernel[1] + t[1]) * kernel[2] + t[2]] as i64
+    };
+    let mut acc = Vec::new();
+    for n in 0..p.batch {
+        for o in 0..cout {
+            let g = o / p.og;
+            let wz = p.w_zp[if p.w_zp.len() == 1 { 0 } else { o }];
+            for od in 0..out[0] {
+                for oh in 0..out[1] {
+                    for ow in 0..out[2] {
+                        let mut sum = 0i64;
+                        for c in 0..p.cg {
+                            for kd in 0..kernel[0] {
+                                for kh in 0..kernel[1] {
+                                    for kw in 0..kernel[2] {
+                                        let pos = [(od, kd), (oh, kh), (ow, kw)];
+                                        let mut at = [0usize; 3];
+                                        let mut inside = true;
+                                        for d in 0..3 {
+                                            let i = (pos[d].0 * stride[d] + pos[d].1 * dil[d])
+                                                as i64
+                                                - pad[d] as i64;
+                                            inside &= i >= 0 && i < input[d] as i64;
+                                            at[d] = i.max(0) as usize;
+                                        }
+                                        if inside {
+                                            let xv = x_at(n, g * p.cg + c, at) - p.x_zp;
+                                            let wv = w_at(o, c, [kd, kh, kw]) - wz;
+                                            sum += xv * wv;
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                        acc.push(sum);
+                    }
+                }
+            }
+        }
+    }
+    let mut shape = vec![p.batch, cout];
+    shape.extend(&out[3 - p.input.len()..]);
+    (acc, shape)
+}
+
+fn requant(engine: Engine, scales: &[f64], bias: Option<&[f32]>, relu: bool, n: usize) -> Requant {
+    if engine == Engine::Qnnpack {
+        Requant::Qnnpack(QnnpackRequant::new(
+            X_SCALE,
+            scales,
+            bias,
+            OUT_SCALE,
+            OUT_ZP as i32,
+            relu,
+            n,
+        ))
+    } else {
+        Requant::Fbgemm(FbgemmRequant::new(
+            X_SCALE,
+            scales,
+            bias,
+            OUT_SCALE,
+            OUT_ZP as i32,
+            relu,
+            n,
+        ))
+    }
+}
+
+fn to_i32(acc: &[i64]) -> Vec<i32> {
+    acc.iter().map(|&v| i32::try_from(v).unwrap()).collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(96))]
+
+    #[test]
+    fn exact_conv_equals_direct_loops(p in problem()) {
+        let m = module(&p);
+        let x = input_tensor(&p);
+        let numerics = Numerics::new(p.engine, HostProfile::Exact);
+        let (want_acc, want_shape) = direct_conv(&p);
+        let acc = m.accumulate(&x, numerics).unwrap();
+        prop_assert_eq!(&acc.shape, &want_shape);
+        prop_assert_eq!(&acc.values, &to_i32(&want_acc));
+        prop_assert_eq!(acc.stats.saturated_pairs, 0);
+
+        let cout = p.groups * p.og;
+        let plane: usize = want_shape[2..].iter().product();
+        let rq = requant(p.engine, &p.w_scale, p.bias.as_deref(), p.relu, cout);
+        let want: Vec<i32> = to_i32(&want_acc)
+            .iter()
+            .enumerate()
+            .map(|(i, &v)| rq.apply(v, (i / plane) % cout) as i32)
+            .collect();
+        let (y, _) = m.forward(&x, numerics).unwrap();
+        prop_assert_eq!(y.shape(), &want_shape[..]);
+        prop_assert_eq!(y.int_values(), want);
+    }
+
+    #[test]
+    fn saturating_profiles_differ_from_exact_only_with_counted_pairs(
+        p in problem(),
+        profile in prop::sample::select(vec![HostProfile::Vnni, HostProfile::Avx2]),
+    ) {
+        let m = module(&p);
+        let x = input_tensor(&p);
+        let acc = m.accumulate(&x, Numerics::new(p.engine, profile)).unwrap();
+        if acc.stats.saturated_pairs == 0 {
+            prop_assert_eq!(acc.values, to_i32(&direct_conv(&p).0));
+        }
+    }
+
+    #[test]
+    fn pointwise_conv_equals_linear_on_channels_last_rows(
+        (n, c, hw, o) in (1usize..=2, 1usize..=9, 1usize..=6, 1usize..=4),
+        x_zp in prop::sample::select(vec![0i64, 128, 255]),
+        w_zp in prop::sample::select(vec![0i64, -3]),
+        engine in prop::sample::select(vec![Engine::Fbgemm, Engine::X86, Engine::Qnnpack]),
+        profile in prop::sample::select(vec![HostProfile::Vnni, HostProfile::Avx2, HostProfile::Exact]),
+        seed in prop::collection::vec(any::<u8>(), 64),
+    ) {
+        // A 1x1 conv is a GEMM over channels, so its pairs (and saturation) are Linear's.
+        let x: Vec<i32> = (0..n * c * hw).map(|i| seed[i % 64] as i32 | 0x80).collect();
+        let w: Vec<i32> = (0..o * c).map(|i| seed[(5 * i + 1) % 64] as i8 as i32).collect();
+        let wq = |shape: &[usize]| {
+            QTensor::from_int_repr(
+                QStorage::from_i32(QDType::QInt8, w.iter().copied()),
+                shape,
+                QParams::PerTensor { scale: 0.01, zero_point: w_zp },
+            )
+            .unwrap()
+        };
+        let xq = |values: Vec<i32>, shape: &[usize]| {
+            QTensor::from_int_repr(
+                QStorage::from_i32(QDType::QUInt8, values),
+                shape,
+                QParams::PerTensor { scale: X_SCALE, zero_point: x_zp },
+            )
+            .unwrap()
+        };
+        let numerics = Numerics::new(engine, profile);
+        let conv = QConv::new(&wq(&[o, c, 1]), None, ConvParams::unit(1), OUT_SCALE, OUT_ZP, false)
+            .unwrap();
+        let got = conv.accumulate(&xq(x.clone(), &[n, c, hw]), numerics).unwrap();
+        let rows: Vec<i32> = (0..n * hw)
+            .flat_map(|r| (0..c).map(move |ch| (r / hw, ch, r % hw)))
+            .map(|(b, ch, p)| x[(b * c + ch) * hw + p])
+            .collect();
+        let linear = QLinear::new(&wq(&[o, c]), None, OUT_SCALE, OUT_ZP, false).unwrap();
+        let (want, stats) = linear.accumulate(&xq(rows, &[n * hw, c]), numerics).unwrap();
+        let want_nchw: Vec<i32> = (0..n * o * hw)
+            .map(|i| {
+                let (b, oc, p) = (i / (o * hw), (i / hw) % o, i % hw);
+                want[(b * hw + p) * o + oc]
+            })
+            .collect();
+        prop_assert_eq!(got.values, want_nchw);
+        prop_assert_eq!(got.stats, stats);
+    }
+
+    #[test]
+    fn exact_linear_equals_naive_i64(
+        (rows, k, n) in (1usize..=4, 1usize..=40, 1usize..=5),
+        x_zp in prop::sample::select(vec![0i64, 128, 255]),
+        per_channel in any::<bool>(),
+        zp in -6i64..=6,
+        seed in prop::collection::vec(any::<u8>(), 400),
+    ) {
+        // Values from the seed keep the strategy simple for any (rows, k, n).
+        let x: Vec<i32> = (0..rows * k).map(|i| seed[i % seed.len()] as i32).collect();
+        let w: Vec<i32> = (0..n * k)
+            .map(|i| seed[(7 * i + 3) % seed.len()] as i8 as i32)
+            .collect();
+        let w_zp: Vec<i64> = if per_channel { (0..n as i64).map(|c| c - 2).collect() } else { vec![zp] };
+        let scales = vec![0.01; w_zp.len()];
+        let wt = QTensor::from_int_repr(
+            QStorage::from_i32(QDType::QInt8, w.iter().copied()),
+            &[n, k],
+            qparams(&scales, &w_zp),
+        )
+        .unwrap();
+        let xt = QTensor::from_int_repr(
+            QStorage::from_i32(QDType::QUInt8, x.iter().copied()),
+            &[rows, k],
+            QParams::PerTensor { scale: X_SCALE, zero_point: x_zp },
+        )
+        .unwrap();
+        let m = QLinear::new(&wt, None, OUT_SCALE, OUT_ZP, false).unwrap();
+        for engine in [Engine::Fbgemm, Engine::X86, Engine::Qnnpack] {
+            let (acc, stats) = m.accumulate(&xt, Numerics::new(engine, HostProfile::Exact)).unwrap();
+            let want: Vec<i64> = (0..rows * n)
+                .map(|i| {
+                    let (r, c) = (i / n, i % n);
+                    let wz = w_zp[if w_zp.len() == 1 { 0 } else { c }];
+                    (0..k)
+                        .map(|j| (x[r * k + j] as i64 - x_zp) * (w[c * k + j] as i64 - wz))
+                        .sum()
+                })
+                .collect();
+            prop_assert_eq!(acc, to_i32(&want));
+            prop_assert_eq!(stats.saturated_pairs, 0);
+        }
+    }
+}
