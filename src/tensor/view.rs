@@ -46,7 +46,18 @@ fn infer_shape(shape: &[i64], total: usize) -> Result<Vec<usize>, TensorError> {
         None if known == total => {}
         _ => return Err(bad()),
     }
+    checked_numel(&out)?;
     Ok(out)
+}
+
+/// The element count of a caller-supplied shape; refused when the count, or a contiguous stride
+/// (which ignores zero-size dims), would overflow.
+fn checked_numel(shape: &[usize]) -> Result<usize, TensorError> {
+    shape
+        .iter()
+        .try_fold(1usize, |acc, &s| acc.checked_mul(s.max(1)))
+        .map(|_| numel(shape))
+        .ok_or_else(|| TensorError::InvalidView(format!("shape {shape:?} has too many elements")))
 }
 
 /// Strides that let `new` alias a layout of `old`/`strides` without a copy, if any exist
@@ -183,6 +194,7 @@ impl QTensor {
             shape.push(size);
             strides.push(stride);
         }
+        checked_numel(&shape)?;
         Ok(self.view_with(
             shape,
             strides,
@@ -463,7 +475,7 @@ impl QTensor {
                 stride.len()
             )));
         }
-        if size.iter().all(|&s| s > 0) {
+        if checked_numel(size)? > 0 {
             let last = size.iter().zip(stride).try_fold(offset, |acc, (&s, &st)| {
                 (s - 1).checked_mul(st).and_then(|x| acc.checked_add(x))
             });
@@ -489,9 +501,11 @@ impl QTensor {
     /// views would observe the reallocated storage.
     pub fn resize_(&mut self, shape: &[usize]) -> Result<(), TensorError> {
         require_per_tensor(self, "resize_")?;
-        let strides = contiguous_strides(shape);
         let offset = self.storage_offset();
-        let needed = offset + numel(shape);
+        let needed = checked_numel(shape)?
+            .checked_add(offset)
+            .ok_or_else(|| TensorError::InvalidView(format!("resize_ to {shape:?} overflows")))?;
+        let strides = contiguous_strides(shape);
         let have = self.storage().len();
         *self = if needed <= have {
             self.view_with(shape.to_vec(), strides, offset, self.qparams().clone())
@@ -715,6 +729,14 @@ mod tests {
         ));
         assert_eq!(t.as_strided(&[0, 5], &[100, 100], 0).unwrap().numel(), 0);
         assert!(t.as_strided(&[2], &[1, 1], 0).is_err());
+        assert!(matches!(
+            t.as_strided(&[usize::MAX, 2], &[0, 0], 0),
+            Err(TensorError::InvalidView(_))
+        ));
+        assert!(matches!(
+            t.expand(&[i64::MAX, 3, 4]),
+            Err(TensorError::InvalidView(_))
+        ));
     }
 
     #[test]
@@ -728,6 +750,10 @@ mod tests {
         assert_eq!(t.int_values(), vec![10, 11, 12, 13, 7, 7]);
         assert_eq!((t.q_scale().unwrap(), t.q_zero_point().unwrap()), (0.5, 7));
         assert_eq!(before.int_values(), vec![10, 11, 12, 13]);
+        assert!(matches!(
+            t.resize_(&[usize::MAX, 2]),
+            Err(TensorError::InvalidView(_))
+        ));
         let mut pc = per_channel();
         assert!(matches!(
             pc.resize_(&[12]),
