@@ -89,6 +89,34 @@ mod tests {
         .unwrap()
     }
 
+    proptest::proptest! {
+        /// Every lane comes out ordered, each value is the input at its index, and equal values
+        /// keep increasing indices (stability).
+        #[test]
+        fn sort_orders_lanes_stably(values in proptest::collection::vec(-4i32..4, 12), dim in 0i64..2, descending: bool) {
+            let t = qt(&values, &[3, 4]);
+            let (v, idx) = t.sort(dim, descending).unwrap();
+            let got = v.int_values();
+            let (lanes, len, step) = if dim == 0 { (4, 3, 4) } else { (3, 4, 1) };
+            for lane in 0..lanes {
+                let base = if dim == 0 { lane } else { lane * 4 };
+                for k in 0..len {
+                    let at = base + k * step;
+                    let src = if dim == 0 { idx[at] as usize * 4 + lane } else { base + idx[at] as usize };
+                    proptest::prop_assert_eq!(got[at], values[src]);
+                    if k > 0 {
+                        let (prev, cur) = (got[at - step], got[at]);
+                        let ordered = if descending { prev >= cur } else { prev <= cur };
+                        proptest::prop_assert!(ordered);
+                        if prev == cur {
+                            proptest::prop_assert!(idx[at - step] < idx[at]);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     #[test]
     fn sort_is_stable_in_both_directions() {
         let t = qt(&[2, -1, 2, 5, -1], &[5]);

@@ -557,6 +557,33 @@ mod tests {
         QTensor::from_int_repr(QStorage::from_i32(QDType::QInt8, 0..12), &[2, 3, 2], q).unwrap()
     }
 
+    proptest::proptest! {
+        /// A view of a permuted and sliced tensor, when it exists, reads exactly the elements a
+        /// copy would: this checks the stride computation against the iteration order.
+        #[test]
+        fn views_read_what_copies_read(
+            dims in proptest::collection::vec(1usize..4, 1..5),
+            rotate in 0usize..4,
+            merge_from in 0usize..4,
+            step in 1i64..3,
+        ) {
+            let n: usize = dims.iter().product();
+            let nd = dims.len();
+            let order: Vec<i64> = (0..nd).map(|i| ((i + rotate) % nd) as i64).collect();
+            let p = per_tensor(n, &dims).permute(&order).unwrap().slice(0, None, None, step).unwrap();
+            let flat = p.int_values();
+            let m = merge_from % nd;
+            let mut target: Vec<i64> = vec![1];
+            target.extend(p.shape()[..m].iter().map(|&d| d as i64));
+            target.push(numel(&p.shape()[m..]) as i64);
+            if let Ok(v) = p.view(&target) {
+                proptest::prop_assert!(Arc::ptr_eq(v.storage(), p.storage()));
+                proptest::prop_assert_eq!(v.int_values(), flat.clone());
+            }
+            proptest::prop_assert_eq!(p.reshape(&target).unwrap().int_values(), flat);
+        }
+    }
+
     #[test]
     fn view_and_reshape_share_or_copy() {
         let t = per_tensor(6, &[2, 3]);
