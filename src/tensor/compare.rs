@@ -81,6 +81,35 @@ fn broadcast_to<T: Copy>(values: &[T], shape: &[usize], target: &[usize]) -> Vec
     out
 }
 
+/// The six named comparators, each a thin call of `compare` / `compare_scalar` with its `CmpOp`.
+macro_rules! comparators {
+    ($($op:ident, $scalar:ident, $cmp:ident, $doc:literal;)*) => {
+        impl QTensor {
+            $(
+                #[doc = concat!("`torch.", stringify!($op), "(a, b)` on dequantized values, broadcasting.")]
+                #[doc = $doc]
+                pub fn $op(&self, other: &QTensor) -> Result<Vec<bool>, TensorError> {
+                    self.compare(other, CmpOp::$cmp)
+                }
+
+                #[doc = concat!("`torch.", stringify!($op), "(a, scalar)` on dequantized values, in f32.")]
+                pub fn $scalar(&self, value: f64) -> Vec<bool> {
+                    self.compare_scalar(value, CmpOp::$cmp)
+                }
+            )*
+        }
+    };
+}
+
+comparators! {
+    eq, eq_scalar, Eq, "Elementwise `==`.";
+    ne, ne_scalar, Ne, "Elementwise `!=` (true where either side is NaN).";
+    ge, ge_scalar, Ge, "Elementwise `>=`.";
+    le, le_scalar, Le, "Elementwise `<=`.";
+    gt, gt_scalar, Gt, "Elementwise `>`.";
+    lt, lt_scalar, Lt, "Elementwise `<`.";
+}
+
 impl QTensor {
     /// Compares the dequantized values of two tensors elementwise after broadcasting; the result
     /// is row-major over the broadcast shape.
@@ -238,6 +267,13 @@ mod tests {
         assert_eq!(a.compare_scalar(1.0, CmpOp::Gt), vec![false, false, true]);
         assert_eq!(a.compare_scalar(1.0, CmpOp::Le), vec![true, true, false]);
         assert_eq!(a.compare_scalar(f64::NAN, CmpOp::Ne), vec![true; 3]);
+        // The named forms are the same comparisons.
+        assert_eq!(a.le(&b).unwrap(), vec![true, true, false]);
+        assert_eq!(a.ne(&b).unwrap(), vec![false, true, true]);
+        assert_eq!(a.gt(&b).unwrap(), vec![false, false, true]);
+        assert_eq!(a.eq_scalar(0.0), vec![false, true, false]);
+        assert_eq!(a.lt_scalar(2.0), vec![true, true, false]);
+        assert_eq!(a.ge_scalar(2.0), vec![false, false, true]);
         // Broadcasting [3] against [2, 1].
         let c = qt(&[4, 6], &[2, 1], 0.5, 2);
         assert_eq!(
