@@ -10,7 +10,8 @@
 //!   the selected dim precedes the axis, so the axis keeps naming the channel dimension.
 //! * `transpose`, `permute`, `expand` and `as_strided` go through `as_strided_qtensorimpl`, which
 //!   only accepts per-tensor quantizers ("Setting strides is possible only on uniformly quantized
-//!   tensor"); qlab rejects per-channel tensors there with `Unsupported`.
+//!   tensor"); qlab rejects per-channel tensors there with `Unsupported` (`transpose(d, d)` is
+//!   an alias in PyTorch and stays allowed).
 //! * `squeeze`/`unsqueeze` shift the axis; squeezing the channel axis itself is rejected.
 //! * `view`/`reshape`/`flatten` keep the quantizer unchanged, as PyTorch does. PyTorch does not
 //!   check that the kept axis still fits; qlab accepts a per-channel reshape only when every
@@ -335,16 +336,19 @@ impl QTensor {
         }
     }
 
-    /// `x.transpose(dim0, dim1)`: swaps two dims. Per-tensor only, as in PyTorch.
+    /// `x.transpose(dim0, dim1)`: swaps two dims. Per-tensor only, as in PyTorch (swapping a dim
+    /// with itself is an alias and works for any tensor).
     pub fn transpose(&self, dim0: i64, dim1: i64) -> Result<QTensor, TensorError> {
-        let mut order: Vec<i64> = (0..self.ndim() as i64).collect();
         let (a, b) = (
             resolve_axis(dim0, self.ndim())?,
             resolve_axis(dim1, self.ndim())?,
         );
-        if self.ndim() > 0 {
-            order.swap(a, b);
+        // PyTorch returns an alias before reaching the per-tensor-only strided path.
+        if a == b {
+            return Ok(self.clone());
         }
+        let mut order: Vec<i64> = (0..self.ndim() as i64).collect();
+        order.swap(a, b);
         self.permute(&order)
     }
 
