@@ -212,7 +212,13 @@ impl QTensor {
         self.with_values(means, shape, self.qparams().clone())
     }
 
-    /// The reference path: dequantize, sum in f32 in row-major order, divide, requantize.
+    /// The reference path: dequantize, sum in f32, divide by the count in f32 (PyTorch's CPU
+    /// mean is `sum(...).div_(count)`), requantize with the input's qparams.
+    ///
+    /// The sum runs in row-major order of the reduced elements. PyTorch's float sum uses the
+    /// same order for short reductions over outer dims, but switches to a multi-level cascade
+    /// (and vectorised partial sums over inner dims) for longer ones, which can differ in the
+    /// last bit and so, on a rounding tie, by one quantization step.
     fn mean_through_float(
         &self,
         reduced: &[bool],
