@@ -26,22 +26,13 @@ pub enum Isa {
 }
 
 /// Every tier, in the order `qlab bench` and the test batteries walk them.
-pub const ALL: [Isa; 6] = [
-    Isa::Scalar,
-    Isa::Avx2,
-    Isa::AvxVnni,
-    Isa::Avx512Vnni,
-    Isa::Neon,
-    Isa::Dotprod,
-];
+pub const ALL: [Isa; 6] = [Isa::Scalar, Isa::Avx2, Isa::AvxVnni, Isa::Avx512Vnni, Isa::Neon, Isa::Dotprod];
 
 /// A requested tier that cannot be used here.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum IsaError {
     /// The name is not a tier.
-    #[error(
-        "unknown ISA tier '{0}' (expected auto, scalar, avx2, avxvnni, avx512vnni, neon or dotprod)"
-    )]
+    #[error("unknown ISA tier '{0}' (expected auto, scalar, avx2, avxvnni, avx512vnni, neon or dotprod)")]
     Unknown(String),
     /// The host CPU lacks the features of the tier.
     #[error("ISA tier {tier} is not available on this host: {missing}")]
@@ -74,15 +65,7 @@ impl Isa {
             Isa::Scalar => &[],
             Isa::Avx2 => &["avx2", "fma", "f16c"],
             Isa::AvxVnni => &["avx2", "fma", "f16c", "avxvnni"],
-            Isa::Avx512Vnni => &[
-                "avx2",
-                "fma",
-                "f16c",
-                "avx512f",
-                "avx512bw",
-                "avx512vl",
-                "avx512vnni",
-            ],
+            Isa::Avx512Vnni => &["avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl", "avx512vnni"],
             Isa::Neon => &["neon"],
             Isa::Dotprod => &["neon", "dotprod"],
         };
@@ -100,17 +83,12 @@ impl Isa {
         if missing.is_empty() {
             Ok(self)
         } else {
-            Err(IsaError::Unavailable {
-                tier: self,
-                missing: missing.join(", "),
-            })
+            Err(IsaError::Unavailable { tier: self, missing: missing.join(", ") })
         }
     }
 
     fn to_code(self) -> u8 {
-        ALL.iter()
-            .position(|&t| t == self)
-            .map_or(0, |p| p as u8 + 1)
+        ALL.iter().position(|&t| t == self).map_or(0, |p| p as u8 + 1)
     }
 }
 
@@ -151,10 +129,7 @@ fn host_has(_feature: &str) -> bool {
 
 /// The best tier the host supports.
 pub fn best_available() -> Isa {
-    ALL.into_iter()
-        .rev()
-        .find(|t| t.is_available())
-        .unwrap_or(Isa::Scalar)
+    ALL.into_iter().rev().find(|t| t.is_available()).unwrap_or(Isa::Scalar)
 }
 
 /// 0 = not chosen yet; otherwise `Isa::to_code`.
@@ -185,9 +160,7 @@ pub fn selected() -> Isa {
 /// Reads `QLAB_ISA`: `None` when unset or `auto`, an error when unknown or unavailable.
 pub fn from_env() -> Result<Option<Isa>, IsaError> {
     match std::env::var("QLAB_ISA") {
-        Ok(v) if !v.trim().is_empty() && !v.trim().eq_ignore_ascii_case("auto") => {
-            Isa::parse(&v)?.check().map(Some)
-        }
+        Ok(v) if !v.trim().is_empty() && !v.trim().eq_ignore_ascii_case("auto") => Isa::parse(&v)?.check().map(Some),
         _ => Ok(None),
     }
 }

@@ -23,17 +23,9 @@ pub enum Stats {
     /// Running per-tensor min and max (+inf / -inf before any data).
     MinMax { min: f32, max: f32 },
     /// Running per-channel min and max along `axis` (empty before any data).
-    PerChannel {
-        mins: Vec<f32>,
-        maxs: Vec<f32>,
-        axis: usize,
-    },
+    PerChannel { mins: Vec<f32>, maxs: Vec<f32>, axis: usize },
     /// A histogram of `counts.len()` equal bins over `[min, max]` (counts are f32, as in PyTorch).
-    Histogram {
-        min: f32,
-        max: f32,
-        counts: Vec<f32>,
-    },
+    Histogram { min: f32, max: f32, counts: Vec<f32> },
 }
 
 /// qparams as an observer's `calculate_qparams` returns them: f32 scales and i64 zero points,
@@ -60,10 +52,7 @@ impl ObservedQParams {
                 zero_points: self.zero_points.clone(),
                 axis,
             },
-            None => QParams::PerTensor {
-                scale: self.scales[0] as f64,
-                zero_point: self.zero_points[0],
-            },
+            None => QParams::PerTensor { scale: self.scales[0] as f64, zero_point: self.zero_points[0] },
         }
     }
 }

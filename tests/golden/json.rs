@@ -47,21 +47,11 @@ pub fn num(v: &Value) -> f64 {
 }
 
 pub fn shape(t: &Value) -> Vec<usize> {
-    t["shape"]
-        .as_array()
-        .expect("shape")
-        .iter()
-        .map(|d| d.as_u64().expect("dim") as usize)
-        .collect()
+    t["shape"].as_array().expect("shape").iter().map(|d| d.as_u64().expect("dim") as usize).collect()
 }
 
 pub fn f64s(t: &Value) -> Vec<f64> {
-    t["data"]
-        .as_array()
-        .expect("data")
-        .iter()
-        .map(num)
-        .collect()
+    t["data"].as_array().expect("data").iter().map(num).collect()
 }
 
 pub fn f32s(t: &Value) -> Vec<f32> {
@@ -69,12 +59,7 @@ pub fn f32s(t: &Value) -> Vec<f32> {
 }
 
 pub fn i64s(t: &Value) -> Vec<i64> {
-    t["data"]
-        .as_array()
-        .expect("data")
-        .iter()
-        .map(|v| v.as_i64().expect("integer"))
-        .collect()
+    t["data"].as_array().expect("data").iter().map(|v| v.as_i64().expect("integer")).collect()
 }
 
 pub fn qdtype(v: &Value) -> QDType {
@@ -98,48 +83,20 @@ pub fn qtensor(v: &Value) -> QTensor {
         },
         other => panic!("unexpected qscheme {other}"),
     };
-    QTensor::from_int_repr(QStorage::from_i32(dtype, ints), &shape(repr), qparams)
-        .expect("valid golden qtensor")
+    QTensor::from_int_repr(QStorage::from_i32(dtype, ints), &shape(repr), qparams).expect("valid golden qtensor")
 }
 
 /// Compares a quantized result with a flat output object `{int_repr, scale, zero_point, qdtype}`.
 pub fn expect_flat_qtensor(what: &str, got: &QTensor, want: &Value) -> Result<(), String> {
-    expect_eq(
-        &format!("{what}.qdtype"),
-        got.dtype(),
-        qdtype(&want["qdtype"]),
-    )?;
-    expect_eq(
-        &format!("{what}.shape"),
-        got.shape().to_vec(),
-        shape(&want["int_repr"]),
-    )?;
-    expect_eq(
-        &format!("{what}.int_repr"),
-        got.int_values(),
-        i64s(&want["int_repr"])
-            .into_iter()
-            .map(|v| v as i32)
-            .collect::<Vec<_>>(),
-    )?;
-    expect_f64_bits(
-        &format!("{what}.scale"),
-        &[got.q_scale().map_err(|e| e.to_string())?],
-        &[num(&want["scale"])],
-    )?;
-    expect_eq(
-        &format!("{what}.zero_point"),
-        got.q_zero_point().map_err(|e| e.to_string())?,
-        want["zero_point"].as_i64().expect("zp"),
-    )
+    expect_eq(&format!("{what}.qdtype"), got.dtype(), qdtype(&want["qdtype"]))?;
+    expect_eq(&format!("{what}.shape"), got.shape().to_vec(), shape(&want["int_repr"]))?;
+    expect_eq(&format!("{what}.int_repr"), got.int_values(), i64s(&want["int_repr"]).into_iter().map(|v| v as i32).collect::<Vec<_>>())?;
+    expect_f64_bits(&format!("{what}.scale"), &[got.q_scale().map_err(|e| e.to_string())?], &[num(&want["scale"])])?;
+    expect_eq(&format!("{what}.zero_point"), got.q_zero_point().map_err(|e| e.to_string())?, want["zero_point"].as_i64().expect("zp"))
 }
 
 pub fn expect_eq<T: PartialEq + Debug>(what: &str, got: T, want: T) -> Result<(), String> {
-    if got == want {
-        Ok(())
-    } else {
-        Err(format!("{what}: got {got:?}, want {want:?}"))
-    }
+    if got == want { Ok(()) } else { Err(format!("{what}: got {got:?}, want {want:?}")) }
 }
 
 fn same_f32(a: f32, b: f32) -> bool {
@@ -151,18 +108,10 @@ pub fn expect_f32_bits(what: &str, got: &[f32], want: &[f32]) -> Result<(), Stri
     if got.len() != want.len() {
         return Err(format!("{what}: length {} vs {}", got.len(), want.len()));
     }
-    let bad: Vec<usize> = (0..got.len())
-        .filter(|&i| !same_f32(got[i], want[i]))
-        .collect();
+    let bad: Vec<usize> = (0..got.len()).filter(|&i| !same_f32(got[i], want[i])).collect();
     match bad.first() {
         None => Ok(()),
-        Some(&i) => Err(format!(
-            "{what}: {} of {} differ, first at {i}: got {:e}, want {:e}",
-            bad.len(),
-            got.len(),
-            got[i],
-            want[i]
-        )),
+        Some(&i) => Err(format!("{what}: {} of {} differ, first at {i}: got {:e}, want {:e}", bad.len(), got.len(), got[i], want[i])),
     }
 }
 
@@ -171,14 +120,9 @@ pub fn expect_f64_bits(what: &str, got: &[f64], want: &[f64]) -> Result<(), Stri
     if got.len() != want.len() {
         return Err(format!("{what}: length {} vs {}", got.len(), want.len()));
     }
-    match (0..got.len())
-        .find(|&i| got[i].to_bits() != want[i].to_bits() && !(got[i].is_nan() && want[i].is_nan()))
-    {
+    match (0..got.len()).find(|&i| got[i].to_bits() != want[i].to_bits() && !(got[i].is_nan() && want[i].is_nan())) {
         None => Ok(()),
-        Some(i) => Err(format!(
-            "{what}: differs at {i}: got {:e}, want {:e}",
-            got[i], want[i]
-        )),
+        Some(i) => Err(format!("{what}: differs at {i}: got {:e}, want {:e}", got[i], want[i])),
     }
 }
 

@@ -43,11 +43,7 @@ fn golden_files() {
         .filter(|p| p.extension().is_some_and(|x| x == "json"))
         .collect();
     files.sort();
-    assert!(
-        !files.is_empty(),
-        "no golden .json files in {}",
-        dir.display()
-    );
+    assert!(!files.is_empty(), "no golden .json files in {}", dir.display());
 
     let mut failures = Vec::new();
     let mut total_passed = 0usize;
@@ -56,10 +52,7 @@ fn golden_files() {
         let cases = json::load_cases(path).unwrap_or_else(|e| panic!("{file}: {e}"));
         let (mut passed, mut failed) = (0usize, 0usize);
         let mut uncovered: BTreeMap<String, usize> = BTreeMap::new();
-        for case in cases
-            .iter()
-            .filter(|c| filter.is_empty() || c.name.contains(&filter) || c.kind.contains(&filter))
-        {
+        for case in cases.iter().filter(|c| filter.is_empty() || c.name.contains(&filter) || c.kind.contains(&filter)) {
             let Some(check) = check_for(&case.kind) else {
                 *uncovered.entry(case.kind.clone()).or_default() += 1;
                 continue;
@@ -78,27 +71,16 @@ fn golden_files() {
         let not_yet: Vec<String> = uncovered.iter().map(|(k, n)| format!("{k}×{n}")).collect();
         println!(
             "golden {file}: {passed} passed, {failed} failed{}",
-            if not_yet.is_empty() {
-                String::new()
-            } else {
-                format!(", not yet implemented: {}", not_yet.join(" "))
-            }
+            if not_yet.is_empty() { String::new() } else { format!(", not yet implemented: {}", not_yet.join(" ")) }
         );
     }
     if !failures.is_empty() {
         for f in failures.iter().take(40) {
             println!("MISMATCH {f}");
         }
-        panic!(
-            "{} golden case(s) failed ({} passed)",
-            failures.len(),
-            total_passed
-        );
+        panic!("{} golden case(s) failed ({} passed)", failures.len(), total_passed);
     }
-    assert!(
-        total_passed > 0 || !filter.is_empty(),
-        "no golden case was checked"
-    );
+    assert!(total_passed > 0 || !filter.is_empty(), "no golden case was checked");
 }
 
 fn panic_text(p: &Box<dyn std::any::Any + Send>) -> String {
