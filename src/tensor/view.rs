@@ -735,6 +735,34 @@ mod tests {
     }
 
     #[test]
+    fn dim_arguments_are_checked() {
+        let t = per_tensor(6, &[2, 3]);
+        assert!(matches!(t.flatten(1, 0), Err(TensorError::InvalidView(_))));
+        assert!(matches!(t.permute(&[0]), Err(TensorError::InvalidView(_))));
+        assert!(matches!(
+            t.permute(&[1, -1]),
+            Err(TensorError::RepeatedDim { dim: 1, .. })
+        ));
+        assert!(matches!(
+            t.unsqueeze(3),
+            Err(TensorError::AxisOutOfBounds { .. })
+        ));
+        assert_eq!(t.unsqueeze(-1).unwrap().shape(), &[2, 3, 1]);
+        assert!(matches!(
+            t.narrow(0, -3, 1),
+            Err(TensorError::IndexOutOfRange { .. })
+        ));
+        let scalar = t.select(0, 0).unwrap().select(0, 2).unwrap();
+        assert_eq!((scalar.shape(), scalar.int_values()), (&[][..], vec![12]));
+        assert!(matches!(
+            scalar.select(0, 0),
+            Err(TensorError::InvalidView(_))
+        ));
+        assert_eq!(scalar.flatten(0, -1).unwrap().shape(), &[1]);
+        assert_eq!(scalar.transpose(0, -1).unwrap().shape(), &[] as &[usize]);
+    }
+
+    #[test]
     fn expand_and_as_strided() {
         let t = per_tensor(3, &[3, 1]);
         let e = t.expand(&[2, -1, 4]).unwrap();
