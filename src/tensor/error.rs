@@ -35,4 +35,16 @@ pub enum TensorError {
     /// min > max handed to a qparams computation.
     #[error("min {min} is greater than max {max}")]
     MinGreaterThanMax { min: f32, max: f32 },
+    /// A reduction over no elements, whose result PyTorch leaves undefined or rejects.
+    #[error("{op} over an empty tensor or an empty dimension")]
+    EmptyReduction { op: &'static str },
+    /// A dimension listed twice in a reduction or permutation.
+    #[error("{op}: dim {dim} appears more than once")]
+    RepeatedDim { op: &'static str, dim: usize },
+    /// Shapes that cannot be broadcast together or must be equal and are not.
+    #[error("{op}: shapes {a:?} and {b:?} are incompatible")]
+    IncompatibleShapes { op: &'static str, a: Vec<usize>, b: Vec<usize> },
+    /// Two quantized tensors whose qscheme or dtype must agree and do not.
+    #[error("{op}: {why}")]
+    QParamsMismatch { op: &'static str, why: String },
 }

@@ -5,14 +5,19 @@
 //! engine-independent.
 
 mod choose;
+mod compare;
 mod dtype;
 mod error;
 mod qparams;
 mod qtensor;
 pub mod quantize;
+mod reduce;
 pub mod simd;
+mod sort;
+mod view;
 
 pub use choose::{ChosenQParams, choose_quantization_params};
+pub use compare::{CmpOp, broadcast_shape};
 pub use dtype::{DType, QDType, QScheme};
 pub use error::TensorError;
 pub use qparams::QParams;

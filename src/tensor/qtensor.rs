@@ -51,6 +51,15 @@ impl QStorage {
         }
     }
 
+    /// Overwrites the integer at storage position `i` with `v`, already inside the dtype's range.
+    pub(crate) fn set(&mut self, i: usize, v: i32) {
+        match self {
+            QStorage::U8(s) => s[i] = v as u8,
+            QStorage::I8(s) => s[i] = v as i8,
+            QStorage::I32(s) => s[i] = v,
+        }
+    }
+
     /// Builds storage of `dtype` from i32 values already inside the dtype's range.
     pub fn from_i32(dtype: QDType, values: impl IntoIterator<Item = i32>) -> QStorage {
         let it = values.into_iter();
@@ -354,6 +363,21 @@ impl QTensor {
     /// Builds a view of this tensor's storage with another layout and qparams.
     pub(crate) fn view_with(&self, shape: Vec<usize>, strides: Vec<usize>, offset: usize, qparams: QParams) -> QTensor {
         QTensor { qparams, shape, strides, offset, storage: Arc::clone(&self.storage) }
+    }
+
+    /// A tensor over new storage with the given layout (resize grows storage this way).
+    pub(crate) fn from_layout(storage: QStorage, shape: Vec<usize>, strides: Vec<usize>, offset: usize, qparams: QParams) -> QTensor {
+        QTensor { qparams, shape, strides, offset, storage: Arc::new(storage) }
+    }
+
+    /// Storage for writing: copy-on-write, so views made earlier keep the old integers.
+    pub(crate) fn storage_mut(&mut self) -> &mut QStorage {
+        Arc::make_mut(&mut self.storage)
+    }
+
+    /// Replaces the qparams (copy_ from a quantized source adopts the source's, as PyTorch does).
+    pub(crate) fn set_qparams(&mut self, qparams: QParams) {
+        self.qparams = qparams;
     }
 
     /// A new contiguous tensor with the same qparams and the given integers and shape.
