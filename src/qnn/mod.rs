@@ -1,6 +1,7 @@
 //! Quantized operators and modules, as `torch.nn.quantized` offers them, computed with the exact
 //! numerics of the chosen engine (`engine::Numerics`) on the scalar reference kernels.
 
+pub mod dynamic;
 mod error;
 mod linear;
 mod packed;
