@@ -156,3 +156,137 @@ impl DynamicLinear {
         Ok(y)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tensor::quantize::dequantize_val;
+    use proptest::prelude::*;
+
+    fn array(shape: &[usize], v: Vec<f32>) -> ArrayD<f32> {
+        ArrayD::from_shape_vec(IxDyn(shape), v).unwrap()
+    }
+
+    #[test]
+    fn fbgemm_fuses_the_bias_add_and_qnnpack_rounds_twice() {
+        // 3 · f32(1/3) = 1 + 2^-25 exactly; rounded to f32 first it is 1.0, so adding -1 gives 0.
+        let third = 1.0f32 / 3.0;
+        assert_eq!(
+            int8_output(Engine::Fbgemm, 3, third, -1.0),
+            2.0f32.powi(-25)
+        );
+        assert_eq!(int8_output(Engine::X86, 3, third, -1.0), 2.0f32.powi(-25));
+        assert_eq!(int8_output(Engine::Qnnpack, 3, third, -1.0), 0.0);
+    }
+
+    /// W = [[0.5, -0.25], [255/256, 0]]: per-tensor scale 2^-7, q = [[64, -32], [127, 0]]
+    /// (127.5 ties to 128 and clamps). x = [[0, 255/64]] on qnnpack: scale 2^-6, zp 0,
+    /// q = [0, 255]. acc = [-8160, 0], multiplier 2^-13, so y = [-0.99609375, 0] + bias.
+    fn hand_checked(relu: bool) -> Vec<f32> {
+        let w = array(&[2, 2], vec![0.5, -0.25, 255.0 / 256.0, 0.0]);
+        let m = DynamicLinear::new(
+            &w,
+            Some(vec![1.25, -1.0]),
+            DynamicWeightDtype::QInt8PerTensor,
+            relu,
+        )
+        .unwrap();
+        let DynamicWeight::QInt8(p) = &m.weight else {
+            panic!("qint8 expected")
+        };
+        assert_eq!(
+            (p.data.as_slice(), p.scales[0]),
+            (&[64, -32, 127, 0][..], 2f64.powi(-7))
+        );
+        let y = m
+            .forward(&array(&[1, 2], vec![0.0, 255.0 / 64.0]), Engine::Qnnpack)
+            .unwrap();
+        assert_eq!(y.shape(), [1, 2]);
+        y.into_raw_vec_and_offset().0
+    }
+
+    #[test]
+    fn hand_checked_qnnpack_output() {
+        assert_eq!(hand_checked(false), vec![0.25390625, -1.0]);
+        assert_eq!(hand_checked(true), vec![0.25390625, 0.0]);
+    }
+
+    #[test]
+    fn shapes_and_engines_are_checked() {
+        let w = array(&[3, 2], vec![0.1; 6]);
+        let m = DynamicLinear::new(&w, None, DynamicWeightDtype::QInt8PerChannel, false).unwrap();
+        for bad in [array(&[2], vec![0.0; 2]), array(&[1, 3], vec![0.0; 3])] {
+            assert!(matches!(
+                m.forward(&bad, Engine::Fbgemm),
+                Err(QnnError::Shape { .. })
+            ));
+        }
+        assert!(matches!(
+            DynamicLinear::new(&w, Some(vec![0.0; 2]), DynamicWeightDtype::Float16, false),
+            Err(QnnError::Shape { .. })
+        ));
+        let half = DynamicLinear::new(&w, None, DynamicWeightDtype::Float16, false).unwrap();
+        let x = array(&[1, 2], vec![1.0, 2.0]);
+        assert!(matches!(
+            half.forward(&x, Engine::Qnnpack),
+            Err(QnnError::EngineUnsupported {
+                engine: Engine::Qnnpack,
+                ..
+            })
+        ));
+        assert_eq!(half.forward(&x, Engine::Fbgemm).unwrap().shape(), [1, 3]);
+    }
+
+    #[test]
+    fn empty_input_gives_empty_output() {
+        let w = array(&[3, 2], vec![0.1; 6]);
+        let m = DynamicLinear::new(&w, None, DynamicWeightDtype::QInt8PerTensor, false).unwrap();
+        let y = m
+            .forward(&array(&[0, 4, 2], vec![]), Engine::Fbgemm)
+            .unwrap();
+        assert_eq!(y.shape(), [0, 4, 3]);
+    }
+
+    proptest! {
+        /// Exact accumulation makes the int8 path equal to the float product of the dequantized
+        /// operands, up to the final f32 roundings.
+        #[test]
+        fn int8_equals_dequantized_float_product(
+            (m, k, n) in (1usize..4, 1usize..9, 1usize..5),
+            seed in proptest::collection::vec(-3.0f32..3.0, 4 * 8 + 8 * 4 + 4),
+            per_channel in any::<bool>(),
+            qnnpack in any::<bool>(),
+        ) {
+            let engine = if qnnpack { Engine::Qnnpack } else { Engine::Fbgemm };
+            let dtype = if per_channel {
+                DynamicWeightDtype::QInt8PerChannel
+            } else {
+                DynamicWeightDtype::QInt8PerTensor
+            };
+            let x = seed[..m * k].to_vec();
+            let w = seed[32..32 + n * k].to_vec();
+            let bias = seed[64..64 + n].to_vec();
+            let lin = DynamicLinear::new(&array(&[n, k], w), Some(bias.clone()), dtype, false)
+                .unwrap();
+            let y = lin.forward(&array(&[m, k], x.clone()), engine).unwrap();
+            let DynamicWeight::QInt8(p) = &lin.weight else { panic!("qint8 expected") };
+            let (qx, q) = quantize_activation(&x, engine).unwrap();
+            let xd: Vec<f64> = qx
+                .iter()
+                .map(|&v| dequantize_val(v as i32, q.zero_point, q.scale as f32) as f64)
+                .collect();
+            for (i, &got) in y.iter().enumerate() {
+                let (r, c) = (i / n, i % n);
+                let sw = p.scales[if per_channel { c } else { 0 }];
+                let dot: f64 = (0..k)
+                    .map(|j| xd[r * k + j] * (p.row(c)[j] as f64 * sw as f32 as f64))
+                    .sum();
+                let want = dot + bias[c] as f64;
+                prop_assert!(
+                    (got as f64 - want).abs() <= 1e-5 * want.abs().max(1.0),
+                    "y[{i}] = {got}, dequantized product {want}"
+                );
+            }
+        }
+    }
+}

@@ -230,3 +230,144 @@ impl DynamicLstm {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn array(shape: &[usize], v: Vec<f32>) -> ArrayD<f32> {
+        ArrayD::from_shape_vec(IxDyn(shape), v).unwrap()
+    }
+
+    fn config(batch_first: bool) -> LstmConfig {
+        LstmConfig {
+            input_size: 2,
+            hidden_size: 3,
+            num_layers: 2,
+            bidirectional: true,
+            batch_first,
+        }
+    }
+
+    /// Deterministic, varied weights for `config`.
+    fn params(cfg: LstmConfig) -> Vec<LstmFloatParams> {
+        let h = cfg.hidden_size;
+        let wave = |n: usize, phase: f32| -> Vec<f32> {
+            (0..n)
+                .map(|i| (i as f32 * 0.7 + phase).sin() * 0.6)
+                .collect()
+        };
+        (0..cfg.num_layers * cfg.directions())
+            .map(|i| {
+                let cols = if i < cfg.directions() {
+                    cfg.input_size
+                } else {
+                    h * cfg.directions()
+                };
+                let p = i as f32;
+                LstmFloatParams {
+                    w_ih: array(&[4 * h, cols], wave(4 * h * cols, p)),
+                    w_hh: array(&[4 * h, h], wave(4 * h * h, p + 0.3)),
+                    b_ih: Some(wave(4 * h, p + 0.5)),
+                    b_hh: Some(wave(4 * h, p + 0.9)),
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn gate_order_is_i_f_g_o() {
+        // Zero weights quantize to 0, so every gate is its bias: i 0.5, f -1, g 2, o 0.25.
+        let cfg = LstmConfig {
+            input_size: 1,
+            hidden_size: 1,
+            num_layers: 1,
+            bidirectional: false,
+            batch_first: false,
+        };
+        let p = LstmFloatParams {
+            w_ih: array(&[4, 1], vec![0.0; 4]),
+            w_hh: array(&[4, 1], vec![0.0; 4]),
+            b_ih: Some(vec![0.5, -1.0, 2.0, 0.25]),
+            b_hh: None,
+        };
+        let lstm = DynamicLstm::new(cfg, &[p], DynamicWeightDtype::QInt8PerTensor).unwrap();
+        let c0 = array(&[1, 1, 1], vec![0.75]);
+        let out = lstm
+            .forward(
+                &array(&[1, 1, 1], vec![0.3]),
+                None,
+                Some(&c0),
+                Engine::Fbgemm,
+            )
+            .unwrap();
+        // black_box: LLVM would constant-fold exp/tanh with different rounding than at run time.
+        let [i, f, g, o] = std::hint::black_box([0.5f32, -1.0, 2.0, 0.25]);
+        let c = sigmoid(f) * 0.75 + sigmoid(i) * g.tanh();
+        let h = sigmoid(o) * c.tanh();
+        assert_eq!(out.c_n.iter().copied().collect::<Vec<_>>(), vec![c]);
+        assert_eq!(out.h_n.iter().copied().collect::<Vec<_>>(), vec![h]);
+        assert_eq!(out.output.iter().copied().collect::<Vec<_>>(), vec![h]);
+    }
+
+    #[test]
+    fn batch_first_is_only_a_layout() {
+        let (seq, bat) = (config(false), config(true));
+        let a = DynamicLstm::new(seq, &params(seq), DynamicWeightDtype::QInt8PerTensor).unwrap();
+        let b = DynamicLstm::new(bat, &params(bat), DynamicWeightDtype::QInt8PerTensor).unwrap();
+        let x: Vec<f32> = (0..4 * 3 * 2).map(|i| (i as f32 * 0.37).cos()).collect();
+        let x_seq = array(&[4, 3, 2], x);
+        let x_bat = x_seq.view().permuted_axes(IxDyn(&[1, 0, 2])).to_owned();
+        for engine in [Engine::Fbgemm, Engine::Qnnpack] {
+            let ya = a.forward(&x_seq, None, None, engine).unwrap();
+            let yb = b.forward(&x_bat, None, None, engine).unwrap();
+            assert_eq!(ya.output, yb.output.view().permuted_axes(IxDyn(&[1, 0, 2])));
+            assert_eq!((ya.h_n, ya.c_n), (yb.h_n, yb.c_n));
+            assert_eq!(ya.output.shape(), [4, 3, 6]);
+        }
+    }
+
+    #[test]
+    fn errors_are_typed() {
+        let cfg = config(false);
+        let lstm = DynamicLstm::new(cfg, &params(cfg), DynamicWeightDtype::QInt8PerTensor).unwrap();
+        let x = array(&[4, 3, 2], vec![0.1; 24]);
+        let shape_err = |r: Result<DynamicLstmOutput, QnnError>| {
+            assert!(matches!(r, Err(QnnError::Shape { .. })), "{r:?}")
+        };
+        shape_err(lstm.forward(&array(&[4, 2], vec![0.0; 8]), None, None, Engine::Fbgemm));
+        shape_err(lstm.forward(
+            &array(&[4, 3, 1], vec![0.0; 12]),
+            None,
+            None,
+            Engine::Fbgemm,
+        ));
+        shape_err(lstm.forward(&array(&[0, 3, 2], vec![]), None, None, Engine::Fbgemm));
+        let h0 = array(&[4, 2, 3], vec![0.0; 24]);
+        shape_err(lstm.forward(&x, Some(&h0), None, Engine::Fbgemm));
+        shape_err(lstm.forward(&x, None, Some(&h0), Engine::Fbgemm));
+        let mut bad = params(cfg);
+        bad[2].w_ih = array(&[12, 2], vec![0.0; 24]);
+        assert!(matches!(
+            DynamicLstm::new(cfg, &bad, DynamicWeightDtype::QInt8PerTensor),
+            Err(QnnError::Shape { .. })
+        ));
+        assert!(matches!(
+            DynamicLstm::new(cfg, &params(cfg)[..3], DynamicWeightDtype::QInt8PerTensor),
+            Err(QnnError::Shape { .. })
+        ));
+        let half = DynamicLstm::new(cfg, &params(cfg), DynamicWeightDtype::Float16).unwrap();
+        assert!(matches!(
+            half.forward(&x, None, None, Engine::Qnnpack),
+            Err(QnnError::EngineUnsupported { .. })
+        ));
+        let empty_batch = array(&[4, 0, 2], vec![]);
+        assert_eq!(
+            lstm.forward(&empty_batch, None, None, Engine::Fbgemm)
+                .unwrap()
+                .output
+                .shape(),
+            [4, 0, 6]
+        );
+    }
+}
