@@ -247,6 +247,18 @@ mod tests {
         assert_eq!(y.shape(), [0, 4, 3]);
     }
 
+    #[test]
+    fn non_finite_input_does_not_panic() {
+        let w = array(&[2, 2], vec![0.5, -0.25, 1.0, 0.0]);
+        let m = DynamicLinear::new(&w, None, DynamicWeightDtype::QInt8PerTensor, true).unwrap();
+        for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
+            for engine in Engine::ALL {
+                let x = array(&[1, 2], vec![bad, 1.0]);
+                assert_eq!(m.forward(&x, engine).unwrap().shape(), [1, 2]);
+            }
+        }
+    }
+
     proptest! {
         /// Exact accumulation makes the int8 path equal to the float product of the dequantized
         /// operands, up to the final f32 roundings.
