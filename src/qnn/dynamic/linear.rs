@@ -2,8 +2,9 @@
 //! weight converted once and the activation quantized on every call.
 //!
 //! int8 weights: exact i32 accumulation (§6.1), then one float epilogue per engine (§7.1 step 4).
-//! The host profile never matters here: fbgemm's activations stay within 0..=127, where the
-//! int16 pair sums of AVX2 kernels cannot saturate (§8), and qnnpack is exact. float16 weights:
+//! The host profile never matters here: fbgemm's activations stay within 0..=128 (the reduced
+//! range plus a possible tie at its top), where the int16 pair sums of AVX2 kernels cannot
+//! saturate (§8: 2·128·127 = 32512 and 2·128·(-128) = -32768 both fit), and qnnpack is exact. float16 weights:
 //! an f32 GEMM with the f16-rounded weights, then the bias (fbgemm only; qnnpack has no fp16
 //! kernels and PyTorch raises).
 
@@ -110,6 +111,7 @@ impl DynamicLinear {
             DynamicWeight::QInt8(w) => {
                 let (a, q) = quantize_activation(x, engine)?;
                 let mut acc = vec![0i32; rows * n];
+                // Exact accumulation: nothing can saturate here (module doc).
                 gemm_u8_i8_i32(
                     rows,
                     n,
@@ -131,12 +133,14 @@ impl DynamicLinear {
                     .collect::<Vec<f32>>()
             }
             DynamicWeight::Float16 { values, .. } => {
-                if !engine.float_requant() {
+                if engine == Engine::Qnnpack {
                     return Err(QnnError::EngineUnsupported {
                         op: "linear_prepack_fp16",
                         engine,
                     });
                 }
+                // fbgemm's fp16 kernel accumulates along k with FMAs from zero; PyTorch adds the
+                // bias afterwards. This order reproduces the recorded VNNI-host outputs exactly.
                 (0..rows * n)
                     .map(|i| {
                         let (r, c) = (i / n, i % n);
