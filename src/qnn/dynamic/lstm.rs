@@ -169,19 +169,13 @@ impl DynamicLstm {
         let mut h_n = initial_state("h0", h0, state_shape)?;
         let mut c_n = initial_state("c0", c0, state_shape)?;
 
-        // Sequence-first rows [T·B, in] for every layer.
-        let seq_first = |a: &ArrayD<f32>| -> Vec<f32> {
-            if cfg.batch_first {
-                a.view()
-                    .permuted_axes(IxDyn(&[1, 0, 2]))
-                    .iter()
-                    .copied()
-                    .collect()
-            } else {
-                a.as_standard_layout().iter().copied().collect()
-            }
+        // Every layer reads sequence-first rows [T·B, in].
+        let x = if cfg.batch_first {
+            x.view().permuted_axes(IxDyn(&[1, 0, 2]))
+        } else {
+            x.view()
         };
-        let mut layer_in = seq_first(x);
+        let mut layer_in: Vec<f32> = x.iter().copied().collect();
         let width = dirs * hsz;
         for layer in 0..cfg.num_layers {
             let mut layer_out = vec![0.0f32; t_len * b * width];
