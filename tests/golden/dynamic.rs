@@ -34,8 +34,9 @@ fn array(t: &Value) -> ArrayD<f32> {
     ArrayD::from_shape_vec(IxDyn(&shape(t)), f32s(t)).expect("golden tensor shape")
 }
 
+/// `null` (an absent optional tensor) as `None`.
 fn optional<T>(v: &Value, f: impl Fn(&Value) -> T) -> Option<T> {
-    v.as_null().map_or_else(|| Some(f(v)), |()| None)
+    (!v.is_null()).then(|| f(v))
 }
 
 fn weight_dtype(name: &str) -> DynamicWeightDtype {
