@@ -151,6 +151,22 @@ mod tests {
     }
 
     #[test]
+    fn non_finite_weights_are_rejected_not_packed() {
+        for bad in [f32::NAN, f32::INFINITY] {
+            for dtype in [
+                DynamicWeightDtype::QInt8PerTensor,
+                DynamicWeightDtype::QInt8PerChannel,
+            ] {
+                let r = DynamicWeight::convert("t", &[bad, 1.0], 1, 2, dtype);
+                assert!(matches!(r, Err(QnnError::Tensor(_))), "{dtype:?}: {r:?}");
+            }
+        }
+        // float16 keeps NaN and saturates infinities, as PyTorch's clamp-then-cast does.
+        let r = DynamicWeight::convert("t", &[f32::INFINITY], 1, 1, DynamicWeightDtype::Float16);
+        assert!(matches!(r, Ok(DynamicWeight::Float16 { values, .. }) if values == [65504.0]));
+    }
+
+    #[test]
     fn per_channel_scales_follow_each_row() {
         let w = [1.0, -2.0, 0.5, 0.25];
         let DynamicWeight::QInt8(p) =
