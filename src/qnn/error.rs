@@ -1,5 +1,6 @@
 //! The typed errors of the quantized-operator layer.
 
+use crate::engine::Engine;
 use crate::tensor::TensorError;
 use thiserror::Error;
 
@@ -17,6 +18,9 @@ pub enum QnnError {
     /// Shapes that do not fit together.
     #[error("{op}: {detail}")]
     Shape { op: &'static str, detail: String },
+    /// An operation PyTorch does not offer on this engine (it raises there too).
+    #[error("{op} is not supported by the {engine} engine")]
+    EngineUnsupported { op: &'static str, engine: Engine },
     /// An error from the tensor layer.
     #[error(transparent)]
     Tensor(#[from] TensorError),

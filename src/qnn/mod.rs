@@ -2,6 +2,7 @@
 //! numerics of the chosen engine (`engine::Numerics`) on the scalar reference kernels.
 
 mod conv;
+pub mod dynamic;
 mod error;
 mod linear;
 mod packed;
