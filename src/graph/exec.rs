@@ -74,7 +74,7 @@ fn last_uses(graph: &Graph) -> HashMap<&str, usize> {
     last
 }
 
-fn check_inputs(graph: &Graph, inputs: &[Value]) -> Result<(), GraphError> {
+pub(super) fn check_inputs(graph: &Graph, inputs: &[Value]) -> Result<(), GraphError> {
     if inputs.len() != graph.inputs.len() {
         return Err(GraphError::BadInput {
             input: graph
