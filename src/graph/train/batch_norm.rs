@@ -2,6 +2,7 @@
 //! update, and the backward of both the train-mode and the eval-mode (running-statistic) forms.
 
 use super::backward::ModuleGrads;
+use crate::graph::ops::batch_norm_eval;
 use crate::graph::{BatchNormParams, GraphError};
 use ndarray::{Array1, ArrayD, Axis};
 
@@ -12,20 +13,21 @@ pub struct RunningStatUpdate {
     pub batch_mean: Array1<f32>,
     /// Population (biased) variance, as used for normalisation.
     pub batch_var: Array1<f32>,
-    /// Elements per channel (N times the spatial size).
-    pub count: usize,
+    /// Sample (unbiased, n/(n-1)) variance, as folded into the running variance.
+    pub batch_var_unbiased: Array1<f32>,
 }
 
 impl RunningStatUpdate {
-    /// PyTorch's rule: `mean = m·batch_mean + (1-m)·mean`,
-    /// `var = m·batch_var·n/(n-1) + (1-m)·var` (unbiased variance; n = 1 uses the biased one).
+    /// PyTorch's rule with momentum m: `mean = m·batch_mean + (1-m)·mean`,
+    /// `var = m·batch_var_unbiased + (1-m)·var`, evaluated in f64 and rounded once.
     pub fn apply(&self, p: &mut BatchNormParams) {
-        let m = p.momentum;
-        let n = self.count as f32;
-        let unbias = if self.count > 1 { n / (n - 1.0) } else { 1.0 };
+        let m = f64::from(p.momentum);
+        let blend = |batch: f32, running: f32| {
+            (m * f64::from(batch) + (1.0 - m) * f64::from(running)) as f32
+        };
         for c in 0..p.running_mean.len() {
-            p.running_mean[c] = m * self.batch_mean[c] + (1.0 - m) * p.running_mean[c];
-            p.running_var[c] = m * (self.batch_var[c] * unbias) + (1.0 - m) * p.running_var[c];
+            p.running_mean[c] = blend(self.batch_mean[c], p.running_mean[c]);
+            p.running_var[c] = blend(self.batch_var_unbiased[c], p.running_var[c]);
         }
     }
 }
@@ -44,39 +46,51 @@ fn check_channels(node: &str, x: &ArrayD<f32>, p: &BatchNormParams) -> Result<()
     Ok(())
 }
 
-/// Per-channel mean and biased variance over every dim but 1.
-fn batch_stats(x: &ArrayD<f32>) -> (Array1<f32>, Array1<f32>, usize) {
-    let count = x.len() / x.shape()[1];
-    let mut mean = Array1::zeros(x.shape()[1]);
-    let mut var = Array1::zeros(x.shape()[1]);
+/// Per-channel statistics over every dim but 1 (at least 2 values each), accumulated in f64
+/// (two passes).
+fn batch_stats(x: &ArrayD<f32>) -> RunningStatUpdate {
+    let channels = x.shape()[1];
+    let n = (x.len() / channels) as f64;
+    let mut stats = RunningStatUpdate {
+        batch_mean: Array1::zeros(channels),
+        batch_var: Array1::zeros(channels),
+        batch_var_unbiased: Array1::zeros(channels),
+    };
     for (c, plane) in x.axis_iter(Axis(1)).enumerate() {
-        let mu = plane.sum() / count as f32;
-        mean[c] = mu;
-        var[c] = plane.fold(0.0, |s, &v| s + (v - mu) * (v - mu)) / count as f32;
+        let mu = plane.fold(0.0f64, |s, &v| s + f64::from(v)) / n;
+        let ss = plane.fold(0.0f64, |s, &v| s + (f64::from(v) - mu).powi(2));
+        stats.batch_mean[c] = mu as f32;
+        stats.batch_var[c] = (ss / n) as f32;
+        stats.batch_var_unbiased[c] = (ss / (n - 1.0)) as f32;
     }
-    (mean, var, count)
+    stats
 }
 
-/// Train-mode forward: `y = (x - batch_mean) / sqrt(batch_var + eps) · γ + β`.
+/// Train-mode forward: normalises by the batch statistics with the same per-channel
+/// `x·α + β` form as the eval kernel (`α = γ / sqrt(var + eps)`, `β = b - mean·α`), which is
+/// also how PyTorch's CPU kernel applies them.
 pub(crate) fn batch_norm_train(
     node: &str,
     x: &ArrayD<f32>,
     p: &BatchNormParams,
 ) -> Result<(ArrayD<f32>, RunningStatUpdate), GraphError> {
     check_channels(node, x, p)?;
-    let (batch_mean, batch_var, count) = batch_stats(x);
-    let mut y = x.to_owned();
-    for (c, mut plane) in y.axis_iter_mut(Axis(1)).enumerate() {
-        let invstd = 1.0 / (batch_var[c] + p.eps).sqrt();
-        let (mu, g, b) = (batch_mean[c], p.weight[c], p.bias[c]);
-        plane.mapv_inplace(|v| (v - mu) * invstd * g + b);
+    if x.len() == p.weight.len() {
+        return Err(GraphError::Invalid {
+            node: node.into(),
+            detail: format!(
+                "expected more than 1 value per channel when training, got input {:?}",
+                x.shape()
+            ),
+        });
     }
-    let update = RunningStatUpdate {
-        batch_mean,
-        batch_var,
-        count,
+    let stats = batch_stats(x);
+    let with_batch_stats = BatchNormParams {
+        running_mean: stats.batch_mean.clone(),
+        running_var: stats.batch_var.clone(),
+        ..p.clone()
     };
-    Ok((y, update))
+    Ok((batch_norm_eval(node, x, &with_batch_stats)?, stats))
 }
 
 /// Gradients of BatchNorm: dx, dγ (as `dw`), dβ (as `db`). With batch statistics (`train`) the mean and variance
@@ -90,10 +104,12 @@ pub(crate) fn batch_norm_backward(
     train: bool,
 ) -> Result<ModuleGrads, GraphError> {
     check_channels(node, x, p)?;
-    let (mean, var, count) = if train {
-        batch_stats(x)
+    let count = x.len() / p.weight.len();
+    let (mean, var) = if train {
+        let s = batch_stats(x);
+        (s.batch_mean, s.batch_var)
     } else {
-        (p.running_mean.clone(), p.running_var.clone(), 0)
+        (p.running_mean.clone(), p.running_var.clone())
     };
     let channels = p.weight.len();
     let mut dx = ArrayD::zeros(x.raw_dim());
@@ -133,4 +149,41 @@ pub(crate) fn batch_norm_backward(
         dw: dgamma.into_dyn(),
         db: Some(dbeta),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params(momentum: f32) -> BatchNormParams {
+        BatchNormParams {
+            weight: Array1::ones(2),
+            bias: Array1::zeros(2),
+            running_mean: Array1::zeros(2),
+            running_var: Array1::ones(2),
+            eps: 1e-5,
+            momentum,
+        }
+    }
+
+    #[test]
+    fn one_value_per_channel_cannot_train() {
+        let x = ArrayD::from_shape_vec(ndarray::IxDyn(&[1, 2]), vec![3.0, -1.0]).unwrap();
+        let err = batch_norm_train("bn", &x, &params(0.1)).unwrap_err();
+        assert!(matches!(err, GraphError::Invalid { .. }));
+    }
+
+    #[test]
+    fn running_stats_blend_with_momentum() {
+        let x =
+            ArrayD::from_shape_vec(ndarray::IxDyn(&[2, 2]), vec![3.0, -1.0, 5.0, -1.0]).unwrap();
+        let mut p = params(0.5);
+        let (y, update) = batch_norm_train("bn", &x, &p).unwrap();
+        assert_eq!(update.batch_var.to_vec(), vec![1.0, 0.0]);
+        assert_eq!(update.batch_var_unbiased.to_vec(), vec![2.0, 0.0]);
+        assert_eq!(y[[1, 1]], 0.0);
+        update.apply(&mut p);
+        assert_eq!(p.running_mean.to_vec(), vec![2.0, -0.5]);
+        assert_eq!(p.running_var.to_vec(), vec![1.5, 0.5]);
+    }
 }

@@ -167,3 +167,99 @@ pub(crate) fn conv_backward(
         db,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::graph::ops::conv_forward;
+    use crate::graph::train::Rng;
+
+    fn rand(rng: &mut Rng, shape: &[usize]) -> ArrayD<f32> {
+        let n = shape.iter().product();
+        ArrayD::from_shape_vec(IxDyn(shape), (0..n).map(|_| rng.next_f32() - 0.5).collect())
+            .unwrap()
+    }
+
+    /// Convolution is bilinear, so `<conv(x, w), dy> = <x, dx> = <w, dw>` for every geometry.
+    #[test]
+    fn backward_is_the_adjoint_of_the_forward() {
+        let mut rng = Rng::new(11);
+        let cases: [(
+            &[usize],
+            &[usize],
+            &[usize],
+            &[usize],
+            &[usize],
+            &[usize],
+            usize,
+        ); 4] = [
+            (
+                &[2, 4, 7, 6],
+                &[6, 2, 3, 3],
+                &[2, 1],
+                &[1, 0],
+                &[2, 1],
+                &[1, 2],
+                2,
+            ),
+            (&[1, 3, 9], &[3, 1, 4], &[3], &[0], &[2], &[2], 3),
+            (
+                &[1, 2, 3, 5, 4],
+                &[2, 2, 2, 2, 2],
+                &[1, 2, 1],
+                &[1, 1, 0],
+                &[0, 0, 1],
+                &[1, 1, 2],
+                1,
+            ),
+            (
+                &[2, 2, 4, 4],
+                &[3, 2, 1, 1],
+                &[1, 1],
+                &[0, 0],
+                &[0, 0],
+                &[1, 1],
+                1,
+            ),
+        ];
+        for (xs, ws, stride, pb, pe, dil, groups) in cases {
+            let p = ConvParams {
+                weight: rand(&mut rng, ws),
+                bias: None,
+                stride: stride.to_vec(),
+                pad_begin: pb.to_vec(),
+                pad_end: pe.to_vec(),
+                dilation: dil.to_vec(),
+                groups,
+            };
+            let x = rand(&mut rng, xs);
+            let y = conv_forward("c", &x, &p).unwrap();
+            let dy = rand(&mut rng, y.shape());
+            let g = conv_backward("c", &x, &p.weight, &p, &dy).unwrap();
+            let lhs = (&y * &dy).sum();
+            let via_x = (&x * &g.dx).sum();
+            let via_w = (&p.weight * &g.dw).sum();
+            assert!((lhs - via_x).abs() < 1e-4, "{xs:?}: {lhs} vs {via_x}");
+            assert!((lhs - via_w).abs() < 1e-4, "{xs:?}: {lhs} vs {via_w}");
+        }
+    }
+
+    #[test]
+    fn mismatched_gradient_is_a_shape_error() {
+        let p = ConvParams {
+            weight: ArrayD::zeros(IxDyn(&[1, 1, 2])),
+            bias: None,
+            stride: vec![1],
+            pad_begin: vec![0],
+            pad_end: vec![0],
+            dilation: vec![1],
+            groups: 1,
+        };
+        let x = ArrayD::zeros(IxDyn(&[1, 1, 4]));
+        let dy = ArrayD::zeros(IxDyn(&[1, 1, 4]));
+        assert!(matches!(
+            conv_backward("c", &x, &p.weight, &p, &dy),
+            Err(GraphError::Shape { .. })
+        ));
+    }
+}

@@ -77,3 +77,23 @@ pub fn reset_parameters(graph: &mut Graph, rng: &mut Rng) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rng_is_seeded_and_shuffle_is_a_permutation() {
+        let (mut a, mut b) = (Rng::new(42), Rng::new(42));
+        let xs: Vec<u64> = (0..5).map(|_| a.next_u64()).collect();
+        let ys: Vec<u64> = (0..5).map(|_| b.next_u64()).collect();
+        assert_eq!(xs, ys);
+        assert_ne!(Rng::new(43).next_u64(), xs[0]);
+        assert!((0..1000).all(|_| (0.0..1.0).contains(&a.next_f32())));
+        let mut v: Vec<usize> = (0..50).collect();
+        a.shuffle(&mut v);
+        assert_ne!(v, (0..50).collect::<Vec<_>>());
+        v.sort_unstable();
+        assert_eq!(v, (0..50).collect::<Vec<_>>());
+    }
+}

@@ -117,3 +117,20 @@ pub(crate) fn softmax_backward(
     }
     Ok(dx)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn broadcast_gradients_sum_back_to_the_operand_shape() {
+        assert_eq!(broadcast_shape(&[2, 3, 4], &[3, 1]), Some(vec![2, 3, 4]));
+        assert_eq!(broadcast_shape(&[2, 3], &[4]), None);
+        let g =
+            ArrayD::from_shape_vec(IxDyn(&[2, 3, 2]), (0..12).map(|v| v as f32).collect()).unwrap();
+        let r = reduce_to(g, &[3, 1]);
+        // Row j sums elements (i, j, k) over i and k: j=0 → 0+1+6+7.
+        assert_eq!(r.shape(), &[3, 1]);
+        assert_eq!(r.as_slice().unwrap(), &[14.0, 22.0, 30.0]);
+    }
+}
