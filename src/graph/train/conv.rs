@@ -180,49 +180,40 @@ mod tests {
             .unwrap()
     }
 
+    type Case = (
+        &'static [usize],
+        &'static [usize],
+        [&'static [usize]; 4],
+        usize,
+    );
+
     /// Convolution is bilinear, so `<conv(x, w), dy> = <x, dx> = <w, dw>` for every geometry.
     #[test]
     fn backward_is_the_adjoint_of_the_forward() {
         let mut rng = Rng::new(11);
-        let cases: [(
-            &[usize],
-            &[usize],
-            &[usize],
-            &[usize],
-            &[usize],
-            &[usize],
-            usize,
-        ); 4] = [
+        // (input, weight, [stride, pad_begin, pad_end, dilation], groups)
+        let cases: [Case; 4] = [
             (
                 &[2, 4, 7, 6],
                 &[6, 2, 3, 3],
-                &[2, 1],
-                &[1, 0],
-                &[2, 1],
-                &[1, 2],
+                [&[2, 1], &[1, 0], &[2, 1], &[1, 2]],
                 2,
             ),
-            (&[1, 3, 9], &[3, 1, 4], &[3], &[0], &[2], &[2], 3),
+            (&[1, 3, 9], &[3, 1, 4], [&[3], &[0], &[2], &[2]], 3),
             (
                 &[1, 2, 3, 5, 4],
                 &[2, 2, 2, 2, 2],
-                &[1, 2, 1],
-                &[1, 1, 0],
-                &[0, 0, 1],
-                &[1, 1, 2],
+                [&[1, 2, 1], &[1, 1, 0], &[0, 0, 1], &[1, 1, 2]],
                 1,
             ),
             (
                 &[2, 2, 4, 4],
                 &[3, 2, 1, 1],
-                &[1, 1],
-                &[0, 0],
-                &[0, 0],
-                &[1, 1],
+                [&[1, 1], &[0, 0], &[0, 0], &[1, 1]],
                 1,
             ),
         ];
-        for (xs, ws, stride, pb, pe, dil, groups) in cases {
+        for (xs, ws, [stride, pb, pe, dil], groups) in cases {
             let p = ConvParams {
                 weight: rand(&mut rng, ws),
                 bias: None,
