@@ -917,3 +917,36 @@ fn reset_parameters_matches_pytorch_bounds() {
     let names: Vec<String> = parameters(&g).into_iter().map(|(n, _)| n).collect();
     assert_eq!(names, ["fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias"]);
 }
+
+/// The imported CNN (Conv-BN-ReLU blocks, MaxPool, a residual Add, global pooling, Linear),
+/// re-initialised and trained in train mode: BatchNorm uses batch statistics and its running
+/// statistics are what eval-mode accuracy then uses.
+#[test]
+fn imported_cnn_trains_from_scratch_on_digits() {
+    let start = std::time::Instant::now();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("sample-models");
+    let mut g = qlab::import::onnx::load_onnx(&root.join("digits_cnn.onnx")).unwrap();
+    reset_parameters(&mut g, &mut Rng::new(0));
+    let (x, y) = digits("train");
+    let (tx, ty) = digits("test");
+    let config = FitConfig {
+        epochs: 4,
+        batch_size: 32,
+        seed: 2,
+    };
+    let mut adam = Adam::new(1e-2, (0.9, 0.999), 1e-8, 0.0);
+    let losses = fit(&mut g, &x, &y, &config, &mut adam, &mut NoHooks).unwrap();
+    let acc = accuracy(&g, &tx, &ty).unwrap();
+    println!(
+        "digits CNN from scratch: test accuracy {acc:.4}, losses {losses:?}, {:.2?}",
+        start.elapsed()
+    );
+    let Op::BatchNorm(bn) = &g.node("bn1").unwrap().op else {
+        panic!("bn1 is BatchNorm")
+    };
+    assert!(
+        bn.running_var.iter().any(|&v| v != 1.0),
+        "running statistics were updated"
+    );
+    assert!(acc >= 0.9, "accuracy {acc}");
+}
