@@ -950,3 +950,29 @@ fn imported_cnn_trains_from_scratch_on_digits() {
     );
     assert!(acc >= 0.9, "accuracy {acc}");
 }
+
+#[test]
+fn frozen_batch_norm_uses_running_stats_in_train_mode() {
+    struct Freeze;
+    impl TrainHooks for Freeze {
+        fn freeze_batch_norm(&mut self, node: &str) -> bool {
+            node == "n"
+        }
+    }
+    let mut rng = Rng::new(12);
+    let x = rand(&mut rng, &[3, 2, 2]);
+    let graph = one_node(bn(&mut rng, 2), std::slice::from_ref(&x), vec![]);
+    let r = rand(&mut rng, &[3, 2, 2]);
+    let run = |mode: Mode, hooks: &mut dyn TrainHooks| {
+        let mut g = graph.clone();
+        let (out, tape) = forward_train(&mut g, vec![Value::F32(x.clone())], mode, hooks).unwrap();
+        let grads = backward(&g, &tape, vec![r.clone()]).unwrap();
+        (g, out, grads)
+    };
+    let (g_frozen, out_frozen, grads_frozen) = run(Mode::Train, &mut Freeze);
+    let (_, out_eval, grads_eval) = run(Mode::Eval, &mut NoHooks);
+    assert_eq!(g_frozen, graph, "running statistics untouched");
+    assert_eq!(out_frozen, out_eval);
+    assert_eq!(grads_frozen.values["x0"], grads_eval.values["x0"]);
+    assert_eq!(grads_frozen.params, grads_eval.params);
+}

@@ -8,7 +8,7 @@ use super::linear::{linear_backward, matmul_backward};
 use super::pointwise::{activation_backward, binary_backward, softmax_backward};
 use super::pool::{global_avg_pool_backward, pool_backward};
 use super::shape::{concat_back, gather_back, reshape_back, transpose_back};
-use super::tape::{Mode, Record, Tape};
+use super::tape::{Record, Tape};
 use crate::graph::{Graph, GraphError, Node, Op};
 use ndarray::{Array1, ArrayD};
 use std::collections::{BTreeMap, HashMap};
@@ -71,7 +71,7 @@ pub fn backward(
         if let Some(Some(mask)) = rec.out_masks.first() {
             dy *= mask;
         }
-        let ng = node_backward(node, rec, &dy, tape.mode)?;
+        let ng = node_backward(node, rec, &dy)?;
         for (suffix, mut g) in ng.params {
             if suffix == "weight"
                 && let Some(Some(mask)) = rec.weight.as_ref().map(|w| &w.mask)
@@ -185,12 +185,7 @@ fn module(ModuleGrads { dx, dw, db }: ModuleGrads) -> NodeGrads {
     }
 }
 
-fn node_backward(
-    node: &Node,
-    rec: &Record,
-    dy: &ArrayD<f32>,
-    mode: Mode,
-) -> Result<NodeGrads, GraphError> {
+fn node_backward(node: &Node, rec: &Record, dy: &ArrayD<f32>) -> Result<NodeGrads, GraphError> {
     let name = node.name.as_str();
     let x = || operand(node, rec, 0);
     let input_shape = |i: usize| {
@@ -206,7 +201,7 @@ fn node_backward(
             let w = used_weight(node, rec)?;
             module(linear_backward(name, x()?, w, p.bias.is_some(), dy)?)
         }
-        Op::BatchNorm(p) => module(batch_norm_backward(name, x()?, dy, p, mode == Mode::Train)?),
+        Op::BatchNorm(p) => module(batch_norm_backward(name, x()?, dy, p, rec.batch_stats)?),
         Op::MatMul => {
             let (da, db) = matmul_backward(name, x()?, operand(node, rec, 1)?, dy)?;
             NodeGrads {

@@ -28,6 +28,15 @@ pub trait TrainHooks {
     fn output(&mut self, _node: &str, _value: &ArrayD<f32>) -> Option<Masked> {
         None
     }
+
+    /// Whether a BatchNorm node keeps its statistics frozen in [`Mode::Train`]: it then
+    /// normalises with its running statistics and does not update them (QAT's
+    /// `freeze_bn_stats`). Its γ and β still train.
+    ///
+    /// [`Mode::Train`]: super::Mode::Train
+    fn freeze_batch_norm(&mut self, _node: &str) -> bool {
+        false
+    }
 }
 
 /// Plain float training.

@@ -28,8 +28,10 @@ pub(crate) struct Record {
     pub outputs: Vec<Value>,
     /// Conv / Linear: the weight actually used (after the weight hook) and its gradient mask.
     pub weight: Option<Masked>,
-    /// Per output: the output hook's gradient mask.
+    /// Per output: the output hook's gradient mask (backward applies the first output's).
     pub out_masks: Vec<Option<ArrayD<f32>>>,
+    /// BatchNorm: whether it normalised with batch statistics.
+    pub batch_stats: bool,
 }
 
 /// The recorded forward of one batch, consumed by `backward`.
@@ -80,7 +82,11 @@ pub fn forward_train(
                     })
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let (outputs, weight) = run_node(node, &args, mode, hooks, |u| updates.push((i, u)))?;
+        let Step {
+            outputs,
+            weight,
+            batch_stats,
+        } = run_node(node, &args, mode, hooks, |u| updates.push((i, u)))?;
         let mut out_masks = Vec::with_capacity(outputs.len());
         let mut hooked = Vec::with_capacity(outputs.len());
         for out in outputs {
@@ -110,6 +116,7 @@ pub fn forward_train(
             outputs: hooked,
             weight,
             out_masks,
+            batch_stats,
         });
     }
     let outputs = graph
@@ -163,17 +170,40 @@ fn hooked_weight(
     }
 }
 
-type NodeResult = (Vec<Value>, Option<Masked>);
+/// One node's forward results.
+struct Step {
+    outputs: Vec<Value>,
+    weight: Option<Masked>,
+    batch_stats: bool,
+}
+
+impl Step {
+    fn plain(outputs: Vec<Value>) -> Step {
+        Step {
+            outputs,
+            weight: None,
+            batch_stats: false,
+        }
+    }
+
+    fn module(y: ArrayD<f32>, weight: Masked) -> Step {
+        Step {
+            outputs: vec![Value::F32(y)],
+            weight: Some(weight),
+            batch_stats: false,
+        }
+    }
+}
 
 /// One node's forward in training: hooked weights for Conv / Linear, batch statistics for
-/// BatchNorm in train mode, the inference kernels otherwise.
+/// BatchNorm in train mode unless a hook freezes it, the inference kernels otherwise.
 fn run_node(
     node: &Node,
     args: &[Option<Value>],
     mode: Mode,
     hooks: &mut dyn TrainHooks,
     mut on_update: impl FnMut(RunningStatUpdate),
-) -> Result<NodeResult, GraphError> {
+) -> Result<Step, GraphError> {
     let refs: Vec<Option<&Value>> = args.iter().map(Option::as_ref).collect();
     let name = node.name.as_str();
     match &node.op {
@@ -188,7 +218,7 @@ fn run_node(
                 ..p.clone()
             };
             let y = conv_forward(name, ops::f32_arg(node, &refs, 0)?, &params)?;
-            Ok((vec![Value::F32(y)], Some(w)))
+            Ok(Step::module(y, w))
         }
         Op::Linear(p) => {
             let w = hooked_weight(name, &p.weight.clone().into_dyn(), hooks)?;
@@ -201,13 +231,17 @@ fn run_node(
                 bias: p.bias.clone(),
             };
             let y = linear_forward(name, ops::f32_arg(node, &refs, 0)?, &params)?;
-            Ok((vec![Value::F32(y)], Some(w)))
+            Ok(Step::module(y, w))
         }
-        Op::BatchNorm(p) if mode == Mode::Train => {
+        Op::BatchNorm(p) if mode == Mode::Train && !hooks.freeze_batch_norm(name) => {
             let (y, update) = batch_norm_train(name, ops::f32_arg(node, &refs, 0)?, p)?;
             on_update(update);
-            Ok((vec![Value::F32(y)], None))
+            Ok(Step {
+                outputs: vec![Value::F32(y)],
+                weight: None,
+                batch_stats: true,
+            })
         }
-        _ => Ok((ops::eval(node, &refs)?, None)),
+        _ => Ok(Step::plain(ops::eval(node, &refs)?)),
     }
 }
