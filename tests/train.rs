@@ -381,6 +381,14 @@ fn pool_gradients() {
         vec![distinct(&mut rng, &[1, 2, 7])],
         vec![],
     );
+    let mut p = pool(&[2, 2], &[1, 2], (&[1, 0], &[0, 1]), false, false);
+    p.dilation = vec![2, 1];
+    check_op(
+        "maxpool2d dilated asym pad",
+        Op::MaxPool(p),
+        vec![distinct(&mut rng, &[1, 1, 5, 5])],
+        vec![],
+    );
     let p = pool(&[3, 3], &[2, 2], (&[1, 1], &[1, 1]), true, true);
     check_op(
         "avgpool count_include_pad ceil",

@@ -26,9 +26,9 @@ impl Rng {
         (self.next_u64() >> 40) as f32 / (1u64 << 24) as f32
     }
 
-    /// Uniform in `[0, n)` (n > 0).
+    /// Uniform in `[0, n)`; 0 when n is 0.
     pub fn below(&mut self, n: usize) -> usize {
-        (self.next_u64() % n as u64) as usize
+        (self.next_u64() % n.max(1) as u64) as usize
     }
 
     /// Fills `a` uniformly from `[-bound, bound)`.
@@ -53,7 +53,7 @@ pub fn reset_parameters(graph: &mut Graph, rng: &mut Rng) {
     for node in &mut graph.nodes {
         match &mut node.op {
             Op::Conv(p) => {
-                let fan_in: usize = p.weight.shape()[1..].iter().product();
+                let fan_in: usize = p.weight.shape().iter().skip(1).product();
                 let bound = 1.0 / (fan_in.max(1) as f32).sqrt();
                 rng.fill_uniform(p.weight.view_mut(), bound);
                 if let Some(b) = &mut p.bias {
