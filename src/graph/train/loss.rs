@@ -5,7 +5,9 @@ use crate::graph::GraphError;
 use ndarray::{Array2, ArrayD, Ix2};
 
 /// `(loss, dloss/dlogits)` for logits `[N, C]` and labels `0..C` (N of them).
-/// `loss = -mean_n log_softmax(logits)[n, label_n]`; `dlogits = (softmax - onehot) / N`.
+/// `loss = -mean_n log_softmax(logits)[n, label_n]`; the gradient follows PyTorch's
+/// `log_softmax_backward` of the NLL gradient `g = -1/N` at the label:
+/// `dlogits = onehot·g - softmax·g`.
 pub fn cross_entropy(
     logits: &ArrayD<f32>,
     labels: &[i64],
@@ -37,9 +39,10 @@ pub fn cross_entropy(
         let sum: f32 = row.iter().map(|&v| (v - m).exp()).sum();
         let log_sum = sum.ln();
         total -= row[target] - m - log_sum;
+        let g = -1.0 / n as f32;
         for (j, &v) in row.iter().enumerate() {
             let p = (v - m - log_sum).exp();
-            grad[[i, j]] = (p - if j == target { 1.0 } else { 0.0 }) / n as f32;
+            grad[[i, j]] = if j == target { g } else { 0.0 } - p * g;
         }
     }
     Ok((total / n as f32, grad.into_dyn()))

@@ -80,8 +80,10 @@ pub(crate) fn binary_backward(
 }
 
 /// Gradient of a unary activation from its input `x`, output `y` and output gradient `dy`.
-/// ReLU passes where x > 0. Clip follows PyTorch's `hardtanh_backward` (ReLU6, Hardtanh):
-/// the gradient passes strictly inside (min, max) and is 0 at and beyond the bounds.
+/// Written as PyTorch's kernels write them: ReLU is `threshold_backward` (0 where x <= 0);
+/// Clip is `hardtanh_backward` (ReLU6, Hardtanh: 0 where x <= min or x >= max, so the bounds
+/// themselves get no gradient); sigmoid `g·(1-y)·y`; tanh `g·(1-y²)`. NaN inputs pass the
+/// gradient, as there.
 pub(crate) fn activation_backward(
     op: &Op,
     x: &ArrayD<f32>,
@@ -91,11 +93,11 @@ pub(crate) fn activation_backward(
     match op {
         Op::Relu => Zip::from(dy)
             .and(x)
-            .map_collect(|&g, &v| if v > 0.0 { g } else { 0.0 }),
+            .map_collect(|&g, &v| if v <= 0.0 { 0.0 } else { g }),
         Op::Clip { min, max } => Zip::from(dy)
             .and(x)
-            .map_collect(|&g, &v| if v > *min && v < *max { g } else { 0.0 }),
-        Op::Sigmoid => Zip::from(dy).and(y).map_collect(|&g, &s| g * s * (1.0 - s)),
+            .map_collect(|&g, &v| if v <= *min || v >= *max { 0.0 } else { g }),
+        Op::Sigmoid => Zip::from(dy).and(y).map_collect(|&g, &s| g * (1.0 - s) * s),
         _ => Zip::from(dy).and(y).map_collect(|&g, &t| g * (1.0 - t * t)),
     }
 }
