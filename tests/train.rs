@@ -984,3 +984,30 @@ fn frozen_batch_norm_uses_running_stats_in_train_mode() {
     assert_eq!(grads_frozen.values["x0"], grads_eval.values["x0"]);
     assert_eq!(grads_frozen.params, grads_eval.params);
 }
+
+#[test]
+fn backward_reports_bad_gradients_and_ops_without_backward() {
+    let x = arr(&[2, 3], vec![0.0; 6]);
+    let mut g = one_node(Op::Relu, std::slice::from_ref(&x), vec![]);
+    let (_, tape) = forward_train(
+        &mut g,
+        vec![Value::F32(x.clone())],
+        Mode::Train,
+        &mut NoHooks,
+    )
+    .unwrap();
+    let wrong_shape = backward(&g, &tape, vec![ArrayD::zeros(IxDyn(&[3, 2]))]);
+    assert!(matches!(wrong_shape, Err(GraphError::Shape { .. })));
+    let wrong_count = backward(&g, &tape, vec![]);
+    assert!(matches!(wrong_count, Err(GraphError::Invalid { .. })));
+    let consts = vec![
+        i64s(&[1], vec![0]),
+        i64s(&[1], vec![1]),
+        i64s(&[1], vec![1]),
+    ];
+    let mut g = one_node(Op::Slice, std::slice::from_ref(&x), consts);
+    let (out, tape) =
+        forward_train(&mut g, vec![Value::F32(x)], Mode::Train, &mut NoHooks).unwrap();
+    let err = backward(&g, &tape, vec![ArrayD::ones(IxDyn(out[0].shape()))]).unwrap_err();
+    assert!(err.to_string().contains("Slice has no backward"), "{err}");
+}
