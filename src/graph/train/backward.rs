@@ -7,7 +7,7 @@ use super::conv::conv_backward;
 use super::linear::{linear_backward, matmul_backward};
 use super::pointwise::{activation_backward, binary_backward, softmax_backward};
 use super::pool::{global_avg_pool_backward, pool_backward};
-use super::shape::{concat_back, gather_back, reshape_back, transpose_back};
+use super::shape::{concat_back, gather_back, reshape_back, select_back, transpose_back};
 use super::tape::{Record, Tape};
 use crate::graph::{Graph, GraphError, Node, Op};
 use ndarray::{Array1, ArrayD};
@@ -251,7 +251,13 @@ fn node_backward(node: &Node, rec: &Record, dy: &ArrayD<f32>) -> Result<NodeGrad
                     })?;
             only(gather_back(name, &input_shape(0), idx, dy, *axis)?)
         }
-        Op::Lstm(_) | Op::Shape | Op::ConstantOfShape { .. } | Op::Slice => {
+        Op::Slice => only(select_back(node, &rec.args, dy)?),
+        // Their operands are shapes: nothing to differentiate.
+        Op::Shape | Op::ConstantOfShape { .. } => NodeGrads {
+            operands: Vec::new(),
+            params: Vec::new(),
+        },
+        Op::Lstm(_) => {
             return Err(GraphError::Invalid {
                 node: name.into(),
                 detail: format!("{} has no backward pass", node.op.kind()),

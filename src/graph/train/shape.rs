@@ -1,8 +1,10 @@
 //! Backward of the shape plumbing: reshapes (Flatten, Reshape, Squeeze, Unsqueeze) restore the
-//! input shape, Transpose applies the inverse permutation, Concat splits, Gather scatter-adds.
+//! input shape, Transpose applies the inverse permutation, Concat splits, Gather scatter-adds,
+//! and Slice scatters back through the element indices its own forward selects.
 
+use crate::graph::ops;
 use crate::graph::ops::norm_axis;
-use crate::graph::{GraphError, Value};
+use crate::graph::{GraphError, Node, Value};
 use ndarray::{ArrayD, Axis, IxDyn, Slice};
 
 fn shape_err(node: &str, detail: String) -> GraphError {
@@ -96,4 +98,50 @@ pub(crate) fn gather_back(
         dst += &dy3.index_axis(Axis(1), j);
     }
     reshape_back(node, &dx, data_shape)
+}
+
+/// Backward of an op that only selects input elements (Slice): the forward run on the flat
+/// element indices of operand 0 says where each output element came from, and `dy` is
+/// scatter-added there. Reusing the forward keeps its clamping rules in one place.
+pub(crate) fn select_back(
+    node: &Node,
+    args: &[Option<Value>],
+    dy: &ArrayD<f32>,
+) -> Result<ArrayD<f32>, GraphError> {
+    let shape = args
+        .first()
+        .and_then(Option::as_ref)
+        .map(|v| v.shape().to_vec())
+        .ok_or_else(|| GraphError::Invalid {
+            node: node.name.clone(),
+            detail: "operand 0 is missing".into(),
+        })?;
+    let count: usize = shape.iter().product();
+    let positions = Value::I64(
+        ArrayD::from_shape_vec(IxDyn(&shape), (0..count as i64).collect())
+            .expect("index tensor shape"),
+    );
+    let refs: Vec<Option<&Value>> = std::iter::once(Some(&positions))
+        .chain(args.iter().skip(1).map(Option::as_ref))
+        .collect();
+    let picked = ops::eval(node, &refs)?;
+    let picked = picked
+        .first()
+        .ok_or_else(|| shape_err(&node.name, "no output".into()))?
+        .i64(&node.name)?;
+    if picked.shape() != dy.shape() {
+        return Err(shape_err(
+            &node.name,
+            format!(
+                "gradient {:?} for an output {:?}",
+                dy.shape(),
+                picked.shape()
+            ),
+        ));
+    }
+    let mut dx = vec![0.0f32; count];
+    for (&i, &g) in picked.iter().zip(dy.iter()) {
+        dx[i as usize] += g;
+    }
+    Ok(ArrayD::from_shape_vec(IxDyn(&shape), dx).expect("dx shape"))
 }
