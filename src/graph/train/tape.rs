@@ -4,7 +4,7 @@
 
 use super::batch_norm::{RunningStatUpdate, batch_norm_train};
 use super::hooks::{Masked, TrainHooks};
-use crate::graph::exec::check_inputs;
+use crate::graph::exec::{check_inputs, node_args};
 use crate::graph::ops::{self, conv_forward, linear_forward};
 use crate::graph::{ConvParams, Graph, GraphError, LinearParams, Node, Op, Value};
 use ndarray::{ArrayD, Ix2};
@@ -65,23 +65,10 @@ pub fn forward_train(
     let mut records = Vec::with_capacity(graph.nodes.len());
     let mut updates = Vec::new();
     for (i, node) in graph.nodes.iter().enumerate() {
-        let args = node
-            .inputs
-            .iter()
-            .map(|name| {
-                if name.is_empty() {
-                    return Ok(None);
-                }
-                env.get(name.as_str())
-                    .or_else(|| graph.constants.get(name))
-                    .cloned()
-                    .map(Some)
-                    .ok_or_else(|| GraphError::Dangling {
-                        node: node.name.clone(),
-                        value: name.clone(),
-                    })
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+        let args: Vec<Option<Value>> = node_args(graph, node, &env)?
+            .into_iter()
+            .map(|a| a.cloned())
+            .collect();
         let Step {
             outputs,
             weight,
