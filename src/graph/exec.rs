@@ -21,23 +21,7 @@ pub fn run(
     }
     let last_use = last_uses(graph);
     for (i, node) in graph.nodes.iter().enumerate() {
-        let args = node
-            .inputs
-            .iter()
-            .map(|name| {
-                if name.is_empty() {
-                    Ok(None)
-                } else {
-                    env.get(name.as_str())
-                        .or_else(|| graph.constants.get(name))
-                        .map(Some)
-                        .ok_or_else(|| GraphError::Dangling {
-                            node: node.name.clone(),
-                            value: name.clone(),
-                        })
-                }
-            })
-            .collect::<Result<Vec<Option<&Value>>, _>>()?;
+        let args = node_args(graph, node, &env)?;
         let outs = ops::eval(node, &args)?;
         on_node(node, &outs);
         for name in &node.inputs {
@@ -63,6 +47,31 @@ pub fn run(
         .collect()
 }
 
+/// A node's operands from the environment or the constants (`None` for an absent optional
+/// operand).
+pub(super) fn node_args<'a>(
+    graph: &'a Graph,
+    node: &Node,
+    env: &'a HashMap<&str, Value>,
+) -> Result<Vec<Option<&'a Value>>, GraphError> {
+    node.inputs
+        .iter()
+        .map(|name| {
+            if name.is_empty() {
+                Ok(None)
+            } else {
+                env.get(name.as_str())
+                    .or_else(|| graph.constants.get(name))
+                    .map(Some)
+                    .ok_or_else(|| GraphError::Dangling {
+                        node: node.name.clone(),
+                        value: name.clone(),
+                    })
+            }
+        })
+        .collect()
+}
+
 /// Index of the last node that reads each value.
 fn last_uses(graph: &Graph) -> HashMap<&str, usize> {
     let mut last = HashMap::new();
@@ -74,7 +83,7 @@ fn last_uses(graph: &Graph) -> HashMap<&str, usize> {
     last
 }
 
-fn check_inputs(graph: &Graph, inputs: &[Value]) -> Result<(), GraphError> {
+pub(super) fn check_inputs(graph: &Graph, inputs: &[Value]) -> Result<(), GraphError> {
     if inputs.len() != graph.inputs.len() {
         return Err(GraphError::BadInput {
             input: graph

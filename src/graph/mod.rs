@@ -9,6 +9,7 @@ mod exec;
 mod inspect;
 mod op;
 pub mod ops;
+pub mod train;
 mod value;
 
 pub use error::GraphError;

@@ -3,7 +3,7 @@
 mod activation;
 mod conv;
 mod elementwise;
-mod gemm;
+pub(crate) mod gemm;
 mod linear;
 mod lstm;
 mod norm;
@@ -15,6 +15,7 @@ pub use conv::{conv_forward, conv_output_len};
 pub use linear::linear_forward;
 pub use lstm::lstm_forward;
 pub use norm::batch_norm_eval;
+pub(crate) use pool::visit_windows;
 
 use super::{GraphError, Node, Op, Value};
 use ndarray::ArrayD;

@@ -30,29 +30,29 @@ struct Windows {
     out_shape: Vec<usize>,
 }
 
-fn windows(node: &str, x: &ArrayD<f32>, p: &PoolParams) -> Result<Windows, GraphError> {
+fn windows(node: &str, shape: &[usize], p: &PoolParams) -> Result<Windows, GraphError> {
     let sp = p.kernel.len();
-    if !(1..=3).contains(&sp) || x.ndim() != sp + 2 {
+    if !(1..=3).contains(&sp) || shape.len() != sp + 2 {
         return Err(GraphError::Shape {
             node: node.into(),
-            detail: format!("cannot pool {:?} with a {sp}-d kernel", x.shape()),
+            detail: format!("cannot pool {shape:?} with a {sp}-d kernel"),
         });
     }
     let mut input = [1; 3];
     let mut out = [1; 3];
-    let mut out_shape = x.shape()[..2].to_vec();
+    let mut out_shape = shape[..2].to_vec();
     for d in 0..sp {
-        let len = x.shape()[2 + d];
+        let len = shape[2 + d];
         let o = pool_output_len(len, p, d).ok_or_else(|| GraphError::Shape {
             node: node.into(),
-            detail: format!("pool window larger than padded input {:?}", x.shape()),
+            detail: format!("pool window larger than padded input {shape:?}"),
         })?;
         input[3 - sp + d] = len;
         out[3 - sp + d] = o;
         out_shape.push(o);
     }
     Ok(Windows {
-        planes: x.shape()[0] * x.shape()[1],
+        planes: shape[0] * shape[1],
         input,
         out,
         out_shape,
@@ -75,23 +75,20 @@ fn lifted(p: &PoolParams) -> [(usize, usize, usize, usize, usize); 3] {
     dims
 }
 
-/// Visits every output position with the in-bounds input offsets of its window and the padded
-/// window size; `reduce` turns them into the output value.
-fn pool_with(
+/// Visits every output position of pooling a tensor of `shape`, in output order, with its plane
+/// index, the in-bounds input offsets of its window (within the plane) and the padded window size; returns the output
+/// shape. Shared by the forward kernels and the training backward.
+pub(crate) fn visit_windows(
     node: &str,
-    x: &ArrayD<f32>,
+    shape: &[usize],
     p: &PoolParams,
-    reduce: impl Fn(&[f32], &[usize], usize) -> f32,
-) -> Result<ArrayD<f32>, GraphError> {
-    let w = windows(node, x, p)?;
+    mut visit: impl FnMut(usize, &[usize], usize),
+) -> Result<Vec<usize>, GraphError> {
+    let w = windows(node, shape, p)?;
     let dims = lifted(p);
-    let x = x.as_standard_layout();
-    let xs = x.as_slice().expect("standard layout");
     let [id, ih, iw] = w.input;
-    let vol = id * ih * iw;
-    let mut y = Vec::with_capacity(w.planes * w.out.iter().product::<usize>());
     let mut idx = Vec::new();
-    for plane in xs.chunks(vol.max(1)).take(w.planes) {
+    for plane in 0..w.planes {
         for oz in 0..w.out[0] {
             for oy in 0..w.out[1] {
                 for ox in 0..w.out[2] {
@@ -113,12 +110,29 @@ fn pool_with(
                             }
                         }
                     }
-                    y.push(reduce(plane, &idx, padded));
+                    visit(plane, &idx, padded);
                 }
             }
         }
     }
-    Ok(ArrayD::from_shape_vec(IxDyn(&w.out_shape), y).expect("pool output shape"))
+    Ok(w.out_shape)
+}
+
+/// Runs `reduce` over every window (plane values, in-bounds offsets, padded size).
+fn pool_with(
+    node: &str,
+    x: &ArrayD<f32>,
+    p: &PoolParams,
+    reduce: impl Fn(&[f32], &[usize], usize) -> f32,
+) -> Result<ArrayD<f32>, GraphError> {
+    let x = x.as_standard_layout();
+    let xs = x.as_slice().expect("standard layout");
+    let vol: usize = x.shape().iter().skip(2).product();
+    let mut y = Vec::new();
+    let shape = visit_windows(node, x.shape(), p, |plane, idx, padded| {
+        y.push(reduce(&xs[plane * vol..][..vol], idx, padded));
+    })?;
+    Ok(ArrayD::from_shape_vec(IxDyn(&shape), y).expect("pool output shape"))
 }
 
 fn in_bounds((start, end, dil): (isize, isize, usize), len: usize) -> impl Iterator<Item = usize> {

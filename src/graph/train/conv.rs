@@ -1,0 +1,256 @@
+//! Convolution backward (1-d / 2-d / 3-d, stride, asymmetric padding, dilation, groups).
+//!
+//! One patch map — for every element of the im2col matrix `[cg·kvol, ovol]`, the input offset
+//! it reads or `None` for padding — drives both directions: im2col gathers through it for the
+//! weight gradient, col2im scatter-adds through it for the input gradient.
+
+use super::backward::ModuleGrads;
+use crate::graph::ops::conv_output_len;
+use crate::graph::ops::gemm::{Mat, sgemm};
+use crate::graph::{ConvParams, GraphError};
+use ndarray::{Array1, ArrayD, IxDyn};
+
+fn lift(v: &[usize], fill: usize) -> [usize; 3] {
+    let mut out = [fill; 3];
+    out[3 - v.len()..].copy_from_slice(v);
+    out
+}
+
+/// Input offsets (within one group's channel block) of every im2col element.
+fn patch_map(
+    cg: usize,
+    input: [usize; 3],
+    kernel: [usize; 3],
+    out: [usize; 3],
+    p: &ConvParams,
+) -> Vec<Option<usize>> {
+    let (stride, dil, pad) = (
+        lift(&p.stride, 1),
+        lift(&p.dilation, 1),
+        lift(&p.pad_begin, 0),
+    );
+    let ivol: usize = input.iter().product();
+    let mut map =
+        Vec::with_capacity(cg * kernel.iter().product::<usize>() * out.iter().product::<usize>());
+    let pos = |o: usize, k: usize, d: usize| {
+        let i = (o * stride[d] + k * dil[d]) as isize - pad[d] as isize;
+        (0..input[d] as isize).contains(&i).then_some(i as usize)
+    };
+    for c in 0..cg {
+        for a in 0..kernel[0] {
+            for b in 0..kernel[1] {
+                for e in 0..kernel[2] {
+                    for z in 0..out[0] {
+                        for y in 0..out[1] {
+                            for x in 0..out[2] {
+                                let at = pos(z, a, 0).zip(pos(y, b, 1)).zip(pos(x, e, 2));
+                                map.push(at.map(|((zi, yi), xi)| {
+                                    c * ivol + (zi * input[1] + yi) * input[2] + xi
+                                }));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    map
+}
+
+/// Gradients of `y = conv(x, w) + b` for `dy` of y's shape; `w` is the weight the
+/// forward used.
+pub(crate) fn conv_backward(
+    node: &str,
+    x: &ArrayD<f32>,
+    w: &ArrayD<f32>,
+    p: &ConvParams,
+    dy: &ArrayD<f32>,
+) -> Result<ModuleGrads, GraphError> {
+    let bad = || GraphError::Shape {
+        node: node.into(),
+        detail: format!(
+            "conv gradient {:?} does not fit input {:?} and weight {:?}",
+            dy.shape(),
+            x.shape(),
+            w.shape()
+        ),
+    };
+    let spatial = w.ndim().saturating_sub(2);
+    if !(1..=3).contains(&spatial) || x.ndim() != spatial + 2 {
+        return Err(bad());
+    }
+    let groups = p.groups.max(1);
+    let (n, c, o) = (x.shape()[0], x.shape()[1], w.shape()[0]);
+    let (cg, og) = (c / groups, o / groups);
+    let input = lift(&x.shape()[2..], 1);
+    let kernel = lift(&w.shape()[2..], 1);
+    let (stride, dil) = (lift(&p.stride, 1), lift(&p.dilation, 1));
+    let (pb, pe) = (lift(&p.pad_begin, 0), lift(&p.pad_end, 0));
+    let mut out = [1; 3];
+    for d in 0..3 {
+        out[d] = conv_output_len(input[d], kernel[d], stride[d], pb[d], pe[d], dil[d])
+            .ok_or_else(bad)?;
+    }
+    let mut want = vec![n, o];
+    want.extend_from_slice(&out[3 - spatial..]);
+    if dy.shape() != want.as_slice() || cg * groups != c || cg != w.shape()[1] {
+        return Err(bad());
+    }
+    let kvol: usize = kernel.iter().product();
+    let ivol: usize = input.iter().product();
+    let ovol: usize = out.iter().product();
+    let rows = cg * kvol;
+    let map = patch_map(cg, input, kernel, out, p);
+    let (x, w, dy) = (
+        x.as_standard_layout(),
+        w.as_standard_layout(),
+        dy.as_standard_layout(),
+    );
+    let (xs, ws, dys) = (
+        x.as_slice().expect("standard"),
+        w.as_slice().expect("standard"),
+        dy.as_slice().expect("standard"),
+    );
+    let mut dx = vec![0.0f32; xs.len()];
+    let mut dw = vec![0.0f32; ws.len()];
+    let mut col = vec![0.0f32; rows * ovol];
+    let mut dw_part = vec![0.0f32; og * rows];
+    for b in 0..n {
+        for grp in 0..groups {
+            let base = (b * c + grp * cg) * ivol;
+            let xg = &xs[base..][..cg * ivol];
+            for (dst, at) in col.iter_mut().zip(&map) {
+                *dst = at.map_or(0.0, |i| xg[i]);
+            }
+            let dyg = &dys[(b * o + grp * og) * ovol..][..og * ovol];
+            let wg = &ws[grp * og * rows..][..og * rows];
+            // dW_g += dY_g · colᵀ
+            sgemm(
+                og,
+                ovol,
+                rows,
+                Mat::new(dyg, ovol, 1),
+                Mat::new(&col, 1, ovol),
+                &mut dw_part,
+            );
+            dw[grp * og * rows..][..og * rows]
+                .iter_mut()
+                .zip(&dw_part)
+                .for_each(|(d, v)| *d += v);
+            // dcol = W_gᵀ · dY_g, scattered back through the patch map (col2im).
+            sgemm(
+                rows,
+                og,
+                ovol,
+                Mat::new(wg, 1, rows),
+                Mat::new(dyg, ovol, 1),
+                &mut col,
+            );
+            let dxg = &mut dx[base..][..cg * ivol];
+            for (v, at) in col.iter().zip(&map) {
+                if let Some(i) = at {
+                    dxg[*i] += v;
+                }
+            }
+        }
+    }
+    let db = p.bias.as_ref().map(|_| {
+        Array1::from_iter((0..o).map(|ch| {
+            (0..n)
+                .map(|b| dys[(b * o + ch) * ovol..][..ovol].iter().sum::<f32>())
+                .sum()
+        }))
+    });
+    Ok(ModuleGrads {
+        dx: ArrayD::from_shape_vec(IxDyn(x.shape()), dx).expect("dx shape"),
+        dw: ArrayD::from_shape_vec(IxDyn(w.shape()), dw).expect("dw shape"),
+        db,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::graph::ops::conv_forward;
+    use crate::graph::train::Rng;
+
+    fn rand(rng: &mut Rng, shape: &[usize]) -> ArrayD<f32> {
+        let n = shape.iter().product();
+        ArrayD::from_shape_vec(IxDyn(shape), (0..n).map(|_| rng.next_f32() - 0.5).collect())
+            .unwrap()
+    }
+
+    type Case = (
+        &'static [usize],
+        &'static [usize],
+        [&'static [usize]; 4],
+        usize,
+    );
+
+    /// Convolution is bilinear, so `<conv(x, w), dy> = <x, dx> = <w, dw>` for every geometry.
+    #[test]
+    fn backward_is_the_adjoint_of_the_forward() {
+        let mut rng = Rng::new(11);
+        // (input, weight, [stride, pad_begin, pad_end, dilation], groups)
+        let cases: [Case; 4] = [
+            (
+                &[2, 4, 7, 6],
+                &[6, 2, 3, 3],
+                [&[2, 1], &[1, 0], &[2, 1], &[1, 2]],
+                2,
+            ),
+            (&[1, 3, 9], &[3, 1, 4], [&[3], &[0], &[2], &[2]], 3),
+            (
+                &[1, 2, 3, 5, 4],
+                &[2, 2, 2, 2, 2],
+                [&[1, 2, 1], &[1, 1, 0], &[0, 0, 1], &[1, 1, 2]],
+                1,
+            ),
+            (
+                &[2, 2, 4, 4],
+                &[3, 2, 1, 1],
+                [&[1, 1], &[0, 0], &[0, 0], &[1, 1]],
+                1,
+            ),
+        ];
+        for (xs, ws, [stride, pb, pe, dil], groups) in cases {
+            let p = ConvParams {
+                weight: rand(&mut rng, ws),
+                bias: None,
+                stride: stride.to_vec(),
+                pad_begin: pb.to_vec(),
+                pad_end: pe.to_vec(),
+                dilation: dil.to_vec(),
+                groups,
+            };
+            let x = rand(&mut rng, xs);
+            let y = conv_forward("c", &x, &p).unwrap();
+            let dy = rand(&mut rng, y.shape());
+            let g = conv_backward("c", &x, &p.weight, &p, &dy).unwrap();
+            let lhs = (&y * &dy).sum();
+            let via_x = (&x * &g.dx).sum();
+            let via_w = (&p.weight * &g.dw).sum();
+            assert!((lhs - via_x).abs() < 1e-4, "{xs:?}: {lhs} vs {via_x}");
+            assert!((lhs - via_w).abs() < 1e-4, "{xs:?}: {lhs} vs {via_w}");
+        }
+    }
+
+    #[test]
+    fn mismatched_gradient_is_a_shape_error() {
+        let p = ConvParams {
+            weight: ArrayD::zeros(IxDyn(&[1, 1, 2])),
+            bias: None,
+            stride: vec![1],
+            pad_begin: vec![0],
+            pad_end: vec![0],
+            dilation: vec![1],
+            groups: 1,
+        };
+        let x = ArrayD::zeros(IxDyn(&[1, 1, 4]));
+        let dy = ArrayD::zeros(IxDyn(&[1, 1, 4]));
+        assert!(matches!(
+            conv_backward("c", &x, &p.weight, &p, &dy),
+            Err(GraphError::Shape { .. })
+        ));
+    }
+}
