@@ -238,7 +238,9 @@ fn node_backward(node: &Node, rec: &Record, dy: &ArrayD<f32>) -> Result<NodeGrad
         | Op::Reshape { .. }
         | Op::Squeeze { .. }
         | Op::Unsqueeze { .. }
-        | Op::Identity => only(reshape_back(name, dy, &input_shape(0))?),
+        | Op::Identity
+        | Op::QuantStub
+        | Op::DeQuantStub => only(reshape_back(name, dy, &input_shape(0))?),
         Op::Transpose { perm } => only(transpose_back(dy, perm)),
         Op::Gather { axis } => {
             let idx =
@@ -257,7 +259,7 @@ fn node_backward(node: &Node, rec: &Record, dy: &ArrayD<f32>) -> Result<NodeGrad
             operands: Vec::new(),
             params: Vec::new(),
         },
-        Op::Lstm(_) => {
+        Op::Lstm(_) | Op::Resize { .. } => {
             return Err(GraphError::Invalid {
                 node: name.into(),
                 detail: format!("{} has no backward pass", node.op.kind()),
