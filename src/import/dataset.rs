@@ -154,6 +154,13 @@ impl Dataset {
         (x, y)
     }
 
+    /// Every sample index in a seeded random order (the same seed gives the same order).
+    pub fn shuffled_order(&self, seed: u64) -> Vec<usize> {
+        let mut order: Vec<usize> = (0..self.len()).collect();
+        crate::graph::train::Rng::new(seed).shuffle(&mut order);
+        order
+    }
+
     /// Consecutive index ranges of at most `size` samples covering the dataset in order.
     pub fn batch_ranges(&self, size: usize) -> impl Iterator<Item = std::ops::Range<usize>> + '_ {
         let size = size.max(1);
@@ -220,6 +227,12 @@ mod tests {
             d.batch_ranges(2).collect::<Vec<_>>(),
             vec![0..2, 2..4, 4..5]
         );
+        let order = d.shuffled_order(7);
+        assert_eq!(order, d.shuffled_order(7), "seeded");
+        assert_ne!(order, d.shuffled_order(8));
+        let mut sorted = order.clone();
+        sorted.sort_unstable();
+        assert_eq!(sorted, vec![0, 1, 2, 3, 4]);
         let (bx, by) = d.batch(&[4, 0]);
         assert_eq!(bx.as_slice().unwrap(), &[8.0, 9.0, 0.0, 1.0]);
         assert_eq!(by.unwrap(), vec![4, 0]);

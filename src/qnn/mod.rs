@@ -6,11 +6,13 @@ pub mod dynamic;
 mod error;
 mod linear;
 mod packed;
+mod stubs;
 
 pub use conv::{ConvAccumulators, ConvParams, QConv};
 pub use error::QnnError;
 pub use linear::QLinear;
 pub use packed::PackedWeight;
+pub use stubs::{DeQuantize, Quantize};
 
 /// What an operator observed while running, for the workbench's saturation ledger.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
