@@ -14,6 +14,7 @@ use super::{FakeQuantError, FakeQuantKind, FakeQuantizeSpec};
 use crate::observer::{
     ObservedQParams, Observer, QRange, Stats, qparams_from_stats, resolve_ch_axis,
 };
+use crate::tensor::TensorError;
 
 /// Where the statistics live.
 #[derive(Debug)]
@@ -164,13 +165,16 @@ impl FakeQuantize {
                 qmax,
             )?
         } else {
-            fake_quantize_per_tensor_affine(
-                x,
-                self.scale[0] as f64,
-                self.zero_point[0],
-                qmin,
-                qmax,
-            )?
+            let ([scale], [zero_point]) = (self.scale.as_slice(), self.zero_point.as_slice())
+            else {
+                return Err(TensorError::ChannelCountMismatch {
+                    scales: self.scale.len(),
+                    zero_points: self.zero_point.len(),
+                    axis_len: 1,
+                }
+                .into());
+            };
+            fake_quantize_per_tensor_affine(x, *scale as f64, *zero_point, qmin, qmax)?
         };
         self.mask = Some(out.mask);
         Ok(out.output)
