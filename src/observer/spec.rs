@@ -319,6 +319,33 @@ impl ObserverSpec {
         self
     }
 
+    /// The same spec with every field its kind does not read reset to the kind's default: the
+    /// value its text form stands for (`parse(spec.to_string()) == spec.normalized()`).
+    pub fn normalized(&self) -> ObserverSpec {
+        let mut out = ObserverSpec::new(self.kind);
+        for &key in self.kind.keys() {
+            out.copy_field(self, key);
+        }
+        out
+    }
+
+    fn copy_field(&mut self, from: &ObserverSpec, key: Key) {
+        match key {
+            Key::Dtype => self.dtype = from.dtype,
+            Key::Qscheme => self.qscheme = from.qscheme,
+            Key::ReduceRange => self.reduce_range = from.reduce_range,
+            Key::QuantMin => self.quant_min = from.quant_min,
+            Key::QuantMax => self.quant_max = from.quant_max,
+            Key::Eps => self.eps = from.eps,
+            Key::AveragingConstant => self.averaging_constant = from.averaging_constant,
+            Key::ChAxis => self.ch_axis = from.ch_axis,
+            Key::Bins => self.bins = from.bins,
+            Key::UpsampleRate => self.upsample_rate = from.upsample_rate,
+            Key::IsDynamic => self.is_dynamic = from.is_dynamic,
+            Key::Percentile => self.percentile = from.percentile,
+        }
+    }
+
     /// True when a custom range was given.
     pub fn has_customized_qrange(&self) -> bool {
         self.quant_min.is_some() && self.quant_max.is_some()
