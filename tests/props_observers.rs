@@ -103,7 +103,7 @@ proptest! {
         let want = histc_on(&data, bins, lo, lo + width, Isa::Scalar).unwrap();
         for isa in ALL.into_iter().filter(|&t| t != Isa::Scalar && t.is_available()) {
             let got = histc_on(&data, bins, lo, lo + width, isa).unwrap();
-            let bits = |h: &(Vec<f32>, (f32, f32), bool)| (h.0.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), h.1.0.to_bits(), h.1.1.to_bits(), h.2);
+            let bits = |h: &qlab::observer::Binned| (h.counts.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), h.min.to_bits(), h.max.to_bits(), h.nan);
             prop_assert_eq!(bits(&got), bits(&want), "tier {}", isa);
         }
     }

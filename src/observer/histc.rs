@@ -105,19 +105,30 @@ pub(crate) fn histc(x: &[f32], binning: Binning, isa: Isa) -> (Vec<f32>, Seen) {
     (total.into_iter().map(|c| c as f32).collect(), seen)
 }
 
+/// One histc pass as [`histc_on`] reports it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Binned {
+    /// The f32 counts per bin.
+    pub counts: Vec<f32>,
+    /// Extremes of the non-NaN elements (+inf / -inf when there were none).
+    pub min: f32,
+    pub max: f32,
+    /// Whether any element was NaN.
+    pub nan: bool,
+}
+
 /// The same counts on an explicitly chosen tier, refusing tiers the host lacks (for tests and
-/// benches that compare tiers). Returns the counts, the non-NaN (min, max) and the NaN flag.
-#[allow(clippy::type_complexity)]
-pub fn histc_on(
-    x: &[f32],
-    bins: usize,
-    lo: f32,
-    hi: f32,
-    isa: Isa,
-) -> Result<(Vec<f32>, (f32, f32), bool), IsaError> {
+/// benches that compare tiers). `bins` is clamped to `1..=MAX_BINS`.
+pub fn histc_on(x: &[f32], bins: usize, lo: f32, hi: f32, isa: Isa) -> Result<Binned, IsaError> {
     isa.check()?;
-    let (counts, seen) = histc(x, Binning::new(lo, hi, bins.max(1)), isa);
-    Ok((counts, (seen.min, seen.max), seen.nan))
+    let bins = bins.clamp(1, super::spec::MAX_BINS);
+    let (counts, seen) = histc(x, Binning::new(lo, hi, bins), isa);
+    Ok(Binned {
+        counts,
+        min: seen.min,
+        max: seen.max,
+        nan: seen.nan,
+    })
 }
 
 fn count(x: &[f32], b: &Binning, sub: &mut [u32], isa: Isa) -> Seen {
@@ -216,6 +227,8 @@ mod x86 {
                     let slot = _mm256_blendv_epi8(scratch, bin, _mm256_castps_si256(inside));
                     _mm256_storeu_si256(slots.as_mut_ptr().cast(), slot);
                 }
+                // Read the slots back from memory (see the AVX-512 kernel).
+                std::hint::black_box(&mut slots);
                 bump(&slots, &mut l);
             }
         }
@@ -242,7 +255,7 @@ mod x86 {
             _mm512_set1_ps(b.span),
             _mm512_set1_ps(b.last),
         );
-        let scratch = _mm512_set1_ps(b.bins as f32);
+        let scratch = _mm512_set1_epi32(b.bins as i32);
         let (mut vmin, mut vmax) = (
             _mm512_set1_ps(f32::INFINITY),
             _mm512_set1_ps(f32::NEG_INFINITY),
@@ -262,20 +275,15 @@ mod x86 {
                     let inside = _mm512_cmp_ps_mask::<_CMP_GE_OQ>(v, lo)
                         & _mm512_cmp_ps_mask::<_CMP_LE_OQ>(v, hi);
                     let q = _mm512_div_ps(_mm512_mul_ps(_mm512_sub_ps(v, lo), bins_f), span);
-                    // Select in the float domain: the scratch slot is an exact float.
-                    let slot = _mm512_cvttps_epi32(_mm512_mask_blend_ps(
-                        inside,
-                        scratch,
-                        _mm512_min_ps(q, last),
-                    ));
-                    // Two 256-bit halves: extracting lanes from the upper half of a zmm register
-                    // is slow on some cores (measured 6x slower on Zen 4), from a ymm it is not.
-                    _mm256_storeu_si256(slots.as_mut_ptr().cast(), _mm512_castsi512_si256(slot));
-                    _mm256_storeu_si256(
-                        slots[8..].as_mut_ptr().cast(),
-                        _mm512_extracti64x4_epi64::<1>(slot),
+                    let bin = _mm512_cvttps_epi32(_mm512_min_ps(q, last));
+                    _mm512_storeu_si512(
+                        slots.as_mut_ptr().cast(),
+                        _mm512_mask_blend_epi32(inside, scratch, bin),
                     );
                 }
+                // Read the slots back from memory: left to itself the compiler extracts them from
+                // the zmm register lane by lane, which measured several times slower on Zen 4.
+                std::hint::black_box(&mut slots);
                 bump(&slots, &mut l);
             }
         }

@@ -44,6 +44,11 @@ pub const ALL_KINDS: [ObserverKind; 11] = [
     ObserverKind::Mse,
 ];
 
+/// Largest histogram: bin indices are computed in f32, exact up to 2^24.
+pub const MAX_BINS: usize = 1 << 24;
+/// Largest re-binning upsample rate (PyTorch has no limit; this keeps re-binning bounded).
+pub const MAX_UPSAMPLE: usize = 1 << 12;
+
 /// A spec field that the text form can name, in canonical print order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Key {
@@ -440,11 +445,18 @@ impl ObserverSpec {
                     "dtype {dtype} is not supported by {kind} (8-bit only)"
                 )));
             }
-            if self.bins == 0 {
-                return Err(invalid("bins must be at least 1".into()));
+            // Bin indices are computed in f32, exact up to 2^24.
+            if !(1..=MAX_BINS).contains(&self.bins) {
+                return Err(invalid(format!(
+                    "bins must be in 1..={MAX_BINS}, got {}",
+                    self.bins
+                )));
             }
-            if self.upsample_rate == 0 {
-                return Err(invalid("upsample_rate must be at least 1".into()));
+            if !(1..=MAX_UPSAMPLE).contains(&self.upsample_rate) {
+                return Err(invalid(format!(
+                    "upsample_rate must be in 1..={MAX_UPSAMPLE}, got {}",
+                    self.upsample_rate
+                )));
             }
         }
         if matches!(
