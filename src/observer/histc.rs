@@ -8,16 +8,21 @@
 //! overflows (ranges so wide that `(x - lo) * bins` is infinite) qlab puts the element in the last
 //! bin, in every tier, instead of writing out of bounds.
 //!
-//! Counts are integers in four sub-histograms (consecutive elements increment different arrays,
-//! so back-to-back hits on one bin do not wait on each other's store) and become f32 at the end
-//! of the batch, which equals PyTorch's f32 `+= 1` while a bin holds at most 2^24 elements.
+//! Counts are integers in four u16 sub-histograms (consecutive elements increment different
+//! arrays, so back-to-back hits on one bin do not wait on each other's store), flushed into u64
+//! totals every `FLUSH` elements, and become f32 at the end of the batch, which equals PyTorch's f32 `+= 1` while a bin holds at most 2^24 elements.
 
 use crate::isa::{Isa, IsaError};
 
 /// Sub-histograms per batch (see the module docs).
 const LANES: usize = 4;
-/// Elements counted before the u32 sub-histograms are flushed, so they cannot overflow.
-const FLUSH: usize = 1 << 30;
+/// Elements counted before the u16 sub-histograms are flushed into the totals: each array gets
+/// at most a quarter of a chunk plus a short tail, which stays below 65 536.
+const FLUSH: usize = LANES * 65_000;
+
+/// One sub-histogram counter. u16 keeps the four arrays of a 2048-bin histogram in 16 KiB, well
+/// inside L1, where u32 counters spill out of a 32 KiB L1.
+type Counter = u16;
 
 /// The bin edges `[lo, hi]` of one histc call, after PyTorch's widening of an empty range.
 #[derive(Debug, Clone, Copy)]
@@ -91,7 +96,7 @@ impl Seen {
 pub(crate) fn histc(x: &[f32], binning: Binning, isa: Isa) -> (Vec<f32>, Seen) {
     let bins = binning.bins;
     let stride = stride(bins);
-    let mut sub = vec![0u32; LANES * stride];
+    let mut sub = vec![0 as Counter; LANES * stride];
     let mut total = vec![0u64; bins];
     let mut seen = Seen::EMPTY;
     for chunk in x.chunks(FLUSH) {
@@ -131,7 +136,7 @@ pub fn histc_on(x: &[f32], bins: usize, lo: f32, hi: f32, isa: Isa) -> Result<Bi
     })
 }
 
-fn count(x: &[f32], b: &Binning, sub: &mut [u32], isa: Isa) -> Seen {
+fn count(x: &[f32], b: &Binning, sub: &mut [Counter], isa: Isa) -> Seen {
     #[cfg(target_arch = "x86_64")]
     {
         // SAFETY: the tiers below are only reached when `isa` is in force, and `selected()` /
@@ -153,7 +158,7 @@ fn stride(bins: usize) -> usize {
 
 /// Splits the sub-histogram buffer into its LANES arrays.
 #[inline(always)]
-fn lanes(sub: &mut [u32], stride: usize) -> [&mut [u32]; LANES] {
+fn lanes(sub: &mut [Counter], stride: usize) -> [&mut [Counter]; LANES] {
     let (a, rest) = sub.split_at_mut(stride);
     let (b, rest) = rest.split_at_mut(stride);
     let (c, d) = rest.split_at_mut(stride);
@@ -163,7 +168,7 @@ fn lanes(sub: &mut [u32], stride: usize) -> [&mut [u32]; LANES] {
 /// Adds the slots of whole groups of LANES elements to the sub-histograms, element `i` to
 /// array `i % LANES`.
 #[inline(always)]
-fn bump(slots: &[u32], lanes: &mut [&mut [u32]; LANES]) {
+fn bump(slots: &[u32], lanes: &mut [&mut [Counter]; LANES]) {
     for g in slots.chunks_exact(LANES) {
         lanes[0][g[0] as usize] += 1;
         lanes[1][g[1] as usize] += 1;
@@ -174,7 +179,7 @@ fn bump(slots: &[u32], lanes: &mut [&mut [u32]; LANES]) {
 
 /// The reference loop (also the vector tiers' tail).
 #[inline(always)]
-fn count_scalar(x: &[f32], b: &Binning, sub: &mut [u32]) -> Seen {
+fn count_scalar(x: &[f32], b: &Binning, sub: &mut [Counter]) -> Seen {
     let l = lanes(sub, stride(b.bins));
     let mut seen = Seen::EMPTY;
     for (i, &v) in x.iter().enumerate() {
@@ -188,11 +193,11 @@ fn count_scalar(x: &[f32], b: &Binning, sub: &mut [u32]) -> Seen {
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
-    use super::{Binning, Seen, bump, count_scalar, lanes, stride};
+    use super::{Binning, Counter, Seen, bump, count_scalar, lanes, stride};
     use std::arch::x86_64::*;
 
     #[target_feature(enable = "avx2,fma")]
-    pub(super) unsafe fn count_avx2(x: &[f32], b: &Binning, sub: &mut [u32]) -> Seen {
+    pub(super) unsafe fn count_avx2(x: &[f32], b: &Binning, sub: &mut [Counter]) -> Seen {
         let (lo, hi) = (_mm256_set1_ps(b.lo), _mm256_set1_ps(b.hi));
         let (bins_f, span, last) = (
             _mm256_set1_ps(b.bins_f),
@@ -248,7 +253,7 @@ mod x86 {
     }
 
     #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
-    pub(super) unsafe fn count_avx512(x: &[f32], b: &Binning, sub: &mut [u32]) -> Seen {
+    pub(super) unsafe fn count_avx512(x: &[f32], b: &Binning, sub: &mut [Counter]) -> Seen {
         let (lo, hi) = (_mm512_set1_ps(b.lo), _mm512_set1_ps(b.hi));
         let (bins_f, span, last) = (
             _mm512_set1_ps(b.bins_f),
@@ -293,5 +298,26 @@ mod x86 {
             nan: nan != 0,
         };
         vec_seen.merge(count_scalar(chunks.remainder(), b, sub))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_survive_the_u16_flush_on_every_tier() {
+        // More than one flush chunk, all in one bin, plus a ragged tail.
+        let mut x = vec![0.5f32; 3 * FLUSH + 13];
+        x.extend([0.0, 1.0, 2.0, -1.0]);
+        for isa in crate::isa::ALL.into_iter().filter(|t| t.is_available()) {
+            let b = histc_on(&x, 4, 0.0, 1.0, isa).unwrap();
+            assert_eq!(
+                b.counts,
+                vec![1.0, 0.0, (3 * FLUSH + 13) as f32, 1.0],
+                "{isa}"
+            );
+            assert_eq!((b.min, b.max, b.nan), (-1.0, 2.0, false));
+        }
     }
 }
