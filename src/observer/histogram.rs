@@ -112,11 +112,27 @@ impl Observer for HistogramObserver {
         if x.is_empty() {
             return Ok(());
         }
+        let bins = self.spec.bins;
+        let isa = crate::isa::selected();
+        let nan_error = || {
+            ObserverError::BadInput("HistogramObserver cannot bin NaN (torch.histc raises)".into())
+        };
+        let initialised = self.min != f32::INFINITY && self.max != f32::NEG_INFINITY;
+        if initialised {
+            // Fast path, one pass: bin against the known range while watching the extremes. If
+            // the batch stayed inside, these are exactly the counts PyTorch adds.
+            let (update, seen) = histc(x, Binning::new(self.min, self.max, bins), isa);
+            if seen.nan {
+                return Err(nan_error());
+            }
+            if seen.min >= self.min && seen.max <= self.max {
+                self.hist.iter_mut().zip(&update).for_each(|(h, u)| *h += u);
+                return Ok(());
+            }
+        }
         let (mut xmin, mut xmax) = min_max(x);
         if xmin.is_nan() {
-            return Err(ObserverError::BadInput(
-                "HistogramObserver cannot bin NaN (torch.histc raises)".into(),
-            ));
+            return Err(nan_error());
         }
         if xmin.is_infinite() || xmax.is_infinite() {
             // Infinite elements fall outside any finite range, so histc drops them by itself.
@@ -125,15 +141,13 @@ impl Observer for HistogramObserver {
                 None => return Ok(()),
             }
         }
-        let bins = self.spec.bins;
-        let isa = crate::isa::selected();
-        if self.min == f32::INFINITY || self.max == f32::NEG_INFINITY {
-            self.hist = histc(x, Binning::new(xmin, xmax, bins), isa);
+        if !initialised {
+            self.hist = histc(x, Binning::new(xmin, xmax, bins), isa).0;
             (self.min, self.max) = (xmin, xmax);
             return Ok(());
         }
         let (nmin, nmax) = (self.min.min(xmin), self.max.max(xmax));
-        let update = histc(x, Binning::new(nmin, nmax, bins), isa);
+        let update = histc(x, Binning::new(nmin, nmax, bins), isa).0;
         if nmin == self.min && nmax == self.max {
             self.hist.iter_mut().zip(&update).for_each(|(h, u)| *h += u);
         } else if self.min == self.max {
@@ -143,7 +157,8 @@ impl Observer for HistogramObserver {
                 &[self.min],
                 Binning::new(nmin, nmax, bins),
                 crate::isa::Isa::Scalar,
-            );
+            )
+            .0;
             self.hist = update.iter().zip(&at).map(|(u, a)| u + a * mass).collect();
         } else {
             let moved = upscale(

@@ -22,7 +22,7 @@ mod spec;
 mod torch_sum;
 
 pub use error::ObserverError;
-pub use histc::histc_on;
+pub use histc::{Binned, histc_on};
 pub use histogram::HistogramObserver;
 pub use minmax::{MinMaxObserver, MovingAverageMinMaxObserver};
 pub use per_channel::{

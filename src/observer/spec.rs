@@ -44,6 +44,11 @@ pub const ALL_KINDS: [ObserverKind; 11] = [
     ObserverKind::Mse,
 ];
 
+/// Largest histogram: bin indices are computed in f32, exact up to 2^24.
+pub const MAX_BINS: usize = 1 << 24;
+/// Largest re-binning upsample rate (PyTorch has no limit; this keeps re-binning bounded).
+pub const MAX_UPSAMPLE: usize = 1 << 12;
+
 /// A spec field that the text form can name, in canonical print order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Key {
@@ -319,6 +324,33 @@ impl ObserverSpec {
         self
     }
 
+    /// The same spec with every field its kind does not read reset to the kind's default: the
+    /// value its text form stands for (`parse(spec.to_string()) == spec.normalized()`).
+    pub fn normalized(&self) -> ObserverSpec {
+        let mut out = ObserverSpec::new(self.kind);
+        for &key in self.kind.keys() {
+            out.copy_field(self, key);
+        }
+        out
+    }
+
+    fn copy_field(&mut self, from: &ObserverSpec, key: Key) {
+        match key {
+            Key::Dtype => self.dtype = from.dtype,
+            Key::Qscheme => self.qscheme = from.qscheme,
+            Key::ReduceRange => self.reduce_range = from.reduce_range,
+            Key::QuantMin => self.quant_min = from.quant_min,
+            Key::QuantMax => self.quant_max = from.quant_max,
+            Key::Eps => self.eps = from.eps,
+            Key::AveragingConstant => self.averaging_constant = from.averaging_constant,
+            Key::ChAxis => self.ch_axis = from.ch_axis,
+            Key::Bins => self.bins = from.bins,
+            Key::UpsampleRate => self.upsample_rate = from.upsample_rate,
+            Key::IsDynamic => self.is_dynamic = from.is_dynamic,
+            Key::Percentile => self.percentile = from.percentile,
+        }
+    }
+
     /// True when a custom range was given.
     pub fn has_customized_qrange(&self) -> bool {
         self.quant_min.is_some() && self.quant_max.is_some()
@@ -413,11 +445,18 @@ impl ObserverSpec {
                     "dtype {dtype} is not supported by {kind} (8-bit only)"
                 )));
             }
-            if self.bins == 0 {
-                return Err(invalid("bins must be at least 1".into()));
+            // Bin indices are computed in f32, exact up to 2^24.
+            if !(1..=MAX_BINS).contains(&self.bins) {
+                return Err(invalid(format!(
+                    "bins must be in 1..={MAX_BINS}, got {}",
+                    self.bins
+                )));
             }
-            if self.upsample_rate == 0 {
-                return Err(invalid("upsample_rate must be at least 1".into()));
+            if !(1..=MAX_UPSAMPLE).contains(&self.upsample_rate) {
+                return Err(invalid(format!(
+                    "upsample_rate must be in 1..={MAX_UPSAMPLE}, got {}",
+                    self.upsample_rate
+                )));
             }
         }
         if matches!(
