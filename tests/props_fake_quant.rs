@@ -6,7 +6,7 @@
 use proptest::prelude::*;
 use qlab::fake_quant::{
     FakeQuantError, FakeQuantize, fake_quantize_per_channel_affine,
-    fake_quantize_per_tensor_affine, straight_through,
+    fake_quantize_per_tensor_affine, grad_mask, straight_through,
 };
 use qlab::qconfig::{Preset, preset};
 use qlab::tensor::TensorError;
@@ -67,6 +67,10 @@ proptest! {
         let (x, g): (Vec<f32>, Vec<f32>) = xg.into_iter().unzip();
         let out = fake_quantize_per_tensor_affine(&x, s, zp, qmin, qmax).unwrap();
         let grad = out.backward(&g).unwrap();
+        let factors = grad_mask(&out.mask);
+        for i in 0..x.len() {
+            prop_assert_eq!((g[i] * factors[i]).to_bits(), grad[i].to_bits());
+        }
         for i in 0..x.len() {
             if out.mask[i] {
                 prop_assert_eq!(grad[i].to_bits(), g[i].to_bits());
@@ -248,6 +252,7 @@ fn gradient_length_and_order_errors_are_typed() {
     };
     let fq = FakeQuantize::new(&spec).unwrap();
     assert_eq!(fq.backward(&[1.0]), Err(FakeQuantError::NoForward));
+    assert_eq!(fq.mask(), None);
 }
 
 #[test]

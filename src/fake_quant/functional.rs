@@ -37,8 +37,19 @@ pub fn straight_through(mask: &[bool], grad_output: &[f32]) -> Result<Vec<f32>, 
     Ok(grad_output
         .iter()
         .zip(mask)
-        .map(|(&g, &m)| g * if m { 1.0 } else { 0.0 })
+        .map(|(&g, &m)| g * multiplier(m))
         .collect())
+}
+
+/// The mask as the f32 factor a training loop multiplies gradients by (1.0 inside, 0.0 outside);
+/// multiplying by it is exactly [`straight_through`], -0.0 included.
+pub fn grad_mask(mask: &[bool]) -> Vec<f32> {
+    mask.iter().map(|&m| multiplier(m)).collect()
+}
+
+#[inline]
+fn multiplier(inside: bool) -> f32 {
+    if inside { 1.0 } else { 0.0 }
 }
 
 /// How a kernel converts the rounded float (zero point already added) to an integer.

@@ -14,7 +14,7 @@ mod spec;
 
 pub use error::FakeQuantError;
 pub use functional::{
-    FakeQuantOutput, fake_quantize_per_channel_affine, fake_quantize_per_tensor_affine,
+    FakeQuantOutput, fake_quantize_per_channel_affine, fake_quantize_per_tensor_affine, grad_mask,
     straight_through,
 };
 pub use module::FakeQuantize;

@@ -180,6 +180,12 @@ impl FakeQuantize {
         Ok(out.output)
     }
 
+    /// The straight-through mask of the last forward (true where the gradient passes; all true
+    /// when fake-quant was off), or `None` before a successful forward.
+    pub fn mask(&self) -> Option<&[bool]> {
+        self.mask.as_deref()
+    }
+
     /// The input gradient for `grad_output` through the last forward (straight-through: the
     /// gradient passes where the value was inside the range, and everywhere when fake-quant was
     /// off; no gradient reaches scale or zero point).
