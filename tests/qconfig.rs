@@ -248,3 +248,18 @@ proptest! {
         prop_assert_eq!(back, q);
     }
 }
+
+#[test]
+fn text_form_is_the_session_language() {
+    assert_eq!(
+        get_default_qconfig("fbgemm").unwrap().to_string(),
+        "activation=histogram(reduce_range=true) \
+         weight=per_channel_minmax(dtype=qint8, qscheme=per_channel_symmetric)"
+    );
+    assert_eq!(
+        get_default_qat_qconfig("qnnpack", 1).unwrap().to_string(),
+        "activation=fused_fake_quant(moving_average_minmax(quant_min=0, quant_max=255)) \
+         weight=fused_fake_quant(moving_average_minmax(dtype=qint8, \
+         qscheme=per_tensor_symmetric, quant_min=-128, quant_max=127))"
+    );
+}

@@ -1,10 +1,11 @@
 //! The statistics and qparams of `FusedMovingAvgObsFakeQuantize` (NUMERICS §3.3).
 //!
-//! The fused C++ op keeps the observer's min/max buffers itself, with two differences from the
-//! Python moving-average observer that the golden data pin down: each buffer entry that is still
-//! infinite is replaced by the batch value (per entry, not only on the very first batch), and
-//! qparams come from the C++ `ChooseQuantizationParams` (f64, nudged zero point, symmetric as
-//! `preserve_sparsity`) instead of the Python formula.
+//! The fused C++ op updates the observer's min/max buffers itself. Two differences from the
+//! Python moving-average observer: qparams come from the C++ `ChooseQuantizationParams` (f64,
+//! nudged zero point, symmetric as `preserve_sparsity`), which the golden `default_fused_*`
+//! cases pin down; and, as the C++ source is written, each buffer entry that is still infinite
+//! takes the batch value (per entry, not only on the very first batch), which no golden case
+//! exercises. The moving average itself is f32 arithmetic, as the golden steps confirm.
 
 use super::FakeQuantError;
 use crate::observer::{

@@ -1,6 +1,7 @@
 //! `QConfig` / `QConfigDynamic`: how to observe (or fake-quantize) a module's activation and
 //! weight, with validation that names the failing field and a one-line text form for the
-//! session language: `activation=histogram(quant_min=0, quant_max=127) weight=per_channel_minmax(dtype=qint8, qscheme=per_channel_symmetric)`.
+//! session language, built from the observer and fake-quant spec texts:
+//! `activation=histogram(reduce_range=true) weight=per_channel_minmax(dtype=qint8, qscheme=per_channel_symmetric)`.
 
 use super::{Preset, QConfigError, QuantizerSpec, preset};
 use crate::observer::ObserverSpec;
