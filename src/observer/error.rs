@@ -9,6 +9,13 @@ pub enum ObserverError {
     /// A configuration PyTorch refuses at construction (message names the field).
     #[error("invalid observer configuration: {0}")]
     InvalidConfig(String),
+    /// A custom integer range PyTorch refuses (not ordered, not containing zero, too wide).
+    #[error("invalid quant_min={quant_min}, quant_max={quant_max}: {why}")]
+    InvalidRange {
+        quant_min: i64,
+        quant_max: i64,
+        why: &'static str,
+    },
     /// `calculate_qparams` on an observer whose running min exceeds its max.
     #[error("min_val {min} is greater than max_val {max}")]
     MinGreaterThanMax { min: f32, max: f32 },

@@ -5,11 +5,34 @@
 //! once, re-derive"). Observers are built from an [`ObserverSpec`], a plain value that prints to
 //! and parses from the session-language text (`histogram(bins=2048, reduce_range=true)`).
 
+mod entropy;
 mod error;
+mod histc;
+mod histogram;
+mod minmax;
+mod moving_average;
+mod mse;
+mod norm_search;
+mod per_channel;
+mod percentile;
+mod placeholder;
+mod qparams;
+mod recording;
 mod spec;
+mod torch_sum;
 
 pub use error::ObserverError;
-pub use spec::{ObserverKind, ObserverSpec};
+pub use histc::{Binned, histc_on};
+pub use histogram::HistogramObserver;
+pub use minmax::{MinMaxObserver, MovingAverageMinMaxObserver};
+pub use per_channel::{
+    MovingAveragePerChannelMinMaxObserver, PerChannelMinMaxObserver, channel_min_max,
+    resolve_ch_axis,
+};
+pub use placeholder::{NoopObserver, PlaceholderObserver};
+pub use qparams::{qparams_from_min_max, qparams_from_stats};
+pub use recording::{Recorded, RecordingObserver};
+pub use spec::{ALL_KINDS, ObserverKind, ObserverSpec, QRange};
 
 use crate::tensor::{QDType, QParams, QScheme};
 use std::any::Any;
@@ -23,9 +46,17 @@ pub enum Stats {
     /// Running per-tensor min and max (+inf / -inf before any data).
     MinMax { min: f32, max: f32 },
     /// Running per-channel min and max along `axis` (empty before any data).
-    PerChannel { mins: Vec<f32>, maxs: Vec<f32>, axis: usize },
+    PerChannel {
+        mins: Vec<f32>,
+        maxs: Vec<f32>,
+        axis: usize,
+    },
     /// A histogram of `counts.len()` equal bins over `[min, max]` (counts are f32, as in PyTorch).
-    Histogram { min: f32, max: f32, counts: Vec<f32> },
+    Histogram {
+        min: f32,
+        max: f32,
+        counts: Vec<f32>,
+    },
 }
 
 /// qparams as an observer's `calculate_qparams` returns them: f32 scales and i64 zero points,
@@ -52,7 +83,10 @@ impl ObservedQParams {
                 zero_points: self.zero_points.clone(),
                 axis,
             },
-            None => QParams::PerTensor { scale: self.scales[0] as f64, zero_point: self.zero_points[0] },
+            None => QParams::PerTensor {
+                scale: self.scales[0] as f64,
+                zero_point: self.zero_points[0],
+            },
         }
     }
 }
@@ -73,4 +107,22 @@ pub trait Observer: fmt::Debug + Send {
 
     /// Downcasting hook for front ends that show observer-specific detail.
     fn as_any(&self) -> &dyn Any;
+}
+
+/// Builds the observer a (validated) spec describes.
+pub(crate) fn build(spec: &ObserverSpec) -> Result<Box<dyn Observer>, ObserverError> {
+    Ok(match spec.kind {
+        ObserverKind::MinMax | ObserverKind::MovingAverageMinMax => {
+            Box::new(MinMaxObserver::new(spec)?)
+        }
+        ObserverKind::PerChannelMinMax | ObserverKind::MovingAveragePerChannelMinMax => {
+            Box::new(PerChannelMinMaxObserver::new(spec)?)
+        }
+        ObserverKind::Histogram
+        | ObserverKind::Percentile
+        | ObserverKind::Entropy
+        | ObserverKind::Mse => Box::new(HistogramObserver::new(spec)?),
+        ObserverKind::Placeholder | ObserverKind::Noop => Box::new(PlaceholderObserver::new(spec)?),
+        ObserverKind::Recording => Box::new(RecordingObserver::new(spec)?),
+    })
 }

@@ -1,1 +1,0 @@
-//! FakeQuantize: placeholder until the fake-quant slice lands.

@@ -1,0 +1,98 @@
+//! `torch.sum` of a contiguous f32 vector, in PyTorch's exact summation order.
+//!
+//! HistogramObserver's search compares sums (the total mass, the error of each candidate
+//! range) and stops at the first strict increase, so a different summation order could in
+//! principle pick different bins. PyTorch's CPU `cascade_sum` on an AVX-512 build (the golden
+//! host) reads 16-float vectors, keeps 4 interleaved vector accumulators (`ilp_factor`), folds
+//! them through 4 cascade levels of 2^max(4, ceil_log2(n)/4) rows, adds the scalar tail into a
+//! fresh accumulator and finally adds the 16 lanes in order. This file reproduces that order
+//! with plain f32 adds.
+
+const W: usize = 16;
+const ILP: usize = 4;
+const LEVELS: usize = 4;
+
+fn add<const N: usize>(a: &mut [f32; N], b: &[f32; N]) {
+    a.iter_mut().zip(b).for_each(|(x, y)| *x += y);
+}
+
+/// `utils::CeilLog2`: 1 for n <= 2.
+fn ceil_log2(n: usize) -> usize {
+    if n <= 2 {
+        1
+    } else {
+        (usize::BITS - (n - 1).leading_zeros()) as usize
+    }
+}
+
+/// `multi_row_sum`: `rows` rows of ILP vectors each, summed per column with cascade levels.
+fn multi_row_sum<const N: usize>(v: &[[f32; N]], rows: usize) -> [[f32; N]; ILP] {
+    let power = 4.max(ceil_log2(rows) / LEVELS);
+    let step = 1usize << power;
+    let mask = step - 1;
+    let mut acc = [[[0f32; N]; ILP]; LEVELS];
+    let mut i = 0;
+    while i + step <= rows {
+        for _ in 0..step {
+            for k in 0..ILP {
+                add(&mut acc[0][k], &v[i * ILP + k]);
+            }
+            i += 1;
+        }
+        for j in 1..LEVELS {
+            let (lower, upper) = acc.split_at_mut(j);
+            for (up, low) in upper[0].iter_mut().zip(lower[j - 1].iter_mut()) {
+                add(up, low);
+                *low = [0.0; N];
+            }
+            if i & (mask << (j * power)) != 0 {
+                break;
+            }
+        }
+    }
+    for r in i..rows {
+        for k in 0..ILP {
+            add(&mut acc[0][k], &v[r * ILP + k]);
+        }
+    }
+    let (first, rest) = acc.split_at_mut(1);
+    for level in rest.iter() {
+        for k in 0..ILP {
+            add(&mut first[0][k], &level[k]);
+        }
+    }
+    first[0]
+}
+
+/// `row_sum` over whole vectors: ILP columns, then the leftover vectors into column 0.
+fn row_sum<const N: usize>(v: &[[f32; N]]) -> [f32; N] {
+    let rows = v.len() / ILP;
+    let mut partial = multi_row_sum(v, rows);
+    for extra in &v[rows * ILP..] {
+        add(&mut partial[0], extra);
+    }
+    let (first, rest) = partial.split_at_mut(1);
+    for p in rest.iter() {
+        add(&mut first[0], p);
+    }
+    first[0]
+}
+
+/// `torch.sum(x)` for a contiguous f32 vector of any length.
+pub(crate) fn torch_sum(x: &[f32]) -> f32 {
+    if x.len() < W {
+        // Shorter than one register: the same cascade over single floats.
+        let (singles, _) = x.as_chunks::<1>();
+        return row_sum(singles)[0];
+    }
+    let (vecs, tail) = x.as_chunks::<W>();
+    let partial = row_sum(vecs);
+    let mut total = 0f32;
+    for &t in tail {
+        total += t;
+    }
+    for p in partial {
+        total += p;
+    }
+    total
+}

@@ -1,1 +1,0 @@
-//! QConfig presets: placeholder until the qconfig slice lands.
