@@ -47,7 +47,9 @@ pub fn choose_quantization_params(
     if straddles && preserve_sparsity {
         let sym_qmin = -((qmax - qmin) / 2 + 1);
         let sym_qmax = (qmax - qmin) / 2;
-        let max_scale = (min as f64 / sym_qmin as f64).abs().max((max as f64 / sym_qmax as f64).abs());
+        let max_scale = (min as f64 / sym_qmin as f64)
+            .abs()
+            .max((max as f64 / sym_qmax as f64).abs());
         min = (max_scale * sym_qmin as f64) as f32;
         max = (max_scale * sym_qmax as f64) as f32;
     }
@@ -75,7 +77,11 @@ pub fn choose_quantization_params(
     let zp_from_max = qmax as f64 - max as f64 / scale;
     let err_min = (qmin as f64).abs() - (min as f64 / scale).abs();
     let err_max = (qmax as f64).abs() - (max as f64 / scale).abs();
-    let mut initial = if err_min < err_max { zp_from_min } else { zp_from_max };
+    let mut initial = if err_min < err_max {
+        zp_from_min
+    } else {
+        zp_from_max
+    };
     if straddles && preserve_sparsity {
         initial = (qmin + qmax) as f64 / 2.0;
     }

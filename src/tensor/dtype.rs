@@ -142,12 +142,18 @@ pub enum QScheme {
 impl QScheme {
     /// True for the per-channel schemes.
     pub const fn is_per_channel(self) -> bool {
-        matches!(self, QScheme::PerChannelAffine | QScheme::PerChannelSymmetric)
+        matches!(
+            self,
+            QScheme::PerChannelAffine | QScheme::PerChannelSymmetric
+        )
     }
 
     /// True for the symmetric schemes.
     pub const fn is_symmetric(self) -> bool {
-        matches!(self, QScheme::PerTensorSymmetric | QScheme::PerChannelSymmetric)
+        matches!(
+            self,
+            QScheme::PerTensorSymmetric | QScheme::PerChannelSymmetric
+        )
     }
 
     /// PyTorch's name (`per_tensor_affine`, ...).

@@ -10,7 +10,11 @@ pub enum QParams {
     /// One scale and zero point for the whole tensor.
     PerTensor { scale: f64, zero_point: i64 },
     /// One scale and zero point per index along `axis`.
-    PerChannel { scales: Vec<f64>, zero_points: Vec<i64>, axis: usize },
+    PerChannel {
+        scales: Vec<f64>,
+        zero_points: Vec<i64>,
+        axis: usize,
+    },
 }
 
 impl QParams {
@@ -26,7 +30,11 @@ impl QParams {
     pub fn channel(&self, c: usize) -> (f64, i64) {
         match self {
             QParams::PerTensor { scale, zero_point } => (*scale, *zero_point),
-            QParams::PerChannel { scales, zero_points, .. } => (scales[c], zero_points[c]),
+            QParams::PerChannel {
+                scales,
+                zero_points,
+                ..
+            } => (scales[c], zero_points[c]),
         }
     }
 
@@ -37,9 +45,16 @@ impl QParams {
                 check_scale(*scale)?;
                 check_zero_point(*zero_point, dtype)
             }
-            QParams::PerChannel { scales, zero_points, axis } => {
+            QParams::PerChannel {
+                scales,
+                zero_points,
+                axis,
+            } => {
                 if *axis >= shape.len() {
-                    return Err(TensorError::AxisOutOfBounds { axis: *axis as i64, ndim: shape.len() });
+                    return Err(TensorError::AxisOutOfBounds {
+                        axis: *axis as i64,
+                        ndim: shape.len(),
+                    });
                 }
                 let axis_len = shape[*axis];
                 if scales.len() != zero_points.len() || scales.len() != axis_len {
@@ -50,7 +65,9 @@ impl QParams {
                     });
                 }
                 scales.iter().try_for_each(|&s| check_scale(s))?;
-                zero_points.iter().try_for_each(|&z| check_zero_point(z, dtype))
+                zero_points
+                    .iter()
+                    .try_for_each(|&z| check_zero_point(z, dtype))
             }
         }
     }
@@ -58,7 +75,11 @@ impl QParams {
 
 /// Rejects scales PyTorch would take but that can only produce garbage (NaN, inf, 0, negative).
 pub(crate) fn check_scale(scale: f64) -> Result<(), TensorError> {
-    if scale.is_finite() && scale > 0.0 { Ok(()) } else { Err(TensorError::BadScale { scale }) }
+    if scale.is_finite() && scale > 0.0 {
+        Ok(())
+    } else {
+        Err(TensorError::BadScale { scale })
+    }
 }
 
 /// Rejects a zero point that the storage type cannot represent.

@@ -105,7 +105,11 @@ fn check_len(shape: &[usize], got: usize) -> Result<(), TensorError> {
     if expected == got {
         Ok(())
     } else {
-        Err(TensorError::ShapeMismatch { shape: shape.to_vec(), expected, got })
+        Err(TensorError::ShapeMismatch {
+            shape: shape.to_vec(),
+            expected,
+            got,
+        })
     }
 }
 
@@ -118,14 +122,32 @@ fn filled<T: QInt>(n: usize, kernel: impl FnOnce(&mut [T])) -> Vec<T> {
 
 impl QTensor {
     /// Wraps integers (row-major, contiguous) with qparams, checking every argument.
-    pub fn from_int_repr(storage: QStorage, shape: &[usize], qparams: QParams) -> Result<QTensor, TensorError> {
+    pub fn from_int_repr(
+        storage: QStorage,
+        shape: &[usize],
+        qparams: QParams,
+    ) -> Result<QTensor, TensorError> {
         check_len(shape, storage.len())?;
         qparams.validate(storage.dtype(), shape)?;
-        Ok(QTensor::from_parts_unchecked(storage, shape.to_vec(), qparams))
+        Ok(QTensor::from_parts_unchecked(
+            storage,
+            shape.to_vec(),
+            qparams,
+        ))
     }
 
-    pub(crate) fn from_parts_unchecked(storage: QStorage, shape: Vec<usize>, qparams: QParams) -> QTensor {
-        QTensor { qparams, strides: contiguous_strides(&shape), shape, offset: 0, storage: Arc::new(storage) }
+    pub(crate) fn from_parts_unchecked(
+        storage: QStorage,
+        shape: Vec<usize>,
+        qparams: QParams,
+    ) -> QTensor {
+        QTensor {
+            qparams,
+            strides: contiguous_strides(&shape),
+            shape,
+            offset: 0,
+            storage: Arc::new(storage),
+        }
     }
 
     /// `torch.quantize_per_tensor(x, scale, zero_point, dtype)` on row-major `x` of `shape`.
@@ -141,11 +163,21 @@ impl QTensor {
         check_zero_point(zero_point, dtype)?;
         let z = zero_point as i32;
         let storage = match dtype {
-            QDType::QUInt8 => QStorage::U8(filled(x.len(), |o| simd::quantize_per_tensor(x, o, scale, z))),
-            QDType::QInt8 => QStorage::I8(filled(x.len(), |o| simd::quantize_per_tensor(x, o, scale, z))),
-            QDType::QInt32 => QStorage::I32(filled(x.len(), |o| simd::quantize_per_tensor(x, o, scale, z))),
+            QDType::QUInt8 => QStorage::U8(filled(x.len(), |o| {
+                simd::quantize_per_tensor(x, o, scale, z)
+            })),
+            QDType::QInt8 => QStorage::I8(filled(x.len(), |o| {
+                simd::quantize_per_tensor(x, o, scale, z)
+            })),
+            QDType::QInt32 => QStorage::I32(filled(x.len(), |o| {
+                simd::quantize_per_tensor(x, o, scale, z)
+            })),
         };
-        Ok(QTensor::from_parts_unchecked(storage, shape.to_vec(), QParams::PerTensor { scale, zero_point }))
+        Ok(QTensor::from_parts_unchecked(
+            storage,
+            shape.to_vec(),
+            QParams::PerTensor { scale, zero_point },
+        ))
     }
 
     /// `torch.quantize_per_channel(x, scales, zero_points, axis, dtype)`; `axis` may be negative.
@@ -159,22 +191,30 @@ impl QTensor {
     ) -> Result<QTensor, TensorError> {
         check_len(shape, x.len())?;
         let axis = super::qparams::resolve_axis(axis, shape.len())?;
-        let qparams = QParams::PerChannel { scales: scales.to_vec(), zero_points: zero_points.to_vec(), axis };
+        let qparams = QParams::PerChannel {
+            scales: scales.to_vec(),
+            zero_points: zero_points.to_vec(),
+            axis,
+        };
         qparams.validate(dtype, shape)?;
         let layout = ChannelLayout::of(shape, axis);
         let n = x.len();
         let storage = match dtype {
-            QDType::QUInt8 => {
-                QStorage::U8(filled(n, |o| simd::quantize_per_channel(x, o, layout, scales, zero_points)))
-            }
-            QDType::QInt8 => {
-                QStorage::I8(filled(n, |o| simd::quantize_per_channel(x, o, layout, scales, zero_points)))
-            }
-            QDType::QInt32 => {
-                QStorage::I32(filled(n, |o| simd::quantize_per_channel(x, o, layout, scales, zero_points)))
-            }
+            QDType::QUInt8 => QStorage::U8(filled(n, |o| {
+                simd::quantize_per_channel(x, o, layout, scales, zero_points)
+            })),
+            QDType::QInt8 => QStorage::I8(filled(n, |o| {
+                simd::quantize_per_channel(x, o, layout, scales, zero_points)
+            })),
+            QDType::QInt32 => QStorage::I32(filled(n, |o| {
+                simd::quantize_per_channel(x, o, layout, scales, zero_points)
+            })),
         };
-        Ok(QTensor::from_parts_unchecked(storage, shape.to_vec(), qparams))
+        Ok(QTensor::from_parts_unchecked(
+            storage,
+            shape.to_vec(),
+            qparams,
+        ))
     }
 
     /// `torch.quantize_per_tensor_dynamic(x, dtype, reduce_range)`: qparams chosen from the
@@ -186,7 +226,14 @@ impl QTensor {
         reduce_range: bool,
     ) -> Result<QTensor, TensorError> {
         let (min, max) = min_max(x);
-        let chosen = choose_quantization_params(min, max, dtype.qmin() as i32, dtype.qmax() as i32, false, reduce_range)?;
+        let chosen = choose_quantization_params(
+            min,
+            max,
+            dtype.qmin() as i32,
+            dtype.qmax() as i32,
+            false,
+            reduce_range,
+        )?;
         QTensor::quantize_per_tensor(x, shape, chosen.scale, chosen.zero_point as i64, dtype)
     }
 
@@ -276,11 +323,17 @@ impl QTensor {
     }
 
     fn not_per_tensor(&self, op: &'static str) -> TensorError {
-        TensorError::Unsupported { op, what: "a per-channel quantized tensor".into() }
+        TensorError::Unsupported {
+            op,
+            what: "a per-channel quantized tensor".into(),
+        }
     }
 
     fn not_per_channel(&self, op: &'static str) -> TensorError {
-        TensorError::Unsupported { op, what: "a per-tensor quantized tensor".into() }
+        TensorError::Unsupported {
+            op,
+            what: "a per-tensor quantized tensor".into(),
+        }
     }
 
     /// True when the elements are laid out row-major without gaps from the offset on.
@@ -295,7 +348,9 @@ impl QTensor {
 
     /// The integers in logical row-major order, widened to i32.
     pub fn int_values(&self) -> Vec<i32> {
-        self.storage_indices().map(|i| self.storage.get(i)).collect()
+        self.storage_indices()
+            .map(|i| self.storage.get(i))
+            .collect()
     }
 
     /// `int_repr()`: the stored integers, contiguous, in their own storage type.
@@ -303,7 +358,10 @@ impl QTensor {
         if self.is_contiguous() && self.offset == 0 && self.storage.len() == self.numel() {
             return (*self.storage).clone();
         }
-        QStorage::from_i32(self.dtype(), self.storage_indices().map(|i| self.storage.get(i)))
+        QStorage::from_i32(
+            self.dtype(),
+            self.storage_indices().map(|i| self.storage.get(i)),
+        )
     }
 
     /// `dequantize()`: row-major f32 values (per-tensor in f32, per-channel through f64).
@@ -322,14 +380,24 @@ impl QTensor {
         match &self.qparams {
             QParams::PerTensor { scale, zero_point } => {
                 let (s, z) = (*scale as f32, *zero_point as i32);
-                self.storage_indices().map(|i| dequantize_val(self.storage.get(i), z, s)).collect()
+                self.storage_indices()
+                    .map(|i| dequantize_val(self.storage.get(i), z, s))
+                    .collect()
             }
-            QParams::PerChannel { scales, zero_points, axis } => {
+            QParams::PerChannel {
+                scales,
+                zero_points,
+                axis,
+            } => {
                 let mut out = Vec::with_capacity(self.numel());
                 let mut idx = vec![0usize; self.ndim()];
                 for pos in self.storage_indices() {
                     let c = idx[*axis];
-                    out.push(dequantize_val_per_channel(self.storage.get(pos), zero_points[c], scales[c]));
+                    out.push(dequantize_val_per_channel(
+                        self.storage.get(pos),
+                        zero_points[c],
+                        scales[c],
+                    ));
                     advance(&mut idx, &self.shape);
                 }
                 out
@@ -344,7 +412,11 @@ impl QTensor {
             QParams::PerTensor { scale, zero_point } => {
                 simd::dequantize_per_tensor(q, &mut out, *scale, *zero_point as i32)
             }
-            QParams::PerChannel { scales, zero_points, axis } => {
+            QParams::PerChannel {
+                scales,
+                zero_points,
+                axis,
+            } => {
                 let layout = ChannelLayout::of(&self.shape, *axis);
                 simd::dequantize_per_channel(q, &mut out, layout, scales, zero_points)
             }
@@ -361,13 +433,37 @@ impl QTensor {
     }
 
     /// Builds a view of this tensor's storage with another layout and qparams.
-    pub(crate) fn view_with(&self, shape: Vec<usize>, strides: Vec<usize>, offset: usize, qparams: QParams) -> QTensor {
-        QTensor { qparams, shape, strides, offset, storage: Arc::clone(&self.storage) }
+    pub(crate) fn view_with(
+        &self,
+        shape: Vec<usize>,
+        strides: Vec<usize>,
+        offset: usize,
+        qparams: QParams,
+    ) -> QTensor {
+        QTensor {
+            qparams,
+            shape,
+            strides,
+            offset,
+            storage: Arc::clone(&self.storage),
+        }
     }
 
     /// A tensor over new storage with the given layout (resize grows storage this way).
-    pub(crate) fn from_layout(storage: QStorage, shape: Vec<usize>, strides: Vec<usize>, offset: usize, qparams: QParams) -> QTensor {
-        QTensor { qparams, shape, strides, offset, storage: Arc::new(storage) }
+    pub(crate) fn from_layout(
+        storage: QStorage,
+        shape: Vec<usize>,
+        strides: Vec<usize>,
+        offset: usize,
+        qparams: QParams,
+    ) -> QTensor {
+        QTensor {
+            qparams,
+            shape,
+            strides,
+            offset,
+            storage: Arc::new(storage),
+        }
     }
 
     /// Storage for writing: copy-on-write, so views made earlier keep the old integers.
@@ -381,7 +477,12 @@ impl QTensor {
     }
 
     /// A new contiguous tensor with the same qparams and the given integers and shape.
-    pub(crate) fn with_values(&self, values: impl IntoIterator<Item = i32>, shape: Vec<usize>, qparams: QParams) -> QTensor {
+    pub(crate) fn with_values(
+        &self,
+        values: impl IntoIterator<Item = i32>,
+        shape: Vec<usize>,
+        qparams: QParams,
+    ) -> QTensor {
         QTensor::from_parts_unchecked(QStorage::from_i32(self.dtype(), values), shape, qparams)
     }
 }
@@ -410,7 +511,13 @@ pub struct StorageIndices<'a> {
 
 impl<'a> StorageIndices<'a> {
     fn new(shape: &'a [usize], strides: &'a [usize], offset: usize) -> Self {
-        StorageIndices { shape, strides, idx: vec![0; shape.len()], pos: offset, remaining: numel(shape) }
+        StorageIndices {
+            shape,
+            strides,
+            idx: vec![0; shape.len()],
+            pos: offset,
+            remaining: numel(shape),
+        }
     }
 }
 

@@ -20,7 +20,11 @@ pub fn inv_scale(scale: f64) -> f32 {
 #[inline(always)]
 pub fn quantize_val_8bit(x: f32, inv: f32, zero_point: i32, qmin: i32, qmax: i32) -> i32 {
     let v = x * inv;
-    let v = if v.is_nan() || v > CLIP_BELOW_2_31 { CLIP_BELOW_2_31 } else { v };
+    let v = if v.is_nan() || v > CLIP_BELOW_2_31 {
+        CLIP_BELOW_2_31
+    } else {
+        v
+    };
     // `as` saturates: below -2^31 (and -inf) becomes i32::MIN, like cvtps2dq's overflow value.
     let r = v.round_ties_even() as i32;
     r.wrapping_add(zero_point).clamp(qmin, qmax)
@@ -37,7 +41,11 @@ pub fn quantize_val_i32(x: f32, inv: f32, zero_point: i32) -> i32 {
 #[inline(always)]
 pub fn quantize_val_per_channel(x: f32, inv: f32, zero_point: i32, qmin: i32, qmax: i32) -> i32 {
     let t = (zero_point as f32) + (x * inv).round_ties_even();
-    if t.is_nan() { 0 } else { t.clamp(qmin as f32, qmax as f32) as i32 }
+    if t.is_nan() {
+        0
+    } else {
+        t.clamp(qmin as f32, qmax as f32) as i32
+    }
 }
 
 /// Per-tensor dequantize of one value: exact wrapping subtract, then one f32 multiply.
