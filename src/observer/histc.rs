@@ -159,21 +159,26 @@ fn stride(bins: usize) -> usize {
 /// Splits the sub-histogram buffer into its LANES arrays.
 #[inline(always)]
 fn lanes(sub: &mut [Counter], stride: usize) -> [&mut [Counter]; LANES] {
-    let (a, rest) = sub.split_at_mut(stride);
-    let (b, rest) = rest.split_at_mut(stride);
-    let (c, d) = rest.split_at_mut(stride);
-    [a, b, c, d]
+    let mut it = sub.chunks_exact_mut(stride);
+    std::array::from_fn(|_| it.next().unwrap_or_default())
 }
 
 /// Adds the slots of whole groups of LANES elements to the sub-histograms, element `i` to
 /// array `i % LANES`.
+///
+/// # Safety
+/// Every slot must be a valid index into every lane array (at most `bins`). The vector kernels
+/// guarantee it by construction: in-range lanes hold `trunc(min(q, bins-1))` with `q >= 0`, and
+/// out-of-range lanes hold the scratch slot `bins`. Skipping the bounds checks measured about
+/// 5 % of the kernel's time (2 or 8 sub-histograms instead of 4 measured slower).
 #[inline(always)]
-fn bump(slots: &[u32], lanes: &mut [&mut [Counter]; LANES]) {
+unsafe fn bump(slots: &[u32], lanes: &mut [&mut [Counter]; LANES]) {
     for g in slots.chunks_exact(LANES) {
-        lanes[0][g[0] as usize] += 1;
-        lanes[1][g[1] as usize] += 1;
-        lanes[2][g[2] as usize] += 1;
-        lanes[3][g[3] as usize] += 1;
+        for (lane, &slot) in lanes.iter_mut().zip(g) {
+            debug_assert!((slot as usize) < lane.len());
+            // SAFETY: see the function's contract.
+            unsafe { *lane.get_unchecked_mut(slot as usize) += 1 };
+        }
     }
 }
 
@@ -234,7 +239,8 @@ mod x86 {
                 }
                 // Read the slots back from memory (see the AVX-512 kernel).
                 std::hint::black_box(&mut slots);
-                bump(&slots, &mut l);
+                // SAFETY: every slot is at most `bins` (see `bump`).
+                unsafe { bump(&slots, &mut l) };
             }
         }
         let (mut mins, mut maxs) = ([0f32; 8], [0f32; 8]);
@@ -289,7 +295,8 @@ mod x86 {
                 // Read the slots back from memory: left to itself the compiler extracts them from
                 // the zmm register lane by lane, which measured several times slower on Zen 4.
                 std::hint::black_box(&mut slots);
-                bump(&slots, &mut l);
+                // SAFETY: every slot is at most `bins` (see `bump`).
+                unsafe { bump(&slots, &mut l) };
             }
         }
         let vec_seen = Seen {
