@@ -97,7 +97,7 @@ proptest! {
             8 => -10.0f32..10.0,
             1 => Just(f32::NAN), 1 => Just(f32::INFINITY), 1 => Just(f32::NEG_INFINITY),
             1 => Just(-4.0f32), 1 => Just(4.0f32), 1 => any::<f32>(),
-        ], 0..200),
+        ], 0..1500),
         lo in -6.0f32..0.0, width in prop_oneof![Just(0.0f32), 1e-6f32..12.0], bins in 1usize..300,
     ) {
         let want = histc_on(&data, bins, lo, lo + width, Isa::Scalar).unwrap();
