@@ -115,7 +115,8 @@ pub(crate) fn histc(x: &[f32], binning: Binning, isa: Isa) -> (Vec<f32>, Seen) {
 pub struct Binned {
     /// The f32 counts per bin.
     pub counts: Vec<f32>,
-    /// Extremes of the non-NaN elements (+inf / -inf when there were none).
+    /// Extremes of the non-NaN elements (+inf / -inf when there were none). Only their values
+    /// are specified: which zero is reported when both -0.0 and 0.0 occur may differ by tier.
     pub min: f32,
     pub max: f32,
     /// Whether any element was NaN.
@@ -188,8 +189,13 @@ fn count_scalar(x: &[f32], b: &Binning, sub: &mut [Counter]) -> Seen {
     let l = lanes(sub, stride(b.bins));
     let mut seen = Seen::EMPTY;
     for (i, &v) in x.iter().enumerate() {
-        seen.min = seen.min.min(v);
-        seen.max = seen.max.max(v);
+        // Plain comparisons: NaN never wins, like minps/maxps in the vector tiers.
+        if v < seen.min {
+            seen.min = v;
+        }
+        if v > seen.max {
+            seen.max = v;
+        }
         seen.nan |= v.is_nan();
         l[i % LANES][b.slot(v)] += 1;
     }
