@@ -1,5 +1,6 @@
-//! Observer throughput: MinMaxObserver and HistogramObserver forward over 4M floats, and
-//! HistogramObserver calculate_qparams over a realistic 2048-bin histogram.
+//! Observer throughput: MinMaxObserver and HistogramObserver forward over 4M floats, the histc
+//! binning kernel alone per ISA tier, and HistogramObserver calculate_qparams over a realistic
+//! 2048-bin histogram.
 //!
 //! Data are normal-ish (sum of four uniforms from a fixed xorshift), so runs are reproducible
 //! without extra crates. PyTorch 2.x on the golden host, single thread, for comparison:

@@ -8,6 +8,10 @@
 //! Infinite values are dropped (PyTorch warns and filters them); NaN makes PyTorch's `histc`
 //! raise, so it is a `BadInput` error here and the statistics stay untouched.
 //!
+//! A batch inside the known range (the steady state) costs one pass: it is binned against the
+//! current range while the same pass watches its extremes and NaN; only a batch that widens the
+//! range (or the first one) takes the PyTorch order of min/max first, then binning.
+//!
 //! The same statistics feed four calibrators, chosen by the spec's kind: PyTorch's L2 search
 //! (`histogram`), and the qlab extensions `percentile`, `entropy` and `mse`.
 

@@ -32,7 +32,7 @@ pub use per_channel::{
 pub use placeholder::{NoopObserver, PlaceholderObserver};
 pub use qparams::{qparams_from_min_max, qparams_from_stats};
 pub use recording::{Recorded, RecordingObserver};
-pub use spec::{ALL_KINDS, ObserverKind, ObserverSpec, QRange};
+pub use spec::{ALL_KINDS, MAX_BINS, MAX_UPSAMPLE, ObserverKind, ObserverSpec, QRange};
 
 use crate::tensor::{QDType, QParams, QScheme};
 use std::any::Any;

@@ -15,6 +15,7 @@
 use super::torch_sum::torch_sum;
 
 /// `torch.cumsum` of f32: accumulated in f64 (`acc_type<float>` on CPU), each prefix rounded.
+/// From source reading; the golden cases pass with an f32 accumulator too.
 pub(crate) fn cumsum(hist: &[f32]) -> Vec<f32> {
     let mut acc = 0f64;
     hist.iter()

@@ -425,12 +425,7 @@ impl ObserverSpec {
             if self.dtype.quantized().is_some() && self.has_customized_qrange() {
                 self.quant_range()?;
             }
-            return match (kind, self.dtype) {
-                (ObserverKind::Noop, DType::QInt32) => {
-                    Err(invalid("noop dtype must not be qint32".into()))
-                }
-                _ => Ok(()),
-            };
+            return Ok(());
         }
         let dtype = self.qdtype()?;
         if kind.is_per_channel() != self.qscheme.is_per_channel() {
