@@ -64,7 +64,7 @@ pub struct LstmParams {
 }
 
 /// Max / average pooling over the spatial dims of NC[H]W.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct PoolParams {
     pub kernel: Vec<usize>,
     pub stride: Vec<usize>,

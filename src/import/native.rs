@@ -66,17 +66,6 @@ impl JsonF32 {
     }
 }
 
-#[derive(Debug, Serialize, Deserialize)]
-struct PoolRecord {
-    kernel: Vec<usize>,
-    stride: Vec<usize>,
-    pad_begin: Vec<usize>,
-    pad_end: Vec<usize>,
-    dilation: Vec<usize>,
-    ceil_mode: bool,
-    count_include_pad: bool,
-}
-
 /// An op's attributes; its tensors live in the safetensors file.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
@@ -111,8 +100,8 @@ enum OpRecord {
     Softmax {
         axis: i64,
     },
-    MaxPool(PoolRecord),
-    AvgPool(PoolRecord),
+    MaxPool(PoolParams),
+    AvgPool(PoolParams),
     GlobalAvgPool,
     Add,
     Sub,
@@ -174,30 +163,6 @@ struct GraphRecord {
     outputs: Vec<String>,
     nodes: Vec<NodeRecord>,
     constants: Vec<String>,
-}
-
-fn pool_record(p: &PoolParams) -> PoolRecord {
-    PoolRecord {
-        kernel: p.kernel.clone(),
-        stride: p.stride.clone(),
-        pad_begin: p.pad_begin.clone(),
-        pad_end: p.pad_end.clone(),
-        dilation: p.dilation.clone(),
-        ceil_mode: p.ceil_mode,
-        count_include_pad: p.count_include_pad,
-    }
-}
-
-fn pool_params(r: PoolRecord) -> PoolParams {
-    PoolParams {
-        kernel: r.kernel,
-        stride: r.stride,
-        pad_begin: r.pad_begin,
-        pad_end: r.pad_end,
-        dilation: r.dilation,
-        ceil_mode: r.ceil_mode,
-        count_include_pad: r.count_include_pad,
-    }
 }
 
 /// The suffix PyTorch gives LSTM parameters of direction `d`.
@@ -270,8 +235,8 @@ fn record(node: &Node, tensors: &mut Vec<(String, Value)>) -> OpRecord {
         Op::Sigmoid => OpRecord::Sigmoid,
         Op::Tanh => OpRecord::Tanh,
         Op::Softmax { axis } => OpRecord::Softmax { axis: *axis },
-        Op::MaxPool(p) => OpRecord::MaxPool(pool_record(p)),
-        Op::AvgPool(p) => OpRecord::AvgPool(pool_record(p)),
+        Op::MaxPool(p) => OpRecord::MaxPool(p.clone()),
+        Op::AvgPool(p) => OpRecord::AvgPool(p.clone()),
         Op::GlobalAvgPool => OpRecord::GlobalAvgPool,
         Op::Add => OpRecord::Add,
         Op::Sub => OpRecord::Sub,
@@ -557,8 +522,8 @@ fn rebuild(rec: OpRecord, node: &str, t: &Tensors) -> Result<Op, NativeError> {
         OpRecord::Sigmoid => Op::Sigmoid,
         OpRecord::Tanh => Op::Tanh,
         OpRecord::Softmax { axis } => Op::Softmax { axis },
-        OpRecord::MaxPool(p) => Op::MaxPool(pool_params(p)),
-        OpRecord::AvgPool(p) => Op::AvgPool(pool_params(p)),
+        OpRecord::MaxPool(p) => Op::MaxPool(p),
+        OpRecord::AvgPool(p) => Op::AvgPool(p),
         OpRecord::GlobalAvgPool => Op::GlobalAvgPool,
         OpRecord::Add => Op::Add,
         OpRecord::Sub => Op::Sub,

@@ -5,30 +5,10 @@ use ndarray::{ArrayD, IxDyn};
 
 /// The broadcast shape of two shapes, or an error naming the node.
 fn broadcast_shape(node: &str, a: &[usize], b: &[usize]) -> Result<Vec<usize>, GraphError> {
-    let n = a.len().max(b.len());
-    (0..n)
-        .map(|i| {
-            let da = if i + a.len() >= n {
-                a[i + a.len() - n]
-            } else {
-                1
-            };
-            let db = if i + b.len() >= n {
-                b[i + b.len() - n]
-            } else {
-                1
-            };
-            match (da, db) {
-                (x, y) if x == y => Ok(x),
-                (1, y) => Ok(y),
-                (x, 1) => Ok(x),
-                _ => Err(GraphError::Shape {
-                    node: node.into(),
-                    detail: format!("cannot broadcast {a:?} with {b:?}"),
-                }),
-            }
-        })
-        .collect()
+    crate::tensor::broadcast_shape(a, b).ok_or_else(|| GraphError::Shape {
+        node: node.into(),
+        detail: format!("cannot broadcast {a:?} with {b:?}"),
+    })
 }
 
 fn apply<T: Copy + 'static>(
