@@ -2,10 +2,13 @@
 //! `add_scalar`, `mul_scalar`, and `QFunctional`, the converted form of `FloatFunctional`.
 //!
 //! Engine rules (NUMERICS §6.4, confirmed on every golden case):
-//! * add on fbgemm / x86, and qint8 add on qnnpack: float path — split dequantize (fma body,
+//! * add on fbgemm / x86: float path — split dequantize (fma body,
 //!   `(q - z)·s` tail), f32 sum, optional ReLU, vector quantize.
 //! * quint8 add on qnnpack: QNNPACK's fixed point (Q21 multipliers, shift right rounding half
 //!   away from zero).
+//! * qint8 add on qnnpack: XNNPACK's fixed point (Q20 multipliers, rounds half up). PyTorch
+//!   routes it there (`qadd` in BinaryOps.cpp); the single golden qint8 case is matched by this
+//!   rule and by the float path alike.
 //! * mul (every engine): integer product of zero-point-relative values, requantized by
 //!   `RNE(f32(p) · f32(f32(s_a·s_b) · 1/s_y)) + z_y`.
 //! * cat: dequantize every input, concatenate, quantize with the output qparams.
@@ -17,7 +20,7 @@
 use super::QnnError;
 use super::pointwise::{Operand, Requantize, SplitDequant, output, same_dtype};
 use crate::engine::{Engine, Numerics};
-use crate::tensor::{QParams, QTensor};
+use crate::tensor::{QDType, QParams, QTensor};
 
 /// `nn.quantized.QFunctional`: the output qparams its binary ops requantize to.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -109,9 +112,13 @@ pub fn add(
     let op = if relu { "add_relu" } else { "add" };
     let (ao, bo) = binary_operands(op, a, b, scale, zero_point)?;
     let (qa, qb) = (a.int_values(), b.int_values());
-    let values = if numerics.engine == Engine::Qnnpack && ao.dtype == crate::tensor::QDType::QUInt8
-    {
-        let fixed = QnnpackAdd::new(op, &ao, &bo, scale, zero_point as i32, relu)?;
+    let values = if numerics.engine == Engine::Qnnpack {
+        // PyTorch's qnnpack engine adds quint8 in QNNPACK and qint8 in XNNPACK.
+        let rule = match ao.dtype {
+            QDType::QUInt8 => MobileAdd::Qnnpack,
+            _ => MobileAdd::Xnnpack,
+        };
+        let fixed = FixedPointAdd::new(op, rule, &ao, &bo, zero_point as i32, scale, relu)?;
         qa.iter()
             .zip(&qb)
             .map(|(&x, &y)| fixed.apply(x, y))
@@ -130,24 +137,39 @@ pub fn add(
     output(ao.dtype, values, a.shape(), scale, zero_point)
 }
 
-/// QNNPACK's fixed-point quint8 add (`pytorch_qnnp_compute_add_quantization_params`).
+/// The two fixed-point adds behind PyTorch's qnnpack engine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum MobileAdd {
+    /// QNNPACK (quint8): Q21 multipliers, shift right rounding half away from zero.
+    Qnnpack,
+    /// XNNPACK (qint8): Q20 multipliers, a rounding bias of half, then an arithmetic shift
+    /// (rounds half up).
+    Xnnpack,
+}
+
+/// `acc = bias + qa·ma + qb·mb` in wrapping i32, shifted right and offset by the zero point.
+/// Multipliers are `RNE(s_in/s_y · 2^shift)` (f32 ratios), with `shift` chosen so the larger one
+/// fills the rule's multiplier bits.
 #[derive(Debug, Clone, Copy, PartialEq)]
-struct QnnpackAdd {
+struct FixedPointAdd {
+    rule: MobileAdd,
     a_mult: i32,
     b_mult: i32,
-    zero_product: i32,
+    bias: i32,
     shift: u32,
     zero_point: i32,
     lo: i32,
+    hi: i32,
 }
 
-impl QnnpackAdd {
+impl FixedPointAdd {
     fn new(
         op: &'static str,
+        rule: MobileAdd,
         a: &Operand,
         b: &Operand,
-        scale: f64,
         zero_point: i32,
+        scale: f64,
         relu: bool,
     ) -> Result<Self, QnnError> {
         let sy = scale as f32;
@@ -161,36 +183,50 @@ impl QnnpackAdd {
                 ),
             });
         }
-        // The largest ratio's multiplier lands in [2^21, 2^22); both are scaled by the same shift.
+        let bits = match rule {
+            MobileAdd::Qnnpack => 21,
+            MobileAdd::Xnnpack => 20,
+        };
         let exponent = ((ra.max(rb).to_bits() >> 23) as i32) - 127;
-        let shift = (21 - exponent) as u32;
+        let shift = (bits - exponent) as u32;
+        // Scaling by 2^shift is exact in f32; only the conversion rounds (lrintf: ties to even).
         let scale_up = |r: f32| (r * 2f32.powi(shift as i32)).round_ties_even() as i32;
         let (a_mult, b_mult) = (scale_up(ra), scale_up(rb));
         let zero_product = a_mult
             .wrapping_mul(a.zero_point)
-            .wrapping_add(b_mult.wrapping_mul(b.zero_point))
-            .wrapping_neg();
-        Ok(QnnpackAdd {
+            .wrapping_add(b_mult.wrapping_mul(b.zero_point));
+        let rounding = match rule {
+            MobileAdd::Qnnpack => 0,
+            MobileAdd::Xnnpack => 1 << (shift - 1),
+        };
+        Ok(FixedPointAdd {
+            rule,
             a_mult,
             b_mult,
-            zero_product,
+            bias: rounding - zero_product,
             shift,
             zero_point,
-            lo: if relu { zero_point } else { 0 },
+            lo: if relu { zero_point } else { a.qmin() },
+            hi: a.qmax(),
         })
     }
 
     #[inline]
     fn apply(&self, qa: i32, qb: i32) -> i32 {
         let acc = self
-            .zero_product
+            .bias
             .wrapping_add(qa * self.a_mult)
             .wrapping_add(qb * self.b_mult);
-        let mask = ((1u32 << self.shift) - 1) as i32;
-        // Shift right rounding half away from zero: the remainder of a negative sum is biased by -1.
-        let rem = (acc & mask) - i32::from(acc < 0);
-        let q = (acc >> self.shift) + i32::from(rem > (mask >> 1));
-        (q + self.zero_point).clamp(self.lo, 255)
+        let q = match self.rule {
+            MobileAdd::Xnnpack => acc >> self.shift,
+            MobileAdd::Qnnpack => {
+                let mask = ((1u32 << self.shift) - 1) as i32;
+                // The remainder of a negative sum is biased by -1 so that halves round away from 0.
+                let rem = (acc & mask) - i32::from(acc < 0);
+                (acc >> self.shift) + i32::from(rem > (mask >> 1))
+            }
+        };
+        (q + self.zero_point).clamp(self.lo, self.hi)
     }
 }
 
@@ -350,7 +386,7 @@ mod tests {
     use super::*;
     use crate::engine::HostProfile;
     use crate::qnn::pointwise::VECTOR_LANES;
-    use crate::tensor::{QDType, QStorage};
+    use crate::tensor::QStorage;
 
     fn q(dtype: QDType, values: &[i32], shape: &[usize], scale: f64, zero_point: i64) -> QTensor {
         QTensor::from_int_repr(
@@ -418,6 +454,20 @@ mod tests {
             engine(Engine::Fbgemm),
         );
         assert_eq!(y.unwrap().int_values(), vec![9]);
+    }
+
+    #[test]
+    fn qnnpack_engine_adds_qint8_like_xnnpack() {
+        // 2.5 and -1.5: XNNPACK rounds half up (3, -1), the float path half to even (2, -2).
+        let a = q(QDType::QInt8, &[5, -3], &[2], 0.5, 0);
+        let b = q(QDType::QInt8, &[0, 0], &[2], 0.5, 0);
+        let y = add(&a, &b, 1.0, 0, false, engine(Engine::Qnnpack)).unwrap();
+        assert_eq!(y.int_values(), vec![3, -1]);
+        let y = add(&a, &b, 1.0, 0, false, engine(Engine::Fbgemm)).unwrap();
+        assert_eq!(y.int_values(), vec![2, -2]);
+        // Scale ratios outside [2^-10, 2^8) are rejected, as QNNPACK / XNNPACK do.
+        let r = add(&a, &b, 1e-4, 0, false, engine(Engine::Qnnpack));
+        assert!(matches!(r, Err(QnnError::InvalidParam { .. })));
     }
 
     #[test]
