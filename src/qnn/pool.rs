@@ -15,7 +15,7 @@
 //! Evidence (golden `qops_*`): `avg_pool2d_0_qint8` (z = 5, divisor 4) matches the NCHW rule on
 //! all engines and mismatches the NHWC rule on 11 of 54 outputs; `avg_pool2d_2/6_quint8` match
 //! the QNNPACK rule on qnnpack only; `adaptive_avg_pool2d_3x2_qint8` matches the NCHW rule on all
-//! engines (4 of 36 differ under NHWC).
+//! engines (4 of 36 differ under NHWC; its qint8 input keeps it off QNNPACK).
 
 use super::QnnError;
 use super::pointwise::{Operand, output};
@@ -105,8 +105,8 @@ impl AdaptiveAvgPool2d {
         }
     }
 
-    pub fn forward(&self, x: &QTensor) -> Result<QTensor, QnnError> {
-        adaptive_avg_pool2d(x, self)
+    pub fn forward(&self, x: &QTensor, numerics: Numerics) -> Result<QTensor, QnnError> {
+        adaptive_avg_pool2d(x, self, numerics)
     }
 }
 
@@ -251,6 +251,18 @@ fn generic_average(layout: Layout, sum: i64, n: i64, div: i64, z: i64) -> i64 {
     }
 }
 
+/// QNNPACK's requant scale for a window of `window` taps: `s_in / (s_out · window)` in f32
+/// (the output keeps the input's scale).
+fn qnnpack_scale(scale: f64, window: usize) -> f32 {
+    let s = scale as f32;
+    s / (s * window as f32)
+}
+
+/// QNNPACK's average: `z + RNE(f32(S - z·n) · scale)`; padded taps hold `z` and cancel out.
+fn qnnpack_average(sum: i64, n: i64, z: i64, scale: f32) -> i64 {
+    z + (((sum - z * n) as f32) * scale).round_ties_even() as i64
+}
+
 /// `quantized::avg_pool2d` on `numerics`' engine (rules in the module docs).
 pub fn avg_pool2d(x: &QTensor, p: &AvgPool2d, numerics: Numerics) -> Result<QTensor, QnnError> {
     const OP: &str = "avg_pool2d";
@@ -276,9 +288,7 @@ pub fn avg_pool2d(x: &QTensor, p: &AvgPool2d, numerics: Numerics) -> Result<QTen
         aw.output_len(OP, p.ceil_mode)?,
     );
     let qnnpack = numerics.engine == Engine::Qnnpack && xo.dtype == QDType::QUInt8 && !p.ceil_mode;
-    // QNNPACK's requant scale is f32(s_in / s_out) / window; the output keeps the input's scale.
-    let window = (p.kernel[0] * p.kernel[1]) as i64;
-    let qnnpack_scale = 1.0 / window as f32;
+    let qnnpack_scale = qnnpack_scale(xo.scale, p.kernel[0] * p.kernel[1]);
     let z = xo.zero_point as i64;
     let q = x.int_values();
     let mut values = Vec::with_capacity(planes * oh * ow);
@@ -295,7 +305,7 @@ pub fn avg_pool2d(x: &QTensor, p: &AvgPool2d, numerics: Numerics) -> Result<QTen
                     .sum();
                 let n = ((r1 - r0) * (c1 - c0)) as i64;
                 let y = if qnnpack {
-                    z + (((sum - z * n) as f32) * qnnpack_scale).round_ties_even() as i64
+                    qnnpack_average(sum, n, z, qnnpack_scale)
                 } else {
                     let div = p.divisor_override.unwrap_or(if p.count_include_pad {
                         (wh.1 - wh.0) * (ww.1 - ww.0)
@@ -318,8 +328,14 @@ pub fn avg_pool2d(x: &QTensor, p: &AvgPool2d, numerics: Numerics) -> Result<QTen
 }
 
 /// `quantized::adaptive_avg_pool2d`: window `[floor(o·L/O), ceil((o+1)·L/O))`, averaged by the
-/// generic rule of `layout` (the same on every engine in the golden data).
-pub fn adaptive_avg_pool2d(x: &QTensor, p: &AdaptiveAvgPool2d) -> Result<QTensor, QnnError> {
+/// generic rule of `layout`. On qnnpack, quint8 inputs whose sizes are whole multiples of the
+/// output (and not equal to it) go to QNNPACK's average pool with kernel = stride = L/O, as
+/// PyTorch's `enable_qnnpack_for_ada_avgpool` routes them.
+pub fn adaptive_avg_pool2d(
+    x: &QTensor,
+    p: &AdaptiveAvgPool2d,
+    numerics: Numerics,
+) -> Result<QTensor, QnnError> {
     const OP: &str = "adaptive_avg_pool2d";
     let (xo, planes, h, w, lead) = planes(OP, x)?;
     let [oh, ow] = p.output_size;
@@ -330,6 +346,12 @@ pub fn adaptive_avg_pool2d(x: &QTensor, p: &AdaptiveAvgPool2d) -> Result<QTensor
         });
     }
     let bounds = |o: usize, len: usize, out: usize| (o * len / out, ((o + 1) * len).div_ceil(out));
+    let qnnpack = numerics.engine == Engine::Qnnpack
+        && xo.dtype == QDType::QUInt8
+        && (h, w) != (oh, ow)
+        && h % oh == 0
+        && w % ow == 0;
+    let qnnpack_scale = qnnpack_scale(xo.scale, (h / oh) * (w / ow));
     let z = xo.zero_point as i64;
     let q = x.int_values();
     let mut values = Vec::with_capacity(planes * oh * ow);
@@ -343,10 +365,12 @@ pub fn adaptive_avg_pool2d(x: &QTensor, p: &AdaptiveAvgPool2d) -> Result<QTensor
                     .map(|&v| v as i64)
                     .sum();
                 let n = ((r1 - r0) * (c1 - c0)) as i64;
-                values.push(
+                let y = if qnnpack {
+                    qnnpack_average(sum, n, z, qnnpack_scale)
+                } else {
                     generic_average(p.layout, sum, n, n, z)
-                        .clamp(xo.qmin() as i64, xo.qmax() as i64) as i32,
-                );
+                };
+                values.push(y.clamp(xo.qmin() as i64, xo.qmax() as i64) as i32);
             }
         }
     }
@@ -404,12 +428,15 @@ mod tests {
             vec![7]
         );
         let a = AdaptiveAvgPool2d::new([1, 1]);
-        assert_eq!(adaptive_avg_pool2d(&x, &a).unwrap().int_values(), vec![6]);
+        let ada = |a: &AdaptiveAvgPool2d, e| adaptive_avg_pool2d(&x, a, n(e)).unwrap().int_values();
+        assert_eq!(ada(&a, Engine::Fbgemm), vec![6]);
+        // qnnpack takes 2x2 → 1x1 (a whole multiple) to QNNPACK's kernel.
+        assert_eq!(ada(&a, Engine::Qnnpack), vec![7]);
         let a = AdaptiveAvgPool2d {
             layout: Layout::Nhwc,
             ..a
         };
-        assert_eq!(adaptive_avg_pool2d(&x, &a).unwrap().int_values(), vec![7]);
+        assert_eq!(ada(&a, Engine::Fbgemm), vec![7]);
     }
 
     #[test]
@@ -500,7 +527,7 @@ mod tests {
             Err(QnnError::EmptyInput { .. })
         ));
         assert!(matches!(
-            adaptive_avg_pool2d(&x, &AdaptiveAvgPool2d::new([0, 1])),
+            adaptive_avg_pool2d(&x, &AdaptiveAvgPool2d::new([0, 1]), n(Engine::X86)),
             Err(QnnError::OutputSize { .. })
         ));
         let flat = q(QDType::QUInt8, &[1; 4], &[4], 0);

@@ -143,7 +143,10 @@ fn avg_pool2d(c: &Case) -> Result<(), String> {
 
 fn adaptive_avg_pool2d(c: &Case) -> Result<(), String> {
     let m = AdaptiveAvgPool2d::new(pair(&c.params["output_size"]));
-    expect(m.forward(&qtensor(&c.inputs["x"])), &c.expected)
+    expect(
+        m.forward(&qtensor(&c.inputs["x"]), numerics(c)),
+        &c.expected,
+    )
 }
 
 fn resize(c: &Case) -> Result<(), String> {
