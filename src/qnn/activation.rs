@@ -1,18 +1,22 @@
 //! Quantized activations: `relu`, `relu6`, `hardtanh`, `clamp` (integer clamps, qparams kept)
 //! and `leaky_relu`, `hardswish`, `sigmoid`, `tanh` (float path with output qparams).
 //!
-//! Rules (NUMERICS §6.5; the float-path ones confirmed on every golden case of all three
-//! engines, which agree here):
+//! Rules (NUMERICS §6.5; all confirmed on every golden case of the three engines):
 //! * relu: `max(q, z)`. relu6 / hardtanh / clamp: `min(max(q, Q(lo)), Q(hi))` with the bounds
 //!   quantized by the scalar `quantize_val` (`z + RNE(v · 1/s)` in f32).
 //! * float-path activations: split dequantize (fma body / `(q - z)·s` tail, see `pointwise`),
 //!   the function in f32, vector quantize to the output qparams.
+//! * qnnpack engine, quint8 hardswish / sigmoid / tanh: QNNPACK's 256-entry lookup tables,
+//!   built from `x = s·(i - z)` (plain f32 product) and rounded with `lrintf` after a clamp to
+//!   [0, 255] (PyTorch routes them there; on the golden data they agree with the float path).
 //! * sigmoid outputs scale 1/256 with zero point 0 (quint8) or -128 (qint8); tanh outputs scale
 //!   2/256 with zero point 128 (quint8) or 0 (qint8), as PyTorch fixes them.
 
 use super::QnnError;
 use super::pointwise::{Operand, map_float, output};
-use crate::tensor::{QDType, QTensor};
+use crate::engine::{Engine, Numerics};
+use crate::tensor::quantize::dequantize_val;
+use crate::tensor::{QDType, QParams, QTensor};
 
 /// Applies an integer map to every element, keeping the input's qparams.
 fn map_int(op: &'static str, x: &QTensor, f: impl Fn(i32) -> i32) -> Result<QTensor, QnnError> {
@@ -60,33 +64,94 @@ pub fn leaky_relu(
     })
 }
 
-/// `quantized::hardswish(x, scale, zero_point)`: `x · min(max(x + 3, 0), 6) / 6` in f32.
-pub fn hardswish(x: &QTensor, scale: f64, zero_point: i64) -> Result<QTensor, QnnError> {
-    map_float("hardswish", x, scale, zero_point, |v| {
-        v * (v + 3.0).clamp(0.0, 6.0) / 6.0
-    })
+/// Whether PyTorch sends this input to one of QNNPACK's 256-entry lookup tables (quint8 on
+/// the qnnpack engine: hardswish, sigmoid, tanh).
+fn uses_qnnpack_lut(x: &QTensor, numerics: Numerics) -> bool {
+    numerics.engine == Engine::Qnnpack && x.dtype() == QDType::QUInt8
 }
 
-/// `torch.sigmoid` on a quantized tensor: `1 / (1 + exp(-x))` in f32.
-pub fn sigmoid(x: &QTensor) -> Result<QTensor, QnnError> {
+/// QNNPACK's lookup-table activation: entry `i` is `lrintf(clamp(g(s·(i - z)), 0, 255))`, where
+/// `g` returns the output already in quantized units (zero point included, before rounding).
+fn qnnpack_lut(
+    op: &'static str,
+    x: &QTensor,
+    out_scale: f64,
+    out_zero_point: i64,
+    g: impl Fn(f32) -> f32,
+) -> Result<QTensor, QnnError> {
+    let xo = Operand::of(op, "input", x)?;
+    QParams::PerTensor {
+        scale: out_scale,
+        zero_point: out_zero_point,
+    }
+    .validate(xo.dtype, &[])?;
+    let table: Vec<i32> = (0..256)
+        .map(|i| {
+            let v = g(dequantize_val(i, xo.zero_point, xo.scale as f32));
+            v.max(0.0).min(255.0).round_ties_even() as i32
+        })
+        .collect();
+    let values = x
+        .int_values()
+        .into_iter()
+        .map(|q| table[q as usize])
+        .collect();
+    output(xo.dtype, values, x.shape(), out_scale, out_zero_point)
+}
+
+/// `x · min(max(x + 3, 0), 6) / 6` in f32.
+fn hardswish_f32(v: f32) -> f32 {
+    v * (v + 3.0).clamp(0.0, 6.0) / 6.0
+}
+
+/// `quantized::hardswish(x, scale, zero_point)`. On qnnpack (quint8) QNNPACK's table adds the
+/// zero point before rounding: `lrintf(hardswish(x) · f32(1/s_y) + z_y)`.
+pub fn hardswish(
+    x: &QTensor,
+    scale: f64,
+    zero_point: i64,
+    numerics: Numerics,
+) -> Result<QTensor, QnnError> {
+    if uses_qnnpack_lut(x, numerics) {
+        let inv = 1.0f32 / scale as f32;
+        qnnpack_lut("hardswish", x, scale, zero_point, |v| {
+            inv * hardswish_f32(v) + zero_point as f32
+        })
+    } else {
+        map_float("hardswish", x, scale, zero_point, hardswish_f32)
+    }
+}
+
+/// `torch.sigmoid` on a quantized tensor: `1 / (1 + exp(-x))` in f32 (QNNPACK's table on
+/// qnnpack: `lrintf(256 / (1 + expf(-x)))`).
+pub fn sigmoid(x: &QTensor, numerics: Numerics) -> Result<QTensor, QnnError> {
+    const SCALE: f64 = 1.0 / 256.0;
+    if uses_qnnpack_lut(x, numerics) {
+        return qnnpack_lut("sigmoid", x, SCALE, 0, |v| 256.0 / (1.0 + (-v).exp()));
+    }
     let zero_point = if Operand::of("sigmoid", "input", x)?.dtype == QDType::QInt8 {
         -128
     } else {
         0
     };
-    map_float("sigmoid", x, 1.0 / 256.0, zero_point, |v| {
+    map_float("sigmoid", x, SCALE, zero_point, |v| {
         1.0 / (1.0 + (-v).exp())
     })
 }
 
-/// `torch.tanh` on a quantized tensor.
-pub fn tanh(x: &QTensor) -> Result<QTensor, QnnError> {
+/// `torch.tanh` on a quantized tensor (QNNPACK's table on qnnpack:
+/// `lrintf(128·tanhf(x) + 128)`).
+pub fn tanh(x: &QTensor, numerics: Numerics) -> Result<QTensor, QnnError> {
+    const SCALE: f64 = 2.0 / 256.0;
+    if uses_qnnpack_lut(x, numerics) {
+        return qnnpack_lut("tanh", x, SCALE, 128, |v| 128.0 * v.tanh() + 128.0);
+    }
     let zero_point = if Operand::of("tanh", "input", x)?.dtype == QDType::QUInt8 {
         128
     } else {
         0
     };
-    map_float("tanh", x, 2.0 / 256.0, zero_point, f32::tanh)
+    map_float("tanh", x, SCALE, zero_point, f32::tanh)
 }
 
 /// PyTorch keeps these modules' output qparams in f32 buffers, so the scale they report (and
@@ -164,15 +229,20 @@ impl Hardswish {
         }
     }
 
-    pub fn forward(&self, x: &QTensor) -> Result<QTensor, QnnError> {
-        hardswish(x, self.scale, self.zero_point)
+    pub fn forward(&self, x: &QTensor, numerics: Numerics) -> Result<QTensor, QnnError> {
+        hardswish(x, self.scale, self.zero_point, numerics)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tensor::{QParams, QStorage};
+    use crate::engine::HostProfile;
+    use crate::tensor::QStorage;
+
+    fn n(e: Engine) -> Numerics {
+        Numerics::new(e, HostProfile::Vnni)
+    }
 
     fn q(dtype: QDType, values: &[i32], scale: f64, zero_point: i64) -> QTensor {
         QTensor::from_int_repr(
@@ -208,20 +278,47 @@ mod tests {
     #[test]
     fn fixed_output_qparams() {
         let x = q(QDType::QUInt8, &[0, 128, 255], 0.1, 128);
-        let s = sigmoid(&x).unwrap();
+        let s = sigmoid(&x, n(Engine::Fbgemm)).unwrap();
         assert_eq!(
             (s.q_scale().unwrap(), s.q_zero_point().unwrap()),
             (1.0 / 256.0, 0)
         );
         assert_eq!(s.int_values()[1], 128);
-        let t = tanh(&x).unwrap();
+        let t = tanh(&x, n(Engine::Fbgemm)).unwrap();
         assert_eq!(
             (t.q_scale().unwrap(), t.q_zero_point().unwrap()),
             (2.0 / 256.0, 128)
         );
         assert_eq!(t.int_values()[1], 128);
-        let t = tanh(&q(QDType::QInt8, &[0], 0.1, 0)).unwrap();
+        let t = tanh(&q(QDType::QInt8, &[0], 0.1, 0), n(Engine::Qnnpack)).unwrap();
         assert_eq!(t.q_zero_point().unwrap(), 0);
+    }
+
+    #[test]
+    fn qnnpack_hardswish_table_adds_the_zero_point_before_rounding() {
+        // x = 3 → hardswish 3 → 3 / 2 = 1.5 in output units. fbgemm: RNE(1.5) + 1 = 3;
+        // QNNPACK's table: lrintf(1.5 + 1) = 2.
+        let x = q(QDType::QUInt8, &[3], 1.0, 0);
+        assert_eq!(
+            hardswish(&x, 2.0, 1, n(Engine::Fbgemm))
+                .unwrap()
+                .int_values(),
+            vec![3]
+        );
+        assert_eq!(
+            hardswish(&x, 2.0, 1, n(Engine::Qnnpack))
+                .unwrap()
+                .int_values(),
+            vec![2]
+        );
+        // qint8 stays on the float path on qnnpack.
+        let x = q(QDType::QInt8, &[3], 1.0, 0);
+        assert_eq!(
+            hardswish(&x, 2.0, 1, n(Engine::Qnnpack))
+                .unwrap()
+                .int_values(),
+            vec![3]
+        );
     }
 
     #[test]

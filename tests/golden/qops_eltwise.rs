@@ -93,9 +93,11 @@ fn unary(c: &Case) -> Result<(), String> {
             f(&p["negative_slope"]),
         )
         .forward(&x),
-        "hardswish" => Hardswish::new(num(&p["out_scale"]), int(&p["out_zero_point"])).forward(&x),
-        "sigmoid" => activation::sigmoid(&x),
-        "tanh" => activation::tanh(&x),
+        "hardswish" => {
+            Hardswish::new(num(&p["out_scale"]), int(&p["out_zero_point"])).forward(&x, numerics(c))
+        }
+        "sigmoid" => activation::sigmoid(&x, numerics(c)),
+        "tanh" => activation::tanh(&x, numerics(c)),
         other => return Err(format!("unknown unary kind {other}")),
     };
     expect(got, &c.expected)
