@@ -88,7 +88,8 @@ fn qnnpack_lut(
     let table: Vec<i32> = (0..256)
         .map(|i| {
             let v = g(dequantize_val(i, xo.zero_point, xo.scale as f32));
-            v.max(0.0).min(255.0).round_ties_even() as i32
+            // NaN clamps to NaN and converts to 0, as lrintf + (uint8_t) does in practice.
+            v.clamp(0.0, 255.0).round_ties_even() as i32
         })
         .collect();
     let values = x
