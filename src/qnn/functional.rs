@@ -10,7 +10,10 @@
 //!   routes it there (`qadd` in BinaryOps.cpp); the single golden qint8 case is matched by this
 //!   rule and by the float path alike.
 //! * mul (every engine): integer product of zero-point-relative values, requantized by
-//!   `RNE(f32(p) · f32(f32(s_a·s_b) · 1/s_y)) + z_y`.
+//!   `RNE(f32(p) · f32(f32(s_a·s_b) · 1/s_y)) + z_y` (golden: 1 of 74 outputs of
+//!   `mul_2x37_p0` tells this from the float form). qint8 with output zero point < 127 goes to
+//!   XNNPACK in PyTorch (`QMul`), whose multiplier is `f32(s_a·s_b) / s_y`, a division (from
+//!   source only: no golden case).
 //! * cat: dequantize every input, concatenate, quantize with the output qparams.
 //! * add_scalar / mul_scalar choose their own output qparams (PyTorch's `_add_scalar_out` /
 //!   `_mul_scalar_out`): see the functions.
@@ -240,7 +243,22 @@ pub fn mul(
 ) -> Result<QTensor, QnnError> {
     let op = if relu { "mul_relu" } else { "mul" };
     let (ao, bo) = binary_operands(op, a, b, scale, zero_point)?;
-    let multiplier = ((ao.scale as f32) * (bo.scale as f32)) * (1.0f32 / scale as f32);
+    let product = (ao.scale as f32) * (bo.scale as f32);
+    let multiplier = if ao.dtype == QDType::QInt8 && zero_point < 127 {
+        // PyTorch's QMul sends these to XNNPACK (on every engine), which divides once.
+        let m = product / scale as f32;
+        if !(2f32.powi(-16)..2f32.powi(8)).contains(&m) {
+            return Err(QnnError::InvalidParam {
+                op,
+                detail: format!(
+                    "XNNPACK needs a product-to-output scale ratio in [2^-16, 2^8), got {m}"
+                ),
+            });
+        }
+        m
+    } else {
+        product * (1.0f32 / scale as f32)
+    };
     let z = zero_point as i32;
     let lo = if relu { z } else { ao.qmin() };
     let values = a
@@ -468,6 +486,18 @@ mod tests {
         // Scale ratios outside [2^-10, 2^8) are rejected, as QNNPACK / XNNPACK do.
         let r = add(&a, &b, 1e-4, 0, false, engine(Engine::Qnnpack));
         assert!(matches!(r, Err(QnnError::InvalidParam { .. })));
+    }
+
+    #[test]
+    fn qint8_mul_goes_through_xnnpack_limits() {
+        // 15·15·0.01 = 2.25 → 2.25/0.3 = 7.5 → 8 (ties to even); 1 → 0.033… → 0.
+        let a = q(QDType::QInt8, &[1, 15], &[2], 0.1, 0);
+        assert_eq!(mul(&a, &a, 0.3, 0, false).unwrap().int_values(), vec![0, 8]);
+        // XNNPACK refuses product-to-output ratios of 2^8 and above; the fbgemm path (output
+        // zero point 127, or quint8) has no such limit.
+        let r = mul(&a, &a, 1e-5, 0, false);
+        assert!(matches!(r, Err(QnnError::InvalidParam { .. })));
+        assert!(mul(&a, &a, 1e-5, 127, false).is_ok());
     }
 
     #[test]
