@@ -4,10 +4,10 @@
 //! Internal layout: inputs are `[N, C, H, W]` (or `[C, H, W]`) read in logical row-major order
 //! and pooled plane by plane. Where PyTorch's result depends on the input's memory format, that
 //! format is the explicit `Layout` parameter (it selects a rounding rule, not our storage):
-//! * `Layout::Nchw` (PyTorch's contiguous inputs, the default): average in the raw integer
-//!   domain with padding counted as `z`: `RNE((S + z·(div - n)) / div)`, ties to even raw value.
-//! * `Layout::Nhwc` (channels_last inputs): `z + RNE((S - z·n) / div)`, ties to even
-//!   zero-point-relative value. The two differ on every exact .5 tie when `z` is odd.
+//! * `Layout::Nchw` (PyTorch's contiguous inputs, the default): `RNE(f32(S - z·n)·f32(1/div) + z)`
+//!   in f32 — in effect `(S + z·(div - n)) / div` rounded half to even on the *raw* value.
+//! * `Layout::Nhwc` (channels_last inputs): `z + RNE(f32(S - z·n)·f32(1/div))`, ties to even on
+//!   the zero-point-relative value. The two differ on every exact .5 tie when `z` is odd.
 //! * qnnpack engine, quint8, `ceil_mode = false` (either layout): QNNPACK's kernel, which always
 //!   divides by the full window (ignoring count_include_pad=False and divisor_override):
 //!   `z + RNE(f32(S - z·n) · f32(1 / (kh·kw)))`.
@@ -233,21 +233,15 @@ pub fn max_pool2d(x: &QTensor, p: &MaxPool2d) -> Result<QTensor, QnnError> {
     )
 }
 
-/// `num / den` rounded half to even (`den > 0`).
-fn div_round_half_even(num: i64, den: i64) -> i64 {
-    let (q, r) = (num.div_euclid(den), num.rem_euclid(den));
-    match (2 * r).cmp(&den) {
-        std::cmp::Ordering::Less => q,
-        std::cmp::Ordering::Greater => q + 1,
-        std::cmp::Ordering::Equal => q + (q & 1),
-    }
-}
-
-/// The generic kernels' average of a window sum `sum` of `n` real elements over `div`.
+/// The generic kernels' average of a window sum `sum` of `n` real elements over `div`, in f32
+/// as PyTorch computes it: `m = f32(1 / div)` (formed in f64), `r = f32(S - z·n)`;
+/// NCHW: `RNE(f32(r·m) + z)`; NHWC: `z + RNE(r·m)`.
 fn generic_average(layout: Layout, sum: i64, n: i64, div: i64, z: i64) -> i64 {
+    let multiplier = (1.0 / div as f64) as f32;
+    let scaled = ((sum - z * n) as f32) * multiplier;
     match layout {
-        Layout::Nchw => div_round_half_even(sum + z * (div - n), div),
-        Layout::Nhwc => z + div_round_half_even(sum - z * n, div),
+        Layout::Nchw => (scaled + z as f32).round_ties_even() as i64,
+        Layout::Nhwc => z + scaled.round_ties_even() as i64,
     }
 }
 
@@ -288,6 +282,15 @@ pub fn avg_pool2d(x: &QTensor, p: &AvgPool2d, numerics: Numerics) -> Result<QTen
         aw.output_len(OP, p.ceil_mode)?,
     );
     let qnnpack = numerics.engine == Engine::Qnnpack && xo.dtype == QDType::QUInt8 && !p.ceil_mode;
+    if qnnpack && lead.len() != 2 {
+        return Err(QnnError::Shape {
+            op: OP,
+            detail: format!(
+                "qnnpack's average pool needs a 4-D input, got {:?}",
+                x.shape()
+            ),
+        });
+    }
     let qnnpack_scale = qnnpack_scale(xo.scale, p.kernel[0] * p.kernel[1]);
     let z = xo.zero_point as i64;
     let q = x.int_values();
@@ -440,6 +443,26 @@ mod tests {
     }
 
     #[test]
+    fn nchw_average_follows_pytorchs_f32_arithmetic() {
+        // 2x7 window of -122 and -123 (z = 5): S - z·n = -1785, exactly -127.5 per element, so
+        // the exact raw average -122.5 would round to -122; f32(-1785 · f32(1/14)) + 5 lands just
+        // below the tie and PyTorch gives -123.
+        let v: Vec<i32> = (0..14)
+            .map(|i| if i % 2 == 0 { -122 } else { -123 })
+            .collect();
+        let x = q(QDType::QInt8, &v, &[1, 1, 2, 7], 5);
+        let p = AvgPool2d {
+            kernel: [2, 7],
+            stride: [2, 7],
+            ..AvgPool2d::new(1)
+        };
+        assert_eq!(
+            avg_pool2d(&x, &p, n(Engine::Fbgemm)).unwrap().int_values(),
+            vec![-123]
+        );
+    }
+
+    #[test]
     fn qnnpack_ignores_count_include_pad_false() {
         // 2x2 input, kernel 3, pad 1, stride 2: one window holding all 4 real values.
         let x = q(QDType::QUInt8, &[10, 10, 10, 10], &[1, 1, 2, 2], 0);
@@ -501,6 +524,11 @@ mod tests {
     #[test]
     fn pool_errors_are_typed() {
         let x = q(QDType::QUInt8, &[1; 4], &[1, 1, 2, 2], 0);
+        // qnnpack's kernel takes 4-D inputs only; the generic one also takes [C, H, W].
+        let chw = q(QDType::QUInt8, &[1; 4], &[1, 2, 2], 0);
+        let r = avg_pool2d(&chw, &AvgPool2d::new(2), n(Engine::Qnnpack));
+        assert!(matches!(r, Err(QnnError::Shape { .. })));
+        assert!(avg_pool2d(&chw, &AvgPool2d::new(2), n(Engine::Fbgemm)).is_ok());
         assert!(matches!(
             max_pool2d(&x, &MaxPool2d::new(3)),
             Err(QnnError::WindowTooLarge { .. })
