@@ -15,7 +15,9 @@
 //! Evidence (golden `qops_*`): `avg_pool2d_0_qint8` (z = 5, divisor 4) matches the NCHW rule on
 //! all engines and mismatches the NHWC rule on 11 of 54 outputs; `avg_pool2d_2/6_quint8` match
 //! the QNNPACK rule on qnnpack only; `adaptive_avg_pool2d_3x2_qint8` matches the NCHW rule on all
-//! engines (4 of 36 differ under NHWC; its qint8 input keeps it off QNNPACK).
+//! engines (4 of 36 differ under NHWC; its qint8 input keeps it off QNNPACK). The f32 details
+//! (which reciprocal, where `z` is added) follow PyTorch's AveragePool2d.cpp /
+//! AdaptiveAveragePooling.cpp and QNNPACK's average_pooling.c.
 
 use super::QnnError;
 use super::pointwise::{Operand, output};
@@ -330,8 +332,9 @@ pub fn avg_pool2d(x: &QTensor, p: &AvgPool2d, numerics: Numerics) -> Result<QTen
     )
 }
 
-/// `quantized::adaptive_avg_pool2d`: window `[floor(o·L/O), ceil((o+1)·L/O))`, averaged by the
-/// generic rule of `layout`. On qnnpack, quint8 inputs whose sizes are whole multiples of the
+/// `quantized::adaptive_avg_pool2d`: window `[floor(o·L/O), ceil((o+1)·L/O))` of `kh × kw`
+/// elements. NCHW: `RNE(f32(S) · f32(f32(1/kh)/kw))` on the raw sum (ties to even raw value);
+/// NHWC: the generic zero-point-relative rule. On qnnpack, quint8 inputs whose sizes are whole multiples of the
 /// output (and not equal to it) go to QNNPACK's average pool with kernel = stride = L/O, as
 /// PyTorch's `enable_qnnpack_for_ada_avgpool` routes them.
 pub fn adaptive_avg_pool2d(
@@ -368,10 +371,14 @@ pub fn adaptive_avg_pool2d(
                     .map(|&v| v as i64)
                     .sum();
                 let n = ((r1 - r0) * (c1 - c0)) as i64;
-                let y = if qnnpack {
-                    qnnpack_average(sum, n, z, qnnpack_scale)
-                } else {
-                    generic_average(p.layout, sum, n, n, z)
+                let y = match (qnnpack, p.layout) {
+                    (true, _) => qnnpack_average(sum, n, z, qnnpack_scale),
+                    // PyTorch's NCHW adaptive kernel scales the raw sum by f32(f32(1/kh)/kw).
+                    (false, Layout::Nchw) => {
+                        let recip = (1.0f32 / (r1 - r0) as f32) / (c1 - c0) as f32;
+                        ((sum as f32) * recip).round_ties_even() as i64
+                    }
+                    (false, Layout::Nhwc) => generic_average(Layout::Nhwc, sum, n, n, z),
                 };
                 values.push(y.clamp(xo.qmin() as i64, xo.qmax() as i64) as i32);
             }
