@@ -13,7 +13,7 @@
 //!   2/256 with zero point 128 (quint8) or 0 (qint8), as PyTorch fixes them.
 
 use super::QnnError;
-use super::pointwise::{Operand, map_float, output};
+use super::pointwise::{FloatQuirks, Operand, map_float, output};
 use crate::engine::{Engine, Numerics};
 use crate::tensor::quantize::dequantize_val;
 use crate::tensor::{QDType, QParams, QTensor};
@@ -59,9 +59,16 @@ pub fn leaky_relu(
     scale: f64,
     zero_point: i64,
 ) -> Result<QTensor, QnnError> {
-    map_float("leaky_relu", x, scale, zero_point, |v| {
-        if v > 0.0 { v } else { v * negative_slope }
-    })
+    map_float(
+        "leaky_relu",
+        x,
+        scale,
+        zero_point,
+        FloatQuirks::default(),
+        |v| {
+            if v > 0.0 { v } else { v * negative_slope }
+        },
+    )
 }
 
 /// Whether PyTorch sends this input to one of QNNPACK's 256-entry lookup tables (quint8 on
@@ -119,7 +126,13 @@ pub fn hardswish(
             inv * hardswish_f32(v) + zero_point as f32
         })
     } else {
-        map_float("hardswish", x, scale, zero_point, hardswish_f32)
+        // qhardswish_kernel passes the f64 scales along: the tail dequantizes with the f64 input
+        // scale and the vector body forms 1/s_out in f64.
+        let quirks = FloatQuirks {
+            tail_f64_scale: true,
+            body_inverse_f64: true,
+        };
+        map_float("hardswish", x, scale, zero_point, quirks, hardswish_f32)
     }
 }
 
@@ -135,9 +148,14 @@ pub fn sigmoid(x: &QTensor, numerics: Numerics) -> Result<QTensor, QnnError> {
     } else {
         0
     };
-    map_float("sigmoid", x, SCALE, zero_point, |v| {
-        1.0 / (1.0 + (-v).exp())
-    })
+    map_float(
+        "sigmoid",
+        x,
+        SCALE,
+        zero_point,
+        FloatQuirks::default(),
+        |v| 1.0 / (1.0 + (-v).exp()),
+    )
 }
 
 /// `torch.tanh` on a quantized tensor (QNNPACK's table on qnnpack:
@@ -152,7 +170,14 @@ pub fn tanh(x: &QTensor, numerics: Numerics) -> Result<QTensor, QnnError> {
     } else {
         0
     };
-    map_float("tanh", x, SCALE, zero_point, f32::tanh)
+    map_float(
+        "tanh",
+        x,
+        SCALE,
+        zero_point,
+        FloatQuirks::default(),
+        f32::tanh,
+    )
 }
 
 /// PyTorch keeps these modules' output qparams in f32 buffers, so the scale they report (and

@@ -98,6 +98,7 @@ pub(crate) struct SplitDequant {
     neg_zero_scaled: f32,
     zero_point: i32,
     body: usize,
+    tail_scale: Option<f64>,
 }
 
 impl SplitDequant {
@@ -110,15 +111,30 @@ impl SplitDequant {
             neg_zero_scaled: scale * -(x.zero_point as f32),
             zero_point: x.zero_point,
             body: len - len % VECTOR_LANES,
+            tail_scale: None,
         }
+    }
+
+    /// The tail multiplies by the f64 scale (kernels that hand `dequantize_val` a double).
+    pub(crate) fn with_f64_tail(self, scale: f64) -> SplitDequant {
+        SplitDequant {
+            tail_scale: Some(scale),
+            ..self
+        }
+    }
+
+    /// Whether element `i` falls in the vector body.
+    #[inline]
+    pub(crate) fn in_body(&self, i: usize) -> bool {
+        i < self.body
     }
 
     #[inline]
     pub(crate) fn at(&self, i: usize, q: i32) -> f32 {
-        if i < self.body {
-            (q as f32).mul_add(self.scale, self.neg_zero_scaled)
-        } else {
-            dequantize_val(q, self.zero_point, self.scale)
+        match self.tail_scale {
+            _ if self.in_body(i) => (q as f32).mul_add(self.scale, self.neg_zero_scaled),
+            None => dequantize_val(q, self.zero_point, self.scale),
+            Some(s) => ((q - self.zero_point) as f32 as f64 * s) as f32,
         }
     }
 }
@@ -134,8 +150,13 @@ pub(crate) struct Requantize {
 
 impl Requantize {
     pub(crate) fn new(scale: f64, zero_point: i32, dtype: QDType) -> Requantize {
+        Requantize::with_inverse(inv_scale(scale), zero_point, dtype)
+    }
+
+    /// With a reciprocal the kernel formed itself.
+    pub(crate) fn with_inverse(inv: f32, zero_point: i32, dtype: QDType) -> Requantize {
         Requantize {
-            inv: inv_scale(scale),
+            inv,
             zero_point,
             lo: dtype.qmin() as i32,
             hi: dtype.qmax() as i32,
@@ -163,6 +184,15 @@ pub(crate) fn output(
     )?)
 }
 
+/// Where a float-path kernel departs from the plain rule in how it forms its constants.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct FloatQuirks {
+    /// The scalar tail dequantizes with the f64 input scale: `f32(f32(q - z) · s)` in f64.
+    pub tail_f64_scale: bool,
+    /// The vector body quantizes with `f32(1 / s_out)` formed in f64 (`1.0 / o_scale`).
+    pub body_inverse_f64: bool,
+}
+
 /// `quantize(f(dequantize(x)))` with output qparams, as PyTorch's float-path activations do it
 /// (leaky_relu, hardswish, sigmoid, tanh): split dequantize, `f` in f32, vector quantize.
 pub(crate) fn map_float(
@@ -170,6 +200,7 @@ pub(crate) fn map_float(
     x: &QTensor,
     out_scale: f64,
     out_zero_point: i64,
+    quirks: FloatQuirks,
     f: impl Fn(f32) -> f32,
 ) -> Result<QTensor, QnnError> {
     let xo = Operand::of(op, "input", x)?;
@@ -179,12 +210,23 @@ pub(crate) fn map_float(
     }
     .validate(xo.dtype, &[])?;
     let q = x.int_values();
-    let deq = SplitDequant::new(&xo, q.len());
-    let rq = Requantize::new(out_scale, out_zero_point as i32, xo.dtype);
+    let mut deq = SplitDequant::new(&xo, q.len());
+    if quirks.tail_f64_scale {
+        deq = deq.with_f64_tail(xo.scale);
+    }
+    let tail = Requantize::new(out_scale, out_zero_point as i32, xo.dtype);
+    let body = if quirks.body_inverse_f64 {
+        Requantize::with_inverse((1.0 / out_scale) as f32, out_zero_point as i32, xo.dtype)
+    } else {
+        tail
+    };
     let values = q
         .iter()
         .enumerate()
-        .map(|(i, &v)| rq.apply(f(deq.at(i, v))))
+        .map(|(i, &v)| {
+            let rq = if deq.in_body(i) { &body } else { &tail };
+            rq.apply(f(deq.at(i, v)))
+        })
         .collect();
     output(xo.dtype, values, x.shape(), out_scale, out_zero_point)
 }
