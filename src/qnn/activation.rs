@@ -5,7 +5,9 @@
 //! * relu: `max(q, z)`. relu6 / hardtanh / clamp: `min(max(q, Q(lo)), Q(hi))` with the bounds
 //!   quantized by the scalar `quantize_val` (`z + RNE(v · 1/s)` in f32).
 //! * float-path activations: split dequantize (fma body / `(q - z)·s` tail, see `pointwise`),
-//!   the function in f32, vector quantize to the output qparams.
+//!   the function in f32, vector quantize to the output qparams. The vector body's `exp` /
+//!   `tanh` (Sleef in PyTorch) are modelled as rounded once from f64; the scalar tail uses libm
+//!   and, for sigmoid, PyTorch's f64 sum and quotient.
 //! * qnnpack engine, quint8 hardswish / sigmoid / tanh: QNNPACK's 256-entry lookup tables,
 //!   built from `x = s·(i - z)` (plain f32 product) and rounded with `lrintf` after a clamp to
 //!   [0, 255] (PyTorch routes them there; on the golden data they agree with the float path).
@@ -13,7 +15,7 @@
 //!   2/256 with zero point 128 (quint8) or 0 (qint8), as PyTorch fixes them.
 
 use super::QnnError;
-use super::pointwise::{FloatQuirks, Operand, map_float, output};
+use super::pointwise::{FloatQuirks, Lane, Operand, map_float, output};
 use crate::engine::{Engine, Numerics};
 use crate::tensor::quantize::dequantize_val;
 use crate::tensor::{QDType, QParams, QTensor};
@@ -65,7 +67,7 @@ pub fn leaky_relu(
         scale,
         zero_point,
         FloatQuirks::default(),
-        |v| {
+        |v, _| {
             if v > 0.0 { v } else { v * negative_slope }
         },
     )
@@ -107,6 +109,12 @@ fn qnnpack_lut(
     output(xo.dtype, values, x.shape(), out_scale, out_zero_point)
 }
 
+/// `exp` rounded once from f64: stands in for Sleef's `expf_u10` in PyTorch's vector lambdas,
+/// which is correctly rounded on nearly every input (libm's `expf` serves the scalar tails).
+fn exp_rounded_once(v: f32) -> f32 {
+    (v as f64).exp() as f32
+}
+
 /// `x · min(max(x + 3, 0), 6) / 6` in f32.
 fn hardswish_f32(v: f32) -> f32 {
     v * (v + 3.0).clamp(0.0, 6.0) / 6.0
@@ -132,7 +140,9 @@ pub fn hardswish(
             tail_f64_scale: true,
             body_inverse_f64: true,
         };
-        map_float("hardswish", x, scale, zero_point, quirks, hardswish_f32)
+        map_float("hardswish", x, scale, zero_point, quirks, |v, _| {
+            hardswish_f32(v)
+        })
     }
 }
 
@@ -154,7 +164,11 @@ pub fn sigmoid(x: &QTensor, numerics: Numerics) -> Result<QTensor, QnnError> {
         SCALE,
         zero_point,
         FloatQuirks::default(),
-        |v| 1.0 / (1.0 + (-v).exp()),
+        |v, lane| match lane {
+            Lane::Vector => 1.0 / (1.0 + exp_rounded_once(-v)),
+            // `1.0f / (1.0 + std::exp(-x))`: expf, then the sum and quotient in f64.
+            Lane::Scalar => (1.0 / (1.0 + (-v).exp() as f64)) as f32,
+        },
     )
 }
 
@@ -176,7 +190,10 @@ pub fn tanh(x: &QTensor, numerics: Numerics) -> Result<QTensor, QnnError> {
         SCALE,
         zero_point,
         FloatQuirks::default(),
-        f32::tanh,
+        |v, lane| match lane {
+            Lane::Vector => (v as f64).tanh() as f32,
+            Lane::Scalar => v.tanh(),
+        },
     )
 }
 

@@ -184,6 +184,14 @@ pub(crate) fn output(
     )?)
 }
 
+/// Which half of a `cpu_kernel_vec` loop computes an element: the vector lambda (Sleef
+/// transcendental functions) or the scalar one (libm).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Lane {
+    Vector,
+    Scalar,
+}
+
 /// Where a float-path kernel departs from the plain rule in how it forms its constants.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct FloatQuirks {
@@ -201,7 +209,7 @@ pub(crate) fn map_float(
     out_scale: f64,
     out_zero_point: i64,
     quirks: FloatQuirks,
-    f: impl Fn(f32) -> f32,
+    f: impl Fn(f32, Lane) -> f32,
 ) -> Result<QTensor, QnnError> {
     let xo = Operand::of(op, "input", x)?;
     QParams::PerTensor {
@@ -224,8 +232,12 @@ pub(crate) fn map_float(
         .iter()
         .enumerate()
         .map(|(i, &v)| {
-            let rq = if deq.in_body(i) { &body } else { &tail };
-            rq.apply(f(deq.at(i, v)))
+            let (rq, lane) = if deq.in_body(i) {
+                (&body, Lane::Vector)
+            } else {
+                (&tail, Lane::Scalar)
+            };
+            rq.apply(f(deq.at(i, v), lane))
         })
         .collect();
     output(xo.dtype, values, x.shape(), out_scale, out_zero_point)
