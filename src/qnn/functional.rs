@@ -177,12 +177,15 @@ impl FixedPointAdd {
     ) -> Result<Self, QnnError> {
         let sy = scale as f32;
         let (ra, rb) = ((a.scale as f32) / sy, (b.scale as f32) / sy);
-        let range = 2f32.powi(-10)..2f32.powi(8);
-        if !range.contains(&ra) || !range.contains(&rb) {
+        // Both libraries accept ratios in [2^-14, 2^8); the larger one must also reach 2^-10, or
+        // the shift would leave the 32-bit range (an assert in their debug builds).
+        let range = 2f32.powi(-14)..2f32.powi(8);
+        if !range.contains(&ra) || !range.contains(&rb) || ra.max(rb) < 2f32.powi(-10) {
             return Err(QnnError::InvalidParam {
                 op,
                 detail: format!(
-                    "qnnpack needs input/output scale ratios in [2^-10, 2^8), got {ra} and {rb}"
+                    "qnnpack needs input/output scale ratios in [2^-14, 2^8), the larger one at \
+                     least 2^-10, got {ra} and {rb}"
                 ),
             });
         }
@@ -483,8 +486,13 @@ mod tests {
         assert_eq!(y.int_values(), vec![3, -1]);
         let y = add(&a, &b, 1.0, 0, false, engine(Engine::Fbgemm)).unwrap();
         assert_eq!(y.int_values(), vec![2, -2]);
-        // Scale ratios outside [2^-10, 2^8) are rejected, as QNNPACK / XNNPACK do.
+        // Scale ratios of 2^8 and above are rejected, as QNNPACK / XNNPACK do; a small ratio is
+        // fine next to a large one.
         let r = add(&a, &b, 1e-4, 0, false, engine(Engine::Qnnpack));
+        assert!(matches!(r, Err(QnnError::InvalidParam { .. })));
+        let tiny = q(QDType::QInt8, &[5, -3], &[2], 2f64.powi(-12), 0);
+        assert!(add(&a, &tiny, 1.0, 0, false, engine(Engine::Qnnpack)).is_ok());
+        let r = add(&tiny, &tiny, 1.0, 0, false, engine(Engine::Qnnpack));
         assert!(matches!(r, Err(QnnError::InvalidParam { .. })));
     }
 
