@@ -349,7 +349,15 @@ pub fn add_scalar(a: &QTensor, c: f64) -> Result<QTensor, QnnError> {
     let ao = Operand::of("add_scalar", "a", a)?;
     let (s, z) = (ao.scale, ao.zero_point as i64);
     let (qmin, qmax) = (ao.qmin() as i64, ao.qmax() as i64);
-    let c_q = (c / s).round_ties_even() as i64;
+    let c_s = (c / s).round_ties_even();
+    // Beyond 2^30 the shifted integers would leave i32 (PyTorch's int64 cast is undefined there).
+    if c_s.is_nan() || c_s.abs() >= 2f64.powi(30) {
+        return Err(QnnError::InvalidParam {
+            op: "add_scalar",
+            detail: format!("scalar {c} is not finite or too large for scale {s}"),
+        });
+    }
+    let c_q = c_s as i64;
     let shifted = z - c_q;
     let span = (qmax - qmin) as f64;
     let (scale, zero_point) = if shifted < qmin {
@@ -550,6 +558,12 @@ mod tests {
             mul_scalar(&a, f64::NAN),
             Err(QnnError::InvalidParam { .. })
         ));
+        for c in [f64::NAN, f64::INFINITY, 1e12] {
+            assert!(matches!(
+                add_scalar(&a, c),
+                Err(QnnError::InvalidParam { .. })
+            ));
+        }
     }
 
     #[test]

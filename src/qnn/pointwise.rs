@@ -66,7 +66,9 @@ impl Operand {
         self.dtype.qmax() as i32
     }
 
-    /// `quantize_val(scale, zero_point, v)` with this operand's qparams (see `quantize_scalar`).
+    /// `quantize_val(scale, zero_point, v)` with this operand's qparams: fbgemm's scalar
+    /// `Quantize`, `z + RNE(v · 1/f32(s))` added and clamped in float (the per-channel
+    /// quantizer's element rule).
     pub(crate) fn quantize_scalar(&self, v: f32) -> i32 {
         quantize_val_per_channel(
             v,
