@@ -247,6 +247,20 @@ fn generic_average(layout: Layout, sum: i64, n: i64, div: i64, z: i64) -> i64 {
     }
 }
 
+/// PyTorch's QNNPACK average pool refuses anything but `[N, C, H, W]`.
+fn qnnpack_needs_4d(op: &'static str, qnnpack: bool, x: &QTensor) -> Result<(), QnnError> {
+    if qnnpack && x.ndim() != 4 {
+        return Err(QnnError::Shape {
+            op,
+            detail: format!(
+                "qnnpack's average pool needs a 4-D input, got {:?}",
+                x.shape()
+            ),
+        });
+    }
+    Ok(())
+}
+
 /// QNNPACK's requant scale for a window of `window` taps: `s_in / (s_out · window)` in f32
 /// (the output keeps the input's scale).
 fn qnnpack_scale(scale: f64, window: usize) -> f32 {
@@ -284,15 +298,7 @@ pub fn avg_pool2d(x: &QTensor, p: &AvgPool2d, numerics: Numerics) -> Result<QTen
         aw.output_len(OP, p.ceil_mode)?,
     );
     let qnnpack = numerics.engine == Engine::Qnnpack && xo.dtype == QDType::QUInt8 && !p.ceil_mode;
-    if qnnpack && lead.len() != 2 {
-        return Err(QnnError::Shape {
-            op: OP,
-            detail: format!(
-                "qnnpack's average pool needs a 4-D input, got {:?}",
-                x.shape()
-            ),
-        });
-    }
+    qnnpack_needs_4d(OP, qnnpack, x)?;
     let qnnpack_scale = qnnpack_scale(xo.scale, p.kernel[0] * p.kernel[1]);
     let z = xo.zero_point as i64;
     let q = x.int_values();
@@ -357,6 +363,7 @@ pub fn adaptive_avg_pool2d(
         && (h, w) != (oh, ow)
         && h % oh == 0
         && w % ow == 0;
+    qnnpack_needs_4d(OP, qnnpack, x)?;
     let qnnpack_scale = qnnpack_scale(xo.scale, (h / oh) * (w / ow));
     let z = xo.zero_point as i64;
     let q = x.int_values();
