@@ -173,11 +173,14 @@ pub fn sigmoid(x: &QTensor, numerics: Numerics) -> Result<QTensor, QnnError> {
 }
 
 /// `torch.tanh` on a quantized tensor (QNNPACK's table on qnnpack:
-/// `lrintf(128·tanhf(x) + 128)`).
+/// `lrintf(f32(128·tanh(x) + 128))` with the double `tanh` and sum).
 pub fn tanh(x: &QTensor, numerics: Numerics) -> Result<QTensor, QnnError> {
     const SCALE: f64 = 2.0 / 256.0;
     if uses_qnnpack_lut(x, numerics) {
-        return qnnpack_lut("tanh", x, SCALE, 128, |v| 128.0 * v.tanh() + 128.0);
+        // tanh.c calls the double `tanh`, so the scaling and offset happen in f64.
+        return qnnpack_lut("tanh", x, SCALE, 128, |v| {
+            (128.0 * (v as f64).tanh() + 128.0) as f32
+        });
     }
     let zero_point = if Operand::of("tanh", "input", x)?.dtype == QDType::QUInt8 {
         128
