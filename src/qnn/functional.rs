@@ -414,7 +414,7 @@ pub fn mul_scalar(a: &QTensor, c: f64) -> Result<QTensor, QnnError> {
 mod tests {
     use super::*;
     use crate::engine::HostProfile;
-    use crate::qnn::pointwise::VECTOR_LANES;
+    use crate::qnn::pointwise::VECTOR_CHUNK;
     use crate::tensor::QStorage;
 
     fn q(dtype: QDType, values: &[i32], shape: &[usize], scale: f64, zero_point: i64) -> QTensor {
@@ -460,18 +460,18 @@ mod tests {
     #[test]
     fn fbgemm_add_splits_vector_body_and_scalar_tail() {
         // (1 @ 0.05, z 128) + (210 @ 0.02, z 100) → out (0.1, 50): the fma dequantize of the
-        // 64-lane body gives 8, the `(q - z)·s` dequantize of the scalar tail gives 9.
-        let n = VECTOR_LANES + 1;
+        // 64-element vector body gives 8, the `(q - z)·s` dequantize of the scalar tail gives 9.
+        let n = VECTOR_CHUNK + 1;
         let mut qa = vec![128; n];
         let mut qb = vec![100; n];
-        for i in [0, VECTOR_LANES] {
+        for i in [0, VECTOR_CHUNK] {
             (qa[i], qb[i]) = (1, 210);
         }
         let a = q(QDType::QUInt8, &qa, &[n], 0.05, 128);
         let b = q(QDType::QUInt8, &qb, &[n], 0.02, 100);
         for e in [Engine::Fbgemm, Engine::X86] {
             let y = add(&a, &b, 0.1, 50, false, engine(e)).unwrap().int_values();
-            assert_eq!((y[0], y[1], y[VECTOR_LANES]), (8, 50, 9));
+            assert_eq!((y[0], y[1], y[VECTOR_CHUNK]), (8, 50, 9));
         }
         // A chunk shorter than one vector is all tail.
         let y = add(

@@ -2,12 +2,13 @@
 //! operand checks, fbgemm's dequantize split between vector body and scalar tail, the scalar
 //! `quantize_val` used for clamp bounds, and the float "dequantize → f → quantize" map.
 //!
-//! PyTorch's elementwise quantized kernels (`cpu_kernel_vec`) run a vector body over whole
-//! `Vectorized<quint8>` registers (64 lanes on the AVX-512 recording host) that dequantizes with
-//! `fma(q, s, -z·s)`, and a scalar tail that dequantizes with `(q - z)·s`. The two forms round
-//! differently, so the split point is part of the numerics (NUMERICS §6.4). Inputs are walked in
-//! logical row-major order as one contiguous chunk, which is what PyTorch does for contiguous
-//! tensors on one thread.
+//! PyTorch's elementwise quantized kernels (`cpu_kernel_vec`) run a vector body that
+//! dequantizes with `fma(q, s, -z·s)` and a scalar tail that dequantizes with `(q - z)·s`. The
+//! two forms round differently, so the split point is part of the numerics (NUMERICS §6.4).
+//! The vector loop consumes two `Vectorized` registers per step; the golden data pin the step
+//! at 64 elements (32-lane registers) on both recorded ISAs: a 128-element step mismatches
+//! `qfunctional_add_2x37_p0` on 2 of 74 outputs. Inputs are walked in logical row-major order
+//! as one contiguous chunk, which is what PyTorch does for contiguous tensors on one thread.
 
 use super::QnnError;
 use crate::tensor::quantize::{
@@ -15,8 +16,8 @@ use crate::tensor::quantize::{
 };
 use crate::tensor::{QDType, QParams, QStorage, QTensor};
 
-/// Lanes of `Vectorized<quint8>` / `Vectorized<qint8>` on an AVX-512 build.
-pub(crate) const VECTOR_LANES: usize = 64;
+/// Elements per step of `cpu_kernel_vec`'s vector loop (two 32-lane `Vectorized<quint8>`).
+pub(crate) const VECTOR_CHUNK: usize = 64;
 
 /// A per-tensor 8-bit operand: its dtype, f64 scale and zero point.
 #[derive(Debug, Clone, Copy)]
@@ -112,7 +113,7 @@ impl SplitDequant {
             // `scale_vec * zero_point_vec.neg()`: one f32 product, computed once.
             neg_zero_scaled: scale * -(x.zero_point as f32),
             zero_point: x.zero_point,
-            body: len - len % VECTOR_LANES,
+            body: len - len % VECTOR_CHUNK,
             tail_scale: None,
         }
     }
