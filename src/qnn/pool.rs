@@ -299,6 +299,13 @@ pub fn avg_pool2d(x: &QTensor, p: &AvgPool2d, numerics: Numerics) -> Result<QTen
     );
     let qnnpack = numerics.engine == Engine::Qnnpack && xo.dtype == QDType::QUInt8 && !p.ceil_mode;
     qnnpack_needs_4d(OP, qnnpack, x)?;
+    if qnnpack && p.kernel[0] * p.kernel[1] == 1 {
+        // QNNPACK refuses ("1x1 pooling is meaningless") and PyTorch raises.
+        return Err(QnnError::InvalidParam {
+            op: OP,
+            detail: "qnnpack's average pool rejects a 1x1 window".into(),
+        });
+    }
     let qnnpack_scale = qnnpack_scale(xo.scale, p.kernel[0] * p.kernel[1]);
     let z = xo.zero_point as i64;
     let q = x.int_values();
@@ -543,6 +550,8 @@ mod tests {
         let r = avg_pool2d(&chw, &AvgPool2d::new(2), n(Engine::Qnnpack));
         assert!(matches!(r, Err(QnnError::Shape { .. })));
         assert!(avg_pool2d(&chw, &AvgPool2d::new(2), n(Engine::Fbgemm)).is_ok());
+        let r = avg_pool2d(&x, &AvgPool2d::new(1), n(Engine::Qnnpack));
+        assert!(matches!(r, Err(QnnError::InvalidParam { .. })));
         assert!(matches!(
             max_pool2d(&x, &MaxPool2d::new(3)),
             Err(QnnError::WindowTooLarge { .. })
