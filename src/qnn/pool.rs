@@ -56,8 +56,8 @@ impl MaxPool2d {
         }
     }
 
-    pub fn forward(&self, x: &QTensor) -> Result<QTensor, QnnError> {
-        max_pool2d(x, self)
+    pub fn forward(&self, x: &QTensor, numerics: Numerics) -> Result<QTensor, QnnError> {
+        max_pool2d(x, self, numerics)
     }
 }
 
@@ -191,9 +191,11 @@ impl Axis {
 }
 
 /// `quantized::max_pool2d`: integer max over the (dilated) window; padding never wins.
-pub fn max_pool2d(x: &QTensor, p: &MaxPool2d) -> Result<QTensor, QnnError> {
+pub fn max_pool2d(x: &QTensor, p: &MaxPool2d, numerics: Numerics) -> Result<QTensor, QnnError> {
     const OP: &str = "max_pool2d";
     let (xo, planes, h, w, lead) = planes(OP, x)?;
+    // QNNPACK's max is PyTorch's max; only its refusals differ.
+    qnnpack_pool_route(OP, numerics, x, p.ceil_mode, p.kernel[0] * p.kernel[1])?;
     let axis = |i: usize, len| Axis {
         len,
         kernel: p.kernel[i],
@@ -247,18 +249,30 @@ fn generic_average(layout: Layout, sum: i64, n: i64, div: i64, z: i64) -> i64 {
     }
 }
 
-/// PyTorch's QNNPACK average pool refuses anything but `[N, C, H, W]`.
-fn qnnpack_needs_4d(op: &'static str, qnnpack: bool, x: &QTensor) -> Result<(), QnnError> {
-    if qnnpack && x.ndim() != 4 {
+/// Whether PyTorch hands a pooling to QNNPACK (quint8 on the qnnpack engine, no ceil_mode),
+/// with QNNPACK's refusals on that route: anything but `[N, C, H, W]`, and a 1x1 window
+/// ("1x1 pooling is meaningless"), on which PyTorch raises.
+fn qnnpack_pool_route(
+    op: &'static str,
+    numerics: Numerics,
+    x: &QTensor,
+    ceil_mode: bool,
+    window: usize,
+) -> Result<bool, QnnError> {
+    let route = numerics.engine == Engine::Qnnpack && x.dtype() == QDType::QUInt8 && !ceil_mode;
+    if route && x.ndim() != 4 {
         return Err(QnnError::Shape {
             op,
-            detail: format!(
-                "qnnpack's average pool needs a 4-D input, got {:?}",
-                x.shape()
-            ),
+            detail: format!("qnnpack's pooling needs a 4-D input, got {:?}", x.shape()),
         });
     }
-    Ok(())
+    if route && window == 1 {
+        return Err(QnnError::InvalidParam {
+            op,
+            detail: "qnnpack's pooling rejects a 1x1 window".into(),
+        });
+    }
+    Ok(route)
 }
 
 /// QNNPACK's requant scale for a window of `window` taps: `s_in / (s_out · window)` in f32
@@ -297,15 +311,7 @@ pub fn avg_pool2d(x: &QTensor, p: &AvgPool2d, numerics: Numerics) -> Result<QTen
         ah.output_len(OP, p.ceil_mode)?,
         aw.output_len(OP, p.ceil_mode)?,
     );
-    let qnnpack = numerics.engine == Engine::Qnnpack && xo.dtype == QDType::QUInt8 && !p.ceil_mode;
-    qnnpack_needs_4d(OP, qnnpack, x)?;
-    if qnnpack && p.kernel[0] * p.kernel[1] == 1 {
-        // QNNPACK refuses ("1x1 pooling is meaningless") and PyTorch raises.
-        return Err(QnnError::InvalidParam {
-            op: OP,
-            detail: "qnnpack's average pool rejects a 1x1 window".into(),
-        });
-    }
+    let qnnpack = qnnpack_pool_route(OP, numerics, x, p.ceil_mode, p.kernel[0] * p.kernel[1])?;
     let qnnpack_scale = qnnpack_scale(xo.scale, p.kernel[0] * p.kernel[1]);
     let z = xo.zero_point as i64;
     let q = x.int_values();
@@ -365,13 +371,10 @@ pub fn adaptive_avg_pool2d(
         });
     }
     let bounds = |o: usize, len: usize, out: usize| (o * len / out, ((o + 1) * len).div_ceil(out));
-    let qnnpack = numerics.engine == Engine::Qnnpack
-        && xo.dtype == QDType::QUInt8
-        && (h, w) != (oh, ow)
-        && h % oh == 0
-        && w % ow == 0;
-    qnnpack_needs_4d(OP, qnnpack, x)?;
-    let qnnpack_scale = qnnpack_scale(xo.scale, (h / oh) * (w / ow));
+    let window = (h / oh) * (w / ow);
+    let whole_multiple = (h, w) != (oh, ow) && h % oh == 0 && w % ow == 0;
+    let qnnpack = whole_multiple && qnnpack_pool_route(OP, numerics, x, false, window)?;
+    let qnnpack_scale = qnnpack_scale(xo.scale, window);
     let z = xo.zero_point as i64;
     let q = x.int_values();
     let mut values = Vec::with_capacity(planes * oh * ow);
@@ -526,7 +529,7 @@ mod tests {
             stride: [1, 1],
             ..MaxPool2d::new(2)
         };
-        let y = max_pool2d(&x, &p).unwrap();
+        let y = max_pool2d(&x, &p, n(Engine::Fbgemm)).unwrap();
         assert_eq!(y.shape(), &[1, 3, 3]);
         let v = x.int_values();
         assert_eq!(
@@ -537,7 +540,7 @@ mod tests {
             ceil_mode: true,
             ..MaxPool2d::new(2)
         };
-        let y = max_pool2d(&x, &p).unwrap();
+        let y = max_pool2d(&x, &p, n(Engine::Fbgemm)).unwrap();
         assert_eq!(y.shape(), &[1, 3, 3]);
         assert_eq!(y.int_values()[8], v[24]);
     }
@@ -552,8 +555,12 @@ mod tests {
         assert!(avg_pool2d(&chw, &AvgPool2d::new(2), n(Engine::Fbgemm)).is_ok());
         let r = avg_pool2d(&x, &AvgPool2d::new(1), n(Engine::Qnnpack));
         assert!(matches!(r, Err(QnnError::InvalidParam { .. })));
+        let r = max_pool2d(&x, &MaxPool2d::new(1), n(Engine::Qnnpack));
+        assert!(matches!(r, Err(QnnError::InvalidParam { .. })));
+        let r = max_pool2d(&chw, &MaxPool2d::new(2), n(Engine::Qnnpack));
+        assert!(matches!(r, Err(QnnError::Shape { .. })));
         assert!(matches!(
-            max_pool2d(&x, &MaxPool2d::new(3)),
+            max_pool2d(&x, &MaxPool2d::new(3), n(Engine::Fbgemm)),
             Err(QnnError::WindowTooLarge { .. })
         ));
         let p = AvgPool2d {
@@ -574,7 +581,7 @@ mod tests {
         ));
         let e = q(QDType::QUInt8, &[], &[1, 0, 2, 2], 0);
         assert!(matches!(
-            max_pool2d(&e, &MaxPool2d::new(1)),
+            max_pool2d(&e, &MaxPool2d::new(1), n(Engine::Fbgemm)),
             Err(QnnError::EmptyInput { .. })
         ));
         assert!(matches!(
@@ -583,7 +590,7 @@ mod tests {
         ));
         let flat = q(QDType::QUInt8, &[1; 4], &[4], 0);
         assert!(matches!(
-            max_pool2d(&flat, &MaxPool2d::new(1)),
+            max_pool2d(&flat, &MaxPool2d::new(1), n(Engine::Fbgemm)),
             Err(QnnError::Shape { .. })
         ));
     }

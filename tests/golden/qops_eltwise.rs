@@ -117,7 +117,10 @@ fn max_pool2d(c: &Case) -> Result<(), String> {
         dilation: pair(&p["dilation"]),
         ceil_mode: p["ceil_mode"].as_bool().expect("ceil_mode"),
     };
-    expect(m.forward(&qtensor(&c.inputs["x"])), &c.expected)
+    expect(
+        m.forward(&qtensor(&c.inputs["x"]), numerics(c)),
+        &c.expected,
+    )
 }
 
 fn avg_pool2d(c: &Case) -> Result<(), String> {
