@@ -10,7 +10,8 @@
 //!   the zero-point-relative value. The two differ on every exact .5 tie when `z` is odd.
 //! * qnnpack engine, quint8, `ceil_mode = false` (either layout): QNNPACK's kernel, which always
 //!   divides by the full window (ignoring count_include_pad=False and divisor_override):
-//!   `z + RNE(f32(S - z·n) · f32(1 / (kh·kw)))`.
+//!   `z + RNE(f32(S - z·n) · f32(s / f32(s·kh·kw)))`; it refuses 1x1 windows and 3-D inputs.
+//! * max_pool2d: integer max over the in-bounds taps on every engine (padding never wins).
 //!
 //! Evidence (golden `qops_*`): `avg_pool2d_0_qint8` (z = 5, divisor 4) matches the NCHW rule on
 //! all engines and mismatches the NHWC rule on 11 of 54 outputs; `avg_pool2d_2/6_quint8` match
