@@ -1,7 +1,7 @@
 //! The typed errors of the quantized-operator layer.
 
 use crate::engine::Engine;
-use crate::tensor::TensorError;
+use crate::tensor::{QDType, TensorError};
 use thiserror::Error;
 
 /// Everything a quantized operator can reject.
@@ -21,6 +21,30 @@ pub enum QnnError {
     /// An operation PyTorch does not offer on this engine (it raises there too).
     #[error("{op} is not supported by the {engine} engine")]
     EngineUnsupported { op: &'static str, engine: Engine },
+    /// Two operands that must share a dtype do not.
+    #[error("{op}: operands must share a dtype, got {left} and {right}")]
+    DTypeMismatch {
+        op: &'static str,
+        left: QDType,
+        right: QDType,
+    },
+    /// An input without elements (PyTorch's kernels would return an empty tensor or fail
+    /// deep inside; qlab refuses up front).
+    #[error("{op}: input {shape:?} has no elements")]
+    EmptyInput { op: &'static str, shape: Vec<usize> },
+    /// A pooling window that does not fit the padded input, so no output position exists.
+    #[error("{op}: window {kernel} (dilated) does not fit padded input length {padded}")]
+    WindowTooLarge {
+        op: &'static str,
+        kernel: usize,
+        padded: usize,
+    },
+    /// A parameter outside its domain (zero stride, padding beyond half the window, ...).
+    #[error("{op}: {detail}")]
+    InvalidParam { op: &'static str, detail: String },
+    /// A requested output size that is zero or cannot be formed from the input.
+    #[error("{op}: invalid output size: {detail}")]
+    OutputSize { op: &'static str, detail: String },
     /// An error from the tensor layer.
     #[error(transparent)]
     Tensor(#[from] TensorError),
