@@ -383,3 +383,68 @@ proptest! {
         }
     }
 }
+
+/// The functional forms are the modules run once.
+#[test]
+fn functional_linear_and_conv_equal_their_modules() {
+    use qlab::qnn::{ConvParams, QConv, QLinear, functional};
+    use qlab::tensor::{QDType, QTensor};
+    let numerics = qlab::engine::Numerics::new(
+        qlab::engine::Engine::Fbgemm,
+        qlab::engine::HostProfile::Vnni,
+    );
+    let x = QTensor::quantize_per_tensor(
+        &(0..24).map(|v| v as f32 * 0.1).collect::<Vec<_>>(),
+        &[1, 2, 3, 4],
+        0.05,
+        10,
+        QDType::QUInt8,
+    )
+    .unwrap();
+    let w = QTensor::quantize_per_tensor(
+        &(0..36)
+            .map(|v| (v as f32 - 18.0) * 0.01)
+            .collect::<Vec<_>>(),
+        &[2, 2, 3, 3],
+        0.002,
+        0,
+        QDType::QInt8,
+    )
+    .unwrap();
+    let params = ConvParams {
+        stride: vec![1, 1],
+        padding: vec![1, 1],
+        dilation: vec![1, 1],
+        groups: 1,
+    };
+    let bias = [0.1f32, -0.2];
+    let module = QConv::new(&w, Some(bias.to_vec()), params.clone(), 0.03, 100, false)
+        .unwrap()
+        .forward(&x, numerics)
+        .unwrap()
+        .0;
+    let func = functional::conv(&x, &w, Some(&bias), params, 0.03, 100, false, numerics).unwrap();
+    assert_eq!(module.int_values(), func.int_values());
+    let xl =
+        QTensor::quantize_per_tensor(&[0.5, 1.0, -0.25, 2.0], &[2, 2], 0.02, 64, QDType::QUInt8)
+            .unwrap();
+    let wl = QTensor::quantize_per_tensor(
+        &[0.1, -0.3, 0.2, 0.05, 0.0, 0.4],
+        &[3, 2],
+        0.004,
+        0,
+        QDType::QInt8,
+    )
+    .unwrap();
+    let module = QLinear::new(&wl, None, 0.01, 128, true)
+        .unwrap()
+        .forward(&xl, numerics)
+        .unwrap()
+        .0;
+    assert_eq!(
+        module.int_values(),
+        functional::linear(&xl, &wl, None, 0.01, 128, true, numerics)
+            .unwrap()
+            .int_values()
+    );
+}

@@ -410,6 +410,51 @@ pub fn mul_scalar(a: &QTensor, c: f64) -> Result<QTensor, QnnError> {
     output(ao.dtype, values, a.shape(), scale, zero_point as i64)
 }
 
+/// `torch.ops.quantized.linear` (`linear_relu` with `relu`): a one-shot [`QLinear`](super::QLinear). Prefer
+/// the module when the same weight runs more than once: it packs the weight once.
+pub fn linear(
+    x: &QTensor,
+    weight: &QTensor,
+    bias: Option<&[f32]>,
+    out_scale: f64,
+    out_zero_point: i64,
+    relu: bool,
+    numerics: Numerics,
+) -> Result<QTensor, QnnError> {
+    let m = super::QLinear::new(
+        weight,
+        bias.map(<[f32]>::to_vec),
+        out_scale,
+        out_zero_point,
+        relu,
+    )?;
+    Ok(m.forward(x, numerics)?.0)
+}
+
+/// `torch.ops.quantized.conv{1,2,3}d` (`conv*_relu` with `relu`): a one-shot [`QConv`](super::QConv);
+/// the weight's rank picks the spatial dimensionality.
+#[allow(clippy::too_many_arguments)]
+pub fn conv(
+    x: &QTensor,
+    weight: &QTensor,
+    bias: Option<&[f32]>,
+    params: super::ConvParams,
+    out_scale: f64,
+    out_zero_point: i64,
+    relu: bool,
+    numerics: Numerics,
+) -> Result<QTensor, QnnError> {
+    let m = super::QConv::new(
+        weight,
+        bias.map(<[f32]>::to_vec),
+        params,
+        out_scale,
+        out_zero_point,
+        relu,
+    )?;
+    Ok(m.forward(x, numerics)?.0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
