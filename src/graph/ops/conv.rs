@@ -128,6 +128,10 @@ pub fn conv_forward(
         .for_each(|(item, out)| {
             let (n, grp) = (item / g.groups, item % g.groups);
             let xg = &xs[(n * g.c + grp * cg) * ivol..][..cg * ivol];
+            if cg == 1 && og == 1 {
+                depthwise(&g, xg, &ws[grp * kvol..][..kvol], out);
+                return;
+            }
             let col;
             let b: &[f32] = if pointwise {
                 xg
@@ -160,6 +164,42 @@ pub fn conv_forward(
     let mut shape = vec![g.n, g.o];
     shape.extend_from_slice(&g.out[3 - (p.weight.ndim() - 2)..]);
     Ok(ArrayD::from_shape_vec(IxDyn(&shape), y).expect("conv output shape"))
+}
+
+/// One channel of a depthwise conv (one input and one output channel per group), computed
+/// directly: a GEMM with a single output row wastes most of its tile, and im2col would copy the
+/// input `kvol` times. Taps accumulate in row-major kernel order.
+fn depthwise(g: &Geometry, x: &[f32], w: &[f32], out: &mut [f32]) {
+    let [id, ih, iw] = g.input;
+    let [kd, kh, kw] = g.kernel;
+    let [od, oh, ow] = g.out;
+    let tap_range = |o_len: usize, stride: usize, dil: usize, pad: usize, len: usize, k: usize| {
+        // Output indices whose input index o·stride + k·dil - pad falls inside [0, len).
+        let lo = (pad.saturating_sub(k * dil)).div_ceil(stride);
+        let hi = ((len + pad).saturating_sub(k * dil))
+            .div_ceil(stride)
+            .min(o_len);
+        lo..hi.max(lo)
+    };
+    for a in 0..kd {
+        for b in 0..kh {
+            for e in 0..kw {
+                let wv = w[(a * kh + b) * kw + e];
+                let xs = tap_range(ow, g.stride[2], g.dilation[2], g.pad[2], iw, e);
+                for z in tap_range(od, g.stride[0], g.dilation[0], g.pad[0], id, a) {
+                    let zi = z * g.stride[0] + a * g.dilation[0] - g.pad[0];
+                    for yy in tap_range(oh, g.stride[1], g.dilation[1], g.pad[1], ih, b) {
+                        let yi = yy * g.stride[1] + b * g.dilation[1] - g.pad[1];
+                        let row = &x[(zi * ih + yi) * iw..][..iw];
+                        let dst = &mut out[(z * oh + yy) * ow..][..ow];
+                        for xx in xs.clone() {
+                            dst[xx] += wv * row[xx * g.stride[2] + e * g.dilation[2] - g.pad[2]];
+                        }
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// Fills `col` (`[cg·kvol, ovol]`, row-major) with the receptive fields of one group.
@@ -197,6 +237,63 @@ fn im2col(g: &Geometry, x: &[f32], cg: usize, col: &mut [f32]) {
                     }
                     row += 1;
                 }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The direct depthwise path agrees with the same conv written densely (block-diagonal
+    /// weight, groups = 1), which runs through im2col + GEMM.
+    /// (channels, input hw, kernel, stride, pad, dilation)
+    type Case = (
+        usize,
+        [usize; 2],
+        [usize; 2],
+        [usize; 2],
+        [usize; 2],
+        [usize; 2],
+    );
+
+    #[test]
+    fn depthwise_matches_dense_equivalent() {
+        let cases: [Case; 4] = [
+            (3, [7, 6], [3, 3], [1, 1], [1, 1], [1, 1]),
+            (4, [9, 9], [5, 3], [2, 2], [2, 1], [1, 1]),
+            (2, [6, 8], [3, 3], [1, 2], [0, 3], [2, 1]),
+            (5, [4, 5], [1, 1], [2, 1], [0, 0], [1, 1]),
+        ];
+        for (c, [h, w], k, stride, pad, dilation) in cases {
+            let x = ArrayD::from_shape_fn(IxDyn(&[2, c, h, w]), |i| {
+                ((i[1] * 31 + i[2] * 7 + i[3] * 3 + i[0]) % 13) as f32 * 0.25 - 1.0
+            });
+            let wd = ArrayD::from_shape_fn(IxDyn(&[c, 1, k[0], k[1]]), |i| {
+                ((i[0] * 5 + i[2] * 3 + i[3]) % 7) as f32 * 0.5 - 1.5
+            });
+            let dense = ArrayD::from_shape_fn(IxDyn(&[c, c, k[0], k[1]]), |i| {
+                if i[0] == i[1] {
+                    wd[[i[0], 0, i[2], i[3]]]
+                } else {
+                    0.0
+                }
+            });
+            let params = |weight: ArrayD<f32>, groups: usize| ConvParams {
+                weight,
+                bias: Some(ndarray::Array1::from_iter((0..c).map(|v| v as f32 * 0.1))),
+                stride: stride.to_vec(),
+                pad_begin: pad.to_vec(),
+                pad_end: pad.to_vec(),
+                dilation: dilation.to_vec(),
+                groups,
+            };
+            let a = conv_forward("dw", &x, &params(wd.clone(), c)).unwrap();
+            let b = conv_forward("dense", &x, &params(dense, 1)).unwrap();
+            assert_eq!(a.shape(), b.shape());
+            for (p, q) in a.iter().zip(b.iter()) {
+                assert!((p - q).abs() <= 1e-5 * q.abs().max(1.0), "{p} vs {q}");
             }
         }
     }
