@@ -222,3 +222,38 @@ fn grouped_dilated_conv_with_asymmetric_padding() {
     );
     assert_eq!(y, [4.0, 6.0, 3.0, 4.0, 40.0, 60.0, 30.0, 40.0]);
 }
+
+#[test]
+fn degenerate_geometry_is_an_error_not_a_panic() {
+    let zero_kernel = model(
+        "MaxPool",
+        &[1, 1, 4, 4],
+        &[],
+        vec![],
+        vec![attr_ints("kernel_shape", &[0, 2])],
+    );
+    assert!(import_onnx_bytes(&zero_kernel, "t.onnx").is_err());
+    let zero_stride = model(
+        "MaxPool",
+        &[1, 1, 4, 4],
+        &[],
+        vec![],
+        vec![
+            attr_ints("kernel_shape", &[2, 2]),
+            attr_ints("strides", &[0, 1]),
+        ],
+    );
+    assert!(import_onnx_bytes(&zero_stride, "t.onnx").is_err());
+    let w = f32_tensor("w", &[1, 1, 0, 2], &[]);
+    let zero_conv = model("Conv", &[1, 1, 4, 4], &["w"], vec![w], vec![]);
+    match import_onnx_bytes(&zero_conv, "t.onnx") {
+        Err(_) => {}
+        Ok(graph) => {
+            let x = Value::F32(ndarray::ArrayD::zeros(ndarray::IxDyn(&[1, 1, 4, 4])));
+            assert!(
+                run(&graph, vec![x], |_, _| {}).is_err(),
+                "a zero-size kernel must not run"
+            );
+        }
+    }
+}

@@ -20,9 +20,12 @@ pub fn conv_output_len(
     pad_end: usize,
     dilation: usize,
 ) -> Option<usize> {
-    let span = dilation * (k - 1) + 1;
-    let padded = len + pad_begin + pad_end;
-    (padded >= span && stride > 0).then(|| (padded - span) / stride + 1)
+    if k == 0 || dilation == 0 || stride == 0 {
+        return None;
+    }
+    let span = dilation.checked_mul(k - 1)?.checked_add(1)?;
+    let padded = len.checked_add(pad_begin)?.checked_add(pad_end)?;
+    (padded >= span).then(|| (padded - span) / stride + 1)
 }
 
 /// Geometry of one convolution, every rank lifted to 3 spatial dims.
@@ -56,6 +59,12 @@ fn geometry(node: &str, x: &ArrayD<f32>, p: &ConvParams) -> Result<Geometry, Gra
         return Err(bad(format!(
             "input of shape {:?} does not fit a weight of shape {w:?}",
             x.shape()
+        )));
+    }
+    let lists = [&p.stride, &p.dilation, &p.pad_begin, &p.pad_end];
+    if lists.iter().any(|l| l.len() != spatial) {
+        return Err(bad(format!(
+            "stride/dilation/padding lists must each have {spatial} entries"
         )));
     }
     let (n, c) = (x.shape()[0], x.shape()[1]);

@@ -10,7 +10,10 @@ use ndarray::{ArrayD, IxDyn};
 pub fn pool_output_len(len: usize, p: &PoolParams, d: usize) -> Option<usize> {
     let (k, s, dil) = (p.kernel[d], p.stride[d], p.dilation[d]);
     let (pb, pe) = (p.pad_begin[d], p.pad_end[d]);
-    let span = dil * (k - 1) + 1;
+    if k == 0 || dil == 0 {
+        return None;
+    }
+    let span = dil.checked_mul(k - 1)?.checked_add(1)?;
     let padded = len + pb + pe;
     if padded < span || s == 0 {
         return None;
@@ -36,6 +39,15 @@ fn windows(node: &str, shape: &[usize], p: &PoolParams) -> Result<Windows, Graph
         return Err(GraphError::Shape {
             node: node.into(),
             detail: format!("cannot pool {shape:?} with a {sp}-d kernel"),
+        });
+    }
+    if [&p.stride, &p.dilation, &p.pad_begin, &p.pad_end]
+        .iter()
+        .any(|l| l.len() != sp)
+    {
+        return Err(GraphError::Invalid {
+            node: node.into(),
+            detail: format!("stride/dilation/padding lists must each have {sp} entries"),
         });
     }
     let mut input = [1; 3];

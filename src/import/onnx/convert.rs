@@ -109,6 +109,9 @@ fn geometry(a: &Attrs, spatial: usize) -> Result<Geometry, ImportError> {
             format!("strides/dilations/pads do not match {spatial} spatial dims"),
         ));
     }
+    if strides.contains(&0) || dilations.contains(&0) {
+        return Err(a.unsupported("strides/dilations", "zero stride or dilation"));
+    }
     Ok(Geometry {
         stride: strides,
         dilation: dilations,
@@ -247,7 +250,7 @@ fn pool(o: &Operands, max: bool) -> Result<Converted, ImportError> {
         return Err(a.unsupported("Indices", "the indices output of MaxPool is not supported"));
     }
     let kernel = a.sizes("kernel_shape", Vec::new())?;
-    if kernel.is_empty() {
+    if kernel.is_empty() || kernel.contains(&0) {
         return Err(a.unsupported("kernel_shape", "missing"));
     }
     let Geometry {
