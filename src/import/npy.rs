@@ -82,7 +82,11 @@ pub fn parse_npy(bytes: &[u8], origin: &str) -> Result<Value, NpyError> {
         })
         .collect::<Result<_, _>>()?;
     let data = &bytes[start + header_len..];
-    let count: usize = shape.iter().product();
+    let count = shape
+        .iter()
+        .try_fold(1usize, |n, &d| n.checked_mul(d))
+        .filter(|n| n.checked_mul(8).is_some())
+        .ok_or_else(|| bad(&format!("shape {shape:?} is too large")))?;
     let width = match descr.as_str() {
         "<f4" | "<i4" => 4,
         "<f8" | "<i8" => 8,
@@ -238,6 +242,8 @@ mod tests {
         ));
         let e = parse_npy(&npy("<f4", "(3,)", &[0; 8]), "t").unwrap_err();
         assert!(e.to_string().contains("needs 12 data bytes"), "{e}");
+        let e = parse_npy(&npy("<f4", "(4611686018427387904, 4)", &[]), "t").unwrap_err();
+        assert!(e.to_string().contains("too large"), "{e}");
         let e = parse_npy(&npy("<f4", "(x,)", &[]), "t").unwrap_err();
         assert!(e.to_string().contains("shape entry"), "{e}");
     }

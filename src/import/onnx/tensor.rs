@@ -29,7 +29,11 @@ pub fn to_value(t: &TensorProto) -> Result<Value, ImportError> {
         .iter()
         .map(|&d| usize::try_from(d).map_err(|_| bad(format!("negative dim {d}"))))
         .collect::<Result<_, _>>()?;
-    let count: usize = dims.iter().product();
+    let count = dims
+        .iter()
+        .try_fold(1usize, |n, &d| n.checked_mul(d))
+        .filter(|n| n.checked_mul(8).is_some())
+        .ok_or_else(|| bad(format!("shape {dims:?} is too large")))?;
     let raw = t.raw_data.as_deref();
     let from_raw = |width: usize| -> Result<Option<Vec<&[u8]>>, ImportError> {
         match raw {
