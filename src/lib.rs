@@ -15,5 +15,6 @@ pub mod kernels;
 pub mod observer;
 pub mod qconfig;
 pub mod qnn;
+pub mod repl;
 pub mod session;
 pub mod tensor;

@@ -16,6 +16,8 @@ const USAGE: &str = "\
 qlab — a quantization lab in the terminal
 
 usage:
+  qlab                                            the REPL, with the digits CNN and data loaded
+                                                  (piped stdin runs commands line by line)
   qlab quantize DTYPE SCALE ZERO_POINT VALUE...   quantize_per_tensor, as PyTorch does it
   qlab run FILE.qls                               replay a session script headlessly (non-zero exit on
                                                   any error or failed expect, naming the line)
@@ -40,7 +42,8 @@ fn main() -> ExitCode {
 
 fn run(args: &[String]) -> Result<String, String> {
     match args.first().map(String::as_str) {
-        None | Some("help" | "-h" | "--help") => Ok(USAGE.to_string()),
+        None => repl(),
+        Some("help" | "-h" | "--help") => Ok(USAGE.to_string()),
         Some("quantize") => quantize(&args[1..]),
         Some("isa") => Ok(isa_report()),
         Some("run") => match &args[1..] {
@@ -152,4 +155,44 @@ fn replay(script: &str) -> Result<String, String> {
     .map_err(|e| format!("{out}{script}: {e}"))?;
     out.push_str(&format!("{script}: {count} command(s) replayed\n"));
     Ok(out)
+}
+
+/// The bundled sample models: `./sample-models`, else the source checkout qlab was built from.
+fn sample_dir() -> Option<std::path::PathBuf> {
+    let local = std::path::PathBuf::from("sample-models");
+    let built = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("sample-models");
+    [local, built]
+        .into_iter()
+        .find(|d| d.join("digits_cnn.onnx").exists())
+}
+
+fn repl() -> Result<String, String> {
+    let mut wb = Workbench::new();
+    if let Some(dir) = sample_dir() {
+        let data = dir.join("data");
+        let preload = [
+            format!("load model \"{}\"", dir.join("digits_cnn.onnx").display()),
+            format!(
+                "load data test \"{}\" labels=\"{}\"",
+                data.join("digits_test_x.npy").display(),
+                data.join("digits_test_y.npy").display()
+            ),
+            format!(
+                "load data calib \"{}\" labels=\"{}\"",
+                data.join("digits_calib_x.npy").display(),
+                data.join("digits_calib_y.npy").display()
+            ),
+        ];
+        for line in preload {
+            if let Ok(Some(cmd)) = qlab::session::parse_line(&line) {
+                wb.apply(&cmd)
+                    .map_err(|e| format!("preloading the sample model: {e}"))?;
+            }
+        }
+    }
+    match qlab::repl::run(wb) {
+        Ok(0) => Ok(String::new()),
+        Ok(failed) => Err(format!("{failed} command(s) failed")),
+        Err(e) => Err(format!("terminal error: {e}")),
+    }
 }

@@ -101,3 +101,26 @@ fn errors_name_the_line_and_keep_state() {
         "{err}"
     );
 }
+
+/// Piped input runs line by line: outputs in order, errors reported with their input line,
+/// and the failing line does not stop the rest.
+#[test]
+fn piped_repl_input_runs_every_line() {
+    std::env::set_current_dir(root()).unwrap();
+    let input = "load model sample-models/digits_mlp.onnx\nfrobnicate\nhelp eval\n";
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let failed = qlab::repl::run_piped(&mut Workbench::new(), input.as_bytes(), &mut out, &mut err);
+    assert_eq!(failed, 1);
+    let (out, err) = (
+        String::from_utf8(out).unwrap(),
+        String::from_utf8(err).unwrap(),
+    );
+    assert!(
+        out.contains("loaded sample-models/digits_mlp.onnx") && out.contains("eval DATA"),
+        "{out}"
+    );
+    assert!(
+        err.contains("unknown verb 'frobnicate'") && err.contains("input line 2"),
+        "{err}"
+    );
+}

@@ -10,7 +10,7 @@ mod output;
 mod replay;
 mod workbench;
 
-pub use command::{CmpOp, Command, Expectation, Metric, parse_line};
+pub use command::{CmpOp, Command, Expectation, Metric, VERBS, parse_line};
 pub use error::SessionError;
 pub use output::{Output, Table};
 pub use replay::{ReplayError, replay_script};

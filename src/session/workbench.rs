@@ -33,6 +33,11 @@ impl Workbench {
         self.model.as_ref().map(|(_, g)| g)
     }
 
+    /// The names of the loaded datasets, sorted.
+    pub fn dataset_names(&self) -> Vec<String> {
+        self.datasets.keys().cloned().collect()
+    }
+
     /// The commands recorded so far, in order.
     pub fn log(&self) -> &[Command] {
         &self.log

@@ -1,0 +1,134 @@
+//! Completion and hints for the REPL, written as pure functions of the line and the workbench's
+//! names so they can be tested without a terminal.
+
+use crate::session::VERBS;
+
+/// What completion can offer besides verbs: the names the workbench currently knows.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Names {
+    pub datasets: Vec<String>,
+    pub layers: Vec<String>,
+}
+
+/// Where the word under the cursor starts and what kind of word it is.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Slot {
+    /// Candidates for the word starting at the byte offset.
+    Words(usize, Vec<String>),
+    /// A file path starting at the byte offset (the caller completes it from the file system).
+    Path(usize),
+}
+
+fn starting_with(prefix: &str, words: impl IntoIterator<Item = String>) -> Vec<String> {
+    let mut out: Vec<String> = words
+        .into_iter()
+        .filter(|w| w.starts_with(prefix))
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// Decides what to complete for `line` (the text before the cursor).
+pub fn slot(line: &str, names: &Names) -> Slot {
+    let start = line.rfind(char::is_whitespace).map_or(0, |i| i + 1);
+    let word = &line[start..];
+    let before: Vec<&str> = line[..start].split_whitespace().collect();
+    if let Some((key, value)) = word.split_once('=') {
+        return match key {
+            "labels" | "out" => Slot::Path(start + key.len() + 1),
+            _ => Slot::Words(start + key.len() + 1, starting_with(value, Vec::new())),
+        };
+    }
+    let words = |list: Vec<String>| Slot::Words(start, starting_with(word, list));
+    let owned = |list: &[&str]| list.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    match before.as_slice() {
+        [] => words(VERBS.iter().map(|(v, _, _)| v.to_string()).collect()),
+        ["load"] => words(owned(&["model", "data"])),
+        ["save"] => words(owned(&["model", "session"])),
+        ["show"] => words(owned(&["model"])),
+        ["help"] => words(VERBS.iter().map(|(v, _, _)| v.to_string()).collect()),
+        ["load", "model"] | ["save", "model" | "session"] | ["load", "data", _] => {
+            Slot::Path(start)
+        }
+        ["load", "data", _, _] => words(owned(&["labels="])),
+        ["eval"] | ["predict"] => words(names.datasets.clone()),
+        ["predict", _] => words(owned(&["out="])),
+        ["expect"] => words(
+            names
+                .datasets
+                .iter()
+                .flat_map(|d| [format!("accuracy({d})"), format!("correct({d})")])
+                .collect(),
+        ),
+        ["expect", _] => words(owned(&[">=", ">", "<=", "<", "=="])),
+        _ => Slot::Words(start, Vec::new()),
+    }
+}
+
+/// The usage that remains after a complete verb (`predict ` → `DATA out=FILE.npy`).
+pub fn hint(line: &str) -> Option<String> {
+    let verb = line.strip_suffix(' ')?;
+    if verb.contains(char::is_whitespace) {
+        return None;
+    }
+    VERBS
+        .iter()
+        .find(|(v, _, _)| *v == verb)
+        .map(|(v, usage, _)| {
+            usage
+                .split(" | ")
+                .next()
+                .unwrap_or(usage)
+                .trim_start_matches(v)
+                .trim_start()
+                .to_string()
+        })
+        .filter(|h| !h.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names() -> Names {
+        Names {
+            datasets: vec!["calib".into(), "test".into()],
+            layers: vec!["conv1".into()],
+        }
+    }
+
+    #[test]
+    fn verbs_objects_datasets_and_paths() {
+        assert_eq!(slot("pr", &names()), Slot::Words(0, vec!["predict".into()]));
+        assert_eq!(
+            slot("load ", &names()),
+            Slot::Words(5, vec!["data".into(), "model".into()])
+        );
+        assert_eq!(
+            slot("eval t", &names()),
+            Slot::Words(5, vec!["test".into()])
+        );
+        assert_eq!(slot("load model sample", &names()), Slot::Path(11));
+        assert_eq!(
+            slot("load data x a.npy labels=sam", &names()),
+            Slot::Path(25)
+        );
+        assert_eq!(
+            slot("predict test o", &names()),
+            Slot::Words(13, vec!["out=".into()])
+        );
+        assert_eq!(
+            slot("expect acc", &names()),
+            Slot::Words(7, vec!["accuracy(calib)".into(), "accuracy(test)".into()])
+        );
+    }
+
+    #[test]
+    fn hints_show_the_rest_of_the_usage() {
+        assert_eq!(hint("predict ").as_deref(), Some("DATA out=FILE.npy"));
+        assert_eq!(hint("eval ").as_deref(), Some("DATA"));
+        assert_eq!(hint("eval test"), None);
+        assert_eq!(hint("nosuch "), None);
+    }
+}

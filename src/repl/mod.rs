@@ -1,0 +1,173 @@
+//! The REPL: a rustyline line editor over the session language, with completion (verbs,
+//! objects, dataset names, metrics, file paths), usage hints and persistent history. Piped
+//! (non-terminal) stdin is read line by line instead, so scripts can be fed to `qlab`.
+//! The REPL only renders `Output`s; every command goes through `Workbench::apply`.
+
+mod complete;
+
+pub use complete::{Names, Slot, hint, slot};
+
+use crate::session::{Workbench, parse_line};
+use rustyline::completion::{Completer, FilenameCompleter, Pair};
+use rustyline::error::ReadlineError;
+use rustyline::highlight::Highlighter;
+use rustyline::hint::Hinter;
+use rustyline::history::DefaultHistory;
+use rustyline::validate::Validator;
+use rustyline::{Context, Editor, Helper};
+use std::cell::RefCell;
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::PathBuf;
+
+/// The rustyline helper: completion and hints from the workbench's current names.
+struct QlabHelper {
+    names: RefCell<Names>,
+    files: FilenameCompleter,
+}
+
+impl Completer for QlabHelper {
+    type Candidate = Pair;
+
+    fn complete(
+        &self,
+        line: &str,
+        pos: usize,
+        ctx: &Context<'_>,
+    ) -> rustyline::Result<(usize, Vec<Pair>)> {
+        match slot(&line[..pos], &self.names.borrow()) {
+            Slot::Words(start, words) => Ok((
+                start,
+                words
+                    .into_iter()
+                    .map(|w| Pair {
+                        display: w.clone(),
+                        replacement: w,
+                    })
+                    .collect(),
+            )),
+            Slot::Path(start) => {
+                let (offset, pairs) = self.files.complete(&line[start..pos], pos - start, ctx)?;
+                Ok((start + offset, pairs))
+            }
+        }
+    }
+}
+
+impl Hinter for QlabHelper {
+    type Hint = String;
+
+    fn hint(&self, line: &str, pos: usize, _ctx: &Context<'_>) -> Option<String> {
+        (pos == line.len()).then(|| hint(line)).flatten()
+    }
+}
+
+impl Highlighter for QlabHelper {}
+impl Validator for QlabHelper {}
+impl Helper for QlabHelper {}
+
+fn names_of(wb: &Workbench) -> Names {
+    Names {
+        datasets: wb.dataset_names(),
+        layers: wb
+            .graph()
+            .map(|g| g.nodes.iter().map(|n| n.name.clone()).collect())
+            .unwrap_or_default(),
+    }
+}
+
+/// Where history persists: `$QLAB_HISTORY`, else `~/.qlab_history`.
+fn history_path() -> Option<PathBuf> {
+    std::env::var_os("QLAB_HISTORY")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".qlab_history")))
+}
+
+/// Runs one line, printing its output or error; returns false on error.
+fn run_line(wb: &mut Workbench, line: &str, out: &mut impl Write, err: &mut impl Write) -> bool {
+    let result = parse_line(line).and_then(|cmd| match cmd {
+        Some(cmd) => wb.apply(&cmd).map(Some),
+        None => Ok(None),
+    });
+    match result {
+        Ok(Some(output)) => {
+            let _ = write!(out, "{output}");
+            true
+        }
+        Ok(None) => true,
+        Err(e) => {
+            let _ = writeln!(err, "error: {e}");
+            false
+        }
+    }
+}
+
+/// Reads commands from a non-terminal `input` line by line; returns how many lines failed.
+pub fn run_piped(
+    wb: &mut Workbench,
+    input: impl BufRead,
+    out: &mut impl Write,
+    err: &mut impl Write,
+) -> usize {
+    let mut failed = 0;
+    for (i, line) in input.lines().enumerate() {
+        let Ok(line) = line else {
+            let _ = writeln!(err, "line {}: not valid UTF-8 text", i + 1);
+            failed += 1;
+            continue;
+        };
+        if !run_line(wb, &line, out, err) {
+            let _ = writeln!(err, "  (at input line {})", i + 1);
+            failed += 1;
+        }
+    }
+    failed
+}
+
+/// The interactive loop (or the piped one when stdin is not a terminal). Returns the number of
+/// failed commands when piped, 0 interactively.
+pub fn run(mut wb: Workbench) -> Result<usize, ReadlineError> {
+    let stdin = std::io::stdin();
+    if !stdin.is_terminal() {
+        return Ok(run_piped(
+            &mut wb,
+            stdin.lock(),
+            &mut std::io::stdout(),
+            &mut std::io::stderr(),
+        ));
+    }
+    let mut rl: Editor<QlabHelper, DefaultHistory> = Editor::new()?;
+    rl.set_helper(Some(QlabHelper {
+        names: RefCell::new(names_of(&wb)),
+        files: FilenameCompleter::new(),
+    }));
+    let history = history_path();
+    if let Some(h) = &history {
+        let _ = rl.load_history(h);
+    }
+    println!("qlab — type `help` for the verbs, Tab to complete, Ctrl-D to quit");
+    loop {
+        match rl.readline("qlab> ") {
+            Ok(line) => {
+                if !line.trim().is_empty() {
+                    let _ = rl.add_history_entry(line.as_str());
+                }
+                run_line(
+                    &mut wb,
+                    &line,
+                    &mut std::io::stdout(),
+                    &mut std::io::stderr(),
+                );
+                if let Some(h) = rl.helper() {
+                    *h.names.borrow_mut() = names_of(&wb);
+                }
+            }
+            Err(ReadlineError::Interrupted) => println!("^C (Ctrl-D quits)"),
+            Err(ReadlineError::Eof) => break,
+            Err(e) => return Err(e),
+        }
+    }
+    if let Some(h) = &history {
+        let _ = rl.save_history(h);
+    }
+    Ok(0)
+}
