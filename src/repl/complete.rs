@@ -47,6 +47,8 @@ pub fn slot(line: &str, names: &Names) -> Slot {
         ["load"] => words(owned(&["model", "data"])),
         ["save"] => words(owned(&["model", "session"])),
         ["show"] => words(owned(&["model"])),
+        ["errors"] => words(owned(&["weights"])),
+        ["errors", "weights"] => words(owned(&["weight="])),
         ["help"] => words(VERBS.iter().map(|(v, _, _)| v.to_string()).collect()),
         ["load", "model"] | ["save", "model" | "session"] | ["load", "data", _] => {
             Slot::Path(start)

@@ -5,6 +5,8 @@
 //! written in double quotes.
 
 use super::SessionError;
+use crate::observer::{ObserverKind, ObserverSpec};
+use crate::tensor::{DType, QScheme};
 use std::fmt;
 
 /// A comparison in an `expect` line.
@@ -104,8 +106,18 @@ pub enum Command {
     SaveModel { path: String },
     /// `save session FILE.qls` — write the recorded commands.
     SaveSession { path: String },
+    /// `errors weights [weight=SPEC]` — per-layer weight quantization error, worst first.
+    ErrorsWeights { weight: ObserverSpec },
     /// `help [VERB]`.
     Help { verb: Option<String> },
+}
+
+/// The weight observer `errors weights` uses unless told otherwise: fbgemm's default
+/// (per-channel symmetric qint8 min/max).
+pub fn default_weight_spec() -> ObserverSpec {
+    ObserverSpec::new(ObserverKind::PerChannelMinMax)
+        .with_dtype(DType::QInt8)
+        .with_qscheme(QScheme::PerChannelSymmetric)
 }
 
 /// The verbs and their one-line help, in the order `help` lists them.
@@ -134,6 +146,11 @@ pub const VERBS: &[(&str, &str, &str)] = &[
         "expect",
         "expect accuracy(DATA) >= 0.98 | expect correct(DATA) == 395",
         "fail the replay unless the comparison holds",
+    ),
+    (
+        "errors",
+        "errors weights [weight=SPEC]",
+        "per-layer weight quantization error (SQNR, MSE, ...), worst first",
     ),
     (
         "save",
@@ -169,6 +186,12 @@ impl fmt::Display for Command {
             Command::Expect(e) => write!(f, "expect {e}"),
             Command::SaveModel { path } => write!(f, "save model {}", quote(path)),
             Command::SaveSession { path } => write!(f, "save session {}", quote(path)),
+            Command::ErrorsWeights { weight } if *weight == default_weight_spec() => {
+                write!(f, "errors weights")
+            }
+            Command::ErrorsWeights { weight } => {
+                write!(f, "errors weights weight={}", quote(&weight.to_string()))
+            }
             Command::Help { verb: None } => write!(f, "help"),
             Command::Help { verb: Some(v) } => write!(f, "help {v}"),
         }
@@ -332,10 +355,18 @@ pub fn parse_line(line: &str) -> Result<Option<Command>, SessionError> {
             let [_, path] = args.exactly::<2>()?;
             Command::SaveSession { path }
         }
+        ("errors", "weights") => {
+            let weight = match args.option("weight") {
+                Some(text) => text.parse::<ObserverSpec>().map_err(|e| args.error(e))?,
+                None => default_weight_spec(),
+            };
+            args.exactly::<1>()?;
+            Command::ErrorsWeights { weight }
+        }
         ("help", _) => Command::Help {
             verb: args.positional.first().cloned(),
         },
-        (v @ ("load" | "show" | "save"), o) => {
+        (v @ ("load" | "show" | "save" | "errors"), o) => {
             return Err(args.error(format!("'{v} {o}': unknown object")));
         }
         (v, _) => {
@@ -369,6 +400,8 @@ mod tests {
             "save session s.qls",
             "help",
             "help eval",
+            "errors weights",
+            "errors weights weight=\"minmax(dtype=qint8, qscheme=per_tensor_symmetric)\"",
         ] {
             let cmd = parse_line(line).unwrap().unwrap();
             assert_eq!(cmd.to_string(), line);

@@ -40,6 +40,8 @@ pub enum SessionError {
     Npy(#[from] NpyError),
     #[error(transparent)]
     Graph(#[from] GraphError),
+    #[error(transparent)]
+    Analysis(#[from] crate::analysis::AnalysisError),
 }
 
 impl SessionError {

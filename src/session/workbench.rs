@@ -3,6 +3,7 @@
 
 use super::command::VERBS;
 use super::{Command, Expectation, Metric, Output, SessionError, Table};
+use crate::analysis::weight_errors;
 use crate::graph::{Graph, Value, run, summarize};
 use crate::import::native::{load_native, save_native};
 use crate::import::npy::write_npy_f32;
@@ -82,6 +83,7 @@ impl Workbench {
                     })?;
                 Output::Text(format!("saved {} command(s) to {path}", self.log.len()))
             }
+            Command::ErrorsWeights { weight } => self.weight_errors(weight)?,
             Command::Help { verb } => help(verb.as_deref())?,
         };
         if !matches!(
@@ -224,6 +226,48 @@ impl Workbench {
                 "{path}: {} nodes, {} parameters",
                 rows.len(),
                 graph.param_count()
+            ),
+            table,
+        })
+    }
+
+    fn weight_errors(&self, spec: &crate::observer::ObserverSpec) -> Result<Output, SessionError> {
+        let (_, graph) = self.model.as_ref().ok_or(SessionError::NoModel)?;
+        let mut rows = weight_errors(graph, spec)?;
+        // Worst first; ties keep graph order (the sort is stable).
+        rows.sort_by(|a, b| a.stats.sqnr_db().total_cmp(&b.stats.sqnr_db()));
+        let table = Table {
+            headers: [
+                "layer",
+                "op",
+                "shape",
+                "sqnr_db",
+                "mse",
+                "max_abs",
+                "cosine",
+                "rmse/scale",
+            ]
+            .map(String::from)
+            .to_vec(),
+            rows: rows
+                .iter()
+                .map(|r| {
+                    vec![
+                        r.layer.clone(),
+                        r.op.to_string(),
+                        format!("{:?}", r.shape),
+                        format!("{:.2}", r.stats.sqnr_db()),
+                        format!("{:.3e}", r.stats.mse()),
+                        format!("{:.3e}", r.stats.max_abs()),
+                        format!("{:.6}", r.stats.cosine()),
+                        format!("{:.4}", r.stats.rmse_over_scale()),
+                    ]
+                })
+                .collect(),
+        };
+        Ok(Output::Table {
+            title: format!(
+                "weight quantization error with {spec} (worst first; uniform rounding gives rmse/scale 0.2887)"
             ),
             table,
         })

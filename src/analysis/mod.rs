@@ -1,0 +1,27 @@
+//! Analysis: how much a quantization choice costs, layer by layer, in numbers a user can act on.
+//! Metrics are pooled over everything compared (not averaged per batch), in f64, in a fixed
+//! order, so reports are byte-identical across runs.
+
+mod metrics;
+mod weights;
+
+pub use metrics::ErrorStats;
+pub use weights::{WeightError, weight_errors};
+
+use crate::observer::ObserverError;
+use crate::tensor::TensorError;
+use thiserror::Error;
+
+/// What can go wrong computing an analysis.
+#[derive(Debug, Error)]
+pub enum AnalysisError {
+    /// The observer spec or its statistics were rejected for a layer.
+    #[error("layer '{layer}': {source}")]
+    Observer {
+        layer: String,
+        source: ObserverError,
+    },
+    /// Quantizing a layer's tensor failed (e.g. a NaN weight gives a NaN scale).
+    #[error("layer '{layer}': {source}")]
+    Tensor { layer: String, source: TensorError },
+}
