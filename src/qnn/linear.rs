@@ -2,7 +2,7 @@
 
 use super::{PackedWeight, QnnError, RunStats};
 use crate::engine::Numerics;
-use crate::kernels::reference::gemm_u8_i8_i32;
+use crate::kernels::gemm::gemm_u8_i8_i32;
 use crate::kernels::requant::{FbgemmRequant, QnnpackRequant, Requant};
 use crate::tensor::{QDType, QParams, QStorage, QTensor};
 
@@ -124,12 +124,9 @@ impl QLinear {
         let mut acc = vec![0i32; m * n];
         let saturated = gemm_u8_i8_i32(
             m,
-            n,
-            k,
             &a,
             zx,
-            &self.weight.data,
-            &self.weight.zero_points,
+            &self.weight.gemm_weights(),
             numerics.gemm_pairs_saturate(),
             &mut acc,
         );
