@@ -5,6 +5,7 @@
 //! qparams; `fake_quant` and `qconfig` build on both. Higher layers (graph, engines, workflows,
 //! front ends) arrive in later issues and may only depend downward.
 
+pub mod bench;
 pub mod engine;
 pub mod fake_quant;
 pub mod fsutil;
