@@ -129,4 +129,39 @@ impl Requant {
             Requant::Qnnpack(r) => r.apply(acc, c),
         }
     }
+
+    /// Requantizes row-major accumulators whose channel is the column (`n` per row) into `out`.
+    ///
+    /// On x86 tiers the same element rule runs compiled for AVX2, where `round_ties_even` is one
+    /// `vroundss` instead of a libm call; the result is identical (IEEE rounding either way).
+    pub fn apply_rows(&self, acc: &[i32], n: usize, out: &mut [u8]) {
+        #[cfg(target_arch = "x86_64")]
+        if matches!(
+            crate::isa::selected(),
+            crate::isa::Isa::Avx2 | crate::isa::Isa::AvxVnni | crate::isa::Isa::Avx512Vnni
+        ) {
+            // SAFETY: the selected tier is available and each of these tiers requires AVX2.
+            return unsafe { super::x86::avx2_requant::apply_rows(self, acc, n, out) };
+        }
+        self.apply_rows_portable(acc, n, out);
+    }
+
+    /// The loop behind [`Requant::apply_rows`], one engine match per call.
+    #[inline(always)]
+    pub(crate) fn apply_rows_portable(&self, acc: &[i32], n: usize, out: &mut [u8]) {
+        fn rows(acc: &[i32], n: usize, out: &mut [u8], f: impl Fn(i32, usize) -> u8) {
+            for (a, o) in acc.chunks_exact(n).zip(out.chunks_exact_mut(n)) {
+                for (c, (&v, y)) in a.iter().zip(o).enumerate() {
+                    *y = f(v, c);
+                }
+            }
+        }
+        if n == 0 {
+            return;
+        }
+        match self {
+            Requant::Fbgemm(r) => rows(acc, n, out, |v, c| r.apply(v, c)),
+            Requant::Qnnpack(r) => rows(acc, n, out, |v, c| r.apply(v, c)),
+        }
+    }
 }

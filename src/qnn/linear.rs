@@ -120,11 +120,18 @@ impl QLinear {
         }
         let m = x.numel() / k.max(1);
         let n = self.weight.out;
-        let a: Vec<u8> = x.int_values().into_iter().map(|v| v as u8).collect();
+        let copied: Vec<u8>;
+        let a: &[u8] = match (x.storage().as_ref(), x.is_contiguous()) {
+            (QStorage::U8(v), true) => &v[x.storage_offset()..x.storage_offset() + m * k],
+            _ => {
+                copied = x.int_values().into_iter().map(|v| v as u8).collect();
+                &copied
+            }
+        };
         let mut acc = vec![0i32; m * n];
         let saturated = gemm_u8_i8_i32(
             m,
-            &a,
+            a,
             zx,
             &self.weight.gemm_weights(),
             numerics.gemm_pairs_saturate(),
@@ -156,11 +163,8 @@ impl QLinear {
             self.out_zero_point,
             self.relu,
         );
-        let out: Vec<u8> = acc
-            .iter()
-            .enumerate()
-            .map(|(i, &v)| rq.apply(v, i % n))
-            .collect();
+        let mut out = vec![0u8; acc.len()];
+        rq.apply_rows(&acc, n, &mut out);
         let mut shape = x.shape().to_vec();
         *shape.last_mut().expect("rank >= 1") = n;
         let y = QTensor::from_int_repr(

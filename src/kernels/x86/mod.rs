@@ -2,6 +2,7 @@
 //! kernel in [`super::reference`], dispatched from [`super::gemm`].
 
 pub mod avx2_gemm;
+pub mod avx2_requant;
 pub mod avx512vnni_gemm;
 
 /// Reads the 4 activation bytes of group `g` of packed row `r` as one little-endian i32.
