@@ -149,6 +149,7 @@ impl Requant {
     /// The loop behind [`Requant::apply_rows`], one engine match per call.
     #[inline(always)]
     pub(crate) fn apply_rows_portable(&self, acc: &[i32], n: usize, out: &mut [u8]) {
+        #[inline(always)]
         fn rows(acc: &[i32], n: usize, out: &mut [u8], f: impl Fn(i32, usize) -> u8) {
             for (a, o) in acc.chunks_exact(n).zip(out.chunks_exact_mut(n)) {
                 for (c, (&v, y)) in a.iter().zip(o).enumerate() {
