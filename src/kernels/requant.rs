@@ -166,3 +166,44 @@ impl Requant {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The row epilogue (the AVX2 build on x86 hosts) returns the element rule's bytes, ties
+    /// and clamps included, for both engines, per-tensor and per-channel, with and without ReLU.
+    #[test]
+    fn rows_equal_element_rule() {
+        let n = 5;
+        // Around ±ties of the multipliers below and far outside the output range.
+        let acc: Vec<i32> = (-300..300)
+            .chain([i32::MIN, i32::MAX, -1 << 20, 1 << 20])
+            .collect();
+        let acc = &acc[..acc.len() / n * n];
+        for (scales, bias) in [
+            (vec![0.5], None),
+            (
+                vec![0.25, 0.5, 1.0, 0.125, 0.75],
+                Some(vec![0.3, -1.5, 2.0, 0.0, 7.25]),
+            ),
+        ] {
+            for relu in [false, true] {
+                let bias = bias.as_deref();
+                for rq in [
+                    Requant::Fbgemm(FbgemmRequant::new(0.5, &scales, bias, 1.0, 17, relu, n)),
+                    Requant::Qnnpack(QnnpackRequant::new(0.5, &scales, bias, 1.0, 17, relu, n)),
+                ] {
+                    let mut got = vec![0u8; acc.len()];
+                    rq.apply_rows(acc, n, &mut got);
+                    let want: Vec<u8> = acc
+                        .iter()
+                        .enumerate()
+                        .map(|(i, &v)| rq.apply(v, i % n))
+                        .collect();
+                    assert_eq!(got, want, "{rq:?}");
+                }
+            }
+        }
+    }
+}
