@@ -3,12 +3,13 @@
 //!
 //! The int8 figure is the whole `QLinear::forward` (activation copy, GEMM, requantization to
 //! quint8) over `2·M·N·K` operations; fp32 is `matrixmultiply::sgemm`, as the float engine runs
-//! it. Each figure is the median of a few repetitions after one warm-up, single-threaded.
+//! it. Conv is the whole `QConv::forward` (im2col, GEMM, requantization); there is no fp32 conv
+//! figure of ours yet. Each figure is the median of a few repetitions after one warm-up, single-threaded.
 
 use crate::engine::{Engine, HostProfile, Numerics};
 use crate::isa::{self, Isa, IsaError};
 use crate::kernels::gemm::kernel_name;
-use crate::qnn::QLinear;
+use crate::qnn::{ConvParams, QConv, QLinear};
 use crate::tensor::{QParams, QStorage, QTensor};
 use serde::Serialize;
 use std::hint::black_box;
@@ -44,6 +45,46 @@ const fn anchor(m: usize, k: usize, n: usize, fbgemm: f64, fp32: f64) -> Anchor 
     }
 }
 
+/// A conv2d shape of ANCHORS.md (batch 1, stride 1, same padding) with PyTorch's figures.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct ConvAnchor {
+    pub channels: usize,
+    pub height: usize,
+    pub width: usize,
+    pub out_channels: usize,
+    pub kernel: usize,
+    /// torch fbgemm int8 conv2d, GOPS.
+    pub torch_fbgemm_gops: f64,
+}
+
+/// The three conv shapes of ANCHORS.md.
+pub const CONV_ANCHORS: [ConvAnchor; 3] = [
+    conv_anchor(64, 56, 64, 3, 248.0),
+    conv_anchor(256, 14, 256, 3, 532.0),
+    conv_anchor(32, 112, 32, 1, 42.0),
+];
+
+const fn conv_anchor(c: usize, hw: usize, o: usize, k: usize, fbgemm: f64) -> ConvAnchor {
+    ConvAnchor {
+        channels: c,
+        height: hw,
+        width: hw,
+        out_channels: o,
+        kernel: k,
+        torch_fbgemm_gops: fbgemm,
+    }
+}
+
+/// One measured int8 conv figure.
+#[derive(Debug, Clone, Serialize)]
+pub struct ConvFigure {
+    pub shape: ConvAnchor,
+    pub tier: String,
+    pub contract: String,
+    pub gops: f64,
+    pub ratio_to_torch_fbgemm: f64,
+}
+
 /// One measured int8 figure.
 #[derive(Debug, Clone, Serialize)]
 pub struct Int8Figure {
@@ -70,6 +111,7 @@ pub struct Report {
     pub repetitions: usize,
     pub int8: Vec<Int8Figure>,
     pub fp32: Vec<Fp32Figure>,
+    pub conv: Vec<ConvFigure>,
     /// Tiers not measured, with the reason.
     pub skipped: Vec<String>,
 }
@@ -127,6 +169,42 @@ fn int8_gops(s: &Anchor, numerics: Numerics, reps: usize) -> f64 {
     2.0 * (s.m * s.n * s.k) as f64 / secs / 1e9
 }
 
+fn conv_gops(s: &ConvAnchor, numerics: Numerics, reps: usize) -> f64 {
+    let (c, o, k) = (s.channels, s.out_channels, s.kernel);
+    let w = QTensor::from_int_repr(
+        QStorage::I8(
+            bytes(o * c * k * k, 13)
+                .into_iter()
+                .map(|v| v as i8)
+                .collect(),
+        ),
+        &[o, c, k, k],
+        QParams::PerTensor {
+            scale: 0.01,
+            zero_point: 0,
+        },
+    )
+    .expect("valid weight");
+    let params = ConvParams {
+        padding: vec![k / 2; 2],
+        ..ConvParams::unit(2)
+    };
+    let layer = QConv::new(&w, Some(vec![0.5; o]), params, 0.2, 128, false).expect("valid");
+    let x = QTensor::from_int_repr(
+        QStorage::U8(bytes(c * s.height * s.width, 17)),
+        &[1, c, s.height, s.width],
+        QParams::PerTensor {
+            scale: 0.02,
+            zero_point: 128,
+        },
+    )
+    .expect("valid input");
+    let secs = median_secs(reps, || {
+        black_box(layer.forward(black_box(&x), numerics).expect("runs"));
+    });
+    2.0 * (o * c * k * k * s.height * s.width) as f64 / secs / 1e9
+}
+
 fn fp32_gflops(s: &Anchor, reps: usize) -> f64 {
     let a: Vec<f32> = bytes(s.m * s.k, 3)
         .iter()
@@ -173,6 +251,7 @@ pub fn run(reps: usize) -> Result<Report, IsaError> {
         repetitions: reps,
         int8: Vec::new(),
         fp32: Vec::new(),
+        conv: Vec::new(),
         skipped: vec!["scalar: reference only, not benchmarked".into()],
     };
     let contracts = [
@@ -193,6 +272,16 @@ pub fn run(reps: usize) -> Result<Report, IsaError> {
                     tier: tier.name().into(),
                     contract: contract.into(),
                     kernel: kernel_name(tier, numerics.gemm_pairs_saturate()).into(),
+                    gops,
+                    ratio_to_torch_fbgemm: gops / s.torch_fbgemm_gops,
+                });
+            }
+            for s in &CONV_ANCHORS {
+                let gops = conv_gops(s, numerics, reps);
+                report.conv.push(ConvFigure {
+                    shape: *s,
+                    tier: tier.name().into(),
+                    contract: contract.into(),
                     gops,
                     ratio_to_torch_fbgemm: gops / s.torch_fbgemm_gops,
                 });
@@ -246,6 +335,25 @@ impl Report {
                 f.gflops,
                 f.shape.torch_fp32_gflops,
                 f.ratio_to_torch_fp32
+            ));
+        }
+        out.push_str(&format!(
+            "\nint8 conv2d (C×H×W → O, k×k; batch 1, stride 1, same padding)\n{:<22} {:<11} {:<17} {:>9} {:>13} {:>7}\n",
+            "shape", "tier", "contract", "GOPS", "torch fbgemm", "ratio"
+        ));
+        for f in &self.conv {
+            let s = &f.shape;
+            out.push_str(&format!(
+                "{:<22} {:<11} {:<17} {:>9.1} {:>13.0} {:>7.2}\n",
+                format!(
+                    "{}x{}x{}->{} {}x{}",
+                    s.channels, s.height, s.width, s.out_channels, s.kernel, s.kernel
+                ),
+                f.tier,
+                f.contract,
+                f.gops,
+                s.torch_fbgemm_gops,
+                f.ratio_to_torch_fbgemm
             ));
         }
         for s in &self.skipped {
