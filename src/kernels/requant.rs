@@ -130,39 +130,63 @@ impl Requant {
         }
     }
 
-    /// Requantizes row-major accumulators whose channel is the column (`n` per row) into `out`.
+    /// Requantizes accumulators laid out as `[…, channels, run]`: element `i` belongs to channel
+    /// `(i / run) % channels` (linear: `run = 1`, channels = columns; conv: `run` = the spatial
+    /// plane of NC… outputs).
     ///
     /// On x86 tiers the same element rule runs compiled for AVX2, where `round_ties_even` is one
     /// `vroundss` instead of a libm call; the result is identical (IEEE rounding either way).
-    pub fn apply_rows(&self, acc: &[i32], n: usize, out: &mut [u8]) {
+    pub fn apply_runs(&self, acc: &[i32], run: usize, channels: usize, out: &mut [u8]) {
         #[cfg(target_arch = "x86_64")]
         if matches!(
             crate::isa::selected(),
             crate::isa::Isa::Avx2 | crate::isa::Isa::AvxVnni | crate::isa::Isa::Avx512Vnni
         ) {
             // SAFETY: the selected tier is available and each of these tiers requires AVX2.
-            return unsafe { super::x86::avx2_requant::apply_rows(self, acc, n, out) };
+            return unsafe { super::x86::avx2_requant::apply_runs(self, acc, run, channels, out) };
         }
-        self.apply_rows_portable(acc, n, out);
+        self.apply_runs_portable(acc, run, channels, out);
     }
 
-    /// The loop behind [`Requant::apply_rows`], one engine match per call.
+    /// The loop behind [`Requant::apply_runs`], one engine match per call.
     #[inline(always)]
-    pub(crate) fn apply_rows_portable(&self, acc: &[i32], n: usize, out: &mut [u8]) {
+    pub(crate) fn apply_runs_portable(
+        &self,
+        acc: &[i32],
+        run: usize,
+        channels: usize,
+        out: &mut [u8],
+    ) {
         #[inline(always)]
-        fn rows(acc: &[i32], n: usize, out: &mut [u8], f: impl Fn(i32, usize) -> u8) {
-            for (a, o) in acc.chunks_exact(n).zip(out.chunks_exact_mut(n)) {
-                for (c, (&v, y)) in a.iter().zip(o).enumerate() {
-                    *y = f(v, c);
+        fn each(
+            acc: &[i32],
+            run: usize,
+            channels: usize,
+            out: &mut [u8],
+            f: impl Fn(i32, usize) -> u8,
+        ) {
+            if run == 0 || channels == 0 {
+                return;
+            }
+            let block = run * channels;
+            for (a, o) in acc.chunks_exact(block).zip(out.chunks_exact_mut(block)) {
+                if run == 1 {
+                    // Rows of a linear output: one channel per element, walked without runs.
+                    for (c, (&v, y)) in a.iter().zip(o).enumerate() {
+                        *y = f(v, c);
+                    }
+                    continue;
+                }
+                for (c, (a, o)) in a.chunks_exact(run).zip(o.chunks_exact_mut(run)).enumerate() {
+                    for (&v, y) in a.iter().zip(o) {
+                        *y = f(v, c);
+                    }
                 }
             }
         }
-        if n == 0 {
-            return;
-        }
         match self {
-            Requant::Fbgemm(r) => rows(acc, n, out, |v, c| r.apply(v, c)),
-            Requant::Qnnpack(r) => rows(acc, n, out, |v, c| r.apply(v, c)),
+            Requant::Fbgemm(r) => each(acc, run, channels, out, |v, c| r.apply(v, c)),
+            Requant::Qnnpack(r) => each(acc, run, channels, out, |v, c| r.apply(v, c)),
         }
     }
 }
@@ -171,7 +195,7 @@ impl Requant {
 mod tests {
     use super::*;
 
-    /// The row epilogue (the AVX2 build on x86 hosts) returns the element rule's bytes, ties
+    /// The run epilogue (the AVX2 build on x86 hosts) returns the element rule's bytes, ties
     /// and clamps included, for both engines, per-tensor and per-channel, with and without ReLU.
     #[test]
     fn rows_equal_element_rule() {
@@ -194,14 +218,18 @@ mod tests {
                     Requant::Fbgemm(FbgemmRequant::new(0.5, &scales, bias, 1.0, 17, relu, n)),
                     Requant::Qnnpack(QnnpackRequant::new(0.5, &scales, bias, 1.0, 17, relu, n)),
                 ] {
-                    let mut got = vec![0u8; acc.len()];
-                    rq.apply_rows(acc, n, &mut got);
-                    let want: Vec<u8> = acc
-                        .iter()
-                        .enumerate()
-                        .map(|(i, &v)| rq.apply(v, i % n))
-                        .collect();
-                    assert_eq!(got, want, "{rq:?}");
+                    // Linear rows (run 1) and NC-plane layouts (run 4, 20 planes of 5 channels…).
+                    for run in [1, 4] {
+                        let len = acc.len() / (run * n) * run * n;
+                        let mut got = vec![0u8; len];
+                        rq.apply_runs(&acc[..len], run, n, &mut got);
+                        let want: Vec<u8> = acc[..len]
+                            .iter()
+                            .enumerate()
+                            .map(|(i, &v)| rq.apply(v, (i / run) % n))
+                            .collect();
+                        assert_eq!(got, want, "{rq:?} run {run}");
+                    }
                 }
             }
         }

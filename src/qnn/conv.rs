@@ -270,12 +270,8 @@ impl QConv {
             self.relu,
         );
         let plane: usize = acc.shape[2..].iter().product();
-        let out: Vec<u8> = acc
-            .values
-            .iter()
-            .enumerate()
-            .map(|(i, &v)| rq.apply(v, (i / plane) % self.weight.out))
-            .collect();
+        let mut out = vec![0u8; acc.values.len()];
+        rq.apply_runs(&acc.values, plane, self.weight.out, &mut out);
         let y = QTensor::from_int_repr(
             QStorage::U8(out),
             &acc.shape,

@@ -164,7 +164,7 @@ impl QLinear {
             self.relu,
         );
         let mut out = vec![0u8; acc.len()];
-        rq.apply_rows(&acc, n, &mut out);
+        rq.apply_runs(&acc, 1, n, &mut out);
         let mut shape = x.shape().to_vec();
         *shape.last_mut().expect("rank >= 1") = n;
         let y = QTensor::from_int_repr(

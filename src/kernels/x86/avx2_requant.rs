@@ -7,11 +7,11 @@
 
 use crate::kernels::requant::Requant;
 
-/// [`Requant::apply_rows`] compiled for AVX2.
+/// [`Requant::apply_runs`] compiled for AVX2.
 ///
 /// # Safety
 /// The host must support AVX2.
 #[target_feature(enable = "avx2")]
-pub unsafe fn apply_rows(rq: &Requant, acc: &[i32], n: usize, out: &mut [u8]) {
-    rq.apply_rows_portable(acc, n, out);
+pub unsafe fn apply_runs(rq: &Requant, acc: &[i32], run: usize, channels: usize, out: &mut [u8]) {
+    rq.apply_runs_portable(acc, run, channels, out);
 }
