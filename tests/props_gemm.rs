@@ -202,3 +202,28 @@ fn unavailable_tier_is_an_error() {
         assert!(gemm_on(tier, 1, &[1], 0, &w, false, &mut [0]).is_err());
     }
 }
+
+/// Empty M, N or K: zero-sized outputs, or all-zero-point accumulators when K = 0.
+#[test]
+fn empty_dimensions_equal_reference() {
+    for (m, n, k) in [(0, 3, 5), (2, 0, 5), (2, 3, 0), (0, 0, 0)] {
+        let (a, w) = (vec![7u8; m * k], vec![-3i8; n * k]);
+        let zps = [5];
+        let weights = GemmWeights {
+            data: &w,
+            n,
+            k,
+            zero_points: &zps,
+            cache: None,
+        };
+        for saturate in [false, true] {
+            let mut want = vec![1i32; m * n];
+            reference::gemm_u8_i8_i32(m, n, k, &a, 128, &w, &zps, saturate, &mut want);
+            for tier in tiers() {
+                let mut got = vec![1i32; m * n];
+                let sat = gemm_on(tier, m, &a, 128, &weights, saturate, &mut got).unwrap();
+                assert_eq!((got, sat), (want.clone(), 0), "{tier} {m}x{n}x{k}");
+            }
+        }
+    }
+}

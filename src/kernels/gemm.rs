@@ -198,8 +198,9 @@ unsafe fn run(
 ) -> u64 {
     assert!(a.len() >= m * w.k && w.data.len() >= w.n * w.k && acc.len() >= m * w.n);
     assert!(w.zero_points.len() == 1 || w.zero_points.len() == w.n);
+    // Empty operands have nothing to tile (and zero-width panels cannot be chunked).
     #[cfg(target_arch = "x86_64")]
-    {
+    if m > 0 && w.n > 0 && w.k > 0 {
         use super::x86::{avx2_gemm, avx512vnni_gemm};
         // SAFETY (all three): forwarded from this function's contract.
         match route(tier, saturate_pairs) {
