@@ -47,6 +47,7 @@ pub struct GemmWeights<'a> {
 /// Equality ignores the contents: the panels are a pure function of the weight they belong to.
 #[derive(Clone, Default)]
 pub struct PackCache {
+    /// Indexed by [`MicroKernel::SLOT`]: 8-column panels (AVX2), 32-column panels (AVX-512).
     slots: [OnceLock<Box<Panels>>; 2],
 }
 

@@ -9,7 +9,8 @@ use crate::tensor::{QDType, QParams, QTensor};
 /// An int8 weight with one scale / zero point per output row (or one for all).
 #[derive(Debug, Clone, PartialEq)]
 pub struct PackedWeight {
-    /// `[out, k]` row-major.
+    /// `[out, k]` row-major. Treat as read-only once built: the GEMM panels cached from it are
+    /// not rebuilt if it changes (build a new `PackedWeight` instead).
     pub data: Vec<i8>,
     pub out: usize,
     pub k: usize,
