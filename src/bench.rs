@@ -362,3 +362,39 @@ impl Report {
         out
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The table and the JSON carry the same figures and ratios (nothing is timed here).
+    #[test]
+    fn render_and_json_carry_the_ratios() {
+        let shape = ANCHORS[3];
+        let report = Report {
+            repetitions: 3,
+            int8: vec![Int8Figure {
+                shape,
+                tier: "avx512vnni".into(),
+                contract: "exact".into(),
+                kernel: kernel_name(Isa::Avx512Vnni, false).into(),
+                gops: 239.0,
+                ratio_to_torch_fbgemm: 239.0 / shape.torch_fbgemm_gops,
+            }],
+            fp32: vec![Fp32Figure {
+                shape,
+                gflops: 68.0,
+                ratio_to_torch_fp32: 0.5,
+            }],
+            conv: Vec::new(),
+            skipped: vec!["avxvnni: missing".into()],
+        };
+        let text = report.render();
+        assert!(text.contains("1024x1024x1024"), "{text}");
+        assert!(text.contains("239.0") && text.contains("0.50"), "{text}");
+        assert!(text.contains("skipped avxvnni: missing"), "{text}");
+        let json: serde_json::Value = serde_json::to_value(&report).expect("serializable");
+        assert_eq!(json["int8"][0]["ratio_to_torch_fbgemm"], 0.5);
+        assert_eq!(json["fp32"][0]["shape"]["torch_fp32_gflops"], 136.0);
+    }
+}
