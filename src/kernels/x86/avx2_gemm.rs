@@ -56,7 +56,8 @@ unsafe fn dispatch_rows<const SAT: bool>(
     b: &[i8],
     out: &mut [i32],
 ) -> u64 {
-    assert!(kp.is_multiple_of(4) && a.len() >= rows * kp && b.len() >= kp * NR);
+    assert!((1..=4).contains(&rows) && kp.is_multiple_of(4));
+    assert!(a.len() >= rows * kp && b.len() >= kp * NR);
     assert!(out.len() >= rows * NR);
     // SAFETY: the caller guarantees AVX2; lengths are checked above.
     unsafe {

@@ -24,7 +24,8 @@ impl MicroKernel for Vnni {
     const SLOT: usize = 1;
 
     unsafe fn tile(rows: usize, a: &[u8], kp: usize, b: &[i8], out: &mut [i32]) -> u64 {
-        assert!(kp.is_multiple_of(4) && a.len() >= rows * kp && b.len() >= kp * NR);
+        assert!((1..=8).contains(&rows) && kp.is_multiple_of(4));
+        assert!(a.len() >= rows * kp && b.len() >= kp * NR);
         assert!(out.len() >= rows * NR);
         // SAFETY: the caller guarantees AVX-512 F/BW/VL + VNNI; lengths are checked above.
         unsafe {
