@@ -2,10 +2,12 @@
 //!
 //! The crate is layered bottom-up (see `DESIGN.md` in the shared docs): `tensor` holds quantized
 //! tensors and the exact quantize / dequantize rules; `observer` collects statistics and derives
-//! qparams; `fake_quant` and `qconfig` build on both. Higher layers (graph, engines, workflows,
-//! front ends) arrive in later issues and may only depend downward.
+//! qparams; `fake_quant` and `qconfig` build on both; `kernels`, `engine` and `qnn` compute
+//! quantized operators; `graph` and `import` hold float models; `analysis`, `session` and
+//! `repl` serve the user. Each layer depends only on the ones below it.
 
 pub mod analysis;
+pub mod bench;
 pub mod engine;
 pub mod fake_quant;
 pub mod fsutil;

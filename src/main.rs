@@ -23,6 +23,8 @@ usage:
                                                   any error or failed expect, naming the line)
   qlab inspect MODEL.onnx                         the model's nodes: path, op, attributes, shapes, params
   qlab isa                                        ISA tiers on this host and the one in use
+  qlab bench [--reps N] [--json FILE]             int8 linear GOPS per tier and fp32 GFLOPS on the
+                                                  ANCHORS shapes, beside PyTorch's figures
   qlab help                                       this text
 ";
 
@@ -46,6 +48,7 @@ fn run(args: &[String]) -> Result<String, String> {
         Some("help" | "-h" | "--help") => Ok(USAGE.to_string()),
         Some("quantize") => quantize(&args[1..]),
         Some("isa") => Ok(isa_report()),
+        Some("bench") => bench(&args[1..]),
         Some("run") => match &args[1..] {
             [script] => replay(script),
             _ => Err(format!("run needs one FILE.qls\n{USAGE}")),
@@ -56,6 +59,30 @@ fn run(args: &[String]) -> Result<String, String> {
         },
         Some(other) => Err(format!("unknown command '{other}'\n{USAGE}")),
     }
+}
+
+fn bench(args: &[String]) -> Result<String, String> {
+    let (mut reps, mut json) = (3usize, None);
+    let mut rest = args.iter();
+    while let Some(flag) = rest.next() {
+        let value = rest
+            .next()
+            .ok_or_else(|| format!("bench: {flag} needs a value\n{USAGE}"))?;
+        match flag.as_str() {
+            "--reps" => reps = parse("--reps", value)?,
+            "--json" => json = Some(std::path::PathBuf::from(value)),
+            _ => return Err(format!("bench: unknown option '{flag}'\n{USAGE}")),
+        }
+    }
+    let report = qlab::bench::run(reps).map_err(|e| e.to_string())?;
+    let mut text = report.render();
+    if let Some(path) = json {
+        let bytes = serde_json::to_vec_pretty(&report).map_err(|e| e.to_string())?;
+        qlab::fsutil::write_atomic(&path, &bytes)
+            .map_err(|e| format!("bench: cannot write {}: {e}", path.display()))?;
+        text.push_str(&format!("wrote {}\n", path.display()));
+    }
+    Ok(text)
 }
 
 fn parse<T: std::str::FromStr>(what: &str, text: &str) -> Result<T, String> {

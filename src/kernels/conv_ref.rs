@@ -13,7 +13,12 @@
 //! * oneDNN's direct AVX2 kernel pairs input channels within one tap (an odd channel alone) and
 //!   skips padded taps, so they never saturate.
 
+use super::gemm::GemmWeights;
 use super::reference::{dot_u8_i8_pairs_saturating, gemm_u8_i8_i32};
+
+/// A GEMM with the contract of [`gemm_u8_i8_i32`] over a [`GemmWeights`] operand: the
+/// reference or the dispatched fast tiers ([`super::gemm::gemm_u8_i8_i32`]).
+pub type GemmFn = fn(usize, &[u8], i32, &GemmWeights, bool, &mut [i32]) -> u64;
 
 /// Sizes of one convolution; all per-dim vectors have one entry per spatial dim.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -88,7 +93,6 @@ impl ConvGeometry {
 /// `x` is `[batch, in_channels, input…]`; `w` holds one row per output channel in
 /// (tap, channel-of-group) order with the channel fastest, i.e. `[out, taps · C/groups]`;
 /// `w_zp` has one zero point or one per output channel. Returns the number of saturated pairs.
-#[allow(clippy::too_many_arguments)]
 pub fn conv_u8_i8_i32(
     g: &ConvGeometry,
     x: &[u8],
@@ -97,6 +101,25 @@ pub fn conv_u8_i8_i32(
     w_zp: &[i32],
     model: PairModel,
     acc: &mut [i32],
+) -> u64 {
+    let reference: GemmFn = |m, a, a_zp, w, saturate, acc| {
+        gemm_u8_i8_i32(m, w.n, w.k, a, a_zp, w.data, w.zero_points, saturate, acc)
+    };
+    conv_u8_i8_i32_with(g, x, x_zp, w, w_zp, model, acc, reference)
+}
+
+/// [`conv_u8_i8_i32`] with the im2col GEMM (the `Exact` and `Im2colPairs` models) done by `gemm`;
+/// the `TapChannelPairs` model always runs its scalar loop.
+#[allow(clippy::too_many_arguments)]
+pub fn conv_u8_i8_i32_with(
+    g: &ConvGeometry,
+    x: &[u8],
+    x_zp: i32,
+    w: &[i8],
+    w_zp: &[i32],
+    model: PairModel,
+    acc: &mut [i32],
+    gemm: GemmFn,
 ) -> u64 {
     let (taps, positions) = (g.taps(), g.out_positions());
     let (cg, og) = (g.in_channels / g.groups, g.out_channels / g.groups);
@@ -115,14 +138,17 @@ pub fn conv_u8_i8_i32(
                 &w_zp[grp * og..(grp + 1) * og]
             };
             saturated += match model {
-                PairModel::Exact | PairModel::Im2colPairs => gemm_u8_i8_i32(
+                PairModel::Exact | PairModel::Im2colPairs => gemm(
                     positions,
-                    og,
-                    k,
                     &cols,
                     x_zp,
-                    w_g,
-                    zp_g,
+                    &GemmWeights {
+                        data: w_g,
+                        n: og,
+                        k,
+                        zero_points: zp_g,
+                        cache: None,
+                    },
                     model == PairModel::Im2colPairs,
                     &mut tile,
                 ),

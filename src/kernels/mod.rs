@@ -2,5 +2,8 @@
 //! reproduce) and the requantization rules of each engine.
 
 pub mod conv_ref;
+pub mod gemm;
 pub mod reference;
 pub mod requant;
+#[cfg(target_arch = "x86_64")]
+pub mod x86;

@@ -129,4 +129,109 @@ impl Requant {
             Requant::Qnnpack(r) => r.apply(acc, c),
         }
     }
+
+    /// Requantizes accumulators laid out as `[…, channels, run]`: element `i` belongs to channel
+    /// `(i / run) % channels` (linear: `run = 1`, channels = columns; conv: `run` = the spatial
+    /// plane of NC… outputs).
+    ///
+    /// On x86 tiers the same element rule runs compiled for AVX2, where `round_ties_even` is one
+    /// `vroundss` instead of a libm call; the result is identical (IEEE rounding either way).
+    pub fn apply_runs(&self, acc: &[i32], run: usize, channels: usize, out: &mut [u8]) {
+        #[cfg(target_arch = "x86_64")]
+        if matches!(
+            crate::isa::selected(),
+            crate::isa::Isa::Avx2 | crate::isa::Isa::AvxVnni | crate::isa::Isa::Avx512Vnni
+        ) {
+            // SAFETY: the selected tier is available and each of these tiers requires AVX2.
+            return unsafe { super::x86::avx2_requant::apply_runs(self, acc, run, channels, out) };
+        }
+        self.apply_runs_portable(acc, run, channels, out);
+    }
+
+    /// The loop behind [`Requant::apply_runs`], one engine match per call.
+    #[inline(always)]
+    pub(crate) fn apply_runs_portable(
+        &self,
+        acc: &[i32],
+        run: usize,
+        channels: usize,
+        out: &mut [u8],
+    ) {
+        #[inline(always)]
+        fn each(
+            acc: &[i32],
+            run: usize,
+            channels: usize,
+            out: &mut [u8],
+            f: impl Fn(i32, usize) -> u8,
+        ) {
+            if run == 0 || channels == 0 {
+                return;
+            }
+            let block = run * channels;
+            for (a, o) in acc.chunks_exact(block).zip(out.chunks_exact_mut(block)) {
+                if run == 1 {
+                    // Rows of a linear output: one channel per element, walked without runs.
+                    for (c, (&v, y)) in a.iter().zip(o).enumerate() {
+                        *y = f(v, c);
+                    }
+                    continue;
+                }
+                for (c, (a, o)) in a.chunks_exact(run).zip(o.chunks_exact_mut(run)).enumerate() {
+                    for (&v, y) in a.iter().zip(o) {
+                        *y = f(v, c);
+                    }
+                }
+            }
+        }
+        match self {
+            Requant::Fbgemm(r) => each(acc, run, channels, out, |v, c| r.apply(v, c)),
+            Requant::Qnnpack(r) => each(acc, run, channels, out, |v, c| r.apply(v, c)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The run epilogue (the AVX2 build on x86 hosts) returns the element rule's bytes, ties
+    /// and clamps included, for both engines, per-tensor and per-channel, with and without ReLU.
+    #[test]
+    fn rows_equal_element_rule() {
+        let n = 5;
+        // Around ±ties of the multipliers below and far outside the output range.
+        let acc: Vec<i32> = (-300..300)
+            .chain([i32::MIN, i32::MAX, -1 << 20, 1 << 20])
+            .collect();
+        let acc = &acc[..acc.len() / n * n];
+        for (scales, bias) in [
+            (vec![0.5], None),
+            (
+                vec![0.25, 0.5, 1.0, 0.125, 0.75],
+                Some(vec![0.3, -1.5, 2.0, 0.0, 7.25]),
+            ),
+        ] {
+            for relu in [false, true] {
+                let bias = bias.as_deref();
+                for rq in [
+                    Requant::Fbgemm(FbgemmRequant::new(0.5, &scales, bias, 1.0, 17, relu, n)),
+                    Requant::Qnnpack(QnnpackRequant::new(0.5, &scales, bias, 1.0, 17, relu, n)),
+                ] {
+                    // Linear rows (run 1) and NC-plane layouts (run 4, 20 planes of 5 channels…).
+                    for run in [1, 4] {
+                        let len = acc.len() / (run * n) * run * n;
+                        let mut got = vec![0u8; len];
+                        rq.apply_runs(&acc[..len], run, n, &mut got);
+                        let want: Vec<u8> = acc[..len]
+                            .iter()
+                            .enumerate()
+                            .map(|(i, &v)| rq.apply(v, (i / run) % n))
+                            .collect();
+                        assert_eq!(got, want, "{rq:?} run {run}");
+                    }
+                }
+            }
+        }
+    }
 }

@@ -13,7 +13,8 @@
 use super::linear::{activation_qparams, requant_for};
 use super::{PackedWeight, QnnError, RunStats};
 use crate::engine::{Engine, HostProfile, Numerics};
-use crate::kernels::conv_ref::{ConvGeometry, PairModel, conv_u8_i8_i32};
+use crate::kernels::conv_ref::{ConvGeometry, PairModel, conv_u8_i8_i32_with};
+use crate::kernels::gemm;
 use crate::tensor::{QDType, QParams, QStorage, QTensor};
 
 const OP: &str = "conv";
@@ -230,7 +231,7 @@ impl QConv {
         let g = self.geometry(x.shape())?;
         let a: Vec<u8> = x.int_values().into_iter().map(|v| v as u8).collect();
         let mut values = vec![0i32; g.batch * g.out_channels * g.out_positions()];
-        let saturated = conv_u8_i8_i32(
+        let saturated = conv_u8_i8_i32_with(
             &g,
             &a,
             zx,
@@ -238,6 +239,7 @@ impl QConv {
             &self.weight.zero_points,
             self.pair_model(numerics, &g),
             &mut values,
+            gemm::gemm_u8_i8_i32,
         );
         let mut shape = vec![g.batch, g.out_channels];
         shape.extend(&g.output);
@@ -268,12 +270,8 @@ impl QConv {
             self.relu,
         );
         let plane: usize = acc.shape[2..].iter().product();
-        let out: Vec<u8> = acc
-            .values
-            .iter()
-            .enumerate()
-            .map(|(i, &v)| rq.apply(v, (i / plane) % self.weight.out))
-            .collect();
+        let mut out = vec![0u8; acc.values.len()];
+        rq.apply_runs(&acc.values, plane, self.weight.out, &mut out);
         let y = QTensor::from_int_repr(
             QStorage::U8(out),
             &acc.shape,

@@ -2,7 +2,7 @@
 
 use super::{PackedWeight, QnnError, RunStats};
 use crate::engine::Numerics;
-use crate::kernels::reference::gemm_u8_i8_i32;
+use crate::kernels::gemm::gemm_u8_i8_i32;
 use crate::kernels::requant::{FbgemmRequant, QnnpackRequant, Requant};
 use crate::tensor::{QDType, QParams, QStorage, QTensor};
 
@@ -120,16 +120,20 @@ impl QLinear {
         }
         let m = x.numel() / k.max(1);
         let n = self.weight.out;
-        let a: Vec<u8> = x.int_values().into_iter().map(|v| v as u8).collect();
+        let copied: Vec<u8>;
+        let a: &[u8] = match (x.storage().as_ref(), x.is_contiguous()) {
+            (QStorage::U8(v), true) => &v[x.storage_offset()..x.storage_offset() + m * k],
+            _ => {
+                copied = x.int_values().into_iter().map(|v| v as u8).collect();
+                &copied
+            }
+        };
         let mut acc = vec![0i32; m * n];
         let saturated = gemm_u8_i8_i32(
             m,
-            n,
-            k,
-            &a,
+            a,
             zx,
-            &self.weight.data,
-            &self.weight.zero_points,
+            &self.weight.gemm_weights(),
             numerics.gemm_pairs_saturate(),
             &mut acc,
         );
@@ -159,11 +163,8 @@ impl QLinear {
             self.out_zero_point,
             self.relu,
         );
-        let out: Vec<u8> = acc
-            .iter()
-            .enumerate()
-            .map(|(i, &v)| rq.apply(v, i % n))
-            .collect();
+        let mut out = vec![0u8; acc.len()];
+        rq.apply_runs(&acc, 1, n, &mut out);
         let mut shape = x.shape().to_vec();
         *shape.last_mut().expect("rank >= 1") = n;
         let y = QTensor::from_int_repr(

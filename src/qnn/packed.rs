@@ -3,12 +3,14 @@
 //! tiers may change the layout behind this type without touching callers.
 
 use super::QnnError;
+use crate::kernels::gemm::{GemmWeights, PackCache};
 use crate::tensor::{QDType, QParams, QTensor};
 
 /// An int8 weight with one scale / zero point per output row (or one for all).
 #[derive(Debug, Clone, PartialEq)]
 pub struct PackedWeight {
-    /// `[out, k]` row-major.
+    /// `[out, k]` row-major. Treat as read-only once built: the GEMM panels cached from it are
+    /// not rebuilt if it changes (build a new `PackedWeight` instead).
     pub data: Vec<i8>,
     pub out: usize,
     pub k: usize,
@@ -18,6 +20,8 @@ pub struct PackedWeight {
     pub zero_points: Vec<i32>,
     /// The weight's original shape (`[out, in]` or `[out, in/groups, k...]`).
     pub shape: Vec<usize>,
+    /// The fast kernels' panel layouts of `data`, built on first use.
+    cache: PackCache,
 }
 
 impl PackedWeight {
@@ -64,7 +68,19 @@ impl PackedWeight {
             scales,
             zero_points,
             shape,
+            cache: PackCache::default(),
         })
+    }
+
+    /// The GEMM operand over all rows, with the cached panels.
+    pub fn gemm_weights(&self) -> GemmWeights<'_> {
+        GemmWeights {
+            data: &self.data,
+            n: self.out,
+            k: self.k,
+            zero_points: &self.zero_points,
+            cache: Some(&self.cache),
+        }
     }
 
     /// The weight row of output channel `c`.

@@ -11,7 +11,7 @@
 use super::activation::quantize_activation;
 use super::weight::{DynamicWeight, DynamicWeightDtype};
 use crate::engine::Engine;
-use crate::kernels::reference::gemm_u8_i8_i32;
+use crate::kernels::gemm::gemm_u8_i8_i32;
 use crate::qnn::QnnError;
 use ndarray::{ArrayD, IxDyn};
 
@@ -112,17 +112,7 @@ impl DynamicLinear {
                 let (a, q) = quantize_activation(x, engine)?;
                 let mut acc = vec![0i32; rows * n];
                 // Exact accumulation: nothing can saturate here (module doc).
-                gemm_u8_i8_i32(
-                    rows,
-                    n,
-                    k,
-                    &a,
-                    q.zero_point,
-                    &w.data,
-                    &w.zero_points,
-                    false,
-                    &mut acc,
-                );
+                gemm_u8_i8_i32(rows, &a, q.zero_point, &w.gemm_weights(), false, &mut acc);
                 let sx = q.scale as f32;
                 let multipliers: Vec<f32> = (0..n)
                     .map(|c| sx * w.scales[if w.scales.len() == 1 { 0 } else { c }] as f32)

@@ -1,0 +1,400 @@
+//! `qlab bench`: int8 linear GOPS per ISA tier and contract beside our own fp32 GFLOPS and the
+//! PyTorch figures of `shared/bench/ANCHORS.md`, measured in one run so ratios are comparable.
+//!
+//! The int8 figure is the whole `QLinear::forward` (activation copy, GEMM, requantization to
+//! quint8) over `2·M·N·K` operations; fp32 is `matrixmultiply::sgemm`, as the float engine runs
+//! it. Conv is the whole `QConv::forward` (im2col, GEMM, requantization); there is no fp32 conv
+//! figure of ours yet. Each figure is the median of a few repetitions after one warm-up, single-threaded.
+
+use crate::engine::{Engine, HostProfile, Numerics};
+use crate::isa::{self, Isa, IsaError};
+use crate::kernels::gemm::kernel_name;
+use crate::qnn::{ConvParams, QConv, QLinear};
+use crate::tensor::{QParams, QStorage, QTensor};
+use serde::Serialize;
+use std::hint::black_box;
+use std::time::Instant;
+
+/// A linear shape of ANCHORS.md with PyTorch's figures on this machine kind.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Anchor {
+    pub m: usize,
+    pub k: usize,
+    pub n: usize,
+    /// torch fbgemm int8 linear, GOPS.
+    pub torch_fbgemm_gops: f64,
+    /// torch fp32 linear, GFLOPS.
+    pub torch_fp32_gflops: f64,
+}
+
+/// The four linear shapes of ANCHORS.md (M×K×N).
+pub const ANCHORS: [Anchor; 4] = [
+    anchor(1, 768, 768, 40.0, 16.0),
+    anchor(64, 768, 3072, 429.0, 108.0),
+    anchor(256, 1024, 1024, 505.0, 143.0),
+    anchor(1024, 1024, 1024, 478.0, 136.0),
+];
+
+const fn anchor(m: usize, k: usize, n: usize, fbgemm: f64, fp32: f64) -> Anchor {
+    Anchor {
+        m,
+        k,
+        n,
+        torch_fbgemm_gops: fbgemm,
+        torch_fp32_gflops: fp32,
+    }
+}
+
+/// A conv2d shape of ANCHORS.md (batch 1, stride 1, same padding) with PyTorch's figures.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct ConvAnchor {
+    pub channels: usize,
+    pub height: usize,
+    pub width: usize,
+    pub out_channels: usize,
+    pub kernel: usize,
+    /// torch fbgemm int8 conv2d, GOPS.
+    pub torch_fbgemm_gops: f64,
+}
+
+/// The three conv shapes of ANCHORS.md.
+pub const CONV_ANCHORS: [ConvAnchor; 3] = [
+    conv_anchor(64, 56, 64, 3, 248.0),
+    conv_anchor(256, 14, 256, 3, 532.0),
+    conv_anchor(32, 112, 32, 1, 42.0),
+];
+
+const fn conv_anchor(c: usize, hw: usize, o: usize, k: usize, fbgemm: f64) -> ConvAnchor {
+    ConvAnchor {
+        channels: c,
+        height: hw,
+        width: hw,
+        out_channels: o,
+        kernel: k,
+        torch_fbgemm_gops: fbgemm,
+    }
+}
+
+/// One measured int8 conv figure.
+#[derive(Debug, Clone, Serialize)]
+pub struct ConvFigure {
+    pub shape: ConvAnchor,
+    pub tier: String,
+    pub contract: String,
+    pub gops: f64,
+    pub ratio_to_torch_fbgemm: f64,
+}
+
+/// One measured int8 figure.
+#[derive(Debug, Clone, Serialize)]
+pub struct Int8Figure {
+    pub shape: Anchor,
+    pub tier: String,
+    /// `exact` (fbgemm on a VNNI host) or `pairs-saturating` (fbgemm on an AVX2 host).
+    pub contract: String,
+    pub kernel: String,
+    pub gops: f64,
+    pub ratio_to_torch_fbgemm: f64,
+}
+
+/// One measured fp32 figure.
+#[derive(Debug, Clone, Serialize)]
+pub struct Fp32Figure {
+    pub shape: Anchor,
+    pub gflops: f64,
+    pub ratio_to_torch_fp32: f64,
+}
+
+/// Everything `qlab bench` measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub repetitions: usize,
+    pub int8: Vec<Int8Figure>,
+    pub fp32: Vec<Fp32Figure>,
+    pub conv: Vec<ConvFigure>,
+    /// Tiers not measured, with the reason.
+    pub skipped: Vec<String>,
+}
+
+/// Median seconds of `reps` runs of `f` after one warm-up run.
+fn median_secs(reps: usize, mut f: impl FnMut()) -> f64 {
+    f();
+    let mut t: Vec<f64> = (0..reps.max(1))
+        .map(|_| {
+            let start = Instant::now();
+            f();
+            start.elapsed().as_secs_f64()
+        })
+        .collect();
+    t.sort_by(f64::total_cmp);
+    t[t.len() / 2]
+}
+
+/// Deterministic bytes (xorshift), no rand dependency.
+fn bytes(len: usize, seed: u64) -> Vec<u8> {
+    let mut s = seed | 1;
+    (0..len)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            (s >> 24) as u8
+        })
+        .collect()
+}
+
+fn int8_gops(s: &Anchor, numerics: Numerics, reps: usize) -> f64 {
+    let w = QTensor::from_int_repr(
+        QStorage::I8(bytes(s.n * s.k, 7).into_iter().map(|v| v as i8).collect()),
+        &[s.n, s.k],
+        QParams::PerTensor {
+            scale: 0.01,
+            zero_point: 0,
+        },
+    )
+    .expect("valid weight");
+    let layer = QLinear::new(&w, Some(vec![0.5; s.n]), 0.2, 128, false).expect("valid layer");
+    let x = QTensor::from_int_repr(
+        QStorage::U8(bytes(s.m * s.k, 11)),
+        &[s.m, s.k],
+        QParams::PerTensor {
+            scale: 0.02,
+            zero_point: 128,
+        },
+    )
+    .expect("valid input");
+    let secs = median_secs(reps, || {
+        black_box(layer.forward(black_box(&x), numerics).expect("runs"));
+    });
+    2.0 * (s.m * s.n * s.k) as f64 / secs / 1e9
+}
+
+fn conv_gops(s: &ConvAnchor, numerics: Numerics, reps: usize) -> f64 {
+    let (c, o, k) = (s.channels, s.out_channels, s.kernel);
+    let w = QTensor::from_int_repr(
+        QStorage::I8(
+            bytes(o * c * k * k, 13)
+                .into_iter()
+                .map(|v| v as i8)
+                .collect(),
+        ),
+        &[o, c, k, k],
+        QParams::PerTensor {
+            scale: 0.01,
+            zero_point: 0,
+        },
+    )
+    .expect("valid weight");
+    let params = ConvParams {
+        padding: vec![k / 2; 2],
+        ..ConvParams::unit(2)
+    };
+    let layer = QConv::new(&w, Some(vec![0.5; o]), params, 0.2, 128, false).expect("valid");
+    let x = QTensor::from_int_repr(
+        QStorage::U8(bytes(c * s.height * s.width, 17)),
+        &[1, c, s.height, s.width],
+        QParams::PerTensor {
+            scale: 0.02,
+            zero_point: 128,
+        },
+    )
+    .expect("valid input");
+    let secs = median_secs(reps, || {
+        black_box(layer.forward(black_box(&x), numerics).expect("runs"));
+    });
+    2.0 * (o * c * k * k * s.height * s.width) as f64 / secs / 1e9
+}
+
+fn fp32_gflops(s: &Anchor, reps: usize) -> f64 {
+    let a: Vec<f32> = bytes(s.m * s.k, 3)
+        .iter()
+        .map(|&v| v as f32 / 255.0)
+        .collect();
+    let w: Vec<f32> = bytes(s.n * s.k, 5)
+        .iter()
+        .map(|&v| v as f32 / 255.0)
+        .collect();
+    let mut c = vec![0f32; s.m * s.n];
+    let (m, k, n) = (s.m, s.k, s.n);
+    let secs = median_secs(reps, || {
+        // SAFETY: a is m×k (row stride k), w is n×k read as its k×n transpose (row stride 1,
+        // column stride k), c is m×n (row stride n); all three buffers have those sizes.
+        unsafe {
+            matrixmultiply::sgemm(
+                m,
+                k,
+                n,
+                1.0,
+                a.as_ptr(),
+                k as isize,
+                1,
+                w.as_ptr(),
+                1,
+                k as isize,
+                0.0,
+                c.as_mut_ptr(),
+                n as isize,
+                1,
+            );
+        }
+        black_box(&c);
+    });
+    2.0 * (m * n * k) as f64 / secs / 1e9
+}
+
+/// Measures every available SIMD tier (scalar is left out: it is the correctness reference and
+/// would take seconds per shape) under both fbgemm contracts, and fp32, on the ANCHORS shapes.
+/// The tier in force is restored afterwards.
+pub fn run(reps: usize) -> Result<Report, IsaError> {
+    let before = isa::selected();
+    let mut report = Report {
+        repetitions: reps,
+        int8: Vec::new(),
+        fp32: Vec::new(),
+        conv: Vec::new(),
+        skipped: vec!["scalar: reference only, not benchmarked".into()],
+    };
+    let contracts = [
+        ("exact", HostProfile::Vnni),
+        ("pairs-saturating", HostProfile::Avx2),
+    ];
+    for tier in [Isa::Avx2, Isa::AvxVnni, Isa::Avx512Vnni] {
+        if let Err(e) = isa::force(tier) {
+            report.skipped.push(format!("{tier}: {e}"));
+            continue;
+        }
+        for (contract, profile) in contracts {
+            let numerics = Numerics::new(Engine::Fbgemm, profile);
+            for s in &ANCHORS {
+                let gops = int8_gops(s, numerics, reps);
+                report.int8.push(Int8Figure {
+                    shape: *s,
+                    tier: tier.name().into(),
+                    contract: contract.into(),
+                    kernel: kernel_name(tier, numerics.gemm_pairs_saturate()).into(),
+                    gops,
+                    ratio_to_torch_fbgemm: gops / s.torch_fbgemm_gops,
+                });
+            }
+            for s in &CONV_ANCHORS {
+                let gops = conv_gops(s, numerics, reps);
+                report.conv.push(ConvFigure {
+                    shape: *s,
+                    tier: tier.name().into(),
+                    contract: contract.into(),
+                    gops,
+                    ratio_to_torch_fbgemm: gops / s.torch_fbgemm_gops,
+                });
+            }
+        }
+    }
+    isa::force(before)?;
+    for s in &ANCHORS {
+        let gflops = fp32_gflops(s, reps);
+        report.fp32.push(Fp32Figure {
+            shape: *s,
+            gflops,
+            ratio_to_torch_fp32: gflops / s.torch_fp32_gflops,
+        });
+    }
+    Ok(report)
+}
+
+impl Report {
+    /// The human-readable table `qlab bench` prints.
+    pub fn render(&self) -> String {
+        let shape = |s: &Anchor| format!("{}x{}x{}", s.m, s.k, s.n);
+        let mut out = format!(
+            "int8 linear (M×K×N), single thread, median of {} runs; ratios to PyTorch on this machine kind (ANCHORS.md)\n",
+            self.repetitions
+        );
+        out.push_str(&format!(
+            "{:<15} {:<11} {:<17} {:<22} {:>9} {:>13} {:>7}\n",
+            "shape", "tier", "contract", "kernel", "GOPS", "torch fbgemm", "ratio"
+        ));
+        for f in &self.int8 {
+            out.push_str(&format!(
+                "{:<15} {:<11} {:<17} {:<22} {:>9.1} {:>13.0} {:>7.2}\n",
+                shape(&f.shape),
+                f.tier,
+                f.contract,
+                f.kernel,
+                f.gops,
+                f.shape.torch_fbgemm_gops,
+                f.ratio_to_torch_fbgemm
+            ));
+        }
+        out.push_str(&format!(
+            "\nfp32 linear (matrixmultiply sgemm)\n{:<15} {:>9} {:>11} {:>7}\n",
+            "shape", "GFLOPS", "torch fp32", "ratio"
+        ));
+        for f in &self.fp32 {
+            out.push_str(&format!(
+                "{:<15} {:>9.1} {:>11.0} {:>7.2}\n",
+                shape(&f.shape),
+                f.gflops,
+                f.shape.torch_fp32_gflops,
+                f.ratio_to_torch_fp32
+            ));
+        }
+        out.push_str(&format!(
+            "\nint8 conv2d (C×H×W → O, k×k; batch 1, stride 1, same padding)\n{:<22} {:<11} {:<17} {:>9} {:>13} {:>7}\n",
+            "shape", "tier", "contract", "GOPS", "torch fbgemm", "ratio"
+        ));
+        for f in &self.conv {
+            let s = &f.shape;
+            out.push_str(&format!(
+                "{:<22} {:<11} {:<17} {:>9.1} {:>13.0} {:>7.2}\n",
+                format!(
+                    "{}x{}x{}->{} {}x{}",
+                    s.channels, s.height, s.width, s.out_channels, s.kernel, s.kernel
+                ),
+                f.tier,
+                f.contract,
+                f.gops,
+                s.torch_fbgemm_gops,
+                f.ratio_to_torch_fbgemm
+            ));
+        }
+        for s in &self.skipped {
+            out.push_str(&format!("skipped {s}\n"));
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The table and the JSON carry the same figures and ratios (nothing is timed here).
+    #[test]
+    fn render_and_json_carry_the_ratios() {
+        let shape = ANCHORS[3];
+        let report = Report {
+            repetitions: 3,
+            int8: vec![Int8Figure {
+                shape,
+                tier: "avx512vnni".into(),
+                contract: "exact".into(),
+                kernel: kernel_name(Isa::Avx512Vnni, false).into(),
+                gops: 239.0,
+                ratio_to_torch_fbgemm: 239.0 / shape.torch_fbgemm_gops,
+            }],
+            fp32: vec![Fp32Figure {
+                shape,
+                gflops: 68.0,
+                ratio_to_torch_fp32: 0.5,
+            }],
+            conv: Vec::new(),
+            skipped: vec!["avxvnni: missing".into()],
+        };
+        let text = report.render();
+        assert!(text.contains("1024x1024x1024"), "{text}");
+        assert!(text.contains("239.0") && text.contains("0.50"), "{text}");
+        assert!(text.contains("skipped avxvnni: missing"), "{text}");
+        let json: serde_json::Value = serde_json::to_value(&report).expect("serializable");
+        assert_eq!(json["int8"][0]["ratio_to_torch_fbgemm"], 0.5);
+        assert_eq!(json["fp32"][0]["shape"]["torch_fp32_gflops"], 136.0);
+    }
+}

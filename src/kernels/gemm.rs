@@ -1,0 +1,290 @@
+//! The u8×s8→i32 GEMM behind quantized Linear and Conv, dispatched over ISA tiers.
+//!
+//! Design note. Every tier computes `acc[i·n + c] = Σ_k (a[i,k] − a_zp)·(w[c,k] − w_zp[c])` the way
+//! [`reference::gemm_u8_i8_i32`] does: raw dot products (pair-saturating only when asked), then
+//! the exact zero-point corrections from row and column sums. The SIMD tiers only change how the
+//! raw dots are computed, so the corrections are shared here and cannot drift between tiers.
+//!
+//! Layout. The weight is packed once into panels of `NR` columns: for each group of 4 consecutive
+//! k, `NR` × 4 bytes (column-major within the group), K padded to a multiple of 4 and N to a
+//! multiple of `NR` with zero weights. This is the `vpdpbusd` operand order, and also the
+//! `vpmaddubsw` one, whose pairs (k, k+1) stay aligned to even k because groups start at k ≡ 0
+//! (mod 4). Zero weights add nothing and never saturate, so padding is invisible. Activations are
+//! copied per block of rows into a zero-padded buffer of row stride `kp` so the kernels read whole
+//! groups without bounds checks at the tails.
+//!
+//! Blocking. Rows are taken `MC` at a time (the packed block stays in L2); for each panel, tiles of
+//! up to `MR` rows run over the whole K (the panel stays in L1/L2). Every output is produced by one
+//! tile in a fixed order, so results are independent of blocking and of the tier.
+//!
+//! Semantics per tier. Exact sums: AVX-512 VNNI (`vpdpbusd`), AVX2 (operands widened to i16 and
+//! `vpmaddwd`, whose pair sums fit i32). Pair-saturating sums (fbgemm on AVX2 hosts, NUMERICS §8)
+//! exist only as the AVX2 `vpmaddubsw` kernel; a tier that cannot saturate (VNNI) falls back to it,
+//! and no exact request ever reaches it. AVX-VNNI has no kernel of its own yet and uses AVX2's.
+//! Non-x86 tiers use the reference.
+
+use super::reference;
+use crate::isa::{self, Isa, IsaError};
+use std::fmt;
+use std::sync::OnceLock;
+
+/// Rows of activations packed per block (a multiple of every kernel's `MR`).
+const MC: usize = 128;
+
+/// The weight operand: `data` is `[n, k]` row-major, `zero_points` has one entry or `n`.
+#[derive(Clone, Copy)]
+pub struct GemmWeights<'a> {
+    pub data: &'a [i8],
+    pub n: usize,
+    pub k: usize,
+    pub zero_points: &'a [i32],
+    /// Where packed panels are kept between calls (packing per call when `None`).
+    pub cache: Option<&'a PackCache>,
+}
+
+/// Packed panels of one weight, per panel width, built on first use.
+///
+/// Equality ignores the contents: the panels are a pure function of the weight they belong to.
+#[derive(Clone, Default)]
+pub struct PackCache {
+    /// Indexed by [`MicroKernel::SLOT`]: 8-column panels (AVX2), 32-column panels (AVX-512).
+    slots: [OnceLock<Box<Panels>>; 2],
+}
+
+impl PartialEq for PackCache {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl fmt::Debug for PackCache {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let built: Vec<usize> = self
+            .slots
+            .iter()
+            .filter_map(|s| s.get().map(|p| p.nr))
+            .collect();
+        write!(f, "PackCache{built:?}")
+    }
+}
+
+/// A weight packed into `NR`-column panels (see the module note).
+#[derive(Clone)]
+pub(crate) struct Panels {
+    nr: usize,
+    /// K rounded up to a multiple of 4.
+    kp: usize,
+    data: Vec<i8>,
+    /// `Σ_k w[c,k]` per column.
+    colsum: Vec<i32>,
+}
+
+impl Panels {
+    fn new(w: &GemmWeights, nr: usize) -> Panels {
+        let (n, k) = (w.n, w.k);
+        let kp = k.div_ceil(4) * 4;
+        let blocks = n.div_ceil(nr);
+        let mut data = vec![0i8; blocks * kp * nr];
+        for c in 0..n {
+            let (block, col) = (c / nr, c % nr);
+            let row = &w.data[c * k..(c + 1) * k];
+            for (kk, &v) in row.iter().enumerate() {
+                data[block * kp * nr + (kk / 4) * nr * 4 + col * 4 + kk % 4] = v;
+            }
+        }
+        let colsum = (0..n)
+            .map(|c| w.data[c * k..(c + 1) * k].iter().map(|&v| v as i32).sum())
+            .collect();
+        Panels {
+            nr,
+            kp,
+            data,
+            colsum,
+        }
+    }
+}
+
+/// A register-tile kernel over packed operands.
+pub(crate) trait MicroKernel {
+    /// Most rows per tile.
+    const MR: usize;
+    /// Columns per tile (the panel width).
+    const NR: usize;
+    /// Index of this kernel's panels in [`PackCache`].
+    const SLOT: usize;
+
+    /// Raw dot products of `rows` (1..=MR) packed activation rows `a` (stride `kp`) with one
+    /// panel `b` (`kp·NR` bytes) into `out[r·NR + c]`; returns the saturated pairs.
+    ///
+    /// # Safety
+    /// The host must support the kernel's target features.
+    unsafe fn tile(rows: usize, a: &[u8], kp: usize, b: &[i8], out: &mut [i32]) -> u64;
+}
+
+/// The kernel a tier runs for the requested semantics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Route {
+    Reference,
+    #[cfg(target_arch = "x86_64")]
+    Avx2Exact,
+    #[cfg(target_arch = "x86_64")]
+    Avx2Saturating,
+    #[cfg(target_arch = "x86_64")]
+    Avx512Vnni,
+}
+
+fn route(tier: Isa, saturate_pairs: bool) -> Route {
+    #[cfg(target_arch = "x86_64")]
+    match (tier, saturate_pairs) {
+        (Isa::Avx512Vnni, false) => return Route::Avx512Vnni,
+        (Isa::Avx2 | Isa::AvxVnni | Isa::Avx512Vnni, true) => return Route::Avx2Saturating,
+        (Isa::Avx2 | Isa::AvxVnni, false) => return Route::Avx2Exact,
+        _ => {}
+    }
+    let _ = (tier, saturate_pairs);
+    Route::Reference
+}
+
+/// The kernel name a tier uses for the requested semantics (for reports and benches).
+pub fn kernel_name(tier: Isa, saturate_pairs: bool) -> &'static str {
+    match route(tier, saturate_pairs) {
+        Route::Reference => "reference",
+        #[cfg(target_arch = "x86_64")]
+        Route::Avx2Exact => "avx2_gemm_exact_4x8",
+        #[cfg(target_arch = "x86_64")]
+        Route::Avx2Saturating => "avx2_gemm_pairsat_4x8",
+        #[cfg(target_arch = "x86_64")]
+        Route::Avx512Vnni => "avx512vnni_gemm_8x32",
+    }
+}
+
+/// [`reference::gemm_u8_i8_i32`] on the tier in force ([`isa::selected`]).
+pub fn gemm_u8_i8_i32(
+    m: usize,
+    a: &[u8],
+    a_zp: i32,
+    w: &GemmWeights,
+    saturate_pairs: bool,
+    acc: &mut [i32],
+) -> u64 {
+    // SAFETY: `selected` only returns tiers the host supports.
+    unsafe { run(isa::selected(), saturate_pairs, m, a, a_zp, w, acc) }
+}
+
+/// [`gemm_u8_i8_i32`] on an explicit tier; an error when the host lacks it.
+pub fn gemm_on(
+    tier: Isa,
+    m: usize,
+    a: &[u8],
+    a_zp: i32,
+    w: &GemmWeights,
+    saturate_pairs: bool,
+    acc: &mut [i32],
+) -> Result<u64, IsaError> {
+    tier.check()?;
+    // SAFETY: `check` just confirmed the host supports `tier`.
+    Ok(unsafe { run(tier, saturate_pairs, m, a, a_zp, w, acc) })
+}
+
+/// # Safety
+/// The host must support `tier`.
+unsafe fn run(
+    tier: Isa,
+    saturate_pairs: bool,
+    m: usize,
+    a: &[u8],
+    a_zp: i32,
+    w: &GemmWeights,
+    acc: &mut [i32],
+) -> u64 {
+    assert!(a.len() >= m * w.k && w.data.len() >= w.n * w.k && acc.len() >= m * w.n);
+    assert!(w.zero_points.len() == 1 || w.zero_points.len() == w.n);
+    // Empty operands have nothing to tile (and zero-width panels cannot be chunked).
+    #[cfg(target_arch = "x86_64")]
+    if m > 0 && w.n > 0 && w.k > 0 {
+        use super::x86::{avx2_gemm, avx512vnni_gemm};
+        // SAFETY (all three): forwarded from this function's contract.
+        match route(tier, saturate_pairs) {
+            Route::Reference => {}
+            Route::Avx2Exact => return unsafe { tiled::<avx2_gemm::Exact>(m, a, a_zp, w, acc) },
+            Route::Avx2Saturating => {
+                return unsafe { tiled::<avx2_gemm::PairSaturating>(m, a, a_zp, w, acc) };
+            }
+            Route::Avx512Vnni => {
+                return unsafe { tiled::<avx512vnni_gemm::Vnni>(m, a, a_zp, w, acc) };
+            }
+        }
+    }
+    reference::gemm_u8_i8_i32(
+        m,
+        w.n,
+        w.k,
+        a,
+        a_zp,
+        w.data,
+        w.zero_points,
+        saturate_pairs,
+        acc,
+    )
+}
+
+/// The blocked driver shared by every SIMD kernel.
+///
+/// # Safety
+/// The host must support `K`'s target features.
+unsafe fn tiled<K: MicroKernel>(
+    m: usize,
+    a: &[u8],
+    a_zp: i32,
+    w: &GemmWeights,
+    acc: &mut [i32],
+) -> u64 {
+    let (n, k) = (w.n, w.k);
+    let owned;
+    let panels = match w.cache {
+        Some(cache) => cache.slots[K::SLOT].get_or_init(|| Box::new(Panels::new(w, K::NR))),
+        None => {
+            owned = Panels::new(w, K::NR);
+            &owned
+        }
+    };
+    debug_assert_eq!(panels.nr, K::NR);
+    let kp = panels.kp;
+    let mut block = vec![0u8; MC.min(m.div_ceil(K::MR) * K::MR) * kp];
+    let mut rowsum = vec![0i32; MC];
+    let mut tile = vec![0i32; K::MR * K::NR];
+    let zp = |c: usize| w.zero_points[if w.zero_points.len() == 1 { 0 } else { c }];
+    let kz = k as i32;
+    let mut saturated = 0u64;
+    for m0 in (0..m).step_by(MC) {
+        let mb = MC.min(m - m0);
+        block.fill(0);
+        for r in 0..mb {
+            let src = &a[(m0 + r) * k..(m0 + r + 1) * k];
+            block[r * kp..r * kp + k].copy_from_slice(src);
+            rowsum[r] = src.iter().map(|&v| v as i32).sum();
+        }
+        for (p, panel) in panels.data.chunks_exact(kp * K::NR).enumerate() {
+            let c0 = p * K::NR;
+            let cols = K::NR.min(n - c0);
+            for r0 in (0..mb).step_by(K::MR) {
+                let rows = K::MR.min(mb - r0);
+                // SAFETY: forwarded from this function's contract.
+                saturated += unsafe { K::tile(rows, &block[r0 * kp..], kp, panel, &mut tile) };
+                for r in 0..rows {
+                    let i = m0 + r0 + r;
+                    let out = &mut acc[i * n + c0..i * n + c0 + cols];
+                    for (c, o) in out.iter_mut().enumerate() {
+                        let (col, zw) = (c0 + c, zp(c0 + c));
+                        // Wrapping: equal to the reference wherever its i32 sums do not overflow.
+                        *o = tile[r * K::NR + c]
+                            .wrapping_sub(a_zp.wrapping_mul(panels.colsum[col]))
+                            .wrapping_sub(zw.wrapping_mul(rowsum[r0 + r]))
+                            .wrapping_add(kz.wrapping_mul(a_zp).wrapping_mul(zw));
+                    }
+                }
+            }
+        }
+    }
+    saturated
+}

@@ -1,0 +1,87 @@
+//! AVX-512 VNNI u8×s8→i32 GEMM tile: up to 8 rows × 32 columns, exact sums.
+//!
+//! Design note. `vpdpbusd` multiplies 4 unsigned activation bytes by 4 signed weight bytes per
+//! i32 lane and adds all four products to the lane in i32 without any intermediate saturation, so
+//! it computes the reference's exact dot product directly (it is never used for the
+//! pair-saturating contract). Per group of 4 k, one activation i32 is broadcast per row and
+//! multiplied with two zmm of the packed panel (32 columns × 4 bytes), giving 2 accumulators per
+//! row, 16 for 8 rows. Short tiles (few rows, e.g. M = 1) keep `U` independent accumulator sets
+//! over alternating k groups so that `vpdpbusd`'s latency does not serialise the loop; the sets
+//! are added at the end (exact i32 sums, so the order is immaterial).
+
+use super::group;
+use crate::kernels::gemm::MicroKernel;
+use std::arch::x86_64::*;
+
+/// The AVX-512 VNNI tile.
+pub struct Vnni;
+
+const NR: usize = 32;
+
+impl MicroKernel for Vnni {
+    const MR: usize = 8;
+    const NR: usize = NR;
+    const SLOT: usize = 1;
+
+    unsafe fn tile(rows: usize, a: &[u8], kp: usize, b: &[i8], out: &mut [i32]) -> u64 {
+        assert!((1..=8).contains(&rows) && kp.is_multiple_of(4));
+        assert!(a.len() >= rows * kp && b.len() >= kp * NR);
+        assert!(out.len() >= rows * NR);
+        // SAFETY: the caller guarantees AVX-512 F/BW/VL + VNNI; lengths are checked above.
+        unsafe {
+            match rows {
+                1 => tile_r::<1, 4>(a, kp, b, out),
+                2 => tile_r::<2, 2>(a, kp, b, out),
+                3 => tile_r::<3, 2>(a, kp, b, out),
+                4 => tile_r::<4, 2>(a, kp, b, out),
+                5 => tile_r::<5, 1>(a, kp, b, out),
+                6 => tile_r::<6, 1>(a, kp, b, out),
+                7 => tile_r::<7, 1>(a, kp, b, out),
+                _ => tile_r::<8, 1>(a, kp, b, out),
+            }
+        }
+        0
+    }
+}
+
+/// `R` rows, `U` accumulator sets.
+///
+/// # Safety
+/// AVX-512 F + VNNI; `a` holds `R·kp` bytes, `b` holds `kp·NR`, `out` holds `R·NR`, `kp % 4 == 0`.
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+unsafe fn tile_r<const R: usize, const U: usize>(a: &[u8], kp: usize, b: &[i8], out: &mut [i32]) {
+    let groups = kp / 4;
+    let (ap, bp) = (a.as_ptr(), b.as_ptr());
+    let mut acc = [[[_mm512_setzero_si512(); 2]; R]; U];
+    let step = |acc: &mut [[__m512i; 2]; R], g: usize| {
+        // SAFETY: g < groups, so the panel reads end at 64·(2g + 2) <= kp·NR bytes and the
+        // activation reads stay in row r's kp bytes.
+        unsafe {
+            let b0 = _mm512_loadu_si512(bp.add(g * NR * 4).cast());
+            let b1 = _mm512_loadu_si512(bp.add(g * NR * 4 + 64).cast());
+            for (r, acc_r) in acc.iter_mut().enumerate() {
+                let x = _mm512_set1_epi32(group(ap, kp, r, g));
+                acc_r[0] = _mm512_dpbusd_epi32(acc_r[0], x, b0);
+                acc_r[1] = _mm512_dpbusd_epi32(acc_r[1], x, b1);
+            }
+        }
+    };
+    let whole = groups / U * U;
+    for g0 in (0..whole).step_by(U) {
+        for (u, set) in acc.iter_mut().enumerate() {
+            step(set, g0 + u);
+        }
+    }
+    for g in whole..groups {
+        step(&mut acc[0], g);
+    }
+    for (r, row) in out.chunks_exact_mut(NR).take(R).enumerate() {
+        for (h, half) in row.chunks_exact_mut(16).enumerate() {
+            let sum = acc[1..]
+                .iter()
+                .fold(acc[0][r][h], |s, set| _mm512_add_epi32(s, set[r][h]));
+            // SAFETY: `half` is 16 writable i32.
+            unsafe { _mm512_storeu_si512(half.as_mut_ptr().cast(), sum) };
+        }
+    }
+}

@@ -1,0 +1,229 @@
+//! Every GEMM tier the host has against the scalar reference: accumulators and saturated-pair
+//! counts identical, for exact and pair-saturating semantics.
+//!
+//! Shapes cross every tile edge (M = 1, rows past the 4- and 8-row tiles and the 128-row block,
+//! N off the 8- and 32-column panels, K off the groups of 4, K odd). Values are drawn towards
+//! the extremes (0 / 255 activations, −128 / 127 weights) so pairs saturate often. Tiers the host
+//! lacks are reported as `skipped <tier>: <reason>`.
+
+use proptest::prelude::*;
+use qlab::isa::{ALL, Isa};
+use qlab::kernels::gemm::{GemmWeights, PackCache, gemm_on};
+use qlab::kernels::reference;
+use std::sync::Once;
+
+fn tiers() -> Vec<Isa> {
+    static REPORT: Once = Once::new();
+    REPORT.call_once(|| {
+        for isa in ALL {
+            if let Err(e) = isa.check() {
+                println!("skipped {isa}: {e}");
+            }
+        }
+    });
+    ALL.into_iter().filter(|t| t.is_available()).collect()
+}
+
+/// A xorshift stream: values are drawn in bulk from a seed, which keeps cases cheap.
+struct Stream(u64);
+
+impl Stream {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    /// A byte that is an extreme (`lo` or `hi`) with probability `extreme`/4, else uniform.
+    fn byte(&mut self, extreme: u64, lo: u8, hi: u8) -> u8 {
+        let r = self.next();
+        match r % 8 {
+            v if v < extreme => [lo, hi][(r >> 8) as usize % 2],
+            _ => (r >> 16) as u8,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Case {
+    m: usize,
+    n: usize,
+    k: usize,
+    a_zp: i32,
+    per_channel: bool,
+    w_zp: i32,
+    seed: u64,
+    extreme: u64,
+}
+
+fn case() -> impl Strategy<Value = Case> {
+    let small = (1usize..=20, 1usize..=70, 1usize..=70);
+    let tall = (120usize..=140, 1usize..=40, 1usize..=12);
+    (
+        prop_oneof![4 => small, 1 => tall],
+        prop::sample::select(vec![0, 128, 255]),
+        any::<bool>(),
+        prop_oneof![Just(0), -128i32..=127],
+        any::<u64>(),
+        0u64..=8,
+    )
+        .prop_map(|((m, n, k), a_zp, per_channel, w_zp, seed, extreme)| Case {
+            m,
+            n,
+            k,
+            a_zp,
+            per_channel,
+            w_zp,
+            seed: seed | 1,
+            extreme,
+        })
+}
+
+struct Operands {
+    a: Vec<u8>,
+    w: Vec<i8>,
+    zps: Vec<i32>,
+}
+
+fn operands(c: &Case) -> Operands {
+    let mut s = Stream(c.seed);
+    let a = (0..c.m * c.k).map(|_| s.byte(c.extreme, 0, 255)).collect();
+    let w = (0..c.n * c.k)
+        .map(|_| s.byte(c.extreme, 0x80, 0x7f) as i8)
+        .collect();
+    let zps = if c.per_channel {
+        (0..c.n)
+            .map(|i| {
+                if i % 3 == 0 {
+                    c.w_zp
+                } else {
+                    (s.next() % 256) as i32 - 128
+                }
+            })
+            .collect()
+    } else {
+        vec![c.w_zp]
+    };
+    Operands { a, w, zps }
+}
+
+fn check(c: &Case, saturate: bool) -> Result<(), TestCaseError> {
+    let ops = operands(c);
+    let mut want = vec![0i32; c.m * c.n];
+    let want_sat = reference::gemm_u8_i8_i32(
+        c.m, c.n, c.k, &ops.a, c.a_zp, &ops.w, &ops.zps, saturate, &mut want,
+    );
+    let cache = PackCache::default();
+    for tier in tiers() {
+        // Once packing per call, twice through the cache (the second reuses the panels).
+        for cached in [None, Some(&cache), Some(&cache)] {
+            let w = GemmWeights {
+                data: &ops.w,
+                n: c.n,
+                k: c.k,
+                zero_points: &ops.zps,
+                cache: cached,
+            };
+            let mut got = vec![i32::MIN; c.m * c.n];
+            let sat = gemm_on(tier, c.m, &ops.a, c.a_zp, &w, saturate, &mut got).unwrap();
+            prop_assert_eq!(
+                &got,
+                &want,
+                "{} saturate={} cached={}",
+                tier,
+                saturate,
+                cached.is_some()
+            );
+            prop_assert_eq!(sat, want_sat, "{} saturate={} count", tier, saturate);
+        }
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
+
+    #[test]
+    fn exact_tiers_equal_reference(c in case()) {
+        check(&c, false)?;
+    }
+
+    #[test]
+    fn pair_saturating_tiers_equal_reference(c in case()) {
+        check(&c, true)?;
+    }
+}
+
+/// All-extreme operands saturate every pair: the count must be exact and exact mode must not
+/// saturate at all on any tier.
+#[test]
+fn saturation_is_counted_and_never_leaks_into_exact_mode() {
+    let (m, n, k) = (3, 37, 33);
+    let a = vec![255u8; m * k];
+    // Even columns all 127, odd ones all -128: every full pair saturates one way or the other.
+    let w: Vec<i8> = (0..n * k)
+        .map(|i| if (i / k) % 2 == 0 { 127 } else { -128 })
+        .collect();
+    let zps = [0];
+    let weights = GemmWeights {
+        data: &w,
+        n,
+        k,
+        zero_points: &zps,
+        cache: None,
+    };
+    for saturate in [false, true] {
+        let mut want = vec![0i32; m * n];
+        let want_sat = reference::gemm_u8_i8_i32(m, n, k, &a, 0, &w, &zps, saturate, &mut want);
+        assert_eq!(want_sat > 0, saturate);
+        for tier in tiers() {
+            let mut got = vec![0i32; m * n];
+            let sat = gemm_on(tier, m, &a, 0, &weights, saturate, &mut got).unwrap();
+            assert_eq!(
+                (got, sat),
+                (want.clone(), want_sat),
+                "{tier} saturate={saturate}"
+            );
+        }
+    }
+}
+
+#[test]
+fn unavailable_tier_is_an_error() {
+    let w = GemmWeights {
+        data: &[1],
+        n: 1,
+        k: 1,
+        zero_points: &[0],
+        cache: None,
+    };
+    for tier in ALL.into_iter().filter(|t| !t.is_available()) {
+        assert!(gemm_on(tier, 1, &[1], 0, &w, false, &mut [0]).is_err());
+    }
+}
+
+/// Empty M, N or K: zero-sized outputs, or all-zero-point accumulators when K = 0.
+#[test]
+fn empty_dimensions_equal_reference() {
+    for (m, n, k) in [(0, 3, 5), (2, 0, 5), (2, 3, 0), (0, 0, 0)] {
+        let (a, w) = (vec![7u8; m * k], vec![-3i8; n * k]);
+        let zps = [5];
+        let weights = GemmWeights {
+            data: &w,
+            n,
+            k,
+            zero_points: &zps,
+            cache: None,
+        };
+        for saturate in [false, true] {
+            let mut want = vec![1i32; m * n];
+            reference::gemm_u8_i8_i32(m, n, k, &a, 128, &w, &zps, saturate, &mut want);
+            for tier in tiers() {
+                let mut got = vec![1i32; m * n];
+                let sat = gemm_on(tier, m, &a, 128, &weights, saturate, &mut got).unwrap();
+                assert_eq!((got, sat), (want.clone(), 0), "{tier} {m}x{n}x{k}");
+            }
+        }
+    }
+}
