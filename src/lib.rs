@@ -17,3 +17,4 @@ pub mod qconfig;
 pub mod qnn;
 pub mod session;
 pub mod tensor;
+pub mod workflow;
