@@ -21,3 +21,4 @@ pub mod qnn;
 pub mod repl;
 pub mod session;
 pub mod tensor;
+pub mod workflow;

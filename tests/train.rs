@@ -872,6 +872,7 @@ fn mlp(seed: u64) -> Graph {
             node("fc2", linear(10, 64), "r", "logits"),
         ],
         constants: BTreeMap::new(),
+        fusions: Vec::new(),
     };
     reset_parameters(&mut g, &mut Rng::new(seed));
     g

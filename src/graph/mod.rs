@@ -50,6 +50,23 @@ pub struct Graph {
     pub nodes: Vec<Node>,
     /// Values known before execution.
     pub constants: BTreeMap<String, Value>,
+    /// Module groups fused by `workflow::fuse_modules`, in the order they were fused.
+    pub fusions: Vec<Fusion>,
+}
+
+/// A group of modules fused into one (PyTorch's intrinsic modules such as `ConvReLU2d`).
+///
+/// The first module's node remains (in eval mode with the BatchNorm folded into it and the BN
+/// node removed); a fused activation stays as its own node right after it, so `run` is
+/// unchanged, and quantization treats the group as one module observed at its last output.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Fusion {
+    /// Module paths in pattern order; the first names the fused module.
+    pub modules: Vec<String>,
+    /// Each module's PyTorch class before fusion (`Conv2d`, `BatchNorm2d`, `ReLU`, `ReLU6`).
+    pub types: Vec<String>,
+    /// Training-mode fusion (`fuse_modules_qat`): the BatchNorm node is kept for QAT.
+    pub qat: bool,
 }
 
 impl Graph {

@@ -5,8 +5,8 @@
 //! assembled beside the old one and swapped in by rename.
 
 use crate::graph::{
-    BatchNormParams, ConvParams, Graph, GraphInput, LinearParams, LstmDirection, LstmParams, Node,
-    Op, PoolParams, ResizeMode, Value,
+    BatchNormParams, ConvParams, Fusion, Graph, GraphInput, LinearParams, LstmDirection,
+    LstmParams, Node, Op, PoolParams, ResizeMode, Value,
 };
 use ndarray::{Array1, Array2, ArrayD, IxDyn};
 use safetensors::{Dtype, SafeTensors, tensor::TensorView};
@@ -163,6 +163,9 @@ struct GraphRecord {
     outputs: Vec<String>,
     nodes: Vec<NodeRecord>,
     constants: Vec<String>,
+    /// Absent in files written before fusion existed.
+    #[serde(default)]
+    fusions: Vec<Fusion>,
 }
 
 /// The suffix PyTorch gives LSTM parameters of direction `d`.
@@ -314,6 +317,7 @@ pub fn save_native(graph: &Graph, dir: &Path) -> Result<(), NativeError> {
         outputs: graph.outputs.clone(),
         nodes,
         constants: graph.constants.keys().cloned().collect(),
+        fusions: graph.fusions.clone(),
     };
     let json = serde_json::to_string_pretty(&rec).expect("graph records serialize");
     let encoded: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> = tensors
@@ -615,5 +619,6 @@ pub fn load_native(dir: &Path) -> Result<Graph, NativeError> {
         outputs: rec.outputs,
         nodes,
         constants,
+        fusions: rec.fusions,
     })
 }

@@ -144,6 +144,7 @@ pub fn import_onnx_bytes(bytes: &[u8], origin: &str) -> Result<Graph, ImportErro
         outputs,
         nodes,
         constants,
+        fusions: Vec::new(),
     })
 }
 
