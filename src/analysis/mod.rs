@@ -9,19 +9,16 @@ pub use metrics::ErrorStats;
 pub use weights::{WeightError, weight_errors};
 
 use crate::observer::ObserverError;
-use crate::tensor::TensorError;
 use thiserror::Error;
 
 /// What can go wrong computing an analysis.
 #[derive(Debug, Error)]
 pub enum AnalysisError {
-    /// The observer spec or its statistics were rejected for a layer.
+    /// The observer spec or its statistics were rejected for a layer, or quantizing with the
+    /// resulting qparams failed (e.g. a NaN weight gives a NaN scale).
     #[error("layer '{layer}': {source}")]
     Observer {
         layer: String,
         source: ObserverError,
     },
-    /// Quantizing a layer's tensor failed (e.g. a NaN weight gives a NaN scale).
-    #[error("layer '{layer}': {source}")]
-    Tensor { layer: String, source: TensorError },
 }

@@ -4,8 +4,7 @@
 
 use super::{AnalysisError, ErrorStats};
 use crate::graph::{Graph, Op};
-use crate::observer::{ObserverSpec, qparams_from_stats};
-use crate::tensor::{QParams, QTensor};
+use crate::observer::{ObserverSpec, observe_and_quantize};
 
 /// One layer's weight quantization error.
 #[derive(Debug, Clone, PartialEq)]
@@ -22,6 +21,8 @@ pub fn weight_errors(
     graph: &Graph,
     spec: &ObserverSpec,
 ) -> Result<Vec<WeightError>, AnalysisError> {
+    // Weights carry the output channel on axis 0.
+    let spec = spec.clone().with_ch_axis(0);
     let mut rows = Vec::new();
     for node in &graph.nodes {
         let (w, shape): (Vec<f32>, Vec<usize>) = match &node.op {
@@ -40,31 +41,7 @@ pub fn weight_errors(
             layer: layer.clone(),
             source,
         };
-        let mut observer = spec.clone().with_ch_axis(0).build().map_err(obs_err)?;
-        observer.forward(&w, &shape).map_err(obs_err)?;
-        let qp = qparams_from_stats(&observer.stats(), observer.spec()).map_err(obs_err)?;
-        let tensor_err = |source| AnalysisError::Tensor {
-            layer: layer.clone(),
-            source,
-        };
-        let q = match qp.to_qparams() {
-            QParams::PerTensor { scale, zero_point } => {
-                QTensor::quantize_per_tensor(&w, &shape, scale, zero_point, qp.dtype)
-            }
-            QParams::PerChannel {
-                scales,
-                zero_points,
-                axis,
-            } => QTensor::quantize_per_channel(
-                &w,
-                &shape,
-                &scales,
-                &zero_points,
-                axis as i64,
-                qp.dtype,
-            ),
-        }
-        .map_err(tensor_err)?;
+        let (q, qp) = observe_and_quantize(&spec, &w, &shape).map_err(obs_err)?;
         let inner = w.len() / shape[0].max(1);
         let step = |i: usize| {
             qp.scales[if qp.scales.len() == 1 {

@@ -34,7 +34,7 @@ pub use qparams::{qparams_from_min_max, qparams_from_stats};
 pub use recording::{Recorded, RecordingObserver};
 pub use spec::{ALL_KINDS, MAX_BINS, MAX_UPSAMPLE, ObserverKind, ObserverSpec, QRange};
 
-use crate::tensor::{QDType, QParams, QScheme};
+use crate::tensor::{QDType, QParams, QScheme, QTensor};
 use std::any::Any;
 use std::fmt;
 
@@ -125,4 +125,18 @@ pub(crate) fn build(spec: &ObserverSpec) -> Result<Box<dyn Observer>, ObserverEr
         ObserverKind::Placeholder | ObserverKind::Noop => Box::new(PlaceholderObserver::new(spec)?),
         ObserverKind::Recording => Box::new(RecordingObserver::new(spec)?),
     })
+}
+
+/// What convert does to a weight: observe `x` once with `spec`, derive qparams, and quantize `x`
+/// with them. Returns the quantized tensor and the qparams (scales as the observer made them).
+pub fn observe_and_quantize(
+    spec: &ObserverSpec,
+    x: &[f32],
+    shape: &[usize],
+) -> Result<(QTensor, ObservedQParams), ObserverError> {
+    let mut observer = spec.build()?;
+    observer.forward(x, shape)?;
+    let qp = qparams_from_stats(&observer.stats(), observer.spec())?;
+    let q = QTensor::quantize(x, shape, &qp.to_qparams(), qp.dtype)?;
+    Ok((q, qp))
 }

@@ -48,4 +48,18 @@ pub enum QnnError {
     /// An error from the tensor layer.
     #[error(transparent)]
     Tensor(#[from] TensorError),
+    /// An observer rejected a weight at convert time.
+    #[error(transparent)]
+    Observer(crate::observer::ObserverError),
+}
+
+/// Tensor-layer failures keep their own variant however deep they arose (a NaN weight gives a
+/// NaN scale, which quantize rejects as a `TensorError`).
+impl From<crate::observer::ObserverError> for QnnError {
+    fn from(e: crate::observer::ObserverError) -> Self {
+        match e {
+            crate::observer::ObserverError::Tensor(t) => QnnError::Tensor(t),
+            other => QnnError::Observer(other),
+        }
+    }
 }

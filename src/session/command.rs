@@ -5,8 +5,9 @@
 //! written in double quotes.
 
 use super::SessionError;
-use crate::observer::{ObserverKind, ObserverSpec};
-use crate::tensor::{DType, QScheme};
+use crate::observer::ObserverSpec;
+// `errors weights` defaults to fbgemm's weight observer (per-channel symmetric qint8 min/max).
+use crate::qconfig::presets::default_per_channel_weight_observer;
 use std::fmt;
 
 /// A comparison in an `expect` line.
@@ -112,14 +113,6 @@ pub enum Command {
     Help { verb: Option<String> },
 }
 
-/// The weight observer `errors weights` uses unless told otherwise: fbgemm's default
-/// (per-channel symmetric qint8 min/max).
-pub fn default_weight_spec() -> ObserverSpec {
-    ObserverSpec::new(ObserverKind::PerChannelMinMax)
-        .with_dtype(DType::QInt8)
-        .with_qscheme(QScheme::PerChannelSymmetric)
-}
-
 /// The verbs and their one-line help, in the order `help` lists them.
 pub const VERBS: &[(&str, &str, &str)] = &[
     (
@@ -186,7 +179,9 @@ impl fmt::Display for Command {
             Command::Expect(e) => write!(f, "expect {e}"),
             Command::SaveModel { path } => write!(f, "save model {}", quote(path)),
             Command::SaveSession { path } => write!(f, "save session {}", quote(path)),
-            Command::ErrorsWeights { weight } if *weight == default_weight_spec() => {
+            Command::ErrorsWeights { weight }
+                if *weight == default_per_channel_weight_observer() =>
+            {
                 write!(f, "errors weights")
             }
             Command::ErrorsWeights { weight } => {
@@ -358,7 +353,7 @@ pub fn parse_line(line: &str) -> Result<Option<Command>, SessionError> {
         ("errors", "weights") => {
             let weight = match args.option("weight") {
                 Some(text) => text.parse::<ObserverSpec>().map_err(|e| args.error(e))?,
-                None => default_weight_spec(),
+                None => default_per_channel_weight_observer(),
             };
             args.exactly::<1>()?;
             Command::ErrorsWeights { weight }

@@ -217,6 +217,25 @@ impl QTensor {
         ))
     }
 
+    /// Quantizes `x` with whichever qparams it is given (per tensor or per channel).
+    pub fn quantize(
+        x: &[f32],
+        shape: &[usize],
+        qparams: &QParams,
+        dtype: QDType,
+    ) -> Result<QTensor, TensorError> {
+        match qparams {
+            QParams::PerTensor { scale, zero_point } => {
+                QTensor::quantize_per_tensor(x, shape, *scale, *zero_point, dtype)
+            }
+            QParams::PerChannel {
+                scales,
+                zero_points,
+                axis,
+            } => QTensor::quantize_per_channel(x, shape, scales, zero_points, *axis as i64, dtype),
+        }
+    }
+
     /// `torch.quantize_per_tensor_dynamic(x, dtype, reduce_range)`: qparams chosen from the
     /// tensor's own min/max by the C++ rule (§2.8), then quantized per tensor.
     pub fn quantize_per_tensor_dynamic(

@@ -11,4 +11,4 @@ mod weight;
 pub use activation::quantize_activation;
 pub use linear::DynamicLinear;
 pub use lstm::{DynamicLstm, DynamicLstmCell, DynamicLstmOutput, LstmConfig, LstmFloatParams};
-pub use weight::{DynamicWeight, DynamicWeightDtype, round_to_f16, symmetric_qint8_scale};
+pub use weight::{DynamicWeight, DynamicWeightDtype, round_to_f16};

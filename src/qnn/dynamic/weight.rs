@@ -1,13 +1,13 @@
 //! Convert-time weight quantization of dynamic modules, as `quantize_dynamic` does it for each
 //! qconfig: qint8 per-tensor symmetric (`default_dynamic_qconfig`, also every LSTM gate matrix),
 //! qint8 per-channel symmetric along the output axis (`per_channel_dynamic_qconfig`), or float16
-//! (`float16_dynamic_qconfig`). The symmetric qparams rule is written out here (NUMERICS §2.2
-//! step 3 for qint8 over its full range -128..127); it is the MinMaxObserver /
-//! PerChannelMinMaxObserver result, so a later merge can route it through `crate::observer`.
+//! (`float16_dynamic_qconfig`). The qint8 weights go through the same observers those qconfigs
+//! name (`default_weight_observer`, `default_per_channel_weight_observer`), so the qparams rule
+//! lives in one place: `crate::observer`.
 
+use crate::observer::observe_and_quantize;
+use crate::qconfig::presets::{default_per_channel_weight_observer, default_weight_observer};
 use crate::qnn::{PackedWeight, QnnError};
-use crate::tensor::quantize::min_max;
-use crate::tensor::{QDType, QTensor};
 use half::f16;
 
 /// Which weight representation a dynamic module uses.
@@ -34,24 +34,6 @@ pub enum DynamicWeight {
     },
 }
 
-/// Half of the qint8 span: `(127 - (-128)) / 2`, the symmetric divisor of §2.2.
-const QINT8_HALF_SPAN: f32 = 127.5;
-
-/// The symmetric qint8 scale of values spanning `[min, max]`:
-/// `max( max(-min(min, 0), max(max, 0)) / 127.5, f32::EPSILON )`, all in f32.
-pub fn symmetric_qint8_scale(min: f32, max: f32) -> f32 {
-    // torch.min/max propagate NaN where f32::min/max would drop it.
-    if min.is_nan() || max.is_nan() {
-        return f32::NAN;
-    }
-    let scale = (-min.min(0.0)).max(max.max(0.0)) / QINT8_HALF_SPAN;
-    if scale < f32::EPSILON {
-        f32::EPSILON
-    } else {
-        scale
-    }
-}
-
 /// `f32(f16(clamp(w, ±65504)))`: PyTorch saturates before the round-to-nearest-even cast.
 pub fn round_to_f16(w: f32) -> f32 {
     let max = f16::MAX.to_f32();
@@ -74,35 +56,13 @@ impl DynamicWeight {
             });
         }
         let shape = [out, k];
-        let pack = |qt: QTensor| PackedWeight::new(op, &qt).map(DynamicWeight::QInt8);
+        let observed = |spec| -> Result<DynamicWeight, QnnError> {
+            let (q, _) = observe_and_quantize(&spec, w, &shape)?;
+            Ok(DynamicWeight::QInt8(PackedWeight::new(op, &q)?))
+        };
         match dtype {
-            DynamicWeightDtype::QInt8PerTensor => {
-                let (lo, hi) = min_max(w);
-                let scale = symmetric_qint8_scale(lo, hi) as f64;
-                pack(QTensor::quantize_per_tensor(
-                    w,
-                    &shape,
-                    scale,
-                    0,
-                    QDType::QInt8,
-                )?)
-            }
-            DynamicWeightDtype::QInt8PerChannel => {
-                let scales: Vec<f64> = (0..out)
-                    .map(|c| {
-                        let (lo, hi) = min_max(&w[c * k..(c + 1) * k]);
-                        symmetric_qint8_scale(lo, hi) as f64
-                    })
-                    .collect();
-                pack(QTensor::quantize_per_channel(
-                    w,
-                    &shape,
-                    &scales,
-                    &vec![0; out],
-                    0,
-                    QDType::QInt8,
-                )?)
-            }
+            DynamicWeightDtype::QInt8PerTensor => observed(default_weight_observer()),
+            DynamicWeightDtype::QInt8PerChannel => observed(default_per_channel_weight_observer()),
             DynamicWeightDtype::Float16 => Ok(DynamicWeight::Float16 {
                 values: w.iter().map(|&v| round_to_f16(v)).collect(),
                 out,
@@ -131,6 +91,13 @@ impl DynamicWeight {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The scale the dynamic weight observer gives values spanning `[min, max]`.
+    fn symmetric_qint8_scale(min: f32, max: f32) -> f32 {
+        crate::observer::qparams_from_min_max(&[min], &[max], None, &default_weight_observer())
+            .unwrap()
+            .scales[0]
+    }
 
     #[test]
     fn symmetric_scale_uses_the_larger_magnitude_and_eps_floor() {
