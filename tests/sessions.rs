@@ -124,3 +124,28 @@ fn piped_repl_input_runs_every_line() {
         "{err}"
     );
 }
+
+/// Outputs are reused between commands on the same data, but never across a reloaded model or
+/// a dataset replaced under the same name.
+#[test]
+fn cached_outputs_follow_model_and_data_reloads() {
+    std::env::set_current_dir(root()).unwrap();
+    let script = "load model sample-models/digits_cnn.onnx\n\
+                  load data d sample-models/data/digits_test_x.npy labels=sample-models/data/digits_test_y.npy\n\
+                  eval d\n\
+                  load data d sample-models/data/digits_calib_x.npy labels=sample-models/data/digits_calib_y.npy\n\
+                  eval d\n\
+                  load model sample-models/digits_mlp.onnx\n\
+                  eval d\n";
+    let mut outs = Vec::new();
+    replay_script(script, &mut Workbench::new(), |_, o| {
+        outs.push(o.to_string())
+    })
+    .unwrap();
+    assert!(outs[2].contains("/397)"), "{}", outs[2]);
+    assert!(outs[4].contains("/200)"), "{}", outs[4]);
+    assert_ne!(
+        outs[4], outs[6],
+        "the MLP is evaluated, not the CNN's cached outputs"
+    );
+}

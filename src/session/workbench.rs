@@ -4,11 +4,11 @@
 use super::command::VERBS;
 use super::{Command, Expectation, Metric, Output, SessionError, Table};
 use crate::analysis::weight_errors;
-use crate::graph::{Graph, Value, run, summarize};
+use crate::graph::{Graph, GraphError, Value, run, summarize};
+use crate::import::Dataset;
 use crate::import::native::{load_native, save_native};
 use crate::import::npy::write_npy_f32;
 use crate::import::onnx::load_onnx;
-use crate::import::{Dataset, DatasetError};
 use ndarray::{ArrayD, Axis};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -22,6 +22,9 @@ pub struct Workbench {
     model: Option<(String, Graph)>,
     datasets: BTreeMap<String, Dataset>,
     log: Vec<Command>,
+    /// The model's first output per dataset, so `eval`, `expect` and `predict` on the same data
+    /// run the model once; cleared when the model or that dataset changes.
+    outputs: BTreeMap<String, ArrayD<f32>>,
 }
 
 impl Workbench {
@@ -108,6 +111,7 @@ impl Workbench {
             graph.param_count()
         );
         self.model = Some((path.to_string(), graph));
+        self.outputs.clear();
         Ok(Output::Text(text))
     }
 
@@ -128,6 +132,7 @@ impl Workbench {
             if d.labels.is_some() { ", labelled" } else { "" }
         );
         self.datasets.insert(name.to_string(), d);
+        self.outputs.remove(name);
         Ok(Output::Text(text))
     }
 
@@ -145,49 +150,71 @@ impl Workbench {
     }
 
     /// The model's first output on every sample of `data`, concatenated in order.
-    fn outputs(&self, data: &str) -> Result<ArrayD<f32>, SessionError> {
+    /// The model's first output on every sample of `data`, concatenated in order (computed
+    /// once per model and dataset).
+    fn outputs(&mut self, data: &str) -> Result<&ArrayD<f32>, SessionError> {
+        if !self.outputs.contains_key(data) {
+            let y = self.run_dataset(data)?;
+            self.outputs.insert(data.to_string(), y);
+        }
+        Ok(&self.outputs[data])
+    }
+
+    fn run_dataset(&self, data: &str) -> Result<ArrayD<f32>, SessionError> {
         let (_, graph) = self.model.as_ref().ok_or(SessionError::NoModel)?;
         let d = self.dataset(data)?;
         let input = graph.inputs.first().ok_or(SessionError::NoModel)?;
-        d.check_fits(input).map_err(SessionError::from)?;
+        d.check_fits(input)?;
         let mut parts = Vec::new();
         for range in d.batch_ranges(RUN_BATCH) {
             let x = d
                 .inputs
                 .slice_axis(Axis(0), ndarray::Slice::from(range))
                 .to_owned();
-            let out = run(graph, vec![Value::F32(x)], |_, _| {})?;
-            let first = out.into_iter().next().ok_or(SessionError::NoModel)?;
-            parts.push(first.f32("output")?.clone());
+            match run(graph, vec![Value::F32(x)], |_, _| {})?
+                .into_iter()
+                .next()
+            {
+                Some(Value::F32(y)) => parts.push(y),
+                Some(other) => {
+                    return Err(GraphError::WrongType {
+                        node: "<model output>".into(),
+                        expected: "float32",
+                        got: other.dtype_name(),
+                    }
+                    .into());
+                }
+                None => return Err(SessionError::NoModel),
+            }
         }
         let views: Vec<_> = parts.iter().map(|p| p.view()).collect();
         ndarray::concatenate(Axis(0), &views).map_err(|e| {
-            SessionError::Dataset(DatasetError::InputMismatch {
-                dataset: data.into(),
-                input: "output".into(),
-                detail: e.to_string(),
-            })
+            GraphError::Shape {
+                node: "<model output>".into(),
+                detail: format!("batches of {data} do not concatenate: {e}"),
+            }
+            .into()
         })
     }
 
-    fn correct(&self, data: &str) -> Result<(usize, usize), SessionError> {
-        let labels = self
-            .dataset(data)?
-            .labels
-            .clone()
-            .ok_or_else(|| SessionError::NoLabels(data.into()))?;
-        let logits = self.outputs(data)?;
+    fn correct(&mut self, data: &str) -> Result<(usize, usize), SessionError> {
+        if self.dataset(data)?.labels.is_none() {
+            return Err(SessionError::NoLabels(data.into()));
+        }
+        self.outputs(data)?;
+        let labels = self.datasets[data].labels.as_deref().unwrap_or_default();
+        let logits = &self.outputs[data];
         let correct = logits
             .outer_iter()
-            .zip(&labels)
+            .zip(labels)
             .filter(|(row, label)| argmax(row.iter().copied()) == Some(**label as usize))
             .count();
         Ok((correct, labels.len()))
     }
 
-    fn predict(&self, data: &str, out: &str) -> Result<Output, SessionError> {
+    fn predict(&mut self, data: &str, out: &str) -> Result<Output, SessionError> {
         let y = self.outputs(data)?;
-        write_npy_f32(Path::new(out), &y)?;
+        write_npy_f32(Path::new(out), y)?;
         Ok(Output::Text(format!(
             "wrote {out}: outputs of shape {:?}",
             y.shape()
@@ -273,7 +300,7 @@ impl Workbench {
         })
     }
 
-    fn expect(&self, e: &Expectation) -> Result<Output, SessionError> {
+    fn expect(&mut self, e: &Expectation) -> Result<Output, SessionError> {
         let actual = match &e.metric {
             Metric::Accuracy { data } => {
                 let (c, n) = self.correct(data)?;
