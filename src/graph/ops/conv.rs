@@ -28,18 +28,20 @@ pub fn conv_output_len(
     (padded >= span).then(|| (padded - span) / stride + 1)
 }
 
-/// Geometry of one convolution, every rank lifted to 3 spatial dims.
-struct Geometry {
-    n: usize,
-    c: usize,
-    o: usize,
-    groups: usize,
-    input: [usize; 3],
-    kernel: [usize; 3],
-    out: [usize; 3],
-    stride: [usize; 3],
-    pad: [usize; 3],
-    dilation: [usize; 3],
+/// Geometry of one convolution, every rank lifted to 3 spatial dims (forward and backward
+/// share it).
+pub(crate) struct Geometry {
+    pub(crate) n: usize,
+    pub(crate) c: usize,
+    pub(crate) o: usize,
+    pub(crate) groups: usize,
+    pub(crate) input: [usize; 3],
+    pub(crate) kernel: [usize; 3],
+    pub(crate) out: [usize; 3],
+    pub(crate) stride: [usize; 3],
+    /// Padding at the start of each dim (the end padding only shapes `out`).
+    pub(crate) pad: [usize; 3],
+    pub(crate) dilation: [usize; 3],
 }
 
 fn lift(v: &[usize], fill: usize) -> [usize; 3] {
@@ -48,7 +50,12 @@ fn lift(v: &[usize], fill: usize) -> [usize; 3] {
     out
 }
 
-fn geometry(node: &str, x: &ArrayD<f32>, p: &ConvParams) -> Result<Geometry, GraphError> {
+/// Checks `x` against `p` and lifts the geometry to 3 spatial dims.
+pub(crate) fn geometry(
+    node: &str,
+    x: &ArrayD<f32>,
+    p: &ConvParams,
+) -> Result<Geometry, GraphError> {
     let w = p.weight.shape();
     let spatial = w.len().saturating_sub(2);
     let bad = |detail: String| GraphError::Shape {

@@ -1,7 +1,7 @@
 //! Float forward kernels, one file per op family, and the dispatch from a node to its kernel.
 
 mod activation;
-mod conv;
+pub(crate) mod conv;
 mod elementwise;
 pub(crate) mod gemm;
 mod linear;

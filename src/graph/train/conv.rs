@@ -5,35 +5,19 @@
 //! weight gradient, col2im scatter-adds through it for the input gradient.
 
 use super::backward::ModuleGrads;
-use crate::graph::ops::conv_output_len;
+use crate::graph::ops::conv::{Geometry, geometry};
 use crate::graph::ops::gemm::{Mat, sgemm};
 use crate::graph::{ConvParams, GraphError};
 use ndarray::{Array1, ArrayD, IxDyn};
 
-fn lift(v: &[usize], fill: usize) -> [usize; 3] {
-    let mut out = [fill; 3];
-    out[3 - v.len()..].copy_from_slice(v);
-    out
-}
-
 /// Input offsets (within one group's channel block) of every im2col element.
-fn patch_map(
-    cg: usize,
-    input: [usize; 3],
-    kernel: [usize; 3],
-    out: [usize; 3],
-    p: &ConvParams,
-) -> Vec<Option<usize>> {
-    let (stride, dil, pad) = (
-        lift(&p.stride, 1),
-        lift(&p.dilation, 1),
-        lift(&p.pad_begin, 0),
-    );
+fn patch_map(g: &Geometry, cg: usize) -> Vec<Option<usize>> {
+    let (input, kernel, out) = (g.input, g.kernel, g.out);
     let ivol: usize = input.iter().product();
     let mut map =
         Vec::with_capacity(cg * kernel.iter().product::<usize>() * out.iter().product::<usize>());
     let pos = |o: usize, k: usize, d: usize| {
-        let i = (o * stride[d] + k * dil[d]) as isize - pad[d] as isize;
+        let i = (o * g.stride[d] + k * g.dilation[d]) as isize - g.pad[d] as isize;
         (0..input[d] as isize).contains(&i).then_some(i as usize)
     };
     for c in 0..cg {
@@ -75,32 +59,23 @@ pub(crate) fn conv_backward(
             w.shape()
         ),
     };
-    let spatial = w.ndim().saturating_sub(2);
-    if !(1..=3).contains(&spatial) || x.ndim() != spatial + 2 {
+    if w.shape() != p.weight.shape() {
         return Err(bad());
     }
-    let groups = p.groups.max(1);
-    let (n, c, o) = (x.shape()[0], x.shape()[1], w.shape()[0]);
+    let g = geometry(node, x, p)?;
+    let (n, c, o, groups) = (g.n, g.c, g.o, g.groups);
     let (cg, og) = (c / groups, o / groups);
-    let input = lift(&x.shape()[2..], 1);
-    let kernel = lift(&w.shape()[2..], 1);
-    let (stride, dil) = (lift(&p.stride, 1), lift(&p.dilation, 1));
-    let (pb, pe) = (lift(&p.pad_begin, 0), lift(&p.pad_end, 0));
-    let mut out = [1; 3];
-    for d in 0..3 {
-        out[d] = conv_output_len(input[d], kernel[d], stride[d], pb[d], pe[d], dil[d])
-            .ok_or_else(bad)?;
-    }
+    let spatial = w.ndim() - 2;
     let mut want = vec![n, o];
-    want.extend_from_slice(&out[3 - spatial..]);
-    if dy.shape() != want.as_slice() || cg * groups != c || cg != w.shape()[1] {
+    want.extend_from_slice(&g.out[3 - spatial..]);
+    if dy.shape() != want.as_slice() {
         return Err(bad());
     }
-    let kvol: usize = kernel.iter().product();
-    let ivol: usize = input.iter().product();
-    let ovol: usize = out.iter().product();
+    let kvol: usize = g.kernel.iter().product();
+    let ivol: usize = g.input.iter().product();
+    let ovol: usize = g.out.iter().product();
     let rows = cg * kvol;
-    let map = patch_map(cg, input, kernel, out, p);
+    let map = patch_map(&g, cg);
     let (x, w, dy) = (
         x.as_standard_layout(),
         w.as_standard_layout(),
