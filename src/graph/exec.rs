@@ -73,7 +73,7 @@ pub(super) fn node_args<'a>(
 }
 
 /// Index of the last node that reads each value.
-fn last_uses(graph: &Graph) -> HashMap<&str, usize> {
+pub(crate) fn last_uses(graph: &Graph) -> HashMap<&str, usize> {
     let mut last = HashMap::new();
     for (i, node) in graph.nodes.iter().enumerate() {
         for name in &node.inputs {
@@ -83,7 +83,7 @@ fn last_uses(graph: &Graph) -> HashMap<&str, usize> {
     last
 }
 
-pub(super) fn check_inputs(graph: &Graph, inputs: &[Value]) -> Result<(), GraphError> {
+pub(crate) fn check_inputs(graph: &Graph, inputs: &[Value]) -> Result<(), GraphError> {
     if inputs.len() != graph.inputs.len() {
         return Err(GraphError::BadInput {
             input: graph

@@ -14,6 +14,7 @@ mod value;
 
 pub use error::GraphError;
 pub use exec::{NodeOutputs, run};
+pub(crate) use exec::{check_inputs, last_uses};
 pub use inspect::{NodeSummary, summarize};
 pub use op::{
     BatchNormParams, ConvParams, LinearParams, LstmDirection, LstmParams, Op, PoolParams,

@@ -43,3 +43,50 @@ pub enum FuseError {
     #[error("module '{module}' is listed in more than one fusion")]
     FusedTwice { module: String },
 }
+
+/// Why a prepare / calibrate / convert / quantized-run step failed; each names the module.
+#[derive(Debug, Clone, PartialEq, Error)]
+pub enum WorkflowError {
+    #[error(transparent)]
+    Fuse(#[from] FuseError),
+    /// A qconfig entry keyed by a module path or glob that names no module.
+    #[error("qconfig entry '{pattern}' matches no module of the model (modules: {known})")]
+    NoMatch { pattern: String, known: String },
+    /// A qconfig entry keyed by an op type the model does not contain.
+    #[error("qconfig entry for type '{type_name}' matches no module of the model")]
+    NoTypeMatch { type_name: String },
+    /// A qconfig that cannot be used for this module.
+    #[error("module '{module}': {source}")]
+    QConfig {
+        module: String,
+        source: crate::qconfig::QConfigError,
+    },
+    /// The pre-convert check found a problem that makes conversion impossible.
+    #[error("module '{module}': {problem} (fix: {fix})")]
+    Check {
+        module: String,
+        problem: String,
+        fix: String,
+    },
+    /// An observer rejected what it was shown or could not derive qparams.
+    #[error("observer of '{module}': {source}")]
+    Observer {
+        module: String,
+        source: crate::observer::ObserverError,
+    },
+    /// A quantized module could not be built or run.
+    #[error("module '{module}': {source}")]
+    Module {
+        module: String,
+        source: crate::qnn::QnnError,
+    },
+    /// A calibration batch failed to run through the float model.
+    #[error("calibration batch {batch}: {source}")]
+    Calibration {
+        batch: usize,
+        source: crate::graph::GraphError,
+    },
+    /// The float part of a model failed.
+    #[error(transparent)]
+    Graph(#[from] crate::graph::GraphError),
+}

@@ -230,8 +230,18 @@ fn sole_follower(graph: &Graph, i: usize) -> Option<usize> {
 
 /// Finds every fusable chain, greedily extended from each Conv / Linear / BN in graph order
 /// (every prefix of a pattern is itself a pattern, so greedy finds the longest).
-fn detect(graph: &Graph) -> Vec<Vec<String>> {
-    let mut claimed = vec![false; graph.nodes.len()];
+/// Modules already fused are skipped, so detection on a fused graph finds only what is left.
+pub(super) fn detect(graph: &Graph) -> Vec<Vec<String>> {
+    let fused: HashSet<&str> = graph
+        .fusions
+        .iter()
+        .flat_map(|f| f.modules.iter().map(String::as_str))
+        .collect();
+    let mut claimed: Vec<bool> = graph
+        .nodes
+        .iter()
+        .map(|n| fused.contains(n.name.as_str()))
+        .collect();
     let mut groups = Vec::new();
     for i in 0..graph.nodes.len() {
         let Some(first) = role(&graph.nodes[i].op).filter(|r| *r != Role::Act) else {

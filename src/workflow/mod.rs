@@ -1,14 +1,25 @@
 //! Quantization workflows over the float graph, in PyTorch's `torch.ao.quantization` order.
 //! Fusion comes first: BatchNorm folded into the preceding Conv / Linear (bit-exact with
 //! PyTorch's `fuse_conv_bn_eval`) and activations grouped with the module they follow, so later
-//! steps observe and quantize fused modules exactly as PyTorch's eager mode does.
+//! steps observe and quantize fused modules exactly as PyTorch's eager mode does. Then
+//! `prepare` places observers, calibration runs data through them, and `convert` builds a
+//! [`QuantizedModel`] that runs the engine's quantized kernels.
 
+mod calibrate;
+mod convert;
 mod error;
 mod fold;
 mod fuse;
 mod modules;
+mod prepare;
+mod qconfig_map;
+mod qmodel;
 
-pub use error::FuseError;
+pub use convert::{Finding, Severity, check, convert};
+pub use error::{FuseError, WorkflowError};
 pub use fold::{fuse_conv_bn_eval, fuse_conv_transpose_bn_eval, fuse_linear_bn_eval};
 pub use fuse::{FusedGroup, fuse_auto, fuse_modules, fuse_modules_qat};
 pub use modules::{ModuleType, module_types, state_dict};
+pub use prepare::{ActivationObserver, Placement, Prepared, prepare};
+pub use qconfig_map::{QConfigKey, QConfigMap};
+pub use qmodel::{QOp, QValue, QuantizedModel};

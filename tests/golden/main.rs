@@ -13,6 +13,7 @@ mod qops;
 mod qops_eltwise;
 mod quantize;
 mod tensor_ops;
+mod workflows;
 
 use json::Case;
 use std::collections::BTreeMap;
@@ -30,9 +31,10 @@ fn check_for(kind: &str) -> Option<Check> {
         .or_else(|| qops::check_for(kind))
         .or_else(|| qops_eltwise::check_for(kind))
         .or_else(|| dynamic::check_for(kind))
+        .or_else(|| workflows::check_for(kind))
 }
 
-fn golden_dir() -> PathBuf {
+pub fn golden_dir() -> PathBuf {
     match std::env::var_os("QLAB_GOLDEN_DIR") {
         Some(d) if !d.is_empty() => PathBuf::from(d),
         _ => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/golden"),

@@ -157,7 +157,14 @@ pub fn conv_forward(
                 col = buf;
                 &col
             };
-            let a = &ws[grp * og * rows..][..og * rows];
+            let group_w = &ws[grp * og * rows..][..og * rows];
+            let taps_major;
+            let a: &[f32] = if pointwise {
+                group_w
+            } else {
+                taps_major = tap_major_weights(group_w, cg, kvol);
+                &taps_major
+            };
             out.par_chunks_mut(TILE_ROWS * ovol)
                 .enumerate()
                 .for_each(|(t, c)| {
@@ -180,6 +187,14 @@ pub fn conv_forward(
     let mut shape = vec![g.n, g.o];
     shape.extend_from_slice(&g.out[3 - (p.weight.ndim() - 2)..]);
     Ok(ArrayD::from_shape_vec(IxDyn(&shape), y).expect("conv output shape"))
+}
+
+/// Reorders weight rows `[o][c·kvol + t]` to the im2col K order `[o][t·cg + c]`.
+fn tap_major_weights(w: &[f32], cg: usize, kvol: usize) -> Vec<f32> {
+    let rows = cg * kvol;
+    w.chunks(rows)
+        .flat_map(|row| (0..kvol).flat_map(move |t| (0..cg).map(move |c| row[c * kvol + t])))
+        .collect()
 }
 
 /// One channel of a depthwise conv (one input and one output channel per group), computed
@@ -218,18 +233,20 @@ fn depthwise(g: &Geometry, x: &[f32], w: &[f32], out: &mut [f32]) {
     }
 }
 
-/// Fills `col` (`[cg·kvol, ovol]`, row-major) with the receptive fields of one group.
+/// Fills `col` (`[kvol·cg, ovol]`, row-major) with the receptive fields of one group, tap-major
+/// (row = tap · cg + channel): the K order of oneDNN's direct convolution, which PyTorch uses
+/// for batched and grouped convs, so each output sums its products in PyTorch's order.
 fn im2col(g: &Geometry, x: &[f32], cg: usize, col: &mut [f32]) {
     let [id, ih, iw] = g.input;
     let [kd, kh, kw] = g.kernel;
     let [od, oh, ow] = g.out;
     let ovol = od * oh * ow;
-    let mut row = 0;
-    for c in 0..cg {
-        let xc = &x[c * id * ih * iw..][..id * ih * iw];
-        for a in 0..kd {
-            for b in 0..kh {
-                for e in 0..kw {
+    for a in 0..kd {
+        for b in 0..kh {
+            for e in 0..kw {
+                for c in 0..cg {
+                    let xc = &x[c * id * ih * iw..][..id * ih * iw];
+                    let row = ((a * kh + b) * kw + e) * cg + c;
                     let dst = &mut col[row * ovol..][..ovol];
                     let mut k = 0;
                     for z in 0..od {
@@ -251,7 +268,6 @@ fn im2col(g: &Geometry, x: &[f32], cg: usize, col: &mut [f32]) {
                             }
                         }
                     }
-                    row += 1;
                 }
             }
         }

@@ -3,6 +3,7 @@
 use super::gemm::{Mat, sgemm};
 use crate::graph::{GraphError, LinearParams};
 use ndarray::{ArrayD, IxDyn};
+use rayon::prelude::*;
 
 /// `y = x · Wᵀ + b` for `x` of shape `[..., in_features]`.
 pub fn linear_forward(
@@ -23,21 +24,20 @@ pub fn linear_forward(
     let m = x.len() / in_f.max(1);
     let x = x.as_standard_layout();
     let w = p.weight.as_standard_layout();
-    let mut y = vec![0.0f32; m * out_f];
-    // Wᵀ is W read with swapped strides: element (k, n) of Wᵀ is w[n·in_f + k].
-    sgemm(
-        m,
-        in_f,
-        out_f,
-        Mat::new(x.as_slice().expect("standard"), in_f, 1),
-        Mat::new(w.as_slice().expect("standard"), 1, in_f),
-        &mut y,
+    let (xs, ws) = (
+        x.as_slice().expect("standard"),
+        w.as_slice().expect("standard"),
     );
-    if let Some(b) = &p.bias {
-        for row in y.chunks_mut(out_f) {
-            row.iter_mut().zip(b.iter()).for_each(|(v, b)| *v += b);
-        }
-    }
+    // Dot products in PyTorch's (MKL's) order, bias last: bit-identical float outputs.
+    let mut y = vec![0.0f32; m * out_f];
+    y.par_chunks_mut(out_f.max(1))
+        .zip(xs.par_chunks(in_f.max(1)))
+        .for_each(|(row, xr)| {
+            for (o, v) in row.iter_mut().enumerate() {
+                let d = super::torch_order::dot(xr, &ws[o * in_f..][..in_f]);
+                *v = p.bias.as_ref().map_or(d, |b| d + b[o]);
+            }
+        });
     let mut shape = x.shape().to_vec();
     *shape.last_mut().expect("rank >= 1") = out_f;
     Ok(ArrayD::from_shape_vec(IxDyn(&shape), y).expect("linear output shape"))

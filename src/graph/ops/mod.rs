@@ -10,6 +10,7 @@ mod norm;
 mod pool;
 mod resize;
 mod shape;
+mod torch_order;
 
 pub use conv::{conv_forward, conv_output_len};
 pub use linear::linear_forward;

@@ -197,7 +197,7 @@ pub fn global_avg_pool(node: &str, x: &ArrayD<f32>) -> Result<ArrayD<f32>, Graph
         .as_slice()
         .expect("standard")
         .chunks(spatial.max(1))
-        .map(|c| c.iter().sum::<f32>() / spatial as f32)
+        .map(|c| super::torch_order::sum(c) / spatial as f32)
         .collect();
     let mut shape = x.shape()[..2].to_vec();
     shape.extend(std::iter::repeat_n(1, x.ndim() - 2));

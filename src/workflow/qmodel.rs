@@ -1,0 +1,359 @@
+//! The converted model: the prepared float graph plus one quantized op per node, run with the
+//! engine's numerics.
+//!
+//! Keeping the float graph beside the quantized ops means every node has the same name, inputs
+//! and outputs in both forms, so analysis can compare them node by node (or feed a quantized op
+//! the float model's input). Ops that only move elements (flatten, reshape, transpose, nearest
+//! resize, ...) run the float kernel on the integers: every 8-bit integer is exact in f32, so
+//! this is exact and keeps one implementation of each op's shape rules.
+
+use super::WorkflowError;
+use crate::engine::Numerics;
+use crate::graph::{self, Graph, Node, Op, Value};
+use crate::qnn::dynamic::DynamicLinear;
+use crate::qnn::{
+    self, AdaptiveAvgPool2d, AvgPool2d, DeQuantize, Layout, MaxPool2d, QConv, QFunctional, QLinear,
+    QnnError, Quantize,
+};
+use crate::tensor::{QStorage, QTensor};
+use ndarray::{ArrayD, IxDyn};
+use std::collections::HashMap;
+
+/// What a node computes after convert.
+#[derive(Debug, Clone, PartialEq)]
+pub enum QOp {
+    /// The node's float op, on float values.
+    Float,
+    /// The node's op on a quantized input with a kernel that keeps or fixes the qparams
+    /// (ReLU, clamp, pooling, sigmoid, reshapes).
+    Follow,
+    /// Passes its input through (a fused activation its module already applied).
+    Identity,
+    Quantize(Quantize),
+    DeQuantize,
+    Conv(Box<QConv>),
+    Linear(Box<QLinear>),
+    Add(QFunctional),
+    Mul(QFunctional),
+    Cat(QFunctional),
+    /// A dynamically quantized Linear: float in, float out.
+    DynamicLinear(Box<DynamicLinear>),
+}
+
+impl QOp {
+    /// A short name for listings (`qconv`, `float`, ...).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            QOp::Float => "float",
+            QOp::Follow => "quantized",
+            QOp::Identity => "identity",
+            QOp::Quantize(_) => "quantize",
+            QOp::DeQuantize => "dequantize",
+            QOp::Conv(c) if c.relu => "qconv_relu",
+            QOp::Conv(_) => "qconv",
+            QOp::Linear(l) if l.relu => "qlinear_relu",
+            QOp::Linear(_) => "qlinear",
+            QOp::Add(_) => "qadd",
+            QOp::Mul(_) => "qmul",
+            QOp::Cat(_) => "qcat",
+            QOp::DynamicLinear(_) => "dynamic_linear",
+        }
+    }
+}
+
+/// A value flowing through the quantized model.
+#[derive(Debug, Clone)]
+pub enum QValue {
+    Float(Value),
+    Quant(QTensor),
+}
+
+impl QValue {
+    /// The float view: dequantized when quantized.
+    pub fn to_f32(&self) -> Option<ArrayD<f32>> {
+        match self {
+            QValue::Float(Value::F32(a)) => Some(a.clone()),
+            QValue::Float(Value::I64(_)) => None,
+            QValue::Quant(q) => Some(DeQuantize.forward(q)),
+        }
+    }
+}
+
+/// A converted model.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QuantizedModel {
+    /// The prepared float graph (fused, with boundary stubs).
+    pub graph: Graph,
+    /// One op per `graph.nodes` entry.
+    pub ops: Vec<QOp>,
+    pub numerics: Numerics,
+}
+
+fn module_err(node: &Node, source: QnnError) -> WorkflowError {
+    WorkflowError::Module {
+        module: node.name.clone(),
+        source,
+    }
+}
+
+fn quant_arg<'a>(
+    node: &Node,
+    args: &[Option<&'a QValue>],
+    i: usize,
+) -> Result<&'a QTensor, WorkflowError> {
+    match args.get(i).copied().flatten() {
+        Some(QValue::Quant(q)) => Ok(q),
+        _ => Err(WorkflowError::Check {
+            module: node.name.clone(),
+            problem: format!("operand {i} of this quantized module is not a quantized tensor"),
+            fix: "re-run prepare so the boundaries are placed again".into(),
+        }),
+    }
+}
+
+fn float_args<'a>(
+    node: &Node,
+    args: &[Option<&'a QValue>],
+) -> Result<Vec<Option<&'a Value>>, WorkflowError> {
+    args.iter()
+        .map(|a| match a {
+            None => Ok(None),
+            Some(QValue::Float(v)) => Ok(Some(v)),
+            Some(QValue::Quant(_)) => Err(WorkflowError::Check {
+                module: node.name.clone(),
+                problem: "a quantized tensor reaches this float module".into(),
+                fix: "re-run prepare so the boundaries are placed again".into(),
+            }),
+        })
+        .collect()
+}
+
+/// Runs a data-movement op on the integers of `x` (module docs).
+fn move_ints(node: &Node, x: &QTensor, rest: &[Option<&QValue>]) -> Result<QTensor, WorkflowError> {
+    let ints: Vec<f32> = x.int_values().into_iter().map(|v| v as f32).collect();
+    let as_float = Value::F32(ArrayD::from_shape_vec(IxDyn(x.shape()), ints).expect("shape"));
+    let mut args = vec![Some(&as_float)];
+    args.extend(float_args(node, rest)?);
+    let out = graph::ops::eval(node, &args)?;
+    let Some(Value::F32(y)) = out.into_iter().next() else {
+        return Err(WorkflowError::Graph(graph::GraphError::Invalid {
+            node: node.name.clone(),
+            detail: "a data-movement op produced no tensor".into(),
+        }));
+    };
+    let storage = QStorage::from_i32(x.dtype(), y.iter().map(|&v| v as i32));
+    QTensor::from_int_repr(storage, y.shape(), x.qparams().clone())
+        .map_err(|e| module_err(node, e.into()))
+}
+
+/// The quantized kernel of a `Follow` node.
+fn follow(
+    node: &Node,
+    args: &[Option<&QValue>],
+    numerics: Numerics,
+) -> Result<QTensor, WorkflowError> {
+    let x = quant_arg(node, args, 0)?;
+    let err = |e| module_err(node, e);
+    let two = |v: &[usize]| [v[0], v[1]];
+    match &node.op {
+        Op::Relu => qnn::activation::relu(x).map_err(err),
+        Op::Clip { min, max } if *min == 0.0 && *max == 6.0 => {
+            qnn::activation::relu6(x).map_err(err)
+        }
+        Op::Clip { min, max } => {
+            let finite = |v: f32| v.is_finite().then_some(v);
+            qnn::activation::clamp(x, finite(*min), finite(*max)).map_err(err)
+        }
+        Op::Sigmoid => qnn::activation::sigmoid(x, numerics).map_err(err),
+        Op::Tanh => qnn::activation::tanh(x, numerics).map_err(err),
+        Op::MaxPool(p) => MaxPool2d {
+            kernel: two(&p.kernel),
+            stride: two(&p.stride),
+            padding: two(&p.pad_begin),
+            dilation: two(&p.dilation),
+            ceil_mode: p.ceil_mode,
+        }
+        .forward(x, numerics)
+        .map_err(err),
+        Op::AvgPool(p) => AvgPool2d {
+            kernel: two(&p.kernel),
+            stride: two(&p.stride),
+            padding: two(&p.pad_begin),
+            ceil_mode: p.ceil_mode,
+            count_include_pad: p.count_include_pad,
+            divisor_override: None,
+            layout: Layout::Nchw,
+        }
+        .forward(x, numerics)
+        .map_err(err),
+        Op::GlobalAvgPool => AdaptiveAvgPool2d::new([1, 1])
+            .forward(x, numerics)
+            .map_err(err),
+        Op::Identity => Ok(x.clone()),
+        _ => move_ints(node, x, &args[1..]),
+    }
+}
+
+impl QuantizedModel {
+    /// Runs the model on float `inputs` (one per model input) and returns float outputs.
+    /// `on_node` sees every node's outputs as they are produced.
+    pub fn run(
+        &self,
+        inputs: Vec<Value>,
+        mut on_node: impl FnMut(&Node, &[QValue]),
+    ) -> Result<Vec<Value>, WorkflowError> {
+        graph::check_inputs(&self.graph, &inputs)?;
+        let mut env: HashMap<&str, QValue> = HashMap::new();
+        for (spec, value) in self.graph.inputs.iter().zip(inputs) {
+            env.insert(spec.name.as_str(), QValue::Float(value));
+        }
+        let constants: HashMap<&str, QValue> = self
+            .graph
+            .constants
+            .iter()
+            .map(|(k, v)| (k.as_str(), QValue::Float(v.clone())))
+            .collect();
+        let last_use = graph::last_uses(&self.graph);
+        for (i, (node, op)) in self.graph.nodes.iter().zip(&self.ops).enumerate() {
+            let args: Vec<Option<&QValue>> = node
+                .inputs
+                .iter()
+                .map(|name| {
+                    if name.is_empty() {
+                        return Ok(None);
+                    }
+                    env.get(name.as_str())
+                        .or_else(|| constants.get(name.as_str()))
+                        .map(Some)
+                        .ok_or_else(|| graph::GraphError::Dangling {
+                            node: node.name.clone(),
+                            value: name.clone(),
+                        })
+                })
+                .collect::<Result<_, _>>()?;
+            let outs = self.eval(node, op, &args)?;
+            on_node(node, &outs);
+            for name in &node.inputs {
+                if last_use.get(name.as_str()) == Some(&i) && !self.graph.outputs.contains(name) {
+                    env.remove(name.as_str());
+                }
+            }
+            for (name, value) in node.outputs.iter().zip(outs) {
+                env.insert(name.as_str(), value);
+            }
+        }
+        self.graph
+            .outputs
+            .iter()
+            .map(|name| match env.remove(name.as_str()) {
+                Some(QValue::Float(v)) => Ok(v),
+                Some(QValue::Quant(q)) => Ok(Value::F32(DeQuantize.forward(&q))),
+                None => Err(WorkflowError::Graph(graph::GraphError::Dangling {
+                    node: "<graph output>".into(),
+                    value: name.clone(),
+                })),
+            })
+            .collect()
+    }
+
+    /// One node's outputs.
+    fn eval(
+        &self,
+        node: &Node,
+        op: &QOp,
+        args: &[Option<&QValue>],
+    ) -> Result<Vec<QValue>, WorkflowError> {
+        let n = self.numerics;
+        let err = |e| module_err(node, e);
+        let q = |t: QTensor| Ok(vec![QValue::Quant(t)]);
+        match op {
+            QOp::Float => Ok(graph::ops::eval(node, &float_args(node, args)?)?
+                .into_iter()
+                .map(QValue::Float)
+                .collect()),
+            QOp::Follow => q(follow(node, args, n)?),
+            QOp::Identity => Ok(vec![args[0].cloned().ok_or_else(|| {
+                module_err(
+                    node,
+                    QnnError::Shape {
+                        op: "identity",
+                        detail: "no input".into(),
+                    },
+                )
+            })?]),
+            QOp::Quantize(m) => {
+                let x = float_args(node, args)?;
+                let x = x[0].ok_or_else(|| {
+                    module_err(
+                        node,
+                        QnnError::Shape {
+                            op: "quantize",
+                            detail: "no input".into(),
+                        },
+                    )
+                })?;
+                q(m.forward(x.f32(&node.name)?).map_err(err)?)
+            }
+            QOp::DeQuantize => Ok(vec![QValue::Float(Value::F32(
+                DeQuantize.forward(quant_arg(node, args, 0)?),
+            ))]),
+            QOp::Conv(c) => q(c.forward(quant_arg(node, args, 0)?, n).map_err(err)?.0),
+            QOp::Linear(l) => q(l.forward(quant_arg(node, args, 0)?, n).map_err(err)?.0),
+            QOp::Add(f) => {
+                let (a, b) = (quant_arg(node, args, 0)?, quant_arg(node, args, 1)?);
+                q(f.add(a, b, n).map_err(err)?)
+            }
+            QOp::Mul(f) => {
+                let (a, b) = (quant_arg(node, args, 0)?, quant_arg(node, args, 1)?);
+                q(f.mul(a, b).map_err(err)?)
+            }
+            QOp::Cat(f) => {
+                let Op::Concat { axis } = node.op else {
+                    return Err(WorkflowError::Check {
+                        module: node.name.clone(),
+                        problem: format!("a quantized cat on a {} node", node.op.kind()),
+                        fix: "re-run convert".into(),
+                    });
+                };
+                let xs = (0..args.len())
+                    .map(|i| quant_arg(node, args, i))
+                    .collect::<Result<Vec<_>, _>>()?;
+                q(f.cat(&xs, axis).map_err(err)?)
+            }
+            QOp::DynamicLinear(m) => {
+                let x = float_args(node, args)?;
+                let x = x[0].ok_or_else(|| {
+                    module_err(
+                        node,
+                        QnnError::Shape {
+                            op: "linear_dynamic",
+                            detail: "no input".into(),
+                        },
+                    )
+                })?;
+                Ok(vec![QValue::Float(Value::F32(
+                    m.forward(x.f32(&node.name)?, n.engine).map_err(err)?,
+                ))])
+            }
+        }
+    }
+
+    /// The output qparams of every quantized node (per-tensor scale, zero point), by node name.
+    pub fn output_qparams(&self) -> Vec<(String, f64, i64)> {
+        self.graph
+            .nodes
+            .iter()
+            .zip(&self.ops)
+            .filter_map(|(node, op)| {
+                let (s, z) = match op {
+                    QOp::Quantize(m) => (m.scale, m.zero_point),
+                    QOp::Conv(c) => (c.out_scale, c.out_zero_point),
+                    QOp::Linear(l) => (l.out_scale, l.out_zero_point),
+                    QOp::Add(f) | QOp::Mul(f) | QOp::Cat(f) => (f.scale, f.zero_point),
+                    _ => return None,
+                };
+                Some((node.name.clone(), s, z))
+            })
+            .collect()
+    }
+}

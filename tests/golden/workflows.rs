@@ -1,0 +1,276 @@
+//! Golden checks for `workflows.json`: whole flows on the ONNX models beside the file.
+//!
+//! Static PTQ: the ONNX model imports with PyTorch's state dict, fuses to the recorded modules
+//! and folded weights, prepare + calibrate reproduce every observer (min, max, 2048-bin
+//! histogram, scale, zero point) bit for bit, and the converted model reproduces every module's
+//! quantized weight, bias, output qparams and output `int_repr`, and the final output, exactly.
+
+use super::Check;
+use super::json::*;
+use ndarray::{ArrayD, IxDyn};
+use qlab::engine::{Engine, HostProfile, Numerics};
+use qlab::graph::{Graph, Value as GValue};
+use qlab::observer::Stats;
+use qlab::qconfig::presets::get_default_qconfig;
+use qlab::workflow::{
+    self, Prepared, QConfigMap, QOp, QValue, QuantizedModel, fuse_modules, module_types, state_dict,
+};
+use serde_json::Value;
+use std::collections::HashMap;
+
+pub fn check_for(kind: &str) -> Option<Check> {
+    Some(match kind {
+        "static_ptq" => static_ptq,
+        _ => return None,
+    })
+}
+
+fn array(t: &Value) -> ArrayD<f32> {
+    ArrayD::from_shape_vec(IxDyn(&shape(t)), f32s(t)).expect("golden tensor shape")
+}
+
+fn load_model(c: &Case) -> Result<Graph, String> {
+    let file = c.params["onnx_file"].as_str().ok_or("no onnx_file")?;
+    let path = super::golden_dir().join(file);
+    qlab::import::onnx::load_onnx(&path).map_err(|e| format!("import {file}: {e}"))
+}
+
+/// Every float tensor of `want` (a state dict; i64 counters skipped) equals ours exactly.
+fn expect_state_dict(what: &str, graph: &Graph, want: &Value) -> Result<(), String> {
+    let ours = state_dict(graph);
+    for (key, t) in want.as_object().ok_or("state dict")? {
+        if t["dtype"] == "i64" {
+            continue;
+        }
+        let got = ours
+            .get(key)
+            .ok_or_else(|| format!("{what}: no tensor '{key}' (have {:?})", ours.keys()))?;
+        expect_eq(
+            &format!("{what}.{key}.shape"),
+            got.shape().to_vec(),
+            shape(t),
+        )?;
+        expect_f32_bits(
+            &format!("{what}.{key}"),
+            got.as_standard_layout().as_slice().expect("standard"),
+            &f32s(t),
+        )?;
+    }
+    Ok(())
+}
+
+/// PyTorch's module path → qlab's node for it: `skip_add.add` is the root-level `/Add` node.
+fn node_name(path: &str) -> &str {
+    match path {
+        "skip_add" => "add",
+        other => other,
+    }
+}
+
+fn engine(c: &Case) -> Engine {
+    Engine::parse(c.engine.as_deref().unwrap_or("fbgemm")).expect("known engine")
+}
+
+fn fuse_spec(v: &Value) -> Vec<Vec<String>> {
+    v.as_array()
+        .expect("fuse spec")
+        .iter()
+        .map(|g| {
+            g.as_array()
+                .expect("group")
+                .iter()
+                .map(|m| m.as_str().expect("path").to_string())
+                .collect()
+        })
+        .collect()
+}
+
+fn expect_observers(prepared: &Prepared, want: &Value) -> Result<(), String> {
+    for (owner, w) in want.as_object().ok_or("observers")? {
+        let obs = prepared
+            .observers
+            .iter()
+            .find(|o| o.owner == node_name(owner))
+            .ok_or_else(|| format!("no observer owned by '{owner}'"))?;
+        let Stats::Histogram { min, max, counts } = obs.observer.stats() else {
+            return Err(format!("observer of '{owner}' is not a histogram"));
+        };
+        expect_f32_bits(&format!("{owner}.min_val"), &[min], &f32s(&w["min_val"]))?;
+        expect_f32_bits(&format!("{owner}.max_val"), &[max], &f32s(&w["max_val"]))?;
+        expect_f32_bits(
+            &format!("{owner}.histogram"),
+            &counts,
+            &f32s(&w["histogram"]),
+        )?;
+        let qp = obs
+            .observer
+            .calculate_qparams()
+            .map_err(|e| e.to_string())?;
+        expect_f32_bits(&format!("{owner}.scale"), &qp.scales, &f32s(&w["scale"]))?;
+        expect_eq(
+            &format!("{owner}.zero_point"),
+            qp.zero_points,
+            i64s(&w["zero_point"]),
+        )?;
+    }
+    Ok(())
+}
+
+fn expect_quantized_modules(model: &QuantizedModel, want: &Value) -> Result<(), String> {
+    let ops: HashMap<&str, &QOp> = model
+        .graph
+        .nodes
+        .iter()
+        .zip(&model.ops)
+        .map(|(n, op)| (n.name.as_str(), op))
+        .collect();
+    for (path, w) in want.as_object().ok_or("quantized_modules")? {
+        let Some(op) = ops.get(node_name(path)) else {
+            // BatchNorms folded away have no node; PyTorch lists them as Identity.
+            expect_eq(
+                &format!("{path}.type"),
+                w["type"].as_str(),
+                Some("Identity"),
+            )?;
+            continue;
+        };
+        let (weight, bias, scale, zp) = match op {
+            QOp::Conv(c) => (
+                Some(&c.weight),
+                c.bias.clone(),
+                c.out_scale,
+                c.out_zero_point,
+            ),
+            QOp::Linear(l) => (
+                Some(&l.weight),
+                l.bias.clone(),
+                l.out_scale,
+                l.out_zero_point,
+            ),
+            QOp::Quantize(q) => (None, None, q.scale, q.zero_point),
+            QOp::Add(f) => (None, None, f.scale, f.zero_point),
+            _ => continue,
+        };
+        expect_f64_bits(&format!("{path}.scale"), &[scale], &[num(&w["scale"])])?;
+        expect_eq(
+            &format!("{path}.zero_point"),
+            zp,
+            w["zero_point"].as_i64().expect("zp"),
+        )?;
+        if let Some(pw) = weight {
+            let q = qtensor(&w["weight"]);
+            expect_eq(
+                &format!("{path}.weight.int_repr"),
+                pw.data.iter().map(|&v| v as i32).collect::<Vec<_>>(),
+                q.int_values(),
+            )?;
+            let (scales, zps) = match q.qparams() {
+                qlab::tensor::QParams::PerChannel {
+                    scales,
+                    zero_points,
+                    ..
+                } => (scales.clone(), zero_points.clone()),
+                qlab::tensor::QParams::PerTensor { scale, zero_point } => {
+                    (vec![*scale], vec![*zero_point])
+                }
+            };
+            expect_f64_bits(&format!("{path}.weight.scales"), &pw.scales, &scales)?;
+            expect_eq(
+                &format!("{path}.weight.zero_points"),
+                pw.zero_points.iter().map(|&z| z as i64).collect::<Vec<_>>(),
+                zps,
+            )?;
+            expect_f32_bits(
+                &format!("{path}.bias"),
+                &bias.unwrap_or_default(),
+                &f32s(&w["bias"]),
+            )?;
+        }
+    }
+    Ok(())
+}
+
+fn run_quantized(
+    model: &QuantizedModel,
+    x: &Value,
+) -> Result<(Vec<GValue>, HashMap<String, QValue>), String> {
+    let mut outs = HashMap::new();
+    let y = model
+        .run(vec![GValue::F32(array(x))], |node, values| {
+            outs.insert(node.name.clone(), values[0].clone());
+        })
+        .map_err(|e| e.to_string())?;
+    Ok((y, outs))
+}
+
+fn expect_module_outputs(outs: &HashMap<String, QValue>, want: &Value) -> Result<(), String> {
+    for (path, w) in want.as_object().ok_or("module_outputs")? {
+        // A folded BN has no node; PyTorch's Identity repeats its input, which relu1 checks.
+        let Some(got) = outs.get(node_name(path)) else {
+            continue;
+        };
+        match got {
+            QValue::Quant(q) => expect_flat_qtensor(path, q, w)?,
+            QValue::Float(GValue::F32(a)) => expect_f32_bits(
+                path,
+                a.as_standard_layout().as_slice().expect("standard"),
+                &f32s(w),
+            )?,
+            QValue::Float(_) => return Err(format!("{path}: an integer tensor")),
+        }
+    }
+    Ok(())
+}
+
+fn static_ptq(c: &Case) -> Result<(), String> {
+    let float = load_model(c)?;
+    expect_state_dict("float_state_dict", &float, &c.inputs["float_state_dict"])?;
+    let fused =
+        fuse_modules(&float, &fuse_spec(&c.params["fuse_modules"])).map_err(|e| e.to_string())?;
+    let types = module_types(&fused);
+    for (path, w) in c.expected["fused_modules"]
+        .as_object()
+        .ok_or("fused_modules")?
+    {
+        if let Some(t) = types.get(path) {
+            expect_eq(
+                &format!("fused_modules.{path}"),
+                t.type_name.as_str(),
+                w["type"].as_str().expect("type"),
+            )?;
+        }
+    }
+    expect_state_dict(
+        "fused_float_state_dict",
+        &fused,
+        &c.expected["fused_float_state_dict"],
+    )?;
+
+    let engine = engine(c);
+    let qconfig = get_default_qconfig(engine.name()).map_err(|e| e.to_string())?;
+    let mut prepared =
+        workflow::prepare(&fused, &QConfigMap::global(qconfig)).map_err(|e| e.to_string())?;
+    for batch in c.inputs["calibration_batches"]
+        .as_array()
+        .ok_or("batches")?
+    {
+        prepared
+            .calibrate_batch(vec![GValue::F32(array(batch))])
+            .map_err(|e| e.to_string())?;
+    }
+    expect_observers(&prepared, &c.expected["observers"])?;
+
+    let model = workflow::convert(&prepared, Numerics::new(engine, HostProfile::Vnni))
+        .map_err(|e| e.to_string())?;
+    expect_quantized_modules(&model, &c.expected["quantized_modules"])?;
+    let (y, outs) = run_quantized(&model, &c.inputs["x"])?;
+    expect_module_outputs(&outs, &c.expected["module_outputs"])?;
+    let GValue::F32(y) = &y[0] else {
+        return Err("integer model output".into());
+    };
+    expect_f32_bits(
+        "output",
+        y.as_standard_layout().as_slice().expect("standard"),
+        &f32s(&c.expected["output"]),
+    )
+}
