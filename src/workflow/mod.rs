@@ -7,6 +7,7 @@
 
 mod calibrate;
 mod convert;
+mod dynamic;
 mod error;
 mod fold;
 mod fuse;
@@ -16,6 +17,7 @@ mod qconfig_map;
 mod qmodel;
 
 pub use convert::{Finding, Severity, check, convert};
+pub use dynamic::{dynamic_qconfig_map, quantize_dynamic};
 pub use error::{FuseError, WorkflowError};
 pub use fold::{fuse_conv_bn_eval, fuse_conv_transpose_bn_eval, fuse_linear_bn_eval};
 pub use fuse::{FusedGroup, fuse_auto, fuse_modules, fuse_modules_qat};

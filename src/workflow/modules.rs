@@ -186,7 +186,7 @@ fn prefixes(graph: &Graph) -> HashMap<&str, String> {
     map
 }
 
-/// The float parameters and buffers of Conv, Linear and BatchNorm modules under PyTorch's
+/// The float parameters and buffers of Conv, Linear, BatchNorm and LSTM modules under PyTorch's
 /// state-dict keys (`0.0.weight`, `5.bias`, `7.0.running_var`); BN's integer
 /// `num_batches_tracked` is not kept by qlab and not listed.
 pub fn state_dict(graph: &Graph) -> BTreeMap<String, ArrayD<f32>> {
@@ -215,6 +215,15 @@ pub fn state_dict(graph: &Graph) -> BTreeMap<String, ArrayD<f32>> {
                 put("bias", b.bias.clone().into_dyn());
                 put("running_mean", b.running_mean.clone().into_dyn());
                 put("running_var", b.running_var.clone().into_dyn());
+            }
+            Op::Lstm(l) => {
+                for (d, dir) in l.directions.iter().enumerate() {
+                    let sfx = if d == 0 { "_l0" } else { "_l0_reverse" };
+                    put(&format!("weight_ih{sfx}"), dir.w_ih.clone().into_dyn());
+                    put(&format!("weight_hh{sfx}"), dir.w_hh.clone().into_dyn());
+                    put(&format!("bias_ih{sfx}"), dir.b_ih.clone().into_dyn());
+                    put(&format!("bias_hh{sfx}"), dir.b_hh.clone().into_dyn());
+                }
             }
             _ => {}
         }

@@ -10,7 +10,7 @@
 use super::WorkflowError;
 use crate::engine::Numerics;
 use crate::graph::{self, Graph, Node, Op, Value};
-use crate::qnn::dynamic::DynamicLinear;
+use crate::qnn::dynamic::{DynamicLinear, DynamicLstm};
 use crate::qnn::{
     self, AdaptiveAvgPool2d, AvgPool2d, DeQuantize, Layout, MaxPool2d, QConv, QFunctional, QLinear,
     QnnError, Quantize,
@@ -38,6 +38,8 @@ pub enum QOp {
     Cat(QFunctional),
     /// A dynamically quantized Linear: float in, float out.
     DynamicLinear(Box<DynamicLinear>),
+    /// A dynamically quantized LSTM, in the graph's ONNX layout (`Y [T, dirs, B, H]`).
+    DynamicLstm(Box<DynamicLstm>),
 }
 
 impl QOp {
@@ -57,6 +59,7 @@ impl QOp {
             QOp::Mul(_) => "qmul",
             QOp::Cat(_) => "qcat",
             QOp::DynamicLinear(_) => "dynamic_linear",
+            QOp::DynamicLstm(_) => "dynamic_lstm",
         }
     }
 }
@@ -319,6 +322,43 @@ impl QuantizedModel {
                     .map(|i| quant_arg(node, args, i))
                     .collect::<Result<Vec<_>, _>>()?;
                 q(f.cat(&xs, axis).map_err(err)?)
+            }
+            QOp::DynamicLstm(m) => {
+                let x = float_args(node, args)?;
+                let f32_at = |i: usize| -> Result<Option<&ArrayD<f32>>, WorkflowError> {
+                    x.get(i)
+                        .copied()
+                        .flatten()
+                        .map(|v| v.f32(&node.name))
+                        .transpose()
+                        .map_err(Into::into)
+                };
+                let input = f32_at(0)?.ok_or_else(|| {
+                    module_err(
+                        node,
+                        QnnError::Shape {
+                            op: "lstm_dynamic",
+                            detail: "no input".into(),
+                        },
+                    )
+                })?;
+                let out = m
+                    .forward(input, f32_at(5)?, f32_at(6)?, n.engine)
+                    .map_err(err)?;
+                // [T, B, dirs·H] → ONNX's [T, dirs, B, H].
+                let (t, b) = (out.output.shape()[0], out.output.shape()[1]);
+                let dirs = m.config.directions();
+                let y = out
+                    .output
+                    .into_shape_with_order(IxDyn(&[t, b, dirs, m.config.hidden_size]))
+                    .expect("LSTM output shape")
+                    .permuted_axes(IxDyn(&[0, 2, 1, 3]))
+                    .as_standard_layout()
+                    .into_owned();
+                Ok([y, out.h_n, out.c_n]
+                    .into_iter()
+                    .map(|a| QValue::Float(Value::F32(a)))
+                    .collect())
             }
             QOp::DynamicLinear(m) => {
                 let x = float_args(node, args)?;

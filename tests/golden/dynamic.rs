@@ -49,7 +49,7 @@ fn weight_dtype(name: &str) -> DynamicWeightDtype {
 }
 
 /// A converted weight against the module's recorded weight (qtensor or f16-valued f32 tensor).
-fn expect_weight(what: &str, got: &DynamicWeight, want: &Value) -> Result<(), String> {
+pub(super) fn expect_weight(what: &str, got: &DynamicWeight, want: &Value) -> Result<(), String> {
     match got {
         DynamicWeight::QInt8(p) => {
             let q = qtensor(want);
@@ -79,7 +79,7 @@ fn expect_weight(what: &str, got: &DynamicWeight, want: &Value) -> Result<(), St
 }
 
 /// `|got - want| <= FLOAT_TOLERANCE · max(|want|, 1)` element-wise, with equal shapes.
-fn expect_close(what: &str, got: &ArrayD<f32>, want: &Value) -> Result<(), String> {
+pub(super) fn expect_close(what: &str, got: &ArrayD<f32>, want: &Value) -> Result<(), String> {
     expect_eq(&format!("{what}.shape"), got.shape().to_vec(), shape(want))?;
     let want = f32s(want);
     for (i, (&g, &w)) in got.iter().zip(&want).enumerate() {

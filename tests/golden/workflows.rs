@@ -4,6 +4,10 @@
 //! and folded weights, prepare + calibrate reproduce every observer (min, max, 2048-bin
 //! histogram, scale, zero point) bit for bit, and the converted model reproduces every module's
 //! quantized weight, bias, output qparams and output `int_repr`, and the final output, exactly.
+//!
+//! Dynamic PTQ: `quantize_dynamic` on the MLP+LSTM model converts the same weights bit for bit;
+//! module outputs are float (GEMM and transcendental orders) and compared with the dynamic
+//! golden tolerance.
 
 use super::Check;
 use super::json::*;
@@ -21,6 +25,7 @@ use std::collections::HashMap;
 pub fn check_for(kind: &str) -> Option<Check> {
     Some(match kind {
         "static_ptq" => static_ptq,
+        "dynamic_ptq" => dynamic_ptq,
         _ => return None,
     })
 }
@@ -273,4 +278,94 @@ fn static_ptq(c: &Case) -> Result<(), String> {
         y.as_standard_layout().as_slice().expect("standard"),
         &f32s(&c.expected["output"]),
     )
+}
+
+fn float_outputs(
+    model: &QuantizedModel,
+    x: &Value,
+) -> Result<HashMap<String, Vec<GValue>>, String> {
+    let mut outs = HashMap::new();
+    model
+        .run(vec![GValue::F32(array(x))], |node, values| {
+            let floats = values
+                .iter()
+                .filter_map(|v| match v {
+                    QValue::Float(f) => Some(f.clone()),
+                    QValue::Quant(_) => None,
+                })
+                .collect();
+            outs.insert(node.name.clone(), floats);
+        })
+        .map_err(|e| e.to_string())?;
+    Ok(outs)
+}
+
+fn dynamic_ptq(c: &Case) -> Result<(), String> {
+    use super::dynamic::{expect_close, expect_weight};
+    let float = load_model(c)?;
+    expect_state_dict("float_state_dict", &float, &c.inputs["float_state_dict"])?;
+    let float16 = c.params["dtype"] == "float16";
+    let model = workflow::quantize_dynamic(
+        &float,
+        &workflow::dynamic_qconfig_map(float16),
+        Numerics::new(engine(c), HostProfile::Vnni),
+    )
+    .map_err(|e| e.to_string())?;
+    let ops: HashMap<&str, &QOp> = model
+        .graph
+        .nodes
+        .iter()
+        .zip(&model.ops)
+        .map(|(n, op)| (n.name.as_str(), op))
+        .collect();
+    let want = &c.expected["quantized_modules"];
+    for path in ["fc1", "fc2"] {
+        let Some(QOp::DynamicLinear(m)) = ops.get(path) else {
+            return Err(format!("{path} was not converted to a dynamic Linear"));
+        };
+        expect_weight(&format!("{path}.weight"), &m.weight, &want[path]["weight"])?;
+        expect_f32_bits(
+            &format!("{path}.bias"),
+            m.bias.as_deref().unwrap_or_default(),
+            &f32s(&want[path]["bias"]),
+        )?;
+    }
+    let Some(QOp::DynamicLstm(lstm)) = ops.get("lstm") else {
+        return Err("lstm was not converted to a dynamic LSTM".into());
+    };
+    let cell = &lstm.cells[0];
+    let (w, b) = (&want["lstm"]["weight"], &want["lstm"]["bias"]);
+    expect_weight("lstm.weight_ih_l0", &cell.ih.weight, &w["weight_ih_l0"])?;
+    expect_weight("lstm.weight_hh_l0", &cell.hh.weight, &w["weight_hh_l0"])?;
+    expect_f32_bits(
+        "lstm.bias_ih_l0",
+        cell.ih.bias.as_deref().unwrap_or_default(),
+        &f32s(&b["bias_ih_l0"]),
+    )?;
+    expect_f32_bits(
+        "lstm.bias_hh_l0",
+        cell.hh.bias.as_deref().unwrap_or_default(),
+        &f32s(&b["bias_hh_l0"]),
+    )?;
+
+    let outs = float_outputs(&model, &c.inputs["x"])?;
+    let f32_of = |node: &str, i: usize| -> Result<ArrayD<f32>, String> {
+        match outs.get(node).and_then(|v| v.get(i)) {
+            Some(GValue::F32(a)) => Ok(a.clone()),
+            _ => Err(format!("no float output {i} of '{node}'")),
+        }
+    };
+    let mo = &c.expected["module_outputs"];
+    for path in ["fc1", "relu", "fc2"] {
+        expect_close(path, &f32_of(path, 0)?, &mo[path])?;
+    }
+    // PyTorch's LSTM output is batch-first; the exporter's transposes end at lstm.transpose_1.
+    expect_close(
+        "lstm.output",
+        &f32_of("lstm.transpose_1", 0)?,
+        &mo["lstm"][0],
+    )?;
+    expect_close("lstm.h_n", &f32_of("lstm", 1)?, &mo["lstm"][1][0])?;
+    expect_close("lstm.c_n", &f32_of("lstm", 2)?, &mo["lstm"][1][1])?;
+    expect_close("output", &f32_of("fc2", 0)?, &c.expected["output"])
 }
