@@ -7,6 +7,7 @@
 
 mod dynamic;
 mod fake_quant;
+mod fusion;
 mod json;
 mod observers;
 mod qops;
@@ -32,6 +33,7 @@ fn check_for(kind: &str) -> Option<Check> {
         .or_else(|| qops_eltwise::check_for(kind))
         .or_else(|| dynamic::check_for(kind))
         .or_else(|| workflows::check_for(kind))
+        .or_else(|| fusion::check_for(kind))
 }
 
 pub fn golden_dir() -> PathBuf {
