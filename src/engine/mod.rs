@@ -96,11 +96,18 @@ impl fmt::Display for HostProfile {
     }
 }
 
-/// A complete numerics contract: engine plus host profile.
+/// A complete numerics contract: engine plus host profile (default: fbgemm as recorded on a
+/// VNNI host).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Numerics {
     pub engine: Engine,
     pub profile: HostProfile,
+}
+
+impl Default for Numerics {
+    fn default() -> Self {
+        Numerics::new(Engine::Fbgemm, HostProfile::default())
+    }
 }
 
 impl Numerics {

@@ -37,6 +37,27 @@ pub fn slot(line: &str, names: &Names) -> Slot {
     if let Some((key, value)) = word.split_once('=') {
         return match key {
             "labels" | "out" => Slot::Path(start + key.len() + 1),
+            "preset" => Slot::Words(
+                start + key.len() + 1,
+                starting_with(
+                    value,
+                    ["fbgemm", "qnnpack", "x86"]
+                        .into_iter()
+                        .chain(
+                            crate::qconfig::presets::preset_names()
+                                .filter(|n| n.contains("qconfig")),
+                        )
+                        .map(String::from),
+                ),
+            ),
+            "profile" => Slot::Words(
+                start + key.len() + 1,
+                starting_with(value, ["vnni", "avx2", "exact"].map(String::from).to_vec()),
+            ),
+            "dtype" => Slot::Words(
+                start + key.len() + 1,
+                starting_with(value, ["qint8", "float16"].map(String::from).to_vec()),
+            ),
             _ => Slot::Words(start + key.len() + 1, starting_with(value, Vec::new())),
         };
     }
@@ -54,13 +75,44 @@ pub fn slot(line: &str, names: &Names) -> Slot {
             Slot::Path(start)
         }
         ["load", "data", _, _] => words(owned(&["labels="])),
-        ["eval"] | ["predict"] => words(names.datasets.clone()),
+        ["eval"] | ["predict"] | ["calibrate"] => words(names.datasets.clone()),
+        ["quantize"] => words(
+            std::iter::once("dynamic".to_string())
+                .chain(names.datasets.iter().cloned())
+                .collect(),
+        ),
+        ["quantize", "dynamic"] => words(owned(&["dtype="])),
+        ["calibrate" | "quantize", _] => words(owned(&["batch=", "batches="])),
+        ["engine"] => words(owned(&["fbgemm", "qnnpack", "x86"])),
+        ["engine", _] => words(owned(&["profile="])),
+        ["fuse"] => words(
+            std::iter::once("auto".to_string())
+                .chain(names.layers.iter().cloned())
+                .collect(),
+        ),
+        ["qconfig"] => words(
+            ["*", "type="]
+                .into_iter()
+                .map(String::from)
+                .chain(names.layers.iter().cloned())
+                .collect(),
+        ),
+        ["qconfig", _] => words(owned(&["preset=", "activation=", "weight=", "none"])),
         ["predict", _] => words(owned(&["out="])),
         ["expect"] => words(
             names
                 .datasets
                 .iter()
-                .flat_map(|d| [format!("accuracy({d})"), format!("correct({d})")])
+                .flat_map(|d| {
+                    [
+                        "accuracy",
+                        "correct",
+                        "quantized_accuracy",
+                        "quantized_correct",
+                        "agreement",
+                    ]
+                    .map(|m| format!("{m}({d})"))
+                })
                 .collect(),
         ),
         ["expect", _] => words(owned(&[">=", ">", "<=", "<", "=="])),
@@ -102,7 +154,22 @@ mod tests {
 
     #[test]
     fn verbs_objects_datasets_and_paths() {
-        assert_eq!(slot("pr", &names()), Slot::Words(0, vec!["predict".into()]));
+        assert_eq!(
+            slot("pred", &names()),
+            Slot::Words(0, vec!["predict".into()])
+        );
+        assert_eq!(
+            slot("pr", &names()),
+            Slot::Words(0, vec!["predict".into(), "prepare".into()])
+        );
+        assert_eq!(
+            slot("quantize ", &names()),
+            Slot::Words(9, vec!["calib".into(), "dynamic".into(), "test".into()])
+        );
+        assert_eq!(
+            slot("qconfig conv1 preset=qn", &names()),
+            Slot::Words(21, vec!["qnnpack".into()])
+        );
         assert_eq!(
             slot("load ", &names()),
             Slot::Words(5, vec!["data".into(), "model".into()])

@@ -5,7 +5,11 @@
 //! written in double quotes.
 
 use super::SessionError;
+use crate::engine::{Engine, HostProfile};
 use crate::observer::ObserverSpec;
+use crate::qconfig::presets::get_default_qconfig;
+use crate::qconfig::{QConfig, QConfigError};
+use crate::workflow::QConfigKey;
 // `errors weights` defaults to fbgemm's weight observer (per-channel symmetric qint8 min/max).
 use crate::qconfig::presets::default_per_channel_weight_observer;
 use std::fmt;
@@ -59,6 +63,12 @@ pub enum Metric {
     Accuracy { data: String },
     /// Number of correctly classified samples.
     Correct { data: String },
+    /// Top-1 accuracy of the converted (quantized) model.
+    QuantizedAccuracy { data: String },
+    /// Correctly classified samples of the converted model.
+    QuantizedCorrect { data: String },
+    /// Fraction of samples where the float and the converted model agree on the top-1 class.
+    Agreement { data: String },
 }
 
 impl fmt::Display for Metric {
@@ -66,6 +76,9 @@ impl fmt::Display for Metric {
         match self {
             Metric::Accuracy { data } => write!(f, "accuracy({data})"),
             Metric::Correct { data } => write!(f, "correct({data})"),
+            Metric::QuantizedAccuracy { data } => write!(f, "quantized_accuracy({data})"),
+            Metric::QuantizedCorrect { data } => write!(f, "quantized_correct({data})"),
+            Metric::Agreement { data } => write!(f, "agreement({data})"),
         }
     }
 }
@@ -111,6 +124,77 @@ pub enum Command {
     ErrorsWeights { weight: ObserverSpec },
     /// `help [VERB]`.
     Help { verb: Option<String> },
+    /// `engine fbgemm|qnnpack|x86 [profile=vnni|avx2|exact]` — the numerics `convert` targets.
+    Engine {
+        engine: Engine,
+        profile: HostProfile,
+    },
+    /// `qconfig TARGET preset=NAME | activation=SPEC weight=SPEC | none`; TARGET is `*`, a
+    /// module path or glob, or `type=CLASS`.
+    QConfig {
+        key: QConfigKey,
+        choice: QConfigChoice,
+    },
+    /// `fuse auto` or `fuse a,b,c d,e` (one comma-separated group per argument).
+    Fuse { groups: Option<Vec<Vec<String>>> },
+    /// `prepare` — place observers for static quantization.
+    Prepare,
+    /// `calibrate DATA [batch=N] [batches=N]` — run data through the observers.
+    Calibrate { data: String, batching: Batching },
+    /// `check` — the pre-convert check's findings.
+    Check,
+    /// `convert` — build the quantized model for the engine.
+    Convert,
+    /// `quantize DATA [batch=N] [batches=N]` — fuse auto, prepare, calibrate, convert.
+    Quantize { data: String, batching: Batching },
+    /// `quantize dynamic [dtype=qint8|float16]` — Linear and LSTM, no calibration.
+    QuantizeDynamic { float16: bool },
+}
+
+/// Calibration batching: samples per forward pass and an optional cap on the batch count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Batching {
+    pub batch: usize,
+    pub batches: Option<usize>,
+}
+
+/// PyTorch's tutorials calibrate with data-loader batches of 32; histogram observers depend on
+/// the batching, so it is part of the recorded command.
+pub const DEFAULT_CALIBRATION_BATCH: usize = 32;
+
+impl fmt::Display for Batching {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.batch != DEFAULT_CALIBRATION_BATCH {
+            write!(f, " batch={}", self.batch)?;
+        }
+        self.batches.map_or(Ok(()), |n| write!(f, " batches={n}"))
+    }
+}
+
+/// What a `qconfig` line assigns.
+#[derive(Debug, Clone, PartialEq)]
+pub enum QConfigChoice {
+    /// A backend default (`fbgemm`) or a named QConfig preset (`default_qconfig`).
+    Preset(String),
+    /// Explicit activation and weight specs.
+    Custom(QConfig),
+    /// Keep the module in float.
+    None,
+}
+
+impl QConfigChoice {
+    /// The QConfig this choice stands for (`None` for float).
+    pub fn resolve(&self) -> Result<Option<QConfig>, QConfigError> {
+        match self {
+            QConfigChoice::Preset(name) => match get_default_qconfig(name) {
+                Ok(q) => Ok(Some(q)),
+                Err(QConfigError::UnknownBackend { .. }) => name.parse().map(Some),
+                Err(e) => Err(e),
+            },
+            QConfigChoice::Custom(q) => Ok(Some(q.clone())),
+            QConfigChoice::None => Ok(None),
+        }
+    }
 }
 
 /// The verbs and their one-line help, in the order `help` lists them.
@@ -137,7 +221,7 @@ pub const VERBS: &[(&str, &str, &str)] = &[
     ),
     (
         "expect",
-        "expect accuracy(DATA) >= 0.98 | expect correct(DATA) == 395",
+        "expect accuracy(DATA) >= 0.98 | correct(DATA) | quantized_accuracy(DATA) | quantized_correct(DATA) | agreement(DATA)",
         "fail the replay unless the comparison holds",
     ),
     (
@@ -149,6 +233,46 @@ pub const VERBS: &[(&str, &str, &str)] = &[
         "save",
         "save model PATH.qlab | save session FILE.qls",
         "save the model natively, or the session as a script",
+    ),
+    (
+        "engine",
+        "engine fbgemm|qnnpack|x86 [profile=vnni|avx2|exact]",
+        "the quantized engine (and host profile) convert targets",
+    ),
+    (
+        "qconfig",
+        "qconfig *|PATH|GLOB|type=CLASS preset=NAME | activation=SPEC weight=SPEC | none",
+        "assign a qconfig globally, to modules by path or glob, or by type; none keeps float",
+    ),
+    (
+        "fuse",
+        "fuse auto | fuse conv1,bn1,relu1 conv2,relu2",
+        "fuse Conv/Linear+BN+ReLU(6) patterns (BN folded bit-exactly)",
+    ),
+    (
+        "prepare",
+        "prepare",
+        "place observers for static quantization (stubs at float/quantized boundaries)",
+    ),
+    (
+        "calibrate",
+        "calibrate DATA [batch=32] [batches=N]",
+        "run a dataset through the observers",
+    ),
+    (
+        "check",
+        "check",
+        "the pre-convert check: unobserved or NaN observers, unfused patterns, unsupported qconfigs",
+    ),
+    (
+        "convert",
+        "convert",
+        "build the quantized model for the engine from the calibrated observers",
+    ),
+    (
+        "quantize",
+        "quantize DATA [batch=32] [batches=N] | quantize dynamic [dtype=qint8|float16]",
+        "one call: fuse auto, prepare, calibrate on DATA, convert; or dynamic quantization",
     ),
     ("help", "help [VERB]", "this list, or one verb's usage"),
 ];
@@ -186,6 +310,45 @@ impl fmt::Display for Command {
             }
             Command::ErrorsWeights { weight } => {
                 write!(f, "errors weights weight={}", quote(&weight.to_string()))
+            }
+            Command::Engine { engine, profile } if *profile == HostProfile::default() => {
+                write!(f, "engine {engine}")
+            }
+            Command::Engine { engine, profile } => {
+                write!(f, "engine {engine} profile={}", profile.name())
+            }
+            Command::QConfig { key, choice } => {
+                match key {
+                    QConfigKey::Global => write!(f, "qconfig *")?,
+                    QConfigKey::Type(t) => write!(f, "qconfig type={}", quote(t))?,
+                    QConfigKey::Path(p) => write!(f, "qconfig {}", quote(p))?,
+                }
+                match choice {
+                    QConfigChoice::Preset(name) => write!(f, " preset={}", quote(name)),
+                    QConfigChoice::Custom(q) => write!(
+                        f,
+                        " activation={} weight={}",
+                        quote(&q.activation.to_string()),
+                        quote(&q.weight.to_string())
+                    ),
+                    QConfigChoice::None => write!(f, " none"),
+                }
+            }
+            Command::Fuse { groups: None } => write!(f, "fuse auto"),
+            Command::Fuse { groups: Some(g) } => {
+                let groups: Vec<String> = g.iter().map(|m| m.join(",")).collect();
+                write!(f, "fuse {}", groups.join(" "))
+            }
+            Command::Prepare => write!(f, "prepare"),
+            Command::Calibrate { data, batching } => {
+                write!(f, "calibrate {}{batching}", quote(data))
+            }
+            Command::Check => write!(f, "check"),
+            Command::Convert => write!(f, "convert"),
+            Command::Quantize { data, batching } => write!(f, "quantize {}{batching}", quote(data)),
+            Command::QuantizeDynamic { float16: false } => write!(f, "quantize dynamic"),
+            Command::QuantizeDynamic { float16: true } => {
+                write!(f, "quantize dynamic dtype=float16")
             }
             Command::Help { verb: None } => write!(f, "help"),
             Command::Help { verb: Some(v) } => write!(f, "help {v}"),
@@ -281,7 +444,15 @@ fn parse_expect(args: &Args) -> Result<Expectation, SessionError> {
     let metric = match name {
         "accuracy" => Metric::Accuracy { data },
         "correct" => Metric::Correct { data },
-        other => return Err(args.error(format!("unknown metric '{other}' (accuracy, correct)"))),
+        "quantized_accuracy" => Metric::QuantizedAccuracy { data },
+        "quantized_correct" => Metric::QuantizedCorrect { data },
+        "agreement" => Metric::Agreement { data },
+        other => {
+            return Err(args.error(format!(
+                "unknown metric '{other}' (accuracy, correct, quantized_accuracy, \
+                 quantized_correct, agreement)"
+            )));
+        }
     };
     let op = CmpOp::parse(&op)
         .ok_or_else(|| args.error(format!("'{op}' is not one of >= > <= < ==")))?;
@@ -289,6 +460,62 @@ fn parse_expect(args: &Args) -> Result<Expectation, SessionError> {
         .parse()
         .map_err(|_| args.error(format!("'{value}' is not a number")))?;
     Ok(Expectation { metric, op, value })
+}
+
+fn parse_count(args: &Args, key: &str, text: &str) -> Result<usize, SessionError> {
+    text.parse::<usize>()
+        .ok()
+        .filter(|&n| n > 0)
+        .ok_or_else(|| args.error(format!("{key}={text} is not a positive integer")))
+}
+
+fn parse_batching(args: &mut Args) -> Result<Batching, SessionError> {
+    let batch = match args.option("batch") {
+        Some(t) => parse_count(args, "batch", &t)?,
+        None => DEFAULT_CALIBRATION_BATCH,
+    };
+    let batches = match args.option("batches") {
+        Some(t) => Some(parse_count(args, "batches", &t)?),
+        None => None,
+    };
+    Ok(Batching { batch, batches })
+}
+
+fn parse_qconfig(args: &mut Args) -> Result<Command, SessionError> {
+    let type_key = args.option("type");
+    let preset = args.option("preset");
+    let activation = args.option("activation");
+    let weight = args.option("weight");
+    let mut positional = args.positional.clone();
+    let key = match type_key {
+        Some(t) => QConfigKey::Type(t),
+        None if positional.is_empty() => {
+            return Err(
+                args.error("qconfig needs a target: *, a module path or glob, or type=CLASS")
+            );
+        }
+        None => match positional.remove(0) {
+            star if star == "*" => QConfigKey::Global,
+            path => QConfigKey::Path(path),
+        },
+    };
+    let choice = match (preset, activation, weight, positional.as_slice()) {
+        (Some(p), None, None, []) => QConfigChoice::Preset(p),
+        (None, Some(a), Some(w), []) => QConfigChoice::Custom(
+            format!("activation={a} weight={w}")
+                .parse::<QConfig>()
+                .map_err(|e| args.error(e))?,
+        ),
+        (None, None, None, [none]) if none == "none" => QConfigChoice::None,
+        _ => {
+            return Err(
+                args.error("qconfig takes preset=NAME, activation=SPEC weight=SPEC, or none")
+            );
+        }
+    };
+    // Presets are resolved now so a typo fails on its own line.
+    choice.resolve().map_err(|e| args.error(e))?;
+    Ok(Command::QConfig { key, choice })
 }
 
 /// Parses one line; `Ok(None)` for a blank or comment line.
@@ -361,6 +588,65 @@ pub fn parse_line(line: &str) -> Result<Option<Command>, SessionError> {
         ("help", _) => Command::Help {
             verb: args.positional.first().cloned(),
         },
+        ("engine", _) => {
+            let profile = match args.option("profile") {
+                Some(p) => HostProfile::parse(&p).map_err(|e| args.error(e))?,
+                None => HostProfile::default(),
+            };
+            let [name] = args.exactly::<1>()?;
+            let engine = Engine::parse(&name).map_err(|e| args.error(e))?;
+            Command::Engine { engine, profile }
+        }
+        ("qconfig", _) => parse_qconfig(&mut args)?,
+        ("fuse", "auto") => {
+            args.exactly::<1>()?;
+            Command::Fuse { groups: None }
+        }
+        ("fuse", _) => {
+            if args.positional.is_empty() {
+                return Err(args.error("fuse needs `auto` or module groups"));
+            }
+            let groups = args
+                .positional
+                .iter()
+                .map(|g| g.split(',').map(str::to_string).collect())
+                .collect();
+            Command::Fuse {
+                groups: Some(groups),
+            }
+        }
+        ("prepare", _) => {
+            args.exactly::<0>()?;
+            Command::Prepare
+        }
+        ("check", _) => {
+            args.exactly::<0>()?;
+            Command::Check
+        }
+        ("convert", _) => {
+            args.exactly::<0>()?;
+            Command::Convert
+        }
+        ("quantize", "dynamic") => {
+            let float16 = match args.option("dtype").as_deref() {
+                None | Some("qint8") => false,
+                Some("float16") => true,
+                Some(other) => {
+                    return Err(args.error(format!("dtype '{other}' (qint8 or float16)")));
+                }
+            };
+            args.exactly::<1>()?;
+            Command::QuantizeDynamic { float16 }
+        }
+        ("calibrate" | "quantize", _) => {
+            let batching = parse_batching(&mut args)?;
+            let [data] = args.exactly::<1>()?;
+            if args.verb == "calibrate" {
+                Command::Calibrate { data, batching }
+            } else {
+                Command::Quantize { data, batching }
+            }
+        }
         (v @ ("load" | "show" | "save" | "errors"), o) => {
             return Err(args.error(format!("'{v} {o}': unknown object")));
         }
@@ -397,6 +683,26 @@ mod tests {
             "help eval",
             "errors weights",
             "errors weights weight=\"minmax(dtype=qint8, qscheme=per_tensor_symmetric)\"",
+            "engine qnnpack",
+            "engine fbgemm profile=avx2",
+            "qconfig * preset=fbgemm",
+            "qconfig fc none",
+            "qconfig type=Linear preset=default_qconfig",
+            "qconfig features.* preset=qnnpack",
+            "qconfig conv1 activation=histogram(reduce_range=true) weight=per_channel_minmax",
+            "qconfig conv1 activation=\"histogram(reduce_range=true, bins=512)\" weight=per_channel_minmax",
+            "fuse auto",
+            "fuse conv1,bn1,relu1 conv2,relu2",
+            "prepare",
+            "calibrate calib",
+            "calibrate calib batch=16 batches=4",
+            "check",
+            "convert",
+            "quantize calib batches=2",
+            "quantize dynamic",
+            "quantize dynamic dtype=float16",
+            "expect quantized_accuracy(test) >= 0.9",
+            "expect agreement(test) >= 0.99",
         ] {
             let cmd = parse_line(line).unwrap().unwrap();
             assert_eq!(cmd.to_string(), line);

@@ -30,6 +30,16 @@ pub enum SessionError {
         path: String,
         source: std::io::Error,
     },
+    /// `calibrate` / `convert` / `check` before `prepare`.
+    #[error("nothing is prepared for static quantization (use: prepare, or quantize DATA)")]
+    NotPrepared,
+    /// A quantized-model metric before `convert` / `quantize`.
+    #[error("no quantized model yet (use: convert, quantize DATA or quantize dynamic)")]
+    NotConverted,
+    #[error(transparent)]
+    Workflow(#[from] crate::workflow::WorkflowError),
+    #[error(transparent)]
+    Fuse(#[from] crate::workflow::FuseError),
     #[error(transparent)]
     Import(#[from] ImportError),
     #[error(transparent)]

@@ -7,6 +7,7 @@
 mod command;
 mod error;
 mod output;
+mod quantize;
 mod replay;
 mod workbench;
 

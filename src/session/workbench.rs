@@ -4,11 +4,13 @@
 use super::command::VERBS;
 use super::{Command, Expectation, Metric, Output, SessionError, Table};
 use crate::analysis::weight_errors;
+use crate::engine::Numerics;
 use crate::graph::{Graph, GraphError, Value, run, summarize};
 use crate::import::Dataset;
 use crate::import::native::{load_native, save_native};
 use crate::import::npy::write_npy_f32;
 use crate::import::onnx::load_onnx;
+use crate::workflow::{Prepared, QConfigMap, QuantizedModel};
 use ndarray::{ArrayD, Axis};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -19,12 +21,22 @@ const RUN_BATCH: usize = 256;
 /// The session state.
 #[derive(Debug, Default)]
 pub struct Workbench {
-    model: Option<(String, Graph)>,
-    datasets: BTreeMap<String, Dataset>,
+    pub(super) model: Option<(String, Graph)>,
+    pub(super) datasets: BTreeMap<String, Dataset>,
     log: Vec<Command>,
     /// The model's first output per dataset, so `eval`, `expect` and `predict` on the same data
     /// run the model once; cleared when the model or that dataset changes.
-    outputs: BTreeMap<String, ArrayD<f32>>,
+    pub(super) outputs: BTreeMap<String, ArrayD<f32>>,
+    /// The engine and host profile `convert` targets.
+    pub(super) numerics: Numerics,
+    /// The qconfig entries given so far (empty: the engine's default qconfig for everything).
+    pub(super) qconfigs: QConfigMap,
+    /// The model prepared (and perhaps calibrated) for static quantization.
+    pub(super) prepared: Option<Prepared>,
+    /// The converted model.
+    pub(super) quantized: Option<QuantizedModel>,
+    /// The converted model's first output per dataset (as `outputs`).
+    pub(super) quantized_outputs: BTreeMap<String, ArrayD<f32>>,
 }
 
 impl Workbench {
@@ -64,13 +76,7 @@ impl Workbench {
                 self.load_data(name, path, labels.as_deref())?
             }
             Command::ShowModel => self.show_model()?,
-            Command::Eval { data } => {
-                let (correct, total) = self.correct(data)?;
-                Output::Text(format!(
-                    "float accuracy on {data}: {:.6} ({correct}/{total})",
-                    correct as f64 / total.max(1) as f64
-                ))
-            }
+            Command::Eval { data } => self.eval(data)?,
             Command::Predict { data, out } => self.predict(data, out)?,
             Command::Expect(e) => self.expect(e)?,
             Command::SaveModel { path } => {
@@ -88,10 +94,22 @@ impl Workbench {
             }
             Command::ErrorsWeights { weight } => self.weight_errors(weight)?,
             Command::Help { verb } => help(verb.as_deref())?,
+            Command::Engine { engine, profile } => self.set_engine(*engine, *profile),
+            Command::QConfig { key, choice } => self.set_qconfig(key, choice)?,
+            Command::Fuse { groups } => self.fuse(groups.as_deref())?,
+            Command::Prepare => self.prepare()?,
+            Command::Calibrate { data, batching } => self.calibrate(data, *batching)?,
+            Command::Check => self.check()?,
+            Command::Convert => self.convert()?,
+            Command::Quantize { data, batching } => self.quantize(data, *batching)?,
+            Command::QuantizeDynamic { float16 } => self.quantize_dynamic(*float16)?,
         };
         if !matches!(
             cmd,
-            Command::Help { .. } | Command::ShowModel | Command::SaveSession { .. }
+            Command::Help { .. }
+                | Command::ShowModel
+                | Command::SaveSession { .. }
+                | Command::Check
         ) {
             self.log.push(cmd.clone());
         }
@@ -112,6 +130,7 @@ impl Workbench {
         );
         self.model = Some((path.to_string(), graph));
         self.outputs.clear();
+        self.reset_quantization();
         Ok(Output::Text(text))
     }
 
@@ -133,10 +152,11 @@ impl Workbench {
         );
         self.datasets.insert(name.to_string(), d);
         self.outputs.remove(name);
+        self.quantized_outputs.remove(name);
         Ok(Output::Text(text))
     }
 
-    fn dataset(&self, name: &str) -> Result<&Dataset, SessionError> {
+    pub(super) fn dataset(&self, name: &str) -> Result<&Dataset, SessionError> {
         self.datasets
             .get(name)
             .ok_or_else(|| SessionError::UnknownData {
@@ -162,6 +182,16 @@ impl Workbench {
 
     fn run_dataset(&self, data: &str) -> Result<ArrayD<f32>, SessionError> {
         let (_, graph) = self.model.as_ref().ok_or(SessionError::NoModel)?;
+        self.run_batches(data, |x| Ok(run(graph, vec![Value::F32(x)], |_, _| {})?))
+    }
+
+    /// Runs `forward` over `data` in batches of `RUN_BATCH` and concatenates the first outputs.
+    pub(super) fn run_batches(
+        &self,
+        data: &str,
+        forward: impl Fn(ArrayD<f32>) -> Result<Vec<Value>, SessionError>,
+    ) -> Result<ArrayD<f32>, SessionError> {
+        let (_, graph) = self.model.as_ref().ok_or(SessionError::NoModel)?;
         let d = self.dataset(data)?;
         let input = graph.inputs.first().ok_or(SessionError::NoModel)?;
         d.check_fits(input)?;
@@ -171,10 +201,7 @@ impl Workbench {
                 .inputs
                 .slice_axis(Axis(0), ndarray::Slice::from(range))
                 .to_owned();
-            match run(graph, vec![Value::F32(x)], |_, _| {})?
-                .into_iter()
-                .next()
-            {
+            match forward(x)?.into_iter().next() {
                 Some(Value::F32(y)) => parts.push(y),
                 Some(other) => {
                     return Err(GraphError::WrongType {
@@ -197,19 +224,60 @@ impl Workbench {
         })
     }
 
+    /// The labels of `data`, or an error when it has none.
+    fn labels(&self, data: &str) -> Result<&[i64], SessionError> {
+        self.dataset(data)?
+            .labels
+            .as_deref()
+            .ok_or_else(|| SessionError::NoLabels(data.into()))
+    }
+
     fn correct(&mut self, data: &str) -> Result<(usize, usize), SessionError> {
-        if self.dataset(data)?.labels.is_none() {
-            return Err(SessionError::NoLabels(data.into()));
-        }
+        self.labels(data)?;
         self.outputs(data)?;
-        let labels = self.datasets[data].labels.as_deref().unwrap_or_default();
-        let logits = &self.outputs[data];
-        let correct = logits
+        Ok(count_correct(&self.outputs[data], self.labels(data)?))
+    }
+
+    /// Correct predictions of the converted model on `data`.
+    fn quantized_correct(&mut self, data: &str) -> Result<(usize, usize), SessionError> {
+        self.labels(data)?;
+        self.quantized_outputs(data)?;
+        Ok(count_correct(
+            &self.quantized_outputs[data],
+            self.labels(data)?,
+        ))
+    }
+
+    /// Fraction of samples where the float and the converted model pick the same class.
+    fn agreement(&mut self, data: &str) -> Result<f64, SessionError> {
+        self.outputs(data)?;
+        self.quantized_outputs(data)?;
+        let (f, q) = (&self.outputs[data], &self.quantized_outputs[data]);
+        let same = f
             .outer_iter()
-            .zip(labels)
-            .filter(|(row, label)| argmax(row.iter().copied()) == Some(**label as usize))
+            .zip(q.outer_iter())
+            .filter(|(a, b)| argmax(a.iter().copied()) == argmax(b.iter().copied()))
             .count();
-        Ok((correct, labels.len()))
+        Ok(same as f64 / f.shape()[0].max(1) as f64)
+    }
+
+    fn eval(&mut self, data: &str) -> Result<Output, SessionError> {
+        let (correct, total) = self.correct(data)?;
+        let mut text = format!(
+            "float accuracy on {data}: {:.6} ({correct}/{total})",
+            correct as f64 / total.max(1) as f64
+        );
+        if let Some(model) = &self.quantized {
+            let engine = model.numerics.engine;
+            let (qc, qt) = self.quantized_correct(data)?;
+            let agree = self.agreement(data)?;
+            text.push_str(&format!(
+                "\nquantized ({engine}) accuracy on {data}: {:.6} ({qc}/{qt}); top-1 agreement with float {:.6}",
+                qc as f64 / qt.max(1) as f64,
+                agree
+            ));
+        }
+        Ok(Output::Text(text))
     }
 
     fn predict(&mut self, data: &str, out: &str) -> Result<Output, SessionError> {
@@ -307,6 +375,12 @@ impl Workbench {
                 c as f64 / n.max(1) as f64
             }
             Metric::Correct { data } => self.correct(data)?.0 as f64,
+            Metric::QuantizedAccuracy { data } => {
+                let (c, n) = self.quantized_correct(data)?;
+                c as f64 / n.max(1) as f64
+            }
+            Metric::QuantizedCorrect { data } => self.quantized_correct(data)?.0 as f64,
+            Metric::Agreement { data } => self.agreement(data)?,
         };
         if e.op.holds(actual, e.value) {
             Ok(Output::Text(format!("ok: {e} (actual {actual})")))
@@ -317,6 +391,16 @@ impl Workbench {
             })
         }
     }
+}
+
+/// How many rows of `logits` pick their label, and how many rows there are.
+fn count_correct(logits: &ArrayD<f32>, labels: &[i64]) -> (usize, usize) {
+    let correct = logits
+        .outer_iter()
+        .zip(labels)
+        .filter(|(row, label)| argmax(row.iter().copied()) == Some(**label as usize))
+        .count();
+    (correct, labels.len())
 }
 
 /// Index of the largest value (first on ties), `None` when empty or all NaN.

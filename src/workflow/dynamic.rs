@@ -16,8 +16,9 @@ use crate::qnn::dynamic::{
 };
 use crate::tensor::DType;
 
-/// `quantize_dynamic(model, {nn.Linear, nn.LSTM}, dtype)`: `float16` or anything else (qint8).
-pub fn dynamic_qconfig_map(float16: bool) -> QConfigMap {
+/// `quantize_dynamic(model, {nn.Linear, nn.LSTM}, dtype)` (float16 or qint8) for the types
+/// `graph` contains (a type entry naming nothing would be refused).
+pub fn dynamic_qconfig_map(graph: &Graph, float16: bool) -> QConfigMap {
     let q = if float16 {
         float16_dynamic_qconfig()
     } else {
@@ -25,7 +26,9 @@ pub fn dynamic_qconfig_map(float16: bool) -> QConfigMap {
     };
     let mut map = QConfigMap::default();
     for t in ["Linear", "LSTM"] {
-        map.set(QConfigKey::Type(t.into()), Some(q.clone()));
+        if graph.nodes.iter().any(|n| n.op.kind() == t) {
+            map.set(QConfigKey::Type(t.into()), Some(q.clone()));
+        }
     }
     map
 }

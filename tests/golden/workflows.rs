@@ -307,7 +307,7 @@ fn dynamic_ptq(c: &Case) -> Result<(), String> {
     let float16 = c.params["dtype"] == "float16";
     let model = workflow::quantize_dynamic(
         &float,
-        &workflow::dynamic_qconfig_map(float16),
+        &workflow::dynamic_qconfig_map(&float, float16),
         Numerics::new(engine(c), HostProfile::Vnni),
     )
     .map_err(|e| e.to_string())?;

@@ -1,0 +1,291 @@
+//! The quantization verbs of the workbench — `engine`, `qconfig`, `fuse`, `prepare`,
+//! `calibrate`, `check`, `convert`, `quantize` (static one-call and dynamic) — over the
+//! `workflow` library calls, and the converted model's outputs for `eval` and `expect`.
+//!
+//! State flows one way: a new model or a fusion drops the prepared and converted models; a new
+//! qconfig drops them too (they were built with the old one); a new engine drops only the
+//! converted model, so `convert` again re-uses the calibration.
+
+use super::command::{Batching, QConfigChoice};
+use super::{Output, SessionError, Table, Workbench};
+use crate::engine::{Engine, HostProfile, Numerics};
+use crate::graph::Value;
+use crate::qconfig::presets::get_default_qconfig;
+use crate::workflow::{
+    self, QConfigKey, QConfigMap, QuantizedModel, Severity, dynamic_qconfig_map, fuse_auto,
+    fuse_modules,
+};
+use ndarray::{ArrayD, Axis};
+
+impl Workbench {
+    /// The prepared and converted models no longer match the model or qconfig.
+    pub(super) fn reset_quantization(&mut self) {
+        self.prepared = None;
+        self.drop_converted();
+    }
+
+    fn drop_converted(&mut self) {
+        self.quantized = None;
+        self.quantized_outputs.clear();
+    }
+
+    pub(super) fn set_engine(&mut self, engine: Engine, profile: HostProfile) -> Output {
+        self.numerics = Numerics::new(engine, profile);
+        self.drop_converted();
+        let follows_engine = !self
+            .qconfigs
+            .entries
+            .iter()
+            .any(|(k, _)| *k == QConfigKey::Global);
+        let note = match (&self.prepared, follows_engine) {
+            (None, _) => "",
+            // The default qconfig is the engine's: the observers were built for the old one.
+            (Some(_), true) => {
+                self.prepared = None;
+                "; the default qconfig follows the engine: prepare and calibrate again (or set `qconfig * preset=NAME` to keep a calibration across engines)"
+            }
+            (Some(_), false) => "; run convert again for the new engine",
+        };
+        Output::Text(format!(
+            "engine {engine} (host profile {}){note}",
+            profile.name()
+        ))
+    }
+
+    pub(super) fn set_qconfig(
+        &mut self,
+        key: &QConfigKey,
+        choice: &QConfigChoice,
+    ) -> Result<Output, SessionError> {
+        let qconfig = choice
+            .resolve()
+            .map_err(|e| SessionError::parse(e.to_string()))?;
+        let mut map = self.qconfigs.clone();
+        map.set(key.clone(), qconfig);
+        if let Some((_, graph)) = &self.model {
+            // A path or type that names nothing is refused now, not at prepare.
+            map.resolve(graph)?;
+        }
+        self.qconfigs = map;
+        self.reset_quantization();
+        Ok(Output::Text(format!("qconfig {key}: {}", describe(choice))))
+    }
+
+    pub(super) fn fuse(&mut self, groups: Option<&[Vec<String>]>) -> Result<Output, SessionError> {
+        let (path, graph) = self.model.as_ref().ok_or(SessionError::NoModel)?;
+        let (fused, listed) = match groups {
+            None => {
+                let (g, found) = fuse_auto(graph)?;
+                let listed: Vec<String> = found
+                    .iter()
+                    .map(|f| format!("{} → {}", f.modules.join("+"), f.fused_type.type_name))
+                    .collect();
+                (g, listed)
+            }
+            Some(groups) => (
+                fuse_modules(graph, groups)?,
+                groups.iter().map(|g| g.join("+")).collect(),
+            ),
+        };
+        self.model = Some((path.clone(), fused));
+        self.outputs.clear();
+        self.reset_quantization();
+        Ok(Output::Text(if listed.is_empty() {
+            "nothing to fuse".into()
+        } else {
+            format!(
+                "fused {} group(s):\n  {}",
+                listed.len(),
+                listed.join("\n  ")
+            )
+        }))
+    }
+
+    /// The qconfig map `prepare` uses: the user's entries over the engine's default.
+    fn effective_qconfigs(&self) -> Result<QConfigMap, SessionError> {
+        let mut map = QConfigMap::default();
+        if !self
+            .qconfigs
+            .entries
+            .iter()
+            .any(|(k, _)| *k == QConfigKey::Global)
+        {
+            let default = get_default_qconfig(self.numerics.engine.name())
+                .map_err(|e| SessionError::parse(e.to_string()))?;
+            map.set(QConfigKey::Global, Some(default));
+        }
+        map.entries.extend(self.qconfigs.entries.iter().cloned());
+        Ok(map)
+    }
+
+    pub(super) fn prepare(&mut self) -> Result<Output, SessionError> {
+        let (_, graph) = self.model.as_ref().ok_or(SessionError::NoModel)?;
+        let prepared = workflow::prepare(graph, &self.effective_qconfigs()?)?;
+        let text = format!(
+            "prepared: {} observers ({}), {} nodes quantized, {} float",
+            prepared.observers.len(),
+            prepared
+                .observers
+                .iter()
+                .map(|o| o.owner.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+            prepared
+                .placement
+                .values()
+                .filter(|p| **p != workflow::Placement::Float)
+                .count(),
+            prepared
+                .placement
+                .values()
+                .filter(|p| **p == workflow::Placement::Float)
+                .count(),
+        );
+        self.prepared = Some(prepared);
+        self.drop_converted();
+        Ok(Output::Text(text))
+    }
+
+    pub(super) fn calibrate(&mut self, data: &str, b: Batching) -> Result<Output, SessionError> {
+        self.dataset(data)?;
+        let d = &self.datasets[data];
+        let prepared = self.prepared.as_mut().ok_or(SessionError::NotPrepared)?;
+        if let Some(input) = prepared.graph.inputs.first() {
+            d.check_fits(input)?;
+        }
+        let ranges: Vec<_> = d
+            .batch_ranges(b.batch)
+            .take(b.batches.unwrap_or(usize::MAX))
+            .collect();
+        let samples: usize = ranges.iter().map(|r| r.len()).sum();
+        for range in &ranges {
+            let x = d
+                .inputs
+                .slice_axis(Axis(0), ndarray::Slice::from(range.clone()))
+                .to_owned();
+            prepared.calibrate_batch(vec![Value::F32(x)])?;
+        }
+        self.drop_converted();
+        Ok(Output::Text(format!(
+            "calibrated on {} batch(es), {samples} samples of {data}",
+            ranges.len()
+        )))
+    }
+
+    pub(super) fn check(&self) -> Result<Output, SessionError> {
+        let prepared = self.prepared.as_ref().ok_or(SessionError::NotPrepared)?;
+        let findings = workflow::check(prepared, self.numerics.engine);
+        if findings.is_empty() {
+            return Ok(Output::Text("pre-convert check: no problems found".into()));
+        }
+        Ok(Output::Table {
+            title: format!("pre-convert check: {} finding(s)", findings.len()),
+            table: Table {
+                headers: ["severity", "module", "problem", "fix"]
+                    .map(String::from)
+                    .to_vec(),
+                rows: findings
+                    .iter()
+                    .map(|f| {
+                        vec![
+                            match f.severity {
+                                Severity::Error => "error".into(),
+                                Severity::Warning => "warning".into(),
+                            },
+                            f.module.clone(),
+                            f.problem.clone(),
+                            f.fix.clone(),
+                        ]
+                    })
+                    .collect(),
+            },
+        })
+    }
+
+    pub(super) fn convert(&mut self) -> Result<Output, SessionError> {
+        let prepared = self.prepared.as_ref().ok_or(SessionError::NotPrepared)?;
+        let model = workflow::convert(prepared, self.numerics)?;
+        Ok(self.install(model))
+    }
+
+    fn install(&mut self, model: QuantizedModel) -> Output {
+        let rows: Vec<Vec<String>> = model
+            .graph
+            .nodes
+            .iter()
+            .zip(&model.ops)
+            .filter(|(_, op)| !matches!(op, workflow::QOp::Float))
+            .map(|(n, op)| vec![n.name.clone(), op.kind().to_string()])
+            .collect();
+        let title = format!(
+            "converted for {} ({} quantized nodes; profile {})",
+            model.numerics.engine,
+            rows.len(),
+            model.numerics.profile.name()
+        );
+        self.quantized = Some(model);
+        self.quantized_outputs.clear();
+        Output::Table {
+            title,
+            table: Table {
+                headers: vec!["node".into(), "quantized op".into()],
+                rows,
+            },
+        }
+    }
+
+    pub(super) fn quantize(&mut self, data: &str, b: Batching) -> Result<Output, SessionError> {
+        self.dataset(data)?;
+        let (path, graph) = self.model.as_ref().ok_or(SessionError::NoModel)?;
+        let path = path.clone();
+        let (fused, _) = fuse_auto(graph)?;
+        let prepared = workflow::prepare(&fused, &self.effective_qconfigs()?)?;
+        // Run on the candidate state; put the old one back if any step fails.
+        let saved_model = self.model.replace((path, fused));
+        let saved_prepared = self.prepared.replace(prepared);
+        match self.calibrate(data, b).and_then(|_| self.convert()) {
+            Ok(out) => {
+                self.outputs.clear();
+                Ok(out)
+            }
+            Err(e) => {
+                self.model = saved_model;
+                self.prepared = saved_prepared;
+                Err(e)
+            }
+        }
+    }
+
+    pub(super) fn quantize_dynamic(&mut self, float16: bool) -> Result<Output, SessionError> {
+        let (_, graph) = self.model.as_ref().ok_or(SessionError::NoModel)?;
+        let mut map = dynamic_qconfig_map(graph, float16);
+        map.entries.extend(
+            self.qconfigs
+                .entries
+                .iter()
+                .filter(|(k, _)| *k != QConfigKey::Global)
+                .cloned(),
+        );
+        let model = workflow::quantize_dynamic(graph, &map, self.numerics)?;
+        self.prepared = None;
+        Ok(self.install(model))
+    }
+
+    /// The converted model's first output on every sample of `data` (computed once).
+    pub(super) fn quantized_outputs(&mut self, data: &str) -> Result<&ArrayD<f32>, SessionError> {
+        if !self.quantized_outputs.contains_key(data) {
+            let model = self.quantized.as_ref().ok_or(SessionError::NotConverted)?;
+            let y = self.run_batches(data, |x| Ok(model.run(vec![Value::F32(x)], |_, _| {})?))?;
+            self.quantized_outputs.insert(data.to_string(), y);
+        }
+        Ok(&self.quantized_outputs[data])
+    }
+}
+
+fn describe(choice: &QConfigChoice) -> String {
+    match choice {
+        QConfigChoice::Preset(p) => format!("preset {p}"),
+        QConfigChoice::Custom(q) => q.to_string(),
+        QConfigChoice::None => "none (kept in float)".into(),
+    }
+}
