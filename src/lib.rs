@@ -5,6 +5,50 @@
 //! qparams; `fake_quant` and `qconfig` build on both; `kernels`, `engine` and `qnn` compute
 //! quantized operators; `graph` and `import` hold float models; `analysis`, `session` and
 //! `repl` serve the user. Each layer depends only on the ones below it.
+//!
+//! # Example: static post-training quantization, as PyTorch's eager mode does it
+//!
+//! ```
+//! use ndarray::{Axis, Slice};
+//! use qlab::engine::{Engine, HostProfile, Numerics};
+//! use qlab::graph::Value;
+//! use qlab::import::{Dataset, onnx::load_onnx};
+//! use qlab::qconfig::presets::get_default_qconfig;
+//! use qlab::workflow::{self, QConfigKey, QConfigMap};
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let float = load_onnx("sample-models/digits_cnn.onnx".as_ref())?;
+//! // Conv+ReLU and friends become one module each (BatchNorm would be folded bit-exactly).
+//! let (fused, _groups) = workflow::fuse_auto(&float)?;
+//! // fbgemm's default qconfig everywhere, but keep the classifier in float.
+//! let mut qconfigs = QConfigMap::global(get_default_qconfig("fbgemm")?);
+//! qconfigs.set(QConfigKey::Path("fc".into()), None);
+//! let mut prepared = workflow::prepare(&fused, &qconfigs)?;
+//! let calib = Dataset::from_npy("calib", "sample-models/data/digits_calib_x.npy".as_ref(), None)?;
+//! for range in calib.batch_ranges(32) {
+//!     let x = calib.inputs.slice_axis(Axis(0), Slice::from(range)).to_owned();
+//!     prepared.calibrate_batch(vec![Value::F32(x)])?;
+//! }
+//! for finding in workflow::check(&prepared, Engine::Fbgemm) {
+//!     println!("{finding}");
+//! }
+//! let model = workflow::convert(&prepared, Numerics::new(Engine::Fbgemm, HostProfile::Vnni))?;
+//! let x = calib.inputs.slice_axis(Axis(0), Slice::from(0..4)).to_owned();
+//! let logits = model.run(vec![Value::F32(x)], |node, outputs| {
+//!     // Every node's output (quantized or float) passes here, for analysis.
+//!     let _ = (node, outputs);
+//! })?;
+//! assert_eq!(logits[0].shape(), [4, 10]);
+//! // Dynamic quantization needs no calibration:
+//! let mlp = load_onnx("sample-models/digits_mlp.onnx".as_ref())?;
+//! let dynamic = workflow::quantize_dynamic(
+//!     &mlp,
+//!     &workflow::dynamic_qconfig_map(&mlp, false),
+//!     Numerics::default(),
+//! )?;
+//! # let _ = dynamic;
+//! # Ok(())
+//! # }
+//! ```
 
 pub mod analysis;
 pub mod bench;

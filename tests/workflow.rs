@@ -1,0 +1,207 @@
+//! The workflow library calls on real models: placement of observers and stubs, float
+//! islands, the pre-convert check, and the typed errors for bad requests (each naming the
+//! module or input concerned).
+
+use ndarray::{ArrayD, IxDyn};
+use qlab::engine::Numerics;
+use qlab::graph::{Graph, Node, Op, Value};
+use qlab::import::onnx::load_onnx;
+use qlab::qconfig::presets::get_default_qconfig;
+use qlab::workflow::{
+    self, FuseError, Placement, QConfigKey, QConfigMap, Severity, WorkflowError, fuse_modules,
+};
+use std::path::Path;
+
+fn cnn() -> Graph {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/golden/workflow_cnn.onnx");
+    load_onnx(&p).unwrap()
+}
+
+fn fused() -> Graph {
+    let groups = [vec!["conv1", "bn1", "relu1"], vec!["conv2", "relu2"]]
+        .map(|g| g.into_iter().map(String::from).collect::<Vec<_>>());
+    fuse_modules(&cnn(), &groups).unwrap()
+}
+
+/// Deterministic pseudo-random input `[n, 3, 8, 8]`.
+fn input(n: usize, seed: u32) -> Value {
+    let mut s = seed;
+    let data = (0..n * 3 * 64)
+        .map(|_| {
+            s = s.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            (s >> 8) as f32 / (1u32 << 24) as f32 * 4.0 - 2.0
+        })
+        .collect();
+    Value::F32(ArrayD::from_shape_vec(IxDyn(&[n, 3, 8, 8]), data).unwrap())
+}
+
+fn fbgemm() -> QConfigMap {
+    QConfigMap::global(get_default_qconfig("fbgemm").unwrap())
+}
+
+fn f32s(v: &Value) -> Vec<f32> {
+    match v {
+        Value::F32(a) => a.iter().copied().collect(),
+        Value::I64(_) => panic!("integer output"),
+    }
+}
+
+#[test]
+fn a_module_kept_in_float_gets_stubs_around_it() {
+    let mut map = fbgemm();
+    map.set(QConfigKey::Path("fc".into()), None);
+    let mut prepared = workflow::prepare(&fused(), &map).unwrap();
+    assert_eq!(prepared.placement["fc"], Placement::Float);
+    assert_eq!(prepared.placement["conv1"], Placement::Quantized);
+    assert_eq!(prepared.placement["relu1"], Placement::Absorbed);
+    let names: Vec<&str> = prepared
+        .graph
+        .nodes
+        .iter()
+        .map(|n| n.name.as_str())
+        .collect();
+    assert_eq!(names.first(), Some(&"quant"));
+    assert!(names.contains(&"fc.dequant"), "{names:?}");
+    let owners: Vec<&str> = prepared
+        .observers
+        .iter()
+        .map(|o| o.owner.as_str())
+        .collect();
+    assert_eq!(owners, ["quant", "conv1", "conv2", "add"]);
+    for seed in 0..3 {
+        prepared.calibrate_batch(vec![input(4, seed)]).unwrap();
+    }
+    let model = workflow::convert(&prepared, Numerics::default()).unwrap();
+    let x = input(2, 9);
+    let float = qlab::graph::run(&cnn(), vec![x.clone()], |_, _| {}).unwrap();
+    let quant = model.run(vec![x], |_, _| {}).unwrap();
+    let (f, q) = (f32s(&float[0]), f32s(&quant[0]));
+    let err: f32 = f.iter().zip(&q).map(|(a, b)| (a - b) * (a - b)).sum();
+    let sig: f32 = f.iter().map(|a| a * a).sum();
+    let sqnr = 10.0 * (sig / err).log10();
+    assert!(sqnr > 20.0, "int8 output SQNR {sqnr} dB");
+}
+
+#[test]
+fn convert_before_calibrating_names_the_module() {
+    let prepared = workflow::prepare(&fused(), &fbgemm()).unwrap();
+    let e = workflow::convert(&prepared, Numerics::default()).unwrap_err();
+    match &e {
+        WorkflowError::Check {
+            module, problem, ..
+        } => {
+            assert_eq!(module, "quant");
+            assert!(problem.contains("no data"), "{e}");
+        }
+        other => panic!("{other}"),
+    }
+}
+
+#[test]
+fn non_finite_calibration_data_is_refused_at_convert() {
+    let mut prepared = workflow::prepare(&fused(), &fbgemm()).unwrap();
+    let Value::F32(mut x) = input(2, 1) else {
+        unreachable!()
+    };
+    x[[1, 2, 3, 4]] = f32::NAN;
+    prepared.calibrate_batch(vec![Value::F32(x)]).unwrap();
+    let e = workflow::convert(&prepared, Numerics::default()).unwrap_err();
+    assert!(
+        e.to_string().contains("'quant'") && e.to_string().contains("NaN"),
+        "{e}"
+    );
+}
+
+#[test]
+fn calibrating_with_the_wrong_shape_names_the_input() {
+    let mut prepared = workflow::prepare(&fused(), &fbgemm()).unwrap();
+    let x = Value::F32(ArrayD::zeros(IxDyn(&[2, 3, 9, 9])));
+    let e = prepared.calibrate_batch(vec![x]).unwrap_err().to_string();
+    assert!(e.contains("batch 0") && e.contains("input"), "{e}");
+    assert_eq!(prepared.batches, 0);
+}
+
+#[test]
+fn a_qconfig_path_or_type_that_matches_nothing_is_an_error() {
+    let mut map = fbgemm();
+    map.set(QConfigKey::Path("features.*".into()), None);
+    let e = workflow::prepare(&fused(), &map).unwrap_err().to_string();
+    assert!(e.contains("'features.*'") && e.contains("conv1"), "{e}");
+    let mut map = fbgemm();
+    map.set(QConfigKey::Type("LSTM".into()), None);
+    let e = workflow::prepare(&fused(), &map).unwrap_err().to_string();
+    assert!(e.contains("'LSTM'"), "{e}");
+}
+
+#[test]
+fn bad_fusion_requests_are_typed_errors() {
+    let g = cnn();
+    let group = |m: &[&str]| vec![m.iter().map(|s| s.to_string()).collect::<Vec<_>>()];
+    match fuse_modules(&g, &group(&["conv1", "relu2"])) {
+        Err(FuseError::NotConsecutive { module, .. }) => assert_eq!(module, "relu2"),
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(
+        fuse_modules(&g, &group(&["conv1", "fc"])),
+        Err(FuseError::Unsupported { .. })
+    ));
+    assert!(matches!(
+        fuse_modules(&g, &group(&["conv1", "bn9"])),
+        Err(FuseError::UnknownModule { .. })
+    ));
+    // relu1's output also feeds the skip add: conv2 + relu1 is not a chain.
+    match fuse_modules(&g, &group(&["relu1", "conv2"])) {
+        Err(FuseError::Unsupported { .. } | FuseError::NotConsecutive { .. }) => {}
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn unfused_patterns_are_reported_and_still_quantize() {
+    let mut prepared = workflow::prepare(&cnn(), &fbgemm()).unwrap();
+    prepared.calibrate_batch(vec![input(4, 3)]).unwrap();
+    let findings = workflow::check(&prepared, qlab::engine::Engine::Fbgemm);
+    assert!(
+        findings
+            .iter()
+            .any(|f| f.severity == Severity::Warning && f.module == "conv2"),
+        "{findings:?}"
+    );
+    // The unfused BatchNorm has no quantized kernel: it runs in float between stubs.
+    assert_eq!(prepared.placement["bn1"], Placement::Float);
+    let model = workflow::convert(&prepared, Numerics::default()).unwrap();
+    model.run(vec![input(1, 5)], |_, _| {}).unwrap();
+}
+
+#[test]
+fn with_stubs_a_float_tensor_reaching_a_quantized_module_is_an_error() {
+    let mut g = fused();
+    // A QuantStub on the input only, and conv2 kept in float: eager mode would fail there.
+    let first_input = g.inputs[0].name.clone();
+    for n in &mut g.nodes {
+        for i in &mut n.inputs {
+            if *i == first_input {
+                *i = "q".into();
+            }
+        }
+    }
+    g.nodes.insert(
+        0,
+        Node {
+            name: "quant".into(),
+            op: Op::QuantStub,
+            inputs: vec![first_input],
+            outputs: vec!["q".into()],
+        },
+    );
+    let mut map = fbgemm();
+    map.set(QConfigKey::Path("conv2".into()), None);
+    let e = workflow::prepare(&g, &map).unwrap_err();
+    match &e {
+        WorkflowError::Check { module, fix, .. } => {
+            assert_eq!(module, "conv2");
+            assert!(fix.contains("DeQuantStub"), "{e}");
+        }
+        other => panic!("{other}"),
+    }
+}
