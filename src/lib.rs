@@ -52,6 +52,7 @@
 
 pub mod analysis;
 pub mod bench;
+pub mod bench_model;
 pub mod engine;
 pub mod fake_quant;
 pub mod fsutil;

@@ -25,6 +25,9 @@ usage:
   qlab isa                                        ISA tiers on this host and the one in use
   qlab bench [--reps N] [--json FILE]             int8 linear GOPS per tier and fp32 GFLOPS on the
                                                   ANCHORS shapes, beside PyTorch's figures
+  qlab bench model MODEL --data X.npy [--reps N] [--json FILE]
+                                                  batch-1 fp32 and int8 (fbgemm, qnnpack) latency,
+                                                  calibration time and int8 SQNR, beside PyTorch's
   qlab help                                       this text
 ";
 
@@ -61,7 +64,60 @@ fn run(args: &[String]) -> Result<String, String> {
     }
 }
 
+/// `qlab bench model PATH [--data NPY] [--reps N] [--json FILE]`.
+fn bench_model(args: &[String]) -> Result<String, String> {
+    let [path, rest @ ..] = args else {
+        return Err(format!("bench model needs a model PATH\n{USAGE}"));
+    };
+    let (mut reps, mut json, mut data) = (5usize, None, None);
+    let mut it = rest.iter();
+    while let Some(flag) = it.next() {
+        let value = it
+            .next()
+            .ok_or_else(|| format!("bench model: {flag} needs a value\n{USAGE}"))?;
+        match flag.as_str() {
+            "--reps" => reps = parse("--reps", value)?,
+            "--json" => json = Some(std::path::PathBuf::from(value)),
+            "--data" => data = Some(std::path::PathBuf::from(value)),
+            _ => return Err(format!("bench model: unknown option '{flag}'\n{USAGE}")),
+        }
+    }
+    let p = std::path::Path::new(path);
+    let graph = if p.is_dir() {
+        qlab::import::native::load_native(p).map_err(|e| e.to_string())?
+    } else {
+        qlab::import::onnx::load_onnx(p).map_err(|e| e.to_string())?
+    };
+    let data = match data {
+        Some(d) => {
+            qlab::import::Dataset::from_npy("data", &d, None)
+                .map_err(|e| e.to_string())?
+                .inputs
+        }
+        None => {
+            return Err(
+                "bench model: --data FILE.npy (calibration / test inputs) is required".into(),
+            );
+        }
+    };
+    let name = p
+        .file_stem()
+        .map_or_else(|| path.clone(), |s| s.to_string_lossy().to_string());
+    let report = qlab::bench_model::run(&name, &graph, &data, reps).map_err(|e| e.to_string())?;
+    let mut text = report.render();
+    if let Some(path) = json {
+        let bytes = serde_json::to_vec_pretty(&report).map_err(|e| e.to_string())?;
+        qlab::fsutil::write_atomic(&path, &bytes)
+            .map_err(|e| format!("bench: cannot write {}: {e}", path.display()))?;
+        text.push_str(&format!("wrote {}\n", path.display()));
+    }
+    Ok(text)
+}
+
 fn bench(args: &[String]) -> Result<String, String> {
+    if args.first().map(String::as_str) == Some("model") {
+        return bench_model(&args[1..]);
+    }
     let (mut reps, mut json) = (3usize, None);
     let mut rest = args.iter();
     while let Some(flag) = rest.next() {
