@@ -2,9 +2,11 @@
 //! Metrics are pooled over everything compared (not averaged per batch), in f64, in a fixed
 //! order, so reports are byte-identical across runs.
 
+mod layers;
 mod metrics;
 mod weights;
 
+pub use layers::{ErrorMode, LayerError, layer_errors};
 pub use metrics::ErrorStats;
 pub use weights::{WeightError, weight_errors};
 
@@ -21,4 +23,7 @@ pub enum AnalysisError {
         layer: String,
         source: ObserverError,
     },
+    /// The float or the quantized model failed on the data.
+    #[error("{detail}")]
+    Model { detail: String },
 }

@@ -5,6 +5,7 @@
 //! written in double quotes.
 
 use super::SessionError;
+use crate::analysis::ErrorMode;
 use crate::engine::{Engine, HostProfile};
 use crate::observer::ObserverSpec;
 use crate::qconfig::presets::get_default_qconfig;
@@ -69,6 +70,8 @@ pub enum Metric {
     QuantizedCorrect { data: String },
     /// Fraction of samples where the float and the converted model agree on the top-1 class.
     Agreement { data: String },
+    /// Cumulative output SQNR (dB) of one layer of the converted model on `data`.
+    Sqnr { data: String, layer: String },
 }
 
 impl fmt::Display for Metric {
@@ -79,6 +82,7 @@ impl fmt::Display for Metric {
             Metric::QuantizedAccuracy { data } => write!(f, "quantized_accuracy({data})"),
             Metric::QuantizedCorrect { data } => write!(f, "quantized_correct({data})"),
             Metric::Agreement { data } => write!(f, "agreement({data})"),
+            Metric::Sqnr { data, layer } => write!(f, "sqnr({data},{layer})"),
         }
     }
 }
@@ -122,6 +126,9 @@ pub enum Command {
     SaveSession { path: String },
     /// `errors weights [weight=SPEC]` — per-layer weight quantization error, worst first.
     ErrorsWeights { weight: ObserverSpec },
+    /// `errors DATA [mode=cumulative|isolated]` — per-layer activation error of the converted
+    /// model against the float one, worst first.
+    ErrorsLayers { data: String, mode: ErrorMode },
     /// `help [VERB]`.
     Help { verb: Option<String> },
     /// `engine fbgemm|qnnpack|x86 [profile=vnni|avx2|exact]` — the numerics `convert` targets.
@@ -221,13 +228,13 @@ pub const VERBS: &[(&str, &str, &str)] = &[
     ),
     (
         "expect",
-        "expect accuracy(DATA) >= 0.98 | correct(DATA) | quantized_accuracy(DATA) | quantized_correct(DATA) | agreement(DATA)",
+        "expect accuracy(DATA) >= 0.98 | correct(DATA) | quantized_accuracy(DATA) | quantized_correct(DATA) | agreement(DATA) | sqnr(DATA,LAYER)",
         "fail the replay unless the comparison holds",
     ),
     (
         "errors",
-        "errors weights [weight=SPEC]",
-        "per-layer weight quantization error (SQNR, MSE, ...), worst first",
+        "errors weights [weight=SPEC] | errors DATA [mode=cumulative|isolated]",
+        "per-layer error, worst first: of the weights, or of the converted model's activations",
     ),
     (
         "save",
@@ -350,6 +357,13 @@ impl fmt::Display for Command {
             Command::QuantizeDynamic { float16: true } => {
                 write!(f, "quantize dynamic dtype=float16")
             }
+            Command::ErrorsLayers {
+                data,
+                mode: ErrorMode::Cumulative,
+            } => write!(f, "errors {}", quote(data)),
+            Command::ErrorsLayers { data, mode } => {
+                write!(f, "errors {} mode={}", quote(data), mode.name())
+            }
             Command::Help { verb: None } => write!(f, "help"),
             Command::Help { verb: Some(v) } => write!(f, "help {v}"),
         }
@@ -447,10 +461,19 @@ fn parse_expect(args: &Args) -> Result<Expectation, SessionError> {
         "quantized_accuracy" => Metric::QuantizedAccuracy { data },
         "quantized_correct" => Metric::QuantizedCorrect { data },
         "agreement" => Metric::Agreement { data },
+        "sqnr" => {
+            let (data, layer) = data
+                .split_once(',')
+                .ok_or_else(|| args.error("sqnr takes (DATA,LAYER)"))?;
+            Metric::Sqnr {
+                data: data.trim().into(),
+                layer: layer.trim().into(),
+            }
+        }
         other => {
             return Err(args.error(format!(
                 "unknown metric '{other}' (accuracy, correct, quantized_accuracy, \
-                 quantized_correct, agreement)"
+                 quantized_correct, agreement, sqnr)"
             )));
         }
     };
@@ -585,6 +608,15 @@ pub fn parse_line(line: &str) -> Result<Option<Command>, SessionError> {
             args.exactly::<1>()?;
             Command::ErrorsWeights { weight }
         }
+        ("errors", _) if !object.is_empty() => {
+            let mode = match args.option("mode") {
+                Some(m) => ErrorMode::parse(&m)
+                    .ok_or_else(|| args.error(format!("mode '{m}' (cumulative or isolated)")))?,
+                None => ErrorMode::Cumulative,
+            };
+            let [data] = args.exactly::<1>()?;
+            Command::ErrorsLayers { data, mode }
+        }
         ("help", _) => Command::Help {
             verb: args.positional.first().cloned(),
         },
@@ -682,6 +714,8 @@ mod tests {
             "help",
             "help eval",
             "errors weights",
+            "errors test",
+            "errors test mode=isolated",
             "errors weights weight=\"minmax(dtype=qint8, qscheme=per_tensor_symmetric)\"",
             "engine qnnpack",
             "engine fbgemm profile=avx2",
@@ -703,6 +737,7 @@ mod tests {
             "quantize dynamic dtype=float16",
             "expect quantized_accuracy(test) >= 0.9",
             "expect agreement(test) >= 0.99",
+            "expect sqnr(test,conv1) >= 30",
         ] {
             let cmd = parse_line(line).unwrap().unwrap();
             assert_eq!(cmd.to_string(), line);

@@ -7,7 +7,9 @@
 //! converted model, so `convert` again re-uses the calibration.
 
 use super::command::{Batching, QConfigChoice};
+use super::workbench::RUN_BATCH;
 use super::{Output, SessionError, Table, Workbench};
+use crate::analysis::{ErrorMode, LayerError, layer_errors};
 use crate::engine::{Engine, HostProfile, Numerics};
 use crate::graph::Value;
 use crate::qconfig::presets::get_default_qconfig;
@@ -269,6 +271,84 @@ impl Workbench {
         let model = workflow::quantize_dynamic(graph, &map, self.numerics)?;
         self.prepared = None;
         Ok(self.install(model))
+    }
+
+    /// Pooled per-layer errors of the converted model on `data`, in graph order.
+    fn layer_rows(&self, data: &str, mode: ErrorMode) -> Result<Vec<LayerError>, SessionError> {
+        let model = self.quantized.as_ref().ok_or(SessionError::NotConverted)?;
+        let d = self.dataset(data)?;
+        if let Some(input) = model.graph.inputs.first() {
+            d.check_fits(input)?;
+        }
+        let batches = d.batch_ranges(RUN_BATCH).map(|r| {
+            Value::F32(
+                d.inputs
+                    .slice_axis(Axis(0), ndarray::Slice::from(r))
+                    .to_owned(),
+            )
+        });
+        Ok(layer_errors(model, batches, mode)?)
+    }
+
+    /// The cumulative SQNR of `layer` on `data`, for `expect sqnr(DATA,LAYER)`.
+    pub(super) fn layer_sqnr(&self, data: &str, layer: &str) -> Result<f64, SessionError> {
+        let rows = self.layer_rows(data, ErrorMode::Cumulative)?;
+        rows.iter()
+            .find(|r| r.layer == layer)
+            .map(|r| r.stats.sqnr_db())
+            .ok_or_else(|| {
+                SessionError::parse(format!(
+                    "no quantized layer '{layer}' (layers: {})",
+                    rows.iter()
+                        .map(|r| r.layer.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ))
+            })
+    }
+
+    pub(super) fn layer_errors(&self, data: &str, mode: ErrorMode) -> Result<Output, SessionError> {
+        let mut rows = self.layer_rows(data, mode)?;
+        let engine = self.numerics.engine;
+        // Worst first; ties keep graph order (the sort is stable).
+        rows.sort_by(|a, b| a.stats.sqnr_db().total_cmp(&b.stats.sqnr_db()));
+        let headers = [
+            "layer",
+            "op",
+            "sqnr_db",
+            "mse",
+            "max_abs",
+            "mean_err",
+            "cosine",
+            "rmse/scale",
+            "clip%",
+        ];
+        Ok(Output::Table {
+            title: format!(
+                "{} activation error on {data} ({} engine, worst first; uniform rounding gives rmse/scale 0.2887)",
+                mode.name(),
+                engine
+            ),
+            table: Table {
+                headers: headers.map(String::from).to_vec(),
+                rows: rows
+                    .iter()
+                    .map(|r| {
+                        vec![
+                            r.layer.clone(),
+                            r.op.to_string(),
+                            format!("{:.2}", r.stats.sqnr_db()),
+                            format!("{:.3e}", r.stats.mse()),
+                            format!("{:.3e}", r.stats.max_abs()),
+                            format!("{:+.3e}", r.stats.mean_error()),
+                            format!("{:.6}", r.stats.cosine()),
+                            format!("{:.4}", r.stats.rmse_over_scale()),
+                            format!("{:.3}", 100.0 * r.clip_rate()),
+                        ]
+                    })
+                    .collect(),
+            },
+        })
     }
 
     /// The converted model's first output on every sample of `data` (computed once).

@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 /// Samples per forward pass when running a dataset (bounds memory on large inputs).
-const RUN_BATCH: usize = 256;
+pub(super) const RUN_BATCH: usize = 256;
 
 /// The session state.
 #[derive(Debug, Default)]
@@ -93,6 +93,7 @@ impl Workbench {
                 Output::Text(format!("saved {} command(s) to {path}", self.log.len()))
             }
             Command::ErrorsWeights { weight } => self.weight_errors(weight)?,
+            Command::ErrorsLayers { data, mode } => self.layer_errors(data, *mode)?,
             Command::Help { verb } => help(verb.as_deref())?,
             Command::Engine { engine, profile } => self.set_engine(*engine, *profile),
             Command::QConfig { key, choice } => self.set_qconfig(key, choice)?,
@@ -381,6 +382,7 @@ impl Workbench {
             }
             Metric::QuantizedCorrect { data } => self.quantized_correct(data)?.0 as f64,
             Metric::Agreement { data } => self.agreement(data)?,
+            Metric::Sqnr { data, layer } => self.layer_sqnr(data, layer)?,
         };
         if e.op.holds(actual, e.value) {
             Ok(Output::Text(format!("ok: {e} (actual {actual})")))

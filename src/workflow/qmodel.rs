@@ -259,6 +259,16 @@ impl QuantizedModel {
             .collect()
     }
 
+    /// Runs node `index` alone on `args` (its operands, in order): what analysis uses to feed
+    /// a quantized op the float model's inputs.
+    pub fn eval_node(
+        &self,
+        index: usize,
+        args: &[Option<&QValue>],
+    ) -> Result<Vec<QValue>, WorkflowError> {
+        self.eval(&self.graph.nodes[index], &self.ops[index], args)
+    }
+
     /// One node's outputs.
     fn eval(
         &self,
