@@ -205,3 +205,47 @@ fn with_stubs_a_float_tensor_reaching_a_quantized_module_is_an_error() {
         other => panic!("{other}"),
     }
 }
+
+#[test]
+fn changing_an_observer_after_calibration_equals_calibrating_with_it() {
+    let calibrate = |map: &QConfigMap| {
+        let mut p = workflow::prepare(&fused(), map).unwrap();
+        for seed in 0..3 {
+            p.calibrate_batch(vec![input(4, seed)]).unwrap();
+        }
+        p
+    };
+    let x = input(3, 11);
+    let outputs = |p: &workflow::Prepared| {
+        let m = workflow::convert(p, Numerics::default()).unwrap();
+        f32s(&m.run(vec![x.clone()], |_, _| {}).unwrap()[0])
+    };
+    for activation in [
+        "minmax(reduce_range=true)",
+        "percentile(reduce_range=true, p=99.9)",
+        "mse(reduce_range=true)",
+    ] {
+        let mut changed = fbgemm();
+        let q = format!(
+            "activation={activation} weight=per_channel_minmax(dtype=qint8, qscheme=per_channel_symmetric)"
+        );
+        changed.set(QConfigKey::Path("conv2".into()), Some(q.parse().unwrap()));
+        let mut adopted = workflow::prepare(&fused(), &changed).unwrap();
+        adopted.adopt_calibration(calibrate(&fbgemm())).unwrap();
+        assert_eq!(
+            outputs(&adopted),
+            outputs(&calibrate(&changed)),
+            "{activation}"
+        );
+    }
+    // Moving averages need their own pass over the data: nothing is adopted.
+    let mut changed = fbgemm();
+    let q = "activation=moving_average_minmax(reduce_range=true) weight=per_channel_minmax(dtype=qint8, qscheme=per_channel_symmetric)";
+    changed.set(QConfigKey::Path("conv2".into()), Some(q.parse().unwrap()));
+    let mut fresh = workflow::prepare(&fused(), &changed).unwrap();
+    assert_eq!(
+        fresh.adopt_calibration(calibrate(&fbgemm())),
+        Err(vec!["conv2".to_string()])
+    );
+    assert_eq!(fresh.batches, 0);
+}

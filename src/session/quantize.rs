@@ -54,6 +54,8 @@ impl Workbench {
         ))
     }
 
+    /// Sets a qconfig entry. After calibration, observers whose statistics serve the new choice
+    /// are kept (qparams re-derived, no new data) and a converted model is rebuilt at once.
     pub(super) fn set_qconfig(
         &mut self,
         key: &QConfigKey,
@@ -64,13 +66,38 @@ impl Workbench {
             .map_err(|e| SessionError::parse(e.to_string()))?;
         let mut map = self.qconfigs.clone();
         map.set(key.clone(), qconfig);
-        if let Some((_, graph)) = &self.model {
-            // A path or type that names nothing is refused now, not at prepare.
-            map.resolve(graph)?;
-        }
+        let mut text = format!("qconfig {key}: {}", describe(choice));
+        let Some((_, graph)) = &self.model else {
+            self.qconfigs = map;
+            return Ok(Output::Text(text));
+        };
+        // A path or type that names nothing is refused now, not at prepare.
+        map.resolve(graph)?;
+        let candidate = match &self.prepared {
+            Some(_) => Some(workflow::prepare(graph, &self.effective_with(&map)?)?),
+            None => None,
+        };
         self.qconfigs = map;
-        self.reset_quantization();
-        Ok(Output::Text(format!("qconfig {key}: {}", describe(choice))))
+        let had_model = self.quantized.is_some();
+        self.drop_converted();
+        let (Some(mut fresh), Some(old)) = (candidate, self.prepared.take()) else {
+            return Ok(Output::Text(text));
+        };
+        let calibrated = old.batches > 0;
+        let adopted = fresh.adopt_calibration(old);
+        self.prepared = Some(fresh);
+        if let (Err(missing), true) = (&adopted, calibrated) {
+            text.push_str(&format!(
+                "\nnew statistics needed for {}: calibrate again",
+                missing.join(", ")
+            ));
+        } else if calibrated && had_model {
+            self.convert()?;
+            text.push_str("\nqparams re-derived from the stored statistics; model converted again");
+        } else if calibrated {
+            text.push_str("\nqparams re-derived from the stored statistics");
+        }
+        Ok(Output::Text(text))
     }
 
     pub(super) fn fuse(&mut self, groups: Option<&[Vec<String>]>) -> Result<Output, SessionError> {
@@ -105,9 +132,12 @@ impl Workbench {
 
     /// The qconfig map `prepare` uses: the user's entries over the engine's default.
     fn effective_qconfigs(&self) -> Result<QConfigMap, SessionError> {
+        self.effective_with(&self.qconfigs)
+    }
+
+    fn effective_with(&self, entries: &QConfigMap) -> Result<QConfigMap, SessionError> {
         let mut map = QConfigMap::default();
-        if !self
-            .qconfigs
+        if !entries
             .entries
             .iter()
             .any(|(k, _)| *k == QConfigKey::Global)
@@ -116,7 +146,7 @@ impl Workbench {
                 .map_err(|e| SessionError::parse(e.to_string()))?;
             map.set(QConfigKey::Global, Some(default));
         }
-        map.entries.extend(self.qconfigs.entries.iter().cloned());
+        map.entries.extend(entries.entries.iter().cloned());
         Ok(map)
     }
 

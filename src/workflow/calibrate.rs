@@ -1,9 +1,44 @@
 //! Calibration: running data through the prepared float model so every activation observer
-//! sees the values it watches, batch by batch, exactly as PyTorch's forward passes would.
+//! sees the values it watches, batch by batch, exactly as PyTorch's forward passes would; and
+//! re-use of a calibration when only observer choices change ("collect once, re-derive").
 
-use super::{Prepared, WorkflowError};
+use super::{ActivationObserver, Prepared, WorkflowError};
 use crate::graph::{self, Value};
+use crate::observer::{
+    ObservedQParams, ObserverError, ObserverKind, ObserverSpec, qparams_from_stats,
+};
 use std::collections::HashMap;
+
+impl ActivationObserver {
+    /// The qparams for `spec`: the observer's own `calculate_qparams` when it is its spec,
+    /// otherwise re-derived from its statistics.
+    pub fn qparams(&self) -> Result<ObservedQParams, ObserverError> {
+        if self.spec == *self.observer.spec() {
+            self.observer.calculate_qparams()
+        } else {
+            qparams_from_stats(&self.observer.stats(), &self.spec)
+        }
+    }
+
+    /// Whether the statistics this observer collected are exactly what an observer built from
+    /// `spec` would have collected, so its qparams can be derived without new data.
+    pub fn can_rederive(&self, spec: &ObserverSpec) -> bool {
+        use ObserverKind::*;
+        let have = self.observer.spec();
+        let histogram = |k| matches!(k, Histogram | Percentile | Entropy | Mse);
+        match (have.kind, spec.kind) {
+            (a, b) if histogram(a) && histogram(b) => {
+                have.bins == spec.bins && have.upsample_rate == spec.upsample_rate
+            }
+            // A histogram observer's min / max are the plain running min / max.
+            (MinMax, MinMax) | (Histogram, MinMax) => true,
+            (MovingAverageMinMax, MovingAverageMinMax) => {
+                have.averaging_constant == spec.averaging_constant
+            }
+            _ => false,
+        }
+    }
+}
 
 impl Prepared {
     /// Runs one batch (one value per model input) and feeds every observer. Returns the float
@@ -50,6 +85,39 @@ impl Prepared {
         }
         self.batches += 1;
         Ok(outputs)
+    }
+
+    /// Takes over the observers of `old` (the same model prepared with other qconfigs) when
+    /// every one of their statistics serves the new observer choice; otherwise changes nothing
+    /// and returns the owners that need new data (mixing old and new data would make a
+    /// calibration no single run could give).
+    pub fn adopt_calibration(&mut self, old: Prepared) -> Result<(), Vec<String>> {
+        let mut old: HashMap<(String, String), ActivationObserver> = old
+            .observers
+            .into_iter()
+            .map(|o| ((o.owner.clone(), o.value.clone()), o))
+            .collect();
+        let missing: Vec<String> = self
+            .observers
+            .iter()
+            .filter(|obs| {
+                !old.get(&(obs.owner.clone(), obs.value.clone()))
+                    .is_some_and(|prev| prev.batches > 0 && prev.can_rederive(&obs.spec))
+            })
+            .map(|obs| obs.owner.clone())
+            .collect();
+        if !missing.is_empty() {
+            return Err(missing);
+        }
+        for obs in &mut self.observers {
+            let mut prev = old
+                .remove(&(obs.owner.clone(), obs.value.clone()))
+                .expect("checked above");
+            prev.spec = obs.spec.clone();
+            *obs = prev;
+        }
+        self.batches = self.observers.first().map_or(0, |o| o.batches);
+        Ok(())
     }
 
     /// Runs every batch, calling `progress(done, total)` after each.

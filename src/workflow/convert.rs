@@ -151,13 +151,10 @@ fn observed(prepared: &Prepared, module: &str) -> Result<(f64, i64), WorkflowErr
             problem: "this quantized module has no activation observer".into(),
             fix: "run prepare again".into(),
         })?;
-    let qp = obs
-        .observer
-        .calculate_qparams()
-        .map_err(|source| WorkflowError::Observer {
-            module: module.into(),
-            source,
-        })?;
+    let qp = obs.qparams().map_err(|source| WorkflowError::Observer {
+        module: module.into(),
+        source,
+    })?;
     Ok((qp.scales[0] as f64, qp.zero_points[0]))
 }
 

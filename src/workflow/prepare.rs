@@ -16,7 +16,7 @@ use super::WorkflowError;
 use super::modules::fused_class;
 use super::qconfig_map::QConfigMap;
 use crate::graph::{Graph, Node, Op};
-use crate::observer::Observer;
+use crate::observer::{Observer, ObserverSpec};
 use crate::qconfig::QConfig;
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -39,6 +39,9 @@ pub struct ActivationObserver {
     /// The graph value it watches.
     pub value: String,
     pub observer: Box<dyn Observer>,
+    /// The spec qparams are derived with: the observer's own, or another one re-derived from
+    /// the same statistics (`qconfig` changed after calibration).
+    pub spec: ObserverSpec,
     /// Batches it has seen.
     pub batches: usize,
     /// How many times each batch is shown to it: 2 for the observer of a fused module that is
@@ -379,6 +382,7 @@ pub fn prepare(graph: &Graph, qconfigs: &QConfigMap) -> Result<Prepared, Workflo
             Ok(ActivationObserver {
                 owner,
                 value,
+                spec: observer.spec().clone(),
                 observer,
                 batches: 0,
                 passes,
