@@ -2,10 +2,12 @@
 //! Metrics are pooled over everything compared (not averaged per batch), in f64, in a fixed
 //! order, so reports are byte-identical across runs.
 
+mod compare;
 mod layers;
 mod metrics;
 mod weights;
 
+pub use compare::{LayerDiff, engine_diff};
 pub use layers::{ErrorMode, LayerError, layer_errors};
 pub use metrics::ErrorStats;
 pub use weights::{WeightError, weight_errors};

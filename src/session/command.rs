@@ -156,6 +156,9 @@ pub enum Command {
     Quantize { data: String, batching: Batching },
     /// `quantize dynamic [dtype=qint8|float16]` — Linear and LSTM, no calibration.
     QuantizeDynamic { float16: bool },
+    /// `compare engines A B DATA` — the calibrated model converted for both engines, compared
+    /// node by node on the integers, with each engine's accuracy.
+    CompareEngines { a: Engine, b: Engine, data: String },
 }
 
 /// Calibration batching: samples per forward pass and an optional cap on the batch count.
@@ -281,6 +284,11 @@ pub const VERBS: &[(&str, &str, &str)] = &[
         "quantize DATA [batch=32] [batches=N] | quantize dynamic [dtype=qint8|float16]",
         "one call: fuse auto, prepare, calibrate on DATA, convert; or dynamic quantization",
     ),
+    (
+        "compare",
+        "compare engines fbgemm qnnpack DATA",
+        "convert the calibrated model for two engines and compare them layer by layer",
+    ),
     ("help", "help [VERB]", "this list, or one verb's usage"),
 ];
 
@@ -363,6 +371,9 @@ impl fmt::Display for Command {
             } => write!(f, "errors {}", quote(data)),
             Command::ErrorsLayers { data, mode } => {
                 write!(f, "errors {} mode={}", quote(data), mode.name())
+            }
+            Command::CompareEngines { a, b, data } => {
+                write!(f, "compare engines {a} {b} {}", quote(data))
             }
             Command::Help { verb: None } => write!(f, "help"),
             Command::Help { verb: Some(v) } => write!(f, "help {v}"),
@@ -617,6 +628,15 @@ pub fn parse_line(line: &str) -> Result<Option<Command>, SessionError> {
             let [data] = args.exactly::<1>()?;
             Command::ErrorsLayers { data, mode }
         }
+        ("compare", "engines") => {
+            let [_, a, b, data] = args.exactly::<4>()?;
+            let engine = |n: &str| Engine::parse(n).map_err(|e| args.error(e));
+            Command::CompareEngines {
+                a: engine(&a)?,
+                b: engine(&b)?,
+                data,
+            }
+        }
         ("help", _) => Command::Help {
             verb: args.positional.first().cloned(),
         },
@@ -679,7 +699,7 @@ pub fn parse_line(line: &str) -> Result<Option<Command>, SessionError> {
                 Command::Quantize { data, batching }
             }
         }
-        (v @ ("load" | "show" | "save" | "errors"), o) => {
+        (v @ ("load" | "show" | "save" | "errors" | "compare"), o) => {
             return Err(args.error(format!("'{v} {o}': unknown object")));
         }
         (v, _) => {
@@ -716,6 +736,7 @@ mod tests {
             "errors weights",
             "errors test",
             "errors test mode=isolated",
+            "compare engines fbgemm qnnpack test",
             "errors weights weight=\"minmax(dtype=qint8, qscheme=per_tensor_symmetric)\"",
             "engine qnnpack",
             "engine fbgemm profile=avx2",

@@ -9,7 +9,7 @@
 use super::command::{Batching, QConfigChoice};
 use super::workbench::RUN_BATCH;
 use super::{Output, SessionError, Table, Workbench};
-use crate::analysis::{ErrorMode, LayerError, layer_errors};
+use crate::analysis::{ErrorMode, LayerError, engine_diff, layer_errors};
 use crate::engine::{Engine, HostProfile, Numerics};
 use crate::graph::Value;
 use crate::qconfig::presets::get_default_qconfig;
@@ -374,6 +374,59 @@ impl Workbench {
                             format!("{:.6}", r.stats.cosine()),
                             format!("{:.4}", r.stats.rmse_over_scale()),
                             format!("{:.3}", 100.0 * r.clip_rate()),
+                        ]
+                    })
+                    .collect(),
+            },
+        })
+    }
+
+    pub(super) fn compare_engines(
+        &self,
+        a: Engine,
+        b: Engine,
+        data: &str,
+    ) -> Result<Output, SessionError> {
+        let prepared = self.prepared.as_ref().ok_or(SessionError::NotPrepared)?;
+        let profile = self.numerics.profile;
+        let ma = workflow::convert(prepared, Numerics::new(a, profile))?;
+        let mb = workflow::convert(prepared, Numerics::new(b, profile))?;
+        let d = self.dataset(data)?;
+        let batches = d.batch_ranges(RUN_BATCH).map(|r| {
+            Value::F32(
+                d.inputs
+                    .slice_axis(Axis(0), ndarray::Slice::from(r))
+                    .to_owned(),
+            )
+        });
+        let rows = engine_diff(&ma, &mb, batches)?;
+        let accuracy = |m: &QuantizedModel, e: Engine| -> Result<String, SessionError> {
+            Ok(match self.model_correct(m, data)? {
+                Some((c, n)) => format!("{e} {:.6} ({c}/{n})", c as f64 / n.max(1) as f64),
+                None => format!("{e} (no labels)"),
+            })
+        };
+        Ok(Output::Table {
+            title: format!(
+                "{a} vs {b} on {data} (same observers; profile {}); accuracy: {}, {}",
+                profile.name(),
+                accuracy(&ma, a)?,
+                accuracy(&mb, b)?
+            ),
+            table: Table {
+                headers: ["layer", "op", "outputs", "differ", "differ%", "max_lsb"]
+                    .map(String::from)
+                    .to_vec(),
+                rows: rows
+                    .iter()
+                    .map(|r| {
+                        vec![
+                            r.layer.clone(),
+                            r.op.to_string(),
+                            r.count.to_string(),
+                            r.differing.to_string(),
+                            format!("{:.3}", 100.0 * r.differing as f64 / r.count.max(1) as f64),
+                            r.max_lsb.to_string(),
                         ]
                     })
                     .collect(),

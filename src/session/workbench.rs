@@ -104,6 +104,7 @@ impl Workbench {
             Command::Convert => self.convert()?,
             Command::Quantize { data, batching } => self.quantize(data, *batching)?,
             Command::QuantizeDynamic { float16 } => self.quantize_dynamic(*float16)?,
+            Command::CompareEngines { a, b, data } => self.compare_engines(*a, *b, data)?,
         };
         if !matches!(
             cmd,
@@ -231,6 +232,19 @@ impl Workbench {
             .labels
             .as_deref()
             .ok_or_else(|| SessionError::NoLabels(data.into()))
+    }
+
+    /// Correct predictions of `model` on `data`, when it is labelled.
+    pub(super) fn model_correct(
+        &self,
+        model: &QuantizedModel,
+        data: &str,
+    ) -> Result<Option<(usize, usize)>, SessionError> {
+        let Some(labels) = self.dataset(data)?.labels.as_deref() else {
+            return Ok(None);
+        };
+        let y = self.run_batches(data, |x| Ok(model.run(vec![Value::F32(x)], |_, _| {})?))?;
+        Ok(Some(count_correct(&y, labels)))
     }
 
     fn correct(&mut self, data: &str) -> Result<(usize, usize), SessionError> {
