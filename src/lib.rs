@@ -64,6 +64,7 @@ pub mod observer;
 pub mod qconfig;
 pub mod qnn;
 pub mod repl;
+pub mod report;
 pub mod session;
 pub mod tensor;
 pub mod workflow;

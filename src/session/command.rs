@@ -156,6 +156,12 @@ pub enum Command {
     Quantize { data: String, batching: Batching },
     /// `quantize dynamic [dtype=qint8|float16]` — Linear and LSTM, no calibration.
     QuantizeDynamic { float16: bool },
+    /// `export errors DATA out=FILE.{json,csv,md,html} [mode=cumulative|isolated]`.
+    Export {
+        data: String,
+        out: String,
+        mode: ErrorMode,
+    },
     /// `compare engines A B DATA` — the calibrated model converted for both engines, compared
     /// node by node on the integers, with each engine's accuracy.
     CompareEngines { a: Engine, b: Engine, data: String },
@@ -285,6 +291,11 @@ pub const VERBS: &[(&str, &str, &str)] = &[
         "one call: fuse auto, prepare, calibrate on DATA, convert; or dynamic quantization",
     ),
     (
+        "export",
+        "export errors DATA out=FILE.json|csv|md|html [mode=cumulative|isolated]",
+        "write the per-layer error report (versioned JSON, CSV, Markdown, or HTML with a chart)",
+    ),
+    (
         "compare",
         "compare engines fbgemm qnnpack DATA",
         "convert the calibrated model for two engines and compare them layer by layer",
@@ -371,6 +382,13 @@ impl fmt::Display for Command {
             } => write!(f, "errors {}", quote(data)),
             Command::ErrorsLayers { data, mode } => {
                 write!(f, "errors {} mode={}", quote(data), mode.name())
+            }
+            Command::Export { data, out, mode } => {
+                write!(f, "export errors {} out={}", quote(data), quote(out))?;
+                if *mode != ErrorMode::Cumulative {
+                    write!(f, " mode={}", mode.name())?;
+                }
+                Ok(())
             }
             Command::CompareEngines { a, b, data } => {
                 write!(f, "compare engines {a} {b} {}", quote(data))
@@ -503,6 +521,14 @@ fn parse_count(args: &Args, key: &str, text: &str) -> Result<usize, SessionError
         .ok_or_else(|| args.error(format!("{key}={text} is not a positive integer")))
 }
 
+fn parse_mode(args: &mut Args) -> Result<ErrorMode, SessionError> {
+    match args.option("mode") {
+        Some(m) => ErrorMode::parse(&m)
+            .ok_or_else(|| args.error(format!("mode '{m}' (cumulative or isolated)"))),
+        None => Ok(ErrorMode::Cumulative),
+    }
+}
+
 fn parse_batching(args: &mut Args) -> Result<Batching, SessionError> {
     let batch = match args.option("batch") {
         Some(t) => parse_count(args, "batch", &t)?,
@@ -620,13 +646,22 @@ pub fn parse_line(line: &str) -> Result<Option<Command>, SessionError> {
             Command::ErrorsWeights { weight }
         }
         ("errors", _) if !object.is_empty() => {
-            let mode = match args.option("mode") {
-                Some(m) => ErrorMode::parse(&m)
-                    .ok_or_else(|| args.error(format!("mode '{m}' (cumulative or isolated)")))?,
-                None => ErrorMode::Cumulative,
-            };
+            let mode = parse_mode(&mut args)?;
             let [data] = args.exactly::<1>()?;
             Command::ErrorsLayers { data, mode }
+        }
+        ("export", "errors") => {
+            let mode = parse_mode(&mut args)?;
+            let out = args
+                .option("out")
+                .ok_or_else(|| args.error("export needs out=FILE.json|csv|md|html"))?;
+            if crate::report::Format::from_path(&out).is_none() {
+                return Err(args.error(format!(
+                    "'{out}': the extension must be .json, .csv, .md or .html"
+                )));
+            }
+            let [_, data] = args.exactly::<2>()?;
+            Command::Export { data, out, mode }
         }
         ("compare", "engines") => {
             let [_, a, b, data] = args.exactly::<4>()?;
@@ -699,7 +734,7 @@ pub fn parse_line(line: &str) -> Result<Option<Command>, SessionError> {
                 Command::Quantize { data, batching }
             }
         }
-        (v @ ("load" | "show" | "save" | "errors" | "compare"), o) => {
+        (v @ ("load" | "show" | "save" | "errors" | "compare" | "export"), o) => {
             return Err(args.error(format!("'{v} {o}': unknown object")));
         }
         (v, _) => {
@@ -737,6 +772,8 @@ mod tests {
             "errors test",
             "errors test mode=isolated",
             "compare engines fbgemm qnnpack test",
+            "export errors test out=r.html",
+            "export errors test out=r.json mode=isolated",
             "errors weights weight=\"minmax(dtype=qint8, qscheme=per_tensor_symmetric)\"",
             "engine qnnpack",
             "engine fbgemm profile=avx2",

@@ -13,6 +13,7 @@ use crate::analysis::{ErrorMode, LayerError, engine_diff, layer_errors};
 use crate::engine::{Engine, HostProfile, Numerics};
 use crate::graph::Value;
 use crate::qconfig::presets::get_default_qconfig;
+use crate::report::{ErrorReport, Format};
 use crate::workflow::{
     self, QConfigKey, QConfigMap, QuantizedModel, Severity, dynamic_qconfig_map, fuse_auto,
     fuse_modules,
@@ -379,6 +380,37 @@ impl Workbench {
                     .collect(),
             },
         })
+    }
+
+    pub(super) fn export(
+        &self,
+        data: &str,
+        out: &str,
+        mode: ErrorMode,
+    ) -> Result<Output, SessionError> {
+        let rows = self.layer_rows(data, mode)?;
+        let (model, _) = self.model.as_ref().ok_or(SessionError::NoModel)?;
+        let report = ErrorReport::new(model, self.numerics.engine.name(), data, mode, &rows);
+        let format = Format::from_path(out)
+            .ok_or_else(|| SessionError::parse(format!("'{out}': unknown report format")))?;
+        let path = std::path::Path::new(out);
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|source| SessionError::Io {
+                path: out.into(),
+                source,
+            })?;
+        }
+        crate::fsutil::write_atomic(path, report.render(format).as_bytes()).map_err(|source| {
+            SessionError::Io {
+                path: out.into(),
+                source,
+            }
+        })?;
+        Ok(Output::Text(format!(
+            "wrote {out}: {} layers, {} error",
+            rows.len(),
+            mode.name()
+        )))
     }
 
     pub(super) fn compare_engines(

@@ -105,6 +105,7 @@ impl Workbench {
             Command::Quantize { data, batching } => self.quantize(data, *batching)?,
             Command::QuantizeDynamic { float16 } => self.quantize_dynamic(*float16)?,
             Command::CompareEngines { a, b, data } => self.compare_engines(*a, *b, data)?,
+            Command::Export { data, out, mode } => self.export(data, out, *mode)?,
         };
         if !matches!(
             cmd,

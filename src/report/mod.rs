@@ -1,0 +1,237 @@
+//! Reports: the per-layer error table as a versioned JSON document, CSV, Markdown, or one
+//! self-contained HTML page with an inline SVG chart. Output is a pure function of the rows (no
+//! timestamps, fixed float formatting), so a replayed session writes byte-identical files.
+
+mod html;
+
+use crate::analysis::{ErrorMode, LayerError};
+use serde::Serialize;
+use std::fmt::Write;
+
+/// The JSON schema version; bump it when a field changes meaning or disappears.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// One layer of an error report.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ReportRow {
+    pub layer: String,
+    pub op: String,
+    pub sqnr_db: f64,
+    pub mse: f64,
+    pub max_abs: f64,
+    pub mean_error: f64,
+    pub cosine: f64,
+    pub rmse_over_scale: f64,
+    pub clip_rate: f64,
+}
+
+/// A per-layer activation error report.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ErrorReport {
+    pub schema_version: u32,
+    pub model: String,
+    pub engine: String,
+    pub data: String,
+    pub mode: String,
+    /// Graph order.
+    pub rows: Vec<ReportRow>,
+}
+
+const HEADERS: [&str; 9] = [
+    "layer",
+    "op",
+    "sqnr_db",
+    "mse",
+    "max_abs",
+    "mean_error",
+    "cosine",
+    "rmse_over_scale",
+    "clip_rate",
+];
+
+/// The formats `export` writes, chosen by file extension.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Json,
+    Csv,
+    Markdown,
+    Html,
+}
+
+impl Format {
+    /// The format of `path`'s extension, if it names one.
+    pub fn from_path(path: &str) -> Option<Format> {
+        let ext = path.rsplit_once('.')?.1.to_ascii_lowercase();
+        Some(match ext.as_str() {
+            "json" => Format::Json,
+            "csv" => Format::Csv,
+            "md" => Format::Markdown,
+            "html" | "htm" => Format::Html,
+            _ => return None,
+        })
+    }
+}
+
+/// Infinite SQNR (identical outputs) is written as JSON `null` and as "inf" in text formats.
+fn finite(v: f64) -> Option<f64> {
+    v.is_finite().then_some(v)
+}
+
+impl ErrorReport {
+    pub fn new(
+        model: &str,
+        engine: &str,
+        data: &str,
+        mode: ErrorMode,
+        rows: &[LayerError],
+    ) -> Self {
+        ErrorReport {
+            schema_version: SCHEMA_VERSION,
+            model: model.into(),
+            engine: engine.into(),
+            data: data.into(),
+            mode: mode.name().into(),
+            rows: rows
+                .iter()
+                .map(|r| ReportRow {
+                    layer: r.layer.clone(),
+                    op: r.op.into(),
+                    sqnr_db: r.stats.sqnr_db(),
+                    mse: r.stats.mse(),
+                    max_abs: r.stats.max_abs(),
+                    mean_error: r.stats.mean_error(),
+                    cosine: r.stats.cosine(),
+                    rmse_over_scale: r.stats.rmse_over_scale(),
+                    clip_rate: r.clip_rate(),
+                })
+                .collect(),
+        }
+    }
+
+    /// The report in `format`.
+    pub fn render(&self, format: Format) -> String {
+        match format {
+            Format::Json => self.json(),
+            Format::Csv => self.csv(),
+            Format::Markdown => self.markdown(),
+            Format::Html => html::page(self),
+        }
+    }
+
+    fn json(&self) -> String {
+        let mut v = serde_json::to_value(self).expect("plain data serializes");
+        for row in v["rows"].as_array_mut().expect("rows") {
+            let sqnr = row["sqnr_db"].as_f64().and_then(finite);
+            row["sqnr_db"] = serde_json::json!(sqnr);
+        }
+        let mut s = serde_json::to_string_pretty(&v).expect("plain data serializes");
+        s.push('\n');
+        s
+    }
+
+    /// The cells of each row, formatted once for every text format.
+    pub(crate) fn cells(&self) -> Vec<[String; 9]> {
+        self.rows
+            .iter()
+            .map(|r| {
+                [
+                    r.layer.clone(),
+                    r.op.clone(),
+                    finite(r.sqnr_db).map_or("inf".into(), |v| format!("{v:.4}")),
+                    format!("{:.6e}", r.mse),
+                    format!("{:.6e}", r.max_abs),
+                    format!("{:.6e}", r.mean_error),
+                    format!("{:.8}", r.cosine),
+                    format!("{:.6}", r.rmse_over_scale),
+                    format!("{:.6}", r.clip_rate),
+                ]
+            })
+            .collect()
+    }
+
+    fn markdown(&self) -> String {
+        let mut s = format!(
+            "# {} activation error: {} on {} ({} engine)\n\n| {} |\n|{}\n",
+            self.mode,
+            self.model,
+            self.data,
+            self.engine,
+            HEADERS.join(" | "),
+            "---|".repeat(HEADERS.len())
+        );
+        for c in self.cells() {
+            let _ = writeln!(s, "| {} |", c.join(" | "));
+        }
+        s
+    }
+
+    fn csv(&self) -> String {
+        let mut s = format!("{}\n", HEADERS.join(","));
+        for c in self.cells() {
+            let quoted: Vec<String> = c
+                .iter()
+                .map(|v| {
+                    if v.contains([',', '"']) {
+                        format!("\"{}\"", v.replace('"', "\"\""))
+                    } else {
+                        v.clone()
+                    }
+                })
+                .collect();
+            let _ = writeln!(s, "{}", quoted.join(","));
+        }
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report() -> ErrorReport {
+        let row = |layer: &str, sqnr: f64| ReportRow {
+            layer: layer.into(),
+            op: "qconv".into(),
+            sqnr_db: sqnr,
+            mse: 1e-3,
+            max_abs: 0.5,
+            mean_error: -1e-4,
+            cosine: 0.999,
+            rmse_over_scale: 0.29,
+            clip_rate: 0.01,
+        };
+        ErrorReport {
+            schema_version: SCHEMA_VERSION,
+            model: "m.onnx".into(),
+            engine: "fbgemm".into(),
+            data: "test".into(),
+            mode: "cumulative".into(),
+            rows: vec![row("a,b<c>", 12.5), row("exact", f64::INFINITY)],
+        }
+    }
+
+    #[test]
+    fn every_format_renders_the_rows() {
+        let r = report();
+        let json: serde_json::Value = serde_json::from_str(&r.render(Format::Json)).unwrap();
+        assert_eq!(json["schema_version"], SCHEMA_VERSION);
+        assert_eq!(json["rows"][0]["sqnr_db"], 12.5);
+        assert!(json["rows"][1]["sqnr_db"].is_null());
+        let csv = r.render(Format::Csv);
+        assert!(
+            csv.lines()
+                .nth(1)
+                .unwrap()
+                .starts_with("\"a,b<c>\",qconv,12.5000,")
+        );
+        assert!(csv.lines().nth(2).unwrap().starts_with("exact,qconv,inf,"));
+        let md = r.render(Format::Markdown);
+        assert!(md.contains("| a,b<c> | qconv | 12.5000 |"), "{md}");
+        let html = r.render(Format::Html);
+        assert!(
+            html.contains("a,b&lt;c&gt;") && html.contains("<svg") && !html.contains("<script")
+        );
+        assert_eq!(Format::from_path("r.HTML"), Some(Format::Html));
+        assert_eq!(Format::from_path("r.txt"), None);
+    }
+}
