@@ -75,7 +75,20 @@ impl Workbench {
         // A path or type that names nothing is refused now, not at prepare.
         map.resolve(graph)?;
         let candidate = match &self.prepared {
-            Some(_) => Some(workflow::prepare(graph, &self.effective_with(&map)?)?),
+            Some(_) => {
+                let fresh = workflow::prepare(graph, &self.effective_with(&map)?)?;
+                // Refuse a qconfig the engine cannot convert before anything changes.
+                let problems = workflow::check_qconfigs(&fresh, self.numerics.engine);
+                if let Some(f) = problems.into_iter().find(|f| f.severity == Severity::Error) {
+                    return Err(workflow::WorkflowError::Check {
+                        module: f.module,
+                        problem: f.problem,
+                        fix: f.fix,
+                    }
+                    .into());
+                }
+                Some(fresh)
+            }
             None => None,
         };
         self.qconfigs = map;

@@ -112,13 +112,9 @@ fn qconfig_findings(module: &str, op: &Op, q: &QConfig, engine: Engine) -> Vec<F
     out
 }
 
-/// PyTorch's checks before convert, and qlab's: every problem, errors first.
-pub fn check(prepared: &Prepared, engine: Engine) -> Vec<Finding> {
-    let mut out: Vec<Finding> = prepared
-        .observers
-        .iter()
-        .filter_map(observer_findings)
-        .collect();
+/// What the engine cannot do with the qconfigs of the quantized modules (needs no data).
+pub fn check_qconfigs(prepared: &Prepared, engine: Engine) -> Vec<Finding> {
+    let mut out = Vec::new();
     for node in &prepared.graph.nodes {
         if prepared.placement.get(&node.name) != Some(&Placement::Quantized) {
             continue;
@@ -127,6 +123,17 @@ pub fn check(prepared: &Prepared, engine: Engine) -> Vec<Finding> {
             out.extend(qconfig_findings(&node.name, &node.op, q, engine));
         }
     }
+    out
+}
+
+/// PyTorch's checks before convert, and qlab's: every problem, errors first.
+pub fn check(prepared: &Prepared, engine: Engine) -> Vec<Finding> {
+    let mut out: Vec<Finding> = prepared
+        .observers
+        .iter()
+        .filter_map(observer_findings)
+        .collect();
+    out.extend(check_qconfigs(prepared, engine));
     for group in detect(&prepared.graph) {
         if prepared.placement.get(&group[0]) == Some(&Placement::Quantized) {
             out.push(finding(

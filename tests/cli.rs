@@ -1,0 +1,137 @@
+//! The real binary: a piped REPL session that quantizes, survives a refused command, exports a
+//! report and saves itself; the
+//! saved session replayed by `qlab run` to byte-identical reports; a failing `expect` (non-zero
+//! exit naming the line); a corrupted session file (clear error, nothing written).
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A fresh scratch directory under `target/` for one test.
+fn scratch(name: &str) -> PathBuf {
+    let dir = root().join("target/cli-tests").join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn qlab(args: &[&str], stdin: Option<&str>) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_qlab"))
+        .args(args)
+        .current_dir(root())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let input = stdin.unwrap_or("").to_string();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+#[test]
+fn piped_session_saves_and_replays_to_identical_reports() {
+    let dir = scratch("round_trip");
+    let (report, session) = (dir.join("errors.json"), dir.join("saved.qls"));
+    let input = format!(
+        "load data calib sample-models/data/digits_calib_x.npy\n\
+         load data test sample-models/data/digits_test_x.npy labels=sample-models/data/digits_test_y.npy\n\
+         load model sample-models/digits_cnn.onnx\n\
+         quantize calib batches=3\n\
+         qconfig conv2 activation=minmax(reduce_range=true) weight=per_channel_minmax\n\
+         qconfig conv2 activation=minmax(reduce_range=true) weight=\"per_channel_minmax(dtype=qint8, qscheme=per_channel_symmetric)\"\n\
+         export errors test out={}\n\
+         save session {}\n",
+        report.display(),
+        session.display()
+    );
+    let out = qlab(&[], Some(&input));
+    // Line 5 asks for quint8 weights, which fbgemm cannot run: refused, state kept, the
+    // session goes on and the failure sets the exit status.
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("qint8 weights") && err.contains("input line 5"),
+        "{err}"
+    );
+    let first = std::fs::read(&report).unwrap();
+    let saved = std::fs::read_to_string(&session).unwrap();
+    assert!(saved.contains("quantize calib batches=3"), "{saved}");
+    assert!(
+        !saved.contains("weight=per_channel_minmax\n"),
+        "failed lines are not recorded"
+    );
+    std::fs::remove_file(&report).unwrap();
+    let out = qlab(&["run", session.to_str().unwrap()], None);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        std::fs::read(&report).unwrap(),
+        first,
+        "replayed report differs"
+    );
+}
+
+#[test]
+fn a_failing_expect_exits_non_zero_naming_the_line() {
+    let dir = scratch("failing_expect");
+    let script = dir.join("s.qls");
+    std::fs::write(
+        &script,
+        "load data test sample-models/data/digits_test_x.npy labels=sample-models/data/digits_test_y.npy\n\
+         load model sample-models/digits_mlp.onnx\n\
+         # the MLP gets 387 right\n\
+         expect correct(test) == 390\n",
+    )
+    .unwrap();
+    let out = qlab(&["run", script.to_str().unwrap()], None);
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("line 4") && err.contains("expectation failed") && err.contains("387"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_corrupted_session_is_refused_and_writes_nothing() {
+    let dir = scratch("corrupted");
+    let script = dir.join("bad.qls");
+    let target = dir.join("never.qls");
+    let mut bytes = b"load model sample-models/digits_mlp.onnx\n".to_vec();
+    bytes.extend_from_slice(&[0xff, 0xfe, 0x00, 0x80]);
+    bytes.extend_from_slice(format!("\nsave session {}\n", target.display()).as_bytes());
+    std::fs::write(&script, bytes).unwrap();
+    let out = qlab(&["run", script.to_str().unwrap()], None);
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(err.contains("bad.qls") && err.contains("UTF-8"), "{err}");
+    assert!(!target.exists(), "nothing may be written");
+
+    // A line that parses badly stops the replay there: the later save never runs.
+    std::fs::write(
+        &script,
+        format!(
+            "load model sample-models/digits_mlp.onnx\nqconfig fc preset=nonsense\nsave session {}\n",
+            target.display()
+        ),
+    )
+    .unwrap();
+    let out = qlab(&["run", script.to_str().unwrap()], None);
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(err.contains("line 2") && err.contains("nonsense"), "{err}");
+    assert!(!target.exists(), "nothing may be written");
+}
