@@ -37,6 +37,10 @@ pub fn slot(line: &str, names: &Names) -> Slot {
     if let Some((key, value)) = word.split_once('=') {
         return match key {
             "labels" | "out" => Slot::Path(start + key.len() + 1),
+            "mode" => Slot::Words(
+                start + key.len() + 1,
+                starting_with(value, ["cumulative", "isolated"].map(String::from).to_vec()),
+            ),
             "preset" => Slot::Words(
                 start + key.len() + 1,
                 starting_with(
@@ -67,9 +71,22 @@ pub fn slot(line: &str, names: &Names) -> Slot {
         [] => words(VERBS.iter().map(|(v, _, _)| v.to_string()).collect()),
         ["load"] => words(owned(&["model", "data"])),
         ["save"] => words(owned(&["model", "session"])),
-        ["show"] => words(owned(&["model"])),
-        ["errors"] => words(owned(&["weights"])),
+        ["show"] => words(owned(&["model", "qparams"])),
+        ["errors"] => words(
+            std::iter::once("weights".to_string())
+                .chain(names.datasets.iter().cloned())
+                .collect(),
+        ),
         ["errors", "weights"] => words(owned(&["weight="])),
+        ["errors", _] => words(owned(&["mode="])),
+        ["export", "errors", _] => words(owned(&["out=", "mode="])),
+        ["export"] => words(owned(&["errors"])),
+        ["export", "errors"] => words(names.datasets.clone()),
+        ["compare"] => words(owned(&["engines"])),
+        ["compare", "engines"] | ["compare", "engines", _] => {
+            words(owned(&["fbgemm", "qnnpack", "x86"]))
+        }
+        ["compare", "engines", _, _] => words(names.datasets.clone()),
         ["help"] => words(VERBS.iter().map(|(v, _, _)| v.to_string()).collect()),
         ["load", "model"] | ["save", "model" | "session"] | ["load", "data", _] => {
             Slot::Path(start)

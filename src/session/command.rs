@@ -114,6 +114,8 @@ pub enum Command {
     },
     /// `show model` — the layer listing.
     ShowModel,
+    /// `show qparams` — every observer's statistics and qparams, or the converted model's.
+    ShowQParams,
     /// `eval DATA` — top-1 accuracy of the float model.
     Eval { data: String },
     /// `predict DATA out=FILE.npy` — write the model outputs.
@@ -222,8 +224,8 @@ pub const VERBS: &[(&str, &str, &str)] = &[
     ),
     (
         "show",
-        "show model",
-        "list the model's layers: path, op, attributes, shapes, parameters",
+        "show model | show qparams",
+        "list the model's layers, or the observers' statistics and qparams (after prepare / convert)",
     ),
     (
         "eval",
@@ -322,6 +324,7 @@ impl fmt::Display for Command {
                     .map_or(Ok(()), |l| write!(f, " labels={}", quote(l)))
             }
             Command::ShowModel => write!(f, "show model"),
+            Command::ShowQParams => write!(f, "show qparams"),
             Command::Eval { data } => write!(f, "eval {}", quote(data)),
             Command::Predict { data, out } => {
                 write!(f, "predict {} out={}", quote(data), quote(out))
@@ -617,6 +620,10 @@ pub fn parse_line(line: &str) -> Result<Option<Command>, SessionError> {
             args.exactly::<1>()?;
             Command::ShowModel
         }
+        ("show", "qparams") => {
+            args.exactly::<1>()?;
+            Command::ShowQParams
+        }
         ("eval", _) => {
             let [data] = args.exactly::<1>()?;
             Command::Eval { data }
@@ -760,6 +767,7 @@ mod tests {
             "load data test x.npy labels=y.npy",
             "load data \"my set\" \"a b.npy\"",
             "show model",
+            "show qparams",
             "eval test",
             "predict test out=out.npy",
             "expect accuracy(test) >= 0.98",

@@ -12,10 +12,11 @@ use super::{Output, SessionError, Table, Workbench};
 use crate::analysis::{ErrorMode, LayerError, engine_diff, layer_errors};
 use crate::engine::{Engine, HostProfile, Numerics};
 use crate::graph::Value;
+use crate::observer::Stats;
 use crate::qconfig::presets::get_default_qconfig;
 use crate::report::{ErrorReport, Format};
 use crate::workflow::{
-    self, QConfigKey, QConfigMap, QuantizedModel, Severity, dynamic_qconfig_map, fuse_auto,
+    self, QConfigKey, QConfigMap, QOp, QuantizedModel, Severity, dynamic_qconfig_map, fuse_auto,
     fuse_modules,
 };
 use ndarray::{ArrayD, Axis};
@@ -424,6 +425,96 @@ impl Workbench {
             rows.len(),
             mode.name()
         )))
+    }
+
+    /// The converted model's output and weight qparams, else the observers' statistics.
+    pub(super) fn show_qparams(&self) -> Result<Output, SessionError> {
+        if let Some(model) = &self.quantized {
+            let rows = model
+                .graph
+                .nodes
+                .iter()
+                .zip(&model.ops)
+                .filter_map(|(n, op)| {
+                    let (s, z, w) = match op {
+                        QOp::Quantize(q) => (q.scale, q.zero_point, None),
+                        QOp::Conv(c) => (c.out_scale, c.out_zero_point, Some(&c.weight)),
+                        QOp::Linear(l) => (l.out_scale, l.out_zero_point, Some(&l.weight)),
+                        QOp::Add(f) | QOp::Mul(f) | QOp::Cat(f) => (f.scale, f.zero_point, None),
+                        _ => return None,
+                    };
+                    let weight = w.map_or_else(String::new, |w| {
+                        let lo = w.scales.iter().copied().fold(f64::INFINITY, f64::min);
+                        let hi = w.scales.iter().copied().fold(0.0, f64::max);
+                        if w.scales.len() == 1 {
+                            format!("per-tensor scale {lo:.6e}")
+                        } else {
+                            format!("per-channel ×{} scale {lo:.3e}..{hi:.3e}", w.scales.len())
+                        }
+                    });
+                    Some(vec![
+                        n.name.clone(),
+                        op.kind().into(),
+                        format!("{s:.9e}"),
+                        z.to_string(),
+                        weight,
+                    ])
+                })
+                .collect();
+            return Ok(Output::Table {
+                title: format!("converted model ({})", model.numerics.engine),
+                table: Table {
+                    headers: ["node", "op", "out_scale", "out_zp", "weight"]
+                        .map(String::from)
+                        .to_vec(),
+                    rows,
+                },
+            });
+        }
+        let prepared = self.prepared.as_ref().ok_or(SessionError::NotPrepared)?;
+        let rows = prepared
+            .observers
+            .iter()
+            .map(|o| {
+                let (lo, hi) = match o.observer.stats() {
+                    Stats::MinMax { min, max } | Stats::Histogram { min, max, .. } => {
+                        (format!("{min:.6e}"), format!("{max:.6e}"))
+                    }
+                    _ => ("-".into(), "-".into()),
+                };
+                let (s, z) = match (o.batches, o.qparams()) {
+                    (0, _) => ("-".into(), "-".into()),
+                    (_, Ok(q)) => (format!("{:.9e}", q.scales[0]), q.zero_points[0].to_string()),
+                    (_, Err(e)) => (format!("error: {e}"), "-".into()),
+                };
+                vec![
+                    o.owner.clone(),
+                    o.spec.to_string(),
+                    o.batches.to_string(),
+                    lo,
+                    hi,
+                    s,
+                    z,
+                ]
+            })
+            .collect();
+        Ok(Output::Table {
+            title: "observers (prepared model)".into(),
+            table: Table {
+                headers: [
+                    "owner",
+                    "observer",
+                    "batches",
+                    "min",
+                    "max",
+                    "scale",
+                    "zero_point",
+                ]
+                .map(String::from)
+                .to_vec(),
+                rows,
+            },
+        })
     }
 
     pub(super) fn compare_engines(

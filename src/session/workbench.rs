@@ -76,6 +76,7 @@ impl Workbench {
                 self.load_data(name, path, labels.as_deref())?
             }
             Command::ShowModel => self.show_model()?,
+            Command::ShowQParams => self.show_qparams()?,
             Command::Eval { data } => self.eval(data)?,
             Command::Predict { data, out } => self.predict(data, out)?,
             Command::Expect(e) => self.expect(e)?,
@@ -111,6 +112,7 @@ impl Workbench {
             cmd,
             Command::Help { .. }
                 | Command::ShowModel
+                | Command::ShowQParams
                 | Command::SaveSession { .. }
                 | Command::Check
         ) {
