@@ -5,11 +5,13 @@
 mod compare;
 mod layers;
 mod metrics;
+mod sensitivity;
 mod weights;
 
 pub use compare::{LayerDiff, engine_diff};
 pub use layers::{ErrorMode, LayerError, layer_errors};
 pub use metrics::ErrorStats;
+pub use sensitivity::{Sensitivity, sensitivity};
 pub use weights::{WeightError, weight_errors};
 
 use crate::observer::ObserverError;

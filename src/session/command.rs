@@ -164,6 +164,13 @@ pub enum Command {
         out: String,
         mode: ErrorMode,
     },
+    /// `sensitivity DATA calib=CALIB [batch=N] [batches=N]` — every module quantized alone and
+    /// left out alone, ranked by what leaving it out recovers.
+    Sensitivity {
+        data: String,
+        calib: String,
+        batching: Batching,
+    },
     /// `compare engines A B DATA` — the calibrated model converted for both engines, compared
     /// node by node on the integers, with each engine's accuracy.
     CompareEngines { a: Engine, b: Engine, data: String },
@@ -298,6 +305,11 @@ pub const VERBS: &[(&str, &str, &str)] = &[
         "write the per-layer error report (versioned JSON, CSV, Markdown, or HTML with a chart)",
     ),
     (
+        "sensitivity",
+        "sensitivity DATA calib=CALIB [batch=32] [batches=N]",
+        "rank modules by how much quantizing them alone / leaving them out changes accuracy (or SQNR)",
+    ),
+    (
         "compare",
         "compare engines fbgemm qnnpack DATA",
         "convert the calibrated model for two engines and compare them layer by layer",
@@ -393,6 +405,16 @@ impl fmt::Display for Command {
                 }
                 Ok(())
             }
+            Command::Sensitivity {
+                data,
+                calib,
+                batching,
+            } => write!(
+                f,
+                "sensitivity {} calib={}{batching}",
+                quote(data),
+                quote(calib)
+            ),
             Command::CompareEngines { a, b, data } => {
                 write!(f, "compare engines {a} {b} {}", quote(data))
             }
@@ -670,6 +692,18 @@ pub fn parse_line(line: &str) -> Result<Option<Command>, SessionError> {
             let [_, data] = args.exactly::<2>()?;
             Command::Export { data, out, mode }
         }
+        ("sensitivity", _) => {
+            let batching = parse_batching(&mut args)?;
+            let calib = args
+                .option("calib")
+                .ok_or_else(|| args.error("sensitivity needs calib=DATA"))?;
+            let [data] = args.exactly::<1>()?;
+            Command::Sensitivity {
+                data,
+                calib,
+                batching,
+            }
+        }
         ("compare", "engines") => {
             let [_, a, b, data] = args.exactly::<4>()?;
             let engine = |n: &str| Engine::parse(n).map_err(|e| args.error(e));
@@ -780,6 +814,8 @@ mod tests {
             "errors test",
             "errors test mode=isolated",
             "compare engines fbgemm qnnpack test",
+            "sensitivity test calib=calib",
+            "sensitivity test calib=calib batches=2",
             "export errors test out=r.html",
             "export errors test out=r.json mode=isolated",
             "errors weights weight=\"minmax(dtype=qint8, qscheme=per_tensor_symmetric)\"",

@@ -9,7 +9,7 @@
 use super::command::{Batching, QConfigChoice};
 use super::workbench::RUN_BATCH;
 use super::{Output, SessionError, Table, Workbench};
-use crate::analysis::{ErrorMode, LayerError, engine_diff, layer_errors};
+use crate::analysis::{ErrorMode, LayerError, engine_diff, layer_errors, sensitivity};
 use crate::engine::{Engine, HostProfile, Numerics};
 use crate::graph::Value;
 use crate::observer::Stats;
@@ -513,6 +513,92 @@ impl Workbench {
                 .map(String::from)
                 .to_vec(),
                 rows,
+            },
+        })
+    }
+
+    pub(super) fn sensitivity(
+        &mut self,
+        data: &str,
+        calib: &str,
+        b: Batching,
+    ) -> Result<Output, SessionError> {
+        let (_, graph) = self.model.as_ref().ok_or(SessionError::NoModel)?;
+        let (fused, _) = fuse_auto(graph)?;
+        let c = self.dataset(calib)?;
+        if let Some(input) = fused.inputs.first() {
+            c.check_fits(input)?;
+        }
+        let batches: Vec<Value> = c
+            .batch_ranges(b.batch)
+            .take(b.batches.unwrap_or(usize::MAX))
+            .map(|r| {
+                Value::F32(
+                    c.inputs
+                        .slice_axis(Axis(0), ndarray::Slice::from(r))
+                        .to_owned(),
+                )
+            })
+            .collect();
+        let labelled = self.dataset(data)?.labels.is_some();
+        let reference = if labelled {
+            None
+        } else {
+            Some(self.outputs(data)?.clone())
+        };
+        let map = self.effective_qconfigs()?;
+        let metric = |m: &QuantizedModel| -> Result<f64, crate::analysis::AnalysisError> {
+            let fail = |e: SessionError| crate::analysis::AnalysisError::Model {
+                detail: e.to_string(),
+            };
+            match &reference {
+                None => {
+                    let (c, n) = self.model_correct(m, data).map_err(fail)?.unwrap_or((0, 0));
+                    Ok(c as f64 / n.max(1) as f64)
+                }
+                Some(float) => {
+                    let y = self
+                        .run_batches(data, |x| Ok(m.run(vec![Value::F32(x)], |_, _| {})?))
+                        .map_err(fail)?;
+                    let mut stats = crate::analysis::ErrorStats::default();
+                    let (f, q) = (float.as_standard_layout(), y.as_standard_layout());
+                    stats.add(
+                        f.as_slice().unwrap_or(&[]),
+                        q.as_slice().unwrap_or(&[]),
+                        |_| 0.0,
+                    );
+                    Ok(stats.sqnr_db())
+                }
+            }
+        };
+        let (all, mut rows) = sensitivity(&fused, &map, &batches, self.numerics, metric)?;
+        // Largest recovery first; ties keep graph order (the sort is stable).
+        rows.sort_by(|a, b| b.all_but_this.total_cmp(&a.all_but_this));
+        let what = if labelled {
+            "accuracy"
+        } else {
+            "output SQNR dB"
+        };
+        Ok(Output::Table {
+            title: format!(
+                "sensitivity on {data} ({what}; all quantized: {all:.6}; calibrated on {} batch(es) of {calib})",
+                batches.len()
+            ),
+            table: Table {
+                headers: ["layer", "only_this", "all_but_this", "recovered"]
+                    .map(String::from)
+                    .to_vec(),
+                rows: rows
+                    .iter()
+                    .map(|r| {
+                        vec![
+                            r.layer.clone(),
+                            format!("{:.6}", r.only_this),
+                            format!("{:.6}", r.all_but_this),
+                            format!("{:+.6}", r.all_but_this - all),
+                        ]
+                    })
+                    .collect(),
             },
         })
     }

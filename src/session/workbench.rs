@@ -107,6 +107,11 @@ impl Workbench {
             Command::QuantizeDynamic { float16 } => self.quantize_dynamic(*float16)?,
             Command::CompareEngines { a, b, data } => self.compare_engines(*a, *b, data)?,
             Command::Export { data, out, mode } => self.export(data, out, *mode)?,
+            Command::Sensitivity {
+                data,
+                calib,
+                batching,
+            } => self.sensitivity(data, calib, *batching)?,
         };
         if !matches!(
             cmd,
@@ -177,7 +182,7 @@ impl Workbench {
     /// The model's first output on every sample of `data`, concatenated in order.
     /// The model's first output on every sample of `data`, concatenated in order (computed
     /// once per model and dataset).
-    fn outputs(&mut self, data: &str) -> Result<&ArrayD<f32>, SessionError> {
+    pub(super) fn outputs(&mut self, data: &str) -> Result<&ArrayD<f32>, SessionError> {
         if !self.outputs.contains_key(data) {
             let y = self.run_dataset(data)?;
             self.outputs.insert(data.to_string(), y);
