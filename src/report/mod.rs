@@ -3,6 +3,9 @@
 //! timestamps, fixed float formatting), so a replayed session writes byte-identical files.
 
 mod html;
+mod plot;
+
+pub use plot::{HistogramPlot, errors_svg, histogram_svg};
 
 use crate::analysis::{ErrorMode, LayerError};
 use serde::Serialize;

@@ -164,6 +164,15 @@ pub enum Command {
         out: String,
         mode: ErrorMode,
     },
+    /// `plot histogram LAYER out=FILE.svg` — the layer's observer histogram with the
+    /// quantization range and grid.
+    PlotHistogram { layer: String, out: String },
+    /// `plot errors DATA out=FILE.svg [mode=...]` — per-layer SQNR bars.
+    PlotErrors {
+        data: String,
+        out: String,
+        mode: ErrorMode,
+    },
     /// `sensitivity DATA calib=CALIB [batch=N] [batches=N]` — every module quantized alone and
     /// left out alone, ranked by what leaving it out recovers.
     Sensitivity {
@@ -305,6 +314,11 @@ pub const VERBS: &[(&str, &str, &str)] = &[
         "write the per-layer error report (versioned JSON, CSV, Markdown, or HTML with a chart)",
     ),
     (
+        "plot",
+        "plot histogram LAYER out=FILE.svg | plot errors DATA out=FILE.svg [mode=cumulative|isolated]",
+        "draw an observer's histogram with its quantization range, or per-layer SQNR, as SVG",
+    ),
+    (
         "sensitivity",
         "sensitivity DATA calib=CALIB [batch=32] [batches=N]",
         "rank modules by how much quantizing them alone / leaving them out changes accuracy (or SQNR)",
@@ -400,6 +414,16 @@ impl fmt::Display for Command {
             }
             Command::Export { data, out, mode } => {
                 write!(f, "export errors {} out={}", quote(data), quote(out))?;
+                if *mode != ErrorMode::Cumulative {
+                    write!(f, " mode={}", mode.name())?;
+                }
+                Ok(())
+            }
+            Command::PlotHistogram { layer, out } => {
+                write!(f, "plot histogram {} out={}", quote(layer), quote(out))
+            }
+            Command::PlotErrors { data, out, mode } => {
+                write!(f, "plot errors {} out={}", quote(data), quote(out))?;
                 if *mode != ErrorMode::Cumulative {
                     write!(f, " mode={}", mode.name())?;
                 }
@@ -692,6 +716,25 @@ pub fn parse_line(line: &str) -> Result<Option<Command>, SessionError> {
             let [_, data] = args.exactly::<2>()?;
             Command::Export { data, out, mode }
         }
+        ("plot", what @ ("histogram" | "errors")) => {
+            let mode = parse_mode(&mut args)?;
+            let out = args
+                .option("out")
+                .ok_or_else(|| args.error("plot needs out=FILE.svg"))?;
+            if !out.to_ascii_lowercase().ends_with(".svg") {
+                return Err(args.error(format!("'{out}': plots are written as .svg")));
+            }
+            let [_, target] = args.exactly::<2>()?;
+            if what == "histogram" {
+                Command::PlotHistogram { layer: target, out }
+            } else {
+                Command::PlotErrors {
+                    data: target,
+                    out,
+                    mode,
+                }
+            }
+        }
         ("sensitivity", _) => {
             let batching = parse_batching(&mut args)?;
             let calib = args
@@ -775,7 +818,7 @@ pub fn parse_line(line: &str) -> Result<Option<Command>, SessionError> {
                 Command::Quantize { data, batching }
             }
         }
-        (v @ ("load" | "show" | "save" | "errors" | "compare" | "export"), o) => {
+        (v @ ("load" | "show" | "save" | "errors" | "compare" | "export" | "plot"), o) => {
             return Err(args.error(format!("'{v} {o}': unknown object")));
         }
         (v, _) => {
@@ -815,6 +858,8 @@ mod tests {
             "errors test mode=isolated",
             "compare engines fbgemm qnnpack test",
             "sensitivity test calib=calib",
+            "plot histogram conv1 out=h.svg",
+            "plot errors test out=e.svg mode=isolated",
             "sensitivity test calib=calib batches=2",
             "export errors test out=r.html",
             "export errors test out=r.json mode=isolated",

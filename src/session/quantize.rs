@@ -14,7 +14,7 @@ use crate::engine::{Engine, HostProfile, Numerics};
 use crate::graph::Value;
 use crate::observer::Stats;
 use crate::qconfig::presets::get_default_qconfig;
-use crate::report::{ErrorReport, Format};
+use crate::report::{ErrorReport, Format, HistogramPlot, errors_svg, histogram_svg};
 use crate::workflow::{
     self, QConfigKey, QConfigMap, QOp, QuantizedModel, Severity, dynamic_qconfig_map, fuse_auto,
     fuse_modules,
@@ -396,34 +396,96 @@ impl Workbench {
         })
     }
 
+    fn error_report(&self, data: &str, mode: ErrorMode) -> Result<ErrorReport, SessionError> {
+        let rows = self.layer_rows(data, mode)?;
+        let (model, _) = self.model.as_ref().ok_or(SessionError::NoModel)?;
+        Ok(ErrorReport::new(
+            model,
+            self.numerics.engine.name(),
+            data,
+            mode,
+            &rows,
+        ))
+    }
+
     pub(super) fn export(
         &self,
         data: &str,
         out: &str,
         mode: ErrorMode,
     ) -> Result<Output, SessionError> {
-        let rows = self.layer_rows(data, mode)?;
-        let (model, _) = self.model.as_ref().ok_or(SessionError::NoModel)?;
-        let report = ErrorReport::new(model, self.numerics.engine.name(), data, mode, &rows);
+        let report = self.error_report(data, mode)?;
         let format = Format::from_path(out)
             .ok_or_else(|| SessionError::parse(format!("'{out}': unknown report format")))?;
-        let path = std::path::Path::new(out);
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|source| SessionError::Io {
-                path: out.into(),
-                source,
-            })?;
-        }
-        crate::fsutil::write_atomic(path, report.render(format).as_bytes()).map_err(|source| {
-            SessionError::Io {
-                path: out.into(),
-                source,
-            }
-        })?;
+        write_file(out, &report.render(format))?;
         Ok(Output::Text(format!(
             "wrote {out}: {} layers, {} error",
-            rows.len(),
+            report.rows.len(),
             mode.name()
+        )))
+    }
+
+    pub(super) fn plot_errors(
+        &self,
+        data: &str,
+        out: &str,
+        mode: ErrorMode,
+    ) -> Result<Output, SessionError> {
+        let report = self.error_report(data, mode)?;
+        write_file(out, &errors_svg(&report).map_err(SessionError::parse)?)?;
+        Ok(Output::Text(format!(
+            "wrote {out}: {} SQNR of {} layers",
+            mode.name(),
+            report.rows.len()
+        )))
+    }
+
+    pub(super) fn plot_histogram(&self, layer: &str, out: &str) -> Result<Output, SessionError> {
+        let prepared = self.prepared.as_ref().ok_or(SessionError::NotPrepared)?;
+        let obs = prepared
+            .observers
+            .iter()
+            .find(|o| o.owner == layer)
+            .ok_or_else(|| {
+                SessionError::parse(format!(
+                    "no observer for '{layer}' (observed: {})",
+                    prepared
+                        .observers
+                        .iter()
+                        .map(|o| o.owner.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ))
+            })?;
+        let Stats::Histogram { min, max, counts } = obs.observer.stats() else {
+            return Err(SessionError::parse(format!(
+                "the observer of '{layer}' ({}) keeps no histogram: use a histogram, percentile, entropy or mse observer",
+                obs.spec
+            )));
+        };
+        let qparams = (obs.batches > 0)
+            .then(|| obs.qparams().ok())
+            .flatten()
+            .map(|q| {
+                (
+                    q.scales[0] as f64,
+                    q.zero_points[0],
+                    q.quant_min,
+                    q.quant_max,
+                )
+            });
+        let svg = histogram_svg(&HistogramPlot {
+            title: format!("{layer}: {} after {} batch(es)", obs.spec, obs.batches),
+            min,
+            max,
+            counts: &counts,
+            qparams,
+        })
+        .map_err(SessionError::parse)?;
+        write_file(out, &svg)?;
+        Ok(Output::Text(format!(
+            "wrote {out}: histogram of {layer} ({} bins)",
+            counts.len()
         )))
     }
 
@@ -673,4 +735,17 @@ fn describe(choice: &QConfigChoice) -> String {
         QConfigChoice::Custom(q) => q.to_string(),
         QConfigChoice::None => "none (kept in float)".into(),
     }
+}
+
+/// Writes `text` atomically to `out`, creating its directory.
+fn write_file(out: &str, text: &str) -> Result<(), SessionError> {
+    let io = |source| SessionError::Io {
+        path: out.into(),
+        source,
+    };
+    let path = std::path::Path::new(out);
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(io)?;
+    }
+    crate::fsutil::write_atomic(path, text.as_bytes()).map_err(io)
 }

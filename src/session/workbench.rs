@@ -112,6 +112,8 @@ impl Workbench {
                 calib,
                 batching,
             } => self.sensitivity(data, calib, *batching)?,
+            Command::PlotHistogram { layer, out } => self.plot_histogram(layer, out)?,
+            Command::PlotErrors { data, out, mode } => self.plot_errors(data, out, *mode)?,
         };
         if !matches!(
             cmd,
