@@ -91,8 +91,26 @@ impl ObservedQParams {
     }
 }
 
+/// Cloning through a `Box<dyn Observer>` (a calibration can run on a copy and be committed or
+/// dropped as a whole).
+pub trait ObserverClone {
+    fn clone_box(&self) -> Box<dyn Observer>;
+}
+
+impl<T: Observer + Clone + 'static> ObserverClone for T {
+    fn clone_box(&self) -> Box<dyn Observer> {
+        Box::new(self.clone())
+    }
+}
+
+impl Clone for Box<dyn Observer> {
+    fn clone(&self) -> Self {
+        self.clone_box()
+    }
+}
+
 /// An observer: records statistics of the tensors it is shown and derives qparams from them.
-pub trait Observer: fmt::Debug + Send {
+pub trait Observer: fmt::Debug + Send + ObserverClone {
     /// Records one row-major tensor `x` of `shape`. The tensor itself is never changed.
     fn forward(&mut self, x: &[f32], shape: &[usize]) -> Result<(), ObserverError>;
 

@@ -144,13 +144,18 @@ pub fn run(mut wb: Workbench) -> Result<usize, ReadlineError> {
     if let Some(h) = &history {
         let _ = rl.load_history(h);
     }
-    println!("qlab — type `help` for the verbs, Tab to complete, Ctrl-D to quit");
+    // Ctrl-C during a command cancels it; at the prompt rustyline reports it as Interrupted.
+    let _ = ctrlc::set_handler(crate::session::cancel::request);
+    println!(
+        "qlab — type `help` for the verbs, Tab to complete, Ctrl-C cancels a command, Ctrl-D quits"
+    );
     loop {
         match rl.readline("qlab> ") {
             Ok(line) => {
                 if !line.trim().is_empty() {
                     let _ = rl.add_history_entry(line.as_str());
                 }
+                crate::session::cancel::reset();
                 run_line(
                     &mut wb,
                     &line,

@@ -30,6 +30,9 @@ pub enum SessionError {
         path: String,
         source: std::io::Error,
     },
+    /// The user cancelled the command (Ctrl-C); nothing changed.
+    #[error("cancelled; the workbench is as it was before the command")]
+    Cancelled,
     /// `calibrate` / `convert` / `check` before `prepare`.
     #[error("nothing is prepared for static quantization (use: prepare, or quantize DATA)")]
     NotPrepared,

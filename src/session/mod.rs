@@ -4,6 +4,7 @@
 //! every successful command that affects results is recorded in canonical form, so
 //! `save session` writes a script that `qlab run` replays to the same numbers and reports.
 
+pub mod cancel;
 mod command;
 mod error;
 mod output;

@@ -196,7 +196,8 @@ impl Workbench {
     pub(super) fn calibrate(&mut self, data: &str, b: Batching) -> Result<Output, SessionError> {
         self.dataset(data)?;
         let d = &self.datasets[data];
-        let prepared = self.prepared.as_mut().ok_or(SessionError::NotPrepared)?;
+        // Calibrate a copy: a failed or cancelled run leaves the observers as they were.
+        let mut prepared = self.prepared.clone().ok_or(SessionError::NotPrepared)?;
         if let Some(input) = prepared.graph.inputs.first() {
             d.check_fits(input)?;
         }
@@ -206,12 +207,14 @@ impl Workbench {
             .collect();
         let samples: usize = ranges.iter().map(|r| r.len()).sum();
         for range in &ranges {
+            super::cancel::check()?;
             let x = d
                 .inputs
                 .slice_axis(Axis(0), ndarray::Slice::from(range.clone()))
                 .to_owned();
             prepared.calibrate_batch(vec![Value::F32(x)])?;
         }
+        self.prepared = Some(prepared);
         self.drop_converted();
         Ok(Output::Text(format!(
             "calibrated on {} batch(es), {samples} samples of {data}",
@@ -613,6 +616,7 @@ impl Workbench {
             let fail = |e: SessionError| crate::analysis::AnalysisError::Model {
                 detail: e.to_string(),
             };
+            super::cancel::check().map_err(fail)?;
             match &reference {
                 None => {
                     let (c, n) = self.model_correct(m, data).map_err(fail)?.unwrap_or((0, 0));

@@ -209,6 +209,7 @@ impl Workbench {
         d.check_fits(input)?;
         let mut parts = Vec::new();
         for range in d.batch_ranges(RUN_BATCH) {
+            super::cancel::check()?;
             let x = d
                 .inputs
                 .slice_axis(Axis(0), ndarray::Slice::from(range))

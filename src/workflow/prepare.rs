@@ -32,7 +32,7 @@ pub enum Placement {
 }
 
 /// An activation observer and what it has seen.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct ActivationObserver {
     /// The module the observer belongs to (PyTorch's `activation_post_process` owner).
     pub owner: String,
@@ -54,7 +54,7 @@ pub struct ActivationObserver {
 }
 
 /// A model ready for calibration.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Prepared {
     /// The fused float graph with boundary stubs inserted.
     pub graph: Graph,
