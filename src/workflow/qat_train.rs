@@ -120,6 +120,9 @@ impl TrainHooks for Hooks<'_> {
     }
 }
 
+/// Parameter gradients by graph parameter name.
+type ParamGrads = BTreeMap<String, ArrayD<f32>>;
+
 /// What one QAT step produced.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StepResult {
@@ -175,30 +178,25 @@ impl QatModel {
         x: ArrayD<f32>,
         labels: Option<(&[i64], &mut dyn Optimizer)>,
     ) -> Result<StepResult, QatError> {
+        let (labels, optimizer) = labels.unzip();
         let mut scales = self.lift_scales();
-        let r = self.step_lifted(x, labels, &mut scales);
+        let r = self.step_lifted(x, labels, &scales);
         self.restore_biases(&mut scales);
-        let (result, grads, opt) = r?;
-        if let Some((grads, opt)) = grads.zip(opt) {
+        let (result, grads) = r?;
+        if let (Some(grads), Some(opt)) = (grads, optimizer) {
             opt.step(&mut self.graph, &grads)?;
         }
         Ok(result)
     }
 
-    #[allow(clippy::type_complexity)]
-    fn step_lifted<'o>(
+    /// [`QatModel::step`] with the conv biases lifted into `scales`: the forward, and with
+    /// `labels` the parameter gradients.
+    fn step_lifted(
         &mut self,
         x: ArrayD<f32>,
-        labels: Option<(&[i64], &'o mut dyn Optimizer)>,
-        scales: &mut HashMap<String, Scale>,
-    ) -> Result<
-        (
-            StepResult,
-            Option<BTreeMap<String, ArrayD<f32>>>,
-            Option<&'o mut dyn Optimizer>,
-        ),
-        QatError,
-    > {
+        labels: Option<&[i64]>,
+        scales: &HashMap<String, Scale>,
+    ) -> Result<(StepResult, Option<ParamGrads>), QatError> {
         let mode = if self.training {
             Mode::Train
         } else {
@@ -255,15 +253,15 @@ impl QatModel {
             })?
             .f32("<logits>")?
             .clone();
-        let Some((labels, opt)) = labels else {
-            return Ok((StepResult { loss: 0.0, logits }, None, None));
+        let Some(labels) = labels else {
+            return Ok((StepResult { loss: 0.0, logits }, None));
         };
         let (loss, dlogits) = cross_entropy(&logits, labels)?;
         let mut seeds = vec![dlogits];
         seeds.extend(outputs[1..].iter().map(|o| ArrayD::zeros(IxDyn(o.shape()))));
         let grads = backward(&self.graph, &tape, seeds)?;
         let mut params = grads.params;
-        for (conv, s) in scales.iter() {
+        for (conv, s) in scales {
             let (Some(dy1), Some(y0)) = (grads.values.get(&s.output), y0.get(conv)) else {
                 continue;
             };
@@ -302,7 +300,7 @@ impl QatModel {
                 params.insert(format!("{conv}.bias"), db.into_dyn());
             }
         }
-        Ok((StepResult { loss, logits }, Some(params), Some(opt)))
+        Ok((StepResult { loss, logits }, Some(params)))
     }
 
     /// PyTorch's training step on one batch: zero_grad, forward (train mode), cross-entropy
