@@ -9,8 +9,8 @@ use qlab::graph::Value;
 use qlab::graph::train::{Rng, Sgd};
 use qlab::import::npy::read_npy;
 use qlab::import::onnx::load_onnx;
-use qlab::qconfig::presets::get_default_qat_qconfig;
-use qlab::workflow::{QConfigMap, convert_qat, fuse_auto, fuse_modules_qat, prepare_qat};
+use qlab::qconfig::presets::{get_default_qat_qconfig, get_default_qconfig};
+use qlab::workflow::{QConfigMap, QatError, convert_qat, fuse_auto, fuse_modules_qat, prepare_qat};
 use std::path::Path;
 
 fn load(name: &str) -> Value {
@@ -87,4 +87,14 @@ fn qat_digits_cnn_int8_accuracy() {
         ty.len()
     );
     assert!(acc >= MIN_INT8_ACCURACY, "int8 accuracy {acc}");
+}
+
+#[test]
+fn prepare_qat_refuses_a_ptq_qconfig() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("sample-models");
+    let float = load_onnx(&root.join("digits_cnn.onnx")).expect("model imports");
+    let qconfig = get_default_qconfig("fbgemm").expect("preset");
+    let err =
+        prepare_qat(&float, &QConfigMap::global(qconfig)).expect_err("observers, not fake-quants");
+    assert!(matches!(err, QatError::Unsupported { .. }), "{err}");
 }

@@ -209,8 +209,8 @@ pub fn fuse_modules(graph: &Graph, groups: &[Vec<String>]) -> Result<Graph, Fuse
 }
 
 /// PyTorch's `fuse_modules_qat`: the same checks, BN kept (`ConvBn2d`, `ConvBnReLU2d`,
-/// `LinearBn1d`). Only the grouping is recorded; the QAT forward of these modules is not
-/// implemented yet.
+/// `LinearBn1d`). Only the grouping is recorded; `prepare_qat` gives Conv+BN groups their QAT
+/// forward.
 pub fn fuse_modules_qat(graph: &Graph, groups: &[Vec<String>]) -> Result<Graph, FuseError> {
     fuse(graph, groups, true)
 }

@@ -140,6 +140,8 @@ pub fn prepare_qat(graph: &Graph, qconfigs: &QConfigMap) -> Result<QatModel, Qat
             weights.insert(node.name.clone(), fake_quant(&node.name, &q.weight)?);
         }
     }
+    // A Conv+BN kept in float (qconfig None) stays a plain Conv then BN, as PyTorch leaves it.
+    conv_bn.retain(|c| weights.contains_key(&c.conv));
     let num_batches_tracked = out
         .nodes
         .iter()

@@ -25,7 +25,7 @@ struct Scale {
     /// `sqrt(running_var + eps)` and `k = γ / std`, per output channel.
     std: Array1<f32>,
     k: Array1<f32>,
-    /// The conv bias, lifted out of the conv for the step (zeros if it has none).
+    /// The conv bias, lifted out of the conv for the step (`None` if it has none).
     bias: Option<Array1<f32>>,
 }
 
@@ -38,6 +38,8 @@ fn channel_view(v: &Array1<f32>, ndim: usize, axis: usize) -> ArrayD<f32> {
         .expect("channel vector")
 }
 
+/// The fake-quants and Conv+BN constants one forward uses; the first fake-quant error is kept
+/// (hooks cannot fail) and returned after the forward.
 struct Hooks<'m> {
     weights: &'m mut BTreeMap<String, FakeQuantize>,
     activations: Vec<(&'m mut FakeQuantize, &'m str)>,
