@@ -186,7 +186,42 @@ fn fused_relu(prepared: &Prepared, node: &Node) -> bool {
     })
 }
 
-fn quantized_op(prepared: &Prepared, node: &Node) -> Result<QOp, WorkflowError> {
+/// Where convert takes output qparams and quantized weights from: the calibrated observers for
+/// static PTQ, the fake-quants for QAT.
+pub(crate) trait QParamSource {
+    /// The output (scale, zero point) of a quantized module.
+    fn activation(&self, module: &str) -> Result<(f64, i64), WorkflowError>;
+    /// The quantized weight of a Conv / Linear module.
+    fn weight(
+        &self,
+        module: &str,
+        q: &QConfig,
+        data: &[f32],
+        shape: &[usize],
+    ) -> Result<crate::tensor::QTensor, WorkflowError>;
+}
+
+impl QParamSource for Prepared {
+    fn activation(&self, module: &str) -> Result<(f64, i64), WorkflowError> {
+        observed(self, module)
+    }
+
+    fn weight(
+        &self,
+        module: &str,
+        q: &QConfig,
+        data: &[f32],
+        shape: &[usize],
+    ) -> Result<crate::tensor::QTensor, WorkflowError> {
+        quantize_weight(module, q, data, shape)
+    }
+}
+
+fn quantized_op(
+    prepared: &Prepared,
+    source: &dyn QParamSource,
+    node: &Node,
+) -> Result<QOp, WorkflowError> {
     let module_err = |source: QnnError| WorkflowError::Module {
         module: node.name.clone(),
         source,
@@ -205,15 +240,15 @@ fn quantized_op(prepared: &Prepared, node: &Node) -> Result<QOp, WorkflowError> 
     };
     Ok(match &node.op {
         Op::QuantStub => {
-            let (s, z) = observed(prepared, &node.name)?;
+            let (s, z) = source.activation(&node.name)?;
             QOp::Quantize(Quantize::new(s, z, QDType::QUInt8).map_err(module_err)?)
         }
         Op::DeQuantStub => QOp::DeQuantize,
         Op::Conv(c) => {
             let q = qconfig()?;
             let w = c.weight.as_standard_layout();
-            let wq = quantize_weight(&node.name, &q, w.as_slice().expect("standard"), w.shape())?;
-            let (s, z) = observed(prepared, &node.name)?;
+            let wq = source.weight(&node.name, &q, w.as_slice().expect("standard"), w.shape())?;
+            let (s, z) = source.activation(&node.name)?;
             let params = ConvParams {
                 stride: c.stride.clone(),
                 padding: c.pad_begin.clone(),
@@ -229,8 +264,8 @@ fn quantized_op(prepared: &Prepared, node: &Node) -> Result<QOp, WorkflowError> 
         Op::Linear(l) => {
             let q = qconfig()?;
             let w = l.weight.as_standard_layout();
-            let wq = quantize_weight(&node.name, &q, w.as_slice().expect("standard"), w.shape())?;
-            let (s, z) = observed(prepared, &node.name)?;
+            let wq = source.weight(&node.name, &q, w.as_slice().expect("standard"), w.shape())?;
+            let (s, z) = source.activation(&node.name)?;
             let bias = l.bias.as_ref().map(|b| b.to_vec());
             let relu = fused_relu(prepared, node);
             QOp::Linear(Box::new(
@@ -238,7 +273,7 @@ fn quantized_op(prepared: &Prepared, node: &Node) -> Result<QOp, WorkflowError> 
             ))
         }
         Op::Add | Op::Mul | Op::Concat { .. } => {
-            let (s, z) = observed(prepared, &node.name)?;
+            let (s, z) = source.activation(&node.name)?;
             let f = QFunctional::new(s, z);
             match node.op {
                 Op::Add => QOp::Add(f),
@@ -262,12 +297,22 @@ pub fn convert(prepared: &Prepared, numerics: Numerics) -> Result<QuantizedModel
             fix: f.fix,
         });
     }
+    convert_with(prepared, numerics, prepared)
+}
+
+/// Builds the quantized model of `prepared` with qparams from `source`, without the
+/// pre-convert check.
+pub(crate) fn convert_with(
+    prepared: &Prepared,
+    numerics: Numerics,
+    source: &dyn QParamSource,
+) -> Result<QuantizedModel, WorkflowError> {
     let ops = prepared
         .graph
         .nodes
         .iter()
         .map(|node| match prepared.placement.get(&node.name) {
-            Some(Placement::Quantized) => quantized_op(prepared, node),
+            Some(Placement::Quantized) => quantized_op(prepared, source, node),
             Some(Placement::Absorbed) => Ok(QOp::Identity),
             _ => Ok(QOp::Float),
         })

@@ -162,7 +162,7 @@ fn validate(graph: &Graph, group: &[String]) -> Result<(Vec<usize>, Vec<String>)
 
 /// Folds a BN at node `bn` into the Conv / Linear at node `m` (nothing to do otherwise, as for
 /// BN+ReLU): the module takes over the BN's output value and the BN node is removed.
-fn fold_into(graph: &mut Graph, m: usize, bn: usize) -> Result<(), FuseError> {
+pub(super) fn fold_into(graph: &mut Graph, m: usize, bn: usize) -> Result<(), FuseError> {
     let folded = match (&graph.nodes[m].op, &graph.nodes[bn].op) {
         (Op::Conv(c), Op::BatchNorm(b)) => Op::Conv(fuse_conv_bn_eval(c, b)?),
         (Op::Linear(l), Op::BatchNorm(b)) => Op::Linear(fuse_linear_bn_eval(l, b)?),
@@ -209,8 +209,8 @@ pub fn fuse_modules(graph: &Graph, groups: &[Vec<String>]) -> Result<Graph, Fuse
 }
 
 /// PyTorch's `fuse_modules_qat`: the same checks, BN kept (`ConvBn2d`, `ConvBnReLU2d`,
-/// `LinearBn1d`). Only the grouping is recorded; the QAT forward of these modules is not
-/// implemented yet.
+/// `LinearBn1d`). Only the grouping is recorded; `prepare_qat` gives Conv+BN groups their QAT
+/// forward.
 pub fn fuse_modules_qat(graph: &Graph, groups: &[Vec<String>]) -> Result<Graph, FuseError> {
     fuse(graph, groups, true)
 }

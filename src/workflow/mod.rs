@@ -3,7 +3,8 @@
 //! PyTorch's `fuse_conv_bn_eval`) and activations grouped with the module they follow, so later
 //! steps observe and quantize fused modules exactly as PyTorch's eager mode does. Then
 //! `prepare` places observers, calibration runs data through them, and `convert` builds a
-//! [`QuantizedModel`] that runs the engine's quantized kernels.
+//! [`QuantizedModel`] that runs the engine's quantized kernels. The QAT flow is
+//! `fuse_modules_qat` → [`prepare_qat`] → training steps → [`convert_qat`].
 
 mod calibrate;
 mod convert;
@@ -13,6 +14,9 @@ mod fold;
 mod fuse;
 mod modules;
 mod prepare;
+mod qat;
+mod qat_convert;
+mod qat_train;
 mod qconfig_map;
 mod qmodel;
 
@@ -23,5 +27,8 @@ pub use fold::{fuse_conv_bn_eval, fuse_conv_transpose_bn_eval, fuse_linear_bn_ev
 pub use fuse::{FusedGroup, fuse_auto, fuse_modules, fuse_modules_qat};
 pub use modules::{ModuleType, module_types, state_dict};
 pub use prepare::{ActivationObserver, Placement, Prepared, prepare};
+pub use qat::{ActivationFakeQuant, ConvBn, QatError, QatModel, prepare_qat};
+pub use qat_convert::convert_qat;
+pub use qat_train::StepResult;
 pub use qconfig_map::{QConfigKey, QConfigMap};
 pub use qmodel::{QOp, QValue, QuantizedModel};
