@@ -148,6 +148,11 @@ pub enum Command {
     Fuse { groups: Option<Vec<Vec<String>>> },
     /// `prepare` — place observers for static quantization.
     Prepare,
+    /// `prepare qat` — fuse for QAT (BN kept), fake-quants on activations and weights.
+    PrepareQat,
+    /// `train DATA [epochs=1] [lr=0.01] [batch=32] [seed=7] [freeze=true]` — QAT epochs of SGD
+    /// on a labelled dataset; `freeze` first disables the observers and freezes BN statistics.
+    Train(TrainOptions),
     /// `calibrate DATA [batch=N] [batches=N]` — run data through the observers.
     Calibrate { data: String, batching: Batching },
     /// `check` — the pre-convert check's findings.
@@ -183,6 +188,35 @@ pub enum Command {
     /// `compare engines A B DATA` — the calibrated model converted for both engines, compared
     /// node by node on the integers, with each engine's accuracy.
     CompareEngines { a: Engine, b: Engine, data: String },
+}
+
+/// The options of `train`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrainOptions {
+    pub data: String,
+    pub epochs: usize,
+    pub lr: f32,
+    pub batch: usize,
+    pub seed: u64,
+    pub freeze: bool,
+}
+
+impl fmt::Display for TrainOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "train {} epochs={} lr={} batch={} seed={}",
+            quote(&self.data),
+            self.epochs,
+            self.lr,
+            self.batch,
+            self.seed
+        )?;
+        if self.freeze {
+            write!(f, " freeze=true")?;
+        }
+        Ok(())
+    }
 }
 
 /// Calibration batching: samples per forward pass and an optional cap on the batch count.
@@ -285,8 +319,13 @@ pub const VERBS: &[(&str, &str, &str)] = &[
     ),
     (
         "prepare",
-        "prepare",
-        "place observers for static quantization (stubs at float/quantized boundaries)",
+        "prepare | prepare qat",
+        "place observers for static quantization, or fake-quants for quantization-aware training",
+    ),
+    (
+        "train",
+        "train DATA [epochs=1] [lr=0.01] [batch=32] [seed=7] [freeze=true]",
+        "QAT epochs (SGD, cross-entropy); freeze disables observers and BN statistics first",
     ),
     (
         "calibrate",
@@ -395,6 +434,8 @@ impl fmt::Display for Command {
                 write!(f, "fuse {}", groups.join(" "))
             }
             Command::Prepare => write!(f, "prepare"),
+            Command::PrepareQat => write!(f, "prepare qat"),
+            Command::Train(t) => write!(f, "{t}"),
             Command::Calibrate { data, batching } => {
                 write!(f, "calibrate {}{batching}", quote(data))
             }
@@ -786,9 +827,46 @@ pub fn parse_line(line: &str) -> Result<Option<Command>, SessionError> {
                 groups: Some(groups),
             }
         }
+        ("prepare", "qat") => {
+            args.exactly::<1>()?;
+            Command::PrepareQat
+        }
         ("prepare", _) => {
             args.exactly::<0>()?;
             Command::Prepare
+        }
+        ("train", _) => {
+            let number = |args: &mut Args, key: &str, default: f64| -> Result<f64, SessionError> {
+                match args.option(key) {
+                    Some(t) => t
+                        .parse::<f64>()
+                        .ok()
+                        .filter(|v| v.is_finite() && *v > 0.0)
+                        .ok_or_else(|| args.error(format!("{key}={t} is not a positive number"))),
+                    None => Ok(default),
+                }
+            };
+            let epochs = number(&mut args, "epochs", 1.0)?;
+            let lr = number(&mut args, "lr", 0.01)?;
+            let batch = number(&mut args, "batch", 32.0)?;
+            let seed = number(&mut args, "seed", 7.0)?;
+            let freeze = match args.option("freeze").as_deref() {
+                None | Some("false") => false,
+                Some("true") => true,
+                Some(other) => return Err(args.error(format!("freeze={other} (true or false)"))),
+            };
+            if epochs.fract() != 0.0 || batch.fract() != 0.0 || seed.fract() != 0.0 {
+                return Err(args.error("epochs, batch and seed are integers"));
+            }
+            let [data] = args.exactly::<1>()?;
+            Command::Train(TrainOptions {
+                data,
+                epochs: epochs as usize,
+                lr: lr as f32,
+                batch: batch as usize,
+                seed: seed as u64,
+                freeze,
+            })
         }
         ("check", _) => {
             args.exactly::<0>()?;
@@ -875,6 +953,9 @@ mod tests {
             "fuse auto",
             "fuse conv1,bn1,relu1 conv2,relu2",
             "prepare",
+            "prepare qat",
+            "train train epochs=2 lr=0.01 batch=32 seed=7",
+            "train train epochs=1 lr=0.005 batch=16 seed=3 freeze=true",
             "calibrate calib",
             "calibrate calib batch=16 batches=4",
             "check",

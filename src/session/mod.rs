@@ -8,11 +8,12 @@ pub mod cancel;
 mod command;
 mod error;
 mod output;
+mod qat;
 mod quantize;
 mod replay;
 mod workbench;
 
-pub use command::{CmpOp, Command, Expectation, Metric, VERBS, parse_line};
+pub use command::{CmpOp, Command, Expectation, Metric, TrainOptions, VERBS, parse_line};
 pub use error::SessionError;
 pub use output::{Output, Table};
 pub use replay::{ReplayError, replay_script};

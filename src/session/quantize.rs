@@ -25,10 +25,11 @@ impl Workbench {
     /// The prepared and converted models no longer match the model or qconfig.
     pub(super) fn reset_quantization(&mut self) {
         self.prepared = None;
+        self.qat = None;
         self.drop_converted();
     }
 
-    fn drop_converted(&mut self) {
+    pub(super) fn drop_converted(&mut self) {
         self.quantized = None;
         self.quantized_outputs.clear();
     }
@@ -189,6 +190,7 @@ impl Workbench {
                 .count(),
         );
         self.prepared = Some(prepared);
+        self.qat = None;
         self.drop_converted();
         Ok(Output::Text(text))
     }
@@ -253,12 +255,15 @@ impl Workbench {
     }
 
     pub(super) fn convert(&mut self) -> Result<Output, SessionError> {
+        if self.qat.is_some() {
+            return self.convert_qat();
+        }
         let prepared = self.prepared.as_ref().ok_or(SessionError::NotPrepared)?;
         let model = workflow::convert(prepared, self.numerics)?;
         Ok(self.install(model))
     }
 
-    fn install(&mut self, model: QuantizedModel) -> Output {
+    pub(super) fn install(&mut self, model: QuantizedModel) -> Output {
         let rows: Vec<Vec<String>> = model
             .graph
             .nodes

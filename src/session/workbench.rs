@@ -10,7 +10,7 @@ use crate::import::Dataset;
 use crate::import::native::{load_native, save_native};
 use crate::import::npy::write_npy_f32;
 use crate::import::onnx::load_onnx;
-use crate::workflow::{Prepared, QConfigMap, QuantizedModel};
+use crate::workflow::{Prepared, QConfigMap, QatModel, QuantizedModel};
 use ndarray::{ArrayD, Axis};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -33,6 +33,8 @@ pub struct Workbench {
     pub(super) qconfigs: QConfigMap,
     /// The model prepared (and perhaps calibrated) for static quantization.
     pub(super) prepared: Option<Prepared>,
+    /// The model prepared for quantization-aware training.
+    pub(super) qat: Option<QatModel>,
     /// The converted model.
     pub(super) quantized: Option<QuantizedModel>,
     /// The converted model's first output per dataset (as `outputs`).
@@ -100,6 +102,8 @@ impl Workbench {
             Command::QConfig { key, choice } => self.set_qconfig(key, choice)?,
             Command::Fuse { groups } => self.fuse(groups.as_deref())?,
             Command::Prepare => self.prepare()?,
+            Command::PrepareQat => self.prepare_qat()?,
+            Command::Train(t) => self.train(t)?,
             Command::Calibrate { data, batching } => self.calibrate(data, *batching)?,
             Command::Check => self.check()?,
             Command::Convert => self.convert()?,
