@@ -19,8 +19,9 @@
 //!
 //! Semantics per tier. Exact sums: AVX-512 VNNI (`vpdpbusd`), AVX2 (operands widened to i16 and
 //! `vpmaddwd`, whose pair sums fit i32). Pair-saturating sums (fbgemm on AVX2 hosts, NUMERICS §8)
-//! exist only as the AVX2 `vpmaddubsw` kernel; a tier that cannot saturate (VNNI) falls back to it,
-//! and no exact request ever reaches it. AVX-VNNI has no kernel of its own yet and uses AVX2's.
+//! exist on x86 only as the AVX2 `vpmaddubsw` kernel; a tier that cannot saturate (VNNI) falls
+//! back to it, and no exact request ever reaches it. AVX-VNNI has no kernel of its own yet and uses
+//! AVX2's.
 //! On aarch64: NEON (i16 products, `sadalp`) exact and pair-saturating (`sqadd` pairs, the same
 //! lanes as `vpmaddubsw`), and dotprod (`sdot` on `a − 128`, exact), whose saturating requests go
 //! to the NEON kernel. Both use 8-column panels (slot 0).
