@@ -4,11 +4,12 @@
 //! Shapes cross every tile edge (M = 1, rows past the 4- and 8-row tiles and the 128-row block,
 //! N off the 8- and 32-column panels, K off the groups of 4, K odd). Values are drawn towards
 //! the extremes (0 / 255 activations, −128 / 127 weights) so pairs saturate often. Tiers the host
-//! lacks are reported as `skipped <tier>: <reason>`.
+//! lacks are reported as `skipped <tier>: <reason>`, the others as `testing <tier>: <exact kernel> /
+//! <saturating kernel>` (on aarch64: NEON and dotprod beside the reference).
 
 use proptest::prelude::*;
 use qlab::isa::{ALL, Isa};
-use qlab::kernels::gemm::{GemmWeights, PackCache, gemm_on};
+use qlab::kernels::gemm::{GemmWeights, PackCache, gemm_on, kernel_name};
 use qlab::kernels::reference;
 use std::sync::Once;
 
@@ -16,8 +17,13 @@ fn tiers() -> Vec<Isa> {
     static REPORT: Once = Once::new();
     REPORT.call_once(|| {
         for isa in ALL {
-            if let Err(e) = isa.check() {
-                println!("skipped {isa}: {e}");
+            match isa.check() {
+                Ok(_) => println!(
+                    "testing {isa}: {} / {}",
+                    kernel_name(isa, false),
+                    kernel_name(isa, true)
+                ),
+                Err(e) => println!("skipped {isa}: {e}"),
             }
         }
     });

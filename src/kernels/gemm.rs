@@ -19,9 +19,12 @@
 //!
 //! Semantics per tier. Exact sums: AVX-512 VNNI (`vpdpbusd`), AVX2 (operands widened to i16 and
 //! `vpmaddwd`, whose pair sums fit i32). Pair-saturating sums (fbgemm on AVX2 hosts, NUMERICS §8)
-//! exist only as the AVX2 `vpmaddubsw` kernel; a tier that cannot saturate (VNNI) falls back to it,
-//! and no exact request ever reaches it. AVX-VNNI has no kernel of its own yet and uses AVX2's.
-//! Non-x86 tiers use the reference.
+//! exist on x86 only as the AVX2 `vpmaddubsw` kernel; a tier that cannot saturate (VNNI) falls
+//! back to it, and no exact request ever reaches it. AVX-VNNI has no kernel of its own yet and uses
+//! AVX2's.
+//! On aarch64: NEON (i16 products, `sadalp`) exact and pair-saturating (`sqadd` pairs, the same
+//! lanes as `vpmaddubsw`), and dotprod (`sdot` on `a − 128`, exact), whose saturating requests go
+//! to the NEON kernel. Both use 8-column panels (slot 0).
 
 use super::reference;
 use crate::isa::{self, Isa, IsaError};
@@ -47,7 +50,8 @@ pub struct GemmWeights<'a> {
 /// Equality ignores the contents: the panels are a pure function of the weight they belong to.
 #[derive(Clone, Default)]
 pub struct PackCache {
-    /// Indexed by [`MicroKernel::SLOT`]: 8-column panels (AVX2), 32-column panels (AVX-512).
+    /// Indexed by [`MicroKernel::SLOT`]: 8-column panels (AVX2, NEON, dotprod), 32-column panels
+    /// (AVX-512).
     slots: [OnceLock<Box<Panels>>; 2],
 }
 
@@ -131,6 +135,12 @@ enum Route {
     Avx2Saturating,
     #[cfg(target_arch = "x86_64")]
     Avx512Vnni,
+    #[cfg(target_arch = "aarch64")]
+    NeonExact,
+    #[cfg(target_arch = "aarch64")]
+    NeonSaturating,
+    #[cfg(target_arch = "aarch64")]
+    Dotprod,
 }
 
 fn route(tier: Isa, saturate_pairs: bool) -> Route {
@@ -139,6 +149,13 @@ fn route(tier: Isa, saturate_pairs: bool) -> Route {
         (Isa::Avx512Vnni, false) => return Route::Avx512Vnni,
         (Isa::Avx2 | Isa::AvxVnni | Isa::Avx512Vnni, true) => return Route::Avx2Saturating,
         (Isa::Avx2 | Isa::AvxVnni, false) => return Route::Avx2Exact,
+        _ => {}
+    }
+    #[cfg(target_arch = "aarch64")]
+    match (tier, saturate_pairs) {
+        (Isa::Neon | Isa::Dotprod, true) => return Route::NeonSaturating,
+        (Isa::Neon, false) => return Route::NeonExact,
+        (Isa::Dotprod, false) => return Route::Dotprod,
         _ => {}
     }
     let _ = (tier, saturate_pairs);
@@ -155,6 +172,12 @@ pub fn kernel_name(tier: Isa, saturate_pairs: bool) -> &'static str {
         Route::Avx2Saturating => "avx2_gemm_pairsat_4x8",
         #[cfg(target_arch = "x86_64")]
         Route::Avx512Vnni => "avx512vnni_gemm_8x32",
+        #[cfg(target_arch = "aarch64")]
+        Route::NeonExact => "neon_gemm_exact_4x8",
+        #[cfg(target_arch = "aarch64")]
+        Route::NeonSaturating => "neon_gemm_pairsat_4x8",
+        #[cfg(target_arch = "aarch64")]
+        Route::Dotprod => "dotprod_gemm_8x8",
     }
 }
 
@@ -213,6 +236,19 @@ unsafe fn run(
             Route::Avx512Vnni => {
                 return unsafe { tiled::<avx512vnni_gemm::Vnni>(m, a, a_zp, w, acc) };
             }
+        }
+    }
+    #[cfg(target_arch = "aarch64")]
+    if m > 0 && w.n > 0 && w.k > 0 {
+        use super::aarch64::{dotprod_gemm, neon_gemm};
+        // SAFETY (all three): forwarded from this function's contract.
+        match route(tier, saturate_pairs) {
+            Route::Reference => {}
+            Route::NeonExact => return unsafe { tiled::<neon_gemm::Exact>(m, a, a_zp, w, acc) },
+            Route::NeonSaturating => {
+                return unsafe { tiled::<neon_gemm::PairSaturating>(m, a, a_zp, w, acc) };
+            }
+            Route::Dotprod => return unsafe { tiled::<dotprod_gemm::Dotprod>(m, a, a_zp, w, acc) },
         }
     }
     reference::gemm_u8_i8_i32(

@@ -1,6 +1,8 @@
 //! Integer compute on plain slices: the scalar reference kernels (the truth every SIMD tier must
 //! reproduce) and the requantization rules of each engine.
 
+#[cfg(target_arch = "aarch64")]
+pub mod aarch64;
 pub mod conv_ref;
 pub mod gemm;
 pub mod reference;
