@@ -9,6 +9,7 @@ mod error;
 mod output;
 mod quantize;
 mod replay;
+pub mod view;
 mod workbench;
 
 pub use command::{CmpOp, Command, Expectation, Metric, VERBS, parse_line};
