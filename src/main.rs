@@ -312,10 +312,10 @@ fn tui(script: Option<&String>) -> Result<String, String> {
         }
         None => {
             let mut app = qlab::tui::App::new(preloaded()?);
-            if app.wb.dataset_names().iter().any(|d| d == "calib") {
-                if let Ok(Some(cmd)) = qlab::session::parse_line("quantize calib") {
-                    app.apply(&cmd);
-                }
+            if app.wb.dataset_names().iter().any(|d| d == "calib")
+                && let Ok(Some(cmd)) = qlab::session::parse_line("quantize calib")
+            {
+                app.apply(&cmd);
             }
             app
         }

@@ -29,7 +29,7 @@ impl App {
         ])
         .areas(area);
         let [layers, right] =
-            Layout::horizontal([Constraint::Percentage(48), Constraint::Fill(1)]).areas(top);
+            Layout::horizontal([Constraint::Percentage(50), Constraint::Fill(1)]).areas(top);
         panes::layers::draw(self, frame, layers, self.focus == Pane::Layers);
         if area.width < NARROW {
             if self.focus == Pane::IntRepr {

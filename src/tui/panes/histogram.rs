@@ -91,8 +91,12 @@ fn bounds(view: &HistogramView) -> (f64, f64) {
         lo = lo.min(f64::from(r.lo));
         hi = hi.max(f64::from(r.hi));
     }
-    if !(lo.is_finite() && hi.is_finite()) || hi <= lo {
-        return (lo.min(0.0).max(-1.0), lo.max(0.0) + 1.0);
+    // Before any data the range is (+inf, -inf); a constant input has hi == lo.
+    if !(lo.is_finite() && hi.is_finite()) {
+        return (0.0, 1.0);
+    }
+    if hi <= lo {
+        return (lo - 0.5, lo + 0.5);
     }
     let pad = (hi - lo) * 0.02;
     (lo - pad, hi + pad)
@@ -132,12 +136,13 @@ fn rebin(view: &HistogramView, columns: usize) -> Vec<(f64, f64)> {
 /// The share of observed values outside the quantization range (bin centres decide).
 fn clipped(view: &HistogramView) -> Option<f64> {
     let r = view.range?;
-    let total: f64 = view.counts.iter().map(|&c| f64::from(c)).sum();
+    // Folded from +0.0: an empty float `sum()` is -0.0, which would print as "-0.00%".
+    let total = view.counts.iter().fold(0.0, |a, &c| a + f64::from(c));
     if total <= 0.0 {
         return None;
     }
     let width = (view.max - view.min) / view.counts.len() as f32;
-    let outside: f64 = view
+    let outside = view
         .counts
         .iter()
         .enumerate()
@@ -145,7 +150,6 @@ fn clipped(view: &HistogramView) -> Option<f64> {
             let x = view.min + (i as f32 + 0.5) * width;
             x < r.lo || x > r.hi
         })
-        .map(|(_, &c)| f64::from(c))
-        .sum();
+        .fold(0.0, |a, (_, &c)| a + f64::from(c));
     Some(outside / total)
 }
