@@ -133,7 +133,8 @@ fn bad_command_line_input_is_logged_not_fatal() {
     app.press(key(KeyCode::Enter));
     assert!(app.log.iter().filter(|l| l.starts_with("error")).count() >= 2);
     assert!(!app.quit);
-    press(&mut app, "q");
+    press(&mut app, ":q");
+    app.press(key(KeyCode::Enter));
     assert!(app.quit);
 }
 

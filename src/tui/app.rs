@@ -349,11 +349,21 @@ impl App {
     /// Keys while the `:` line is open: Enter parses it, Esc closes it, Tab completes.
     fn edit_line(&mut self, key: KeyEvent) -> Option<Command> {
         let line = self.input.as_mut()?;
+        if key.modifiers.contains(KeyModifiers::CONTROL) {
+            // Ctrl-C (or any control chord) leaves the line rather than typing a letter.
+            self.input = None;
+            return None;
+        }
         match key.code {
             KeyCode::Esc => self.input = None,
             KeyCode::Enter => {
                 let text = std::mem::take(&mut line.text);
                 self.input = None;
+                // `:q` as in vi; everything else is the session language.
+                if matches!(text.trim(), "q" | "quit") {
+                    self.quit = true;
+                    return None;
+                }
                 return self.parse(&text);
             }
             KeyCode::Backspace => {

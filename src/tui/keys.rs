@@ -21,7 +21,7 @@ pub const BINDINGS: [(&str, &str); 14] = [
     ("Enter / Esc", "run / close the command line"),
     ("mouse wheel", "scroll the focused pane"),
     ("?", "this help (any key closes it)"),
-    ("q, Ctrl-C", "quit"),
+    ("q, :q, Ctrl-C", "quit"),
     (
         ":save session F",
         "write the session, replay with qlab run F",
