@@ -3,8 +3,8 @@
 //! The crate is layered bottom-up (see `DESIGN.md` in the shared docs): `tensor` holds quantized
 //! tensors and the exact quantize / dequantize rules; `observer` collects statistics and derives
 //! qparams; `fake_quant` and `qconfig` build on both; `kernels`, `engine` and `qnn` compute
-//! quantized operators; `graph` and `import` hold float models; `analysis`, `session` and
-//! `repl` serve the user. Each layer depends only on the ones below it.
+//! quantized operators; `graph` and `import` hold float models; `analysis`, `session`, `repl`
+//! and `tui` serve the user. Each layer depends only on the ones below it.
 //!
 //! # Example: static post-training quantization, as PyTorch's eager mode does it
 //!
@@ -67,4 +67,5 @@ pub mod repl;
 pub mod report;
 pub mod session;
 pub mod tensor;
+pub mod tui;
 pub mod workflow;

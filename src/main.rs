@@ -19,6 +19,8 @@ usage:
   qlab                                            the REPL, with the digits CNN and data loaded
                                                   (piped stdin runs commands line by line)
   qlab quantize DTYPE SCALE ZERO_POINT VALUE...   quantize_per_tensor, as PyTorch does it
+  qlab tui [FILE.qls]                             the full-screen TUI: replays FILE, else the digits CNN
+                                                  and data loaded and quantized (`?` lists the keys)
   qlab run FILE.qls                               replay a session script headlessly (non-zero exit on
                                                   any error or failed expect, naming the line)
   qlab inspect MODEL.onnx                         the model's nodes: path, op, attributes, shapes, params
@@ -48,6 +50,11 @@ fn main() -> ExitCode {
 fn run(args: &[String]) -> Result<String, String> {
     match args.first().map(String::as_str) {
         None => repl(),
+        Some("tui") => match &args[1..] {
+            [] => tui(None),
+            [script] => tui(Some(script)),
+            _ => Err(format!("tui takes at most one FILE.qls\n{USAGE}")),
+        },
         Some("help" | "-h" | "--help") => Ok(USAGE.to_string()),
         Some("quantize") => quantize(&args[1..]),
         Some("isa") => Ok(isa_report()),
@@ -249,7 +256,9 @@ fn sample_dir() -> Option<std::path::PathBuf> {
         .find(|d| d.join("digits_cnn.onnx").exists())
 }
 
-fn repl() -> Result<String, String> {
+/// A workbench with the bundled digits CNN and its `test` and `calib` data loaded, when the
+/// sample models are found.
+fn preloaded() -> Result<Workbench, String> {
     let mut wb = Workbench::new();
     if let Some(dir) = sample_dir() {
         let data = dir.join("data");
@@ -273,9 +282,44 @@ fn repl() -> Result<String, String> {
             }
         }
     }
-    match qlab::repl::run(wb) {
+    Ok(wb)
+}
+
+fn repl() -> Result<String, String> {
+    match qlab::repl::run(preloaded()?) {
         Ok(0) => Ok(String::new()),
         Ok(failed) => Err(format!("{failed} command(s) failed")),
         Err(e) => Err(format!("terminal error: {e}")),
     }
+}
+
+/// `qlab tui [FILE.qls]`: the script replayed (its outputs in the log), else the sample model
+/// preloaded and quantized on `calib` so every pane has data.
+fn tui(script: Option<&String>) -> Result<String, String> {
+    let mut log = String::new();
+    let app = match script {
+        Some(script) => {
+            let text = std::fs::read_to_string(script)
+                .map_err(|e| format!("cannot read {script}: {e}"))?;
+            let mut wb = Workbench::new();
+            replay_script(&text, &mut wb, |cmd, output| {
+                log.push_str(&format!("> {cmd}\n{output}"));
+            })
+            .map_err(|e| format!("{log}{script}: {e}"))?;
+            let mut app = qlab::tui::App::new(wb);
+            app.log_text(&log);
+            app
+        }
+        None => {
+            let mut app = qlab::tui::App::new(preloaded()?);
+            if app.wb.dataset_names().iter().any(|d| d == "calib")
+                && let Ok(Some(cmd)) = qlab::session::parse_line("quantize calib")
+            {
+                app.apply(&cmd);
+            }
+            app
+        }
+    };
+    qlab::tui::run(app).map_err(|e| format!("terminal error: {e}"))?;
+    Ok(String::new())
 }

@@ -11,6 +11,7 @@ mod output;
 mod qat;
 mod quantize;
 mod replay;
+pub mod view;
 mod workbench;
 
 pub use command::{CmpOp, Command, Expectation, Metric, TrainOptions, VERBS, parse_line};

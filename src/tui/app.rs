@@ -1,0 +1,419 @@
+//! The TUI's state and its reaction to keys, kept apart from drawing so tests can drive it
+//! without a terminal.
+//!
+//! Keys that only change the view (selection, focus, sort column, hex / decimal, scrolling)
+//! change fields here. Keys that change results produce the `Command` the REPL would parse
+//! from the same text, and `App::apply` runs it through `Workbench::apply`, so the command
+//! lands in the session log and `save session` captures TUI work.
+
+use crate::analysis::ErrorMode;
+use crate::observer::ObserverKind;
+use crate::qconfig::QuantizerSpec;
+use crate::repl::{Names, Slot, slot};
+use crate::session::view::LayerRow;
+use crate::session::{Command, Output, Workbench, parse_line};
+use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+
+/// The observers the histogram pane's keys switch between, in cycle order.
+pub const OBSERVER_CYCLE: [ObserverKind; 5] = [
+    ObserverKind::MinMax,
+    ObserverKind::Histogram,
+    ObserverKind::Percentile,
+    ObserverKind::Entropy,
+    ObserverKind::Mse,
+];
+
+/// Log lines kept (older ones are dropped so a long session stays bounded).
+const LOG_LIMIT: usize = 2000;
+
+/// The pane that receives scrolling keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pane {
+    Layers,
+    Histogram,
+    Errors,
+    IntRepr,
+    Log,
+}
+
+impl Pane {
+    const ORDER: [Pane; 5] = [
+        Pane::Layers,
+        Pane::Histogram,
+        Pane::Errors,
+        Pane::IntRepr,
+        Pane::Log,
+    ];
+
+    fn step(self, by: isize) -> Pane {
+        let i = Pane::ORDER.iter().position(|&p| p == self).unwrap_or(0) as isize;
+        Pane::ORDER[(i + by).rem_euclid(Pane::ORDER.len() as isize) as usize]
+    }
+}
+
+/// A column of the error table; every one sorts worst first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SortColumn {
+    /// Graph order (not a metric).
+    Layer,
+    Sqnr,
+    Mse,
+    MaxAbs,
+    MeanErr,
+    Cosine,
+    RmseScale,
+    Clip,
+}
+
+impl SortColumn {
+    pub const ALL: [SortColumn; 8] = [
+        SortColumn::Layer,
+        SortColumn::Sqnr,
+        SortColumn::Mse,
+        SortColumn::MaxAbs,
+        SortColumn::MeanErr,
+        SortColumn::Cosine,
+        SortColumn::RmseScale,
+        SortColumn::Clip,
+    ];
+
+    fn next(self) -> SortColumn {
+        let i = SortColumn::ALL.iter().position(|&c| c == self).unwrap_or(0);
+        SortColumn::ALL[(i + 1) % SortColumn::ALL.len()]
+    }
+
+    /// A key whose ascending order puts the worst layer first.
+    fn badness(self, r: &LayerRow) -> f64 {
+        let s = &r.error.stats;
+        match self {
+            SortColumn::Layer => 0.0,
+            SortColumn::Sqnr => s.sqnr_db(),
+            SortColumn::Mse => -s.mse(),
+            SortColumn::MaxAbs => -s.max_abs(),
+            SortColumn::MeanErr => -s.mean_error().abs(),
+            SortColumn::Cosine => s.cosine(),
+            SortColumn::RmseScale => -s.rmse_over_scale(),
+            SortColumn::Clip => -r.error.clip_rate(),
+        }
+    }
+}
+
+/// The `:` command line being edited.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CommandLine {
+    pub text: String,
+    /// Candidates from the last Tab that matched more than one word.
+    pub candidates: Vec<String>,
+}
+
+/// Everything the TUI shows besides the workbench itself.
+#[derive(Debug)]
+pub struct App {
+    pub wb: Workbench,
+    /// The dataset the error table and SQNR colours are computed on.
+    pub data: Option<String>,
+    /// Per-layer rows in graph order (recomputed after every command).
+    pub rows: Vec<LayerRow>,
+    /// Why `rows` is empty, when it is.
+    pub rows_note: String,
+    /// Index into `rows`.
+    pub selected: usize,
+    pub focus: Pane,
+    pub sort: SortColumn,
+    pub hex: bool,
+    /// First line shown in the int_repr dump.
+    pub int_scroll: usize,
+    /// Lines scrolled back from the end of the log.
+    pub log_scroll: usize,
+    pub log: Vec<String>,
+    pub input: Option<CommandLine>,
+    pub help: bool,
+    pub quit: bool,
+}
+
+impl App {
+    /// An app over `wb`; errors are shown on `test` when loaded, else on the first dataset.
+    pub fn new(wb: Workbench) -> App {
+        let names = wb.dataset_names();
+        let data = names
+            .iter()
+            .find(|n| *n == "test")
+            .or(names.first())
+            .cloned();
+        let mut app = App {
+            wb,
+            data,
+            rows: Vec::new(),
+            rows_note: String::new(),
+            selected: 0,
+            focus: Pane::Layers,
+            sort: SortColumn::Sqnr,
+            hex: false,
+            int_scroll: 0,
+            log_scroll: 0,
+            log: Vec::new(),
+            input: None,
+            help: false,
+            quit: false,
+        };
+        app.refresh();
+        app
+    }
+
+    /// The selected layer's row.
+    pub fn selected_row(&self) -> Option<&LayerRow> {
+        self.rows.get(self.selected)
+    }
+
+    /// Row indices in the error table's order (worst first for the sort column; ties and the
+    /// `Layer` column keep graph order).
+    pub fn sorted(&self) -> Vec<usize> {
+        let mut order: Vec<usize> = (0..self.rows.len()).collect();
+        order.sort_by(|&a, &b| {
+            self.sort
+                .badness(&self.rows[a])
+                .total_cmp(&self.sort.badness(&self.rows[b]))
+        });
+        order
+    }
+
+    /// Appends lines to the log.
+    pub fn log_text(&mut self, text: &str) {
+        self.log.extend(text.lines().map(str::to_string));
+        let excess = self.log.len().saturating_sub(LOG_LIMIT);
+        self.log.drain(..excess);
+        self.log_scroll = 0;
+    }
+
+    /// Handles one key and applies the command it produces, if any.
+    pub fn press(&mut self, key: KeyEvent) {
+        if let Some(cmd) = self.handle_key(key) {
+            self.apply(&cmd);
+        }
+    }
+
+    /// Runs `cmd` through the workbench, logs the command and its output (or error) and
+    /// recomputes the rows.
+    pub fn apply(&mut self, cmd: &Command) -> Option<Output> {
+        self.log_text(&format!("> {cmd}"));
+        match self.wb.apply(cmd) {
+            Ok(out) => {
+                self.log_text(&out.to_string());
+                self.refresh();
+                Some(out)
+            }
+            Err(e) => {
+                self.log_text(&format!("error: {e}"));
+                None
+            }
+        }
+    }
+
+    /// Recomputes the per-layer rows, keeping the selected layer when it still exists.
+    fn refresh(&mut self) {
+        let keep = self.selected_row().map(|r| r.layer.clone());
+        let rows = match &self.data {
+            Some(d) => self.wb.layer_list(d, ErrorMode::Cumulative),
+            None => {
+                self.rows.clear();
+                self.rows_note = "no dataset loaded: `load data NAME FILE.npy`".into();
+                return;
+            }
+        };
+        match rows {
+            Ok(rows) => {
+                self.rows = rows;
+                self.rows_note.clear();
+            }
+            Err(e) => {
+                self.rows.clear();
+                self.rows_note = format!("{e}");
+            }
+        }
+        self.selected = keep
+            .and_then(|l| self.rows.iter().position(|r| r.layer == l))
+            .unwrap_or(0)
+            .min(self.rows.len().saturating_sub(1));
+    }
+
+    /// Maps a key to a view change, or to the command it stands for.
+    pub fn handle_key(&mut self, key: KeyEvent) -> Option<Command> {
+        if self.input.is_some() {
+            return self.edit_line(key);
+        }
+        if self.help {
+            // Any key closes the help; `q` there closes help, not the app.
+            self.help = false;
+            return None;
+        }
+        match key.code {
+            KeyCode::Char('q') => self.quit = true,
+            KeyCode::Char('c') if key.modifiers.contains(KeyModifiers::CONTROL) => self.quit = true,
+            KeyCode::Char('?') => self.help = true,
+            KeyCode::Char(':') => self.input = Some(CommandLine::default()),
+            KeyCode::Tab => self.focus = self.focus.step(1),
+            KeyCode::BackTab => self.focus = self.focus.step(-1),
+            KeyCode::Char('s') => self.sort = self.sort.next(),
+            KeyCode::Char('x') => self.hex = !self.hex,
+            KeyCode::Char('o') => return self.cycle_observer(1),
+            KeyCode::Char('O') => return self.cycle_observer(-1),
+            KeyCode::Char(c @ '1'..='5') => {
+                return self.observer_command(OBSERVER_CYCLE[c as usize - '1' as usize]);
+            }
+            KeyCode::Down | KeyCode::Char('j') => self.scroll(1),
+            KeyCode::Up | KeyCode::Char('k') => self.scroll(-1),
+            KeyCode::PageDown => self.scroll(10),
+            KeyCode::PageUp => self.scroll(-10),
+            _ => {}
+        }
+        None
+    }
+
+    /// Moves the focused pane's cursor: the layer selection, the dump or the log.
+    pub fn scroll(&mut self, by: isize) {
+        let moved = |v: usize, max: usize| v.saturating_add_signed(by).min(max);
+        match self.focus {
+            Pane::Layers | Pane::Histogram => {
+                self.select(moved(self.selected, self.rows.len().saturating_sub(1)));
+            }
+            Pane::Errors => {
+                // Moves through the table in its sorted order.
+                let order = self.sorted();
+                let at = order.iter().position(|&i| i == self.selected).unwrap_or(0);
+                if let Some(&i) = order.get(moved(at, order.len().saturating_sub(1))) {
+                    self.select(i);
+                }
+            }
+            Pane::IntRepr => self.int_scroll = moved(self.int_scroll, usize::MAX),
+            // The log scrolls back from its end, so "down" moves towards the newest line.
+            Pane::Log => {
+                self.log_scroll = self
+                    .log_scroll
+                    .saturating_add_signed(-by)
+                    .min(self.log.len().saturating_sub(1));
+            }
+        }
+    }
+
+    fn select(&mut self, i: usize) {
+        if i != self.selected {
+            self.selected = i;
+            self.int_scroll = 0;
+        }
+    }
+
+    /// The next (or previous) observer in `OBSERVER_CYCLE` for the selected layer.
+    fn cycle_observer(&mut self, by: isize) -> Option<Command> {
+        let layer = self.selected_row()?.layer.clone();
+        let current = self.wb.layer_qconfig(&layer)?.activation.observer().kind;
+        let i = OBSERVER_CYCLE.iter().position(|&k| k == current);
+        let next = match i {
+            Some(i) => (i as isize + by).rem_euclid(OBSERVER_CYCLE.len() as isize) as usize,
+            None => 0,
+        };
+        self.observer_command(OBSERVER_CYCLE[next])
+    }
+
+    /// `qconfig LAYER activation=KIND(...) weight=...`: the selected layer's qconfig with only
+    /// the activation observer's kind changed, parsed from text as the REPL would.
+    fn observer_command(&mut self, kind: ObserverKind) -> Option<Command> {
+        let layer = self.selected_row()?.layer.clone();
+        let Some(qconfig) = self.wb.layer_qconfig(&layer) else {
+            self.log_text(&format!("{layer} has no qconfig to change"));
+            return None;
+        };
+        let QuantizerSpec::Observer(mut activation) = qconfig.activation else {
+            self.log_text(&format!(
+                "{layer}: fake-quant activations are switched with :qconfig"
+            ));
+            return None;
+        };
+        activation.kind = kind;
+        let line = format!(
+            "qconfig {layer} activation=\"{activation}\" weight=\"{}\"",
+            qconfig.weight
+        );
+        self.parse(&line)
+    }
+
+    fn parse(&mut self, line: &str) -> Option<Command> {
+        match parse_line(line) {
+            Ok(cmd) => cmd,
+            Err(e) => {
+                self.log_text(&format!("> {line}\nerror: {e}"));
+                None
+            }
+        }
+    }
+
+    /// Keys while the `:` line is open: Enter parses it, Esc closes it, Tab completes.
+    fn edit_line(&mut self, key: KeyEvent) -> Option<Command> {
+        let line = self.input.as_mut()?;
+        if key.modifiers.contains(KeyModifiers::CONTROL) {
+            // Ctrl-C (or any control chord) leaves the line rather than typing a letter.
+            self.input = None;
+            return None;
+        }
+        match key.code {
+            KeyCode::Esc => self.input = None,
+            KeyCode::Enter => {
+                let text = std::mem::take(&mut line.text);
+                self.input = None;
+                // `:q` as in vi; everything else is the session language.
+                if matches!(text.trim(), "q" | "quit") {
+                    self.quit = true;
+                    return None;
+                }
+                return self.parse(&text);
+            }
+            KeyCode::Backspace => {
+                line.text.pop();
+                line.candidates.clear();
+            }
+            KeyCode::Tab => {
+                let names = Names {
+                    datasets: self.wb.dataset_names(),
+                    layers: self.rows.iter().map(|r| r.layer.clone()).collect(),
+                };
+                complete(line, &names);
+            }
+            KeyCode::Char(c) => {
+                line.text.push(c);
+                line.candidates.clear();
+            }
+            _ => {}
+        }
+        None
+    }
+}
+
+/// Completes the word at the end of the line with the REPL's rules: one candidate replaces the
+/// word (plus a space unless it ends in `=`), several extend it to their common prefix and are
+/// listed. File paths are left to the user.
+fn complete(line: &mut CommandLine, names: &Names) {
+    let Slot::Words(start, words) = slot(&line.text, names) else {
+        return;
+    };
+    let Some(first) = words.first() else {
+        return;
+    };
+    let common = words.iter().fold(first.as_str(), |acc, w| {
+        let n = acc
+            .char_indices()
+            .zip(w.chars())
+            .take_while(|((_, a), b)| a == b)
+            .last()
+            .map_or(0, |((i, a), _)| i + a.len_utf8());
+        &acc[..n]
+    });
+    let mut text = format!("{}{common}", &line.text[..start]);
+    if words.len() == 1 && !common.ends_with('=') {
+        text.push(' ');
+    }
+    line.candidates = if words.len() > 1 {
+        words.clone()
+    } else {
+        Vec::new()
+    };
+    line.text = text;
+}

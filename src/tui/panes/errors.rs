@@ -1,0 +1,73 @@
+//! The per-layer error table: every metric of `errors DATA`, sorted worst first by the
+//! column `s` cycles through (marked ▼).
+
+use crate::tui::app::{App, SortColumn};
+use crate::tui::theme;
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Rect};
+use ratatui::style::Style;
+use ratatui::widgets::{Cell, Paragraph, Row, Table, TableState};
+
+/// Header text per column, in `SortColumn::ALL` order.
+const HEADERS: [&str; 8] = [
+    "layer", "sqnr_db", "mse", "max_abs", "mean_err", "cosine", "rmse/s", "clip%",
+];
+
+pub fn draw(app: &App, frame: &mut Frame, area: Rect, focused: bool) {
+    let title = match &app.data {
+        Some(d) => format!(" cumulative error on {d} ({} engine) ", app.wb.engine()),
+        None => " error ".into(),
+    };
+    let block = theme::pane(title, focused);
+    if app.rows.is_empty() {
+        frame.render_widget(
+            Paragraph::new(app.rows_note.as_str())
+                .style(theme::dim())
+                .block(block),
+            area,
+        );
+        return;
+    }
+    let header = Row::new(SortColumn::ALL.iter().zip(HEADERS).map(|(&c, h)| {
+        if c == app.sort {
+            format!("{h}▼")
+        } else {
+            h.to_string()
+        }
+    }))
+    .style(theme::header());
+    let order = app.sorted();
+    let rows = order.iter().map(|&i| {
+        let r = &app.rows[i];
+        let s = &r.error.stats;
+        let db = s.sqnr_db();
+        Row::new([
+            Cell::from(r.layer.as_str()),
+            Cell::from(format!("{db:.2}")).style(Style::new().fg(theme::sqnr_color(db))),
+            Cell::from(format!("{:.2e}", s.mse())),
+            Cell::from(format!("{:.2e}", s.max_abs())),
+            Cell::from(format!("{:+.2e}", s.mean_error())),
+            Cell::from(format!("{:.5}", s.cosine())),
+            Cell::from(format!("{:.3}", s.rmse_over_scale())),
+            Cell::from(format!("{:.2}", 100.0 * r.error.clip_rate())),
+        ])
+    });
+    let widths = [
+        Constraint::Min(6),
+        Constraint::Length(8),
+        Constraint::Length(8),
+        Constraint::Length(8),
+        Constraint::Length(9),
+        Constraint::Length(7),
+        Constraint::Length(6),
+        Constraint::Length(5),
+    ];
+    let table = Table::new(rows, widths)
+        .header(header)
+        .column_spacing(1)
+        .row_highlight_style(theme::selected())
+        .block(block);
+    let at = order.iter().position(|&i| i == app.selected);
+    let mut state = TableState::new().with_selected(at);
+    frame.render_stateful_widget(table, area, &mut state);
+}

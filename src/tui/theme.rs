@@ -1,0 +1,47 @@
+//! Colours and styles in one place, so every pane agrees on what red, yellow and focus mean.
+
+use ratatui::style::{Color, Modifier, Style};
+use ratatui::widgets::{Block, BorderType};
+
+/// SQNR below this many dB is shown red (the layer loses most of its signal).
+pub const SQNR_BAD: f64 = 20.0;
+/// SQNR below this many dB is shown yellow (worth a look).
+pub const SQNR_WARN: f64 = 30.0;
+
+/// The colour of an SQNR by severity: red < 20 dB, yellow < 30 dB, green otherwise.
+pub fn sqnr_color(db: f64) -> Color {
+    if db < SQNR_BAD {
+        Color::Red
+    } else if db < SQNR_WARN {
+        Color::Yellow
+    } else {
+        Color::Green
+    }
+}
+
+/// The selected row in lists and tables.
+pub fn selected() -> Style {
+    Style::new().add_modifier(Modifier::REVERSED)
+}
+
+/// Column headers.
+pub fn header() -> Style {
+    Style::new().add_modifier(Modifier::BOLD)
+}
+
+/// Secondary text (notes, units, hints).
+pub fn dim() -> Style {
+    Style::new().fg(Color::DarkGray)
+}
+
+/// A pane's frame: thick and cyan when it has the focus.
+pub fn pane(title: String, focused: bool) -> Block<'static> {
+    let block = Block::bordered().title(title);
+    if focused {
+        block
+            .border_type(BorderType::Thick)
+            .border_style(Style::new().fg(Color::Cyan))
+    } else {
+        block
+    }
+}

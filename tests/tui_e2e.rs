@@ -1,0 +1,122 @@
+//! The real `qlab tui` in a pseudo-terminal (tmux): wait for the panes, select a layer, switch
+//! its observer, `:save session`, quit, then `qlab run` the saved file. Needs `tmux` (CI
+//! installs it); without it the test says so and passes.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// tmux on a private socket, so no user session is touched.
+struct Tmux {
+    socket: PathBuf,
+}
+
+impl Tmux {
+    fn run(&self, args: &[&str]) -> Output {
+        Command::new("tmux")
+            .arg("-S")
+            .arg(&self.socket)
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
+    fn screen(&self) -> String {
+        String::from_utf8_lossy(&self.run(&["capture-pane", "-p", "-t", "qlab"]).stdout)
+            .into_owned()
+    }
+
+    fn keys(&self, literal: &str) {
+        assert!(
+            self.run(&["send-keys", "-t", "qlab", "-l", literal])
+                .status
+                .success()
+        );
+    }
+
+    fn alive(&self) -> bool {
+        self.run(&["has-session", "-t", "qlab"]).status.success()
+    }
+
+    /// Polls until `done` holds, failing with the screen after `secs`.
+    fn wait(&self, secs: u64, what: &str, done: impl Fn(&Tmux) -> bool) {
+        let start = Instant::now();
+        while !done(self) {
+            assert!(
+                start.elapsed() < Duration::from_secs(secs),
+                "timed out waiting for {what}; screen:\n{}",
+                self.screen()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = self.run(&["kill-server"]);
+    }
+}
+
+#[test]
+fn tui_in_a_terminal_saves_a_session_that_qlab_run_replays() {
+    if Command::new("tmux").arg("-V").output().is_err() {
+        eprintln!("SKIPPED: tmux is not installed (.ci/run installs it)");
+        return;
+    }
+    let dir = root().join("target/tui-e2e");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let session = dir.join("saved.qls");
+    let tmux = Tmux {
+        socket: dir.join("tmux.sock"),
+    };
+    let started = tmux.run(&[
+        "new-session",
+        "-d",
+        "-s",
+        "qlab",
+        "-x",
+        "120",
+        "-y",
+        "40",
+        "-c",
+        root().to_str().unwrap(),
+        &format!("{} tui", env!("CARGO_BIN_EXE_qlab")),
+    ]);
+    assert!(started.status.success(), "{started:?}");
+    tmux.wait(300, "the panes", |t| t.screen().contains("SQNR dB"));
+    // conv1, its observer switched to min/max, then saved.
+    tmux.keys("j1");
+    tmux.wait(60, "the new observer", |t| {
+        t.screen().contains("qconfig conv1 activation=minmax")
+    });
+    tmux.keys(&format!(":save session {}", session.display()));
+    assert!(
+        tmux.run(&["send-keys", "-t", "qlab", "Enter"])
+            .status
+            .success()
+    );
+    tmux.wait(60, "the saved session", |_| session.exists());
+    tmux.keys("q");
+    tmux.wait(30, "qlab to quit", |t| !t.alive());
+
+    let saved = std::fs::read_to_string(&session).unwrap();
+    assert!(saved.contains("quantize calib"), "{saved}");
+    assert!(saved.contains("qconfig conv1 activation=minmax"), "{saved}");
+    let replay = Command::new(env!("CARGO_BIN_EXE_qlab"))
+        .args(["run", session.to_str().unwrap()])
+        .current_dir(root())
+        .output()
+        .unwrap();
+    assert!(
+        replay.status.success(),
+        "{}",
+        String::from_utf8_lossy(&replay.stderr)
+    );
+    assert!(String::from_utf8_lossy(&replay.stdout).contains("command(s) replayed"));
+}
