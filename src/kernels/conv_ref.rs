@@ -13,7 +13,7 @@
 //! * oneDNN's direct AVX2 kernel pairs input channels within one tap (an odd channel alone) and
 //!   skips padded taps, so they never saturate.
 
-use super::gemm::GemmWeights;
+use super::gemm::{GemmWeights, PackCache};
 use super::reference::{dot_u8_i8_pairs_saturating, gemm_u8_i8_i32};
 
 /// A GEMM with the contract of [`gemm_u8_i8_i32`] over a [`GemmWeights`] operand: the
@@ -105,11 +105,12 @@ pub fn conv_u8_i8_i32(
     let reference: GemmFn = |m, a, a_zp, w, saturate, acc| {
         gemm_u8_i8_i32(m, w.n, w.k, a, a_zp, w.data, w.zero_points, saturate, acc)
     };
-    conv_u8_i8_i32_with(g, x, x_zp, w, w_zp, model, acc, reference)
+    conv_u8_i8_i32_with(g, x, x_zp, w, w_zp, model, acc, reference, &[])
 }
 
 /// [`conv_u8_i8_i32`] with the im2col GEMM (the `Exact` and `Im2colPairs` models) done by `gemm`;
-/// the `TapChannelPairs` model always runs its scalar loop.
+/// the `TapChannelPairs` model always runs its scalar loop. `caches` holds one [`PackCache`] per
+/// group for the group's weight rows (so a module packs its weights once), or is empty.
 #[allow(clippy::too_many_arguments)]
 pub fn conv_u8_i8_i32_with(
     g: &ConvGeometry,
@@ -120,17 +121,32 @@ pub fn conv_u8_i8_i32_with(
     model: PairModel,
     acc: &mut [i32],
     gemm: GemmFn,
+    caches: &[PackCache],
 ) -> u64 {
+    assert!(caches.is_empty() || caches.len() == g.groups);
     let (taps, positions) = (g.taps(), g.out_positions());
     let (cg, og) = (g.in_channels / g.groups, g.out_channels / g.groups);
     let k = taps * cg;
     let sources = g.sources();
+    // A 1x1, stride-1, unpadded conv reads every input position once, in order: its im2col
+    // matrix is just the channels-last input.
+    let pointwise = positions == g.in_positions()
+        && taps == 1
+        && sources.iter().enumerate().all(|(p, &s)| s == Some(p));
+    let mut channels_last = vec![0u8; if pointwise { 0 } else { g.in_positions() * cg }];
     let mut cols = vec![0u8; positions * k];
     let mut tile = vec![0i32; positions * og];
     let mut saturated = 0u64;
     for n in 0..g.batch {
         for grp in 0..g.groups {
-            im2col(g, x, x_zp as u8, n, grp, &sources, &mut cols);
+            let plane = g.in_positions();
+            let x_g = &x[(n * g.in_channels + grp * cg) * plane..][..cg * plane];
+            if pointwise {
+                to_channels_last(x_g, cg, &mut cols);
+            } else {
+                to_channels_last(x_g, cg, &mut channels_last);
+                im2col(&channels_last, cg, x_zp as u8, &sources, &mut cols);
+            }
             let w_g = &w[grp * og * k..(grp + 1) * og * k];
             let zp_g = if w_zp.len() == 1 {
                 w_zp
@@ -147,7 +163,7 @@ pub fn conv_u8_i8_i32_with(
                         n: og,
                         k,
                         zero_points: zp_g,
-                        cache: None,
+                        cache: caches.get(grp),
                     },
                     model == PairModel::Im2colPairs,
                     &mut tile,
@@ -167,23 +183,28 @@ pub fn conv_u8_i8_i32_with(
     saturated
 }
 
-/// The channels-last im2col matrix `[positions, taps · C/groups]` of one sample and group;
-/// padded taps hold the raw activation zero point.
-fn im2col(
-    g: &ConvGeometry,
-    x: &[u8],
-    pad: u8,
-    n: usize,
-    grp: usize,
-    sources: &[Option<usize>],
-    cols: &mut [u8],
-) {
-    let cg = g.in_channels / g.groups;
-    let plane = g.in_positions();
-    let base = (n * g.in_channels + grp * cg) * plane;
-    for (slot, src) in cols.chunks_mut(cg).zip(sources) {
-        for (c, v) in slot.iter_mut().enumerate() {
-            *v = src.map_or(pad, |s| x[base + c * plane + s]);
+/// `x` (`[c, positions]`, one sample and group) transposed to `[positions, c]`, in blocks of
+/// positions so both the reads and the writes stay within a few cache lines per block.
+fn to_channels_last(x: &[u8], c: usize, out: &mut [u8]) {
+    const BLOCK: usize = 64;
+    let plane = x.len() / c;
+    for s0 in (0..plane).step_by(BLOCK) {
+        let s1 = (s0 + BLOCK).min(plane);
+        for (ch, row) in x.chunks_exact(plane).enumerate() {
+            for (s, &v) in row[s0..s1].iter().enumerate() {
+                out[(s0 + s) * c + ch] = v;
+            }
+        }
+    }
+}
+
+/// The channels-last im2col matrix `[positions, taps · c]` from the channels-last input: each
+/// (position, tap) slot is one run of `c` bytes, or the raw activation zero point when padded.
+fn im2col(channels_last: &[u8], c: usize, pad: u8, sources: &[Option<usize>], cols: &mut [u8]) {
+    for (slot, src) in cols.chunks_exact_mut(c).zip(sources) {
+        match src {
+            Some(s) => slot.copy_from_slice(&channels_last[s * c..(s + 1) * c]),
+            None => slot.fill(pad),
         }
     }
 }

@@ -5,6 +5,7 @@ use crate::engine::Numerics;
 use crate::kernels::gemm::gemm_u8_i8_i32;
 use crate::kernels::requant::{FbgemmRequant, QnnpackRequant, Requant};
 use crate::tensor::{QDType, QParams, QStorage, QTensor};
+use std::borrow::Cow;
 
 /// `nn.quantized.Linear` / `nn.intrinsic.quantized.LinearReLU`.
 #[derive(Debug, Clone, PartialEq)]
@@ -51,6 +52,14 @@ pub(crate) fn requant_for(
 }
 
 /// Checks that `x` is a per-tensor quint8 activation and returns its (scale, zero point).
+/// The quint8 values of `x` in logical order: borrowed when contiguous, copied otherwise.
+pub(crate) fn u8_values(x: &QTensor) -> Cow<'_, [u8]> {
+    match (x.storage().as_ref(), x.is_contiguous()) {
+        (QStorage::U8(v), true) => Cow::Borrowed(&v[x.storage_offset()..][..x.numel()]),
+        _ => Cow::Owned(x.int_values().into_iter().map(|v| v as u8).collect()),
+    }
+}
+
 pub(crate) fn activation_qparams(op: &'static str, x: &QTensor) -> Result<(f64, i32), QnnError> {
     match (x.dtype(), x.qparams()) {
         (QDType::QUInt8, QParams::PerTensor { scale, zero_point }) => {
@@ -120,18 +129,11 @@ impl QLinear {
         }
         let m = x.numel() / k.max(1);
         let n = self.weight.out;
-        let copied: Vec<u8>;
-        let a: &[u8] = match (x.storage().as_ref(), x.is_contiguous()) {
-            (QStorage::U8(v), true) => &v[x.storage_offset()..x.storage_offset() + m * k],
-            _ => {
-                copied = x.int_values().into_iter().map(|v| v as u8).collect();
-                &copied
-            }
-        };
+        let a = u8_values(x);
         let mut acc = vec![0i32; m * n];
         let saturated = gemm_u8_i8_i32(
             m,
-            a,
+            &a,
             zx,
             &self.weight.gemm_weights(),
             numerics.gemm_pairs_saturate(),
