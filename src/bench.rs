@@ -90,7 +90,8 @@ pub struct ConvFigure {
 pub struct Int8Figure {
     pub shape: Anchor,
     pub tier: String,
-    /// `exact` (fbgemm on a VNNI host) or `pairs-saturating` (fbgemm on an AVX2 host).
+    /// `exact` (fbgemm on a VNNI host), `pairs-saturating` (fbgemm on an AVX2 host) or
+    /// `qnnpack` (the qnnpack engine, exact).
     pub contract: String,
     pub kernel: String,
     pub gops: f64,
@@ -243,7 +244,7 @@ fn fp32_gflops(s: &Anchor, reps: usize) -> f64 {
 }
 
 /// Measures every available SIMD tier (scalar is left out: it is the correctness reference and
-/// would take seconds per shape) under both fbgemm contracts, and fp32, on the ANCHORS shapes.
+/// would take seconds per shape) under both fbgemm contracts and the qnnpack engine, and fp32, on the ANCHORS shapes.
 /// The tier in force is restored afterwards.
 pub fn run(reps: usize) -> Result<Report, IsaError> {
     let before = isa::selected();
@@ -254,17 +255,20 @@ pub fn run(reps: usize) -> Result<Report, IsaError> {
         conv: Vec::new(),
         skipped: vec!["scalar: reference only, not benchmarked".into()],
     };
+    // fbgemm's two host contracts, and the qnnpack engine (exact, int32-bias requant), whose
+    // figures are compared with torch fbgemm's too: qnnpack numerics need not be slow on x86.
     let contracts = [
-        ("exact", HostProfile::Vnni),
-        ("pairs-saturating", HostProfile::Avx2),
+        ("exact", Engine::Fbgemm, HostProfile::Vnni),
+        ("pairs-saturating", Engine::Fbgemm, HostProfile::Avx2),
+        ("qnnpack", Engine::Qnnpack, HostProfile::Vnni),
     ];
     for tier in [Isa::Avx2, Isa::AvxVnni, Isa::Avx512Vnni] {
         if let Err(e) = isa::force(tier) {
             report.skipped.push(format!("{tier}: {e}"));
             continue;
         }
-        for (contract, profile) in contracts {
-            let numerics = Numerics::new(Engine::Fbgemm, profile);
+        for (contract, engine, profile) in contracts {
+            let numerics = Numerics::new(engine, profile);
             for s in &ANCHORS {
                 let gops = int8_gops(s, numerics, reps);
                 report.int8.push(Int8Figure {

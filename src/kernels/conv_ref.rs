@@ -127,12 +127,15 @@ pub fn conv_u8_i8_i32_with(
     let (taps, positions) = (g.taps(), g.out_positions());
     let (cg, og) = (g.in_channels / g.groups, g.out_channels / g.groups);
     let k = taps * cg;
-    let sources = g.sources();
     // A 1x1, stride-1, unpadded conv reads every input position once, in order: its im2col
-    // matrix is just the channels-last input.
-    let pointwise = positions == g.in_positions()
-        && taps == 1
-        && sources.iter().enumerate().all(|(p, &s)| s == Some(p));
+    // matrix is just the channels-last input, and no source table is needed to build it.
+    let pointwise =
+        taps == 1 && g.stride.iter().all(|&s| s == 1) && g.padding.iter().all(|&p| p == 0);
+    let sources = if pointwise && model != PairModel::TapChannelPairs {
+        Vec::new()
+    } else {
+        g.sources()
+    };
     let mut channels_last = vec![0u8; if pointwise { 0 } else { g.in_positions() * cg }];
     let mut cols = vec![0u8; positions * k];
     let mut tile = vec![0i32; positions * og];
