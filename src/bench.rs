@@ -1,9 +1,10 @@
 //! `qlab bench`: int8 linear GOPS per ISA tier and contract beside our own fp32 GFLOPS and the
 //! PyTorch figures of `shared/bench/ANCHORS.md`, measured in one run so ratios are comparable.
 //!
-//! The int8 figure is the whole `QLinear::forward` (activation copy, GEMM, requantization to
+//! The int8 figure is the whole `QLinear::forward` (borrowed activations, GEMM, requantization to
 //! quint8) over `2·M·N·K` operations; fp32 is `matrixmultiply::sgemm`, as the float engine runs
-//! it. Conv is the whole `QConv::forward` (im2col, GEMM, requantization); there is no fp32 conv
+//! it. Conv is the whole `QConv::forward` (channels-last im2col, GEMM on panels packed once,
+//! requantization); there is no fp32 conv
 //! figure of ours yet. Each figure is the median of a few repetitions after one warm-up, single-threaded.
 
 use crate::engine::{Engine, HostProfile, Numerics};
