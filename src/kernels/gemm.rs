@@ -29,7 +29,7 @@ use std::fmt;
 use std::sync::OnceLock;
 
 /// Rows of activations packed per block (a multiple of every kernel's `MR`).
-const MC: usize = 128;
+const MC: usize = 192;
 
 /// The weight operand: `data` is `[n, k]` row-major, `zero_points` has one entry or `n`.
 #[derive(Clone, Copy)]
@@ -154,7 +154,7 @@ pub fn kernel_name(tier: Isa, saturate_pairs: bool) -> &'static str {
         #[cfg(target_arch = "x86_64")]
         Route::Avx2Saturating => "avx2_gemm_pairsat_4x8",
         #[cfg(target_arch = "x86_64")]
-        Route::Avx512Vnni => "avx512vnni_gemm_8x32",
+        Route::Avx512Vnni => "avx512vnni_gemm_12x32",
     }
 }
 
