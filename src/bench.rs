@@ -1,9 +1,10 @@
 //! `qlab bench`: int8 linear GOPS per ISA tier and contract beside our own fp32 GFLOPS and the
 //! PyTorch figures of `shared/bench/ANCHORS.md`, measured in one run so ratios are comparable.
 //!
-//! The int8 figure is the whole `QLinear::forward` (activation copy, GEMM, requantization to
+//! The int8 figure is the whole `QLinear::forward` (borrowed activations, GEMM, requantization to
 //! quint8) over `2·M·N·K` operations; fp32 is `matrixmultiply::sgemm`, as the float engine runs
-//! it. Conv is the whole `QConv::forward` (im2col, GEMM, requantization); there is no fp32 conv
+//! it. Conv is the whole `QConv::forward` (channels-last im2col, GEMM on panels packed once,
+//! requantization); there is no fp32 conv
 //! figure of ours yet. Each figure is the median of a few repetitions after one warm-up, single-threaded.
 
 use crate::engine::{Engine, HostProfile, Numerics};
@@ -90,7 +91,8 @@ pub struct ConvFigure {
 pub struct Int8Figure {
     pub shape: Anchor,
     pub tier: String,
-    /// `exact` (fbgemm on a VNNI host) or `pairs-saturating` (fbgemm on an AVX2 host).
+    /// `exact` (fbgemm on a VNNI host), `pairs-saturating` (fbgemm on an AVX2 host) or
+    /// `qnnpack` (the qnnpack engine, exact).
     pub contract: String,
     pub kernel: String,
     pub gops: f64,
@@ -243,7 +245,7 @@ fn fp32_gflops(s: &Anchor, reps: usize) -> f64 {
 }
 
 /// Measures every available SIMD tier (scalar is left out: it is the correctness reference and
-/// would take seconds per shape) under both fbgemm contracts, and fp32, on the ANCHORS shapes.
+/// would take seconds per shape) under both fbgemm contracts and the qnnpack engine, and fp32, on the ANCHORS shapes.
 /// The tier in force is restored afterwards.
 pub fn run(reps: usize) -> Result<Report, IsaError> {
     let before = isa::selected();
@@ -254,17 +256,20 @@ pub fn run(reps: usize) -> Result<Report, IsaError> {
         conv: Vec::new(),
         skipped: vec!["scalar: reference only, not benchmarked".into()],
     };
+    // fbgemm's two host contracts, and the qnnpack engine (exact, int32-bias requant), whose
+    // figures are compared with torch fbgemm's too: qnnpack numerics need not be slow on x86.
     let contracts = [
-        ("exact", HostProfile::Vnni),
-        ("pairs-saturating", HostProfile::Avx2),
+        ("exact", Engine::Fbgemm, HostProfile::Vnni),
+        ("pairs-saturating", Engine::Fbgemm, HostProfile::Avx2),
+        ("qnnpack", Engine::Qnnpack, HostProfile::Vnni),
     ];
     for tier in [Isa::Avx2, Isa::AvxVnni, Isa::Avx512Vnni] {
         if let Err(e) = isa::force(tier) {
             report.skipped.push(format!("{tier}: {e}"));
             continue;
         }
-        for (contract, profile) in contracts {
-            let numerics = Numerics::new(Engine::Fbgemm, profile);
+        for (contract, engine, profile) in contracts {
+            let numerics = Numerics::new(engine, profile);
             for s in &ANCHORS {
                 let gops = int8_gops(s, numerics, reps);
                 report.int8.push(Int8Figure {

@@ -1,9 +1,13 @@
 //! Property tests: under the exact profile, quantized conv (1-, 2- and 3-D) and Linear equal a
 //! plain direct-loop computation with i64 accumulation, requantized with the engine's rule.
 //! Under the other profiles, any difference from exact must come with counted saturated pairs.
+//! Every SIMD tier's conv (channels-last im2col, cached panels) equals the reference conv.
 
 use proptest::prelude::*;
 use qlab::engine::{Engine, HostProfile, Numerics};
+use qlab::isa::Isa;
+use qlab::kernels::conv_ref::{self, ConvGeometry, PairModel};
+use qlab::kernels::gemm::{GemmWeights, PackCache, gemm_on};
 use qlab::kernels::requant::{FbgemmRequant, QnnpackRequant, Requant};
 use qlab::qnn::{ConvParams, QConv, QLinear};
 use qlab::tensor::{QDType, QParams, QStorage, QTensor};
@@ -447,4 +451,97 @@ fn functional_linear_and_conv_equal_their_modules() {
             .unwrap()
             .int_values()
     );
+}
+
+/// The im2col GEMM on one explicit tier (a plain `fn` so it fits [`conv_ref::GemmFn`]).
+fn gemm_on_tier<const T: usize>(
+    m: usize,
+    a: &[u8],
+    a_zp: i32,
+    w: &GemmWeights,
+    saturate: bool,
+    acc: &mut [i32],
+) -> u64 {
+    gemm_on(TIERS[T], m, a, a_zp, w, saturate, acc).unwrap()
+}
+
+const TIERS: [Isa; 3] = [Isa::Avx2, Isa::AvxVnni, Isa::Avx512Vnni];
+const TIER_GEMMS: [conv_ref::GemmFn; 3] = [gemm_on_tier::<0>, gemm_on_tier::<1>, gemm_on_tier::<2>];
+
+/// A 2-D geometry: (groups, C/groups, O/groups, input h, w, kernel, stride, padding).
+fn geometry_2d() -> impl Strategy<Value = ConvGeometry> {
+    (
+        1usize..=3,
+        1usize..=9,
+        1usize..=5,
+        1usize..=7,
+        1usize..=7,
+        1usize..=3,
+        1usize..=2,
+    )
+        .prop_flat_map(|(groups, cg, og, h, w, k, s)| {
+            (0..=k / 2 + 1).prop_map(move |pad| {
+                let out = |i: usize| (i + 2 * pad).saturating_sub(k) / s + 1;
+                ConvGeometry {
+                    batch: 1 + (h % 2),
+                    in_channels: groups * cg,
+                    out_channels: groups * og,
+                    groups,
+                    input: vec![h.max(k), w.max(k)],
+                    kernel: vec![k, k],
+                    stride: vec![s, s],
+                    padding: vec![pad, pad],
+                    dilation: vec![1, 1],
+                    output: vec![out(h.max(k)), out(w.max(k))],
+                }
+            })
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    /// Every SIMD tier the host has, through the channels-last im2col (and the pointwise
+    /// shortcut) with per-group cached panels, returns the reference's integers and saturation
+    /// counts for both GEMM pair models.
+    #[test]
+    fn conv_tiers_equal_reference(
+        g in geometry_2d(),
+        seed in any::<u64>(),
+        x_zp in prop::sample::select(vec![0i32, 128, 255]),
+        w_zp in prop::sample::select(vec![vec![0i32], vec![-3], vec![]]),
+    ) {
+        let mut s = seed | 1;
+        let mut next = move || { s ^= s << 13; s ^= s >> 7; s ^= s << 17; s };
+        let xs: Vec<u8> = (0..g.batch * g.in_channels * g.input.iter().product::<usize>())
+            .map(|_| next() as u8)
+            .collect();
+        let k = g.in_channels / g.groups * g.taps();
+        let ws: Vec<i8> = (0..g.out_channels * k).map(|_| next() as i8).collect();
+        // Empty stands for per-channel zero points.
+        let zps: Vec<i32> = if w_zp.is_empty() {
+            (0..g.out_channels).map(|c| c as i32 % 5 - 2).collect()
+        } else {
+            w_zp
+        };
+        for model in [PairModel::Exact, PairModel::Im2colPairs] {
+            let mut want = vec![0i32; g.batch * g.out_channels * g.out_positions()];
+            let want_sat = conv_ref::conv_u8_i8_i32(&g, &xs, x_zp, &ws, &zps, model, &mut want);
+            for (tier, gemm) in TIERS.iter().zip(TIER_GEMMS) {
+                if let Err(e) = tier.check() {
+                    eprintln!("skipping {tier}: {e}");
+                    continue;
+                }
+                let caches = vec![PackCache::default(); g.groups];
+                for _ in 0..2 {
+                    let mut got = vec![0i32; want.len()];
+                    let sat = conv_ref::conv_u8_i8_i32_with(
+                        &g, &xs, x_zp, &ws, &zps, model, &mut got, gemm, &caches,
+                    );
+                    prop_assert_eq!(&got, &want, "{} {:?}", tier, model);
+                    prop_assert_eq!(sat, want_sat);
+                }
+            }
+        }
+    }
 }

@@ -13,8 +13,9 @@
 //! * oneDNN's direct AVX2 kernel pairs input channels within one tap (an odd channel alone) and
 //!   skips padded taps, so they never saturate.
 
-use super::gemm::GemmWeights;
+use super::gemm::{GemmWeights, PackCache};
 use super::reference::{dot_u8_i8_pairs_saturating, gemm_u8_i8_i32};
+use std::cell::Cell;
 
 /// A GEMM with the contract of [`gemm_u8_i8_i32`] over a [`GemmWeights`] operand: the
 /// reference or the dispatched fast tiers ([`super::gemm::gemm_u8_i8_i32`]).
@@ -61,30 +62,52 @@ impl ConvGeometry {
     }
 
     /// For every output position (row-major) and tap (row-major), the flat spatial input index
-    /// it reads, or `None` when it falls in the padding.
+    /// it reads, or `None` when it falls in the padding. Built from per-dim tables with
+    /// odometer counters: divisions per entry made this table cost more than a 3x3 conv's GEMM.
     fn sources(&self) -> Vec<Option<usize>> {
+        let dims = self.input.len();
+        // Per dim, the input coordinate each (output coordinate, tap coordinate) reads.
+        let along: Vec<Vec<Option<usize>>> = (0..dims)
+            .map(|d| {
+                (0..self.output[d])
+                    .flat_map(|o| {
+                        (0..self.kernel[d]).map(move |t| {
+                            (o * self.stride[d] + t * self.dilation[d])
+                                .checked_sub(self.padding[d])
+                                .filter(|&i| i < self.input[d])
+                        })
+                    })
+                    .collect()
+            })
+            .collect();
+        let mut steps = vec![1usize; dims];
+        for d in (0..dims.saturating_sub(1)).rev() {
+            steps[d] = steps[d + 1] * self.input[d + 1];
+        }
         let (positions, taps) = (self.out_positions(), self.taps());
         let mut out = Vec::with_capacity(positions * taps);
-        for p in 0..positions {
-            for t in 0..taps {
-                // Peel the multi-indices off the flat ones, last dim first.
-                let (mut rp, mut rt, mut step) = (p, t, 1usize);
-                let mut flat = Some(0usize);
-                for d in (0..self.input.len()).rev() {
-                    let padded = (rp % self.output[d]) * self.stride[d]
-                        + (rt % self.kernel[d]) * self.dilation[d];
-                    let pad = self.padding[d];
-                    flat = flat
-                        .filter(|_| (pad..pad + self.input[d]).contains(&padded))
-                        .map(|f| f + (padded - pad) * step);
-                    rp /= self.output[d];
-                    rt /= self.kernel[d];
-                    step *= self.input[d];
-                }
-                out.push(flat);
+        let (mut o, mut t) = (vec![0usize; dims], vec![0usize; dims]);
+        for _ in 0..positions {
+            for _ in 0..taps {
+                out.push((0..dims).try_fold(0usize, |flat, d| {
+                    along[d][o[d] * self.kernel[d] + t[d]].map(|i| flat + i * steps[d])
+                }));
+                odometer(&mut t, &self.kernel);
             }
+            odometer(&mut o, &self.output);
         }
         out
+    }
+}
+
+/// Advances a row-major multi-index within `extent` (last dim fastest), wrapping to zero.
+fn odometer(index: &mut [usize], extent: &[usize]) {
+    for d in (0..index.len()).rev() {
+        index[d] += 1;
+        if index[d] < extent[d] {
+            return;
+        }
+        index[d] = 0;
     }
 }
 
@@ -105,11 +128,12 @@ pub fn conv_u8_i8_i32(
     let reference: GemmFn = |m, a, a_zp, w, saturate, acc| {
         gemm_u8_i8_i32(m, w.n, w.k, a, a_zp, w.data, w.zero_points, saturate, acc)
     };
-    conv_u8_i8_i32_with(g, x, x_zp, w, w_zp, model, acc, reference)
+    conv_u8_i8_i32_with(g, x, x_zp, w, w_zp, model, acc, reference, &[])
 }
 
 /// [`conv_u8_i8_i32`] with the im2col GEMM (the `Exact` and `Im2colPairs` models) done by `gemm`;
-/// the `TapChannelPairs` model always runs its scalar loop.
+/// the `TapChannelPairs` model always runs its scalar loop. `caches` holds one [`PackCache`] per
+/// group for the group's weight rows (so a module packs its weights once), or is empty.
 #[allow(clippy::too_many_arguments)]
 pub fn conv_u8_i8_i32_with(
     g: &ConvGeometry,
@@ -120,17 +144,40 @@ pub fn conv_u8_i8_i32_with(
     model: PairModel,
     acc: &mut [i32],
     gemm: GemmFn,
+    caches: &[PackCache],
 ) -> u64 {
+    assert!(caches.is_empty() || caches.len() == g.groups);
     let (taps, positions) = (g.taps(), g.out_positions());
     let (cg, og) = (g.in_channels / g.groups, g.out_channels / g.groups);
     let k = taps * cg;
-    let sources = g.sources();
-    let mut cols = vec![0u8; positions * k];
-    let mut tile = vec![0i32; positions * og];
+    // A 1x1, stride-1, unpadded conv reads every input position once, in order: its im2col
+    // matrix is just the channels-last input, and no source table is needed to build it.
+    let pointwise =
+        taps == 1 && g.stride.iter().all(|&s| s == 1) && g.padding.iter().all(|&p| p == 0);
+    let sources = if pointwise && model != PairModel::TapChannelPairs {
+        Vec::new()
+    } else {
+        g.sources()
+    };
+    // Taken, not borrowed, so a `gemm` that ran a conv itself would just get fresh buffers.
+    let mut scratch = SCRATCH.take();
+    let channels_last = sized(
+        &mut scratch.channels_last,
+        if pointwise { 0 } else { g.in_positions() * cg },
+    );
+    let cols = sized(&mut scratch.cols, positions * k);
+    let tile = sized(&mut scratch.tile, positions * og);
     let mut saturated = 0u64;
     for n in 0..g.batch {
         for grp in 0..g.groups {
-            im2col(g, x, x_zp as u8, n, grp, &sources, &mut cols);
+            let plane = g.in_positions();
+            let x_g = &x[(n * g.in_channels + grp * cg) * plane..][..cg * plane];
+            if pointwise {
+                transpose(x_g, plane, cols);
+            } else {
+                transpose(x_g, plane, channels_last);
+                im2col(channels_last, cg, x_zp as u8, &sources, cols);
+            }
             let w_g = &w[grp * og * k..(grp + 1) * og * k];
             let zp_g = if w_zp.len() == 1 {
                 w_zp
@@ -140,50 +187,78 @@ pub fn conv_u8_i8_i32_with(
             saturated += match model {
                 PairModel::Exact | PairModel::Im2colPairs => gemm(
                     positions,
-                    &cols,
+                    cols,
                     x_zp,
                     &GemmWeights {
                         data: w_g,
                         n: og,
                         k,
                         zero_points: zp_g,
-                        cache: None,
+                        cache: caches.get(grp),
                     },
                     model == PairModel::Im2colPairs,
-                    &mut tile,
+                    tile,
                 ),
                 PairModel::TapChannelPairs => {
-                    tap_channel_pairs(g, &cols, x_zp, w_g, zp_g, &sources, &mut tile)
+                    tap_channel_pairs(g, cols, x_zp, w_g, zp_g, &sources, tile)
                 }
             };
-            for p in 0..positions {
-                for oc in 0..og {
-                    let o = grp * og + oc;
-                    acc[(n * g.out_channels + o) * positions + p] = tile[p * og + oc];
+            // The group's output channels are one contiguous [og, positions] block of `acc`.
+            let out = &mut acc[(n * g.out_channels + grp * og) * positions..][..og * positions];
+            transpose(tile, og, out);
+        }
+    }
+    SCRATCH.set(scratch);
+    saturated
+}
+
+/// Per-thread buffers for the channels-last input, the im2col matrix and the GEMM result: every
+/// element is written before it is read, and reusing them spares the page faults of fresh
+/// multi-megabyte allocations on every call (a third of a 3x3 conv's time before).
+#[derive(Default)]
+struct Scratch {
+    channels_last: Vec<u8>,
+    cols: Vec<u8>,
+    tile: Vec<i32>,
+}
+
+thread_local! {
+    static SCRATCH: Cell<Scratch> = Cell::default();
+}
+
+/// The first `len` elements of `v`, grown if needed.
+fn sized<T: Copy + Default>(v: &mut Vec<T>, len: usize) -> &mut [T] {
+    if v.len() < len {
+        v.resize(len, T::default());
+    }
+    &mut v[..len]
+}
+
+/// `src` read as a `[rows, cols]` matrix, transposed into `dst` (`[cols, rows]`), in square
+/// blocks so both the reads and the writes stay within a few cache lines per block.
+fn transpose<T: Copy>(src: &[T], cols: usize, dst: &mut [T]) {
+    const BLOCK: usize = 32;
+    let rows = src.len() / cols;
+    for r0 in (0..rows).step_by(BLOCK) {
+        let r1 = (r0 + BLOCK).min(rows);
+        for c0 in (0..cols).step_by(BLOCK) {
+            let c1 = (c0 + BLOCK).min(cols);
+            for r in r0..r1 {
+                for (c, &v) in (c0..c1).zip(&src[r * cols + c0..r * cols + c1]) {
+                    dst[c * rows + r] = v;
                 }
             }
         }
     }
-    saturated
 }
 
-/// The channels-last im2col matrix `[positions, taps · C/groups]` of one sample and group;
-/// padded taps hold the raw activation zero point.
-fn im2col(
-    g: &ConvGeometry,
-    x: &[u8],
-    pad: u8,
-    n: usize,
-    grp: usize,
-    sources: &[Option<usize>],
-    cols: &mut [u8],
-) {
-    let cg = g.in_channels / g.groups;
-    let plane = g.in_positions();
-    let base = (n * g.in_channels + grp * cg) * plane;
-    for (slot, src) in cols.chunks_mut(cg).zip(sources) {
-        for (c, v) in slot.iter_mut().enumerate() {
-            *v = src.map_or(pad, |s| x[base + c * plane + s]);
+/// The channels-last im2col matrix `[positions, taps · c]` from the channels-last input: each
+/// (position, tap) slot is one run of `c` bytes, or the raw activation zero point when padded.
+fn im2col(channels_last: &[u8], c: usize, pad: u8, sources: &[Option<usize>], cols: &mut [u8]) {
+    for (slot, src) in cols.chunks_exact_mut(c).zip(sources) {
+        match src {
+            Some(s) => slot.copy_from_slice(&channels_last[s * c..(s + 1) * c]),
+            None => slot.fill(pad),
         }
     }
 }

@@ -32,7 +32,7 @@ use std::fmt;
 use std::sync::OnceLock;
 
 /// Rows of activations packed per block (a multiple of every kernel's `MR`).
-const MC: usize = 128;
+const MC: usize = 192;
 
 /// The weight operand: `data` is `[n, k]` row-major, `zero_points` has one entry or `n`.
 #[derive(Clone, Copy)]
@@ -171,7 +171,7 @@ pub fn kernel_name(tier: Isa, saturate_pairs: bool) -> &'static str {
         #[cfg(target_arch = "x86_64")]
         Route::Avx2Saturating => "avx2_gemm_pairsat_4x8",
         #[cfg(target_arch = "x86_64")]
-        Route::Avx512Vnni => "avx512vnni_gemm_8x32",
+        Route::Avx512Vnni => "avx512vnni_gemm_12x32",
         #[cfg(target_arch = "aarch64")]
         Route::NeonExact => "neon_gemm_exact_4x8",
         #[cfg(target_arch = "aarch64")]
@@ -289,8 +289,19 @@ unsafe fn tiled<K: MicroKernel>(
     let mut block = vec![0u8; MC.min(m.div_ceil(K::MR) * K::MR) * kp];
     let mut rowsum = vec![0i32; MC];
     let mut tile = vec![0i32; K::MR * K::NR];
-    let zp = |c: usize| w.zero_points[if w.zero_points.len() == 1 { 0 } else { c }];
+    // The corrections split into a per-column constant and a per-column multiple of the row sum
+    // (wrapping: equal to the reference wherever its i32 sums do not overflow), laid out so the
+    // per-row loop below is a plain element-wise pass the compiler vectorises.
+    let zw: Vec<i32> = (0..n)
+        .map(|c| w.zero_points[if w.zero_points.len() == 1 { 0 } else { c }])
+        .collect();
     let kz = k as i32;
+    let colterm: Vec<i32> = (0..n)
+        .map(|c| {
+            a_zp.wrapping_mul(panels.colsum[c])
+                .wrapping_sub(kz.wrapping_mul(a_zp).wrapping_mul(zw[c]))
+        })
+        .collect();
     let mut saturated = 0u64;
     for m0 in (0..m).step_by(MC) {
         let mb = MC.min(m - m0);
@@ -309,14 +320,13 @@ unsafe fn tiled<K: MicroKernel>(
                 saturated += unsafe { K::tile(rows, &block[r0 * kp..], kp, panel, &mut tile) };
                 for r in 0..rows {
                     let i = m0 + r0 + r;
+                    let rs = rowsum[r0 + r];
                     let out = &mut acc[i * n + c0..i * n + c0 + cols];
-                    for (c, o) in out.iter_mut().enumerate() {
-                        let (col, zw) = (c0 + c, zp(c0 + c));
-                        // Wrapping: equal to the reference wherever its i32 sums do not overflow.
-                        *o = tile[r * K::NR + c]
-                            .wrapping_sub(a_zp.wrapping_mul(panels.colsum[col]))
-                            .wrapping_sub(zw.wrapping_mul(rowsum[r0 + r]))
-                            .wrapping_add(kz.wrapping_mul(a_zp).wrapping_mul(zw));
+                    let raw = &tile[r * K::NR..r * K::NR + cols];
+                    let cols_at = c0..c0 + cols;
+                    let terms = colterm[cols_at.clone()].iter().zip(&zw[cols_at]);
+                    for ((o, &t), (&ct, &z)) in out.iter_mut().zip(raw).zip(terms) {
+                        *o = t.wrapping_sub(ct).wrapping_sub(z.wrapping_mul(rs));
                     }
                 }
             }

@@ -10,11 +10,11 @@
 //!   VNNI, depthwise included) and everything else to fbgemm.
 //! * qnnpack: exact.
 
-use super::linear::{activation_qparams, requant_for};
+use super::linear::{activation_qparams, requant_for, u8_values};
 use super::{PackedWeight, QnnError, RunStats};
 use crate::engine::{Engine, HostProfile, Numerics};
 use crate::kernels::conv_ref::{ConvGeometry, PairModel, conv_u8_i8_i32_with};
-use crate::kernels::gemm;
+use crate::kernels::gemm::{self, PackCache};
 use crate::tensor::{QDType, QParams, QStorage, QTensor};
 
 const OP: &str = "conv";
@@ -48,6 +48,8 @@ pub struct QConv {
     /// The weight rows reordered to (tap, channel-of-group), channel fastest: the K order of
     /// channels-last kernels.
     taps_major: Vec<i8>,
+    /// One per group: the GEMM panels of the group's `taps_major` rows, packed on first use.
+    caches: Vec<PackCache>,
     pub bias: Option<Vec<f32>>,
     pub params: ConvParams,
     pub out_scale: f64,
@@ -134,6 +136,7 @@ impl QConv {
             })
             .collect();
         Ok(QConv {
+            caches: vec![PackCache::default(); params.groups],
             weight,
             taps_major,
             bias,
@@ -229,7 +232,7 @@ impl QConv {
     ) -> Result<ConvAccumulators, QnnError> {
         let (_, zx) = activation_qparams(OP, x)?;
         let g = self.geometry(x.shape())?;
-        let a: Vec<u8> = x.int_values().into_iter().map(|v| v as u8).collect();
+        let a = u8_values(x);
         let mut values = vec![0i32; g.batch * g.out_channels * g.out_positions()];
         let saturated = conv_u8_i8_i32_with(
             &g,
@@ -240,6 +243,12 @@ impl QConv {
             self.pair_model(numerics, &g),
             &mut values,
             gemm::gemm_u8_i8_i32,
+            // A module whose public fields were rewritten to another group count packs per call.
+            if self.caches.len() == g.groups {
+                &self.caches
+            } else {
+                &[]
+            },
         );
         let mut shape = vec![g.batch, g.out_channels];
         shape.extend(&g.output);

@@ -5,6 +5,8 @@ use crate::engine::Numerics;
 use crate::kernels::gemm::gemm_u8_i8_i32;
 use crate::kernels::requant::{FbgemmRequant, QnnpackRequant, Requant};
 use crate::tensor::{QDType, QParams, QStorage, QTensor};
+use std::borrow::Cow;
+use std::cell::Cell;
 
 /// `nn.quantized.Linear` / `nn.intrinsic.quantized.LinearReLU`.
 #[derive(Debug, Clone, PartialEq)]
@@ -51,6 +53,20 @@ pub(crate) fn requant_for(
 }
 
 /// Checks that `x` is a per-tensor quint8 activation and returns its (scale, zero point).
+/// The quint8 values of `x` in logical order: borrowed when contiguous, copied otherwise.
+pub(crate) fn u8_values(x: &QTensor) -> Cow<'_, [u8]> {
+    match (x.storage().as_ref(), x.is_contiguous()) {
+        (QStorage::U8(v), true) => Cow::Borrowed(&v[x.storage_offset()..][..x.numel()]),
+        _ => Cow::Owned(x.int_values().into_iter().map(|v| v as u8).collect()),
+    }
+}
+
+thread_local! {
+    /// `forward`'s accumulators, reused across calls on a thread: a fresh multi-megabyte buffer
+    /// would be page-faulted in on every call.
+    static ACC: Cell<Vec<i32>> = Cell::default();
+}
+
 pub(crate) fn activation_qparams(op: &'static str, x: &QTensor) -> Result<(f64, i32), QnnError> {
     match (x.dtype(), x.qparams()) {
         (QDType::QUInt8, QParams::PerTensor { scale, zero_point }) => {
@@ -110,6 +126,18 @@ impl QLinear {
         x: &QTensor,
         numerics: Numerics,
     ) -> Result<(Vec<i32>, RunStats), QnnError> {
+        let mut acc = Vec::new();
+        let stats = self.accumulate_into(x, numerics, &mut acc)?;
+        Ok((acc, stats))
+    }
+
+    /// [`Self::accumulate`] into `acc`, resized to `[rows, out]`.
+    fn accumulate_into(
+        &self,
+        x: &QTensor,
+        numerics: Numerics,
+        acc: &mut Vec<i32>,
+    ) -> Result<RunStats, QnnError> {
         let (_, zx) = activation_qparams("linear", x)?;
         let k = self.weight.k;
         if x.shape().last() != Some(&k) {
@@ -120,29 +148,20 @@ impl QLinear {
         }
         let m = x.numel() / k.max(1);
         let n = self.weight.out;
-        let copied: Vec<u8>;
-        let a: &[u8] = match (x.storage().as_ref(), x.is_contiguous()) {
-            (QStorage::U8(v), true) => &v[x.storage_offset()..x.storage_offset() + m * k],
-            _ => {
-                copied = x.int_values().into_iter().map(|v| v as u8).collect();
-                &copied
-            }
-        };
-        let mut acc = vec![0i32; m * n];
+        let a = u8_values(x);
+        acc.clear();
+        acc.resize(m * n, 0);
         let saturated = gemm_u8_i8_i32(
             m,
-            a,
+            &a,
             zx,
             &self.weight.gemm_weights(),
             numerics.gemm_pairs_saturate(),
-            &mut acc,
-        );
-        Ok((
             acc,
-            RunStats {
-                saturated_pairs: saturated,
-            },
-        ))
+        );
+        Ok(RunStats {
+            saturated_pairs: saturated,
+        })
     }
 
     /// Runs on `x` of shape `[..., in]`.
@@ -151,7 +170,21 @@ impl QLinear {
         x: &QTensor,
         numerics: Numerics,
     ) -> Result<(QTensor, RunStats), QnnError> {
-        let (acc, stats) = self.accumulate(x, numerics)?;
+        // Taken, not borrowed, so nothing can observe a half-used buffer.
+        let mut acc = ACC.take();
+        let result = self.requantized(x, numerics, &mut acc);
+        ACC.set(acc);
+        result
+    }
+
+    /// `forward` with the accumulator buffer supplied.
+    fn requantized(
+        &self,
+        x: &QTensor,
+        numerics: Numerics,
+        acc: &mut Vec<i32>,
+    ) -> Result<(QTensor, RunStats), QnnError> {
+        let stats = self.accumulate_into(x, numerics, acc)?;
         let (sx, _) = activation_qparams("linear", x)?;
         let n = self.weight.out;
         let rq = requant_for(
@@ -164,7 +197,7 @@ impl QLinear {
             self.relu,
         );
         let mut out = vec![0u8; acc.len()];
-        rq.apply_runs(&acc, 1, n, &mut out);
+        rq.apply_runs(acc, 1, n, &mut out);
         let mut shape = x.shape().to_vec();
         *shape.last_mut().expect("rank >= 1") = n;
         let y = QTensor::from_int_repr(
