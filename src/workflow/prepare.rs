@@ -191,6 +191,9 @@ struct Builder<'g> {
     qconfigs: BTreeMap<String, Option<QConfig>>,
     /// (owner, observed value, qconfig, passes) in graph order.
     observed: Vec<(String, String, QConfig, usize)>,
+    /// The global qconfig: what a `quant` stub wrapping a model input gets, as QuantWrapper's
+    /// stub inherits the root's qconfig (not that of the module it happens to feed).
+    global: Option<QConfig>,
 }
 
 /// The consumer name used for the model's outputs.
@@ -233,9 +236,14 @@ impl Builder<'_> {
             (Domain::Float, _) if consumer == MODEL_OUTPUT => (Op::DeQuantStub, "dequant".into()),
             (Domain::Float, _) => (Op::DeQuantStub, format!("{consumer}.dequant")),
         };
+        let is_input = !self.producer.contains_key(value);
         let name = fresh(&mut self.taken, &base);
         if want == Domain::Quant {
-            let q = q.expect("quantized consumers have a qconfig").clone();
+            let own = q.expect("quantized consumers have a qconfig");
+            let q = match (&self.global, is_input) {
+                (Some(g), true) => g.clone(),
+                _ => own.clone(),
+            };
             self.observed
                 .push((name.clone(), name.clone(), q.clone(), 1));
             self.qconfigs.insert(name.clone(), Some(q));
@@ -312,6 +320,12 @@ pub fn prepare(graph: &Graph, qconfigs: &QConfigMap) -> Result<Prepared, Workflo
         placement: BTreeMap::new(),
         qconfigs: resolved,
         observed: Vec::new(),
+        global: qconfigs
+            .entries
+            .iter()
+            .rev()
+            .find(|(k, _)| *k == super::QConfigKey::Global)
+            .and_then(|(_, q)| q.clone()),
     };
 
     for (i, node) in graph.nodes.iter().enumerate() {
