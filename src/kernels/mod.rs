@@ -7,5 +7,7 @@ pub mod conv_ref;
 pub mod gemm;
 pub mod reference;
 pub mod requant;
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+mod tile;
 #[cfg(target_arch = "x86_64")]
 pub mod x86;

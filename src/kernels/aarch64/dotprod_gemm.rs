@@ -11,8 +11,8 @@
 //!
 //! `vdotq_s32` is not stable Rust, so `sdot` is inline assembly in a `dotprod` function.
 
-use super::{check_tile, group};
 use crate::kernels::gemm::MicroKernel;
+use crate::kernels::tile::{check_tile, group};
 use std::arch::aarch64::*;
 use std::arch::asm;
 

@@ -15,8 +15,8 @@
 //!
 //! Zero padding has zero products, so it adds nothing and never saturates.
 
-use super::{check_tile, group};
 use crate::kernels::gemm::MicroKernel;
+use crate::kernels::tile::{check_tile, group};
 use std::arch::aarch64::*;
 
 /// Exact sums (every contract that is not fbgemm's AVX2 pair saturation).

@@ -13,8 +13,8 @@
 //!
 //! Pairs start at even k because groups start at k ≡ 0 (mod 4); zero padding never saturates.
 
-use super::group;
 use crate::kernels::gemm::MicroKernel;
+use crate::kernels::tile::{check_tile, group};
 use std::arch::x86_64::*;
 
 /// Exact sums (any engine on an AVX2 host whose contract is exact).
@@ -56,9 +56,7 @@ unsafe fn dispatch_rows<const SAT: bool>(
     b: &[i8],
     out: &mut [i32],
 ) -> u64 {
-    assert!((1..=4).contains(&rows) && kp.is_multiple_of(4));
-    assert!(a.len() >= rows * kp && b.len() >= kp * NR);
-    assert!(out.len() >= rows * NR);
+    check_tile(rows, 4, NR, a, kp, b, out);
     // SAFETY: the caller guarantees AVX2; lengths are checked above.
     unsafe {
         match rows {
@@ -94,7 +92,7 @@ unsafe fn tile_r<const R: usize, const SAT: bool>(
         let w_hi = _mm256_cvtepi8_epi16(_mm256_extracti128_si256::<1>(wb));
         for (r, acc_r) in acc.iter_mut().enumerate() {
             // SAFETY: row r < R holds kp bytes and 4g + 4 <= kp.
-            let x = unsafe { group(ap, kp, r, g) };
+            let x = unsafe { group(ap, kp, r, g) } as i32;
             let x16 = _mm256_cvtepu8_epi16(_mm_set1_epi32(x));
             let exact_lo = _mm256_madd_epi16(x16, w_lo);
             let exact_hi = _mm256_madd_epi16(x16, w_hi);

@@ -11,8 +11,8 @@
 //! over alternating k groups so that `vpdpbusd`'s latency does not serialise the loop; the sets
 //! are added at the end (exact i32 sums, so the order is immaterial).
 
-use super::group;
 use crate::kernels::gemm::MicroKernel;
+use crate::kernels::tile::{check_tile, group};
 use std::arch::x86_64::*;
 
 /// The AVX-512 VNNI tile.
@@ -26,9 +26,7 @@ impl MicroKernel for Vnni {
     const SLOT: usize = 1;
 
     unsafe fn tile(rows: usize, a: &[u8], kp: usize, b: &[i8], out: &mut [i32]) -> u64 {
-        assert!((1..=12).contains(&rows) && kp.is_multiple_of(4));
-        assert!(a.len() >= rows * kp && b.len() >= kp * NR);
-        assert!(out.len() >= rows * NR);
+        check_tile(rows, 12, NR, a, kp, b, out);
         // SAFETY: the caller guarantees AVX-512 F/BW/VL + VNNI; lengths are checked above.
         unsafe {
             match rows {
@@ -66,7 +64,7 @@ unsafe fn tile_r<const R: usize, const U: usize>(a: &[u8], kp: usize, b: &[i8], 
             let b0 = _mm512_loadu_si512(bp.add(g * NR * 4).cast());
             let b1 = _mm512_loadu_si512(bp.add(g * NR * 4 + 64).cast());
             for (r, acc_r) in acc.iter_mut().enumerate() {
-                let x = _mm512_set1_epi32(group(ap, kp, r, g));
+                let x = _mm512_set1_epi32(group(ap, kp, r, g) as i32);
                 acc_r[0] = _mm512_dpbusd_epi32(acc_r[0], x, b0);
                 acc_r[1] = _mm512_dpbusd_epi32(acc_r[1], x, b1);
             }
