@@ -9,7 +9,6 @@
 //! # Example: static post-training quantization, as PyTorch's eager mode does it
 //!
 //! ```
-//! use ndarray::{Axis, Slice};
 //! use qlab::engine::{Engine, HostProfile, Numerics};
 //! use qlab::graph::Value;
 //! use qlab::import::{Dataset, onnx::load_onnx};
@@ -25,15 +24,13 @@
 //! let mut prepared = workflow::prepare(&fused, &qconfigs)?;
 //! let calib = Dataset::from_npy("calib", "sample-models/data/digits_calib_x.npy".as_ref(), None)?;
 //! for range in calib.batch_ranges(32) {
-//!     let x = calib.inputs.slice_axis(Axis(0), Slice::from(range)).to_owned();
-//!     prepared.calibrate_batch(vec![Value::F32(x)])?;
+//!     prepared.calibrate_batch(vec![Value::F32(calib.rows(range))])?;
 //! }
 //! for finding in workflow::check(&prepared, Engine::Fbgemm) {
 //!     println!("{finding}");
 //! }
 //! let model = workflow::convert(&prepared, Numerics::new(Engine::Fbgemm, HostProfile::Vnni))?;
-//! let x = calib.inputs.slice_axis(Axis(0), Slice::from(0..4)).to_owned();
-//! let logits = model.run(vec![Value::F32(x)], |node, outputs| {
+//! let logits = model.run(vec![Value::F32(calib.rows(0..4))], |node, outputs| {
 //!     // Every node's output (quantized or float) passes here, for analysis.
 //!     let _ = (node, outputs);
 //! })?;

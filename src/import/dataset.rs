@@ -161,6 +161,13 @@ impl Dataset {
         order
     }
 
+    /// The samples in `range`, in order (one batch of [`Dataset::batch_ranges`]).
+    pub fn rows(&self, range: std::ops::Range<usize>) -> ArrayD<f32> {
+        self.inputs
+            .slice_axis(Axis(0), ndarray::Slice::from(range))
+            .to_owned()
+    }
+
     /// Consecutive index ranges of at most `size` samples covering the dataset in order.
     pub fn batch_ranges(&self, size: usize) -> impl Iterator<Item = std::ops::Range<usize>> + '_ {
         let size = size.max(1);

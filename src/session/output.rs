@@ -10,6 +10,13 @@ pub struct Table {
     pub rows: Vec<Vec<String>>,
 }
 
+impl Table {
+    /// A header row from column names.
+    pub fn header_row(names: &[&str]) -> Vec<String> {
+        names.iter().map(|n| n.to_string()).collect()
+    }
+}
+
 /// The result of one command.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Output {

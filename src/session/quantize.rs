@@ -19,7 +19,7 @@ use crate::workflow::{
     self, QConfigKey, QConfigMap, QOp, QuantizedModel, Severity, dynamic_qconfig_map, fuse_auto,
     fuse_modules,
 };
-use ndarray::{ArrayD, Axis};
+use ndarray::ArrayD;
 
 impl Workbench {
     /// The prepared and converted models no longer match the model or qconfig.
@@ -210,11 +210,7 @@ impl Workbench {
         let samples: usize = ranges.iter().map(|r| r.len()).sum();
         for range in &ranges {
             super::cancel::check()?;
-            let x = d
-                .inputs
-                .slice_axis(Axis(0), ndarray::Slice::from(range.clone()))
-                .to_owned();
-            prepared.calibrate_batch(vec![Value::F32(x)])?;
+            prepared.calibrate_batch(vec![Value::F32(d.rows(range.clone()))])?;
         }
         self.prepared = Some(prepared);
         self.drop_converted();
@@ -233,9 +229,7 @@ impl Workbench {
         Ok(Output::Table {
             title: format!("pre-convert check: {} finding(s)", findings.len()),
             table: Table {
-                headers: ["severity", "module", "problem", "fix"]
-                    .map(String::from)
-                    .to_vec(),
+                headers: Table::header_row(&["severity", "module", "problem", "fix"]),
                 rows: findings
                     .iter()
                     .map(|f| {
@@ -327,19 +321,17 @@ impl Workbench {
     }
 
     /// Pooled per-layer errors of the converted model on `data`, in graph order.
-    fn layer_rows(&self, data: &str, mode: ErrorMode) -> Result<Vec<LayerError>, SessionError> {
+    pub(super) fn layer_rows(
+        &self,
+        data: &str,
+        mode: ErrorMode,
+    ) -> Result<Vec<LayerError>, SessionError> {
         let model = self.quantized.as_ref().ok_or(SessionError::NotConverted)?;
         let d = self.dataset(data)?;
         if let Some(input) = model.graph.inputs.first() {
             d.check_fits(input)?;
         }
-        let batches = d.batch_ranges(RUN_BATCH).map(|r| {
-            Value::F32(
-                d.inputs
-                    .slice_axis(Axis(0), ndarray::Slice::from(r))
-                    .to_owned(),
-            )
-        });
+        let batches = d.batch_ranges(RUN_BATCH).map(|r| Value::F32(d.rows(r)));
         Ok(layer_errors(model, batches, mode)?)
     }
 
@@ -383,7 +375,7 @@ impl Workbench {
                 engine
             ),
             table: Table {
-                headers: headers.map(String::from).to_vec(),
+                headers: Table::header_row(&headers),
                 rows: rows
                     .iter()
                     .map(|r| {
@@ -534,9 +526,7 @@ impl Workbench {
             return Ok(Output::Table {
                 title: format!("converted model ({})", model.numerics.engine),
                 table: Table {
-                    headers: ["node", "op", "out_scale", "out_zp", "weight"]
-                        .map(String::from)
-                        .to_vec(),
+                    headers: Table::header_row(&["node", "op", "out_scale", "out_zp", "weight"]),
                     rows,
                 },
             });
@@ -571,7 +561,7 @@ impl Workbench {
         Ok(Output::Table {
             title: "observers (prepared model)".into(),
             table: Table {
-                headers: [
+                headers: Table::header_row(&[
                     "owner",
                     "observer",
                     "batches",
@@ -579,9 +569,7 @@ impl Workbench {
                     "max",
                     "scale",
                     "zero_point",
-                ]
-                .map(String::from)
-                .to_vec(),
+                ]),
                 rows,
             },
         })
@@ -602,13 +590,7 @@ impl Workbench {
         let batches: Vec<Value> = c
             .batch_ranges(b.batch)
             .take(b.batches.unwrap_or(usize::MAX))
-            .map(|r| {
-                Value::F32(
-                    c.inputs
-                        .slice_axis(Axis(0), ndarray::Slice::from(r))
-                        .to_owned(),
-                )
-            })
+            .map(|r| Value::F32(c.rows(r)))
             .collect();
         let labelled = self.dataset(data)?.labels.is_some();
         let reference = if labelled {
@@ -656,9 +638,7 @@ impl Workbench {
                 batches.len()
             ),
             table: Table {
-                headers: ["layer", "only_this", "all_but_this", "recovered"]
-                    .map(String::from)
-                    .to_vec(),
+                headers: Table::header_row(&["layer", "only_this", "all_but_this", "recovered"]),
                 rows: rows
                     .iter()
                     .map(|r| {
@@ -685,13 +665,7 @@ impl Workbench {
         let ma = workflow::convert(prepared, Numerics::new(a, profile))?;
         let mb = workflow::convert(prepared, Numerics::new(b, profile))?;
         let d = self.dataset(data)?;
-        let batches = d.batch_ranges(RUN_BATCH).map(|r| {
-            Value::F32(
-                d.inputs
-                    .slice_axis(Axis(0), ndarray::Slice::from(r))
-                    .to_owned(),
-            )
-        });
+        let batches = d.batch_ranges(RUN_BATCH).map(|r| Value::F32(d.rows(r)));
         let rows = engine_diff(&ma, &mb, batches)?;
         let accuracy = |m: &QuantizedModel, e: Engine| -> Result<String, SessionError> {
             Ok(match self.model_correct(m, data)? {
@@ -707,9 +681,9 @@ impl Workbench {
                 accuracy(&mb, b)?
             ),
             table: Table {
-                headers: ["layer", "op", "outputs", "differ", "differ%", "max_lsb"]
-                    .map(String::from)
-                    .to_vec(),
+                headers: Table::header_row(&[
+                    "layer", "op", "outputs", "differ", "differ%", "max_lsb",
+                ]),
                 rows: rows
                     .iter()
                     .map(|r| {

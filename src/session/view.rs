@@ -3,15 +3,12 @@
 //! layer's qconfig. They never change state, so a front end can redraw from them at will;
 //! anything that changes state still goes through `Workbench::apply` as a `Command`.
 
-use super::workbench::RUN_BATCH;
 use super::{SessionError, Workbench};
-use crate::analysis::{ErrorMode, LayerError, layer_errors};
+use crate::analysis::{ErrorMode, LayerError};
 use crate::engine::Engine;
-use crate::graph::Value;
 use crate::observer::Stats;
 use crate::qconfig::QConfig;
 use crate::workflow::QOp;
-use ndarray::{Axis, Slice};
 
 /// One quantized layer: its path, quantized op, qconfig summary and error on a dataset.
 #[derive(Debug, Clone)]
@@ -68,15 +65,8 @@ impl Workbench {
     /// The converted model's per-layer errors on `data` with the qconfig summary of each, in
     /// graph order.
     pub fn layer_list(&self, data: &str, mode: ErrorMode) -> Result<Vec<LayerRow>, SessionError> {
-        let model = self.quantized.as_ref().ok_or(SessionError::NotConverted)?;
-        let d = self.dataset(data)?;
-        if let Some(input) = model.graph.inputs.first() {
-            d.check_fits(input)?;
-        }
-        let batches = d
-            .batch_ranges(RUN_BATCH)
-            .map(|r| Value::F32(d.inputs.slice_axis(Axis(0), Slice::from(r)).to_owned()));
-        Ok(layer_errors(model, batches, mode)?
+        Ok(self
+            .layer_rows(data, mode)?
             .into_iter()
             .map(|error| LayerRow {
                 layer: error.layer.clone(),

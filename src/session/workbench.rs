@@ -214,11 +214,7 @@ impl Workbench {
         let mut parts = Vec::new();
         for range in d.batch_ranges(RUN_BATCH) {
             super::cancel::check()?;
-            let x = d
-                .inputs
-                .slice_axis(Axis(0), ndarray::Slice::from(range))
-                .to_owned();
-            match forward(x)?.into_iter().next() {
+            match forward(d.rows(range))?.into_iter().next() {
                 Some(Value::F32(y)) => parts.push(y),
                 Some(other) => {
                     return Err(GraphError::WrongType {
@@ -329,9 +325,7 @@ impl Workbench {
                 .join(" ")
         };
         let table = Table {
-            headers: ["path", "op", "attributes", "input", "output", "params"]
-                .map(String::from)
-                .to_vec(),
+            headers: Table::header_row(&["path", "op", "attributes", "input", "output", "params"]),
             rows: rows
                 .iter()
                 .map(|r| {
@@ -362,7 +356,7 @@ impl Workbench {
         // Worst first; ties keep graph order (the sort is stable).
         rows.sort_by(|a, b| a.stats.sqnr_db().total_cmp(&b.stats.sqnr_db()));
         let table = Table {
-            headers: [
+            headers: Table::header_row(&[
                 "layer",
                 "op",
                 "shape",
@@ -371,9 +365,7 @@ impl Workbench {
                 "max_abs",
                 "cosine",
                 "rmse/scale",
-            ]
-            .map(String::from)
-            .to_vec(),
+            ]),
             rows: rows
                 .iter()
                 .map(|r| {
