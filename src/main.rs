@@ -71,22 +71,50 @@ fn run(args: &[String]) -> Result<String, String> {
     }
 }
 
-/// `qlab bench model PATH [--data NPY] [--reps N] [--json FILE]`.
+/// The `--flag value` pairs of subcommand `cmd`, each flag one of `known`.
+fn flags<'a>(
+    cmd: &str,
+    args: &'a [String],
+    known: &[&str],
+) -> Result<Vec<(&'a str, &'a str)>, String> {
+    args.chunks(2)
+        .map(|pair| {
+            let flag = pair[0].as_str();
+            match pair.get(1) {
+                None => Err(format!("{cmd}: {flag} needs a value\n{USAGE}")),
+                Some(_) if !known.contains(&flag) => {
+                    Err(format!("{cmd}: unknown option '{flag}'\n{USAGE}"))
+                }
+                Some(value) => Ok((flag, value.as_str())),
+            }
+        })
+        .collect()
+}
+
+/// The report's text, after writing it as JSON to `json` when asked.
+fn with_json(
+    text: String,
+    report: &impl serde::Serialize,
+    json: Option<&str>,
+) -> Result<String, String> {
+    let Some(path) = json else { return Ok(text) };
+    let bytes = serde_json::to_vec_pretty(report).map_err(|e| e.to_string())?;
+    qlab::fsutil::write_atomic(std::path::Path::new(path), &bytes)
+        .map_err(|e| format!("bench: cannot write {path}: {e}"))?;
+    Ok(format!("{text}wrote {path}\n"))
+}
+
+/// `qlab bench model PATH --data NPY [--reps N] [--json FILE]`.
 fn bench_model(args: &[String]) -> Result<String, String> {
     let [path, rest @ ..] = args else {
         return Err(format!("bench model needs a model PATH\n{USAGE}"));
     };
     let (mut reps, mut json, mut data) = (5usize, None, None);
-    let mut it = rest.iter();
-    while let Some(flag) = it.next() {
-        let value = it
-            .next()
-            .ok_or_else(|| format!("bench model: {flag} needs a value\n{USAGE}"))?;
-        match flag.as_str() {
+    for (flag, value) in flags("bench model", rest, &["--reps", "--json", "--data"])? {
+        match flag {
             "--reps" => reps = parse("--reps", value)?,
-            "--json" => json = Some(std::path::PathBuf::from(value)),
-            "--data" => data = Some(std::path::PathBuf::from(value)),
-            _ => return Err(format!("bench model: unknown option '{flag}'\n{USAGE}")),
+            "--json" => json = Some(value),
+            _ => data = Some(value),
         }
     }
     let p = std::path::Path::new(path);
@@ -95,30 +123,16 @@ fn bench_model(args: &[String]) -> Result<String, String> {
     } else {
         qlab::import::onnx::load_onnx(p).map_err(|e| e.to_string())?
     };
-    let data = match data {
-        Some(d) => {
-            qlab::import::Dataset::from_npy("data", &d, None)
-                .map_err(|e| e.to_string())?
-                .inputs
-        }
-        None => {
-            return Err(
-                "bench model: --data FILE.npy (calibration / test inputs) is required".into(),
-            );
-        }
-    };
+    let data =
+        data.ok_or("bench model: --data FILE.npy (calibration / test inputs) is required")?;
+    let data = qlab::import::Dataset::from_npy("data", std::path::Path::new(data), None)
+        .map_err(|e| e.to_string())?
+        .inputs;
     let name = p
         .file_stem()
         .map_or_else(|| path.clone(), |s| s.to_string_lossy().to_string());
     let report = qlab::bench_model::run(&name, &graph, &data, reps).map_err(|e| e.to_string())?;
-    let mut text = report.render();
-    if let Some(path) = json {
-        let bytes = serde_json::to_vec_pretty(&report).map_err(|e| e.to_string())?;
-        qlab::fsutil::write_atomic(&path, &bytes)
-            .map_err(|e| format!("bench: cannot write {}: {e}", path.display()))?;
-        text.push_str(&format!("wrote {}\n", path.display()));
-    }
-    Ok(text)
+    with_json(report.render(), &report, json)
 }
 
 fn bench(args: &[String]) -> Result<String, String> {
@@ -126,26 +140,14 @@ fn bench(args: &[String]) -> Result<String, String> {
         return bench_model(&args[1..]);
     }
     let (mut reps, mut json) = (3usize, None);
-    let mut rest = args.iter();
-    while let Some(flag) = rest.next() {
-        let value = rest
-            .next()
-            .ok_or_else(|| format!("bench: {flag} needs a value\n{USAGE}"))?;
-        match flag.as_str() {
+    for (flag, value) in flags("bench", args, &["--reps", "--json"])? {
+        match flag {
             "--reps" => reps = parse("--reps", value)?,
-            "--json" => json = Some(std::path::PathBuf::from(value)),
-            _ => return Err(format!("bench: unknown option '{flag}'\n{USAGE}")),
+            _ => json = Some(value),
         }
     }
     let report = qlab::bench::run(reps).map_err(|e| e.to_string())?;
-    let mut text = report.render();
-    if let Some(path) = json {
-        let bytes = serde_json::to_vec_pretty(&report).map_err(|e| e.to_string())?;
-        qlab::fsutil::write_atomic(&path, &bytes)
-            .map_err(|e| format!("bench: cannot write {}: {e}", path.display()))?;
-        text.push_str(&format!("wrote {}\n", path.display()));
-    }
-    Ok(text)
+    with_json(report.render(), &report, json)
 }
 
 fn parse<T: std::str::FromStr>(what: &str, text: &str) -> Result<T, String> {
