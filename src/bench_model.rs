@@ -10,7 +10,7 @@ use crate::analysis::ErrorStats;
 use crate::engine::{Engine, Numerics};
 use crate::graph::{self, Graph, Value};
 use crate::qconfig::presets::get_default_qconfig;
-use crate::workflow::{self, QConfigMap, QuantizedModel, WorkflowError};
+use crate::workflow::{self, QConfigMap, QOp, QuantizedModel, WorkflowError};
 use ndarray::{ArrayD, Axis, Slice};
 use serde::Serialize;
 use std::time::Instant;
@@ -60,6 +60,43 @@ pub struct EngineFigure {
     pub sqnr_db: f64,
     /// PyTorch's latency for this engine, when anchored.
     pub pytorch_ms: Option<f64>,
+    /// Batch-1 time per kind of op (`conv depthwise`, `conv 1x1`, `qadd`, ...), ms, largest
+    /// first: where the latency goes.
+    pub by_op: Vec<(String, f64)>,
+}
+
+/// The kind of op a node's time is booked under.
+fn op_label(op: &QOp) -> String {
+    match op {
+        QOp::Conv(c) if c.params.groups > 1 && c.weight.shape[1] == 1 => "conv depthwise".into(),
+        QOp::Conv(c) if c.weight.shape[2..].iter().all(|&k| k == 1) => "conv 1x1".into(),
+        QOp::Conv(_) => "conv".into(),
+        other => other.kind().into(),
+    }
+}
+
+/// One timed run of `model` on `x`, booked per op kind.
+fn time_by_op(
+    model: &QuantizedModel,
+    x: &ArrayD<f32>,
+) -> Result<Vec<(String, f64)>, WorkflowError> {
+    let index: std::collections::HashMap<&str, usize> = model
+        .graph
+        .nodes
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (n.name.as_str(), i))
+        .collect();
+    let mut totals: std::collections::BTreeMap<String, f64> = Default::default();
+    let mut last = Instant::now();
+    model.run(vec![Value::F32(x.clone())], |node, _| {
+        let label = op_label(&model.ops[index[node.name.as_str()]]);
+        *totals.entry(label).or_default() += last.elapsed().as_secs_f64() * 1e3;
+        last = Instant::now();
+    })?;
+    let mut v: Vec<(String, f64)> = totals.into_iter().collect();
+    v.sort_by(|a, b| b.1.total_cmp(&a.1));
+    Ok(v)
 }
 
 /// Everything `qlab bench model` measured.
@@ -151,6 +188,7 @@ pub fn run(
                 model.run(vec![Value::F32(one.clone())], |_, _| {})?;
                 Ok(())
             })?;
+            let by_op = time_by_op(&model, &one)?;
             let out = first_f32(model.run(vec![Value::F32(data.clone())], |_, _| {})?);
             let mut stats = ErrorStats::default();
             stats.add(&reference, &out, |_| 0.0);
@@ -163,6 +201,7 @@ pub fn run(
                     Engine::Qnnpack => a.qnnpack_ms,
                     _ => a.fbgemm_ms,
                 }),
+                by_op,
             });
         }
         Ok(ModelReport {
@@ -200,6 +239,13 @@ impl ModelReport {
                 ratio(e.latency_ms, e.pytorch_ms),
                 e.sqnr_db,
             ));
+            let parts: Vec<String> = e
+                .by_op
+                .iter()
+                .take(6)
+                .map(|(k, ms)| format!("{k} {ms:.1}"))
+                .collect();
+            s.push_str(&format!("    by op (ms): {}\n", parts.join(", ")));
         }
         if let Some(fb) = self.engines.first() {
             let per_image = fb.calibration_s / self.samples.max(1) as f64;
