@@ -12,7 +12,8 @@ use super::json::*;
 use ndarray::{Array1, Array2, ArrayD, IxDyn};
 use qlab::graph::ops::{batch_norm_eval, conv_forward, linear_forward};
 use qlab::graph::{
-    BatchNormParams, ConvParams, Graph, GraphInput, LinearParams, Node, Op, Value as GValue,
+    BatchNormParams, ConvParams, Graph, GraphError, GraphInput, LinearParams, Node, Op,
+    Value as GValue,
 };
 use qlab::workflow::{
     fuse_conv_bn_eval, fuse_conv_transpose_bn_eval, fuse_linear_bn_eval, fuse_modules,
@@ -129,22 +130,35 @@ fn conv_bn(c: &Case) -> Result<(), String> {
     }
     let conv = conv_params(&c.params["conv_args"], weight, bias);
     let fused = fuse_conv_bn_eval(&conv, &bn).map_err(|e| e.to_string())?;
-    expect_bits("fused_weight", &fused.weight, &e["fused_weight"])?;
-    expect_bits(
-        "fused_bias",
-        &fused.bias.clone().unwrap().into_dyn(),
-        &e["fused_bias"],
-    )?;
-    let x = array(&i["x"]);
-    let y = conv_forward("conv", &x, &fused).map_err(|e| e.to_string())?;
+    let (w, b) = (fused.weight.clone(), fused.bias.clone().unwrap().into_dyn());
+    expect_folded(c, &bn, &w, &b, |x, folded| {
+        conv_forward("conv", x, if folded { &fused } else { &conv })
+    })
+}
+
+/// The folded weight and bias bit for bit, then `forward(x, folded)` on the case's input: the
+/// folded module against `fused_output`, the original one followed by the BN against
+/// `unfused_output`.
+fn expect_folded(
+    c: &Case,
+    bn: &BatchNormParams,
+    weight: &ArrayD<f32>,
+    bias: &ArrayD<f32>,
+    forward: impl Fn(&ArrayD<f32>, bool) -> Result<ArrayD<f32>, GraphError>,
+) -> Result<(), String> {
+    let e = &c.expected;
+    expect_bits("fused_weight", weight, &e["fused_weight"])?;
+    expect_bits("fused_bias", bias, &e["fused_bias"])?;
+    let x = array(&c.inputs["x"]);
+    let y = forward(&x, true).map_err(|e| e.to_string())?;
     expect_close("fused_output", &y, &e["fused_output"])?;
-    let unfused = conv_forward("conv", &x, &conv).map_err(|e| e.to_string())?;
-    let unfused = batch_norm_eval("bn", &unfused, &bn).map_err(|e| e.to_string())?;
+    let unfused = forward(&x, false).map_err(|e| e.to_string())?;
+    let unfused = batch_norm_eval("bn", &unfused, bn).map_err(|e| e.to_string())?;
     expect_close("unfused_output", &unfused, &e["unfused_output"])
 }
 
 fn linear_bn(c: &Case) -> Result<(), String> {
-    let (i, e) = (&c.inputs, &c.expected);
+    let i = &c.inputs;
     let bn = batch_norm(i, num(&c.params["bn_eps"]));
     let w = array(&i["linear_weight"]);
     let (out, k) = (w.shape()[0], w.shape()[1]);
@@ -153,22 +167,13 @@ fn linear_bn(c: &Case) -> Result<(), String> {
         bias: (!i["linear_bias"].is_null()).then(|| vec1(&i["linear_bias"])),
     };
     let fused = fuse_linear_bn_eval(&linear, &bn).map_err(|e| e.to_string())?;
-    expect_bits(
-        "fused_weight",
-        &fused.weight.clone().into_dyn(),
-        &e["fused_weight"],
-    )?;
-    expect_bits(
-        "fused_bias",
-        &fused.bias.clone().unwrap().into_dyn(),
-        &e["fused_bias"],
-    )?;
-    let x = array(&i["x"]);
-    let y = linear_forward("linear", &x, &fused).map_err(|e| e.to_string())?;
-    expect_close("fused_output", &y, &e["fused_output"])?;
-    let unfused = linear_forward("linear", &x, &linear).map_err(|e| e.to_string())?;
-    let unfused = batch_norm_eval("bn", &unfused, &bn).map_err(|e| e.to_string())?;
-    expect_close("unfused_output", &unfused, &e["unfused_output"])
+    let (w, b) = (
+        fused.weight.clone().into_dyn(),
+        fused.bias.clone().unwrap().into_dyn(),
+    );
+    expect_folded(c, &bn, &w, &b, |x, folded| {
+        linear_forward("linear", x, if folded { &fused } else { &linear })
+    })
 }
 
 /// `Conv2d(3,4,3,padding=1)` → ("Conv2d", positional, keyword) arguments.

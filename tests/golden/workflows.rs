@@ -291,17 +291,7 @@ fn static_ptq(c: &Case) -> Result<(), String> {
 
     let model = workflow::convert(&prepared, Numerics::new(engine, HostProfile::Vnni))
         .map_err(|e| e.to_string())?;
-    expect_quantized_modules(&model, &c.expected["quantized_modules"], false)?;
-    let (y, outs) = run_quantized(&model, &c.inputs["x"])?;
-    expect_module_outputs(&outs, &c.expected["module_outputs"])?;
-    let GValue::F32(y) = &y[0] else {
-        return Err("integer model output".into());
-    };
-    expect_f32_bits(
-        "output",
-        y.as_standard_layout().as_slice().expect("standard"),
-        &f32s(&c.expected["output"]),
-    )
+    expect_converted(c, &model, false)
 }
 
 fn float_outputs(
@@ -520,8 +510,14 @@ fn qat(c: &Case) -> Result<(), String> {
     model.set_training(false);
     let q = workflow::convert_qat(&mut model, Numerics::new(engine(c), HostProfile::Vnni))
         .map_err(|e| e.to_string())?;
-    expect_quantized_modules(&q, &c.expected["quantized_modules"], true)?;
-    let (y, outs) = run_quantized(&q, &c.inputs["x"])?;
+    expect_converted(c, &q, true)
+}
+
+/// The converted model against `quantized_modules`, `module_outputs` and `output` (biases within
+/// tolerance when `bias_close`, else bit-exact).
+fn expect_converted(c: &Case, model: &QuantizedModel, bias_close: bool) -> Result<(), String> {
+    expect_quantized_modules(model, &c.expected["quantized_modules"], bias_close)?;
+    let (y, outs) = run_quantized(model, &c.inputs["x"])?;
     expect_module_outputs(&outs, &c.expected["module_outputs"])?;
     let GValue::F32(y) = &y[0] else {
         return Err("integer model output".into());
