@@ -93,25 +93,34 @@ impl Workbench {
             }
             None => None,
         };
-        self.qconfigs = map;
-        let had_model = self.quantized.is_some();
-        self.drop_converted();
-        let (Some(mut fresh), Some(old)) = (candidate, self.prepared.take()) else {
+        let Some(mut fresh) = candidate else {
+            self.qconfigs = map;
+            self.drop_converted();
             return Ok(Output::Text(text));
         };
+        // Build the new state on copies and commit it only when every step succeeded.
+        let old = self.prepared.clone().ok_or(SessionError::NotPrepared)?;
         let calibrated = old.batches > 0;
         let adopted = fresh.adopt_calibration(old);
-        self.prepared = Some(fresh);
-        if let (Err(missing), true) = (&adopted, calibrated) {
-            text.push_str(&format!(
+        let model = match (&adopted, calibrated, self.quantized.is_some()) {
+            (Ok(()), true, true) => Some(workflow::convert(&fresh, self.numerics)?),
+            _ => None,
+        };
+        match (&adopted, calibrated, &model) {
+            (Err(missing), true, _) => text.push_str(&format!(
                 "\nnew statistics needed for {}: calibrate again",
                 missing.join(", ")
-            ));
-        } else if calibrated && had_model {
-            self.convert()?;
-            text.push_str("\nqparams re-derived from the stored statistics; model converted again");
-        } else if calibrated {
-            text.push_str("\nqparams re-derived from the stored statistics");
+            )),
+            (_, true, Some(_)) => text
+                .push_str("\nqparams re-derived from the stored statistics; model converted again"),
+            (_, true, None) => text.push_str("\nqparams re-derived from the stored statistics"),
+            _ => {}
+        }
+        self.qconfigs = map;
+        self.prepared = Some(fresh);
+        self.drop_converted();
+        if let Some(model) = model {
+            self.install(model);
         }
         Ok(Output::Text(text))
     }
