@@ -9,7 +9,9 @@
 
 use proptest::prelude::*;
 use qlab::isa::{ALL, Isa};
-use qlab::kernels::gemm::{GemmWeights, PackCache, gemm_on, kernel_name};
+use qlab::kernels::gemm::{
+    GemmWeights, KMajorU8, PackCache, flip_weights, gemm_on, gemm_weights_kmajor_on, kernel_name,
+};
 use qlab::kernels::reference;
 use std::sync::Once;
 
@@ -148,8 +150,45 @@ fn check(c: &Case, saturate: bool) -> Result<(), TestCaseError> {
     Ok(())
 }
 
+/// The weights-as-rows GEMM (an NCHW conv's form) on every tier: `w` (`n × k`, one zero point)
+/// times the k-major transpose of `a` must be the transpose of the reference's result.
+fn check_kmajor(c: &Case) -> Result<(), TestCaseError> {
+    let ops = operands(c);
+    let zps = [ops.zps[0]];
+    let mut want = vec![0i32; c.m * c.n];
+    reference::gemm_u8_i8_i32(
+        c.m, c.n, c.k, &ops.a, c.a_zp, &ops.w, &zps, false, &mut want,
+    );
+    let kmajor: Vec<u8> = (0..c.k)
+        .flat_map(|kk| (0..c.m).map(move |i| (i, kk)))
+        .map(|(i, kk)| ops.a[i * c.k + kk])
+        .collect();
+    let b = KMajorU8 {
+        data: &kmajor,
+        n: c.m,
+        k: c.k,
+        zero_point: c.a_zp,
+    };
+    let flipped = flip_weights(&ops.w);
+    for tier in tiers() {
+        let mut got = vec![i32::MIN; c.m * c.n];
+        gemm_weights_kmajor_on(tier, c.n, &flipped, zps[0], &b, &mut got).unwrap();
+        for (o, row) in got.chunks_exact(c.m).enumerate() {
+            for (i, &v) in row.iter().enumerate() {
+                prop_assert_eq!(v, want[i * c.n + o], "{} row {} position {}", tier, o, i);
+            }
+        }
+    }
+    Ok(())
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
+
+    #[test]
+    fn weights_as_rows_tiers_equal_reference(c in case()) {
+        check_kmajor(&c)?;
+    }
 
     #[test]
     fn exact_tiers_equal_reference(c in case()) {

@@ -1,13 +1,15 @@
 //! Property tests: under the exact profile, quantized conv (1-, 2- and 3-D) and Linear equal a
 //! plain direct-loop computation with i64 accumulation, requantized with the engine's rule.
 //! Under the other profiles, any difference from exact must come with counted saturated pairs.
-//! Every SIMD tier's conv (channels-last im2col, cached panels) equals the reference conv.
+//! Every SIMD tier's conv (channels-last im2col, cached panels) equals the reference conv, and
+//! so does the exact NCHW path (weights as rows) on every tier.
 
 use proptest::prelude::*;
 use qlab::engine::{Engine, HostProfile, Numerics};
-use qlab::isa::Isa;
+use qlab::isa::{ALL, Isa};
+use qlab::kernels::conv_nchw;
 use qlab::kernels::conv_ref::{self, ConvGeometry, PairModel};
-use qlab::kernels::gemm::{GemmWeights, PackCache, gemm_on};
+use qlab::kernels::gemm::{GemmWeights, PackCache, flip_weights, gemm_on};
 use qlab::kernels::requant::{FbgemmRequant, QnnpackRequant, Requant};
 use qlab::qnn::{ConvParams, QConv, QLinear};
 use qlab::tensor::{QDType, QParams, QStorage, QTensor};
@@ -542,6 +544,92 @@ proptest! {
                     prop_assert_eq!(sat, want_sat);
                 }
             }
+        }
+    }
+}
+
+/// An N-D geometry (1 to 3 spatial dims) the exact NCHW path takes: groups of ≥ 8 outputs,
+/// any kernel, stride, dilation and padding.
+fn geometry_nd() -> impl Strategy<Value = ConvGeometry> {
+    (1usize..=3, 1usize..=2, 1usize..=6, 8usize..=20, 1usize..=2).prop_flat_map(
+        |(dims, groups, cg, og, batch)| {
+            let dim = (1usize..=9, 1usize..=3, 1usize..=3, 1usize..=2, 0usize..=2);
+            prop::collection::vec(dim, dims).prop_map(move |per_dim| {
+                let (mut input, mut kernel, mut stride, mut padding, mut dilation, mut output) =
+                    (vec![], vec![], vec![], vec![], vec![], vec![]);
+                for (i, k, s, d, p) in per_dim {
+                    let span = d * (k - 1) + 1;
+                    let i = i.max(span);
+                    input.push(i);
+                    kernel.push(k);
+                    stride.push(s);
+                    dilation.push(d);
+                    padding.push(p);
+                    output.push((i + 2 * p - span) / s + 1);
+                }
+                ConvGeometry {
+                    batch,
+                    in_channels: groups * cg,
+                    out_channels: groups * og,
+                    groups,
+                    input,
+                    kernel,
+                    stride,
+                    padding,
+                    dilation,
+                    output,
+                }
+            })
+        },
+    )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// The exact NCHW path (weights as rows, k-major im2col, no transposes) returns the
+    /// reference's exact accumulators on every tier the host has, the scalar one included.
+    #[test]
+    fn nchw_exact_conv_equals_reference_on_every_tier(
+        g in geometry_nd(),
+        seed in any::<u64>(),
+        x_zp in prop::sample::select(vec![0i32, 128, 255, 37]),
+        w_zp in prop::sample::select(vec![0i32, -3, 100]),
+        per_group in any::<bool>(),
+    ) {
+        let mut s = seed | 1;
+        let mut next = move || { s ^= s << 13; s ^= s >> 7; s ^= s << 17; s };
+        // Extremes half the time, so exactness is tested where int16 pairs would overflow.
+        let xs: Vec<u8> = (0..g.batch * g.in_channels * g.input.iter().product::<usize>())
+            .map(|_| match next() % 4 { 0 => 255, 1 => 0, _ => next() as u8 })
+            .collect();
+        let k = g.in_channels / g.groups * g.taps();
+        let ws: Vec<i8> = (0..g.out_channels * k)
+            .map(|_| match next() % 4 { 0 => 127, 1 => -128, _ => next() as i8 })
+            .collect();
+        let og = g.out_channels / g.groups;
+        // One zero point per group is what the path takes: per-tensor, or per-channel values
+        // that are constant within each group.
+        let zps: Vec<i32> = if per_group {
+            (0..g.out_channels).map(|c| w_zp + (c / og) as i32).collect()
+        } else {
+            vec![w_zp]
+        };
+        prop_assert!(conv_nchw::supports(&g, &zps));
+        // The reference takes (tap, channel) rows; the NCHW path PyTorch's (channel, tap) ones.
+        let taps = g.taps();
+        let cg = g.in_channels / g.groups;
+        let taps_major: Vec<i8> = (0..g.out_channels)
+            .flat_map(|o| (0..taps).flat_map(move |t| (0..cg).map(move |c| (o, c, t))))
+            .map(|(o, c, t)| ws[o * k + c * taps + t])
+            .collect();
+        let mut want = vec![0i32; g.batch * g.out_channels * g.out_positions()];
+        conv_ref::conv_u8_i8_i32(&g, &xs, x_zp, &taps_major, &zps, PairModel::Exact, &mut want);
+        let flipped = flip_weights(&ws);
+        for tier in ALL.into_iter().filter(|t| t.is_available()) {
+            let mut got = vec![i32::MIN; want.len()];
+            conv_nchw::conv_u8_i8_i32_exact(tier, &g, &xs, x_zp, &flipped, &zps, &mut got).unwrap();
+            prop_assert_eq!(&got, &want, "{} {:?}", tier, g);
         }
     }
 }

@@ -101,7 +101,7 @@ impl ConvGeometry {
 }
 
 /// Advances a row-major multi-index within `extent` (last dim fastest), wrapping to zero.
-fn odometer(index: &mut [usize], extent: &[usize]) {
+pub(crate) fn odometer(index: &mut [usize], extent: &[usize]) {
     for d in (0..index.len()).rev() {
         index[d] += 1;
         if index[d] < extent[d] {

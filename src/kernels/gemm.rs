@@ -28,6 +28,7 @@
 
 use super::reference;
 use crate::isa::{self, Isa, IsaError};
+use std::borrow::Cow;
 use std::fmt;
 use std::sync::OnceLock;
 
@@ -76,6 +77,9 @@ impl fmt::Debug for PackCache {
 #[derive(Clone)]
 pub(crate) struct Panels {
     nr: usize,
+    /// Columns and depth of the operand.
+    n: usize,
+    k: usize,
     /// K rounded up to a multiple of 4.
     kp: usize,
     data: Vec<i8>,
@@ -101,6 +105,53 @@ impl Panels {
             .collect();
         Panels {
             nr,
+            n,
+            k,
+            kp,
+            data,
+            colsum,
+        }
+    }
+
+    /// Panels of the s8 operand `b[kk, c] − 128` for a u8 `b` stored k-major (`[k, n]`, the
+    /// channels × positions layout of an NCHW activation): XOR 0x80 is that shift, bytewise.
+    /// Four rows at a time are interleaved into the panels' 4-byte column groups, one u32 per
+    /// column, so the compiler vectorises the interleave; rows past `k` read as zero weights.
+    fn from_kmajor_u8(b: &[u8], n: usize, k: usize, nr: usize) -> Panels {
+        let kp = k.div_ceil(4) * 4;
+        let blocks = n.div_ceil(nr);
+        let mut data = vec![0i8; blocks * kp * nr];
+        let mut colsum = vec![0i32; n];
+        // A padding row: 0x80 flips to the zero weight.
+        let pad = vec![0x80u8; n];
+        for g in 0..kp / 4 {
+            let rows: [&[u8]; 4] = std::array::from_fn(|q| {
+                b.get((4 * g + q) * n..(4 * g + q + 1) * n)
+                    .filter(|_| 4 * g + q < k)
+                    .unwrap_or(&pad)
+            });
+            for row in &rows[..(k - 4 * g).min(4)] {
+                for (s, &v) in colsum.iter_mut().zip(*row) {
+                    *s += v as i32 - 128;
+                }
+            }
+            for block in 0..blocks {
+                let c0 = block * nr;
+                let cols = nr.min(n - c0);
+                let dst = &mut data[block * kp * nr + g * nr * 4..][..cols * 4];
+                let [r0, r1, r2, r3] = rows.map(|r| &r[c0..c0 + cols]);
+                for ((((d, &x0), &x1), &x2), &x3) in
+                    dst.chunks_exact_mut(4).zip(r0).zip(r1).zip(r2).zip(r3)
+                {
+                    let word = u32::from_le_bytes([x0, x1, x2, x3]) ^ 0x8080_8080;
+                    d.copy_from_slice(&word.to_le_bytes().map(|v| v as i8));
+                }
+            }
+        }
+        Panels {
+            nr,
+            n,
+            k,
             kp,
             data,
             colsum,
@@ -222,69 +273,255 @@ unsafe fn run(
 ) -> u64 {
     assert!(a.len() >= m * w.k && w.data.len() >= w.n * w.k && acc.len() >= m * w.n);
     assert!(w.zero_points.len() == 1 || w.zero_points.len() == w.n);
-    // Empty operands have nothing to tile (and zero-width panels cannot be chunked).
+    // SAFETY: forwarded from this function's contract.
+    unsafe { tiled_on(route(tier, saturate_pairs), m, a, a_zp, w, acc) }.unwrap_or_else(|| {
+        reference::gemm_u8_i8_i32(
+            m,
+            w.n,
+            w.k,
+            a,
+            a_zp,
+            w.data,
+            w.zero_points,
+            saturate_pairs,
+            acc,
+        )
+    })
+}
+
+/// The right operand of [`gemm_weights_kmajor_on`]: u8 values stored k-major (`[k, n]`, row `kk`
+/// at `data[kk·n..]`) with one zero point, e.g. an NCHW activation's channels × positions.
+#[derive(Clone, Copy)]
+pub struct KMajorU8<'a> {
+    pub data: &'a [u8],
+    pub n: usize,
+    pub k: usize,
+    pub zero_point: i32,
+}
+
+/// `w[o,k] as u8 ^ 0x80`, i.e. `w + 128` as u8: the form [`gemm_weights_kmajor_on`] takes int8
+/// weights in, made once per weight.
+pub fn flip_weights(w: &[i8]) -> Vec<u8> {
+    w.iter().map(|&v| v as u8 ^ 0x80).collect()
+}
+
+/// `acc[o·n + p] = Σ_kk (w[o,kk] − w_zp)·(b[kk,p] − b_zp)`, exact, on `tier` (an error when
+/// the host lacks it), with the int8 weights as the row operand: a convolution's accumulators
+/// come out channels × positions (NCHW) with no transposes.
+///
+/// The kernels take u8 rows × s8 panels, so both operands are shifted by 128 (`w_flipped` is
+/// [`flip_weights`], the panels hold `b − 128`) and the zero points with them; in exact
+/// arithmetic `(w + 128 − (w_zp + 128))·(b − 128 − (b_zp − 128))` is the same product. There is
+/// no pair-saturating form: the shift changes which int16 pairs would overflow.
+pub fn gemm_weights_kmajor_on(
+    tier: Isa,
+    rows: usize,
+    w_flipped: &[u8],
+    w_zp: i32,
+    b: &KMajorU8,
+    acc: &mut [i32],
+) -> Result<(), IsaError> {
+    tier.check()?;
+    // SAFETY: `check` just confirmed the host supports `tier`.
+    unsafe { run_kmajor(tier, rows, w_flipped, w_zp, b, acc) };
+    Ok(())
+}
+
+/// # Safety
+/// The host must support `tier`.
+unsafe fn run_kmajor(
+    tier: Isa,
+    rows: usize,
+    w_flipped: &[u8],
+    w_zp: i32,
+    b: &KMajorU8,
+    acc: &mut [i32],
+) {
+    let (n, k) = (b.n, b.k);
+    assert!(w_flipped.len() >= rows * k && b.data.len() >= k * n && acc.len() >= rows * n);
+    if n == 0 {
+        return;
+    }
+    let operand = KMajorOperand {
+        b: *b,
+        zero_points: [b.zero_point - 128],
+    };
+    // SAFETY: forwarded from this function's contract.
+    if unsafe {
+        tiled_on(
+            route(tier, false),
+            rows,
+            w_flipped,
+            w_zp + 128,
+            &operand,
+            acc,
+        )
+    }
+    .is_some()
+    {
+        return;
+    }
+    // The scalar tier: the defining sum, accumulated row by row of `b`.
+    for (o, out) in acc.chunks_exact_mut(n).take(rows).enumerate() {
+        out.fill(0);
+        for (kk, brow) in b.data.chunks_exact(n).take(k).enumerate() {
+            let wv = (w_flipped[o * k + kk] ^ 0x80) as i8 as i32 - w_zp;
+            for (o, &x) in out.iter_mut().zip(brow) {
+                *o += wv * (x as i32 - b.zero_point);
+            }
+        }
+    }
+}
+
+struct KMajorOperand<'a> {
+    b: KMajorU8<'a>,
+    /// The panels' zero point, shifted with them.
+    zero_points: [i32; 1],
+}
+
+impl RightOperand for KMajorOperand<'_> {
+    fn n(&self) -> usize {
+        self.b.n
+    }
+    fn k(&self) -> usize {
+        self.b.k
+    }
+    fn panels(&self, nr: usize, _slot: usize) -> Cow<'_, Panels> {
+        Cow::Owned(Panels::from_kmajor_u8(self.b.data, self.b.n, self.b.k, nr))
+    }
+    fn zero_points(&self) -> &[i32] {
+        &self.zero_points
+    }
+}
+
+/// The right-hand operand of the tiled driver: where its panels for a kernel come from.
+trait RightOperand {
+    fn n(&self) -> usize;
+    fn k(&self) -> usize;
+    /// Panels `nr` columns wide (`slot` indexes a [`PackCache`]).
+    fn panels(&self, nr: usize, slot: usize) -> Cow<'_, Panels>;
+    /// One zero point or one per column.
+    fn zero_points(&self) -> &[i32];
+}
+
+impl RightOperand for GemmWeights<'_> {
+    fn n(&self) -> usize {
+        self.n
+    }
+    fn k(&self) -> usize {
+        self.k
+    }
+    fn panels(&self, nr: usize, slot: usize) -> Cow<'_, Panels> {
+        match self.cache {
+            Some(cache) => {
+                Cow::Borrowed(cache.slots[slot].get_or_init(|| Box::new(Panels::new(self, nr))))
+            }
+            None => Cow::Owned(Panels::new(self, nr)),
+        }
+    }
+    fn zero_points(&self) -> &[i32] {
+        self.zero_points
+    }
+}
+
+/// `route`'s SIMD kernel run by the blocked driver, or `None` for the reference route (and for
+/// empty operands, which have nothing to tile: zero-width panels cannot be chunked).
+///
+/// # Safety
+/// The host must support the route's tier.
+unsafe fn tiled_on(
+    route: Route,
+    m: usize,
+    a: &[u8],
+    a_zp: i32,
+    b: &dyn RightOperand,
+    acc: &mut [i32],
+) -> Option<u64> {
+    if m == 0 || b.n() == 0 || b.k() == 0 {
+        return None;
+    }
+    // SAFETY (every arm): forwarded from this function's contract.
     #[cfg(target_arch = "x86_64")]
-    if m > 0 && w.n > 0 && w.k > 0 {
+    {
         use super::x86::{avx2_gemm, avx512vnni_gemm};
-        // SAFETY (all three): forwarded from this function's contract.
-        match route(tier, saturate_pairs) {
-            Route::Reference => {}
-            Route::Avx2Exact => return unsafe { tiled::<avx2_gemm::Exact>(m, a, a_zp, w, acc) },
+        match route {
+            Route::Reference => None,
+            Route::Avx2Exact => Some(unsafe { tiled_avx2::<avx2_gemm::Exact>(m, a, a_zp, b, acc) }),
             Route::Avx2Saturating => {
-                return unsafe { tiled::<avx2_gemm::PairSaturating>(m, a, a_zp, w, acc) };
+                Some(unsafe { tiled_avx2::<avx2_gemm::PairSaturating>(m, a, a_zp, b, acc) })
             }
             Route::Avx512Vnni => {
-                return unsafe { tiled::<avx512vnni_gemm::Vnni>(m, a, a_zp, w, acc) };
+                Some(unsafe { tiled_avx512::<avx512vnni_gemm::Vnni>(m, a, a_zp, b, acc) })
             }
         }
     }
     #[cfg(target_arch = "aarch64")]
-    if m > 0 && w.n > 0 && w.k > 0 {
+    {
         use super::aarch64::{dotprod_gemm, neon_gemm};
-        // SAFETY (all three): forwarded from this function's contract.
-        match route(tier, saturate_pairs) {
-            Route::Reference => {}
-            Route::NeonExact => return unsafe { tiled::<neon_gemm::Exact>(m, a, a_zp, w, acc) },
+        match route {
+            Route::Reference => None,
+            Route::NeonExact => Some(unsafe { tiled::<neon_gemm::Exact>(m, a, a_zp, b, acc) }),
             Route::NeonSaturating => {
-                return unsafe { tiled::<neon_gemm::PairSaturating>(m, a, a_zp, w, acc) };
+                Some(unsafe { tiled::<neon_gemm::PairSaturating>(m, a, a_zp, b, acc) })
             }
-            Route::Dotprod => return unsafe { tiled::<dotprod_gemm::Dotprod>(m, a, a_zp, w, acc) },
+            Route::Dotprod => Some(unsafe { tiled::<dotprod_gemm::Dotprod>(m, a, a_zp, b, acc) }),
         }
     }
-    reference::gemm_u8_i8_i32(
-        m,
-        w.n,
-        w.k,
-        a,
-        a_zp,
-        w.data,
-        w.zero_points,
-        saturate_pairs,
-        acc,
-    )
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+    None
+}
+
+/// [`tiled`] compiled for AVX2: the driver's own loops (row sums, corrections) would otherwise
+/// be SSE2 code, with i32 multiplies emulated.
+///
+/// # Safety
+/// The host must support AVX2 and `K`'s target features.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn tiled_avx2<K: MicroKernel>(
+    m: usize,
+    a: &[u8],
+    a_zp: i32,
+    b: &dyn RightOperand,
+    acc: &mut [i32],
+) -> u64 {
+    // SAFETY: forwarded from this function's contract.
+    unsafe { tiled::<K>(m, a, a_zp, b, acc) }
+}
+
+/// [`tiled`] compiled for AVX-512 (see [`tiled_avx2`]).
+///
+/// # Safety
+/// The host must support AVX-512 F/BW/VL and `K`'s target features.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma,avx512f,avx512bw,avx512vl")]
+unsafe fn tiled_avx512<K: MicroKernel>(
+    m: usize,
+    a: &[u8],
+    a_zp: i32,
+    b: &dyn RightOperand,
+    acc: &mut [i32],
+) -> u64 {
+    // SAFETY: forwarded from this function's contract.
+    unsafe { tiled::<K>(m, a, a_zp, b, acc) }
 }
 
 /// The blocked driver shared by every SIMD kernel.
 ///
 /// # Safety
 /// The host must support `K`'s target features.
+#[inline(always)]
 unsafe fn tiled<K: MicroKernel>(
     m: usize,
     a: &[u8],
     a_zp: i32,
-    w: &GemmWeights,
+    b: &dyn RightOperand,
     acc: &mut [i32],
 ) -> u64 {
-    let (n, k) = (w.n, w.k);
-    let owned;
-    let panels = match w.cache {
-        Some(cache) => cache.slots[K::SLOT].get_or_init(|| Box::new(Panels::new(w, K::NR))),
-        None => {
-            owned = Panels::new(w, K::NR);
-            &owned
-        }
-    };
-    debug_assert_eq!(panels.nr, K::NR);
+    let (n, k) = (b.n(), b.k());
+    let panels = b.panels(K::NR, K::SLOT);
+    let zero_points = b.zero_points();
+    debug_assert_eq!((panels.nr, panels.n, panels.k), (K::NR, n, k));
     let kp = panels.kp;
     let mut block = vec![0u8; MC.min(m.div_ceil(K::MR) * K::MR) * kp];
     let mut rowsum = vec![0i32; MC];
@@ -293,7 +530,7 @@ unsafe fn tiled<K: MicroKernel>(
     // (wrapping: equal to the reference wherever its i32 sums do not overflow), laid out so the
     // per-row loop below is a plain element-wise pass the compiler vectorises.
     let zw: Vec<i32> = (0..n)
-        .map(|c| w.zero_points[if w.zero_points.len() == 1 { 0 } else { c }])
+        .map(|c| zero_points[if zero_points.len() == 1 { 0 } else { c }])
         .collect();
     let kz = k as i32;
     let colterm: Vec<i32> = (0..n)

@@ -3,6 +3,7 @@
 
 #[cfg(target_arch = "aarch64")]
 pub mod aarch64;
+pub mod conv_nchw;
 pub mod conv_ref;
 pub mod gemm;
 pub mod reference;

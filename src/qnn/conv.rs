@@ -13,6 +13,8 @@
 use super::linear::{activation_qparams, requant_for, u8_values};
 use super::{PackedWeight, QnnError, RunStats};
 use crate::engine::{Engine, HostProfile, Numerics};
+use crate::isa;
+use crate::kernels::conv_nchw;
 use crate::kernels::conv_ref::{ConvGeometry, PairModel, conv_u8_i8_i32_with};
 use crate::kernels::gemm::{self, PackCache};
 use crate::tensor::{QDType, QParams, QStorage, QTensor};
@@ -50,6 +52,8 @@ pub struct QConv {
     taps_major: Vec<i8>,
     /// One per group: the GEMM panels of the group's `taps_major` rows, packed on first use.
     caches: Vec<PackCache>,
+    /// The weight rows in the shifted form the exact NCHW path takes (`gemm::flip_weights`).
+    flipped: Vec<u8>,
     pub bias: Option<Vec<f32>>,
     pub params: ConvParams,
     pub out_scale: f64,
@@ -137,6 +141,7 @@ impl QConv {
             .collect();
         Ok(QConv {
             caches: vec![PackCache::default(); params.groups],
+            flipped: gemm::flip_weights(&weight.data),
             weight,
             taps_major,
             bias,
@@ -234,22 +239,38 @@ impl QConv {
         let g = self.geometry(x.shape())?;
         let a = u8_values(x);
         let mut values = vec![0i32; g.batch * g.out_channels * g.out_positions()];
-        let saturated = conv_u8_i8_i32_with(
-            &g,
-            &a,
-            zx,
-            &self.taps_major,
-            &self.weight.zero_points,
-            self.pair_model(numerics, &g),
-            &mut values,
-            gemm::gemm_u8_i8_i32,
-            // A module whose public fields were rewritten to another group count packs per call.
-            if self.caches.len() == g.groups {
-                &self.caches
-            } else {
-                &[]
-            },
-        );
+        let model = self.pair_model(numerics, &g);
+        let zps = &self.weight.zero_points;
+        let saturated = if model == PairModel::Exact && conv_nchw::preferred(&g, zps) {
+            conv_nchw::conv_u8_i8_i32_exact(
+                isa::selected(),
+                &g,
+                &a,
+                zx,
+                &self.flipped,
+                zps,
+                &mut values,
+            )
+            .expect("the selected tier is available");
+            0
+        } else {
+            conv_u8_i8_i32_with(
+                &g,
+                &a,
+                zx,
+                &self.taps_major,
+                zps,
+                model,
+                &mut values,
+                gemm::gemm_u8_i8_i32,
+                // A module whose public fields were rewritten to another group count packs per call.
+                if self.caches.len() == g.groups {
+                    &self.caches
+                } else {
+                    &[]
+                },
+            )
+        };
         let mut shape = vec![g.batch, g.out_channels];
         shape.extend(&g.output);
         Ok(ConvAccumulators {

@@ -1,0 +1,159 @@
+//! Exact convolution straight from NC[D]HW activations, with no layout transposes.
+//!
+//! Design note. The reference driver (`conv_ref`) works channels-last like fbgemm: it transposes
+//! the input, builds `[positions, taps·C]` rows, runs the GEMM with the activations as rows and
+//! transposes the `[positions, out]` result back. For MobileNet's pointwise convs the two
+//! transposes cost as much as the GEMM. Here the weights are the row operand instead
+//! ([`gemm::gemm_weights_kmajor_on`]): the right operand is the input itself for a 1×1 stride-1
+//! unpadded conv, otherwise a k-major im2col (`[C·taps, positions]`, built row by row from
+//! contiguous input runs), and the result is already `[out, positions]`, i.e. NCHW.
+//!
+//! Only the exact sum is offered: which int16 pairs saturate depends on the kernel PyTorch runs
+//! (channels-last K order, operand signs), so the pair-saturating models stay on `conv_ref`.
+//! The K order is the weight's own `(channel, tap)` order; exact sums do not depend on it.
+
+use super::conv_ref::{ConvGeometry, odometer};
+use super::gemm::{self, KMajorU8};
+use crate::isa::{Isa, IsaError};
+use std::cell::Cell;
+
+/// Whether [`conv_u8_i8_i32_exact`] handles `g` with weight zero points `w_zp`: one zero point
+/// per group (the shifted-operand GEMM takes a scalar one), and at least 8 output channels per
+/// group (a depthwise conv would run a one-row GEMM per channel).
+pub fn supports(g: &ConvGeometry, w_zp: &[i32]) -> bool {
+    let og = g.out_channels / g.groups;
+    og >= 8 && w_zp.chunks(og).all(|z| z.iter().all(|&v| v == z[0]))
+}
+
+/// Whether this path is the faster one for `g`: pointwise convs (no im2col at all) and convs
+/// with a short K (a stem conv on 3 channels), where `conv_ref`'s transposes dominate. Deep
+/// spatial convs keep the channels-last GEMM, whose activation rows fill the 12-row tiles
+/// better than a few dozen output channels do (measured with `qlab bench`'s 3×3 shapes).
+pub fn preferred(g: &ConvGeometry, w_zp: &[i32]) -> bool {
+    let k = g.in_channels / g.groups * g.taps();
+    supports(g, w_zp) && (g.taps() == 1 || k < 64)
+}
+
+/// The exact accumulators `acc[n, o, position]` of a convolution (the `Exact` model of
+/// [`super::conv_ref::conv_u8_i8_i32`]), with the weights given as [`gemm::flip_weights`] of
+/// the `[out, C/groups · taps]` rows (channel-major, tap fastest: PyTorch's weight layout), on
+/// `tier` (an error when the host lacks it).
+pub fn conv_u8_i8_i32_exact(
+    tier: Isa,
+    g: &ConvGeometry,
+    x: &[u8],
+    x_zp: i32,
+    w_flipped: &[u8],
+    w_zp: &[i32],
+    acc: &mut [i32],
+) -> Result<(), IsaError> {
+    tier.check()?;
+    assert!(supports(g, w_zp));
+    let (taps, positions) = (g.taps(), g.out_positions());
+    let (cg, og) = (g.in_channels / g.groups, g.out_channels / g.groups);
+    let k = cg * taps;
+    let plane: usize = g.input.iter().product();
+    let direct = taps == 1 && g.stride.iter().all(|&s| s == 1) && g.padding.iter().all(|&p| p == 0);
+    let mut cols = COLS.take();
+    if !direct && cols.len() < k * positions {
+        cols.resize(k * positions, 0);
+    }
+    for n in 0..g.batch {
+        for grp in 0..g.groups {
+            let x_g = &x[(n * g.in_channels + grp * cg) * plane..][..cg * plane];
+            let data = if direct {
+                x_g
+            } else {
+                let cols = &mut cols[..k * positions];
+                im2col_kmajor(g, x_g, x_zp as u8, cols);
+                cols
+            };
+            let b = KMajorU8 {
+                data,
+                n: positions,
+                k,
+                zero_point: x_zp,
+            };
+            let zw = w_zp[if w_zp.len() == 1 { 0 } else { grp * og }];
+            let w_g = &w_flipped[grp * og * k..(grp + 1) * og * k];
+            let out = &mut acc[(n * g.out_channels + grp * og) * positions..][..og * positions];
+            gemm::gemm_weights_kmajor_on(tier, og, w_g, zw, &b, out)?;
+        }
+    }
+    COLS.set(cols);
+    Ok(())
+}
+
+thread_local! {
+    /// The im2col buffer, reused across calls: every byte of the used prefix is written before
+    /// it is read, and fresh multi-megabyte buffers per call cost page faults.
+    static COLS: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
+}
+
+/// Row `c·taps + t` of `cols` holds, for every output position, the input byte tap `t` of
+/// channel `c` reads there, or `pad` (the raw zero point) in the padding.
+///
+/// The last spatial dim is copied as runs: for a fixed tap and outer output index, the output
+/// row reads input `ox·s + t·d − p`, contiguous when `s = 1`, with the out-of-range ends padded.
+fn im2col_kmajor(g: &ConvGeometry, x: &[u8], pad: u8, cols: &mut [u8]) {
+    let dims = g.input.len();
+    let last = dims - 1;
+    let (ow, iw) = (g.output[last], g.input[last]);
+    let (s, d, p) = (g.stride[last], g.dilation[last], g.padding[last]);
+    let outer_out: usize = g.output[..last].iter().product();
+    let plane: usize = g.input.iter().product();
+    let taps = g.taps();
+    let mut tap = vec![0usize; dims];
+    let mut row = 0usize;
+    for c in 0..g.in_channels / g.groups {
+        let x_c = &x[c * plane..(c + 1) * plane];
+        for _ in 0..taps {
+            let dst = &mut cols[row * outer_out * ow..(row + 1) * outer_out * ow];
+            // Output columns whose input lies inside: ox·s + t·d − p ∈ [0, iw).
+            let shift = tap[last] * d;
+            let lo = p.saturating_sub(shift).div_ceil(s).min(ow);
+            let hi = if iw + p > shift {
+                ((iw + p - shift - 1) / s + 1).min(ow)
+            } else {
+                0
+            }
+            .max(lo);
+            let mut outer = vec![0usize; last];
+            for run in dst.chunks_exact_mut(ow) {
+                match outer_input_row(g, &outer, &tap) {
+                    Some(r) if hi > lo => {
+                        let src = &x_c[r * iw..(r + 1) * iw];
+                        run[..lo].fill(pad);
+                        let first = lo * s + shift - p;
+                        if s == 1 {
+                            run[lo..hi].copy_from_slice(&src[first..first + hi - lo]);
+                        } else {
+                            for (slot, &v) in
+                                run[lo..hi].iter_mut().zip(src[first..].iter().step_by(s))
+                            {
+                                *slot = v;
+                            }
+                        }
+                        run[hi..].fill(pad);
+                    }
+                    _ => run.fill(pad),
+                }
+                odometer(&mut outer, &g.output[..last]);
+            }
+            odometer(&mut tap, &g.kernel);
+            row += 1;
+        }
+    }
+}
+
+/// The flat index over the input's outer dims (all but the last) that output index `outer`
+/// reads at `tap`, or `None` in the padding.
+fn outer_input_row(g: &ConvGeometry, outer: &[usize], tap: &[usize]) -> Option<usize> {
+    outer
+        .iter()
+        .enumerate()
+        .try_fold(0usize, |flat, (dim, &o)| {
+            let i = (o * g.stride[dim] + tap[dim] * g.dilation[dim]).checked_sub(g.padding[dim])?;
+            (i < g.input[dim]).then_some(flat * g.input[dim] + i)
+        })
+}
