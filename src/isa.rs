@@ -192,6 +192,12 @@ pub fn from_env() -> Result<Option<Isa>, IsaError> {
     }
 }
 
+/// Whether the tier in force is an x86 SIMD tier (all of which include AVX2 and FMA): the
+/// condition for the element-wise loops compiled with those features.
+pub fn selected_is_x86_simd() -> bool {
+    matches!(selected(), Isa::Avx2 | Isa::AvxVnni | Isa::Avx512Vnni)
+}
+
 /// Forces a tier for the whole process (the `isa` verb); kernels that take an explicit tier are how tests compare tiers.
 pub fn force(tier: Isa) -> Result<(), IsaError> {
     tier.check()?;

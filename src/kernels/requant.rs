@@ -138,10 +138,7 @@ impl Requant {
     /// `vroundss` instead of a libm call; the result is identical (IEEE rounding either way).
     pub fn apply_runs(&self, acc: &[i32], run: usize, channels: usize, out: &mut [u8]) {
         #[cfg(target_arch = "x86_64")]
-        if matches!(
-            crate::isa::selected(),
-            crate::isa::Isa::Avx2 | crate::isa::Isa::AvxVnni | crate::isa::Isa::Avx512Vnni
-        ) {
+        if crate::isa::selected_is_x86_simd() {
             // SAFETY: the selected tier is available and each of these tiers requires AVX2.
             return unsafe { super::x86::avx2_requant::apply_runs(self, acc, run, channels, out) };
         }
