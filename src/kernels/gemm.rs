@@ -27,6 +27,7 @@
 //! to the NEON kernel. Both use 8-column panels (slot 0).
 
 use super::reference;
+use super::requant::Requant;
 use crate::isa::{self, Isa, IsaError};
 use std::borrow::Cow;
 use std::fmt;
@@ -273,8 +274,13 @@ unsafe fn run(
 ) -> u64 {
     assert!(a.len() >= m * w.k && w.data.len() >= w.n * w.k && acc.len() >= m * w.n);
     assert!(w.zero_points.len() == 1 || w.zero_points.len() == w.n);
+    let sink = &mut AccSink {
+        acc: &mut *acc,
+        n: w.n,
+    };
     // SAFETY: forwarded from this function's contract.
-    unsafe { tiled_on(route(tier, saturate_pairs), m, a, a_zp, w, acc) }.unwrap_or_else(|| {
+    let tiled = unsafe { tiled_on(route(tier, saturate_pairs), m, a, a_zp, w, sink) };
+    tiled.unwrap_or_else(|| {
         reference::gemm_u8_i8_i32(
             m,
             w.n,
@@ -322,23 +328,51 @@ pub fn gemm_weights_kmajor_on(
     acc: &mut [i32],
 ) -> Result<(), IsaError> {
     tier.check()?;
+    assert!(acc.len() >= rows * b.n);
+    let sink = &mut AccSink { acc, n: b.n };
     // SAFETY: `check` just confirmed the host supports `tier`.
-    unsafe { run_kmajor(tier, rows, w_flipped, w_zp, b, acc) };
+    unsafe { run_kmajor(tier, rows, w_flipped, w_zp, b, sink) };
     Ok(())
 }
 
-/// # Safety
-/// The host must support `tier`.
-unsafe fn run_kmajor(
+/// [`gemm_weights_kmajor_on`] with the requantization fused: `out[o·n + p]` is `rq` applied to
+/// accumulator `(o, p)` as channel `channel0 + o`, so no i32 matrix is ever stored.
+#[allow(clippy::too_many_arguments)]
+pub fn gemm_weights_kmajor_requant_on(
     tier: Isa,
     rows: usize,
     w_flipped: &[u8],
     w_zp: i32,
     b: &KMajorU8,
-    acc: &mut [i32],
+    rq: &Requant,
+    channel0: usize,
+    out: &mut [u8],
+) -> Result<(), IsaError> {
+    tier.check()?;
+    assert!(out.len() >= rows * b.n);
+    let sink = &mut RequantSink {
+        rq,
+        channel0,
+        out,
+        n: b.n,
+    };
+    // SAFETY: `check` just confirmed the host supports `tier`.
+    unsafe { run_kmajor(tier, rows, w_flipped, w_zp, b, sink) };
+    Ok(())
+}
+
+/// # Safety
+/// The host must support `tier`.
+unsafe fn run_kmajor<S: Sink>(
+    tier: Isa,
+    rows: usize,
+    w_flipped: &[u8],
+    w_zp: i32,
+    b: &KMajorU8,
+    sink: &mut S,
 ) {
     let (n, k) = (b.n, b.k);
-    assert!(w_flipped.len() >= rows * k && b.data.len() >= k * n && acc.len() >= rows * n);
+    assert!(w_flipped.len() >= rows * k && b.data.len() >= k * n);
     if n == 0 {
         return;
     }
@@ -354,7 +388,7 @@ unsafe fn run_kmajor(
             w_flipped,
             w_zp + 128,
             &operand,
-            acc,
+            sink,
         )
     }
     .is_some()
@@ -362,7 +396,8 @@ unsafe fn run_kmajor(
         return;
     }
     // The scalar tier: the defining sum, accumulated row by row of `b`.
-    for (o, out) in acc.chunks_exact_mut(n).take(rows).enumerate() {
+    let mut out = vec![0i32; n];
+    for o in 0..rows {
         out.fill(0);
         for (kk, brow) in b.data.chunks_exact(n).take(k).enumerate() {
             let wv = (w_flipped[o * k + kk] ^ 0x80) as i8 as i32 - w_zp;
@@ -370,6 +405,42 @@ unsafe fn run_kmajor(
                 *o += wv * (x as i32 - b.zero_point);
             }
         }
+        sink.put(o, 0, &out);
+    }
+}
+
+/// Where the tiled driver puts each finished run of corrected accumulators.
+trait Sink {
+    /// `vals` are the outputs `(row, col0..col0 + vals.len())`.
+    fn put(&mut self, row: usize, col0: usize, vals: &[i32]);
+}
+
+/// Stores the accumulators, row-major with `n` columns.
+struct AccSink<'a> {
+    acc: &'a mut [i32],
+    n: usize,
+}
+
+impl Sink for AccSink<'_> {
+    #[inline(always)]
+    fn put(&mut self, row: usize, col0: usize, vals: &[i32]) {
+        self.acc[row * self.n + col0..][..vals.len()].copy_from_slice(vals);
+    }
+}
+
+/// Requantizes each row as one output channel, into u8 row-major with `n` columns.
+struct RequantSink<'a> {
+    rq: &'a Requant,
+    channel0: usize,
+    out: &'a mut [u8],
+    n: usize,
+}
+
+impl Sink for RequantSink<'_> {
+    #[inline(always)]
+    fn put(&mut self, row: usize, col0: usize, vals: &[i32]) {
+        let out = &mut self.out[row * self.n + col0..][..vals.len()];
+        self.rq.apply_run(vals, self.channel0 + row, out);
     }
 }
 
@@ -429,13 +500,13 @@ impl RightOperand for GemmWeights<'_> {
 ///
 /// # Safety
 /// The host must support the route's tier.
-unsafe fn tiled_on(
+unsafe fn tiled_on<S: Sink>(
     route: Route,
     m: usize,
     a: &[u8],
     a_zp: i32,
     b: &dyn RightOperand,
-    acc: &mut [i32],
+    sink: &mut S,
 ) -> Option<u64> {
     if m == 0 || b.n() == 0 || b.k() == 0 {
         return None;
@@ -446,12 +517,14 @@ unsafe fn tiled_on(
         use super::x86::{avx2_gemm, avx512vnni_gemm};
         match route {
             Route::Reference => None,
-            Route::Avx2Exact => Some(unsafe { tiled_avx2::<avx2_gemm::Exact>(m, a, a_zp, b, acc) }),
+            Route::Avx2Exact => {
+                Some(unsafe { tiled_avx2::<avx2_gemm::Exact, S>(m, a, a_zp, b, sink) })
+            }
             Route::Avx2Saturating => {
-                Some(unsafe { tiled_avx2::<avx2_gemm::PairSaturating>(m, a, a_zp, b, acc) })
+                Some(unsafe { tiled_avx2::<avx2_gemm::PairSaturating, S>(m, a, a_zp, b, sink) })
             }
             Route::Avx512Vnni => {
-                Some(unsafe { tiled_avx512::<avx512vnni_gemm::Vnni>(m, a, a_zp, b, acc) })
+                Some(unsafe { tiled_avx512::<avx512vnni_gemm::Vnni, S>(m, a, a_zp, b, sink) })
             }
         }
     }
@@ -460,11 +533,13 @@ unsafe fn tiled_on(
         use super::aarch64::{dotprod_gemm, neon_gemm};
         match route {
             Route::Reference => None,
-            Route::NeonExact => Some(unsafe { tiled::<neon_gemm::Exact>(m, a, a_zp, b, acc) }),
+            Route::NeonExact => Some(unsafe { tiled::<neon_gemm::Exact, S>(m, a, a_zp, b, sink) }),
             Route::NeonSaturating => {
-                Some(unsafe { tiled::<neon_gemm::PairSaturating>(m, a, a_zp, b, acc) })
+                Some(unsafe { tiled::<neon_gemm::PairSaturating, S>(m, a, a_zp, b, sink) })
             }
-            Route::Dotprod => Some(unsafe { tiled::<dotprod_gemm::Dotprod>(m, a, a_zp, b, acc) }),
+            Route::Dotprod => {
+                Some(unsafe { tiled::<dotprod_gemm::Dotprod, S>(m, a, a_zp, b, sink) })
+            }
         }
     }
     #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
@@ -478,15 +553,15 @@ unsafe fn tiled_on(
 /// The host must support AVX2 and `K`'s target features.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn tiled_avx2<K: MicroKernel>(
+unsafe fn tiled_avx2<K: MicroKernel, S: Sink>(
     m: usize,
     a: &[u8],
     a_zp: i32,
     b: &dyn RightOperand,
-    acc: &mut [i32],
+    sink: &mut S,
 ) -> u64 {
     // SAFETY: forwarded from this function's contract.
-    unsafe { tiled::<K>(m, a, a_zp, b, acc) }
+    unsafe { tiled::<K, S>(m, a, a_zp, b, sink) }
 }
 
 /// [`tiled`] compiled for AVX-512 (see [`tiled_avx2`]).
@@ -495,15 +570,15 @@ unsafe fn tiled_avx2<K: MicroKernel>(
 /// The host must support AVX-512 F/BW/VL and `K`'s target features.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma,avx512f,avx512bw,avx512vl")]
-unsafe fn tiled_avx512<K: MicroKernel>(
+unsafe fn tiled_avx512<K: MicroKernel, S: Sink>(
     m: usize,
     a: &[u8],
     a_zp: i32,
     b: &dyn RightOperand,
-    acc: &mut [i32],
+    sink: &mut S,
 ) -> u64 {
     // SAFETY: forwarded from this function's contract.
-    unsafe { tiled::<K>(m, a, a_zp, b, acc) }
+    unsafe { tiled::<K, S>(m, a, a_zp, b, sink) }
 }
 
 /// The blocked driver shared by every SIMD kernel.
@@ -511,12 +586,12 @@ unsafe fn tiled_avx512<K: MicroKernel>(
 /// # Safety
 /// The host must support `K`'s target features.
 #[inline(always)]
-unsafe fn tiled<K: MicroKernel>(
+unsafe fn tiled<K: MicroKernel, S: Sink>(
     m: usize,
     a: &[u8],
     a_zp: i32,
     b: &dyn RightOperand,
-    acc: &mut [i32],
+    sink: &mut S,
 ) -> u64 {
     let (n, k) = (b.n(), b.k());
     let panels = b.panels(K::NR, K::SLOT);
@@ -556,15 +631,14 @@ unsafe fn tiled<K: MicroKernel>(
                 // SAFETY: forwarded from this function's contract.
                 saturated += unsafe { K::tile(rows, &block[r0 * kp..], kp, panel, &mut tile) };
                 for r in 0..rows {
-                    let i = m0 + r0 + r;
                     let rs = rowsum[r0 + r];
-                    let out = &mut acc[i * n + c0..i * n + c0 + cols];
-                    let raw = &tile[r * K::NR..r * K::NR + cols];
+                    let row = &mut tile[r * K::NR..r * K::NR + cols];
                     let cols_at = c0..c0 + cols;
                     let terms = colterm[cols_at.clone()].iter().zip(&zw[cols_at]);
-                    for ((o, &t), (&ct, &z)) in out.iter_mut().zip(raw).zip(terms) {
-                        *o = t.wrapping_sub(ct).wrapping_sub(z.wrapping_mul(rs));
+                    for (t, (&ct, &z)) in row.iter_mut().zip(terms) {
+                        *t = t.wrapping_sub(ct).wrapping_sub(z.wrapping_mul(rs));
                     }
+                    sink.put(m0 + r0 + r, c0, row);
                 }
             }
         }
