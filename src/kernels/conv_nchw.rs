@@ -14,7 +14,6 @@
 
 use super::conv_ref::{ConvGeometry, odometer};
 use super::gemm::{self, KMajorU8};
-use super::requant::Requant;
 use crate::isa::{Isa, IsaError};
 use std::cell::Cell;
 
@@ -48,46 +47,7 @@ pub fn conv_u8_i8_i32_exact(
     w_zp: &[i32],
     acc: &mut [i32],
 ) -> Result<(), IsaError> {
-    per_group(g, x, x_zp, w_zp, |b, o0, zw| {
-        let (og, k) = (g.out_channels / g.groups, b.k);
-        let w_g = &w_flipped[o0 % g.out_channels * k..][..og * k];
-        let out = &mut acc[o0 * b.n..][..og * b.n];
-        gemm::gemm_weights_kmajor_on(tier, og, w_g, zw, b, out)
-    })
-}
-
-/// [`conv_u8_i8_i32_exact`] with the requantization fused into the GEMM: `out[n, o, position]`
-/// is `rq` applied to the accumulator as channel `o`; the i32 accumulators are never stored.
-#[allow(clippy::too_many_arguments)]
-pub fn conv_u8_i8_u8_exact(
-    tier: Isa,
-    g: &ConvGeometry,
-    x: &[u8],
-    x_zp: i32,
-    w_flipped: &[u8],
-    w_zp: &[i32],
-    rq: &Requant,
-    out: &mut [u8],
-) -> Result<(), IsaError> {
-    per_group(g, x, x_zp, w_zp, |b, o0, zw| {
-        let (og, k) = (g.out_channels / g.groups, b.k);
-        let channel0 = o0 % g.out_channels;
-        let w_g = &w_flipped[channel0 * k..][..og * k];
-        let out = &mut out[o0 * b.n..][..og * b.n];
-        gemm::gemm_weights_kmajor_requant_on(tier, og, w_g, zw, b, rq, channel0, out)
-    })
-}
-
-/// Runs `gemm(b, o0, zw)` for every (batch item, group): `b` is the group's k-major operand,
-/// `o0 = n·out + first output channel of the group` (the group's first output row, counting
-/// across the batch), `zw` the group's weight zero point.
-fn per_group(
-    g: &ConvGeometry,
-    x: &[u8],
-    x_zp: i32,
-    w_zp: &[i32],
-    mut gemm: impl FnMut(&KMajorU8, usize, i32) -> Result<(), IsaError>,
-) -> Result<(), IsaError> {
+    tier.check()?;
     assert!(supports(g, w_zp));
     let (taps, positions) = (g.taps(), g.out_positions());
     let (cg, og) = (g.in_channels / g.groups, g.out_channels / g.groups);
@@ -98,8 +58,7 @@ fn per_group(
     if !direct && cols.len() < k * positions {
         cols.resize(k * positions, 0);
     }
-    let mut result = Ok(());
-    'all: for n in 0..g.batch {
+    for n in 0..g.batch {
         for grp in 0..g.groups {
             let x_g = &x[(n * g.in_channels + grp * cg) * plane..][..cg * plane];
             let data = if direct {
@@ -116,14 +75,13 @@ fn per_group(
                 zero_point: x_zp,
             };
             let zw = w_zp[if w_zp.len() == 1 { 0 } else { grp * og }];
-            result = gemm(&b, n * g.out_channels + grp * og, zw);
-            if result.is_err() {
-                break 'all;
-            }
+            let w_g = &w_flipped[grp * og * k..(grp + 1) * og * k];
+            let out = &mut acc[(n * g.out_channels + grp * og) * positions..][..og * positions];
+            gemm::gemm_weights_kmajor_on(tier, og, w_g, zw, &b, out)?;
         }
     }
     COLS.set(cols);
-    result
+    Ok(())
 }
 
 thread_local! {

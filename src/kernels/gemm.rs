@@ -27,7 +27,6 @@
 //! to the NEON kernel. Both use 8-column panels (slot 0).
 
 use super::reference;
-use super::requant::Requant;
 use crate::isa::{self, Isa, IsaError};
 use std::borrow::Cow;
 use std::fmt;
@@ -274,13 +273,8 @@ unsafe fn run(
 ) -> u64 {
     assert!(a.len() >= m * w.k && w.data.len() >= w.n * w.k && acc.len() >= m * w.n);
     assert!(w.zero_points.len() == 1 || w.zero_points.len() == w.n);
-    let sink = &mut AccSink {
-        acc: &mut *acc,
-        n: w.n,
-    };
     // SAFETY: forwarded from this function's contract.
-    let tiled = unsafe { tiled_on(route(tier, saturate_pairs), m, a, a_zp, w, sink) };
-    tiled.unwrap_or_else(|| {
+    unsafe { tiled_on(route(tier, saturate_pairs), m, a, a_zp, w, acc) }.unwrap_or_else(|| {
         reference::gemm_u8_i8_i32(
             m,
             w.n,
@@ -328,51 +322,23 @@ pub fn gemm_weights_kmajor_on(
     acc: &mut [i32],
 ) -> Result<(), IsaError> {
     tier.check()?;
-    assert!(acc.len() >= rows * b.n);
-    let sink = &mut AccSink { acc, n: b.n };
     // SAFETY: `check` just confirmed the host supports `tier`.
-    unsafe { run_kmajor(tier, rows, w_flipped, w_zp, b, sink) };
-    Ok(())
-}
-
-/// [`gemm_weights_kmajor_on`] with the requantization fused: `out[o·n + p]` is `rq` applied to
-/// accumulator `(o, p)` as channel `channel0 + o`, so no i32 matrix is ever stored.
-#[allow(clippy::too_many_arguments)]
-pub fn gemm_weights_kmajor_requant_on(
-    tier: Isa,
-    rows: usize,
-    w_flipped: &[u8],
-    w_zp: i32,
-    b: &KMajorU8,
-    rq: &Requant,
-    channel0: usize,
-    out: &mut [u8],
-) -> Result<(), IsaError> {
-    tier.check()?;
-    assert!(out.len() >= rows * b.n);
-    let sink = &mut RequantSink {
-        rq,
-        channel0,
-        out,
-        n: b.n,
-    };
-    // SAFETY: `check` just confirmed the host supports `tier`.
-    unsafe { run_kmajor(tier, rows, w_flipped, w_zp, b, sink) };
+    unsafe { run_kmajor(tier, rows, w_flipped, w_zp, b, acc) };
     Ok(())
 }
 
 /// # Safety
 /// The host must support `tier`.
-unsafe fn run_kmajor<S: Sink>(
+unsafe fn run_kmajor(
     tier: Isa,
     rows: usize,
     w_flipped: &[u8],
     w_zp: i32,
     b: &KMajorU8,
-    sink: &mut S,
+    acc: &mut [i32],
 ) {
     let (n, k) = (b.n, b.k);
-    assert!(w_flipped.len() >= rows * k && b.data.len() >= k * n);
+    assert!(w_flipped.len() >= rows * k && b.data.len() >= k * n && acc.len() >= rows * n);
     if n == 0 {
         return;
     }
@@ -388,7 +354,7 @@ unsafe fn run_kmajor<S: Sink>(
             w_flipped,
             w_zp + 128,
             &operand,
-            sink,
+            acc,
         )
     }
     .is_some()
@@ -396,8 +362,7 @@ unsafe fn run_kmajor<S: Sink>(
         return;
     }
     // The scalar tier: the defining sum, accumulated row by row of `b`.
-    let mut out = vec![0i32; n];
-    for o in 0..rows {
+    for (o, out) in acc.chunks_exact_mut(n).take(rows).enumerate() {
         out.fill(0);
         for (kk, brow) in b.data.chunks_exact(n).take(k).enumerate() {
             let wv = (w_flipped[o * k + kk] ^ 0x80) as i8 as i32 - w_zp;
@@ -405,42 +370,6 @@ unsafe fn run_kmajor<S: Sink>(
                 *o += wv * (x as i32 - b.zero_point);
             }
         }
-        sink.put(o, 0, &out);
-    }
-}
-
-/// Where the tiled driver puts each finished run of corrected accumulators.
-trait Sink {
-    /// `vals` are the outputs `(row, col0..col0 + vals.len())`.
-    fn put(&mut self, row: usize, col0: usize, vals: &[i32]);
-}
-
-/// Stores the accumulators, row-major with `n` columns.
-struct AccSink<'a> {
-    acc: &'a mut [i32],
-    n: usize,
-}
-
-impl Sink for AccSink<'_> {
-    #[inline(always)]
-    fn put(&mut self, row: usize, col0: usize, vals: &[i32]) {
-        self.acc[row * self.n + col0..][..vals.len()].copy_from_slice(vals);
-    }
-}
-
-/// Requantizes each row as one output channel, into u8 row-major with `n` columns.
-struct RequantSink<'a> {
-    rq: &'a Requant,
-    channel0: usize,
-    out: &'a mut [u8],
-    n: usize,
-}
-
-impl Sink for RequantSink<'_> {
-    #[inline(always)]
-    fn put(&mut self, row: usize, col0: usize, vals: &[i32]) {
-        let out = &mut self.out[row * self.n + col0..][..vals.len()];
-        self.rq.apply_run(vals, self.channel0 + row, out);
     }
 }
 
@@ -500,13 +429,13 @@ impl RightOperand for GemmWeights<'_> {
 ///
 /// # Safety
 /// The host must support the route's tier.
-unsafe fn tiled_on<S: Sink>(
+unsafe fn tiled_on(
     route: Route,
     m: usize,
     a: &[u8],
     a_zp: i32,
     b: &dyn RightOperand,
-    sink: &mut S,
+    acc: &mut [i32],
 ) -> Option<u64> {
     if m == 0 || b.n() == 0 || b.k() == 0 {
         return None;
@@ -517,14 +446,12 @@ unsafe fn tiled_on<S: Sink>(
         use super::x86::{avx2_gemm, avx512vnni_gemm};
         match route {
             Route::Reference => None,
-            Route::Avx2Exact => {
-                Some(unsafe { tiled_avx2::<avx2_gemm::Exact, S>(m, a, a_zp, b, sink) })
-            }
+            Route::Avx2Exact => Some(unsafe { tiled_avx2::<avx2_gemm::Exact>(m, a, a_zp, b, acc) }),
             Route::Avx2Saturating => {
-                Some(unsafe { tiled_avx2::<avx2_gemm::PairSaturating, S>(m, a, a_zp, b, sink) })
+                Some(unsafe { tiled_avx2::<avx2_gemm::PairSaturating>(m, a, a_zp, b, acc) })
             }
             Route::Avx512Vnni => {
-                Some(unsafe { tiled_avx512::<avx512vnni_gemm::Vnni, S>(m, a, a_zp, b, sink) })
+                Some(unsafe { tiled_avx512::<avx512vnni_gemm::Vnni>(m, a, a_zp, b, acc) })
             }
         }
     }
@@ -533,13 +460,11 @@ unsafe fn tiled_on<S: Sink>(
         use super::aarch64::{dotprod_gemm, neon_gemm};
         match route {
             Route::Reference => None,
-            Route::NeonExact => Some(unsafe { tiled::<neon_gemm::Exact, S>(m, a, a_zp, b, sink) }),
+            Route::NeonExact => Some(unsafe { tiled::<neon_gemm::Exact>(m, a, a_zp, b, acc) }),
             Route::NeonSaturating => {
-                Some(unsafe { tiled::<neon_gemm::PairSaturating, S>(m, a, a_zp, b, sink) })
+                Some(unsafe { tiled::<neon_gemm::PairSaturating>(m, a, a_zp, b, acc) })
             }
-            Route::Dotprod => {
-                Some(unsafe { tiled::<dotprod_gemm::Dotprod, S>(m, a, a_zp, b, sink) })
-            }
+            Route::Dotprod => Some(unsafe { tiled::<dotprod_gemm::Dotprod>(m, a, a_zp, b, acc) }),
         }
     }
     #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
@@ -553,15 +478,15 @@ unsafe fn tiled_on<S: Sink>(
 /// The host must support AVX2 and `K`'s target features.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn tiled_avx2<K: MicroKernel, S: Sink>(
+unsafe fn tiled_avx2<K: MicroKernel>(
     m: usize,
     a: &[u8],
     a_zp: i32,
     b: &dyn RightOperand,
-    sink: &mut S,
+    acc: &mut [i32],
 ) -> u64 {
     // SAFETY: forwarded from this function's contract.
-    unsafe { tiled::<K, S>(m, a, a_zp, b, sink) }
+    unsafe { tiled::<K>(m, a, a_zp, b, acc) }
 }
 
 /// [`tiled`] compiled for AVX-512 (see [`tiled_avx2`]).
@@ -570,15 +495,15 @@ unsafe fn tiled_avx2<K: MicroKernel, S: Sink>(
 /// The host must support AVX-512 F/BW/VL and `K`'s target features.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma,avx512f,avx512bw,avx512vl")]
-unsafe fn tiled_avx512<K: MicroKernel, S: Sink>(
+unsafe fn tiled_avx512<K: MicroKernel>(
     m: usize,
     a: &[u8],
     a_zp: i32,
     b: &dyn RightOperand,
-    sink: &mut S,
+    acc: &mut [i32],
 ) -> u64 {
     // SAFETY: forwarded from this function's contract.
-    unsafe { tiled::<K, S>(m, a, a_zp, b, sink) }
+    unsafe { tiled::<K>(m, a, a_zp, b, acc) }
 }
 
 /// The blocked driver shared by every SIMD kernel.
@@ -586,12 +511,12 @@ unsafe fn tiled_avx512<K: MicroKernel, S: Sink>(
 /// # Safety
 /// The host must support `K`'s target features.
 #[inline(always)]
-unsafe fn tiled<K: MicroKernel, S: Sink>(
+unsafe fn tiled<K: MicroKernel>(
     m: usize,
     a: &[u8],
     a_zp: i32,
     b: &dyn RightOperand,
-    sink: &mut S,
+    acc: &mut [i32],
 ) -> u64 {
     let (n, k) = (b.n(), b.k());
     let panels = b.panels(K::NR, K::SLOT);
@@ -631,14 +556,15 @@ unsafe fn tiled<K: MicroKernel, S: Sink>(
                 // SAFETY: forwarded from this function's contract.
                 saturated += unsafe { K::tile(rows, &block[r0 * kp..], kp, panel, &mut tile) };
                 for r in 0..rows {
+                    let i = m0 + r0 + r;
                     let rs = rowsum[r0 + r];
-                    let row = &mut tile[r * K::NR..r * K::NR + cols];
+                    let out = &mut acc[i * n + c0..i * n + c0 + cols];
+                    let raw = &tile[r * K::NR..r * K::NR + cols];
                     let cols_at = c0..c0 + cols;
                     let terms = colterm[cols_at.clone()].iter().zip(&zw[cols_at]);
-                    for (t, (&ct, &z)) in row.iter_mut().zip(terms) {
-                        *t = t.wrapping_sub(ct).wrapping_sub(z.wrapping_mul(rs));
+                    for ((o, &t), (&ct, &z)) in out.iter_mut().zip(raw).zip(terms) {
+                        *o = t.wrapping_sub(ct).wrapping_sub(z.wrapping_mul(rs));
                     }
-                    sink.put(m0 + r0 + r, c0, row);
                 }
             }
         }

@@ -175,7 +175,9 @@ impl Requant {
                     continue;
                 }
                 for (c, (a, o)) in a.chunks_exact(run).zip(o.chunks_exact_mut(run)).enumerate() {
-                    run_of(a, o, |v| f(v, c));
+                    for (&v, y) in a.iter().zip(o) {
+                        *y = f(v, c);
+                    }
                 }
             }
         }
@@ -183,23 +185,6 @@ impl Requant {
             Requant::Fbgemm(r) => each(acc, run, channels, out, |v, c| r.apply(v, c)),
             Requant::Qnnpack(r) => each(acc, run, channels, out, |v, c| r.apply(v, c)),
         }
-    }
-
-    /// Requantizes a run of accumulators that all belong to channel `c` (inlined into the
-    /// caller, so it is vectorised with the caller's target features).
-    #[inline(always)]
-    pub fn apply_run(&self, acc: &[i32], c: usize, out: &mut [u8]) {
-        match self {
-            Requant::Fbgemm(r) => run_of(acc, out, |v| r.apply(v, c)),
-            Requant::Qnnpack(r) => run_of(acc, out, |v| r.apply(v, c)),
-        }
-    }
-}
-
-#[inline(always)]
-fn run_of(acc: &[i32], out: &mut [u8], f: impl Fn(i32) -> u8) {
-    for (&v, y) in acc.iter().zip(out) {
-        *y = f(v);
     }
 }
 

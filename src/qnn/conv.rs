@@ -288,7 +288,8 @@ impl QConv {
         x: &QTensor,
         numerics: Numerics,
     ) -> Result<(QTensor, RunStats), QnnError> {
-        let (sx, zx) = activation_qparams(OP, x)?;
+        let acc = self.accumulate(x, numerics)?;
+        let (sx, _) = activation_qparams(OP, x)?;
         let rq = requant_for(
             numerics,
             sx,
@@ -298,41 +299,18 @@ impl QConv {
             self.out_zero_point,
             self.relu,
         );
-        let g = self.geometry(x.shape())?;
-        let zps = &self.weight.zero_points;
-        let (out, stats) =
-            if self.pair_model(numerics, &g) == PairModel::Exact && conv_nchw::preferred(&g, zps) {
-                // Requantized inside the GEMM: no i32 accumulator tensor at all.
-                let mut out = vec![0u8; g.batch * g.out_channels * g.out_positions()];
-                conv_nchw::conv_u8_i8_u8_exact(
-                    isa::selected(),
-                    &g,
-                    &u8_values(x),
-                    zx,
-                    &self.flipped,
-                    zps,
-                    &rq,
-                    &mut out,
-                )
-                .expect("the selected tier is available");
-                (out, RunStats::default())
-            } else {
-                let acc = self.accumulate(x, numerics)?;
-                let mut out = vec![0u8; acc.values.len()];
-                rq.apply_runs(&acc.values, g.out_positions(), self.weight.out, &mut out);
-                (out, acc.stats)
-            };
-        let mut shape = vec![g.batch, g.out_channels];
-        shape.extend(&g.output);
+        let plane: usize = acc.shape[2..].iter().product();
+        let mut out = vec![0u8; acc.values.len()];
+        rq.apply_runs(&acc.values, plane, self.weight.out, &mut out);
         let y = QTensor::from_int_repr(
             QStorage::U8(out),
-            &shape,
+            &acc.shape,
             QParams::PerTensor {
                 scale: self.out_scale,
                 zero_point: self.out_zero_point,
             },
         )?;
-        Ok((y, stats))
+        Ok((y, acc.stats))
     }
 }
 
