@@ -47,12 +47,13 @@ fn dim() -> impl Strategy<Value = (usize, usize, usize, usize, usize)> {
 }
 
 fn problem() -> impl Strategy<Value = Problem> {
+    // Groups of 8+ outputs also reach the exact NCHW path.
     let shape = (
         1usize..=3,
         prop::collection::vec(dim(), 1..=3),
         1usize..=2,
         1usize..=3,
-        1usize..=3,
+        prop_oneof![3 => 1usize..=3, 1 => 8usize..=10],
     );
     let choices = (
         prop::sample::select(vec![0i64, 128, 255]),

@@ -56,9 +56,14 @@ impl FbgemmRequant {
         if let Some(b) = &self.bias_term {
             t += b[c];
         }
-        let v = t * self.multiplier[c];
-        let r = v.round_ties_even() as i64 + self.zero_point as i64;
-        r.clamp(self.lo as i64, 255) as u8
+        let v = (t * self.multiplier[c]).round_ties_even();
+        let z = self.zero_point;
+        // `clamp(RNE(v) + z, lo, 255)` with the clamp taken in float before adding z: the bounds
+        // are integers, so it is the same for every finite v, and NaN goes to 0 as the integer
+        // cast did. In range, the float → int conversion needs no saturation, so it vectorises.
+        let v = clamp_or_zero(v, (self.lo - z) as f32, (255 - z) as f32);
+        // SAFETY: `v` is finite and within the i32 range (see `clamp_or_zero`).
+        (unsafe { v.to_int_unchecked::<i32>() } + z) as u8
     }
 }
 
@@ -108,10 +113,21 @@ impl QnnpackRequant {
     pub fn apply(&self, acc: i32, c: usize) -> u8 {
         let total = acc.wrapping_add(self.bias_q[c]);
         let v = (total as f32) * self.scale[c];
-        let r = (v.round_ties_even() as i64).clamp(i16::MIN as i64, i16::MAX as i64);
-        let r = (r + self.zero_point as i64).clamp(i16::MIN as i64, i16::MAX as i64);
-        r.clamp(self.lo as i64, 255) as u8
+        // The saturating cast followed by the i16 clamp is a float clamp to the i16 range (NaN
+        // to 0), after which the conversion is exact and vectorises.
+        let v = clamp_or_zero(v.round_ties_even(), i16::MIN as f32, i16::MAX as f32);
+        // SAFETY: `v` is finite and within the i16 range.
+        let r = unsafe { v.to_int_unchecked::<i32>() };
+        let r = (r + self.zero_point).clamp(i16::MIN as i32, i16::MAX as i32);
+        r.clamp(self.lo, 255) as u8
     }
+}
+
+/// `v` clamped to `[lo, hi]`, or 0 when it is NaN; `lo` and `hi` must be finite and within the
+/// i32 range, so the result converts to i32 without saturation.
+#[inline(always)]
+fn clamp_or_zero(v: f32, lo: f32, hi: f32) -> f32 {
+    if v.is_nan() { 0.0 } else { v.clamp(lo, hi) }
 }
 
 /// Either engine's rule, chosen once per layer.
