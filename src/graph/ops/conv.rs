@@ -222,9 +222,19 @@ fn depthwise(g: &Geometry, x: &[f32], w: &[f32], out: &mut [f32]) {
                     for yy in tap_range(oh, g.stride[1], g.dilation[1], g.pad[1], ih, b) {
                         let yi = yy * g.stride[1] + b * g.dilation[1] - g.pad[1];
                         let row = &x[(zi * ih + yi) * iw..][..iw];
-                        let dst = &mut out[(z * oh + yy) * ow..][..ow];
-                        for xx in xs.clone() {
-                            dst[xx] += wv * row[xx * g.stride[2] + e * g.dilation[2] - g.pad[2]];
+                        let dst = &mut out[(z * oh + yy) * ow..][xs.clone()];
+                        // Slices rather than indices, so the loop vectorises (the per-element
+                        // arithmetic, a product then a sum, is unchanged).
+                        let first = xs.start * g.stride[2] + e * g.dilation[2] - g.pad[2];
+                        if g.stride[2] == 1 {
+                            for (d, &v) in dst.iter_mut().zip(&row[first..]) {
+                                *d += wv * v;
+                            }
+                        } else {
+                            let src = row[first..].iter().step_by(g.stride[2]);
+                            for (d, &v) in dst.iter_mut().zip(src) {
+                                *d += wv * v;
+                            }
                         }
                     }
                 }
