@@ -167,6 +167,12 @@ fn layer_expectations_follow_state_changes_and_name_unknown_layers() {
         let out = wb.apply(&parse_line(line).unwrap().unwrap()).unwrap();
         out.to_string()
     };
+    let help = actual("help errors");
+    assert!(
+        help.contains("in_clip%") && help.contains("[(qmin−zp)·s, (qmax−zp)·s]"),
+        "{help}"
+    );
+    assert!(actual("help expect").contains("saturated(DATA,LAYER)"));
     assert!(actual("expect saturated(test, conv1) > 0").contains("actual 69279"));
     assert!(actual("expect sqnr(test,conv1) < 15").contains("(actual 14.0"));
     actual("engine qnnpack");
