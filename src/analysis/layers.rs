@@ -176,7 +176,8 @@ fn compare(acc: &mut Acc, x: &ArrayD<f32>, y: &QTensor) {
         .add(xs, yd.as_slice().expect("standard layout"), |_| scale);
 }
 
-/// Counts the float values of `node`'s quantized operands against their qparams' range.
+/// Counts the float values of the quantized operands among `inputs` against their qparams'
+/// range.
 fn count_input_clip(
     acc: &mut Acc,
     inputs: &[String],
@@ -230,28 +231,22 @@ pub fn layer_errors(
             let Some(Value::F32(reference)) = float.get(value) else {
                 continue;
             };
-            let (got, stats) = match mode {
-                ErrorMode::Cumulative => {
-                    let pairs: u64 = row
-                        .nodes()
+            let (got, pairs) = match mode {
+                ErrorMode::Cumulative => (
+                    quant.get(value).cloned(),
+                    row.nodes()
                         .map(|i| saturated.get(&model.graph.nodes[i].name).unwrap_or(&0))
-                        .sum();
-                    (
-                        quant.get(value).cloned(),
-                        RunStats {
-                            saturated_pairs: pairs,
-                        },
-                    )
-                }
+                        .sum(),
+                ),
                 ErrorMode::Isolated => {
                     let (y, stats) = isolated(model, row, &float, &quant).map_err(fail)?;
-                    (Some(y), stats)
+                    (Some(y), stats.saturated_pairs)
                 }
             };
             if let Some(QValue::Quant(y)) = got {
                 compare(acc, reference, &y);
                 count_input_clip(acc, &model.graph.nodes[row.head].inputs, &float, &quant);
-                acc.saturated_pairs += stats.saturated_pairs;
+                acc.saturated_pairs += pairs;
             }
         }
     }

@@ -450,3 +450,43 @@ fn argmax(values: impl Iterator<Item = f32>) -> Option<usize> {
     }
     best.map(|(i, _)| i)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::session::parse_line;
+
+    /// `expect` lines on the same data share one error table per mode, kept (not recomputed)
+    /// across read-only commands and dropped by a state change.
+    #[test]
+    fn error_tables_are_cached_until_the_state_changes() {
+        let root = env!("CARGO_MANIFEST_DIR");
+        let mut wb = Workbench::new();
+        let mut run = |line: &str| {
+            wb.apply(&parse_line(line).unwrap().unwrap()).unwrap();
+            wb.error_tables
+                .iter()
+                .map(|((data, mode), rows)| (data.clone(), *mode, rows.as_ptr()))
+                .collect::<Vec<_>>()
+        };
+        run(&format!(
+            "load model \"{root}/sample-models/digits_mlp.onnx\""
+        ));
+        run(&format!(
+            "load data calib \"{root}/sample-models/data/digits_calib_x.npy\""
+        ));
+        assert!(run("quantize calib").is_empty());
+        let first = run("expect saturated(calib) == 0");
+        assert_eq!(first.len(), 1);
+        assert_eq!(
+            (first[0].0.as_str(), first[0].1),
+            ("calib", ErrorMode::Cumulative)
+        );
+        // The same allocation: the table was read, not rebuilt.
+        assert_eq!(run("expect saturated(calib) <= 0"), first);
+        let both = run("errors calib mode=isolated");
+        assert_eq!(both.len(), 2);
+        assert_eq!(both[0], first[0]);
+        assert!(run("engine qnnpack").is_empty());
+    }
+}
