@@ -149,3 +149,76 @@ fn cached_outputs_follow_model_and_data_reloads() {
         "the MLP is evaluated, not the CNN's cached outputs"
     );
 }
+
+/// `expect sqnr` and `expect saturated` read one cached error table, which a state change
+/// (here a new engine and convert) replaces; an unknown layer is a typed error naming it.
+#[test]
+fn layer_expectations_follow_state_changes_and_name_unknown_layers() {
+    std::env::set_current_dir(root()).unwrap();
+    let setup = "load model sample-models/digits_cnn.onnx\n\
+                 load data calib sample-models/data/digits_calib_x.npy\n\
+                 load data test sample-models/data/digits_test_x.npy\n\
+                 qconfig * activation=histogram weight=\"per_channel_minmax(dtype=qint8, qscheme=per_channel_symmetric)\"\n\
+                 engine fbgemm profile=avx2\n\
+                 quantize calib\n";
+    let mut wb = Workbench::new();
+    replay_script(setup, &mut wb, |_, _| {}).unwrap();
+    let mut actual = |line: &str| -> String {
+        let out = wb.apply(&parse_line(line).unwrap().unwrap()).unwrap();
+        out.to_string()
+    };
+    let help = actual("help errors");
+    assert!(
+        help.contains("in_clip%") && help.contains("[(qmin−zp)·s, (qmax−zp)·s]"),
+        "{help}"
+    );
+    assert!(actual("help expect").contains("saturated(DATA,LAYER)"));
+    assert!(actual("expect saturated(test, conv1) > 0").contains("actual 69279"));
+    assert!(actual("expect sqnr(test,conv1) < 15").contains("(actual 14.0"));
+    actual("engine qnnpack");
+    actual("convert");
+    assert!(actual("expect saturated(test) == 0").contains("actual 0"));
+    assert!(actual("expect sqnr(test,conv1) > 40").contains("(actual 41.9"));
+    let err = wb
+        .apply(
+            &parse_line("expect saturated(test,features.0) == 0")
+                .unwrap()
+                .unwrap(),
+        )
+        .unwrap_err();
+    assert!(
+        matches!(err, SessionError::UnknownLayer { ref layer, .. } if layer == "features.0"),
+        "{err}"
+    );
+    assert!(
+        err.to_string().contains("conv1"),
+        "the known layers are listed: {err}"
+    );
+}
+
+/// `plot ... out=FILE.png` writes a PNG (by extension); another extension is refused on its
+/// line, naming it, and nothing is written.
+#[test]
+fn plots_are_png_by_extension_and_other_extensions_are_refused() {
+    std::env::set_current_dir(root()).unwrap();
+    let dir = root().join("target/test-plots");
+    let _ = std::fs::remove_dir_all(&dir);
+    let script = "load model sample-models/digits_cnn.onnx\n\
+                  load data calib sample-models/data/digits_calib_x.npy\n\
+                  quantize calib\n\
+                  plot errors calib out=target/test-plots/errors.png\n\
+                  plot histogram conv1 out=target/test-plots/conv1.gif\n";
+    let err = replay_script(script, &mut Workbench::new(), |_, _| {}).unwrap_err();
+    assert_eq!(err.line, 5);
+    assert!(err.to_string().contains("'gif'"), "{err}");
+    assert!(!dir.join("conv1.gif").exists());
+    let png = std::fs::read(dir.join("errors.png")).unwrap();
+    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+    assert_eq!(&png[12..16], b"IHDR");
+    let (w, h) = (
+        u32::from_be_bytes(png[16..20].try_into().unwrap()),
+        u32::from_be_bytes(png[20..24].try_into().unwrap()),
+    );
+    // 900 wide; 160 px plus 22 per layer (nine rows) high.
+    assert_eq!((w, h), (900, 160 + 22 * 9));
+}

@@ -249,3 +249,84 @@ fn changing_an_observer_after_calibration_equals_calibrating_with_it() {
     );
     assert_eq!(fresh.batches, 0);
 }
+
+/// The input clip rate counts the float model's values of an op's quantized operand outside
+/// that operand's qparams' range, the same in both modes; the quantize stub has no quantized
+/// operand, and fbgemm on the VNNI profile saturates no pair of these ungrouped convs.
+#[test]
+fn input_clip_rate_is_the_share_of_float_inputs_outside_the_input_range() {
+    use qlab::analysis::{ClipCount, ErrorMode, layer_errors};
+    let mut prepared = workflow::prepare(&fused(), &fbgemm()).unwrap();
+    for seed in 0..3 {
+        prepared.calibrate_batch(vec![input(4, seed)]).unwrap();
+    }
+    let model = workflow::convert(&prepared, Numerics::default()).unwrap();
+    // 48 of the 192 input values far beyond the calibrated [-2, 2]; 0.0 is always representable.
+    let data = (0..192)
+        .map(|i| if i < 48 { 1000.0 } else { 0.0 })
+        .collect();
+    let x = Value::F32(ArrayD::from_shape_vec(IxDyn(&[1, 3, 8, 8]), data).unwrap());
+    for mode in [ErrorMode::Cumulative, ErrorMode::Isolated] {
+        let rows = layer_errors(&model, std::iter::once(x.clone()), mode).unwrap();
+        let row = |name: &str| rows.iter().find(|r| r.layer == name).unwrap();
+        assert_eq!(row("quant").input_clip_rate(), None);
+        assert_eq!(
+            row("conv1").input_clip,
+            ClipCount {
+                outside: 48,
+                total: 192
+            }
+        );
+        assert_eq!(row("conv1").input_clip_rate(), Some(0.25));
+        assert!(rows.iter().all(|r| r.saturated_pairs == 0), "{rows:?}");
+    }
+}
+
+/// A depthwise 3x3 conv on 8 channels takes fbgemm's depthwise fast path, which sums tap pairs
+/// in saturating int16 even on the VNNI profile: with full-range activations (255) and full
+/// weights (127) every pair sum (64770) saturates. qnnpack accumulates the same integers exactly.
+#[test]
+fn saturated_pairs_are_counted_for_fbgemm_depthwise_and_never_for_qnnpack() {
+    use qlab::analysis::{ErrorMode, layer_errors};
+    use qlab::engine::{Engine, HostProfile};
+    use qlab::graph::{ConvParams, GraphInput};
+    let graph = Graph {
+        inputs: vec![GraphInput {
+            name: "x".into(),
+            shape: vec![None, Some(8), Some(6), Some(6)],
+        }],
+        outputs: vec!["y".into()],
+        nodes: vec![Node {
+            name: "dw".into(),
+            op: Op::Conv(ConvParams {
+                weight: ArrayD::from_elem(IxDyn(&[8, 1, 3, 3]), 1.0),
+                bias: None,
+                stride: vec![1, 1],
+                pad_begin: vec![1, 1],
+                pad_end: vec![1, 1],
+                dilation: vec![1, 1],
+                groups: 8,
+            }),
+            inputs: vec!["x".into()],
+            outputs: vec!["y".into()],
+        }],
+        ..Graph::default()
+    };
+    let qconfig =
+        "activation=minmax weight=per_channel_minmax(dtype=qint8, qscheme=per_channel_symmetric)"
+            .parse()
+            .unwrap();
+    let mut prepared = workflow::prepare(&graph, &QConfigMap::global(qconfig)).unwrap();
+    let x = Value::F32(ArrayD::from_elem(IxDyn(&[2, 8, 6, 6]), 1.0));
+    prepared.calibrate_batch(vec![x.clone()]).unwrap();
+    let saturated = |engine| {
+        let model = workflow::convert(&prepared, Numerics::new(engine, HostProfile::Vnni)).unwrap();
+        let rows = layer_errors(&model, std::iter::once(x.clone()), ErrorMode::Cumulative).unwrap();
+        rows.iter()
+            .find(|r| r.layer == "dw")
+            .unwrap()
+            .saturated_pairs
+    };
+    assert!(saturated(Engine::Fbgemm) > 0);
+    assert_eq!(saturated(Engine::Qnnpack), 0);
+}

@@ -6,6 +6,8 @@
 //! * cosine similarity = Σxy / (‖x‖·‖y‖) (1 when both are zero).
 //! * rmse/scale = sqrt(Σ((x−y)/s)² / n) with `s` the quantization step of each element; uniform
 //!   rounding noise gives 1/√12 ≈ 0.2887, more means clipping or outliers dominate.
+//! * clip rate = #{i : x[i] < lo or x[i] > hi} / n for an interval `[lo, hi]` ([`ClipCount`];
+//!   NaN is never counted as clipped).
 
 /// Running sums for the metrics, accumulated over any number of tensor pairs.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -74,6 +76,29 @@ impl ErrorStats {
     }
 }
 
+/// Values outside a closed interval, counted over any number of tensors.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ClipCount {
+    pub outside: u64,
+    pub total: u64,
+}
+
+impl ClipCount {
+    /// Counts `values` against `[lo, hi]`.
+    pub fn add(&mut self, values: &[f32], lo: f64, hi: f64) {
+        self.total += values.len() as u64;
+        self.outside += values
+            .iter()
+            .filter(|&&v| (v as f64) < lo || (v as f64) > hi)
+            .count() as u64;
+    }
+
+    /// `outside / total`; `None` when nothing was counted.
+    pub fn rate(&self) -> Option<f64> {
+        (self.total > 0).then(|| self.outside as f64 / self.total as f64)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -92,5 +117,16 @@ mod tests {
         same.add(&[1.0, 2.0], &[1.0, 2.0], |_| 1.0);
         assert_eq!(same.sqnr_db(), f64::INFINITY);
         assert!((same.cosine() - 1.0).abs() < 1e-15);
+    }
+
+    #[test]
+    fn clip_rate_on_hand_counted_values() {
+        let mut c = ClipCount::default();
+        assert_eq!(c.rate(), None);
+        // [-1, 2]: -1.5 and 2.25 fall outside, the edges and NaN do not → 2 of 7.
+        c.add(&[-1.5, -1.0, 0.0, 2.0, 2.25, 1.0, f32::NAN], -1.0, 2.0);
+        assert_eq!((c.outside, c.total), (2, 7));
+        c.add(&[3.0], -1.0, 2.0);
+        assert_eq!(c.rate(), Some(3.0 / 8.0));
     }
 }

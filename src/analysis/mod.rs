@@ -10,7 +10,7 @@ mod weights;
 
 pub use compare::{LayerDiff, engine_diff};
 pub use layers::{ErrorMode, LayerError, layer_errors};
-pub use metrics::ErrorStats;
+pub use metrics::{ClipCount, ErrorStats};
 pub use sensitivity::{Sensitivity, sensitivity};
 pub use weights::{WeightError, weight_errors};
 

@@ -127,6 +127,7 @@ pub fn slot(line: &str, names: &Names) -> Slot {
                         "quantized_accuracy",
                         "quantized_correct",
                         "agreement",
+                        "saturated",
                     ]
                     .map(|m| format!("{m}({d})"))
                 })

@@ -78,7 +78,7 @@ pub(super) fn page(report: &ErrorReport) -> String {
         escape(&title)
     );
     s.push_str(&chart(report));
-    s.push_str("<table><tr><th>layer</th><th>op</th><th>SQNR dB</th><th>MSE</th><th>max abs</th><th>mean err</th><th>cosine</th><th>rmse/scale</th><th>clip rate</th></tr>\n");
+    s.push_str("<table><tr><th>layer</th><th>op</th><th>SQNR dB</th><th>MSE</th><th>max abs</th><th>mean err</th><th>cosine</th><th>rmse/scale</th><th>clip rate</th><th>input clip rate</th><th>saturated pairs</th></tr>\n");
     for c in report.cells() {
         let cells: Vec<String> = c
             .iter()

@@ -1,18 +1,25 @@
 //! Reports: the per-layer error table as a versioned JSON document, CSV, Markdown, or one
 //! self-contained HTML page with an inline SVG chart. Output is a pure function of the rows (no
 //! timestamps, fixed float formatting), so a replayed session writes byte-identical files.
+//!
+//! JSON schema history (`schema_version`):
+//! * 1 — `layer, op, sqnr_db, mse, max_abs, mean_error, cosine, rmse_over_scale, clip_rate` per
+//!   row (`sqnr_db` is `null` when infinite);
+//! * 2 — adds `input_clip_rate` (`null` for an op with no quantized operand) and
+//!   `saturated_pairs` (an integer) per row; every version-1 field is unchanged. The metrics
+//!   are defined in `analysis::layers`.
 
 mod html;
 mod plot;
 
-pub use plot::{HistogramPlot, errors_svg, histogram_svg};
+pub use plot::{HistogramPlot, PlotError, PlotFormat, errors_plot, histogram_plot};
 
 use crate::analysis::{ErrorMode, LayerError};
 use serde::Serialize;
 use std::fmt::Write;
 
 /// The JSON schema version; bump it when a field changes meaning or disappears.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// One layer of an error report.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -26,6 +33,8 @@ pub struct ReportRow {
     pub cosine: f64,
     pub rmse_over_scale: f64,
     pub clip_rate: f64,
+    pub input_clip_rate: Option<f64>,
+    pub saturated_pairs: u64,
 }
 
 /// A per-layer activation error report.
@@ -40,7 +49,7 @@ pub struct ErrorReport {
     pub rows: Vec<ReportRow>,
 }
 
-const HEADERS: [&str; 9] = [
+const HEADERS: [&str; 11] = [
     "layer",
     "op",
     "sqnr_db",
@@ -50,6 +59,8 @@ const HEADERS: [&str; 9] = [
     "cosine",
     "rmse_over_scale",
     "clip_rate",
+    "input_clip_rate",
+    "saturated_pairs",
 ];
 
 /// The formats `export` writes, chosen by file extension.
@@ -106,6 +117,8 @@ impl ErrorReport {
                     cosine: r.stats.cosine(),
                     rmse_over_scale: r.stats.rmse_over_scale(),
                     clip_rate: r.clip_rate(),
+                    input_clip_rate: r.input_clip_rate(),
+                    saturated_pairs: r.saturated_pairs,
                 })
                 .collect(),
         }
@@ -133,7 +146,7 @@ impl ErrorReport {
     }
 
     /// The cells of each row, formatted once for every text format.
-    pub(crate) fn cells(&self) -> Vec<[String; 9]> {
+    pub(crate) fn cells(&self) -> Vec<[String; 11]> {
         self.rows
             .iter()
             .map(|r| {
@@ -147,6 +160,8 @@ impl ErrorReport {
                     format!("{:.8}", r.cosine),
                     format!("{:.6}", r.rmse_over_scale),
                     format!("{:.6}", r.clip_rate),
+                    r.input_clip_rate.map_or("-".into(), |v| format!("{v:.6}")),
+                    r.saturated_pairs.to_string(),
                 ]
             })
             .collect()
@@ -202,6 +217,8 @@ mod tests {
             cosine: 0.999,
             rmse_over_scale: 0.29,
             clip_rate: 0.01,
+            input_clip_rate: (sqnr < 20.0).then_some(0.125),
+            saturated_pairs: 3,
         };
         ErrorReport {
             schema_version: SCHEMA_VERSION,
@@ -220,7 +237,22 @@ mod tests {
         assert_eq!(json["schema_version"], SCHEMA_VERSION);
         assert_eq!(json["rows"][0]["sqnr_db"], 12.5);
         assert!(json["rows"][1]["sqnr_db"].is_null());
+        assert_eq!(json["rows"][0]["input_clip_rate"], 0.125);
+        assert!(json["rows"][1]["input_clip_rate"].is_null());
+        assert_eq!(json["rows"][0]["saturated_pairs"], 3);
         let csv = r.render(Format::Csv);
+        assert!(csv.starts_with("layer,op,sqnr_db,mse,max_abs,mean_error,cosine,rmse_over_scale,clip_rate,input_clip_rate,saturated_pairs\n"));
+        assert!(
+            csv.lines()
+                .nth(1)
+                .unwrap()
+                .ends_with(",0.010000,0.125000,3"),
+            "{csv}"
+        );
+        assert!(
+            csv.lines().nth(2).unwrap().ends_with(",0.010000,-,3"),
+            "{csv}"
+        );
         assert!(
             csv.lines()
                 .nth(1)

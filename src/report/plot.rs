@@ -1,8 +1,116 @@
-//! SVG plots with plotters: an observer's histogram with the quantization range and the integer
-//! grid overlaid (what the observer chose to keep and to clip), and per-layer SQNR bars.
+//! Plots with plotters, as SVG or PNG (chosen by the output's extension): an observer's histogram
+//! with the quantization range and the integer grid overlaid (what the observer chose to keep and
+//! to clip), and per-layer SQNR bars.
+//!
+//! Text is set in a font that ships inside the binary (Ubuntu Light, from the
+//! `epaint_default_fonts` crate), registered once with plotters' `ab_glyph` renderer: PNGs look
+//! the same on every machine and never depend on system fonts. PNGs are drawn into an RGB buffer
+//! and encoded in memory, so callers write them atomically like any other report.
 
 use super::ErrorReport;
+use plotters::coord::Shift;
 use plotters::prelude::*;
+use std::sync::OnceLock;
+use thiserror::Error;
+
+/// The family every plot's text is set in; registered with the bundled font.
+const FONT: &str = "sans-serif";
+
+/// What can go wrong producing a plot.
+#[derive(Debug, Error)]
+pub enum PlotError {
+    /// The output file's extension names no plot format.
+    #[error("'{path}': unknown plot extension '{ext}' (use .svg or .png)")]
+    UnknownExtension { path: String, ext: String },
+    /// The bundled font did not parse (a broken build, never user input).
+    #[error("plot: the bundled font could not be loaded")]
+    Font,
+    /// plotters failed to draw.
+    #[error("plot: {0}")]
+    Draw(String),
+    /// The PNG encoder failed.
+    #[error("plot: PNG encoding failed: {0}")]
+    Png(#[from] png::EncodingError),
+}
+
+/// The formats `plot` writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PlotFormat {
+    Svg,
+    Png,
+}
+
+impl PlotFormat {
+    /// The format named by `path`'s extension.
+    pub fn from_path(path: &str) -> Result<PlotFormat, PlotError> {
+        let ext = std::path::Path::new(path)
+            .extension()
+            .map(|e| e.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        match ext.to_ascii_lowercase().as_str() {
+            "svg" => Ok(PlotFormat::Svg),
+            "png" => Ok(PlotFormat::Png),
+            _ => Err(PlotError::UnknownExtension {
+                path: path.into(),
+                ext,
+            }),
+        }
+    }
+}
+
+fn draw_err(e: impl std::fmt::Display) -> PlotError {
+    PlotError::Draw(e.to_string())
+}
+
+/// Registers the bundled font with plotters once per process.
+fn bundled_font() -> Result<(), PlotError> {
+    static REGISTERED: OnceLock<bool> = OnceLock::new();
+    let ok = *REGISTERED.get_or_init(|| {
+        plotters::style::register_font(FONT, FontStyle::Normal, epaint_default_fonts::UBUNTU_LIGHT)
+            .is_ok()
+    });
+    if ok { Ok(()) } else { Err(PlotError::Font) }
+}
+
+/// A chart that can be drawn on any plotters backend.
+trait Chart {
+    /// Width and height in pixels.
+    fn size(&self) -> (u32, u32);
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), PlotError>;
+}
+
+/// Draws `chart` as the bytes of a file in `format`.
+fn render(chart: &impl Chart, format: PlotFormat) -> Result<Vec<u8>, PlotError> {
+    bundled_font()?;
+    let (w, h) = chart.size();
+    match format {
+        PlotFormat::Svg => {
+            let mut svg = String::new();
+            {
+                let root = SVGBackend::with_string(&mut svg, (w, h)).into_drawing_area();
+                chart.draw(&root)?;
+                root.present().map_err(draw_err)?;
+            }
+            Ok(svg.into_bytes())
+        }
+        PlotFormat::Png => {
+            let mut rgb = vec![0u8; w as usize * h as usize * 3];
+            {
+                let root = BitMapBackend::with_buffer(&mut rgb, (w, h)).into_drawing_area();
+                chart.draw(&root)?;
+                root.present().map_err(draw_err)?;
+            }
+            let mut png = Vec::new();
+            let mut encoder = png::Encoder::new(&mut png, w, h);
+            encoder.set_color(png::ColorType::Rgb);
+            encoder.set_depth(png::BitDepth::Eight);
+            let mut writer = encoder.write_header()?;
+            writer.write_image_data(&rgb)?;
+            writer.finish()?;
+            Ok(png)
+        }
+    }
+}
 
 /// What a histogram plot shows.
 #[derive(Debug, Clone)]
@@ -15,15 +123,18 @@ pub struct HistogramPlot<'a> {
     pub qparams: Option<(f64, i64, i64, i64)>,
 }
 
-fn draw_err(e: impl std::fmt::Display) -> String {
-    format!("plot: {e}")
+/// The histogram as the bytes of a `format` file.
+pub fn histogram_plot(p: &HistogramPlot, format: PlotFormat) -> Result<Vec<u8>, PlotError> {
+    render(p, format)
 }
 
-/// The histogram as an SVG document.
-pub fn histogram_svg(p: &HistogramPlot) -> Result<String, String> {
-    let mut svg = String::new();
-    {
-        let root = SVGBackend::with_string(&mut svg, (900, 420)).into_drawing_area();
+impl Chart for HistogramPlot<'_> {
+    fn size(&self) -> (u32, u32) {
+        (900, 420)
+    }
+
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), PlotError> {
+        let p = self;
         root.fill(&WHITE).map_err(draw_err)?;
         let (lo, hi) = (p.min as f64, p.max as f64);
         let (mut x0, mut x1) = (lo, if hi > lo { hi } else { lo + 1.0 });
@@ -33,8 +144,8 @@ pub fn histogram_svg(p: &HistogramPlot) -> Result<String, String> {
         }
         let pad = (x1 - x0) * 0.02;
         let peak = p.counts.iter().copied().fold(1.0f32, f32::max) as f64;
-        let mut chart = ChartBuilder::on(&root)
-            .caption(&p.title, ("sans-serif", 18))
+        let mut chart = ChartBuilder::on(root)
+            .caption(&p.title, (FONT, 18))
             .margin(12)
             .x_label_area_size(36)
             .y_label_area_size(56)
@@ -85,18 +196,23 @@ pub fn histogram_svg(p: &HistogramPlot) -> Result<String, String> {
                 .draw()
                 .map_err(draw_err)?;
         }
-        root.present().map_err(draw_err)?;
+        Ok(())
     }
-    Ok(svg)
 }
 
-/// Per-layer SQNR bars (graph order) as an SVG document.
-pub fn errors_svg(report: &ErrorReport) -> Result<String, String> {
-    let mut svg = String::new();
-    {
+/// Per-layer SQNR bars (graph order) as the bytes of a `format` file.
+pub fn errors_plot(report: &ErrorReport, format: PlotFormat) -> Result<Vec<u8>, PlotError> {
+    render(report, format)
+}
+
+impl Chart for ErrorReport {
+    fn size(&self) -> (u32, u32) {
+        (900, 160 + 22 * self.rows.len().max(1) as u32)
+    }
+
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), PlotError> {
+        let report = self;
         let n = report.rows.len().max(1);
-        let root =
-            SVGBackend::with_string(&mut svg, (900, 160 + 22 * n as u32)).into_drawing_area();
         root.fill(&WHITE).map_err(draw_err)?;
         let finite = |v: f64| if v.is_finite() { v } else { 100.0 };
         let top = report
@@ -105,13 +221,13 @@ pub fn errors_svg(report: &ErrorReport) -> Result<String, String> {
             .map(|r| finite(r.sqnr_db))
             .fold(10.0, f64::max);
         let labels: Vec<String> = report.rows.iter().map(|r| r.layer.clone()).collect();
-        let mut chart = ChartBuilder::on(&root)
+        let mut chart = ChartBuilder::on(root)
             .caption(
                 format!(
                     "{} SQNR per layer — {} on {}",
                     report.mode, report.model, report.data
                 ),
-                ("sans-serif", 18),
+                (FONT, 18),
             )
             .margin(12)
             .x_label_area_size(36)
@@ -145,26 +261,29 @@ pub fn errors_svg(report: &ErrorReport) -> Result<String, String> {
                 )
             }))
             .map_err(draw_err)?;
-        root.present().map_err(draw_err)?;
+        Ok(())
     }
-    Ok(svg)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn histogram_plot_shows_the_quantization_range() {
-        let counts: Vec<f32> = (0..64).map(|i| (i % 9) as f32).collect();
-        let svg = histogram_svg(&HistogramPlot {
+    fn plot(counts: &[f32]) -> HistogramPlot<'_> {
+        HistogramPlot {
             title: "conv1".into(),
             min: -1.0,
             max: 3.0,
-            counts: &counts,
+            counts,
             qparams: Some((0.03, 33, 0, 127)),
-        })
-        .unwrap();
+        }
+    }
+
+    #[test]
+    fn histogram_plot_shows_the_quantization_range() {
+        let counts: Vec<f32> = (0..64).map(|i| (i % 9) as f32).collect();
+        let svg =
+            String::from_utf8(histogram_plot(&plot(&counts), PlotFormat::Svg).unwrap()).unwrap();
         assert!(svg.starts_with("<svg") && svg.contains("conv1"), "{svg}");
         assert!(
             svg.contains("quantization range [-0.9900, 2.8200]"),
@@ -172,5 +291,69 @@ mod tests {
         );
         // One bar per non-empty bin.
         assert!(svg.matches("<rect").count() >= counts.iter().filter(|&&c| c > 0.0).count());
+    }
+
+    #[test]
+    fn formats_follow_the_extension() {
+        assert_eq!(PlotFormat::from_path("a/b.PNG").unwrap(), PlotFormat::Png);
+        assert_eq!(PlotFormat::from_path("b.svg").unwrap(), PlotFormat::Svg);
+        let e = PlotFormat::from_path("b.jpeg").unwrap_err().to_string();
+        assert!(e.contains("'b.jpeg'") && e.contains("'jpeg'"), "{e}");
+        assert!(PlotFormat::from_path("noext").is_err());
+    }
+
+    /// Counts the pixels of `rgb` (900 wide) in `[x0, x1) × [y0, y1)` that satisfy `keep`.
+    fn pixels(
+        rgb: &[u8],
+        (x0, x1): (usize, usize),
+        (y0, y1): (usize, usize),
+        keep: impl Fn(&[u8]) -> bool,
+    ) -> usize {
+        (y0..y1)
+            .flat_map(|y| (x0..x1).map(move |x| (y * 900 + x) * 3))
+            .filter(|&i| keep(&rgb[i..i + 3]))
+            .count()
+    }
+
+    #[test]
+    fn png_decodes_with_its_size_text_and_bars() {
+        let counts: Vec<f32> = (0..64).map(|i| (i % 9) as f32).collect();
+        let bytes = histogram_plot(&plot(&counts), PlotFormat::Png).unwrap();
+        assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n");
+        // IHDR is the first chunk: its width and height are big-endian at bytes 16..24.
+        assert_eq!(&bytes[12..16], b"IHDR");
+        assert_eq!(u32::from_be_bytes(bytes[16..20].try_into().unwrap()), 900);
+        assert_eq!(u32::from_be_bytes(bytes[20..24].try_into().unwrap()), 420);
+        let mut reader = png::Decoder::new(std::io::Cursor::new(&bytes))
+            .read_info()
+            .unwrap();
+        let mut rgb = vec![0; reader.output_buffer_size().unwrap()];
+        let info = reader.next_frame(&mut rgb).unwrap();
+        assert_eq!((info.width, info.height), (900, 420));
+        assert_eq!(info.color_type, png::ColorType::Rgb);
+        let dark = |p: &[u8]| p.iter().all(|&c| c < 128);
+        // The caption ("conv1") is drawn in the top band, the y tick labels left of the axis.
+        assert!(
+            pixels(&rgb, (0, 900), (0, 40), dark) > 20,
+            "no caption text"
+        );
+        assert!(
+            pixels(&rgb, (0, 60), (40, 380), dark) > 20,
+            "no axis labels"
+        );
+        // Bars are BLUE at 60% on white: (102, 102, 255).
+        let bar = |p: &[u8]| p == [102, 102, 255];
+        assert!(pixels(&rgb, (60, 900), (40, 380), bar) > 2000, "no bars");
+        // The two range edges are solid red lines.
+        let red = |p: &[u8]| p == [255, 0, 0];
+        assert!(
+            pixels(&rgb, (60, 900), (40, 380), red) > 400,
+            "no range edges"
+        );
+        // Replays write identical files.
+        assert_eq!(
+            histogram_plot(&plot(&counts), PlotFormat::Png).unwrap(),
+            bytes
+        );
     }
 }

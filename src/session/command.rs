@@ -10,6 +10,7 @@ use crate::engine::{Engine, HostProfile};
 use crate::observer::ObserverSpec;
 use crate::qconfig::presets::get_default_qconfig;
 use crate::qconfig::{QConfig, QConfigError};
+use crate::report::PlotFormat;
 use crate::workflow::QConfigKey;
 // `errors weights` defaults to fbgemm's weight observer (per-channel symmetric qint8 min/max).
 use crate::qconfig::presets::default_per_channel_weight_observer;
@@ -72,6 +73,9 @@ pub enum Metric {
     Agreement { data: String },
     /// Cumulative output SQNR (dB) of one layer of the converted model on `data`.
     Sqnr { data: String, layer: String },
+    /// Pair sums the engine saturated to int16 on `data` (cumulative run): in one layer, or in
+    /// all of them when `layer` is `None`.
+    Saturated { data: String, layer: Option<String> },
 }
 
 impl fmt::Display for Metric {
@@ -83,6 +87,11 @@ impl fmt::Display for Metric {
             Metric::QuantizedCorrect { data } => write!(f, "quantized_correct({data})"),
             Metric::Agreement { data } => write!(f, "agreement({data})"),
             Metric::Sqnr { data, layer } => write!(f, "sqnr({data},{layer})"),
+            Metric::Saturated { data, layer: None } => write!(f, "saturated({data})"),
+            Metric::Saturated {
+                data,
+                layer: Some(layer),
+            } => write!(f, "saturated({data},{layer})"),
         }
     }
 }
@@ -169,10 +178,10 @@ pub enum Command {
         out: String,
         mode: ErrorMode,
     },
-    /// `plot histogram LAYER out=FILE.svg` — the layer's observer histogram with the
+    /// `plot histogram LAYER out=FILE.svg|png` — the layer's observer histogram with the
     /// quantization range and grid.
     PlotHistogram { layer: String, out: String },
-    /// `plot errors DATA out=FILE.svg [mode=...]` — per-layer SQNR bars.
+    /// `plot errors DATA out=FILE.svg|png [mode=...]` — per-layer SQNR bars.
     PlotErrors {
         data: String,
         out: String,
@@ -188,6 +197,33 @@ pub enum Command {
     /// `compare engines A B DATA` — the calibrated model converted for both engines, compared
     /// node by node on the integers, with each engine's accuracy.
     CompareEngines { a: Engine, b: Engine, data: String },
+}
+
+impl Command {
+    /// Whether the command can change what analysis sees (model, data, qconfig, observers,
+    /// engine, converted model). Listed by exclusion, so a new verb invalidates cached results
+    /// until it is known to be read-only.
+    pub fn changes_state(&self) -> bool {
+        !matches!(
+            self,
+            Command::ShowModel
+                | Command::ShowQParams
+                | Command::Eval { .. }
+                | Command::Predict { .. }
+                | Command::Expect(_)
+                | Command::SaveModel { .. }
+                | Command::SaveSession { .. }
+                | Command::ErrorsWeights { .. }
+                | Command::ErrorsLayers { .. }
+                | Command::Help { .. }
+                | Command::Check
+                | Command::Export { .. }
+                | Command::PlotHistogram { .. }
+                | Command::PlotErrors { .. }
+                | Command::Sensitivity { .. }
+                | Command::CompareEngines { .. }
+        )
+    }
 }
 
 /// The options of `train`.
@@ -289,7 +325,7 @@ pub const VERBS: &[(&str, &str, &str)] = &[
     ),
     (
         "expect",
-        "expect accuracy(DATA) >= 0.98 | correct(DATA) | quantized_accuracy(DATA) | quantized_correct(DATA) | agreement(DATA) | sqnr(DATA,LAYER)",
+        "expect accuracy(DATA) >= 0.98 | correct(DATA) | quantized_accuracy(DATA) | quantized_correct(DATA) | agreement(DATA) | sqnr(DATA,LAYER) | saturated(DATA[,LAYER])",
         "fail the replay unless the comparison holds",
     ),
     (
@@ -354,8 +390,8 @@ pub const VERBS: &[(&str, &str, &str)] = &[
     ),
     (
         "plot",
-        "plot histogram LAYER out=FILE.svg | plot errors DATA out=FILE.svg [mode=cumulative|isolated]",
-        "draw an observer's histogram with its quantization range, or per-layer SQNR, as SVG",
+        "plot histogram LAYER out=FILE.svg|png | plot errors DATA out=FILE.svg|png [mode=cumulative|isolated]",
+        "draw an observer's histogram with its quantization range, or per-layer SQNR, as SVG or PNG",
     ),
     (
         "sensitivity",
@@ -567,7 +603,15 @@ impl Args {
 }
 
 fn parse_expect(args: &Args) -> Result<Expectation, SessionError> {
-    let [metric, op, value] = args.exactly::<3>()?;
+    let n = args.positional.len();
+    if n < 3 {
+        return Err(args.error(format!(
+            "'expect' takes METRIC OP NUMBER, got {n} argument(s)"
+        )));
+    }
+    // Spaces inside a metric's parentheses are insignificant: `saturated(test, conv1)`.
+    let metric = args.positional[..n - 2].concat();
+    let (op, value) = (&args.positional[n - 2], &args.positional[n - 1]);
     let (name, inner) = metric
         .as_str()
         .strip_suffix(')')
@@ -589,15 +633,22 @@ fn parse_expect(args: &Args) -> Result<Expectation, SessionError> {
                 layer: layer.trim().into(),
             }
         }
+        "saturated" => {
+            let (data, layer) = match data.split_once(',') {
+                Some((d, l)) => (d.trim().into(), Some(l.trim().into())),
+                None => (data, None),
+            };
+            Metric::Saturated { data, layer }
+        }
         other => {
             return Err(args.error(format!(
                 "unknown metric '{other}' (accuracy, correct, quantized_accuracy, \
-                 quantized_correct, agreement, sqnr)"
+                 quantized_correct, agreement, sqnr, saturated)"
             )));
         }
     };
-    let op = CmpOp::parse(&op)
-        .ok_or_else(|| args.error(format!("'{op}' is not one of >= > <= < ==")))?;
+    let op =
+        CmpOp::parse(op).ok_or_else(|| args.error(format!("'{op}' is not one of >= > <= < ==")))?;
     let value = value
         .parse()
         .map_err(|_| args.error(format!("'{value}' is not a number")))?;
@@ -761,10 +812,8 @@ pub fn parse_line(line: &str) -> Result<Option<Command>, SessionError> {
             let mode = parse_mode(&mut args)?;
             let out = args
                 .option("out")
-                .ok_or_else(|| args.error("plot needs out=FILE.svg"))?;
-            if !out.to_ascii_lowercase().ends_with(".svg") {
-                return Err(args.error(format!("'{out}': plots are written as .svg")));
-            }
+                .ok_or_else(|| args.error("plot needs out=FILE.svg or out=FILE.png"))?;
+            PlotFormat::from_path(&out).map_err(|e| args.error(e))?;
             let [_, target] = args.exactly::<2>()?;
             if what == "histogram" {
                 Command::PlotHistogram { layer: target, out }
@@ -966,6 +1015,9 @@ mod tests {
             "expect quantized_accuracy(test) >= 0.9",
             "expect agreement(test) >= 0.99",
             "expect sqnr(test,conv1) >= 30",
+            "expect saturated(test) <= 100",
+            "expect saturated(test,features.0) == 0",
+            "plot histogram conv1 out=h.png",
         ] {
             let cmd = parse_line(line).unwrap().unwrap();
             assert_eq!(cmd.to_string(), line);
@@ -998,6 +1050,20 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("'~'"), "{e}");
+        assert_eq!(
+            parse_line("expect saturated(test, conv1) == 0")
+                .unwrap()
+                .unwrap()
+                .to_string(),
+            "expect saturated(test,conv1) == 0"
+        );
+        let e = parse_line("plot errors test out=e.jpg")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("'jpg'") && e.contains("svg") && e.contains("png"),
+            "{e}"
+        );
         let e = parse_line("load model \"unterminated")
             .unwrap_err()
             .to_string();

@@ -18,6 +18,9 @@ pub enum SessionError {
     /// A dataset name that was never loaded.
     #[error("no dataset named '{name}' (loaded: {known})")]
     UnknownData { name: String, known: String },
+    /// A layer path that is not a row of the converted model's error table.
+    #[error("no quantized layer '{layer}' (layers: {known})")]
+    UnknownLayer { layer: String, known: String },
     /// A metric that needs labels on a dataset without them.
     #[error("dataset '{0}' has no labels (load it with labels=PATH)")]
     NoLabels(String),
@@ -55,6 +58,8 @@ pub enum SessionError {
     Graph(#[from] GraphError),
     #[error(transparent)]
     Analysis(#[from] crate::analysis::AnalysisError),
+    #[error(transparent)]
+    Plot(#[from] crate::report::PlotError),
 }
 
 impl SessionError {

@@ -7,6 +7,7 @@
 pub mod cancel;
 mod command;
 mod error;
+mod help;
 mod output;
 mod qat;
 mod quantize;

@@ -14,7 +14,7 @@ use crate::engine::{Engine, HostProfile, Numerics};
 use crate::graph::Value;
 use crate::observer::Stats;
 use crate::qconfig::presets::get_default_qconfig;
-use crate::report::{ErrorReport, Format, HistogramPlot, errors_svg, histogram_svg};
+use crate::report::{ErrorReport, Format, HistogramPlot, PlotFormat, errors_plot, histogram_plot};
 use crate::workflow::{
     self, QConfigKey, QConfigMap, QOp, QuantizedModel, Severity, dynamic_qconfig_map, fuse_auto,
     fuse_modules,
@@ -344,25 +344,45 @@ impl Workbench {
         Ok(layer_errors(model, batches, mode)?)
     }
 
-    /// The cumulative SQNR of `layer` on `data`, for `expect sqnr(DATA,LAYER)`.
-    pub(super) fn layer_sqnr(&self, data: &str, layer: &str) -> Result<f64, SessionError> {
-        let rows = self.layer_rows(data, ErrorMode::Cumulative)?;
+    /// The per-layer error table of `data` in `mode`, computed once until the state changes.
+    pub(super) fn error_table(
+        &mut self,
+        data: &str,
+        mode: ErrorMode,
+    ) -> Result<&[LayerError], SessionError> {
+        let key = (data.to_string(), mode);
+        if !self.error_tables.contains_key(&key) {
+            let rows = self.layer_rows(data, mode)?;
+            self.error_tables.insert(key.clone(), rows);
+        }
+        Ok(&self.error_tables[&key])
+    }
+
+    /// One layer's cumulative row on `data`, for `expect sqnr(...)` and `expect saturated(...)`.
+    pub(super) fn layer_row(
+        &mut self,
+        data: &str,
+        layer: &str,
+    ) -> Result<&LayerError, SessionError> {
+        let rows = self.error_table(data, ErrorMode::Cumulative)?;
         rows.iter()
             .find(|r| r.layer == layer)
-            .map(|r| r.stats.sqnr_db())
-            .ok_or_else(|| {
-                SessionError::parse(format!(
-                    "no quantized layer '{layer}' (layers: {})",
-                    rows.iter()
-                        .map(|r| r.layer.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ))
+            .ok_or_else(|| SessionError::UnknownLayer {
+                layer: layer.into(),
+                known: rows
+                    .iter()
+                    .map(|r| r.layer.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
             })
     }
 
-    pub(super) fn layer_errors(&self, data: &str, mode: ErrorMode) -> Result<Output, SessionError> {
-        let mut rows = self.layer_rows(data, mode)?;
+    pub(super) fn layer_errors(
+        &mut self,
+        data: &str,
+        mode: ErrorMode,
+    ) -> Result<Output, SessionError> {
+        let mut rows = self.error_table(data, mode)?.to_vec();
         let engine = self.numerics.engine;
         // Worst first; ties keep graph order (the sort is stable).
         rows.sort_by(|a, b| a.stats.sqnr_db().total_cmp(&b.stats.sqnr_db()));
@@ -376,6 +396,8 @@ impl Workbench {
             "cosine",
             "rmse/scale",
             "clip%",
+            "in_clip%",
+            "saturated",
         ];
         Ok(Output::Table {
             title: format!(
@@ -398,6 +420,9 @@ impl Workbench {
                             format!("{:.6}", r.stats.cosine()),
                             format!("{:.4}", r.stats.rmse_over_scale()),
                             format!("{:.3}", 100.0 * r.clip_rate()),
+                            r.input_clip_rate()
+                                .map_or("-".into(), |v| format!("{:.3}", 100.0 * v)),
+                            r.saturated_pairs.to_string(),
                         ]
                     })
                     .collect(),
@@ -405,20 +430,16 @@ impl Workbench {
         })
     }
 
-    fn error_report(&self, data: &str, mode: ErrorMode) -> Result<ErrorReport, SessionError> {
-        let rows = self.layer_rows(data, mode)?;
+    fn error_report(&mut self, data: &str, mode: ErrorMode) -> Result<ErrorReport, SessionError> {
+        let engine = self.numerics.engine.name();
         let (model, _) = self.model.as_ref().ok_or(SessionError::NoModel)?;
-        Ok(ErrorReport::new(
-            model,
-            self.numerics.engine.name(),
-            data,
-            mode,
-            &rows,
-        ))
+        let model = model.clone();
+        let rows = self.error_table(data, mode)?;
+        Ok(ErrorReport::new(&model, engine, data, mode, rows))
     }
 
     pub(super) fn export(
-        &self,
+        &mut self,
         data: &str,
         out: &str,
         mode: ErrorMode,
@@ -426,7 +447,7 @@ impl Workbench {
         let report = self.error_report(data, mode)?;
         let format = Format::from_path(out)
             .ok_or_else(|| SessionError::parse(format!("'{out}': unknown report format")))?;
-        write_file(out, &report.render(format))?;
+        write_file(out, report.render(format))?;
         Ok(Output::Text(format!(
             "wrote {out}: {} layers, {} error",
             report.rows.len(),
@@ -435,13 +456,14 @@ impl Workbench {
     }
 
     pub(super) fn plot_errors(
-        &self,
+        &mut self,
         data: &str,
         out: &str,
         mode: ErrorMode,
     ) -> Result<Output, SessionError> {
+        let format = PlotFormat::from_path(out)?;
         let report = self.error_report(data, mode)?;
-        write_file(out, &errors_svg(&report).map_err(SessionError::parse)?)?;
+        write_file(out, errors_plot(&report, format)?)?;
         Ok(Output::Text(format!(
             "wrote {out}: {} SQNR of {} layers",
             mode.name(),
@@ -450,6 +472,7 @@ impl Workbench {
     }
 
     pub(super) fn plot_histogram(&self, layer: &str, out: &str) -> Result<Output, SessionError> {
+        let format = PlotFormat::from_path(out)?;
         let prepared = self.prepared.as_ref().ok_or(SessionError::NotPrepared)?;
         let obs = prepared
             .observers
@@ -483,15 +506,17 @@ impl Workbench {
                     q.quant_max,
                 )
             });
-        let svg = histogram_svg(&HistogramPlot {
-            title: format!("{layer}: {} after {} batch(es)", obs.spec, obs.batches),
-            min,
-            max,
-            counts: &counts,
-            qparams,
-        })
-        .map_err(SessionError::parse)?;
-        write_file(out, &svg)?;
+        let bytes = histogram_plot(
+            &HistogramPlot {
+                title: format!("{layer}: {} after {} batch(es)", obs.spec, obs.batches),
+                min,
+                max,
+                counts: &counts,
+                qparams,
+            },
+            format,
+        )?;
+        write_file(out, bytes)?;
         Ok(Output::Text(format!(
             "wrote {out}: histogram of {layer} ({} bins)",
             counts.len()
@@ -729,15 +754,12 @@ fn describe(choice: &QConfigChoice) -> String {
     }
 }
 
-/// Writes `text` atomically to `out`, creating its directory.
-fn write_file(out: &str, text: &str) -> Result<(), SessionError> {
-    let io = |source| SessionError::Io {
-        path: out.into(),
-        source,
-    };
-    let path = std::path::Path::new(out);
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(io)?;
-    }
-    crate::fsutil::write_atomic(path, text.as_bytes()).map_err(io)
+/// Writes `bytes` atomically to `out` (`write_atomic` creates its directory).
+fn write_file(out: &str, bytes: impl AsRef<[u8]>) -> Result<(), SessionError> {
+    crate::fsutil::write_atomic(std::path::Path::new(out), bytes.as_ref()).map_err(|source| {
+        SessionError::Io {
+            path: out.into(),
+            source,
+        }
+    })
 }

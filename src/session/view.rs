@@ -63,10 +63,13 @@ impl Workbench {
     }
 
     /// The converted model's per-layer errors on `data` with the qconfig summary of each, in
-    /// graph order.
+    /// graph order (from the cached table when a command already computed it).
     pub fn layer_list(&self, data: &str, mode: ErrorMode) -> Result<Vec<LayerRow>, SessionError> {
-        Ok(self
-            .layer_rows(data, mode)?
+        let rows = match self.error_tables.get(&(data.to_string(), mode)) {
+            Some(rows) => rows.clone(),
+            None => self.layer_rows(data, mode)?,
+        };
+        Ok(rows
             .into_iter()
             .map(|error| LayerRow {
                 layer: error.layer.clone(),

@@ -1,9 +1,8 @@
 //! The `Workbench`: the state every front end drives (the model, named datasets, the command
 //! log) and `apply`, the one place commands take effect.
 
-use super::command::VERBS;
 use super::{Command, Expectation, Metric, Output, SessionError, Table};
-use crate::analysis::weight_errors;
+use crate::analysis::{ErrorMode, LayerError, weight_errors};
 use crate::engine::Numerics;
 use crate::graph::{Graph, GraphError, Value, run, summarize};
 use crate::import::Dataset;
@@ -39,6 +38,9 @@ pub struct Workbench {
     pub(super) quantized: Option<QuantizedModel>,
     /// The converted model's first output per dataset (as `outputs`).
     pub(super) quantized_outputs: BTreeMap<String, ArrayD<f32>>,
+    /// Per-layer error tables by (dataset, mode), so consecutive `expect`, `errors`, `export`
+    /// and `plot errors` lines compute each once; cleared by every state-changing command.
+    pub(super) error_tables: BTreeMap<(String, ErrorMode), Vec<LayerError>>,
 }
 
 impl Workbench {
@@ -72,6 +74,9 @@ impl Workbench {
 
     /// Applies one command; on error nothing that existed before is changed.
     pub fn apply(&mut self, cmd: &Command) -> Result<Output, SessionError> {
+        if cmd.changes_state() {
+            self.error_tables.clear();
+        }
         let out = match cmd {
             Command::LoadModel { path } => self.load_model(path)?,
             Command::LoadData { name, path, labels } => {
@@ -97,7 +102,7 @@ impl Workbench {
             }
             Command::ErrorsWeights { weight } => self.weight_errors(weight)?,
             Command::ErrorsLayers { data, mode } => self.layer_errors(data, *mode)?,
-            Command::Help { verb } => help(verb.as_deref())?,
+            Command::Help { verb } => super::help::help(verb.as_deref())?,
             Command::Engine { engine, profile } => self.set_engine(*engine, *profile),
             Command::QConfig { key, choice } => self.set_qconfig(key, choice)?,
             Command::Fuse { groups } => self.fuse(groups.as_deref())?,
@@ -403,7 +408,16 @@ impl Workbench {
             }
             Metric::QuantizedCorrect { data } => self.quantized_correct(data)?.0 as f64,
             Metric::Agreement { data } => self.agreement(data)?,
-            Metric::Sqnr { data, layer } => self.layer_sqnr(data, layer)?,
+            Metric::Sqnr { data, layer } => self.layer_row(data, layer)?.stats.sqnr_db(),
+            Metric::Saturated { data, layer: None } => self
+                .error_table(data, ErrorMode::Cumulative)?
+                .iter()
+                .map(|r| r.saturated_pairs)
+                .sum::<u64>() as f64,
+            Metric::Saturated {
+                data,
+                layer: Some(layer),
+            } => self.layer_row(data, layer)?.saturated_pairs as f64,
         };
         if e.op.holds(actual, e.value) {
             Ok(Output::Text(format!("ok: {e} (actual {actual})")))
@@ -437,22 +451,42 @@ fn argmax(values: impl Iterator<Item = f32>) -> Option<usize> {
     best.map(|(i, _)| i)
 }
 
-fn help(verb: Option<&str>) -> Result<Output, SessionError> {
-    match verb {
-        None => Ok(Output::Table {
-            title: "verbs (help VERB for one):".into(),
-            table: Table {
-                headers: vec!["verb".into(), "what it does".into()],
-                rows: VERBS
-                    .iter()
-                    .map(|(v, _, what)| vec![v.to_string(), what.to_string()])
-                    .collect(),
-            },
-        }),
-        Some(v) => VERBS
-            .iter()
-            .find(|(name, _, _)| *name == v)
-            .map(|(_, usage, what)| Output::Text(format!("{usage}\n  {what}")))
-            .ok_or_else(|| SessionError::parse(format!("no verb '{v}'"))),
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::session::parse_line;
+
+    /// `expect` lines on the same data share one error table per mode, kept (not recomputed)
+    /// across read-only commands and dropped by a state change.
+    #[test]
+    fn error_tables_are_cached_until_the_state_changes() {
+        let root = env!("CARGO_MANIFEST_DIR");
+        let mut wb = Workbench::new();
+        let mut run = |line: &str| {
+            wb.apply(&parse_line(line).unwrap().unwrap()).unwrap();
+            wb.error_tables
+                .iter()
+                .map(|((data, mode), rows)| (data.clone(), *mode, rows.as_ptr()))
+                .collect::<Vec<_>>()
+        };
+        run(&format!(
+            "load model \"{root}/sample-models/digits_mlp.onnx\""
+        ));
+        run(&format!(
+            "load data calib \"{root}/sample-models/data/digits_calib_x.npy\""
+        ));
+        assert!(run("quantize calib").is_empty());
+        let first = run("expect saturated(calib) == 0");
+        assert_eq!(first.len(), 1);
+        assert_eq!(
+            (first[0].0.as_str(), first[0].1),
+            ("calib", ErrorMode::Cumulative)
+        );
+        // The same allocation: the table was read, not rebuilt.
+        assert_eq!(run("expect saturated(calib) <= 0"), first);
+        let both = run("errors calib mode=isolated");
+        assert_eq!(both.len(), 2);
+        assert_eq!(both[0], first[0]);
+        assert!(run("engine qnnpack").is_empty());
     }
 }

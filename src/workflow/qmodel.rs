@@ -13,7 +13,7 @@ use crate::graph::{self, Graph, Node, Op, Value};
 use crate::qnn::dynamic::{DynamicLinear, DynamicLstm};
 use crate::qnn::{
     self, AdaptiveAvgPool2d, AvgPool2d, DeQuantize, Layout, MaxPool2d, QConv, QFunctional, QLinear,
-    QnnError, Quantize,
+    QnnError, Quantize, RunStats,
 };
 use crate::tensor::{QStorage, QTensor};
 use ndarray::{ArrayD, IxDyn};
@@ -205,6 +205,16 @@ impl QuantizedModel {
         inputs: Vec<Value>,
         mut on_node: impl FnMut(&Node, &[QValue]),
     ) -> Result<Vec<Value>, WorkflowError> {
+        self.run_with_stats(inputs, |node, outs, _| on_node(node, outs))
+    }
+
+    /// [`QuantizedModel::run`], also handing `on_node` what each node's kernel observed (the
+    /// int16 pair saturations of quantized conv and linear; zero elsewhere).
+    pub fn run_with_stats(
+        &self,
+        inputs: Vec<Value>,
+        mut on_node: impl FnMut(&Node, &[QValue], RunStats),
+    ) -> Result<Vec<Value>, WorkflowError> {
         graph::check_inputs(&self.graph, &inputs)?;
         let mut env: HashMap<&str, QValue> = HashMap::new();
         for (spec, value) in self.graph.inputs.iter().zip(inputs) {
@@ -234,8 +244,8 @@ impl QuantizedModel {
                         })
                 })
                 .collect::<Result<_, _>>()?;
-            let outs = self.eval(node, op, &args)?;
-            on_node(node, &outs);
+            let (outs, stats) = self.eval(node, op, &args)?;
+            on_node(node, &outs, stats);
             for name in &node.inputs {
                 if last_use.get(name.as_str()) == Some(&i) && !self.graph.outputs.contains(name) {
                     env.remove(name.as_str());
@@ -260,26 +270,28 @@ impl QuantizedModel {
     }
 
     /// Runs node `index` alone on `args` (its operands, in order): what analysis uses to feed
-    /// a quantized op the float model's inputs.
+    /// a quantized op the float model's inputs. Returns the outputs and what the kernel observed.
     pub fn eval_node(
         &self,
         index: usize,
         args: &[Option<&QValue>],
-    ) -> Result<Vec<QValue>, WorkflowError> {
+    ) -> Result<(Vec<QValue>, RunStats), WorkflowError> {
         self.eval(&self.graph.nodes[index], &self.ops[index], args)
     }
 
-    /// One node's outputs.
+    /// One node's outputs and its kernel's statistics.
     fn eval(
         &self,
         node: &Node,
         op: &QOp,
         args: &[Option<&QValue>],
-    ) -> Result<Vec<QValue>, WorkflowError> {
+    ) -> Result<(Vec<QValue>, RunStats), WorkflowError> {
         let n = self.numerics;
         let err = |e| module_err(node, e);
         let q = |t: QTensor| Ok(vec![QValue::Quant(t)]);
-        match op {
+        // Only conv and linear report statistics; every other kernel leaves the default.
+        let mut stats = RunStats::default();
+        let outs: Result<Vec<QValue>, WorkflowError> = match op {
             QOp::Float => Ok(graph::ops::eval(node, &float_args(node, args)?)?
                 .into_iter()
                 .map(QValue::Float)
@@ -310,8 +322,16 @@ impl QuantizedModel {
             QOp::DeQuantize => Ok(vec![QValue::Float(Value::F32(
                 DeQuantize.forward(quant_arg(node, args, 0)?),
             ))]),
-            QOp::Conv(c) => q(c.forward(quant_arg(node, args, 0)?, n).map_err(err)?.0),
-            QOp::Linear(l) => q(l.forward(quant_arg(node, args, 0)?, n).map_err(err)?.0),
+            QOp::Conv(c) => {
+                let (y, s) = c.forward(quant_arg(node, args, 0)?, n).map_err(err)?;
+                stats = s;
+                q(y)
+            }
+            QOp::Linear(l) => {
+                let (y, s) = l.forward(quant_arg(node, args, 0)?, n).map_err(err)?;
+                stats = s;
+                q(y)
+            }
             QOp::Add(f) => {
                 let (a, b) = (quant_arg(node, args, 0)?, quant_arg(node, args, 1)?);
                 q(f.add(a, b, n).map_err(err)?)
@@ -385,7 +405,8 @@ impl QuantizedModel {
                     m.forward(x.f32(&node.name)?, n.engine).map_err(err)?,
                 ))])
             }
-        }
+        };
+        Ok((outs?, stats))
     }
 
     /// The output qparams of every quantized node (per-tensor scale, zero point), by node name.
