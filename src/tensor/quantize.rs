@@ -25,8 +25,11 @@ pub fn quantize_val_8bit(x: f32, inv: f32, zero_point: i32, qmin: i32, qmax: i32
     } else {
         v
     };
-    // `as` saturates: below -2^31 (and -inf) becomes i32::MIN, like cvtps2dq's overflow value.
-    let r = v.round_ties_even() as i32;
+    // Below -2^31 (and -inf) becomes i32::MIN, like cvtps2dq's overflow value. Clamping in
+    // float first leaves the conversion nothing to saturate, so loops over this vectorise.
+    let v = v.round_ties_even().max(-2_147_483_648.0);
+    // SAFETY: `v` is finite (NaN and large values were replaced above) and in the i32 range.
+    let r = unsafe { v.to_int_unchecked::<i32>() };
     r.wrapping_add(zero_point).clamp(qmin, qmax)
 }
 
