@@ -4,6 +4,7 @@
 #[cfg(target_arch = "aarch64")]
 pub mod aarch64;
 pub mod conv_ref;
+pub mod depthwise;
 pub mod gemm;
 pub mod reference;
 pub mod requant;

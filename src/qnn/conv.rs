@@ -14,6 +14,7 @@ use super::linear::{activation_qparams, requant_for, u8_values};
 use super::{PackedWeight, QnnError, RunStats};
 use crate::engine::{Engine, HostProfile, Numerics};
 use crate::kernels::conv_ref::{ConvGeometry, PairModel, conv_u8_i8_i32_with};
+use crate::kernels::depthwise;
 use crate::kernels::gemm::{self, PackCache};
 use crate::tensor::{QDType, QParams, QStorage, QTensor};
 
@@ -234,22 +235,31 @@ impl QConv {
         let g = self.geometry(x.shape())?;
         let a = u8_values(x);
         let mut values = vec![0i32; g.batch * g.out_channels * g.out_positions()];
-        let saturated = conv_u8_i8_i32_with(
-            &g,
-            &a,
-            zx,
+        let (w, w_zp, model) = (
             &self.taps_major,
             &self.weight.zero_points,
             self.pair_model(numerics, &g),
-            &mut values,
-            gemm::gemm_u8_i8_i32,
-            // A module whose public fields were rewritten to another group count packs per call.
-            if self.caches.len() == g.groups {
-                &self.caches
-            } else {
-                &[]
-            },
         );
+        let saturated = if depthwise::supports(&g) {
+            depthwise::conv_depthwise(&g, &a, zx, w, w_zp, model, &mut values)
+        } else {
+            conv_u8_i8_i32_with(
+                &g,
+                &a,
+                zx,
+                w,
+                w_zp,
+                model,
+                &mut values,
+                gemm::gemm_u8_i8_i32,
+                // A module whose public fields were rewritten to another group count packs per call.
+                if self.caches.len() == g.groups {
+                    &self.caches
+                } else {
+                    &[]
+                },
+            )
+        };
         let mut shape = vec![g.batch, g.out_channels];
         shape.extend(&g.output);
         Ok(ConvAccumulators {
