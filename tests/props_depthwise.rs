@@ -147,7 +147,7 @@ fn check_all(g: &ConvGeometry, x: &[u8], x_zp: i32, w: &[i8], w_zp: &[i32]) -> u
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 192, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
 
     #[test]
     fn tiers_equal_reference(c in case()) {
