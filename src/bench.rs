@@ -426,17 +426,19 @@ impl Report {
             "\nint8 conv2d (C×H×W → O, k×k; batch 1, stride 1, same padding)\n{:<22} {:<11} {:<17} {:>9} {:>13} {:>7}\n",
             "shape", "tier", "contract", "GOPS", "torch fbgemm", "ratio"
         ));
+        // The columns the conv and depthwise tables share.
+        let conv_row = |shape: String, tier: &str, contract: &str, gops: f64| {
+            format!("{shape:<22} {tier:<11} {contract:<17} {gops:>9.1}")
+        };
         for f in &self.conv {
             let s = &f.shape;
+            let shape = format!(
+                "{}x{}x{}->{} {}x{}",
+                s.channels, s.height, s.width, s.out_channels, s.kernel, s.kernel
+            );
             out.push_str(&format!(
-                "{:<22} {:<11} {:<17} {:>9.1} {:>13.0} {:>7.2}\n",
-                format!(
-                    "{}x{}x{}->{} {}x{}",
-                    s.channels, s.height, s.width, s.out_channels, s.kernel, s.kernel
-                ),
-                f.tier,
-                f.contract,
-                f.gops,
+                "{} {:>13.0} {:>7.2}\n",
+                conv_row(shape, &f.tier, &f.contract, f.gops),
                 s.torch_fbgemm_gops,
                 f.ratio_to_torch_fbgemm
             ));
@@ -447,16 +449,12 @@ impl Report {
         ));
         for f in &self.depthwise {
             let s = &f.shape;
-            out.push_str(&format!(
-                "{:<22} {:<11} {:<17} {:>9.1}\n",
-                format!(
-                    "{}x{}x{} {}x{}/{}",
-                    s.channels, s.height, s.width, s.kernel, s.kernel, s.stride
-                ),
-                f.tier,
-                f.contract,
-                f.gops
-            ));
+            let shape = format!(
+                "{}x{}x{} {}x{}/{}",
+                s.channels, s.height, s.width, s.kernel, s.kernel, s.stride
+            );
+            out.push_str(&conv_row(shape, &f.tier, &f.contract, f.gops));
+            out.push('\n');
         }
         for s in &self.skipped {
             out.push_str(&format!("skipped {s}\n"));

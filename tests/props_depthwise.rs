@@ -7,11 +7,13 @@
 //! 255 activations, −128 / 127 weights) so int16 pairs saturate often. Tiers the host lacks are
 //! reported as `skipped <tier>: <reason>`.
 
+mod common;
+
+use common::Stream;
 use proptest::prelude::*;
 use qlab::isa::{ALL, Isa};
 use qlab::kernels::conv_ref::{ConvGeometry, PairModel, conv_u8_i8_i32};
 use qlab::kernels::depthwise::conv_depthwise_on;
-use std::sync::Once;
 
 const MODELS: [PairModel; 3] = [
     PairModel::Exact,
@@ -20,37 +22,7 @@ const MODELS: [PairModel; 3] = [
 ];
 
 fn tiers() -> Vec<Isa> {
-    static REPORT: Once = Once::new();
-    REPORT.call_once(|| {
-        for isa in ALL {
-            match isa.check() {
-                Ok(_) => println!("testing {isa}"),
-                Err(e) => println!("skipped {isa}: {e}"),
-            }
-        }
-    });
-    ALL.into_iter().filter(|t| t.is_available()).collect()
-}
-
-/// A xorshift stream: values are drawn in bulk from a seed, which keeps cases cheap.
-struct Stream(u64);
-
-impl Stream {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    /// A byte that is an extreme (`lo` or `hi`) with probability `extreme`/8, else uniform.
-    fn byte(&mut self, extreme: u64, lo: u8, hi: u8) -> u8 {
-        let r = self.next();
-        match r % 8 {
-            v if v < extreme => [lo, hi][(r >> 8) as usize % 2],
-            _ => (r >> 16) as u8,
-        }
-    }
+    common::tiers(|_| "conv_depthwise_on".into())
 }
 
 #[derive(Debug, Clone)]
