@@ -215,39 +215,39 @@ impl Plan {
     #[inline(always)]
     fn fill(&self, x: &[u8], pad: u8, planes: &mut [u8]) {
         planes.fill(pad);
-        let (s, p) = (self.cols.stride, self.cols.padding);
-        for (y, src) in x.chunks_exact(self.cols.input).enumerate() {
-            for phase in 0..s {
-                let row = (phase * self.height + y + self.rows.padding) * self.width;
-                let dst = &mut planes[row..row + self.width];
-                // Phase column j is padded column j·s + phase, i.e. input column j·s + phase − p.
-                let j0 = p.saturating_sub(phase).div_ceil(s);
-                let (Some(dst), Some(src)) = (dst.get_mut(j0..), src.get(j0 * s + phase - p..))
-                else {
-                    continue;
-                };
-                gather(dst, src, s);
+        let (s, p, w) = (self.cols.stride, self.cols.padding, self.cols.input);
+        for phase in 0..s {
+            // Phase column j is padded column j·s + phase, i.e. input column j·s + phase − p: the
+            // first real one is j0. The same for every row, so no division runs per row.
+            let j0 = p.saturating_sub(phase).div_ceil(s);
+            let col0 = j0 * s + phase - p;
+            if j0 >= self.width || col0 >= w {
+                continue;
+            }
+            let n = (self.width - j0).min((w - col0).div_ceil(s));
+            for (y, src) in x.chunks_exact(w).enumerate() {
+                let row = (phase * self.height + y + self.rows.padding) * self.width + j0;
+                gather(&mut planes[row..row + n], &src[col0..], s);
             }
         }
     }
 }
 
-/// `dst[j] = src[j·s]` for as many `j` as both hold.
+/// `dst[j] = src[j·s]` for every `j` of `dst`.
 #[inline(always)]
 fn gather(dst: &mut [u8], src: &[u8], s: usize) {
-    let n = dst.len().min(src.len().div_ceil(s));
     // A constant stride lets the compiler vectorise whole blocks into shuffles: with a strided
     // iterator, MobileNet's stride-2 convs spent more time gathering than in their taps.
     let done = match s {
         1 => {
-            dst[..n].copy_from_slice(&src[..n]);
-            n
+            dst.copy_from_slice(&src[..dst.len()]);
+            dst.len()
         }
         2 => gather_blocks::<2>(dst, src),
         3 => gather_blocks::<3>(dst, src),
         _ => 0,
     };
-    for (d, &v) in dst[done..n]
+    for (d, &v) in dst[done..]
         .iter_mut()
         .zip(src[done * s..].iter().step_by(s))
     {
@@ -351,13 +351,15 @@ impl<const L: usize> Lanes<L> {
         let (wa, wb) = (wa as i16, if pair { wb as i16 } else { 0 });
         for l in 0..L {
             // |u8 × s8| ≤ 32640: each product fits i16, their sum fits i32.
-            let p = (a[l] as i16 * wa) as i32 + (b[l] as i16 * wb) as i32;
+            let (pa, pb) = (a[l] as i16 * wa, b[l] as i16 * wb);
             if SAT {
-                let c = p.clamp(i16::MIN as i32, i16::MAX as i32);
-                self.sat[l] += (c != p) as i32;
-                self.raw[l] += c;
+                // The pair in saturating i16 (fbgemm's `vpmaddubsw`): it saturated exactly when
+                // the wrapping i16 sum differs. Kept in i16 lanes, twice as many per vector.
+                let c = pa.saturating_add(pb);
+                self.sat[l] += (c != pa.wrapping_add(pb)) as i32;
+                self.raw[l] += c as i32;
             } else {
-                self.raw[l] += p;
+                self.raw[l] += pa as i32 + pb as i32;
             }
             if XSUM {
                 self.xsum[l] += a[l] as i32 + if pair { b[l] as i32 } else { 0 };
