@@ -14,7 +14,7 @@
 //! row stride only scales the row index). Each output row is computed in chunks of `L` outputs
 //! held in `[i32; L]` arrays, walking the taps in row-major order two at a time, so the compiler
 //! keeps a chunk in vector registers over all taps. The two raw u8×s8 products fit i16; their sum
-//! is the reference's pair (clamped to i16 and counted when that changes it under `Im2colPairs`,
+//! is the reference's pair (saturated to i16 and counted when that changes it under `Im2colPairs`,
 //! kept whole under `Exact`), and an odd last tap is alone. The zero-point corrections are the
 //! reference's, from the channel's weight sum and, when the weight zero point is not 0, the
 //! window's byte sum (padded bytes included, as in the reference). Phase rows carry enough trailing
@@ -236,8 +236,9 @@ impl Plan {
 /// `dst[j] = src[j·s]` for every `j` of `dst`.
 #[inline(always)]
 fn gather(dst: &mut [u8], src: &[u8], s: usize) {
-    // A constant stride lets the compiler vectorise whole blocks into shuffles: with a strided
-    // iterator, MobileNet's stride-2 convs spent more time gathering than in their taps.
+    // A constant stride lets the compiler unroll whole blocks into plain byte moves: with a
+    // strided iterator, MobileNet's stride-2 convs spent more time gathering than in their taps.
+    // (The blocks are still scalar loads; an even/odd deinterleave of both phases would not be.)
     let done = match s {
         1 => {
             dst.copy_from_slice(&src[..dst.len()]);

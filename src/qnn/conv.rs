@@ -3,7 +3,8 @@
 //!
 //! The exact accumulator is the semantic truth; which int16 pairs saturate is decided here from
 //! the kernel PyTorch would dispatch to under the engine and host profile (NUMERICS §8, golden
-//! README §3), then computed by `kernels::conv_ref`:
+//! README §3), then computed by `kernels::conv_ref`, or for 1-D and 2-D depthwise convs by
+//! `kernels::depthwise`, which returns the same accumulators without im2col:
 //! * fbgemm: its depthwise fast path sums tap pairs in saturating int16 on every host; the
 //!   im2col GEMM saturates its channels-last K pairs on AVX2 hosts only.
 //! * x86: PyTorch sends convs with symmetric weights and at most 100 groups to oneDNN (exact on
