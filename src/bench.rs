@@ -5,7 +5,8 @@
 //! quint8) over `2·M·N·K` operations; fp32 is `matrixmultiply::sgemm`, as the float engine runs
 //! it. Conv is the whole `QConv::forward` (channels-last im2col, GEMM on panels packed once,
 //! requantization); there is no fp32 conv
-//! figure of ours yet. Each figure is the median of a few repetitions after one warm-up, single-threaded.
+//! figure of ours yet. Depthwise conv is the whole `QConv::forward` too, on MobileNet v2 shapes
+//! (`kernels::depthwise`), under fbgemm's and qnnpack's pair models. Each figure is the median of a few repetitions after one warm-up, single-threaded.
 
 use crate::engine::{Engine, HostProfile, Numerics};
 use crate::isa::{self, Isa, IsaError};
@@ -76,6 +77,45 @@ const fn conv_anchor(c: usize, hw: usize, o: usize, k: usize, fbgemm: f64) -> Co
     }
 }
 
+/// A MobileNet v2 depthwise conv2d shape (batch 1, one channel per group, k×k, same padding).
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct DepthwiseShape {
+    pub channels: usize,
+    pub height: usize,
+    pub width: usize,
+    pub kernel: usize,
+    pub stride: usize,
+}
+
+/// MobileNet v2's most expensive depthwise convs: a stride-1 one of the 56×56 stage and the
+/// stride-2 one entering it.
+pub const DEPTHWISE_SHAPES: [DepthwiseShape; 2] = [
+    DepthwiseShape {
+        channels: 144,
+        height: 56,
+        width: 56,
+        kernel: 3,
+        stride: 1,
+    },
+    DepthwiseShape {
+        channels: 96,
+        height: 112,
+        width: 112,
+        kernel: 3,
+        stride: 2,
+    },
+];
+
+/// One measured int8 depthwise conv figure.
+#[derive(Debug, Clone, Serialize)]
+pub struct DepthwiseFigure {
+    pub shape: DepthwiseShape,
+    pub tier: String,
+    /// `fbgemm` (its depthwise fast path: int16 tap pairs, saturating) or `qnnpack` (exact).
+    pub contract: String,
+    pub gops: f64,
+}
+
 /// One measured int8 conv figure.
 #[derive(Debug, Clone, Serialize)]
 pub struct ConvFigure {
@@ -114,6 +154,7 @@ pub struct Report {
     pub int8: Vec<Int8Figure>,
     pub fp32: Vec<Fp32Figure>,
     pub conv: Vec<ConvFigure>,
+    pub depthwise: Vec<DepthwiseFigure>,
     /// Tiers not measured, with the reason.
     pub skipped: Vec<String>,
 }
@@ -172,15 +213,37 @@ fn int8_gops(s: &Anchor, numerics: Numerics, reps: usize) -> f64 {
 }
 
 fn conv_gops(s: &ConvAnchor, numerics: Numerics, reps: usize) -> f64 {
-    let (c, o, k) = (s.channels, s.out_channels, s.kernel);
-    let w = QTensor::from_int_repr(
+    let c = s.channels;
+    let shape = [1, c, s.height, s.width];
+    qconv_gops(shape, s.out_channels, 1, s.kernel, 1, numerics, reps)
+}
+
+fn depthwise_gops(s: &DepthwiseShape, numerics: Numerics, reps: usize) -> f64 {
+    let (c, k) = (s.channels, s.kernel);
+    let shape = [1, c, s.height, s.width];
+    qconv_gops(shape, c, c, k, s.stride, numerics, reps)
+}
+
+/// GOPS of `QConv::forward` on an input of `shape` with a k×k kernel, same padding.
+fn qconv_gops(
+    shape: [usize; 4],
+    out: usize,
+    groups: usize,
+    k: usize,
+    stride: usize,
+    numerics: Numerics,
+    reps: usize,
+) -> f64 {
+    let [n, c, h, w] = shape;
+    let cg = c / groups;
+    let weight = QTensor::from_int_repr(
         QStorage::I8(
-            bytes(o * c * k * k, 13)
+            bytes(out * cg * k * k, 13)
                 .into_iter()
                 .map(|v| v as i8)
                 .collect(),
         ),
-        &[o, c, k, k],
+        &[out, cg, k, k],
         QParams::PerTensor {
             scale: 0.01,
             zero_point: 0,
@@ -188,13 +251,15 @@ fn conv_gops(s: &ConvAnchor, numerics: Numerics, reps: usize) -> f64 {
     )
     .expect("valid weight");
     let params = ConvParams {
+        stride: vec![stride; 2],
         padding: vec![k / 2; 2],
+        groups,
         ..ConvParams::unit(2)
     };
-    let layer = QConv::new(&w, Some(vec![0.5; o]), params, 0.2, 128, false).expect("valid");
+    let layer = QConv::new(&weight, Some(vec![0.5; out]), params, 0.2, 128, false).expect("valid");
     let x = QTensor::from_int_repr(
-        QStorage::U8(bytes(c * s.height * s.width, 17)),
-        &[1, c, s.height, s.width],
+        QStorage::U8(bytes(n * c * h * w, 17)),
+        &shape,
         QParams::PerTensor {
             scale: 0.02,
             zero_point: 128,
@@ -204,7 +269,9 @@ fn conv_gops(s: &ConvAnchor, numerics: Numerics, reps: usize) -> f64 {
     let secs = median_secs(reps, || {
         black_box(layer.forward(black_box(&x), numerics).expect("runs"));
     });
-    2.0 * (o * c * k * k * s.height * s.width) as f64 / secs / 1e9
+    let positions = (h + 2 * (k / 2) - k) / stride + 1;
+    let positions = positions * ((w + 2 * (k / 2) - k) / stride + 1);
+    2.0 * (n * out * cg * k * k * positions) as f64 / secs / 1e9
 }
 
 fn fp32_gflops(s: &Anchor, reps: usize) -> f64 {
@@ -254,6 +321,7 @@ pub fn run(reps: usize) -> Result<Report, IsaError> {
         int8: Vec::new(),
         fp32: Vec::new(),
         conv: Vec::new(),
+        depthwise: Vec::new(),
         skipped: vec!["scalar: reference only, not benchmarked".into()],
     };
     // fbgemm's two host contracts, and the qnnpack engine (exact, int32-bias requant), whose
@@ -289,6 +357,18 @@ pub fn run(reps: usize) -> Result<Report, IsaError> {
                     contract: contract.into(),
                     gops,
                     ratio_to_torch_fbgemm: gops / s.torch_fbgemm_gops,
+                });
+            }
+        }
+        // fbgemm takes its depthwise fast path on every host (saturating pairs); qnnpack is exact.
+        for (contract, engine) in [("fbgemm", Engine::Fbgemm), ("qnnpack", Engine::Qnnpack)] {
+            let numerics = Numerics::new(engine, HostProfile::Vnni);
+            for s in &DEPTHWISE_SHAPES {
+                report.depthwise.push(DepthwiseFigure {
+                    shape: *s,
+                    tier: tier.name().into(),
+                    contract: contract.into(),
+                    gops: depthwise_gops(s, numerics, reps),
                 });
             }
         }
@@ -346,20 +426,35 @@ impl Report {
             "\nint8 conv2d (C×H×W → O, k×k; batch 1, stride 1, same padding)\n{:<22} {:<11} {:<17} {:>9} {:>13} {:>7}\n",
             "shape", "tier", "contract", "GOPS", "torch fbgemm", "ratio"
         ));
+        // The columns the conv and depthwise tables share.
+        let conv_row = |shape: String, tier: &str, contract: &str, gops: f64| {
+            format!("{shape:<22} {tier:<11} {contract:<17} {gops:>9.1}")
+        };
         for f in &self.conv {
             let s = &f.shape;
+            let shape = format!(
+                "{}x{}x{}->{} {}x{}",
+                s.channels, s.height, s.width, s.out_channels, s.kernel, s.kernel
+            );
             out.push_str(&format!(
-                "{:<22} {:<11} {:<17} {:>9.1} {:>13.0} {:>7.2}\n",
-                format!(
-                    "{}x{}x{}->{} {}x{}",
-                    s.channels, s.height, s.width, s.out_channels, s.kernel, s.kernel
-                ),
-                f.tier,
-                f.contract,
-                f.gops,
+                "{} {:>13.0} {:>7.2}\n",
+                conv_row(shape, &f.tier, &f.contract, f.gops),
                 s.torch_fbgemm_gops,
                 f.ratio_to_torch_fbgemm
             ));
+        }
+        out.push_str(&format!(
+            "\nint8 depthwise conv2d (C×H×W, k×k / stride; batch 1, same padding)\n{:<22} {:<11} {:<17} {:>9}\n",
+            "shape", "tier", "contract", "GOPS"
+        ));
+        for f in &self.depthwise {
+            let s = &f.shape;
+            let shape = format!(
+                "{}x{}x{} {}x{}/{}",
+                s.channels, s.height, s.width, s.kernel, s.kernel, s.stride
+            );
+            out.push_str(&conv_row(shape, &f.tier, &f.contract, f.gops));
+            out.push('\n');
         }
         for s in &self.skipped {
             out.push_str(&format!("skipped {s}\n"));
@@ -392,14 +487,26 @@ mod tests {
                 ratio_to_torch_fp32: 0.5,
             }],
             conv: Vec::new(),
+            depthwise: vec![DepthwiseFigure {
+                shape: DEPTHWISE_SHAPES[1],
+                tier: "avx2".into(),
+                contract: "fbgemm".into(),
+                gops: 21.5,
+            }],
             skipped: vec!["avxvnni: missing".into()],
         };
         let text = report.render();
         assert!(text.contains("1024x1024x1024"), "{text}");
         assert!(text.contains("239.0") && text.contains("0.50"), "{text}");
         assert!(text.contains("skipped avxvnni: missing"), "{text}");
+        assert!(
+            text.contains("96x112x112 3x3/2") && text.contains("21.5"),
+            "{text}"
+        );
         let json: serde_json::Value = serde_json::to_value(&report).expect("serializable");
         assert_eq!(json["int8"][0]["ratio_to_torch_fbgemm"], 0.5);
         assert_eq!(json["fp32"][0]["shape"]["torch_fp32_gflops"], 136.0);
+        assert_eq!(json["depthwise"][0]["shape"]["stride"], 2);
+        assert_eq!(json["depthwise"][0]["gops"], 21.5);
     }
 }

@@ -7,50 +7,18 @@
 //! lacks are reported as `skipped <tier>: <reason>`, the others as `testing <tier>: <exact kernel> /
 //! <saturating kernel>` (on aarch64: NEON and dotprod beside the reference).
 
+mod common;
+
+use common::Stream;
 use proptest::prelude::*;
 use qlab::isa::{ALL, Isa};
 use qlab::kernels::gemm::{
     GemmWeights, KMajorU8, PackCache, flip_weights, gemm_on, gemm_weights_kmajor_on, kernel_name,
 };
 use qlab::kernels::reference;
-use std::sync::Once;
 
 fn tiers() -> Vec<Isa> {
-    static REPORT: Once = Once::new();
-    REPORT.call_once(|| {
-        for isa in ALL {
-            match isa.check() {
-                Ok(_) => println!(
-                    "testing {isa}: {} / {}",
-                    kernel_name(isa, false),
-                    kernel_name(isa, true)
-                ),
-                Err(e) => println!("skipped {isa}: {e}"),
-            }
-        }
-    });
-    ALL.into_iter().filter(|t| t.is_available()).collect()
-}
-
-/// A xorshift stream: values are drawn in bulk from a seed, which keeps cases cheap.
-struct Stream(u64);
-
-impl Stream {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    /// A byte that is an extreme (`lo` or `hi`) with probability `extreme`/4, else uniform.
-    fn byte(&mut self, extreme: u64, lo: u8, hi: u8) -> u8 {
-        let r = self.next();
-        match r % 8 {
-            v if v < extreme => [lo, hi][(r >> 8) as usize % 2],
-            _ => (r >> 16) as u8,
-        }
-    }
+    common::tiers(|isa| format!("{} / {}", kernel_name(isa, false), kernel_name(isa, true)))
 }
 
 #[derive(Debug, Clone)]

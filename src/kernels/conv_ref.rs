@@ -227,7 +227,7 @@ thread_local! {
 }
 
 /// The first `len` elements of `v`, grown if needed.
-fn sized<T: Copy + Default>(v: &mut Vec<T>, len: usize) -> &mut [T] {
+pub(super) fn sized<T: Copy + Default>(v: &mut Vec<T>, len: usize) -> &mut [T] {
     if v.len() < len {
         v.resize(len, T::default());
     }

@@ -5,6 +5,7 @@
 pub mod aarch64;
 pub mod conv_nchw;
 pub mod conv_ref;
+pub mod depthwise;
 pub mod gemm;
 pub mod reference;
 pub mod requant;

@@ -3,7 +3,8 @@
 //!
 //! The exact accumulator is the semantic truth; which int16 pairs saturate is decided here from
 //! the kernel PyTorch would dispatch to under the engine and host profile (NUMERICS §8, golden
-//! README §3), then computed by `kernels::conv_ref`:
+//! README §3), then computed by `kernels::conv_ref`, or for 1-D and 2-D depthwise convs by
+//! `kernels::depthwise`, which returns the same accumulators without im2col:
 //! * fbgemm: its depthwise fast path sums tap pairs in saturating int16 on every host; the
 //!   im2col GEMM saturates its channels-last K pairs on AVX2 hosts only.
 //! * x86: PyTorch sends convs with symmetric weights and at most 100 groups to oneDNN (exact on
@@ -16,6 +17,7 @@ use crate::engine::{Engine, HostProfile, Numerics};
 use crate::isa;
 use crate::kernels::conv_nchw;
 use crate::kernels::conv_ref::{ConvGeometry, PairModel, conv_u8_i8_i32_with};
+use crate::kernels::depthwise;
 use crate::kernels::gemm::{self, PackCache};
 use crate::tensor::{QDType, QParams, QStorage, QTensor};
 
@@ -241,7 +243,9 @@ impl QConv {
         let mut values = vec![0i32; g.batch * g.out_channels * g.out_positions()];
         let model = self.pair_model(numerics, &g);
         let zps = &self.weight.zero_points;
-        let saturated = if model == PairModel::Exact && conv_nchw::preferred(&g, zps) {
+        let saturated = if depthwise::supports(&g) {
+            depthwise::conv_depthwise(&g, &a, zx, &self.taps_major, zps, model, &mut values)
+        } else if model == PairModel::Exact && conv_nchw::preferred(&g, zps) {
             conv_nchw::conv_u8_i8_i32_exact(
                 isa::selected(),
                 &g,
