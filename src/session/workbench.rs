@@ -109,7 +109,9 @@ impl Workbench {
             Command::Convert => self.convert()?,
             Command::Quantize { data, batching } => self.quantize(data, *batching)?,
             Command::QuantizeDynamic { float16 } => self.quantize_dynamic(*float16)?,
-            Command::CompareEngines { a, b, data } => self.compare_engines(*a, *b, data)?,
+            Command::CompareEngines { a, b, data, timing } => {
+                self.compare_engines(*a, *b, data, *timing)?
+            }
             Command::Export { data, out, mode } => self.export(data, out, *mode)?,
             Command::Sensitivity {
                 data,
