@@ -56,6 +56,11 @@ impl Workbench {
         self.datasets.keys().cloned().collect()
     }
 
+    /// The number of samples in dataset `name`, if loaded.
+    pub fn dataset_len(&self, name: &str) -> Option<usize> {
+        self.datasets.get(name).map(|d| d.len())
+    }
+
     /// The commands recorded so far, in order.
     pub fn log(&self) -> &[Command] {
         &self.log
