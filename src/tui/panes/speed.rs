@@ -9,6 +9,7 @@ use crate::tui::theme;
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Style};
+use ratatui::text::{Line, Text};
 use ratatui::widgets::{Cell, LineGauge, Paragraph, Row, Table, TableState};
 
 pub fn draw(app: &App, frame: &mut Frame, area: Rect, focused: bool) {
@@ -54,26 +55,33 @@ fn cell(ms: Option<f64>, fp32: Option<f64>) -> String {
 
 fn draw_table(app: &App, report: &LatencyReport, frame: &mut Frame, area: Rect) {
     let selected = app.selected_row().map(|r| r.layer.as_str());
-    let mut header = vec!["layer".to_string(), "fp32 ms".into()];
-    header.extend(report.columns.iter().map(|c| format!("{c} ms")));
-    let mut rows: Vec<Row> = report
-        .rows
-        .iter()
-        .map(|r| {
-            let mut cells = vec![
-                Cell::from(r.layer.as_str()),
-                Cell::from(cell(r.fp32_ms, None)),
-            ];
-            cells.extend(r.ms.iter().map(|&m| Cell::from(cell(m, r.fp32_ms))));
-            Row::new(cells)
-        })
-        .collect();
+    // Two header lines (engine, then tier and unit) keep the columns narrow.
+    let head = |top: &str, bottom: String| {
+        Cell::from(Text::from(vec![
+            Line::from(top.to_string()),
+            Line::from(bottom),
+        ]))
+    };
+    let mut header = vec![head("layer", String::new()), head("fp32", "ms".into())];
+    header.extend(report.columns.iter().map(|c| match c.split_once('@') {
+        Some((engine, tier)) => head(engine, format!("{tier} ms")),
+        None => head(c, "ms".into()),
+    }));
+    // The totals first, so they stay in view when the layers do not fit.
     let fp32 = report.fp32_total_ms();
     let mut total = vec![Cell::from("total"), Cell::from(format!("{fp32:.4}"))];
     total.extend(
         (0..report.columns.len()).map(|c| Cell::from(cell(Some(report.total_ms(c)), Some(fp32)))),
     );
-    rows.push(Row::new(total).style(theme::header()));
+    let mut rows = vec![Row::new(total).style(theme::header())];
+    rows.extend(report.rows.iter().map(|r| {
+        let mut cells = vec![
+            Cell::from(r.layer.as_str()),
+            Cell::from(cell(r.fp32_ms, None)),
+        ];
+        cells.extend(r.ms.iter().map(|&m| Cell::from(cell(m, r.fp32_ms))));
+        Row::new(cells)
+    }));
     let name_width = report
         .rows
         .iter()
@@ -81,17 +89,19 @@ fn draw_table(app: &App, report: &LatencyReport, frame: &mut Frame, area: Rect) 
         .max()
         .unwrap_or(0)
         .max(5) as u16;
-    let mut widths = vec![Constraint::Length(name_width), Constraint::Length(8)];
+    let mut widths = vec![Constraint::Length(name_width), Constraint::Length(7)];
     widths.extend(report.columns.iter().map(|_| Constraint::Fill(1)));
     let table = Table::new(rows, widths)
-        .header(Row::new(header).style(theme::header()))
+        .header(Row::new(header).height(2).style(theme::header()))
         .column_spacing(1)
         .row_highlight_style(theme::selected());
-    // Highlighting the selected layer also scrolls it into view on small screens.
+    // Highlighting the selected layer also scrolls it into view on small screens (+1: the
+    // totals row).
     let at = report
         .rows
         .iter()
-        .position(|r| Some(r.layer.as_str()) == selected);
+        .position(|r| Some(r.layer.as_str()) == selected)
+        .map(|i| i + 1);
     let mut state = TableState::new().with_selected(at);
     frame.render_stateful_widget(table, area, &mut state);
 }
