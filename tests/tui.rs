@@ -300,7 +300,12 @@ fn int_repr_shows_the_output_activation_of_a_sample() {
     assert_eq!(first.shape[..2], [1, 16]);
     assert!(first.data.iter().all(|&v| (0..=255).contains(&v)));
     snapshot(&app, "conv1_activation");
-    press(&mut app, "]");
+    // `f`: the float value (q - zp) · scale under each integer.
+    press(&mut app, "f");
+    let screen = format!("{:?}", render(&app, (120, 40)).backend());
+    let float = (first.data[0] as f64 - first.zero_point as f64) * first.scale;
+    assert!(screen.contains(&format!("{float:.4}")), "{screen}");
+    press(&mut app, "f]");
     assert_eq!(app.sample, 1);
     let Some(Ok(second)) = &app.activation else {
         panic!("{:?}", app.activation);

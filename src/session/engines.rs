@@ -7,7 +7,7 @@
 
 use super::workbench::RUN_BATCH;
 use super::{Output, SessionError, Table, Workbench};
-use crate::analysis::{LatencyReport, Target, engine_diff, layer_latency};
+use crate::analysis::{AnalysisError, LatencyReport, Target, engine_diff, layer_latency};
 use crate::engine::{Engine, HostProfile, Numerics};
 use crate::graph::{Graph, Value};
 use crate::isa::Isa;
@@ -64,13 +64,7 @@ impl SpeedJob {
                 })
             })
             .collect();
-        Ok(layer_latency(
-            &self.float,
-            &targets,
-            &self.x,
-            LATENCY_REPS,
-            progress,
-        )?)
+        layer_latency(&self.float, &targets, &self.x, LATENCY_REPS, progress).map_err(cancelled)
     }
 }
 
@@ -179,13 +173,10 @@ impl Workbench {
             isa: None,
         });
         let x = self.first_sample(data)?;
-        Ok(layer_latency(
-            float,
-            &targets,
-            &x,
-            LATENCY_REPS,
-            &mut |_, _| super::cancel::check().is_ok(),
-        )?)
+        layer_latency(float, &targets, &x, LATENCY_REPS, &mut |_, _| {
+            super::cancel::check().is_ok()
+        })
+        .map_err(cancelled)
     }
 }
 
@@ -204,6 +195,14 @@ pub fn latency_summary(r: &LatencyReport) -> String {
         r.fp32_total_ms(),
         columns.join(", ")
     )
+}
+
+/// A cancelled measurement is the session's `Cancelled` (the workbench is unchanged).
+fn cancelled(e: AnalysisError) -> SessionError {
+    match e {
+        AnalysisError::Cancelled => SessionError::Cancelled,
+        e => e.into(),
+    }
 }
 
 fn ms(v: Option<f64>) -> String {

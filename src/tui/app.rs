@@ -111,6 +111,14 @@ pub enum IntView {
     Activation,
 }
 
+/// How the int_repr pane prints integers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DumpStyle {
+    pub hex: bool,
+    /// The float value `(q - zp) · scale` under each integer.
+    pub floats: bool,
+}
+
 /// The `:` command line being edited.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct CommandLine {
@@ -143,6 +151,8 @@ pub struct App {
     pub help: bool,
     pub quit: bool,
     pub int_view: IntView,
+    /// Float values under the int_repr integers.
+    pub floats: bool,
     /// The input sample (of `data`) whose activations the int_repr pane shows.
     pub sample: usize,
     /// The selected layer's activation on `sample`, computed when the pane shows activations.
@@ -179,6 +189,7 @@ impl App {
             help: false,
             quit: false,
             int_view: IntView::Weight,
+            floats: false,
             sample: 0,
             activation: None,
             speed: None,
@@ -187,6 +198,14 @@ impl App {
         };
         app.refresh();
         app
+    }
+
+    /// How the int_repr pane prints integers.
+    pub fn dump_style(&self) -> DumpStyle {
+        DumpStyle {
+            hex: self.hex,
+            floats: self.floats,
+        }
     }
 
     /// The selected layer's row.
@@ -346,6 +365,7 @@ impl App {
             KeyCode::BackTab => self.focus = self.focus.step(-1),
             KeyCode::Char('s') => self.sort = self.sort.next(),
             KeyCode::Char('x') => self.hex = !self.hex,
+            KeyCode::Char('f') => self.floats = !self.floats,
             KeyCode::Char('e') => self.toggle_speed(),
             KeyCode::Char('a') => {
                 self.int_view = match self.int_view {

@@ -2,7 +2,7 @@
 //! `App::handle_key` implements exactly these.
 
 /// `(keys, what they do)`, in the order the help popup lists them.
-pub const BINDINGS: [(&str, &str); 18] = [
+pub const BINDINGS: [(&str, &str); 19] = [
     (
         "j / k, ↓ / ↑",
         "select a layer (or scroll the focused dump / log)",
@@ -17,6 +17,7 @@ pub const BINDINGS: [(&str, &str); 18] = [
     ("s", "sort the error table by the next column (worst first)"),
     ("x", "int_repr dump: hex / decimal"),
     ("a", "int_repr dump: weight / output activation"),
+    ("f", "int_repr dump: float values under the integers"),
     ("[ / ]", "previous / next input sample for the activation"),
     (
         "e",
