@@ -222,3 +222,44 @@ fn plots_are_png_by_extension_and_other_extensions_are_refused() {
     // 900 wide; 160 px plus 22 per layer (nine rows) high.
     assert_eq!((w, h), (900, 160 + 22 * 9));
 }
+
+#[test]
+fn compare_engines_adds_latency_only_when_asked() {
+    let base = "load model sample-models/digits_cnn.onnx\n\
+                load data test sample-models/data/digits_test_x.npy labels=sample-models/data/digits_test_y.npy\n\
+                load data calib sample-models/data/digits_calib_x.npy\n\
+                quantize calib\n";
+    let plain = transcript(&format!("{base}compare engines fbgemm qnnpack test\n")).unwrap();
+    assert!(!plain.contains("latency"), "{plain}");
+    let timed = transcript(&format!(
+        "{base}compare engines fbgemm qnnpack test timing=on\n"
+    ))
+    .unwrap();
+    let table = timed.split("> compare engines").nth(1).unwrap();
+    assert!(
+        table.contains("latency (batch 1, 1 thread, median of 20): fp32 "),
+        "{table}"
+    );
+    // After the split: the rest of the command line, the title, the header, the rows.
+    let header = table.lines().nth(2).unwrap();
+    assert!(
+        header.ends_with("fp32_ms  fbgemm_ms  qnnpack_ms"),
+        "{header}"
+    );
+    // Every compared layer has positive times for both engines (fp32 may be '-' for quant).
+    for line in table.lines().skip(3) {
+        let cells: Vec<&str> = line.split_whitespace().collect();
+        for ms in &cells[cells.len() - 2..] {
+            assert!(ms.parse::<f64>().unwrap() > 0.0, "{line}");
+        }
+    }
+    // The integers compared are the same with or without timing.
+    let columns = |t: &str| -> Vec<String> {
+        t.lines()
+            .skip(3)
+            .map(|l| l.split_whitespace().take(6).collect::<Vec<_>>().join(" "))
+            .collect()
+    };
+    let plain_table = plain.split("> compare engines").nth(1).unwrap();
+    assert_eq!(columns(table), columns(plain_table));
+}

@@ -3,11 +3,14 @@
 //! select a layer, switch its observer, `:save session` — with the saved file replayed
 //! headlessly to the same per-layer error table.
 
+use qlab::analysis::{LatencyReport, LayerLatency};
 use qlab::session::{Command, Output, Workbench, parse_line, replay_script};
-use qlab::tui::{App, Pane};
+use qlab::tui::{App, Pane, SpeedState};
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
-use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use ratatui::crossterm::event::{
+    KeyCode, KeyEvent, KeyModifiers, MouseButton, MouseEvent, MouseEventKind,
+};
 use ratatui::style::Color;
 use std::path::Path;
 
@@ -170,4 +173,145 @@ fn keys_land_in_the_session_and_replay_to_the_same_table() {
         let line = table.rows.iter().find(|l| l[0] == r.layer).unwrap();
         assert_eq!(line[2], format!("{:.2}", r.error.stats.sqnr_db()));
     }
+}
+
+/// A fixed latency report over the app's layers (real timings would change every run).
+fn fixed_speed(app: &App) -> LatencyReport {
+    let rows = app
+        .rows
+        .iter()
+        .enumerate()
+        .map(|(i, r)| LayerLatency {
+            layer: r.layer.clone(),
+            op: r.op,
+            fp32_ms: Some(0.01 * (i + 1) as f64),
+            ms: vec![Some(0.004 * (i + 1) as f64), Some(0.005 * (i + 1) as f64)],
+        })
+        .collect();
+    LatencyReport {
+        columns: vec!["fbgemm@avx2".into(), "qnnpack@avx2".into()],
+        rows,
+        reps: 20,
+        samples: 1,
+    }
+}
+
+#[test]
+fn engine_speed_pane_with_an_injected_result() {
+    let mut app = app();
+    press(&mut app, "jj");
+    app.speed = Some(SpeedState::Done(fixed_speed(&app)));
+    snapshot(&app, "speed");
+}
+
+#[test]
+fn engine_speed_measures_in_the_background() {
+    let mut app = app();
+    press(&mut app, "e");
+    // No tick yet: the pane shows the gauge while the worker runs.
+    let terminal = render(&app, (120, 40));
+    let screen = format!("{:?}", terminal.backend());
+    assert!(screen.contains("measuring"), "{screen}");
+    // Keys still work while it measures.
+    press(&mut app, "j");
+    assert_eq!(app.selected_row().unwrap().layer, "conv1");
+    while app.speed.as_ref().unwrap().is_running() {
+        app.tick();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let Some(SpeedState::Done(report)) = &app.speed else {
+        panic!("{:?}", app.speed);
+    };
+    assert_eq!(report.columns.len() % 2, 0, "{:?}", report.columns);
+    assert!(report.columns[0].starts_with("fbgemm"));
+    for r in &app.rows {
+        let t = report.rows.iter().find(|t| t.layer == r.layer).unwrap();
+        assert!(t.ms.iter().all(|m| m.unwrap() > 0.0), "{t:?}");
+    }
+    for t in &report.rows {
+        assert!(t.fp32_ms.is_some() || t.ms.iter().any(Option::is_some));
+        assert!(t.fp32_ms.is_none_or(|m| m > 0.0), "{t:?}");
+    }
+    let sum: f64 = report.rows.iter().filter_map(|t| t.ms[0]).sum();
+    assert!((report.total_ms(0) - sum).abs() <= 1e-12 * sum);
+    let fp32: f64 = report.rows.iter().filter_map(|t| t.fp32_ms).sum();
+    assert!((report.speedup(0) - fp32 / sum).abs() <= 1e-9 * report.speedup(0));
+    assert!(
+        app.log
+            .iter()
+            .any(|l| l.starts_with("engine speed: latency"))
+    );
+    // Closing the pane drops the result; nothing was recorded in the session.
+    press(&mut app, "e");
+    assert!(app.speed.is_none());
+    assert!(!app.wb.session_text().contains("compare"));
+}
+
+#[test]
+fn closing_the_speed_pane_cancels_the_measurement() {
+    let mut app = app();
+    press(&mut app, "ee");
+    assert!(app.speed.is_none());
+    assert!(!app.quit);
+}
+
+fn mouse(kind: MouseEventKind, column: u16, row: u16) -> MouseEvent {
+    MouseEvent {
+        kind,
+        column,
+        row,
+        modifiers: KeyModifiers::NONE,
+    }
+}
+
+#[test]
+fn clicking_a_layer_selects_it_and_the_wheel_moves_the_selection() {
+    let mut app = app();
+    app.focus = Pane::Errors;
+    render(&app, (120, 40));
+    let conv3 = app.rows.iter().position(|r| r.layer == "conv3").unwrap();
+    // Border and header above the first row.
+    let y = 2 + conv3 as u16;
+    app.mouse(mouse(MouseEventKind::Down(MouseButton::Left), 5, y));
+    assert_eq!(app.selected_row().unwrap().layer, "conv3");
+    assert_eq!(app.focus, Pane::Layers);
+    app.mouse(mouse(MouseEventKind::ScrollDown, 5, y));
+    assert_eq!(app.selected, conv3 + 1);
+    app.mouse(mouse(MouseEventKind::ScrollUp, 5, y));
+    app.mouse(mouse(MouseEventKind::ScrollUp, 5, y));
+    assert_eq!(app.selected, conv3 - 1);
+    // The header, the border and other panes select nothing.
+    for (x, y) in [(5, 1), (5, 0), (100, 30)] {
+        app.mouse(mouse(MouseEventKind::Down(MouseButton::Left), x, y));
+        assert_eq!(app.selected, conv3 - 1);
+    }
+    // Clicks produce no command.
+    assert!(!app.wb.session_text().contains("conv3"));
+}
+
+#[test]
+fn int_repr_shows_the_output_activation_of_a_sample() {
+    let mut app = app();
+    press(&mut app, "ja");
+    app.focus = Pane::IntRepr;
+    let Some(Ok(first)) = app.activation.clone() else {
+        panic!("{:?}", app.activation);
+    };
+    assert_eq!(first.shape[..2], [1, 16]);
+    assert!(first.data.iter().all(|&v| (0..=255).contains(&v)));
+    snapshot(&app, "conv1_activation");
+    // `f`: the float value (q - zp) · scale under each integer.
+    press(&mut app, "f");
+    let screen = format!("{:?}", render(&app, (120, 40)).backend());
+    let float = (first.data[0] as f64 - first.zero_point as f64) * first.scale;
+    assert!(screen.contains(&format!("{float:.4}")), "{screen}");
+    press(&mut app, "f]");
+    assert_eq!(app.sample, 1);
+    let Some(Ok(second)) = &app.activation else {
+        panic!("{:?}", app.activation);
+    };
+    assert_ne!(second.data, first.data);
+    press(&mut app, "[[a");
+    assert_eq!(app.sample, 0);
+    assert!(app.activation.is_none());
 }

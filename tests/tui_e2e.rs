@@ -1,5 +1,5 @@
 //! The real `qlab tui` in a pseudo-terminal (tmux): wait for the panes, select a layer, switch
-//! its observer, `:save session`, quit, then `qlab run` the saved file. Needs `tmux` (CI
+//! its observer, measure engine speed, `:save session`, quit, then `qlab run` the saved file. Needs `tmux` (CI
 //! installs it); without it the test says so and passes.
 
 use std::path::{Path, PathBuf};
@@ -95,6 +95,12 @@ fn tui_in_a_terminal_saves_a_session_that_qlab_run_replays() {
     tmux.wait(60, "the new observer", |t| {
         t.screen().contains("qconfig conv1 activation=minmax")
     });
+    // The engine-speed pane measures in the background; the log reports the totals.
+    tmux.keys("e");
+    tmux.wait(120, "the engine-speed totals", |t| {
+        t.screen().contains("engine speed: latency")
+    });
+    tmux.keys("e");
     tmux.keys(&format!(":save session {}", session.display()));
     assert!(
         tmux.run(&["send-keys", "-t", "qlab", "Enter"])

@@ -3,12 +3,14 @@
 //! order, so reports are byte-identical across runs.
 
 mod compare;
+mod latency;
 mod layers;
 mod metrics;
 mod sensitivity;
 mod weights;
 
 pub use compare::{LayerDiff, engine_diff};
+pub use latency::{LatencyReport, LayerLatency, Target, latency_steps, layer_latency};
 pub use layers::{ErrorMode, LayerError, layer_errors};
 pub use metrics::{ClipCount, ErrorStats};
 pub use sensitivity::{Sensitivity, sensitivity};
@@ -30,4 +32,10 @@ pub enum AnalysisError {
     /// The float or the quantized model failed on the data.
     #[error("{detail}")]
     Model { detail: String },
+    /// A timing tier cannot be forced on this host.
+    #[error(transparent)]
+    Isa(#[from] crate::isa::IsaError),
+    /// The caller asked a long measurement to stop.
+    #[error("cancelled")]
+    Cancelled,
 }

@@ -194,9 +194,16 @@ pub enum Command {
         calib: String,
         batching: Batching,
     },
-    /// `compare engines A B DATA` — the calibrated model converted for both engines, compared
-    /// node by node on the integers, with each engine's accuracy.
-    CompareEngines { a: Engine, b: Engine, data: String },
+    /// `compare engines A B DATA [timing=on]` — the calibrated model converted for both
+    /// engines, compared node by node on the integers, with each engine's accuracy; `timing`
+    /// adds per-layer latency against fp32 (off by default: timings differ run to run, and
+    /// replayed reports must not).
+    CompareEngines {
+        a: Engine,
+        b: Engine,
+        data: String,
+        timing: bool,
+    },
 }
 
 impl Command {
@@ -400,8 +407,8 @@ pub const VERBS: &[(&str, &str, &str)] = &[
     ),
     (
         "compare",
-        "compare engines fbgemm qnnpack DATA",
-        "convert the calibrated model for two engines and compare them layer by layer",
+        "compare engines fbgemm qnnpack DATA [timing=on]",
+        "convert the calibrated model for two engines and compare them layer by layer; timing=on adds per-layer latency (batch 1, one thread, median of 20) against fp32",
     ),
     ("help", "help [VERB]", "this list, or one verb's usage"),
 ];
@@ -516,8 +523,12 @@ impl fmt::Display for Command {
                 quote(data),
                 quote(calib)
             ),
-            Command::CompareEngines { a, b, data } => {
-                write!(f, "compare engines {a} {b} {}", quote(data))
+            Command::CompareEngines { a, b, data, timing } => {
+                write!(f, "compare engines {a} {b} {}", quote(data))?;
+                if *timing {
+                    write!(f, " timing=on")?;
+                }
+                Ok(())
             }
             Command::Help { verb: None } => write!(f, "help"),
             Command::Help { verb: Some(v) } => write!(f, "help {v}"),
@@ -838,12 +849,18 @@ pub fn parse_line(line: &str) -> Result<Option<Command>, SessionError> {
             }
         }
         ("compare", "engines") => {
+            let timing = match args.option("timing").as_deref() {
+                None | Some("off") => false,
+                Some("on") => true,
+                Some(other) => return Err(args.error(format!("timing '{other}' (on or off)"))),
+            };
             let [_, a, b, data] = args.exactly::<4>()?;
             let engine = |n: &str| Engine::parse(n).map_err(|e| args.error(e));
             Command::CompareEngines {
                 a: engine(&a)?,
                 b: engine(&b)?,
                 data,
+                timing,
             }
         }
         ("help", _) => Command::Help {
@@ -984,6 +1001,7 @@ mod tests {
             "errors test",
             "errors test mode=isolated",
             "compare engines fbgemm qnnpack test",
+            "compare engines fbgemm qnnpack test timing=on",
             "sensitivity test calib=calib",
             "plot histogram conv1 out=h.svg",
             "plot errors test out=e.svg mode=isolated",

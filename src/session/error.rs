@@ -42,6 +42,10 @@ pub enum SessionError {
     /// A quantized-model metric before `convert` / `quantize`.
     #[error("no quantized model yet (use: convert, quantize DATA or quantize dynamic)")]
     NotConverted,
+    /// A view of a layer that cannot be shown: no quantized per-tensor output, or a sample
+    /// past the end of the dataset.
+    #[error("{layer}: {detail}")]
+    NoView { layer: String, detail: String },
     #[error(transparent)]
     Workflow(#[from] crate::workflow::WorkflowError),
     #[error(transparent)]

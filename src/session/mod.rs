@@ -6,6 +6,7 @@
 
 pub mod cancel;
 mod command;
+mod engines;
 mod error;
 mod help;
 mod output;
@@ -16,6 +17,7 @@ pub mod view;
 mod workbench;
 
 pub use command::{CmpOp, Command, Expectation, Metric, TrainOptions, VERBS, parse_line};
+pub use engines::{LATENCY_REPS, SpeedJob, latency_summary};
 pub use error::SessionError;
 pub use output::{Output, Table};
 pub use replay::{ReplayError, replay_script};

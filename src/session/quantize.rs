@@ -9,7 +9,7 @@
 use super::command::{Batching, QConfigChoice};
 use super::workbench::RUN_BATCH;
 use super::{Output, SessionError, Table, Workbench};
-use crate::analysis::{ErrorMode, LayerError, engine_diff, layer_errors, sensitivity};
+use crate::analysis::{ErrorMode, LayerError, layer_errors, sensitivity};
 use crate::engine::{Engine, HostProfile, Numerics};
 use crate::graph::Value;
 use crate::observer::Stats;
@@ -681,53 +681,6 @@ impl Workbench {
                             format!("{:.6}", r.only_this),
                             format!("{:.6}", r.all_but_this),
                             format!("{:+.6}", r.all_but_this - all),
-                        ]
-                    })
-                    .collect(),
-            },
-        })
-    }
-
-    pub(super) fn compare_engines(
-        &self,
-        a: Engine,
-        b: Engine,
-        data: &str,
-    ) -> Result<Output, SessionError> {
-        let prepared = self.prepared.as_ref().ok_or(SessionError::NotPrepared)?;
-        let profile = self.numerics.profile;
-        let ma = workflow::convert(prepared, Numerics::new(a, profile))?;
-        let mb = workflow::convert(prepared, Numerics::new(b, profile))?;
-        let d = self.dataset(data)?;
-        let batches = d.batch_ranges(RUN_BATCH).map(|r| Value::F32(d.rows(r)));
-        let rows = engine_diff(&ma, &mb, batches)?;
-        let accuracy = |m: &QuantizedModel, e: Engine| -> Result<String, SessionError> {
-            Ok(match self.model_correct(m, data)? {
-                Some((c, n)) => format!("{e} {:.6} ({c}/{n})", c as f64 / n.max(1) as f64),
-                None => format!("{e} (no labels)"),
-            })
-        };
-        Ok(Output::Table {
-            title: format!(
-                "{a} vs {b} on {data} (same observers; profile {}); accuracy: {}, {}",
-                profile.name(),
-                accuracy(&ma, a)?,
-                accuracy(&mb, b)?
-            ),
-            table: Table {
-                headers: Table::header_row(&[
-                    "layer", "op", "outputs", "differ", "differ%", "max_lsb",
-                ]),
-                rows: rows
-                    .iter()
-                    .map(|r| {
-                        vec![
-                            r.layer.clone(),
-                            r.op.to_string(),
-                            r.count.to_string(),
-                            r.differing.to_string(),
-                            format!("{:.3}", 100.0 * r.differing as f64 / r.count.max(1) as f64),
-                            r.max_lsb.to_string(),
                         ]
                     })
                     .collect(),

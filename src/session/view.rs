@@ -1,14 +1,16 @@
 //! Read-only views of the workbench for full-screen front ends: the rows of the layer list,
 //! one observer's histogram with its quantization range, one layer's weight integers, and a
-//! layer's qconfig. They never change state, so a front end can redraw from them at will;
-//! anything that changes state still goes through `Workbench::apply` as a `Command`.
+//! layer's qconfig and one layer's quantized output activation on one input sample. They never
+//! change state, so a front end can redraw from them at will; anything that changes state
+//! still goes through `Workbench::apply` as a `Command`.
 
 use super::{SessionError, Workbench};
 use crate::analysis::{ErrorMode, LayerError};
 use crate::engine::Engine;
+use crate::graph::Value;
 use crate::observer::Stats;
 use crate::qconfig::QConfig;
-use crate::workflow::QOp;
+use crate::workflow::{QOp, QValue};
 
 /// One quantized layer: its path, quantized op, qconfig summary and error on a dataset.
 #[derive(Debug, Clone)]
@@ -54,6 +56,17 @@ pub struct WeightView {
     /// One entry, or one per output row.
     pub scales: Vec<f64>,
     pub zero_points: Vec<i32>,
+}
+
+/// A converted layer's output activation for one input sample, per-tensor quantized.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ActivationView {
+    /// Batch dimension included (always 1).
+    pub shape: Vec<usize>,
+    /// Row-major integers.
+    pub data: Vec<i32>,
+    pub scale: f64,
+    pub zero_point: i64,
 }
 
 impl Workbench {
@@ -133,6 +146,52 @@ impl Workbench {
             k: w.k,
             scales: w.scales.clone(),
             zero_points: w.zero_points.clone(),
+        })
+    }
+}
+
+impl Workbench {
+    /// The converted model's quantized output of `layer` on sample `sample` of `data` (an
+    /// error when the layer's output is float or not per-tensor).
+    pub fn activation_int_repr(
+        &self,
+        layer: &str,
+        data: &str,
+        sample: usize,
+    ) -> Result<ActivationView, SessionError> {
+        let model = self.quantized.as_ref().ok_or(SessionError::NotConverted)?;
+        let d = self.dataset(data)?;
+        let n = d.len();
+        let no_view = |detail: String| SessionError::NoView {
+            layer: layer.into(),
+            detail,
+        };
+        if sample >= n {
+            return Err(no_view(format!(
+                "no sample {sample} in {data} ({n} samples)"
+            )));
+        }
+        let mut found = None;
+        model.run(
+            vec![Value::F32(d.rows(sample..sample + 1))],
+            |node, outs| {
+                if node.name == layer {
+                    found = outs.first().cloned();
+                }
+            },
+        )?;
+        let not_quantized = || no_view("no per-tensor quantized output".into());
+        let Some(QValue::Quant(q)) = found else {
+            return Err(not_quantized());
+        };
+        let (Ok(scale), Ok(zero_point)) = (q.q_scale(), q.q_zero_point()) else {
+            return Err(not_quantized());
+        };
+        Ok(ActivationView {
+            shape: q.shape().to_vec(),
+            data: q.int_values(),
+            scale,
+            zero_point,
         })
     }
 }

@@ -58,6 +58,11 @@ impl Workbench {
         self.datasets.keys().cloned().collect()
     }
 
+    /// The number of samples in dataset `name`, if loaded.
+    pub fn dataset_len(&self, name: &str) -> Option<usize> {
+        self.datasets.get(name).map(|d| d.len())
+    }
+
     /// The commands recorded so far, in order.
     pub fn log(&self) -> &[Command] {
         &self.log
@@ -114,7 +119,9 @@ impl Workbench {
             Command::Convert => self.convert()?,
             Command::Quantize { data, batching } => self.quantize(data, *batching)?,
             Command::QuantizeDynamic { float16 } => self.quantize_dynamic(*float16)?,
-            Command::CompareEngines { a, b, data } => self.compare_engines(*a, *b, data)?,
+            Command::CompareEngines { a, b, data, timing } => {
+                self.compare_engines(*a, *b, data, *timing)?
+            }
             Command::Export { data, out, mode } => self.export(data, out, *mode)?,
             Command::Sensitivity {
                 data,

@@ -6,13 +6,18 @@
 //! from the same text, and `App::apply` runs it through `Workbench::apply`, so the command
 //! lands in the session log and `save session` captures TUI work.
 
+use super::speed::SpeedState;
 use crate::analysis::ErrorMode;
+use crate::engine::Engine;
+use crate::isa::{self, Isa};
 use crate::observer::ObserverKind;
 use crate::qconfig::QuantizerSpec;
 use crate::repl::{Names, Slot, slot};
-use crate::session::view::LayerRow;
-use crate::session::{Command, Output, Workbench, parse_line};
+use crate::session::view::{ActivationView, LayerRow};
+use crate::session::{Command, Output, Workbench, latency_summary, parse_line};
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use ratatui::layout::Rect;
+use std::cell::Cell;
 
 /// The observers the histogram pane's keys switch between, in cycle order.
 pub const OBSERVER_CYCLE: [ObserverKind; 5] = [
@@ -98,6 +103,22 @@ impl SortColumn {
     }
 }
 
+/// What the int_repr pane dumps for the selected layer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IntView {
+    Weight,
+    /// The layer's quantized output on `App::sample`.
+    Activation,
+}
+
+/// How the int_repr pane prints integers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DumpStyle {
+    pub hex: bool,
+    /// The float value `(q - zp) · scale` under each integer.
+    pub floats: bool,
+}
+
 /// The `:` command line being edited.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct CommandLine {
@@ -129,6 +150,18 @@ pub struct App {
     pub input: Option<CommandLine>,
     pub help: bool,
     pub quit: bool,
+    pub int_view: IntView,
+    /// Float values under the int_repr integers.
+    pub floats: bool,
+    /// The input sample (of `data`) whose activations the int_repr pane shows.
+    pub sample: usize,
+    /// The selected layer's activation on `sample`, computed when the pane shows activations.
+    pub activation: Option<Result<ActivationView, String>>,
+    /// The engine-speed pane, when open.
+    pub speed: Option<SpeedState>,
+    /// Where the layer list was last drawn and its first visible row (for mouse clicks).
+    pub layers_area: Cell<Rect>,
+    pub layers_offset: Cell<usize>,
 }
 
 impl App {
@@ -155,9 +188,24 @@ impl App {
             input: None,
             help: false,
             quit: false,
+            int_view: IntView::Weight,
+            floats: false,
+            sample: 0,
+            activation: None,
+            speed: None,
+            layers_area: Cell::new(Rect::default()),
+            layers_offset: Cell::new(0),
         };
         app.refresh();
         app
+    }
+
+    /// How the int_repr pane prints integers.
+    pub fn dump_style(&self) -> DumpStyle {
+        DumpStyle {
+            hex: self.hex,
+            floats: self.floats,
+        }
     }
 
     /// The selected layer's row.
@@ -234,6 +282,68 @@ impl App {
             .and_then(|l| self.rows.iter().position(|r| r.layer == l))
             .unwrap_or(0)
             .min(self.rows.len().saturating_sub(1));
+        self.update_activation();
+    }
+
+    /// Recomputes the activation dump when the int_repr pane shows activations (one forward
+    /// pass of one sample, so it runs on changes, not on every frame).
+    fn update_activation(&mut self) {
+        self.activation = match (self.int_view, self.selected_row(), &self.data) {
+            (IntView::Activation, Some(row), Some(data)) => Some(
+                self.wb
+                    .activation_int_repr(&row.layer, data, self.sample)
+                    .map_err(|e| e.to_string()),
+            ),
+            _ => None,
+        };
+    }
+
+    /// Takes in the engine-speed worker's progress; logs the totals when it finishes.
+    pub fn tick(&mut self) {
+        let Some(speed) = &mut self.speed else {
+            return;
+        };
+        let was_running = speed.is_running();
+        speed.poll();
+        let line = match &*speed {
+            SpeedState::Done(report) if was_running => {
+                format!("engine speed: {}", latency_summary(report))
+            }
+            SpeedState::Failed(e) if was_running => format!("engine speed: {e}"),
+            _ => return,
+        };
+        self.log_text(&line);
+    }
+
+    /// Opens the engine-speed pane and starts measuring on the current dataset, or closes it
+    /// (cancelling a measurement in progress). Measuring changes no results, so no command is
+    /// recorded; `compare engines A B DATA timing=on` is the REPL's equivalent.
+    fn toggle_speed(&mut self) {
+        if self.speed.take().is_some() {
+            return;
+        }
+        let Some(data) = self.data.clone() else {
+            self.log_text("engine speed: no dataset loaded");
+            return;
+        };
+        // The tier in force and the scalar reference, so the SIMD gain is visible too.
+        let tiers = match isa::selected() {
+            Isa::Scalar => Vec::new(),
+            best => vec![best, Isa::Scalar],
+        };
+        match self
+            .wb
+            .speed_job(&data, &[Engine::Fbgemm, Engine::Qnnpack], &tiers)
+        {
+            Ok(job) => {
+                self.log_text(&format!(
+                    "engine speed: measuring on the first sample of {data} \
+                     (REPL: compare engines fbgemm qnnpack {data} timing=on)"
+                ));
+                self.speed = Some(SpeedState::start(job));
+            }
+            Err(e) => self.log_text(&format!("engine speed: {e}")),
+        }
     }
 
     /// Maps a key to a view change, or to the command it stands for.
@@ -255,6 +365,18 @@ impl App {
             KeyCode::BackTab => self.focus = self.focus.step(-1),
             KeyCode::Char('s') => self.sort = self.sort.next(),
             KeyCode::Char('x') => self.hex = !self.hex,
+            KeyCode::Char('f') => self.floats = !self.floats,
+            KeyCode::Char('e') => self.toggle_speed(),
+            KeyCode::Char('a') => {
+                self.int_view = match self.int_view {
+                    IntView::Weight => IntView::Activation,
+                    IntView::Activation => IntView::Weight,
+                };
+                self.int_scroll = 0;
+                self.update_activation();
+            }
+            KeyCode::Char(']') => self.step_sample(1),
+            KeyCode::Char('[') => self.step_sample(-1),
             KeyCode::Char('o') => return self.cycle_observer(1),
             KeyCode::Char('O') => return self.cycle_observer(-1),
             KeyCode::Char(c @ '1'..='5') => {
@@ -295,11 +417,26 @@ impl App {
         }
     }
 
-    fn select(&mut self, i: usize) {
+    pub(super) fn select(&mut self, i: usize) {
         if i != self.selected {
             self.selected = i;
             self.int_scroll = 0;
+            self.update_activation();
         }
+    }
+
+    /// The next or previous input sample for the activation dump.
+    fn step_sample(&mut self, by: isize) {
+        let n = self
+            .data
+            .as_ref()
+            .and_then(|d| self.wb.dataset_len(d))
+            .unwrap_or(1);
+        self.sample = self
+            .sample
+            .saturating_add_signed(by)
+            .min(n.saturating_sub(1));
+        self.update_activation();
     }
 
     /// The next (or previous) observer in `OBSERVER_CYCLE` for the selected layer.

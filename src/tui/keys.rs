@@ -2,7 +2,7 @@
 //! `App::handle_key` implements exactly these.
 
 /// `(keys, what they do)`, in the order the help popup lists them.
-pub const BINDINGS: [(&str, &str); 14] = [
+pub const BINDINGS: [(&str, &str); 19] = [
     (
         "j / k, ↓ / ↑",
         "select a layer (or scroll the focused dump / log)",
@@ -16,10 +16,21 @@ pub const BINDINGS: [(&str, &str); 14] = [
     ),
     ("s", "sort the error table by the next column (worst first)"),
     ("x", "int_repr dump: hex / decimal"),
+    ("a", "int_repr dump: weight / output activation"),
+    ("f", "int_repr dump: float values under the integers"),
+    ("[ / ]", "previous / next input sample for the activation"),
+    (
+        "e",
+        "engine speed pane (per-layer latency vs fp32): open / close",
+    ),
     (":", "command line (any session command)"),
     ("Tab (in :)", "complete the word"),
     ("Enter / Esc", "run / close the command line"),
-    ("mouse wheel", "scroll the focused pane"),
+    ("click", "select the layer under the pointer"),
+    (
+        "mouse wheel",
+        "move the selection (or scroll the focused pane)",
+    ),
     ("?", "this help (any key closes it)"),
     ("q, :q, Ctrl-C", "quit"),
     (

@@ -7,11 +7,14 @@
 
 mod app;
 mod keys;
+mod mouse;
 mod panes;
 mod run;
+mod speed;
 mod theme;
 mod view;
 
-pub use app::{App, CommandLine, OBSERVER_CYCLE, Pane, SortColumn};
+pub use app::{App, CommandLine, IntView, OBSERVER_CYCLE, Pane, SortColumn};
 pub use keys::BINDINGS;
 pub use run::run;
+pub use speed::SpeedState;

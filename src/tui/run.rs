@@ -1,14 +1,18 @@
 //! The terminal side: raw mode and the alternate screen via `ratatui::init` (whose panic hook
-//! restores the terminal), mouse capture, and the event loop that feeds keys, the mouse wheel
-//! and resizes to the `App`.
+//! restores the terminal), mouse capture, and the event loop that feeds keys, mouse clicks and the
+//! wheel and resizes to the `App`.
 
 use super::app::App;
 use ratatui::DefaultTerminal;
 use ratatui::crossterm::event::{
-    self, DisableMouseCapture, EnableMouseCapture, Event, KeyEventKind, MouseEventKind,
+    self, DisableMouseCapture, EnableMouseCapture, Event, KeyEventKind,
 };
 use ratatui::crossterm::execute;
 use std::io;
+use std::time::Duration;
+
+/// How often the screen is redrawn while no event arrives.
+const TICK: Duration = Duration::from_millis(100);
 
 /// Runs the TUI until the user quits; the terminal is restored on return and on panic.
 pub fn run(mut app: App) -> io::Result<App> {
@@ -28,17 +32,20 @@ pub fn run(mut app: App) -> io::Result<App> {
 
 fn event_loop(terminal: &mut DefaultTerminal, app: &mut App) -> io::Result<()> {
     while !app.quit {
+        app.tick();
         terminal.draw(|frame| app.draw(frame))?;
+        // Waiting with a timeout keeps the engine-speed gauge moving between key presses.
+        if !event::poll(TICK)? {
+            continue;
+        }
         match event::read()? {
             Event::Key(key) if key.kind == KeyEventKind::Press => app.press(key),
-            Event::Mouse(m) => match m.kind {
-                MouseEventKind::ScrollDown => app.scroll(1),
-                MouseEventKind::ScrollUp => app.scroll(-1),
-                _ => {}
-            },
+            Event::Mouse(m) => app.mouse(m),
             // A resize needs nothing here: the next draw lays out for the new size.
             _ => {}
         }
     }
+    // Cancels a measurement in progress and waits for its thread.
+    app.speed = None;
     Ok(())
 }

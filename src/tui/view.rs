@@ -6,11 +6,13 @@
 //! ├ log ──────────────────────────────────────────┤    top right, errors full width)
 //! : command line / key reminder
 //! ```
+//!
+//! The engine-speed pane, while open, takes the error table's place.
 
 use super::app::{App, Pane};
 use super::panes;
 use ratatui::Frame;
-use ratatui::layout::{Constraint, Layout};
+use ratatui::layout::{Constraint, Layout, Rect};
 
 /// Below this width the histogram and the int_repr dump share the top-right area (the one
 /// focused last is shown) so the error table keeps every column.
@@ -37,18 +39,28 @@ impl App {
             } else {
                 panes::histogram::draw(self, frame, right, self.focus == Pane::Histogram);
             }
-            panes::errors::draw(self, frame, middle, self.focus == Pane::Errors);
+            self.draw_errors_or_speed(frame, middle);
         } else {
             let [errors, int_repr] =
                 Layout::horizontal([Constraint::Percentage(60), Constraint::Fill(1)]).areas(middle);
             panes::histogram::draw(self, frame, right, self.focus == Pane::Histogram);
-            panes::errors::draw(self, frame, errors, self.focus == Pane::Errors);
+            self.draw_errors_or_speed(frame, errors);
             panes::int_repr::draw(self, frame, int_repr, self.focus == Pane::IntRepr);
         }
         panes::log::draw(self, frame, log, self.focus == Pane::Log);
         panes::log::draw_line(self, frame, line);
         if self.help {
             panes::help::draw(frame);
+        }
+    }
+
+    /// The engine-speed pane takes the error table's place while it is open (`e`).
+    fn draw_errors_or_speed(&self, frame: &mut Frame, area: Rect) {
+        let focused = self.focus == Pane::Errors;
+        if self.speed.is_some() {
+            panes::speed::draw(self, frame, area, focused);
+        } else {
+            panes::errors::draw(self, frame, area, focused);
         }
     }
 }

@@ -43,4 +43,6 @@ pub fn draw(app: &App, frame: &mut Frame, area: Rect, focused: bool) {
         .block(block);
     let mut state = TableState::new().with_selected(Some(app.selected));
     frame.render_stateful_widget(table, area, &mut state);
+    app.layers_area.set(area);
+    app.layers_offset.set(state.offset());
 }

@@ -6,3 +6,4 @@ pub mod histogram;
 pub mod int_repr;
 pub mod layers;
 pub mod log;
+pub mod speed;

@@ -1,0 +1,210 @@
+//! Engine comparison (`compare engines A B DATA [timing=on]`) and per-layer latency.
+//!
+//! Latency is measured on the dataset's first sample (batch 1), on one thread, as the median of
+//! [`LATENCY_REPS`] runs. It is only added on request: timings differ from run to run, and a
+//! replayed session must print the same report every time. [`SpeedJob`] is the same
+//! measurement copied out of the workbench, so a front end can run it on another thread.
+
+use super::workbench::RUN_BATCH;
+use super::{Output, SessionError, Table, Workbench};
+use crate::analysis::{AnalysisError, LatencyReport, Target, engine_diff, layer_latency};
+use crate::engine::{Engine, HostProfile, Numerics};
+use crate::graph::{Graph, Value};
+use crate::isa::Isa;
+use crate::workflow::{self, Prepared, QuantizedModel};
+use ndarray::ArrayD;
+
+/// Timed runs per model (after one warm-up).
+pub const LATENCY_REPS: usize = 20;
+
+/// Everything a latency measurement reads, owned, so it can move to a worker thread.
+#[derive(Debug, Clone)]
+pub struct SpeedJob {
+    float: Graph,
+    prepared: Prepared,
+    profile: HostProfile,
+    /// The batch-1 input.
+    x: ArrayD<f32>,
+    engines: Vec<Engine>,
+    /// Tiers to force, one column per engine and tier; empty: the tier in force.
+    tiers: Vec<Isa>,
+}
+
+impl SpeedJob {
+    /// Runs of the whole measurement (the `total` its progress counts to).
+    pub fn steps(&self) -> usize {
+        crate::analysis::latency_steps(self.engines.len() * self.tiers.len().max(1), LATENCY_REPS)
+    }
+
+    /// Converts the calibrated model for every engine and times it at every tier against fp32.
+    /// `progress(done, total)` returning `false` cancels.
+    pub fn run(
+        &self,
+        progress: &mut (dyn FnMut(usize, usize) -> bool + Send),
+    ) -> Result<LatencyReport, SessionError> {
+        let models = self
+            .engines
+            .iter()
+            .map(|&e| workflow::convert(&self.prepared, Numerics::new(e, self.profile)))
+            .collect::<Result<Vec<_>, _>>()?;
+        let tiers: Vec<Option<Isa>> = if self.tiers.is_empty() {
+            vec![None]
+        } else {
+            self.tiers.iter().copied().map(Some).collect()
+        };
+        let targets: Vec<Target> = self
+            .engines
+            .iter()
+            .zip(&models)
+            .flat_map(|(e, model)| {
+                tiers.iter().map(move |&isa| Target {
+                    name: isa.map_or_else(|| e.to_string(), |t| format!("{e}@{t}")),
+                    model,
+                    isa,
+                })
+            })
+            .collect();
+        layer_latency(&self.float, &targets, &self.x, LATENCY_REPS, progress).map_err(cancelled)
+    }
+}
+
+impl Workbench {
+    /// A latency measurement of `engines` at each of `tiers` (empty: the tier in force) on the
+    /// first sample of `data`; needs a calibrated model.
+    pub fn speed_job(
+        &self,
+        data: &str,
+        engines: &[Engine],
+        tiers: &[Isa],
+    ) -> Result<SpeedJob, SessionError> {
+        let prepared = self.prepared.as_ref().ok_or(SessionError::NotPrepared)?;
+        let (_, float) = self.model.as_ref().ok_or(SessionError::NoModel)?;
+        Ok(SpeedJob {
+            float: float.clone(),
+            prepared: prepared.clone(),
+            profile: self.numerics.profile,
+            x: self.first_sample(data)?,
+            engines: engines.to_vec(),
+            tiers: tiers.to_vec(),
+        })
+    }
+
+    fn first_sample(&self, data: &str) -> Result<ArrayD<f32>, SessionError> {
+        let d = self.dataset(data)?;
+        if let Some(input) = self.graph().and_then(|g| g.inputs.first()) {
+            d.check_fits(input)?;
+        }
+        Ok(d.rows(0..d.len().min(1)))
+    }
+
+    pub(super) fn compare_engines(
+        &self,
+        a: Engine,
+        b: Engine,
+        data: &str,
+        timing: bool,
+    ) -> Result<Output, SessionError> {
+        let prepared = self.prepared.as_ref().ok_or(SessionError::NotPrepared)?;
+        let profile = self.numerics.profile;
+        let ma = workflow::convert(prepared, Numerics::new(a, profile))?;
+        let mb = workflow::convert(prepared, Numerics::new(b, profile))?;
+        let d = self.dataset(data)?;
+        let batches = d.batch_ranges(RUN_BATCH).map(|r| Value::F32(d.rows(r)));
+        let rows = engine_diff(&ma, &mb, batches)?;
+        let accuracy = |m: &QuantizedModel, e: Engine| -> Result<String, SessionError> {
+            Ok(match self.model_correct(m, data)? {
+                Some((c, n)) => format!("{e} {:.6} ({c}/{n})", c as f64 / n.max(1) as f64),
+                None => format!("{e} (no labels)"),
+            })
+        };
+        let mut title = format!(
+            "{a} vs {b} on {data} (same observers; profile {}); accuracy: {}, {}",
+            profile.name(),
+            accuracy(&ma, a)?,
+            accuracy(&mb, b)?
+        );
+        let mut headers =
+            Table::header_row(&["layer", "op", "outputs", "differ", "differ%", "max_lsb"]);
+        let mut table: Vec<Vec<String>> = rows
+            .iter()
+            .map(|r| {
+                vec![
+                    r.layer.clone(),
+                    r.op.to_string(),
+                    r.count.to_string(),
+                    r.differing.to_string(),
+                    format!("{:.3}", 100.0 * r.differing as f64 / r.count.max(1) as f64),
+                    r.max_lsb.to_string(),
+                ]
+            })
+            .collect();
+        if timing {
+            let report = self.time_pair(data, [(a, &ma), (b, &mb)])?;
+            title.push_str(&format!("; {}", latency_summary(&report)));
+            headers.push("fp32_ms".into());
+            headers.extend(report.columns.iter().map(|c| format!("{c}_ms")));
+            for (cells, r) in table.iter_mut().zip(&rows) {
+                let Some(t) = report.rows.iter().find(|t| t.layer == r.layer) else {
+                    continue;
+                };
+                cells.push(ms(t.fp32_ms));
+                cells.extend(t.ms.iter().map(|&m| ms(m)));
+            }
+        }
+        Ok(Output::Table {
+            title,
+            table: Table {
+                headers,
+                rows: table,
+            },
+        })
+    }
+
+    /// Per-layer latency of two converted models and fp32 at the tier in force.
+    fn time_pair(
+        &self,
+        data: &str,
+        models: [(Engine, &QuantizedModel); 2],
+    ) -> Result<LatencyReport, SessionError> {
+        let (_, float) = self.model.as_ref().ok_or(SessionError::NoModel)?;
+        let targets = models.map(|(e, model)| Target {
+            name: e.to_string(),
+            model,
+            isa: None,
+        });
+        let x = self.first_sample(data)?;
+        layer_latency(float, &targets, &x, LATENCY_REPS, &mut |_, _| {
+            super::cancel::check().is_ok()
+        })
+        .map_err(cancelled)
+    }
+}
+
+/// `latency (batch 1, 1 thread, median of N): fp32 X ms, fbgemm Y ms (S× fp32), ...`.
+pub fn latency_summary(r: &LatencyReport) -> String {
+    let columns: Vec<String> = r
+        .columns
+        .iter()
+        .enumerate()
+        .map(|(c, name)| format!("{name} {:.3} ms ({:.2}x fp32)", r.total_ms(c), r.speedup(c)))
+        .collect();
+    format!(
+        "latency (batch {}, 1 thread, median of {}): fp32 {:.3} ms, {}",
+        r.samples,
+        r.reps,
+        r.fp32_total_ms(),
+        columns.join(", ")
+    )
+}
+
+/// A cancelled measurement is the session's `Cancelled` (the workbench is unchanged).
+fn cancelled(e: AnalysisError) -> SessionError {
+    match e {
+        AnalysisError::Cancelled => SessionError::Cancelled,
+        e => e.into(),
+    }
+}
+
+fn ms(v: Option<f64>) -> String {
+    v.map_or_else(|| "-".into(), |m| format!("{m:.4}"))
+}
