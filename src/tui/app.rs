@@ -68,10 +68,12 @@ pub enum SortColumn {
     Cosine,
     RmseScale,
     Clip,
+    InputClip,
+    Saturated,
 }
 
 impl SortColumn {
-    pub const ALL: [SortColumn; 8] = [
+    pub const ALL: [SortColumn; 10] = [
         SortColumn::Layer,
         SortColumn::Sqnr,
         SortColumn::Mse,
@@ -80,6 +82,8 @@ impl SortColumn {
         SortColumn::Cosine,
         SortColumn::RmseScale,
         SortColumn::Clip,
+        SortColumn::InputClip,
+        SortColumn::Saturated,
     ];
 
     fn next(self) -> SortColumn {
@@ -99,6 +103,8 @@ impl SortColumn {
             SortColumn::Cosine => s.cosine(),
             SortColumn::RmseScale => -s.rmse_over_scale(),
             SortColumn::Clip => -r.error.clip_rate(),
+            SortColumn::InputClip => -r.error.input_clip_rate().unwrap_or(0.0),
+            SortColumn::Saturated => -(r.error.saturated_pairs as f64),
         }
     }
 }

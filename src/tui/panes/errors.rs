@@ -9,8 +9,10 @@ use ratatui::style::Style;
 use ratatui::widgets::{Cell, Paragraph, Row, Table, TableState};
 
 /// Header text per column, in `SortColumn::ALL` order.
-const HEADERS: [&str; 8] = [
-    "layer", "sqnr_db", "mse", "max_abs", "mean_err", "cosine", "rmse/s", "clip%",
+/// Short forms of `errors`' headers (`max` = max_abs, `bias` = mean_err, `in%` = in_clip%,
+/// `sat` = saturated) and two significant digits, so all ten fit a half-width pane.
+const HEADERS: [&str; 10] = [
+    "layer", "sqnr", "mse", "max", "bias", "cosine", "rmse/s", "clip%", "in%", "sat",
 ];
 
 pub fn draw(app: &App, frame: &mut Frame, area: Rect, focused: bool) {
@@ -44,23 +46,30 @@ pub fn draw(app: &App, frame: &mut Frame, area: Rect, focused: bool) {
         Row::new([
             Cell::from(r.layer.as_str()),
             Cell::from(format!("{db:.2}")).style(Style::new().fg(theme::sqnr_color(db))),
-            Cell::from(format!("{:.2e}", s.mse())),
-            Cell::from(format!("{:.2e}", s.max_abs())),
-            Cell::from(format!("{:+.2e}", s.mean_error())),
+            Cell::from(format!("{:.1e}", s.mse())),
+            Cell::from(format!("{:.1e}", s.max_abs())),
+            Cell::from(format!("{:+.1e}", s.mean_error())),
             Cell::from(format!("{:.5}", s.cosine())),
             Cell::from(format!("{:.3}", s.rmse_over_scale())),
             Cell::from(format!("{:.2}", 100.0 * r.error.clip_rate())),
+            Cell::from(match r.error.input_clip_rate() {
+                Some(rate) => format!("{:.2}", 100.0 * rate),
+                None => "-".into(),
+            }),
+            Cell::from(r.error.saturated_pairs.to_string()),
         ])
     });
     let widths = [
         Constraint::Min(6),
-        Constraint::Length(8),
-        Constraint::Length(8),
-        Constraint::Length(8),
-        Constraint::Length(9),
+        Constraint::Length(6),
+        Constraint::Length(6),
+        Constraint::Length(6),
+        Constraint::Length(7),
         Constraint::Length(7),
         Constraint::Length(6),
         Constraint::Length(5),
+        Constraint::Length(5),
+        Constraint::Length(6),
     ];
     let table = Table::new(rows, widths)
         .header(header)
