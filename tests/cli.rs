@@ -20,8 +20,14 @@ fn scratch(name: &str) -> PathBuf {
 }
 
 fn qlab(args: &[&str], stdin: Option<&str>) -> Output {
+    qlab_with(args, stdin, &[])
+}
+
+/// [`qlab`] with extra environment variables.
+fn qlab_with(args: &[&str], stdin: Option<&str>, env: &[(&str, &str)]) -> Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_qlab"))
         .args(args)
+        .envs(env.iter().copied())
         .current_dir(root())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -74,14 +80,18 @@ fn piped_session_saves_and_replays_to_identical_reports() {
         !saved.contains("weight=per_channel_minmax\n"),
         "failed lines are not recorded"
     );
-    std::fs::remove_file(&report).unwrap();
-    let out = qlab(&["run", session.to_str().unwrap()], None);
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    assert_eq!(
-        std::fs::read(&report).unwrap(),
-        first,
-        "replayed report differs"
-    );
+    // Replays on one, two and three rayon threads all write the same bytes.
+    for threads in ["1", "2", "3"] {
+        std::fs::remove_file(&report).unwrap();
+        let run = ["run", session.to_str().unwrap()];
+        let out = qlab_with(&run, None, &[("RAYON_NUM_THREADS", threads)]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        assert_eq!(
+            std::fs::read(&report).unwrap(),
+            first,
+            "replayed report differs on {threads} thread(s)"
+        );
+    }
 }
 
 #[test]
