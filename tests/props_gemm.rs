@@ -241,3 +241,35 @@ fn empty_dimensions_equal_reference() {
         }
     }
 }
+
+/// Large enough to be split into parallel tasks: every tier gives the reference's integers on a
+/// one-thread and a three-thread pool alike (the split is fixed and the sums exact).
+#[test]
+fn results_do_not_depend_on_the_thread_count() {
+    let (m, n, k) = (400, 300, 72);
+    let mut s = Stream(0x9e37_79b9_7f4a_7c15);
+    let a: Vec<u8> = (0..m * k).map(|_| s.byte(2, 0, 255)).collect();
+    let w: Vec<i8> = (0..n * k).map(|_| s.byte(2, 0x80, 0x7f) as i8).collect();
+    let zps = [3];
+    let weights = GemmWeights {
+        data: &w,
+        n,
+        k,
+        zero_points: &zps,
+        cache: None,
+    };
+    let mut want = vec![0i32; m * n];
+    reference::gemm_u8_i8_i32(m, n, k, &a, 128, &w, &zps, false, &mut want);
+    for threads in [1, 3] {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        for tier in tiers() {
+            let mut got = vec![0i32; m * n];
+            pool.install(|| gemm_on(tier, m, &a, 128, &weights, false, &mut got))
+                .unwrap();
+            assert_eq!(got, want, "{tier} on {threads} thread(s)");
+        }
+    }
+}

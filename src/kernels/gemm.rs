@@ -28,6 +28,7 @@
 
 use super::reference;
 use crate::isa::{self, Isa, IsaError};
+use rayon::prelude::*;
 use std::borrow::Cow;
 use std::fmt;
 use std::sync::OnceLock;
@@ -523,9 +524,6 @@ unsafe fn tiled<K: MicroKernel>(
     let zero_points = b.zero_points();
     debug_assert_eq!((panels.nr, panels.n, panels.k), (K::NR, n, k));
     let kp = panels.kp;
-    let mut block = vec![0u8; MC.min(m.div_ceil(K::MR) * K::MR) * kp];
-    let mut rowsum = vec![0i32; MC];
-    let mut tile = vec![0i32; K::MR * K::NR];
     // The corrections split into a per-column constant and a per-column multiple of the row sum
     // (wrapping: equal to the reference wherever its i32 sums do not overflow), laid out so the
     // per-row loop below is a plain element-wise pass the compiler vectorises.
@@ -539,16 +537,31 @@ unsafe fn tiled<K: MicroKernel>(
                 .wrapping_sub(kz.wrapping_mul(a_zp).wrapping_mul(zw[c]))
         })
         .collect();
-    let mut saturated = 0u64;
-    for m0 in (0..m).step_by(MC) {
+    // Output tiles are split into fixed tasks (a block of up to MC rows × up to TASK_PANELS
+    // panels); every output is computed by one task with exact sums, so the result is the same
+    // for any thread count and any order the tasks run in.
+    let blocks = panels.data.len() / (kp * K::NR);
+    let parallel = m * n * k >= PARALLEL_MACS && rayon::current_num_threads() > 1;
+    // On one thread a task takes all panels, so each row block is packed once.
+    let per_task = if parallel { TASK_PANELS } else { blocks.max(1) };
+    let tasks: Vec<(usize, usize)> = (0..m)
+        .step_by(MC)
+        .flat_map(|m0| (0..blocks).step_by(per_task).map(move |p0| (m0, p0)))
+        .collect();
+    let out = SharedOut(acc.as_mut_ptr());
+    let run = |(m0, p0): (usize, usize)| -> u64 {
         let mb = MC.min(m - m0);
-        block.fill(0);
+        let mut block = vec![0u8; mb.div_ceil(K::MR) * K::MR * kp];
+        let mut rowsum = vec![0i32; mb];
+        let mut tile = vec![0i32; K::MR * K::NR];
         for r in 0..mb {
             let src = &a[(m0 + r) * k..(m0 + r + 1) * k];
             block[r * kp..r * kp + k].copy_from_slice(src);
             rowsum[r] = src.iter().map(|&v| v as i32).sum();
         }
-        for (p, panel) in panels.data.chunks_exact(kp * K::NR).enumerate() {
+        let mut saturated = 0u64;
+        let task_panels = panels.data.chunks_exact(kp * K::NR).enumerate();
+        for (p, panel) in task_panels.skip(p0).take(per_task) {
             let c0 = p * K::NR;
             let cols = K::NR.min(n - c0);
             for r0 in (0..mb).step_by(K::MR) {
@@ -557,17 +570,50 @@ unsafe fn tiled<K: MicroKernel>(
                 saturated += unsafe { K::tile(rows, &block[r0 * kp..], kp, panel, &mut tile) };
                 for r in 0..rows {
                     let i = m0 + r0 + r;
-                    let rs = rowsum[r0 + r];
-                    let out = &mut acc[i * n + c0..i * n + c0 + cols];
+                    // SAFETY: row i, columns c0..c0 + cols lie inside `acc` (asserted by the
+                    // callers) and belong to this task's tile only.
+                    let dst = unsafe { out.slice(i * n + c0, cols) };
                     let raw = &tile[r * K::NR..r * K::NR + cols];
                     let cols_at = c0..c0 + cols;
                     let terms = colterm[cols_at.clone()].iter().zip(&zw[cols_at]);
-                    for ((o, &t), (&ct, &z)) in out.iter_mut().zip(raw).zip(terms) {
+                    let rs = rowsum[r0 + r];
+                    for ((o, &t), (&ct, &z)) in dst.iter_mut().zip(raw).zip(terms) {
                         *o = t.wrapping_sub(ct).wrapping_sub(z.wrapping_mul(rs));
                     }
                 }
             }
         }
+        saturated
+    };
+    if parallel && tasks.len() > 1 {
+        tasks.into_par_iter().map(run).sum()
+    } else {
+        tasks.into_iter().map(run).sum()
     }
-    saturated
+}
+
+/// Panels per parallel task: 128 output columns of the AVX-512 kernel, 32 of the 8-wide ones.
+const TASK_PANELS: usize = 4;
+
+/// Below this many multiply-adds a GEMM runs on the calling thread (spawning costs more).
+const PARALLEL_MACS: usize = 1 << 21;
+
+/// The accumulator matrix shared by the tasks of [`tiled`], each of which writes only its own
+/// tile.
+#[derive(Clone, Copy)]
+struct SharedOut(*mut i32);
+
+// SAFETY: tasks write disjoint tiles (see `tiled`), and the matrix outlives them.
+unsafe impl Send for SharedOut {}
+// SAFETY: as above.
+unsafe impl Sync for SharedOut {}
+
+impl SharedOut {
+    /// # Safety
+    /// `start..start + len` must be in bounds and written by no other task.
+    #[allow(clippy::mut_from_ref)]
+    unsafe fn slice(&self, start: usize, len: usize) -> &mut [i32] {
+        // SAFETY: forwarded from this function's contract.
+        unsafe { std::slice::from_raw_parts_mut(self.0.add(start), len) }
+    }
 }
