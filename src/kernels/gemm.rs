@@ -447,13 +447,29 @@ unsafe fn tiled_on(
         use super::x86::{avx2_gemm, avx512vnni_gemm};
         match route {
             Route::Reference => None,
-            Route::Avx2Exact => Some(unsafe { tiled_avx2::<avx2_gemm::Exact>(m, a, a_zp, b, acc) }),
-            Route::Avx2Saturating => {
-                Some(unsafe { tiled_avx2::<avx2_gemm::PairSaturating>(m, a, a_zp, b, acc) })
-            }
-            Route::Avx512Vnni => {
-                Some(unsafe { tiled_avx512::<avx512vnni_gemm::Vnni>(m, a, a_zp, b, acc) })
-            }
+            Route::Avx2Exact => Some(unsafe {
+                tiled::<avx2_gemm::Exact>(m, a, a_zp, b, acc, task_avx2::<avx2_gemm::Exact>)
+            }),
+            Route::Avx2Saturating => Some(unsafe {
+                tiled::<avx2_gemm::PairSaturating>(
+                    m,
+                    a,
+                    a_zp,
+                    b,
+                    acc,
+                    task_avx2::<avx2_gemm::PairSaturating>,
+                )
+            }),
+            Route::Avx512Vnni => Some(unsafe {
+                tiled::<avx512vnni_gemm::Vnni>(
+                    m,
+                    a,
+                    a_zp,
+                    b,
+                    acc,
+                    task_avx512::<avx512vnni_gemm::Vnni>,
+                )
+            }),
         }
     }
     #[cfg(target_arch = "aarch64")]
@@ -461,63 +477,42 @@ unsafe fn tiled_on(
         use super::aarch64::{dotprod_gemm, neon_gemm};
         match route {
             Route::Reference => None,
-            Route::NeonExact => Some(unsafe { tiled::<neon_gemm::Exact>(m, a, a_zp, b, acc) }),
-            Route::NeonSaturating => {
-                Some(unsafe { tiled::<neon_gemm::PairSaturating>(m, a, a_zp, b, acc) })
-            }
-            Route::Dotprod => Some(unsafe { tiled::<dotprod_gemm::Dotprod>(m, a, a_zp, b, acc) }),
+            Route::NeonExact => Some(unsafe {
+                tiled::<neon_gemm::Exact>(m, a, a_zp, b, acc, task::<neon_gemm::Exact>)
+            }),
+            Route::NeonSaturating => Some(unsafe {
+                tiled::<neon_gemm::PairSaturating>(
+                    m,
+                    a,
+                    a_zp,
+                    b,
+                    acc,
+                    task::<neon_gemm::PairSaturating>,
+                )
+            }),
+            Route::Dotprod => Some(unsafe {
+                tiled::<dotprod_gemm::Dotprod>(m, a, a_zp, b, acc, task::<dotprod_gemm::Dotprod>)
+            }),
         }
     }
     #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
     None
 }
 
-/// [`tiled`] compiled for AVX2: the driver's own loops (row sums, corrections) would otherwise
-/// be SSE2 code, with i32 multiplies emulated.
+/// The blocked driver shared by every SIMD kernel: output tiles are split into fixed tasks (a
+/// block of up to MC rows × some panels), each run by `run_task`; every output is computed by
+/// one task with exact sums, so the result is the same for any thread count and task order.
 ///
 /// # Safety
-/// The host must support AVX2 and `K`'s target features.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn tiled_avx2<K: MicroKernel>(
-    m: usize,
-    a: &[u8],
-    a_zp: i32,
-    b: &dyn RightOperand,
-    acc: &mut [i32],
-) -> u64 {
-    // SAFETY: forwarded from this function's contract.
-    unsafe { tiled::<K>(m, a, a_zp, b, acc) }
-}
-
-/// [`tiled`] compiled for AVX-512 (see [`tiled_avx2`]).
-///
-/// # Safety
-/// The host must support AVX-512 F/BW/VL and `K`'s target features.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma,avx512f,avx512bw,avx512vl")]
-unsafe fn tiled_avx512<K: MicroKernel>(
-    m: usize,
-    a: &[u8],
-    a_zp: i32,
-    b: &dyn RightOperand,
-    acc: &mut [i32],
-) -> u64 {
-    // SAFETY: forwarded from this function's contract.
-    unsafe { tiled::<K>(m, a, a_zp, b, acc) }
-}
-
-/// The blocked driver shared by every SIMD kernel.
-///
-/// # Safety
-/// The host must support `K`'s target features.
-#[inline(always)]
+/// `run_task` must be [`task`]`::<K>` or a target-feature build of it, and the host must
+/// support its features.
 unsafe fn tiled<K: MicroKernel>(
     m: usize,
     a: &[u8],
     a_zp: i32,
     b: &dyn RightOperand,
     acc: &mut [i32],
+    run_task: TaskFn,
 ) -> u64 {
     let (n, k) = (b.n(), b.k());
     let panels = b.panels(K::NR, K::SLOT);
@@ -526,7 +521,7 @@ unsafe fn tiled<K: MicroKernel>(
     let kp = panels.kp;
     // The corrections split into a per-column constant and a per-column multiple of the row sum
     // (wrapping: equal to the reference wherever its i32 sums do not overflow), laid out so the
-    // per-row loop below is a plain element-wise pass the compiler vectorises.
+    // per-row loop of `task` is a plain element-wise pass the compiler vectorises.
     let zw: Vec<i32> = (0..n)
         .map(|c| zero_points[if zero_points.len() == 1 { 0 } else { c }])
         .collect();
@@ -537,9 +532,6 @@ unsafe fn tiled<K: MicroKernel>(
                 .wrapping_sub(kz.wrapping_mul(a_zp).wrapping_mul(zw[c]))
         })
         .collect();
-    // Output tiles are split into fixed tasks (a block of up to MC rows × up to TASK_PANELS
-    // panels); every output is computed by one task with exact sums, so the result is the same
-    // for any thread count and any order the tasks run in.
     let blocks = panels.data.len() / (kp * K::NR);
     let parallel = m * n * k >= PARALLEL_MACS && rayon::current_num_threads() > 1;
     // On one thread a task takes all panels, so each row block is packed once.
@@ -548,48 +540,111 @@ unsafe fn tiled<K: MicroKernel>(
         .step_by(MC)
         .flat_map(|m0| (0..blocks).step_by(per_task).map(move |p0| (m0, p0)))
         .collect();
-    let out = SharedOut(acc.as_mut_ptr());
-    let run = |(m0, p0): (usize, usize)| -> u64 {
-        let mb = MC.min(m - m0);
-        let mut block = vec![0u8; mb.div_ceil(K::MR) * K::MR * kp];
-        let mut rowsum = vec![0i32; mb];
-        let mut tile = vec![0i32; K::MR * K::NR];
-        for r in 0..mb {
-            let src = &a[(m0 + r) * k..(m0 + r + 1) * k];
-            block[r * kp..r * kp + k].copy_from_slice(src);
-            rowsum[r] = src.iter().map(|&v| v as i32).sum();
-        }
-        let mut saturated = 0u64;
-        let task_panels = panels.data.chunks_exact(kp * K::NR).enumerate();
-        for (p, panel) in task_panels.skip(p0).take(per_task) {
-            let c0 = p * K::NR;
-            let cols = K::NR.min(n - c0);
-            for r0 in (0..mb).step_by(K::MR) {
-                let rows = K::MR.min(mb - r0);
-                // SAFETY: forwarded from this function's contract.
-                saturated += unsafe { K::tile(rows, &block[r0 * kp..], kp, panel, &mut tile) };
-                for r in 0..rows {
-                    let i = m0 + r0 + r;
-                    // SAFETY: row i, columns c0..c0 + cols lie inside `acc` (asserted by the
-                    // callers) and belong to this task's tile only.
-                    let dst = unsafe { out.slice(i * n + c0, cols) };
-                    let raw = &tile[r * K::NR..r * K::NR + cols];
-                    let cols_at = c0..c0 + cols;
-                    let terms = colterm[cols_at.clone()].iter().zip(&zw[cols_at]);
-                    let rs = rowsum[r0 + r];
-                    for ((o, &t), (&ct, &z)) in dst.iter_mut().zip(raw).zip(terms) {
-                        *o = t.wrapping_sub(ct).wrapping_sub(z.wrapping_mul(rs));
-                    }
+    let job = Job {
+        m,
+        n,
+        k,
+        kp,
+        per_task,
+        a,
+        panels: &panels,
+        colterm: &colterm,
+        zw: &zw,
+        out: SharedOut(acc.as_mut_ptr()),
+    };
+    // SAFETY: forwarded from this function's contract; tasks write disjoint tiles of `acc`.
+    let each = |t| unsafe { run_task(&job, t) };
+    if parallel && tasks.len() > 1 {
+        tasks.into_par_iter().map(each).sum()
+    } else {
+        tasks.into_iter().map(each).sum()
+    }
+}
+
+/// What the tasks of one tiled GEMM share.
+struct Job<'a> {
+    m: usize,
+    n: usize,
+    k: usize,
+    kp: usize,
+    /// Panels per task.
+    per_task: usize,
+    a: &'a [u8],
+    panels: &'a Panels,
+    colterm: &'a [i32],
+    zw: &'a [i32],
+    out: SharedOut,
+}
+
+/// One task of [`tiled`]: `(first row, first panel)`; returns the saturated pairs.
+type TaskFn = unsafe fn(&Job, (usize, usize)) -> u64;
+
+/// Packs the task's row block, runs `K`'s tiles over its panels and writes the corrected
+/// accumulators. A plain function (not a closure) so that it can be compiled per ISA below:
+/// closures do not inherit the target features of the function they are written in.
+///
+/// # Safety
+/// The host must support `K`'s target features; `job.out` must hold `m·n` values, and no other
+/// task may write this task's tiles.
+#[inline(always)]
+unsafe fn task<K: MicroKernel>(job: &Job, (m0, p0): (usize, usize)) -> u64 {
+    let (n, k, kp) = (job.n, job.k, job.kp);
+    let mb = MC.min(job.m - m0);
+    let mut block = vec![0u8; mb.div_ceil(K::MR) * K::MR * kp];
+    let mut rowsum = vec![0i32; mb];
+    let mut tile = vec![0i32; K::MR * K::NR];
+    for r in 0..mb {
+        let src = &job.a[(m0 + r) * k..(m0 + r + 1) * k];
+        block[r * kp..r * kp + k].copy_from_slice(src);
+        rowsum[r] = src.iter().map(|&v| v as i32).sum();
+    }
+    let mut saturated = 0u64;
+    let panels = job.panels.data.chunks_exact(kp * K::NR).enumerate();
+    for (p, panel) in panels.skip(p0).take(job.per_task) {
+        let c0 = p * K::NR;
+        let cols = K::NR.min(n - c0);
+        for r0 in (0..mb).step_by(K::MR) {
+            let rows = K::MR.min(mb - r0);
+            // SAFETY: forwarded from this function's contract.
+            saturated += unsafe { K::tile(rows, &block[r0 * kp..], kp, panel, &mut tile) };
+            for r in 0..rows {
+                let i = m0 + r0 + r;
+                // SAFETY: row i, columns c0..c0 + cols lie inside the output and belong to
+                // this task's tile only.
+                let dst = unsafe { job.out.slice(i * n + c0, cols) };
+                let raw = &tile[r * K::NR..r * K::NR + cols];
+                let cols_at = c0..c0 + cols;
+                let terms = job.colterm[cols_at.clone()].iter().zip(&job.zw[cols_at]);
+                let rs = rowsum[r0 + r];
+                for ((o, &t), (&ct, &z)) in dst.iter_mut().zip(raw).zip(terms) {
+                    *o = t.wrapping_sub(ct).wrapping_sub(z.wrapping_mul(rs));
                 }
             }
         }
-        saturated
-    };
-    if parallel && tasks.len() > 1 {
-        tasks.into_par_iter().map(run).sum()
-    } else {
-        tasks.into_iter().map(run).sum()
     }
+    saturated
+}
+
+/// [`task`] compiled for AVX2, so its own loops (row sums, corrections) are not SSE2 code.
+///
+/// # Safety
+/// As [`task`], on a host with AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn task_avx2<K: MicroKernel>(job: &Job, t: (usize, usize)) -> u64 {
+    // SAFETY: forwarded from this function's contract.
+    unsafe { task::<K>(job, t) }
+}
+
+/// [`task`] compiled for AVX-512.
+///
+/// # Safety
+/// As [`task`], on a host with AVX-512 F/BW/VL.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma,avx512f,avx512bw,avx512vl")]
+unsafe fn task_avx512<K: MicroKernel>(job: &Job, t: (usize, usize)) -> u64 {
+    // SAFETY: forwarded from this function's contract.
+    unsafe { task::<K>(job, t) }
 }
 
 /// Panels per parallel task: 128 output columns of the AVX-512 kernel, 32 of the 8-wide ones.

@@ -122,17 +122,15 @@ pub fn add(
             _ => MobileAdd::Xnnpack,
         };
         let fixed = FixedPointAdd::new(op, rule, &ao, &bo, zero_point as i32, scale, relu)?;
-        zip_map(a, b, |_, x, y| fixed.apply(x, y))
+        zip_map(a, b, &fixed)
     } else {
-        let (da, db) = (
-            SplitDequant::new(&ao, a.numel()),
-            SplitDequant::new(&bo, b.numel()),
-        );
-        let rq = Requantize::new(scale, zero_point as i32, ao.dtype);
-        let relu_floor = if relu { 0.0 } else { f32::NEG_INFINITY };
-        zip_map(a, b, |i, x, y| {
-            rq.apply((da.at(i, x) + db.at(i, y)).max(relu_floor))
-        })
+        let rule = FloatAdd {
+            a: SplitDequant::new(&ao, a.numel()),
+            b: SplitDequant::new(&bo, b.numel()),
+            out: Requantize::new(scale, zero_point as i32, ao.dtype),
+            floor: if relu { 0.0 } else { f32::NEG_INFINITY },
+        };
+        zip_map(a, b, &rule)
     };
     Ok(QTensor::from_int_repr(
         values,
@@ -141,45 +139,102 @@ pub fn add(
     )?)
 }
 
-/// `f(i, a[i], b[i])` over two same-shape 8-bit tensors in row-major order, stored in their
-/// dtype. quint8 operands are read as bytes and the loop is compiled for AVX2 + FMA when the
-/// tier in force has them, so it vectorises and `mul_add` / rounding are single instructions
-/// rather than libm calls (same IEEE operations, same results); other dtypes go through i32.
-fn zip_map(a: &QTensor, b: &QTensor, f: impl Fn(usize, i32, i32) -> i32) -> QStorage {
+/// An element rule of a binary op: one form for `cpu_kernel_vec`'s vector body (the first
+/// `body()` elements) and one for its scalar tail.
+trait PairRule {
+    fn body(&self) -> usize;
+    fn vector(&self, x: i32, y: i32) -> i32;
+    fn scalar(&self, i: usize, x: i32, y: i32) -> i32;
+}
+
+/// fbgemm's float add: split dequantize, f32 sum, ReLU floor, vector quantize.
+struct FloatAdd {
+    a: SplitDequant,
+    b: SplitDequant,
+    out: Requantize,
+    floor: f32,
+}
+
+impl PairRule for FloatAdd {
+    fn body(&self) -> usize {
+        self.a.body_len()
+    }
+    #[inline(always)]
+    fn vector(&self, x: i32, y: i32) -> i32 {
+        let v = self.a.body_at(x) + self.b.body_at(y);
+        self.out.apply(v.max(self.floor))
+    }
+    #[inline(always)]
+    fn scalar(&self, i: usize, x: i32, y: i32) -> i32 {
+        let v = self.a.at(i, x) + self.b.at(i, y);
+        self.out.apply(v.max(self.floor))
+    }
+}
+
+impl PairRule for FixedPointAdd {
+    fn body(&self) -> usize {
+        usize::MAX
+    }
+    #[inline(always)]
+    fn vector(&self, x: i32, y: i32) -> i32 {
+        self.apply(x, y)
+    }
+    #[inline(always)]
+    fn scalar(&self, _: usize, x: i32, y: i32) -> i32 {
+        self.apply(x, y)
+    }
+}
+
+/// `rule` over two same-shape 8-bit tensors in row-major order, stored in their dtype. quint8
+/// operands are read as bytes and the loops are compiled for AVX2 + FMA when the tier in force
+/// has them, so they vectorise and `mul_add` / rounding are single instructions rather than
+/// libm calls (same IEEE operations, same results); other dtypes go through i32.
+fn zip_map(a: &QTensor, b: &QTensor, rule: &impl PairRule) -> QStorage {
     if a.dtype() != QDType::QUInt8 {
         let (qa, qb) = (a.int_values(), b.int_values());
-        let values = qa
-            .iter()
-            .zip(&qb)
-            .enumerate()
-            .map(|(i, (&x, &y))| f(i, x, y));
+        let values = qa.iter().zip(&qb).enumerate().map(|(i, (&x, &y))| {
+            if i < rule.body() {
+                rule.vector(x, y)
+            } else {
+                rule.scalar(i, x, y)
+            }
+        });
         return QStorage::from_i32(a.dtype(), values);
     }
     let (qa, qb) = (u8_values(a), u8_values(b));
     let mut out = vec![0u8; qa.len()];
-    let run = |out: &mut [u8]| {
-        for (i, (o, (&x, &y))) in out.iter_mut().zip(qa.iter().zip(qb.iter())).enumerate() {
-            *o = f(i, x as i32, y as i32) as u8;
-        }
-    };
     #[cfg(target_arch = "x86_64")]
     if crate::isa::selected_is_x86_simd() {
         // SAFETY: the tier in force (hence the host) has AVX2 and FMA.
-        unsafe { with_avx2(|| run(&mut out)) };
+        unsafe { zip_bytes_avx2(&qa, &qb, rule, &mut out) };
         return QStorage::U8(out);
     }
-    run(&mut out);
+    zip_bytes(&qa, &qb, rule, &mut out);
     QStorage::U8(out)
 }
 
-/// Runs `f` inside an AVX2 + FMA function, so that it is inlined and compiled with them.
+/// The byte loops of [`zip_map`]: the vector body, then the scalar tail.
+#[inline(always)]
+fn zip_bytes(qa: &[u8], qb: &[u8], rule: &impl PairRule, out: &mut [u8]) {
+    let body = rule.body().min(out.len());
+    let (head, tail) = out.split_at_mut(body);
+    for ((o, &x), &y) in head.iter_mut().zip(qa).zip(qb) {
+        *o = rule.vector(x as i32, y as i32) as u8;
+    }
+    let rest = qa[body..].iter().zip(&qb[body..]);
+    for (i, (o, (&x, &y))) in tail.iter_mut().zip(rest).enumerate() {
+        *o = rule.scalar(body + i, x as i32, y as i32) as u8;
+    }
+}
+
+/// [`zip_bytes`] compiled for AVX2 + FMA.
 ///
 /// # Safety
 /// The host must support AVX2 and FMA.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn with_avx2(f: impl FnOnce()) {
-    f()
+unsafe fn zip_bytes_avx2(qa: &[u8], qb: &[u8], rule: &impl PairRule, out: &mut [u8]) {
+    zip_bytes(qa, qb, rule, out);
 }
 
 /// The two fixed-point adds behind PyTorch's qnnpack engine.
@@ -259,7 +314,7 @@ impl FixedPointAdd {
         })
     }
 
-    #[inline]
+    #[inline(always)]
     fn apply(&self, qa: i32, qb: i32) -> i32 {
         let acc = self
             .bias

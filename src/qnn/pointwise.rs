@@ -132,10 +132,21 @@ impl SplitDequant {
         i < self.body
     }
 
+    /// Elements in the vector body (a prefix of the chunk).
+    pub(crate) fn body_len(&self) -> usize {
+        self.body
+    }
+
+    /// The vector body's dequantization, `fma(q, s, -z·s)`.
+    #[inline(always)]
+    pub(crate) fn body_at(&self, q: i32) -> f32 {
+        (q as f32).mul_add(self.scale, self.neg_zero_scaled)
+    }
+
     #[inline]
     pub(crate) fn at(&self, i: usize, q: i32) -> f32 {
         match self.tail_scale {
-            _ if self.in_body(i) => (q as f32).mul_add(self.scale, self.neg_zero_scaled),
+            _ if self.in_body(i) => self.body_at(q),
             None => dequantize_val(q, self.zero_point, self.scale),
             Some(s) => ((q - self.zero_point) as f32 as f64 * s) as f32,
         }
