@@ -217,18 +217,14 @@ fn depthwise(g: &Geometry, x: &[f32], w: &[f32], out: &mut [f32]) {
     let s = g.stride[2];
     let pw = iw.div_ceil(s);
     let rows = id * ih;
-    let phases: Vec<f32> = if s == 1 {
-        Vec::new()
-    } else {
-        (0..s)
-            .flat_map(|r| {
-                (0..rows).flat_map(move |row| {
-                    (0..pw).map(move |j| x.get(row * iw + j * s + r).filter(|_| j * s + r < iw))
-                })
-            })
-            .map(|v| v.copied().unwrap_or(0.0))
-            .collect()
-    };
+    let mut phases = vec![0.0f32; if s == 1 { 0 } else { s * rows * pw }];
+    if s > 1 {
+        for (row, src) in x.chunks_exact(iw).take(rows).enumerate() {
+            for (col, &v) in src.iter().enumerate() {
+                phases[((col % s) * rows + row) * pw + col / s] = v;
+            }
+        }
+    }
     for a in 0..kd {
         for b in 0..kh {
             for e in 0..kw {
