@@ -11,7 +11,7 @@
 //!   VNNI, depthwise included) and everything else to fbgemm.
 //! * qnnpack: exact.
 
-use super::linear::{activation_qparams, requant_for, u8_values};
+use super::linear::{ACC, activation_qparams, requant_for, u8_values};
 use super::{PackedWeight, QnnError, RunStats};
 use crate::engine::{Engine, HostProfile, Numerics};
 use crate::isa;
@@ -237,10 +237,22 @@ impl QConv {
         x: &QTensor,
         numerics: Numerics,
     ) -> Result<ConvAccumulators, QnnError> {
+        self.accumulate_with(x, numerics, Vec::new())
+    }
+
+    /// [`QConv::accumulate`] into `values`, cleared and resized: a reused buffer spares the
+    /// page faults of a fresh multi-megabyte allocation per call.
+    fn accumulate_with(
+        &self,
+        x: &QTensor,
+        numerics: Numerics,
+        mut values: Vec<i32>,
+    ) -> Result<ConvAccumulators, QnnError> {
         let (_, zx) = activation_qparams(OP, x)?;
         let g = self.geometry(x.shape())?;
         let a = u8_values(x);
-        let mut values = vec![0i32; g.batch * g.out_channels * g.out_positions()];
+        values.clear();
+        values.resize(g.batch * g.out_channels * g.out_positions(), 0);
         let model = self.pair_model(numerics, &g);
         let zps = &self.weight.zero_points;
         let saturated = if depthwise::supports(&g) {
@@ -292,7 +304,8 @@ impl QConv {
         x: &QTensor,
         numerics: Numerics,
     ) -> Result<(QTensor, RunStats), QnnError> {
-        let acc = self.accumulate(x, numerics)?;
+        // The thread's accumulator buffer, taken (not borrowed) and put back below.
+        let acc = self.accumulate_with(x, numerics, ACC.take())?;
         let (sx, _) = activation_qparams(OP, x)?;
         let rq = requant_for(
             numerics,
@@ -314,6 +327,7 @@ impl QConv {
                 zero_point: self.out_zero_point,
             },
         )?;
+        ACC.set(acc.values);
         Ok((y, acc.stats))
     }
 }

@@ -64,7 +64,7 @@ pub(crate) fn u8_values(x: &QTensor) -> Cow<'_, [u8]> {
 thread_local! {
     /// `forward`'s accumulators, reused across calls on a thread: a fresh multi-megabyte buffer
     /// would be page-faulted in on every call.
-    static ACC: Cell<Vec<i32>> = Cell::default();
+    pub(crate) static ACC: Cell<Vec<i32>> = Cell::default();
 }
 
 pub(crate) fn activation_qparams(op: &'static str, x: &QTensor) -> Result<(f64, i32), QnnError> {
