@@ -145,7 +145,7 @@ pub fn conv_forward(
             let (n, grp) = (item / g.groups, item % g.groups);
             let xg = &xs[(n * g.c + grp * cg) * ivol..][..cg * ivol];
             if cg == 1 && og == 1 {
-                depthwise(&g, xg, &ws[grp * kvol..][..kvol], out);
+                depthwise_dispatch(&g, xg, &ws[grp * kvol..][..kvol], out);
                 return;
             }
             let col;
@@ -197,9 +197,29 @@ fn tap_major_weights(w: &[f32], cg: usize, kvol: usize) -> Vec<f32> {
         .collect()
 }
 
+/// [`depthwise`], compiled for AVX2 when the tier in force has it (wider vectors; without FMA
+/// enabled the product and the sum stay two roundings, as in the portable build).
+fn depthwise_dispatch(g: &Geometry, x: &[f32], w: &[f32], out: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if crate::isa::selected_is_x86_simd() {
+        // SAFETY: the tier in force (hence the host) has AVX2.
+        return unsafe { depthwise_avx2(g, x, w, out) };
+    }
+    depthwise(g, x, w, out)
+}
+
+/// # Safety
+/// The host must support AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn depthwise_avx2(g: &Geometry, x: &[f32], w: &[f32], out: &mut [f32]) {
+    depthwise(g, x, w, out)
+}
+
 /// One channel of a depthwise conv (one input and one output channel per group), computed
 /// directly: a GEMM with a single output row wastes most of its tile, and im2col would copy the
 /// input `kvol` times. Taps accumulate in row-major kernel order.
+#[inline(always)]
 fn depthwise(g: &Geometry, x: &[f32], w: &[f32], out: &mut [f32]) {
     let [id, ih, iw] = g.input;
     let [kd, kh, kw] = g.kernel;
@@ -219,9 +239,12 @@ fn depthwise(g: &Geometry, x: &[f32], w: &[f32], out: &mut [f32]) {
     let rows = id * ih;
     let mut phases = vec![0.0f32; if s == 1 { 0 } else { s * rows * pw }];
     if s > 1 {
-        for (row, src) in x.chunks_exact(iw).take(rows).enumerate() {
-            for (col, &v) in src.iter().enumerate() {
-                phases[((col % s) * rows + row) * pw + col / s] = v;
+        for r in 0..s {
+            let phase = &mut phases[r * rows * pw..(r + 1) * rows * pw];
+            for (dst, src) in phase.chunks_exact_mut(pw).zip(x.chunks_exact(iw)) {
+                for (d, &v) in dst.iter_mut().zip(src[r..].iter().step_by(s)) {
+                    *d = v;
+                }
             }
         }
     }
