@@ -34,6 +34,7 @@ usage:
 ";
 
 fn main() -> ExitCode {
+    keep_freed_buffers();
     let args: Vec<String> = std::env::args().skip(1).collect();
     match run(&args) {
         Ok(text) => {
@@ -44,6 +45,19 @@ fn main() -> ExitCode {
             eprintln!("qlab: {e}");
             ExitCode::from(2)
         }
+    }
+}
+
+/// Keeps freed buffers of up to 32 MiB (activations, accumulators, im2col matrices) in the heap
+/// for the next allocation: by default glibc hands every buffer above 128 KiB back to the kernel,
+/// and its next use pays a page fault per 4 KiB again (MobileNet calibration: 35.5 → 33 ms per
+/// image). 32 MiB is glibc's largest mmap threshold on 64-bit hosts.
+fn keep_freed_buffers() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets allocator tunables; no other thread exists yet.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 256 << 20);
     }
 }
 
