@@ -155,8 +155,32 @@ pub struct Report {
     pub fp32: Vec<Fp32Figure>,
     pub conv: Vec<ConvFigure>,
     pub depthwise: Vec<DepthwiseFigure>,
+    /// The AVX-512 VNNI tier's measured peak (a register-only `vpdpbusd` loop), GOPS, when the
+    /// host has the tier: the ceiling the GEMM figures are a fraction of.
+    pub peak_gops: Option<f64>,
     /// Tiers not measured, with the reason.
     pub skipped: Vec<String>,
+}
+
+/// The AVX-512 VNNI peak: best of `reps` timings of a register-only `vpdpbusd` loop, or `None`
+/// off x86 or without the tier.
+fn peak_gops(reps: usize) -> Option<f64> {
+    #[cfg(target_arch = "x86_64")]
+    if Isa::Avx512Vnni.check().is_ok() {
+        use crate::kernels::x86::avx512vnni_gemm::{PEAK_MACS_PER_ITER, peak_loop};
+        const ITERS: usize = 1 << 22;
+        let secs = (0..reps.max(3))
+            .map(|_| {
+                let t = std::time::Instant::now();
+                // SAFETY: the host has the tier (checked above).
+                black_box(unsafe { peak_loop(ITERS, black_box(0x0101_0101), black_box(1)) });
+                t.elapsed().as_secs_f64()
+            })
+            .fold(f64::MAX, f64::min);
+        return Some(2.0 * (ITERS * PEAK_MACS_PER_ITER) as f64 / secs / 1e9);
+    }
+    let _ = reps;
+    None
 }
 
 /// Median seconds of `reps` runs of `f` after one warm-up run.
@@ -322,6 +346,7 @@ pub fn run(reps: usize) -> Result<Report, IsaError> {
         fp32: Vec::new(),
         conv: Vec::new(),
         depthwise: Vec::new(),
+        peak_gops: peak_gops(reps),
         skipped: vec!["scalar: reference only, not benchmarked".into()],
     };
     // fbgemm's two host contracts, and the qnnpack engine (exact, int32-bias requant), whose
@@ -409,6 +434,21 @@ impl Report {
                 f.ratio_to_torch_fbgemm
             ));
         }
+        if let Some(peak) = self.peak_gops {
+            let largest = self.int8.iter().find(|f| {
+                f.shape.m == 1024 && f.tier == Isa::Avx512Vnni.name() && f.contract == "exact"
+            });
+            out.push_str(&format!(
+                "avx512vnni peak {peak:.1} GOPS (register-only vpdpbusd loop on this host)"
+            ));
+            if let Some(f) = largest {
+                out.push_str(&format!(
+                    "; 1024x1024x1024 exact reaches {:.1}% of peak",
+                    100.0 * f.gops / peak
+                ));
+            }
+            out.push('\n');
+        }
         out.push_str(&format!(
             "\nfp32 linear (matrixmultiply sgemm)\n{:<15} {:>9} {:>11} {:>7}\n",
             "shape", "GFLOPS", "torch fp32", "ratio"
@@ -493,6 +533,7 @@ mod tests {
                 contract: "fbgemm".into(),
                 gops: 21.5,
             }],
+            peak_gops: Some(478.0),
             skipped: vec!["avxvnni: missing".into()],
         };
         let text = report.render();
@@ -508,5 +549,10 @@ mod tests {
         assert_eq!(json["fp32"][0]["shape"]["torch_fp32_gflops"], 136.0);
         assert_eq!(json["depthwise"][0]["shape"]["stride"], 2);
         assert_eq!(json["depthwise"][0]["gops"], 21.5);
+        assert!(
+            text.contains("peak 478.0 GOPS") && text.contains("50.0% of peak"),
+            "{text}"
+        );
+        assert_eq!(json["peak_gops"], 478.0);
     }
 }

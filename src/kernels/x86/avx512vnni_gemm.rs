@@ -89,3 +89,26 @@ unsafe fn tile_r<const R: usize, const U: usize>(a: &[u8], kp: usize, b: &[i8], 
         }
     }
 }
+
+/// Multiply-adds one call of [`peak_loop`] performs per iteration: 12 accumulators × 16 lanes ×
+/// 4 byte products.
+pub const PEAK_MACS_PER_ITER: usize = 12 * 16 * 4;
+
+/// A register-only `vpdpbusd` loop — 12 independent accumulators, no loads — timing the tier's
+/// int8 peak on this host, the ceiling `qlab bench` compares its GEMM figures with. Returns a
+/// value derived from every accumulator so the loop cannot be removed.
+///
+/// # Safety
+/// The host must support AVX-512 F/BW and AVX-512 VNNI.
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+pub unsafe fn peak_loop(iters: usize, a: i32, b: i32) -> i32 {
+    let (a, b) = (_mm512_set1_epi32(a), _mm512_set1_epi32(b));
+    let mut acc = [_mm512_setzero_si512(); 12];
+    for _ in 0..iters {
+        for x in acc.iter_mut() {
+            *x = _mm512_dpbusd_epi32(*x, a, b);
+        }
+    }
+    let sum = acc[1..].iter().fold(acc[0], |s, &x| _mm512_add_epi32(s, x));
+    _mm512_reduce_add_epi32(sum)
+}
