@@ -80,13 +80,7 @@ fn time_by_op(
     model: &QuantizedModel,
     x: &ArrayD<f32>,
 ) -> Result<Vec<(String, f64)>, WorkflowError> {
-    let index: std::collections::HashMap<&str, usize> = model
-        .graph
-        .nodes
-        .iter()
-        .enumerate()
-        .map(|(i, n)| (n.name.as_str(), i))
-        .collect();
+    let index = crate::graph::index_by_name(&model.graph.nodes);
     let mut totals: std::collections::BTreeMap<String, f64> = Default::default();
     let mut last = Instant::now();
     model.run(vec![Value::F32(x.clone())], |node, _| {

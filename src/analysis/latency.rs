@@ -14,7 +14,6 @@ use crate::graph::{self, Graph, Node, Value};
 use crate::isa::{self, Isa};
 use crate::workflow::QuantizedModel;
 use ndarray::ArrayD;
-use std::collections::HashMap;
 use std::time::Instant;
 
 /// One converted model to time.
@@ -140,11 +139,7 @@ fn time_nodes(
     step: &mut dyn FnMut() -> Result<(), AnalysisError>,
     run: impl Fn(&mut dyn FnMut(&Node, &[Value])) -> Result<(), String>,
 ) -> Result<Vec<f64>, AnalysisError> {
-    let index: HashMap<&str, usize> = nodes
-        .iter()
-        .enumerate()
-        .map(|(i, n)| (n.name.as_str(), i))
-        .collect();
+    let index = crate::graph::index_by_name(nodes);
     let mut samples = vec![Vec::with_capacity(reps); nodes.len()];
     // The warm-up run packs weights and allocates; its times are dropped.
     for rep in 0..=reps {

@@ -106,13 +106,7 @@ impl Row {
 
 /// The rows of a model, in graph order: every node with a quantized output, fused groups once.
 fn rows(model: &QuantizedModel) -> Vec<Row> {
-    let index: HashMap<&str, usize> = model
-        .graph
-        .nodes
-        .iter()
-        .enumerate()
-        .map(|(i, n)| (n.name.as_str(), i))
-        .collect();
+    let index = crate::graph::index_by_name(&model.graph.nodes);
     let mut member_of: HashMap<usize, usize> = HashMap::new();
     let mut groups: HashMap<usize, Vec<usize>> = HashMap::new();
     for f in model.graph.fusions.iter().filter(|f| !f.qat) {

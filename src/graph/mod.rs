@@ -70,6 +70,15 @@ pub struct Fusion {
     pub qat: bool,
 }
 
+/// Each node's position in `nodes`, by name.
+pub fn index_by_name(nodes: &[Node]) -> std::collections::HashMap<&str, usize> {
+    nodes
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (n.name.as_str(), i))
+        .collect()
+}
+
 impl Graph {
     /// The node with this module path or derived name.
     pub fn node(&self, name: &str) -> Option<&Node> {

@@ -145,12 +145,7 @@ enum Domain {
 /// Fused (eval) groups by their first module: the members still present as nodes, in order,
 /// and whether the fused module is a Sequential of several modules.
 fn fused_groups(graph: &Graph) -> HashMap<String, (Vec<usize>, bool)> {
-    let index: HashMap<&str, usize> = graph
-        .nodes
-        .iter()
-        .enumerate()
-        .map(|(i, n)| (n.name.as_str(), i))
-        .collect();
+    let index = crate::graph::index_by_name(&graph.nodes);
     graph
         .fusions
         .iter()
