@@ -168,6 +168,9 @@ pub(crate) trait MicroKernel {
     const NR: usize;
     /// Index of this kernel's panels in [`PackCache`].
     const SLOT: usize;
+    /// [`task`] built with this kernel's target features ([`task_avx2`], [`task_avx512`], or
+    /// `task::<Self>` where the baseline has them).
+    const TASK: TaskFn;
 
     /// Raw dot products of `rows` (1..=MR) packed activation rows `a` (stride `kp`) with one
     /// panel `b` (`kp·NR` bytes) into `out[r·NR + c]`; returns the saturated pairs.
@@ -447,29 +450,13 @@ unsafe fn tiled_on(
         use super::x86::{avx2_gemm, avx512vnni_gemm};
         match route {
             Route::Reference => None,
-            Route::Avx2Exact => Some(unsafe {
-                tiled::<avx2_gemm::Exact>(m, a, a_zp, b, acc, task_avx2::<avx2_gemm::Exact>)
-            }),
-            Route::Avx2Saturating => Some(unsafe {
-                tiled::<avx2_gemm::PairSaturating>(
-                    m,
-                    a,
-                    a_zp,
-                    b,
-                    acc,
-                    task_avx2::<avx2_gemm::PairSaturating>,
-                )
-            }),
-            Route::Avx512Vnni => Some(unsafe {
-                tiled::<avx512vnni_gemm::Vnni>(
-                    m,
-                    a,
-                    a_zp,
-                    b,
-                    acc,
-                    task_avx512::<avx512vnni_gemm::Vnni>,
-                )
-            }),
+            Route::Avx2Exact => Some(unsafe { tiled::<avx2_gemm::Exact>(m, a, a_zp, b, acc) }),
+            Route::Avx2Saturating => {
+                Some(unsafe { tiled::<avx2_gemm::PairSaturating>(m, a, a_zp, b, acc) })
+            }
+            Route::Avx512Vnni => {
+                Some(unsafe { tiled::<avx512vnni_gemm::Vnni>(m, a, a_zp, b, acc) })
+            }
         }
     }
     #[cfg(target_arch = "aarch64")]
@@ -477,22 +464,11 @@ unsafe fn tiled_on(
         use super::aarch64::{dotprod_gemm, neon_gemm};
         match route {
             Route::Reference => None,
-            Route::NeonExact => Some(unsafe {
-                tiled::<neon_gemm::Exact>(m, a, a_zp, b, acc, task::<neon_gemm::Exact>)
-            }),
-            Route::NeonSaturating => Some(unsafe {
-                tiled::<neon_gemm::PairSaturating>(
-                    m,
-                    a,
-                    a_zp,
-                    b,
-                    acc,
-                    task::<neon_gemm::PairSaturating>,
-                )
-            }),
-            Route::Dotprod => Some(unsafe {
-                tiled::<dotprod_gemm::Dotprod>(m, a, a_zp, b, acc, task::<dotprod_gemm::Dotprod>)
-            }),
+            Route::NeonExact => Some(unsafe { tiled::<neon_gemm::Exact>(m, a, a_zp, b, acc) }),
+            Route::NeonSaturating => {
+                Some(unsafe { tiled::<neon_gemm::PairSaturating>(m, a, a_zp, b, acc) })
+            }
+            Route::Dotprod => Some(unsafe { tiled::<dotprod_gemm::Dotprod>(m, a, a_zp, b, acc) }),
         }
     }
     #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
@@ -500,19 +476,17 @@ unsafe fn tiled_on(
 }
 
 /// The blocked driver shared by every SIMD kernel: output tiles are split into fixed tasks (a
-/// block of up to MC rows × some panels), each run by `run_task`; every output is computed by
+/// block of up to MC rows × some panels), each run by `K::TASK`; every output is computed by
 /// one task with exact sums, so the result is the same for any thread count and task order.
 ///
 /// # Safety
-/// `run_task` must be [`task`]`::<K>` or a target-feature build of it, and the host must
-/// support its features.
+/// The host must support `K`'s target features.
 unsafe fn tiled<K: MicroKernel>(
     m: usize,
     a: &[u8],
     a_zp: i32,
     b: &dyn RightOperand,
     acc: &mut [i32],
-    run_task: TaskFn,
 ) -> u64 {
     let (n, k) = (b.n(), b.k());
     let panels = b.panels(K::NR, K::SLOT);
@@ -553,7 +527,7 @@ unsafe fn tiled<K: MicroKernel>(
         out: SharedOut(acc.as_mut_ptr()),
     };
     // SAFETY: forwarded from this function's contract; tasks write disjoint tiles of `acc`.
-    let each = |t| unsafe { run_task(&job, t) };
+    let each = |t| unsafe { (K::TASK)(&job, t) };
     if parallel && tasks.len() > 1 {
         tasks.into_par_iter().map(each).sum()
     } else {
@@ -562,7 +536,7 @@ unsafe fn tiled<K: MicroKernel>(
 }
 
 /// What the tasks of one tiled GEMM share.
-struct Job<'a> {
+pub(crate) struct Job<'a> {
     m: usize,
     n: usize,
     k: usize,
@@ -577,7 +551,7 @@ struct Job<'a> {
 }
 
 /// One task of [`tiled`]: `(first row, first panel)`; returns the saturated pairs.
-type TaskFn = unsafe fn(&Job, (usize, usize)) -> u64;
+pub(crate) type TaskFn = unsafe fn(&Job, (usize, usize)) -> u64;
 
 /// Packs the task's row block, runs `K`'s tiles over its panels and writes the corrected
 /// accumulators. A plain function (not a closure) so that it can be compiled per ISA below:
@@ -587,7 +561,7 @@ type TaskFn = unsafe fn(&Job, (usize, usize)) -> u64;
 /// The host must support `K`'s target features; `job.out` must hold `m·n` values, and no other
 /// task may write this task's tiles.
 #[inline(always)]
-unsafe fn task<K: MicroKernel>(job: &Job, (m0, p0): (usize, usize)) -> u64 {
+pub(crate) unsafe fn task<K: MicroKernel>(job: &Job, (m0, p0): (usize, usize)) -> u64 {
     let (n, k, kp) = (job.n, job.k, job.kp);
     let mb = MC.min(job.m - m0);
     let mut block = vec![0u8; mb.div_ceil(K::MR) * K::MR * kp];
@@ -631,7 +605,7 @@ unsafe fn task<K: MicroKernel>(job: &Job, (m0, p0): (usize, usize)) -> u64 {
 /// As [`task`], on a host with AVX2.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn task_avx2<K: MicroKernel>(job: &Job, t: (usize, usize)) -> u64 {
+pub(crate) unsafe fn task_avx2<K: MicroKernel>(job: &Job, t: (usize, usize)) -> u64 {
     // SAFETY: forwarded from this function's contract.
     unsafe { task::<K>(job, t) }
 }
@@ -642,7 +616,7 @@ unsafe fn task_avx2<K: MicroKernel>(job: &Job, t: (usize, usize)) -> u64 {
 /// As [`task`], on a host with AVX-512 F/BW/VL.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma,avx512f,avx512bw,avx512vl")]
-unsafe fn task_avx512<K: MicroKernel>(job: &Job, t: (usize, usize)) -> u64 {
+pub(crate) unsafe fn task_avx512<K: MicroKernel>(job: &Job, t: (usize, usize)) -> u64 {
     // SAFETY: forwarded from this function's contract.
     unsafe { task::<K>(job, t) }
 }

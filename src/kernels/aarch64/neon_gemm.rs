@@ -15,7 +15,7 @@
 //!
 //! Zero padding has zero products, so it adds nothing and never saturates.
 
-use crate::kernels::gemm::MicroKernel;
+use crate::kernels::gemm::{MicroKernel, TaskFn, task};
 use crate::kernels::tile::{check_tile, group};
 use std::arch::aarch64::*;
 
@@ -31,6 +31,7 @@ impl MicroKernel for Exact {
     const MR: usize = 4;
     const NR: usize = NR;
     const SLOT: usize = 0;
+    const TASK: TaskFn = task::<Self>;
 
     unsafe fn tile(rows: usize, a: &[u8], kp: usize, b: &[i8], out: &mut [i32]) -> u64 {
         // SAFETY: forwarded (NEON on the host).
@@ -42,6 +43,7 @@ impl MicroKernel for PairSaturating {
     const MR: usize = 4;
     const NR: usize = NR;
     const SLOT: usize = 0;
+    const TASK: TaskFn = task::<Self>;
 
     unsafe fn tile(rows: usize, a: &[u8], kp: usize, b: &[i8], out: &mut [i32]) -> u64 {
         // SAFETY: forwarded (NEON on the host).

@@ -13,7 +13,7 @@
 //!
 //! Pairs start at even k because groups start at k ≡ 0 (mod 4); zero padding never saturates.
 
-use crate::kernels::gemm::MicroKernel;
+use crate::kernels::gemm::{MicroKernel, TaskFn, task_avx2};
 use crate::kernels::tile::{check_tile, group};
 use std::arch::x86_64::*;
 
@@ -29,6 +29,7 @@ impl MicroKernel for Exact {
     const MR: usize = 4;
     const NR: usize = NR;
     const SLOT: usize = 0;
+    const TASK: TaskFn = task_avx2::<Self>;
 
     unsafe fn tile(rows: usize, a: &[u8], kp: usize, b: &[i8], out: &mut [i32]) -> u64 {
         // SAFETY: forwarded (AVX2 on the host).
@@ -40,6 +41,7 @@ impl MicroKernel for PairSaturating {
     const MR: usize = 4;
     const NR: usize = NR;
     const SLOT: usize = 0;
+    const TASK: TaskFn = task_avx2::<Self>;
 
     unsafe fn tile(rows: usize, a: &[u8], kp: usize, b: &[i8], out: &mut [i32]) -> u64 {
         // SAFETY: forwarded (AVX2 on the host).
