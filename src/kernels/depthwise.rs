@@ -30,7 +30,7 @@
 //! which contribute exactly 0: it is `Exact` here.
 
 use super::conv_ref::{ConvGeometry, PairModel, sized};
-use crate::isa::{self, Isa, IsaError};
+use crate::isa::{Isa, IsaError};
 use std::cell::Cell;
 
 /// Whether this kernel runs `g`: one input channel per group, 1 or 2 spatial dims.
@@ -38,25 +38,10 @@ pub fn supports(g: &ConvGeometry) -> bool {
     g.groups == g.in_channels && matches!(g.input.len(), 1 | 2)
 }
 
-/// [`conv_ref::conv_u8_i8_i32`] for a depthwise `g` ([`supports`]) on the tier in force
-/// ([`isa::selected`]): the same accumulators and saturated-pair count.
+/// [`conv_ref::conv_u8_i8_i32`] for a depthwise `g` ([`supports`]) on `tier`: the same
+/// accumulators and saturated-pair count; an error when the host lacks the tier.
 ///
 /// [`conv_ref::conv_u8_i8_i32`]: super::conv_ref::conv_u8_i8_i32
-pub fn conv_depthwise(
-    g: &ConvGeometry,
-    x: &[u8],
-    x_zp: i32,
-    w: &[i8],
-    w_zp: &[i32],
-    model: PairModel,
-    acc: &mut [i32],
-) -> u64 {
-    let args = Args::new(g, x, x_zp, w, w_zp, model);
-    // SAFETY: `selected` only returns tiers the host supports.
-    unsafe { run(isa::selected(), &args, acc) }
-}
-
-/// [`conv_depthwise`] on an explicit tier; an error when the host lacks it.
 #[allow(clippy::too_many_arguments)]
 pub fn conv_depthwise_on(
     tier: Isa,

@@ -256,7 +256,18 @@ impl QConv {
         let model = self.pair_model(numerics, &g);
         let zps = &self.weight.zero_points;
         let saturated = if depthwise::supports(&g) {
-            depthwise::conv_depthwise(&g, &a, zx, &self.taps_major, zps, model, &mut values)
+            let tier = isa::selected();
+            depthwise::conv_depthwise_on(
+                tier,
+                &g,
+                &a,
+                zx,
+                &self.taps_major,
+                zps,
+                model,
+                &mut values,
+            )
+            .expect("the selected tier is available")
         } else if model == PairModel::Exact && conv_nchw::preferred(&g, zps) {
             conv_nchw::conv_u8_i8_i32_exact(
                 isa::selected(),
