@@ -1,5 +1,5 @@
 //! Depthwise convolution (one input channel per group, `m` output channels per input channel,
-//! 1-D or 2-D): the accumulators and saturated-pair count of [`conv_ref::conv_u8_i8_i32`], computed
+//! 1-D or 2-D): the accumulators and saturated-pair count of [`super::conv_ref::conv_u8_i8_i32`], computed
 //! directly instead of through im2col and a GEMM.
 //!
 //! Why a kernel of its own. Through the im2col GEMM a depthwise conv is one GEMM per channel with
