@@ -1,7 +1,10 @@
-//! Colours and styles in one place, so every pane agrees on what red, yellow and focus mean.
+//! Colours, styles and pane frames in one place, so every pane agrees on what red, yellow and
+//! focus mean.
 
+use ratatui::Frame;
+use ratatui::layout::Rect;
 use ratatui::style::{Color, Modifier, Style};
-use ratatui::widgets::{Block, BorderType};
+use ratatui::widgets::{Block, BorderType, Paragraph};
 
 /// SQNR below this many dB is shown red (the layer loses most of its signal).
 pub const SQNR_BAD: f64 = 20.0;
@@ -32,6 +35,11 @@ pub fn header() -> Style {
 /// Secondary text (notes, units, hints).
 pub fn dim() -> Style {
     Style::new().fg(Color::DarkGray)
+}
+
+/// A pane with nothing to show but a dimmed explanation `text`.
+pub fn note(frame: &mut Frame, area: Rect, block: Block<'_>, text: &str) {
+    frame.render_widget(Paragraph::new(text).style(dim()).block(block), area);
 }
 
 /// A pane's frame: thick and cyan when it has the focus.

@@ -6,7 +6,7 @@ use crate::tui::theme;
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Rect};
 use ratatui::style::Style;
-use ratatui::widgets::{Cell, Paragraph, Row, Table, TableState};
+use ratatui::widgets::{Cell, Row, Table, TableState};
 
 /// Header text per column, in `SortColumn::ALL` order.
 /// Short forms of `errors`' headers (`max` = max_abs, `bias` = mean_err, `in%` = in_clip%,
@@ -22,13 +22,7 @@ pub fn draw(app: &App, frame: &mut Frame, area: Rect, focused: bool) {
     };
     let block = theme::pane(title, focused);
     if app.rows.is_empty() {
-        frame.render_widget(
-            Paragraph::new(app.rows_note.as_str())
-                .style(theme::dim())
-                .block(block),
-            area,
-        );
-        return;
+        return theme::note(frame, area, block, &app.rows_note);
     }
     let header = Row::new(SortColumn::ALL.iter().zip(HEADERS).map(|(&c, h)| {
         if c == app.sort {

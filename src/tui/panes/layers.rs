@@ -7,18 +7,12 @@ use crate::tui::theme;
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Rect};
 use ratatui::style::Style;
-use ratatui::widgets::{Cell, Paragraph, Row, Table, TableState};
+use ratatui::widgets::{Cell, Row, Table, TableState};
 
 pub fn draw(app: &App, frame: &mut Frame, area: Rect, focused: bool) {
     let block = theme::pane(" layers ".into(), focused);
     if app.rows.is_empty() {
-        frame.render_widget(
-            Paragraph::new(app.rows_note.as_str())
-                .style(theme::dim())
-                .block(block),
-            area,
-        );
-        return;
+        return theme::note(frame, area, block, &app.rows_note);
     }
     let rows = app.rows.iter().map(|r| {
         let db = r.error.stats.sqnr_db();
