@@ -50,8 +50,8 @@ fn main() -> ExitCode {
 
 /// Keeps freed buffers of up to 32 MiB (activations, accumulators, im2col matrices) in the heap
 /// for the next allocation: by default glibc hands every buffer above 128 KiB back to the kernel,
-/// and its next use pays a page fault per 4 KiB again (MobileNet calibration: 35.5 → 33 ms per
-/// image). 32 MiB is glibc's largest mmap threshold on 64-bit hosts.
+/// and its next use pays a page fault per 4 KiB again (visible in the calibration line of
+/// `qlab bench model`). 32 MiB is glibc's largest mmap threshold on 64-bit hosts.
 fn keep_freed_buffers() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallopt only sets allocator tunables; no other thread exists yet.

@@ -12,7 +12,7 @@
 //! (channels-last K order, operand signs), so the pair-saturating models stay on `conv_ref`.
 //! The K order is the weight's own `(channel, tap)` order; exact sums do not depend on it.
 
-use super::conv_ref::{ConvGeometry, odometer};
+use super::conv_ref::{ConvGeometry, odometer, sized};
 use super::gemm::{self, KMajorU8};
 use crate::isa::{Isa, IsaError};
 use std::cell::Cell;
@@ -55,16 +55,13 @@ pub fn conv_u8_i8_i32_exact(
     let plane: usize = g.input.iter().product();
     let direct = taps == 1 && g.stride.iter().all(|&s| s == 1) && g.padding.iter().all(|&p| p == 0);
     let mut cols = COLS.take();
-    if !direct && cols.len() < k * positions {
-        cols.resize(k * positions, 0);
-    }
     for n in 0..g.batch {
         for grp in 0..g.groups {
             let x_g = &x[(n * g.in_channels + grp * cg) * plane..][..cg * plane];
             let data = if direct {
                 x_g
             } else {
-                let cols = &mut cols[..k * positions];
+                let cols = sized(&mut cols, k * positions);
                 im2col_kmajor(g, x_g, x_zp as u8, cols);
                 cols
             };
