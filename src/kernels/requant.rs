@@ -161,6 +161,26 @@ impl Requant {
         self.apply_runs_portable(acc, run, channels, out);
     }
 
+    /// Requantizes `acc`, every element of which belongs to channel `c` (one channel's plane
+    /// of a conv output, computed and requantized while it is still in cache).
+    pub fn apply_channel(&self, acc: &[i32], c: usize, out: &mut [u8]) {
+        #[cfg(target_arch = "x86_64")]
+        if crate::isa::selected_is_x86_simd() {
+            // SAFETY: as in `apply_runs`.
+            return unsafe { super::x86::avx2_requant::apply_channel(self, acc, c, out) };
+        }
+        self.apply_channel_portable(acc, c, out);
+    }
+
+    /// The loop behind [`Requant::apply_channel`].
+    #[inline(always)]
+    pub(crate) fn apply_channel_portable(&self, acc: &[i32], c: usize, out: &mut [u8]) {
+        match self {
+            Requant::Fbgemm(r) => acc.iter().zip(out).for_each(|(&v, y)| *y = r.apply(v, c)),
+            Requant::Qnnpack(r) => acc.iter().zip(out).for_each(|(&v, y)| *y = r.apply(v, c)),
+        }
+    }
+
     /// The loop behind [`Requant::apply_runs`], one engine match per call.
     #[inline(always)]
     pub(crate) fn apply_runs_portable(
@@ -208,7 +228,7 @@ impl Requant {
 mod tests {
     use super::*;
 
-    /// The run epilogue (the AVX2 build on x86 hosts) returns the element rule's bytes, ties
+    /// The run and channel epilogues (AVX2 builds on x86 hosts) return the element rule's bytes, ties
     /// and clamps included, for both engines, per-tensor and per-channel, with and without ReLU.
     #[test]
     fn rows_equal_element_rule() {
@@ -242,6 +262,12 @@ mod tests {
                             .map(|(i, &v)| rq.apply(v, (i / run) % n))
                             .collect();
                         assert_eq!(got, want, "{rq:?} run {run}");
+                    }
+                    for c in 0..n {
+                        let mut got = vec![0u8; acc.len()];
+                        rq.apply_channel(acc, c, &mut got);
+                        let want: Vec<u8> = acc.iter().map(|&v| rq.apply(v, c)).collect();
+                        assert_eq!(got, want, "{rq:?} channel {c}");
                     }
                 }
             }
