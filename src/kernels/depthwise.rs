@@ -6,25 +6,35 @@
 //! N = m and K = taps: the transposes, the im2col copy and the tiny tiles cost far more than the
 //! few multiply-adds per output (MobileNet v2 spent most of its int8 time there).
 //!
-//! Design. Per (image, input channel) the plane is copied once into a scratch buffer padded with
-//! the raw zero-point byte (what the reference's im2col writes for padded taps) and split into `s`
-//! column phases for a column stride `s`: phase `r` holds padded columns `r, r+s, r+2s, …`, so the
-//! tap at column offset `kx·d` reads phase `(kx·d) mod s` from index `ox + (kx·d) div s`:
-//! contiguous bytes along the output row for every tap, stride and dilation. Rows are not split (a
-//! row stride only scales the row index). Each output row is computed in chunks of `L` outputs
-//! held in `[i32; L]` arrays, walking the taps in row-major order two at a time, so the compiler
-//! keeps a chunk in vector registers over all taps. The two raw u8×s8 products fit i16; their sum
-//! is the reference's pair (saturated to i16 and counted when that changes it under `Im2colPairs`,
-//! kept whole under `Exact`), and an odd last tap is alone. The zero-point corrections are the
-//! reference's, from the channel's weight sum and, when the weight zero point is not 0, the
-//! window's byte sum (padded bytes included, as in the reference). Phase rows carry enough trailing
-//! zero-point bytes that the last chunk of a row reads in bounds; its lanes past the row end are
-//! dropped from the outputs and from the saturation count.
+//! Design. Per (image, input channel) the plane is copied once into scratch phase planes padded
+//! with the raw zero-point byte (what the reference's im2col writes for padded taps): for strides
+//! `(s_r, s_c)` there are `s_r·s_c` planes, plane `(r, c)` holding padded rows `r, r+s_r, …` and
+//! columns `c, c+s_c, …`. Tap `(ky, kx)` of output `(oy, ox)` then reads plane
+//! `((ky·d_r) mod s_r, (kx·d_c) mod s_c)` at row `oy + (ky·d_r) div s_r`, column
+//! `ox + (kx·d_c) div s_c`. With phase rows `width = out_cols + reach` bytes wide, that is flat
+//! index `oy·width + ox` plus a per-tap offset: every tap reads contiguous bytes along the flat
+//! positions of the whole plane, for every stride and dilation. So a channel is computed over its
+//! flat positions in chunks of `L`, rows run together (a 7×7 plane fills 64-lane chunks instead
+//! of one short chunk per row); the `reach` positions past each row's end read the next row and
+//! are dropped when the rows are compacted, from the outputs and from the saturation count. The
+//! padding bytes of the planes are the same for every channel, so they are written once per call.
 //!
-//! Tiers. The body is `#[inline(always)]` and generic over `L`; it is compiled plain for the scalar
-//! tier (L = 8, whatever vectors the target's baseline has), under `avx2` for the AVX2 and AVX-VNNI
-//! tiers (L = 16) and under `avx512f,avx512bw` for AVX-512 VNNI (L = 32). On aarch64 NEON is
-//! baseline, so the NEON and dotprod tiers run the plain body with L = 16.
+//! Sums. The taps are walked in row-major order two at a time. The two raw u8×s8 products fit
+//! i16; their sum is the reference's pair (saturated to i16 and counted when that changes it
+//! under `Im2colPairs`, kept whole under `Exact`), and an odd last tap is alone. The zero-point
+//! corrections are the reference's, from the channel's weight sum and, when the weight zero point
+//! is not 0, the window's byte sum (padded bytes included, as in the reference).
+//!
+//! Tiers. The portable body is `#[inline(always)]` and generic over `L`, holding a chunk in
+//! `[i32; L]` arrays the compiler keeps in vector registers; it is compiled plain for the scalar
+//! tier (L = 8, whatever vectors the target's baseline has), under `avx2` for the AVX2 and
+//! AVX-VNNI tiers (L = 16) and on aarch64 for NEON and dotprod (L = 16, NEON is baseline). The
+//! AVX-512 VNNI tier runs 64-lane chunks through hand-written kernels
+//! ([`super::x86::avx512_depthwise`]) for channels whose weight zero point is 0, the portable
+//! body (L = 64) otherwise.
+//!
+//! Each finished output plane goes to a sink ([`conv_depthwise_with`]): `QConv::forward`
+//! requantizes it while it is still in cache instead of in a pass over all accumulators.
 //!
 //! `TapChannelPairs` with one channel per group has no pair to saturate and only skips padded taps,
 //! which contribute exactly 0: it is `Exact` here.
@@ -53,76 +63,113 @@ pub fn conv_depthwise_on(
     model: PairModel,
     acc: &mut [i32],
 ) -> Result<u64, IsaError> {
+    let positions = g.out_positions();
+    assert!(acc.len() >= g.batch * g.out_channels * positions);
+    let op = Operands {
+        g,
+        x,
+        x_zp,
+        w,
+        w_zp,
+        model,
+    };
+    conv_depthwise_with(tier, &op, &mut |nc, plane| {
+        acc[nc * positions..][..positions].copy_from_slice(plane)
+    })
+}
+
+/// Receives each output plane's accumulators as it is finished, with its index
+/// `n·out_channels + o`: a caller can requantize it while it is still in cache.
+pub type Sink<'s> = &'s mut dyn FnMut(usize, &[i32]);
+
+/// The operands of [`conv_depthwise_on`].
+pub struct Operands<'a> {
+    pub g: &'a ConvGeometry,
+    pub x: &'a [u8],
+    pub x_zp: i32,
+    pub w: &'a [i8],
+    pub w_zp: &'a [i32],
+    pub model: PairModel,
+}
+
+/// [`conv_depthwise_on`] handing each output plane to `sink` instead of writing them all.
+pub fn conv_depthwise_with(tier: Isa, op: &Operands, sink: Sink) -> Result<u64, IsaError> {
     tier.check()?;
-    let args = Args::new(g, x, x_zp, w, w_zp, model);
+    op.check();
     // SAFETY: `check` just confirmed the host supports `tier`.
-    Ok(unsafe { run(tier, &args, acc) })
+    Ok(unsafe { run(tier, op, sink) })
 }
 
-/// The operands of one call, validated.
-struct Args<'a> {
-    g: &'a ConvGeometry,
-    x: &'a [u8],
-    x_zp: i32,
-    w: &'a [i8],
-    w_zp: &'a [i32],
-    saturate: bool,
-}
-
-impl<'a> Args<'a> {
-    fn new(
-        g: &'a ConvGeometry,
-        x: &'a [u8],
-        x_zp: i32,
-        w: &'a [i8],
-        w_zp: &'a [i32],
-        model: PairModel,
-    ) -> Args<'a> {
+impl Operands<'_> {
+    /// Panics unless the operands fit the geometry, which must be a supported one.
+    fn check(&self) {
+        let g = self.g;
         assert!(supports(g), "not a 1-D or 2-D depthwise conv: {g:?}");
         assert!(g.out_channels.is_multiple_of(g.in_channels));
         let in_positions: usize = g.input.iter().product();
-        assert!(x.len() >= g.batch * g.in_channels * in_positions);
-        assert!(w.len() >= g.out_channels * g.taps());
-        assert!(w_zp.len() == 1 || w_zp.len() == g.out_channels);
-        Args {
-            g,
-            x,
-            x_zp,
-            w,
-            w_zp,
-            saturate: model == PairModel::Im2colPairs,
-        }
+        assert!(self.x.len() >= g.batch * g.in_channels * in_positions);
+        assert!(self.w.len() >= g.out_channels * g.taps());
+        assert!(self.w_zp.len() == 1 || self.w_zp.len() == g.out_channels);
     }
 }
 
 /// # Safety
 /// The host must support `tier`.
-unsafe fn run(tier: Isa, args: &Args, acc: &mut [i32]) -> u64 {
+unsafe fn run(tier: Isa, args: &Operands, sink: Sink) -> u64 {
     #[cfg(target_arch = "x86_64")]
     match tier {
         // SAFETY (both): forwarded from this function's contract.
-        Isa::Avx2 | Isa::AvxVnni => return unsafe { avx2(args, acc) },
-        Isa::Avx512Vnni => return unsafe { avx512(args, acc) },
+        Isa::Avx2 | Isa::AvxVnni => return unsafe { avx2(args, sink) },
+        Isa::Avx512Vnni => return unsafe { avx512(args, sink) },
         _ => {}
     }
     #[cfg(target_arch = "aarch64")]
     if matches!(tier, Isa::Neon | Isa::Dotprod) {
-        return drive::<16>(args, acc);
+        return drive::<16>(args, sink, portable);
     }
     let _ = tier;
-    drive::<8>(args, acc)
+    drive::<8>(args, sink, portable)
+}
+
+/// The hand-written kernel of a tier for one channel, if it takes the channel: writes the
+/// channel's flat accumulators (and saturation counts) and returns whether any pair saturated,
+/// or returns `None` to leave the channel to the portable body.
+type Fast = fn(&Channel, bool, &mut [i32], &mut [i32]) -> Option<bool>;
+
+fn portable(_: &Channel, _: bool, _: &mut [i32], _: &mut [i32]) -> Option<bool> {
+    None
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-fn avx2(args: &Args, acc: &mut [i32]) -> u64 {
-    drive::<16>(args, acc)
+fn avx2(args: &Operands, sink: Sink) -> u64 {
+    drive::<16>(args, sink, portable)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512bw")]
-fn avx512(args: &Args, acc: &mut [i32]) -> u64 {
-    drive::<32>(args, acc)
+fn avx512(args: &Operands, sink: Sink) -> u64 {
+    drive::<64>(args, sink, |ch, saturate, flat, sat| {
+        use super::x86::avx512_depthwise::{Chunks, exact, saturating};
+        if ch.zw != 0 {
+            return None;
+        }
+        let chunks = Chunks {
+            planes: ch.planes,
+            taps: &ch.plan.taps,
+            w: ch.w,
+            konst: ch.konst,
+        };
+        // SAFETY: this tier runs only where the host has AVX-512 F/BW and VNNI.
+        Some(unsafe {
+            if saturate {
+                saturating(&chunks, flat, sat)
+            } else {
+                exact(&chunks, flat);
+                false
+            }
+        })
+    })
 }
 
 /// One spatial dim of the conv.
@@ -136,16 +183,35 @@ struct Axis {
     output: usize,
 }
 
-/// Where every tap of a chunk reads in the phase planes of one input channel.
+impl Axis {
+    /// How far (in phase columns or rows) the last tap reads past the first.
+    fn reach(&self) -> usize {
+        (self.kernel - 1) * self.dilation / self.stride
+    }
+
+    /// Phase index `(k·d) mod s` and shift `(k·d) div s` of tap `k`.
+    fn tap(&self, k: usize) -> (usize, usize) {
+        let at = k * self.dilation;
+        (at % self.stride, at / self.stride)
+    }
+}
+
+/// Where every tap reads in the phase planes of one input channel, and how output positions
+/// map onto them.
 struct Plan {
     rows: Axis,
     cols: Axis,
-    /// Bytes per phase row: the output chunks rounded up to `L` plus the widest tap shift.
+    /// Bytes per phase row, `cols.output + cols.reach()`: a whole output row and its taps.
     width: usize,
-    /// Rows per phase plane: the padded input height.
+    /// Rows per phase plane, `rows.output + rows.reach()`.
     height: usize,
     /// Per tap (row-major), the offset of the byte it reads for output (0, 0).
     taps: Vec<usize>,
+    /// Per column phase, `(j0, c0, n)`: its real bytes are `n` phase columns from `j0`,
+    /// gathered from input column `c0` on.
+    col_runs: Vec<(usize, usize, usize)>,
+    /// Positions computed per channel: `rows.output · width` rounded up to whole chunks.
+    flat: usize,
 }
 
 impl Plan {
@@ -173,14 +239,26 @@ impl Plan {
             ),
             _ => (axis(0), axis(1)),
         };
-        let shift = |kx: usize| kx * cols.dilation / cols.stride;
-        let width = cols.output.div_ceil(lanes) * lanes + shift(cols.kernel - 1);
-        let height = rows.input + 2 * rows.padding;
+        let width = cols.output + cols.reach();
+        let height = rows.output + rows.reach();
         let taps = (0..rows.kernel)
             .flat_map(|ky| (0..cols.kernel).map(move |kx| (ky, kx)))
             .map(|(ky, kx)| {
-                let phase = kx * cols.dilation % cols.stride;
-                (phase * height + ky * rows.dilation) * width + shift(kx)
+                let ((pr, sy), (pc, sx)) = (rows.tap(ky), cols.tap(kx));
+                (pr * cols.stride + pc) * height * width + sy * width + sx
+            })
+            .collect();
+        let (s, p, w) = (cols.stride, cols.padding, cols.input);
+        let col_runs = (0..s)
+            .map(|pc| {
+                // Phase column j is padded column j·s + pc, i.e. input column j·s + pc − p: the
+                // first real one is j0.
+                let j0 = p.saturating_sub(pc).div_ceil(s);
+                let col0 = j0 * s + pc - p;
+                if j0 >= width || col0 >= w {
+                    return (0, 0, 0);
+                }
+                (j0, col0, (width - j0).min((w - col0).div_ceil(s)))
             })
             .collect();
         Plan {
@@ -189,30 +267,39 @@ impl Plan {
             width,
             height,
             taps,
+            col_runs,
+            flat: (rows.output * width).div_ceil(lanes) * lanes,
         }
     }
 
+    /// The phase planes' bytes, with the slack the last chunk reads past the last plane.
     fn plane_bytes(&self) -> usize {
-        self.cols.stride * self.height * self.width
+        let phases = self.rows.stride * self.cols.stride;
+        phases * self.height * self.width + self.flat - self.rows.output * self.width
+            + self.cols.reach()
     }
 
-    /// Writes the phase planes of one input channel `x` (`[rows.input, cols.input]`).
+    /// Writes the phase planes of one input channel `x` (`[rows.input, cols.input]`): plane
+    /// `(r, c)` holds padded row `i·s_r + r`, column `j·s_c + c` at `(i, j)`. The bytes it
+    /// leaves alone are the padding, the same for every channel: `planes` is filled with the
+    /// padding byte once per call, not per channel.
     #[inline(always)]
-    fn fill(&self, x: &[u8], pad: u8, planes: &mut [u8]) {
-        planes.fill(pad);
-        let (s, p, w) = (self.cols.stride, self.cols.padding, self.cols.input);
-        for phase in 0..s {
-            // Phase column j is padded column j·s + phase, i.e. input column j·s + phase − p: the
-            // first real one is j0. The same for every row, so no division runs per row.
-            let j0 = p.saturating_sub(phase).div_ceil(s);
-            let col0 = j0 * s + phase - p;
-            if j0 >= self.width || col0 >= w {
-                continue;
+    fn fill(&self, x: &[u8], planes: &mut [u8]) {
+        let (rows, s) = (&self.rows, self.cols.stride);
+        // Input row y is padded row y + p: phase (y + p) mod s_r, row (y + p) div s_r, stepped
+        // rather than divided per row.
+        let (mut pr, mut i) = (rows.padding % rows.stride, rows.padding / rows.stride);
+        for src in x.chunks_exact(self.cols.input) {
+            if i >= self.height {
+                break;
             }
-            let n = (self.width - j0).min((w - col0).div_ceil(s));
-            for (y, src) in x.chunks_exact(w).enumerate() {
-                let row = (phase * self.height + y + self.rows.padding) * self.width + j0;
+            for (pc, &(j0, col0, n)) in self.col_runs.iter().enumerate() {
+                let row = ((pr * s + pc) * self.height + i) * self.width + j0;
                 gather(&mut planes[row..row + n], &src[col0..], s);
+            }
+            pr += 1;
+            if pr == rows.stride {
+                (pr, i) = (0, i + 1);
             }
         }
     }
@@ -221,84 +308,92 @@ impl Plan {
 /// `dst[j] = src[j·s]` for every `j` of `dst`.
 #[inline(always)]
 fn gather(dst: &mut [u8], src: &[u8], s: usize) {
-    // A constant stride lets the compiler unroll whole blocks into plain byte moves: with a
-    // strided iterator, MobileNet's stride-2 convs spent more time gathering than in their taps.
-    // (The blocks are still scalar loads; an even/odd deinterleave of both phases would not be.)
-    let done = match s {
-        1 => {
-            dst.copy_from_slice(&src[..dst.len()]);
-            dst.len()
+    // A constant stride lets the compiler vectorise the gather as loads and byte shuffles: with
+    // a strided iterator, MobileNet's stride-2 convs spent more time gathering than in their taps.
+    match s {
+        1 => dst.copy_from_slice(&src[..dst.len()]),
+        2 => strided::<2>(dst, src),
+        3 => strided::<3>(dst, src),
+        _ => {
+            for (d, &v) in dst.iter_mut().zip(src.iter().step_by(s)) {
+                *d = v;
+            }
         }
-        2 => gather_blocks::<2>(dst, src),
-        3 => gather_blocks::<3>(dst, src),
-        _ => 0,
-    };
-    for (d, &v) in dst[done..]
-        .iter_mut()
-        .zip(src[done * s..].iter().step_by(s))
-    {
-        *d = v;
     }
 }
 
-/// [`gather`] over whole blocks of 16 outputs with stride `S`; returns how many it wrote.
+/// [`gather`] with the stride `S` known at compile time.
 #[inline(always)]
-fn gather_blocks<const S: usize>(dst: &mut [u8], src: &[u8]) -> usize {
-    const B: usize = 16;
-    let mut done = 0;
-    for (d, c) in dst.chunks_exact_mut(B).zip(src.chunks_exact(B * S)) {
-        for (i, v) in d.iter_mut().enumerate() {
-            *v = c[i * S];
-        }
-        done += B;
+fn strided<const S: usize>(dst: &mut [u8], src: &[u8]) {
+    let whole = dst.len().min(src.len() / S);
+    for (d, c) in dst[..whole].iter_mut().zip(src.chunks_exact(S)) {
+        *d = c[0];
     }
-    done
+    // The last byte may have fewer than S − 1 bytes after it.
+    if let (Some(d), Some(&v)) = (dst.get_mut(whole), src.get(whole * S)) {
+        *d = v;
+    }
 }
 
 thread_local! {
     /// Per-thread phase planes, reused across calls (see `conv_ref`'s scratch).
     static PLANES: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
+    /// Per-thread flat accumulators, saturation counts and dense plane of one channel.
+    static FLAT: Cell<Vec<i32>> = const { Cell::new(Vec::new()) };
 }
 
-/// The whole conv, `L` outputs per chunk.
+/// The whole conv, `L` outputs per chunk; hands each channel's dense plane to `sink`.
 #[inline(always)]
-fn drive<const L: usize>(a: &Args, acc: &mut [i32]) -> u64 {
+fn drive<const L: usize>(a: &Operands, sink: Sink, fast: Fast) -> u64 {
     let g = a.g;
     let plan = Plan::new(g, L);
-    let (taps, positions) = (plan.taps.len(), g.out_positions());
+    let taps = plan.taps.len();
     let m = g.out_channels / g.in_channels;
     let in_plane = plan.rows.input * plan.cols.input;
-    assert!(acc.len() >= g.batch * g.out_channels * positions);
-    let mut scratch = PLANES.take();
-    let planes = sized(&mut scratch, plan.plane_bytes());
+    let (oh, ow, width) = (plan.rows.output, plan.cols.output, plan.width);
+    let (mut plane_buf, mut flat_buf) = (PLANES.take(), FLAT.take());
+    let planes = sized(&mut plane_buf, plan.plane_bytes());
+    planes.fill(a.x_zp as u8);
+    let (flat, rest) = sized(&mut flat_buf, 2 * plan.flat + oh * ow).split_at_mut(plan.flat);
+    let (sat, dense) = rest.split_at_mut(plan.flat);
+    let saturate = a.model == PairModel::Im2colPairs;
     let mut saturated = 0u64;
     for n in 0..g.batch {
         for c in 0..g.in_channels {
             let x = &a.x[(n * g.in_channels + c) * in_plane..][..in_plane];
-            plan.fill(x, a.x_zp as u8, planes);
+            plan.fill(x, planes);
             for o in c * m..(c + 1) * m {
                 let w = &a.w[o * taps..][..taps];
                 let zw = a.w_zp[if a.w_zp.len() == 1 { 0 } else { o }];
                 let wsum: i32 = w.iter().map(|&v| v as i32).sum();
-                let konst = taps as i32 * a.x_zp * zw - a.x_zp * wsum;
-                let out = &mut acc[(n * g.out_channels + o) * positions..][..positions];
                 let ch = Channel {
                     plan: &plan,
                     planes,
                     w,
                     zw,
-                    konst,
+                    konst: taps as i32 * a.x_zp * zw - a.x_zp * wsum,
                 };
-                saturated += match (a.saturate, zw != 0) {
-                    (false, false) => ch.run::<L, false, false>(out),
-                    (false, true) => ch.run::<L, false, true>(out),
-                    (true, false) => ch.run::<L, true, false>(out),
-                    (true, true) => ch.run::<L, true, true>(out),
-                };
+                let any =
+                    fast(&ch, saturate, flat, sat).unwrap_or_else(|| match (saturate, zw != 0) {
+                        (false, false) => ch.run::<L, false, false>(flat, sat),
+                        (false, true) => ch.run::<L, false, true>(flat, sat),
+                        (true, false) => ch.run::<L, true, false>(flat, sat),
+                        (true, true) => ch.run::<L, true, true>(flat, sat),
+                    });
+                // Drop the columns past each output row (they read the next row's bytes).
+                for (oy, d) in dense.chunks_exact_mut(ow).enumerate() {
+                    d.copy_from_slice(&flat[oy * width..][..ow]);
+                    if any {
+                        let s: i32 = sat[oy * width..][..ow].iter().sum();
+                        saturated += s as u64;
+                    }
+                }
+                sink(n * g.out_channels + o, dense);
             }
         }
     }
-    PLANES.set(scratch);
+    PLANES.set(plane_buf);
+    FLAT.set(flat_buf);
     saturated
 }
 
@@ -355,9 +450,15 @@ impl<const L: usize> Lanes<L> {
 }
 
 impl Channel<'_> {
-    /// Writes `out` (`[rows.output, cols.output]`); returns the saturated pairs.
+    /// Writes the channel's accumulators at every flat position `oy·width + ox` into `flat`
+    /// and, when saturating, each position's saturated pairs into `sat`; returns whether any
+    /// pair saturated.
     #[inline(always)]
-    fn run<const L: usize, const SAT: bool, const XSUM: bool>(&self, out: &mut [i32]) -> u64 {
+    fn run<const L: usize, const SAT: bool, const XSUM: bool>(
+        &self,
+        flat: &mut [i32],
+        sat: &mut [i32],
+    ) -> bool {
         let p = self.plan;
         let load = |at: usize| -> &[u8; L] {
             self.planes[at..at + L]
@@ -367,34 +468,33 @@ impl Channel<'_> {
         let pairs = p.taps.chunks_exact(2).zip(self.w.chunks_exact(2));
         let lone = p.taps.chunks_exact(2).remainder().first();
         let lone_w = self.w.chunks_exact(2).remainder().first();
-        let mut saturated = 0u64;
-        for (oy, out_row) in out.chunks_exact_mut(p.cols.output).enumerate() {
-            let row = oy * p.rows.stride * p.width;
-            for (i, out) in out_row.chunks_mut(L).enumerate() {
-                let base = row + i * L;
-                let mut s = Lanes {
-                    raw: [0; L],
-                    xsum: [0; L],
-                    sat: [0; L],
-                };
-                for (t, w) in pairs.clone() {
-                    s.add::<SAT, XSUM>(load(base + t[0]), w[0], load(base + t[1]), w[1], true);
-                }
-                if let (Some(&t), Some(&w)) = (lone, lone_w) {
-                    let a = load(base + t);
-                    s.add::<SAT, XSUM>(a, w, a, 0, false);
-                }
-                // Constant indices only, with the row end as a lane mask: slicing the sums by
-                // the tail length kept them in memory across the taps instead of in registers.
-                let (mut done, mut sat) = ([0i32; L], 0i32);
-                for (l, d) in done.iter_mut().enumerate() {
-                    *d = s.raw[l] - self.zw * s.xsum[l] + self.konst;
-                    sat += if l < out.len() { s.sat[l] } else { 0 };
-                }
-                out.copy_from_slice(&done[..out.len()]);
-                saturated += sat as u64;
+        let mut any = false;
+        for (i, (out, sat)) in flat
+            .chunks_exact_mut(L)
+            .zip(sat.chunks_exact_mut(L))
+            .enumerate()
+        {
+            let base = i * L;
+            let mut s = Lanes {
+                raw: [0; L],
+                xsum: [0; L],
+                sat: [0; L],
+            };
+            for (t, w) in pairs.clone() {
+                s.add::<SAT, XSUM>(load(base + t[0]), w[0], load(base + t[1]), w[1], true);
+            }
+            if let (Some(&t), Some(&w)) = (lone, lone_w) {
+                let a = load(base + t);
+                s.add::<SAT, XSUM>(a, w, a, 0, false);
+            }
+            for ((o, &raw), &xsum) in out.iter_mut().zip(&s.raw).zip(&s.xsum) {
+                *o = raw - self.zw * xsum + self.konst;
+            }
+            if SAT {
+                sat.copy_from_slice(&s.sat);
+                any |= s.sat.iter().any(|&n| n != 0);
             }
         }
-        saturated
+        any
     }
 }

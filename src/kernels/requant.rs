@@ -175,9 +175,19 @@ impl Requant {
     /// The loop behind [`Requant::apply_channel`].
     #[inline(always)]
     pub(crate) fn apply_channel_portable(&self, acc: &[i32], c: usize, out: &mut [u8]) {
+        // Plain loops: an iterator adapter's `fold` is not inlined into the AVX2 build, and
+        // outside it `round_ties_even` is a libm call per element.
         match self {
-            Requant::Fbgemm(r) => acc.iter().zip(out).for_each(|(&v, y)| *y = r.apply(v, c)),
-            Requant::Qnnpack(r) => acc.iter().zip(out).for_each(|(&v, y)| *y = r.apply(v, c)),
+            Requant::Fbgemm(r) => {
+                for (&v, y) in acc.iter().zip(out) {
+                    *y = r.apply(v, c);
+                }
+            }
+            Requant::Qnnpack(r) => {
+                for (&v, y) in acc.iter().zip(out) {
+                    *y = r.apply(v, c);
+                }
+            }
         }
     }
 

@@ -315,9 +315,7 @@ impl QConv {
         x: &QTensor,
         numerics: Numerics,
     ) -> Result<(QTensor, RunStats), QnnError> {
-        // The thread's accumulator buffer, taken (not borrowed) and put back below.
-        let acc = self.accumulate_with(x, numerics, ACC.take())?;
-        let (sx, _) = activation_qparams(OP, x)?;
+        let (sx, zx) = activation_qparams(OP, x)?;
         let rq = requant_for(
             numerics,
             sx,
@@ -327,19 +325,47 @@ impl QConv {
             self.out_zero_point,
             self.relu,
         );
-        let plane: usize = acc.shape[2..].iter().product();
-        let mut out = vec![0u8; acc.values.len()];
-        rq.apply_runs(&acc.values, plane, self.weight.out, &mut out);
+        let g = self.geometry(x.shape())?;
+        let mut shape = vec![g.batch, g.out_channels];
+        shape.extend(&g.output);
+        let positions = g.out_positions();
+        let mut out = vec![0u8; g.batch * g.out_channels * positions];
+        let saturated = if depthwise::supports(&g) {
+            // Each output plane is requantized as the kernel finishes it, still in cache.
+            let op = depthwise::Operands {
+                g: &g,
+                x: &u8_values(x),
+                x_zp: zx,
+                w: &self.taps_major,
+                w_zp: &self.weight.zero_points,
+                model: self.pair_model(numerics, &g),
+            };
+            depthwise::conv_depthwise_with(isa::selected(), &op, &mut |nc, plane| {
+                let o = &mut out[nc * positions..][..positions];
+                rq.apply_channel(plane, nc % g.out_channels, o)
+            })
+            .expect("the selected tier is available")
+        } else {
+            // The thread's accumulator buffer, taken (not borrowed) and put back below.
+            let acc = self.accumulate_with(x, numerics, ACC.take())?;
+            rq.apply_runs(&acc.values, positions, self.weight.out, &mut out);
+            ACC.set(acc.values);
+            acc.stats.saturated_pairs
+        };
         let y = QTensor::from_int_repr(
             QStorage::U8(out),
-            &acc.shape,
+            &shape,
             QParams::PerTensor {
                 scale: self.out_scale,
                 zero_point: self.out_zero_point,
             },
         )?;
-        ACC.set(acc.values);
-        Ok((y, acc.stats))
+        Ok((
+            y,
+            RunStats {
+                saturated_pairs: saturated,
+            },
+        ))
     }
 }
 

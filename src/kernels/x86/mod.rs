@@ -3,4 +3,5 @@
 
 pub mod avx2_gemm;
 pub mod avx2_requant;
+pub mod avx512_depthwise;
 pub mod avx512vnni_gemm;
