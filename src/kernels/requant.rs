@@ -130,6 +130,24 @@ fn clamp_or_zero(v: f32, lo: f32, hi: f32) -> f32 {
     if v.is_nan() { 0.0 } else { v.clamp(lo, hi) }
 }
 
+/// One channel's constants of either rule (`bias` is 0.0 for an fbgemm rule without bias).
+#[cfg(target_arch = "x86_64")]
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum ChannelRule {
+    Fbgemm {
+        bias: f32,
+        multiplier: f32,
+        zero_point: i32,
+        lo: i32,
+    },
+    Qnnpack {
+        bias: i32,
+        scale: f32,
+        zero_point: i32,
+        lo: i32,
+    },
+}
+
 /// Either engine's rule, chosen once per layer.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Requant {
@@ -151,8 +169,18 @@ impl Requant {
     /// plane of NC… outputs).
     ///
     /// On x86 tiers the same element rule runs compiled for AVX2, where `round_ties_even` is one
-    /// `vroundss` instead of a libm call; the result is identical (IEEE rounding either way).
+    /// `vroundss` instead of a libm call; the result is identical (IEEE rounding either way). On
+    /// the AVX-512 tier, conv planes run [`Requant::apply_channel`]'s 16-lane build per channel.
     pub fn apply_runs(&self, acc: &[i32], run: usize, channels: usize, out: &mut [u8]) {
+        #[cfg(target_arch = "x86_64")]
+        if run >= 16 && crate::isa::selected() == crate::isa::Isa::Avx512Vnni {
+            // Conv planes: each run is one channel's, long enough for 16-lane steps.
+            let runs = acc.chunks_exact(run).zip(out.chunks_exact_mut(run));
+            for (i, (a, o)) in runs.enumerate() {
+                self.apply_channel(a, i % channels, o);
+            }
+            return;
+        }
         #[cfg(target_arch = "x86_64")]
         if crate::isa::selected_is_x86_simd() {
             // SAFETY: the selected tier is available and each of these tiers requires AVX2.
@@ -165,11 +193,36 @@ impl Requant {
     /// of a conv output, computed and requantized while it is still in cache).
     pub fn apply_channel(&self, acc: &[i32], c: usize, out: &mut [u8]) {
         #[cfg(target_arch = "x86_64")]
+        if crate::isa::selected() == crate::isa::Isa::Avx512Vnni {
+            let rule = self.channel_rule(c);
+            // SAFETY: the selected tier is available and includes AVX-512 F/BW.
+            return unsafe { super::x86::avx512_requant::apply_channel(&rule, acc, out) };
+        }
+        #[cfg(target_arch = "x86_64")]
         if crate::isa::selected_is_x86_simd() {
             // SAFETY: as in `apply_runs`.
             return unsafe { super::x86::avx2_requant::apply_channel(self, acc, c, out) };
         }
         self.apply_channel_portable(acc, c, out);
+    }
+
+    /// Channel `c`'s constants, for kernels that apply the rule lane-parallel.
+    #[cfg(target_arch = "x86_64")]
+    pub(crate) fn channel_rule(&self, c: usize) -> ChannelRule {
+        match self {
+            Requant::Fbgemm(r) => ChannelRule::Fbgemm {
+                bias: r.bias_term.as_ref().map_or(0.0, |b| b[c]),
+                multiplier: r.multiplier[c],
+                zero_point: r.zero_point,
+                lo: r.lo,
+            },
+            Requant::Qnnpack(r) => ChannelRule::Qnnpack {
+                bias: r.bias_q[c],
+                scale: r.scale[c],
+                zero_point: r.zero_point,
+                lo: r.lo,
+            },
+        }
     }
 
     /// The loop behind [`Requant::apply_channel`].
@@ -262,7 +315,7 @@ mod tests {
                     Requant::Qnnpack(QnnpackRequant::new(0.5, &scales, bias, 1.0, 17, relu, n)),
                 ] {
                     // Linear rows (run 1) and NC-plane layouts (run 4, 20 planes of 5 channels…).
-                    for run in [1, 4] {
+                    for run in [1, 4, 20] {
                         let len = acc.len() / (run * n) * run * n;
                         let mut got = vec![0u8; len];
                         rq.apply_runs(&acc[..len], run, n, &mut got);

@@ -4,4 +4,5 @@
 pub mod avx2_gemm;
 pub mod avx2_requant;
 pub mod avx512_depthwise;
+pub mod avx512_requant;
 pub mod avx512vnni_gemm;

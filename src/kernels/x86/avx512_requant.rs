@@ -1,0 +1,84 @@
+//! AVX-512 requantization of one channel's accumulators, 16 lanes per step.
+//!
+//! Design note. The element rules of [`crate::kernels::requant`] are written out with explicit
+//! intrinsics, step by step the same IEEE single-precision operations (convert, add, multiply,
+//! round to nearest even, NaN to 0, clamp in float, truncating convert), so the bytes are the
+//! same; the tail runs the same 16-lane code under a lane mask instead of a scalar loop.
+
+use crate::kernels::requant::ChannelRule;
+use std::arch::x86_64::*;
+
+/// Requantizes `acc` (one channel, `rule`) into `out`, which has the same length.
+///
+/// # Safety
+/// The host must support AVX-512 F and BW.
+#[target_feature(enable = "avx512f,avx512bw")]
+pub(crate) unsafe fn apply_channel(rule: &ChannelRule, acc: &[i32], out: &mut [u8]) {
+    assert_eq!(acc.len(), out.len());
+    for (a, o) in acc.chunks(16).zip(out.chunks_mut(16)) {
+        let mask = (1u32 << a.len()).wrapping_sub(1) as u16;
+        // SAFETY: the mask covers exactly the `a.len()` lanes that `a` and `o` hold.
+        unsafe {
+            let v = _mm512_maskz_loadu_epi32(mask, a.as_ptr());
+            let q = match *rule {
+                ChannelRule::Fbgemm {
+                    bias,
+                    multiplier,
+                    zero_point,
+                    lo,
+                } => fbgemm(v, bias, multiplier, zero_point, lo),
+                ChannelRule::Qnnpack {
+                    bias,
+                    scale,
+                    zero_point,
+                    lo,
+                } => qnnpack(v, bias, scale, zero_point, lo),
+            };
+            _mm512_mask_cvtepi32_storeu_epi8(o.as_mut_ptr().cast(), mask, q);
+        }
+    }
+}
+
+/// `RNE(v)` with NaN lanes set to 0, clamped to `[lo, hi]`, converted to i32.
+#[inline(always)]
+fn round_clamp(v: __m512, lo: f32, hi: f32) -> __m512i {
+    // SAFETY: the caller runs with AVX-512 F enabled.
+    unsafe {
+        let v = _mm512_roundscale_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(v);
+        let nan = _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(v, v);
+        let v = _mm512_mask_blend_ps(nan, v, _mm512_setzero_ps());
+        let v = _mm512_min_ps(_mm512_max_ps(v, _mm512_set1_ps(lo)), _mm512_set1_ps(hi));
+        _mm512_cvttps_epi32(v)
+    }
+}
+
+/// [`crate::kernels::requant::FbgemmRequant::apply`] on 16 lanes; `bias` is 0.0 without bias
+/// (the accumulator as f32 is never −0.0, so adding +0.0 changes nothing).
+#[inline(always)]
+fn fbgemm(acc: __m512i, bias: f32, multiplier: f32, zero_point: i32, lo: i32) -> __m512i {
+    // SAFETY: the caller runs with AVX-512 F enabled.
+    unsafe {
+        let t = _mm512_add_ps(_mm512_cvtepi32_ps(acc), _mm512_set1_ps(bias));
+        let v = _mm512_mul_ps(t, _mm512_set1_ps(multiplier));
+        let r = round_clamp(v, (lo - zero_point) as f32, (255 - zero_point) as f32);
+        _mm512_add_epi32(r, _mm512_set1_epi32(zero_point))
+    }
+}
+
+/// [`crate::kernels::requant::QnnpackRequant::apply`] on 16 lanes.
+#[inline(always)]
+fn qnnpack(acc: __m512i, bias: i32, scale: f32, zero_point: i32, lo: i32) -> __m512i {
+    // SAFETY: the caller runs with AVX-512 F enabled.
+    unsafe {
+        let total = _mm512_add_epi32(acc, _mm512_set1_epi32(bias));
+        let v = _mm512_mul_ps(_mm512_cvtepi32_ps(total), _mm512_set1_ps(scale));
+        let r = round_clamp(v, i16::MIN as f32, i16::MAX as f32);
+        let r = _mm512_add_epi32(r, _mm512_set1_epi32(zero_point));
+        let r = _mm512_max_epi32(r, _mm512_set1_epi32(i16::MIN as i32));
+        let r = _mm512_min_epi32(r, _mm512_set1_epi32(i16::MAX as i32));
+        _mm512_min_epi32(
+            _mm512_max_epi32(r, _mm512_set1_epi32(lo)),
+            _mm512_set1_epi32(255),
+        )
+    }
+}
