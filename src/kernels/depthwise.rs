@@ -74,13 +74,30 @@ pub fn conv_depthwise_on(
         model,
     };
     conv_depthwise_with(tier, &op, &mut |nc, plane| {
-        acc[nc * positions..][..positions].copy_from_slice(plane)
+        let out = &mut acc[nc * positions..][..positions];
+        for (oy, row) in out.chunks_exact_mut(plane.cols).enumerate() {
+            row.copy_from_slice(plane.row(oy));
+        }
     })
 }
 
+/// One finished output plane: row `oy` is `flat[oy·stride..][..cols]`.
+pub struct Plane<'a> {
+    pub flat: &'a [i32],
+    pub stride: usize,
+    pub cols: usize,
+}
+
+impl Plane<'_> {
+    pub fn row(&self, oy: usize) -> &[i32] {
+        &self.flat[oy * self.stride..][..self.cols]
+    }
+}
+
 /// Receives each output plane's accumulators as it is finished, with its index
-/// `n·out_channels + o`: a caller can requantize it while it is still in cache.
-pub type Sink<'s> = &'s mut dyn FnMut(usize, &[i32]);
+/// `n·out_channels + o`: a caller can requantize it while it is still in cache, straight from
+/// the kernel's strided rows.
+pub type Sink<'s> = &'s mut dyn FnMut(usize, Plane);
 
 /// The operands of [`conv_depthwise_on`].
 pub struct Operands<'a> {
@@ -338,11 +355,11 @@ fn strided<const S: usize>(dst: &mut [u8], src: &[u8]) {
 thread_local! {
     /// Per-thread phase planes, reused across calls (see `conv_ref`'s scratch).
     static PLANES: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
-    /// Per-thread flat accumulators, saturation counts and dense plane of one channel.
+    /// Per-thread flat accumulators and saturation counts of one channel.
     static FLAT: Cell<Vec<i32>> = const { Cell::new(Vec::new()) };
 }
 
-/// The whole conv, `L` outputs per chunk; hands each channel's dense plane to `sink`.
+/// The whole conv, `L` outputs per chunk; hands each channel's plane to `sink`.
 #[inline(always)]
 fn drive<const L: usize>(a: &Operands, sink: Sink, fast: Fast) -> u64 {
     let g = a.g;
@@ -354,8 +371,7 @@ fn drive<const L: usize>(a: &Operands, sink: Sink, fast: Fast) -> u64 {
     let (mut plane_buf, mut flat_buf) = (PLANES.take(), FLAT.take());
     let planes = sized(&mut plane_buf, plan.plane_bytes());
     planes.fill(a.x_zp as u8);
-    let (flat, rest) = sized(&mut flat_buf, 2 * plan.flat + oh * ow).split_at_mut(plan.flat);
-    let (sat, dense) = rest.split_at_mut(plan.flat);
+    let (flat, sat) = sized(&mut flat_buf, 2 * plan.flat).split_at_mut(plan.flat);
     let saturate = a.model == PairModel::Im2colPairs;
     let mut saturated = 0u64;
     for n in 0..g.batch {
@@ -380,15 +396,19 @@ fn drive<const L: usize>(a: &Operands, sink: Sink, fast: Fast) -> u64 {
                         (true, false) => ch.run::<L, true, false>(flat, sat),
                         (true, true) => ch.run::<L, true, true>(flat, sat),
                     });
-                // Drop the columns past each output row (they read the next row's bytes).
-                for (oy, d) in dense.chunks_exact_mut(ow).enumerate() {
-                    d.copy_from_slice(&flat[oy * width..][..ow]);
-                    if any {
+                // The positions past each row's end read the next row: they are not outputs.
+                if any {
+                    for oy in 0..oh {
                         let s: i32 = sat[oy * width..][..ow].iter().sum();
                         saturated += s as u64;
                     }
                 }
-                sink(n * g.out_channels + o, dense);
+                let plane = Plane {
+                    flat,
+                    stride: width,
+                    cols: ow,
+                };
+                sink(n * g.out_channels + o, plane);
             }
         }
     }

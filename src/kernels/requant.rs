@@ -192,18 +192,48 @@ impl Requant {
     /// Requantizes `acc`, every element of which belongs to channel `c` (one channel's plane
     /// of a conv output, computed and requantized while it is still in cache).
     pub fn apply_channel(&self, acc: &[i32], c: usize, out: &mut [u8]) {
+        self.apply_rows(acc, out.len(), out.len(), c, out);
+    }
+
+    /// [`Requant::apply_channel`] on a plane held in rows of `stride` accumulators of which the
+    /// first `cols` are outputs: output row `r` (`cols` bytes of `out`) is requantized from
+    /// `acc[r·stride..][..cols]`.
+    pub fn apply_rows(&self, acc: &[i32], stride: usize, cols: usize, c: usize, out: &mut [u8]) {
+        if cols == 0 {
+            return;
+        }
+        assert!(cols <= stride && acc.len() >= (out.len() / cols).saturating_sub(1) * stride);
         #[cfg(target_arch = "x86_64")]
         if crate::isa::selected() == crate::isa::Isa::Avx512Vnni {
             let rule = self.channel_rule(c);
-            // SAFETY: the selected tier is available and includes AVX-512 F/BW.
-            return unsafe { super::x86::avx512_requant::apply_channel(&rule, acc, out) };
+            // SAFETY: the selected tier is available and includes AVX-512 F/BW/VL.
+            return unsafe {
+                super::x86::avx512_requant::apply_rows(&rule, acc, stride, cols, out)
+            };
         }
         #[cfg(target_arch = "x86_64")]
         if crate::isa::selected_is_x86_simd() {
             // SAFETY: as in `apply_runs`.
-            return unsafe { super::x86::avx2_requant::apply_channel(self, acc, c, out) };
+            return unsafe {
+                super::x86::avx2_requant::apply_rows(self, acc, stride, cols, c, out)
+            };
         }
-        self.apply_channel_portable(acc, c, out);
+        self.apply_rows_portable(acc, stride, cols, c, out);
+    }
+
+    /// The loop behind [`Requant::apply_rows`].
+    #[inline(always)]
+    pub(crate) fn apply_rows_portable(
+        &self,
+        acc: &[i32],
+        stride: usize,
+        cols: usize,
+        c: usize,
+        out: &mut [u8],
+    ) {
+        for (r, o) in out.chunks_exact_mut(cols).enumerate() {
+            self.apply_channel_portable(&acc[r * stride..][..cols], c, o);
+        }
     }
 
     /// Channel `c`'s constants, for kernels that apply the rule lane-parallel.
@@ -225,9 +255,9 @@ impl Requant {
         }
     }
 
-    /// The loop behind [`Requant::apply_channel`].
+    /// One row of [`Requant::apply_rows_portable`].
     #[inline(always)]
-    pub(crate) fn apply_channel_portable(&self, acc: &[i32], c: usize, out: &mut [u8]) {
+    fn apply_channel_portable(&self, acc: &[i32], c: usize, out: &mut [u8]) {
         // Plain loops: an iterator adapter's `fold` is not inlined into the AVX2 build, and
         // outside it `round_ties_even` is a libm call per element.
         match self {
@@ -291,7 +321,7 @@ impl Requant {
 mod tests {
     use super::*;
 
-    /// The run and channel epilogues (AVX2 builds on x86 hosts) return the element rule's bytes, ties
+    /// The run, channel and row epilogues (AVX2 / AVX-512 builds on x86 hosts) return the element rule's bytes, ties
     /// and clamps included, for both engines, per-tensor and per-channel, with and without ReLU.
     #[test]
     fn rows_equal_element_rule() {
@@ -331,6 +361,14 @@ mod tests {
                         rq.apply_channel(acc, c, &mut got);
                         let want: Vec<u8> = acc.iter().map(|&v| rq.apply(v, c)).collect();
                         assert_eq!(got, want, "{rq:?} channel {c}");
+                        // Rows of 21 outputs every 24 accumulators: a masked tail per row.
+                        let rows = acc.len() / 24;
+                        let mut got = vec![0u8; rows * 21];
+                        rq.apply_rows(acc, 24, 21, c, &mut got);
+                        let want: Vec<u8> = (0..rows * 21)
+                            .map(|i| rq.apply(acc[i / 21 * 24 + i % 21], c))
+                            .collect();
+                        assert_eq!(got, want, "{rq:?} rows of channel {c}");
                     }
                 }
             }

@@ -342,7 +342,7 @@ impl QConv {
             };
             depthwise::conv_depthwise_with(isa::selected(), &op, &mut |nc, plane| {
                 let o = &mut out[nc * positions..][..positions];
-                rq.apply_channel(plane, nc % g.out_channels, o)
+                rq.apply_rows(plane.flat, plane.stride, plane.cols, nc % g.out_channels, o)
             })
             .expect("the selected tier is available")
         } else {

@@ -16,11 +16,18 @@ pub unsafe fn apply_runs(rq: &Requant, acc: &[i32], run: usize, channels: usize,
     rq.apply_runs_portable(acc, run, channels, out);
 }
 
-/// [`Requant::apply_channel`] compiled for AVX2.
+/// [`Requant::apply_rows`] compiled for AVX2.
 ///
 /// # Safety
 /// The host must support AVX2.
 #[target_feature(enable = "avx2")]
-pub unsafe fn apply_channel(rq: &Requant, acc: &[i32], c: usize, out: &mut [u8]) {
-    rq.apply_channel_portable(acc, c, out);
+pub unsafe fn apply_rows(
+    rq: &Requant,
+    acc: &[i32],
+    stride: usize,
+    cols: usize,
+    c: usize,
+    out: &mut [u8],
+) {
+    rq.apply_rows_portable(acc, stride, cols, c, out);
 }

@@ -8,13 +8,31 @@
 use crate::kernels::requant::ChannelRule;
 use std::arch::x86_64::*;
 
-/// Requantizes `acc` (one channel, `rule`) into `out`, which has the same length.
+/// Requantizes one channel's plane (`rule`) held in rows of `stride` accumulators into `out`,
+/// `cols` bytes per row: [`crate::kernels::requant::Requant::apply_rows`].
 ///
 /// # Safety
-/// The host must support AVX-512 F and BW.
-#[target_feature(enable = "avx512f,avx512bw")]
-pub(crate) unsafe fn apply_channel(rule: &ChannelRule, acc: &[i32], out: &mut [u8]) {
-    assert_eq!(acc.len(), out.len());
+/// The host must support AVX-512 F, BW and VL.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+pub(crate) unsafe fn apply_rows(
+    rule: &ChannelRule,
+    acc: &[i32],
+    stride: usize,
+    cols: usize,
+    out: &mut [u8],
+) {
+    for (r, o) in out.chunks_exact_mut(cols).enumerate() {
+        // SAFETY: forwarded from this function's contract.
+        unsafe { apply_row(rule, &acc[r * stride..][..cols], o) };
+    }
+}
+
+/// One row of [`apply_rows`]: `acc` into `out`, of the same length.
+///
+/// # Safety
+/// The host must support AVX-512 F, BW and VL.
+#[inline(always)]
+unsafe fn apply_row(rule: &ChannelRule, acc: &[i32], out: &mut [u8]) {
     for (a, o) in acc.chunks(16).zip(out.chunks_mut(16)) {
         let mask = (1u32 << a.len()).wrapping_sub(1) as u16;
         // SAFETY: the mask covers exactly the `a.len()` lanes that `a` and `o` hold.
@@ -34,7 +52,13 @@ pub(crate) unsafe fn apply_channel(rule: &ChannelRule, acc: &[i32], out: &mut [u
                     lo,
                 } => qnnpack(v, bias, scale, zero_point, lo),
             };
-            _mm512_mask_cvtepi32_storeu_epi8(o.as_mut_ptr().cast(), mask, q);
+            // Narrowed in a register, then stored: `vpmovdb` straight to memory is slow on Zen 4.
+            let q = _mm512_cvtepi32_epi8(q);
+            if a.len() == 16 {
+                _mm_storeu_si128(o.as_mut_ptr().cast(), q);
+            } else {
+                _mm_mask_storeu_epi8(o.as_mut_ptr().cast(), mask, q);
+            }
         }
     }
 }
