@@ -5,12 +5,12 @@
 #[derive(Debug, Clone, PartialEq)]
 pub struct FbgemmRequant {
     /// `f32(f32(s_x·s_w) / s_y)` per channel.
-    multiplier: Vec<f32>,
+    pub(crate) multiplier: Vec<f32>,
     /// `bias / (s_x·s_w)` per channel (division for per-channel weights, reciprocal multiply
     /// formed in f64 for per-tensor weights), or none without bias.
-    bias_term: Option<Vec<f32>>,
-    zero_point: i32,
-    lo: i32,
+    pub(crate) bias_term: Option<Vec<f32>>,
+    pub(crate) zero_point: i32,
+    pub(crate) lo: i32,
 }
 
 impl FbgemmRequant {
@@ -71,10 +71,10 @@ impl FbgemmRequant {
 /// the sum is scaled by `f32(s_w·s_x) · f32(1/s_y)`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct QnnpackRequant {
-    bias_q: Vec<i32>,
-    scale: Vec<f32>,
-    zero_point: i32,
-    lo: i32,
+    pub(crate) bias_q: Vec<i32>,
+    pub(crate) scale: Vec<f32>,
+    pub(crate) zero_point: i32,
+    pub(crate) lo: i32,
 }
 
 impl QnnpackRequant {
@@ -150,8 +150,8 @@ impl Requant {
     /// `(i / run) % channels` (linear: `run = 1`, channels = columns; conv: `run` = the spatial
     /// plane of NC… outputs).
     ///
-    /// On x86 tiers the same element rule runs compiled for AVX2, where `round_ties_even` is one
-    /// `vroundss` instead of a libm call; the result is identical (IEEE rounding either way).
+    /// On x86 tiers the element rule runs as explicit AVX2 lanes (`x86::avx2_requant`), with the
+    /// same IEEE operations, so the same bytes.
     pub fn apply_runs(&self, acc: &[i32], run: usize, channels: usize, out: &mut [u8]) {
         #[cfg(target_arch = "x86_64")]
         if crate::isa::selected_is_x86_simd() {
@@ -169,6 +169,22 @@ impl Requant {
             // SAFETY: as in `apply_runs`.
             return unsafe { super::x86::avx2_requant::apply_channel(self, acc, c, out) };
         }
+        self.apply_channel_portable(acc, c, out);
+    }
+
+    /// [`Requant::apply_channel`] inlined into a GEMM task's tile epilogue: explicit AVX2 lanes
+    /// on x86-64 (every x86 task is compiled with AVX2), the element rule elsewhere.
+    ///
+    /// # Safety
+    /// On x86-64 the caller must be compiled with AVX2.
+    #[inline(always)]
+    pub(crate) unsafe fn apply_channel_in_task(&self, acc: &[i32], c: usize, out: &mut [u8]) {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: forwarded from this function's contract.
+        unsafe {
+            super::x86::avx2_requant::channel(self, acc, c, out)
+        }
+        #[cfg(not(target_arch = "x86_64"))]
         self.apply_channel_portable(acc, c, out);
     }
 
@@ -228,8 +244,8 @@ impl Requant {
 mod tests {
     use super::*;
 
-    /// The run and channel epilogues (AVX2 builds on x86 hosts) return the element rule's bytes, ties
-    /// and clamps included, for both engines, per-tensor and per-channel, with and without ReLU.
+    /// The run and channel epilogues (AVX2 lanes on x86 hosts) return the element rule's bytes,
+    /// ties, clamps and NaN included, for both engines, per-tensor and per-channel, with and without ReLU.
     #[test]
     fn rows_equal_element_rule() {
         let n = 5;
@@ -245,11 +261,12 @@ mod tests {
                 Some(vec![0.3, -1.5, 2.0, 0.0, 7.25]),
             ),
         ] {
-            for relu in [false, true] {
+            // An output scale that rounds to 0 in f32 makes the multipliers infinite: NaN at 0.
+            for (relu, sy) in [(false, 1.0), (true, 1.0), (false, 1e-46), (true, 1e-46)] {
                 let bias = bias.as_deref();
                 for rq in [
-                    Requant::Fbgemm(FbgemmRequant::new(0.5, &scales, bias, 1.0, 17, relu, n)),
-                    Requant::Qnnpack(QnnpackRequant::new(0.5, &scales, bias, 1.0, 17, relu, n)),
+                    Requant::Fbgemm(FbgemmRequant::new(0.5, &scales, bias, sy, 17, relu, n)),
+                    Requant::Qnnpack(QnnpackRequant::new(0.5, &scales, bias, sy, 17, relu, n)),
                 ] {
                     // Linear rows (run 1) and NC-plane layouts (run 4, 20 planes of 5 channels…).
                     for run in [1, 4] {

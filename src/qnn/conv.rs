@@ -268,7 +268,7 @@ impl QConv {
                 &mut values,
             )
             .expect("the selected tier is available")
-        } else if model == PairModel::Exact && conv_nchw::preferred(&g, zps) {
+        } else if self.nchw_exact(model, &g) {
             conv_nchw::conv_u8_i8_i32_exact(
                 isa::selected(),
                 &g,
@@ -309,15 +309,18 @@ impl QConv {
         })
     }
 
+    /// Whether the non-depthwise accumulators come from `conv_nchw`'s exact GEMM.
+    fn nchw_exact(&self, model: PairModel, g: &ConvGeometry) -> bool {
+        model == PairModel::Exact && conv_nchw::preferred(g, &self.weight.zero_points)
+    }
+
     /// Runs on `x` of shape `[N, C, spatial…]`.
     pub fn forward(
         &self,
         x: &QTensor,
         numerics: Numerics,
     ) -> Result<(QTensor, RunStats), QnnError> {
-        // The thread's accumulator buffer, taken (not borrowed) and put back below.
-        let acc = self.accumulate_with(x, numerics, ACC.take())?;
-        let (sx, _) = activation_qparams(OP, x)?;
+        let (sx, zx) = activation_qparams(OP, x)?;
         let rq = requant_for(
             numerics,
             sx,
@@ -327,19 +330,43 @@ impl QConv {
             self.out_zero_point,
             self.relu,
         );
-        let plane: usize = acc.shape[2..].iter().product();
-        let mut out = vec![0u8; acc.values.len()];
-        rq.apply_runs(&acc.values, plane, self.weight.out, &mut out);
+        let g = self.geometry(x.shape())?;
+        let (out, stats) =
+            if !depthwise::supports(&g) && self.nchw_exact(self.pair_model(numerics, &g), &g) {
+                // Requantized inside the GEMM's tiles: no i32 accumulator tensor at all.
+                let mut out = vec![0u8; g.batch * g.out_channels * g.out_positions()];
+                let (tier, zps) = (isa::selected(), &self.weight.zero_points);
+                conv_nchw::conv_u8_i8_u8_exact(
+                    tier,
+                    &g,
+                    &u8_values(x),
+                    zx,
+                    &self.flipped,
+                    zps,
+                    &rq,
+                    &mut out,
+                )
+                .expect("the selected tier is available");
+                (out, RunStats::default())
+            } else {
+                // The thread's accumulator buffer, taken (not borrowed) and put back below.
+                let acc = self.accumulate_with(x, numerics, ACC.take())?;
+                let mut out = vec![0u8; acc.values.len()];
+                rq.apply_runs(&acc.values, g.out_positions(), self.weight.out, &mut out);
+                ACC.set(acc.values);
+                (out, acc.stats)
+            };
+        let mut shape = vec![g.batch, g.out_channels];
+        shape.extend(&g.output);
         let y = QTensor::from_int_repr(
             QStorage::U8(out),
-            &acc.shape,
+            &shape,
             QParams::PerTensor {
                 scale: self.out_scale,
                 zero_point: self.out_zero_point,
             },
         )?;
-        ACC.set(acc.values);
-        Ok((y, acc.stats))
+        Ok((y, stats))
     }
 }
 
