@@ -565,17 +565,25 @@ unsafe fn tiled<K: MicroKernel>(
     // The corrections split into a per-column constant and a per-column multiple of the row sum
     // (wrapping: equal to the reference wherever its i32 sums do not overflow), laid out so the
     // per-row loop of `task` is a plain element-wise pass the compiler vectorises.
-    let zw: Vec<i32> = (0..n)
-        .map(|c| zero_points[if zero_points.len() == 1 { 0 } else { c }])
+    // Both are padded with zeros to whole panels, so `task` corrects whole tile rows: a fixed
+    // trip count stores each row in full registers, which the epilogue's loads then forward
+    // from (partial-register stores would stall them).
+    let blocks = panels.data.len() / (kp * K::NR);
+    let zw: Vec<i32> = (0..blocks * K::NR)
+        .map(|c| match zero_points.len() {
+            _ if c >= n => 0,
+            1 => zero_points[0],
+            _ => zero_points[c],
+        })
         .collect();
     let kz = k as i32;
-    let colterm: Vec<i32> = (0..n)
+    let colterm: Vec<i32> = (0..blocks * K::NR)
         .map(|c| {
-            a_zp.wrapping_mul(panels.colsum[c])
+            let colsum = panels.colsum.get(c).copied().unwrap_or(0);
+            a_zp.wrapping_mul(colsum)
                 .wrapping_sub(kz.wrapping_mul(a_zp).wrapping_mul(zw[c]))
         })
         .collect();
-    let blocks = panels.data.len() / (kp * K::NR);
     let parallel = m * n * k >= PARALLEL_MACS && rayon::current_num_threads() > 1;
     // On one thread a task takes all panels, so each row block is packed once.
     let per_task = if parallel { TASK_PANELS } else { blocks.max(1) };
@@ -666,13 +674,14 @@ pub(crate) unsafe fn task<K: MicroKernel>(job: &Job, (m0, p0): (usize, usize)) -
             saturated += unsafe { K::tile(rows, &block[r0 * kp..], kp, panel, &mut tile) };
             for r in 0..rows {
                 let i = m0 + r0 + r;
-                let row = &mut tile[r * K::NR..r * K::NR + cols];
-                let cols_at = c0..c0 + cols;
+                let row = &mut tile[r * K::NR..(r + 1) * K::NR];
+                let cols_at = c0..c0 + K::NR;
                 let terms = job.colterm[cols_at.clone()].iter().zip(&job.zw[cols_at]);
                 let rs = rowsum[r0 + r];
                 for (t, (&ct, &z)) in row.iter_mut().zip(terms) {
                     *t = t.wrapping_sub(ct).wrapping_sub(z.wrapping_mul(rs));
                 }
+                let row = &row[..cols];
                 // SAFETY (both arms): row i, columns c0..c0 + cols lie inside the output and
                 // belong to this task's tile only; AVX2 on x86-64 by this function's contract.
                 match job.sink {
