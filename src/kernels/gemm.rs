@@ -117,8 +117,9 @@ impl Panels {
 
     /// Panels of the s8 operand `b[kk, c] − 128` for a u8 `b` stored k-major (`[k, n]`, the
     /// channels × positions layout of an NCHW activation): XOR 0x80 is that shift, bytewise.
-    /// Four rows at a time are interleaved into the panels' 4-byte column groups, one u32 per
-    /// column, so the compiler vectorises the interleave; rows past `k` read as zero weights.
+    /// Four rows at a time are interleaved into the panels' 4-byte column groups (16 columns at
+    /// a time by SSE2 unpacks on x86-64, one u32 per column otherwise and for the tails); rows
+    /// past `k` read as zero weights.
     fn from_kmajor_u8(b: &[u8], n: usize, k: usize, nr: usize) -> Panels {
         let kp = k.div_ceil(4) * 4;
         let blocks = n.div_ceil(nr);
@@ -132,18 +133,27 @@ impl Panels {
                     .filter(|_| 4 * g + q < k)
                     .unwrap_or(&pad)
             });
-            for row in &rows[..(k - 4 * g).min(4)] {
-                for (s, &v) in colsum.iter_mut().zip(*row) {
-                    *s += v as i32 - 128;
-                }
+            // One pass per group: a padding row adds 0x80 − 128 = 0.
+            let [r0, r1, r2, r3] = rows;
+            for ((((s, &x0), &x1), &x2), &x3) in colsum.iter_mut().zip(r0).zip(r1).zip(r2).zip(r3) {
+                *s += x0 as i32 + x1 as i32 + x2 as i32 + x3 as i32 - 512;
             }
             for block in 0..blocks {
                 let c0 = block * nr;
                 let cols = nr.min(n - c0);
                 let dst = &mut data[block * kp * nr + g * nr * 4..][..cols * 4];
-                let [r0, r1, r2, r3] = rows.map(|r| &r[c0..c0 + cols]);
-                for ((((d, &x0), &x1), &x2), &x3) in
-                    dst.chunks_exact_mut(4).zip(r0).zip(r1).zip(r2).zip(r3)
+                let rows = rows.map(|r| &r[c0..c0 + cols]);
+                #[cfg(target_arch = "x86_64")]
+                let done = super::x86::sse2_pack::interleave4(rows, dst);
+                #[cfg(not(target_arch = "x86_64"))]
+                let done = 0;
+                let [r0, r1, r2, r3] = rows.map(|r| &r[done..]);
+                for ((((d, &x0), &x1), &x2), &x3) in dst[done * 4..]
+                    .chunks_exact_mut(4)
+                    .zip(r0)
+                    .zip(r1)
+                    .zip(r2)
+                    .zip(r3)
                 {
                     let word = u32::from_le_bytes([x0, x1, x2, x3]) ^ 0x8080_8080;
                     d.copy_from_slice(&word.to_le_bytes().map(|v| v as i8));

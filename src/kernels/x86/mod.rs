@@ -4,3 +4,4 @@
 pub mod avx2_gemm;
 pub mod avx2_requant;
 pub mod avx512vnni_gemm;
+pub(crate) mod sse2_pack;
