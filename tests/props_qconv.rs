@@ -589,7 +589,8 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
 
     /// The exact NCHW path (weights as rows, k-major im2col, no transposes) returns the
-    /// reference's exact accumulators on every tier the host has, the scalar one included.
+    /// reference's exact accumulators on every tier the host has, the scalar one included, and
+    /// its fused requantization the element rule's bytes for them (either engine, ReLU or not).
     #[test]
     fn nchw_exact_conv_equals_reference_on_every_tier(
         g in geometry_nd(),
@@ -597,6 +598,7 @@ proptest! {
         x_zp in prop::sample::select(vec![0i32, 128, 255, 37]),
         w_zp in prop::sample::select(vec![0i32, -3, 100]),
         per_group in any::<bool>(),
+        (qnnpack, relu) in any::<(bool, bool)>(),
     ) {
         let mut s = seed | 1;
         let mut next = move || { s ^= s << 13; s ^= s >> 7; s ^= s << 17; s };
@@ -627,10 +629,22 @@ proptest! {
         let mut want = vec![0i32; g.batch * g.out_channels * g.out_positions()];
         conv_ref::conv_u8_i8_i32(&g, &xs, x_zp, &taps_major, &zps, PairModel::Exact, &mut want);
         let flipped = flip_weights(&ws);
+        // Multipliers that put the accumulators around the output range, ties included.
+        let scales: Vec<f64> = (0..g.out_channels).map(|c| 0.001 * (1 + c % 7) as f64).collect();
+        let bias: Vec<f32> = (0..g.out_channels).map(|c| c as f32 * 0.37 - 2.0).collect();
+        let engine = if qnnpack { Engine::Qnnpack } else { Engine::Fbgemm };
+        let rq = requant(engine, &scales, Some(&bias), relu, g.out_channels);
+        let plane = g.out_positions();
+        let want_u8: Vec<u8> =
+            want.iter().enumerate().map(|(i, &v)| rq.apply(v, i / plane % g.out_channels)).collect();
+        let op = conv_nchw::Operands { g: &g, x: &xs, x_zp, w_flipped: &flipped, w_zp: &zps };
         for tier in ALL.into_iter().filter(|t| t.is_available()) {
             let mut got = vec![i32::MIN; want.len()];
-            conv_nchw::conv_u8_i8_i32_exact(tier, &g, &xs, x_zp, &flipped, &zps, &mut got).unwrap();
+            conv_nchw::conv_u8_i8_i32_exact(tier, &op, &mut got).unwrap();
             prop_assert_eq!(&got, &want, "{} {:?}", tier, g);
+            let mut got_u8 = vec![0u8; want.len()];
+            conv_nchw::conv_u8_i8_u8_exact(tier, &op, &rq, &mut got_u8).unwrap();
+            prop_assert_eq!(&got_u8, &want_u8, "{} {:?} requantized", tier, g);
         }
     }
 }

@@ -14,6 +14,7 @@
 
 use super::conv_ref::{ConvGeometry, odometer, sized};
 use super::gemm::{self, KMajorU8};
+use super::requant::Requant;
 use crate::isa::{Isa, IsaError};
 use std::cell::Cell;
 
@@ -34,20 +35,58 @@ pub fn preferred(g: &ConvGeometry, w_zp: &[i32]) -> bool {
     supports(g, w_zp) && (g.taps() == 1 || k < 64)
 }
 
+/// The operands of a convolution on this path: `w_flipped` holds the weights as
+/// [`gemm::flip_weights`] of the `[out, C/groups · taps]` rows (channel-major, tap fastest:
+/// PyTorch's weight layout).
+pub struct Operands<'a> {
+    pub g: &'a ConvGeometry,
+    pub x: &'a [u8],
+    pub x_zp: i32,
+    pub w_flipped: &'a [u8],
+    pub w_zp: &'a [i32],
+}
+
 /// The exact accumulators `acc[n, o, position]` of a convolution (the `Exact` model of
-/// [`super::conv_ref::conv_u8_i8_i32`]), with the weights given as [`gemm::flip_weights`] of
-/// the `[out, C/groups · taps]` rows (channel-major, tap fastest: PyTorch's weight layout), on
-/// `tier` (an error when the host lacks it).
-pub fn conv_u8_i8_i32_exact(
+/// [`super::conv_ref::conv_u8_i8_i32`]) on `tier` (an error when the host lacks it).
+pub fn conv_u8_i8_i32_exact(tier: Isa, op: &Operands, acc: &mut [i32]) -> Result<(), IsaError> {
+    per_group(op, |b, w_g, zw, o0, rows| {
+        let out = &mut acc[o0 * b.n..][..rows * b.n];
+        gemm::gemm_weights_kmajor_on(tier, rows, w_g, zw, b, out)
+    })
+}
+
+/// [`conv_u8_i8_i32_exact`] with the requantization fused into the GEMM's tile epilogue:
+/// `out[n, o, position]` is `rq` applied to the accumulator as channel `o`, and the i32
+/// accumulators are never stored (for a pointwise conv with few input channels, writing and
+/// re-reading them cost more than the GEMM).
+pub fn conv_u8_i8_u8_exact(
     tier: Isa,
-    g: &ConvGeometry,
-    x: &[u8],
-    x_zp: i32,
-    w_flipped: &[u8],
-    w_zp: &[i32],
-    acc: &mut [i32],
+    op: &Operands,
+    rq: &Requant,
+    out: &mut [u8],
 ) -> Result<(), IsaError> {
-    tier.check()?;
+    let channels = op.g.out_channels;
+    per_group(op, |b, w_g, zw, o0, rows| {
+        let (first, out) = (o0 % channels, &mut out[o0 * b.n..][..rows * b.n]);
+        gemm::gemm_weights_kmajor_requant_on(tier, rows, w_g, zw, b, rq, first, out)
+    })
+}
+
+/// Runs `gemm(b, w_g, zw, o0, rows)` for every (batch item, group): `b` is the group's k-major
+/// operand, `w_g` its `rows` flipped weight rows, `zw` their zero point, and
+/// `o0 = n·out + the group's first output channel` (its first output row, counted across the
+/// batch).
+fn per_group(
+    op: &Operands,
+    mut gemm: impl FnMut(&KMajorU8, &[u8], i32, usize, usize) -> Result<(), IsaError>,
+) -> Result<(), IsaError> {
+    let Operands {
+        g,
+        x,
+        x_zp,
+        w_flipped,
+        w_zp,
+    } = *op;
     assert!(supports(g, w_zp));
     let (taps, positions) = (g.taps(), g.out_positions());
     let (cg, og) = (g.in_channels / g.groups, g.out_channels / g.groups);
@@ -55,7 +94,8 @@ pub fn conv_u8_i8_i32_exact(
     let plane: usize = g.input.iter().product();
     let direct = taps == 1 && g.stride.iter().all(|&s| s == 1) && g.padding.iter().all(|&p| p == 0);
     let mut cols = COLS.take();
-    for n in 0..g.batch {
+    let mut result = Ok(());
+    'all: for n in 0..g.batch {
         for grp in 0..g.groups {
             let x_g = &x[(n * g.in_channels + grp * cg) * plane..][..cg * plane];
             let data = if direct {
@@ -73,12 +113,14 @@ pub fn conv_u8_i8_i32_exact(
             };
             let zw = w_zp[if w_zp.len() == 1 { 0 } else { grp * og }];
             let w_g = &w_flipped[grp * og * k..(grp + 1) * og * k];
-            let out = &mut acc[(n * g.out_channels + grp * og) * positions..][..og * positions];
-            gemm::gemm_weights_kmajor_on(tier, og, w_g, zw, &b, out)?;
+            result = gemm(&b, w_g, zw, n * g.out_channels + grp * og, og);
+            if result.is_err() {
+                break 'all;
+            }
         }
     }
     COLS.set(cols);
-    Ok(())
+    result
 }
 
 thread_local! {

@@ -27,6 +27,7 @@
 //! to the NEON kernel. Both use 8-column panels (slot 0).
 
 use super::reference;
+use super::requant::Requant;
 use crate::isa::{self, Isa, IsaError};
 use rayon::prelude::*;
 use std::borrow::Cow;
@@ -116,8 +117,9 @@ impl Panels {
 
     /// Panels of the s8 operand `b[kk, c] − 128` for a u8 `b` stored k-major (`[k, n]`, the
     /// channels × positions layout of an NCHW activation): XOR 0x80 is that shift, bytewise.
-    /// Four rows at a time are interleaved into the panels' 4-byte column groups, one u32 per
-    /// column, so the compiler vectorises the interleave; rows past `k` read as zero weights.
+    /// Four rows at a time are interleaved into the panels' 4-byte column groups (16 columns at
+    /// a time by SSE2 unpacks on x86-64, one u32 per column otherwise and for the tails); rows
+    /// past `k` read as zero weights.
     fn from_kmajor_u8(b: &[u8], n: usize, k: usize, nr: usize) -> Panels {
         let kp = k.div_ceil(4) * 4;
         let blocks = n.div_ceil(nr);
@@ -131,18 +133,27 @@ impl Panels {
                     .filter(|_| 4 * g + q < k)
                     .unwrap_or(&pad)
             });
-            for row in &rows[..(k - 4 * g).min(4)] {
-                for (s, &v) in colsum.iter_mut().zip(*row) {
-                    *s += v as i32 - 128;
-                }
+            // One pass per group: a padding row adds 0x80 − 128 = 0.
+            let [r0, r1, r2, r3] = rows;
+            for ((((s, &x0), &x1), &x2), &x3) in colsum.iter_mut().zip(r0).zip(r1).zip(r2).zip(r3) {
+                *s += x0 as i32 + x1 as i32 + x2 as i32 + x3 as i32 - 512;
             }
             for block in 0..blocks {
                 let c0 = block * nr;
                 let cols = nr.min(n - c0);
                 let dst = &mut data[block * kp * nr + g * nr * 4..][..cols * 4];
-                let [r0, r1, r2, r3] = rows.map(|r| &r[c0..c0 + cols]);
-                for ((((d, &x0), &x1), &x2), &x3) in
-                    dst.chunks_exact_mut(4).zip(r0).zip(r1).zip(r2).zip(r3)
+                let rows = rows.map(|r| &r[c0..c0 + cols]);
+                #[cfg(target_arch = "x86_64")]
+                let done = super::x86::sse2_pack::interleave4(rows, dst);
+                #[cfg(not(target_arch = "x86_64"))]
+                let done = 0;
+                let [r0, r1, r2, r3] = rows.map(|r| &r[done..]);
+                for ((((d, &x0), &x1), &x2), &x3) in dst[done * 4..]
+                    .chunks_exact_mut(4)
+                    .zip(r0)
+                    .zip(r1)
+                    .zip(r2)
+                    .zip(r3)
                 {
                     let word = u32::from_le_bytes([x0, x1, x2, x3]) ^ 0x8080_8080;
                     d.copy_from_slice(&word.to_le_bytes().map(|v| v as i8));
@@ -277,8 +288,9 @@ unsafe fn run(
 ) -> u64 {
     assert!(a.len() >= m * w.k && w.data.len() >= w.n * w.k && acc.len() >= m * w.n);
     assert!(w.zero_points.len() == 1 || w.zero_points.len() == w.n);
-    // SAFETY: forwarded from this function's contract.
-    unsafe { tiled_on(route(tier, saturate_pairs), m, a, a_zp, w, acc) }.unwrap_or_else(|| {
+    let sink = Sink::Acc(SharedOut(acc.as_mut_ptr()));
+    // SAFETY: forwarded from this function's contract; `acc` holds the `m·n` outputs.
+    unsafe { tiled_on(route(tier, saturate_pairs), m, a, a_zp, w, sink) }.unwrap_or_else(|| {
         reference::gemm_u8_i8_i32(
             m,
             w.n,
@@ -327,8 +339,43 @@ pub fn gemm_weights_kmajor_on(
 ) -> Result<(), IsaError> {
     tier.check()?;
     // SAFETY: `check` just confirmed the host supports `tier`.
-    unsafe { run_kmajor(tier, rows, w_flipped, w_zp, b, acc) };
+    unsafe { run_kmajor(tier, rows, w_flipped, w_zp, b, KMajorOut::Acc(acc)) };
     Ok(())
+}
+
+/// [`gemm_weights_kmajor_on`] with the requantization fused into the tiles' epilogue:
+/// `out[o·n + p]` is `rq` applied to accumulator `(o, p)` as channel `first_channel + o`, so no
+/// i32 matrix is ever stored.
+#[allow(clippy::too_many_arguments)]
+pub fn gemm_weights_kmajor_requant_on(
+    tier: Isa,
+    rows: usize,
+    w_flipped: &[u8],
+    w_zp: i32,
+    b: &KMajorU8,
+    rq: &Requant,
+    first_channel: usize,
+    out: &mut [u8],
+) -> Result<(), IsaError> {
+    tier.check()?;
+    let out = KMajorOut::Requant {
+        rq,
+        first_channel,
+        out,
+    };
+    // SAFETY: `check` just confirmed the host supports `tier`.
+    unsafe { run_kmajor(tier, rows, w_flipped, w_zp, b, out) };
+    Ok(())
+}
+
+/// What [`run_kmajor`] produces: the accumulators, or their requantized bytes.
+enum KMajorOut<'a> {
+    Acc(&'a mut [i32]),
+    Requant {
+        rq: &'a Requant,
+        first_channel: usize,
+        out: &'a mut [u8],
+    },
 }
 
 /// # Safety
@@ -339,10 +386,28 @@ unsafe fn run_kmajor(
     w_flipped: &[u8],
     w_zp: i32,
     b: &KMajorU8,
-    acc: &mut [i32],
+    mut out: KMajorOut,
 ) {
     let (n, k) = (b.n, b.k);
-    assert!(w_flipped.len() >= rows * k && b.data.len() >= k * n && acc.len() >= rows * n);
+    assert!(w_flipped.len() >= rows * k && b.data.len() >= k * n);
+    let sink = match &mut out {
+        KMajorOut::Acc(acc) => {
+            assert!(acc.len() >= rows * n);
+            Sink::Acc(SharedOut(acc.as_mut_ptr()))
+        }
+        KMajorOut::Requant {
+            rq,
+            first_channel,
+            out,
+        } => {
+            assert!(out.len() >= rows * n);
+            Sink::Requant {
+                rq,
+                first_channel: *first_channel,
+                out: SharedOut(out.as_mut_ptr()),
+            }
+        }
+    };
     if n == 0 {
         return;
     }
@@ -358,21 +423,34 @@ unsafe fn run_kmajor(
             w_flipped,
             w_zp + 128,
             &operand,
-            acc,
+            sink,
         )
     }
     .is_some()
     {
         return;
     }
-    // The scalar tier: the defining sum, accumulated row by row of `b`.
-    for (o, out) in acc.chunks_exact_mut(n).take(rows).enumerate() {
-        out.fill(0);
+    // The scalar tier: the defining sum, accumulated row by row of `b`, then the element rule.
+    let mut scratch = vec![0i32; n];
+    for o in 0..rows {
+        let acc = match &mut out {
+            KMajorOut::Acc(acc) => &mut acc[o * n..(o + 1) * n],
+            KMajorOut::Requant { .. } => &mut scratch[..],
+        };
+        acc.fill(0);
         for (kk, brow) in b.data.chunks_exact(n).take(k).enumerate() {
             let wv = (w_flipped[o * k + kk] ^ 0x80) as i8 as i32 - w_zp;
-            for (o, &x) in out.iter_mut().zip(brow) {
+            for (o, &x) in acc.iter_mut().zip(brow) {
                 *o += wv * (x as i32 - b.zero_point);
             }
+        }
+        if let KMajorOut::Requant {
+            rq,
+            first_channel,
+            out,
+        } = &mut out
+        {
+            rq.apply_channel_portable(&scratch, *first_channel + o, &mut out[o * n..(o + 1) * n]);
         }
     }
 }
@@ -432,14 +510,15 @@ impl RightOperand for GemmWeights<'_> {
 /// empty operands, which have nothing to tile: zero-width panels cannot be chunked).
 ///
 /// # Safety
-/// The host must support the route's tier.
+/// The host must support the route's tier; `sink` must hold the `m·n` outputs, which nothing
+/// else accesses meanwhile.
 unsafe fn tiled_on(
     route: Route,
     m: usize,
     a: &[u8],
     a_zp: i32,
     b: &dyn RightOperand,
-    acc: &mut [i32],
+    sink: Sink,
 ) -> Option<u64> {
     if m == 0 || b.n() == 0 || b.k() == 0 {
         return None;
@@ -450,12 +529,12 @@ unsafe fn tiled_on(
         use super::x86::{avx2_gemm, avx512vnni_gemm};
         match route {
             Route::Reference => None,
-            Route::Avx2Exact => Some(unsafe { tiled::<avx2_gemm::Exact>(m, a, a_zp, b, acc) }),
+            Route::Avx2Exact => Some(unsafe { tiled::<avx2_gemm::Exact>(m, a, a_zp, b, sink) }),
             Route::Avx2Saturating => {
-                Some(unsafe { tiled::<avx2_gemm::PairSaturating>(m, a, a_zp, b, acc) })
+                Some(unsafe { tiled::<avx2_gemm::PairSaturating>(m, a, a_zp, b, sink) })
             }
             Route::Avx512Vnni => {
-                Some(unsafe { tiled::<avx512vnni_gemm::Vnni>(m, a, a_zp, b, acc) })
+                Some(unsafe { tiled::<avx512vnni_gemm::Vnni>(m, a, a_zp, b, sink) })
             }
         }
     }
@@ -464,11 +543,11 @@ unsafe fn tiled_on(
         use super::aarch64::{dotprod_gemm, neon_gemm};
         match route {
             Route::Reference => None,
-            Route::NeonExact => Some(unsafe { tiled::<neon_gemm::Exact>(m, a, a_zp, b, acc) }),
+            Route::NeonExact => Some(unsafe { tiled::<neon_gemm::Exact>(m, a, a_zp, b, sink) }),
             Route::NeonSaturating => {
-                Some(unsafe { tiled::<neon_gemm::PairSaturating>(m, a, a_zp, b, acc) })
+                Some(unsafe { tiled::<neon_gemm::PairSaturating>(m, a, a_zp, b, sink) })
             }
-            Route::Dotprod => Some(unsafe { tiled::<dotprod_gemm::Dotprod>(m, a, a_zp, b, acc) }),
+            Route::Dotprod => Some(unsafe { tiled::<dotprod_gemm::Dotprod>(m, a, a_zp, b, sink) }),
         }
     }
     #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
@@ -480,13 +559,13 @@ unsafe fn tiled_on(
 /// one task with exact sums, so the result is the same for any thread count and task order.
 ///
 /// # Safety
-/// The host must support `K`'s target features.
+/// As [`tiled_on`], for `K`'s target features.
 unsafe fn tiled<K: MicroKernel>(
     m: usize,
     a: &[u8],
     a_zp: i32,
     b: &dyn RightOperand,
-    acc: &mut [i32],
+    sink: Sink,
 ) -> u64 {
     let (n, k) = (b.n(), b.k());
     let panels = b.panels(K::NR, K::SLOT);
@@ -496,17 +575,25 @@ unsafe fn tiled<K: MicroKernel>(
     // The corrections split into a per-column constant and a per-column multiple of the row sum
     // (wrapping: equal to the reference wherever its i32 sums do not overflow), laid out so the
     // per-row loop of `task` is a plain element-wise pass the compiler vectorises.
-    let zw: Vec<i32> = (0..n)
-        .map(|c| zero_points[if zero_points.len() == 1 { 0 } else { c }])
+    // Both are padded with zeros to whole panels, so `task` corrects whole tile rows: a fixed
+    // trip count stores each row in full registers, which the epilogue's loads then forward
+    // from (partial-register stores would stall them).
+    let blocks = panels.data.len() / (kp * K::NR);
+    let zw: Vec<i32> = (0..blocks * K::NR)
+        .map(|c| match zero_points.len() {
+            _ if c >= n => 0,
+            1 => zero_points[0],
+            _ => zero_points[c],
+        })
         .collect();
     let kz = k as i32;
-    let colterm: Vec<i32> = (0..n)
+    let colterm: Vec<i32> = (0..blocks * K::NR)
         .map(|c| {
-            a_zp.wrapping_mul(panels.colsum[c])
+            let colsum = panels.colsum.get(c).copied().unwrap_or(0);
+            a_zp.wrapping_mul(colsum)
                 .wrapping_sub(kz.wrapping_mul(a_zp).wrapping_mul(zw[c]))
         })
         .collect();
-    let blocks = panels.data.len() / (kp * K::NR);
     let parallel = m * n * k >= PARALLEL_MACS && rayon::current_num_threads() > 1;
     // On one thread a task takes all panels, so each row block is packed once.
     let per_task = if parallel { TASK_PANELS } else { blocks.max(1) };
@@ -524,7 +611,7 @@ unsafe fn tiled<K: MicroKernel>(
         panels: &panels,
         colterm: &colterm,
         zw: &zw,
-        out: SharedOut(acc.as_mut_ptr()),
+        sink,
     };
     // SAFETY: forwarded from this function's contract; tasks write disjoint tiles of `acc`.
     let each = |t| unsafe { (K::TASK)(&job, t) };
@@ -547,7 +634,20 @@ pub(crate) struct Job<'a> {
     panels: &'a Panels,
     colterm: &'a [i32],
     zw: &'a [i32],
-    out: SharedOut,
+    sink: Sink<'a>,
+}
+
+/// Where the tasks put their corrected accumulators, row-major with `n` columns.
+#[derive(Clone, Copy)]
+enum Sink<'a> {
+    Acc(SharedOut<i32>),
+    /// Requantized to u8 in the tile epilogue, row `i` as channel `first_channel + i` (the rows
+    /// of the k-major GEMM are a conv's output channels).
+    Requant {
+        rq: &'a Requant,
+        first_channel: usize,
+        out: SharedOut<u8>,
+    },
 }
 
 /// One task of [`tiled`]: `(first row, first panel)`; returns the saturated pairs.
@@ -558,7 +658,8 @@ pub(crate) type TaskFn = unsafe fn(&Job, (usize, usize)) -> u64;
 /// closures do not inherit the target features of the function they are written in.
 ///
 /// # Safety
-/// The host must support `K`'s target features; `job.out` must hold `m·n` values, and no other
+/// The host must support `K`'s target features, and on x86-64 this must be compiled with AVX2
+/// (as [`task_avx2`] and [`task_avx512`] are); `job.sink` must hold `m·n` values, and no other
 /// task may write this task's tiles.
 #[inline(always)]
 pub(crate) unsafe fn task<K: MicroKernel>(job: &Job, (m0, p0): (usize, usize)) -> u64 {
@@ -583,15 +684,29 @@ pub(crate) unsafe fn task<K: MicroKernel>(job: &Job, (m0, p0): (usize, usize)) -
             saturated += unsafe { K::tile(rows, &block[r0 * kp..], kp, panel, &mut tile) };
             for r in 0..rows {
                 let i = m0 + r0 + r;
-                // SAFETY: row i, columns c0..c0 + cols lie inside the output and belong to
-                // this task's tile only.
-                let dst = unsafe { job.out.slice(i * n + c0, cols) };
-                let raw = &tile[r * K::NR..r * K::NR + cols];
-                let cols_at = c0..c0 + cols;
+                let row = &mut tile[r * K::NR..(r + 1) * K::NR];
+                let cols_at = c0..c0 + K::NR;
                 let terms = job.colterm[cols_at.clone()].iter().zip(&job.zw[cols_at]);
                 let rs = rowsum[r0 + r];
-                for ((o, &t), (&ct, &z)) in dst.iter_mut().zip(raw).zip(terms) {
-                    *o = t.wrapping_sub(ct).wrapping_sub(z.wrapping_mul(rs));
+                for (t, (&ct, &z)) in row.iter_mut().zip(terms) {
+                    *t = t.wrapping_sub(ct).wrapping_sub(z.wrapping_mul(rs));
+                }
+                let row = &row[..cols];
+                // SAFETY (both arms): row i, columns c0..c0 + cols lie inside the output and
+                // belong to this task's tile only; AVX2 on x86-64 by this function's contract.
+                match job.sink {
+                    Sink::Acc(out) => unsafe { out.slice(i * n + c0, cols) }.copy_from_slice(row),
+                    Sink::Requant {
+                        rq,
+                        first_channel,
+                        out,
+                    } => unsafe {
+                        rq.apply_channel_in_task(
+                            row,
+                            first_channel + i,
+                            out.slice(i * n + c0, cols),
+                        )
+                    },
                 }
             }
         }
@@ -627,21 +742,27 @@ const TASK_PANELS: usize = 4;
 /// Below this many multiply-adds a GEMM runs on the calling thread (spawning costs more).
 const PARALLEL_MACS: usize = 1 << 21;
 
-/// The accumulator matrix shared by the tasks of [`tiled`], each of which writes only its own
-/// tile.
-#[derive(Clone, Copy)]
-struct SharedOut(*mut i32);
+/// The output matrix shared by the tasks of [`tiled`], each of which writes only its own tile.
+struct SharedOut<T>(*mut T);
+
+// Not derived: the derives would require `T: Copy` for a pointer that is always Copy.
+impl<T> Clone for SharedOut<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<T> Copy for SharedOut<T> {}
 
 // SAFETY: tasks write disjoint tiles (see `tiled`), and the matrix outlives them.
-unsafe impl Send for SharedOut {}
+unsafe impl<T: Send> Send for SharedOut<T> {}
 // SAFETY: as above.
-unsafe impl Sync for SharedOut {}
+unsafe impl<T: Send> Sync for SharedOut<T> {}
 
-impl SharedOut {
+impl<T> SharedOut<T> {
     /// # Safety
     /// `start..start + len` must be in bounds and written by no other task.
     #[allow(clippy::mut_from_ref)]
-    unsafe fn slice(&self, start: usize, len: usize) -> &mut [i32] {
+    unsafe fn slice(&self, start: usize, len: usize) -> &mut [T] {
         // SAFETY: forwarded from this function's contract.
         unsafe { std::slice::from_raw_parts_mut(self.0.add(start), len) }
     }

@@ -5,12 +5,12 @@
 #[derive(Debug, Clone, PartialEq)]
 pub struct FbgemmRequant {
     /// `f32(f32(s_x·s_w) / s_y)` per channel.
-    multiplier: Vec<f32>,
+    pub(crate) multiplier: Vec<f32>,
     /// `bias / (s_x·s_w)` per channel (division for per-channel weights, reciprocal multiply
     /// formed in f64 for per-tensor weights), or none without bias.
-    bias_term: Option<Vec<f32>>,
-    zero_point: i32,
-    lo: i32,
+    pub(crate) bias_term: Option<Vec<f32>>,
+    pub(crate) zero_point: i32,
+    pub(crate) lo: i32,
 }
 
 impl FbgemmRequant {
@@ -71,10 +71,10 @@ impl FbgemmRequant {
 /// the sum is scaled by `f32(s_w·s_x) · f32(1/s_y)`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct QnnpackRequant {
-    bias_q: Vec<i32>,
-    scale: Vec<f32>,
-    zero_point: i32,
-    lo: i32,
+    pub(crate) bias_q: Vec<i32>,
+    pub(crate) scale: Vec<f32>,
+    pub(crate) zero_point: i32,
+    pub(crate) lo: i32,
 }
 
 impl QnnpackRequant {
@@ -168,9 +168,9 @@ impl Requant {
     /// `(i / run) % channels` (linear: `run = 1`, channels = columns; conv: `run` = the spatial
     /// plane of NC… outputs).
     ///
-    /// On x86 tiers the same element rule runs compiled for AVX2, where `round_ties_even` is one
-    /// `vroundss` instead of a libm call; the result is identical (IEEE rounding either way). On
-    /// the AVX-512 tier, conv planes run [`Requant::apply_channel`]'s 16-lane build per channel.
+    /// On x86 tiers the element rule runs as explicit AVX2 lanes (`x86::avx2_requant`), with the
+    /// same IEEE operations, so the same bytes; on the AVX-512 tier conv planes run
+    /// [`Requant::apply_channel`]'s 16-lane build (`x86::avx512_requant`) per channel.
     pub fn apply_runs(&self, acc: &[i32], run: usize, channels: usize, out: &mut [u8]) {
         #[cfg(target_arch = "x86_64")]
         if run >= 16 && crate::isa::selected() == crate::isa::Isa::Avx512Vnni {
@@ -221,6 +221,22 @@ impl Requant {
         self.apply_rows_portable(acc, stride, cols, c, out);
     }
 
+    /// [`Requant::apply_channel`] inlined into a GEMM task's tile epilogue: explicit AVX2 lanes
+    /// on x86-64 (every x86 task is compiled with AVX2), the element rule elsewhere.
+    ///
+    /// # Safety
+    /// On x86-64 the caller must be compiled with AVX2.
+    #[inline(always)]
+    pub(crate) unsafe fn apply_channel_in_task(&self, acc: &[i32], c: usize, out: &mut [u8]) {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: forwarded from this function's contract.
+        unsafe {
+            super::x86::avx2_requant::channel(self, acc, c, out)
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        self.apply_channel_portable(acc, c, out);
+    }
+
     /// The loop behind [`Requant::apply_rows`].
     #[inline(always)]
     pub(crate) fn apply_rows_portable(
@@ -257,7 +273,7 @@ impl Requant {
 
     /// One row of [`Requant::apply_rows_portable`].
     #[inline(always)]
-    fn apply_channel_portable(&self, acc: &[i32], c: usize, out: &mut [u8]) {
+    pub(crate) fn apply_channel_portable(&self, acc: &[i32], c: usize, out: &mut [u8]) {
         // Plain loops: an iterator adapter's `fold` is not inlined into the AVX2 build, and
         // outside it `round_ties_even` is a libm call per element.
         match self {
@@ -321,8 +337,9 @@ impl Requant {
 mod tests {
     use super::*;
 
-    /// The run, channel and row epilogues (AVX2 / AVX-512 builds on x86 hosts) return the element rule's bytes, ties
-    /// and clamps included, for both engines, per-tensor and per-channel, with and without ReLU.
+    /// The run, channel and row epilogues (AVX2 / AVX-512 lanes on x86 hosts) return the element
+    /// rule's bytes, ties, clamps and NaN included, for both engines, per-tensor and per-channel,
+    /// with and without ReLU.
     #[test]
     fn rows_equal_element_rule() {
         let n = 5;
@@ -338,11 +355,12 @@ mod tests {
                 Some(vec![0.3, -1.5, 2.0, 0.0, 7.25]),
             ),
         ] {
-            for relu in [false, true] {
+            // An output scale that rounds to 0 in f32 makes the multipliers infinite: NaN at 0.
+            for (relu, sy) in [(false, 1.0), (true, 1.0), (false, 1e-46), (true, 1e-46)] {
                 let bias = bias.as_deref();
                 for rq in [
-                    Requant::Fbgemm(FbgemmRequant::new(0.5, &scales, bias, 1.0, 17, relu, n)),
-                    Requant::Qnnpack(QnnpackRequant::new(0.5, &scales, bias, 1.0, 17, relu, n)),
+                    Requant::Fbgemm(FbgemmRequant::new(0.5, &scales, bias, sy, 17, relu, n)),
+                    Requant::Qnnpack(QnnpackRequant::new(0.5, &scales, bias, sy, 17, relu, n)),
                 ] {
                     // Linear rows (run 1) and NC-plane layouts (run 4, 20 planes of 5 channels…).
                     for run in [1, 4, 20] {

@@ -268,17 +268,16 @@ impl QConv {
                 &mut values,
             )
             .expect("the selected tier is available")
-        } else if model == PairModel::Exact && conv_nchw::preferred(&g, zps) {
-            conv_nchw::conv_u8_i8_i32_exact(
-                isa::selected(),
-                &g,
-                &a,
-                zx,
-                &self.flipped,
-                zps,
-                &mut values,
-            )
-            .expect("the selected tier is available");
+        } else if self.nchw_exact(model, &g) {
+            let op = conv_nchw::Operands {
+                g: &g,
+                x: &a,
+                x_zp: zx,
+                w_flipped: &self.flipped,
+                w_zp: zps,
+            };
+            conv_nchw::conv_u8_i8_i32_exact(isa::selected(), &op, &mut values)
+                .expect("the selected tier is available");
             0
         } else {
             conv_u8_i8_i32_with(
@@ -309,6 +308,11 @@ impl QConv {
         })
     }
 
+    /// Whether the non-depthwise accumulators come from `conv_nchw`'s exact GEMM.
+    fn nchw_exact(&self, model: PairModel, g: &ConvGeometry) -> bool {
+        model == PairModel::Exact && conv_nchw::preferred(g, &self.weight.zero_points)
+    }
+
     /// Runs on `x` of shape `[N, C, spatial…]`.
     pub fn forward(
         &self,
@@ -330,6 +334,7 @@ impl QConv {
         shape.extend(&g.output);
         let positions = g.out_positions();
         let mut out = vec![0u8; g.batch * g.out_channels * positions];
+        let model = self.pair_model(numerics, &g);
         let saturated = if depthwise::supports(&g) {
             // Each output plane is requantized as the kernel finishes it, still in cache.
             let op = depthwise::Operands {
@@ -338,13 +343,25 @@ impl QConv {
                 x_zp: zx,
                 w: &self.taps_major,
                 w_zp: &self.weight.zero_points,
-                model: self.pair_model(numerics, &g),
+                model,
             };
             depthwise::conv_depthwise_with(isa::selected(), &op, &mut |nc, plane| {
                 let o = &mut out[nc * positions..][..positions];
                 rq.apply_rows(plane.flat, plane.stride, plane.cols, nc % g.out_channels, o)
             })
             .expect("the selected tier is available")
+        } else if self.nchw_exact(model, &g) {
+            // Requantized inside the GEMM's tiles: no i32 accumulator tensor at all.
+            let op = conv_nchw::Operands {
+                g: &g,
+                x: &u8_values(x),
+                x_zp: zx,
+                w_flipped: &self.flipped,
+                w_zp: &self.weight.zero_points,
+            };
+            conv_nchw::conv_u8_i8_u8_exact(isa::selected(), &op, &rq, &mut out)
+                .expect("the selected tier is available");
+            0
         } else {
             // The thread's accumulator buffer, taken (not borrowed) and put back below.
             let acc = self.accumulate_with(x, numerics, ACC.take())?;

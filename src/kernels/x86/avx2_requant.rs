@@ -1,19 +1,33 @@
-//! AVX2 build of the requantization epilogue.
+//! AVX2 builds of the requantization epilogue.
 //!
-//! Design note. The element rules of [`crate::kernels::requant`] are kept as they are and only
-//! compiled with AVX2 (hence SSE4.1) enabled: `round_ties_even` then becomes `vroundss` inline
-//! instead of a `rintf` call per element, which dominated the epilogue. Same IEEE operations,
-//! so the same bytes.
+//! Design note. The element rules of [`crate::kernels::requant`] are restated on 8 lanes with the
+//! same IEEE operations in the same order: `vcvtdq2ps` (round to nearest, as `as f32`), the
+//! bias add and multiplier, `vroundps` to nearest-even, the clamp in float with NaN lanes forced
+//! to 0 (`vmaxps`/`vminps` alone would return a bound for NaN), then an exact conversion. The
+//! results are integers in `[lo, 255]`, so the saturating packs to u8 never saturate. Tails
+//! shorter than 8 take the element rule itself, so every byte equals it.
 
-use crate::kernels::requant::Requant;
+use crate::kernels::requant::{FbgemmRequant, QnnpackRequant, Requant};
+use std::arch::x86_64::*;
 
-/// [`Requant::apply_runs`] compiled for AVX2.
+/// [`Requant::apply_runs`] compiled for AVX2: NC-plane runs through [`channel`], linear rows
+/// (`run == 1`, one channel per element) through the element rule.
 ///
 /// # Safety
 /// The host must support AVX2.
 #[target_feature(enable = "avx2")]
 pub unsafe fn apply_runs(rq: &Requant, acc: &[i32], run: usize, channels: usize, out: &mut [u8]) {
-    rq.apply_runs_portable(acc, run, channels, out);
+    if run <= 1 || channels == 0 {
+        return rq.apply_runs_portable(acc, run, channels, out);
+    }
+    let planes = acc.chunks_exact(run).zip(out.chunks_exact_mut(run));
+    for (i, (a, o)) in planes
+        .take(acc.len() / (run * channels) * channels)
+        .enumerate()
+    {
+        // SAFETY: AVX2 by this function's contract.
+        unsafe { channel(rq, a, i % channels, o) };
+    }
 }
 
 /// [`Requant::apply_rows`] compiled for AVX2.
@@ -29,5 +43,152 @@ pub unsafe fn apply_rows(
     c: usize,
     out: &mut [u8],
 ) {
-    rq.apply_rows_portable(acc, stride, cols, c, out);
+    for (r, o) in out.chunks_exact_mut(cols).enumerate() {
+        // SAFETY: AVX2 by this function's contract.
+        unsafe { channel(rq, &acc[r * stride..][..cols], c, o) };
+    }
+}
+
+/// `out[i] = rq.apply(acc[i], c)` for `i < min(len)`, 8 lanes at a time; inlined into callers
+/// compiled with AVX2 (the GEMM tasks' tile epilogue among them).
+///
+/// # Safety
+/// The caller must be compiled with (and the host support) AVX2.
+#[inline(always)]
+pub(crate) unsafe fn channel(rq: &Requant, acc: &[i32], c: usize, out: &mut [u8]) {
+    let len = acc.len().min(out.len());
+    let whole = len / 8 * 8;
+    // SAFETY (both arms): AVX2 by this function's contract; every load and store below covers
+    // lanes `i..i + 8` with `i + 8 <= whole <= len`.
+    match rq {
+        Requant::Fbgemm(r) => unsafe {
+            let lanes = FbgemmLanes::new(r, c);
+            for i in (0..whole).step_by(8) {
+                let v = _mm256_loadu_si256(acc.as_ptr().add(i).cast());
+                store8(out.as_mut_ptr().add(i), lanes.apply(v));
+            }
+        },
+        Requant::Qnnpack(r) => unsafe {
+            let lanes = QnnpackLanes::new(r, c);
+            for i in (0..whole).step_by(8) {
+                let v = _mm256_loadu_si256(acc.as_ptr().add(i).cast());
+                store8(out.as_mut_ptr().add(i), lanes.apply(v));
+            }
+        },
+    }
+    for (&v, y) in acc[whole..len].iter().zip(&mut out[whole..len]) {
+        *y = rq.apply(v, c);
+    }
+}
+
+/// [`FbgemmRequant::apply`]'s channel constants, broadcast.
+struct FbgemmLanes {
+    bias: Option<__m256>,
+    multiplier: __m256,
+    lo: __m256,
+    hi: __m256,
+    zero_point: __m256i,
+}
+
+impl FbgemmLanes {
+    #[inline(always)]
+    unsafe fn new(r: &FbgemmRequant, c: usize) -> Self {
+        let z = r.zero_point;
+        // SAFETY: AVX2 by the caller's contract.
+        unsafe {
+            FbgemmLanes {
+                bias: r.bias_term.as_ref().map(|b| _mm256_set1_ps(b[c])),
+                multiplier: _mm256_set1_ps(r.multiplier[c]),
+                lo: _mm256_set1_ps((r.lo - z) as f32),
+                hi: _mm256_set1_ps((255 - z) as f32),
+                zero_point: _mm256_set1_epi32(z),
+            }
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn apply(&self, acc: __m256i) -> __m256i {
+        // SAFETY: AVX2 by the caller's contract.
+        unsafe {
+            let mut t = _mm256_cvtepi32_ps(acc);
+            if let Some(b) = self.bias {
+                t = _mm256_add_ps(t, b);
+            }
+            let v = round_even(_mm256_mul_ps(t, self.multiplier));
+            let v = clamp_or_zero(v, self.lo, self.hi);
+            _mm256_add_epi32(_mm256_cvtps_epi32(v), self.zero_point)
+        }
+    }
+}
+
+/// [`QnnpackRequant::apply`]'s channel constants, broadcast.
+struct QnnpackLanes {
+    bias: __m256i,
+    scale: __m256,
+    zero_point: __m256i,
+    lo: __m256i,
+}
+
+impl QnnpackLanes {
+    #[inline(always)]
+    unsafe fn new(r: &QnnpackRequant, c: usize) -> Self {
+        // SAFETY: AVX2 by the caller's contract.
+        unsafe {
+            QnnpackLanes {
+                bias: _mm256_set1_epi32(r.bias_q[c]),
+                scale: _mm256_set1_ps(r.scale[c]),
+                zero_point: _mm256_set1_epi32(r.zero_point),
+                lo: _mm256_set1_epi32(r.lo),
+            }
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn apply(&self, acc: __m256i) -> __m256i {
+        // SAFETY: AVX2 by the caller's contract.
+        unsafe {
+            // Wrapping add, as the element rule.
+            let total = _mm256_add_epi32(acc, self.bias);
+            let v = _mm256_mul_ps(_mm256_cvtepi32_ps(total), self.scale);
+            let v = clamp_or_zero(
+                round_even(v),
+                _mm256_set1_ps(i16::MIN as f32),
+                _mm256_set1_ps(i16::MAX as f32),
+            );
+            // `r + z` lies within ±(32768 + 255): the element rule's i16 clamp cannot bind
+            // before its `[lo, 255]` clamp, which is inside the i16 range.
+            let r = _mm256_add_epi32(_mm256_cvtps_epi32(v), self.zero_point);
+            _mm256_min_epi32(_mm256_max_epi32(r, self.lo), _mm256_set1_epi32(255))
+        }
+    }
+}
+
+/// Round to nearest, ties to even (`f32::round_ties_even`).
+#[inline(always)]
+unsafe fn round_even(v: __m256) -> __m256 {
+    // SAFETY: AVX by the caller's contract.
+    unsafe { _mm256_round_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(v) }
+}
+
+/// `clamp_or_zero` of the element rules: `v.clamp(lo, hi)`, NaN lanes 0.
+#[inline(always)]
+unsafe fn clamp_or_zero(v: __m256, lo: __m256, hi: __m256) -> __m256 {
+    // SAFETY: AVX by the caller's contract.
+    unsafe {
+        let ordered = _mm256_cmp_ps::<_CMP_ORD_Q>(v, v);
+        _mm256_and_ps(_mm256_min_ps(_mm256_max_ps(v, lo), hi), ordered)
+    }
+}
+
+/// Stores 8 i32 lanes holding values in `0..=255` as 8 bytes at `dst`.
+///
+/// # Safety
+/// AVX2; `dst` must be valid for 8 bytes.
+#[inline(always)]
+unsafe fn store8(dst: *mut u8, v: __m256i) {
+    // SAFETY: by this function's contract.
+    unsafe {
+        let words = _mm_packs_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256::<1>(v));
+        _mm_storel_epi64(dst.cast(), _mm_packus_epi16(words, words));
+    }
 }
