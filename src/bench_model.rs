@@ -60,8 +60,8 @@ pub struct EngineFigure {
     pub sqnr_db: f64,
     /// PyTorch's latency for this engine, when anchored.
     pub pytorch_ms: Option<f64>,
-    /// Batch-1 time per kind of op (`conv depthwise`, `conv 1x1`, `qadd`, ...), ms, largest
-    /// first: where the latency goes.
+    /// Batch-1 time per kind of op (`conv depthwise`, `conv 1x1`, `qadd`, ...), ms, median over
+    /// the repetitions, largest first: where the latency goes.
     pub by_op: Vec<(String, f64)>,
 }
 
@@ -75,20 +75,34 @@ fn op_label(op: &QOp) -> String {
     }
 }
 
-/// One timed run of `model` on `x`, booked per op kind.
+/// Time per op kind of `model` on `x`: the median over `reps` runs of each kind's total (one run
+/// alone was at the mercy of a single preemption on a busy machine).
 fn time_by_op(
     model: &QuantizedModel,
     x: &ArrayD<f32>,
+    reps: usize,
 ) -> Result<Vec<(String, f64)>, WorkflowError> {
     let index = crate::graph::index_by_name(&model.graph.nodes);
-    let mut totals: std::collections::BTreeMap<String, f64> = Default::default();
-    let mut last = Instant::now();
-    model.run(vec![Value::F32(x.clone())], |node, _| {
-        let label = op_label(&model.ops[index[node.name.as_str()]]);
-        *totals.entry(label).or_default() += last.elapsed().as_secs_f64() * 1e3;
-        last = Instant::now();
-    })?;
-    let mut v: Vec<(String, f64)> = totals.into_iter().collect();
+    let mut runs: std::collections::BTreeMap<String, Vec<f64>> = Default::default();
+    for _ in 0..reps.max(1) {
+        let mut totals: std::collections::BTreeMap<String, f64> = Default::default();
+        let mut last = Instant::now();
+        model.run(vec![Value::F32(x.clone())], |node, _| {
+            let label = op_label(&model.ops[index[node.name.as_str()]]);
+            *totals.entry(label).or_default() += last.elapsed().as_secs_f64() * 1e3;
+            last = Instant::now();
+        })?;
+        for (label, ms) in totals {
+            runs.entry(label).or_default().push(ms);
+        }
+    }
+    let mut v: Vec<(String, f64)> = runs
+        .into_iter()
+        .map(|(label, mut ms)| {
+            ms.sort_by(f64::total_cmp);
+            (label, ms[ms.len() / 2])
+        })
+        .collect();
     v.sort_by(|a, b| b.1.total_cmp(&a.1));
     Ok(v)
 }
@@ -182,7 +196,7 @@ pub fn run(
                 model.run(vec![Value::F32(one.clone())], |_, _| {})?;
                 Ok(())
             })?;
-            let by_op = time_by_op(&model, &one)?;
+            let by_op = time_by_op(&model, &one, reps)?;
             let out = first_f32(model.run(vec![Value::F32(data.clone())], |_, _| {})?);
             let mut stats = ErrorStats::default();
             stats.add(&reference, &out, |_| 0.0);
