@@ -41,10 +41,11 @@ impl ActivationObserver {
     }
 }
 
-/// Non-finite elements of a batch activation, counted over fixed parallel chunks.
+/// Non-finite elements of a batch activation, counted over fixed parallel chunks (u32 within
+/// a chunk: twice the vector lanes of u64).
 fn count_nonfinite(x: &[f32]) -> u64 {
     x.par_chunks(1 << 17)
-        .map(|c| c.iter().map(|v| !v.is_finite() as u64).sum::<u64>())
+        .map(|c| c.iter().map(|v| u32::from(!v.is_finite())).sum::<u32>() as u64)
         .sum()
 }
 

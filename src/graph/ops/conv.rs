@@ -144,13 +144,14 @@ pub fn conv_forward(
     let mut y = vec![0.0f32; g.n * g.o * ovol];
     // One work item per (sample, group), then fixed tiles of output channels: the split never
     // depends on the thread count, so results are identical however many threads run.
+    // Each rayon task keeps one depthwise scratch buffer for all the channels it runs.
     y.par_chunks_mut((og * ovol).max(1))
         .enumerate()
-        .for_each(|(item, out)| {
+        .for_each_init(Vec::new, |scratch, (item, out)| {
             let (n, grp) = (item / g.groups, item % g.groups);
             let xg = &xs[(n * g.c + grp * cg) * ivol..][..cg * ivol];
             if cg == 1 && og == 1 {
-                depthwise_dispatch(&g, xg, &ws[grp * kvol..][..kvol], out);
+                depthwise_dispatch(&g, xg, &ws[grp * kvol..][..kvol], out, scratch);
                 add_bias(out, bias, grp, ovol);
                 return;
             }
@@ -218,30 +219,37 @@ fn tap_major_weights(w: &[f32], cg: usize, kvol: usize) -> Vec<f32> {
 
 /// [`depthwise`], compiled for AVX2 when the tier in force has it (wider vectors; without FMA
 /// enabled the product and the sum stay two roundings, as in the portable build).
-fn depthwise_dispatch(g: &Geometry, x: &[f32], w: &[f32], out: &mut [f32]) {
+fn depthwise_dispatch(g: &Geometry, x: &[f32], w: &[f32], out: &mut [f32], scratch: &mut Vec<f32>) {
     #[cfg(target_arch = "x86_64")]
     if crate::isa::selected_is_x86_simd() {
         // SAFETY: the tier in force (hence the host) has AVX2.
-        return unsafe { depthwise_avx2(g, x, w, out) };
+        return unsafe { depthwise_avx2(g, x, w, out, scratch) };
     }
-    depthwise(g, x, w, out)
+    depthwise(g, x, w, out, scratch)
 }
 
 /// # Safety
 /// The host must support AVX2.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-unsafe fn depthwise_avx2(g: &Geometry, x: &[f32], w: &[f32], out: &mut [f32]) {
-    depthwise(g, x, w, out)
+unsafe fn depthwise_avx2(
+    g: &Geometry,
+    x: &[f32],
+    w: &[f32],
+    out: &mut [f32],
+    scratch: &mut Vec<f32>,
+) {
+    depthwise(g, x, w, out, scratch)
 }
 
 /// One channel of a depthwise conv (one input and one output channel per group), computed
 /// directly: a GEMM with a single output row wastes most of its tile, and im2col would copy the
 /// input `kvol` times. Taps accumulate in row-major kernel order, into `out` holding zeros.
+/// `scratch` is working memory, of any length and content.
 #[inline(always)]
-fn depthwise(g: &Geometry, x: &[f32], w: &[f32], out: &mut [f32]) {
+fn depthwise(g: &Geometry, x: &[f32], w: &[f32], out: &mut [f32], scratch: &mut Vec<f32>) {
     if w.iter().all(|v| v.is_finite()) {
-        depthwise_planes(g, x, w, out)
+        depthwise_planes(g, x, w, out, scratch)
     } else {
         depthwise_rows(g, x, w, out)
     }
@@ -258,7 +266,7 @@ const BAND_ELEMS: usize = 2048;
 /// which changes no sum: sums start at +0 and never become -0. A non-finite weight would make
 /// those products NaN, hence the finite-weight condition.
 #[inline(always)]
-fn depthwise_planes(g: &Geometry, x: &[f32], w: &[f32], out: &mut [f32]) {
+fn depthwise_planes(g: &Geometry, x: &[f32], w: &[f32], out: &mut [f32], scratch: &mut Vec<f32>) {
     let [id, ih, iw] = g.input;
     let [kd, kh, kw] = g.kernel;
     let [od, oh, ow] = g.out;
@@ -269,24 +277,40 @@ fn depthwise_planes(g: &Geometry, x: &[f32], w: &[f32], out: &mut [f32]) {
     let (rows, cols) = (oh + (kh - 1) * dh / sh, ow + (kw - 1) * dw / sw);
     // One spare row: a band's run at the largest column offset reads past the last row.
     let stride = (rows + 1) * cols;
-    let mut planes = vec![0.0f32; id * sh * sw * stride];
+    let band = (BAND_ELEMS / cols).max(1);
+    let planes_len = id * sh * sw * stride;
+    // Every element used is written below, so the buffer is only grown, never cleared.
+    if scratch.len() < planes_len + band * cols {
+        scratch.resize(planes_len + band * cols, 0.0);
+    }
+    let (planes, acc) = scratch.split_at_mut(planes_len);
     for (k, plane) in planes.chunks_exact_mut(stride).enumerate() {
         let (zi, r, c) = (k / (sh * sw), k / sw % sh, k % sw);
         // Plane columns whose input column q·sw + c - pw lies inside the row.
-        let lo = pw.saturating_sub(c).div_ceil(sw);
+        let lo = pw.saturating_sub(c).div_ceil(sw).min(cols);
         let hi = (iw + pw).saturating_sub(c).div_ceil(sw).min(cols).max(lo);
-        for (q, dst) in plane.chunks_exact_mut(cols).take(rows).enumerate() {
-            let Some(yi) = (q * sh + r).checked_sub(ph).filter(|&y| y < ih) else {
+        for (q, dst) in plane.chunks_exact_mut(cols).enumerate() {
+            let Some(yi) = (q * sh + r).checked_sub(ph).filter(|&y| q < rows && y < ih) else {
+                dst.fill(0.0);
                 continue;
             };
-            let src = x[(zi * ih + yi) * iw..][..iw].iter().skip(lo * sw + c - pw);
-            for (d, &v) in dst[lo..hi].iter_mut().zip(src.step_by(sw)) {
-                *d = v;
+            dst[..lo].fill(0.0);
+            dst[hi..].fill(0.0);
+            if lo == hi {
+                continue;
+            }
+            let src = &x[(zi * ih + yi) * iw + lo * sw + c - pw..];
+            let dst = &mut dst[lo..hi];
+            if sw == 1 {
+                // The common case as one memcpy (a strided loop copies element by element).
+                dst.copy_from_slice(&src[..dst.len()]);
+            } else {
+                for (d, &v) in dst.iter_mut().zip(src.iter().step_by(sw)) {
+                    *d = v;
+                }
             }
         }
     }
-    let band = (BAND_ELEMS / cols).max(1);
-    let mut acc = vec![0.0f32; band * cols];
     for z in 0..od {
         for y0 in (0..oh).step_by(band) {
             let n = band.min(oh - y0);
@@ -340,7 +364,8 @@ fn depthwise_rows(g: &Geometry, x: &[f32], w: &[f32], out: &mut [f32]) {
         for r in 0..s {
             let phase = &mut phases[r * rows * pw..(r + 1) * rows * pw];
             for (dst, src) in phase.chunks_exact_mut(pw).zip(x.chunks_exact(iw)) {
-                for (d, &v) in dst.iter_mut().zip(src[r..].iter().step_by(s)) {
+                // `skip`, not `src[r..]`: a row may be narrower than the stride.
+                for (d, &v) in dst.iter_mut().zip(src.iter().skip(r).step_by(s)) {
                     *d = v;
                 }
             }
@@ -460,7 +485,7 @@ mod tests {
         // (input dhw, kernel dhw, stride, pad begin, pad end, dilation)
         type Geo = [[usize; 3]; 6];
         #[rustfmt::skip]
-        let cases: [Geo; 7] = [
+        let cases: [Geo; 8] = [
             [[1, 7, 6], [1, 3, 3], [1, 1, 1], [0, 1, 1], [0, 1, 1], [1, 1, 1]],
             [[1, 9, 9], [1, 5, 3], [1, 2, 2], [0, 2, 1], [0, 2, 1], [1, 1, 1]],
             [[1, 6, 8], [1, 3, 3], [1, 1, 2], [0, 0, 3], [0, 1, 0], [1, 2, 1]],
@@ -468,12 +493,15 @@ mod tests {
             [[1, 2, 2], [1, 3, 3], [1, 3, 3], [0, 1, 1], [0, 1, 1], [1, 1, 1]],
             [[3, 5, 6], [2, 3, 2], [2, 1, 2], [1, 1, 0], [0, 1, 1], [1, 1, 2]],
             [[1, 40, 37], [1, 3, 3], [1, 2, 2], [0, 1, 1], [0, 1, 1], [1, 1, 1]],
+            [[1, 1, 1], [1, 3, 3], [1, 3, 3], [0, 2, 2], [0, 2, 2], [1, 1, 1]],
         ];
         let value = |i: usize| match i % 11 {
             0 => 0.0,
             1 => -0.0,
             _ => (i * 7919 % 251) as f32 * 0.125 - 15.5,
         };
+        // Shared across cases and starting as NaN: stale scratch content must never show.
+        let mut scratch = vec![f32::NAN; 5000];
         for [input, kernel, stride, pad_b, pad_e, dilation] in cases {
             let x = ArrayD::from_shape_fn(IxDyn(&[1, 1, input[0], input[1], input[2]]), |i| {
                 value((i[2] * input[1] + i[3]) * input[2] + i[4])
@@ -495,7 +523,7 @@ mod tests {
             let (x, w) = (x.as_slice().unwrap(), p.weight.as_slice().unwrap());
             let ovol = g.out.iter().product();
             let (mut a, mut b) = (vec![0.0f32; ovol], vec![0.0f32; ovol]);
-            depthwise_planes(&g, x, w, &mut a);
+            depthwise_planes(&g, x, w, &mut a, &mut scratch);
             depthwise_rows(&g, x, w, &mut b);
             let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
             assert_eq!(bits(&a), bits(&b), "{input:?} {kernel:?} {stride:?}");
