@@ -346,14 +346,6 @@ fn depthwise_rows(g: &Geometry, x: &[f32], w: &[f32], out: &mut [f32]) {
     let [id, ih, iw] = g.input;
     let [kd, kh, kw] = g.kernel;
     let [od, oh, ow] = g.out;
-    let tap_range = |o_len: usize, stride: usize, dil: usize, pad: usize, len: usize, k: usize| {
-        // Output indices whose input index o·stride + k·dil - pad falls inside [0, len).
-        let lo = (pad.saturating_sub(k * dil)).div_ceil(stride);
-        let hi = ((len + pad).saturating_sub(k * dil))
-            .div_ceil(stride)
-            .min(o_len);
-        lo..hi.max(lo)
-    };
     // With a column stride s, the input is split once into s column phases (phase r of a row
     // holds columns r, r + s, …), so every tap reads a contiguous run and the loop vectorises.
     let s = g.stride[2];
@@ -407,6 +399,24 @@ fn depthwise_rows(g: &Geometry, x: &[f32], w: &[f32], out: &mut [f32]) {
     }
 }
 
+/// The outputs `o < o_len` whose input index `o·stride + k·dil - pad` (through tap `k`) falls
+/// inside `[0, len)`.
+fn tap_range(
+    o_len: usize,
+    stride: usize,
+    dil: usize,
+    pad: usize,
+    len: usize,
+    k: usize,
+) -> std::ops::Range<usize> {
+    let lo = pad.saturating_sub(k * dil).div_ceil(stride).min(o_len);
+    let hi = (len + pad)
+        .saturating_sub(k * dil)
+        .div_ceil(stride)
+        .min(o_len);
+    lo..hi.max(lo)
+}
+
 /// The input index `o·stride + k·dil - pad` that output `o` reads through tap `k`, when it lies
 /// inside `[0, len)`.
 #[inline(always)]
@@ -436,24 +446,24 @@ fn im2col(g: &Geometry, x: &[f32], cg: usize, col: &mut [f32]) {
                     let xc = &x[c * id * ih * iw..][..id * ih * iw];
                     let row = ((a * kh + b) * kw + e) * cg + c;
                     let dst = &mut col[row * ovol..][..ovol];
-                    let mut k = 0;
-                    for z in 0..od {
-                        let zi = (z * g.stride[0] + a * g.dilation[0]) as isize - g.pad[0] as isize;
-                        for yy in 0..oh {
-                            let yi =
-                                (yy * g.stride[1] + b * g.dilation[1]) as isize - g.pad[1] as isize;
-                            let inside =
-                                (0..id as isize).contains(&zi) && (0..ih as isize).contains(&yi);
-                            for xx in 0..ow {
-                                let xi = (xx * g.stride[2] + e * g.dilation[2]) as isize
-                                    - g.pad[2] as isize;
-                                dst[k] = if inside && (0..iw as isize).contains(&xi) {
-                                    xc[(zi as usize * ih + yi as usize) * iw + xi as usize]
-                                } else {
-                                    0.0
-                                };
-                                k += 1;
-                            }
+                    // Per output row: zeros outside the input, one strided copy inside.
+                    let xs = tap_range(ow, g.stride[2], g.dilation[2], g.pad[2], iw, e);
+                    for (r, dst) in dst.chunks_exact_mut(ow).enumerate() {
+                        let (z, yy) = (r / oh, r % oh);
+                        let zi = tap_index(z, g.stride[0], a, g.dilation[0], g.pad[0], id);
+                        let yi = tap_index(yy, g.stride[1], b, g.dilation[1], g.pad[1], ih);
+                        let (Some(zi), Some(yi), false) = (zi, yi, xs.is_empty()) else {
+                            dst.fill(0.0);
+                            continue;
+                        };
+                        dst[..xs.start].fill(0.0);
+                        dst[xs.end..].fill(0.0);
+                        let first = xs.start * g.stride[2] + e * g.dilation[2] - g.pad[2];
+                        let src = xc[(zi * ih + yi) * iw + first..]
+                            .iter()
+                            .step_by(g.stride[2]);
+                        for (d, &v) in dst[xs.clone()].iter_mut().zip(src) {
+                            *d = v;
                         }
                     }
                 }
