@@ -1,5 +1,6 @@
 //! Float execution of a graph: nodes run in order over a name → value environment, and values
-//! are dropped after their last reader so large models stay within memory.
+//! are dropped after their last reader so large models stay within memory. A pointwise
+//! activation that is its operand's last reader runs in the operand's buffer.
 
 use super::{Graph, GraphError, Node, Value, ops};
 use std::collections::HashMap;
@@ -21,8 +22,10 @@ pub fn run(
     }
     let last_use = last_uses(graph);
     for (i, node) in graph.nodes.iter().enumerate() {
-        let args = node_args(graph, node, &env)?;
-        let outs = ops::eval(node, &args)?;
+        let outs = match in_place(graph, node, i, &last_use, &mut env) {
+            Some(outs) => outs,
+            None => ops::eval(node, &node_args(graph, node, &env)?)?,
+        };
         on_node(node, &outs);
         for name in &node.inputs {
             if last_use.get(name.as_str()) == Some(&i) && !graph.outputs.contains(name) {
@@ -45,6 +48,34 @@ pub fn run(
                 })
         })
         .collect()
+}
+
+/// Runs `node` in its operand's buffer when it is a pointwise activation, node `i` is the
+/// operand's last reader and the operand is a contiguous f32 activation (not a graph output or
+/// constant); `None` leaves `env` untouched.
+fn in_place<'g>(
+    graph: &Graph,
+    node: &'g Node,
+    i: usize,
+    last_use: &HashMap<&str, usize>,
+    env: &mut HashMap<&'g str, Value>,
+) -> Option<Vec<Value>> {
+    let [name] = node.inputs.as_slice() else {
+        return None;
+    };
+    let owned = last_use.get(name.as_str()) == Some(&i) && !graph.outputs.contains(name);
+    if !owned || !matches!(env.get(name.as_str()), Some(Value::F32(a)) if a.is_standard_layout()) {
+        return None;
+    }
+    let Some(Value::F32(mut a)) = env.remove(name.as_str()) else {
+        unreachable!("checked above");
+    };
+    if ops::pointwise_in_place(&node.op, a.as_slice_mut().expect("standard layout")) {
+        Some(vec![Value::F32(a)])
+    } else {
+        env.insert(name.as_str(), Value::F32(a));
+        None
+    }
 }
 
 /// A node's operands from the environment or the constants (`None` for an absent optional

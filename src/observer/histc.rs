@@ -9,16 +9,20 @@
 //! bin, in every tier, instead of writing out of bounds.
 //!
 //! Counts are integers in four u16 sub-histograms (consecutive elements increment different
-//! arrays, so back-to-back hits on one bin do not wait on each other's store), flushed into u64
-//! totals every `FLUSH` elements, and become f32 at the end of the batch, which equals PyTorch's f32 `+= 1` while a bin holds at most 2^24 elements.
+//! arrays, so back-to-back hits on one bin do not wait on each other's store), summed into u64
+//! totals per chunk of `PAR_CHUNK` elements (chunks are counted in parallel), and become f32 at
+//! the end of the batch, which equals PyTorch's f32 `+= 1` while a bin holds at most 2^24
+//! elements.
 
 use crate::isa::{Isa, IsaError};
+use rayon::prelude::*;
 
 /// Sub-histograms per batch (see the module docs).
 const LANES: usize = 4;
-/// Elements counted before the u16 sub-histograms are flushed into the totals: each array gets
-/// at most a quarter of a chunk plus a short tail, which stays below 65 536.
-const FLUSH: usize = LANES * 65_000;
+/// Elements counted into one set of u16 sub-histograms before they are added to the totals:
+/// element `i` goes to array `i % LANES`, so each gets a quarter of a chunk, below 65 536.
+/// Also the unit of parallel work (a batch activation is many chunks).
+const PAR_CHUNK: usize = LANES * 32_768;
 
 /// One sub-histogram counter. u16 keeps the four arrays of a 2048-bin histogram in 16 KiB, well
 /// inside L1, where u32 counters spill out of a 32 KiB L1.
@@ -92,21 +96,28 @@ impl Seen {
 }
 
 /// Counts of `x` over `binning`, as f32 (the histogram PyTorch's histc returns), and what the
-/// pass saw.
+/// pass saw. Fixed chunks are counted in parallel: the counts are integers and the extremes are
+/// exact, so neither the split nor the thread count shows in the result.
 pub(crate) fn histc(x: &[f32], binning: Binning, isa: Isa) -> (Vec<f32>, Seen) {
     let bins = binning.bins;
     let stride = stride(bins);
-    let mut sub = vec![0 as Counter; LANES * stride];
-    let mut total = vec![0u64; bins];
-    let mut seen = Seen::EMPTY;
-    for chunk in x.chunks(FLUSH) {
-        seen = seen.merge(count(chunk, &binning, &mut sub, isa));
-        for (b, t) in total.iter_mut().enumerate() {
-            *t += (0..LANES)
-                .map(|l| std::mem::take(&mut sub[l * stride + b]) as u64)
-                .sum::<u64>();
-        }
-    }
+    let (total, seen) = x
+        .par_chunks(PAR_CHUNK)
+        .map(|chunk| {
+            let mut sub = vec![0 as Counter; LANES * stride];
+            let seen = count(chunk, &binning, &mut sub, isa);
+            let total: Vec<u64> = (0..bins)
+                .map(|b| (0..LANES).map(|l| sub[l * stride + b] as u64).sum())
+                .collect();
+            (total, seen)
+        })
+        .reduce(
+            || (vec![0u64; bins], Seen::EMPTY),
+            |(mut t, s), (u, r)| {
+                t.iter_mut().zip(&u).for_each(|(t, u)| *t += u);
+                (t, s.merge(r))
+            },
+        );
     (total.into_iter().map(|c| c as f32).collect(), seen)
 }
 
@@ -334,13 +345,13 @@ mod tests {
     #[test]
     fn counts_survive_the_u16_flush_on_every_tier() {
         // More than one flush chunk, all in one bin, plus a ragged tail.
-        let mut x = vec![0.5f32; 3 * FLUSH + 13];
+        let mut x = vec![0.5f32; 3 * PAR_CHUNK + 13];
         x.extend([0.0, 1.0, 2.0, -1.0]);
         for isa in crate::isa::ALL.into_iter().filter(|t| t.is_available()) {
             let b = histc_on(&x, 4, 0.0, 1.0, isa).unwrap();
             assert_eq!(
                 b.counts,
-                vec![1.0, 0.0, (3 * FLUSH + 13) as f32, 1.0],
+                vec![1.0, 0.0, (3 * PAR_CHUNK + 13) as f32, 1.0],
                 "{isa}"
             );
             assert_eq!((b.min, b.max, b.nan), (-1.0, 2.0, false));

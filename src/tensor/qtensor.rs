@@ -367,6 +367,16 @@ impl QTensor {
 
     /// The integers in logical row-major order, widened to i32.
     pub fn int_values(&self) -> Vec<i32> {
+        if self.is_contiguous() {
+            // One run of storage: a plain widening loop instead of the per-element index walk
+            // (convert widens every weight this way).
+            let run = self.offset..self.offset + self.numel();
+            return match &*self.storage {
+                QStorage::U8(v) => v[run].iter().map(|&q| q as i32).collect(),
+                QStorage::I8(v) => v[run].iter().map(|&q| q as i32).collect(),
+                QStorage::I32(v) => v[run].to_vec(),
+            };
+        }
         self.storage_indices()
             .map(|i| self.storage.get(i))
             .collect()

@@ -7,6 +7,7 @@ use crate::graph::{self, Value};
 use crate::observer::{
     ObservedQParams, ObserverError, ObserverKind, ObserverSpec, qparams_from_stats,
 };
+use rayon::prelude::*;
 use std::collections::HashMap;
 
 impl ActivationObserver {
@@ -40,6 +41,14 @@ impl ActivationObserver {
     }
 }
 
+/// Non-finite elements of a batch activation, counted over fixed parallel chunks (u32 within
+/// a chunk: twice the vector lanes of u64).
+fn count_nonfinite(x: &[f32]) -> u64 {
+    x.par_chunks(1 << 17)
+        .map(|c| c.iter().map(|v| u32::from(!v.is_finite())).sum::<u32>() as u64)
+        .sum()
+}
+
 impl Prepared {
     /// Runs one batch (one value per model input) and feeds every observer. Returns the float
     /// model's outputs. Non-finite values are counted, not recorded: the pre-convert check
@@ -59,7 +68,7 @@ impl Prepared {
                 };
                 let a = a.as_standard_layout();
                 let data = a.as_slice().expect("standard layout");
-                let nonfinite = data.iter().filter(|v| !v.is_finite()).count() as u64;
+                let nonfinite = count_nonfinite(data);
                 for &k in ks {
                     let obs = &mut observers[k];
                     obs.batches += 1;

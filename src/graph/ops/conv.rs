@@ -8,8 +8,11 @@ use crate::graph::{ConvParams, GraphError};
 use ndarray::{ArrayD, IxDyn};
 use rayon::prelude::*;
 
-/// Output channels per parallel GEMM tile.
+/// Output channels per parallel GEMM tile when there are few (sample, group) work items.
 const TILE_ROWS: usize = 32;
+/// From this many (sample, group) work items on, each runs its GEMM whole: the items already
+/// keep every thread busy, and every GEMM call packs all of its `B` operand again.
+const WHOLE_ITEMS: usize = 4;
 
 /// Output length of one spatial dim (PyTorch's floor rule).
 pub fn conv_output_len(
@@ -136,16 +139,20 @@ pub fn conv_forward(
     let ovol: usize = g.out.iter().product();
     let rows = cg * kvol;
     let pointwise = kvol == 1 && g.stride == [1; 3] && g.pad == [0; 3] && g.input == g.out;
+    let bias = p.bias.as_ref().map(|b| b.to_vec());
+    let bias = bias.as_deref();
     let mut y = vec![0.0f32; g.n * g.o * ovol];
     // One work item per (sample, group), then fixed tiles of output channels: the split never
     // depends on the thread count, so results are identical however many threads run.
+    // Each rayon task keeps one depthwise scratch buffer for all the channels it runs.
     y.par_chunks_mut((og * ovol).max(1))
         .enumerate()
-        .for_each(|(item, out)| {
+        .for_each_init(Vec::new, |scratch, (item, out)| {
             let (n, grp) = (item / g.groups, item % g.groups);
             let xg = &xs[(n * g.c + grp * cg) * ivol..][..cg * ivol];
             if cg == 1 && og == 1 {
-                depthwise_dispatch(&g, xg, &ws[grp * kvol..][..kvol], out);
+                depthwise_dispatch(&g, xg, &ws[grp * kvol..][..kvol], out, scratch);
+                add_bias(out, bias, grp, ovol);
                 return;
             }
             let col;
@@ -165,7 +172,14 @@ pub fn conv_forward(
                 taps_major = tap_major_weights(group_w, cg, kvol);
                 &taps_major
             };
-            out.par_chunks_mut(TILE_ROWS * ovol)
+            // How the rows are split never changes a result: each output element sums over k
+            // the same way in any tile.
+            let tile = if g.n * g.groups >= WHOLE_ITEMS {
+                og
+            } else {
+                TILE_ROWS
+            };
+            out.par_chunks_mut((tile * ovol).max(1))
                 .enumerate()
                 .for_each(|(t, c)| {
                     let m = c.len() / ovol.max(1);
@@ -173,20 +187,26 @@ pub fn conv_forward(
                         m,
                         rows,
                         ovol,
-                        Mat::new(&a[t * TILE_ROWS * rows..], rows, 1),
+                        Mat::new(&a[t * tile * rows..], rows, 1),
                         Mat::new(b, ovol, 1),
                         c,
                     );
+                    add_bias(c, bias, grp * og + t * tile, ovol);
                 });
         });
-    if let Some(bias) = &p.bias {
-        for (chunk, o) in y.chunks_mut(ovol).zip((0..g.o).cycle()) {
-            chunk.iter_mut().for_each(|v| *v += bias[o]);
-        }
-    }
     let mut shape = vec![g.n, g.o];
     shape.extend_from_slice(&g.out[3 - (p.weight.ndim() - 2)..]);
     Ok(ArrayD::from_shape_vec(IxDyn(&shape), y).expect("conv output shape"))
+}
+
+/// Adds the bias of channels `first..` to `out` (whole planes of `ovol`), after the products
+/// are summed, as PyTorch does; inside each work item, while its output is still in cache.
+fn add_bias(out: &mut [f32], bias: Option<&[f32]>, first: usize, ovol: usize) {
+    if let Some(bias) = bias {
+        for (plane, &b) in out.chunks_mut(ovol.max(1)).zip(&bias[first..]) {
+            plane.iter_mut().for_each(|v| *v += b);
+        }
+    }
 }
 
 /// Reorders weight rows `[o][c·kvol + t]` to the im2col K order `[o][t·cg + c]`.
@@ -199,39 +219,133 @@ fn tap_major_weights(w: &[f32], cg: usize, kvol: usize) -> Vec<f32> {
 
 /// [`depthwise`], compiled for AVX2 when the tier in force has it (wider vectors; without FMA
 /// enabled the product and the sum stay two roundings, as in the portable build).
-fn depthwise_dispatch(g: &Geometry, x: &[f32], w: &[f32], out: &mut [f32]) {
+fn depthwise_dispatch(g: &Geometry, x: &[f32], w: &[f32], out: &mut [f32], scratch: &mut Vec<f32>) {
     #[cfg(target_arch = "x86_64")]
     if crate::isa::selected_is_x86_simd() {
         // SAFETY: the tier in force (hence the host) has AVX2.
-        return unsafe { depthwise_avx2(g, x, w, out) };
+        return unsafe { depthwise_avx2(g, x, w, out, scratch) };
     }
-    depthwise(g, x, w, out)
+    depthwise(g, x, w, out, scratch)
 }
 
 /// # Safety
 /// The host must support AVX2.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-unsafe fn depthwise_avx2(g: &Geometry, x: &[f32], w: &[f32], out: &mut [f32]) {
-    depthwise(g, x, w, out)
+unsafe fn depthwise_avx2(
+    g: &Geometry,
+    x: &[f32],
+    w: &[f32],
+    out: &mut [f32],
+    scratch: &mut Vec<f32>,
+) {
+    depthwise(g, x, w, out, scratch)
 }
 
 /// One channel of a depthwise conv (one input and one output channel per group), computed
 /// directly: a GEMM with a single output row wastes most of its tile, and im2col would copy the
-/// input `kvol` times. Taps accumulate in row-major kernel order.
+/// input `kvol` times. Taps accumulate in row-major kernel order, into `out` holding zeros.
+/// `scratch` is working memory, of any length and content.
 #[inline(always)]
-fn depthwise(g: &Geometry, x: &[f32], w: &[f32], out: &mut [f32]) {
+fn depthwise(g: &Geometry, x: &[f32], w: &[f32], out: &mut [f32], scratch: &mut Vec<f32>) {
+    if w.iter().all(|v| v.is_finite()) {
+        depthwise_planes(g, x, w, out, scratch)
+    } else {
+        depthwise_rows(g, x, w, out)
+    }
+}
+
+/// Output rows per band of [`depthwise_planes`]: about 8 KiB of sums, which stay in L1 with the
+/// input rows the taps read.
+const BAND_ELEMS: usize = 2048;
+
+/// [`depthwise_rows`] for finite weights, bit for bit, in long vector runs. The input is
+/// zero-padded once and split into stride phases (plane (r, c) holds padded rows r, r + sh, …
+/// and columns c, c + sw, …), so a tap reads one contiguous run for a whole band of output rows
+/// (computed at the plane width; the extra columns are dropped). A padding tap adds `w·0 = ±0`,
+/// which changes no sum: sums start at +0 and never become -0. A non-finite weight would make
+/// those products NaN, hence the finite-weight condition.
+#[inline(always)]
+fn depthwise_planes(g: &Geometry, x: &[f32], w: &[f32], out: &mut [f32], scratch: &mut Vec<f32>) {
     let [id, ih, iw] = g.input;
     let [kd, kh, kw] = g.kernel;
     let [od, oh, ow] = g.out;
-    let tap_range = |o_len: usize, stride: usize, dil: usize, pad: usize, len: usize, k: usize| {
-        // Output indices whose input index o·stride + k·dil - pad falls inside [0, len).
-        let lo = (pad.saturating_sub(k * dil)).div_ceil(stride);
-        let hi = ((len + pad).saturating_sub(k * dil))
-            .div_ceil(stride)
-            .min(o_len);
-        lo..hi.max(lo)
-    };
+    let [_, sh, sw] = g.stride;
+    let [_, dh, dw] = g.dilation;
+    let [_, ph, pw] = g.pad;
+    // A plane holds every row / column any output reads at its largest tap offset.
+    let (rows, cols) = (oh + (kh - 1) * dh / sh, ow + (kw - 1) * dw / sw);
+    // One spare row: a band's run at the largest column offset reads past the last row.
+    let stride = (rows + 1) * cols;
+    let band = (BAND_ELEMS / cols).max(1);
+    let planes_len = id * sh * sw * stride;
+    // Every element used is written below, so the buffer is only grown, never cleared.
+    if scratch.len() < planes_len + band * cols {
+        scratch.resize(planes_len + band * cols, 0.0);
+    }
+    let (planes, acc) = scratch.split_at_mut(planes_len);
+    for (k, plane) in planes.chunks_exact_mut(stride).enumerate() {
+        let (zi, r, c) = (k / (sh * sw), k / sw % sh, k % sw);
+        // Plane columns whose input column q·sw + c - pw lies inside the row.
+        let lo = pw.saturating_sub(c).div_ceil(sw).min(cols);
+        let hi = (iw + pw).saturating_sub(c).div_ceil(sw).min(cols).max(lo);
+        for (q, dst) in plane.chunks_exact_mut(cols).enumerate() {
+            let Some(yi) = (q * sh + r).checked_sub(ph).filter(|&y| q < rows && y < ih) else {
+                dst.fill(0.0);
+                continue;
+            };
+            dst[..lo].fill(0.0);
+            dst[hi..].fill(0.0);
+            if lo == hi {
+                continue;
+            }
+            let src = &x[(zi * ih + yi) * iw + lo * sw + c - pw..];
+            let dst = &mut dst[lo..hi];
+            if sw == 1 {
+                // The common case as one memcpy (a strided loop copies element by element).
+                dst.copy_from_slice(&src[..dst.len()]);
+            } else {
+                for (d, &v) in dst.iter_mut().zip(src.iter().step_by(sw)) {
+                    *d = v;
+                }
+            }
+        }
+    }
+    for z in 0..od {
+        for y0 in (0..oh).step_by(band) {
+            let n = band.min(oh - y0);
+            let acc = &mut acc[..n * cols];
+            acc.fill(0.0);
+            for a in 0..kd {
+                let Some(zi) = tap_index(z, g.stride[0], a, g.dilation[0], g.pad[0], id) else {
+                    continue;
+                };
+                for b in 0..kh {
+                    let (r, dy) = (b * dh % sh, b * dh / sh);
+                    for e in 0..kw {
+                        let (c, dx) = (e * dw % sw, e * dw / sw);
+                        let wv = w[(a * kh + b) * kw + e];
+                        let plane = &planes[((zi * sh + r) * sw + c) * stride..][..stride];
+                        let src = &plane[(y0 + dy) * cols + dx..][..n * cols];
+                        for (d, &v) in acc.iter_mut().zip(src) {
+                            *d += wv * v;
+                        }
+                    }
+                }
+            }
+            for (yy, row) in acc.chunks_exact(cols).enumerate() {
+                out[(z * oh + y0 + yy) * ow..][..ow].copy_from_slice(&row[..ow]);
+            }
+        }
+    }
+}
+
+/// The reference form of [`depthwise`]: each output row sums only the taps inside the input.
+#[inline(always)]
+fn depthwise_rows(g: &Geometry, x: &[f32], w: &[f32], out: &mut [f32]) {
+    let [id, ih, iw] = g.input;
+    let [kd, kh, kw] = g.kernel;
+    let [od, oh, ow] = g.out;
     // With a column stride s, the input is split once into s column phases (phase r of a row
     // holds columns r, r + s, …), so every tap reads a contiguous run and the loop vectorises.
     let s = g.stride[2];
@@ -242,22 +356,30 @@ fn depthwise(g: &Geometry, x: &[f32], w: &[f32], out: &mut [f32]) {
         for r in 0..s {
             let phase = &mut phases[r * rows * pw..(r + 1) * rows * pw];
             for (dst, src) in phase.chunks_exact_mut(pw).zip(x.chunks_exact(iw)) {
-                for (d, &v) in dst.iter_mut().zip(src[r..].iter().step_by(s)) {
+                // `skip`, not `src[r..]`: a row may be narrower than the stride.
+                for (d, &v) in dst.iter_mut().zip(src.iter().skip(r).step_by(s)) {
                     *d = v;
                 }
             }
         }
     }
-    for a in 0..kd {
-        for b in 0..kh {
-            for e in 0..kw {
-                let wv = w[(a * kh + b) * kw + e];
-                let xs = tap_range(ow, g.stride[2], g.dilation[2], g.pad[2], iw, e);
-                for z in tap_range(od, g.stride[0], g.dilation[0], g.pad[0], id, a) {
-                    let zi = z * g.stride[0] + a * g.dilation[0] - g.pad[0];
-                    for yy in tap_range(oh, g.stride[1], g.dilation[1], g.pad[1], ih, b) {
-                        let yi = yy * g.stride[1] + b * g.dilation[1] - g.pad[1];
-                        let dst = &mut out[(z * oh + yy) * ow..][xs.clone()];
+    // Output row by output row, so the row being summed stays in L1 across all its taps (a
+    // whole channel plane spills it); each element still adds its taps in kernel order.
+    for z in 0..od {
+        for yy in 0..oh {
+            let dst = &mut out[(z * oh + yy) * ow..][..ow];
+            for a in 0..kd {
+                let Some(zi) = tap_index(z, g.stride[0], a, g.dilation[0], g.pad[0], id) else {
+                    continue;
+                };
+                for b in 0..kh {
+                    let Some(yi) = tap_index(yy, g.stride[1], b, g.dilation[1], g.pad[1], ih)
+                    else {
+                        continue;
+                    };
+                    for e in 0..kw {
+                        let wv = w[(a * kh + b) * kw + e];
+                        let xs = tap_range(ow, g.stride[2], g.dilation[2], g.pad[2], iw, e);
                         // Slices rather than indices, so the loop vectorises (the per-element
                         // arithmetic, a product then a sum, is unchanged).
                         let first = xs.start * s + e * g.dilation[2] - g.pad[2];
@@ -267,7 +389,7 @@ fn depthwise(g: &Geometry, x: &[f32], w: &[f32], out: &mut [f32]) {
                             let phase = &phases[(first % s) * rows * pw..];
                             &phase[(zi * ih + yi) * pw + first / s..][..xs.len()]
                         };
-                        for (d, &v) in dst.iter_mut().zip(src) {
+                        for (d, &v) in dst[xs].iter_mut().zip(src) {
                             *d += wv * v;
                         }
                     }
@@ -275,6 +397,38 @@ fn depthwise(g: &Geometry, x: &[f32], w: &[f32], out: &mut [f32]) {
             }
         }
     }
+}
+
+/// The outputs `o < o_len` whose input index `o·stride + k·dil - pad` (through tap `k`) falls
+/// inside `[0, len)`.
+fn tap_range(
+    o_len: usize,
+    stride: usize,
+    dil: usize,
+    pad: usize,
+    len: usize,
+    k: usize,
+) -> std::ops::Range<usize> {
+    let lo = pad.saturating_sub(k * dil).div_ceil(stride).min(o_len);
+    let hi = (len + pad)
+        .saturating_sub(k * dil)
+        .div_ceil(stride)
+        .min(o_len);
+    lo..hi.max(lo)
+}
+
+/// The input index `o·stride + k·dil - pad` that output `o` reads through tap `k`, when it lies
+/// inside `[0, len)`.
+#[inline(always)]
+fn tap_index(
+    o: usize,
+    stride: usize,
+    k: usize,
+    dil: usize,
+    pad: usize,
+    len: usize,
+) -> Option<usize> {
+    (o * stride + k * dil).checked_sub(pad).filter(|&i| i < len)
 }
 
 /// Fills `col` (`[kvol·cg, ovol]`, row-major) with the receptive fields of one group, tap-major
@@ -292,24 +446,24 @@ fn im2col(g: &Geometry, x: &[f32], cg: usize, col: &mut [f32]) {
                     let xc = &x[c * id * ih * iw..][..id * ih * iw];
                     let row = ((a * kh + b) * kw + e) * cg + c;
                     let dst = &mut col[row * ovol..][..ovol];
-                    let mut k = 0;
-                    for z in 0..od {
-                        let zi = (z * g.stride[0] + a * g.dilation[0]) as isize - g.pad[0] as isize;
-                        for yy in 0..oh {
-                            let yi =
-                                (yy * g.stride[1] + b * g.dilation[1]) as isize - g.pad[1] as isize;
-                            let inside =
-                                (0..id as isize).contains(&zi) && (0..ih as isize).contains(&yi);
-                            for xx in 0..ow {
-                                let xi = (xx * g.stride[2] + e * g.dilation[2]) as isize
-                                    - g.pad[2] as isize;
-                                dst[k] = if inside && (0..iw as isize).contains(&xi) {
-                                    xc[(zi as usize * ih + yi as usize) * iw + xi as usize]
-                                } else {
-                                    0.0
-                                };
-                                k += 1;
-                            }
+                    // Per output row: zeros outside the input, one strided copy inside.
+                    let xs = tap_range(ow, g.stride[2], g.dilation[2], g.pad[2], iw, e);
+                    for (r, dst) in dst.chunks_exact_mut(ow).enumerate() {
+                        let (z, yy) = (r / oh, r % oh);
+                        let zi = tap_index(z, g.stride[0], a, g.dilation[0], g.pad[0], id);
+                        let yi = tap_index(yy, g.stride[1], b, g.dilation[1], g.pad[1], ih);
+                        let (Some(zi), Some(yi), false) = (zi, yi, xs.is_empty()) else {
+                            dst.fill(0.0);
+                            continue;
+                        };
+                        dst[..xs.start].fill(0.0);
+                        dst[xs.end..].fill(0.0);
+                        let first = xs.start * g.stride[2] + e * g.dilation[2] - g.pad[2];
+                        let src = xc[(zi * ih + yi) * iw + first..]
+                            .iter()
+                            .step_by(g.stride[2]);
+                        for (d, &v) in dst[xs.clone()].iter_mut().zip(src) {
+                            *d = v;
                         }
                     }
                 }
@@ -333,6 +487,58 @@ mod tests {
         [usize; 2],
         [usize; 2],
     );
+
+    /// The padded-plane depthwise equals the reference row loop bit for bit (zeros of both
+    /// signs included), over strides, dilations, asymmetric padding and 3-d kernels.
+    #[test]
+    fn depthwise_planes_match_rows_bitwise() {
+        // (input dhw, kernel dhw, stride, pad begin, pad end, dilation)
+        type Geo = [[usize; 3]; 6];
+        #[rustfmt::skip]
+        let cases: [Geo; 8] = [
+            [[1, 7, 6], [1, 3, 3], [1, 1, 1], [0, 1, 1], [0, 1, 1], [1, 1, 1]],
+            [[1, 9, 9], [1, 5, 3], [1, 2, 2], [0, 2, 1], [0, 2, 1], [1, 1, 1]],
+            [[1, 6, 8], [1, 3, 3], [1, 1, 2], [0, 0, 3], [0, 1, 0], [1, 2, 1]],
+            [[1, 7, 11], [1, 3, 3], [1, 1, 3], [0, 1, 2], [0, 2, 2], [1, 1, 2]],
+            [[1, 2, 2], [1, 3, 3], [1, 3, 3], [0, 1, 1], [0, 1, 1], [1, 1, 1]],
+            [[3, 5, 6], [2, 3, 2], [2, 1, 2], [1, 1, 0], [0, 1, 1], [1, 1, 2]],
+            [[1, 40, 37], [1, 3, 3], [1, 2, 2], [0, 1, 1], [0, 1, 1], [1, 1, 1]],
+            [[1, 1, 1], [1, 3, 3], [1, 3, 3], [0, 2, 2], [0, 2, 2], [1, 1, 1]],
+        ];
+        let value = |i: usize| match i % 11 {
+            0 => 0.0,
+            1 => -0.0,
+            _ => (i * 7919 % 251) as f32 * 0.125 - 15.5,
+        };
+        // Shared across cases and starting as NaN: stale scratch content must never show.
+        let mut scratch = vec![f32::NAN; 5000];
+        for [input, kernel, stride, pad_b, pad_e, dilation] in cases {
+            let x = ArrayD::from_shape_fn(IxDyn(&[1, 1, input[0], input[1], input[2]]), |i| {
+                value((i[2] * input[1] + i[3]) * input[2] + i[4])
+            });
+            let weight =
+                ArrayD::from_shape_fn(IxDyn(&[1, 1, kernel[0], kernel[1], kernel[2]]), |i| {
+                    value(((i[2] * kernel[1] + i[3]) * kernel[2] + i[4]) * 3 + 1)
+                });
+            let p = ConvParams {
+                weight,
+                bias: None,
+                stride: stride.to_vec(),
+                pad_begin: pad_b.to_vec(),
+                pad_end: pad_e.to_vec(),
+                dilation: dilation.to_vec(),
+                groups: 1,
+            };
+            let g = geometry("dw", &x, &p).unwrap();
+            let (x, w) = (x.as_slice().unwrap(), p.weight.as_slice().unwrap());
+            let ovol = g.out.iter().product();
+            let (mut a, mut b) = (vec![0.0f32; ovol], vec![0.0f32; ovol]);
+            depthwise_planes(&g, x, w, &mut a, &mut scratch);
+            depthwise_rows(&g, x, w, &mut b);
+            let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&a), bits(&b), "{input:?} {kernel:?} {stride:?}");
+        }
+    }
 
     #[test]
     fn depthwise_matches_dense_equivalent() {

@@ -12,6 +12,7 @@ mod resize;
 mod shape;
 mod torch_order;
 
+pub(crate) use activation::pointwise_in_place;
 pub use conv::{conv_forward, conv_output_len};
 pub use linear::linear_forward;
 pub use lstm::lstm_forward;
@@ -35,10 +36,9 @@ pub fn eval(node: &Node, args: &[Option<&Value>]) -> Result<Vec<Value>, GraphErr
             f32_arg(node, args, 0)?,
             f32_arg(node, args, 1)?,
         )?),
-        Op::Relu => one(f32_arg(node, args, 0)?.mapv(|v| v.max(0.0))),
-        Op::Clip { min, max } => one(activation::clip(f32_arg(node, args, 0)?, *min, *max)),
-        Op::Sigmoid => one(f32_arg(node, args, 0)?.mapv(activation::sigmoid)),
-        Op::Tanh => one(f32_arg(node, args, 0)?.mapv(f32::tanh)),
+        Op::Relu | Op::Clip { .. } | Op::Sigmoid | Op::Tanh => {
+            one(activation::pointwise(&node.op, f32_arg(node, args, 0)?))
+        }
         Op::Softmax { axis } => one(activation::softmax(name, f32_arg(node, args, 0)?, *axis)?),
         Op::MaxPool(p) => one(pool::max_pool(name, f32_arg(node, args, 0)?, p)?),
         Op::AvgPool(p) => one(pool::avg_pool(name, f32_arg(node, args, 0)?, p)?),

@@ -6,7 +6,8 @@
 //! Three kernel families exist: `scalar` (plain loops over the element rules), `x86_avx2`
 //! (8 lanes, tails through a zero-padded block) and `x86_avx512` (16 lanes, masked tails).
 //! Every kernel is single-threaded and deterministic: the result does not depend on the tier,
-//! the length or the alignment of the buffers.
+//! the length or the alignment of the buffers (only [`min_max`] splits a large buffer across
+//! threads, exactly).
 //!
 //! The tier is chosen once per call from [`crate::isa::selected`] (AVX-512 VNNI → AVX-512
 //! kernels; AVX2 / AVX-VNNI → AVX2 kernels; anything else → scalar). The `*_on` entry points take
@@ -433,15 +434,34 @@ pub fn dequantize_per_channel_on<T: QInt>(
     Ok(())
 }
 
+/// Elements per parallel piece of [`min_max`].
+const MIN_MAX_CHUNK: usize = 1 << 17;
+
 /// Min and max of `x` on the selected tier: (NaN, NaN) when any element is NaN, (0, 0) when
 /// empty, otherwise the extremes under the IEEE total order (so -0.0 < +0.0).
 pub fn min_max(x: &[f32]) -> (f32, f32) {
-    on_tier!(Tier::selected(), key_range(x)).finish()
+    min_max_tier(Tier::selected(), x)
 }
 
 /// [`min_max`] on an explicit tier.
 pub fn min_max_on(isa: Isa, x: &[f32]) -> Result<(f32, f32), IsaError> {
-    Ok(on_tier!(Tier::checked(isa)?, key_range(x)).finish())
+    Ok(min_max_tier(Tier::checked(isa)?, x))
+}
+
+/// Large buffers (a batch's activation) are reduced in parallel pieces: min and max of the
+/// integer keys are exact, so the split never shows in the result.
+fn min_max_tier(tier: Tier, x: &[f32]) -> (f32, f32) {
+    use rayon::prelude::*;
+    x.par_chunks(MIN_MAX_CHUNK)
+        .map(|c| on_tier!(tier, key_range(c)))
+        .reduce(
+            || KeyRange::EMPTY,
+            |mut a, b| {
+                a.merge(b);
+                a
+            },
+        )
+        .finish()
 }
 
 fn min_max_per_channel_tier(tier: Tier, x: &[f32], layout: ChannelLayout) -> Vec<(f32, f32)> {
