@@ -2,13 +2,17 @@
 //! chunk, for a channel whose weight zero point is 0 (every default qconfig's weights).
 //!
 //! Design note. A chunk's 64 outputs read 64 consecutive phase-plane bytes per tap, so one zmm
-//! load per tap holds a whole chunk's activations. Interleaving the loads of consecutive taps
-//! byte by byte (`vpunpck{l,h}bw`) puts each output's activations side by side, which is the
-//! operand shape of the dot-product instructions:
-//! - pair-saturating (fbgemm's depthwise contract): `vpmaddubsw` of a tap pair is exactly the
-//!   reference's saturated i16 pair. It can only have saturated where it returns ±i16 bound, so
-//!   the exact products are only formed (to count saturations) for chunks where a lane does;
-//! - exact: `vpdpbusd` of four interleaved taps adds all four products to the i32 lane.
+//! load per tap holds a whole chunk's activations. Interleaving the loads of four consecutive
+//! taps byte by byte (`vpunpck{l,h}bw`, then `vpunpck{l,h}wd`) puts each output's four
+//! activations in one i32 lane, the operand shape of the dot-product instructions:
+//! - exact: `vpdpbusd` adds all four products to the lane;
+//! - pair-saturating (fbgemm's depthwise contract, taps paired in order): `vpmaddubsw` gives the
+//!   lane's two tap pairs exactly as the reference's saturated i16 pairs, and `vpdpwssd` with
+//!   ones adds both to the i32 accumulator. A pair can only have saturated where it is an i16
+//!   bound, so the exact products are only formed (to count saturations) where a lane is.
+//!
+//! A short last group repeats its first tap at weight 0, which adds exactly 0 and leaves an odd
+//! last tap alone in its pair, as the reference does.
 //!
 //! The interleaves work within 128-bit lanes, so the accumulators hold the outputs permuted; the
 //! permutation is undone once per chunk with `vshufi64x2` before the store.
@@ -38,49 +42,37 @@ impl Chunks<'_> {
 /// whether any pair saturated.
 ///
 /// # Safety
-/// The host must support AVX-512 F and BW.
-#[target_feature(enable = "avx512f,avx512bw")]
+/// The host must support AVX-512 F, BW and VNNI.
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
 pub unsafe fn saturating(c: &Chunks, flat: &mut [i32], sat: &mut [i32]) -> bool {
     c.check(flat.len());
-    let mut any = false;
     assert_eq!(sat.len(), flat.len());
+    let mut any = false;
     let (bound_hi, bound_lo) = (_mm512_set1_epi16(i16::MAX), _mm512_set1_epi16(i16::MIN));
+    let (ones, minus) = (_mm512_set1_epi16(1), _mm512_set1_epi16(-1));
     for (v, (out, sat)) in flat
         .chunks_exact_mut(64)
         .zip(sat.chunks_exact_mut(64))
         .enumerate()
     {
-        let base = v * 64;
         let mut acc = [_mm512_setzero_si512(); 4];
         let mut count = [_mm512_setzero_si512(); 4];
-        for (t, w) in c.taps.chunks(2).zip(c.w.chunks(2)) {
-            // SAFETY: `check` bounds every load; a lone tap pairs with itself at weight 0.
-            let (a, b) = unsafe {
-                (
-                    load(c.planes, t[0] + base),
-                    load(c.planes, t[t.len() - 1] + base),
-                )
-            };
-            let (w0, w1) = (w[0], if t.len() == 2 { w[1] } else { 0 });
-            let wp = _mm512_set1_epi16(i16::from_le_bytes([w0 as u8, w1 as u8]));
-            for (half, x) in [_mm512_unpacklo_epi8(a, b), _mm512_unpackhi_epi8(a, b)]
-                .into_iter()
-                .enumerate()
-            {
-                let p = _mm512_maddubs_epi16(x, wp);
+        for (t, w) in c.taps.chunks(4).zip(c.w.chunks(4)) {
+            // SAFETY: `check` bounds every load.
+            let (x, wq) = unsafe { quads(c.planes, t, w, v * 64) };
+            let wv = _mm512_set1_epi32(i32::from_le_bytes(wq.map(|b| b as u8)));
+            for q in 0..4 {
+                let p = _mm512_maddubs_epi16(x[q], wv);
                 let bound =
                     _mm512_cmpeq_epi16_mask(p, bound_hi) | _mm512_cmpeq_epi16_mask(p, bound_lo);
                 if bound != 0 {
-                    let s = saturated_lanes(x, w0, w1);
+                    let s = saturated_lanes(x[q], wq);
                     any |= s != 0;
-                    let one = _mm512_set1_epi32(1);
-                    for (k, part) in [s as u16, (s >> 16) as u16].into_iter().enumerate() {
-                        let i = 2 * half + k;
-                        count[i] = _mm512_mask_add_epi32(count[i], part, count[i], one);
-                    }
+                    // −1 in each saturated i16 lane; `vpmaddwd` by −1 counts them per i32 lane.
+                    let flags = _mm512_movm_epi16(s);
+                    count[q] = _mm512_add_epi32(count[q], _mm512_madd_epi16(flags, minus));
                 }
-                acc[2 * half] = _mm512_add_epi32(acc[2 * half], widen(p, 0));
-                acc[2 * half + 1] = _mm512_add_epi32(acc[2 * half + 1], widen(p, 1));
+                acc[q] = _mm512_dpwssd_epi32(acc[q], p, ones);
             }
         }
         let k = _mm512_set1_epi32(c.konst);
@@ -89,8 +81,8 @@ pub unsafe fn saturating(c: &Chunks, flat: &mut [i32], sat: &mut [i32]) -> bool 
         }
         // SAFETY: both chunks hold 64 lanes.
         unsafe {
-            store_pairs(out, acc);
-            store_pairs(sat, count);
+            store_quads(out, acc);
+            store_quads(sat, count);
         }
     }
     any
@@ -104,58 +96,57 @@ pub unsafe fn saturating(c: &Chunks, flat: &mut [i32], sat: &mut [i32]) -> bool 
 pub unsafe fn exact(c: &Chunks, flat: &mut [i32]) {
     c.check(flat.len());
     for (v, out) in flat.chunks_exact_mut(64).enumerate() {
-        let base = v * 64;
         let mut acc = [_mm512_setzero_si512(); 4];
         for (t, w) in c.taps.chunks(4).zip(c.w.chunks(4)) {
-            // A short last group repeats its first tap at weight 0. (Loops, not closures: a
-            // closure would not inherit this function's target features.)
-            let (mut x, mut wq) = ([_mm512_setzero_si512(); 4], [0u8; 4]);
-            for i in 0..4 {
-                // SAFETY: `check` bounds every load.
-                x[i] = unsafe { load(c.planes, t.get(i).copied().unwrap_or(t[0]) + base) };
-                wq[i] = w.get(i).copied().unwrap_or(0) as u8;
-            }
-            let wq = _mm512_set1_epi32(i32::from_le_bytes(wq));
-            let ab = [
-                _mm512_unpacklo_epi8(x[0], x[1]),
-                _mm512_unpackhi_epi8(x[0], x[1]),
-            ];
-            let cd = [
-                _mm512_unpacklo_epi8(x[2], x[3]),
-                _mm512_unpackhi_epi8(x[2], x[3]),
-            ];
-            for h in 0..2 {
-                let lo = _mm512_unpacklo_epi16(ab[h], cd[h]);
-                let hi = _mm512_unpackhi_epi16(ab[h], cd[h]);
-                acc[2 * h] = _mm512_dpbusd_epi32(acc[2 * h], lo, wq);
-                acc[2 * h + 1] = _mm512_dpbusd_epi32(acc[2 * h + 1], hi, wq);
+            // SAFETY: `check` bounds every load.
+            let (x, wq) = unsafe { quads(c.planes, t, w, v * 64) };
+            let wv = _mm512_set1_epi32(i32::from_le_bytes(wq.map(|b| b as u8)));
+            for q in 0..4 {
+                acc[q] = _mm512_dpbusd_epi32(acc[q], x[q], wv);
             }
         }
         let k = _mm512_set1_epi32(c.konst);
         for a in &mut acc {
             *a = _mm512_add_epi32(*a, k);
         }
-        let [q0, q1, q2, q3] = acc;
-        // acc[q] holds outputs 16j + 4q .. 16j + 4q + 3 in its 128-bit lane j: a 4×4 transpose
-        // of 128-bit blocks restores the order.
-        let (t0, t1) = (
-            _mm512_shuffle_i64x2(q0, q1, 0x44),
-            _mm512_shuffle_i64x2(q2, q3, 0x44),
-        );
-        let (t2, t3) = (
-            _mm512_shuffle_i64x2(q0, q1, 0xEE),
-            _mm512_shuffle_i64x2(q2, q3, 0xEE),
-        );
-        let rows = [
-            _mm512_shuffle_i64x2(t0, t1, 0x88),
-            _mm512_shuffle_i64x2(t0, t1, 0xDD),
-            _mm512_shuffle_i64x2(t2, t3, 0x88),
-            _mm512_shuffle_i64x2(t2, t3, 0xDD),
+        // SAFETY: `out` holds 64 lanes.
+        unsafe { store_quads(out, acc) };
+    }
+}
+
+/// The activations of up to four taps `t` (weights `w`) for the chunk at `base`, interleaved so
+/// that i32 lane `j` of `x[q]`, in 128-bit lane `l`, holds output `16l + 4q + j`'s four bytes;
+/// and the four weights, 0 past a short group (whose missing taps repeat its first).
+///
+/// # Safety
+/// Every `t + base + 64` is within `planes`; the caller has AVX-512 F/BW enabled.
+#[inline(always)]
+unsafe fn quads(planes: &[u8], t: &[usize], w: &[i8], base: usize) -> ([__m512i; 4], [i8; 4]) {
+    // Loops, not closures: a closure would not inherit the caller's target features.
+    // SAFETY: AVX-512 F by the contract.
+    let (mut b, mut wq) = (unsafe { [_mm512_setzero_si512(); 4] }, [0i8; 4]);
+    for i in 0..4 {
+        // SAFETY: forwarded from the contract.
+        b[i] = unsafe { load(planes, t.get(i).copied().unwrap_or(t[0]) + base) };
+        wq[i] = w.get(i).copied().unwrap_or(0);
+    }
+    // SAFETY: AVX-512 BW by the contract.
+    unsafe {
+        let ab = [
+            _mm512_unpacklo_epi8(b[0], b[1]),
+            _mm512_unpackhi_epi8(b[0], b[1]),
         ];
-        for (o, r) in out.chunks_exact_mut(16).zip(rows) {
-            // SAFETY: `o` holds 16 i32.
-            unsafe { _mm512_storeu_si512(o.as_mut_ptr().cast(), r) };
-        }
+        let cd = [
+            _mm512_unpacklo_epi8(b[2], b[3]),
+            _mm512_unpackhi_epi8(b[2], b[3]),
+        ];
+        let x = [
+            _mm512_unpacklo_epi16(ab[0], cd[0]),
+            _mm512_unpackhi_epi16(ab[0], cd[0]),
+            _mm512_unpacklo_epi16(ab[1], cd[1]),
+            _mm512_unpackhi_epi16(ab[1], cd[1]),
+        ];
+        (x, wq)
     }
 }
 
@@ -170,50 +161,47 @@ unsafe fn load(planes: &[u8], at: usize) -> __m512i {
     unsafe { _mm512_loadu_si512(planes.as_ptr().add(at).cast()) }
 }
 
-/// The i16 lanes of `p` from 256-bit half `half`, sign-extended to i32.
+/// Which i16 lanes of the interleaved quads `x` saturate their pair: even lanes hold the bytes
+/// of taps 0 and 1 (weights `w[0]`, `w[1]`), odd lanes those of taps 2 and 3. Each product fits
+/// i16, so a pair saturated exactly where the saturating and wrapping sums differ.
 #[inline(always)]
-fn widen(p: __m512i, half: i32) -> __m512i {
-    // SAFETY (both arms): the caller runs with AVX-512 F/BW enabled.
-    unsafe {
-        if half == 0 {
-            _mm512_cvtepi16_epi32(_mm512_castsi512_si256(p))
-        } else {
-            _mm512_cvtepi16_epi32(_mm512_extracti64x4_epi64(p, 1))
-        }
-    }
-}
-
-/// Which i16 lanes of the interleaved byte pairs `x` saturate `x.lo·w0 + x.hi·w1`: each product
-/// fits i16, so the pair saturated exactly where the saturating and wrapping sums differ.
-#[inline(always)]
-fn saturated_lanes(x: __m512i, w0: i8, w1: i8) -> u32 {
+fn saturated_lanes(x: __m512i, w: [i8; 4]) -> u32 {
+    let pattern = |even: i8, odd: i8| (even as i16 as u16 as i32) | ((odd as i16 as i32) << 16);
     // SAFETY: the caller runs with AVX-512 F/BW enabled.
     unsafe {
         let a = _mm512_and_si512(x, _mm512_set1_epi16(0xFF));
         let b = _mm512_srli_epi16(x, 8);
-        let pa = _mm512_mullo_epi16(a, _mm512_set1_epi16(w0 as i16));
-        let pb = _mm512_mullo_epi16(b, _mm512_set1_epi16(w1 as i16));
+        let pa = _mm512_mullo_epi16(a, _mm512_set1_epi32(pattern(w[0], w[2])));
+        let pb = _mm512_mullo_epi16(b, _mm512_set1_epi32(pattern(w[1], w[3])));
         _mm512_cmpneq_epi16_mask(_mm512_adds_epi16(pa, pb), _mm512_add_epi16(pa, pb))
     }
 }
 
-/// Stores the four pair accumulators of a chunk in output order: `acc[2h + k]` holds the i16
-/// lanes of 256-bit half `k` of the `vpunpck{l,h}bw` half `h` (`h` = 0: low), i.e. outputs
-/// `32k + 16j + 8h .. +7` in its 128-bit lanes `2j, 2j + 1`.
+/// Stores a chunk's four quad accumulators in output order: `acc[q]` holds outputs
+/// `16l + 4q .. 16l + 4q + 3` in its 128-bit lane `l`, so a 4×4 transpose of 128-bit blocks
+/// restores the order.
 ///
 /// # Safety
-/// `out` holds at least 64 i32.
+/// `out` holds at least 64 i32; the caller has AVX-512 F enabled.
 #[inline(always)]
-unsafe fn store_pairs(out: &mut [i32], acc: [__m512i; 4]) {
+unsafe fn store_quads(out: &mut [i32], acc: [__m512i; 4]) {
     assert!(out.len() >= 64);
-    let [l0, l1, h0, h1] = acc;
-    // SAFETY: 64 lanes checked above; AVX-512 F enabled by the caller.
+    let [q0, q1, q2, q3] = acc;
+    // SAFETY: 64 lanes checked above; AVX-512 F by the contract.
     unsafe {
+        let (t0, t1) = (
+            _mm512_shuffle_i64x2(q0, q1, 0x44),
+            _mm512_shuffle_i64x2(q2, q3, 0x44),
+        );
+        let (t2, t3) = (
+            _mm512_shuffle_i64x2(q0, q1, 0xEE),
+            _mm512_shuffle_i64x2(q2, q3, 0xEE),
+        );
         let rows = [
-            _mm512_shuffle_i64x2(l0, h0, 0x44),
-            _mm512_shuffle_i64x2(l0, h0, 0xEE),
-            _mm512_shuffle_i64x2(l1, h1, 0x44),
-            _mm512_shuffle_i64x2(l1, h1, 0xEE),
+            _mm512_shuffle_i64x2(t0, t1, 0x88),
+            _mm512_shuffle_i64x2(t0, t1, 0xDD),
+            _mm512_shuffle_i64x2(t2, t3, 0x88),
+            _mm512_shuffle_i64x2(t2, t3, 0xDD),
         ];
         for (i, r) in rows.into_iter().enumerate() {
             _mm512_storeu_si512(out.as_mut_ptr().add(16 * i).cast(), r);
