@@ -12,7 +12,7 @@
 //! (channels-last K order, operand signs), so the pair-saturating models stay on `conv_ref`.
 //! The K order is the weight's own `(channel, tap)` order; exact sums do not depend on it.
 
-use super::conv_ref::{ConvGeometry, odometer, sized};
+use super::conv_ref::{ConvGeometry, gather, odometer, sized};
 use super::gemm::{self, KMajorU8};
 use super::requant::Requant;
 use crate::isa::{Isa, IsaError};
@@ -164,15 +164,7 @@ fn im2col_kmajor(g: &ConvGeometry, x: &[u8], pad: u8, cols: &mut [u8]) {
                         let src = &x_c[r * iw..(r + 1) * iw];
                         run[..lo].fill(pad);
                         let first = lo * s + shift - p;
-                        if s == 1 {
-                            run[lo..hi].copy_from_slice(&src[first..first + hi - lo]);
-                        } else {
-                            for (slot, &v) in
-                                run[lo..hi].iter_mut().zip(src[first..].iter().step_by(s))
-                            {
-                                *slot = v;
-                            }
-                        }
+                        gather(&mut run[lo..hi], &src[first..], s);
                         run[hi..].fill(pad);
                     }
                     _ => run.fill(pad),

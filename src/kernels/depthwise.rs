@@ -39,7 +39,7 @@
 //! `TapChannelPairs` with one channel per group has no pair to saturate and only skips padded taps,
 //! which contribute exactly 0: it is `Exact` here.
 
-use super::conv_ref::{ConvGeometry, PairModel, sized};
+use super::conv_ref::{ConvGeometry, PairModel, gather, sized};
 use crate::isa::{Isa, IsaError};
 use std::cell::Cell;
 
@@ -319,36 +319,6 @@ impl Plan {
                 (pr, i) = (0, i + 1);
             }
         }
-    }
-}
-
-/// `dst[j] = src[j·s]` for every `j` of `dst`.
-#[inline(always)]
-fn gather(dst: &mut [u8], src: &[u8], s: usize) {
-    // A constant stride lets the compiler vectorise the gather as loads and byte shuffles: with
-    // a strided iterator, MobileNet's stride-2 convs spent more time gathering than in their taps.
-    match s {
-        1 => dst.copy_from_slice(&src[..dst.len()]),
-        2 => strided::<2>(dst, src),
-        3 => strided::<3>(dst, src),
-        _ => {
-            for (d, &v) in dst.iter_mut().zip(src.iter().step_by(s)) {
-                *d = v;
-            }
-        }
-    }
-}
-
-/// [`gather`] with the stride `S` known at compile time.
-#[inline(always)]
-fn strided<const S: usize>(dst: &mut [u8], src: &[u8]) {
-    let whole = dst.len().min(src.len() / S);
-    for (d, c) in dst[..whole].iter_mut().zip(src.chunks_exact(S)) {
-        *d = c[0];
-    }
-    // The last byte may have fewer than S − 1 bytes after it.
-    if let (Some(d), Some(&v)) = (dst.get_mut(whole), src.get(whole * S)) {
-        *d = v;
     }
 }
 
