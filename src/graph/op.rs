@@ -7,7 +7,7 @@
 use super::Value;
 use ndarray::{Array1, Array2, ArrayD};
 
-/// Convolution over 1 or 2 spatial dims (NC[H]W), PyTorch semantics.
+/// Convolution over 1 or 2 spatial dims (`NC[H]W`), PyTorch semantics.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ConvParams {
     /// `[out_channels, in_channels / groups, k...]`.
@@ -63,7 +63,7 @@ pub struct LstmParams {
     pub directions: Vec<LstmDirection>,
 }
 
-/// Max / average pooling over the spatial dims of NC[H]W.
+/// Max / average pooling over the spatial dims of `NC[H]W`.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct PoolParams {
     pub kernel: Vec<usize>,

@@ -1,4 +1,4 @@
-//! Exact convolution straight from NC[D]HW activations, with no layout transposes.
+//! Exact convolution straight from `NC[D]HW` activations, with no layout transposes.
 //!
 //! Design note. The reference driver (`conv_ref`) works channels-last like fbgemm: it transposes
 //! the input, builds `[positions, taps·C]` rows, runs the GEMM with the activations as rows and

@@ -1,4 +1,4 @@
-//! Scalar reference convolution: quint8 NC[D]HW activations × qint8 weights → i32 accumulators,
+//! Scalar reference convolution: quint8 `NC[D]HW` activations × qint8 weights → i32 accumulators,
 //! for 1-, 2- and 3-D convs with stride, symmetric padding, dilation and groups.
 //!
 //! Padding positions hold the activation zero point (real 0). The exact accumulator

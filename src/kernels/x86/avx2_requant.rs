@@ -10,7 +10,7 @@
 use crate::kernels::requant::{FbgemmRequant, QnnpackRequant, Requant};
 use std::arch::x86_64::*;
 
-/// [`Requant::apply_runs`] compiled for AVX2: NC-plane runs through [`channel`], linear rows
+/// [`Requant::apply_runs`] compiled for AVX2: NC-plane runs through `channel`, linear rows
 /// (`run == 1`, one channel per element) through the element rule.
 ///
 /// # Safety
