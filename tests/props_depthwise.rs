@@ -13,7 +13,7 @@ use common::Stream;
 use proptest::prelude::*;
 use qlab::isa::{ALL, Isa};
 use qlab::kernels::conv_ref::{ConvGeometry, PairModel, conv_u8_i8_i32};
-use qlab::kernels::depthwise::conv_depthwise_on;
+use qlab::kernels::depthwise::{Operands, conv_depthwise_on};
 
 const MODELS: [PairModel; 3] = [
     PairModel::Exact,
@@ -108,9 +108,17 @@ fn check_all(g: &ConvGeometry, x: &[u8], x_zp: i32, w: &[i8], w_zp: &[i32]) -> u
         if model == PairModel::Im2colPairs {
             pairs_saturated = want_sat;
         }
+        let op = Operands {
+            g,
+            x,
+            x_zp,
+            w,
+            w_zp,
+            model,
+        };
         for tier in tiers() {
             let mut got = vec![i32::MIN; len];
-            let sat = conv_depthwise_on(tier, g, x, x_zp, w, w_zp, model, &mut got).unwrap();
+            let sat = conv_depthwise_on(tier, &op, &mut got).unwrap();
             assert_eq!(got, want, "{tier} {model:?} {g:?}");
             assert_eq!(sat, want_sat, "{tier} {model:?} count {g:?}");
         }
@@ -182,8 +190,16 @@ fn unavailable_tier_is_an_error() {
         dilation: vec![1],
         output: vec![1],
     };
+    let op = Operands {
+        g: &g,
+        x: &[1],
+        x_zp: 0,
+        w: &[1],
+        w_zp: &[0],
+        model: PairModel::Exact,
+    };
     for tier in ALL.into_iter().filter(|t| !t.is_available()) {
-        let r = conv_depthwise_on(tier, &g, &[1], 0, &[1], &[0], PairModel::Exact, &mut [0]);
+        let r = conv_depthwise_on(tier, &op, &mut [0]);
         assert!(r.is_err(), "{tier}");
     }
 }

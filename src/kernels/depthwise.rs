@@ -48,32 +48,15 @@ pub fn supports(g: &ConvGeometry) -> bool {
     g.groups == g.in_channels && matches!(g.input.len(), 1 | 2)
 }
 
-/// [`conv_ref::conv_u8_i8_i32`] for a depthwise `g` ([`supports`]) on `tier`: the same
+/// [`conv_ref::conv_u8_i8_i32`] for a depthwise conv ([`supports`]) on `tier`: the same
 /// accumulators and saturated-pair count; an error when the host lacks the tier.
 ///
 /// [`conv_ref::conv_u8_i8_i32`]: super::conv_ref::conv_u8_i8_i32
-#[allow(clippy::too_many_arguments)]
-pub fn conv_depthwise_on(
-    tier: Isa,
-    g: &ConvGeometry,
-    x: &[u8],
-    x_zp: i32,
-    w: &[i8],
-    w_zp: &[i32],
-    model: PairModel,
-    acc: &mut [i32],
-) -> Result<u64, IsaError> {
+pub fn conv_depthwise_on(tier: Isa, op: &Operands, acc: &mut [i32]) -> Result<u64, IsaError> {
+    let g = op.g;
     let positions = g.out_positions();
     assert!(acc.len() >= g.batch * g.out_channels * positions);
-    let op = Operands {
-        g,
-        x,
-        x_zp,
-        w,
-        w_zp,
-        model,
-    };
-    conv_depthwise_with(tier, &op, &mut |nc, plane| {
+    conv_depthwise_with(tier, op, &mut |nc, plane| {
         let out = &mut acc[nc * positions..][..positions];
         for (oy, row) in out.chunks_exact_mut(plane.cols).enumerate() {
             row.copy_from_slice(plane.row(oy));
@@ -99,7 +82,9 @@ impl Plane<'_> {
 /// the kernel's strided rows.
 pub type Sink<'s> = &'s mut dyn FnMut(usize, Plane);
 
-/// The operands of [`conv_depthwise_on`].
+/// The operands of [`conv_depthwise_on`], as [`conv_ref::conv_u8_i8_i32`] takes them.
+///
+/// [`conv_ref::conv_u8_i8_i32`]: super::conv_ref::conv_u8_i8_i32
 pub struct Operands<'a> {
     pub g: &'a ConvGeometry,
     pub x: &'a [u8],

@@ -166,17 +166,24 @@ impl Requant {
 
     /// Requantizes accumulators laid out as `[…, channels, run]`: element `i` belongs to channel
     /// `(i / run) % channels` (linear: `run = 1`, channels = columns; conv: `run` = the spatial
-    /// plane of NC… outputs).
+    /// plane of NC… outputs). Only whole `[channels, run]` blocks are written.
     ///
-    /// On x86 tiers the element rule runs as explicit AVX2 lanes (`x86::avx2_requant`), with the
-    /// same IEEE operations, so the same bytes; on the AVX-512 tier conv planes run
-    /// [`Requant::apply_channel`]'s 16-lane build (`x86::avx512_requant`) per channel.
+    /// Conv planes go through [`Requant::apply_channel`] (the tier's lanes); linear rows run the
+    /// element rule, on x86 tiers compiled for AVX2, where `round_ties_even` is one `vroundss`
+    /// instead of a libm call (the same IEEE rounding, so the same bytes).
     pub fn apply_runs(&self, acc: &[i32], run: usize, channels: usize, out: &mut [u8]) {
-        #[cfg(target_arch = "x86_64")]
-        if run >= 16 && crate::isa::selected() == crate::isa::Isa::Avx512Vnni {
-            // Conv planes: each run is one channel's, long enough for 16-lane steps.
-            let runs = acc.chunks_exact(run).zip(out.chunks_exact_mut(run));
-            for (i, (a, o)) in runs.enumerate() {
+        if run == 0 || channels == 0 {
+            return;
+        }
+        let block = run * channels;
+        let whole = acc.len().min(out.len()) / block * block;
+        let (acc, out) = (&acc[..whole], &mut out[..whole]);
+        if run > 1 {
+            for (i, (a, o)) in acc
+                .chunks_exact(run)
+                .zip(out.chunks_exact_mut(run))
+                .enumerate()
+            {
                 self.apply_channel(a, i % channels, o);
             }
             return;
@@ -184,9 +191,9 @@ impl Requant {
         #[cfg(target_arch = "x86_64")]
         if crate::isa::selected_is_x86_simd() {
             // SAFETY: the selected tier is available and each of these tiers requires AVX2.
-            return unsafe { super::x86::avx2_requant::apply_runs(self, acc, run, channels, out) };
+            return unsafe { super::x86::avx2_requant::apply_linear(self, acc, channels, out) };
         }
-        self.apply_runs_portable(acc, run, channels, out);
+        self.apply_linear_portable(acc, channels, out);
     }
 
     /// Requantizes `acc`, every element of which belongs to channel `c` (one channel's plane
@@ -290,45 +297,24 @@ impl Requant {
         }
     }
 
-    /// The loop behind [`Requant::apply_runs`], one engine match per call.
+    /// The linear rows of [`Requant::apply_runs`]: one channel per element of each row of
+    /// `channels`, one engine match per call.
     #[inline(always)]
-    pub(crate) fn apply_runs_portable(
-        &self,
-        acc: &[i32],
-        run: usize,
-        channels: usize,
-        out: &mut [u8],
-    ) {
+    pub(crate) fn apply_linear_portable(&self, acc: &[i32], channels: usize, out: &mut [u8]) {
         #[inline(always)]
-        fn each(
-            acc: &[i32],
-            run: usize,
-            channels: usize,
-            out: &mut [u8],
-            f: impl Fn(i32, usize) -> u8,
-        ) {
-            if run == 0 || channels == 0 {
-                return;
-            }
-            let block = run * channels;
-            for (a, o) in acc.chunks_exact(block).zip(out.chunks_exact_mut(block)) {
-                if run == 1 {
-                    // Rows of a linear output: one channel per element, walked without runs.
-                    for (c, (&v, y)) in a.iter().zip(o).enumerate() {
-                        *y = f(v, c);
-                    }
-                    continue;
-                }
-                for (c, (a, o)) in a.chunks_exact(run).zip(o.chunks_exact_mut(run)).enumerate() {
-                    for (&v, y) in a.iter().zip(o) {
-                        *y = f(v, c);
-                    }
+        fn each(acc: &[i32], channels: usize, out: &mut [u8], f: impl Fn(i32, usize) -> u8) {
+            for (a, o) in acc
+                .chunks_exact(channels)
+                .zip(out.chunks_exact_mut(channels))
+            {
+                for (c, (&v, y)) in a.iter().zip(o).enumerate() {
+                    *y = f(v, c);
                 }
             }
         }
         match self {
-            Requant::Fbgemm(r) => each(acc, run, channels, out, |v, c| r.apply(v, c)),
-            Requant::Qnnpack(r) => each(acc, run, channels, out, |v, c| r.apply(v, c)),
+            Requant::Fbgemm(r) => each(acc, channels, out, |v, c| r.apply(v, c)),
+            Requant::Qnnpack(r) => each(acc, channels, out, |v, c| r.apply(v, c)),
         }
     }
 }

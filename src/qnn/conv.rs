@@ -256,26 +256,11 @@ impl QConv {
         let model = self.pair_model(numerics, &g);
         let zps = &self.weight.zero_points;
         let saturated = if depthwise::supports(&g) {
-            let tier = isa::selected();
-            depthwise::conv_depthwise_on(
-                tier,
-                &g,
-                &a,
-                zx,
-                &self.taps_major,
-                zps,
-                model,
-                &mut values,
-            )
-            .expect("the selected tier is available")
+            let op = self.depthwise_operands(&g, &a, zx, model);
+            depthwise::conv_depthwise_on(isa::selected(), &op, &mut values)
+                .expect("the selected tier is available")
         } else if self.nchw_exact(model, &g) {
-            let op = conv_nchw::Operands {
-                g: &g,
-                x: &a,
-                x_zp: zx,
-                w_flipped: &self.flipped,
-                w_zp: zps,
-            };
+            let op = self.nchw_operands(&g, &a, zx);
             conv_nchw::conv_u8_i8_i32_exact(isa::selected(), &op, &mut values)
                 .expect("the selected tier is available");
             0
@@ -309,6 +294,40 @@ impl QConv {
     }
 
     /// Whether the non-depthwise accumulators come from `conv_nchw`'s exact GEMM.
+    /// The depthwise kernel's operands for the input bytes `x` of zero point `x_zp`.
+    fn depthwise_operands<'a>(
+        &'a self,
+        g: &'a ConvGeometry,
+        x: &'a [u8],
+        x_zp: i32,
+        model: PairModel,
+    ) -> depthwise::Operands<'a> {
+        depthwise::Operands {
+            g,
+            x,
+            x_zp,
+            w: &self.taps_major,
+            w_zp: &self.weight.zero_points,
+            model,
+        }
+    }
+
+    /// The NCHW path's operands for the input bytes `x` of zero point `x_zp`.
+    fn nchw_operands<'a>(
+        &'a self,
+        g: &'a ConvGeometry,
+        x: &'a [u8],
+        x_zp: i32,
+    ) -> conv_nchw::Operands<'a> {
+        conv_nchw::Operands {
+            g,
+            x,
+            x_zp,
+            w_flipped: &self.flipped,
+            w_zp: &self.weight.zero_points,
+        }
+    }
+
     fn nchw_exact(&self, model: PairModel, g: &ConvGeometry) -> bool {
         model == PairModel::Exact && conv_nchw::preferred(g, &self.weight.zero_points)
     }
@@ -335,16 +354,10 @@ impl QConv {
         let positions = g.out_positions();
         let mut out = vec![0u8; g.batch * g.out_channels * positions];
         let model = self.pair_model(numerics, &g);
+        let a = u8_values(x);
         let saturated = if depthwise::supports(&g) {
             // Each output plane is requantized as the kernel finishes it, still in cache.
-            let op = depthwise::Operands {
-                g: &g,
-                x: &u8_values(x),
-                x_zp: zx,
-                w: &self.taps_major,
-                w_zp: &self.weight.zero_points,
-                model,
-            };
+            let op = self.depthwise_operands(&g, &a, zx, model);
             depthwise::conv_depthwise_with(isa::selected(), &op, &mut |nc, plane| {
                 let o = &mut out[nc * positions..][..positions];
                 rq.apply_rows(plane.flat, plane.stride, plane.cols, nc % g.out_channels, o)
@@ -352,13 +365,7 @@ impl QConv {
             .expect("the selected tier is available")
         } else if self.nchw_exact(model, &g) {
             // Requantized inside the GEMM's tiles: no i32 accumulator tensor at all.
-            let op = conv_nchw::Operands {
-                g: &g,
-                x: &u8_values(x),
-                x_zp: zx,
-                w_flipped: &self.flipped,
-                w_zp: &self.weight.zero_points,
-            };
+            let op = self.nchw_operands(&g, &a, zx);
             conv_nchw::conv_u8_i8_u8_exact(isa::selected(), &op, &rq, &mut out)
                 .expect("the selected tier is available");
             0

@@ -10,24 +10,13 @@
 use crate::kernels::requant::{FbgemmRequant, QnnpackRequant, Requant};
 use std::arch::x86_64::*;
 
-/// [`Requant::apply_runs`] compiled for AVX2: NC-plane runs through `channel`, linear rows
-/// (`run == 1`, one channel per element) through the element rule.
+/// The linear rows of [`Requant::apply_runs`] (one channel per element) compiled for AVX2.
 ///
 /// # Safety
 /// The host must support AVX2.
 #[target_feature(enable = "avx2")]
-pub unsafe fn apply_runs(rq: &Requant, acc: &[i32], run: usize, channels: usize, out: &mut [u8]) {
-    if run <= 1 || channels == 0 {
-        return rq.apply_runs_portable(acc, run, channels, out);
-    }
-    let planes = acc.chunks_exact(run).zip(out.chunks_exact_mut(run));
-    for (i, (a, o)) in planes
-        .take(acc.len() / (run * channels) * channels)
-        .enumerate()
-    {
-        // SAFETY: AVX2 by this function's contract.
-        unsafe { channel(rq, a, i % channels, o) };
-    }
+pub unsafe fn apply_linear(rq: &Requant, acc: &[i32], channels: usize, out: &mut [u8]) {
+    rq.apply_linear_portable(acc, channels, out);
 }
 
 /// [`Requant::apply_rows`] compiled for AVX2.
