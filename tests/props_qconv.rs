@@ -2,17 +2,18 @@
 //! plain direct-loop computation with i64 accumulation, requantized with the engine's rule.
 //! Under the other profiles, any difference from exact must come with counted saturated pairs.
 //! Every SIMD tier's conv (channels-last im2col, cached panels) equals the reference conv, and
-//! so does the exact NCHW path (weights as rows) on every tier.
+//! so do the exact NCHW path (weights as rows) and the implicit channels-last GEMM on every tier.
 
 use proptest::prelude::*;
 use qlab::engine::{Engine, HostProfile, Numerics};
 use qlab::isa::{ALL, Isa};
-use qlab::kernels::conv_nchw;
 use qlab::kernels::conv_ref::{self, ConvGeometry, PairModel};
 use qlab::kernels::gemm::{GemmWeights, PackCache, flip_weights, gemm_on};
 use qlab::kernels::requant::{FbgemmRequant, QnnpackRequant, Requant};
+use qlab::kernels::{conv_implicit, conv_nchw};
 use qlab::qnn::{ConvParams, QConv, QLinear};
 use qlab::tensor::{QDType, QParams, QStorage, QTensor};
+use std::ops::RangeInclusive;
 
 /// One random conv problem.
 #[derive(Debug, Clone)]
@@ -252,6 +253,56 @@ fn requant(engine: Engine, scales: &[f64], bias: Option<&[f32]>, relu: bool, n: 
             n,
         ))
     }
+}
+
+/// Input and weight bytes for `g` from `seed`, extremes half the time (so that int16 pairs
+/// would overflow, and saturate where the model says so).
+fn extreme_operands(g: &ConvGeometry, seed: u64) -> (Vec<u8>, Vec<i8>) {
+    let mut s = seed | 1;
+    let mut next = move || {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        s
+    };
+    let xs: Vec<u8> = (0..g.batch * g.in_channels * g.input.iter().product::<usize>())
+        .map(|_| match next() % 4 {
+            0 => 255,
+            1 => 0,
+            _ => next() as u8,
+        })
+        .collect();
+    let k = g.in_channels / g.groups * g.taps();
+    let ws: Vec<i8> = (0..g.out_channels * k)
+        .map(|_| match next() % 4 {
+            0 => 127,
+            1 => -128,
+            _ => next() as i8,
+        })
+        .collect();
+    (xs, ws)
+}
+
+/// A requantization whose multipliers put the accumulators of [`extreme_operands`] around the
+/// output range (ties included), different per channel, with a bias.
+fn spread_requant(qnnpack: bool, relu: bool, channels: usize) -> Requant {
+    let scales: Vec<f64> = (0..channels).map(|c| 0.001 * (1 + c % 7) as f64).collect();
+    let bias: Vec<f32> = (0..channels).map(|c| c as f32 * 0.37 - 2.0).collect();
+    let engine = if qnnpack {
+        Engine::Qnnpack
+    } else {
+        Engine::Fbgemm
+    };
+    requant(engine, &scales, Some(&bias), relu, channels)
+}
+
+/// `acc[n, o, position]` requantized as channel `o` by the element rule.
+fn requantized(rq: &Requant, acc: &[i32], g: &ConvGeometry) -> Vec<u8> {
+    let plane = g.out_positions();
+    acc.iter()
+        .enumerate()
+        .map(|(i, &v)| rq.apply(v, i / plane % g.out_channels))
+        .collect()
 }
 
 fn to_i32(acc: &[i64]) -> Vec<i32> {
@@ -549,40 +600,49 @@ proptest! {
     }
 }
 
-/// An N-D geometry (1 to 3 spatial dims) the exact NCHW path takes: groups of ≥ 8 outputs,
-/// any kernel, stride, dilation and padding.
-fn geometry_nd() -> impl Strategy<Value = ConvGeometry> {
-    (1usize..=3, 1usize..=2, 1usize..=6, 8usize..=20, 1usize..=2).prop_flat_map(
-        |(dims, groups, cg, og, batch)| {
-            let dim = (1usize..=9, 1usize..=3, 1usize..=3, 1usize..=2, 0usize..=2);
-            prop::collection::vec(dim, dims).prop_map(move |per_dim| {
-                let (mut input, mut kernel, mut stride, mut padding, mut dilation, mut output) =
-                    (vec![], vec![], vec![], vec![], vec![], vec![]);
-                for (i, k, s, d, p) in per_dim {
-                    let span = d * (k - 1) + 1;
-                    let i = i.max(span);
-                    input.push(i);
-                    kernel.push(k);
-                    stride.push(s);
-                    dilation.push(d);
-                    padding.push(p);
-                    output.push((i + 2 * p - span) / s + 1);
-                }
-                ConvGeometry {
-                    batch,
-                    in_channels: groups * cg,
-                    out_channels: groups * og,
-                    groups,
-                    input,
-                    kernel,
-                    stride,
-                    padding,
-                    dilation,
-                    output,
-                }
-            })
-        },
-    )
+/// An N-D geometry: `dims` spatial dims of input sizes up to `size`, 1 or 2 groups of `cg`
+/// inputs and `og` outputs, any kernel, stride, dilation and padding.
+fn geometry(
+    dims: RangeInclusive<usize>,
+    size: usize,
+    cg: RangeInclusive<usize>,
+    og: RangeInclusive<usize>,
+) -> impl Strategy<Value = ConvGeometry> {
+    (dims, 1usize..=2, cg, og, 1usize..=2).prop_flat_map(move |(dims, groups, cg, og, batch)| {
+        let dim = (
+            1usize..=size,
+            1usize..=3,
+            1usize..=3,
+            1usize..=2,
+            0usize..=2,
+        );
+        prop::collection::vec(dim, dims).prop_map(move |per_dim| {
+            let (mut input, mut kernel, mut stride, mut padding, mut dilation, mut output) =
+                (vec![], vec![], vec![], vec![], vec![], vec![]);
+            for (i, k, s, d, p) in per_dim {
+                let span = d * (k - 1) + 1;
+                let i = i.max(span);
+                input.push(i);
+                kernel.push(k);
+                stride.push(s);
+                dilation.push(d);
+                padding.push(p);
+                output.push((i + 2 * p - span) / s + 1);
+            }
+            ConvGeometry {
+                batch,
+                in_channels: groups * cg,
+                out_channels: groups * og,
+                groups,
+                input,
+                kernel,
+                stride,
+                padding,
+                dilation,
+                output,
+            }
+        })
+    })
 }
 
 proptest! {
@@ -593,23 +653,16 @@ proptest! {
     /// its fused requantization the element rule's bytes for them (either engine, ReLU or not).
     #[test]
     fn nchw_exact_conv_equals_reference_on_every_tier(
-        g in geometry_nd(),
+        // Groups of ≥ 8 outputs: what the path takes.
+        g in geometry(1..=3, 9, 1..=6, 8..=20),
         seed in any::<u64>(),
         x_zp in prop::sample::select(vec![0i32, 128, 255, 37]),
         w_zp in prop::sample::select(vec![0i32, -3, 100]),
         per_group in any::<bool>(),
         (qnnpack, relu) in any::<(bool, bool)>(),
     ) {
-        let mut s = seed | 1;
-        let mut next = move || { s ^= s << 13; s ^= s >> 7; s ^= s << 17; s };
-        // Extremes half the time, so exactness is tested where int16 pairs would overflow.
-        let xs: Vec<u8> = (0..g.batch * g.in_channels * g.input.iter().product::<usize>())
-            .map(|_| match next() % 4 { 0 => 255, 1 => 0, _ => next() as u8 })
-            .collect();
+        let (xs, ws) = extreme_operands(&g, seed);
         let k = g.in_channels / g.groups * g.taps();
-        let ws: Vec<i8> = (0..g.out_channels * k)
-            .map(|_| match next() % 4 { 0 => 127, 1 => -128, _ => next() as i8 })
-            .collect();
         let og = g.out_channels / g.groups;
         // One zero point per group is what the path takes: per-tensor, or per-channel values
         // that are constant within each group.
@@ -629,14 +682,8 @@ proptest! {
         let mut want = vec![0i32; g.batch * g.out_channels * g.out_positions()];
         conv_ref::conv_u8_i8_i32(&g, &xs, x_zp, &taps_major, &zps, PairModel::Exact, &mut want);
         let flipped = flip_weights(&ws);
-        // Multipliers that put the accumulators around the output range, ties included.
-        let scales: Vec<f64> = (0..g.out_channels).map(|c| 0.001 * (1 + c % 7) as f64).collect();
-        let bias: Vec<f32> = (0..g.out_channels).map(|c| c as f32 * 0.37 - 2.0).collect();
-        let engine = if qnnpack { Engine::Qnnpack } else { Engine::Fbgemm };
-        let rq = requant(engine, &scales, Some(&bias), relu, g.out_channels);
-        let plane = g.out_positions();
-        let want_u8: Vec<u8> =
-            want.iter().enumerate().map(|(i, &v)| rq.apply(v, i / plane % g.out_channels)).collect();
+        let rq = spread_requant(qnnpack, relu, g.out_channels);
+        let want_u8 = requantized(&rq, &want, &g);
         let op = conv_nchw::Operands { g: &g, x: &xs, x_zp, w_flipped: &flipped, w_zp: &zps };
         for tier in ALL.into_iter().filter(|t| t.is_available()) {
             let mut got = vec![i32::MIN; want.len()];
@@ -645,6 +692,55 @@ proptest! {
             let mut got_u8 = vec![0u8; want.len()];
             conv_nchw::conv_u8_i8_u8_exact(tier, &op, &rq, &mut got_u8).unwrap();
             prop_assert_eq!(&got_u8, &want_u8, "{} {:?} requantized", tier, g);
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// The implicit channels-last GEMM (rows gathered from the padded input, result written
+    /// transposed) returns the reference's accumulators and saturation counts under both GEMM
+    /// pair models on every tier the host has, the scalar one included, with panels packed on
+    /// the first call and reused on the second; its fused requantization returns the element
+    /// rule's bytes. Input planes and channel counts reach past 16, and outputs past 32, so the
+    /// SSE2 transposes with their overlapping tails, several 32-column panels and masked
+    /// 16-lane requantization tails are all exercised.
+    #[test]
+    fn implicit_conv_equals_reference_on_every_tier(
+        g in geometry(1..=2, 20, 1..=20, 1..=40),
+        seed in any::<u64>(),
+        x_zp in prop::sample::select(vec![0i32, 128, 255, 37]),
+        w_zp in prop::sample::select(vec![vec![0i32], vec![-3], vec![]]),
+        (qnnpack, relu) in any::<(bool, bool)>(),
+    ) {
+        let (xs, ws) = extreme_operands(&g, seed);
+        // Empty stands for per-channel zero points.
+        let zps: Vec<i32> = if w_zp.is_empty() {
+            (0..g.out_channels).map(|c| c as i32 % 5 - 2).collect()
+        } else {
+            w_zp
+        };
+        let rq = spread_requant(qnnpack, relu, g.out_channels);
+        for model in [PairModel::Exact, PairModel::Im2colPairs] {
+            prop_assert!(conv_implicit::supports(&g, model));
+            let mut want = vec![0i32; g.batch * g.out_channels * g.out_positions()];
+            let want_sat = conv_ref::conv_u8_i8_i32(&g, &xs, x_zp, &ws, &zps, model, &mut want);
+            let want_u8 = requantized(&rq, &want, &g);
+            let caches = vec![PackCache::default(); g.groups];
+            let op = conv_ref::Operands { g: &g, x: &xs, x_zp, w: &ws, w_zp: &zps, model };
+            for tier in ALL.into_iter().filter(|t| t.is_available()) {
+                for _ in 0..2 {
+                    let mut got = vec![i32::MIN; want.len()];
+                    let sat = conv_implicit::conv_u8_i8_i32_on(tier, &op, &caches, &mut got).unwrap();
+                    prop_assert_eq!(&got, &want, "{} {:?} {:?}", tier, model, g);
+                    prop_assert_eq!(sat, want_sat, "{} {:?}", tier, model);
+                    let mut got_u8 = vec![0u8; want.len()];
+                    let sat = conv_implicit::conv_u8_i8_u8_on(tier, &op, &caches, &rq, &mut got_u8).unwrap();
+                    prop_assert_eq!(&got_u8, &want_u8, "{} {:?} requantized", tier, model);
+                    prop_assert_eq!(sat, want_sat);
+                }
+            }
         }
     }
 }

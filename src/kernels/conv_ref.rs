@@ -111,6 +111,17 @@ pub(crate) fn odometer(index: &mut [usize], extent: &[usize]) {
     }
 }
 
+/// A convolution's operands as [`conv_u8_i8_i32`] takes them (the depthwise and implicit-GEMM
+/// kernels take the same).
+pub struct Operands<'a> {
+    pub g: &'a ConvGeometry,
+    pub x: &'a [u8],
+    pub x_zp: i32,
+    pub w: &'a [i8],
+    pub w_zp: &'a [i32],
+    pub model: PairModel,
+}
+
 /// Accumulators `acc[n, o, position]` of a convolution.
 ///
 /// `x` is `[batch, in_channels, input…]`; `w` holds one row per output channel in

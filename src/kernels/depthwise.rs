@@ -82,17 +82,7 @@ impl Plane<'_> {
 /// the kernel's strided rows.
 pub type Sink<'s> = &'s mut dyn FnMut(usize, Plane);
 
-/// The operands of [`conv_depthwise_on`], as [`conv_ref::conv_u8_i8_i32`] takes them.
-///
-/// [`conv_ref::conv_u8_i8_i32`]: super::conv_ref::conv_u8_i8_i32
-pub struct Operands<'a> {
-    pub g: &'a ConvGeometry,
-    pub x: &'a [u8],
-    pub x_zp: i32,
-    pub w: &'a [i8],
-    pub w_zp: &'a [i32],
-    pub model: PairModel,
-}
+pub use super::conv_ref::Operands;
 
 /// [`conv_depthwise_on`] handing each output plane to `sink` instead of writing them all.
 pub fn conv_depthwise_with(tier: Isa, op: &Operands, sink: Sink) -> Result<u64, IsaError> {

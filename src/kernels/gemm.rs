@@ -28,6 +28,7 @@
 
 use super::reference;
 use super::requant::Requant;
+use super::transpose::transpose_raw;
 use crate::isa::{self, Isa, IsaError};
 use rayon::prelude::*;
 use std::borrow::Cow;
@@ -189,6 +190,18 @@ pub(crate) trait MicroKernel {
     /// # Safety
     /// The host must support the kernel's target features.
     unsafe fn tile(rows: usize, a: &[u8], kp: usize, b: &[i8], out: &mut [i32]) -> u64;
+
+    /// `out[j] = rq.apply(acc[j], first_channel + j)`, a tile row whose columns are channels:
+    /// [`Requant::apply_columns_in_task`], or wider lanes where a kernel overrides it.
+    ///
+    /// # Safety
+    /// The host must support the kernel's target features, and the caller be compiled with
+    /// them (and with AVX2 on x86-64, as every task is).
+    #[inline(always)]
+    unsafe fn requant_columns(rq: &Requant, acc: &[i32], first_channel: usize, out: &mut [u8]) {
+        // SAFETY: forwarded from this function's contract.
+        unsafe { rq.apply_columns_in_task(acc, first_channel, out) };
+    }
 }
 
 /// The kernel a tier runs for the requested semantics.
@@ -290,19 +303,20 @@ unsafe fn run(
     assert!(w.zero_points.len() == 1 || w.zero_points.len() == w.n);
     let sink = Sink::Acc(SharedOut(acc.as_mut_ptr()));
     // SAFETY: forwarded from this function's contract; `acc` holds the `m·n` outputs.
-    unsafe { tiled_on(route(tier, saturate_pairs), m, a, a_zp, w, sink) }.unwrap_or_else(|| {
-        reference::gemm_u8_i8_i32(
-            m,
-            w.n,
-            w.k,
-            a,
-            a_zp,
-            w.data,
-            w.zero_points,
-            saturate_pairs,
-            acc,
-        )
-    })
+    unsafe { tiled_on(route(tier, saturate_pairs), m, Left::Rows(a), a_zp, w, sink) }
+        .unwrap_or_else(|| {
+            reference::gemm_u8_i8_i32(
+                m,
+                w.n,
+                w.k,
+                a,
+                a_zp,
+                w.data,
+                w.zero_points,
+                saturate_pairs,
+                acc,
+            )
+        })
 }
 
 /// The right operand of [`gemm_weights_kmajor_on`]: u8 values stored k-major (`[k, n]`, row `kk`
@@ -339,7 +353,7 @@ pub fn gemm_weights_kmajor_on(
 ) -> Result<(), IsaError> {
     tier.check()?;
     // SAFETY: `check` just confirmed the host supports `tier`.
-    unsafe { run_kmajor(tier, rows, w_flipped, w_zp, b, KMajorOut::Acc(acc)) };
+    unsafe { run_kmajor(tier, rows, w_flipped, w_zp, b, Output::Acc(acc)) };
     Ok(())
 }
 
@@ -358,7 +372,7 @@ pub fn gemm_weights_kmajor_requant_on(
     out: &mut [u8],
 ) -> Result<(), IsaError> {
     tier.check()?;
-    let out = KMajorOut::Requant {
+    let out = Output::Requant {
         rq,
         first_channel,
         out,
@@ -368,14 +382,146 @@ pub fn gemm_weights_kmajor_requant_on(
     Ok(())
 }
 
-/// What [`run_kmajor`] produces: the accumulators, or their requantized bytes.
-enum KMajorOut<'a> {
+/// What a GEMM producing a conv's `[channels, positions]` block writes: the accumulators, or
+/// their bytes requantized with row (channel) `i` as channel `first_channel + i` of `rq`.
+pub enum Output<'a> {
     Acc(&'a mut [i32]),
     Requant {
         rq: &'a Requant,
         first_channel: usize,
         out: &'a mut [u8],
     },
+}
+
+impl<'a> Output<'a> {
+    /// The task sink writing this output, which must hold `len` values: by rows, or by
+    /// `columns` when the GEMM's columns are the output's rows (channels).
+    fn sink(&mut self, len: usize, columns: bool) -> Sink<'a> {
+        match self {
+            Output::Acc(acc) => {
+                assert!(acc.len() >= len);
+                let acc = SharedOut(acc.as_mut_ptr());
+                if columns {
+                    Sink::AccColumns(acc)
+                } else {
+                    Sink::Acc(acc)
+                }
+            }
+            Output::Requant {
+                rq,
+                first_channel,
+                out,
+            } => {
+                assert!(out.len() >= len);
+                let (rq, first_channel, out) = (*rq, *first_channel, SharedOut(out.as_mut_ptr()));
+                if columns {
+                    Sink::RequantColumns {
+                        rq,
+                        first_channel,
+                        out,
+                    }
+                } else {
+                    Sink::Requant {
+                        rq,
+                        first_channel,
+                        out,
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A left operand gathered from runs of one buffer, an implicit im2col: row `i` is the runs
+/// `src[bases[i] + offsets[t]..][..run]` for each `t` in turn, so `k = offsets.len()·run`
+/// (a conv's position `i` over a padded channels-last input: one run of channels per tap).
+#[derive(Clone, Copy)]
+pub struct RunRows<'a> {
+    pub src: &'a [u8],
+    pub bases: &'a [usize],
+    pub offsets: &'a [usize],
+    pub run: usize,
+}
+
+impl RunRows<'_> {
+    pub fn k(&self) -> usize {
+        self.offsets.len() * self.run
+    }
+
+    /// Row `i` into `dst` (`k` bytes), copied 16 bytes at a time: a `memcpy` call per run
+    /// would cost more than the copy for the few dozen bytes of a run.
+    #[inline(always)]
+    fn gather(&self, i: usize, dst: &mut [u8]) {
+        for (d, &off) in dst.chunks_exact_mut(self.run).zip(self.offsets) {
+            let s = &self.src[self.bases[i] + off..][..self.run];
+            let whole = s.len() / 16 * 16;
+            for (d, s) in d.chunks_exact_mut(16).zip(s.chunks_exact(16)) {
+                d.copy_from_slice(s);
+            }
+            for (d, &s) in d[whole..].iter_mut().zip(&s[whole..]) {
+                *d = s;
+            }
+        }
+    }
+}
+
+/// The left operand of the tiled driver.
+#[derive(Clone, Copy)]
+enum Left<'a> {
+    /// Row-major `[m, k]`.
+    Rows(&'a [u8]),
+    Runs(RunRows<'a>),
+}
+
+/// The product of `m` rows gathered by `a` (zero point `a_zp`) with the weight `w`, written
+/// transposed: `out`'s element `c·m + i` is `Σ_k (a[i,k] − a_zp)·(w[c,k] − w_zp[c])` (pair
+/// saturating as in [`gemm_u8_i8_i32`] when asked), or its requantization as channel
+/// `first_channel + c`, on `tier` (an error when the host lacks it). A convolution over
+/// channels-last positions thus lands in NCHW with no im2col matrix and no transposes of its
+/// own. Returns the saturated pairs.
+pub fn gemm_runs_on(
+    tier: Isa,
+    m: usize,
+    a: &RunRows,
+    a_zp: i32,
+    w: &GemmWeights,
+    saturate_pairs: bool,
+    mut out: Output,
+) -> Result<u64, IsaError> {
+    tier.check()?;
+    let (n, k) = (w.n, w.k);
+    assert!(a.k() == k && w.data.len() >= n * k);
+    assert!(w.zero_points.len() == 1 || w.zero_points.len() == n);
+    let sink = out.sink(m * n, true);
+    let route = route(tier, saturate_pairs);
+    // SAFETY: `check` just confirmed the host supports `tier`; `sink` holds the `m·n` outputs.
+    if let Some(saturated) = unsafe { tiled_on(route, m, Left::Runs(*a), a_zp, w, sink) } {
+        return Ok(saturated);
+    }
+    // The scalar tier: the rows made explicit, the reference GEMM, then the columns written out.
+    let mut rows = vec![0u8; m * k];
+    for (i, row) in rows.chunks_exact_mut(k.max(1)).enumerate() {
+        a.gather(i, row);
+    }
+    let mut acc = vec![0i32; m * n];
+    let zps = w.zero_points;
+    let saturated =
+        reference::gemm_u8_i8_i32(m, n, k, &rows, a_zp, w.data, zps, saturate_pairs, &mut acc);
+    let mut column = vec![0i32; m];
+    for c in 0..n {
+        for (v, row) in column.iter_mut().zip(acc.chunks_exact(n)) {
+            *v = row[c];
+        }
+        match &mut out {
+            Output::Acc(acc) => acc[c * m..(c + 1) * m].copy_from_slice(&column),
+            Output::Requant {
+                rq,
+                first_channel,
+                out,
+            } => rq.apply_channel_portable(&column, *first_channel + c, &mut out[c * m..][..m]),
+        }
+    }
+    Ok(saturated)
 }
 
 /// # Safety
@@ -386,28 +532,11 @@ unsafe fn run_kmajor(
     w_flipped: &[u8],
     w_zp: i32,
     b: &KMajorU8,
-    mut out: KMajorOut,
+    mut out: Output,
 ) {
     let (n, k) = (b.n, b.k);
     assert!(w_flipped.len() >= rows * k && b.data.len() >= k * n);
-    let sink = match &mut out {
-        KMajorOut::Acc(acc) => {
-            assert!(acc.len() >= rows * n);
-            Sink::Acc(SharedOut(acc.as_mut_ptr()))
-        }
-        KMajorOut::Requant {
-            rq,
-            first_channel,
-            out,
-        } => {
-            assert!(out.len() >= rows * n);
-            Sink::Requant {
-                rq,
-                first_channel: *first_channel,
-                out: SharedOut(out.as_mut_ptr()),
-            }
-        }
-    };
+    let sink = out.sink(rows * n, false);
     if n == 0 {
         return;
     }
@@ -420,7 +549,7 @@ unsafe fn run_kmajor(
         tiled_on(
             route(tier, false),
             rows,
-            w_flipped,
+            Left::Rows(w_flipped),
             w_zp + 128,
             &operand,
             sink,
@@ -434,8 +563,8 @@ unsafe fn run_kmajor(
     let mut scratch = vec![0i32; n];
     for o in 0..rows {
         let acc = match &mut out {
-            KMajorOut::Acc(acc) => &mut acc[o * n..(o + 1) * n],
-            KMajorOut::Requant { .. } => &mut scratch[..],
+            Output::Acc(acc) => &mut acc[o * n..(o + 1) * n],
+            Output::Requant { .. } => &mut scratch[..],
         };
         acc.fill(0);
         for (kk, brow) in b.data.chunks_exact(n).take(k).enumerate() {
@@ -444,7 +573,7 @@ unsafe fn run_kmajor(
                 *o += wv * (x as i32 - b.zero_point);
             }
         }
-        if let KMajorOut::Requant {
+        if let Output::Requant {
             rq,
             first_channel,
             out,
@@ -515,7 +644,7 @@ impl RightOperand for GemmWeights<'_> {
 unsafe fn tiled_on(
     route: Route,
     m: usize,
-    a: &[u8],
+    a: Left,
     a_zp: i32,
     b: &dyn RightOperand,
     sink: Sink,
@@ -562,7 +691,7 @@ unsafe fn tiled_on(
 /// As [`tiled_on`], for `K`'s target features.
 unsafe fn tiled<K: MicroKernel>(
     m: usize,
-    a: &[u8],
+    a: Left,
     a_zp: i32,
     b: &dyn RightOperand,
     sink: Sink,
@@ -607,9 +736,10 @@ unsafe fn tiled<K: MicroKernel>(
         k,
         kp,
         per_task,
-        a,
+        left: a,
         panels: &panels,
         colterm: &colterm,
+        rowsums: zw.iter().any(|&z| z != 0),
         zw: &zw,
         sink,
     };
@@ -630,10 +760,12 @@ pub(crate) struct Job<'a> {
     kp: usize,
     /// Panels per task.
     per_task: usize,
-    a: &'a [u8],
+    left: Left<'a>,
     panels: &'a Panels,
     colterm: &'a [i32],
     zw: &'a [i32],
+    /// Whether any `zw` is non-zero: otherwise the row sums are multiplied by 0 and not taken.
+    rowsums: bool,
     sink: Sink<'a>,
 }
 
@@ -644,6 +776,15 @@ enum Sink<'a> {
     /// Requantized to u8 in the tile epilogue, row `i` as channel `first_channel + i` (the rows
     /// of the k-major GEMM are a conv's output channels).
     Requant {
+        rq: &'a Requant,
+        first_channel: usize,
+        out: SharedOut<u8>,
+    },
+    /// Transposed (`[n, m]`, column `c` at `c·m`): the rows of [`gemm_runs_on`] are a conv's
+    /// positions and its columns the channels.
+    AccColumns(SharedOut<i32>),
+    /// Transposed and requantized, column `c` as channel `first_channel + c`.
+    RequantColumns {
         rq: &'a Requant,
         first_channel: usize,
         out: SharedOut<u8>,
@@ -667,12 +808,21 @@ pub(crate) unsafe fn task<K: MicroKernel>(job: &Job, (m0, p0): (usize, usize)) -
     let mb = MC.min(job.m - m0);
     let mut block = vec![0u8; mb.div_ceil(K::MR) * K::MR * kp];
     let mut rowsum = vec![0i32; mb];
-    let mut tile = vec![0i32; K::MR * K::NR];
-    for r in 0..mb {
-        let src = &job.a[(m0 + r) * k..(m0 + r + 1) * k];
-        block[r * kp..r * kp + k].copy_from_slice(src);
-        rowsum[r] = src.iter().map(|&v| v as i32).sum();
+    for (r, sum) in rowsum.iter_mut().enumerate() {
+        let row = &mut block[r * kp..r * kp + k];
+        match job.left {
+            Left::Rows(a) => row.copy_from_slice(&a[(m0 + r) * k..(m0 + r + 1) * k]),
+            Left::Runs(a) => a.gather(m0 + r, row),
+        }
+        if job.rowsums {
+            *sum = row.iter().map(|&v| v as i32).sum();
+        }
     }
+    let mut tile = vec![0i32; K::MR * K::NR];
+    // Requantized column-sink rows are staged as bytes, `[mb, NR]`, and transposed into the
+    // output once the panel is done (a byte transpose moves a quarter of an i32 one's data).
+    let staged = matches!(job.sink, Sink::RequantColumns { .. });
+    let mut bytes = vec![0u8; if staged { mb * K::NR } else { 0 }];
     let mut saturated = 0u64;
     let panels = job.panels.data.chunks_exact(kp * K::NR).enumerate();
     for (p, panel) in panels.skip(p0).take(job.per_task) {
@@ -692,8 +842,9 @@ pub(crate) unsafe fn task<K: MicroKernel>(job: &Job, (m0, p0): (usize, usize)) -
                     *t = t.wrapping_sub(ct).wrapping_sub(z.wrapping_mul(rs));
                 }
                 let row = &row[..cols];
-                // SAFETY (both arms): row i, columns c0..c0 + cols lie inside the output and
-                // belong to this task's tile only; AVX2 on x86-64 by this function's contract.
+                // SAFETY (every arm): row i, columns c0..c0 + cols lie inside the output (at
+                // (i, c) for row sinks, at (c, i) for column sinks) and belong to this task
+                // only; the host supports K's features by this function's contract.
                 match job.sink {
                     Sink::Acc(out) => unsafe { out.slice(i * n + c0, cols) }.copy_from_slice(row),
                     Sink::Requant {
@@ -707,8 +858,33 @@ pub(crate) unsafe fn task<K: MicroKernel>(job: &Job, (m0, p0): (usize, usize)) -
                             out.slice(i * n + c0, cols),
                         )
                     },
+                    Sink::AccColumns(out) => {
+                        for (c, &v) in row.iter().enumerate() {
+                            unsafe { *out.ptr((c0 + c) * job.m + i) = v };
+                        }
+                    }
+                    Sink::RequantColumns {
+                        rq, first_channel, ..
+                    } => unsafe {
+                        let staged = &mut bytes[(r0 + r) * K::NR..][..cols];
+                        K::requant_columns(rq, row, first_channel + c0, staged)
+                    },
                 }
             }
+        }
+        if let Sink::RequantColumns { out, .. } = job.sink {
+            // SAFETY: columns c0..c0 + cols, rows m0..m0 + mb of the transposed output belong
+            // to this task; `bytes` holds its mb rows of NR.
+            unsafe {
+                transpose_raw(
+                    bytes.as_ptr(),
+                    K::NR,
+                    mb,
+                    cols,
+                    out.ptr(c0 * job.m + m0),
+                    job.m,
+                )
+            };
         }
     }
     saturated
@@ -765,5 +941,12 @@ impl<T> SharedOut<T> {
     unsafe fn slice(&self, start: usize, len: usize) -> &mut [T] {
         // SAFETY: forwarded from this function's contract.
         unsafe { std::slice::from_raw_parts_mut(self.0.add(start), len) }
+    }
+
+    /// # Safety
+    /// `at` must be in bounds.
+    unsafe fn ptr(&self, at: usize) -> *mut T {
+        // SAFETY: forwarded from this function's contract.
+        unsafe { self.0.add(at) }
     }
 }

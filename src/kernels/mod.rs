@@ -3,6 +3,7 @@
 
 #[cfg(target_arch = "aarch64")]
 pub mod aarch64;
+pub mod conv_implicit;
 pub mod conv_nchw;
 pub mod conv_ref;
 pub mod depthwise;
@@ -11,5 +12,6 @@ pub mod reference;
 pub mod requant;
 #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 mod tile;
+mod transpose;
 #[cfg(target_arch = "x86_64")]
 pub mod x86;

@@ -244,6 +244,27 @@ impl Requant {
         self.apply_channel_portable(acc, c, out);
     }
 
+    /// `out[j] = self.apply(acc[j], first_channel + j)`, a row of consecutive channels, inlined
+    /// into a GEMM task: AVX2 lanes on x86-64, the element rule elsewhere.
+    ///
+    /// # Safety
+    /// On x86-64 the caller must be compiled with AVX2.
+    #[inline(always)]
+    pub(crate) unsafe fn apply_columns_in_task(
+        &self,
+        acc: &[i32],
+        first_channel: usize,
+        out: &mut [u8],
+    ) {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: forwarded from this function's contract.
+        unsafe {
+            super::x86::avx2_requant::columns(self, acc, first_channel, out)
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        self.apply_columns_portable(acc, first_channel, out);
+    }
+
     /// The loop behind [`Requant::apply_rows`].
     #[inline(always)]
     pub(crate) fn apply_rows_portable(
@@ -292,6 +313,23 @@ impl Requant {
             Requant::Qnnpack(r) => {
                 for (&v, y) in acc.iter().zip(out) {
                     *y = r.apply(v, c);
+                }
+            }
+        }
+    }
+
+    /// `out[j] = self.apply(acc[j], first_channel + j)`: a row of consecutive channels.
+    #[inline(always)]
+    pub(crate) fn apply_columns_portable(&self, acc: &[i32], first_channel: usize, out: &mut [u8]) {
+        match self {
+            Requant::Fbgemm(r) => {
+                for (j, (&v, y)) in acc.iter().zip(out).enumerate() {
+                    *y = r.apply(v, first_channel + j);
+                }
+            }
+            Requant::Qnnpack(r) => {
+                for (j, (&v, y)) in acc.iter().zip(out).enumerate() {
+                    *y = r.apply(v, first_channel + j);
                 }
             }
         }

@@ -3,8 +3,9 @@
 //!
 //! The exact accumulator is the semantic truth; which int16 pairs saturate is decided here from
 //! the kernel PyTorch would dispatch to under the engine and host profile (NUMERICS §8, golden
-//! README §3), then computed by `kernels::conv_ref`, or for 1-D and 2-D depthwise convs by
-//! `kernels::depthwise`, which returns the same accumulators without im2col:
+//! README §3), then computed by `kernels::depthwise` (1-D and 2-D depthwise convs),
+//! `kernels::conv_nchw` (exact pointwise and short-K convs), `kernels::conv_implicit` (other 1-D
+//! and 2-D convs) or `kernels::conv_ref` (the rest), which all return `conv_ref`'s accumulators:
 //! * fbgemm: its depthwise fast path sums tap pairs in saturating int16 on every host; the
 //!   im2col GEMM saturates its channels-last K pairs on AVX2 hosts only.
 //! * x86: PyTorch sends convs with symmetric weights and at most 100 groups to oneDNN (exact on
@@ -15,10 +16,10 @@ use super::linear::{ACC, activation_qparams, requant_for, u8_values};
 use super::{PackedWeight, QnnError, RunStats};
 use crate::engine::{Engine, HostProfile, Numerics};
 use crate::isa;
-use crate::kernels::conv_nchw;
-use crate::kernels::conv_ref::{ConvGeometry, PairModel, conv_u8_i8_i32_with};
+use crate::kernels::conv_ref::{self, ConvGeometry, PairModel, conv_u8_i8_i32_with};
 use crate::kernels::depthwise;
 use crate::kernels::gemm::{self, PackCache};
+use crate::kernels::{conv_implicit, conv_nchw};
 use crate::tensor::{QDType, QParams, QStorage, QTensor};
 
 const OP: &str = "conv";
@@ -256,7 +257,7 @@ impl QConv {
         let model = self.pair_model(numerics, &g);
         let zps = &self.weight.zero_points;
         let saturated = if depthwise::supports(&g) {
-            let op = self.depthwise_operands(&g, &a, zx, model);
+            let op = self.operands(&g, &a, zx, model);
             depthwise::conv_depthwise_on(isa::selected(), &op, &mut values)
                 .expect("the selected tier is available")
         } else if self.nchw_exact(model, &g) {
@@ -264,6 +265,15 @@ impl QConv {
             conv_nchw::conv_u8_i8_i32_exact(isa::selected(), &op, &mut values)
                 .expect("the selected tier is available");
             0
+        } else if conv_implicit::supports(&g, model) {
+            let op = self.operands(&g, &a, zx, model);
+            conv_implicit::conv_u8_i8_i32_on(
+                isa::selected(),
+                &op,
+                self.group_caches(&g),
+                &mut values,
+            )
+            .expect("the selected tier is available")
         } else {
             conv_u8_i8_i32_with(
                 &g,
@@ -274,12 +284,7 @@ impl QConv {
                 model,
                 &mut values,
                 gemm::gemm_u8_i8_i32,
-                // A module whose public fields were rewritten to another group count packs per call.
-                if self.caches.len() == g.groups {
-                    &self.caches
-                } else {
-                    &[]
-                },
+                self.group_caches(&g),
             )
         };
         let mut shape = vec![g.batch, g.out_channels];
@@ -294,21 +299,32 @@ impl QConv {
     }
 
     /// Whether the non-depthwise accumulators come from `conv_nchw`'s exact GEMM.
-    /// The depthwise kernel's operands for the input bytes `x` of zero point `x_zp`.
-    fn depthwise_operands<'a>(
+    /// The depthwise and implicit-GEMM kernels' operands for the input bytes `x` of zero point
+    /// `x_zp`.
+    fn operands<'a>(
         &'a self,
         g: &'a ConvGeometry,
         x: &'a [u8],
         x_zp: i32,
         model: PairModel,
-    ) -> depthwise::Operands<'a> {
-        depthwise::Operands {
+    ) -> conv_ref::Operands<'a> {
+        conv_ref::Operands {
             g,
             x,
             x_zp,
             w: &self.taps_major,
             w_zp: &self.weight.zero_points,
             model,
+        }
+    }
+
+    /// The per-group panel caches, or none for a module whose public fields were rewritten to
+    /// another group count (it packs per call).
+    fn group_caches(&self, g: &ConvGeometry) -> &[PackCache] {
+        if self.caches.len() == g.groups {
+            &self.caches
+        } else {
+            &[]
         }
     }
 
@@ -357,7 +373,7 @@ impl QConv {
         let a = u8_values(x);
         let saturated = if depthwise::supports(&g) {
             // Each output plane is requantized as the kernel finishes it, still in cache.
-            let op = self.depthwise_operands(&g, &a, zx, model);
+            let op = self.operands(&g, &a, zx, model);
             depthwise::conv_depthwise_with(isa::selected(), &op, &mut |nc, plane| {
                 let o = &mut out[nc * positions..][..positions];
                 rq.apply_rows(plane.flat, plane.stride, plane.cols, nc % g.out_channels, o)
@@ -369,6 +385,12 @@ impl QConv {
             conv_nchw::conv_u8_i8_u8_exact(isa::selected(), &op, &rq, &mut out)
                 .expect("the selected tier is available");
             0
+        } else if conv_implicit::supports(&g, model) {
+            // Requantized as the GEMM's tiles finish, straight into NCHW.
+            let op = self.operands(&g, &a, zx, model);
+            let caches = self.group_caches(&g);
+            conv_implicit::conv_u8_i8_u8_on(isa::selected(), &op, caches, &rq, &mut out)
+                .expect("the selected tier is available")
         } else {
             // The thread's accumulator buffer, taken (not borrowed) and put back below.
             let acc = self.accumulate_with(x, numerics, ACC.take())?;

@@ -70,7 +70,36 @@ pub(crate) unsafe fn channel(rq: &Requant, acc: &[i32], c: usize, out: &mut [u8]
     }
 }
 
-/// [`FbgemmRequant::apply`]'s channel constants, broadcast.
+/// `out[j] = rq.apply(acc[j], first_channel + j)` for `j < min(len)`, 8 consecutive channels
+/// at a time (a GEMM tile row of a conv computed positions × channels).
+///
+/// # Safety
+/// The caller must be compiled with (and the host support) AVX2.
+#[inline(always)]
+pub(crate) unsafe fn columns(rq: &Requant, acc: &[i32], first_channel: usize, out: &mut [u8]) {
+    let len = acc.len().min(out.len());
+    let whole = len / 8 * 8;
+    // SAFETY (both arms): AVX2 by this function's contract; every load and store covers lanes
+    // `i..i + 8` with `i + 8 <= whole <= len`, and the channel tables hold the row's channels.
+    for i in (0..whole).step_by(8) {
+        let c = first_channel + i;
+        unsafe {
+            let v = _mm256_loadu_si256(acc.as_ptr().add(i).cast());
+            let q = match rq {
+                Requant::Fbgemm(r) => FbgemmLanes::columns(r, c).apply(v),
+                Requant::Qnnpack(r) => QnnpackLanes::columns(r, c).apply(v),
+            };
+            store8(out.as_mut_ptr().add(i), q);
+        }
+    }
+    rq.apply_columns_portable(
+        &acc[whole..len],
+        first_channel + whole,
+        &mut out[whole..len],
+    );
+}
+
+/// [`FbgemmRequant::apply`]'s constants: one channel's broadcast, or consecutive channels'.
 struct FbgemmLanes {
     bias: Option<__m256>,
     multiplier: __m256,
@@ -80,14 +109,37 @@ struct FbgemmLanes {
 }
 
 impl FbgemmLanes {
+    /// Channel `c`'s constants in every lane.
     #[inline(always)]
     unsafe fn new(r: &FbgemmRequant, c: usize) -> Self {
+        // SAFETY: AVX2 by the caller's contract.
+        unsafe {
+            let bias = r.bias_term.as_ref().map(|b| _mm256_set1_ps(b[c]));
+            Self::with(r, bias, _mm256_set1_ps(r.multiplier[c]))
+        }
+    }
+
+    /// Channels `c..c + 8`'s constants, one per lane (`r` must hold them).
+    #[inline(always)]
+    unsafe fn columns(r: &FbgemmRequant, c: usize) -> Self {
+        // SAFETY: AVX2 by the caller's contract; the slices hold 8 values.
+        unsafe {
+            let bias = r
+                .bias_term
+                .as_ref()
+                .map(|b| _mm256_loadu_ps(b[c..c + 8].as_ptr()));
+            Self::with(r, bias, _mm256_loadu_ps(r.multiplier[c..c + 8].as_ptr()))
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn with(r: &FbgemmRequant, bias: Option<__m256>, multiplier: __m256) -> Self {
         let z = r.zero_point;
         // SAFETY: AVX2 by the caller's contract.
         unsafe {
             FbgemmLanes {
-                bias: r.bias_term.as_ref().map(|b| _mm256_set1_ps(b[c])),
-                multiplier: _mm256_set1_ps(r.multiplier[c]),
+                bias,
+                multiplier,
                 lo: _mm256_set1_ps((r.lo - z) as f32),
                 hi: _mm256_set1_ps((255 - z) as f32),
                 zero_point: _mm256_set1_epi32(z),
@@ -110,7 +162,7 @@ impl FbgemmLanes {
     }
 }
 
-/// [`QnnpackRequant::apply`]'s channel constants, broadcast.
+/// [`QnnpackRequant::apply`]'s constants: one channel's broadcast, or consecutive channels'.
 struct QnnpackLanes {
     bias: __m256i,
     scale: __m256,
@@ -119,13 +171,36 @@ struct QnnpackLanes {
 }
 
 impl QnnpackLanes {
+    /// Channel `c`'s constants in every lane.
     #[inline(always)]
     unsafe fn new(r: &QnnpackRequant, c: usize) -> Self {
         // SAFETY: AVX2 by the caller's contract.
         unsafe {
+            Self::with(
+                r,
+                _mm256_set1_epi32(r.bias_q[c]),
+                _mm256_set1_ps(r.scale[c]),
+            )
+        }
+    }
+
+    /// Channels `c..c + 8`'s constants, one per lane (`r` must hold them).
+    #[inline(always)]
+    unsafe fn columns(r: &QnnpackRequant, c: usize) -> Self {
+        // SAFETY: AVX2 by the caller's contract; the slices hold 8 values.
+        unsafe {
+            let bias = _mm256_loadu_si256(r.bias_q[c..c + 8].as_ptr().cast());
+            Self::with(r, bias, _mm256_loadu_ps(r.scale[c..c + 8].as_ptr()))
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn with(r: &QnnpackRequant, bias: __m256i, scale: __m256) -> Self {
+        // SAFETY: AVX2 by the caller's contract.
+        unsafe {
             QnnpackLanes {
-                bias: _mm256_set1_epi32(r.bias_q[c]),
-                scale: _mm256_set1_ps(r.scale[c]),
+                bias,
+                scale,
                 zero_point: _mm256_set1_epi32(r.zero_point),
                 lo: _mm256_set1_epi32(r.lo),
             }

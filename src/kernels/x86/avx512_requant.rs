@@ -1,11 +1,12 @@
-//! AVX-512 requantization of one channel's accumulators, 16 lanes per step.
+//! AVX-512 requantization, 16 lanes per step: of one channel's accumulators, or of a row of
+//! consecutive channels.
 //!
 //! Design note. The element rules of [`crate::kernels::requant`] are written out with explicit
 //! intrinsics, step by step the same IEEE single-precision operations (convert, add, multiply,
 //! round to nearest even, NaN to 0, clamp in float, truncating convert), so the bytes are the
 //! same; the tail runs the same 16-lane code under a lane mask instead of a scalar loop.
 
-use crate::kernels::requant::ChannelRule;
+use crate::kernels::requant::{ChannelRule, Requant};
 use std::arch::x86_64::*;
 
 /// Requantizes one channel's plane (`rule`) held in rows of `stride` accumulators into `out`,
@@ -44,21 +45,82 @@ unsafe fn apply_row(rule: &ChannelRule, acc: &[i32], out: &mut [u8]) {
                     multiplier,
                     zero_point,
                     lo,
-                } => fbgemm(v, bias, multiplier, zero_point, lo),
+                } => fbgemm(
+                    v,
+                    _mm512_set1_ps(bias),
+                    _mm512_set1_ps(multiplier),
+                    zero_point,
+                    lo,
+                ),
                 ChannelRule::Qnnpack {
                     bias,
                     scale,
                     zero_point,
                     lo,
-                } => qnnpack(v, bias, scale, zero_point, lo),
+                } => qnnpack(
+                    v,
+                    _mm512_set1_epi32(bias),
+                    _mm512_set1_ps(scale),
+                    zero_point,
+                    lo,
+                ),
             };
-            // Narrowed in a register, then stored: `vpmovdb` straight to memory is slow on Zen 4.
-            let q = _mm512_cvtepi32_epi8(q);
-            if a.len() == 16 {
-                _mm_storeu_si128(o.as_mut_ptr().cast(), q);
-            } else {
-                _mm_mask_storeu_epi8(o.as_mut_ptr().cast(), mask, q);
-            }
+            store(q, mask, o);
+        }
+    }
+}
+
+/// `out[j] = rq.apply(acc[j], first_channel + j)`: a row whose lanes are consecutive channels
+/// (a GEMM tile row of a conv computed positions × channels), the constants loaded per lane.
+///
+/// # Safety
+/// The caller must be compiled with (and the host support) AVX-512 F, BW and VL; `rq` must
+/// hold channels `first_channel..first_channel + acc.len()`.
+#[inline(always)]
+pub(crate) unsafe fn apply_columns(
+    rq: &Requant,
+    acc: &[i32],
+    first_channel: usize,
+    out: &mut [u8],
+) {
+    for (j, (a, o)) in acc.chunks(16).zip(out.chunks_mut(16)).enumerate() {
+        let mask = (1u32 << a.len()).wrapping_sub(1) as u16;
+        let c = first_channel + 16 * j;
+        // SAFETY: the mask covers exactly the `a.len()` lanes that `a`, `o` and (by this
+        // function's contract) the channel tables from `c` hold.
+        unsafe {
+            let v = _mm512_maskz_loadu_epi32(mask, a.as_ptr());
+            let q = match rq {
+                Requant::Fbgemm(r) => {
+                    let bias = match &r.bias_term {
+                        Some(b) => _mm512_maskz_loadu_ps(mask, b[c..].as_ptr()),
+                        None => _mm512_setzero_ps(),
+                    };
+                    let multiplier = _mm512_maskz_loadu_ps(mask, r.multiplier[c..].as_ptr());
+                    fbgemm(v, bias, multiplier, r.zero_point, r.lo)
+                }
+                Requant::Qnnpack(r) => {
+                    let bias = _mm512_maskz_loadu_epi32(mask, r.bias_q[c..].as_ptr());
+                    let scale = _mm512_maskz_loadu_ps(mask, r.scale[c..].as_ptr());
+                    qnnpack(v, bias, scale, r.zero_point, r.lo)
+                }
+            };
+            store(q, mask, o);
+        }
+    }
+}
+
+/// The `mask` lanes of `q`, narrowed to bytes, into `o` (16 bytes when every lane is set).
+#[inline(always)]
+unsafe fn store(q: __m512i, mask: u16, o: &mut [u8]) {
+    // SAFETY: the caller runs with AVX-512 F/BW/VL and `o` holds the masked lanes.
+    unsafe {
+        // Narrowed in a register, then stored: `vpmovdb` straight to memory is slow on Zen 4.
+        let q = _mm512_cvtepi32_epi8(q);
+        if mask == u16::MAX {
+            _mm_storeu_si128(o.as_mut_ptr().cast(), q);
+        } else {
+            _mm_mask_storeu_epi8(o.as_mut_ptr().cast(), mask, q);
         }
     }
 }
@@ -79,11 +141,11 @@ fn round_clamp(v: __m512, lo: f32, hi: f32) -> __m512i {
 /// [`crate::kernels::requant::FbgemmRequant::apply`] on 16 lanes; `bias` is 0.0 without bias
 /// (the accumulator as f32 is never −0.0, so adding +0.0 changes nothing).
 #[inline(always)]
-fn fbgemm(acc: __m512i, bias: f32, multiplier: f32, zero_point: i32, lo: i32) -> __m512i {
+fn fbgemm(acc: __m512i, bias: __m512, multiplier: __m512, zero_point: i32, lo: i32) -> __m512i {
     // SAFETY: the caller runs with AVX-512 F enabled.
     unsafe {
-        let t = _mm512_add_ps(_mm512_cvtepi32_ps(acc), _mm512_set1_ps(bias));
-        let v = _mm512_mul_ps(t, _mm512_set1_ps(multiplier));
+        let t = _mm512_add_ps(_mm512_cvtepi32_ps(acc), bias);
+        let v = _mm512_mul_ps(t, multiplier);
         let r = round_clamp(v, (lo - zero_point) as f32, (255 - zero_point) as f32);
         _mm512_add_epi32(r, _mm512_set1_epi32(zero_point))
     }
@@ -91,11 +153,11 @@ fn fbgemm(acc: __m512i, bias: f32, multiplier: f32, zero_point: i32, lo: i32) ->
 
 /// [`crate::kernels::requant::QnnpackRequant::apply`] on 16 lanes.
 #[inline(always)]
-fn qnnpack(acc: __m512i, bias: i32, scale: f32, zero_point: i32, lo: i32) -> __m512i {
+fn qnnpack(acc: __m512i, bias: __m512i, scale: __m512, zero_point: i32, lo: i32) -> __m512i {
     // SAFETY: the caller runs with AVX-512 F enabled.
     unsafe {
-        let total = _mm512_add_epi32(acc, _mm512_set1_epi32(bias));
-        let v = _mm512_mul_ps(_mm512_cvtepi32_ps(total), _mm512_set1_ps(scale));
+        let total = _mm512_add_epi32(acc, bias);
+        let v = _mm512_mul_ps(_mm512_cvtepi32_ps(total), scale);
         let r = round_clamp(v, i16::MIN as f32, i16::MAX as f32);
         let r = _mm512_add_epi32(r, _mm512_set1_epi32(zero_point));
         let r = _mm512_max_epi32(r, _mm512_set1_epi32(i16::MIN as i32));

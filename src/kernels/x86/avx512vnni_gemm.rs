@@ -12,7 +12,9 @@
 //! are added at the end (exact i32 sums, so the order is immaterial).
 
 use crate::kernels::gemm::{MicroKernel, TaskFn, task_avx512};
+use crate::kernels::requant::Requant;
 use crate::kernels::tile::{check_tile, group};
+use crate::kernels::x86::avx512_requant;
 use std::arch::x86_64::*;
 
 /// The AVX-512 VNNI tile.
@@ -46,6 +48,13 @@ impl MicroKernel for Vnni {
             }
         }
         0
+    }
+
+    #[inline(always)]
+    unsafe fn requant_columns(rq: &Requant, acc: &[i32], first_channel: usize, out: &mut [u8]) {
+        // SAFETY: forwarded from this function's contract (tasks of this kernel are compiled
+        // with AVX-512).
+        unsafe { avx512_requant::apply_columns(rq, acc, first_channel, out) }
     }
 }
 
