@@ -10,6 +10,9 @@
 //!   and `vpmaddwd` with ones widens to i32. It counts saturated pairs by comparing each
 //!   `vpmaddubsw` lane with the exact pair sum of the same pair: they differ exactly when it
 //!   saturated. Its lane order (column-major, two pairs per column) is the exact sums' order.
+//!   That comparison triples the work, so each tile first runs the saturating sums alone,
+//!   tracking the pair lanes' extremes: a saturated pair is `i16::MAX` or `i16::MIN`, and only
+//!   a tile that reached one is recomputed with the counting kernel.
 //!
 //! Pairs start at even k because groups start at k ≡ 0 (mod 4); zero padding never saturates.
 
@@ -62,12 +65,67 @@ unsafe fn dispatch_rows<const SAT: bool>(
     // SAFETY: the caller guarantees AVX2; lengths are checked above.
     unsafe {
         match rows {
-            1 => tile_r::<1, SAT>(a, kp, b, out),
-            2 => tile_r::<2, SAT>(a, kp, b, out),
-            3 => tile_r::<3, SAT>(a, kp, b, out),
-            _ => tile_r::<4, SAT>(a, kp, b, out),
+            1 => rows_r::<1, SAT>(a, kp, b, out),
+            2 => rows_r::<2, SAT>(a, kp, b, out),
+            3 => rows_r::<3, SAT>(a, kp, b, out),
+            _ => rows_r::<4, SAT>(a, kp, b, out),
         }
     }
+}
+
+/// `R` rows. Saturating tiles first run [`saturating_r`], and only a tile where some pair
+/// reached an int16 bound (rare outside adversarial data) is run again by [`tile_r`] to count
+/// its saturated pairs: both sum the same saturated pairs, so the outputs are the same.
+///
+/// # Safety
+/// As [`tile_r`].
+#[inline(always)]
+unsafe fn rows_r<const R: usize, const SAT: bool>(
+    a: &[u8],
+    kp: usize,
+    b: &[i8],
+    out: &mut [i32],
+) -> u64 {
+    // SAFETY: forwarded from this function's contract.
+    unsafe {
+        if SAT && !saturating_r::<R>(a, kp, b, out) {
+            return 0;
+        }
+        tile_r::<R, SAT>(a, kp, b, out)
+    }
+}
+
+/// fbgemm's saturating sums alone (`vpmaddubsw`, `vpmaddwd` with ones), with a running
+/// maximum and minimum of the int16 pair lanes; returns whether any lane reached `i16::MAX` or
+/// `i16::MIN`, the only values a saturated pair can take.
+///
+/// # Safety
+/// As [`tile_r`].
+#[target_feature(enable = "avx2")]
+unsafe fn saturating_r<const R: usize>(a: &[u8], kp: usize, b: &[i8], out: &mut [i32]) -> bool {
+    let (ap, bp) = (a.as_ptr(), b.as_ptr());
+    let ones16 = _mm256_set1_epi16(1);
+    let mut acc = [_mm256_setzero_si256(); R];
+    let (mut hi, mut lo) = (_mm256_setzero_si256(), _mm256_setzero_si256());
+    for g in 0..kp / 4 {
+        // SAFETY: g < kp/4, so the panel read ends at 32·(g + 1) <= kp·NR bytes.
+        let wb = unsafe { _mm256_loadu_si256(bp.add(g * NR * 4).cast()) };
+        for (r, acc_r) in acc.iter_mut().enumerate() {
+            // SAFETY: row r < R holds kp bytes and 4g + 4 <= kp.
+            let x = unsafe { group(ap, kp, r, g) } as i32;
+            let pairs = _mm256_maddubs_epi16(_mm256_set1_epi32(x), wb);
+            *acc_r = _mm256_add_epi32(*acc_r, _mm256_madd_epi16(pairs, ones16));
+            hi = _mm256_max_epi16(hi, pairs);
+            lo = _mm256_min_epi16(lo, pairs);
+        }
+    }
+    for (r, &row) in acc.iter().enumerate() {
+        // SAFETY: r·NR + 8 <= R·NR <= out.len().
+        unsafe { _mm256_storeu_si256(out.as_mut_ptr().add(r * NR).cast(), row) };
+    }
+    let at_max = _mm256_cmpeq_epi16(hi, _mm256_set1_epi16(i16::MAX));
+    let at_min = _mm256_cmpeq_epi16(lo, _mm256_set1_epi16(i16::MIN));
+    _mm256_movemask_epi8(_mm256_or_si256(at_max, at_min)) != 0
 }
 
 /// `R` rows; saturating pairs when `SAT`. Returns the saturated pairs.
