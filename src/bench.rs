@@ -3,10 +3,17 @@
 //!
 //! The int8 figure is the whole `QLinear::forward` (borrowed activations, GEMM, requantization to
 //! quint8) over `2·M·N·K` operations; fp32 is `matrixmultiply::sgemm`, as the float engine runs
-//! it. Conv is the whole `QConv::forward` (channels-last im2col, GEMM on panels packed once,
-//! requantization); there is no fp32 conv
-//! figure of ours yet. Depthwise conv is the whole `QConv::forward` too, on MobileNet v2 shapes
-//! (`kernels::depthwise`), under fbgemm's and qnnpack's pair models. Each figure is the median of a few repetitions after one warm-up, single-threaded.
+//! it. Conv is the whole `QConv::forward` (implicit channels-last GEMM on panels packed once,
+//! requantization); there is no fp32 conv figure of ours yet. Depthwise conv is the whole
+//! `QConv::forward` too, on MobileNet v2 shapes (`kernels::depthwise`), under fbgemm's and
+//! qnnpack's pair models. Each figure is the median of a few repetitions after one warm-up,
+//! single-threaded.
+//!
+//! Operands are deterministic pseudo-random bytes. Activations under the fbgemm engine are 7-bit
+//! (`0..=127`), as its default qconfig's `reduce_range` observers make them: the pair-saturating
+//! kernels only count saturations on tiles that reach an int16 bound, so their speed depends on
+//! the data, and full-range random bytes (which saturate on almost every tile) would measure a
+//! case PyTorch's defaults avoid. qnnpack's activations use the full 8 bits.
 
 use crate::engine::{Engine, HostProfile, Numerics};
 use crate::isa::{self, Isa, IsaError};
@@ -197,6 +204,16 @@ fn median_secs(reps: usize, mut f: impl FnMut()) -> f64 {
     t[t.len() / 2]
 }
 
+/// Activation bytes for `numerics` (see the module note): 7-bit under fbgemm.
+fn activation_bytes(len: usize, seed: u64, numerics: Numerics) -> Vec<u8> {
+    let mask = if numerics.engine == Engine::Fbgemm {
+        0x7f
+    } else {
+        0xff
+    };
+    bytes(len, seed).into_iter().map(|v| v & mask).collect()
+}
+
 /// Deterministic bytes (xorshift), no rand dependency.
 fn bytes(len: usize, seed: u64) -> Vec<u8> {
     let mut s = seed | 1;
@@ -222,7 +239,7 @@ fn int8_gops(s: &Anchor, numerics: Numerics, reps: usize) -> f64 {
     .expect("valid weight");
     let layer = QLinear::new(&w, Some(vec![0.5; s.n]), 0.2, 128, false).expect("valid layer");
     let x = QTensor::from_int_repr(
-        QStorage::U8(bytes(s.m * s.k, 11)),
+        QStorage::U8(activation_bytes(s.m * s.k, 11, numerics)),
         &[s.m, s.k],
         QParams::PerTensor {
             scale: 0.02,
@@ -282,7 +299,7 @@ fn qconv_gops(
     };
     let layer = QConv::new(&weight, Some(vec![0.5; out]), params, 0.2, 128, false).expect("valid");
     let x = QTensor::from_int_repr(
-        QStorage::U8(bytes(n * c * h * w, 17)),
+        QStorage::U8(activation_bytes(n * c * h * w, 17, numerics)),
         &shape,
         QParams::PerTensor {
             scale: 0.02,

@@ -97,7 +97,9 @@ unsafe fn rows_r<const R: usize, const SAT: bool>(
 
 /// fbgemm's saturating sums alone (`vpmaddubsw`, `vpmaddwd` with ones), with a running
 /// maximum and minimum of the int16 pair lanes; returns whether any lane reached `i16::MAX` or
-/// `i16::MIN`, the only values a saturated pair can take.
+/// `i16::MIN`, the only values a saturated pair can take. The extremes are checked every
+/// [`CHECK_GROUPS`] groups and the pass abandoned at the first hit, so a tile that saturates
+/// early (uniformly random operands) costs little more than the counting kernel alone.
 ///
 /// # Safety
 /// As [`tile_r`].
@@ -107,26 +109,35 @@ unsafe fn saturating_r<const R: usize>(a: &[u8], kp: usize, b: &[i8], out: &mut 
     let ones16 = _mm256_set1_epi16(1);
     let mut acc = [_mm256_setzero_si256(); R];
     let (mut hi, mut lo) = (_mm256_setzero_si256(), _mm256_setzero_si256());
-    for g in 0..kp / 4 {
-        // SAFETY: g < kp/4, so the panel read ends at 32·(g + 1) <= kp·NR bytes.
-        let wb = unsafe { _mm256_loadu_si256(bp.add(g * NR * 4).cast()) };
-        for (r, acc_r) in acc.iter_mut().enumerate() {
-            // SAFETY: row r < R holds kp bytes and 4g + 4 <= kp.
-            let x = unsafe { group(ap, kp, r, g) } as i32;
-            let pairs = _mm256_maddubs_epi16(_mm256_set1_epi32(x), wb);
-            *acc_r = _mm256_add_epi32(*acc_r, _mm256_madd_epi16(pairs, ones16));
-            hi = _mm256_max_epi16(hi, pairs);
-            lo = _mm256_min_epi16(lo, pairs);
+    let groups = kp / 4;
+    for g0 in (0..groups).step_by(CHECK_GROUPS) {
+        for g in g0..groups.min(g0 + CHECK_GROUPS) {
+            // SAFETY: g < kp/4, so the panel read ends at 32·(g + 1) <= kp·NR bytes.
+            let wb = unsafe { _mm256_loadu_si256(bp.add(g * NR * 4).cast()) };
+            for (r, acc_r) in acc.iter_mut().enumerate() {
+                // SAFETY: row r < R holds kp bytes and 4g + 4 <= kp.
+                let x = unsafe { group(ap, kp, r, g) } as i32;
+                let pairs = _mm256_maddubs_epi16(_mm256_set1_epi32(x), wb);
+                *acc_r = _mm256_add_epi32(*acc_r, _mm256_madd_epi16(pairs, ones16));
+                hi = _mm256_max_epi16(hi, pairs);
+                lo = _mm256_min_epi16(lo, pairs);
+            }
+        }
+        let at_max = _mm256_cmpeq_epi16(hi, _mm256_set1_epi16(i16::MAX));
+        let at_min = _mm256_cmpeq_epi16(lo, _mm256_set1_epi16(i16::MIN));
+        if _mm256_movemask_epi8(_mm256_or_si256(at_max, at_min)) != 0 {
+            return true;
         }
     }
     for (r, &row) in acc.iter().enumerate() {
         // SAFETY: r·NR + 8 <= R·NR <= out.len().
         unsafe { _mm256_storeu_si256(out.as_mut_ptr().add(r * NR).cast(), row) };
     }
-    let at_max = _mm256_cmpeq_epi16(hi, _mm256_set1_epi16(i16::MAX));
-    let at_min = _mm256_cmpeq_epi16(lo, _mm256_set1_epi16(i16::MIN));
-    _mm256_movemask_epi8(_mm256_or_si256(at_max, at_min)) != 0
+    false
 }
+
+/// Groups of 4 k between two checks of [`saturating_r`]'s extremes.
+const CHECK_GROUPS: usize = 16;
 
 /// `R` rows; saturating pairs when `SAT`. Returns the saturated pairs.
 ///
