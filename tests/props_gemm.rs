@@ -1,5 +1,6 @@
 //! Every GEMM tier the host has against the scalar reference: accumulators and saturated-pair
-//! counts identical, for exact and pair-saturating semantics.
+//! counts identical, for exact and pair-saturating semantics, and the bytes of the fused
+//! requantizing form identical to the element rule's.
 //!
 //! Shapes cross every tile edge (M = 1, rows past the 4- and 8-row tiles and the 128-row block,
 //! N off the 8- and 32-column panels, K off the groups of 4, K odd). Values are drawn towards
@@ -13,9 +14,11 @@ use common::Stream;
 use proptest::prelude::*;
 use qlab::isa::{ALL, Isa};
 use qlab::kernels::gemm::{
-    GemmWeights, KMajorU8, PackCache, flip_weights, gemm_on, gemm_weights_kmajor_on, kernel_name,
+    GemmWeights, KMajorU8, PackCache, flip_weights, gemm_on, gemm_u8_i8_u8_on,
+    gemm_weights_kmajor_on, kernel_name,
 };
 use qlab::kernels::reference;
+use qlab::kernels::requant::{FbgemmRequant, QnnpackRequant, Requant};
 
 fn tiers() -> Vec<Isa> {
     common::tiers(|isa| format!("{} / {}", kernel_name(isa, false), kernel_name(isa, true)))
@@ -113,9 +116,57 @@ fn check(c: &Case, saturate: bool) -> Result<(), TestCaseError> {
                 cached.is_some()
             );
             prop_assert_eq!(sat, want_sat, "{} saturate={} count", tier, saturate);
+            // The fused form: each tile row requantized in the epilogue, column c as channel c.
+            for rq in requants(c) {
+                let want_u8: Vec<u8> = want
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &v)| rq.apply(v, i % c.n))
+                    .collect();
+                let mut got_u8 = vec![0u8; c.m * c.n];
+                let sat =
+                    gemm_u8_i8_u8_on(tier, c.m, &ops.a, c.a_zp, &w, saturate, &rq, &mut got_u8)
+                        .unwrap();
+                prop_assert_eq!(
+                    &got_u8,
+                    &want_u8,
+                    "{} saturate={} requantized",
+                    tier,
+                    saturate
+                );
+                prop_assert_eq!(sat, want_sat);
+            }
         }
     }
     Ok(())
+}
+
+/// Both engines' rules with a different multiplier and bias per channel, scaled so the
+/// accumulators land around the output range; ReLU on half the cases.
+fn requants(c: &Case) -> [Requant; 2] {
+    let scales: Vec<f64> = (0..c.n).map(|i| 1e-4 * (1 + i % 11) as f64).collect();
+    let bias: Vec<f32> = (0..c.n).map(|i| i as f32 * 0.7 - 20.0).collect();
+    let relu = c.seed % 4 < 2;
+    [
+        Requant::Fbgemm(FbgemmRequant::new(
+            0.5,
+            &scales,
+            Some(&bias),
+            0.05,
+            100,
+            relu,
+            c.n,
+        )),
+        Requant::Qnnpack(QnnpackRequant::new(
+            0.5,
+            &scales,
+            Some(&bias),
+            0.05,
+            100,
+            relu,
+            c.n,
+        )),
+    ]
 }
 
 /// The weights-as-rows GEMM (an NCHW conv's form) on every tier: `w` (`n × k`, one zero point)

@@ -273,6 +273,48 @@ pub fn gemm_u8_i8_i32(
     unsafe { run(isa::selected(), saturate_pairs, m, a, a_zp, w, acc) }
 }
 
+/// [`gemm_on`] requantized in the tiles' epilogue: `out[i·n + c]` is `rq` applied to
+/// accumulator `(i, c)` as channel `c` (a Linear layer's output features), and no i32 matrix is
+/// stored. Returns the saturated pairs.
+#[allow(clippy::too_many_arguments)]
+pub fn gemm_u8_i8_u8_on(
+    tier: Isa,
+    m: usize,
+    a: &[u8],
+    a_zp: i32,
+    w: &GemmWeights,
+    saturate_pairs: bool,
+    rq: &Requant,
+    out: &mut [u8],
+) -> Result<u64, IsaError> {
+    tier.check()?;
+    assert!(a.len() >= m * w.k && w.data.len() >= w.n * w.k && out.len() >= m * w.n);
+    assert!(w.zero_points.len() == 1 || w.zero_points.len() == w.n);
+    let sink = Sink::RequantByColumn {
+        rq,
+        out: SharedOut(out.as_mut_ptr()),
+    };
+    let route = route(tier, saturate_pairs);
+    // SAFETY: `check` just confirmed the host supports `tier`; `out` holds the `m·n` outputs.
+    if let Some(saturated) = unsafe { tiled_on(route, m, Left::Rows(a), a_zp, w, sink) } {
+        return Ok(saturated);
+    }
+    let mut acc = vec![0i32; m * w.n];
+    let saturated = reference::gemm_u8_i8_i32(
+        m,
+        w.n,
+        w.k,
+        a,
+        a_zp,
+        w.data,
+        w.zero_points,
+        saturate_pairs,
+        &mut acc,
+    );
+    rq.apply_runs(&acc, 1, w.n, out);
+    Ok(saturated)
+}
+
 /// [`gemm_u8_i8_i32`] on an explicit tier; an error when the host lacks it.
 pub fn gemm_on(
     tier: Isa,
@@ -780,6 +822,11 @@ enum Sink<'a> {
         first_channel: usize,
         out: SharedOut<u8>,
     },
+    /// Requantized to u8 in the tile epilogue, column `c` as channel `c` (a Linear layer).
+    RequantByColumn {
+        rq: &'a Requant,
+        out: SharedOut<u8>,
+    },
     /// Transposed (`[n, m]`, column `c` at `c·m`): the rows of [`gemm_runs_on`] are a conv's
     /// positions and its columns the channels.
     AccColumns(SharedOut<i32>),
@@ -857,6 +904,9 @@ pub(crate) unsafe fn task<K: MicroKernel>(job: &Job, (m0, p0): (usize, usize)) -
                             first_channel + i,
                             out.slice(i * n + c0, cols),
                         )
+                    },
+                    Sink::RequantByColumn { rq, out } => unsafe {
+                        K::requant_columns(rq, row, c0, out.slice(i * n + c0, cols))
                     },
                     Sink::AccColumns(out) => {
                         for (c, &v) in row.iter().enumerate() {

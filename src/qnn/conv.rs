@@ -12,7 +12,7 @@
 //!   VNNI, depthwise included) and everything else to fbgemm.
 //! * qnnpack: exact.
 
-use super::linear::{ACC, activation_qparams, requant_for, u8_values};
+use super::linear::{activation_qparams, requant_for, u8_values};
 use super::{PackedWeight, QnnError, RunStats};
 use crate::engine::{Engine, HostProfile, Numerics};
 use crate::isa;
@@ -21,8 +21,15 @@ use crate::kernels::depthwise;
 use crate::kernels::gemm::{self, PackCache};
 use crate::kernels::{conv_implicit, conv_nchw};
 use crate::tensor::{QDType, QParams, QStorage, QTensor};
+use std::cell::Cell;
 
 const OP: &str = "conv";
+
+thread_local! {
+    /// The accumulators of `forward`'s unfused fallback, reused across calls on a thread: a fresh
+    /// multi-megabyte buffer would be page-faulted in on every call.
+    static ACC: Cell<Vec<i32>> = Cell::default();
+}
 
 /// Stride, padding (the same at both ends of a dim, as PyTorch's modules take it), dilation:
 /// one entry per spatial dim; and the group count.

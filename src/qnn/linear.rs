@@ -2,11 +2,11 @@
 
 use super::{PackedWeight, QnnError, RunStats};
 use crate::engine::Numerics;
-use crate::kernels::gemm::gemm_u8_i8_i32;
+use crate::isa;
+use crate::kernels::gemm::{gemm_u8_i8_i32, gemm_u8_i8_u8_on};
 use crate::kernels::requant::{FbgemmRequant, QnnpackRequant, Requant};
 use crate::tensor::{QDType, QParams, QStorage, QTensor};
 use std::borrow::Cow;
-use std::cell::Cell;
 
 /// `nn.quantized.Linear` / `nn.intrinsic.quantized.LinearReLU`.
 #[derive(Debug, Clone, PartialEq)]
@@ -59,12 +59,6 @@ pub(crate) fn u8_values(x: &QTensor) -> Cow<'_, [u8]> {
         (QStorage::U8(v), true) => Cow::Borrowed(&v[x.storage_offset()..][..x.numel()]),
         _ => Cow::Owned(x.int_values().into_iter().map(|v| v as u8).collect()),
     }
-}
-
-thread_local! {
-    /// `forward`'s accumulators, reused across calls on a thread: a fresh multi-megabyte buffer
-    /// would be page-faulted in on every call.
-    pub(crate) static ACC: Cell<Vec<i32>> = Cell::default();
 }
 
 pub(crate) fn activation_qparams(op: &'static str, x: &QTensor) -> Result<(f64, i32), QnnError> {
@@ -138,6 +132,18 @@ impl QLinear {
         numerics: Numerics,
         acc: &mut Vec<i32>,
     ) -> Result<RunStats, QnnError> {
+        let (m, a, zx) = self.rows(x)?;
+        acc.clear();
+        acc.resize(m * self.weight.out, 0);
+        let w = self.weight.gemm_weights();
+        let saturated = gemm_u8_i8_i32(m, &a, zx, &w, numerics.gemm_pairs_saturate(), acc);
+        Ok(RunStats {
+            saturated_pairs: saturated,
+        })
+    }
+
+    /// `x`'s rows (`[..., in]` flattened): their count, bytes and zero point.
+    fn rows<'x>(&self, x: &'x QTensor) -> Result<(usize, Cow<'x, [u8]>, i32), QnnError> {
         let (_, zx) = activation_qparams("linear", x)?;
         let k = self.weight.k;
         if x.shape().last() != Some(&k) {
@@ -146,45 +152,17 @@ impl QLinear {
                 detail: format!("input {:?} does not end in in_features={k}", x.shape()),
             });
         }
-        let m = x.numel() / k.max(1);
-        let n = self.weight.out;
-        let a = u8_values(x);
-        acc.clear();
-        acc.resize(m * n, 0);
-        let saturated = gemm_u8_i8_i32(
-            m,
-            &a,
-            zx,
-            &self.weight.gemm_weights(),
-            numerics.gemm_pairs_saturate(),
-            acc,
-        );
-        Ok(RunStats {
-            saturated_pairs: saturated,
-        })
+        Ok((x.numel() / k.max(1), u8_values(x), zx))
     }
 
-    /// Runs on `x` of shape `[..., in]`.
+    /// Runs on `x` of shape `[..., in]`: the GEMM requantizes each tile as it finishes, so no
+    /// i32 accumulator matrix is stored.
     pub fn forward(
         &self,
         x: &QTensor,
         numerics: Numerics,
     ) -> Result<(QTensor, RunStats), QnnError> {
-        // Taken, not borrowed, so nothing can observe a half-used buffer.
-        let mut acc = ACC.take();
-        let result = self.requantized(x, numerics, &mut acc);
-        ACC.set(acc);
-        result
-    }
-
-    /// `forward` with the accumulator buffer supplied.
-    fn requantized(
-        &self,
-        x: &QTensor,
-        numerics: Numerics,
-        acc: &mut Vec<i32>,
-    ) -> Result<(QTensor, RunStats), QnnError> {
-        let stats = self.accumulate_into(x, numerics, acc)?;
+        let (m, a, zx) = self.rows(x)?;
         let (sx, _) = activation_qparams("linear", x)?;
         let n = self.weight.out;
         let rq = requant_for(
@@ -196,8 +174,11 @@ impl QLinear {
             self.out_zero_point,
             self.relu,
         );
-        let mut out = vec![0u8; acc.len()];
-        rq.apply_runs(acc, 1, n, &mut out);
+        let mut out = vec![0u8; m * n];
+        let w = self.weight.gemm_weights();
+        let saturate = numerics.gemm_pairs_saturate();
+        let saturated = gemm_u8_i8_u8_on(isa::selected(), m, &a, zx, &w, saturate, &rq, &mut out)
+            .expect("the selected tier is available");
         let mut shape = x.shape().to_vec();
         *shape.last_mut().expect("rank >= 1") = n;
         let y = QTensor::from_int_repr(
@@ -208,6 +189,11 @@ impl QLinear {
                 zero_point: self.out_zero_point,
             },
         )?;
-        Ok((y, stats))
+        Ok((
+            y,
+            RunStats {
+                saturated_pairs: saturated,
+            },
+        ))
     }
 }
