@@ -27,7 +27,7 @@
 //! to the NEON kernel. Both use 8-column panels (slot 0).
 
 use super::reference;
-use super::requant::Requant;
+use super::requant::{ColumnBlock, Requant};
 use super::transpose::transpose_raw;
 use crate::isa::{self, Isa, IsaError};
 use rayon::prelude::*;
@@ -191,16 +191,16 @@ pub(crate) trait MicroKernel {
     /// The host must support the kernel's target features.
     unsafe fn tile(rows: usize, a: &[u8], kp: usize, b: &[i8], out: &mut [i32]) -> u64;
 
-    /// `out[j] = rq.apply(acc[j], first_channel + j)`, a tile row whose columns are channels:
-    /// [`Requant::apply_columns_in_task`], or wider lanes where a kernel overrides it.
+    /// Requantizes tile rows whose columns are channels ([`ColumnBlock`]):
+    /// [`Requant::apply_column_block_in_task`], or wider lanes where a kernel overrides it.
     ///
     /// # Safety
-    /// The host must support the kernel's target features, and the caller be compiled with
-    /// them (and with AVX2 on x86-64, as every task is).
+    /// As [`ColumnBlock`]; the host must support the kernel's target features, and the caller
+    /// be compiled with them (and with AVX2 on x86-64, as every task is).
     #[inline(always)]
-    unsafe fn requant_columns(rq: &Requant, acc: &[i32], first_channel: usize, out: &mut [u8]) {
+    unsafe fn requant_columns(rq: &Requant, block: &ColumnBlock) {
         // SAFETY: forwarded from this function's contract.
-        unsafe { rq.apply_columns_in_task(acc, first_channel, out) };
+        unsafe { rq.apply_column_block_in_task(block) };
     }
 }
 
@@ -905,22 +905,44 @@ pub(crate) unsafe fn task<K: MicroKernel>(job: &Job, (m0, p0): (usize, usize)) -
                             out.slice(i * n + c0, cols),
                         )
                     },
-                    Sink::RequantByColumn { rq, out } => unsafe {
-                        K::requant_columns(rq, row, c0, out.slice(i * n + c0, cols))
-                    },
                     Sink::AccColumns(out) => {
                         for (c, &v) in row.iter().enumerate() {
                             unsafe { *out.ptr((c0 + c) * job.m + i) = v };
                         }
                     }
-                    Sink::RequantColumns {
-                        rq, first_channel, ..
-                    } => unsafe {
-                        let staged = &mut bytes[(r0 + r) * K::NR..][..cols];
-                        K::requant_columns(rq, row, first_channel + c0, staged)
-                    },
+                    Sink::RequantByColumn { .. } | Sink::RequantColumns { .. } => {}
                 }
             }
+            // Column-channel sinks requantize the whole tile, each channel's constants loaded
+            // once: into the output rows, or into the staged bytes of a transposed output.
+            let (rq, first, out, stride) = match job.sink {
+                // SAFETY: row m0 + r0, column c0 is inside the output.
+                Sink::RequantByColumn { rq, out } => {
+                    (rq, c0, unsafe { out.ptr((m0 + r0) * n + c0) }, n)
+                }
+                Sink::RequantColumns {
+                    rq, first_channel, ..
+                } => (
+                    rq,
+                    first_channel + c0,
+                    bytes[r0 * K::NR..].as_mut_ptr(),
+                    K::NR,
+                ),
+                _ => continue,
+            };
+            let block = ColumnBlock {
+                acc: &tile,
+                acc_stride: K::NR,
+                rows,
+                cols,
+                first_channel: first,
+                out,
+                out_stride: stride,
+            };
+            // SAFETY: the block's rows are this task's (rows m0 + r0.., columns c0..c0 + cols of
+            // the output, or of `bytes`); the host supports K's features by this function's
+            // contract.
+            unsafe { K::requant_columns(rq, &block) };
         }
         if let Sink::RequantColumns { out, .. } = job.sink {
             // SAFETY: columns c0..c0 + cols, rows m0..m0 + mb of the transposed output belong

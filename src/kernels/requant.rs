@@ -148,6 +148,20 @@ pub(crate) enum ChannelRule {
     },
 }
 
+/// Rows of accumulators whose columns are consecutive channels (GEMM tile rows of a Linear
+/// layer, or of a conv computed positions × channels) and where their bytes go: row `r`'s
+/// `cols` values `acc[r·acc_stride..]` requantized as channels `first_channel..` into the bytes
+/// at `out + r·out_stride`, which must be writable, by the requantizing thread alone.
+pub(crate) struct ColumnBlock<'a> {
+    pub acc: &'a [i32],
+    pub acc_stride: usize,
+    pub rows: usize,
+    pub cols: usize,
+    pub first_channel: usize,
+    pub out: *mut u8,
+    pub out_stride: usize,
+}
+
 /// Either engine's rule, chosen once per layer.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Requant {
@@ -244,25 +258,37 @@ impl Requant {
         self.apply_channel_portable(acc, c, out);
     }
 
-    /// `out[j] = self.apply(acc[j], first_channel + j)`, a row of consecutive channels, inlined
-    /// into a GEMM task: AVX2 lanes on x86-64, the element rule elsewhere.
+    /// [`ColumnBlock`] requantized inside a GEMM task: AVX2 lanes on x86-64, the element rule
+    /// elsewhere.
     ///
     /// # Safety
-    /// On x86-64 the caller must be compiled with AVX2.
+    /// As [`ColumnBlock`]; on x86-64 the caller must be compiled with AVX2.
     #[inline(always)]
-    pub(crate) unsafe fn apply_columns_in_task(
-        &self,
-        acc: &[i32],
-        first_channel: usize,
-        out: &mut [u8],
-    ) {
+    pub(crate) unsafe fn apply_column_block_in_task(&self, b: &ColumnBlock) {
+        // SAFETY (either build): forwarded from this function's contract.
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: forwarded from this function's contract.
         unsafe {
-            super::x86::avx2_requant::columns(self, acc, first_channel, out)
+            super::x86::avx2_requant::columns(self, b)
         }
         #[cfg(not(target_arch = "x86_64"))]
-        self.apply_columns_portable(acc, first_channel, out);
+        unsafe {
+            self.apply_column_block_portable(b)
+        }
+    }
+
+    /// [`ColumnBlock`] by the element rule.
+    ///
+    /// # Safety
+    /// As [`ColumnBlock`].
+    #[inline(always)]
+    pub(crate) unsafe fn apply_column_block_portable(&self, b: &ColumnBlock) {
+        for r in 0..b.rows {
+            let acc = &b.acc[r * b.acc_stride..][..b.cols];
+            // SAFETY: row r's bytes are writable by this thread alone (`ColumnBlock`'s contract).
+            let out =
+                unsafe { std::slice::from_raw_parts_mut(b.out.add(r * b.out_stride), b.cols) };
+            self.apply_columns_portable(acc, b.first_channel, out);
+        }
     }
 
     /// The loop behind [`Requant::apply_rows`].

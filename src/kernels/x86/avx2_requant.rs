@@ -7,7 +7,7 @@
 //! results are integers in `[lo, 255]`, so the saturating packs to u8 never saturate. Tails
 //! shorter than 8 take the element rule itself, so every byte equals it.
 
-use crate::kernels::requant::{FbgemmRequant, QnnpackRequant, Requant};
+use crate::kernels::requant::{ColumnBlock, FbgemmRequant, QnnpackRequant, Requant};
 use std::arch::x86_64::*;
 
 /// The linear rows of [`Requant::apply_runs`] (one channel per element) compiled for AVX2.
@@ -70,33 +70,56 @@ pub(crate) unsafe fn channel(rq: &Requant, acc: &[i32], c: usize, out: &mut [u8]
     }
 }
 
-/// `out[j] = rq.apply(acc[j], first_channel + j)` for `j < min(len)`, 8 consecutive channels
-/// at a time (a GEMM tile row of a conv computed positions × channels).
+/// [`ColumnBlock`] 8 consecutive channels at a time, the channel constants loaded once per 8
+/// columns for all rows; the last `cols % 8` columns by the element rule.
 ///
 /// # Safety
-/// The caller must be compiled with (and the host support) AVX2.
+/// As [`ColumnBlock`]; the caller must be compiled with (and the host support) AVX2, and `rq`
+/// hold the block's channels.
 #[inline(always)]
-pub(crate) unsafe fn columns(rq: &Requant, acc: &[i32], first_channel: usize, out: &mut [u8]) {
-    let len = acc.len().min(out.len());
-    let whole = len / 8 * 8;
-    // SAFETY (both arms): AVX2 by this function's contract; every load and store covers lanes
-    // `i..i + 8` with `i + 8 <= whole <= len`, and the channel tables hold the row's channels.
+pub(crate) unsafe fn columns(rq: &Requant, b: &ColumnBlock) {
+    let whole = b.cols / 8 * 8;
+    // SAFETY (both arms): AVX2 by this function's contract; every load covers columns
+    // `i..i + 8 <= whole` of a row, every store that row's bytes.
     for i in (0..whole).step_by(8) {
-        let c = first_channel + i;
-        unsafe {
-            let v = _mm256_loadu_si256(acc.as_ptr().add(i).cast());
-            let q = match rq {
-                Requant::Fbgemm(r) => FbgemmLanes::columns(r, c).apply(v),
-                Requant::Qnnpack(r) => QnnpackLanes::columns(r, c).apply(v),
-            };
-            store8(out.as_mut_ptr().add(i), q);
+        let c = b.first_channel + i;
+        match rq {
+            Requant::Fbgemm(r) => unsafe { rows8(&FbgemmLanes::columns(r, c), b, i) },
+            Requant::Qnnpack(r) => unsafe { rows8(&QnnpackLanes::columns(r, c), b, i) },
         }
     }
-    rq.apply_columns_portable(
-        &acc[whole..len],
-        first_channel + whole,
-        &mut out[whole..len],
-    );
+    let tail = ColumnBlock {
+        acc: &b.acc[whole.min(b.acc.len())..],
+        cols: b.cols - whole,
+        first_channel: b.first_channel + whole,
+        // SAFETY: column `whole` of row 0 is inside the block (or its end when there is no tail).
+        out: unsafe { b.out.add(whole) },
+        ..*b
+    };
+    // SAFETY: the tail is part of the block.
+    unsafe { rq.apply_column_block_portable(&tail) };
+}
+
+/// Columns `i..i + 8` of every row of `b`, by `lanes`.
+///
+/// # Safety
+/// As [`columns`], with `i + 8 <= b.cols`.
+#[inline(always)]
+unsafe fn rows8(lanes: &impl Lanes, b: &ColumnBlock, i: usize) {
+    for r in 0..b.rows {
+        // SAFETY: forwarded from this function's contract.
+        unsafe {
+            let v = _mm256_loadu_si256(b.acc[r * b.acc_stride + i..][..8].as_ptr().cast());
+            store8(b.out.add(r * b.out_stride + i), lanes.apply(v));
+        }
+    }
+}
+
+/// One engine's rule on 8 lanes.
+trait Lanes {
+    /// # Safety
+    /// The caller must be compiled with AVX2.
+    unsafe fn apply(&self, acc: __m256i) -> __m256i;
 }
 
 /// [`FbgemmRequant::apply`]'s constants: one channel's broadcast, or consecutive channels'.
@@ -146,7 +169,9 @@ impl FbgemmLanes {
             }
         }
     }
+}
 
+impl Lanes for FbgemmLanes {
     #[inline(always)]
     unsafe fn apply(&self, acc: __m256i) -> __m256i {
         // SAFETY: AVX2 by the caller's contract.
@@ -206,7 +231,9 @@ impl QnnpackLanes {
             }
         }
     }
+}
 
+impl Lanes for QnnpackLanes {
     #[inline(always)]
     unsafe fn apply(&self, acc: __m256i) -> __m256i {
         // SAFETY: AVX2 by the caller's contract.

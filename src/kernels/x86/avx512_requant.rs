@@ -6,7 +6,7 @@
 //! round to nearest even, NaN to 0, clamp in float, truncating convert), so the bytes are the
 //! same; the tail runs the same 16-lane code under a lane mask instead of a scalar loop.
 
-use crate::kernels::requant::{ChannelRule, Requant};
+use crate::kernels::requant::{ChannelRule, ColumnBlock, Requant};
 use std::arch::x86_64::*;
 
 /// Requantizes one channel's plane (`rule`) held in rows of `stride` accumulators into `out`,
@@ -65,62 +65,74 @@ unsafe fn apply_row(rule: &ChannelRule, acc: &[i32], out: &mut [u8]) {
                     lo,
                 ),
             };
-            store(q, mask, o);
+            store(q, mask, o.as_mut_ptr());
         }
     }
 }
 
-/// `out[j] = rq.apply(acc[j], first_channel + j)`: a row whose lanes are consecutive channels
-/// (a GEMM tile row of a conv computed positions × channels), the constants loaded per lane.
+/// [`ColumnBlock`] 16 consecutive channels at a time (the last ones under a lane mask), each
+/// chunk's channel constants loaded once for all rows.
 ///
 /// # Safety
-/// The caller must be compiled with (and the host support) AVX-512 F, BW and VL; `rq` must
-/// hold channels `first_channel..first_channel + acc.len()`.
+/// As [`ColumnBlock`]; the caller must be compiled with (and the host support) AVX-512 F, BW
+/// and VL, and `rq` hold the block's channels.
 #[inline(always)]
-pub(crate) unsafe fn apply_columns(
-    rq: &Requant,
-    acc: &[i32],
-    first_channel: usize,
-    out: &mut [u8],
-) {
-    for (j, (a, o)) in acc.chunks(16).zip(out.chunks_mut(16)).enumerate() {
-        let mask = (1u32 << a.len()).wrapping_sub(1) as u16;
-        let c = first_channel + 16 * j;
-        // SAFETY: the mask covers exactly the `a.len()` lanes that `a`, `o` and (by this
-        // function's contract) the channel tables from `c` hold.
-        unsafe {
-            let v = _mm512_maskz_loadu_epi32(mask, a.as_ptr());
-            let q = match rq {
-                Requant::Fbgemm(r) => {
-                    let bias = match &r.bias_term {
-                        Some(b) => _mm512_maskz_loadu_ps(mask, b[c..].as_ptr()),
-                        None => _mm512_setzero_ps(),
-                    };
-                    let multiplier = _mm512_maskz_loadu_ps(mask, r.multiplier[c..].as_ptr());
-                    fbgemm(v, bias, multiplier, r.zero_point, r.lo)
+pub(crate) unsafe fn apply_columns(rq: &Requant, b: &ColumnBlock) {
+    for j in (0..b.cols).step_by(16) {
+        let mask = (1u32 << (b.cols - j).min(16)).wrapping_sub(1) as u16;
+        let c = b.first_channel + j;
+        // Row r's masked lanes: accumulators in `b.acc`, bytes in the block's row r.
+        let at = |r: usize| (b.acc[r * b.acc_stride + j..].as_ptr(), r * b.out_stride + j);
+        // SAFETY (both arms): the mask covers the columns `j..` of the block that remain, which
+        // every row holds and the channel tables hold from `c` (this function's contract).
+        match rq {
+            Requant::Fbgemm(r) => unsafe {
+                let bias = match &r.bias_term {
+                    Some(v) => _mm512_maskz_loadu_ps(mask, v[c..].as_ptr()),
+                    None => _mm512_setzero_ps(),
+                };
+                let multiplier = _mm512_maskz_loadu_ps(mask, r.multiplier[c..].as_ptr());
+                for row in 0..b.rows {
+                    let (a, o) = at(row);
+                    let v = _mm512_maskz_loadu_epi32(mask, a);
+                    store(
+                        fbgemm(v, bias, multiplier, r.zero_point, r.lo),
+                        mask,
+                        b.out.add(o),
+                    );
                 }
-                Requant::Qnnpack(r) => {
-                    let bias = _mm512_maskz_loadu_epi32(mask, r.bias_q[c..].as_ptr());
-                    let scale = _mm512_maskz_loadu_ps(mask, r.scale[c..].as_ptr());
-                    qnnpack(v, bias, scale, r.zero_point, r.lo)
+            },
+            Requant::Qnnpack(r) => unsafe {
+                let bias = _mm512_maskz_loadu_epi32(mask, r.bias_q[c..].as_ptr());
+                let scale = _mm512_maskz_loadu_ps(mask, r.scale[c..].as_ptr());
+                for row in 0..b.rows {
+                    let (a, o) = at(row);
+                    let v = _mm512_maskz_loadu_epi32(mask, a);
+                    store(
+                        qnnpack(v, bias, scale, r.zero_point, r.lo),
+                        mask,
+                        b.out.add(o),
+                    );
                 }
-            };
-            store(q, mask, o);
+            },
         }
     }
 }
 
 /// The `mask` lanes of `q`, narrowed to bytes, into `o` (16 bytes when every lane is set).
+///
+/// # Safety
+/// AVX-512 F/BW/VL; `o` must be writable for the masked lanes.
 #[inline(always)]
-unsafe fn store(q: __m512i, mask: u16, o: &mut [u8]) {
-    // SAFETY: the caller runs with AVX-512 F/BW/VL and `o` holds the masked lanes.
+unsafe fn store(q: __m512i, mask: u16, o: *mut u8) {
+    // SAFETY: by this function's contract.
     unsafe {
         // Narrowed in a register, then stored: `vpmovdb` straight to memory is slow on Zen 4.
         let q = _mm512_cvtepi32_epi8(q);
         if mask == u16::MAX {
-            _mm_storeu_si128(o.as_mut_ptr().cast(), q);
+            _mm_storeu_si128(o.cast(), q);
         } else {
-            _mm_mask_storeu_epi8(o.as_mut_ptr().cast(), mask, q);
+            _mm_mask_storeu_epi8(o.cast(), mask, q);
         }
     }
 }
