@@ -147,25 +147,10 @@ fn requants(c: &Case) -> [Requant; 2] {
     let scales: Vec<f64> = (0..c.n).map(|i| 1e-4 * (1 + i % 11) as f64).collect();
     let bias: Vec<f32> = (0..c.n).map(|i| i as f32 * 0.7 - 20.0).collect();
     let relu = c.seed % 4 < 2;
+    let (s, b) = (&scales[..], Some(&bias[..]));
     [
-        Requant::Fbgemm(FbgemmRequant::new(
-            0.5,
-            &scales,
-            Some(&bias),
-            0.05,
-            100,
-            relu,
-            c.n,
-        )),
-        Requant::Qnnpack(QnnpackRequant::new(
-            0.5,
-            &scales,
-            Some(&bias),
-            0.05,
-            100,
-            relu,
-            c.n,
-        )),
+        Requant::Fbgemm(FbgemmRequant::new(0.5, s, b, 0.05, 100, relu, c.n)),
+        Requant::Qnnpack(QnnpackRequant::new(0.5, s, b, 0.05, 100, relu, c.n)),
     ]
 }
 

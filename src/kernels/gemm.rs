@@ -299,18 +299,10 @@ pub fn gemm_u8_i8_u8_on(
     if let Some(saturated) = unsafe { tiled_on(route, m, Left::Rows(a), a_zp, w, sink) } {
         return Ok(saturated);
     }
+    // The reference route: accumulators, then the element rule.
     let mut acc = vec![0i32; m * w.n];
-    let saturated = reference::gemm_u8_i8_i32(
-        m,
-        w.n,
-        w.k,
-        a,
-        a_zp,
-        w.data,
-        w.zero_points,
-        saturate_pairs,
-        &mut acc,
-    );
+    // SAFETY: `check` confirmed the host supports `tier`.
+    let saturated = unsafe { run(tier, saturate_pairs, m, a, a_zp, w, &mut acc) };
     rq.apply_runs(&acc, 1, w.n, out);
     Ok(saturated)
 }

@@ -34,38 +34,14 @@ pub(crate) unsafe fn apply_rows(
 /// The host must support AVX-512 F, BW and VL.
 #[inline(always)]
 unsafe fn apply_row(rule: &ChannelRule, acc: &[i32], out: &mut [u8]) {
+    // SAFETY: AVX-512 F by this function's contract.
+    let lanes = unsafe { Lanes::broadcast(rule) };
     for (a, o) in acc.chunks(16).zip(out.chunks_mut(16)) {
         let mask = (1u32 << a.len()).wrapping_sub(1) as u16;
         // SAFETY: the mask covers exactly the `a.len()` lanes that `a` and `o` hold.
         unsafe {
             let v = _mm512_maskz_loadu_epi32(mask, a.as_ptr());
-            let q = match *rule {
-                ChannelRule::Fbgemm {
-                    bias,
-                    multiplier,
-                    zero_point,
-                    lo,
-                } => fbgemm(
-                    v,
-                    _mm512_set1_ps(bias),
-                    _mm512_set1_ps(multiplier),
-                    zero_point,
-                    lo,
-                ),
-                ChannelRule::Qnnpack {
-                    bias,
-                    scale,
-                    zero_point,
-                    lo,
-                } => qnnpack(
-                    v,
-                    _mm512_set1_epi32(bias),
-                    _mm512_set1_ps(scale),
-                    zero_point,
-                    lo,
-                ),
-            };
-            store(q, mask, o.as_mut_ptr());
+            store(lanes.apply(v), mask, o.as_mut_ptr());
         }
     }
 }
@@ -80,41 +56,114 @@ unsafe fn apply_row(rule: &ChannelRule, acc: &[i32], out: &mut [u8]) {
 pub(crate) unsafe fn apply_columns(rq: &Requant, b: &ColumnBlock) {
     for j in (0..b.cols).step_by(16) {
         let mask = (1u32 << (b.cols - j).min(16)).wrapping_sub(1) as u16;
-        let c = b.first_channel + j;
-        // Row r's masked lanes: accumulators in `b.acc`, bytes in the block's row r.
-        let at = |r: usize| (b.acc[r * b.acc_stride + j..].as_ptr(), r * b.out_stride + j);
-        // SAFETY (both arms): the mask covers the columns `j..` of the block that remain, which
-        // every row holds and the channel tables hold from `c` (this function's contract).
-        match rq {
-            Requant::Fbgemm(r) => unsafe {
-                let bias = match &r.bias_term {
-                    Some(v) => _mm512_maskz_loadu_ps(mask, v[c..].as_ptr()),
-                    None => _mm512_setzero_ps(),
-                };
-                let multiplier = _mm512_maskz_loadu_ps(mask, r.multiplier[c..].as_ptr());
-                for row in 0..b.rows {
-                    let (a, o) = at(row);
-                    let v = _mm512_maskz_loadu_epi32(mask, a);
-                    store(
-                        fbgemm(v, bias, multiplier, r.zero_point, r.lo),
-                        mask,
-                        b.out.add(o),
-                    );
-                }
-            },
-            Requant::Qnnpack(r) => unsafe {
-                let bias = _mm512_maskz_loadu_epi32(mask, r.bias_q[c..].as_ptr());
-                let scale = _mm512_maskz_loadu_ps(mask, r.scale[c..].as_ptr());
-                for row in 0..b.rows {
-                    let (a, o) = at(row);
-                    let v = _mm512_maskz_loadu_epi32(mask, a);
-                    store(
-                        qnnpack(v, bias, scale, r.zero_point, r.lo),
-                        mask,
-                        b.out.add(o),
-                    );
-                }
-            },
+        // SAFETY: the mask covers the columns `j..` of the block that remain, which every row
+        // holds and the channel tables hold from `first_channel + j` (this function's
+        // contract).
+        unsafe {
+            let lanes = Lanes::channels(rq, b.first_channel + j, mask);
+            for r in 0..b.rows {
+                let v = _mm512_maskz_loadu_epi32(mask, b.acc[r * b.acc_stride + j..].as_ptr());
+                store(lanes.apply(v), mask, b.out.add(r * b.out_stride + j));
+            }
+        }
+    }
+}
+
+/// One engine's constants on 16 lanes: one channel's broadcast, or consecutive channels'.
+enum Lanes {
+    /// `bias` is 0.0 without bias (the accumulator as f32 is never −0.0, so adding +0.0
+    /// changes nothing).
+    Fbgemm {
+        bias: __m512,
+        multiplier: __m512,
+        zero_point: i32,
+        lo: i32,
+    },
+    Qnnpack {
+        bias: __m512i,
+        scale: __m512,
+        zero_point: i32,
+        lo: i32,
+    },
+}
+
+impl Lanes {
+    /// # Safety
+    /// AVX-512 F.
+    #[inline(always)]
+    unsafe fn broadcast(rule: &ChannelRule) -> Lanes {
+        // SAFETY: by this function's contract.
+        unsafe {
+            match *rule {
+                ChannelRule::Fbgemm {
+                    bias,
+                    multiplier,
+                    zero_point,
+                    lo,
+                } => Lanes::Fbgemm {
+                    bias: _mm512_set1_ps(bias),
+                    multiplier: _mm512_set1_ps(multiplier),
+                    zero_point,
+                    lo,
+                },
+                ChannelRule::Qnnpack {
+                    bias,
+                    scale,
+                    zero_point,
+                    lo,
+                } => Lanes::Qnnpack {
+                    bias: _mm512_set1_epi32(bias),
+                    scale: _mm512_set1_ps(scale),
+                    zero_point,
+                    lo,
+                },
+            }
+        }
+    }
+
+    /// Channels `c..` of `rq` in the `mask` lanes.
+    ///
+    /// # Safety
+    /// AVX-512 F; `rq` must hold the masked channels.
+    #[inline(always)]
+    unsafe fn channels(rq: &Requant, c: usize, mask: u16) -> Lanes {
+        // SAFETY: by this function's contract.
+        unsafe {
+            match rq {
+                Requant::Fbgemm(r) => Lanes::Fbgemm {
+                    bias: match &r.bias_term {
+                        Some(v) => _mm512_maskz_loadu_ps(mask, v[c..].as_ptr()),
+                        None => _mm512_setzero_ps(),
+                    },
+                    multiplier: _mm512_maskz_loadu_ps(mask, r.multiplier[c..].as_ptr()),
+                    zero_point: r.zero_point,
+                    lo: r.lo,
+                },
+                Requant::Qnnpack(r) => Lanes::Qnnpack {
+                    bias: _mm512_maskz_loadu_epi32(mask, r.bias_q[c..].as_ptr()),
+                    scale: _mm512_maskz_loadu_ps(mask, r.scale[c..].as_ptr()),
+                    zero_point: r.zero_point,
+                    lo: r.lo,
+                },
+            }
+        }
+    }
+
+    #[inline(always)]
+    fn apply(&self, acc: __m512i) -> __m512i {
+        match *self {
+            Lanes::Fbgemm {
+                bias,
+                multiplier,
+                zero_point,
+                lo,
+            } => fbgemm(acc, bias, multiplier, zero_point, lo),
+            Lanes::Qnnpack {
+                bias,
+                scale,
+                zero_point,
+                lo,
+            } => qnnpack(acc, bias, scale, zero_point, lo),
         }
     }
 }
@@ -150,8 +199,7 @@ fn round_clamp(v: __m512, lo: f32, hi: f32) -> __m512i {
     }
 }
 
-/// [`crate::kernels::requant::FbgemmRequant::apply`] on 16 lanes; `bias` is 0.0 without bias
-/// (the accumulator as f32 is never −0.0, so adding +0.0 changes nothing).
+/// [`crate::kernels::requant::FbgemmRequant::apply`] on 16 lanes.
 #[inline(always)]
 fn fbgemm(acc: __m512i, bias: __m512, multiplier: __m512, zero_point: i32, lo: i32) -> __m512i {
     // SAFETY: the caller runs with AVX-512 F enabled.
