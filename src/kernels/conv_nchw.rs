@@ -26,13 +26,20 @@ pub fn supports(g: &ConvGeometry, w_zp: &[i32]) -> bool {
     og >= 8 && w_zp.chunks(og).all(|z| z.iter().all(|&v| v == z[0]))
 }
 
-/// Whether this path is the faster one for `g`: pointwise convs (no im2col at all) and convs
-/// with a short K (a stem conv on 3 channels), where `conv_ref`'s transposes dominate. Deep
-/// spatial convs keep the channels-last GEMM, whose activation rows fill the 12-row tiles
-/// better than a few dozen output channels do (measured with `qlab bench`'s 3×3 shapes).
+/// Whether this path is the faster one for `g`: pointwise convs over large planes (no im2col
+/// at all) and convs with a short K (a stem conv on 3 channels, whose channels-last runs would
+/// be 3 bytes). Deep spatial convs take the implicit channels-last GEMM (`conv_implicit`),
+/// whose position rows fill the 12-row tiles better than a few dozen output channels do, and so
+/// do pointwise convs over small planes — under 64 positions, or up to 1024 with at most 32
+/// outputs per group — where this path's 32-position panels run part empty or its few output
+/// rows leave the tiles short (measured on MobileNet v2's pointwise shapes: 7×7 planes 5–27 %
+/// faster channels-last, 28×28 ones with 32 outputs 10–25 %). 3-D convs have no channels-last
+/// path and stay here.
 pub fn preferred(g: &ConvGeometry, w_zp: &[i32]) -> bool {
     let k = g.in_channels / g.groups * g.taps();
-    supports(g, w_zp) && (g.taps() == 1 || k < 64)
+    let (positions, og) = (g.out_positions(), g.out_channels / g.groups);
+    let small_plane = g.input.len() <= 2 && (positions < 64 || (og <= 32 && positions <= 1024));
+    supports(g, w_zp) && ((g.taps() == 1 && !small_plane) || k < 64)
 }
 
 /// The operands of a convolution on this path: `w_flipped` holds the weights as

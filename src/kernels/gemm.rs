@@ -27,7 +27,7 @@
 //! to the NEON kernel. Both use 8-column panels (slot 0).
 
 use super::reference;
-use super::requant::{ColumnBlock, Requant};
+use super::requant::{Requant, TileBlock};
 use super::transpose::transpose_raw;
 use crate::isa::{self, Isa, IsaError};
 use rayon::prelude::*;
@@ -191,16 +191,16 @@ pub(crate) trait MicroKernel {
     /// The host must support the kernel's target features.
     unsafe fn tile(rows: usize, a: &[u8], kp: usize, b: &[i8], out: &mut [i32]) -> u64;
 
-    /// Requantizes tile rows whose columns are channels ([`ColumnBlock`]):
-    /// [`Requant::apply_column_block_in_task`], or wider lanes where a kernel overrides it.
+    /// Requantizes tile rows whose columns are channels ([`TileBlock`]):
+    /// [`Requant::apply_tile_block_in_task`], or wider lanes where a kernel overrides it.
     ///
     /// # Safety
-    /// As [`ColumnBlock`]; the host must support the kernel's target features, and the caller
+    /// As [`TileBlock`]; the host must support the kernel's target features, and the caller
     /// be compiled with them (and with AVX2 on x86-64, as every task is).
     #[inline(always)]
-    unsafe fn requant_columns(rq: &Requant, block: &ColumnBlock) {
+    unsafe fn requant_tile(rq: &Requant, block: &TileBlock) {
         // SAFETY: forwarded from this function's contract.
-        unsafe { rq.apply_column_block_in_task(block) };
+        unsafe { rq.apply_tile_block_in_task(block) };
     }
 }
 
@@ -875,8 +875,8 @@ pub(crate) unsafe fn task<K: MicroKernel>(job: &Job, (m0, p0): (usize, usize)) -
                 let i = m0 + r0 + r;
                 let row = &mut tile[r * K::NR..(r + 1) * K::NR];
                 let cols_at = c0..c0 + K::NR;
-                let terms = job.colterm[cols_at.clone()].iter().zip(&job.zw[cols_at]);
                 let rs = rowsum[r0 + r];
+                let terms = job.colterm[cols_at.clone()].iter().zip(&job.zw[cols_at]);
                 for (t, (&ct, &z)) in row.iter_mut().zip(terms) {
                     *t = t.wrapping_sub(ct).wrapping_sub(z.wrapping_mul(rs));
                 }
@@ -886,55 +886,53 @@ pub(crate) unsafe fn task<K: MicroKernel>(job: &Job, (m0, p0): (usize, usize)) -
                 // only; the host supports K's features by this function's contract.
                 match job.sink {
                     Sink::Acc(out) => unsafe { out.slice(i * n + c0, cols) }.copy_from_slice(row),
-                    Sink::Requant {
-                        rq,
-                        first_channel,
-                        out,
-                    } => unsafe {
-                        rq.apply_channel_in_task(
-                            row,
-                            first_channel + i,
-                            out.slice(i * n + c0, cols),
-                        )
-                    },
                     Sink::AccColumns(out) => {
                         for (c, &v) in row.iter().enumerate() {
                             unsafe { *out.ptr((c0 + c) * job.m + i) = v };
                         }
                     }
-                    Sink::RequantByColumn { .. } | Sink::RequantColumns { .. } => {}
+                    Sink::Requant { .. }
+                    | Sink::RequantByColumn { .. }
+                    | Sink::RequantColumns { .. } => {}
                 }
             }
-            // Column-channel sinks requantize the whole tile, each channel's constants loaded
-            // once: into the output rows, or into the staged bytes of a transposed output.
-            let (rq, first, out, stride) = match job.sink {
-                // SAFETY: row m0 + r0, column c0 is inside the output.
+            // Requantizing sinks take the whole tile, each channel's constants loaded once: into
+            // the output rows, or into the staged bytes of a transposed output.
+            // SAFETY (first two arms): row m0 + r0, column c0 is inside the output.
+            let (rq, first, by_row, out, stride) = match job.sink {
+                Sink::Requant {
+                    rq,
+                    first_channel,
+                    out,
+                } => {
+                    let at = unsafe { out.ptr((m0 + r0) * n + c0) };
+                    (rq, first_channel + m0 + r0, true, at, n)
+                }
                 Sink::RequantByColumn { rq, out } => {
-                    (rq, c0, unsafe { out.ptr((m0 + r0) * n + c0) }, n)
+                    (rq, c0, false, unsafe { out.ptr((m0 + r0) * n + c0) }, n)
                 }
                 Sink::RequantColumns {
                     rq, first_channel, ..
-                } => (
-                    rq,
-                    first_channel + c0,
-                    bytes[r0 * K::NR..].as_mut_ptr(),
-                    K::NR,
-                ),
-                _ => continue,
+                } => {
+                    let at = bytes[r0 * K::NR..].as_mut_ptr();
+                    (rq, first_channel + c0, false, at, K::NR)
+                }
+                Sink::Acc(_) | Sink::AccColumns(_) => continue,
             };
-            let block = ColumnBlock {
+            let block = TileBlock {
                 acc: &tile,
                 acc_stride: K::NR,
                 rows,
                 cols,
                 first_channel: first,
+                by_row,
                 out,
                 out_stride: stride,
             };
             // SAFETY: the block's rows are this task's (rows m0 + r0.., columns c0..c0 + cols of
             // the output, or of `bytes`); the host supports K's features by this function's
             // contract.
-            unsafe { K::requant_columns(rq, &block) };
+            unsafe { K::requant_tile(rq, &block) };
         }
         if let Sink::RequantColumns { out, .. } = job.sink {
             // SAFETY: columns c0..c0 + cols, rows m0..m0 + mb of the transposed output belong

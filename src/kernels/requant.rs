@@ -148,16 +148,18 @@ pub(crate) enum ChannelRule {
     },
 }
 
-/// Rows of accumulators whose columns are consecutive channels (GEMM tile rows of a Linear
-/// layer, or of a conv computed positions × channels) and where their bytes go: row `r`'s
-/// `cols` values `acc[r·acc_stride..]` requantized as channels `first_channel..` into the bytes
-/// at `out + r·out_stride`, which must be writable, by the requantizing thread alone.
-pub(crate) struct ColumnBlock<'a> {
+/// A GEMM tile's accumulators and where their bytes go: row `r`'s `cols` values
+/// `acc[r·acc_stride..]` are requantized into the bytes at `out + r·out_stride`, which must be
+/// writable, by the requantizing thread alone. Value `(r, j)` is channel `first_channel + r`
+/// when `by_row` (a conv computed channels × positions), else `first_channel + j` (a Linear
+/// layer, or a conv computed positions × channels).
+pub(crate) struct TileBlock<'a> {
     pub acc: &'a [i32],
     pub acc_stride: usize,
     pub rows: usize,
     pub cols: usize,
     pub first_channel: usize,
+    pub by_row: bool,
     pub out: *mut u8,
     pub out_stride: usize,
 }
@@ -242,52 +244,40 @@ impl Requant {
         self.apply_rows_portable(acc, stride, cols, c, out);
     }
 
-    /// [`Requant::apply_channel`] inlined into a GEMM task's tile epilogue: explicit AVX2 lanes
-    /// on x86-64 (every x86 task is compiled with AVX2), the element rule elsewhere.
-    ///
-    /// # Safety
-    /// On x86-64 the caller must be compiled with AVX2.
-    #[inline(always)]
-    pub(crate) unsafe fn apply_channel_in_task(&self, acc: &[i32], c: usize, out: &mut [u8]) {
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: forwarded from this function's contract.
-        unsafe {
-            super::x86::avx2_requant::channel(self, acc, c, out)
-        }
-        #[cfg(not(target_arch = "x86_64"))]
-        self.apply_channel_portable(acc, c, out);
-    }
-
-    /// [`ColumnBlock`] requantized inside a GEMM task: AVX2 lanes on x86-64, the element rule
+    /// [`TileBlock`] requantized inside a GEMM task: AVX2 lanes on x86-64, the element rule
     /// elsewhere.
     ///
     /// # Safety
-    /// As [`ColumnBlock`]; on x86-64 the caller must be compiled with AVX2.
+    /// As [`TileBlock`]; on x86-64 the caller must be compiled with AVX2.
     #[inline(always)]
-    pub(crate) unsafe fn apply_column_block_in_task(&self, b: &ColumnBlock) {
+    pub(crate) unsafe fn apply_tile_block_in_task(&self, b: &TileBlock) {
         // SAFETY (either build): forwarded from this function's contract.
         #[cfg(target_arch = "x86_64")]
         unsafe {
-            super::x86::avx2_requant::columns(self, b)
+            super::x86::avx2_requant::tile_block(self, b)
         }
         #[cfg(not(target_arch = "x86_64"))]
         unsafe {
-            self.apply_column_block_portable(b)
+            self.apply_tile_block_portable(b)
         }
     }
 
-    /// [`ColumnBlock`] by the element rule.
+    /// [`TileBlock`] by the element rule.
     ///
     /// # Safety
-    /// As [`ColumnBlock`].
+    /// As [`TileBlock`].
     #[inline(always)]
-    pub(crate) unsafe fn apply_column_block_portable(&self, b: &ColumnBlock) {
+    pub(crate) unsafe fn apply_tile_block_portable(&self, b: &TileBlock) {
         for r in 0..b.rows {
             let acc = &b.acc[r * b.acc_stride..][..b.cols];
-            // SAFETY: row r's bytes are writable by this thread alone (`ColumnBlock`'s contract).
+            // SAFETY: row r's bytes are writable by this thread alone (`TileBlock`'s contract).
             let out =
                 unsafe { std::slice::from_raw_parts_mut(b.out.add(r * b.out_stride), b.cols) };
-            self.apply_columns_portable(acc, b.first_channel, out);
+            if b.by_row {
+                self.apply_channel_portable(acc, b.first_channel + r, out);
+            } else {
+                self.apply_columns_portable(acc, b.first_channel, out);
+            }
         }
     }
 
@@ -308,6 +298,7 @@ impl Requant {
 
     /// Channel `c`'s constants, for kernels that apply the rule lane-parallel.
     #[cfg(target_arch = "x86_64")]
+    #[inline]
     pub(crate) fn channel_rule(&self, c: usize) -> ChannelRule {
         match self {
             Requant::Fbgemm(r) => ChannelRule::Fbgemm {

@@ -7,7 +7,7 @@
 //! results are integers in `[lo, 255]`, so the saturating packs to u8 never saturate. Tails
 //! shorter than 8 take the element rule itself, so every byte equals it.
 
-use crate::kernels::requant::{ColumnBlock, FbgemmRequant, QnnpackRequant, Requant};
+use crate::kernels::requant::{FbgemmRequant, QnnpackRequant, Requant, TileBlock};
 use std::arch::x86_64::*;
 
 /// The linear rows of [`Requant::apply_runs`] (one channel per element) compiled for AVX2.
@@ -70,14 +70,26 @@ pub(crate) unsafe fn channel(rq: &Requant, acc: &[i32], c: usize, out: &mut [u8]
     }
 }
 
-/// [`ColumnBlock`] 8 consecutive channels at a time, the channel constants loaded once per 8
-/// columns for all rows; the last `cols % 8` columns by the element rule.
+/// [`TileBlock`] on 8 lanes: a row per channel by [`channel`]; channels along the columns 8 at
+/// a time, the constants loaded once per 8 columns for all rows, the last `cols % 8` columns
+/// by the element rule.
 ///
 /// # Safety
-/// As [`ColumnBlock`]; the caller must be compiled with (and the host support) AVX2, and `rq`
+/// As [`TileBlock`]; the caller must be compiled with (and the host support) AVX2, and `rq`
 /// hold the block's channels.
 #[inline(always)]
-pub(crate) unsafe fn columns(rq: &Requant, b: &ColumnBlock) {
+pub(crate) unsafe fn tile_block(rq: &Requant, b: &TileBlock) {
+    if b.by_row {
+        for r in 0..b.rows {
+            let acc = &b.acc[r * b.acc_stride..][..b.cols];
+            // SAFETY: row r's bytes are the block's (this function's contract), AVX2 likewise.
+            unsafe {
+                let out = std::slice::from_raw_parts_mut(b.out.add(r * b.out_stride), b.cols);
+                channel(rq, acc, b.first_channel + r, out);
+            }
+        }
+        return;
+    }
     let whole = b.cols / 8 * 8;
     // SAFETY (both arms): AVX2 by this function's contract; every load covers columns
     // `i..i + 8 <= whole` of a row, every store that row's bytes.
@@ -88,7 +100,7 @@ pub(crate) unsafe fn columns(rq: &Requant, b: &ColumnBlock) {
             Requant::Qnnpack(r) => unsafe { rows8(&QnnpackLanes::columns(r, c), b, i) },
         }
     }
-    let tail = ColumnBlock {
+    let tail = TileBlock {
         acc: &b.acc[whole.min(b.acc.len())..],
         cols: b.cols - whole,
         first_channel: b.first_channel + whole,
@@ -97,7 +109,7 @@ pub(crate) unsafe fn columns(rq: &Requant, b: &ColumnBlock) {
         ..*b
     };
     // SAFETY: the tail is part of the block.
-    unsafe { rq.apply_column_block_portable(&tail) };
+    unsafe { rq.apply_tile_block_portable(&tail) };
 }
 
 /// Columns `i..i + 8` of every row of `b`, by `lanes`.
@@ -105,7 +117,7 @@ pub(crate) unsafe fn columns(rq: &Requant, b: &ColumnBlock) {
 /// # Safety
 /// As [`columns`], with `i + 8 <= b.cols`.
 #[inline(always)]
-unsafe fn rows8(lanes: &impl Lanes, b: &ColumnBlock, i: usize) {
+unsafe fn rows8(lanes: &impl Lanes, b: &TileBlock, i: usize) {
     for r in 0..b.rows {
         // SAFETY: forwarded from this function's contract.
         unsafe {

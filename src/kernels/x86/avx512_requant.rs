@@ -6,7 +6,7 @@
 //! round to nearest even, NaN to 0, clamp in float, truncating convert), so the bytes are the
 //! same; the tail runs the same 16-lane code under a lane mask instead of a scalar loop.
 
-use crate::kernels::requant::{ChannelRule, ColumnBlock, Requant};
+use crate::kernels::requant::{ChannelRule, Requant, TileBlock};
 use std::arch::x86_64::*;
 
 /// Requantizes one channel's plane (`rule`) held in rows of `stride` accumulators into `out`,
@@ -46,14 +46,26 @@ unsafe fn apply_row(rule: &ChannelRule, acc: &[i32], out: &mut [u8]) {
     }
 }
 
-/// [`ColumnBlock`] 16 consecutive channels at a time (the last ones under a lane mask), each
-/// chunk's channel constants loaded once for all rows.
+/// [`TileBlock`] on 16 lanes (the last ones of a row under a mask): a row per channel by
+/// [`apply_row`]; channels along the columns 16 at a time, each chunk's constants loaded once
+/// for all rows.
 ///
 /// # Safety
-/// As [`ColumnBlock`]; the caller must be compiled with (and the host support) AVX-512 F, BW
+/// As [`TileBlock`]; the caller must be compiled with (and the host support) AVX-512 F, BW
 /// and VL, and `rq` hold the block's channels.
 #[inline(always)]
-pub(crate) unsafe fn apply_columns(rq: &Requant, b: &ColumnBlock) {
+pub(crate) unsafe fn apply_tile_block(rq: &Requant, b: &TileBlock) {
+    if b.by_row {
+        for r in 0..b.rows {
+            let acc = &b.acc[r * b.acc_stride..][..b.cols];
+            // SAFETY: row r's bytes are the block's (this function's contract), AVX-512 likewise.
+            unsafe {
+                let out = std::slice::from_raw_parts_mut(b.out.add(r * b.out_stride), b.cols);
+                apply_row(&rq.channel_rule(b.first_channel + r), acc, out);
+            }
+        }
+        return;
+    }
     for j in (0..b.cols).step_by(16) {
         let mask = (1u32 << (b.cols - j).min(16)).wrapping_sub(1) as u16;
         // SAFETY: the mask covers the columns `j..` of the block that remain, which every row

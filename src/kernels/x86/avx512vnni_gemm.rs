@@ -12,7 +12,7 @@
 //! are added at the end (exact i32 sums, so the order is immaterial).
 
 use crate::kernels::gemm::{MicroKernel, TaskFn, task_avx512};
-use crate::kernels::requant::{ColumnBlock, Requant};
+use crate::kernels::requant::{Requant, TileBlock};
 use crate::kernels::tile::{check_tile, group};
 use crate::kernels::x86::avx512_requant;
 use std::arch::x86_64::*;
@@ -51,10 +51,10 @@ impl MicroKernel for Vnni {
     }
 
     #[inline(always)]
-    unsafe fn requant_columns(rq: &Requant, block: &ColumnBlock) {
+    unsafe fn requant_tile(rq: &Requant, block: &TileBlock) {
         // SAFETY: forwarded from this function's contract (tasks of this kernel are compiled
         // with AVX-512).
-        unsafe { avx512_requant::apply_columns(rq, block) }
+        unsafe { avx512_requant::apply_tile_block(rq, block) }
     }
 }
 
