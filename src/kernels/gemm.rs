@@ -11,7 +11,12 @@
 //! `vpmaddubsw` one, whose pairs (k, k+1) stay aligned to even k because groups start at k ≡ 0
 //! (mod 4). Zero weights add nothing and never saturate, so padding is invisible. Activations are
 //! copied per block of rows into a zero-padded buffer of row stride `kp` so the kernels read whole
-//! groups without bounds checks at the tails.
+//! groups without bounds checks at the tails; an implicit conv's rows are gathered into it from
+//! runs of its padded channels-last input ([`RunRows`]).
+//!
+//! Output. Each corrected tile goes to a sink: i32 rows, their transpose (a conv computed
+//! positions × channels lands in NCHW), or bytes requantized in the tile's epilogue with the
+//! channel along the rows or the columns, so no i32 matrix is stored at all.
 //!
 //! Blocking. Rows are taken `MC` at a time (the packed block stays in L2); for each panel, tiles of
 //! up to `MR` rows run over the whole K (the panel stays in L1/L2). Every output is produced by one
@@ -843,20 +848,9 @@ pub(crate) type TaskFn = unsafe fn(&Job, (usize, usize)) -> u64;
 /// task may write this task's tiles.
 #[inline(always)]
 pub(crate) unsafe fn task<K: MicroKernel>(job: &Job, (m0, p0): (usize, usize)) -> u64 {
-    let (n, k, kp) = (job.n, job.k, job.kp);
+    let (n, kp) = (job.n, job.kp);
     let mb = MC.min(job.m - m0);
-    let mut block = vec![0u8; mb.div_ceil(K::MR) * K::MR * kp];
-    let mut rowsum = vec![0i32; mb];
-    for (r, sum) in rowsum.iter_mut().enumerate() {
-        let row = &mut block[r * kp..r * kp + k];
-        match job.left {
-            Left::Rows(a) => row.copy_from_slice(&a[(m0 + r) * k..(m0 + r + 1) * k]),
-            Left::Runs(a) => a.gather(m0 + r, row),
-        }
-        if job.rowsums {
-            *sum = row.iter().map(|&v| v as i32).sum();
-        }
-    }
+    let (block, rowsum) = pack_rows(job, m0, mb, K::MR);
     let mut tile = vec![0i32; K::MR * K::NR];
     // Requantized column-sink rows are staged as bytes, `[mb, NR]`, and transposed into the
     // output once the panel is done (a byte transpose moves a quarter of an i32 one's data).
@@ -871,68 +865,29 @@ pub(crate) unsafe fn task<K: MicroKernel>(job: &Job, (m0, p0): (usize, usize)) -
             let rows = K::MR.min(mb - r0);
             // SAFETY: forwarded from this function's contract.
             saturated += unsafe { K::tile(rows, &block[r0 * kp..], kp, panel, &mut tile) };
-            for r in 0..rows {
-                let i = m0 + r0 + r;
-                let row = &mut tile[r * K::NR..(r + 1) * K::NR];
+            for (r, row) in tile.chunks_exact_mut(K::NR).take(rows).enumerate() {
                 let cols_at = c0..c0 + K::NR;
                 let rs = rowsum[r0 + r];
                 let terms = job.colterm[cols_at.clone()].iter().zip(&job.zw[cols_at]);
                 for (t, (&ct, &z)) in row.iter_mut().zip(terms) {
                     *t = t.wrapping_sub(ct).wrapping_sub(z.wrapping_mul(rs));
                 }
-                let row = &row[..cols];
-                // SAFETY (every arm): row i, columns c0..c0 + cols lie inside the output (at
-                // (i, c) for row sinks, at (c, i) for column sinks) and belong to this task
-                // only; the host supports K's features by this function's contract.
-                match job.sink {
-                    Sink::Acc(out) => unsafe { out.slice(i * n + c0, cols) }.copy_from_slice(row),
-                    Sink::AccColumns(out) => {
-                        for (c, &v) in row.iter().enumerate() {
-                            unsafe { *out.ptr((c0 + c) * job.m + i) = v };
-                        }
-                    }
-                    Sink::Requant { .. }
-                    | Sink::RequantByColumn { .. }
-                    | Sink::RequantColumns { .. } => {}
-                }
             }
-            // Requantizing sinks take the whole tile, each channel's constants loaded once: into
-            // the output rows, or into the staged bytes of a transposed output.
-            // SAFETY (first two arms): row m0 + r0, column c0 is inside the output.
-            let (rq, first, by_row, out, stride) = match job.sink {
-                Sink::Requant {
-                    rq,
-                    first_channel,
-                    out,
-                } => {
-                    let at = unsafe { out.ptr((m0 + r0) * n + c0) };
-                    (rq, first_channel + m0 + r0, true, at, n)
-                }
-                Sink::RequantByColumn { rq, out } => {
-                    (rq, c0, false, unsafe { out.ptr((m0 + r0) * n + c0) }, n)
-                }
-                Sink::RequantColumns {
-                    rq, first_channel, ..
-                } => {
-                    let at = bytes[r0 * K::NR..].as_mut_ptr();
-                    (rq, first_channel + c0, false, at, K::NR)
-                }
-                Sink::Acc(_) | Sink::AccColumns(_) => continue,
-            };
-            let block = TileBlock {
-                acc: &tile,
-                acc_stride: K::NR,
+            let at = Placed {
+                i0: m0 + r0,
                 rows,
+                c0,
                 cols,
-                first_channel: first,
-                by_row,
-                out,
-                out_stride: stride,
             };
-            // SAFETY: the block's rows are this task's (rows m0 + r0.., columns c0..c0 + cols of
-            // the output, or of `bytes`); the host supports K's features by this function's
-            // contract.
-            unsafe { K::requant_tile(rq, &block) };
+            // SAFETY: forwarded from this function's contract; `bytes` holds row r0 + rows.
+            unsafe {
+                store_tile::<K>(
+                    job,
+                    &tile,
+                    at,
+                    &mut bytes[if staged { r0 * K::NR } else { 0 }..],
+                )
+            };
         }
         if let Sink::RequantColumns { out, .. } = job.sink {
             // SAFETY: columns c0..c0 + cols, rows m0..m0 + mb of the transposed output belong
@@ -950,6 +905,94 @@ pub(crate) unsafe fn task<K: MicroKernel>(job: &Job, (m0, p0): (usize, usize)) -
         }
     }
     saturated
+}
+
+/// Rows `m0..m0 + mb` of the left operand packed at stride `kp` (zero-padded, whole tiles of
+/// `mr` rows), with their byte sums when the corrections need them.
+#[inline(always)]
+fn pack_rows(job: &Job, m0: usize, mb: usize, mr: usize) -> (Vec<u8>, Vec<i32>) {
+    let (k, kp) = (job.k, job.kp);
+    let mut block = vec![0u8; mb.div_ceil(mr) * mr * kp];
+    let mut rowsum = vec![0i32; mb];
+    for (r, sum) in rowsum.iter_mut().enumerate() {
+        let row = &mut block[r * kp..r * kp + k];
+        match job.left {
+            Left::Rows(a) => row.copy_from_slice(&a[(m0 + r) * k..(m0 + r + 1) * k]),
+            Left::Runs(a) => a.gather(m0 + r, row),
+        }
+        if job.rowsums {
+            *sum = row.iter().map(|&v| v as i32).sum();
+        }
+    }
+    (block, rowsum)
+}
+
+/// Where a corrected tile belongs: output rows `i0..i0 + rows`, columns `c0..c0 + cols`.
+#[derive(Clone, Copy)]
+struct Placed {
+    i0: usize,
+    rows: usize,
+    c0: usize,
+    cols: usize,
+}
+
+/// Hands a corrected tile (`rows` rows of `NR` in `tile`) to the job's sink: copied or
+/// scattered as i32, or requantized whole (each channel's constants loaded once) into the
+/// output rows or, for a transposed output, into `staged` (the tile's rows of `NR` bytes).
+///
+/// # Safety
+/// As [`task`], whose tile this is.
+#[inline(always)]
+unsafe fn store_tile<K: MicroKernel>(job: &Job, tile: &[i32], at: Placed, staged: &mut [u8]) {
+    let Placed { i0, rows, c0, cols } = at;
+    let n = job.n;
+    let rows_of = || tile.chunks_exact(K::NR).take(rows).map(|r| &r[..cols]);
+    // SAFETY (every use of `out`): the tile's rows i0.., columns c0..c0 + cols lie inside the
+    // output (at (i, c), or at (c, i) for column sinks) and belong to this task only.
+    let (rq, first, by_row, out, stride) = match job.sink {
+        Sink::Acc(out) => {
+            for (r, row) in rows_of().enumerate() {
+                unsafe { out.slice((i0 + r) * n + c0, cols) }.copy_from_slice(row);
+            }
+            return;
+        }
+        Sink::AccColumns(out) => {
+            for (r, row) in rows_of().enumerate() {
+                for (c, &v) in row.iter().enumerate() {
+                    unsafe { *out.ptr((c0 + c) * job.m + i0 + r) = v };
+                }
+            }
+            return;
+        }
+        Sink::Requant {
+            rq,
+            first_channel,
+            out,
+        } => (
+            rq,
+            first_channel + i0,
+            true,
+            unsafe { out.ptr(i0 * n + c0) },
+            n,
+        ),
+        Sink::RequantByColumn { rq, out } => (rq, c0, false, unsafe { out.ptr(i0 * n + c0) }, n),
+        Sink::RequantColumns {
+            rq, first_channel, ..
+        } => (rq, first_channel + c0, false, staged.as_mut_ptr(), K::NR),
+    };
+    let block = TileBlock {
+        acc: tile,
+        acc_stride: K::NR,
+        rows,
+        cols,
+        first_channel: first,
+        by_row,
+        out,
+        out_stride: stride,
+    };
+    // SAFETY: the block's rows are this task's (see above; `staged` holds rows × NR bytes);
+    // the host supports K's features by this function's contract.
+    unsafe { K::requant_tile(rq, &block) };
 }
 
 /// [`task`] compiled for AVX2, so its own loops (row sums, corrections) are not SSE2 code.
