@@ -10,10 +10,12 @@
 //! single-threaded.
 //!
 //! Operands are deterministic pseudo-random bytes. Activations under the fbgemm engine are 7-bit
-//! (`0..=127`), as its default qconfig's `reduce_range` observers make them: the pair-saturating
-//! kernels only count saturations on tiles that reach an int16 bound, so their speed depends on
-//! the data, and full-range random bytes (which saturate on almost every tile) would measure a
-//! case PyTorch's defaults avoid. qnnpack's activations use the full 8 bits.
+//! (`0..=127`), as its default qconfig's `reduce_range` observers make them; qnnpack's use the
+//! full 8 bits. The speed of fbgemm's pair-saturating contract depends on the data: where no
+//! pair can reach an int16 bound (7-bit activations: 127·256 < 32768) the exact kernels run
+//! it, and the saturating kernels only count saturations on tiles that reach a bound. The
+//! `pairsat, 8-bit` rows measure the worst case, full-range bytes that saturate on almost
+//! every tile; the kernel column names the kernel the figure's data runs.
 
 use crate::engine::{Engine, HostProfile, Numerics};
 use crate::isa::{self, Isa, IsaError};
@@ -138,8 +140,9 @@ pub struct ConvFigure {
 pub struct Int8Figure {
     pub shape: Anchor,
     pub tier: String,
-    /// `exact` (fbgemm on a VNNI host), `pairs-saturating` (fbgemm on an AVX2 host) or
-    /// `qnnpack` (the qnnpack engine, exact).
+    /// `exact` (fbgemm on a VNNI host), `pairs-saturating` (fbgemm on an AVX2 host),
+    /// `qnnpack` (the qnnpack engine, exact) or `pairsat, 8-bit` (fbgemm on an AVX2 host,
+    /// full-range activations).
     pub contract: String,
     pub kernel: String,
     pub gops: f64,
@@ -204,13 +207,17 @@ fn median_secs(reps: usize, mut f: impl FnMut()) -> f64 {
     t[t.len() / 2]
 }
 
-/// Activation bytes for `numerics` (see the module note): 7-bit under fbgemm.
-fn activation_bytes(len: usize, seed: u64, numerics: Numerics) -> Vec<u8> {
-    let mask = if numerics.engine == Engine::Fbgemm {
-        0x7f
-    } else {
-        0xff
-    };
+/// What one figure runs: the numerics contract, and whether its activations are 7-bit (see
+/// the module note).
+#[derive(Clone, Copy)]
+struct Setup {
+    numerics: Numerics,
+    seven_bit: bool,
+}
+
+/// Activation bytes for `setup`.
+fn activation_bytes(len: usize, seed: u64, setup: Setup) -> Vec<u8> {
+    let mask = if setup.seven_bit { 0x7f } else { 0xff };
     bytes(len, seed).into_iter().map(|v| v & mask).collect()
 }
 
@@ -227,7 +234,7 @@ fn bytes(len: usize, seed: u64) -> Vec<u8> {
         .collect()
 }
 
-fn int8_gops(s: &Anchor, numerics: Numerics, reps: usize) -> f64 {
+fn int8_gops(s: &Anchor, setup: Setup, reps: usize) -> f64 {
     let w = QTensor::from_int_repr(
         QStorage::I8(bytes(s.n * s.k, 7).into_iter().map(|v| v as i8).collect()),
         &[s.n, s.k],
@@ -239,7 +246,7 @@ fn int8_gops(s: &Anchor, numerics: Numerics, reps: usize) -> f64 {
     .expect("valid weight");
     let layer = QLinear::new(&w, Some(vec![0.5; s.n]), 0.2, 128, false).expect("valid layer");
     let x = QTensor::from_int_repr(
-        QStorage::U8(activation_bytes(s.m * s.k, 11, numerics)),
+        QStorage::U8(activation_bytes(s.m * s.k, 11, setup)),
         &[s.m, s.k],
         QParams::PerTensor {
             scale: 0.02,
@@ -248,21 +255,21 @@ fn int8_gops(s: &Anchor, numerics: Numerics, reps: usize) -> f64 {
     )
     .expect("valid input");
     let secs = median_secs(reps, || {
-        black_box(layer.forward(black_box(&x), numerics).expect("runs"));
+        black_box(layer.forward(black_box(&x), setup.numerics).expect("runs"));
     });
     2.0 * (s.m * s.n * s.k) as f64 / secs / 1e9
 }
 
-fn conv_gops(s: &ConvAnchor, numerics: Numerics, reps: usize) -> f64 {
+fn conv_gops(s: &ConvAnchor, setup: Setup, reps: usize) -> f64 {
     let c = s.channels;
     let shape = [1, c, s.height, s.width];
-    qconv_gops(shape, s.out_channels, 1, s.kernel, 1, numerics, reps)
+    qconv_gops(shape, s.out_channels, 1, s.kernel, 1, setup, reps)
 }
 
-fn depthwise_gops(s: &DepthwiseShape, numerics: Numerics, reps: usize) -> f64 {
+fn depthwise_gops(s: &DepthwiseShape, setup: Setup, reps: usize) -> f64 {
     let (c, k) = (s.channels, s.kernel);
     let shape = [1, c, s.height, s.width];
-    qconv_gops(shape, c, c, k, s.stride, numerics, reps)
+    qconv_gops(shape, c, c, k, s.stride, setup, reps)
 }
 
 /// GOPS of `QConv::forward` on an input of `shape` with a k×k kernel, same padding.
@@ -272,7 +279,7 @@ fn qconv_gops(
     groups: usize,
     k: usize,
     stride: usize,
-    numerics: Numerics,
+    setup: Setup,
     reps: usize,
 ) -> f64 {
     let [n, c, h, w] = shape;
@@ -299,7 +306,7 @@ fn qconv_gops(
     };
     let layer = QConv::new(&weight, Some(vec![0.5; out]), params, 0.2, 128, false).expect("valid");
     let x = QTensor::from_int_repr(
-        QStorage::U8(activation_bytes(n * c * h * w, 17, numerics)),
+        QStorage::U8(activation_bytes(n * c * h * w, 17, setup)),
         &shape,
         QParams::PerTensor {
             scale: 0.02,
@@ -308,7 +315,7 @@ fn qconv_gops(
     )
     .expect("valid input");
     let secs = median_secs(reps, || {
-        black_box(layer.forward(black_box(&x), numerics).expect("runs"));
+        black_box(layer.forward(black_box(&x), setup.numerics).expect("runs"));
     });
     let positions = (h + 2 * (k / 2) - k) / stride + 1;
     let positions = positions * ((w + 2 * (k / 2) - k) / stride + 1);
@@ -368,31 +375,40 @@ pub fn run(reps: usize) -> Result<Report, IsaError> {
     };
     // fbgemm's two host contracts, and the qnnpack engine (exact, int32-bias requant), whose
     // figures are compared with torch fbgemm's too: qnnpack numerics need not be slow on x86.
+    // The last row: fbgemm's AVX2 contract on full-range bytes, which saturate on almost every
+    // tile (the saturating kernels' worst case; with 7-bit bytes the exact kernels run it).
     let contracts = [
-        ("exact", Engine::Fbgemm, HostProfile::Vnni),
-        ("pairs-saturating", Engine::Fbgemm, HostProfile::Avx2),
-        ("qnnpack", Engine::Qnnpack, HostProfile::Vnni),
+        ("exact", Engine::Fbgemm, HostProfile::Vnni, true),
+        ("pairs-saturating", Engine::Fbgemm, HostProfile::Avx2, true),
+        ("qnnpack", Engine::Qnnpack, HostProfile::Vnni, false),
+        ("pairsat, 8-bit", Engine::Fbgemm, HostProfile::Avx2, false),
     ];
     for tier in [Isa::Avx2, Isa::AvxVnni, Isa::Avx512Vnni] {
         if let Err(e) = isa::force(tier) {
             report.skipped.push(format!("{tier}: {e}"));
             continue;
         }
-        for (contract, engine, profile) in contracts {
+        for (contract, engine, profile, seven_bit) in contracts {
             let numerics = Numerics::new(engine, profile);
+            let setup = Setup {
+                numerics,
+                seven_bit,
+            };
+            // Saturating requests run the exact kernel where no pair can saturate: 7-bit bytes.
+            let saturating = numerics.gemm_pairs_saturate() && !seven_bit;
             for s in &ANCHORS {
-                let gops = int8_gops(s, numerics, reps);
+                let gops = int8_gops(s, setup, reps);
                 report.int8.push(Int8Figure {
                     shape: *s,
                     tier: tier.name().into(),
                     contract: contract.into(),
-                    kernel: kernel_name(tier, numerics.gemm_pairs_saturate()).into(),
+                    kernel: kernel_name(tier, saturating).into(),
                     gops,
                     ratio_to_torch_fbgemm: gops / s.torch_fbgemm_gops,
                 });
             }
             for s in &CONV_ANCHORS {
-                let gops = conv_gops(s, numerics, reps);
+                let gops = conv_gops(s, setup, reps);
                 report.conv.push(ConvFigure {
                     shape: *s,
                     tier: tier.name().into(),
@@ -404,13 +420,16 @@ pub fn run(reps: usize) -> Result<Report, IsaError> {
         }
         // fbgemm takes its depthwise fast path on every host (saturating pairs); qnnpack is exact.
         for (contract, engine) in [("fbgemm", Engine::Fbgemm), ("qnnpack", Engine::Qnnpack)] {
-            let numerics = Numerics::new(engine, HostProfile::Vnni);
+            let setup = Setup {
+                numerics: Numerics::new(engine, HostProfile::Vnni),
+                seven_bit: engine == Engine::Fbgemm,
+            };
             for s in &DEPTHWISE_SHAPES {
                 report.depthwise.push(DepthwiseFigure {
                     shape: *s,
                     tier: tier.name().into(),
                     contract: contract.into(),
-                    gops: depthwise_gops(s, numerics, reps),
+                    gops: depthwise_gops(s, setup, reps),
                 });
             }
         }

@@ -24,10 +24,10 @@
 //! under `Im2colPairs`, kept whole under `Exact`), and an odd last tap is alone. The zero-point
 //! corrections are the reference's, from the channel's weight sum and, when the weight zero point
 //! is not 0, the window's byte sum (padded bytes included, as in the reference). A channel whose
-//! largest input byte (padding included) times its largest pair of absolute weights fits i16
-//! cannot saturate, so it takes the exact sums even under `Im2colPairs`: the same integers, at
-//! the exact kernel's speed. With fbgemm's default `reduce_range` activations (at most 127) that
-//! is every channel, since 127·(128 + 128) < 32768.
+//! pair sums cannot leave i16 with its largest input byte (padding included; see
+//! `reference::PairBound`) takes the exact sums even under `Im2colPairs`: the same integers, at the exact
+//! kernel's speed. With fbgemm's default `reduce_range` activations (at most 127) that is every
+//! channel, since 127·256 < 32768.
 //!
 //! Tiers. The portable body is `#[inline(always)]` and generic over `L`, holding a chunk in
 //! `[i32; L]` arrays the compiler keeps in vector registers; it is compiled plain for the scalar
@@ -44,6 +44,7 @@
 //! which contribute exactly 0: it is `Exact` here.
 
 use super::conv_ref::{ConvGeometry, PairModel, gather, sized};
+use super::reference::PairBound;
 use crate::isa::{Isa, IsaError};
 use std::cell::Cell;
 
@@ -166,15 +167,6 @@ fn avx512(args: &Operands, sink: Sink) -> u64 {
             }
         })
     })
-}
-
-/// The largest `|w_a| + |w_b|` over the pairs of taps (row-major, two at a time, an odd last
-/// tap alone): no pair of a channel whose largest input byte times this fits i16 can saturate.
-fn pair_bound(w: &[i8]) -> i32 {
-    w.chunks(2)
-        .map(|p| p.iter().map(|&v| (v as i32).abs()).sum())
-        .max()
-        .unwrap_or(0)
 }
 
 /// One spatial dim of the conv.
@@ -338,13 +330,13 @@ fn drive<const L: usize>(a: &Operands, sink: Sink, fast: Fast) -> u64 {
             plan.fill(x, planes);
             // The largest byte the taps read (padding included), when pairs may saturate.
             let x_max = if saturate {
-                x.iter().fold(a.x_zp as u8, |m, &v| m.max(v)) as i32
+                x.iter().fold(a.x_zp as u8, |m, &v| m.max(v))
             } else {
                 0
             };
             for o in c * m..(c + 1) * m {
                 let w = &a.w[o * taps..][..taps];
-                let saturate = saturate && x_max * pair_bound(w) > i16::MAX as i32;
+                let saturate = saturate && !PairBound::of(w.chunks(2)).fits(x_max);
                 let zw = a.w_zp[if a.w_zp.len() == 1 { 0 } else { o }];
                 let wsum: i32 = w.iter().map(|&v| v as i32).sum();
                 let ch = Channel {

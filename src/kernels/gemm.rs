@@ -31,7 +31,7 @@
 //! lanes as `vpmaddubsw`), and dotprod (`sdot` on `a − 128`, exact), whose saturating requests go
 //! to the NEON kernel. Both use 8-column panels (slot 0).
 
-use super::reference;
+use super::reference::{self, PairBound};
 use super::requant::{Requant, TileBlock};
 use super::transpose::transpose_raw;
 use crate::isa::{self, Isa, IsaError};
@@ -54,6 +54,29 @@ pub struct GemmWeights<'a> {
     pub cache: Option<&'a PackCache>,
 }
 
+impl GemmWeights<'_> {
+    /// The [`PairBound`] of the weight's pairs of k (an odd last k alone), kept in the cache
+    /// when there is one.
+    fn pair_bound(&self) -> PairBound {
+        let compute = || {
+            let rows = self.data[..self.n * self.k].chunks_exact(self.k.max(1));
+            PairBound::of(rows.flat_map(|row| row.chunks(2)))
+        };
+        match self.cache {
+            Some(cache) => *cache.pair_bound.get_or_init(compute),
+            None => compute(),
+        }
+    }
+}
+
+/// `saturate_pairs`, unless no pair can reach an int16 bound with the largest activation byte
+/// that `x` holds ([`PairBound::fits`]): the exact sums are then the saturating ones and nothing
+/// saturates, so the exact kernels (VNNI's among them) run the request. With fbgemm's default
+/// `reduce_range` activations (at most 127) that is every weight: 127·256 < 32768.
+fn needs_saturation(saturate_pairs: bool, x: &[u8], w: &GemmWeights) -> bool {
+    saturate_pairs && !w.pair_bound().fits(x.iter().fold(0, |m, &v| m.max(v)))
+}
+
 /// Packed panels of one weight, per panel width, built on first use.
 ///
 /// Equality ignores the contents: the panels are a pure function of the weight they belong to.
@@ -62,6 +85,8 @@ pub struct PackCache {
     /// Indexed by [`MicroKernel::SLOT`]: 8-column panels (AVX2, NEON, dotprod), 32-column panels
     /// (AVX-512).
     slots: [OnceLock<Box<Panels>>; 2],
+    /// [`GemmWeights::pair_bound`].
+    pair_bound: OnceLock<PairBound>,
 }
 
 impl PartialEq for PackCache {
@@ -295,6 +320,7 @@ pub fn gemm_u8_i8_u8_on(
     tier.check()?;
     assert!(a.len() >= m * w.k && w.data.len() >= w.n * w.k && out.len() >= m * w.n);
     assert!(w.zero_points.len() == 1 || w.zero_points.len() == w.n);
+    let saturate_pairs = needs_saturation(saturate_pairs, &a[..m * w.k], w);
     let sink = Sink::RequantByColumn {
         rq,
         out: SharedOut(out.as_mut_ptr()),
@@ -340,6 +366,7 @@ unsafe fn run(
 ) -> u64 {
     assert!(a.len() >= m * w.k && w.data.len() >= w.n * w.k && acc.len() >= m * w.n);
     assert!(w.zero_points.len() == 1 || w.zero_points.len() == w.n);
+    let saturate_pairs = needs_saturation(saturate_pairs, &a[..m * w.k], w);
     let sink = Sink::Acc(SharedOut(acc.as_mut_ptr()));
     // SAFETY: forwarded from this function's contract; `acc` holds the `m·n` outputs.
     unsafe { tiled_on(route(tier, saturate_pairs), m, Left::Rows(a), a_zp, w, sink) }
@@ -531,6 +558,8 @@ pub fn gemm_runs_on(
     let (n, k) = (w.n, w.k);
     assert!(a.k() == k && w.data.len() >= n * k);
     assert!(w.zero_points.len() == 1 || w.zero_points.len() == n);
+    // Every byte the rows gather comes from `src`.
+    let saturate_pairs = needs_saturation(saturate_pairs, a.src, w);
     let sink = out.sink(m * n, true);
     let route = route(tier, saturate_pairs);
     // SAFETY: `check` just confirmed the host supports `tier`; `sink` holds the `m·n` outputs.

@@ -26,6 +26,32 @@ pub fn dot_u8_i8_pairs_saturating(a: &[u8], w: &[i8]) -> (i32, u32) {
     (sum, saturated)
 }
 
+/// The extremes of a weight's pair sums per unit of activation: `pos` the largest
+/// `max(w_a, 0) + max(w_b, 0)`, `neg` the largest `max(−w_a, 0) + max(−w_b, 0)` over its pairs.
+/// Every pair sum `x_a·w_a + x_b·w_b` with activations at most `x_max` lies in
+/// `[−x_max·neg, x_max·pos]`, so when [`PairBound::fits`] says that range fits i16 no pair can
+/// saturate and the exact sums are the pair-saturating ones.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct PairBound {
+    pos: i32,
+    neg: i32,
+}
+
+impl PairBound {
+    pub(crate) fn of<'w>(pairs: impl Iterator<Item = &'w [i8]>) -> PairBound {
+        pairs.fold(PairBound::default(), |b, p| PairBound {
+            pos: b.pos.max(p.iter().map(|&v| (v as i32).max(0)).sum()),
+            neg: b.neg.max(p.iter().map(|&v| (-(v as i32)).max(0)).sum()),
+        })
+    }
+
+    /// Whether every pair sum with activations at most `x_max` fits i16.
+    pub(crate) fn fits(self, x_max: u8) -> bool {
+        let x = x_max as i32;
+        x * self.pos <= i16::MAX as i32 && x * self.neg <= -(i16::MIN as i32)
+    }
+}
+
 /// `acc[i·n + c] = Σ_k (a[i,k] - a_zp)·(w[c,k] - w_zp[c])` for row-major `a` (m×k) and `w`
 /// (n×k), computed fbgemm's way: a raw dot product (pair-saturating when asked), minus
 /// `a_zp·Σ_k w[c,k]`, minus `w_zp[c]·Σ_k a[i,k]`, plus `k·a_zp·w_zp[c]`. Returns the number of
@@ -96,5 +122,23 @@ mod tests {
         );
         let (s, _) = dot_u8_i8_pairs_saturating(&[255, 255, 0, 0], &[-128, -128, 0, 0]);
         assert_eq!(s, -32768);
+    }
+
+    /// The bound is tight at both ends of i16: two −128 weights reach −32768 with 128-byte
+    /// activations (which fits), two 127s pass 32767 from 130-byte ones (which does not).
+    #[test]
+    fn pair_bound_is_tight_at_both_ends_of_i16() {
+        let neg: &[i8] = &[-128, -128, 5, -3];
+        assert!(PairBound::of(neg.chunks(2)).fits(128));
+        assert!(!PairBound::of(neg.chunks(2)).fits(129));
+        let pos: &[i8] = &[127, 127];
+        assert!(PairBound::of(pos.chunks(2)).fits(129));
+        assert!(!PairBound::of(pos.chunks(2)).fits(130));
+        // A pair of mixed signs spans less than either sign alone: 255·127 = 32385.
+        let mixed: &[i8] = &[127, -128];
+        assert!(PairBound::of(mixed.chunks(2)).fits(255));
+        // An odd last weight is a pair of its own.
+        let odd: &[i8] = &[1, 1, -128];
+        assert!(PairBound::of(odd.chunks(2)).fits(255));
     }
 }
