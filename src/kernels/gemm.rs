@@ -69,6 +69,14 @@ impl GemmWeights<'_> {
     }
 }
 
+/// Panics unless `m` rows of `a`, the weight and an output of `out_len` values fit together;
+/// returns [`needs_saturation`] for them.
+fn checked(m: usize, a: &[u8], w: &GemmWeights, out_len: usize, saturate_pairs: bool) -> bool {
+    assert!(a.len() >= m * w.k && w.data.len() >= w.n * w.k && out_len >= m * w.n);
+    assert!(w.zero_points.len() == 1 || w.zero_points.len() == w.n);
+    needs_saturation(saturate_pairs, &a[..m * w.k], w)
+}
+
 /// `saturate_pairs`, unless no pair can reach an int16 bound with the largest activation byte
 /// that `x` holds ([`PairBound::fits`]): the exact sums are then the saturating ones and nothing
 /// saturates, so the exact kernels (VNNI's among them) run the request. With fbgemm's default
@@ -318,9 +326,7 @@ pub fn gemm_u8_i8_u8_on(
     out: &mut [u8],
 ) -> Result<u64, IsaError> {
     tier.check()?;
-    assert!(a.len() >= m * w.k && w.data.len() >= w.n * w.k && out.len() >= m * w.n);
-    assert!(w.zero_points.len() == 1 || w.zero_points.len() == w.n);
-    let saturate_pairs = needs_saturation(saturate_pairs, &a[..m * w.k], w);
+    let saturate_pairs = checked(m, a, w, out.len(), saturate_pairs);
     let sink = Sink::RequantByColumn {
         rq,
         out: SharedOut(out.as_mut_ptr()),
@@ -364,9 +370,7 @@ unsafe fn run(
     w: &GemmWeights,
     acc: &mut [i32],
 ) -> u64 {
-    assert!(a.len() >= m * w.k && w.data.len() >= w.n * w.k && acc.len() >= m * w.n);
-    assert!(w.zero_points.len() == 1 || w.zero_points.len() == w.n);
-    let saturate_pairs = needs_saturation(saturate_pairs, &a[..m * w.k], w);
+    let saturate_pairs = checked(m, a, w, acc.len(), saturate_pairs);
     let sink = Sink::Acc(SharedOut(acc.as_mut_ptr()));
     // SAFETY: forwarded from this function's contract; `acc` holds the `m·n` outputs.
     unsafe { tiled_on(route(tier, saturate_pairs), m, Left::Rows(a), a_zp, w, sink) }
