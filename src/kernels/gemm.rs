@@ -22,11 +22,11 @@
 //! up to `MR` rows run over the whole K (the panel stays in L1/L2). Every output is produced by one
 //! tile in a fixed order, so results are independent of blocking and of the tier.
 //!
-//! Semantics per tier. Exact sums: AVX-512 VNNI (`vpdpbusd`), AVX2 (operands widened to i16 and
-//! `vpmaddwd`, whose pair sums fit i32). Pair-saturating sums (fbgemm on AVX2 hosts, NUMERICS §8)
-//! exist on x86 only as the AVX2 `vpmaddubsw` kernel; a tier that cannot saturate (VNNI) falls
-//! back to it, and no exact request ever reaches it. AVX-VNNI has no kernel of its own yet and uses
-//! AVX2's.
+//! Semantics per tier. Exact sums: AVX-512 VNNI (zmm `vpdpbusd`), AVX-VNNI (ymm `vpdpbusd`, on
+//! the AVX-512 kernel's panels), AVX2 (operands widened to i16 and `vpmaddwd`, whose pair sums
+//! fit i32). Pair-saturating sums (fbgemm on AVX2 hosts, NUMERICS §8) exist on x86 only as the
+//! AVX2 `vpmaddubsw` kernel; a tier that cannot saturate (either VNNI) falls back to it, and no
+//! exact request ever reaches it.
 //! On aarch64: NEON (i16 products, `sadalp`) exact and pair-saturating (`sqadd` pairs, the same
 //! lanes as `vpmaddubsw`), and dotprod (`sdot` on `a − 128`, exact), whose saturating requests go
 //! to the NEON kernel. Both use 8-column panels (slot 0).
@@ -252,6 +252,8 @@ enum Route {
     Avx2Saturating,
     #[cfg(target_arch = "x86_64")]
     Avx512Vnni,
+    #[cfg(target_arch = "x86_64")]
+    AvxVnni,
     #[cfg(target_arch = "aarch64")]
     NeonExact,
     #[cfg(target_arch = "aarch64")]
@@ -264,8 +266,9 @@ fn route(tier: Isa, saturate_pairs: bool) -> Route {
     #[cfg(target_arch = "x86_64")]
     match (tier, saturate_pairs) {
         (Isa::Avx512Vnni, false) => return Route::Avx512Vnni,
+        (Isa::AvxVnni, false) => return Route::AvxVnni,
         (Isa::Avx2 | Isa::AvxVnni | Isa::Avx512Vnni, true) => return Route::Avx2Saturating,
-        (Isa::Avx2 | Isa::AvxVnni, false) => return Route::Avx2Exact,
+        (Isa::Avx2, false) => return Route::Avx2Exact,
         _ => {}
     }
     #[cfg(target_arch = "aarch64")]
@@ -289,6 +292,8 @@ pub fn kernel_name(tier: Isa, saturate_pairs: bool) -> &'static str {
         Route::Avx2Saturating => "avx2_gemm_pairsat_4x8",
         #[cfg(target_arch = "x86_64")]
         Route::Avx512Vnni => "avx512vnni_gemm_12x32",
+        #[cfg(target_arch = "x86_64")]
+        Route::AvxVnni => "avxvnni_gemm_2x32",
         #[cfg(target_arch = "aarch64")]
         Route::NeonExact => "neon_gemm_exact_4x8",
         #[cfg(target_arch = "aarch64")]
@@ -727,7 +732,7 @@ unsafe fn tiled_on(
     // SAFETY (every arm): forwarded from this function's contract.
     #[cfg(target_arch = "x86_64")]
     {
-        use super::x86::{avx2_gemm, avx512vnni_gemm};
+        use super::x86::{avx2_gemm, avx512vnni_gemm, avxvnni_gemm};
         match route {
             Route::Reference => None,
             Route::Avx2Exact => Some(unsafe { tiled::<avx2_gemm::Exact>(m, a, a_zp, b, sink) }),
@@ -737,6 +742,7 @@ unsafe fn tiled_on(
             Route::Avx512Vnni => {
                 Some(unsafe { tiled::<avx512vnni_gemm::Vnni>(m, a, a_zp, b, sink) })
             }
+            Route::AvxVnni => Some(unsafe { tiled::<avxvnni_gemm::AvxVnni>(m, a, a_zp, b, sink) }),
         }
     }
     #[cfg(target_arch = "aarch64")]

@@ -9,4 +9,5 @@ pub mod avx2_requant;
 pub mod avx512_depthwise;
 pub mod avx512_requant;
 pub mod avx512vnni_gemm;
+pub mod avxvnni_gemm;
 pub(crate) mod sse2_pack;
