@@ -185,8 +185,8 @@ impl Requant {
     /// plane of NC… outputs). Only whole `[channels, run]` blocks are written.
     ///
     /// Conv planes go through [`Requant::apply_channel`] (the tier's lanes); linear rows run the
-    /// element rule, on x86 tiers compiled for AVX2, where `round_ties_even` is one `vroundss`
-    /// instead of a libm call (the same IEEE rounding, so the same bytes).
+    /// element rule (the SIMD tiers requantize Linear in the GEMM's epilogue; only the
+    /// reference route comes here).
     pub fn apply_runs(&self, acc: &[i32], run: usize, channels: usize, out: &mut [u8]) {
         if run == 0 || channels == 0 {
             return;
@@ -204,12 +204,12 @@ impl Requant {
             }
             return;
         }
-        #[cfg(target_arch = "x86_64")]
-        if crate::isa::selected_is_x86_simd() {
-            // SAFETY: the selected tier is available and each of these tiers requires AVX2.
-            return unsafe { super::x86::avx2_requant::apply_linear(self, acc, channels, out) };
+        for (a, o) in acc
+            .chunks_exact(channels)
+            .zip(out.chunks_exact_mut(channels))
+        {
+            self.apply_columns_portable(a, 0, o);
         }
-        self.apply_linear_portable(acc, channels, out);
     }
 
     /// Requantizes `acc`, every element of which belongs to channel `c` (one channel's plane
@@ -349,27 +349,6 @@ impl Requant {
                     *y = r.apply(v, first_channel + j);
                 }
             }
-        }
-    }
-
-    /// The linear rows of [`Requant::apply_runs`]: one channel per element of each row of
-    /// `channels`, one engine match per call.
-    #[inline(always)]
-    pub(crate) fn apply_linear_portable(&self, acc: &[i32], channels: usize, out: &mut [u8]) {
-        #[inline(always)]
-        fn each(acc: &[i32], channels: usize, out: &mut [u8], f: impl Fn(i32, usize) -> u8) {
-            for (a, o) in acc
-                .chunks_exact(channels)
-                .zip(out.chunks_exact_mut(channels))
-            {
-                for (c, (&v, y)) in a.iter().zip(o).enumerate() {
-                    *y = f(v, c);
-                }
-            }
-        }
-        match self {
-            Requant::Fbgemm(r) => each(acc, channels, out, |v, c| r.apply(v, c)),
-            Requant::Qnnpack(r) => each(acc, channels, out, |v, c| r.apply(v, c)),
         }
     }
 }

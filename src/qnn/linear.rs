@@ -61,6 +61,14 @@ pub(crate) fn u8_values(x: &QTensor) -> Cow<'_, [u8]> {
     }
 }
 
+/// A Linear input's rows: their count, bytes and quantization parameters.
+struct Rows<'x> {
+    m: usize,
+    bytes: Cow<'x, [u8]>,
+    scale: f64,
+    zero_point: i32,
+}
+
 pub(crate) fn activation_qparams(op: &'static str, x: &QTensor) -> Result<(f64, i32), QnnError> {
     match (x.dtype(), x.qparams()) {
         (QDType::QUInt8, QParams::PerTensor { scale, zero_point }) => {
@@ -132,7 +140,12 @@ impl QLinear {
         numerics: Numerics,
         acc: &mut Vec<i32>,
     ) -> Result<RunStats, QnnError> {
-        let (m, a, zx) = self.rows(x)?;
+        let Rows {
+            m,
+            bytes: a,
+            zero_point: zx,
+            ..
+        } = self.rows(x)?;
         acc.clear();
         acc.resize(m * self.weight.out, 0);
         let w = self.weight.gemm_weights();
@@ -142,9 +155,9 @@ impl QLinear {
         })
     }
 
-    /// `x`'s rows (`[..., in]` flattened): their count, bytes and zero point.
-    fn rows<'x>(&self, x: &'x QTensor) -> Result<(usize, Cow<'x, [u8]>, i32), QnnError> {
-        let (_, zx) = activation_qparams("linear", x)?;
+    /// `x`'s rows (`[..., in]` flattened).
+    fn rows<'x>(&self, x: &'x QTensor) -> Result<Rows<'x>, QnnError> {
+        let (sx, zx) = activation_qparams("linear", x)?;
         let k = self.weight.k;
         if x.shape().last() != Some(&k) {
             return Err(QnnError::Shape {
@@ -152,7 +165,12 @@ impl QLinear {
                 detail: format!("input {:?} does not end in in_features={k}", x.shape()),
             });
         }
-        Ok((x.numel() / k.max(1), u8_values(x), zx))
+        Ok(Rows {
+            m: x.numel() / k.max(1),
+            bytes: u8_values(x),
+            scale: sx,
+            zero_point: zx,
+        })
     }
 
     /// Runs on `x` of shape `[..., in]`: the GEMM requantizes each tile as it finishes, so no
@@ -162,8 +180,12 @@ impl QLinear {
         x: &QTensor,
         numerics: Numerics,
     ) -> Result<(QTensor, RunStats), QnnError> {
-        let (m, a, zx) = self.rows(x)?;
-        let (sx, _) = activation_qparams("linear", x)?;
+        let Rows {
+            m,
+            bytes: a,
+            scale: sx,
+            zero_point: zx,
+        } = self.rows(x)?;
         let n = self.weight.out;
         let rq = requant_for(
             numerics,

@@ -10,15 +10,6 @@
 use crate::kernels::requant::{FbgemmRequant, QnnpackRequant, Requant, TileBlock};
 use std::arch::x86_64::*;
 
-/// The linear rows of [`Requant::apply_runs`] (one channel per element) compiled for AVX2.
-///
-/// # Safety
-/// The host must support AVX2.
-#[target_feature(enable = "avx2")]
-pub unsafe fn apply_linear(rq: &Requant, acc: &[i32], channels: usize, out: &mut [u8]) {
-    rq.apply_linear_portable(acc, channels, out);
-}
-
 /// [`Requant::apply_rows`] compiled for AVX2.
 ///
 /// # Safety
