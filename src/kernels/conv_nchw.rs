@@ -31,10 +31,9 @@ pub fn supports(g: &ConvGeometry, w_zp: &[i32]) -> bool {
 /// be 3 bytes). Deep spatial convs take the implicit channels-last GEMM (`conv_implicit`),
 /// whose position rows fill the 12-row tiles better than a few dozen output channels do, and so
 /// do pointwise convs over small planes — under 64 positions, or up to 1024 with at most 32
-/// outputs per group — where this path's 32-position panels run part empty or its few output
-/// rows leave the tiles short (measured on MobileNet v2's pointwise shapes: 7×7 planes 5–27 %
-/// faster channels-last, 28×28 ones with 32 outputs 10–25 %). 3-D convs have no channels-last
-/// path and stay here.
+/// outputs per group — where this path's 32-position panels run part empty (a 7×7 plane fills
+/// 49 of 64 columns) or its few output rows leave the 12-row tiles short. 3-D convs have no
+/// channels-last path and stay here.
 pub fn preferred(g: &ConvGeometry, w_zp: &[i32]) -> bool {
     let k = g.in_channels / g.groups * g.taps();
     let (positions, og) = (g.out_positions(), g.out_channels / g.groups);

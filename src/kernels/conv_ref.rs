@@ -15,6 +15,7 @@
 
 use super::gemm::{GemmWeights, PackCache};
 use super::reference::{dot_u8_i8_pairs_saturating, gemm_u8_i8_i32};
+use super::transpose::{transpose, transpose_blocked};
 use std::cell::Cell;
 
 /// A GEMM with the contract of [`gemm_u8_i8_i32`] over a [`GemmWeights`] operand: the
@@ -183,10 +184,11 @@ pub fn conv_u8_i8_i32_with(
         for grp in 0..g.groups {
             let plane = g.in_positions();
             let x_g = &x[(n * g.in_channels + grp * cg) * plane..][..cg * plane];
+            // [cg, plane] → [plane, cg].
             if pointwise {
-                transpose(x_g, plane, cols);
+                transpose(x_g, plane, cg, plane, cols, cg);
             } else {
-                transpose(x_g, plane, channels_last);
+                transpose(x_g, plane, cg, plane, channels_last, cg);
                 im2col(channels_last, cg, x_zp as u8, &sources, cols);
             }
             let w_g = &w[grp * og * k..(grp + 1) * og * k];
@@ -216,7 +218,7 @@ pub fn conv_u8_i8_i32_with(
             };
             // The group's output channels are one contiguous [og, positions] block of `acc`.
             let out = &mut acc[(n * g.out_channels + grp * og) * positions..][..og * positions];
-            transpose(tile, og, out);
+            transpose_blocked(tile, og, out);
         }
     }
     SCRATCH.set(scratch);
@@ -273,24 +275,6 @@ fn strided<const S: usize>(dst: &mut [u8], src: &[u8]) {
     // The last byte may have fewer than S − 1 bytes after it.
     if let (Some(d), Some(&v)) = (dst.get_mut(whole), src.get(whole * S)) {
         *d = v;
-    }
-}
-
-/// `src` read as a `[rows, cols]` matrix, transposed into `dst` (`[cols, rows]`), in square
-/// blocks so both the reads and the writes stay within a few cache lines per block.
-fn transpose<T: Copy>(src: &[T], cols: usize, dst: &mut [T]) {
-    const BLOCK: usize = 32;
-    let rows = src.len() / cols;
-    for r0 in (0..rows).step_by(BLOCK) {
-        let r1 = (r0 + BLOCK).min(rows);
-        for c0 in (0..cols).step_by(BLOCK) {
-            let c1 = (c0 + BLOCK).min(cols);
-            for r in r0..r1 {
-                for (c, &v) in (c0..c1).zip(&src[r * cols + c0..r * cols + c1]) {
-                    dst[c * rows + r] = v;
-                }
-            }
-        }
     }
 }
 

@@ -1,5 +1,6 @@
-//! Byte-matrix transposes, the layout changes between NCHW planes and channels-last rows: 16×16
-//! SSE2 blocks on x86-64, a plain loop elsewhere and for sides shorter than 16.
+//! Matrix transposes, the layout changes between NCHW planes and channels-last rows: bytes in
+//! 16×16 SSE2 blocks on x86-64 (a plain loop elsewhere and for sides shorter than 16), any
+//! element type in cache-sized square blocks.
 
 /// `dst[j·dst_stride + i] = src[i·src_stride + j]` for `i < rows`, `j < cols`. With both sides
 /// at least 16 the last block of each dimension overlaps its neighbour instead of leaving a
@@ -68,6 +69,25 @@ pub(crate) fn transpose(
             dst_stride,
         )
     };
+}
+
+/// `src` read as a `[rows, cols]` matrix, transposed into `dst` (`[cols, rows]`), in square
+/// blocks so both the reads and the writes stay within a few cache lines per block (any element
+/// type: `conv_ref` turns its i32 results back to NCHW with it).
+pub(crate) fn transpose_blocked<T: Copy>(src: &[T], cols: usize, dst: &mut [T]) {
+    const BLOCK: usize = 32;
+    let rows = src.len() / cols;
+    for r0 in (0..rows).step_by(BLOCK) {
+        let r1 = (r0 + BLOCK).min(rows);
+        for c0 in (0..cols).step_by(BLOCK) {
+            let c1 = (c0 + BLOCK).min(cols);
+            for r in r0..r1 {
+                for (c, &v) in (c0..c1).zip(&src[r * cols + c0..r * cols + c1]) {
+                    dst[c * rows + r] = v;
+                }
+            }
+        }
+    }
 }
 
 #[cfg(test)]
