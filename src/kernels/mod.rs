@@ -1,5 +1,6 @@
 //! Integer compute on plain slices: the scalar reference kernels (the truth every SIMD tier must
-//! reproduce) and the requantization rules of each engine.
+//! reproduce), the tiered GEMM and the convolution drivers built on it (implicit channels-last,
+//! NCHW, depthwise), layout transposes and the requantization rules of each engine.
 
 #[cfg(target_arch = "aarch64")]
 pub mod aarch64;
