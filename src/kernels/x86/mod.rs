@@ -2,7 +2,7 @@
 //! kernel it must reproduce bit for bit: GEMM tiles of [`super::reference`] (dispatched from
 //! [`super::gemm`]), depthwise chunks of [`super::depthwise`]'s portable body, the requantization
 //! rules of [`super::requant`] (dispatched from there), and the byte shuffles of the GEMM's
-//! k-major panels and of [`super::transpose`].
+//! k-major panels and of `kernels::transpose`.
 
 pub mod avx2_gemm;
 pub mod avx2_requant;
