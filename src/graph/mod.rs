@@ -17,8 +17,8 @@ pub use exec::{NodeOutputs, run};
 pub(crate) use exec::{check_inputs, last_uses};
 pub use inspect::{NodeSummary, summarize};
 pub use op::{
-    BatchNormParams, ConvParams, LinearParams, LstmDirection, LstmParams, Op, PoolParams,
-    ResizeMode,
+    BatchNormParams, Binary, CastTo, ConvParams, LayerNormParams, LinearParams, LstmDirection,
+    LstmParams, Op, PoolParams, ReduceParams, Reduction, ResizeMode, Unary,
 };
 pub use value::Value;
 

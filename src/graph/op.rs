@@ -83,6 +83,92 @@ pub enum ResizeMode {
     Bilinear,
 }
 
+/// Layer normalization over the trailing dims from `axis` on (`nn.LayerNorm`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LayerNormParams {
+    /// Scale over the normalized dims (flattened).
+    pub weight: ArrayD<f32>,
+    pub bias: Option<ArrayD<f32>>,
+    /// First normalized dim (negative counts from the end).
+    pub axis: i64,
+    pub eps: f32,
+}
+
+/// Parameter-free pointwise float functions that real exports need beyond ReLU / Clip /
+/// Sigmoid / Tanh. Each follows PyTorch's formula where PyTorch has the module, so float
+/// results match `nn.Hardswish`, `nn.GELU`, ... rather than a re-derivation of them.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub enum Unary {
+    /// `x · relu6(x + 3) / 6` (`nn.Hardswish`).
+    HardSwish,
+    /// `max(0, min(1, alpha·x + beta))`; with alpha = 1/6, beta = 1/2 computed as
+    /// `relu6(x + 3) / 6` (`nn.Hardsigmoid`).
+    HardSigmoid {
+        alpha: f32,
+        beta: f32,
+    },
+    /// `x · Φ(x)`: exact (`erf`) or PyTorch's tanh approximation.
+    Gelu {
+        tanh: bool,
+    },
+    Erf,
+    Sqrt,
+    Exp,
+    Log,
+    Neg,
+    Abs,
+    Reciprocal,
+    Floor,
+    Ceil,
+    /// Logical not of a 0/1 (bool) tensor.
+    Not,
+}
+
+/// Binary ops beyond Add / Sub / Mul / Div, with numpy broadcasting. Comparisons give 0/1
+/// int64 tensors (qlab's bool).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Binary {
+    Pow,
+    /// Integer modulo: the divisor's sign (`fmod = false`, Python's `%`) or the dividend's.
+    Mod {
+        fmod: bool,
+    },
+    Equal,
+    Less,
+    Greater,
+    Max,
+    Min,
+    And,
+    Or,
+}
+
+/// Reductions over `axes` (all dims when none are given).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Reduction {
+    Mean,
+    Sum,
+    Max,
+    Min,
+}
+
+/// A reduction and its axes: from the attribute (older opsets) or from input 1.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ReduceParams {
+    pub kind: Reduction,
+    pub axes: Option<Vec<i64>>,
+    pub keepdims: bool,
+    /// With no axes at all: identity instead of reducing every dim.
+    pub noop_with_empty_axes: bool,
+}
+
+/// Element types a Cast can produce (qlab computes in f32 and i64; bools are 0/1 i64).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum CastTo {
+    Float,
+    Int,
+    Bool,
+}
+
 /// What a node computes.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Op {
@@ -152,6 +238,28 @@ pub enum Op {
         mode: ResizeMode,
         align_corners: bool,
     },
+    LayerNorm(LayerNormParams),
+    Unary(Unary),
+    Binary(Binary),
+    /// `cond ? a : b` elementwise (cond as 0/1), numpy broadcasting.
+    Where,
+    Cast {
+        to: CastTo,
+    },
+    Reduce(ReduceParams),
+    /// ONNX Split along `axis`: sizes from the attribute (old opsets), input 1, or equal parts
+    /// over the node's `outputs`.
+    Split {
+        axis: i64,
+        sizes: Option<Vec<usize>>,
+        outputs: usize,
+    },
+    /// Broadcast to the shape in input 1 (numpy rules, ONNX Expand).
+    Expand,
+    /// `start, limit, delta` (inputs 0..=2) → 1-d sequence.
+    Range,
+    /// Repeat along each dim by input 1's counts.
+    Tile,
 }
 
 impl Op {
@@ -189,6 +297,45 @@ impl Op {
             Op::QuantStub => "QuantStub",
             Op::DeQuantStub => "DeQuantStub",
             Op::Resize { .. } => "Resize",
+            Op::LayerNorm(_) => "LayerNorm",
+            Op::Unary(u) => match u {
+                Unary::HardSwish => "Hardswish",
+                Unary::HardSigmoid { .. } => "Hardsigmoid",
+                Unary::Gelu { .. } => "GELU",
+                Unary::Erf => "Erf",
+                Unary::Sqrt => "Sqrt",
+                Unary::Exp => "Exp",
+                Unary::Log => "Log",
+                Unary::Neg => "Neg",
+                Unary::Abs => "Abs",
+                Unary::Reciprocal => "Reciprocal",
+                Unary::Floor => "Floor",
+                Unary::Ceil => "Ceil",
+                Unary::Not => "Not",
+            },
+            Op::Binary(b) => match b {
+                Binary::Pow => "Pow",
+                Binary::Mod { .. } => "Mod",
+                Binary::Equal => "Equal",
+                Binary::Less => "Less",
+                Binary::Greater => "Greater",
+                Binary::Max => "Max",
+                Binary::Min => "Min",
+                Binary::And => "And",
+                Binary::Or => "Or",
+            },
+            Op::Where => "Where",
+            Op::Cast { .. } => "Cast",
+            Op::Reduce(r) => match r.kind {
+                Reduction::Mean => "ReduceMean",
+                Reduction::Sum => "ReduceSum",
+                Reduction::Max => "ReduceMax",
+                Reduction::Min => "ReduceMin",
+            },
+            Op::Split { .. } => "Split",
+            Op::Expand => "Expand",
+            Op::Range => "Range",
+            Op::Tile => "Tile",
         }
     }
 
@@ -199,6 +346,7 @@ impl Op {
             Op::Conv(c) => c.weight.len() + opt(&c.bias),
             Op::Linear(l) => l.weight.len() + opt(&l.bias),
             Op::BatchNorm(b) => b.weight.len() + b.bias.len(),
+            Op::LayerNorm(n) => n.weight.len() + n.bias.as_ref().map_or(0, |b| b.len()),
             Op::Lstm(l) => l
                 .directions
                 .iter()
@@ -272,6 +420,19 @@ impl Op {
                 }
             ),
             Op::Transpose { perm } => format!("perm={perm:?}"),
+            Op::LayerNorm(n) => format!("axis={} eps={}", n.axis, n.eps),
+            Op::Unary(Unary::HardSigmoid { alpha, beta }) => format!("alpha={alpha} beta={beta}"),
+            Op::Unary(Unary::Gelu { tanh: true }) => "tanh".into(),
+            Op::Reduce(r) => format!(
+                "axes={}{}",
+                r.axes.as_ref().map_or("input".into(), |a| format!("{a:?}")),
+                if r.keepdims { " keepdims" } else { "" }
+            ),
+            Op::Split { axis, sizes, .. } => match sizes {
+                Some(s) => format!("axis={axis} sizes={s:?}"),
+                None => format!("axis={axis}"),
+            },
+            Op::Cast { to } => format!("to={to:?}").to_lowercase(),
             Op::Resize {
                 mode,
                 align_corners,

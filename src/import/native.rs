@@ -5,8 +5,9 @@
 //! assembled beside the old one and swapped in by rename.
 
 use crate::graph::{
-    BatchNormParams, ConvParams, Fusion, Graph, GraphInput, LinearParams, LstmDirection,
-    LstmParams, Node, Op, PoolParams, ResizeMode, Value,
+    BatchNormParams, Binary, CastTo, ConvParams, Fusion, Graph, GraphInput, LayerNormParams,
+    LinearParams, LstmDirection, LstmParams, Node, Op, PoolParams, ReduceParams, ResizeMode, Unary,
+    Value,
 };
 use ndarray::{Array1, Array2, ArrayD, IxDyn};
 use safetensors::{Dtype, SafeTensors, tensor::TensorView};
@@ -138,6 +139,30 @@ enum OpRecord {
         mode: String,
         align_corners: bool,
     },
+    LayerNorm {
+        axis: i64,
+        eps: f32,
+        bias: bool,
+    },
+    Unary {
+        f: Unary,
+    },
+    Binary {
+        f: Binary,
+    },
+    Where,
+    Cast {
+        to: CastTo,
+    },
+    Reduce(ReduceParams),
+    Split {
+        axis: i64,
+        sizes: Option<Vec<usize>>,
+        outputs: usize,
+    },
+    Expand,
+    Range,
+    Tile,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -225,6 +250,34 @@ fn record(node: &Node, tensors: &mut Vec<(String, Value)>) -> OpRecord {
                 directions: l.directions.len(),
             }
         }
+        Op::LayerNorm(n) => {
+            put("weight", n.weight.clone());
+            if let Some(b) = &n.bias {
+                put("bias", b.clone());
+            }
+            OpRecord::LayerNorm {
+                axis: n.axis,
+                eps: n.eps,
+                bias: n.bias.is_some(),
+            }
+        }
+        Op::Unary(u) => OpRecord::Unary { f: *u },
+        Op::Binary(b) => OpRecord::Binary { f: *b },
+        Op::Where => OpRecord::Where,
+        Op::Cast { to } => OpRecord::Cast { to: *to },
+        Op::Reduce(r) => OpRecord::Reduce(r.clone()),
+        Op::Split {
+            axis,
+            sizes,
+            outputs,
+        } => OpRecord::Split {
+            axis: *axis,
+            sizes: sizes.clone(),
+            outputs: *outputs,
+        },
+        Op::Expand => OpRecord::Expand,
+        Op::Range => OpRecord::Range,
+        Op::Tile => OpRecord::Tile,
         Op::ConstantOfShape { value } => {
             tensors.push((format!("{}.value", node.name), value.clone()));
             OpRecord::ConstantOfShape
@@ -510,6 +563,33 @@ fn rebuild(rec: OpRecord, node: &str, t: &Tensors) -> Result<Op, NativeError> {
                 })
                 .collect::<Result<_, NativeError>>()?,
         }),
+        OpRecord::LayerNorm { axis, eps, bias } => Op::LayerNorm(LayerNormParams {
+            weight: t.f32(&key("weight"))?,
+            bias: if bias {
+                Some(t.f32(&key("bias"))?)
+            } else {
+                None
+            },
+            axis,
+            eps,
+        }),
+        OpRecord::Unary { f } => Op::Unary(f),
+        OpRecord::Binary { f } => Op::Binary(f),
+        OpRecord::Where => Op::Where,
+        OpRecord::Cast { to } => Op::Cast { to },
+        OpRecord::Reduce(r) => Op::Reduce(r),
+        OpRecord::Split {
+            axis,
+            sizes,
+            outputs,
+        } => Op::Split {
+            axis,
+            sizes,
+            outputs,
+        },
+        OpRecord::Expand => Op::Expand,
+        OpRecord::Range => Op::Range,
+        OpRecord::Tile => Op::Tile,
         OpRecord::ConstantOfShape => Op::ConstantOfShape {
             value: t.value(&key("value"))?,
         },

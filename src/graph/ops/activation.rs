@@ -24,6 +24,7 @@ pub(crate) fn pointwise_in_place(op: &Op, x: &mut [f32]) -> bool {
         }
         Op::Sigmoid => map_in_place(x, sigmoid),
         Op::Tanh => map_in_place(x, f32::tanh),
+        Op::Unary(u) if u != crate::graph::Unary::Not => map_in_place(x, super::math::unary_f32(u)),
         _ => return false,
     }
     true

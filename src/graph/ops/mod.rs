@@ -6,6 +6,7 @@ mod elementwise;
 pub(crate) mod gemm;
 mod linear;
 mod lstm;
+mod math;
 mod norm;
 mod pool;
 mod resize;
@@ -82,6 +83,52 @@ pub fn eval(node: &Node, args: &[Option<&Value>]) -> Result<Vec<Value>, GraphErr
         )?]),
         Op::Slice => Ok(vec![shape::slice(node, args)?]),
         Op::Identity | Op::QuantStub | Op::DeQuantStub => Ok(vec![arg(node, args, 0)?.clone()]),
+        Op::LayerNorm(p) => one(math::layer_norm(name, f32_arg(node, args, 0)?, p)?),
+        Op::Unary(u) => Ok(vec![math::unary(name, *u, arg(node, args, 0)?)?]),
+        Op::Binary(b) => Ok(vec![math::binary(
+            name,
+            *b,
+            arg(node, args, 0)?,
+            arg(node, args, 1)?,
+        )?]),
+        Op::Where => Ok(vec![math::where_(
+            name,
+            arg(node, args, 0)?,
+            arg(node, args, 1)?,
+            arg(node, args, 2)?,
+        )?]),
+        Op::Cast { to } => Ok(vec![math::cast(name, *to, arg(node, args, 0)?)?]),
+        Op::Reduce(r) => {
+            let axes = match (&r.axes, args.get(1).copied().flatten()) {
+                (Some(a), _) => Some(a.clone()),
+                (None, Some(v)) => Some(v.to_i64_vec(name)?),
+                (None, None) => None,
+            };
+            Ok(vec![math::reduce(
+                name,
+                r.kind,
+                arg(node, args, 0)?,
+                axes.as_deref(),
+                r.keepdims,
+                r.noop_with_empty_axes,
+            )?])
+        }
+        Op::Split {
+            axis,
+            sizes,
+            outputs,
+        } => shape::split(node, args, *axis, sizes.as_deref(), *outputs),
+        Op::Expand => Ok(vec![shape::expand(
+            node,
+            arg(node, args, 0)?,
+            arg(node, args, 1)?,
+        )?]),
+        Op::Range => Ok(vec![shape::range(node, args)?]),
+        Op::Tile => Ok(vec![shape::tile(
+            node,
+            arg(node, args, 0)?,
+            arg(node, args, 1)?,
+        )?]),
         Op::Resize {
             mode,
             align_corners,

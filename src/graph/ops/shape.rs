@@ -288,3 +288,161 @@ pub fn slice(node: &Node, args: &[Option<&Value>]) -> Result<Value, GraphError> 
     }
     Ok(out)
 }
+
+/// ONNX Split along `axis` into `sizes` (attribute or operand 1), or `outputs` equal parts
+/// (the last one smaller when the dim does not divide, as opset 18 defines).
+pub fn split(
+    node: &Node,
+    args: &[Option<&Value>],
+    axis: i64,
+    sizes: Option<&[usize]>,
+    outputs: usize,
+) -> Result<Vec<Value>, GraphError> {
+    let name = node.name.as_str();
+    let v = arg(node, args, 0)?;
+    let ax = norm_axis(name, axis, v.shape().len())?;
+    let len = v.shape()[ax];
+    let sizes: Vec<usize> = match (sizes, args.get(1).copied().flatten()) {
+        (Some(s), _) => s.to_vec(),
+        (None, Some(s)) => s
+            .to_i64_vec(name)?
+            .into_iter()
+            .map(|d| usize::try_from(d).map_err(|_| shape_err(name, format!("negative split {d}"))))
+            .collect::<Result<_, _>>()?,
+        (None, None) => {
+            let n = outputs.max(1);
+            let part = len.div_ceil(n);
+            (0..n)
+                .map(|k| part.min(len.saturating_sub(k * part)))
+                .collect()
+        }
+    };
+    if sizes.iter().sum::<usize>() != len || sizes.len() != outputs {
+        return Err(shape_err(
+            name,
+            format!(
+                "split sizes {sizes:?} do not cover dim {ax} of {:?} in {outputs} parts",
+                v.shape()
+            ),
+        ));
+    }
+    let mut start = 0;
+    Ok(sizes
+        .iter()
+        .map(|&s| {
+            let sl = Slice::from(start..start + s);
+            start += s;
+            both!(v, x => x.slice_axis(Axis(ax), sl).to_owned())
+        })
+        .collect())
+}
+
+/// A shape operand as sizes (no negative dims), checked against `limit` elements so a file
+/// cannot ask for an allocation its data does not justify.
+fn dims_operand(name: &str, v: &Value) -> Result<Vec<usize>, GraphError> {
+    v.to_i64_vec(name)?
+        .into_iter()
+        .map(|d| usize::try_from(d).map_err(|_| shape_err(name, format!("negative dim {d}"))))
+        .collect()
+}
+
+fn checked_count(name: &str, shape: &[usize]) -> Result<usize, GraphError> {
+    shape
+        .iter()
+        .try_fold(1usize, |n, &d| n.checked_mul(d))
+        .filter(|&n| n <= MAX_ELEMENTS)
+        .ok_or_else(|| shape_err(name, format!("shape {shape:?} is too large")))
+}
+
+/// Largest tensor the shape ops will build (2³² elements): beyond it a shape is a corrupt file,
+/// not a model.
+const MAX_ELEMENTS: usize = 1 << 32;
+
+/// ONNX Expand: numpy broadcasting of the input against the shape operand.
+pub fn expand(node: &Node, v: &Value, shape: &Value) -> Result<Value, GraphError> {
+    let name = node.name.as_str();
+    let want = dims_operand(name, shape)?;
+    let out = crate::tensor::broadcast_shape(v.shape(), &want)
+        .ok_or_else(|| shape_err(name, format!("cannot expand {:?} to {want:?}", v.shape())))?;
+    checked_count(name, &out)?;
+    let bad = || shape_err(name, format!("cannot expand {:?} to {out:?}", v.shape()));
+    Ok(match v {
+        Value::F32(x) => Value::F32(x.broadcast(IxDyn(&out)).ok_or_else(bad)?.to_owned()),
+        Value::I64(x) => Value::I64(x.broadcast(IxDyn(&out)).ok_or_else(bad)?.to_owned()),
+    })
+}
+
+/// ONNX Range: `start, start + delta, ...` up to (not including) `limit`.
+pub fn range(node: &Node, args: &[Option<&Value>]) -> Result<Value, GraphError> {
+    let name = node.name.as_str();
+    let scalar = |i: usize| -> Result<&Value, GraphError> {
+        let v = arg(node, args, i)?;
+        if v.shape().iter().product::<usize>() != 1 {
+            return Err(shape_err(
+                name,
+                format!("Range operand {i} is not a scalar"),
+            ));
+        }
+        Ok(v)
+    };
+    match (scalar(0)?, scalar(1)?, scalar(2)?) {
+        (Value::I64(s), Value::I64(l), Value::I64(d)) => {
+            let (s, l, d) = (
+                s.iter().next().copied(),
+                l.iter().next().copied(),
+                d.iter().next().copied(),
+            );
+            let (Some(s), Some(l), Some(d)) = (s, l, d) else {
+                unreachable!("scalars checked")
+            };
+            if d == 0 {
+                return Err(shape_err(name, "Range with delta 0".into()));
+            }
+            let n = ((l as i128 - s as i128 + d as i128 - d.signum() as i128) / d as i128).max(0)
+                as usize;
+            checked_count(name, &[n])?;
+            Ok(Value::I64(ArrayD::from_shape_fn(IxDyn(&[n]), |i| {
+                s + d * i[0] as i64
+            })))
+        }
+        (Value::F32(s), Value::F32(l), Value::F32(d)) => {
+            let (s, l, d) = (
+                s.iter().next().copied().unwrap_or(0.0),
+                l.iter().next().copied().unwrap_or(0.0),
+                d.iter().next().copied().unwrap_or(0.0),
+            );
+            let n = ((l - s) / d).ceil();
+            if !n.is_finite() || d == 0.0 {
+                return Err(shape_err(
+                    name,
+                    format!("Range({s}, {l}, {d}) has no length"),
+                ));
+            }
+            let n = n.max(0.0) as usize;
+            checked_count(name, &[n])?;
+            Ok(Value::F32(ArrayD::from_shape_fn(IxDyn(&[n]), |i| {
+                s + d * i[0] as f32
+            })))
+        }
+        _ => Err(shape_err(name, "Range operands differ in type".into())),
+    }
+}
+
+/// ONNX Tile: the input repeated `repeats[d]` times along each dim.
+pub fn tile(node: &Node, v: &Value, repeats: &Value) -> Result<Value, GraphError> {
+    let name = node.name.as_str();
+    let reps = dims_operand(name, repeats)?;
+    if reps.len() != v.shape().len() {
+        return Err(shape_err(
+            name,
+            format!("{} repeats for rank {}", reps.len(), v.shape().len()),
+        ));
+    }
+    let out: Vec<usize> = v.shape().iter().zip(&reps).map(|(d, r)| d * r).collect();
+    checked_count(name, &out)?;
+    let src = v.shape().to_vec();
+    Ok(both!(v, x => ArrayD::from_shape_fn(IxDyn(&out), |i| {
+        let j: Vec<usize> = (0..src.len()).map(|d| i[d] % src[d]).collect();
+        x[IxDyn(&j)]
+    })))
+}

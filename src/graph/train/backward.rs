@@ -259,7 +259,18 @@ fn node_backward(node: &Node, rec: &Record, dy: &ArrayD<f32>) -> Result<NodeGrad
             operands: Vec::new(),
             params: Vec::new(),
         },
-        Op::Lstm(_) | Op::Resize { .. } => {
+        Op::Lstm(_)
+        | Op::Resize { .. }
+        | Op::LayerNorm(_)
+        | Op::Unary(_)
+        | Op::Binary(_)
+        | Op::Where
+        | Op::Cast { .. }
+        | Op::Reduce(_)
+        | Op::Split { .. }
+        | Op::Expand
+        | Op::Range
+        | Op::Tile => {
             return Err(GraphError::Invalid {
                 node: name.into(),
                 detail: format!("{} has no backward pass", node.op.kind()),

@@ -4,8 +4,8 @@
 use super::attrs::Attrs;
 use super::proto::NodeProto;
 use crate::graph::{
-    BatchNormParams, ConvParams, LinearParams, LstmDirection, LstmParams, Op, PoolParams,
-    ResizeMode, Value,
+    BatchNormParams, Binary, CastTo, ConvParams, LayerNormParams, LinearParams, LstmDirection,
+    LstmParams, Op, PoolParams, ReduceParams, Reduction, ResizeMode, Unary, Value,
 };
 use crate::import::ImportError;
 use ndarray::{Array1, Array2, ArrayD, Axis, Ix1, Ix2};
@@ -449,6 +449,107 @@ fn resize(o: &Operands) -> Result<Converted, ImportError> {
     })
 }
 
+fn layer_norm(o: &Operands) -> Result<Converted, ImportError> {
+    let a = o.attrs;
+    a.only(&["axis", "epsilon", "stash_type"])?;
+    if o.node.output.iter().skip(1).any(|s| !s.is_empty()) {
+        return Err(a.unsupported(
+            "outputs",
+            "the Mean / InvStdDev outputs of LayerNormalization are not supported",
+        ));
+    }
+    let eps = a.float("epsilon", 1e-5);
+    if !(eps.is_finite() && eps >= 0.0) {
+        return Err(a.unsupported("epsilon", format!("{eps} (must be finite and >= 0)")));
+    }
+    Ok(Converted {
+        op: Op::LayerNorm(LayerNormParams {
+            weight: o.weight(1)?,
+            bias: o.optional_weight(2)?,
+            axis: a.int("axis", -1),
+            eps,
+        }),
+        inputs: vec![o.data(0)],
+    })
+}
+
+/// ReduceMean / ReduceSum / ReduceMax / ReduceMin: axes are an attribute before opset 18
+/// (13 for ReduceSum) and operand 1 after.
+fn reduce(o: &Operands, kind: Reduction, opset: i64) -> Result<Converted, ImportError> {
+    let a = o.attrs;
+    a.only(&["axes", "keepdims", "noop_with_empty_axes"])?;
+    let axes_as_input = match kind {
+        Reduction::Sum => opset >= 13,
+        _ => opset >= 18,
+    };
+    let op = Op::Reduce(ReduceParams {
+        kind,
+        axes: if axes_as_input { None } else { a.ints("axes") },
+        keepdims: a.int("keepdims", 1) != 0,
+        noop_with_empty_axes: a.int("noop_with_empty_axes", 0) != 0,
+    });
+    let mut inputs = vec![o.data(0)];
+    if axes_as_input && o.present(1) {
+        inputs.push(o.data(1));
+    }
+    Ok(Converted { op, inputs })
+}
+
+fn split(o: &Operands, opset: i64) -> Result<Converted, ImportError> {
+    let a = o.attrs;
+    a.only(&["axis", "split", "num_outputs"])?;
+    let outputs = o.node.output.len();
+    if outputs == 0 {
+        return Err(a.unsupported("outputs", "Split without outputs"));
+    }
+    let sizes = match a.ints("split") {
+        Some(s) if opset < 13 => Some(
+            s.iter()
+                .map(|&d| usize::try_from(d).map_err(|_| a.unsupported("split", format!("{d}"))))
+                .collect::<Result<Vec<_>, _>>()?,
+        ),
+        _ => None,
+    };
+    Ok(Converted {
+        op: Op::Split {
+            axis: a.int("axis", 0),
+            sizes,
+            outputs,
+        },
+        inputs: o.node.input.clone(),
+    })
+}
+
+fn cast(o: &Operands) -> Result<Converted, ImportError> {
+    let a = o.attrs;
+    a.only(&["to", "saturate", "round_mode"])?;
+    // ONNX TensorProto data types: floats to f32, integers to i64, bool to 0/1.
+    let to = match a.int("to", 0) {
+        1 | 10 | 11 | 16 => CastTo::Float,
+        2..=7 | 12 | 13 => CastTo::Int,
+        9 => CastTo::Bool,
+        other => return Err(a.unsupported("to", format!("data type {other}"))),
+    };
+    Ok(Converted {
+        op: Op::Cast { to },
+        inputs: vec![o.data(0)],
+    })
+}
+
+/// A binary op of exactly two operands (ONNX's variadic Max / Min with two).
+fn binary(o: &Operands, op: Binary) -> Result<Converted, ImportError> {
+    if o.node.input.len() != 2 {
+        return Err(o.attrs.unsupported(
+            "inputs",
+            format!("{} operands (2 are supported)", o.node.input.len()),
+        ));
+    }
+    Ok(Converted {
+        op: Op::Binary(op),
+        inputs: o.node.input.clone(),
+    })
+}
+
 /// Converts one node. `opset` is the model's default-domain opset.
 pub fn convert(o: &Operands, opset: i64) -> Result<Converted, ImportError> {
     let a = o.attrs;
@@ -518,6 +619,54 @@ pub fn convert(o: &Operands, opset: i64) -> Result<Converted, ImportError> {
         "Slice" if opset >= 10 => simple(Op::Slice),
         "Resize" if opset >= 11 => resize(o),
         "Identity" => simple(Op::Identity),
+        "LayerNormalization" => layer_norm(o),
+        "ReduceMean" => reduce(o, Reduction::Mean, opset),
+        "ReduceSum" => reduce(o, Reduction::Sum, opset),
+        "ReduceMax" => reduce(o, Reduction::Max, opset),
+        "ReduceMin" => reduce(o, Reduction::Min, opset),
+        "Split" => split(o, opset),
+        "Cast" => cast(o),
+        "HardSwish" => simple(Op::Unary(Unary::HardSwish)),
+        "HardSigmoid" => {
+            let (alpha, beta) = (a.float("alpha", 0.2), a.float("beta", 0.5));
+            if !(alpha.is_finite() && beta.is_finite()) {
+                return Err(a.unsupported("alpha/beta", format!("{alpha}, {beta}")));
+            }
+            simple(Op::Unary(Unary::HardSigmoid { alpha, beta }))
+        }
+        "Gelu" => match a.string("approximate").as_deref() {
+            None | Some("none") => simple(Op::Unary(Unary::Gelu { tanh: false })),
+            Some("tanh") => simple(Op::Unary(Unary::Gelu { tanh: true })),
+            Some(other) => Err(a.unsupported("approximate", format!("'{other}'"))),
+        },
+        "Erf" => simple(Op::Unary(Unary::Erf)),
+        "Sqrt" => simple(Op::Unary(Unary::Sqrt)),
+        "Exp" => simple(Op::Unary(Unary::Exp)),
+        "Log" => simple(Op::Unary(Unary::Log)),
+        "Neg" => simple(Op::Unary(Unary::Neg)),
+        "Abs" => simple(Op::Unary(Unary::Abs)),
+        "Reciprocal" => simple(Op::Unary(Unary::Reciprocal)),
+        "Floor" => simple(Op::Unary(Unary::Floor)),
+        "Ceil" => simple(Op::Unary(Unary::Ceil)),
+        "Not" => simple(Op::Unary(Unary::Not)),
+        "Pow" => binary(o, Binary::Pow),
+        "Mod" => binary(
+            o,
+            Binary::Mod {
+                fmod: a.int("fmod", 0) != 0,
+            },
+        ),
+        "Equal" => binary(o, Binary::Equal),
+        "Less" => binary(o, Binary::Less),
+        "Greater" => binary(o, Binary::Greater),
+        "Max" => binary(o, Binary::Max),
+        "Min" => binary(o, Binary::Min),
+        "And" => binary(o, Binary::And),
+        "Or" => binary(o, Binary::Or),
+        "Where" => simple(Op::Where),
+        "Expand" => simple(Op::Expand),
+        "Range" => simple(Op::Range),
+        "Tile" => simple(Op::Tile),
         "Dropout" => {
             if o.node.output.get(1).is_some_and(|s| !s.is_empty()) {
                 return Err(a.unsupported("mask", "the mask output of Dropout is not supported"));

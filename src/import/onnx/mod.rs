@@ -215,7 +215,7 @@ fn check_inputs(
 fn is_module(op: &Op) -> bool {
     matches!(
         op,
-        Op::Conv(_) | Op::Linear(_) | Op::BatchNorm(_) | Op::Lstm(_)
+        Op::Conv(_) | Op::Linear(_) | Op::BatchNorm(_) | Op::Lstm(_) | Op::LayerNorm(_)
     )
 }
 
