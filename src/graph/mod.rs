@@ -6,6 +6,7 @@
 
 mod error;
 mod exec;
+mod fold;
 mod inspect;
 mod op;
 pub mod ops;
@@ -15,6 +16,7 @@ mod value;
 pub use error::GraphError;
 pub use exec::{NodeOutputs, run};
 pub(crate) use exec::{check_inputs, last_uses};
+pub use fold::{BatchFreedom, settle_batch};
 pub use inspect::{NodeSummary, summarize};
 pub use op::{
     BatchNormParams, Binary, CastTo, ConvParams, LayerNormParams, LinearParams, LstmDirection,

@@ -139,13 +139,14 @@ pub fn import_onnx_bytes(bytes: &[u8], origin: &str) -> Result<Graph, ImportErro
         .into_iter()
         .filter(|(k, _)| used.contains(k.as_str()))
         .collect();
-    Ok(Graph {
+    let graph = Graph {
         inputs,
         outputs,
         nodes,
         constants,
         fusions: Vec::new(),
-    })
+    };
+    Ok(crate::graph::settle_batch(graph).0)
 }
 
 fn input_shape(i: &proto::ValueInfoProto) -> Vec<Option<usize>> {
