@@ -166,3 +166,97 @@ fn native_format_round_trips() {
     assert!(err.to_string().contains("graph.json"), "{err}");
     std::fs::remove_dir_all(&tmp).unwrap();
 }
+
+/// The real-client zoo: every export of every network reproduces PyTorch's float logits on the
+/// zoo's test inputs to a relative 1e-4 (of the largest logit), at the zoo's batch of 2 for
+/// exports whose batch the importer freed and sample by sample for those it pins.
+mod zoo {
+    use qlab::graph::{Graph, Value, run};
+    use qlab::import::npy::read_npy;
+    use qlab::import::onnx::load_onnx;
+    use ndarray::{ArrayD, Axis};
+    use std::path::{Path, PathBuf};
+
+    /// The small text model ships in the repo; the image networks are read from the shared zoo
+    /// beside the checkout when it is there.
+    fn locate(file: &str) -> Option<PathBuf> {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        [root.join("tests/fixtures/zoo"), root.join("../shared/zoo")]
+            .into_iter()
+            .map(|d| d.join(file))
+            .find(|p| p.exists())
+    }
+
+    fn outputs(graph: &Graph, x: &Value) -> ArrayD<f32> {
+        let pinned = graph.inputs[0].shape[0];
+        let n = x.shape()[0];
+        let run_rows = |v: Value| {
+            let out = run(graph, vec![v], |_, _| {}).expect("model runs");
+            out[0].f32("logits").expect("float logits").clone()
+        };
+        match (pinned, x) {
+            (None, _) => run_rows(x.clone()),
+            (Some(b), Value::F32(a)) => rows(n, b, |r| run_rows(Value::F32(a.slice_axis(Axis(0), r.into()).to_owned()))),
+            (Some(b), Value::I64(a)) => rows(n, b, |r| run_rows(Value::I64(a.slice_axis(Axis(0), r.into()).to_owned()))),
+        }
+    }
+
+    fn rows(n: usize, b: usize, f: impl Fn(std::ops::Range<usize>) -> ArrayD<f32>) -> ArrayD<f32> {
+        let parts: Vec<ArrayD<f32>> = (0..n).step_by(b).map(|s| f(s..s + b)).collect();
+        let views: Vec<_> = parts.iter().map(|p| p.view()).collect();
+        ndarray::concatenate(Axis(0), &views).expect("same shapes")
+    }
+
+    /// Checks one export; `free` says whether its batch must come out free.
+    fn check(net: &str, export: &str, data: &str, free: bool) {
+        let (Some(model), Some(x), Some(want)) = (
+            locate(&format!("{net}{export}.onnx")),
+            locate(data),
+            locate(&format!("{net}_float.npy")),
+        ) else {
+            println!("skipped {net}{export}: the shared zoo is not beside this checkout");
+            return;
+        };
+        let graph = load_onnx(&model).unwrap_or_else(|e| panic!("{net}{export}: {e}"));
+        assert_eq!(
+            graph.inputs[0].shape[0].is_none(),
+            free,
+            "{net}{export}: batch freedom"
+        );
+        let x = read_npy(&x).expect("inputs");
+        let Value::F32(want) = read_npy(&want).expect("logits") else {
+            panic!("float logits")
+        };
+        let got = outputs(&graph, &x);
+        assert_eq!(got.shape(), want.shape(), "{net}{export}");
+        let scale = want.iter().fold(0f32, |m, v| m.max(v.abs()));
+        let worst = got
+            .iter()
+            .zip(want.iter())
+            .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+        assert!(
+            worst <= 1e-4 * scale,
+            "{net}{export}: max |diff| {worst} against max |logit| {scale}"
+        );
+    }
+
+    #[test]
+    fn text_exports_match_pytorch() {
+        check("text", "", "text_test.npy", true);
+        check("text", ".folded", "text_test.npy", false);
+        check("text", ".dynamo", "text_test.npy", false);
+    }
+
+    #[test]
+    fn shufflenet_exports_match_pytorch() {
+        check("shufflenet_v2_x0_5", "", "test.npy", true);
+        check("shufflenet_v2_x0_5", ".folded", "test.npy", true);
+        check("shufflenet_v2_x0_5", ".dynamo", "test.npy", true);
+    }
+
+    #[test]
+    fn mobilenet_v3_exports_match_pytorch() {
+        check("mobilenet_v3_large", "", "test.npy", true);
+        check("mobilenet_v3_large", ".dynamo", "test.npy", true);
+    }
+}
