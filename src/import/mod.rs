@@ -8,5 +8,5 @@ pub mod npy;
 pub mod onnx;
 
 pub use dataset::{Dataset, DatasetError};
-pub use error::ImportError;
+pub use error::{ImportError, UnsupportedSite};
 pub use naming::module_path;

@@ -1,39 +1,71 @@
-//! ONNX import of models exported by `torch.onnx.export` (opset 11–19).
+//! ONNX import of models exported by `torch.onnx.export` (opset 11–20), legacy or dynamo.
 //!
 //! The importer walks the nodes in order with a table of constants (initializers, `Constant`
 //! nodes): a node whose operands are all constant is evaluated on the spot (exporters emit
 //! Slice/Concat/Unsqueeze chains around LSTM weights), module ops absorb their constant weights,
-//! and what remains becomes graph nodes named by PyTorch module path. BatchNormalization stays a
-//! BN node: folding it is fusion's job, not import's.
+//! and what remains becomes graph nodes named by PyTorch module path (see [`scope`]).
+//! BatchNormalization stays a BN node: folding it is fusion's job, not import's.
+//!
+//! Initializers may live in external data files beside the model (the dynamo exporter's
+//! default); [`load_onnx`] reads them from the model's folder and nowhere else.
+//!
+//! An op type qlab does not implement does not stop the walk: its outputs count as known (never
+//! constant), nodes that fail only because they read such outputs are skipped too, and the
+//! import ends with one error listing every unsupported op type. Any other error stops at once.
 
 mod attrs;
 mod convert;
+mod external;
 /// The generated ONNX protobuf types (public so tools and tests can build models).
 #[allow(clippy::all, missing_docs)]
 pub mod proto;
+mod scope;
 mod tensor;
 
-use super::{ImportError, module_path};
+pub use scope::node_module_path;
+
+use super::{ImportError, UnsupportedSite};
 use crate::graph::{Graph, GraphInput, Node, Op, Value, ops};
 use attrs::Attrs;
 use convert::{Operands, convert};
+use external::ExternalData;
 use prost::Message;
 use proto::{ModelProto, NodeProto};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 
-/// Reads and imports an ONNX file.
+/// Reads and imports an ONNX file; external data is read from files in the same folder.
 pub fn load_onnx(path: &Path) -> Result<Graph, ImportError> {
     let shown = path.display().to_string();
     let bytes = std::fs::read(path).map_err(|source| ImportError::Io {
         path: shown.clone(),
         source,
     })?;
-    import_onnx_bytes(&bytes, &shown)
+    // `parent` of a bare file name is the empty path: the current folder.
+    let folder = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    import_onnx_bytes_in(&bytes, &shown, folder)
 }
 
-/// Imports an ONNX model from memory; `origin` names it in errors.
+/// Imports an ONNX model from memory; `origin` names it in errors. The model has no folder, so
+/// an initializer with external data is an [`ImportError::ExternalData`].
 pub fn import_onnx_bytes(bytes: &[u8], origin: &str) -> Result<Graph, ImportError> {
+    import(bytes, origin, ExternalData::new(None))
+}
+
+/// Imports an ONNX model from memory whose external data files are in `folder` (the folder the
+/// model file was read from); locations that leave `folder` are refused.
+pub fn import_onnx_bytes_in(
+    bytes: &[u8],
+    origin: &str,
+    folder: &Path,
+) -> Result<Graph, ImportError> {
+    import(bytes, origin, ExternalData::new(Some(folder)))
+}
+
+fn import(bytes: &[u8], origin: &str, mut external: ExternalData) -> Result<Graph, ImportError> {
     let corrupt = |detail: String| ImportError::Corrupt {
         path: origin.to_string(),
         detail,
@@ -51,9 +83,11 @@ pub fn import_onnx_bytes(bytes: &[u8], origin: &str) -> Result<Graph, ImportErro
     for init in &g.initializer {
         consts.insert(
             init.name.clone().unwrap_or_default(),
-            tensor::to_value(init)?,
+            tensor::initializer_value(init, &mut external)?,
         );
     }
+    // The files' bytes are decoded into the constants; free them before the walk.
+    drop(external);
     let inputs: Vec<GraphInput> = g
         .input
         .iter()
@@ -67,61 +101,33 @@ pub fn import_onnx_bytes(bytes: &[u8], origin: &str) -> Result<Graph, ImportErro
         return Err(corrupt("the graph has no inputs".into()));
     }
 
-    let mut known: HashSet<String> = inputs.iter().map(|i| i.name.clone()).collect();
-    let mut emitted: Vec<(Option<String>, Node)> = Vec::new();
+    let mut walk = Walk {
+        opset,
+        consts,
+        known: inputs.iter().map(|i| i.name.clone()).collect(),
+        skipped: HashSet::new(),
+        unsupported: Vec::new(),
+        emitted: Vec::new(),
+    };
     for (k, node) in g.node.iter().enumerate() {
-        let shown = node
-            .name
-            .clone()
-            .filter(|n| !n.is_empty())
-            .unwrap_or_else(|| format!("{}_{k}", node.op_type.as_deref().unwrap_or("node")));
-        let attrs = Attrs::new(node, &shown);
-        if let Some(d) = node
-            .domain
-            .as_deref()
-            .filter(|d| !d.is_empty() && *d != "ai.onnx")
-        {
+        walk.node(node, k)?;
+    }
+    let Walk {
+        consts,
+        mut unsupported,
+        mut emitted,
+        ..
+    } = walk;
+    match unsupported.len() {
+        0 => {}
+        1 => {
+            let site = unsupported.remove(0);
             return Err(ImportError::UnsupportedOp {
-                node: shown,
-                op_type: format!("{d}::{}", attrs.op_type),
+                node: site.node,
+                op_type: site.op_type,
             });
         }
-        if attrs.op_type == "Constant" {
-            let value = constant_value(&attrs)?;
-            consts.insert(node.output.first().cloned().unwrap_or_default(), value);
-            continue;
-        }
-        check_inputs(node, &attrs, &consts, &known)?;
-        let c = convert(
-            &Operands {
-                node,
-                attrs: &attrs,
-                consts: &consts,
-            },
-            opset,
-        )?;
-        let graph_node = Node {
-            name: shown.clone(),
-            op: c.op,
-            inputs: c.inputs,
-            outputs: node.output.clone(),
-        };
-        let foldable = !is_module(&graph_node.op)
-            && graph_node
-                .inputs
-                .iter()
-                .all(|i| i.is_empty() || consts.contains_key(i));
-        if foldable {
-            let args: Vec<Option<&Value>> =
-                graph_node.inputs.iter().map(|i| consts.get(i)).collect();
-            let outs = ops::eval(&graph_node, &args)?;
-            for (name, v) in graph_node.outputs.iter().zip(outs) {
-                consts.insert(name.clone(), v);
-            }
-        } else {
-            known.extend(graph_node.outputs.iter().cloned());
-            emitted.push((module_path(&shown), graph_node));
-        }
+        _ => return Err(ImportError::UnsupportedOps { ops: unsupported }),
     }
     merge_linear_bias(&mut emitted, &consts);
     let nodes = assign_names(emitted);
@@ -147,6 +153,120 @@ pub fn import_onnx_bytes(bytes: &[u8], origin: &str) -> Result<Graph, ImportErro
         fusions: Vec::new(),
     };
     Ok(crate::graph::settle_batch(graph).0)
+}
+
+/// The state of the node walk.
+struct Walk {
+    opset: i64,
+    /// Values known at import time.
+    consts: HashMap<String, Value>,
+    /// Values computed at run time.
+    known: HashSet<String>,
+    /// Run-time values from nodes that were not imported (unsupported, or downstream of one).
+    skipped: HashSet<String>,
+    /// The first node of each unsupported op type, in graph order.
+    unsupported: Vec<UnsupportedSite>,
+    /// Graph nodes with their module paths.
+    emitted: Vec<(Option<String>, Node)>,
+}
+
+impl Walk {
+    /// Imports one node. An unsupported op is recorded and skipped; so is a node whose weight
+    /// only a skipped node computes (it would otherwise report "not a constant", a consequence
+    /// rather than a cause). Other failures end the import.
+    fn node(&mut self, node: &NodeProto, k: usize) -> Result<(), ImportError> {
+        let shown = node
+            .name
+            .clone()
+            .filter(|n| !n.is_empty())
+            .unwrap_or_else(|| format!("{}_{k}", node.op_type.as_deref().unwrap_or("node")));
+        let module = node_module_path(node, &shown);
+        match self.convert(node, &shown, module.clone()) {
+            Ok(()) => Ok(()),
+            Err(ImportError::UnsupportedOp { node: at, op_type }) => {
+                if !self.unsupported.iter().any(|s| s.op_type == op_type) {
+                    self.unsupported.push(UnsupportedSite {
+                        op_type,
+                        node: at,
+                        module,
+                    });
+                }
+                self.skip(node);
+                Ok(())
+            }
+            // A weight that only a skipped node computes is not missing, just not imported.
+            Err(ImportError::NotConstant { ref input, .. }) if self.skipped.contains(input) => {
+                self.skip(node);
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    fn skip(&mut self, node: &NodeProto) {
+        self.known.extend(node.output.iter().cloned());
+        self.skipped.extend(node.output.iter().cloned());
+    }
+
+    fn convert(
+        &mut self,
+        node: &NodeProto,
+        shown: &str,
+        module: Option<String>,
+    ) -> Result<(), ImportError> {
+        let attrs = Attrs::new(node, shown);
+        if let Some(d) = node
+            .domain
+            .as_deref()
+            .filter(|d| !d.is_empty() && *d != "ai.onnx")
+        {
+            return Err(ImportError::UnsupportedOp {
+                node: shown.to_string(),
+                op_type: format!("{d}::{}", attrs.op_type),
+            });
+        }
+        if attrs.op_type == "Constant" {
+            let value = constant_value(&attrs)?;
+            self.consts
+                .insert(node.output.first().cloned().unwrap_or_default(), value);
+            return Ok(());
+        }
+        check_inputs(node, &attrs, &self.consts, &self.known)?;
+        let c = convert(
+            &Operands {
+                node,
+                attrs: &attrs,
+                consts: &self.consts,
+            },
+            self.opset,
+        )?;
+        let graph_node = Node {
+            name: shown.to_string(),
+            op: c.op,
+            inputs: c.inputs,
+            outputs: node.output.clone(),
+        };
+        let foldable = !is_module(&graph_node.op)
+            && graph_node
+                .inputs
+                .iter()
+                .all(|i| i.is_empty() || self.consts.contains_key(i));
+        if foldable {
+            let args: Vec<Option<&Value>> = graph_node
+                .inputs
+                .iter()
+                .map(|i| self.consts.get(i))
+                .collect();
+            let outs = ops::eval(&graph_node, &args)?;
+            for (name, v) in graph_node.outputs.iter().zip(outs) {
+                self.consts.insert(name.clone(), v);
+            }
+        } else {
+            self.known.extend(graph_node.outputs.iter().cloned());
+            self.emitted.push((module, graph_node));
+        }
+        Ok(())
+    }
 }
 
 fn input_shape(i: &proto::ValueInfoProto) -> Vec<Option<usize>> {
