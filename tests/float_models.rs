@@ -171,10 +171,10 @@ fn native_format_round_trips() {
 /// zoo's test inputs to a relative 1e-4 (of the largest logit), at the zoo's batch of 2 for
 /// exports whose batch the importer freed and sample by sample for those it pins.
 mod zoo {
+    use ndarray::{ArrayD, Axis};
     use qlab::graph::{Graph, Value, run};
     use qlab::import::npy::read_npy;
     use qlab::import::onnx::load_onnx;
-    use ndarray::{ArrayD, Axis};
     use std::path::{Path, PathBuf};
 
     /// The small text model ships in the repo; the image networks are read from the shared zoo
@@ -196,8 +196,12 @@ mod zoo {
         };
         match (pinned, x) {
             (None, _) => run_rows(x.clone()),
-            (Some(b), Value::F32(a)) => rows(n, b, |r| run_rows(Value::F32(a.slice_axis(Axis(0), r.into()).to_owned()))),
-            (Some(b), Value::I64(a)) => rows(n, b, |r| run_rows(Value::I64(a.slice_axis(Axis(0), r.into()).to_owned()))),
+            (Some(b), Value::F32(a)) => rows(n, b, |r| {
+                run_rows(Value::F32(a.slice_axis(Axis(0), r.into()).to_owned()))
+            }),
+            (Some(b), Value::I64(a)) => rows(n, b, |r| {
+                run_rows(Value::I64(a.slice_axis(Axis(0), r.into()).to_owned()))
+            }),
         }
     }
 
