@@ -24,6 +24,7 @@ usage:
   qlab run FILE.qls                               replay a session script headlessly (non-zero exit on
                                                   any error or failed expect, naming the line)
   qlab inspect MODEL.onnx                         the model's nodes: path, op, attributes, shapes, params
+  qlab inspect --ops                              the ONNX op types qlab imports
   qlab isa                                        ISA tiers on this host and the one in use
   qlab bench [--reps N] [--json FILE]             int8 linear GOPS per tier and fp32 GFLOPS on the
                                                   ANCHORS shapes, beside PyTorch's figures
@@ -78,6 +79,7 @@ fn run(args: &[String]) -> Result<String, String> {
             _ => Err(format!("run needs one FILE.qls\n{USAGE}")),
         },
         Some("inspect") => match &args[1..] {
+            [flag] if flag == "--ops" => Ok(supported_ops()),
             [model] => inspect(model),
             _ => Err(format!("inspect needs one MODEL path\n{USAGE}")),
         },
@@ -224,12 +226,24 @@ fn shapes(list: &[Vec<usize>]) -> String {
         .join(" ")
 }
 
+fn supported_ops() -> String {
+    let mut out = String::from("ONNX op types qlab imports (default domain, opsets 11-20):\n");
+    for row in qlab::import::onnx::SUPPORTED_OPS.chunks(8) {
+        out.push_str(&format!("  {}\n", row.join(" ")));
+    }
+    out
+}
+
 fn inspect(model: &str) -> Result<String, String> {
     let graph = load_onnx(std::path::Path::new(model)).map_err(|e| e.to_string())?;
     let rows = summarize(&graph).map_err(|e| e.to_string())?;
     let width = rows.iter().map(|r| r.name.len()).max().unwrap_or(4).max(4);
+    let batch = match graph.inputs.first().and_then(|i| i.shape.first()) {
+        Some(Some(b)) => format!("batch pinned at {b}"),
+        _ => "any batch".to_string(),
+    };
     let mut out = format!(
-        "{model}: {} nodes, {} parameters\n",
+        "{model}: {} nodes, {} parameters, {batch}\n",
         rows.len(),
         graph.param_count()
     );

@@ -151,8 +151,12 @@ impl Workbench {
         } else {
             load_onnx(p)?
         };
+        let batch = match graph.inputs.first().and_then(|i| i.shape.first()) {
+            Some(Some(b)) => format!("batch pinned at {b}"),
+            _ => "any batch".to_string(),
+        };
         let text = format!(
-            "loaded {path}: {} nodes, {} parameters",
+            "loaded {path}: {} nodes, {} parameters, {batch}",
             graph.nodes.len(),
             graph.param_count()
         );

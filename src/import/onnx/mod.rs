@@ -22,6 +22,7 @@ pub mod proto;
 mod scope;
 mod tensor;
 
+pub use convert::SUPPORTED_OPS;
 pub use scope::node_module_path;
 
 use super::{ImportError, UnsupportedSite};
