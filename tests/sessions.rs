@@ -263,3 +263,100 @@ fn compare_engines_adds_latency_only_when_asked() {
     let plain_table = plain.split("> compare engines").nth(1).unwrap();
     assert_eq!(columns(table), columns(plain_table));
 }
+
+/// Applies `line` to `wb` and returns its rendered output.
+fn apply(wb: &mut Workbench, line: &str) -> Result<String, SessionError> {
+    wb.apply(&parse_line(line).unwrap().unwrap())
+        .map(|o| o.to_string())
+}
+
+/// The digits CNN saved with its batch pinned to `b` (as an export with the batch baked in).
+fn pinned_cnn(b: usize) -> String {
+    let mut g = qlab::import::onnx::load_onnx(&root().join("sample-models/digits_cnn.onnx"))
+        .unwrap();
+    g.inputs[0].shape[0] = Some(b);
+    let dir = root().join(format!("target/test-pinned/cnn_b{b}.qlab"));
+    let _ = std::fs::remove_dir_all(&dir);
+    qlab::import::native::save_native(&g, &dir).unwrap();
+    dir.display().to_string()
+}
+
+/// A model that pins batch 1 runs every command in runs of 1 (said once per command), and gives
+/// the float model's results the free-batch model gives.
+#[test]
+fn a_pinned_batch_runs_in_runs_of_that_batch() {
+    std::env::set_current_dir(root()).unwrap();
+    let data = "load data calib sample-models/data/digits_calib_x.npy\n\
+                load data test sample-models/data/digits_test_x.npy labels=sample-models/data/digits_test_y.npy\n";
+    let free = transcript(&format!(
+        "load model sample-models/digits_cnn.onnx\n{data}eval test\n"
+    ))
+    .unwrap();
+    let pinned = pinned_cnn(1);
+    let mut wb = Workbench::new();
+    apply(&mut wb, &format!("load model \"{pinned}\"")).unwrap();
+    for line in data.lines() {
+        apply(&mut wb, line).unwrap();
+    }
+    let note = format!(
+        "model input '{}' pins batch 1",
+        wb.graph().unwrap().inputs[0].name
+    );
+    let eval = apply(&mut wb, "eval test").unwrap();
+    assert_eq!(eval.matches(&note).count(), 1, "{eval}");
+    assert!(eval.contains("running test in runs of 1"), "{eval}");
+    let float_line = |t: &str| {
+        t.lines()
+            .find(|l| l.starts_with("float accuracy"))
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(float_line(&eval), float_line(&free));
+    let q = apply(&mut wb, "quantize calib").unwrap();
+    assert!(
+        q.contains(&format!("{note}: running batches of 32 as runs of 1")),
+        "{q}"
+    );
+    // Float and quantized on the same data: one note.
+    let eval = apply(&mut wb, "eval test").unwrap();
+    assert!(eval.contains("quantized (fbgemm) accuracy"), "{eval}");
+    for line in [
+        "errors test",
+        "compare engines fbgemm qnnpack test",
+        "sensitivity test calib=calib batches=1",
+        "calibrate calib batch=8 batches=2",
+    ] {
+        let out = apply(&mut wb, line).unwrap();
+        assert_eq!(out.matches(&note).count(), 1, "{line}: {out}");
+    }
+    let out = apply(&mut wb, "calibrate calib batch=8 batches=2").unwrap();
+    assert!(out.contains("2 batch(es), 16 samples"), "{out}");
+    // Cached outputs run nothing, so nothing is said.
+    let out = apply(&mut wb, "predict test out=target/test-pinned/p.npy").unwrap();
+    assert!(!out.contains("pins batch"), "{out}");
+}
+
+/// A pinned batch of 4: 397 samples leave a last run of 1 (refused at load, naming it), and a
+/// calibration batch that is not a multiple of 4 is refused.
+#[test]
+fn a_pinned_batch_refuses_partial_runs() {
+    std::env::set_current_dir(root()).unwrap();
+    let pinned = pinned_cnn(4);
+    let mut wb = Workbench::new();
+    apply(&mut wb, &format!("load model \"{pinned}\"")).unwrap();
+    let err = apply(
+        &mut wb,
+        "load data test sample-models/data/digits_test_x.npy labels=sample-models/data/digits_test_y.npy",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("pins batch 4") && err.contains("397 samples leave a last run of 1"),
+        "{err}"
+    );
+    apply(&mut wb, "load data calib sample-models/data/digits_calib_x.npy").unwrap();
+    let err = apply(&mut wb, "quantize calib batch=6").unwrap_err().to_string();
+    assert!(err.contains("batch=6") && err.contains("multiple of 4"), "{err}");
+    let out = apply(&mut wb, "quantize calib").unwrap();
+    assert!(out.contains("pins batch 4: running batches of 32 as runs of 4"), "{out}");
+}

@@ -8,6 +8,7 @@ pub mod cancel;
 mod command;
 mod engines;
 mod error;
+mod feed;
 mod help;
 mod output;
 mod qat;
