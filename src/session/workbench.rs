@@ -1,6 +1,7 @@
 //! The `Workbench`: the state every front end drives (the model, named datasets, the command
 //! log) and `apply`, the one place commands take effect.
 
+use super::command::ModelChoice;
 use super::{Command, Expectation, Metric, Output, SessionError, Table};
 use crate::analysis::{ErrorMode, LayerError, weight_errors};
 use crate::engine::Numerics;
@@ -95,7 +96,7 @@ impl Workbench {
             Command::ShowModel => self.show_model()?,
             Command::ShowQParams => self.show_qparams()?,
             Command::Eval { data } => self.eval(data)?,
-            Command::Predict { data, out } => self.predict(data, out)?,
+            Command::Predict { data, out, model } => self.predict(data, out, *model)?,
             Command::Expect(e) => self.expect(e)?,
             Command::SaveModel { path } => {
                 let (_, graph) = self.model.as_ref().ok_or(SessionError::NoModel)?;
@@ -330,11 +331,33 @@ impl Workbench {
         Ok(Output::Text(text))
     }
 
-    fn predict(&mut self, data: &str, out: &str) -> Result<Output, SessionError> {
-        let y = self.outputs(data)?;
+    /// Writes the float model's outputs, or the converted model's dequantized outputs, on
+    /// `data` to `out` (both cached as `eval` caches them, so `predict` after `eval` reruns
+    /// nothing).
+    fn predict(
+        &mut self,
+        data: &str,
+        out: &str,
+        model: ModelChoice,
+    ) -> Result<Output, SessionError> {
+        let (y, what) = match model {
+            ModelChoice::Float => (self.outputs(data)?, "outputs".to_string()),
+            ModelChoice::Quantized => {
+                let engine = self
+                    .quantized
+                    .as_ref()
+                    .ok_or(SessionError::NotConverted)?
+                    .numerics
+                    .engine;
+                (
+                    self.quantized_outputs(data)?,
+                    format!("quantized ({engine}) outputs, dequantized,"),
+                )
+            }
+        };
         write_npy_f32(Path::new(out), y)?;
         Ok(Output::Text(format!(
-            "wrote {out}: outputs of shape {:?}",
+            "wrote {out}: {what} of shape {:?}",
             y.shape()
         )))
     }
