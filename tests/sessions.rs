@@ -302,29 +302,39 @@ fn predict_writes_the_quantized_model_on_request() {
     ] {
         apply(&mut wb, line).unwrap();
     }
-    let err = apply(&mut wb, "predict test out=target/test-predict/q.npy model=quantized")
-        .unwrap_err();
+    let err = apply(
+        &mut wb,
+        "predict test out=target/test-predict/q.npy model=quantized",
+    )
+    .unwrap_err();
     assert!(matches!(err, SessionError::NotConverted), "{err}");
     assert!(!dir.join("q.npy").exists());
     apply(&mut wb, "quantize calib").unwrap();
-    let out = apply(&mut wb, "predict test out=target/test-predict/q.npy model=quantized").unwrap();
+    let out = apply(
+        &mut wb,
+        "predict test out=target/test-predict/q.npy model=quantized",
+    )
+    .unwrap();
     assert!(out.contains("quantized (fbgemm) outputs"), "{out}");
     apply(&mut wb, "predict test out=target/test-predict/f.npy").unwrap();
-    let labels = match qlab::import::npy::read_npy(
-        &root().join("sample-models/data/digits_test_y.npy"),
-    )
-    .unwrap()
-    {
-        qlab::graph::Value::I64(y) => y.iter().map(|&l| l as usize).collect::<Vec<_>>(),
-        other => panic!("labels are int64, got {}", other.dtype_name()),
-    };
+    let labels =
+        match qlab::import::npy::read_npy(&root().join("sample-models/data/digits_test_y.npy"))
+            .unwrap()
+        {
+            qlab::graph::Value::I64(y) => y.iter().map(|&l| l as usize).collect::<Vec<_>>(),
+            other => panic!("labels are int64, got {}", other.dtype_name()),
+        };
     let correct = |pred: &[usize]| pred.iter().zip(&labels).filter(|(p, l)| p == l).count();
     let (q, f) = (
         argmax_rows(&dir.join("q.npy")),
         argmax_rows(&dir.join("f.npy")),
     );
     // The workbench's own count must equal the file's, for the quantized and the float model.
-    apply(&mut wb, &format!("expect quantized_correct(test) == {}", correct(&q))).unwrap();
+    apply(
+        &mut wb,
+        &format!("expect quantized_correct(test) == {}", correct(&q)),
+    )
+    .unwrap();
     apply(&mut wb, &format!("expect correct(test) == {}", correct(&f))).unwrap();
     let eval = apply(&mut wb, "eval test").unwrap();
     assert!(
@@ -332,7 +342,11 @@ fn predict_writes_the_quantized_model_on_request() {
         "{eval}"
     );
     let bytes = |name: &str| std::fs::read(dir.join(name)).unwrap();
-    assert_ne!(bytes("q.npy"), bytes("f.npy"), "quantized outputs differ from float");
+    assert_ne!(
+        bytes("q.npy"),
+        bytes("f.npy"),
+        "quantized outputs differ from float"
+    );
     // Recorded in canonical form: the default is left out, the choice kept.
     let text = wb.session_text();
     assert!(text.contains("predict test out=target/test-predict/q.npy model=quantized\n"));
@@ -341,8 +355,8 @@ fn predict_writes_the_quantized_model_on_request() {
 
 /// The digits CNN saved with its batch pinned to `b` (as an export with the batch baked in).
 fn pinned_cnn(b: usize) -> String {
-    let mut g = qlab::import::onnx::load_onnx(&root().join("sample-models/digits_cnn.onnx"))
-        .unwrap();
+    let mut g =
+        qlab::import::onnx::load_onnx(&root().join("sample-models/digits_cnn.onnx")).unwrap();
     g.inputs[0].shape[0] = Some(b);
     let dir = root().join(format!("target/test-pinned/cnn_b{b}.qlab"));
     let _ = std::fs::remove_dir_all(&dir);
@@ -423,19 +437,30 @@ fn a_pinned_batch_refuses_partial_runs() {
         err.contains("pins batch 4") && err.contains("397 samples leave a last run of 1"),
         "{err}"
     );
-    apply(&mut wb, "load data calib sample-models/data/digits_calib_x.npy").unwrap();
-    let err = apply(&mut wb, "quantize calib batch=6").unwrap_err().to_string();
-    assert!(err.contains("batch=6") && err.contains("multiple of 4"), "{err}");
+    apply(
+        &mut wb,
+        "load data calib sample-models/data/digits_calib_x.npy",
+    )
+    .unwrap();
+    let err = apply(&mut wb, "quantize calib batch=6")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("batch=6") && err.contains("multiple of 4"),
+        "{err}"
+    );
     let out = apply(&mut wb, "quantize calib").unwrap();
-    assert!(out.contains("pins batch 4: running batches of 32 as runs of 4"), "{out}");
+    assert!(
+        out.contains("pins batch 4: running batches of 32 as runs of 4"),
+        "{out}"
+    );
 }
 
-/// Writes an int64 `[rows, cols]` array as a version-1 `.npy` file.
+/// Writes an int64 `[rows, cols]` array (`[len]` when `cols` is 0) as a version-1 `.npy` file.
 fn write_npy_i64(path: &Path, cols: usize, values: &[i64]) {
-    let shape = if cols == 0 {
-        format!("({},)", values.len())
-    } else {
-        format!("({}, {cols})", values.len() / cols)
+    let shape = match values.len().checked_div(cols) {
+        Some(rows) => format!("({rows}, {cols})"),
+        None => format!("({},)", values.len()),
     };
     let mut header = format!("{{'descr': '<i8', 'fortran_order': False, 'shape': {shape}, }}");
     while (10 + header.len() + 1) % 64 != 0 {
@@ -475,7 +500,12 @@ fn embedding_model(dir: &Path) -> String {
         })),
     );
     g.nodes = vec![
-        node("embed", Op::Gather { axis: 0 }, &["embed.weight", "ids"], "e"),
+        node(
+            "embed",
+            Op::Gather { axis: 0 },
+            &["embed.weight", "ids"],
+            "e",
+        ),
         node("flatten", Op::Flatten { axis: 1 }, &["e"], "f"),
         node(
             "head",
@@ -511,12 +541,26 @@ fn token_ids_feed_an_embedding_and_are_checked_against_it() {
     let mut wb = Workbench::new();
     apply(&mut wb, &format!("load model \"{model}\"")).unwrap();
     let d = dir.display();
-    let out = apply(&mut wb, &format!("load data ids {d}/x.npy labels={d}/y.npy")).unwrap();
-    assert!(out.contains("4 samples of shape [3] (int64 ids), labelled"), "{out}");
+    let out = apply(
+        &mut wb,
+        &format!("load data ids {d}/x.npy labels={d}/y.npy"),
+    )
+    .unwrap();
+    assert!(
+        out.contains("4 samples of shape [3] (int64 ids), labelled"),
+        "{out}"
+    );
     let out = apply(&mut wb, "eval ids").unwrap();
-    assert!(out.contains("float accuracy on ids: 1.000000 (4/4)"), "{out}");
+    assert!(
+        out.contains("float accuracy on ids: 1.000000 (4/4)"),
+        "{out}"
+    );
     apply(&mut wb, "quantize dynamic").unwrap();
-    apply(&mut wb, &format!("predict ids out={d}/q.npy model=quantized")).unwrap();
+    apply(
+        &mut wb,
+        &format!("predict ids out={d}/q.npy model=quantized"),
+    )
+    .unwrap();
     assert_eq!(argmax_rows(&dir.join("q.npy")), vec![0, 1, 0, 1]);
     let err = apply(&mut wb, &format!("load data bad {d}/bad.npy")).unwrap_err();
     let text = err.to_string();

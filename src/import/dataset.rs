@@ -173,12 +173,12 @@ impl Dataset {
             }
         }
         if let Some(Some(b)) = input.shape.first()
-            && (*b == 0 || self.len() % b != 0)
+            && (*b == 0 || !self.len().is_multiple_of(*b))
         {
             return Err(mismatch(format!(
                 "the model input pins batch {b}, so samples run in runs of {b}, and {} samples leave a last run of {} (use a multiple of {b} samples)",
                 self.len(),
-                self.len() % b.max(&1)
+                self.len() % (*b).max(1)
             )));
         }
         Ok(())
@@ -269,13 +269,16 @@ impl Dataset {
 /// The constant table (name, rows) that graph input `input` indexes through a `Gather` on
 /// axis 0, if there is one.
 fn embedding_table<'g>(graph: &'g Graph, input: &str) -> Option<(&'g str, usize)> {
-    graph.nodes.iter().find_map(|n| match (&n.op, n.inputs.as_slice()) {
-        (Op::Gather { axis: 0 }, [table, ids, ..]) if ids == input => graph
-            .constants
-            .get(table)
-            .and_then(|t| t.shape().first().map(|&rows| (table.as_str(), rows))),
-        _ => None,
-    })
+    graph
+        .nodes
+        .iter()
+        .find_map(|n| match (&n.op, n.inputs.as_slice()) {
+            (Op::Gather { axis: 0 }, [table, ids, ..]) if ids == input => graph
+                .constants
+                .get(table)
+                .and_then(|t| t.shape().first().map(|&rows| (table.as_str(), rows))),
+            _ => None,
+        })
 }
 
 #[cfg(test)]
@@ -359,10 +362,8 @@ mod tests {
             outputs: vec!["e".into()],
             ..Graph::default()
         };
-        g.constants.insert(
-            "table".into(),
-            Value::F32(ArrayD::zeros(IxDyn(&[5, 2]))),
-        );
+        g.constants
+            .insert("table".into(), Value::F32(ArrayD::zeros(IxDyn(&[5, 2]))));
         g.nodes.push(crate::graph::Node {
             name: "embed".into(),
             op: Op::Gather { axis: 0 },
@@ -415,7 +416,11 @@ mod tests {
         let d = Dataset::from_values("ids", Value::I64(negative), None, "o").unwrap();
         assert!(matches!(
             d.check_model(&embedding_graph(None)),
-            Err(DatasetError::IdOutOfRange { sample: 0, id: -1, .. })
+            Err(DatasetError::IdOutOfRange {
+                sample: 0,
+                id: -1,
+                ..
+            })
         ));
     }
 
@@ -428,7 +433,8 @@ mod tests {
         d.check_model(&embedding_graph(Some(3))).unwrap();
         let err = d.check_model(&embedding_graph(Some(4))).unwrap_err();
         assert!(
-            matches!(err, DatasetError::InputMismatch { .. }) && err.to_string().contains("pins batch 4"),
+            matches!(err, DatasetError::InputMismatch { .. })
+                && err.to_string().contains("pins batch 4"),
             "{err}"
         );
     }

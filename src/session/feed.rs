@@ -68,7 +68,7 @@ impl Workbench {
             (None, None) => RUN_BATCH,
             // The largest multiple of B within the memory bound (B itself when B is larger).
             (None, Some((_, b))) => (RUN_BATCH / b).max(1) * b,
-            (Some(u), Some((input, b))) if u.batch % b != 0 => {
+            (Some(u), Some((input, b))) if !u.batch.is_multiple_of(b) => {
                 return Err(DatasetError::InputMismatch {
                     dataset: data.into(),
                     input: input.into(),
@@ -101,7 +101,9 @@ impl Workbench {
                     "model input '{input}' pins batch {b}: running batches of {} as runs of {b}",
                     u.batch
                 ),
-                None => format!("model input '{input}' pins batch {b}: running {data} in runs of {b}"),
+                None => {
+                    format!("model input '{input}' pins batch {b}: running {data} in runs of {b}")
+                }
             },
         );
         Ok(Runs {
@@ -121,15 +123,19 @@ impl Workbench {
 
     /// Drops the notes of an earlier command (one that failed leaves its notes behind).
     pub(super) fn clear_notes(&mut self) {
-        self.notes.get_mut().unwrap_or_else(|e| e.into_inner()).clear();
+        self.notes
+            .get_mut()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
     }
 
     /// `out` with the notes of this command appended: a line of text, or the table title's end.
     pub(super) fn with_notes(&mut self, out: Output) -> Output {
-        let notes: Vec<String> = std::mem::take(self.notes.get_mut().unwrap_or_else(|e| e.into_inner()))
-            .into_iter()
-            .map(|(_, text)| text)
-            .collect();
+        let notes: Vec<String> =
+            std::mem::take(self.notes.get_mut().unwrap_or_else(|e| e.into_inner()))
+                .into_iter()
+                .map(|(_, text)| text)
+                .collect();
         if notes.is_empty() {
             return out;
         }

@@ -677,8 +677,7 @@ impl Workbench {
     pub(super) fn quantized_outputs(&mut self, data: &str) -> Result<&ArrayD<f32>, SessionError> {
         if !self.quantized_outputs.contains_key(data) {
             let model = self.quantized.as_ref().ok_or(SessionError::NotConverted)?;
-            let y =
-                self.run_batches(&model.graph, data, |x| Ok(model.run(vec![x], |_, _| {})?))?;
+            let y = self.run_batches(&model.graph, data, |x| Ok(model.run(vec![x], |_, _| {})?))?;
             self.quantized_outputs.insert(data.to_string(), y);
         }
         Ok(&self.quantized_outputs[data])

@@ -180,14 +180,11 @@ impl Workbench {
         }
         d.check_model(&model.graph)?;
         let mut found = None;
-        model.run(
-            vec![d.rows(sample..sample + 1)],
-            |node, outs| {
-                if node.name == layer {
-                    found = outs.first().cloned();
-                }
-            },
-        )?;
+        model.run(vec![d.rows(sample..sample + 1)], |node, outs| {
+            if node.name == layer {
+                found = outs.first().cloned();
+            }
+        })?;
         let not_quantized = || no_view("no per-tensor quantized output".into());
         let Some(QValue::Quant(q)) = found else {
             return Err(not_quantized());
