@@ -569,4 +569,11 @@ fn token_ids_feed_an_embedding_and_are_checked_against_it() {
         "{text}"
     );
     assert_eq!(wb.dataset_names(), vec!["ids".to_string()]);
+    // Ids have no gradient to follow: training on them is refused, naming the dataset.
+    apply(&mut wb, "prepare qat").unwrap();
+    let err = apply(&mut wb, "train ids").unwrap_err().to_string();
+    assert!(
+        err.contains("dataset 'ids' holds int64 inputs; train needs float inputs"),
+        "{err}"
+    );
 }
