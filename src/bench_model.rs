@@ -9,9 +9,9 @@
 use crate::analysis::ErrorStats;
 use crate::engine::{Engine, Numerics};
 use crate::graph::{self, Graph, Value};
+use crate::import::Dataset;
 use crate::qconfig::presets::get_default_qconfig;
 use crate::workflow::{self, QConfigMap, QOp, QuantizedModel, WorkflowError};
-use ndarray::{ArrayD, Axis, Slice};
 use serde::Serialize;
 use std::time::Instant;
 
@@ -79,7 +79,7 @@ fn op_label(op: &QOp) -> String {
 /// alone was at the mercy of a single preemption on a busy machine).
 fn time_by_op(
     model: &QuantizedModel,
-    x: &ArrayD<f32>,
+    x: &Value,
     reps: usize,
 ) -> Result<Vec<(String, f64)>, WorkflowError> {
     let index = crate::graph::index_by_name(&model.graph.nodes);
@@ -87,7 +87,7 @@ fn time_by_op(
     for _ in 0..reps.max(1) {
         let mut totals: std::collections::BTreeMap<String, f64> = Default::default();
         let mut last = Instant::now();
-        model.run(vec![Value::F32(x.clone())], |node, _| {
+        model.run(vec![x.clone()], |node, _| {
             let label = op_label(&model.ops[index[node.name.as_str()]]);
             *totals.entry(label).or_default() += last.elapsed().as_secs_f64() * 1e3;
             last = Instant::now();
@@ -143,7 +143,7 @@ fn first_f32(v: Vec<Value>) -> Vec<f32> {
 
 fn quantized(
     float: &Graph,
-    data: &ArrayD<f32>,
+    data: &Value,
     engine: Engine,
 ) -> Result<(QuantizedModel, f64), WorkflowError> {
     let (fused, _) = workflow::fuse_auto(float)?;
@@ -153,18 +153,21 @@ fn quantized(
     })?;
     let t = Instant::now();
     let mut prepared = workflow::prepare(&fused, &QConfigMap::global(qconfig))?;
-    prepared.calibrate_batch(vec![Value::F32(data.clone())])?;
+    prepared.calibrate_batch(vec![data.clone()])?;
     let model = workflow::convert(&prepared, Numerics::new(engine, Default::default()))?;
     Ok((model, t.elapsed().as_secs_f64()))
 }
 
-/// Measures `float` on `data` (`[N, ...]`; latency on its first sample).
+/// Measures `float` on `data` (latency on its first sample; float or int64 inputs, as the
+/// model's first input takes them).
 pub fn run(
     name: &str,
     float: &Graph,
-    data: &ArrayD<f32>,
+    data: &Dataset,
     reps: usize,
 ) -> Result<ModelReport, WorkflowError> {
+    let one = data.rows(0..data.len().min(1));
+    let data = &data.inputs;
     let engines = [Engine::Fbgemm, Engine::Qnnpack];
     let threads = rayon::current_num_threads();
     let models = engines
@@ -176,16 +179,11 @@ pub fn run(
         .build()
         .expect("a one-thread pool");
     pool.install(|| {
-        let one = data.slice_axis(Axis(0), Slice::from(0..1)).to_owned();
         let fp32_ms = median_ms(reps, || {
-            graph::run(float, vec![Value::F32(one.clone())], |_, _| {})?;
+            graph::run(float, vec![one.clone()], |_, _| {})?;
             Ok(())
         })?;
-        let reference = first_f32(graph::run(
-            float,
-            vec![Value::F32(data.clone())],
-            |_, _| {},
-        )?);
+        let reference = first_f32(graph::run(float, vec![data.clone()], |_, _| {})?);
         let anchor = MODEL_ANCHORS
             .iter()
             .copied()
@@ -193,11 +191,11 @@ pub fn run(
         let mut figures: Vec<EngineFigure> = Vec::new();
         for (&engine, (model, calibration_s)) in engines.iter().zip(models) {
             let latency_ms = median_ms(reps, || {
-                model.run(vec![Value::F32(one.clone())], |_, _| {})?;
+                model.run(vec![one.clone()], |_, _| {})?;
                 Ok(())
             })?;
             let by_op = time_by_op(&model, &one, reps)?;
-            let out = first_f32(model.run(vec![Value::F32(data.clone())], |_, _| {})?);
+            let out = first_f32(model.run(vec![data.clone()], |_, _| {})?);
             let mut stats = ErrorStats::default();
             stats.add(&reference, &out, |_| 0.0);
             figures.push(EngineFigure {

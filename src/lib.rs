@@ -10,7 +10,6 @@
 //!
 //! ```
 //! use qlab::engine::{Engine, HostProfile, Numerics};
-//! use qlab::graph::Value;
 //! use qlab::import::{Dataset, onnx::load_onnx};
 //! use qlab::qconfig::presets::get_default_qconfig;
 //! use qlab::workflow::{self, QConfigKey, QConfigMap};
@@ -24,13 +23,13 @@
 //! let mut prepared = workflow::prepare(&fused, &qconfigs)?;
 //! let calib = Dataset::from_npy("calib", "sample-models/data/digits_calib_x.npy".as_ref(), None)?;
 //! for range in calib.batch_ranges(32) {
-//!     prepared.calibrate_batch(vec![Value::F32(calib.rows(range))])?;
+//!     prepared.calibrate_batch(vec![calib.rows(range)])?;
 //! }
 //! for finding in workflow::check(&prepared, Engine::Fbgemm) {
 //!     println!("{finding}");
 //! }
 //! let model = workflow::convert(&prepared, Numerics::new(Engine::Fbgemm, HostProfile::Vnni))?;
-//! let logits = model.run(vec![Value::F32(calib.rows(0..4))], |node, outputs| {
+//! let logits = model.run(vec![calib.rows(0..4)], |node, outputs| {
 //!     // Every node's output (quantized or float) passes here, for analysis.
 //!     let _ = (node, outputs);
 //! })?;

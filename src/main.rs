@@ -142,8 +142,7 @@ fn bench_model(args: &[String]) -> Result<String, String> {
     let data =
         data.ok_or("bench model: --data FILE.npy (calibration / test inputs) is required")?;
     let data = qlab::import::Dataset::from_npy("data", std::path::Path::new(data), None)
-        .map_err(|e| e.to_string())?
-        .inputs;
+        .map_err(|e| e.to_string())?;
     let name = p
         .file_stem()
         .map_or_else(|| path.clone(), |s| s.to_string_lossy().to_string());

@@ -263,3 +263,317 @@ fn compare_engines_adds_latency_only_when_asked() {
     let plain_table = plain.split("> compare engines").nth(1).unwrap();
     assert_eq!(columns(table), columns(plain_table));
 }
+
+/// Applies `line` to `wb` and returns its rendered output.
+fn apply(wb: &mut Workbench, line: &str) -> Result<String, SessionError> {
+    wb.apply(&parse_line(line).unwrap().unwrap())
+        .map(|o| o.to_string())
+}
+
+/// Row-wise argmax of a `[N, C]` .npy of f32 logits.
+fn argmax_rows(path: &Path) -> Vec<usize> {
+    let qlab::graph::Value::F32(y) = qlab::import::npy::read_npy(path).unwrap() else {
+        panic!("{}: predict writes f32", path.display());
+    };
+    y.outer_iter()
+        .map(|row| {
+            row.iter()
+                .enumerate()
+                .fold((0, f32::NEG_INFINITY), |best, (i, &v)| {
+                    if v > best.1 { (i, v) } else { best }
+                })
+                .0
+        })
+        .collect()
+}
+
+/// `predict ... model=quantized` writes the converted model's dequantized outputs: their
+/// argmax accuracy is `eval`'s quantized accuracy, and they are not the float outputs.
+#[test]
+fn predict_writes_the_quantized_model_on_request() {
+    std::env::set_current_dir(root()).unwrap();
+    let dir = root().join("target/test-predict");
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut wb = Workbench::new();
+    for line in [
+        "load model sample-models/digits_cnn.onnx",
+        "load data calib sample-models/data/digits_calib_x.npy",
+        "load data test sample-models/data/digits_test_x.npy labels=sample-models/data/digits_test_y.npy",
+    ] {
+        apply(&mut wb, line).unwrap();
+    }
+    let err = apply(
+        &mut wb,
+        "predict test out=target/test-predict/q.npy model=quantized",
+    )
+    .unwrap_err();
+    assert!(matches!(err, SessionError::NotConverted), "{err}");
+    assert!(!dir.join("q.npy").exists());
+    apply(&mut wb, "quantize calib").unwrap();
+    let out = apply(
+        &mut wb,
+        "predict test out=target/test-predict/q.npy model=quantized",
+    )
+    .unwrap();
+    assert!(out.contains("quantized (fbgemm) outputs"), "{out}");
+    apply(&mut wb, "predict test out=target/test-predict/f.npy").unwrap();
+    let labels =
+        match qlab::import::npy::read_npy(&root().join("sample-models/data/digits_test_y.npy"))
+            .unwrap()
+        {
+            qlab::graph::Value::I64(y) => y.iter().map(|&l| l as usize).collect::<Vec<_>>(),
+            other => panic!("labels are int64, got {}", other.dtype_name()),
+        };
+    let correct = |pred: &[usize]| pred.iter().zip(&labels).filter(|(p, l)| p == l).count();
+    let (q, f) = (
+        argmax_rows(&dir.join("q.npy")),
+        argmax_rows(&dir.join("f.npy")),
+    );
+    // The workbench's own count must equal the file's, for the quantized and the float model.
+    apply(
+        &mut wb,
+        &format!("expect quantized_correct(test) == {}", correct(&q)),
+    )
+    .unwrap();
+    apply(&mut wb, &format!("expect correct(test) == {}", correct(&f))).unwrap();
+    let eval = apply(&mut wb, "eval test").unwrap();
+    assert!(
+        eval.contains(&format!("({}/{})", correct(&q), labels.len())),
+        "{eval}"
+    );
+    let bytes = |name: &str| std::fs::read(dir.join(name)).unwrap();
+    assert_ne!(
+        bytes("q.npy"),
+        bytes("f.npy"),
+        "quantized outputs differ from float"
+    );
+    // Recorded in canonical form: the default is left out, the choice kept.
+    let text = wb.session_text();
+    assert!(text.contains("predict test out=target/test-predict/q.npy model=quantized\n"));
+    assert!(text.contains("predict test out=target/test-predict/f.npy\n"));
+}
+
+/// The digits CNN saved with its batch pinned to `b` (as an export with the batch baked in).
+fn pinned_cnn(b: usize) -> String {
+    let mut g =
+        qlab::import::onnx::load_onnx(&root().join("sample-models/digits_cnn.onnx")).unwrap();
+    g.inputs[0].shape[0] = Some(b);
+    let dir = root().join(format!("target/test-pinned/cnn_b{b}.qlab"));
+    let _ = std::fs::remove_dir_all(&dir);
+    qlab::import::native::save_native(&g, &dir).unwrap();
+    dir.display().to_string()
+}
+
+/// A model that pins batch 1 runs every command in runs of 1 (said once per command), and gives
+/// the float model's results the free-batch model gives.
+#[test]
+fn a_pinned_batch_runs_in_runs_of_that_batch() {
+    std::env::set_current_dir(root()).unwrap();
+    let data = "load data calib sample-models/data/digits_calib_x.npy\n\
+                load data test sample-models/data/digits_test_x.npy labels=sample-models/data/digits_test_y.npy\n";
+    let free = transcript(&format!(
+        "load model sample-models/digits_cnn.onnx\n{data}eval test\n"
+    ))
+    .unwrap();
+    let pinned = pinned_cnn(1);
+    let mut wb = Workbench::new();
+    apply(&mut wb, &format!("load model \"{pinned}\"")).unwrap();
+    for line in data.lines() {
+        apply(&mut wb, line).unwrap();
+    }
+    let note = format!(
+        "model input '{}' pins batch 1",
+        wb.graph().unwrap().inputs[0].name
+    );
+    let eval = apply(&mut wb, "eval test").unwrap();
+    assert_eq!(eval.matches(&note).count(), 1, "{eval}");
+    assert!(eval.contains("running test in runs of 1"), "{eval}");
+    let float_line = |t: &str| {
+        t.lines()
+            .find(|l| l.starts_with("float accuracy"))
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(float_line(&eval), float_line(&free));
+    let q = apply(&mut wb, "quantize calib").unwrap();
+    assert!(
+        q.contains(&format!("{note}: running batches of 32 as runs of 1")),
+        "{q}"
+    );
+    // Float and quantized on the same data: one note.
+    let eval = apply(&mut wb, "eval test").unwrap();
+    assert!(eval.contains("quantized (fbgemm) accuracy"), "{eval}");
+    for line in [
+        "errors test",
+        "compare engines fbgemm qnnpack test",
+        "sensitivity test calib=calib batches=1",
+        "calibrate calib batch=8 batches=2",
+    ] {
+        let out = apply(&mut wb, line).unwrap();
+        assert_eq!(out.matches(&note).count(), 1, "{line}: {out}");
+    }
+    let out = apply(&mut wb, "calibrate calib batch=8 batches=2").unwrap();
+    assert!(out.contains("2 batch(es), 16 samples"), "{out}");
+    // Cached outputs run nothing, so nothing is said.
+    let out = apply(&mut wb, "predict test out=target/test-pinned/p.npy").unwrap();
+    assert!(!out.contains("pins batch"), "{out}");
+}
+
+/// A pinned batch of 4: 397 samples leave a last run of 1 (refused at load, naming it), and a
+/// calibration batch that is not a multiple of 4 is refused.
+#[test]
+fn a_pinned_batch_refuses_partial_runs() {
+    std::env::set_current_dir(root()).unwrap();
+    let pinned = pinned_cnn(4);
+    let mut wb = Workbench::new();
+    apply(&mut wb, &format!("load model \"{pinned}\"")).unwrap();
+    let err = apply(
+        &mut wb,
+        "load data test sample-models/data/digits_test_x.npy labels=sample-models/data/digits_test_y.npy",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("pins batch 4") && err.contains("397 samples leave a last run of 1"),
+        "{err}"
+    );
+    apply(
+        &mut wb,
+        "load data calib sample-models/data/digits_calib_x.npy",
+    )
+    .unwrap();
+    let err = apply(&mut wb, "quantize calib batch=6")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("batch=6") && err.contains("multiple of 4"),
+        "{err}"
+    );
+    let out = apply(&mut wb, "quantize calib").unwrap();
+    assert!(
+        out.contains("pins batch 4: running batches of 32 as runs of 4"),
+        "{out}"
+    );
+}
+
+/// Writes an int64 `[rows, cols]` array (`[len]` when `cols` is 0) as a version-1 `.npy` file.
+fn write_npy_i64(path: &Path, cols: usize, values: &[i64]) {
+    let shape = match values.len().checked_div(cols) {
+        Some(rows) => format!("({rows}, {cols})"),
+        None => format!("({},)", values.len()),
+    };
+    let mut header = format!("{{'descr': '<i8', 'fortran_order': False, 'shape': {shape}, }}");
+    while (10 + header.len() + 1) % 64 != 0 {
+        header.push(' ');
+    }
+    header.push('\n');
+    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+    bytes.extend((header.len() as u16).to_le_bytes());
+    bytes.extend(header.as_bytes());
+    bytes.extend(values.iter().flat_map(|v| v.to_le_bytes()));
+    std::fs::write(path, bytes).unwrap();
+}
+
+/// A token classifier: ids `[N, 3]` → 10×4 embedding (Gather) → flatten → Linear(12 → 2),
+/// saved natively under `dir`.
+fn embedding_model(dir: &Path) -> String {
+    use ndarray::{Array1, Array2, ArrayD, IxDyn};
+    use qlab::graph::{Graph, GraphInput, LinearParams, Node, Op, Value};
+    let node = |name: &str, op: Op, inputs: &[&str], output: &str| Node {
+        name: name.into(),
+        op,
+        inputs: inputs.iter().map(|s| s.to_string()).collect(),
+        outputs: vec![output.into()],
+    };
+    let mut g = Graph {
+        inputs: vec![GraphInput {
+            name: "ids".into(),
+            shape: vec![None, Some(3)],
+        }],
+        outputs: vec!["logits".into()],
+        ..Graph::default()
+    };
+    g.constants.insert(
+        "embed.weight".into(),
+        Value::F32(ArrayD::from_shape_fn(IxDyn(&[10, 4]), |i| {
+            (i[0] as f32 - 4.5) * 0.3 + i[1] as f32 * 0.1
+        })),
+    );
+    g.nodes = vec![
+        node(
+            "embed",
+            Op::Gather { axis: 0 },
+            &["embed.weight", "ids"],
+            "e",
+        ),
+        node("flatten", Op::Flatten { axis: 1 }, &["e"], "f"),
+        node(
+            "head",
+            Op::Linear(LinearParams {
+                weight: Array2::from_shape_fn((2, 12), |(o, i)| {
+                    (if o == 0 { 0.5 } else { -0.5 }) * (1.0 + i as f32 * 0.01)
+                }),
+                bias: Some(Array1::zeros(2)),
+            }),
+            &["f"],
+            "logits",
+        ),
+    ];
+    let path = dir.join("embed.qlab");
+    let _ = std::fs::remove_dir_all(&path);
+    qlab::import::native::save_native(&g, &path).unwrap();
+    path.display().to_string()
+}
+
+/// int64 token ids load as ids (not floats), run through the embedding in the float and the
+/// dynamically quantized model, and an id outside the table is refused naming its sample and
+/// position.
+#[test]
+fn token_ids_feed_an_embedding_and_are_checked_against_it() {
+    std::env::set_current_dir(root()).unwrap();
+    let dir = root().join("target/test-ids");
+    std::fs::create_dir_all(&dir).unwrap();
+    let model = embedding_model(&dir);
+    // Samples of high ids are class 0, low ids class 1 (the head sums the embedding).
+    write_npy_i64(&dir.join("x.npy"), 3, &[9, 8, 9, 0, 1, 0, 7, 9, 8, 1, 2, 0]);
+    write_npy_i64(&dir.join("y.npy"), 0, &[0, 1, 0, 1]);
+    write_npy_i64(&dir.join("bad.npy"), 3, &[9, 8, 9, 0, 1, 10]);
+    let mut wb = Workbench::new();
+    apply(&mut wb, &format!("load model \"{model}\"")).unwrap();
+    let d = dir.display();
+    let out = apply(
+        &mut wb,
+        &format!("load data ids {d}/x.npy labels={d}/y.npy"),
+    )
+    .unwrap();
+    assert!(
+        out.contains("4 samples of shape [3] (int64 ids), labelled"),
+        "{out}"
+    );
+    let out = apply(&mut wb, "eval ids").unwrap();
+    assert!(
+        out.contains("float accuracy on ids: 1.000000 (4/4)"),
+        "{out}"
+    );
+    apply(&mut wb, "quantize dynamic").unwrap();
+    apply(
+        &mut wb,
+        &format!("predict ids out={d}/q.npy model=quantized"),
+    )
+    .unwrap();
+    assert_eq!(argmax_rows(&dir.join("q.npy")), vec![0, 1, 0, 1]);
+    let err = apply(&mut wb, &format!("load data bad {d}/bad.npy")).unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains("id 10 in sample 1 at position [2]") && text.contains("ids 0..10"),
+        "{text}"
+    );
+    assert_eq!(wb.dataset_names(), vec!["ids".to_string()]);
+    // Ids have no gradient to follow: training on them is refused, naming the dataset.
+    apply(&mut wb, "prepare qat").unwrap();
+    let err = apply(&mut wb, "train ids").unwrap_err().to_string();
+    assert!(
+        err.contains("dataset 'ids' holds int64 inputs; train needs float inputs"),
+        "{err}"
+    );
+}

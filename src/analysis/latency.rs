@@ -13,7 +13,6 @@ use super::AnalysisError;
 use crate::graph::{self, Graph, Node, Value};
 use crate::isa::{self, Isa};
 use crate::workflow::QuantizedModel;
-use ndarray::ArrayD;
 use std::time::Instant;
 
 /// One converted model to time.
@@ -80,7 +79,7 @@ pub fn latency_steps(targets: usize, reps: usize) -> usize {
 pub fn layer_latency(
     float: &Graph,
     targets: &[Target],
-    x: &ArrayD<f32>,
+    x: &Value,
     reps: usize,
     progress: &mut (dyn FnMut(usize, usize) -> bool + Send),
 ) -> Result<LatencyReport, AnalysisError> {
@@ -104,7 +103,7 @@ pub fn layer_latency(
     };
     pool.install(|| {
         let fp32 = time_nodes(&float.nodes, reps, &mut step, |on_node| {
-            graph::run(float, vec![Value::F32(x.clone())], on_node)
+            graph::run(float, vec![x.clone()], on_node)
                 .map(drop)
                 .map_err(|e| e.to_string())
         })?;
@@ -116,7 +115,7 @@ pub fn layer_latency(
             }
             let timed = time_nodes(&t.model.graph.nodes, reps, &mut step, |on_node| {
                 t.model
-                    .run(vec![Value::F32(x.clone())], |n, _| on_node(n, &[]))
+                    .run(vec![x.clone()], |n, _| on_node(n, &[]))
                     .map(drop)
                     .map_err(|e| e.to_string())
             });

@@ -1,10 +1,16 @@
-//! Datasets: model inputs from `.npy` (f32, f64, u8, i64 — converted to f32 explicitly) with
-//! optional integer labels, checked once at load (non-finite values are reported with their
-//! position) and against the model input they will feed.
+//! Datasets: model inputs from `.npy` with optional integer labels, checked once at load and
+//! against the model they will feed.
+//!
+//! A dataset keeps its element type: float files (f32, f64, u8) become f32 inputs, integer
+//! files (i64, i32, i8) stay int64, because they are token ids that index an embedding table —
+//! as floats they would lose exactness above 2^24 and reach a Gather as the wrong type.
+//! Non-finite floats are reported with their position at load; ids outside an embedding table
+//! the model's first input indexes are reported with their sample and position when the data
+//! is checked against that model ([`Dataset::check_model`]).
 
 use super::npy::{NpyError, read_npy};
-use crate::graph::{GraphInput, Value};
-use ndarray::{ArrayD, Axis, Dimension};
+use crate::graph::{Graph, GraphInput, Op, Value};
+use ndarray::{ArrayD, Axis, Dimension, Slice};
 use std::path::Path;
 use thiserror::Error;
 
@@ -34,13 +40,34 @@ pub enum DatasetError {
     /// Inputs without a sample dimension.
     #[error("{origin}: inputs need a leading sample dimension, got a 0-d array")]
     Scalar { origin: String },
+    /// A token id outside the embedding table the model's first input indexes.
+    #[error(
+        "dataset '{dataset}': id {id} in sample {sample} at position {position:?} is outside the embedding table '{table}' (ids 0..{rows})"
+    )]
+    IdOutOfRange {
+        dataset: String,
+        sample: usize,
+        /// The id's index within its sample (the sample dimension left out).
+        position: Vec<usize>,
+        id: i64,
+        table: String,
+        rows: usize,
+    },
+    /// Integer inputs where only float inputs make sense (training).
+    #[error("dataset '{dataset}' holds {dtype} inputs; {what} needs float inputs")]
+    NotFloat {
+        dataset: String,
+        dtype: &'static str,
+        what: String,
+    },
 }
 
 /// Inputs (samples along dim 0) and optional labels.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Dataset {
     pub name: String,
-    pub inputs: ArrayD<f32>,
+    /// f32 for float files, int64 for integer files (token ids).
+    pub inputs: Value,
     pub labels: Option<Vec<i64>>,
 }
 
@@ -63,25 +90,23 @@ impl Dataset {
         labels: Option<Value>,
         origin: &str,
     ) -> Result<Dataset, DatasetError> {
-        let inputs = match inputs {
-            Value::F32(a) => a,
-            Value::I64(a) => a.mapv(|v| v as f32),
-        };
-        if inputs.ndim() == 0 {
+        if inputs.shape().is_empty() {
             return Err(DatasetError::Scalar {
                 origin: origin.into(),
             });
         }
         // A flat scan first: the indexed walk that names the element is slow on large data.
-        if !inputs.iter().all(|v| v.is_finite())
-            && let Some((index, &value)) = inputs.indexed_iter().find(|(_, v)| !v.is_finite())
+        if let Value::F32(x) = &inputs
+            && !x.iter().all(|v| v.is_finite())
+            && let Some((index, &value)) = x.indexed_iter().find(|(_, v)| !v.is_finite())
         {
             return Err(DatasetError::NonFinite {
                 origin: origin.into(),
-                index: (0..index.ndim()).map(|d| index[d]).collect(),
+                index: index.slice().to_vec(),
                 value,
             });
         }
+        let samples = inputs.shape()[0];
         let labels = match labels {
             None => None,
             Some(Value::F32(_)) => {
@@ -91,14 +116,10 @@ impl Dataset {
                 });
             }
             Some(Value::I64(l)) => {
-                if l.ndim() != 1 || l.len() != inputs.shape()[0] {
+                if l.ndim() != 1 || l.len() != samples {
                     return Err(DatasetError::Labels {
                         origin: origin.into(),
-                        detail: format!(
-                            "{} samples but labels of shape {:?}",
-                            inputs.shape()[0],
-                            l.shape()
-                        ),
+                        detail: format!("{samples} samples but labels of shape {:?}", l.shape()),
                     });
                 }
                 Some(l.iter().copied().collect())
@@ -121,7 +142,14 @@ impl Dataset {
         self.len() == 0
     }
 
-    /// Checks that samples fit `input` (rank and every fixed dim except the batch).
+    /// The shape of one sample (the inputs' shape without the sample dimension).
+    pub fn sample_shape(&self) -> &[usize] {
+        &self.inputs.shape()[1..]
+    }
+
+    /// Checks that samples fit `input`: its rank and every fixed dim except the batch. A fixed
+    /// batch `B` (an export with the batch baked in) is run in runs of `B` samples, so the
+    /// sample count must be a multiple of `B` — a last, shorter run could not run at all.
     pub fn check_fits(&self, input: &GraphInput) -> Result<(), DatasetError> {
         let shape = self.inputs.shape();
         let mismatch = |detail: String| DatasetError::InputMismatch {
@@ -144,12 +172,68 @@ impl Dataset {
                 )));
             }
         }
+        if let Some(Some(b)) = input.shape.first()
+            && (*b == 0 || !self.len().is_multiple_of(*b))
+        {
+            return Err(mismatch(format!(
+                "the model input pins batch {b}, so samples run in runs of {b}, and {} samples leave a last run of {} (use a multiple of {b} samples)",
+                self.len(),
+                self.len() % (*b).max(1)
+            )));
+        }
         Ok(())
     }
 
+    /// Checks the samples against `graph`'s first input ([`Dataset::check_fits`]) and, when
+    /// that input indexes a constant embedding table (a `Gather` on axis 0), that every id is
+    /// a row of the table.
+    pub fn check_model(&self, graph: &Graph) -> Result<(), DatasetError> {
+        let Some(input) = graph.inputs.first() else {
+            return Ok(());
+        };
+        self.check_fits(input)?;
+        let Value::I64(ids) = &self.inputs else {
+            return Ok(());
+        };
+        let Some((table, rows)) = embedding_table(graph, &input.name) else {
+            return Ok(());
+        };
+        // A flat scan first, as for non-finite floats: naming the position is the slow walk.
+        let outside = |id: i64| id < 0 || id as u64 >= rows as u64;
+        if ids.iter().any(|&id| outside(id))
+            && let Some((index, &id)) = ids.indexed_iter().find(|(_, id)| outside(**id))
+        {
+            let index = index.slice();
+            return Err(DatasetError::IdOutOfRange {
+                dataset: self.name.clone(),
+                sample: index[0],
+                position: index[1..].to_vec(),
+                id,
+                table: table.to_string(),
+                rows,
+            });
+        }
+        Ok(())
+    }
+
+    /// A typed error unless the inputs are float; `what` names the use that needs them.
+    pub fn float_inputs(&self, what: &str) -> Result<&ArrayD<f32>, DatasetError> {
+        match &self.inputs {
+            Value::F32(x) => Ok(x),
+            other => Err(DatasetError::NotFloat {
+                dataset: self.name.clone(),
+                dtype: other.dtype_name(),
+                what: what.into(),
+            }),
+        }
+    }
+
     /// The samples at `indices`, in that order, with their labels.
-    pub fn batch(&self, indices: &[usize]) -> (ArrayD<f32>, Option<Vec<i64>>) {
-        let x = self.inputs.select(Axis(0), indices);
+    pub fn batch(&self, indices: &[usize]) -> (Value, Option<Vec<i64>>) {
+        let x = match &self.inputs {
+            Value::F32(a) => Value::F32(a.select(Axis(0), indices)),
+            Value::I64(a) => Value::I64(a.select(Axis(0), indices)),
+        };
         let y = self
             .labels
             .as_ref()
@@ -165,10 +249,12 @@ impl Dataset {
     }
 
     /// The samples in `range`, in order (one batch of [`Dataset::batch_ranges`]).
-    pub fn rows(&self, range: std::ops::Range<usize>) -> ArrayD<f32> {
-        self.inputs
-            .slice_axis(Axis(0), ndarray::Slice::from(range))
-            .to_owned()
+    pub fn rows(&self, range: std::ops::Range<usize>) -> Value {
+        let s = Slice::from(range);
+        match &self.inputs {
+            Value::F32(a) => Value::F32(a.slice_axis(Axis(0), s).to_owned()),
+            Value::I64(a) => Value::I64(a.slice_axis(Axis(0), s).to_owned()),
+        }
     }
 
     /// Consecutive index ranges of at most `size` samples covering the dataset in order.
@@ -178,6 +264,21 @@ impl Dataset {
             .step_by(size)
             .map(move |s| s..(s + size).min(self.len()))
     }
+}
+
+/// The constant table (name, rows) that graph input `input` indexes through a `Gather` on
+/// axis 0, if there is one.
+fn embedding_table<'g>(graph: &'g Graph, input: &str) -> Option<(&'g str, usize)> {
+    graph
+        .nodes
+        .iter()
+        .find_map(|n| match (&n.op, n.inputs.as_slice()) {
+            (Op::Gather { axis: 0 }, [table, ids, ..]) if ids == input => graph
+                .constants
+                .get(table)
+                .and_then(|t| t.shape().first().map(|&rows| (table.as_str(), rows))),
+            _ => None,
+        })
 }
 
 #[cfg(test)]
@@ -244,7 +345,97 @@ mod tests {
         sorted.sort_unstable();
         assert_eq!(sorted, vec![0, 1, 2, 3, 4]);
         let (bx, by) = d.batch(&[4, 0]);
-        assert_eq!(bx.as_slice().unwrap(), &[8.0, 9.0, 0.0, 1.0]);
+        let Value::I64(bx) = bx else {
+            panic!("integer inputs stay int64, got {}", bx.dtype_name());
+        };
+        assert_eq!(bx.as_slice().unwrap(), &[8, 9, 0, 1]);
         assert_eq!(by.unwrap(), vec![4, 0]);
+    }
+
+    /// A graph whose input `ids` [N, 3] indexes a 5-row embedding table.
+    fn embedding_graph(batch: Option<usize>) -> Graph {
+        let mut g = Graph {
+            inputs: vec![GraphInput {
+                name: "ids".into(),
+                shape: vec![batch, Some(3)],
+            }],
+            outputs: vec!["e".into()],
+            ..Graph::default()
+        };
+        g.constants
+            .insert("table".into(), Value::F32(ArrayD::zeros(IxDyn(&[5, 2]))));
+        g.nodes.push(crate::graph::Node {
+            name: "embed".into(),
+            op: Op::Gather { axis: 0 },
+            inputs: vec!["table".into(), "ids".into()],
+            outputs: vec!["e".into()],
+        });
+        g
+    }
+
+    /// Ids above 2^24 (where f32 stops being exact) survive loading, slicing and batching.
+    #[test]
+    fn integer_ids_stay_exact() {
+        let big = (1i64 << 24) + 1;
+        let x = ArrayD::from_shape_vec(IxDyn(&[2, 2]), vec![big, 3, 7, big + 2]).unwrap();
+        let d = Dataset::from_values("ids", Value::I64(x.clone()), None, "o").unwrap();
+        assert_eq!(d.inputs, Value::I64(x));
+        assert_eq!(
+            d.rows(1..2),
+            Value::I64(ArrayD::from_shape_vec(IxDyn(&[1, 2]), vec![7, big + 2]).unwrap())
+        );
+        let Value::I64(b) = d.batch(&[0]).0 else {
+            panic!("int64 batch");
+        };
+        assert_eq!(b[[0, 0]], 16_777_217);
+        assert!(matches!(
+            d.float_inputs("training"),
+            Err(DatasetError::NotFloat { dtype: "int64", .. })
+        ));
+    }
+
+    #[test]
+    fn ids_outside_the_embedding_table_name_sample_and_position() {
+        let ok = ArrayD::from_shape_vec(IxDyn(&[2, 3]), vec![0, 1, 2, 3, 4, 4]).unwrap();
+        let d = Dataset::from_values("ids", Value::I64(ok), None, "o").unwrap();
+        d.check_model(&embedding_graph(None)).unwrap();
+        let bad = ArrayD::from_shape_vec(IxDyn(&[2, 3]), vec![0, 1, 2, 3, 5, 4]).unwrap();
+        let d = Dataset::from_values("ids", Value::I64(bad), None, "o").unwrap();
+        let err = d.check_model(&embedding_graph(None)).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                DatasetError::IdOutOfRange { sample: 1, ref position, id: 5, rows: 5, .. }
+                    if position == &vec![1]
+            ),
+            "{err}"
+        );
+        let text = err.to_string();
+        assert!(text.contains("sample 1") && text.contains("[1]"), "{text}");
+        let negative = ArrayD::from_shape_vec(IxDyn(&[1, 3]), vec![0, -1, 2]).unwrap();
+        let d = Dataset::from_values("ids", Value::I64(negative), None, "o").unwrap();
+        assert!(matches!(
+            d.check_model(&embedding_graph(None)),
+            Err(DatasetError::IdOutOfRange {
+                sample: 0,
+                id: -1,
+                ..
+            })
+        ));
+    }
+
+    /// A pinned batch B accepts any multiple of B samples and names a last partial run.
+    #[test]
+    fn a_pinned_batch_needs_whole_runs() {
+        let x = Value::I64(ArrayD::zeros(IxDyn(&[6, 3])));
+        let d = Dataset::from_values("ids", x, None, "o").unwrap();
+        d.check_model(&embedding_graph(Some(1))).unwrap();
+        d.check_model(&embedding_graph(Some(3))).unwrap();
+        let err = d.check_model(&embedding_graph(Some(4))).unwrap_err();
+        assert!(
+            matches!(err, DatasetError::InputMismatch { .. })
+                && err.to_string().contains("pins batch 4"),
+            "{err}"
+        );
     }
 }

@@ -54,6 +54,10 @@ pub fn slot(line: &str, names: &Names) -> Slot {
                         .map(String::from),
                 ),
             ),
+            "model" => Slot::Words(
+                start + key.len() + 1,
+                starting_with(value, ["float", "quantized"].map(String::from).to_vec()),
+            ),
             "profile" => Slot::Words(
                 start + key.len() + 1,
                 starting_with(value, ["vnni", "avx2", "exact"].map(String::from).to_vec()),
@@ -115,7 +119,7 @@ pub fn slot(line: &str, names: &Names) -> Slot {
                 .collect(),
         ),
         ["qconfig", _] => words(owned(&["preset=", "activation=", "weight=", "none"])),
-        ["predict", _] => words(owned(&["out="])),
+        ["predict", _] | ["predict", _, _] => words(owned(&["out=", "model="])),
         ["expect"] => words(
             names
                 .datasets
@@ -204,6 +208,14 @@ mod tests {
         assert_eq!(
             slot("predict test o", &names()),
             Slot::Words(13, vec!["out=".into()])
+        );
+        assert_eq!(
+            slot("predict test out=o.npy m", &names()),
+            Slot::Words(23, vec!["model=".into()])
+        );
+        assert_eq!(
+            slot("predict test out=o.npy model=q", &names()),
+            Slot::Words(29, vec!["quantized".into()])
         );
         assert_eq!(
             slot("expect acc", &names()),

@@ -127,8 +127,13 @@ pub enum Command {
     ShowQParams,
     /// `eval DATA` — top-1 accuracy of the float model.
     Eval { data: String },
-    /// `predict DATA out=FILE.npy` — write the model outputs.
-    Predict { data: String, out: String },
+    /// `predict DATA out=FILE.npy [model=float|quantized]` — write the float model's outputs,
+    /// or the converted model's dequantized outputs.
+    Predict {
+        data: String,
+        out: String,
+        model: ModelChoice,
+    },
     /// `expect METRIC OP NUMBER` — fail the replay unless it holds.
     Expect(Expectation),
     /// `save model PATH.qlab`.
@@ -262,6 +267,30 @@ impl fmt::Display for TrainOptions {
     }
 }
 
+/// Which model a command runs: the float model or the converted one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ModelChoice {
+    #[default]
+    Float,
+    Quantized,
+}
+
+impl ModelChoice {
+    /// The option value (`model=float`, `model=quantized`).
+    pub fn name(self) -> &'static str {
+        match self {
+            ModelChoice::Float => "float",
+            ModelChoice::Quantized => "quantized",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<ModelChoice> {
+        [ModelChoice::Float, ModelChoice::Quantized]
+            .into_iter()
+            .find(|m| m.name() == text)
+    }
+}
+
 /// Calibration batching: samples per forward pass and an optional cap on the batch count.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Batching {
@@ -327,8 +356,8 @@ pub const VERBS: &[(&str, &str, &str)] = &[
     ),
     (
         "predict",
-        "predict DATA out=FILE.npy",
-        "run the model on a dataset and write its outputs",
+        "predict DATA out=FILE.npy | predict DATA out=FILE.npy model=float|quantized",
+        "run the float model (or the converted one: model=quantized) on a dataset and write its outputs (dequantized) as .npy",
     ),
     (
         "expect",
@@ -434,8 +463,13 @@ impl fmt::Display for Command {
             Command::ShowModel => write!(f, "show model"),
             Command::ShowQParams => write!(f, "show qparams"),
             Command::Eval { data } => write!(f, "eval {}", quote(data)),
-            Command::Predict { data, out } => {
-                write!(f, "predict {} out={}", quote(data), quote(out))
+            Command::Predict { data, out, model } => {
+                write!(f, "predict {} out={}", quote(data), quote(out))?;
+                // The default is left out, so scripts written before `model=` read the same.
+                if *model != ModelChoice::Float {
+                    write!(f, " model={}", model.name())?;
+                }
+                Ok(())
             }
             Command::Expect(e) => write!(f, "expect {e}"),
             Command::SaveModel { path } => write!(f, "save model {}", quote(path)),
@@ -781,8 +815,13 @@ pub fn parse_line(line: &str) -> Result<Option<Command>, SessionError> {
             let out = args
                 .option("out")
                 .ok_or_else(|| args.error("predict needs out=FILE.npy"))?;
+            let model = match args.option("model") {
+                Some(m) => ModelChoice::parse(&m)
+                    .ok_or_else(|| args.error(format!("model '{m}' (float or quantized)")))?,
+                None => ModelChoice::Float,
+            };
             let [data] = args.exactly::<1>()?;
-            Command::Predict { data, out }
+            Command::Predict { data, out, model }
         }
         ("expect", _) => Command::Expect(parse_expect(&args)?),
         ("save", "model") => {
@@ -991,6 +1030,7 @@ mod tests {
             "show qparams",
             "eval test",
             "predict test out=out.npy",
+            "predict test out=q.npy model=quantized",
             "expect accuracy(test) >= 0.98",
             "expect correct(test) == 395",
             "save model m.qlab",
@@ -1062,6 +1102,17 @@ mod tests {
         assert!(e.contains("usage: eval DATA"), "{e}");
         let e = parse_line("predict test").unwrap_err().to_string();
         assert!(e.contains("out=FILE.npy"), "{e}");
+        assert_eq!(
+            parse_line("predict test out=o.npy model=float")
+                .unwrap()
+                .unwrap()
+                .to_string(),
+            "predict test out=o.npy"
+        );
+        let e = parse_line("predict test out=o.npy model=int8")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("'int8'") && e.contains("quantized"), "{e}");
         let e = parse_line("eval test colour=red").unwrap_err().to_string();
         assert!(e.contains("unknown option 'colour'"), "{e}");
         let e = parse_line("expect accuracy(test) ~ 3")

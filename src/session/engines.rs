@@ -5,14 +5,13 @@
 //! replayed session must print the same report every time. [`SpeedJob`] is the same
 //! measurement copied out of the workbench, so a front end can run it on another thread.
 
-use super::workbench::RUN_BATCH;
+use super::feed::pinned_batch;
 use super::{Output, SessionError, Table, Workbench};
 use crate::analysis::{AnalysisError, LatencyReport, Target, engine_diff, layer_latency};
 use crate::engine::{Engine, HostProfile, Numerics};
 use crate::graph::{Graph, Value};
 use crate::isa::Isa;
 use crate::workflow::{self, Prepared, QuantizedModel};
-use ndarray::ArrayD;
 
 /// Timed runs per model (after one warm-up).
 pub const LATENCY_REPS: usize = 20;
@@ -23,8 +22,8 @@ pub struct SpeedJob {
     float: Graph,
     prepared: Prepared,
     profile: HostProfile,
-    /// The batch-1 input.
-    x: ArrayD<f32>,
+    /// The first run's input (one sample, or the batch the model pins).
+    x: Value,
     engines: Vec<Engine>,
     /// Tiers to force, one column per engine and tier; empty: the tier in force.
     tiers: Vec<Isa>,
@@ -89,12 +88,18 @@ impl Workbench {
         })
     }
 
-    fn first_sample(&self, data: &str) -> Result<ArrayD<f32>, SessionError> {
+    /// The first sample of `data`, or the first run of the batch the model pins (the smallest
+    /// input it can time).
+    fn first_sample(&self, data: &str) -> Result<Value, SessionError> {
         let d = self.dataset(data)?;
-        if let Some(input) = self.graph().and_then(|g| g.inputs.first()) {
-            d.check_fits(input)?;
-        }
-        Ok(d.rows(0..d.len().min(1)))
+        let run = match self.graph() {
+            Some(graph) => {
+                d.check_model(graph)?;
+                pinned_batch(graph).map_or(1, |(_, b)| b)
+            }
+            None => 1,
+        };
+        Ok(d.rows(0..d.len().min(run)))
     }
 
     pub(super) fn compare_engines(
@@ -108,8 +113,9 @@ impl Workbench {
         let profile = self.numerics.profile;
         let ma = workflow::convert(prepared, Numerics::new(a, profile))?;
         let mb = workflow::convert(prepared, Numerics::new(b, profile))?;
+        let runs = self.runs(&ma.graph, data, None)?;
         let d = self.dataset(data)?;
-        let batches = d.batch_ranges(RUN_BATCH).map(|r| Value::F32(d.rows(r)));
+        let batches = runs.ranges.into_iter().map(|r| d.rows(r));
         let rows = engine_diff(&ma, &mb, batches)?;
         let accuracy = |m: &QuantizedModel, e: Engine| -> Result<String, SessionError> {
             Ok(match self.model_correct(m, data)? {

@@ -8,6 +8,7 @@ pub mod cancel;
 mod command;
 mod engines;
 mod error;
+mod feed;
 mod help;
 mod output;
 mod qat;
@@ -16,7 +17,9 @@ mod replay;
 pub mod view;
 mod workbench;
 
-pub use command::{CmpOp, Command, Expectation, Metric, TrainOptions, VERBS, parse_line};
+pub use command::{
+    CmpOp, Command, Expectation, Metric, ModelChoice, TrainOptions, VERBS, parse_line,
+};
 pub use engines::{LATENCY_REPS, SpeedJob, latency_summary};
 pub use error::SessionError;
 pub use output::{Output, Table};

@@ -6,6 +6,7 @@
 use super::command::TrainOptions;
 use super::{Output, SessionError, Workbench};
 use crate::graph::train::{Rng, Sgd};
+use crate::import::DatasetError;
 use crate::qconfig::presets::get_default_qat_qconfig;
 use crate::workflow::{self, QConfigKey, QConfigMap, QatError, fuse_modules_qat};
 
@@ -66,8 +67,19 @@ impl Workbench {
         let model = self.qat.as_mut().ok_or_else(|| {
             SessionError::parse("nothing is prepared for training (use: prepare qat)")
         })?;
-        if let Some(input) = model.graph.inputs.first() {
-            d.check_fits(input)?;
+        d.check_model(&model.graph)?;
+        // Embedding ids have no gradient to follow; a model pinned to batch B can only take
+        // steps of B (a step over several runs would need gradient accumulation).
+        let inputs = d.float_inputs("train")?;
+        if let Some((input, b)) = super::feed::pinned_batch(&model.graph)
+            && t.batch != b
+        {
+            return Err(DatasetError::InputMismatch {
+                dataset: t.data.clone(),
+                input: input.into(),
+                detail: format!("the model input pins batch {b}: train with batch={b}"),
+            }
+            .into());
         }
         if t.freeze {
             model.set_observers_enabled(false);
@@ -78,7 +90,7 @@ impl Workbench {
         let mut rng = Rng::new(t.seed);
         let mut losses = Vec::new();
         for _ in 0..t.epochs {
-            losses.push(model.train_epoch(&d.inputs, labels, t.batch, &mut rng, &mut sgd)?);
+            losses.push(model.train_epoch(inputs, labels, t.batch, &mut rng, &mut sgd)?);
         }
         model.set_training(false);
         self.quantized = None;

@@ -7,7 +7,6 @@
 //! converted model, so `convert` again re-uses the calibration.
 
 use super::command::{Batching, QConfigChoice};
-use super::workbench::RUN_BATCH;
 use super::{Output, SessionError, Table, Workbench};
 use crate::analysis::{ErrorMode, LayerError, layer_errors, sensitivity};
 use crate::engine::{Engine, HostProfile, Numerics};
@@ -205,27 +204,21 @@ impl Workbench {
     }
 
     pub(super) fn calibrate(&mut self, data: &str, b: Batching) -> Result<Output, SessionError> {
-        self.dataset(data)?;
-        let d = &self.datasets[data];
         // Calibrate a copy: a failed or cancelled run leaves the observers as they were.
         let mut prepared = self.prepared.clone().ok_or(SessionError::NotPrepared)?;
-        if let Some(input) = prepared.graph.inputs.first() {
-            d.check_fits(input)?;
-        }
-        let ranges: Vec<_> = d
-            .batch_ranges(b.batch)
-            .take(b.batches.unwrap_or(usize::MAX))
-            .collect();
-        let samples: usize = ranges.iter().map(|r| r.len()).sum();
-        for range in &ranges {
+        let runs = self.runs(&prepared.graph, data, Some(b))?;
+        let d = self.dataset(data)?;
+        // A pinned batch's runs are the forward passes the observers see, one update each.
+        for range in &runs.ranges {
             super::cancel::check()?;
-            prepared.calibrate_batch(vec![Value::F32(d.rows(range.clone()))])?;
+            prepared.calibrate_batch(vec![d.rows(range.clone())])?;
         }
         self.prepared = Some(prepared);
         self.drop_converted();
         Ok(Output::Text(format!(
-            "calibrated on {} batch(es), {samples} samples of {data}",
-            ranges.len()
+            "calibrated on {} batch(es), {} samples of {data}",
+            runs.batches,
+            runs.samples()
         )))
     }
 
@@ -336,11 +329,9 @@ impl Workbench {
         mode: ErrorMode,
     ) -> Result<Vec<LayerError>, SessionError> {
         let model = self.quantized.as_ref().ok_or(SessionError::NotConverted)?;
+        let runs = self.runs(&model.graph, data, None)?;
         let d = self.dataset(data)?;
-        if let Some(input) = model.graph.inputs.first() {
-            d.check_fits(input)?;
-        }
-        let batches = d.batch_ranges(RUN_BATCH).map(|r| Value::F32(d.rows(r)));
+        let batches = runs.ranges.into_iter().map(|r| d.rows(r));
         Ok(layer_errors(model, batches, mode)?)
     }
 
@@ -617,15 +608,9 @@ impl Workbench {
     ) -> Result<Output, SessionError> {
         let (_, graph) = self.model.as_ref().ok_or(SessionError::NoModel)?;
         let (fused, _) = fuse_auto(graph)?;
+        let runs = self.runs(&fused, calib, Some(b))?;
         let c = self.dataset(calib)?;
-        if let Some(input) = fused.inputs.first() {
-            c.check_fits(input)?;
-        }
-        let batches: Vec<Value> = c
-            .batch_ranges(b.batch)
-            .take(b.batches.unwrap_or(usize::MAX))
-            .map(|r| Value::F32(c.rows(r)))
-            .collect();
+        let batches: Vec<Value> = runs.ranges.into_iter().map(|r| c.rows(r)).collect();
         let labelled = self.dataset(data)?.labels.is_some();
         let reference = if labelled {
             None
@@ -645,7 +630,7 @@ impl Workbench {
                 }
                 Some(float) => {
                     let y = self
-                        .run_batches(data, |x| Ok(m.run(vec![Value::F32(x)], |_, _| {})?))
+                        .run_batches(&m.graph, data, |x| Ok(m.run(vec![x], |_, _| {})?))
                         .map_err(fail)?;
                     let mut stats = crate::analysis::ErrorStats::default();
                     let (f, q) = (float.as_standard_layout(), y.as_standard_layout());
@@ -669,7 +654,7 @@ impl Workbench {
         Ok(Output::Table {
             title: format!(
                 "sensitivity on {data} ({what}; all quantized: {all:.6}; calibrated on {} batch(es) of {calib})",
-                batches.len()
+                runs.batches
             ),
             table: Table {
                 headers: Table::header_row(&["layer", "only_this", "all_but_this", "recovered"]),
@@ -692,7 +677,7 @@ impl Workbench {
     pub(super) fn quantized_outputs(&mut self, data: &str) -> Result<&ArrayD<f32>, SessionError> {
         if !self.quantized_outputs.contains_key(data) {
             let model = self.quantized.as_ref().ok_or(SessionError::NotConverted)?;
-            let y = self.run_batches(data, |x| Ok(model.run(vec![Value::F32(x)], |_, _| {})?))?;
+            let y = self.run_batches(&model.graph, data, |x| Ok(model.run(vec![x], |_, _| {})?))?;
             self.quantized_outputs.insert(data.to_string(), y);
         }
         Ok(&self.quantized_outputs[data])

@@ -7,7 +7,6 @@
 use super::{SessionError, Workbench};
 use crate::analysis::{ErrorMode, LayerError};
 use crate::engine::Engine;
-use crate::graph::Value;
 use crate::observer::Stats;
 use crate::qconfig::QConfig;
 use crate::workflow::{QOp, QValue};
@@ -171,15 +170,21 @@ impl Workbench {
                 "no sample {sample} in {data} ({n} samples)"
             )));
         }
+        // One sample is the run; a model pinned to a larger batch cannot run it alone.
+        if let Some((input, b)) = super::feed::pinned_batch(&model.graph)
+            && b != 1
+        {
+            return Err(no_view(format!(
+                "model input '{input}' pins batch {b}; a single sample cannot run alone"
+            )));
+        }
+        d.check_model(&model.graph)?;
         let mut found = None;
-        model.run(
-            vec![Value::F32(d.rows(sample..sample + 1))],
-            |node, outs| {
-                if node.name == layer {
-                    found = outs.first().cloned();
-                }
-            },
-        )?;
+        model.run(vec![d.rows(sample..sample + 1)], |node, outs| {
+            if node.name == layer {
+                found = outs.first().cloned();
+            }
+        })?;
         let not_quantized = || no_view("no per-tensor quantized output".into());
         let Some(QValue::Quant(q)) = found else {
             return Err(not_quantized());

@@ -1,6 +1,7 @@
 //! The `Workbench`: the state every front end drives (the model, named datasets, the command
 //! log) and `apply`, the one place commands take effect.
 
+use super::command::ModelChoice;
 use super::{Command, Expectation, Metric, Output, SessionError, Table};
 use crate::analysis::{ErrorMode, LayerError, weight_errors};
 use crate::engine::Numerics;
@@ -13,6 +14,7 @@ use crate::workflow::{Prepared, QConfigMap, QatModel, QuantizedModel};
 use ndarray::{ArrayD, Axis};
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::Mutex;
 
 /// Samples per forward pass when running a dataset (bounds memory on large inputs).
 pub(super) const RUN_BATCH: usize = 256;
@@ -41,6 +43,9 @@ pub struct Workbench {
     /// Per-layer error tables by (dataset, mode), so consecutive `expect`, `errors`, `export`
     /// and `plot errors` lines compute each once; cleared by every state-changing command.
     pub(super) error_tables: BTreeMap<(String, ErrorMode), Vec<LayerError>>,
+    /// Notes for the current command's output, one per model input (a pinned batch's runs);
+    /// behind a lock because data is run from `&self`, also inside analysis callbacks.
+    pub(super) notes: Mutex<Vec<(String, String)>>,
 }
 
 impl Workbench {
@@ -82,6 +87,7 @@ impl Workbench {
         if cmd.changes_state() {
             self.error_tables.clear();
         }
+        self.clear_notes();
         let out = match cmd {
             Command::LoadModel { path } => self.load_model(path)?,
             Command::LoadData { name, path, labels } => {
@@ -90,7 +96,7 @@ impl Workbench {
             Command::ShowModel => self.show_model()?,
             Command::ShowQParams => self.show_qparams()?,
             Command::Eval { data } => self.eval(data)?,
-            Command::Predict { data, out } => self.predict(data, out)?,
+            Command::Predict { data, out, model } => self.predict(data, out, *model)?,
             Command::Expect(e) => self.expect(e)?,
             Command::SaveModel { path } => {
                 let (_, graph) = self.model.as_ref().ok_or(SessionError::NoModel)?;
@@ -131,6 +137,7 @@ impl Workbench {
             Command::PlotHistogram { layer, out } => self.plot_histogram(layer, out)?,
             Command::PlotErrors { data, out, mode } => self.plot_errors(data, out, *mode)?,
         };
+        let out = self.with_notes(out);
         if !matches!(
             cmd,
             Command::Help { .. }
@@ -173,13 +180,17 @@ impl Workbench {
         labels: Option<&str>,
     ) -> Result<Output, SessionError> {
         let d = Dataset::from_npy(name, Path::new(path), labels.map(Path::new))?;
-        if let Some(input) = self.graph().and_then(|g| g.inputs.first()) {
-            d.check_fits(input)?;
+        if let Some(graph) = self.graph() {
+            d.check_model(graph)?;
         }
         let text = format!(
-            "loaded data {name}: {} samples of shape {:?}{}",
+            "loaded data {name}: {} samples of shape {:?}{}{}",
             d.len(),
-            &d.inputs.shape()[1..],
+            d.sample_shape(),
+            match d.inputs {
+                Value::F32(_) => "",
+                Value::I64(_) => " (int64 ids)",
+            },
             if d.labels.is_some() { ", labelled" } else { "" }
         );
         self.datasets.insert(name.to_string(), d);
@@ -201,7 +212,6 @@ impl Workbench {
             })
     }
 
-    /// The model's first output on every sample of `data`, concatenated in order.
     /// The model's first output on every sample of `data`, concatenated in order (computed
     /// once per model and dataset).
     pub(super) fn outputs(&mut self, data: &str) -> Result<&ArrayD<f32>, SessionError> {
@@ -214,21 +224,24 @@ impl Workbench {
 
     fn run_dataset(&self, data: &str) -> Result<ArrayD<f32>, SessionError> {
         let (_, graph) = self.model.as_ref().ok_or(SessionError::NoModel)?;
-        self.run_batches(data, |x| Ok(run(graph, vec![Value::F32(x)], |_, _| {})?))
+        self.run_batches(graph, data, |x| Ok(run(graph, vec![x], |_, _| {})?))
     }
 
-    /// Runs `forward` over `data` in batches of `RUN_BATCH` and concatenates the first outputs.
+    /// Runs `forward` (a model with `graph`'s inputs) over `data` in the ranges of
+    /// [`Workbench::runs`] and concatenates the first outputs in order.
     pub(super) fn run_batches(
         &self,
+        graph: &Graph,
         data: &str,
-        forward: impl Fn(ArrayD<f32>) -> Result<Vec<Value>, SessionError>,
+        forward: impl Fn(Value) -> Result<Vec<Value>, SessionError>,
     ) -> Result<ArrayD<f32>, SessionError> {
-        let (_, graph) = self.model.as_ref().ok_or(SessionError::NoModel)?;
+        if graph.inputs.is_empty() {
+            return Err(SessionError::NoModel);
+        }
+        let runs = self.runs(graph, data, None)?;
         let d = self.dataset(data)?;
-        let input = graph.inputs.first().ok_or(SessionError::NoModel)?;
-        d.check_fits(input)?;
         let mut parts = Vec::new();
-        for range in d.batch_ranges(RUN_BATCH) {
+        for range in runs.ranges {
             super::cancel::check()?;
             match forward(d.rows(range))?.into_iter().next() {
                 Some(Value::F32(y)) => parts.push(y),
@@ -270,7 +283,7 @@ impl Workbench {
         let Some(labels) = self.dataset(data)?.labels.as_deref() else {
             return Ok(None);
         };
-        let y = self.run_batches(data, |x| Ok(model.run(vec![Value::F32(x)], |_, _| {})?))?;
+        let y = self.run_batches(&model.graph, data, |x| Ok(model.run(vec![x], |_, _| {})?))?;
         Ok(Some(count_correct(&y, labels)))
     }
 
@@ -322,11 +335,33 @@ impl Workbench {
         Ok(Output::Text(text))
     }
 
-    fn predict(&mut self, data: &str, out: &str) -> Result<Output, SessionError> {
-        let y = self.outputs(data)?;
+    /// Writes the float model's outputs, or the converted model's dequantized outputs, on
+    /// `data` to `out` (both cached as `eval` caches them, so `predict` after `eval` reruns
+    /// nothing).
+    fn predict(
+        &mut self,
+        data: &str,
+        out: &str,
+        model: ModelChoice,
+    ) -> Result<Output, SessionError> {
+        let (y, what) = match model {
+            ModelChoice::Float => (self.outputs(data)?, "outputs".to_string()),
+            ModelChoice::Quantized => {
+                let engine = self
+                    .quantized
+                    .as_ref()
+                    .ok_or(SessionError::NotConverted)?
+                    .numerics
+                    .engine;
+                (
+                    self.quantized_outputs(data)?,
+                    format!("quantized ({engine}) outputs, dequantized,"),
+                )
+            }
+        };
         write_npy_f32(Path::new(out), y)?;
         Ok(Output::Text(format!(
-            "wrote {out}: outputs of shape {:?}",
+            "wrote {out}: {what} of shape {:?}",
             y.shape()
         )))
     }
