@@ -342,6 +342,7 @@ pub fn mul(
     relu: bool,
 ) -> Result<QTensor, QnnError> {
     let op = if relu { "mul_relu" } else { "mul" };
+    let (a, b) = &broadcast(op, a, b)?;
     let (ao, bo) = binary_operands(op, a, b, scale, zero_point)?;
     let product = (ao.scale as f32) * (bo.scale as f32);
     let multiplier = if ao.dtype == QDType::QInt8 && zero_point < 127 {
@@ -371,6 +372,25 @@ pub fn mul(
         })
         .collect();
     output(ao.dtype, values, a.shape(), scale, zero_point)
+}
+
+/// Both operands expanded to their broadcast shape, as PyTorch's `quantized::mul` iterates
+/// them (squeeze-excitation multiplies `[N, C, 1, 1]` gates into `[N, C, H, W]` features).
+fn broadcast(op: &'static str, a: &QTensor, b: &QTensor) -> Result<(QTensor, QTensor), QnnError> {
+    if a.shape() == b.shape() {
+        return Ok((a.clone(), b.clone()));
+    }
+    let shape =
+        crate::tensor::broadcast_shape(a.shape(), b.shape()).ok_or_else(|| QnnError::Shape {
+            op,
+            detail: format!(
+                "operand shapes {:?} and {:?} do not broadcast",
+                a.shape(),
+                b.shape()
+            ),
+        })?;
+    let sizes: Vec<i64> = shape.iter().map(|&d| d as i64).collect();
+    Ok((a.expand(&sizes)?, b.expand(&sizes)?))
 }
 
 /// `requantize_from_int`: `z + RNE(f32(v) · multiplier)`, before the caller's clamp.

@@ -12,6 +12,26 @@ use crate::import::naming::{dynamo_scopes, folded_conv_path, module_path};
 /// The module path of `node` (`None` for a root-level node); `shown` is its display name, used
 /// for the legacy rule when the node carries no dynamo metadata.
 pub fn node_module_path(node: &NodeProto, shown: &str) -> Option<String> {
+    let scope = scope_path(node, shown)?;
+    Some(submodule_by_weight(node, &scope).unwrap_or(scope))
+}
+
+/// A weight-owning op called functionally inside its parent's forward (MultiheadAttention
+/// calls `F.linear(x, self.out_proj.weight, ...)`) is scoped to the parent by both exporters;
+/// its weight's parameter name (`self_attn.out_proj.weight`) names the module PyTorch has.
+fn submodule_by_weight(node: &NodeProto, scope: &str) -> Option<String> {
+    let weighted = matches!(
+        node.op_type.as_deref(),
+        Some("Conv" | "Gemm" | "MatMul" | "LayerNormalization")
+    );
+    let module = node.input.get(1)?.strip_suffix(".weight")?;
+    let inside = module
+        .strip_prefix(scope)
+        .is_some_and(|rest| rest.starts_with('.'));
+    (weighted && inside).then(|| module.to_string())
+}
+
+fn scope_path(node: &NodeProto, shown: &str) -> Option<String> {
     let meta = |key: &str| {
         node.metadata_props
             .iter()
