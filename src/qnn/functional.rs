@@ -739,10 +739,19 @@ mod tests {
             add(&a, &b, 0.1, 0, false, n),
             Err(QnnError::DTypeMismatch { .. })
         ));
+        // PyTorch's quantized mul broadcasts ([2] with [1, 2] is [1, 2], as squeeze-excitation
+        // needs); shapes that do not broadcast are the typed error.
+        let d = q(QDType::QUInt8, &[1, 2, 3], &[3], 0.1, 0);
         assert!(matches!(
-            mul(&a, &c, 0.1, 0, false),
+            mul(&a, &d, 0.1, 0, false),
             Err(QnnError::Shape { .. })
         ));
+        let wide = mul(&a, &c, 0.1, 0, false).expect("broadcasts");
+        assert_eq!(wide.shape(), &[1, 2]);
+        assert_eq!(
+            wide.int_values(),
+            mul(&c, &c, 0.1, 0, false).unwrap().int_values()
+        );
         assert!(matches!(
             add(&e, &e, 0.1, 0, false, n),
             Err(QnnError::EmptyInput { .. })

@@ -214,31 +214,23 @@ pub fn where_(node: &str, cond: &Value, a: &Value, b: &Value) -> Result<Value, G
         detail: format!("cannot broadcast Where operands to {shape:?}"),
     };
     let c = c.broadcast(s.clone()).ok_or_else(bad)?;
+    fn pick<T: Copy>(
+        c: &ndarray::ArrayViewD<i64>,
+        x: &ArrayD<T>,
+        y: &ArrayD<T>,
+        s: &IxDyn,
+    ) -> Option<ArrayD<T>> {
+        let (x, y) = (x.broadcast(s.clone())?, y.broadcast(s.clone())?);
+        Some(
+            Zip::from(c)
+                .and(&x)
+                .and(&y)
+                .map_collect(|&k, &p, &q| if k != 0 { p } else { q }),
+        )
+    }
     match (a, b) {
-        (Value::F32(x), Value::F32(y)) => {
-            let (x, y) = (
-                x.broadcast(s.clone()).ok_or_else(bad)?,
-                y.broadcast(s).ok_or_else(bad)?,
-            );
-            Ok(Value::F32(
-                Zip::from(&c)
-                    .and(&x)
-                    .and(&y)
-                    .map_collect(|&k, &p, &q| if k != 0 { p } else { q }),
-            ))
-        }
-        (Value::I64(x), Value::I64(y)) => {
-            let (x, y) = (
-                x.broadcast(s.clone()).ok_or_else(bad)?,
-                y.broadcast(s).ok_or_else(bad)?,
-            );
-            Ok(Value::I64(
-                Zip::from(&c)
-                    .and(&x)
-                    .and(&y)
-                    .map_collect(|&k, &p, &q| if k != 0 { p } else { q }),
-            ))
-        }
+        (Value::F32(x), Value::F32(y)) => Ok(Value::F32(pick(&c, x, y, &s).ok_or_else(bad)?)),
+        (Value::I64(x), Value::I64(y)) => Ok(Value::I64(pick(&c, x, y, &s).ok_or_else(bad)?)),
         _ => Err(GraphError::WrongType {
             node: node.into(),
             expected: a.dtype_name(),
@@ -399,4 +391,123 @@ pub fn layer_norm(
         }
     }
     Ok(y)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::graph::LayerNormParams;
+
+    fn f(v: &[f32]) -> Value {
+        Value::F32(ArrayD::from_shape_vec(IxDyn(&[v.len()]), v.to_vec()).unwrap())
+    }
+
+    fn i(v: &[i64]) -> Value {
+        Value::I64(ArrayD::from_shape_vec(IxDyn(&[v.len()]), v.to_vec()).unwrap())
+    }
+
+    fn floats(v: &Value) -> Vec<f32> {
+        v.f32("t").unwrap().iter().copied().collect()
+    }
+
+    #[test]
+    fn pointwise_functions_follow_pytorch_formulas() {
+        let x = f(&[-4.0, -1.5, 0.0, 1.5, 4.0]);
+        // hardswish(x) = x·relu6(x+3)/6: -4 → 0, -1.5 → -1.5·1.5/6, 4 → 4.
+        assert_eq!(
+            floats(&unary("t", Unary::HardSwish, &x).unwrap()),
+            [0.0, -0.375, 0.0, 1.125, 4.0]
+        );
+        let hs = Unary::HardSigmoid {
+            alpha: 1.0 / 6.0,
+            beta: 0.5,
+        };
+        assert_eq!(
+            floats(&unary("t", hs, &x).unwrap()),
+            [0.0, 0.25, 0.5, 0.75, 1.0]
+        );
+        // GELU(1) = 0.5·(1 + erf(1/√2)) = 0.8413447460685429 (Φ(1)).
+        let g = floats(&unary("t", Unary::Gelu { tanh: false }, &f(&[1.0])).unwrap())[0];
+        assert!((g - 0.841_344_75).abs() < 1e-6, "{g}");
+        let e = floats(&unary("t", Unary::Erf, &f(&[0.5])).unwrap())[0];
+        assert!((e - 0.520_499_9).abs() < 1e-6, "{e}"); // erf(0.5)
+        assert_eq!(
+            unary("t", Unary::Not, &i(&[0, 1, 5])).unwrap(),
+            i(&[1, 0, 0])
+        );
+        assert!(unary("t", Unary::Sqrt, &i(&[4])).is_err());
+    }
+
+    #[test]
+    fn integer_modulo_takes_the_divisor_sign_unless_fmod() {
+        let (a, b) = (i(&[7, -7, 7, -7]), i(&[3, 3, -3, -3]));
+        assert_eq!(
+            binary("t", Binary::Mod { fmod: false }, &a, &b).unwrap(),
+            i(&[1, 2, -2, -1])
+        );
+        assert_eq!(
+            binary("t", Binary::Mod { fmod: true }, &a, &b).unwrap(),
+            i(&[1, -1, 1, -1])
+        );
+        assert!(binary("t", Binary::Mod { fmod: false }, &a, &i(&[0])).is_err());
+        assert_eq!(
+            binary("t", Binary::Equal, &i(&[1, 2, 3]), &i(&[2])).unwrap(),
+            i(&[0, 1, 0])
+        );
+        assert_eq!(
+            floats(&binary("t", Binary::Pow, &f(&[2.0, 3.0]), &i(&[2])).unwrap()),
+            [4.0, 9.0]
+        );
+        assert!(binary("t", Binary::Max, &f(&[1.0]), &i(&[1])).is_err());
+    }
+
+    #[test]
+    fn where_cast_and_reductions() {
+        let w = where_("t", &i(&[1, 0, 1]), &f(&[1.0, 2.0, 3.0]), &f(&[-1.0])).unwrap();
+        assert_eq!(floats(&w), [1.0, -1.0, 3.0]);
+        assert_eq!(
+            cast("t", CastTo::Int, &f(&[2.7, -2.7])).unwrap(),
+            i(&[2, -2])
+        );
+        assert!(cast("t", CastTo::Int, &f(&[f32::NAN])).is_err());
+        assert_eq!(cast("t", CastTo::Bool, &i(&[0, 3])).unwrap(), i(&[0, 1]));
+        let x = Value::F32(
+            ArrayD::from_shape_vec(IxDyn(&[2, 3]), vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0]).unwrap(),
+        );
+        let m = reduce("t", Reduction::Mean, &x, Some(&[-1]), true, false).unwrap();
+        assert_eq!(m.shape(), &[2, 1]);
+        assert_eq!(floats(&m), [2.0, 5.0]);
+        let s = reduce("t", Reduction::Sum, &x, Some(&[0]), false, false).unwrap();
+        assert_eq!(floats(&s), [5.0, 7.0, 9.0]);
+        let all = reduce("t", Reduction::Max, &x, None, false, false).unwrap();
+        assert_eq!(all.shape(), &[] as &[usize]);
+        assert_eq!(floats(&all), [6.0]);
+        assert_eq!(
+            reduce("t", Reduction::Sum, &x, None, false, true).unwrap(),
+            x
+        );
+    }
+
+    #[test]
+    fn layer_norm_by_hand() {
+        // Row [1, 2, 3, 4]: mean 2.5, biased variance 1.25.
+        let x = ArrayD::from_shape_vec(IxDyn(&[1, 4]), vec![1.0, 2.0, 3.0, 4.0]).unwrap();
+        let p = LayerNormParams {
+            weight: ArrayD::from_elem(IxDyn(&[4]), 2.0),
+            bias: Some(ArrayD::from_elem(IxDyn(&[4]), 1.0)),
+            axis: -1,
+            eps: 0.0,
+        };
+        let y = layer_norm("t", &x, &p).unwrap();
+        let s = 1.25f64.sqrt();
+        for (got, v) in y.iter().zip([1.0, 2.0, 3.0, 4.0]) {
+            let want = ((v - 2.5) / s * 2.0 + 1.0) as f32;
+            assert!((got - want).abs() < 1e-6, "{got} vs {want}");
+        }
+        let wrong = LayerNormParams {
+            weight: ArrayD::from_elem(IxDyn(&[3]), 1.0),
+            ..p
+        };
+        assert!(layer_norm("t", &x, &wrong).is_err());
+    }
 }

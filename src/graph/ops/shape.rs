@@ -446,3 +446,45 @@ pub fn tile(node: &Node, v: &Value, repeats: &Value) -> Result<Value, GraphError
         x[IxDyn(&j)]
     })))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::graph::Op;
+
+    fn node(op: Op) -> Node {
+        Node {
+            name: "n".into(),
+            op,
+            inputs: Vec::new(),
+            outputs: Vec::new(),
+        }
+    }
+
+    fn ints(v: &[i64]) -> Value {
+        Value::I64(ArrayD::from_shape_vec(IxDyn(&[v.len()]), v.to_vec()).unwrap())
+    }
+
+    #[test]
+    fn split_expand_range_tile() {
+        let x = ints(&[0, 1, 2, 3, 4]);
+        let n = node(Op::Identity);
+        let parts = split(&n, &[Some(&x)], 0, None, 2).unwrap();
+        assert_eq!(parts, vec![ints(&[0, 1, 2]), ints(&[3, 4])]);
+        let parts = split(&n, &[Some(&x), Some(&ints(&[1, 4]))], 0, None, 2).unwrap();
+        assert_eq!(parts, vec![ints(&[0]), ints(&[1, 2, 3, 4])]);
+        assert!(split(&n, &[Some(&x), Some(&ints(&[1, 1]))], 0, None, 2).is_err());
+
+        let e = expand(&n, &ints(&[7]), &ints(&[2, 3])).unwrap();
+        assert_eq!(e.shape(), &[2, 3]);
+        assert!(expand(&n, &ints(&[7]), &ints(&[1 << 40, 1 << 40])).is_err());
+
+        let zero = |v: i64| Value::I64(ArrayD::from_elem(IxDyn(&[]), v));
+        let r = range(&n, &[Some(&zero(5)), Some(&zero(-1)), Some(&zero(-2))]).unwrap();
+        assert_eq!(r, ints(&[5, 3, 1]));
+        assert!(range(&n, &[Some(&zero(0)), Some(&zero(1)), Some(&zero(0))]).is_err());
+
+        let t = tile(&n, &ints(&[1, 2]), &ints(&[3])).unwrap();
+        assert_eq!(t, ints(&[1, 2, 1, 2, 1, 2]));
+    }
+}
