@@ -8,6 +8,7 @@
 
 use prost::Message;
 use qlab::graph::{Value, run};
+use qlab::import::ImportError;
 use qlab::import::onnx::proto::{
     GraphProto, ModelProto, NodeProto, OperatorSetIdProto, StringStringEntryProto, TensorProto,
     TensorShapeProto, TypeProto, ValueInfoProto,
@@ -15,7 +16,6 @@ use qlab::import::onnx::proto::{
     type_proto::{Tensor, Value as Ty},
 };
 use qlab::import::onnx::{import_onnx_bytes, load_onnx, node_module_path};
-use qlab::import::{ImportError, module_path};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
@@ -410,28 +410,22 @@ fn dynamo_exports_load_their_external_weights() {
         let start = std::time::Instant::now();
         let result = load_onnx(&path);
         println!("{name}: {:?}", start.elapsed());
-        // Initializers are read before the node walk, so reaching the op report (this branch
-        // lacks some of their ops) means every external tensor loaded.
         match result {
             Ok(graph) => assert!(!graph.nodes.is_empty()),
-            Err(ImportError::UnsupportedOp { .. } | ImportError::UnsupportedOps { .. }) => {}
             Err(e) => panic!("{name}: {e}"),
         }
     }
 }
 
-/// Per op type, the set of module paths its nodes get (`None` for root-level nodes).
-fn paths_by_op(path: &Path, dynamo: bool) -> BTreeMap<String, BTreeSet<Option<String>>> {
+/// Per op type, the set of module paths its nodes get (`None` for root-level nodes), by the
+/// importer's rule for either exporter.
+fn paths_by_op(path: &Path) -> BTreeMap<String, BTreeSet<Option<String>>> {
     let bytes = std::fs::read(path).unwrap();
     let model = ModelProto::decode(bytes.as_slice()).unwrap();
     let mut out: BTreeMap<String, BTreeSet<Option<String>>> = BTreeMap::new();
     for n in &model.graph.unwrap().node {
         let name = n.name.clone().unwrap_or_default();
-        let scope = if dynamo {
-            node_module_path(n, &name)
-        } else {
-            module_path(&name)
-        };
+        let scope = node_module_path(n, &name);
         out.entry(n.op_type.clone().unwrap_or_default())
             .or_default()
             .insert(scope);
@@ -462,8 +456,8 @@ fn dynamo_nodes_get_their_legacy_twins_module_paths() {
         ),
     ];
     for (name, same) in cases {
-        let legacy = paths_by_op(&zoo.join(format!("{name}.onnx")), false);
-        let dynamo = paths_by_op(&zoo.join(format!("{name}.dynamo.onnx")), true);
+        let legacy = paths_by_op(&zoo.join(format!("{name}.onnx")));
+        let dynamo = paths_by_op(&zoo.join(format!("{name}.dynamo.onnx")));
         for op in same {
             assert_eq!(
                 dynamo.get(*op),
@@ -479,7 +473,7 @@ fn dynamo_nodes_get_their_legacy_twins_module_paths() {
             }
         }
     }
-    let convs = &paths_by_op(&zoo.join("mobilenet_v3_large.dynamo.onnx"), true)["Conv"];
+    let convs = &paths_by_op(&zoo.join("mobilenet_v3_large.dynamo.onnx"))["Conv"];
     assert!(convs.contains(&Some("features.0.0".into())), "{convs:?}");
     assert!(convs.contains(&Some("features.16.0".into())), "{convs:?}");
 }
