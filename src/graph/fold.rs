@@ -80,20 +80,14 @@ fn probe_inputs(graph: &Graph, batch: usize, k: u64) -> Result<Vec<Value>, Strin
             if count > 1 << 26 {
                 return Err(format!("input '{}' is too large to probe", i.name));
             }
-            let mut state = 0x9E37_79B9_7F4A_7C15u64 ^ k.wrapping_mul(0xD1B5_4A32_D192_ED03);
-            let mut next = move || {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
-                state
-            };
+            let mut rng = super::train::Rng::new(0x9E37_79B9 ^ k);
             Ok(if indices.contains(i.name.as_str()) {
                 Value::I64(ArrayD::from_shape_simple_fn(IxDyn(&dims), || {
-                    (next() >> 63) as i64
+                    rng.below(2) as i64
                 }))
             } else {
                 Value::F32(ArrayD::from_shape_simple_fn(IxDyn(&dims), || {
-                    (next() >> 40) as f32 / (1u64 << 23) as f32 - 1.0
+                    2.0 * rng.next_f32() - 1.0
                 }))
             })
         })
@@ -107,9 +101,7 @@ fn shape_values(graph: &Graph) -> HashSet<String> {
     for node in &graph.nodes {
         let from_shapes = match node.op {
             Op::Shape => true,
-            Op::Conv(_) | Op::Linear(_) | Op::BatchNorm(_) | Op::Lstm(_) | Op::LayerNorm(_) => {
-                false
-            }
+            ref op if op.owns_weights() => false,
             _ => node.inputs.iter().all(|i| {
                 i.is_empty() || graph.constants.contains_key(i) || set.contains(i.as_str())
             }),

@@ -339,6 +339,15 @@ impl Op {
         }
     }
 
+    /// Whether the op is a module with weights of its own (Conv, Linear, BatchNorm, LSTM,
+    /// LayerNorm): never folded into a constant, and the op that names its module scope.
+    pub fn owns_weights(&self) -> bool {
+        matches!(
+            self,
+            Op::Conv(_) | Op::Linear(_) | Op::BatchNorm(_) | Op::Lstm(_) | Op::LayerNorm(_)
+        )
+    }
+
     /// Number of trainable / quantizable parameters the op owns.
     pub fn param_count(&self) -> usize {
         let opt = |b: &Option<Array1<f32>>| b.as_ref().map_or(0, |b| b.len());

@@ -247,7 +247,7 @@ impl Walk {
             inputs: c.inputs,
             outputs: node.output.clone(),
         };
-        let foldable = !is_module(&graph_node.op)
+        let foldable = !graph_node.op.owns_weights()
             && graph_node
                 .inputs
                 .iter()
@@ -333,14 +333,6 @@ fn check_inputs(
     }
 }
 
-/// Ops that own weights: never folded, and the op that names its module scope.
-fn is_module(op: &Op) -> bool {
-    matches!(
-        op,
-        Op::Conv(_) | Op::Linear(_) | Op::BatchNorm(_) | Op::Lstm(_) | Op::LayerNorm(_)
-    )
-}
-
 /// `x·W` exported as MatMul + Add (a Linear on a 3-d input) becomes one Linear with its bias.
 fn merge_linear_bias(nodes: &mut Vec<(Option<String>, Node)>, consts: &HashMap<String, Value>) {
     let mut i = 0;
@@ -399,7 +391,7 @@ fn assign_names(nodes: Vec<(Option<String>, Node)>) -> Vec<Node> {
         if let Some(s) = scope {
             let e = per_scope.entry(s.clone()).or_default();
             e.0 += 1;
-            e.1 |= is_module(&node.op);
+            e.1 |= node.op.owns_weights();
         }
     }
     let mut taken: HashSet<String> = HashSet::new();
@@ -409,7 +401,7 @@ fn assign_names(nodes: Vec<(Option<String>, Node)>) -> Vec<Node> {
         let base = match &scope {
             Some(s) => {
                 let (count, has_module) = per_scope[s];
-                if count == 1 || (has_module && is_module(&node.op)) {
+                if count == 1 || (has_module && node.op.owns_weights()) {
                     s.clone()
                 } else {
                     format!("{s}.{kind}")
