@@ -6,6 +6,7 @@ mod compare;
 mod latency;
 mod layers;
 mod metrics;
+mod reference;
 mod sensitivity;
 mod weights;
 
@@ -13,6 +14,9 @@ pub use compare::{LayerDiff, engine_diff};
 pub use latency::{LatencyReport, LayerLatency, Target, latency_steps, layer_latency};
 pub use layers::{ErrorMode, LayerError, layer_errors};
 pub use metrics::{ClipCount, ErrorStats};
+pub use reference::{
+    RefOutput, RefQParams, RefRow, compare_reference, first_divergence, read_layer_dump, read_qparams,
+};
 pub use sensitivity::{Sensitivity, sensitivity};
 pub use weights::{WeightError, weight_errors};
 
@@ -35,6 +39,9 @@ pub enum AnalysisError {
     /// A timing tier cannot be forced on this host.
     #[error(transparent)]
     Isa(#[from] crate::isa::IsaError),
+    /// A reference dump (layer outputs or qparams) cannot be read.
+    #[error("reference {path}: {detail}")]
+    Reference { path: String, detail: String },
     /// The caller asked a long measurement to stop.
     #[error("cancelled")]
     Cancelled,

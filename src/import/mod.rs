@@ -5,6 +5,7 @@ mod error;
 mod naming;
 pub mod native;
 pub mod npy;
+pub mod npz;
 pub mod onnx;
 
 pub use dataset::{Dataset, DatasetError};

@@ -33,8 +33,16 @@ pub fn read_npy(path: &Path) -> Result<Value, NpyError> {
     parse_npy(&bytes, &shown)
 }
 
-/// Parses `.npy` bytes; `origin` names the source in errors.
-pub fn parse_npy(bytes: &[u8], origin: &str) -> Result<Value, NpyError> {
+/// A parsed `.npy` header and the data bytes it describes (length checked).
+struct Raw<'a> {
+    descr: String,
+    shape: Vec<usize>,
+    width: usize,
+    data: &'a [u8],
+}
+
+/// Parses the header and checks the data length against it.
+fn split<'a>(bytes: &'a [u8], origin: &str) -> Result<Raw<'a>, NpyError> {
     let bad = |detail: &str| NpyError::Format {
         path: origin.to_string(),
         detail: detail.to_string(),
@@ -105,55 +113,59 @@ pub fn parse_npy(bytes: &[u8], origin: &str) -> Result<Value, NpyError> {
             data.len()
         )));
     }
-    let chunks = data.chunks_exact(width);
-    let dims = IxDyn(&shape);
-    let value = match descr.as_str() {
-        "<f4" => Value::F32(
-            ArrayD::from_shape_vec(
-                dims,
-                chunks
-                    .map(|c| f32::from_le_bytes(c.try_into().expect("4")))
-                    .collect(),
-            )
-            .expect("size checked"),
-        ),
-        "<f8" => Value::F32(
-            ArrayD::from_shape_vec(
-                dims,
-                chunks
-                    .map(|c| f64::from_le_bytes(c.try_into().expect("8")) as f32)
-                    .collect(),
-            )
-            .expect("size checked"),
-        ),
-        "<i8" => Value::I64(
-            ArrayD::from_shape_vec(
-                dims,
-                chunks
-                    .map(|c| i64::from_le_bytes(c.try_into().expect("8")))
-                    .collect(),
-            )
-            .expect("size checked"),
-        ),
-        "<i4" => Value::I64(
-            ArrayD::from_shape_vec(
-                dims,
-                chunks
-                    .map(|c| i32::from_le_bytes(c.try_into().expect("4")) as i64)
-                    .collect(),
-            )
-            .expect("size checked"),
-        ),
-        "|i1" | "<i1" => Value::I64(
-            ArrayD::from_shape_vec(dims, chunks.map(|c| c[0] as i8 as i64).collect())
-                .expect("size checked"),
-        ),
-        _ => Value::I64(
-            ArrayD::from_shape_vec(dims, chunks.map(|c| c[0] as i64).collect())
-                .expect("size checked"),
-        ),
-    };
-    Ok(value)
+    Ok(Raw {
+        descr,
+        shape,
+        width,
+        data,
+    })
+}
+
+impl Raw<'_> {
+    /// Every element as f64 (exact for every dtype read except i64 beyond 2^53).
+    fn f64s(&self) -> impl Iterator<Item = f64> + '_ {
+        self.data.chunks_exact(self.width).map(|c| match self.descr.as_str() {
+            "<f4" => f32::from_le_bytes(c.try_into().expect("4")) as f64,
+            "<f8" => f64::from_le_bytes(c.try_into().expect("8")),
+            "<i8" => i64::from_le_bytes(c.try_into().expect("8")) as f64,
+            "<i4" => i32::from_le_bytes(c.try_into().expect("4")) as f64,
+            "|i1" | "<i1" => c[0] as i8 as f64,
+            _ => c[0] as f64,
+        })
+    }
+
+    /// Every element of an integer dtype as i64.
+    fn i64s(&self) -> impl Iterator<Item = i64> + '_ {
+        self.data.chunks_exact(self.width).map(|c| match self.descr.as_str() {
+            "<i8" => i64::from_le_bytes(c.try_into().expect("8")),
+            "<i4" => i32::from_le_bytes(c.try_into().expect("4")) as i64,
+            "|i1" | "<i1" => c[0] as i8 as i64,
+            _ => c[0] as i64,
+        })
+    }
+
+    fn is_float(&self) -> bool {
+        self.descr.starts_with("<f")
+    }
+}
+
+/// Parses `.npy` bytes; `origin` names the source in errors. Floating dtypes become f32,
+/// integer dtypes i64.
+pub fn parse_npy(bytes: &[u8], origin: &str) -> Result<Value, NpyError> {
+    let raw = split(bytes, origin)?;
+    let dims = IxDyn(&raw.shape);
+    Ok(if raw.is_float() {
+        let v = raw.f64s().map(|x| x as f32).collect();
+        Value::F32(ArrayD::from_shape_vec(dims, v).expect("size checked"))
+    } else {
+        Value::I64(ArrayD::from_shape_vec(dims, raw.i64s().collect()).expect("size checked"))
+    })
+}
+
+/// Parses `.npy` bytes keeping f64 precision (a reference dump's scales are float64).
+pub fn parse_npy_f64(bytes: &[u8], origin: &str) -> Result<ArrayD<f64>, NpyError> {
+    let raw = split(bytes, origin)?;
+    Ok(ArrayD::from_shape_vec(IxDyn(&raw.shape), raw.f64s().collect()).expect("size checked"))
 }
 
 /// The raw text of `key`'s value in the header's Python dict literal.

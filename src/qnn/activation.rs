@@ -1,5 +1,5 @@
 //! Quantized activations: `relu`, `relu6`, `hardtanh`, `clamp` (integer clamps, qparams kept)
-//! and `leaky_relu`, `hardswish`, `sigmoid`, `tanh` (float path with output qparams).
+//! and `leaky_relu`, `hardswish`, `hardsigmoid`, `sigmoid`, `tanh` (float path with output qparams).
 //!
 //! Rules (NUMERICS §6.5; all confirmed on every golden case of the three engines):
 //! * relu: `max(q, z)`. relu6 / hardtanh / clamp: `min(max(q, Q(lo)), Q(hi))` with the bounds
@@ -144,6 +144,35 @@ pub fn hardswish(
             hardswish_f32(v)
         })
     }
+}
+
+/// `min(max(x + 3, 0), 6) / 6` in f32.
+fn hardsigmoid_f32(v: f32) -> f32 {
+    (v + 3.0).clamp(0.0, 6.0) / 6.0
+}
+
+/// `F.hardsigmoid` on a quantized tensor: fixed output qparams, scale 1/256 with zero point 0
+/// (quint8) or -128 (qint8). qnnpack (quint8) uses QNNPACK's table
+/// `lrintf(f32(1/(1/256)) · hardsigmoid(x))`; elsewhere `qhardsigmoid_kernel`'s float path with
+/// the f32 input scale.
+pub fn hardsigmoid(x: &QTensor, numerics: Numerics) -> Result<QTensor, QnnError> {
+    const SCALE: f64 = 1.0 / 256.0;
+    if uses_qnnpack_lut(x, numerics) {
+        return qnnpack_lut("hardsigmoid", x, SCALE, 0, |v| 256.0 * hardsigmoid_f32(v));
+    }
+    let zero_point = if Operand::of("hardsigmoid", "input", x)?.dtype == QDType::QInt8 {
+        -128
+    } else {
+        0
+    };
+    map_float(
+        "hardsigmoid",
+        x,
+        SCALE,
+        zero_point,
+        FloatQuirks::default(),
+        |v, _| hardsigmoid_f32(v),
+    )
 }
 
 /// `torch.sigmoid` on a quantized tensor: `1 / (1 + exp(-x))` in f32 (QNNPACK's table on

@@ -411,6 +411,86 @@ pub fn adaptive_avg_pool2d(
     )
 }
 
+/// `torch.mean(x, dims, keepdim)` on a quantized tensor (PyTorch's ReduceOps.cpp); `axes` are
+/// normalized to `0..ndim`. The output keeps the input's qparams. Three routes, as PyTorch picks:
+/// * qnnpack engine, quint8, 4-D, `dims == (2, 3)`: QNNPACK's global average pooling,
+///   `z + RNE(f32(S - z·n) · f32(s / f32(s·n)))` (the average-pool rule with `n = H·W`);
+/// * the reduced dims are the innermost ones: `qmean_inner_dim_kernel`, `RNE(f32(S) / f32(n))` on
+///   the raw integers (the zero point carries through the average);
+/// * otherwise dequantize, float mean (summed in f64 here: PyTorch's float reduction order is
+///   not reproduced on this rare route), quantize with the input's qparams.
+pub fn mean(
+    x: &QTensor,
+    axes: &[usize],
+    keepdim: bool,
+    numerics: Numerics,
+) -> Result<QTensor, QnnError> {
+    const OP: &str = "mean";
+    let xo = Operand::of(OP, "input", x)?;
+    let shape = x.shape();
+    let mut axes = axes.to_vec();
+    axes.sort_unstable();
+    axes.dedup();
+    if axes.iter().any(|&a| a >= shape.len()) {
+        return Err(QnnError::Shape {
+            op: OP,
+            detail: format!("axes {axes:?} outside a {}-D input", shape.len()),
+        });
+    }
+    let out_shape: Vec<usize> = (0..shape.len())
+        .filter_map(|d| match (axes.contains(&d), keepdim) {
+            (false, _) => Some(shape[d]),
+            (true, true) => Some(1),
+            (true, false) => None,
+        })
+        .collect();
+    let n: usize = axes.iter().map(|&a| shape[a]).product();
+    let z = xo.zero_point as i64;
+    let q = x.int_values();
+    let inner = axes.is_empty()
+        || (axes[axes.len() - 1] == shape.len() - 1 && axes.windows(2).all(|w| w[1] == w[0] + 1));
+    let qnnpack = numerics.engine == Engine::Qnnpack
+        && x.dtype() == QDType::QUInt8
+        && shape.len() == 4
+        && axes == [2, 3];
+    let (lo, hi) = (xo.qmin() as i64, xo.qmax() as i64);
+    let values: Vec<i32> = if qnnpack || inner {
+        // The reduced dims are contiguous innermost blocks of `n` values.
+        let scale = qnnpack_scale(xo.scale, n);
+        q.chunks(n.max(1))
+            .map(|block| {
+                let sum: i64 = block.iter().map(|&v| v as i64).sum();
+                let y = if qnnpack {
+                    qnnpack_average(sum, n as i64, z, scale)
+                } else {
+                    ((sum as f32) / n as f32).round_ties_even() as i64
+                };
+                y.clamp(lo, hi) as i32
+            })
+            .collect()
+    } else {
+        let xs = ndarray::ArrayD::from_shape_vec(
+            ndarray::IxDyn(shape),
+            q.iter()
+                .map(|&v| ((v as i64 - z) as f32 * xo.scale as f32) as f64)
+                .collect(),
+        )
+        .expect("shape of the input");
+        let mut acc = xs;
+        for &a in axes.iter().rev() {
+            acc = acc.sum_axis(ndarray::Axis(a));
+        }
+        let inv = 1.0f32 / xo.scale as f32;
+        acc.iter()
+            .map(|&s| {
+                let m = (s / n as f64) as f32;
+                (z + (m * inv).round_ties_even() as i64).clamp(lo, hi) as i32
+            })
+            .collect()
+    };
+    output(xo.dtype, values, &out_shape, xo.scale, z)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

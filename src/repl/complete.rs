@@ -36,7 +36,7 @@ pub fn slot(line: &str, names: &Names) -> Slot {
     let before: Vec<&str> = line[..start].split_whitespace().collect();
     if let Some((key, value)) = word.split_once('=') {
         return match key {
-            "labels" | "out" => Slot::Path(start + key.len() + 1),
+            "labels" | "out" | "qparams" => Slot::Path(start + key.len() + 1),
             "mode" => Slot::Words(
                 start + key.len() + 1,
                 starting_with(value, ["cumulative", "isolated"].map(String::from).to_vec()),
@@ -86,7 +86,10 @@ pub fn slot(line: &str, names: &Names) -> Slot {
         ["export", "errors", _] => words(owned(&["out=", "mode="])),
         ["export"] => words(owned(&["errors"])),
         ["export", "errors"] => words(names.datasets.clone()),
-        ["compare"] => words(owned(&["engines"])),
+        ["compare"] => words(owned(&["engines", "reference"])),
+        ["compare", "reference"] => Slot::Path(start),
+        ["compare", "reference", _] => words(names.datasets.clone()),
+        ["compare", "reference", _, _] => words(owned(&["qparams=", "sample="])),
         ["compare", "engines"] | ["compare", "engines", _] => {
             words(owned(&["fbgemm", "qnnpack", "x86"]))
         }

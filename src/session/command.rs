@@ -158,8 +158,13 @@ pub enum Command {
         key: QConfigKey,
         choice: QConfigChoice,
     },
-    /// `fuse auto` or `fuse a,b,c d,e` (one comma-separated group per argument).
-    Fuse { groups: Option<Vec<Vec<String>>> },
+    /// `fuse auto [add_relu=off]` or `fuse a,b,c d,e` (one comma-separated group per argument).
+    /// `add_relu=off` keeps an add followed by a ReLU apart (observed before the ReLU) instead
+    /// of reading it as `FloatFunctional.add_relu`; `quantize` then fuses the same way.
+    Fuse {
+        groups: Option<Vec<Vec<String>>>,
+        add_relu: bool,
+    },
     /// `prepare` — place observers for static quantization.
     Prepare,
     /// `prepare qat` — fuse for QAT (BN kept), fake-quants on activations and weights.
@@ -209,6 +214,15 @@ pub enum Command {
         data: String,
         timing: bool,
     },
+    /// `compare reference LAYERS.npz DATA [qparams=Q.json] [sample=N]` — the converted model's
+    /// per-module outputs and qparams on one sample against a reference int8 model's dump
+    /// (PyTorch's), with the first module where they part.
+    CompareReference {
+        layers: String,
+        data: String,
+        qparams: Option<String>,
+        sample: usize,
+    },
 }
 
 impl Command {
@@ -234,6 +248,7 @@ impl Command {
                 | Command::PlotErrors { .. }
                 | Command::Sensitivity { .. }
                 | Command::CompareEngines { .. }
+                | Command::CompareReference { .. }
         )
     }
 }
@@ -386,8 +401,8 @@ pub const VERBS: &[(&str, &str, &str)] = &[
     ),
     (
         "fuse",
-        "fuse auto | fuse conv1,bn1,relu1 conv2,relu2",
-        "fuse Conv/Linear+BN+ReLU(6) patterns (BN folded bit-exactly)",
+        "fuse auto [add_relu=off] | fuse conv1,bn1,relu1 conv2,relu2",
+        "fuse Conv/Linear+BN+ReLU(6) patterns (BN folded bit-exactly) and add+ReLU as FloatFunctional.add_relu (add_relu=off keeps them apart)",
     ),
     (
         "prepare",
@@ -436,8 +451,8 @@ pub const VERBS: &[(&str, &str, &str)] = &[
     ),
     (
         "compare",
-        "compare engines fbgemm qnnpack DATA [timing=on]",
-        "convert the calibrated model for two engines and compare them layer by layer; timing=on adds per-layer latency (batch 1, one thread, median of 20) against fp32",
+        "compare engines fbgemm qnnpack DATA [timing=on] | compare reference LAYERS.npz DATA [qparams=Q.json] [sample=N]",
+        "convert the calibrated model for two engines and compare them layer by layer (timing=on adds per-layer latency, batch 1, one thread, median of 20, against fp32); or compare the converted model's per-module int8 outputs and qparams on one sample with a reference dump (PyTorch's: PATH int_repr, PATH:scale, PATH:zero_point) and name the first module that differs",
     ),
     ("help", "help [VERB]", "this list, or one verb's usage"),
 ];
@@ -505,8 +520,19 @@ impl fmt::Display for Command {
                     QConfigChoice::None => write!(f, " none"),
                 }
             }
-            Command::Fuse { groups: None } => write!(f, "fuse auto"),
-            Command::Fuse { groups: Some(g) } => {
+            Command::Fuse {
+                groups: None,
+                add_relu,
+            } => {
+                write!(f, "fuse auto")?;
+                if !add_relu {
+                    write!(f, " add_relu=off")?;
+                }
+                Ok(())
+            }
+            Command::Fuse {
+                groups: Some(g), ..
+            } => {
                 let groups: Vec<String> = g.iter().map(|m| m.join(",")).collect();
                 write!(f, "fuse {}", groups.join(" "))
             }
@@ -561,6 +587,21 @@ impl fmt::Display for Command {
                 write!(f, "compare engines {a} {b} {}", quote(data))?;
                 if *timing {
                     write!(f, " timing=on")?;
+                }
+                Ok(())
+            }
+            Command::CompareReference {
+                layers,
+                data,
+                qparams,
+                sample,
+            } => {
+                write!(f, "compare reference {} {}", quote(layers), quote(data))?;
+                if let Some(q) = qparams {
+                    write!(f, " qparams={}", quote(q))?;
+                }
+                if *sample != 0 {
+                    write!(f, " sample={sample}")?;
                 }
                 Ok(())
             }
@@ -902,6 +943,22 @@ pub fn parse_line(line: &str) -> Result<Option<Command>, SessionError> {
                 timing,
             }
         }
+        ("compare", "reference") => {
+            let qparams = args.option("qparams");
+            let sample = match args.option("sample") {
+                Some(t) => t
+                    .parse()
+                    .map_err(|_| args.error(format!("sample '{t}' is not a sample index")))?,
+                None => 0,
+            };
+            let [_, layers, data] = args.exactly::<3>()?;
+            Command::CompareReference {
+                layers,
+                data,
+                qparams,
+                sample,
+            }
+        }
         ("help", _) => Command::Help {
             verb: args.positional.first().cloned(),
         },
@@ -916,8 +973,16 @@ pub fn parse_line(line: &str) -> Result<Option<Command>, SessionError> {
         }
         ("qconfig", _) => parse_qconfig(&mut args)?,
         ("fuse", "auto") => {
+            let add_relu = match args.option("add_relu").as_deref() {
+                None | Some("on") => true,
+                Some("off") => false,
+                Some(other) => return Err(args.error(format!("add_relu '{other}' (on or off)"))),
+            };
             args.exactly::<1>()?;
-            Command::Fuse { groups: None }
+            Command::Fuse {
+                groups: None,
+                add_relu,
+            }
         }
         ("fuse", _) => {
             if args.positional.is_empty() {
@@ -930,6 +995,7 @@ pub fn parse_line(line: &str) -> Result<Option<Command>, SessionError> {
                 .collect();
             Command::Fuse {
                 groups: Some(groups),
+                add_relu: true,
             }
         }
         ("prepare", "qat") => {

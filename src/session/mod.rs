@@ -13,6 +13,7 @@ mod help;
 mod output;
 mod qat;
 mod quantize;
+mod reference;
 mod replay;
 pub mod view;
 mod workbench;

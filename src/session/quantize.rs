@@ -10,12 +10,12 @@ use super::command::{Batching, QConfigChoice};
 use super::{Output, SessionError, Table, Workbench};
 use crate::analysis::{ErrorMode, LayerError, layer_errors, sensitivity};
 use crate::engine::{Engine, HostProfile, Numerics};
-use crate::graph::Value;
+use crate::graph::{Graph, Value};
 use crate::observer::Stats;
 use crate::qconfig::presets::get_default_qconfig;
 use crate::report::{ErrorReport, Format, HistogramPlot, PlotFormat, errors_plot, histogram_plot};
 use crate::workflow::{
-    self, QConfigKey, QConfigMap, QOp, QuantizedModel, Severity, dynamic_qconfig_map, fuse_auto,
+    self, FuseOptions, QConfigKey, QConfigMap, QOp, QuantizedModel, Severity, dynamic_qconfig_map, fuse_auto, fuse_auto_with,
     fuse_modules,
 };
 use ndarray::ArrayD;
@@ -124,11 +124,16 @@ impl Workbench {
         Ok(Output::Text(text))
     }
 
-    pub(super) fn fuse(&mut self, groups: Option<&[Vec<String>]>) -> Result<Output, SessionError> {
+    pub(super) fn fuse(
+        &mut self,
+        groups: Option<&[Vec<String>]>,
+        add_relu: bool,
+    ) -> Result<Output, SessionError> {
         let (path, graph) = self.model.as_ref().ok_or(SessionError::NoModel)?;
+        let options = FuseOptions { add_relu };
         let (fused, listed) = match groups {
             None => {
-                let (g, found) = fuse_auto(graph)?;
+                let (g, found) = fuse_auto_with(graph, options)?;
                 let listed: Vec<String> = found
                     .iter()
                     .map(|f| format!("{} → {}", f.modules.join("+"), f.fused_type.type_name))
@@ -140,18 +145,24 @@ impl Workbench {
                 groups.iter().map(|g| g.join("+")).collect(),
             ),
         };
+        let pairs = add_relu_note(graph, &fused);
         self.model = Some((path.clone(), fused));
+        if groups.is_none() {
+            self.fuse_options = options;
+        }
         self.outputs.clear();
         self.reset_quantization();
-        Ok(Output::Text(if listed.is_empty() {
-            "nothing to fuse".into()
+        let mut text = if listed.is_empty() {
+            "nothing to fuse".to_string()
         } else {
             format!(
                 "fused {} group(s):\n  {}",
                 listed.len(),
                 listed.join("\n  ")
             )
-        }))
+        };
+        text.push_str(&pairs);
+        Ok(Output::Text(text))
     }
 
     /// The qconfig map `prepare` uses: the user's entries over the engine's default.
@@ -289,7 +300,8 @@ impl Workbench {
         self.dataset(data)?;
         let (path, graph) = self.model.as_ref().ok_or(SessionError::NoModel)?;
         let path = path.clone();
-        let (fused, _) = fuse_auto(graph)?;
+        let (fused, _) = fuse_auto_with(graph, self.fuse_options)?;
+        let pairs = add_relu_note(graph, &fused);
         let prepared = workflow::prepare(&fused, &self.effective_qconfigs()?)?;
         // Run on the candidate state; put the old one back if any step fails.
         let saved_model = self.model.replace((path, fused));
@@ -297,7 +309,14 @@ impl Workbench {
         match self.calibrate(data, b).and_then(|_| self.convert()) {
             Ok(out) => {
                 self.outputs.clear();
-                Ok(out)
+                Ok(match out {
+                    Output::Table { title, table } => Output::Table {
+                        title: title + &pairs,
+                        table,
+                    },
+                    Output::Text(t) => Output::Text(t + &pairs),
+                    other => other,
+                })
             }
             Err(e) => {
                 self.model = saved_model;
@@ -527,7 +546,10 @@ impl Workbench {
                         QOp::Quantize(q) => (q.scale, q.zero_point, None),
                         QOp::Conv(c) => (c.out_scale, c.out_zero_point, Some(&c.weight)),
                         QOp::Linear(l) => (l.out_scale, l.out_zero_point, Some(&l.weight)),
-                        QOp::Add(f) | QOp::Mul(f) | QOp::Cat(f) => (f.scale, f.zero_point, None),
+                        QOp::Add(f) | QOp::AddRelu(f) | QOp::Mul(f) | QOp::Cat(f) => {
+                            (f.scale, f.zero_point, None)
+                        }
+                        QOp::Hardswish { scale, zero_point } => (*scale, *zero_point, None),
                         _ => return None,
                     };
                     let weight = w.map_or_else(String::new, |w| {
@@ -700,4 +722,19 @@ fn write_file(out: &str, bytes: impl AsRef<[u8]>) -> Result<(), SessionError> {
             source,
         }
     })
+}
+
+/// The note printed when fusion read add+ReLU pairs as `add_relu` (an ambiguous choice: the
+/// graph cannot tell it from `add` then `nn.ReLU`); empty when it read none.
+fn add_relu_note(before: &Graph, after: &Graph) -> String {
+    let n = after.fusions[before.fusions.len().min(after.fusions.len())..]
+        .iter()
+        .filter(|f| f.types.first().is_some_and(|t| t == "Add"))
+        .count();
+    if n == 0 {
+        return String::new();
+    }
+    format!(
+        "\n{n} add+ReLU pair(s) read as FloatFunctional.add_relu (one observer after the ReLU, as torchvision's ResNet adds); `fuse auto add_relu=off` keeps them apart"
+    )
 }

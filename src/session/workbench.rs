@@ -10,7 +10,7 @@ use crate::import::Dataset;
 use crate::import::native::{load_native, save_native};
 use crate::import::npy::write_npy_f32;
 use crate::import::onnx::load_onnx;
-use crate::workflow::{Prepared, QConfigMap, QatModel, QuantizedModel};
+use crate::workflow::{FuseOptions, Prepared, QConfigMap, QatModel, QuantizedModel};
 use ndarray::{ArrayD, Axis};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -28,6 +28,8 @@ pub struct Workbench {
     /// The model's first output per dataset, so `eval`, `expect` and `predict` on the same data
     /// run the model once; cleared when the model or that dataset changes.
     pub(super) outputs: BTreeMap<String, ArrayD<f32>>,
+    /// How `fuse auto` and `quantize` read an add followed by a ReLU (`fuse auto add_relu=`).
+    pub(super) fuse_options: FuseOptions,
     /// The engine and host profile `convert` targets.
     pub(super) numerics: Numerics,
     /// The qconfig entries given so far (empty: the engine's default qconfig for everything).
@@ -116,7 +118,7 @@ impl Workbench {
             Command::Help { verb } => super::help::help(verb.as_deref())?,
             Command::Engine { engine, profile } => self.set_engine(*engine, *profile),
             Command::QConfig { key, choice } => self.set_qconfig(key, choice)?,
-            Command::Fuse { groups } => self.fuse(groups.as_deref())?,
+            Command::Fuse { groups, add_relu } => self.fuse(groups.as_deref(), *add_relu)?,
             Command::Prepare => self.prepare()?,
             Command::PrepareQat => self.prepare_qat()?,
             Command::Train(t) => self.train(t)?,
@@ -128,6 +130,12 @@ impl Workbench {
             Command::CompareEngines { a, b, data, timing } => {
                 self.compare_engines(*a, *b, data, *timing)?
             }
+            Command::CompareReference {
+                layers,
+                data,
+                qparams,
+                sample,
+            } => self.compare_reference(layers, data, qparams.as_deref(), *sample)?,
             Command::Export { data, out, mode } => self.export(data, out, *mode)?,
             Command::Sensitivity {
                 data,

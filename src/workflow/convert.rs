@@ -6,7 +6,7 @@ use super::fuse::detect;
 use super::qmodel::{QOp, QuantizedModel};
 use super::{ActivationObserver, Placement, Prepared, WorkflowError};
 use crate::engine::{Engine, Numerics};
-use crate::graph::{Node, Op};
+use crate::graph::{Node, Op, Unary};
 use crate::observer::observe_and_quantize;
 use crate::qconfig::QConfig;
 use crate::qnn::{ConvParams, QConv, QFunctional, QLinear, QnnError, Quantize};
@@ -134,7 +134,9 @@ pub fn check(prepared: &Prepared, engine: Engine) -> Vec<Finding> {
         .filter_map(observer_findings)
         .collect();
     out.extend(check_qconfigs(prepared, engine));
-    for group in detect(&prepared.graph) {
+    // Module fusions only: an unfused add+ReLU is the user's choice (`add_relu=off`).
+    let modules_only = super::fuse::FuseOptions { add_relu: false };
+    for group in detect(&prepared.graph, modules_only) {
         if prepared.placement.get(&group[0]) == Some(&Placement::Quantized) {
             out.push(finding(
                 Severity::Warning,
@@ -272,10 +274,15 @@ fn quantized_op(
                 QLinear::new(&wq, bias, s, z, relu).map_err(module_err)?,
             ))
         }
+        Op::Unary(Unary::HardSwish) => {
+            let (scale, zero_point) = source.activation(&node.name)?;
+            QOp::Hardswish { scale, zero_point }
+        }
         Op::Add | Op::Mul | Op::Concat { .. } => {
             let (s, z) = source.activation(&node.name)?;
             let f = QFunctional::new(s, z);
             match node.op {
+                Op::Add if fused_relu(prepared, node) => QOp::AddRelu(f),
                 Op::Add => QOp::Add(f),
                 Op::Mul => QOp::Mul(f),
                 _ => QOp::Cat(f),

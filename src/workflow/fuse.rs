@@ -20,14 +20,32 @@ pub struct FusedGroup {
     pub fused_type: ModuleType,
 }
 
+/// What automatic detection looks for besides PyTorch's module fusions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FuseOptions {
+    /// Read an Add of two tensors followed by a ReLU as one `FloatFunctional.add_relu` (how
+    /// torchvision's quantizable ResNet adds; the exported graph cannot tell it from `add` then
+    /// `nn.ReLU`, which keeps an observer before the ReLU).
+    pub add_relu: bool,
+}
+
+impl Default for FuseOptions {
+    fn default() -> Self {
+        FuseOptions { add_relu: true }
+    }
+}
+
 /// A module's role in a fusion pattern.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Role {
     Conv,
     Linear,
     Bn,
-    /// ReLU or ReLU6 (Clip to [0, 6]).
-    Act,
+    Relu,
+    /// ReLU6 (Clip to [0, 6]).
+    Relu6,
+    /// The functional add of two tensors (`FloatFunctional.add`).
+    Add,
 }
 
 fn role(op: &Op) -> Option<Role> {
@@ -35,19 +53,30 @@ fn role(op: &Op) -> Option<Role> {
         Op::Conv(_) => Some(Role::Conv),
         Op::Linear(_) => Some(Role::Linear),
         Op::BatchNorm(_) => Some(Role::Bn),
-        Op::Relu => Some(Role::Act),
-        Op::Clip { min, max } if *min == 0.0 && *max == 6.0 => Some(Role::Act),
+        Op::Add => Some(Role::Add),
+        Op::Relu => Some(Role::Relu),
+        Op::Clip { min, max } if *min == 0.0 && *max == 6.0 => Some(Role::Relu6),
         _ => None,
     }
 }
 
-/// PyTorch's fusable sequences, plus Conv/Linear(+BN)+ReLU6.
+/// PyTorch's fusable sequences, plus Conv/Linear(+BN)+ReLU6 and add+ReLU (`add_relu`).
 fn supported(roles: &[Role]) -> bool {
     use Role::*;
     matches!(
         roles,
-        [Conv, Bn] | [Conv, Bn, Act] | [Conv, Act] | [Linear, Act] | [Linear, Bn] | [Bn, Act]
+        [Conv, Bn]
+            | [Conv, Bn, Relu | Relu6]
+            | [Conv, Relu | Relu6]
+            | [Linear, Relu | Relu6]
+            | [Linear, Bn]
+            | [Bn, Relu | Relu6]
+            | [Add, Relu]
     )
+}
+
+fn is_activation(r: Role) -> bool {
+    matches!(r, Role::Relu | Role::Relu6)
 }
 
 fn node_index(graph: &Graph, path: &str) -> Result<usize, FuseError> {
@@ -130,7 +159,7 @@ fn validate(graph: &Graph, group: &[String]) -> Result<(Vec<usize>, Vec<String>)
             modules: group.to_vec(),
             reason: format!(
                 "{kinds:?} is not a fusable pattern (Conv+BN[+ReLU], Conv+ReLU, Linear+ReLU, \
-                 Linear+BN, BN+ReLU; ReLU6 where ReLU is allowed)"
+                 Linear+BN, BN+ReLU; ReLU6 where ReLU is allowed; Add+ReLU as add_relu)"
             ),
         });
     }
@@ -228,10 +257,21 @@ fn sole_follower(graph: &Graph, i: usize) -> Option<usize> {
     }
 }
 
-/// Finds every fusable chain, greedily extended from each Conv / Linear / BN in graph order
-/// (every prefix of a pattern is itself a pattern, so greedy finds the longest).
-/// Modules already fused are skipped, so detection on a fused graph finds only what is left.
-pub(super) fn detect(graph: &Graph) -> Vec<Vec<String>> {
+/// Whether node `i` is an add of two runtime tensors (an add of a constant is `add_scalar`).
+fn adds_two_tensors(graph: &Graph, i: usize) -> bool {
+    let n = &graph.nodes[i];
+    n.inputs
+        .iter()
+        .filter(|x| !x.is_empty() && !graph.constants.contains_key(*x))
+        .count()
+        == 2
+}
+
+/// Finds every fusable chain, greedily extended from each Conv / Linear / BN (and add, with
+/// `options.add_relu`) in graph order (every prefix of a module pattern is itself a pattern, so
+/// greedy finds the longest). Modules already fused are skipped, so detection on a fused graph
+/// finds only what is left.
+pub(super) fn detect(graph: &Graph, options: FuseOptions) -> Vec<Vec<String>> {
     let fused: HashSet<&str> = graph
         .fusions
         .iter()
@@ -244,9 +284,12 @@ pub(super) fn detect(graph: &Graph) -> Vec<Vec<String>> {
         .collect();
     let mut groups = Vec::new();
     for i in 0..graph.nodes.len() {
-        let Some(first) = role(&graph.nodes[i].op).filter(|r| *r != Role::Act) else {
+        let Some(first) = role(&graph.nodes[i].op).filter(|r| !is_activation(*r)) else {
             continue;
         };
+        if first == Role::Add && !(options.add_relu && adds_two_tensors(graph, i)) {
+            continue;
+        }
         if claimed[i] {
             continue;
         }
@@ -280,9 +323,18 @@ pub(super) fn detect(graph: &Graph) -> Vec<Vec<String>> {
 }
 
 /// Detects and fuses (eval mode) every Conv+BN(+ReLU), Conv+ReLU, Linear+ReLU, Linear+BN,
-/// BN+ReLU and Conv/Linear(+BN)+ReLU6 chain, and lists the groups with their fused classes.
+/// BN+ReLU, Conv/Linear(+BN)+ReLU6 and add+ReLU chain, and lists the groups with their fused
+/// classes.
 pub fn fuse_auto(graph: &Graph) -> Result<(Graph, Vec<FusedGroup>), FuseError> {
-    let fused = fuse_modules(graph, &detect(graph))?;
+    fuse_auto_with(graph, FuseOptions::default())
+}
+
+/// [`fuse_auto`] with the choices of [`FuseOptions`].
+pub fn fuse_auto_with(
+    graph: &Graph,
+    options: FuseOptions,
+) -> Result<(Graph, Vec<FusedGroup>), FuseError> {
+    let fused = fuse_modules(graph, &detect(graph, options))?;
     let groups = fused.fusions[graph.fusions.len()..]
         .iter()
         .map(|f| FusedGroup {

@@ -17,6 +17,7 @@ pub struct ModuleType {
 }
 
 const FUSED: &str = "torch.ao.nn.intrinsic.modules.fused";
+const FUNCTIONAL: &str = "torch.ao.nn.quantized.modules.functional_modules";
 /// ReLU6 fusions have no PyTorch class; qlab names them in its own namespace.
 const QLAB_FUSED: &str = "qlab.workflow.fused";
 
@@ -111,6 +112,16 @@ pub(super) fn fused_class(fusion: &Fusion) -> (ModuleType, Vec<usize>) {
     let types = &fusion.types;
     let kept = kept_members(fusion);
     let first = types[0].as_str();
+    // add+ReLU is one method of a FloatFunctional, not a module of its own children.
+    if first == "Add" {
+        return (
+            ModuleType {
+                type_name: "FloatFunctional.add_relu".into(),
+                module: FUNCTIONAL,
+            },
+            Vec::new(),
+        );
+    }
     if kept.len() == 1 {
         return (ModuleType::plain(first), Vec::new());
     }

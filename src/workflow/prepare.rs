@@ -9,13 +9,14 @@
 //! kept in float (qconfig `None`, or an op without a quantized kernel), so any model quantizes.
 //!
 //! Observers sit where eager mode puts them: on the outputs of QuantStubs, of Conv / Linear
-//! (after their fused activation) and of the functional add / mul / cat. Ops whose quantized
-//! kernel keeps or fixes its qparams (ReLU, pooling, reshapes, sigmoid) get none.
+//! (after their fused activation), of Hardswish and of the functional add / add_relu / mul /
+//! cat. Ops whose quantized kernel keeps or fixes its qparams (ReLU, pooling, mean, slicing and
+//! reshapes, sigmoid, hardsigmoid) get none.
 
 use super::WorkflowError;
 use super::modules::fused_class;
 use super::qconfig_map::QConfigMap;
-use crate::graph::{Graph, Node, Op};
+use crate::graph::{Graph, Node, Op, ReduceParams, Reduction, Unary};
 use crate::observer::{Observer, ObserverSpec};
 use crate::qconfig::QConfig;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -99,6 +100,8 @@ fn kind(graph: &Graph, node: &Node) -> Kind {
             Kind::Observed
         }
         Op::Linear(_) => Kind::Observed,
+        // nn.quantized.Hardswish has its own output observer.
+        Op::Unary(Unary::HardSwish) => Kind::Observed,
         Op::Add | Op::Mul if runtime_inputs == 2 => Kind::Observed,
         Op::Concat { .. } if runtime_inputs == node.inputs.len() => Kind::Observed,
         Op::MaxPool(p) | Op::AvgPool(p)
@@ -117,7 +120,26 @@ fn kind(graph: &Graph, node: &Node) -> Kind {
         | Op::Reshape { .. }
         | Op::Transpose { .. }
         | Op::Squeeze { .. }
-        | Op::Unsqueeze { .. } => Kind::Follows,
+        | Op::Unsqueeze { .. }
+        | Op::Slice
+        | Op::Split { .. }
+        | Op::Expand
+        | Op::Tile
+        | Op::Reduce(ReduceParams {
+            kind: Reduction::Mean,
+            ..
+        }) => Kind::Follows,
+        // Indexing a tensor (not an embedding table: its data operand is a constant).
+        Op::Gather { .. } if node.inputs.first().is_some_and(|i| !graph.constants.contains_key(i)) => {
+            Kind::Follows
+        }
+        // F.hardsigmoid on a quantized tensor fixes its output qparams; only PyTorch's own
+        // parameters (1/6, 1/2) have a quantized kernel.
+        Op::Unary(Unary::HardSigmoid { alpha, beta })
+            if crate::graph::ops::is_torch_hardsigmoid(*alpha, *beta) =>
+        {
+            Kind::Follows
+        }
         _ => Kind::FloatOnly,
     }
 }

@@ -9,7 +9,7 @@
 
 use super::WorkflowError;
 use crate::engine::Numerics;
-use crate::graph::{self, Graph, Node, Op, Value};
+use crate::graph::{self, Graph, Node, Op, ReduceParams, Reduction, Unary, Value};
 use crate::qnn::dynamic::{DynamicLinear, DynamicLstm};
 use crate::qnn::{
     self, AdaptiveAvgPool2d, AvgPool2d, DeQuantize, Layout, MaxPool2d, QConv, QFunctional, QLinear,
@@ -25,7 +25,7 @@ pub enum QOp {
     /// The node's float op, on float values.
     Float,
     /// The node's op on a quantized input with a kernel that keeps or fixes the qparams
-    /// (ReLU, clamp, pooling, sigmoid, reshapes).
+    /// (ReLU, clamp, pooling, mean, sigmoid, hardsigmoid, slicing and reshapes).
     Follow,
     /// Passes its input through (a fused activation its module already applied).
     Identity,
@@ -34,8 +34,12 @@ pub enum QOp {
     Conv(Box<QConv>),
     Linear(Box<QLinear>),
     Add(QFunctional),
+    /// `FloatFunctional.add_relu`: one op, its observer after the ReLU.
+    AddRelu(QFunctional),
     Mul(QFunctional),
     Cat(QFunctional),
+    /// `nn.quantized.Hardswish` with its observed output qparams.
+    Hardswish { scale: f64, zero_point: i64 },
     /// A dynamically quantized Linear: float in, float out.
     DynamicLinear(Box<DynamicLinear>),
     /// A dynamically quantized LSTM, in the graph's ONNX layout (`Y [T, dirs, B, H]`).
@@ -56,6 +60,8 @@ impl QOp {
             QOp::Linear(l) if l.relu => "qlinear_relu",
             QOp::Linear(_) => "qlinear",
             QOp::Add(_) => "qadd",
+            QOp::AddRelu(_) => "qadd_relu",
+            QOp::Hardswish { .. } => "qhardswish",
             QOp::Mul(_) => "qmul",
             QOp::Cat(_) => "qcat",
             QOp::DynamicLinear(_) => "dynamic_linear",
@@ -131,34 +137,81 @@ fn float_args<'a>(
         .collect()
 }
 
-/// Runs a data-movement op on the integers of `x` (module docs).
-fn move_ints(node: &Node, x: &QTensor, rest: &[Option<&QValue>]) -> Result<QTensor, WorkflowError> {
+/// Runs a data-movement op on the integers of `x` (module docs); one tensor per op output.
+fn move_ints(
+    node: &Node,
+    x: &QTensor,
+    rest: &[Option<&QValue>],
+) -> Result<Vec<QTensor>, WorkflowError> {
     let ints: Vec<f32> = x.int_values().into_iter().map(|v| v as f32).collect();
     let as_float = Value::F32(ArrayD::from_shape_vec(IxDyn(x.shape()), ints).expect("shape"));
     let mut args = vec![Some(&as_float)];
     args.extend(float_args(node, rest)?);
-    let out = graph::ops::eval(node, &args)?;
-    let Some(Value::F32(y)) = out.into_iter().next() else {
+    let outs = graph::ops::eval(node, &args)?;
+    if outs.is_empty() {
         return Err(WorkflowError::Graph(graph::GraphError::Invalid {
             node: node.name.clone(),
             detail: "a data-movement op produced no tensor".into(),
         }));
-    };
-    let storage = QStorage::from_i32(x.dtype(), y.iter().map(|&v| v as i32));
-    QTensor::from_int_repr(storage, y.shape(), x.qparams().clone())
-        .map_err(|e| module_err(node, e.into()))
+    }
+    outs.into_iter()
+        .map(|out| {
+            let Value::F32(y) = out else {
+                return Err(WorkflowError::Graph(graph::GraphError::Invalid {
+                    node: node.name.clone(),
+                    detail: "a data-movement op produced integers from a quantized tensor".into(),
+                }));
+            };
+            let storage = QStorage::from_i32(x.dtype(), y.iter().map(|&v| v as i32));
+            QTensor::from_int_repr(storage, y.shape(), x.qparams().clone())
+                .map_err(|e| module_err(node, e.into()))
+        })
+        .collect()
 }
 
-/// The quantized kernel of a `Follow` node.
+/// The normalized axes a Reduce node reduces (attribute, or constant operand 1; all dims when
+/// neither names any).
+fn reduce_axes(
+    node: &Node,
+    p: &ReduceParams,
+    rest: &[Option<&QValue>],
+    rank: usize,
+) -> Result<Vec<usize>, WorkflowError> {
+    let given: Vec<i64> = match (&p.axes, rest.first().copied().flatten()) {
+        (Some(a), _) => a.clone(),
+        (None, Some(QValue::Float(Value::I64(a)))) => a.iter().copied().collect(),
+        _ => Vec::new(),
+    };
+    if given.is_empty() {
+        return Ok((0..rank).collect());
+    }
+    given
+        .iter()
+        .map(|&a| {
+            let d = if a < 0 { a + rank as i64 } else { a };
+            usize::try_from(d).ok().filter(|&d| d < rank).ok_or_else(|| {
+                module_err(
+                    node,
+                    QnnError::Shape {
+                        op: "mean",
+                        detail: format!("axis {a} outside a {rank}-D input"),
+                    },
+                )
+            })
+        })
+        .collect()
+}
+
+/// The quantized kernel of a `Follow` node; one tensor per output.
 fn follow(
     node: &Node,
     args: &[Option<&QValue>],
     numerics: Numerics,
-) -> Result<QTensor, WorkflowError> {
+) -> Result<Vec<QTensor>, WorkflowError> {
     let x = quant_arg(node, args, 0)?;
     let err = |e| module_err(node, e);
     let two = |v: &[usize]| [v[0], v[1]];
-    match &node.op {
+    let one = match &node.op {
         Op::Relu => qnn::activation::relu(x).map_err(err),
         Op::Clip { min, max } if *min == 0.0 && *max == 6.0 => {
             qnn::activation::relu6(x).map_err(err)
@@ -168,6 +221,17 @@ fn follow(
             qnn::activation::clamp(x, finite(*min), finite(*max)).map_err(err)
         }
         Op::Sigmoid => qnn::activation::sigmoid(x, numerics).map_err(err),
+        Op::Unary(Unary::HardSigmoid { .. }) => {
+            qnn::activation::hardsigmoid(x, numerics).map_err(err)
+        }
+        Op::Reduce(p) if p.kind == Reduction::Mean => {
+            let axes = reduce_axes(node, p, &args[1..], x.ndim())?;
+            if axes.is_empty() && p.noop_with_empty_axes {
+                Ok(x.clone())
+            } else {
+                qnn::pool::mean(x, &axes, p.keepdims, numerics).map_err(err)
+            }
+        }
         Op::Tanh => qnn::activation::tanh(x, numerics).map_err(err),
         Op::MaxPool(p) => MaxPool2d {
             kernel: two(&p.kernel),
@@ -193,8 +257,9 @@ fn follow(
             .forward(x, numerics)
             .map_err(err),
         Op::Identity => Ok(x.clone()),
-        _ => move_ints(node, x, &args[1..]),
-    }
+        _ => return move_ints(node, x, &args[1..]),
+    };
+    Ok(vec![one?])
 }
 
 impl QuantizedModel {
@@ -296,7 +361,17 @@ impl QuantizedModel {
                 .into_iter()
                 .map(QValue::Float)
                 .collect()),
-            QOp::Follow => q(follow(node, args, n)?),
+            QOp::Follow => Ok(follow(node, args, n)?
+                .into_iter()
+                .map(QValue::Quant)
+                .collect()),
+            QOp::Hardswish { scale, zero_point } => q(qnn::activation::hardswish(
+                quant_arg(node, args, 0)?,
+                *scale,
+                *zero_point,
+                n,
+            )
+            .map_err(err)?),
             QOp::Identity => Ok(vec![args[0].cloned().ok_or_else(|| {
                 module_err(
                     node,
@@ -335,6 +410,10 @@ impl QuantizedModel {
             QOp::Add(f) => {
                 let (a, b) = (quant_arg(node, args, 0)?, quant_arg(node, args, 1)?);
                 q(f.add(a, b, n).map_err(err)?)
+            }
+            QOp::AddRelu(f) => {
+                let (a, b) = (quant_arg(node, args, 0)?, quant_arg(node, args, 1)?);
+                q(f.add_relu(a, b, n).map_err(err)?)
             }
             QOp::Mul(f) => {
                 let (a, b) = (quant_arg(node, args, 0)?, quant_arg(node, args, 1)?);
@@ -420,7 +499,10 @@ impl QuantizedModel {
                     QOp::Quantize(m) => (m.scale, m.zero_point),
                     QOp::Conv(c) => (c.out_scale, c.out_zero_point),
                     QOp::Linear(l) => (l.out_scale, l.out_zero_point),
-                    QOp::Add(f) | QOp::Mul(f) | QOp::Cat(f) => (f.scale, f.zero_point),
+                    QOp::Add(f) | QOp::AddRelu(f) | QOp::Mul(f) | QOp::Cat(f) => {
+                        (f.scale, f.zero_point)
+                    }
+                    QOp::Hardswish { scale, zero_point } => (*scale, *zero_point),
                     _ => return None,
                 };
                 Some((node.name.clone(), s, z))

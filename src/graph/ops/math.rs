@@ -23,7 +23,7 @@ fn hard_gate(x: f32) -> f32 {
 }
 
 /// Whether a HardSigmoid's parameters are PyTorch's (exporters write 1/6 as an f32).
-fn is_torch_hardsigmoid(alpha: f32, beta: f32) -> bool {
+pub(crate) fn is_torch_hardsigmoid(alpha: f32, beta: f32) -> bool {
     alpha == 1.0 / 6.0 && beta == 0.5
 }
 

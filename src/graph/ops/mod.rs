@@ -7,6 +7,7 @@ pub(crate) mod gemm;
 mod linear;
 mod lstm;
 mod math;
+pub(crate) use math::is_torch_hardsigmoid;
 mod norm;
 mod pool;
 mod resize;

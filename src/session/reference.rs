@@ -1,0 +1,102 @@
+//! `compare reference`: the converted model against a reference int8 model's per-module dump
+//! (see [`crate::analysis::compare_reference`]) — a summary naming the first module that
+//! differs, then every module that differs or has no counterpart, in the reference's order.
+
+use super::{Output, SessionError, Table, Workbench};
+use crate::analysis::{
+    RefRow, compare_reference, first_divergence, read_layer_dump, read_qparams,
+};
+use crate::import::DatasetError;
+use std::path::Path;
+
+fn describe(r: &RefRow) -> String {
+    let node = r
+        .node
+        .as_ref()
+        .map_or("-".to_string(), |(n, op)| format!("{n} ({op})"));
+    let qp = match (r.scale, r.zero_point) {
+        (Some(s), Some(z)) => format!(
+            "scale {s:e} vs {:e}, zero point {z} vs {}",
+            r.ref_scale, r.ref_zero_point
+        ),
+        _ => "qlab's output is not per-tensor quantized".into(),
+    };
+    let ints = match &r.note {
+        Some(n) => n.clone(),
+        None if r.count > 0 => format!(
+            "{} of {} integers differ (max {} LSB)",
+            r.differing, r.count, r.max_lsb
+        ),
+        None => "qparams only".into(),
+    };
+    format!("{} ← {node}: {qp}; {ints}", r.module)
+}
+
+impl Workbench {
+    pub(super) fn compare_reference(
+        &self,
+        layers: &str,
+        data: &str,
+        qparams: Option<&str>,
+        sample: usize,
+    ) -> Result<Output, SessionError> {
+        let model = self.quantized.as_ref().ok_or(SessionError::NotConverted)?;
+        let d = self.dataset(data)?;
+        d.check_model(&model.graph)?;
+        if sample >= d.len() {
+            return Err(DatasetError::InputMismatch {
+                dataset: data.into(),
+                input: model.graph.inputs[0].name.clone(),
+                detail: format!("sample={sample}, but the dataset has {} samples", d.len()),
+            }
+            .into());
+        }
+        let outputs = read_layer_dump(Path::new(layers))?;
+        let qp = match qparams {
+            Some(q) => read_qparams(Path::new(q))?,
+            None => Vec::new(),
+        };
+        let rows = compare_reference(model, d.rows(sample..sample + 1), &outputs, &qp)?;
+        let matched = rows.iter().filter(|r| !r.unmatched()).count();
+        let agree = rows.iter().filter(|r| r.agrees()).count();
+        let first = first_divergence(&rows)
+            .map_or_else(|| "none".to_string(), describe);
+        let title = format!(
+            "{data}[{sample}] against {layers}: {} reference modules, {matched} matched, {agree} identical (qparams and integers); first divergence: {first}",
+            rows.len()
+        );
+        let table_rows = rows
+            .iter()
+            .filter(|r| !r.agrees())
+            .map(|r| {
+                let (node, op) = r
+                    .node
+                    .as_ref()
+                    .map_or(("-".to_string(), "-"), |(n, op)| (n.clone(), *op));
+                vec![
+                    r.module.clone(),
+                    node,
+                    op.to_string(),
+                    r.scale.map_or("-".into(), |s| format!("{s:.6e}")),
+                    format!("{:.6e}", r.ref_scale),
+                    r.zero_point.map_or("-".into(), |z| z.to_string()),
+                    r.ref_zero_point.to_string(),
+                    r.differing.to_string(),
+                    r.count.to_string(),
+                    r.max_lsb.to_string(),
+                    r.note.clone().unwrap_or_default(),
+                ]
+            })
+            .collect();
+        Ok(Output::Table {
+            title,
+            table: Table {
+                headers: Table::header_row(&[
+                    "module", "qlab node", "op", "scale", "ref_scale", "zp", "ref_zp", "differ",
+                    "of", "max_lsb", "note",
+                ]),
+                rows: table_rows,
+            },
+        })
+    }
+}
