@@ -5,13 +5,13 @@
 //!
 //! Names: a dump names PyTorch modules. qlab's nodes carry module paths, so most match
 //! exactly; a `FloatFunctional` (`features.1.skip_add`, `stage2.0.cat`) is a method call the
-//! exporter names after its parent (`features.1.add`), so a reference functional with no node
-//! of its own is matched to the next unmatched quantized add / mul / cat directly under the
-//! same parent, in execution order (the order a dump's forward hooks fired). Its observer's
+//! exporter names after its parent (`features.1.add`, or `features.1` itself), so a reference
+//! functional with no node of its own is matched to the next unmatched quantized add / mul /
+//! cat named so, in execution order (the order a dump's forward hooks fired). Its observer's
 //! output is dumped as `PATH.activation_post_process`, which names `PATH`.
 
 use super::AnalysisError;
-use crate::graph::Value;
+use crate::graph::{Graph, Value};
 use crate::import::npz::read_npz;
 use crate::tensor::QTensor;
 use crate::workflow::{QOp, QValue, QuantizedModel};
@@ -166,15 +166,20 @@ fn parent(path: &str) -> &str {
     path.rsplit_once('.').map_or("", |(p, _)| p)
 }
 
-/// Matches reference module names (in execution order) to node indices (module docs).
-fn match_nodes(model: &QuantizedModel, names: &[&str]) -> Vec<Option<usize>> {
-    let quantized = |op: &QOp| !matches!(op, QOp::Float | QOp::DeQuantize);
-    let index: HashMap<&str, usize> = model
-        .graph
+/// Matches reference module names (in order) to node indices of `graph` (module docs):
+/// `quantized(i)` says whether node `i` has a quantized output, `functional(i)` whether it is a
+/// quantized add / mul / cat a reference `FloatFunctional` can stand for.
+pub fn match_modules(
+    graph: &Graph,
+    names: &[&str],
+    quantized: impl Fn(usize) -> bool,
+    functional: impl Fn(usize) -> bool,
+) -> Vec<Option<usize>> {
+    let index: HashMap<&str, usize> = graph
         .nodes
         .iter()
         .enumerate()
-        .filter(|(i, _)| quantized(&model.ops[*i]))
+        .filter(|(i, _)| quantized(*i))
         .map(|(i, n)| (n.name.as_str(), i))
         .collect();
     let mut taken: HashSet<usize> = HashSet::new();
@@ -191,20 +196,31 @@ fn match_nodes(model: &QuantizedModel, names: &[&str]) -> Vec<Option<usize>> {
             continue;
         }
         let scope = parent(module_of(name));
-        let hit = model.graph.nodes.iter().enumerate().position(|(i, n)| {
-            matches!(
-                model.ops[i],
-                QOp::Add(_) | QOp::AddRelu(_) | QOp::Mul(_) | QOp::Cat(_)
-            )
-                && parent(&n.name) == scope
-                && !taken.contains(&i)
-        });
+        // The exporter names a method call after its parent module: `P.add`, or `P` itself.
+        let under = |n: &str| n == scope || parent(n) == scope;
+        let hit = (0..graph.nodes.len())
+            .find(|&i| functional(i) && under(&graph.nodes[i].name) && !taken.contains(&i));
         if let Some(i) = hit {
             taken.insert(i);
             out[k] = Some(i);
         }
     }
     out
+}
+
+/// [`match_modules`] on a converted model.
+fn match_nodes(model: &QuantizedModel, names: &[&str]) -> Vec<Option<usize>> {
+    match_modules(
+        &model.graph,
+        names,
+        |i| !matches!(model.ops[i], QOp::Float | QOp::DeQuantize),
+        |i| {
+            matches!(
+                model.ops[i],
+                QOp::Add(_) | QOp::AddRelu(_) | QOp::Mul(_) | QOp::Cat(_)
+            )
+        },
+    )
 }
 
 fn per_tensor(q: &QTensor) -> Option<(f64, i64)> {

@@ -176,8 +176,10 @@ pub enum Command {
     Calibrate { data: String, batching: Batching },
     /// `check` — the pre-convert check's findings.
     Check,
-    /// `convert` — build the quantized model for the engine.
-    Convert,
+    /// `convert [qparams=Q.json]` — build the quantized model for the engine; `qparams` takes
+    /// the output qparams of the modules a reference model's file names (PyTorch's converted
+    /// model: `{module: {type, scale, zero_point}}`) instead of deriving them.
+    Convert { qparams: Option<String> },
     /// `quantize DATA [batch=N] [batches=N]` — fuse auto, prepare, calibrate, convert.
     Quantize { data: String, batching: Batching },
     /// `quantize dynamic [dtype=qint8|float16]` — Linear and LSTM, no calibration.
@@ -426,8 +428,8 @@ pub const VERBS: &[(&str, &str, &str)] = &[
     ),
     (
         "convert",
-        "convert",
-        "build the quantized model for the engine from the calibrated observers",
+        "convert [qparams=Q.json]",
+        "build the quantized model for the engine from the calibrated observers (qparams=: take the output scale / zero point of every module a reference file names, e.g. PyTorch's converted model)",
     ),
     (
         "quantize",
@@ -543,7 +545,8 @@ impl fmt::Display for Command {
                 write!(f, "calibrate {}{batching}", quote(data))
             }
             Command::Check => write!(f, "check"),
-            Command::Convert => write!(f, "convert"),
+            Command::Convert { qparams: None } => write!(f, "convert"),
+            Command::Convert { qparams: Some(q) } => write!(f, "convert qparams={}", quote(q)),
             Command::Quantize { data, batching } => write!(f, "quantize {}{batching}", quote(data)),
             Command::QuantizeDynamic { float16: false } => write!(f, "quantize dynamic"),
             Command::QuantizeDynamic { float16: true } => {
@@ -1044,8 +1047,9 @@ pub fn parse_line(line: &str) -> Result<Option<Command>, SessionError> {
             Command::Check
         }
         ("convert", _) => {
+            let qparams = args.option("qparams");
             args.exactly::<0>()?;
-            Command::Convert
+            Command::Convert { qparams }
         }
         ("quantize", "dynamic") => {
             let float16 = match args.option("dtype").as_deref() {

@@ -6,7 +6,11 @@ use super::{Output, SessionError, Table, Workbench};
 use crate::analysis::{
     RefRow, compare_reference, first_divergence, read_layer_dump, read_qparams,
 };
+use crate::analysis::match_modules;
+use crate::graph::Op;
 use crate::import::DatasetError;
+use crate::workflow::{self, Placement};
+use std::collections::HashMap;
 use std::path::Path;
 
 fn describe(r: &RefRow) -> String {
@@ -33,6 +37,56 @@ fn describe(r: &RefRow) -> String {
 }
 
 impl Workbench {
+    /// `convert qparams=FILE`: the calibrated model converted with a reference's output qparams
+    /// wherever the reference names a module; says which it took and which it could not place.
+    pub(super) fn convert_with_reference(&mut self, qparams: &str) -> Result<Output, SessionError> {
+        if self.qat.is_some() {
+            return Err(SessionError::parse(
+                "convert qparams= applies to static quantization, not a QAT model",
+            ));
+        }
+        let prepared = self.prepared.as_ref().ok_or(SessionError::NotPrepared)?;
+        let refs = read_qparams(Path::new(qparams))?;
+        let names: Vec<&str> = refs.iter().map(|r| r.module.as_str()).collect();
+        let g = &prepared.graph;
+        let quantized = |i: usize| {
+            prepared.placement.get(&g.nodes[i].name) == Some(&Placement::Quantized)
+                && prepared.observers.iter().any(|o| o.owner == g.nodes[i].name)
+        };
+        let functional =
+            |i: usize| quantized(i) && matches!(g.nodes[i].op, Op::Add | Op::Mul | Op::Concat { .. });
+        let matched = match_modules(g, &names, quantized, functional);
+        let mut given = HashMap::new();
+        let mut unplaced = Vec::new();
+        for (r, m) in refs.iter().zip(&matched) {
+            match m {
+                Some(i) => {
+                    given.insert(g.nodes[*i].name.clone(), (r.scale, r.zero_point));
+                }
+                None => unplaced.push(r.module.clone()),
+            }
+        }
+        let model = workflow::convert_with_qparams(prepared, self.numerics, &given)?;
+        let own = prepared.observers.len().saturating_sub(given.len());
+        let mut note = format!(
+            "\nqparams of {} module(s) from {qparams}; {own} observer(s) kept their own",
+            given.len()
+        );
+        if !unplaced.is_empty() {
+            note.push_str(&format!(
+                "; not in the model: {}",
+                unplaced.join(", ")
+            ));
+        }
+        Ok(match self.install(model) {
+            Output::Table { title, table } => Output::Table {
+                title: title + &note,
+                table,
+            },
+            other => other,
+        })
+    }
+
     pub(super) fn compare_reference(
         &self,
         layers: &str,

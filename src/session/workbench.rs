@@ -124,7 +124,8 @@ impl Workbench {
             Command::Train(t) => self.train(t)?,
             Command::Calibrate { data, batching } => self.calibrate(data, *batching)?,
             Command::Check => self.check()?,
-            Command::Convert => self.convert()?,
+            Command::Convert { qparams: None } => self.convert()?,
+            Command::Convert { qparams: Some(q) } => self.convert_with_reference(q)?,
             Command::Quantize { data, batching } => self.quantize(data, *batching)?,
             Command::QuantizeDynamic { float16 } => self.quantize_dynamic(*float16)?,
             Command::CompareEngines { a, b, data, timing } => {

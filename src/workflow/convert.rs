@@ -330,3 +330,48 @@ pub(crate) fn convert_with(
         numerics,
     })
 }
+
+/// The calibrated observers, except for the modules whose output qparams are given.
+struct Overridden<'a> {
+    prepared: &'a Prepared,
+    given: &'a std::collections::HashMap<String, (f64, i64)>,
+}
+
+impl QParamSource for Overridden<'_> {
+    fn activation(&self, module: &str) -> Result<(f64, i64), WorkflowError> {
+        match self.given.get(module) {
+            Some(&qp) => Ok(qp),
+            None => observed(self.prepared, module),
+        }
+    }
+
+    fn weight(
+        &self,
+        module: &str,
+        q: &QConfig,
+        data: &[f32],
+        shape: &[usize],
+    ) -> Result<crate::tensor::QTensor, WorkflowError> {
+        quantize_weight(module, q, data, shape)
+    }
+}
+
+/// [`convert`] with the output (scale, zero point) of some modules given (by node name) instead
+/// of derived from their observers: how a model is rebuilt with another tool's qparams.
+pub fn convert_with_qparams(
+    prepared: &Prepared,
+    numerics: Numerics,
+    given: &std::collections::HashMap<String, (f64, i64)>,
+) -> Result<QuantizedModel, WorkflowError> {
+    if let Some(f) = check(prepared, numerics.engine)
+        .into_iter()
+        .find(|f| f.severity == Severity::Error && !given.contains_key(&f.module))
+    {
+        return Err(WorkflowError::Check {
+            module: f.module,
+            problem: f.problem,
+            fix: f.fix,
+        });
+    }
+    convert_with(prepared, numerics, &Overridden { prepared, given })
+}

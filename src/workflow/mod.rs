@@ -20,7 +20,7 @@ mod qat_train;
 mod qconfig_map;
 mod qmodel;
 
-pub use convert::{Finding, Severity, check, check_qconfigs, convert};
+pub use convert::{Finding, Severity, check, check_qconfigs, convert, convert_with_qparams};
 pub use dynamic::{dynamic_qconfig_map, quantize_dynamic};
 pub use error::{FuseError, WorkflowError};
 pub use fold::{fuse_conv_bn_eval, fuse_conv_transpose_bn_eval, fuse_linear_bn_eval};
