@@ -2,6 +2,9 @@
 //! islands, the pre-convert check, and the typed errors for bad requests (each naming the
 //! module or input concerned).
 
+#[path = "workflow/zoo_static.rs"]
+mod zoo_static;
+
 use ndarray::{ArrayD, IxDyn};
 use qlab::engine::Numerics;
 use qlab::graph::{Graph, Node, Op, Value};

@@ -15,8 +15,8 @@ pub use latency::{LatencyReport, LayerLatency, Target, latency_steps, layer_late
 pub use layers::{ErrorMode, LayerError, layer_errors};
 pub use metrics::{ClipCount, ErrorStats};
 pub use reference::{
-    RefOutput, RefQParams, RefRow, compare_reference, first_divergence, match_modules, read_layer_dump,
-    read_qparams,
+    RefOutput, RefQParams, RefRow, compare_reference, first_divergence, match_modules,
+    read_layer_dump, read_qparams,
 };
 pub use sensitivity::{Sensitivity, sensitivity};
 pub use weights::{WeightError, weight_errors};

@@ -263,53 +263,62 @@ pub fn compare_reference(
         .chain(extra.iter().map(|q| q.module.as_str()))
         .collect();
     let matched = match_nodes(model, &names);
-    let row = |module: &str, slot: Option<usize>, scale: f64, zp: i64, ints: Option<&ArrayD<i64>>| {
-        let mut r = RefRow {
-            module: module.to_string(),
-            node: slot.map(|i| (model.graph.nodes[i].name.clone(), model.ops[i].kind())),
-            ref_scale: scale,
-            ref_zero_point: zp,
-            scale: None,
-            zero_point: None,
-            count: 0,
-            differing: 0,
-            max_lsb: 0,
-            note: None,
-        };
-        let Some(i) = slot else {
-            r.note = Some("no quantized node in qlab's graph (folded or fused away?)".into());
-            return r;
-        };
-        let Some(q) = ours.get(&i) else {
-            r.note = Some("qlab's node output is not quantized".into());
-            return r;
-        };
-        if let Some((s, z)) = per_tensor(q) {
-            r.scale = Some(s);
-            r.zero_point = Some(z);
-        }
-        if let Some(want) = ints {
-            if want.shape() != q.shape() {
-                r.note = Some(format!(
-                    "shape {:?}, reference {:?}",
-                    q.shape(),
-                    want.shape()
-                ));
+    let row =
+        |module: &str, slot: Option<usize>, scale: f64, zp: i64, ints: Option<&ArrayD<i64>>| {
+            let mut r = RefRow {
+                module: module.to_string(),
+                node: slot.map(|i| (model.graph.nodes[i].name.clone(), model.ops[i].kind())),
+                ref_scale: scale,
+                ref_zero_point: zp,
+                scale: None,
+                zero_point: None,
+                count: 0,
+                differing: 0,
+                max_lsb: 0,
+                note: None,
+            };
+            let Some(i) = slot else {
+                r.note = Some("no quantized node in qlab's graph (folded or fused away?)".into());
                 return r;
+            };
+            let Some(q) = ours.get(&i) else {
+                r.note = Some("qlab's node output is not quantized".into());
+                return r;
+            };
+            if let Some((s, z)) = per_tensor(q) {
+                r.scale = Some(s);
+                r.zero_point = Some(z);
             }
-            for (a, b) in q.int_values().iter().zip(want.iter()) {
-                let d = (*a as i64 - b).abs();
-                r.count += 1;
-                r.differing += (d != 0) as u64;
-                r.max_lsb = r.max_lsb.max(d);
+            if let Some(want) = ints {
+                if want.shape() != q.shape() {
+                    r.note = Some(format!(
+                        "shape {:?}, reference {:?}",
+                        q.shape(),
+                        want.shape()
+                    ));
+                    return r;
+                }
+                for (a, b) in q.int_values().iter().zip(want.iter()) {
+                    let d = (*a as i64 - b).abs();
+                    r.count += 1;
+                    r.differing += (d != 0) as u64;
+                    r.max_lsb = r.max_lsb.max(d);
+                }
             }
-        }
-        r
-    };
+            r
+        };
     let mut rows: Vec<RefRow> = outputs
         .iter()
         .zip(&matched)
-        .map(|(o, &m)| row(module_of(&o.module), m, o.scale, o.zero_point, Some(&o.ints)))
+        .map(|(o, &m)| {
+            row(
+                module_of(&o.module),
+                m,
+                o.scale,
+                o.zero_point,
+                Some(&o.ints),
+            )
+        })
         .collect();
     rows.extend(
         extra

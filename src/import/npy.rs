@@ -124,24 +124,28 @@ fn split<'a>(bytes: &'a [u8], origin: &str) -> Result<Raw<'a>, NpyError> {
 impl Raw<'_> {
     /// Every element as f64 (exact for every dtype read except i64 beyond 2^53).
     fn f64s(&self) -> impl Iterator<Item = f64> + '_ {
-        self.data.chunks_exact(self.width).map(|c| match self.descr.as_str() {
-            "<f4" => f32::from_le_bytes(c.try_into().expect("4")) as f64,
-            "<f8" => f64::from_le_bytes(c.try_into().expect("8")),
-            "<i8" => i64::from_le_bytes(c.try_into().expect("8")) as f64,
-            "<i4" => i32::from_le_bytes(c.try_into().expect("4")) as f64,
-            "|i1" | "<i1" => c[0] as i8 as f64,
-            _ => c[0] as f64,
-        })
+        self.data
+            .chunks_exact(self.width)
+            .map(|c| match self.descr.as_str() {
+                "<f4" => f32::from_le_bytes(c.try_into().expect("4")) as f64,
+                "<f8" => f64::from_le_bytes(c.try_into().expect("8")),
+                "<i8" => i64::from_le_bytes(c.try_into().expect("8")) as f64,
+                "<i4" => i32::from_le_bytes(c.try_into().expect("4")) as f64,
+                "|i1" | "<i1" => c[0] as i8 as f64,
+                _ => c[0] as f64,
+            })
     }
 
     /// Every element of an integer dtype as i64.
     fn i64s(&self) -> impl Iterator<Item = i64> + '_ {
-        self.data.chunks_exact(self.width).map(|c| match self.descr.as_str() {
-            "<i8" => i64::from_le_bytes(c.try_into().expect("8")),
-            "<i4" => i32::from_le_bytes(c.try_into().expect("4")) as i64,
-            "|i1" | "<i1" => c[0] as i8 as i64,
-            _ => c[0] as i64,
-        })
+        self.data
+            .chunks_exact(self.width)
+            .map(|c| match self.descr.as_str() {
+                "<i8" => i64::from_le_bytes(c.try_into().expect("8")),
+                "<i4" => i32::from_le_bytes(c.try_into().expect("4")) as i64,
+                "|i1" | "<i1" => c[0] as i8 as i64,
+                _ => c[0] as i64,
+            })
     }
 
     fn is_float(&self) -> bool {

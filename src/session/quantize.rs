@@ -15,8 +15,8 @@ use crate::observer::Stats;
 use crate::qconfig::presets::get_default_qconfig;
 use crate::report::{ErrorReport, Format, HistogramPlot, PlotFormat, errors_plot, histogram_plot};
 use crate::workflow::{
-    self, FuseOptions, QConfigKey, QConfigMap, QOp, QuantizedModel, Severity, dynamic_qconfig_map, fuse_auto, fuse_auto_with,
-    fuse_modules,
+    self, FuseOptions, QConfigKey, QConfigMap, QOp, QuantizedModel, Severity, dynamic_qconfig_map,
+    fuse_auto, fuse_auto_with, fuse_modules,
 };
 use ndarray::ArrayD;
 

@@ -3,10 +3,8 @@
 //! differs, then every module that differs or has no counterpart, in the reference's order.
 
 use super::{Output, SessionError, Table, Workbench};
-use crate::analysis::{
-    RefRow, compare_reference, first_divergence, read_layer_dump, read_qparams,
-};
 use crate::analysis::match_modules;
+use crate::analysis::{RefRow, compare_reference, first_divergence, read_layer_dump, read_qparams};
 use crate::graph::Op;
 use crate::import::DatasetError;
 use crate::workflow::{self, Placement};
@@ -51,10 +49,14 @@ impl Workbench {
         let g = &prepared.graph;
         let quantized = |i: usize| {
             prepared.placement.get(&g.nodes[i].name) == Some(&Placement::Quantized)
-                && prepared.observers.iter().any(|o| o.owner == g.nodes[i].name)
+                && prepared
+                    .observers
+                    .iter()
+                    .any(|o| o.owner == g.nodes[i].name)
         };
-        let functional =
-            |i: usize| quantized(i) && matches!(g.nodes[i].op, Op::Add | Op::Mul | Op::Concat { .. });
+        let functional = |i: usize| {
+            quantized(i) && matches!(g.nodes[i].op, Op::Add | Op::Mul | Op::Concat { .. })
+        };
         let matched = match_modules(g, &names, quantized, functional);
         let mut given = HashMap::new();
         let mut unplaced = Vec::new();
@@ -73,10 +75,7 @@ impl Workbench {
             given.len()
         );
         if !unplaced.is_empty() {
-            note.push_str(&format!(
-                "; not in the model: {}",
-                unplaced.join(", ")
-            ));
+            note.push_str(&format!("; not in the model: {}", unplaced.join(", ")));
         }
         Ok(match self.install(model) {
             Output::Table { title, table } => Output::Table {
@@ -113,8 +112,7 @@ impl Workbench {
         let rows = compare_reference(model, d.rows(sample..sample + 1), &outputs, &qp)?;
         let matched = rows.iter().filter(|r| !r.unmatched()).count();
         let agree = rows.iter().filter(|r| r.agrees()).count();
-        let first = first_divergence(&rows)
-            .map_or_else(|| "none".to_string(), describe);
+        let first = first_divergence(&rows).map_or_else(|| "none".to_string(), describe);
         let title = format!(
             "{data}[{sample}] against {layers}: {} reference modules, {matched} matched, {agree} identical (qparams and integers); first divergence: {first}",
             rows.len()
@@ -146,8 +144,17 @@ impl Workbench {
             title,
             table: Table {
                 headers: Table::header_row(&[
-                    "module", "qlab node", "op", "scale", "ref_scale", "zp", "ref_zp", "differ",
-                    "of", "max_lsb", "note",
+                    "module",
+                    "qlab node",
+                    "op",
+                    "scale",
+                    "ref_scale",
+                    "zp",
+                    "ref_zp",
+                    "differ",
+                    "of",
+                    "max_lsb",
+                    "note",
                 ]),
                 rows: table_rows,
             },

@@ -24,7 +24,9 @@ pub use convert::{Finding, Severity, check, check_qconfigs, convert, convert_wit
 pub use dynamic::{dynamic_qconfig_map, quantize_dynamic};
 pub use error::{FuseError, WorkflowError};
 pub use fold::{fuse_conv_bn_eval, fuse_conv_transpose_bn_eval, fuse_linear_bn_eval};
-pub use fuse::{FuseOptions, FusedGroup, fuse_auto, fuse_auto_with, fuse_modules, fuse_modules_qat};
+pub use fuse::{
+    FuseOptions, FusedGroup, fuse_auto, fuse_auto_with, fuse_modules, fuse_modules_qat,
+};
 pub use modules::{ModuleType, module_types, state_dict};
 pub use prepare::{ActivationObserver, Placement, Prepared, prepare};
 pub use qat::{ActivationFakeQuant, ConvBn, QatError, QatModel, prepare_qat};

@@ -130,7 +130,12 @@ fn kind(graph: &Graph, node: &Node) -> Kind {
             ..
         }) => Kind::Follows,
         // Indexing a tensor (not an embedding table: its data operand is a constant).
-        Op::Gather { .. } if node.inputs.first().is_some_and(|i| !graph.constants.contains_key(i)) => {
+        Op::Gather { .. }
+            if node
+                .inputs
+                .first()
+                .is_some_and(|i| !graph.constants.contains_key(i)) =>
+        {
             Kind::Follows
         }
         // F.hardsigmoid on a quantized tensor fixes its output qparams; only PyTorch's own

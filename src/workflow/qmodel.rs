@@ -39,7 +39,10 @@ pub enum QOp {
     Mul(QFunctional),
     Cat(QFunctional),
     /// `nn.quantized.Hardswish` with its observed output qparams.
-    Hardswish { scale: f64, zero_point: i64 },
+    Hardswish {
+        scale: f64,
+        zero_point: i64,
+    },
     /// A dynamically quantized Linear: float in, float out.
     DynamicLinear(Box<DynamicLinear>),
     /// A dynamically quantized LSTM, in the graph's ONNX layout (`Y [T, dirs, B, H]`).
@@ -189,15 +192,18 @@ fn reduce_axes(
         .iter()
         .map(|&a| {
             let d = if a < 0 { a + rank as i64 } else { a };
-            usize::try_from(d).ok().filter(|&d| d < rank).ok_or_else(|| {
-                module_err(
-                    node,
-                    QnnError::Shape {
-                        op: "mean",
-                        detail: format!("axis {a} outside a {rank}-D input"),
-                    },
-                )
-            })
+            usize::try_from(d)
+                .ok()
+                .filter(|&d| d < rank)
+                .ok_or_else(|| {
+                    module_err(
+                        node,
+                        QnnError::Shape {
+                            op: "mean",
+                            detail: format!("axis {a} outside a {rank}-D input"),
+                        },
+                    )
+                })
         })
         .collect()
 }
@@ -365,13 +371,12 @@ impl QuantizedModel {
                 .into_iter()
                 .map(QValue::Quant)
                 .collect()),
-            QOp::Hardswish { scale, zero_point } => q(qnn::activation::hardswish(
-                quant_arg(node, args, 0)?,
-                *scale,
-                *zero_point,
-                n,
-            )
-            .map_err(err)?),
+            QOp::Hardswish { scale, zero_point } => {
+                q(
+                    qnn::activation::hardswish(quant_arg(node, args, 0)?, *scale, *zero_point, n)
+                        .map_err(err)?,
+                )
+            }
             QOp::Identity => Ok(vec![args[0].cloned().ok_or_else(|| {
                 module_err(
                     node,
