@@ -1,9 +1,17 @@
 //! Hand-derived cases for harness paths the recorded files do not reach (custom range with
 //! reduce_range, NaN / inf expectations, `raises` on several kinds), in
 //! `tests/fixtures/golden_extra/`. Their expected values come from PyTorch's formulas worked by
-//! hand (each worked in a comment of the script that wrote them, summarised in the README), never from
-//! qlab's output. Every case must pass, and every case must fail once its verdict is flipped
-//! (`raises` added to a passing case, removed from a raising one): the paths can fail.
+//! hand, never from qlab's output:
+//! - `minmax_qint8_custom_reduce`: custom -15..15 with reduce_range is -8..7 (floor division;
+//!   truncation would give -7..7); x in [-1, 2] gives scale f32(3/15), zp -8 - round(-5) = -3.
+//! - `minmax_inf_max`: max inf gives scale inf / 255 = inf and zp 0 - round(0 / inf) = 0.
+//! - `linear_bn_*`: var + eps < 0 makes rsqrt NaN everywhere; var = eps = 0 makes it inf, so
+//!   w' = inf, b' = 0.5 · inf = inf, and the eval BN `x·α + (β - mean·α)` is inf + NaN = NaN.
+//! - `qpt_nonfinite_inputs_hand`: NaN / ±inf with s 0.5, z 5 per golden README §2.1.
+//! - the `*_raises` cases: arguments PyTorch's constructors or kernels refuse.
+//!
+//! Every case must pass, and every case must fail once its verdict is flipped (`raises` added
+//! to a passing case, removed from a raising one): the paths can fail.
 
 use super::json::{Case, load_cases};
 use super::workflows::qconfig_call;
