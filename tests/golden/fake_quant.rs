@@ -33,16 +33,22 @@ fn flag(v: &Value) -> Result<bool, String> {
         .ok_or(format!("{v} is not a flag"))
 }
 
-fn per_tensor(c: &Case) -> Result<(), String> {
+fn per_tensor(c: &Case) -> Outcome {
     let p = &c.params;
+    // The tensor overload takes the scale as an f32 tensor (golden README §6).
+    let scale = match p["tensor_qparams"].as_bool() {
+        Some(true) => num(&p["scale"]) as f32 as f64,
+        Some(false) => num(&p["scale"]),
+        None => return Err("tensor_qparams is not a bool".into()),
+    };
     let out = fake_quantize_per_tensor_affine(
         &f32s(&c.inputs["x"]),
-        num(&p["scale"]),
+        scale,
         int(&p["zero_point"], "zero_point")?,
         int(&p["quant_min"], "quant_min")?,
         int(&p["quant_max"], "quant_max")?,
     )
-    .map_err(|e| e.to_string())?;
+    .qlab()?;
     compare_output_grad(
         &out.output,
         &out.backward(&f32s(&c.inputs["grad_output"])),
@@ -50,7 +56,7 @@ fn per_tensor(c: &Case) -> Result<(), String> {
     )
 }
 
-fn per_channel(c: &Case) -> Result<(), String> {
+fn per_channel(c: &Case) -> Outcome {
     let p = &c.params;
     let x = &c.inputs["x"];
     let out = fake_quantize_per_channel_affine(
@@ -62,7 +68,7 @@ fn per_channel(c: &Case) -> Result<(), String> {
         int(&p["quant_min"], "quant_min")?,
         int(&p["quant_max"], "quant_max")?,
     )
-    .map_err(|e| e.to_string())?;
+    .qlab()?;
     compare_output_grad(
         &out.output,
         &out.backward(&f32s(&c.inputs["grad_output"])),
@@ -74,10 +80,14 @@ fn compare_output_grad(
     output: &[f32],
     grad: &Result<Vec<f32>, qlab::fake_quant::FakeQuantError>,
     c: &Case,
-) -> Result<(), String> {
+) -> Outcome {
     expect_f32_bits("output", output, &f32s(&c.expected["output"]))?;
-    let grad = grad.as_ref().map_err(|e| e.to_string())?;
-    expect_f32_bits("grad_input", grad, &f32s(&c.expected["grad_input"]))
+    let grad = grad.as_ref().qlab()?;
+    Ok(expect_f32_bits(
+        "grad_input",
+        grad,
+        &f32s(&c.expected["grad_input"]),
+    )?)
 }
 
 fn observer_kind(class: &str) -> Result<ObserverKind, String> {
@@ -120,7 +130,7 @@ fn spec_from_kwargs(class: &str, k: &Value) -> Result<FakeQuantizeSpec, String> 
 }
 
 /// The spec's effective arguments must equal what PyTorch recorded (golden README §5, §6).
-fn check_effective_args(spec: &FakeQuantizeSpec, p: &Value) -> Result<(), String> {
+fn check_effective_args(spec: &FakeQuantizeSpec, p: &Value) -> Outcome {
     let want_kind = match p["class"].as_str() {
         Some("FusedMovingAvgObsFakeQuantize") => FakeQuantKind::Fused,
         _ => FakeQuantKind::Plain,
@@ -144,7 +154,7 @@ fn check_effective_args(spec: &FakeQuantizeSpec, p: &Value) -> Result<(), String
         Some(o.reduce_range),
         a["reduce_range"].as_bool(),
     )?;
-    let r = o.quant_range().map_err(|e| e.to_string())?;
+    let r = o.quant_range().qlab()?;
     expect_eq(
         "observer quant_min",
         Some(r.quant_min),
@@ -178,15 +188,15 @@ fn check_effective_args(spec: &FakeQuantizeSpec, p: &Value) -> Result<(), String
     } else {
         -1
     };
-    expect_eq("ch_axis", Some(ch_axis), p["ch_axis"].as_i64())
+    Ok(expect_eq("ch_axis", Some(ch_axis), p["ch_axis"].as_i64())?)
 }
 
-fn module(c: &Case) -> Result<(), String> {
+fn module(c: &Case) -> Outcome {
     let p = &c.params;
     let spec = match p["preset"].as_str() {
-        Some(name) => match preset(name).map_err(|e| e.to_string())? {
+        Some(name) => match preset(name).qlab()? {
             Preset::FakeQuantize(spec) => spec,
-            other => return Err(format!("preset {name} is not a fake-quant: {other:?}")),
+            other => return Err(format!("preset {name} is not a fake-quant: {other:?}").into()),
         },
         None => spec_from_kwargs(p["class"].as_str().unwrap_or("?"), &p["constructor_kwargs"])?,
     };
@@ -195,7 +205,7 @@ fn module(c: &Case) -> Result<(), String> {
     let back: FakeQuantizeSpec = text.parse().map_err(|e| format!("{text}: {e}"))?;
     expect_eq("spec text round trip", &back, &spec)?;
 
-    let mut fq = FakeQuantize::new(&spec).map_err(|e| e.to_string())?;
+    let mut fq = FakeQuantize::new(&spec).qlab()?;
     let steps = c.inputs["steps"].as_array().ok_or("no steps")?;
     let wants = c.expected["steps"].as_array().ok_or("no expected steps")?;
     expect_eq("step count", steps.len(), wants.len())?;
@@ -204,13 +214,9 @@ fn module(c: &Case) -> Result<(), String> {
         fq.set_observer_enabled(flag(&step["observer_enabled"])?);
         fq.set_fake_quant_enabled(flag(&step["fake_quant_enabled"])?);
         let x = &step["x"];
-        let out = fq
-            .forward(&f32s(x), &shape(x))
-            .map_err(|e| at(&e.to_string()))?;
+        let out = fq.forward(&f32s(x), &shape(x)).qlab_at(&at(""))?;
         expect_f32_bits(&at("output"), &out, &f32s(&want["output"]))?;
-        let grad = fq
-            .backward(&f32s(&step["grad_output"]))
-            .map_err(|e| at(&e.to_string()))?;
+        let grad = fq.backward(&f32s(&step["grad_output"])).qlab_at(&at(""))?;
         expect_f32_bits(&at("grad_input"), &grad, &f32s(&want["grad_input"]))?;
         expect_f32_bits(&at("scale"), fq.scale(), &f32s(&want["scale"]))?;
         expect_eq(
@@ -222,7 +228,7 @@ fn module(c: &Case) -> Result<(), String> {
             Stats::MinMax { min, max } => (vec![min], vec![max], None),
             Stats::PerChannel { mins, maxs, .. } => (mins, maxs, None),
             Stats::Histogram { min, max, counts } => (vec![min], vec![max], Some(counts)),
-            Stats::None => return Err(at("no statistics")),
+            Stats::None => return Err(at("no statistics").into()),
         };
         expect_f32_bits(&at("min_val"), &mins, &f32s(&want["min_val"]))?;
         expect_f32_bits(&at("max_val"), &maxs, &f32s(&want["max_val"]))?;

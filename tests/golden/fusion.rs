@@ -43,28 +43,17 @@ fn vec1(t: &Value) -> Array1<f32> {
 
 fn expect_close(what: &str, got: &ArrayD<f32>, want: &Value) -> Result<(), String> {
     expect_eq(&format!("{what}.shape"), got.shape().to_vec(), shape(want))?;
-    let w = f32s(want);
-    match got
-        .iter()
-        .zip(&w)
-        .position(|(g, w)| (g - w).abs() > FLOAT_TOLERANCE * w.abs().max(1.0))
-    {
-        None => Ok(()),
-        Some(i) => Err(format!(
-            "{what}: element {i} got {}, want {}",
-            got.iter().nth(i).unwrap(),
-            w[i]
-        )),
-    }
+    let got: Vec<f32> = got.iter().copied().collect();
+    expect_close_f32(what, &got, &f32s(want), FLOAT_TOLERANCE)
 }
 
-fn expect_bits(what: &str, got: &ArrayD<f32>, want: &Value) -> Result<(), String> {
+fn expect_bits(what: &str, got: &ArrayD<f32>, want: &Value) -> Outcome {
     expect_eq(&format!("{what}.shape"), got.shape().to_vec(), shape(want))?;
-    expect_f32_bits(
+    Ok(expect_f32_bits(
         what,
         got.as_standard_layout().as_slice().unwrap(),
         &f32s(want),
-    )
+    )?)
 }
 
 /// A BatchNorm from the case's `bn_*` inputs (`null` weight / bias: not affine).
@@ -111,25 +100,64 @@ fn conv_params(args: &Value, weight: ArrayD<f32>, bias: Option<Array1<f32>>) -> 
     }
 }
 
-fn conv_bn(c: &Case) -> Result<(), String> {
+/// The recorded module type and constructor kwargs must describe the recorded tensors; kwargs
+/// that would change the fold or the forward and that qlab does not model fail the case.
+fn check_conv_args(p: &Value, weight: &ArrayD<f32>, has_bias: bool) -> Result<(), String> {
+    let transpose = p["transpose"].as_bool().ok_or("transpose is not a bool")?;
+    let dims = weight.ndim() - 2;
+    let want_type = format!("Conv{}{dims}d", if transpose { "Transpose" } else { "" });
+    expect_eq(
+        "conv_type",
+        p["conv_type"].as_str(),
+        Some(want_type.as_str()),
+    )?;
+    let args = p["conv_args"].as_object().ok_or("conv_args")?;
+    for (k, v) in args {
+        match k.as_str() {
+            "in_channels" | "out_channels" | "kernel_size" | "stride" | "padding" | "dilation"
+            | "groups" => {}
+            // Output padding only changes the output size, which the fold does not see.
+            "output_padding" if transpose => {}
+            "bias" => expect_eq("conv_args.bias", v.as_bool(), Some(has_bias))?,
+            "padding_mode" if v == "zeros" => {}
+            other => return Err(format!("conv_args.{other}={v} is not modelled by qlab")),
+        }
+    }
+    let args = &p["conv_args"];
+    let groups = args["groups"].as_u64().unwrap_or(1) as usize;
+    let (o, i) = (weight.shape()[0], weight.shape()[1] * groups);
+    let (want_in, want_out) = if transpose { (o, i) } else { (i, o) };
+    expect_eq(
+        "in_channels",
+        args["in_channels"].as_u64(),
+        Some(want_in as u64),
+    )?;
+    expect_eq(
+        "out_channels",
+        args["out_channels"].as_u64(),
+        Some(want_out as u64),
+    )?;
+    expect_eq(
+        "kernel_size",
+        dims_arg(&args["kernel_size"], dims, 0),
+        weight.shape()[2..].to_vec(),
+    )
+}
+
+fn conv_bn(c: &Case) -> Outcome {
     let (i, e) = (&c.inputs, &c.expected);
     let bn = batch_norm(i, num(&c.params["bn_eps"]));
     let weight = array(&i["conv_weight"]);
     let bias = (!i["conv_bias"].is_null()).then(|| vec1(&i["conv_bias"]));
+    check_conv_args(&c.params, &weight, bias.is_some())?;
     if c.params["transpose"].as_bool() == Some(true) {
-        let folded = fuse_conv_transpose_bn_eval(&weight, bias.as_ref(), &bn);
-        return match (folded, e.get("raises")) {
-            (Err(_), Some(_)) => Ok(()),
-            (Ok(_), Some(r)) => Err(format!("PyTorch raises ({r}), qlab folded")),
-            (Err(err), None) => Err(err.to_string()),
-            (Ok((w, b)), None) => {
-                expect_bits("fused_weight", &w, &e["fused_weight"])?;
-                expect_bits("fused_bias", &b.into_dyn(), &e["fused_bias"])
-            }
-        };
+        // qlab has no transposed-conv op, so only the fold itself is checked.
+        let (w, b) = fuse_conv_transpose_bn_eval(&weight, bias.as_ref(), &bn).qlab()?;
+        expect_bits("fused_weight", &w, &e["fused_weight"])?;
+        return expect_bits("fused_bias", &b.into_dyn(), &e["fused_bias"]);
     }
     let conv = conv_params(&c.params["conv_args"], weight, bias);
-    let fused = fuse_conv_bn_eval(&conv, &bn).map_err(|e| e.to_string())?;
+    let fused = fuse_conv_bn_eval(&conv, &bn).qlab()?;
     let (w, b) = (fused.weight.clone(), fused.bias.clone().unwrap().into_dyn());
     expect_folded(c, &bn, &w, &b, |x, folded| {
         conv_forward("conv", x, if folded { &fused } else { &conv })
@@ -145,28 +173,40 @@ fn expect_folded(
     weight: &ArrayD<f32>,
     bias: &ArrayD<f32>,
     forward: impl Fn(&ArrayD<f32>, bool) -> Result<ArrayD<f32>, GraphError>,
-) -> Result<(), String> {
+) -> Outcome {
     let e = &c.expected;
     expect_bits("fused_weight", weight, &e["fused_weight"])?;
     expect_bits("fused_bias", bias, &e["fused_bias"])?;
     let x = array(&c.inputs["x"]);
-    let y = forward(&x, true).map_err(|e| e.to_string())?;
+    let y = forward(&x, true).qlab()?;
     expect_close("fused_output", &y, &e["fused_output"])?;
-    let unfused = forward(&x, false).map_err(|e| e.to_string())?;
-    let unfused = batch_norm_eval("bn", &unfused, bn).map_err(|e| e.to_string())?;
-    expect_close("unfused_output", &unfused, &e["unfused_output"])
+    let unfused = forward(&x, false).qlab()?;
+    let unfused = batch_norm_eval("bn", &unfused, bn).qlab()?;
+    Ok(expect_close(
+        "unfused_output",
+        &unfused,
+        &e["unfused_output"],
+    )?)
 }
 
-fn linear_bn(c: &Case) -> Result<(), String> {
+fn linear_bn(c: &Case) -> Outcome {
     let i = &c.inputs;
     let bn = batch_norm(i, num(&c.params["bn_eps"]));
     let w = array(&i["linear_weight"]);
     let (out, k) = (w.shape()[0], w.shape()[1]);
+    let p = &c.params;
+    expect_eq("in_features", p["in_features"].as_u64(), Some(k as u64))?;
+    expect_eq("out_features", p["out_features"].as_u64(), Some(out as u64))?;
+    expect_eq(
+        "bias",
+        p["bias"].as_bool(),
+        Some(!i["linear_bias"].is_null()),
+    )?;
     let linear = LinearParams {
         weight: Array2::from_shape_vec((out, k), w.iter().copied().collect()).unwrap(),
         bias: (!i["linear_bias"].is_null()).then(|| vec1(&i["linear_bias"])),
     };
-    let fused = fuse_linear_bn_eval(&linear, &bn).map_err(|e| e.to_string())?;
+    let fused = fuse_linear_bn_eval(&linear, &bn).qlab()?;
     let (w, b) = (
         fused.weight.clone().into_dyn(),
         fused.bias.clone().unwrap().into_dyn(),
@@ -283,16 +323,15 @@ fn build(model: &Value, sd: &Value, x: &ArrayD<f32>) -> Graph {
     graph
 }
 
-fn run(graph: &Graph, x: &ArrayD<f32>) -> Result<ArrayD<f32>, String> {
-    let out = qlab::graph::run(graph, vec![GValue::F32(x.clone())], |_, _| {})
-        .map_err(|e| e.to_string())?;
+fn run(graph: &Graph, x: &ArrayD<f32>) -> Result<ArrayD<f32>, CaseError> {
+    let out = qlab::graph::run(graph, vec![GValue::F32(x.clone())], |_, _| {}).qlab()?;
     match &out[0] {
         GValue::F32(a) => Ok(a.clone()),
         _ => Err("integer output".into()),
     }
 }
 
-fn expect_types(what: &str, graph: &Graph, want: &Value) -> Result<(), String> {
+fn expect_types(what: &str, graph: &Graph, want: &Value) -> Outcome {
     let types = module_types(graph);
     for (path, w) in want.as_object().unwrap() {
         let want_type = w["type"].as_str().unwrap();
@@ -300,13 +339,13 @@ fn expect_types(what: &str, graph: &Graph, want: &Value) -> Result<(), String> {
             Some(t) => expect_eq(&format!("{what}.{path}"), t.type_name.as_str(), want_type)?,
             // Containers (`Sequential`, the test's `Block`) have no node in a graph.
             None if matches!(want_type, "Sequential" | "Block") => {}
-            None => return Err(format!("{what}: module '{path}' ({want_type}) missing")),
+            None => return Err(format!("{what}: module '{path}' ({want_type}) missing").into()),
         }
     }
     Ok(())
 }
 
-fn modules(c: &Case) -> Result<(), String> {
+fn modules(c: &Case) -> Outcome {
     let (i, e) = (&c.inputs, &c.expected);
     let x = array(&i["x"]);
     let graph = build(&c.params["model"], &i["state_dict"], &x);
@@ -323,7 +362,7 @@ fn modules(c: &Case) -> Result<(), String> {
                 .collect()
         })
         .collect();
-    let fused = fuse_modules(&graph, &groups).map_err(|e| e.to_string())?;
+    let fused = fuse_modules(&graph, &groups).qlab()?;
     expect_types("eval_modules", &fused, &e["eval_modules"])?;
     let sd = state_dict(&fused);
     for (key, t) in e["eval_state_dict"].as_object().unwrap() {
@@ -336,6 +375,6 @@ fn modules(c: &Case) -> Result<(), String> {
         expect_bits(&format!("eval_state_dict.{key}"), got, t)?;
     }
     expect_close("eval_output", &run(&fused, &x)?, &e["eval_output"])?;
-    let qat = fuse_modules_qat(&graph, &groups).map_err(|e| e.to_string())?;
+    let qat = fuse_modules_qat(&graph, &groups).qlab()?;
     expect_types("qat_modules", &qat, &e["qat_modules"])
 }

@@ -1,9 +1,60 @@
-//! Decoding the golden JSON format (golden README §1) and comparing values exactly.
+//! Decoding the golden JSON format (golden README §1) and comparing values: exactly, or within a
+//! stated tolerance where PyTorch's float order cannot be reproduced. NaN and infinities are
+//! written as the strings "nan" / "inf" / "-inf" (§1.2); every comparison treats NaN as equal to
+//! NaN and an infinity as equal only to the same infinity.
 
 use qlab::tensor::{QDType, QParams, QStorage, QTensor};
 use serde_json::Value;
-use std::fmt::Debug;
+use std::fmt::{self, Debug, Display};
 use std::path::Path;
+
+/// Why a check did not pass. Only `Qlab` (qlab returned a typed error) satisfies a case whose
+/// `expected` holds `raises`; a mismatch, an unreadable case or a panic never does.
+#[derive(Debug)]
+pub enum CaseError {
+    Qlab(String),
+    Mismatch(String),
+}
+
+impl Display for CaseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CaseError::Qlab(m) => write!(f, "qlab error: {m}"),
+            CaseError::Mismatch(m) => f.write_str(m),
+        }
+    }
+}
+
+impl From<String> for CaseError {
+    fn from(m: String) -> Self {
+        CaseError::Mismatch(m)
+    }
+}
+
+impl From<&str> for CaseError {
+    fn from(m: &str) -> Self {
+        CaseError::Mismatch(m.to_string())
+    }
+}
+
+/// Marks the error of a qlab call as qlab's own typed error.
+pub trait OrQlab<T> {
+    fn qlab(self) -> Result<T, CaseError>;
+    /// The same, with where it happened.
+    fn qlab_at(self, at: &str) -> Result<T, CaseError>;
+}
+
+impl<T, E: Display> OrQlab<T> for Result<T, E> {
+    fn qlab(self) -> Result<T, CaseError> {
+        self.map_err(|e| CaseError::Qlab(e.to_string()))
+    }
+    fn qlab_at(self, at: &str) -> Result<T, CaseError> {
+        self.map_err(|e| CaseError::Qlab(format!("{at}: {e}")))
+    }
+}
+
+/// What every check returns.
+pub type Outcome = Result<(), CaseError>;
 
 /// One golden case.
 pub struct Case {
@@ -13,7 +64,11 @@ pub struct Case {
     pub params: Value,
     pub inputs: Value,
     pub expected: Value,
+    /// Top-level keys beyond the six of §1.1 (they make the case fail).
+    pub extra_keys: Vec<String>,
 }
+
+const CASE_KEYS: [&str; 6] = ["name", "kind", "engine", "params", "inputs", "expected"];
 
 pub fn load_cases(path: &Path) -> Result<Vec<Case>, String> {
     let text = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
@@ -28,6 +83,13 @@ pub fn load_cases(path: &Path) -> Result<Vec<Case>, String> {
             params: c["params"].clone(),
             inputs: c["inputs"].clone(),
             expected: c["expected"].clone(),
+            extra_keys: c
+                .as_object()
+                .into_iter()
+                .flat_map(|m| m.keys())
+                .filter(|k| !CASE_KEYS.contains(&k.as_str()))
+                .cloned()
+                .collect(),
         })
         .collect())
 }
@@ -177,6 +239,59 @@ pub fn expect_f64_bits(what: &str, got: &[f64], want: &[f64]) -> Result<(), Stri
         None => Ok(()),
         Some(i) => Err(format!(
             "{what}: differs at {i}: got {:e}, want {:e}",
+            got[i], want[i]
+        )),
+    }
+}
+
+/// Equal as golden values: the same bits, both NaN, or equal numbers (so `0.0 == -0.0`, which
+/// only tolerance comparisons use).
+fn same_value(a: f32, b: f32) -> bool {
+    a == b || (a.is_nan() && b.is_nan())
+}
+
+/// `got` within `rtol · max(|want|, 1)` of `want`, element by element, for float results whose
+/// summation order cannot match PyTorch's. Non-finite expectations must be met exactly (NaN by
+/// NaN, ±inf by the same infinity); a NaN where a number is expected always fails.
+pub fn expect_close_f32(what: &str, got: &[f32], want: &[f32], rtol: f32) -> Result<(), String> {
+    if got.len() != want.len() {
+        return Err(format!("{what}: length {} vs {}", got.len(), want.len()));
+    }
+    let bad = |g: f32, w: f32| {
+        if same_value(g, w) {
+            return false;
+        }
+        !(w.is_finite() && g.is_finite()) || (g - w).abs() > rtol * w.abs().max(1.0)
+    };
+    match (0..got.len()).find(|&i| bad(got[i], want[i])) {
+        None => Ok(()),
+        Some(i) => Err(format!(
+            "{what}[{i}]: got {:e}, want {:e} (relative tolerance {rtol:e})",
+            got[i], want[i]
+        )),
+    }
+}
+
+/// `got` within `ulps` units in the last place of `want` (same sign; NaN matches NaN; an infinity
+/// only itself). For values derived from trained floats, such as fake-quant scales.
+pub fn expect_ulps_f32(what: &str, got: &[f32], want: &[f32], ulps: u32) -> Result<(), String> {
+    if got.len() != want.len() {
+        return Err(format!("{what}: length {} vs {}", got.len(), want.len()));
+    }
+    // Ordered integer images of the floats: adjacent floats differ by 1.
+    let key = |v: f32| {
+        let b = v.to_bits() as i32;
+        if b < 0 { i32::MIN - b } else { b }
+    };
+    let bad = |g: f32, w: f32| {
+        !same_value(g, w)
+            && (!(g.is_finite() && w.is_finite())
+                || (i64::from(key(g)) - i64::from(key(w))).unsigned_abs() > u64::from(ulps))
+    };
+    match (0..got.len()).find(|&i| bad(got[i], want[i])) {
+        None => Ok(()),
+        Some(i) => Err(format!(
+            "{what}[{i}]: got {:e}, want {:e} (more than {ulps} ulp apart)",
             got[i], want[i]
         )),
     }

@@ -8,7 +8,7 @@ use super::Check;
 use super::json::*;
 use qlab::engine::{Engine, HostProfile, Numerics};
 use qlab::qnn::{ConvParams, QConv, QLinear, RunStats};
-use qlab::tensor::QTensor;
+use qlab::tensor::{QParams, QTensor};
 use serde_json::Value;
 
 pub fn check_for(kind: &str) -> Option<Check> {
@@ -39,6 +39,25 @@ fn profiles(c: &Case) -> Vec<(HostProfile, Vec<i32>)> {
     out
 }
 
+/// The module's recorded constructor arguments must describe the recorded weight and bias.
+fn check_module_args(c: &Case, dims: &[(&str, usize)]) -> Result<(), String> {
+    let (p, w) = (&c.params, qtensor(&c.inputs["weight"]));
+    for &(key, want) in dims {
+        expect_eq(key, p[key].as_u64(), Some(want as u64))?;
+    }
+    expect_eq(
+        "bias",
+        p["bias"].as_bool(),
+        Some(!c.inputs["bias"].is_null()),
+    )?;
+    let scheme = match w.qparams() {
+        QParams::PerTensor { .. } => "per_tensor",
+        QParams::PerChannel { axis: 0, .. } => "per_channel",
+        QParams::PerChannel { .. } => return Err("per-channel weight axis is not 0".into()),
+    };
+    expect_eq("weight_qscheme", p["weight_qscheme"].as_str(), Some(scheme))
+}
+
 fn bias(v: &Value) -> Option<Vec<f32>> {
     (!v.is_null()).then(|| f32s(v))
 }
@@ -56,7 +75,7 @@ struct Run {
 /// `int16_pair_saturation_model_acc` wherever the recorded output is the pair model's and not
 /// the exact one) and the saturated-pair count (0 under exact, > 0 wherever the recorded
 /// output differs from the exact one).
-fn check_profiles(c: &Case, run: impl Fn(Numerics) -> Result<Run, String>) -> Result<(), String> {
+fn check_profiles(c: &Case, run: impl Fn(Numerics) -> Result<Run, CaseError>) -> Outcome {
     let e = &c.expected;
     // Cases whose native result is not exact (fbgemm's depthwise fast path) carry
     // `exact_int_repr`; for the others the native (VNNI) result is the exact one.
@@ -98,8 +117,10 @@ fn check_profiles(c: &Case, run: impl Fn(Numerics) -> Result<Run, String>) -> Re
     Ok(())
 }
 
-fn linear(c: &Case) -> Result<(), String> {
+fn linear(c: &Case) -> Outcome {
     let p = &c.params;
+    let w = shape(&c.inputs["weight"]["int_repr"]);
+    check_module_args(c, &[("out_features", w[0]), ("in_features", w[1])])?;
     let m = QLinear::new(
         &qtensor(&c.inputs["weight"]),
         bias(&c.inputs["bias"]),
@@ -107,11 +128,11 @@ fn linear(c: &Case) -> Result<(), String> {
         p["out_zero_point"].as_i64().unwrap(),
         p["relu"].as_bool().unwrap_or(false),
     )
-    .map_err(|e| e.to_string())?;
+    .qlab()?;
     let x: QTensor = qtensor(&c.inputs["x"]);
     check_profiles(c, |numerics| {
-        let (out, stats) = m.forward(&x, numerics).map_err(|e| e.to_string())?;
-        let (acc, _) = m.accumulate(&x, numerics).map_err(|e| e.to_string())?;
+        let (out, stats) = m.forward(&x, numerics).qlab()?;
+        let (acc, _) = m.accumulate(&x, numerics).qlab()?;
         Ok(Run { out, acc, stats })
     })
 }
@@ -124,8 +145,12 @@ fn usizes(v: &Value) -> Vec<usize> {
         .collect()
 }
 
-fn conv(c: &Case) -> Result<(), String> {
+fn conv(c: &Case) -> Outcome {
     let p = &c.params;
+    let w = shape(&c.inputs["weight"]["int_repr"]);
+    let groups = p["groups"].as_u64().ok_or("groups")? as usize;
+    check_module_args(c, &[("out_channels", w[0]), ("in_channels", w[1] * groups)])?;
+    expect_eq("kernel_size", usizes(&p["kernel_size"]), w[2..].to_vec())?;
     let params = ConvParams {
         stride: usizes(&p["stride"]),
         padding: usizes(&p["padding"]),
@@ -140,14 +165,11 @@ fn conv(c: &Case) -> Result<(), String> {
         p["out_zero_point"].as_i64().unwrap(),
         p["relu"].as_bool().unwrap_or(false),
     )
-    .map_err(|e| e.to_string())?;
+    .qlab()?;
     let x: QTensor = qtensor(&c.inputs["x"]);
     check_profiles(c, |numerics| {
-        let (out, stats) = m.forward(&x, numerics).map_err(|e| e.to_string())?;
-        let acc = m
-            .accumulate(&x, numerics)
-            .map_err(|e| e.to_string())?
-            .values;
+        let (out, stats) = m.forward(&x, numerics).qlab()?;
+        let acc = m.accumulate(&x, numerics).qlab()?.values;
         Ok(Run { out, acc, stats })
     })
 }

@@ -30,8 +30,8 @@ fn numerics(c: &Case) -> Numerics {
     Numerics::new(engine, HostProfile::Vnni)
 }
 
-fn expect(got: Result<QTensor, QnnError>, want: &Value) -> Result<(), String> {
-    expect_flat_qtensor("output", &got.map_err(|e| e.to_string())?, want)
+fn expect(got: Result<QTensor, QnnError>, want: &Value) -> Outcome {
+    Ok(expect_flat_qtensor("output", &got.qlab()?, want)?)
 }
 
 fn f(v: &Value) -> f32 {
@@ -53,7 +53,7 @@ fn pair(v: &Value) -> [usize; 2] {
     }
 }
 
-fn qfunctional(c: &Case) -> Result<(), String> {
+fn qfunctional(c: &Case) -> Outcome {
     let p = &c.params;
     let a = qtensor(&c.inputs["a"]);
     let got = match p["op"].as_str().expect("op") {
@@ -68,14 +68,14 @@ fn qfunctional(c: &Case) -> Result<(), String> {
                 "mul" => m.mul(&a, &b),
                 "mul_relu" => m.mul_relu(&a, &b),
                 "cat" => m.cat(&[&a, &b], int(&p["dim"])),
-                other => return Err(format!("unknown qfunctional op {other}")),
+                other => return Err(format!("unknown qfunctional op {other}").into()),
             }
         }
     };
     expect(got, &c.expected)
 }
 
-fn unary(c: &Case) -> Result<(), String> {
+fn unary(c: &Case) -> Outcome {
     let p = &c.params;
     let x = qtensor(&c.inputs["x"]);
     let got = match c.kind.as_str() {
@@ -98,12 +98,12 @@ fn unary(c: &Case) -> Result<(), String> {
         }
         "sigmoid" => activation::sigmoid(&x, numerics(c)),
         "tanh" => activation::tanh(&x, numerics(c)),
-        other => return Err(format!("unknown unary kind {other}")),
+        other => return Err(format!("unknown unary kind {other}").into()),
     };
     expect(got, &c.expected)
 }
 
-fn max_pool2d(c: &Case) -> Result<(), String> {
+fn max_pool2d(c: &Case) -> Outcome {
     let p = &c.params;
     let kernel = pair(&p["kernel_size"]);
     let m = MaxPool2d {
@@ -123,7 +123,7 @@ fn max_pool2d(c: &Case) -> Result<(), String> {
     )
 }
 
-fn avg_pool2d(c: &Case) -> Result<(), String> {
+fn avg_pool2d(c: &Case) -> Outcome {
     let p = &c.params;
     let kernel = pair(&p["kernel_size"]);
     let m = AvgPool2d {
@@ -146,7 +146,7 @@ fn avg_pool2d(c: &Case) -> Result<(), String> {
     )
 }
 
-fn adaptive_avg_pool2d(c: &Case) -> Result<(), String> {
+fn adaptive_avg_pool2d(c: &Case) -> Outcome {
     let m = AdaptiveAvgPool2d::new(pair(&c.params["output_size"]));
     expect(
         m.forward(&qtensor(&c.inputs["x"]), numerics(c)),
@@ -154,7 +154,7 @@ fn adaptive_avg_pool2d(c: &Case) -> Result<(), String> {
     )
 }
 
-fn resize(c: &Case) -> Result<(), String> {
+fn resize(c: &Case) -> Outcome {
     let p = &c.params;
     let target = if p["size"].is_null() {
         let s = &p["scale_factor"];
@@ -170,7 +170,7 @@ fn resize(c: &Case) -> Result<(), String> {
         "bilinear" => ResizeMode::Bilinear {
             align_corners: p["align_corners"].as_bool().expect("align_corners"),
         },
-        other => return Err(format!("unknown mode {other}")),
+        other => return Err(format!("unknown mode {other}").into()),
     };
     expect(
         interpolate(&qtensor(&c.inputs["x"]), target, mode),

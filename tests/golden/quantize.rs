@@ -17,7 +17,15 @@ pub fn check_for(kind: &str) -> Option<Check> {
     })
 }
 
-fn quantize_per_tensor(c: &Case) -> Result<(), String> {
+/// `reduce_range` as the engine applies it: qnnpack forces it to false (golden README §2.3).
+fn effective_reduce_range(c: &Case) -> Result<bool, String> {
+    let asked = c.params["reduce_range"]
+        .as_bool()
+        .ok_or("reduce_range is not a bool")?;
+    Ok(asked && c.engine.as_deref() != Some("qnnpack"))
+}
+
+fn quantize_per_tensor(c: &Case) -> Outcome {
     let x = &c.inputs["x"];
     let dtype = qdtype(&c.params["dtype"]);
     let q = QTensor::quantize_per_tensor(
@@ -27,7 +35,7 @@ fn quantize_per_tensor(c: &Case) -> Result<(), String> {
         c.params["zero_point"].as_i64().unwrap(),
         dtype,
     )
-    .map_err(|e| e.to_string())?;
+    .qlab()?;
     expect_eq("int_repr", q.int_values(), i32s(&c.expected["int_repr"]))?;
     expect_f32_bits(
         "dequantized",
@@ -39,23 +47,23 @@ fn quantize_per_tensor(c: &Case) -> Result<(), String> {
         &[q.q_scale().unwrap()],
         &[num(&c.expected["q_scale"])],
     )?;
-    expect_eq(
+    Ok(expect_eq(
         "q_zero_point",
         q.q_zero_point().unwrap(),
         c.expected["q_zero_point"].as_i64().unwrap(),
-    )
+    )?)
 }
 
-fn dequantize_per_tensor(c: &Case) -> Result<(), String> {
+fn dequantize_per_tensor(c: &Case) -> Outcome {
     let q = qtensor(&c.inputs["q"]);
-    expect_f32_bits(
+    Ok(expect_f32_bits(
         "dequantized",
         &q.dequantize(),
         &f32s(&c.expected["dequantized"]),
-    )
+    )?)
 }
 
-fn quantize_per_channel(c: &Case) -> Result<(), String> {
+fn quantize_per_channel(c: &Case) -> Outcome {
     let x = &c.inputs["x"];
     let q = QTensor::quantize_per_channel(
         &f32s(x),
@@ -65,32 +73,29 @@ fn quantize_per_channel(c: &Case) -> Result<(), String> {
         c.params["axis"].as_i64().unwrap(),
         qdtype(&c.params["dtype"]),
     )
-    .map_err(|e| e.to_string())?;
+    .qlab()?;
     expect_eq("int_repr", q.int_values(), i32s(&c.expected["int_repr"]))?;
-    expect_f32_bits(
+    Ok(expect_f32_bits(
         "dequantized",
         &q.dequantize(),
         &f32s(&c.expected["dequantized"]),
-    )
+    )?)
 }
 
-fn choose_qparams_per_tensor(c: &Case) -> Result<(), String> {
+fn choose_qparams_per_tensor(c: &Case) -> Outcome {
     let x = &c.inputs["x"];
     let data = f32s(x);
-    // The qnnpack engine ignores reduce_range (golden README §2.3).
-    let reduce =
-        c.params["reduce_range"].as_bool().unwrap() && c.engine.as_deref() != Some("qnnpack");
+    let reduce = effective_reduce_range(c)?;
     let (min, max) = min_max(&data);
-    let chosen =
-        choose_quantization_params(min, max, 0, 255, false, reduce).map_err(|e| e.to_string())?;
+    let chosen = choose_quantization_params(min, max, 0, 255, false, reduce).qlab()?;
     expect_f64_bits("scale", &[chosen.scale], &[num(&c.expected["scale"])])?;
     expect_eq(
         "zero_point",
         chosen.zero_point as i64,
         c.expected["zero_point"].as_i64().unwrap(),
     )?;
-    let q = QTensor::quantize_per_tensor_dynamic(&data, &shape(x), QDType::QUInt8, reduce)
-        .map_err(|e| e.to_string())?;
+    let q =
+        QTensor::quantize_per_tensor_dynamic(&data, &shape(x), QDType::QUInt8, reduce).qlab()?;
     let want = qtensor(&c.expected["quantize_per_tensor_dynamic"]);
     expect_eq("dynamic.int_repr", q.int_values(), want.int_values())?;
     expect_f64_bits(
@@ -98,29 +103,29 @@ fn choose_qparams_per_tensor(c: &Case) -> Result<(), String> {
         &[q.q_scale().unwrap()],
         &[want.q_scale().unwrap()],
     )?;
-    expect_eq(
+    Ok(expect_eq(
         "dynamic.zero_point",
         q.q_zero_point().unwrap(),
         want.q_zero_point().unwrap(),
-    )
+    )?)
 }
 
-fn quantize_per_tensor_dynamic(c: &Case) -> Result<(), String> {
+fn quantize_per_tensor_dynamic(c: &Case) -> Outcome {
     let x = &c.inputs["x"];
-    let reduce = c.params["reduce_range"].as_bool().unwrap();
+    let reduce = effective_reduce_range(c)?;
     let q = QTensor::quantize_per_tensor_dynamic(
         &f32s(x),
         &shape(x),
         qdtype(&c.params["dtype"]),
         reduce,
     )
-    .map_err(|e| e.to_string())?;
+    .qlab()?;
     let want = qtensor(&c.expected["q"]);
     expect_eq("int_repr", q.int_values(), want.int_values())?;
     expect_f64_bits("scale", &[q.q_scale().unwrap()], &[want.q_scale().unwrap()])?;
-    expect_eq(
+    Ok(expect_eq(
         "zero_point",
         q.q_zero_point().unwrap(),
         want.q_zero_point().unwrap(),
-    )
+    )?)
 }
