@@ -162,10 +162,10 @@ fn linear_bn(c: &Case) -> Result<(), String> {
     let bn = batch_norm(i, num(&c.params["bn_eps"]));
     let w = array(&i["linear_weight"]);
     let (out, k) = (w.shape()[0], w.shape()[1]);
-    let linear = LinearParams {
-        weight: Array2::from_shape_vec((out, k), w.iter().copied().collect()).unwrap(),
-        bias: (!i["linear_bias"].is_null()).then(|| vec1(&i["linear_bias"])),
-    };
+    let linear = LinearParams::new(
+        Array2::from_shape_vec((out, k), w.iter().copied().collect()).unwrap(),
+        (!i["linear_bias"].is_null()).then(|| vec1(&i["linear_bias"])),
+    );
     let fused = fuse_linear_bn_eval(&linear, &bn).map_err(|e| e.to_string())?;
     let (w, b) = (
         fused.weight.clone().into_dyn(),
@@ -262,10 +262,10 @@ fn build(model: &Value, sd: &Value, x: &ArrayD<f32>) -> Graph {
             }
             "Linear" => {
                 let w = t(&path, "weight").unwrap();
-                Op::Linear(LinearParams {
-                    weight: w.into_dimensionality().unwrap(),
-                    bias: t(&path, "bias").map(|b| b.into_dimensionality().unwrap()),
-                })
+                Op::Linear(LinearParams::new(
+                    w.into_dimensionality().unwrap(),
+                    t(&path, "bias").map(|b| b.into_dimensionality().unwrap()),
+                ))
             }
             "ReLU" => Op::Relu,
             "Flatten" => Op::Flatten { axis: 1 },
