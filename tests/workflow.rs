@@ -330,3 +330,6 @@ fn saturated_pairs_are_counted_for_fbgemm_depthwise_and_never_for_qnnpack() {
     assert!(saturated(Engine::Fbgemm) > 0);
     assert_eq!(saturated(Engine::Qnnpack), 0);
 }
+
+#[path = "workflow/zoo_dynamic.rs"]
+mod zoo_dynamic;
