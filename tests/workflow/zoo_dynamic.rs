@@ -222,26 +222,37 @@ fn dynamic_logits_match_pytorch_within_20_db_of_its_own_error() {
 }
 
 /// Quantizing a functional Linear is qlab's what-if (PyTorch has no module to swap): an
-/// explicit path reaches it, the `Linear` type never does, `F.linear` names them all.
+/// explicit path reaches it, the `Linear` type never does, `F.linear` names them all — and
+/// quantizing all nine (what `type=Linear` did before calls were told apart) leaves PyTorch's
+/// logits far behind.
 #[test]
 fn functional_linears_need_an_explicit_key() {
     let Some(graph) = load("text.onnx") else {
         return;
     };
-    let q = workflow::dynamic_qconfig_map(&graph, false).entries[0]
-        .1
-        .clone();
+    let q = dynamic_qconfig_map(&graph, false).entries[0].1.clone();
     let with = |key: QConfigKey| {
         let mut map = dynamic_qconfig_map(&graph, false);
         map.set(key, q.clone());
-        dynamic_linears(&quantize(&graph, &map))
+        quantize(&graph, &map)
     };
-    let out_proj = with(QConfigKey::Path(
+    let out_proj = dynamic_linears(&with(QConfigKey::Path(
         "encoder.layers.0.self_attn.out_proj".into(),
-    ));
+    )));
     assert_eq!(out_proj.len(), 6);
     assert!(out_proj.contains("encoder.layers.0.self_attn.out_proj"));
-    assert_eq!(with(QConfigKey::Type("F.linear".into())).len(), 9);
+    let all = with(QConfigKey::Type("F.linear".into()));
+    assert_eq!(dynamic_linears(&all).len(), 9);
+
+    let (Some(manifest), Some(tokens), Some(want)) =
+        (manifest(), tokens(), pytorch_logits("qint8"))
+    else {
+        return;
+    };
+    let bar = manifest["dynamic_qint8_sqnr_db"].as_f64().expect("sqnr") + 20.0;
+    let db = sqnr_db(&want, &logits(&all, &tokens, None));
+    println!("text.onnx qint8 with the 4 functional Linears quantized too: {db:.1} dB");
+    assert!(db < bar - 10.0, "{db:.2} dB");
 }
 
 #[test]
