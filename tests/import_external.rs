@@ -7,7 +7,7 @@
 //! their legacy twins.
 
 use prost::Message;
-use qlab::graph::{Value, run};
+use qlab::graph::{LinearCall, Op, Value, run};
 use qlab::import::ImportError;
 use qlab::import::onnx::proto::{
     GraphProto, ModelProto, NodeProto, OperatorSetIdProto, StringStringEntryProto, TensorProto,
@@ -389,6 +389,82 @@ fn every_unsupported_op_type_is_reported_at_once() {
     assert!(
         matches!(err, ImportError::MissingInput { ref input, .. } if input == "nowhere"),
         "{err}"
+    );
+}
+
+/// A legacy export of a block holding an attention-like module, by hand: `attn` applies its
+/// bare `in_proj_weight` (through a Transpose the importer folds) and its `out_proj`'s weight
+/// functionally; `fc` and `fc2` are `nn.Linear` calls, `fc2`'s weight a repeated layer's copy
+/// the exporter wrote as `Identity` of `fc`'s; constant folding renamed `blk`'s and `ff`'s
+/// weights, so only their biases tell a functional call (`blk`) from a module call (`ff`).
+#[test]
+fn functional_linears_are_told_from_module_calls() {
+    let w: Vec<f32> = (0..16).map(|i| W[i % 12] * 0.25).collect();
+    let (b4, w4) = (&[0.1, -0.2, 0.3, 0.0][..], &[4, 4][..]);
+    let inits = [
+        "attn.in_proj_weight",
+        "attn.out_proj.weight",
+        "fc.weight",
+        "onnx::MatMul_7",
+        "onnx::MatMul_8",
+    ]
+    .iter()
+    .map(|n| embedded(n, w4, &w))
+    .chain(
+        [
+            "attn.in_proj_bias",
+            "attn.out_proj.bias",
+            "fc.bias",
+            "blk.in_proj_bias",
+            "ff.bias",
+        ]
+        .iter()
+        .map(|n| embedded(n, &[4], b4)),
+    )
+    .collect();
+    let nodes = vec![
+        node("Identity_0", "Identity", &["fc.weight"], "fc2.weight"),
+        node(
+            "/attn/Transpose",
+            "Transpose",
+            &["attn.in_proj_weight"],
+            "wt",
+        ),
+        node("/attn/MatMul", "MatMul", &["x", "wt"], "a0"),
+        node("/attn/Add", "Add", &["attn.in_proj_bias", "a0"], "a1"),
+        node(
+            "/attn/Gemm",
+            "Gemm",
+            &["a1", "attn.out_proj.weight", "attn.out_proj.bias"],
+            "a2",
+        ),
+        node("/fc/Gemm", "Gemm", &["a2", "fc.weight", "fc.bias"], "f"),
+        node("/fc2/Gemm", "Gemm", &["f", "fc2.weight"], "f2"),
+        node("/blk/MatMul", "MatMul", &["f2", "onnx::MatMul_7"], "b0"),
+        node("/blk/Add", "Add", &["blk.in_proj_bias", "b0"], "b1"),
+        node("/ff/MatMul", "MatMul", &["b1", "onnx::MatMul_8"], "g0"),
+        node("/ff/Add", "Add", &["ff.bias", "g0"], "y"),
+    ];
+    let graph = import_onnx_bytes(&model_bytes(nodes, inits, "y"), "block").unwrap();
+    let calls: Vec<(&str, LinearCall)> = graph
+        .nodes
+        .iter()
+        .filter_map(|n| match &n.op {
+            Op::Linear(l) => Some((n.name.as_str(), l.call)),
+            _ => None,
+        })
+        .collect();
+    use LinearCall::{Functional, Module};
+    assert_eq!(
+        calls,
+        [
+            ("attn", Functional),
+            ("attn.out_proj", Functional),
+            ("fc", Module),
+            ("fc2", Module),
+            ("blk", Functional),
+            ("ff", Module),
+        ]
     );
 }
 

@@ -509,12 +509,12 @@ fn embedding_model(dir: &Path) -> String {
         node("flatten", Op::Flatten { axis: 1 }, &["e"], "f"),
         node(
             "head",
-            Op::Linear(LinearParams {
-                weight: Array2::from_shape_fn((2, 12), |(o, i)| {
+            Op::Linear(LinearParams::new(
+                Array2::from_shape_fn((2, 12), |(o, i)| {
                     (if o == 0 { 0.5 } else { -0.5 }) * (1.0 + i as f32 * 0.01)
                 }),
-                bias: Some(Array1::zeros(2)),
-            }),
+                Some(Array1::zeros(2)),
+            )),
             &["f"],
             "logits",
         ),

@@ -223,20 +223,20 @@ fn conv_gradients() {
 #[test]
 fn linear_and_matmul_gradients() {
     let mut rng = Rng::new(2);
-    let op = Op::Linear(LinearParams {
-        weight: rand(&mut rng, &[4, 5]).into_dimensionality().unwrap(),
-        bias: Some(Array1::from_vec(vec![0.1, -0.2, 0.3, 0.0])),
-    });
+    let op = Op::Linear(LinearParams::new(
+        rand(&mut rng, &[4, 5]).into_dimensionality().unwrap(),
+        Some(Array1::from_vec(vec![0.1, -0.2, 0.3, 0.0])),
+    ));
     check_op(
         "linear 3-d input",
         op,
         vec![rand(&mut rng, &[2, 3, 5])],
         vec![],
     );
-    let op = Op::Linear(LinearParams {
-        weight: rand(&mut rng, &[3, 4]).into_dimensionality().unwrap(),
-        bias: None,
-    });
+    let op = Op::Linear(LinearParams::new(
+        rand(&mut rng, &[3, 4]).into_dimensionality().unwrap(),
+        None,
+    ));
     check_op("linear no bias", op, vec![rand(&mut rng, &[2, 4])], vec![]);
     let (a, b) = (rand(&mut rng, &[2, 1, 3, 4]), rand(&mut rng, &[3, 4, 2]));
     check_op("matmul broadcast", Op::MatMul, vec![a, b], vec![]);
@@ -537,10 +537,10 @@ fn chained_graph_gradients_accumulate_over_fan_out() {
         outputs: vec![out.into()],
     };
     g.nodes.push(node("mul", Op::Mul, &["r", "x0"], "m"));
-    let lin = Op::Linear(LinearParams {
-        weight: rand(&mut rng, &[4, 4]).into_dimensionality().unwrap(),
-        bias: Some(Array1::zeros(4)),
-    });
+    let lin = Op::Linear(LinearParams::new(
+        rand(&mut rng, &[4, 4]).into_dimensionality().unwrap(),
+        Some(Array1::zeros(4)),
+    ));
     g.nodes.push(node("fc", lin, &["x0"], "l"));
     g.nodes.push(node("add", Op::Add, &["m", "l"], "y"));
     grad_check("fan-out graph", &g, &[x], Mode::Train);
@@ -635,10 +635,10 @@ fn linear_graph(weight: Vec<f32>) -> Graph {
     let x = ArrayD::zeros(IxDyn(&[1, weight.len()]));
     let n = weight.len();
     let mut g = one_node(
-        Op::Linear(LinearParams {
-            weight: Array2::from_shape_vec((1, n), weight).unwrap(),
-            bias: None,
-        }),
+        Op::Linear(LinearParams::new(
+            Array2::from_shape_vec((1, n), weight).unwrap(),
+            None,
+        )),
         &[x],
         vec![],
     );
@@ -745,10 +745,10 @@ impl TrainHooks for GridHook {
 fn hooks_give_straight_through_gradients() {
     let w = arr(&[2, 3], vec![0.1, -0.3, 0.9, 0.6, -0.7, 0.2]);
     let x = arr(&[1, 3], vec![0.4, -0.2, 0.3]);
-    let op = Op::Linear(LinearParams {
-        weight: w.clone().into_dimensionality().unwrap(),
-        bias: Some(Array1::from_vec(vec![0.0, 1.0])),
-    });
+    let op = Op::Linear(LinearParams::new(
+        w.clone().into_dimensionality().unwrap(),
+        Some(Array1::from_vec(vec![0.0, 1.0])),
+    ));
     let mut g = one_node(op, std::slice::from_ref(&x), vec![]);
     let (out, tape) = forward_train(
         &mut g,
@@ -854,10 +854,10 @@ fn mlp(seed: u64) -> Graph {
         outputs: vec![out.into()],
     };
     let linear = |o, i| {
-        Op::Linear(LinearParams {
-            weight: Array2::zeros((o, i)),
-            bias: Some(Array1::zeros(o)),
-        })
+        Op::Linear(LinearParams::new(
+            Array2::zeros((o, i)),
+            Some(Array1::zeros(o)),
+        ))
     };
     let mut g = Graph {
         inputs: vec![GraphInput {

@@ -2,6 +2,8 @@
 //! islands, the pre-convert check, and the typed errors for bad requests (each naming the
 //! module or input concerned).
 
+#[path = "workflow/zoo_dynamic.rs"]
+mod zoo_dynamic;
 #[path = "workflow/zoo_static.rs"]
 mod zoo_static;
 

@@ -19,8 +19,8 @@ pub(crate) use exec::{check_inputs, last_uses};
 pub use fold::{BatchFreedom, settle_batch};
 pub use inspect::{NodeSummary, summarize};
 pub use op::{
-    BatchNormParams, Binary, CastTo, ConvParams, LayerNormParams, LinearParams, LstmDirection,
-    LstmParams, Op, PoolParams, ReduceParams, Reduction, ResizeMode, Unary,
+    BatchNormParams, Binary, CastTo, ConvParams, LayerNormParams, LinearCall, LinearParams,
+    LstmDirection, LstmParams, Op, PoolParams, ReduceParams, Reduction, ResizeMode, Unary,
 };
 pub use value::Value;
 

@@ -28,6 +28,33 @@ pub struct LinearParams {
     /// `[out_features, in_features]`.
     pub weight: Array2<f32>,
     pub bias: Option<Array1<f32>>,
+    /// Whether an `nn.Linear` module ran this or another module called `F.linear`.
+    pub call: LinearCall,
+}
+
+impl LinearParams {
+    /// An `nn.Linear` module's own forward.
+    pub fn new(weight: Array2<f32>, bias: Option<Array1<f32>>) -> LinearParams {
+        LinearParams {
+            weight,
+            bias,
+            call: LinearCall::Module,
+        }
+    }
+}
+
+/// Who performs a Linear. PyTorch's module-level tools (`quantize_dynamic`, qconfigs by module
+/// type, module swaps) see only [`LinearCall::Module`]: a functional call has no module of its
+/// own to swap — `nn.MultiheadAttention` applies its `in_proj_weight` and its `out_proj`'s
+/// weight with `F.linear`, so neither is an `nn.Linear` call however its weight is named. A
+/// Linear subclass's forward counts as functional too, since those tools match the exact class.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LinearCall {
+    /// The forward of an `nn.Linear` module (the default when nothing says otherwise).
+    #[default]
+    Module,
+    /// `F.linear` inside another module's forward (qlab's kind `F.linear`).
+    Functional,
 }
 
 /// Batch normalization over dim 1 (eval mode uses the running statistics).
@@ -393,10 +420,15 @@ impl Op {
                 if c.bias.is_some() { "" } else { " no-bias" }
             ),
             Op::Linear(l) => format!(
-                "{}→{}{}",
+                "{}→{}{}{}",
                 l.weight.ncols(),
                 l.weight.nrows(),
-                if l.bias.is_some() { "" } else { " no-bias" }
+                if l.bias.is_some() { "" } else { " no-bias" },
+                // No module of its own: module-type qconfigs and `quantize dynamic` skip it.
+                match l.call {
+                    LinearCall::Module => "",
+                    LinearCall::Functional => " F.linear",
+                }
             ),
             Op::BatchNorm(b) => {
                 format!("C={} eps={} momentum={}", b.weight.len(), b.eps, b.momentum)

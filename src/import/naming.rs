@@ -13,6 +13,8 @@
 //! `path: class` segments joined by `/`. The metadata is untrusted text, so every parser here
 //! returns `None` on anything it does not recognise and the caller falls back to the next source.
 
+use crate::graph::LinearCall;
+
 /// The module path of an exported node name, or `None` for a root-level (functional) node.
 pub fn module_path(node_name: &str) -> Option<String> {
     let segments: Vec<&str> = node_name.strip_prefix('/')?.split('/').collect();
@@ -89,6 +91,48 @@ pub fn folded_conv_path(bn_path: &str, weight: &str) -> Option<String> {
     let conv = weight.strip_suffix(".weight")?;
     let parent = |p: &str| p.rsplit_once('.').map_or("", |(head, _)| head).to_string();
     (!conv.is_empty() && parent(conv) == parent(bn_path)).then(|| conv.to_string())
+}
+
+/// The class `quantize_dynamic(model, {nn.Linear})` and module-type qconfigs match exactly.
+const LINEAR_CLASS: &str = "torch.nn.modules.linear.Linear";
+
+/// Whether a Linear node is an `nn.Linear` module's own forward or `F.linear` called by its
+/// runner (the innermost module that ran it) — PyTorch swaps only the former.
+///
+/// The runner's class decides when the exporter recorded it (dynamo): only `nn.Linear` itself
+/// counts. Otherwise the parameters the node reads (`params`, weight first, as named in the
+/// state dict; exporter-made names such as `onnx::MatMul_7` or `/a/Transpose_output_0` are
+/// ignored) decide: the runner's own `weight` or `bias` means its own forward, any other
+/// parameter under the runner (`self_attn.in_proj_weight`, `self_attn.out_proj.weight`) a
+/// functional call. A parameter outside the runner proves nothing (tied weights keep one
+/// name), and with no evidence at all the node stays a module call.
+pub fn linear_call(runner: Option<&Scope>, params: &[&str]) -> LinearCall {
+    if let Some(class) = runner.and_then(|r| r.class.as_deref()) {
+        return if class == LINEAR_CLASS {
+            LinearCall::Module
+        } else {
+            LinearCall::Functional
+        };
+    }
+    let local = |p: &&str| -> Option<String> {
+        let local = match runner {
+            Some(r) => p.strip_prefix(r.path.as_str())?.strip_prefix('.')?,
+            None => p,
+        };
+        is_param_name(p).then(|| local.to_string())
+    };
+    match params.iter().find_map(local).as_deref() {
+        Some("weight" | "bias") | None => LinearCall::Module,
+        Some(_) => LinearCall::Functional,
+    }
+}
+
+/// Whether `name` reads as a state-dict key (`encoder.layers.0.linear1.weight`: dotted
+/// identifiers and indices) rather than an exporter-made value name (`onnx::MatMul_7`,
+/// `/encoder/layers.0/linear1/Transpose_output_0`).
+pub fn is_param_name(name: &str) -> bool {
+    name.split('.')
+        .all(|seg| !seg.is_empty() && seg.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'))
 }
 
 /// `namespace` metadata (`: Net/stage2: Sequential/relu_1: aten.relu.default`) as scopes, the
@@ -333,6 +377,82 @@ mod tests {
                 path: "fc".into(),
                 class: None
             }]
+        );
+    }
+
+    /// The five Linear nodes of an `nn.TransformerEncoderLayer` and its classifier head, as
+    /// the legacy, folded legacy and dynamo exports of the zoo's text model record them.
+    #[test]
+    fn only_nn_linear_forwards_are_module_calls() {
+        use LinearCall::{Functional, Module};
+        let legacy = |path: &str| Scope {
+            path: path.into(),
+            class: None,
+        };
+        let attn = legacy("encoder.layers.0.self_attn");
+        let linear1 = legacy("encoder.layers.0.linear1");
+        // Legacy export: parameter names survive (the MatMul weight through its Transpose).
+        let cases: [(&Scope, &[&str], LinearCall); 9] = [
+            (
+                &attn,
+                &["encoder.layers.0.self_attn.in_proj_weight"],
+                Functional,
+            ),
+            (
+                &attn,
+                &[
+                    "encoder.layers.0.self_attn.out_proj.weight",
+                    "encoder.layers.0.self_attn.out_proj.bias",
+                ],
+                Functional,
+            ),
+            (&linear1, &["encoder.layers.0.linear1.weight"], Module),
+            // Constant folding renames the weight; the bias the MatMul's Add reads still tells.
+            (
+                &attn,
+                &[
+                    "onnx::MatMul_333",
+                    "encoder.layers.0.self_attn.in_proj_bias",
+                ],
+                Functional,
+            ),
+            (
+                &linear1,
+                &["onnx::MatMul_372", "encoder.layers.0.linear1.bias"],
+                Module,
+            ),
+            // Nothing to go by: a module call, as before the rule existed.
+            (&linear1, &["onnx::MatMul_372"], Module),
+            (
+                &attn,
+                &["/encoder/layers.0/self_attn/Transpose_output_0"],
+                Module,
+            ),
+            // A weight tied to another module's parameter proves nothing.
+            (&legacy("head"), &["embed.weight"], Module),
+            // A sibling-named parameter is not the runner's own.
+            (&linear1, &["encoder.layers.0.linear1_extra.weight"], Module),
+        ];
+        for (runner, params, want) in cases {
+            assert_eq!(linear_call(Some(runner), params), want, "{params:?}");
+        }
+        // At the root, the root's own `weight` is a module call, a child's a functional one.
+        assert_eq!(linear_call(None, &["weight", "bias"]), Module);
+        assert_eq!(linear_call(None, &["embed.weight"]), Functional);
+
+        // Dynamo export: the class decides, whatever the (renamed) weight.
+        let dynamo = |class: &str| Scope {
+            path: "encoder.layers.0.x".into(),
+            class: Some(class.into()),
+        };
+        let mha = dynamo("torch.nn.modules.activation.MultiheadAttention");
+        let lin = dynamo("torch.nn.modules.linear.Linear");
+        let sub = dynamo("torch.nn.modules.linear.NonDynamicallyQuantizableLinear");
+        assert_eq!(linear_call(Some(&mha), &["val_0"]), Functional);
+        assert_eq!(linear_call(Some(&lin), &["val_86"]), Module);
+        assert_eq!(
+            linear_call(Some(&sub), &["encoder.layers.0.x.weight"]),
+            Functional
         );
     }
 

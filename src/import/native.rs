@@ -6,8 +6,8 @@
 
 use crate::graph::{
     BatchNormParams, Binary, CastTo, ConvParams, Fusion, Graph, GraphInput, LayerNormParams,
-    LinearParams, LstmDirection, LstmParams, Node, Op, PoolParams, ReduceParams, ResizeMode, Unary,
-    Value,
+    LinearCall, LinearParams, LstmDirection, LstmParams, Node, Op, PoolParams, ReduceParams,
+    ResizeMode, Unary, Value,
 };
 use ndarray::{Array1, Array2, ArrayD, IxDyn};
 use safetensors::{Dtype, SafeTensors, tensor::TensorView};
@@ -81,6 +81,10 @@ enum OpRecord {
     },
     Linear {
         bias: bool,
+        /// `F.linear` inside another module ([`LinearCall::Functional`]); absent in files
+        /// written before the flag existed, which therefore load as module calls.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        functional: bool,
     },
     BatchNorm {
         eps: f32,
@@ -225,6 +229,7 @@ fn record(node: &Node, tensors: &mut Vec<(String, Value)>) -> OpRecord {
             }
             OpRecord::Linear {
                 bias: l.bias.is_some(),
+                functional: l.call == LinearCall::Functional,
             }
         }
         Op::BatchNorm(b) => {
@@ -530,12 +535,17 @@ fn rebuild(rec: OpRecord, node: &str, t: &Tensors) -> Result<Op, NativeError> {
             dilation,
             groups,
         }),
-        OpRecord::Linear { bias } => Op::Linear(LinearParams {
+        OpRecord::Linear { bias, functional } => Op::Linear(LinearParams {
             weight: t.matrix(&key("weight"))?,
             bias: if bias {
                 Some(t.vector(&key("bias"))?)
             } else {
                 None
+            },
+            call: if functional {
+                LinearCall::Functional
+            } else {
+                LinearCall::Module
             },
         }),
         OpRecord::BatchNorm { eps, momentum } => Op::BatchNorm(BatchNormParams {

@@ -182,7 +182,8 @@ pub enum Command {
     Convert { qparams: Option<String> },
     /// `quantize DATA [batch=N] [batches=N]` — fuse auto, prepare, calibrate, convert.
     Quantize { data: String, batching: Batching },
-    /// `quantize dynamic [dtype=qint8|float16]` — Linear and LSTM, no calibration.
+    /// `quantize dynamic [dtype=qint8|float16]` — `nn.Linear` modules (not functional
+    /// `F.linear` calls) and LSTM, no calibration.
     QuantizeDynamic { float16: bool },
     /// `export errors DATA out=FILE.{json,csv,md,html} [mode=cumulative|isolated]`.
     Export {
@@ -434,7 +435,8 @@ pub const VERBS: &[(&str, &str, &str)] = &[
     (
         "quantize",
         "quantize DATA [batch=32] [batches=N] | quantize dynamic [dtype=qint8|float16]",
-        "one call: fuse auto, prepare, calibrate on DATA, convert; or dynamic quantization",
+        "one call: fuse auto, prepare, calibrate on DATA, convert; or dynamic quantization \
+         of nn.Linear modules and LSTM (F.linear calls only when a qconfig path names them)",
     ),
     (
         "export",

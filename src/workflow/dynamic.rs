@@ -5,6 +5,7 @@
 //! Which modules convert is a [`QConfigMap`] as for static quantization; the weight observer of
 //! a module's qconfig chooses qint8 per-tensor, qint8 per-channel or float16.
 
+use super::modules::kind_of;
 use super::qmodel::{QOp, QuantizedModel};
 use super::{QConfigKey, QConfigMap, WorkflowError};
 use crate::engine::Numerics;
@@ -17,7 +18,10 @@ use crate::qnn::dynamic::{
 use crate::tensor::DType;
 
 /// `quantize_dynamic(model, {nn.Linear, nn.LSTM}, dtype)` (float16 or qint8) for the types
-/// `graph` contains (a type entry naming nothing would be refused).
+/// `graph` contains (a type entry naming nothing would be refused). As in PyTorch, a Linear
+/// another module calls functionally (attention's projections) is not an `nn.Linear` and stays
+/// float; an explicit path entry can still quantize it — a qlab what-if that PyTorch, having no
+/// module to swap, cannot do.
 pub fn dynamic_qconfig_map(graph: &Graph, float16: bool) -> QConfigMap {
     let q = if float16 {
         float16_dynamic_qconfig()
@@ -26,7 +30,7 @@ pub fn dynamic_qconfig_map(graph: &Graph, float16: bool) -> QConfigMap {
     };
     let mut map = QConfigMap::default();
     for t in ["Linear", "LSTM"] {
-        if graph.nodes.iter().any(|n| n.op.kind() == t) {
+        if graph.nodes.iter().any(|n| kind_of(n) == t) {
             map.set(QConfigKey::Type(t.into()), Some(q.clone()));
         }
     }

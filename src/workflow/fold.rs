@@ -102,5 +102,6 @@ pub fn fuse_linear_bn_eval(
     Ok(LinearParams {
         weight,
         bias: Some(bias),
+        call: linear.call,
     })
 }

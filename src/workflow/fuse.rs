@@ -10,7 +10,7 @@
 use super::FuseError;
 use super::fold::{fuse_conv_bn_eval, fuse_linear_bn_eval};
 use super::modules::{ModuleType, class_of, fused_class, producers};
-use crate::graph::{Fusion, Graph, Op};
+use crate::graph::{Fusion, Graph, LinearCall, Op};
 use std::collections::HashSet;
 
 /// One fused group: its module paths and the fused module's class.
@@ -51,6 +51,8 @@ enum Role {
 fn role(op: &Op) -> Option<Role> {
     match op {
         Op::Conv(_) => Some(Role::Conv),
+        // `F.linear` inside another module has no module for `fuse_modules` to replace.
+        Op::Linear(l) if l.call == LinearCall::Functional => None,
         Op::Linear(_) => Some(Role::Linear),
         Op::BatchNorm(_) => Some(Role::Bn),
         Op::Add => Some(Role::Add),

@@ -5,7 +5,7 @@
 //! results are checked and reported through them. Container modules (`Sequential`, user
 //! classes) have no node in the graph and are not listed.
 
-use crate::graph::{Fusion, Graph, Node, Op};
+use crate::graph::{Fusion, Graph, LinearCall, Node, Op};
 use ndarray::ArrayD;
 use std::collections::{BTreeMap, HashMap};
 
@@ -69,9 +69,21 @@ fn bn_dims(graph: &Graph, prod: &HashMap<&str, usize>, node: &Node) -> usize {
     }
 }
 
-/// The PyTorch class of the module a node stands for; `None` for functional nodes.
+/// The type name a node answers to besides its class (`qconfig type=...`): its op kind, but
+/// `F.linear` for a Linear another module calls functionally, so that `Linear` — PyTorch's
+/// `{nn.Linear: qconfig}` — reaches module calls only.
+pub(super) fn kind_of(node: &Node) -> &'static str {
+    match &node.op {
+        Op::Linear(l) if l.call == LinearCall::Functional => "F.linear",
+        op => op.kind(),
+    }
+}
+
+/// The PyTorch class of the module a node stands for; `None` for functional nodes (a
+/// functionally called Linear included: no module of its own).
 pub(super) fn class_of(graph: &Graph, prod: &HashMap<&str, usize>, node: &Node) -> Option<String> {
     Some(match &node.op {
+        Op::Linear(l) if l.call == LinearCall::Functional => return None,
         Op::Conv(c) => format!("Conv{}d", c.weight.ndim() - 2),
         Op::BatchNorm(_) => format!("BatchNorm{}d", bn_dims(graph, prod, node)),
         Op::MaxPool(p) => format!("MaxPool{}d", p.kernel.len()),

@@ -7,7 +7,7 @@
 //! entry for its own path, and a later entry replaces an earlier one for the same key.
 
 use super::WorkflowError;
-use super::modules::{class_of, producers};
+use super::modules::{class_of, kind_of, producers};
 use crate::graph::Graph;
 use crate::qconfig::QConfig;
 use std::collections::BTreeMap;
@@ -99,7 +99,7 @@ impl QConfigMap {
         let types: Vec<(String, Option<String>)> = graph
             .nodes
             .iter()
-            .map(|n| (n.op.kind().to_string(), class_of(graph, &prod, n)))
+            .map(|n| (kind_of(n).to_string(), class_of(graph, &prod, n)))
             .collect();
         for (key, _) in &self.entries {
             match key {

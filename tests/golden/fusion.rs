@@ -202,10 +202,10 @@ fn linear_bn(c: &Case) -> Outcome {
         p["bias"].as_bool(),
         Some(!i["linear_bias"].is_null()),
     )?;
-    let linear = LinearParams {
-        weight: Array2::from_shape_vec((out, k), w.iter().copied().collect()).unwrap(),
-        bias: (!i["linear_bias"].is_null()).then(|| vec1(&i["linear_bias"])),
-    };
+    let linear = LinearParams::new(
+        Array2::from_shape_vec((out, k), w.iter().copied().collect()).unwrap(),
+        (!i["linear_bias"].is_null()).then(|| vec1(&i["linear_bias"])),
+    );
     let fused = fuse_linear_bn_eval(&linear, &bn).qlab()?;
     let (w, b) = (
         fused.weight.clone().into_dyn(),
@@ -302,10 +302,10 @@ fn build(model: &Value, sd: &Value, x: &ArrayD<f32>) -> Graph {
             }
             "Linear" => {
                 let w = t(&path, "weight").unwrap();
-                Op::Linear(LinearParams {
-                    weight: w.into_dimensionality().unwrap(),
-                    bias: t(&path, "bias").map(|b| b.into_dimensionality().unwrap()),
-                })
+                Op::Linear(LinearParams::new(
+                    w.into_dimensionality().unwrap(),
+                    t(&path, "bias").map(|b| b.into_dimensionality().unwrap()),
+                ))
             }
             "ReLU" => Op::Relu,
             "Flatten" => Op::Flatten { axis: 1 },

@@ -215,7 +215,7 @@ fn run_node(
                     .clone()
                     .into_dimensionality::<Ix2>()
                     .expect("hook kept the 2-d shape"),
-                bias: p.bias.clone(),
+                ..p.clone()
             };
             let y = linear_forward(name, ops::f32_arg(node, &refs, 0)?, &params)?;
             Ok(Step::module(y, w))

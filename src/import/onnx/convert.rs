@@ -187,7 +187,7 @@ fn gemm(o: &Operands) -> Result<Converted, ImportError> {
         None
     };
     Ok(Converted {
-        op: Op::Linear(LinearParams { weight, bias }),
+        op: Op::Linear(LinearParams::new(weight, bias)),
         inputs: vec![o.data(0)],
     })
 }
@@ -201,7 +201,7 @@ fn matmul(o: &Operands) -> Result<Converted, ImportError> {
                 .as_standard_layout()
                 .into_owned();
             Ok(Converted {
-                op: Op::Linear(LinearParams { weight, bias: None }),
+                op: Op::Linear(LinearParams::new(weight, None)),
                 inputs: vec![o.data(0)],
             })
         }

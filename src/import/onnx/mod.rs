@@ -23,10 +23,11 @@ mod scope;
 mod tensor;
 
 pub use convert::SUPPORTED_OPS;
-pub use scope::node_module_path;
+pub use scope::{Site, node_module_path, node_site};
 
 use super::{ImportError, UnsupportedSite};
 use crate::graph::{Graph, GraphInput, Node, Op, Value, ops};
+use crate::import::naming::{is_param_name, linear_call};
 use attrs::Attrs;
 use convert::{Operands, convert};
 use external::ExternalData;
@@ -109,6 +110,7 @@ fn import(bytes: &[u8], origin: &str, mut external: ExternalData) -> Result<Grap
         skipped: HashSet::new(),
         unsupported: Vec::new(),
         emitted: Vec::new(),
+        origins: HashMap::new(),
     };
     for (k, node) in g.node.iter().enumerate() {
         walk.node(node, k)?;
@@ -131,6 +133,7 @@ fn import(bytes: &[u8], origin: &str, mut external: ExternalData) -> Result<Grap
         _ => return Err(ImportError::UnsupportedOps { ops: unsupported }),
     }
     merge_linear_bias(&mut emitted, &consts);
+    mark_linear_calls(&mut emitted);
     let nodes = assign_names(emitted);
     let outputs: Vec<String> = g
         .output
@@ -167,8 +170,19 @@ struct Walk {
     skipped: HashSet<String>,
     /// The first node of each unsupported op type, in graph order.
     unsupported: Vec<UnsupportedSite>,
-    /// Graph nodes with their module paths.
-    emitted: Vec<(Option<String>, Node)>,
+    /// Graph nodes with where they sit.
+    emitted: Vec<Emitted>,
+    /// The parameter each folded constant was computed from (a transposed weight keeps its
+    /// parameter's name here), by value name.
+    origins: HashMap<String, String>,
+}
+
+/// A graph node with what naming and the Linear rule need of its ONNX node.
+struct Emitted {
+    site: Site,
+    /// The constants it reads, by the parameter they came from (weight first).
+    params: Vec<String>,
+    node: Node,
 }
 
 impl Walk {
@@ -181,8 +195,9 @@ impl Walk {
             .clone()
             .filter(|n| !n.is_empty())
             .unwrap_or_else(|| format!("{}_{k}", node.op_type.as_deref().unwrap_or("node")));
-        let module = node_module_path(node, &shown);
-        match self.convert(node, &shown, module.clone()) {
+        let site = node_site(node, &shown);
+        let module = site.path.clone();
+        match self.convert(node, &shown, site) {
             Ok(()) => Ok(()),
             Err(ImportError::UnsupportedOp { node: at, op_type }) => {
                 if !self.unsupported.iter().any(|s| s.op_type == op_type) {
@@ -209,12 +224,7 @@ impl Walk {
         self.skipped.extend(node.output.iter().cloned());
     }
 
-    fn convert(
-        &mut self,
-        node: &NodeProto,
-        shown: &str,
-        module: Option<String>,
-    ) -> Result<(), ImportError> {
+    fn convert(&mut self, node: &NodeProto, shown: &str, site: Site) -> Result<(), ImportError> {
         let attrs = Attrs::new(node, shown);
         if let Some(d) = node
             .domain
@@ -259,14 +269,36 @@ impl Walk {
                 .map(|i| self.consts.get(i))
                 .collect();
             let outs = ops::eval(&graph_node, &args)?;
+            // Layout ops on a weight (Transpose, Reshape, Slice) keep its parameter's name,
+            // unless the result has one of its own (the legacy exporter writes a repeated
+            // layer's identical weights as `Identity` of the first layer's, named as its own).
+            let origin = node.input.first().map(|i| self.origin(i).to_string());
             for (name, v) in graph_node.outputs.iter().zip(outs) {
                 self.consts.insert(name.clone(), v);
+                if let Some(o) = origin.as_ref().filter(|_| !is_param_name(name)) {
+                    self.origins.insert(name.clone(), o.clone());
+                }
             }
         } else {
             self.known.extend(graph_node.outputs.iter().cloned());
-            self.emitted.push((module, graph_node));
+            let params = node
+                .input
+                .iter()
+                .filter(|i| self.consts.contains_key(*i))
+                .map(|i| self.origin(i).to_string())
+                .collect();
+            self.emitted.push(Emitted {
+                site,
+                params,
+                node: graph_node,
+            });
         }
         Ok(())
+    }
+
+    /// The parameter a constant was computed from, or its own name.
+    fn origin<'a>(&'a self, value: &'a str) -> &'a str {
+        self.origins.get(value).map_or(value, String::as_str)
     }
 }
 
@@ -333,12 +365,15 @@ fn check_inputs(
     }
 }
 
-/// `x·W` exported as MatMul + Add (a Linear on a 3-d input) becomes one Linear with its bias.
-fn merge_linear_bias(nodes: &mut Vec<(Option<String>, Node)>, consts: &HashMap<String, Value>) {
+/// `x·W` exported as MatMul + Add (a Linear on a 3-d input) becomes one Linear with its bias;
+/// the Linear then reads the Add's parameters too.
+fn merge_linear_bias(nodes: &mut Vec<Emitted>, consts: &HashMap<String, Value>) {
     let mut i = 0;
     while i < nodes.len() {
         let merged = (|| {
-            let (scope, add) = &nodes[i];
+            let Emitted {
+                site, node: add, ..
+            } = &nodes[i];
             if !matches!(add.op, Op::Add) || add.inputs.len() != 2 {
                 return None;
             }
@@ -352,42 +387,56 @@ fn merge_linear_bias(nodes: &mut Vec<(Option<String>, Node)>, consts: &HashMap<S
             };
             let j = nodes[..i]
                 .iter()
-                .rposition(|(s, n)| n.outputs.first() == Some(data) && s == scope)?;
+                .rposition(|e| e.node.outputs.first() == Some(data) && e.site.path == site.path)?;
             let readers = nodes
                 .iter()
-                .filter(|(_, n)| n.inputs.contains(data))
+                .filter(|e| e.node.inputs.contains(data))
                 .count();
-            match &nodes[j].1.op {
+            match &nodes[j].node.op {
                 Op::Linear(l)
                     if l.bias.is_none() && readers == 1 && bias.len() == l.weight.nrows() =>
                 {
-                    Some((
-                        j,
-                        bias.iter().copied().collect::<ndarray::Array1<f32>>(),
-                        add.outputs.clone(),
-                    ))
+                    Some((j, bias.iter().copied().collect::<ndarray::Array1<f32>>()))
                 }
                 _ => None,
             }
         })();
         match merged {
-            Some((j, bias, outputs)) => {
-                if let Op::Linear(l) = &mut nodes[j].1.op {
+            Some((j, bias)) => {
+                let add = nodes.remove(i);
+                let linear = &mut nodes[j];
+                if let Op::Linear(l) = &mut linear.node.op {
                     l.bias = Some(bias);
                 }
-                nodes[j].1.outputs = outputs;
-                nodes.remove(i);
+                linear.node.outputs = add.node.outputs;
+                linear.params.extend(add.params);
             }
             None => i += 1,
         }
     }
 }
 
+/// Records on each Linear whether its runner's own `nn.Linear` forward ran it (see
+/// [`linear_call`]).
+fn mark_linear_calls(nodes: &mut [Emitted]) {
+    for e in nodes {
+        if let Op::Linear(l) = &mut e.node.op {
+            let params: Vec<&str> = e.params.iter().map(String::as_str).collect();
+            l.call = linear_call(e.site.runner.as_ref(), &params);
+        }
+    }
+}
+
 /// Names nodes by module path: the module op of a scope takes the path; other nodes in a
 /// multi-node scope get `path.op`; root-level nodes get `op`; duplicates get `_1`, `_2`, ...
-fn assign_names(nodes: Vec<(Option<String>, Node)>) -> Vec<Node> {
+fn assign_names(nodes: Vec<Emitted>) -> Vec<Node> {
     let mut per_scope: HashMap<String, (usize, bool)> = HashMap::new();
-    for (scope, node) in &nodes {
+    for Emitted {
+        site: Site { path: scope, .. },
+        node,
+        ..
+    } in &nodes
+    {
         if let Some(s) = scope {
             let e = per_scope.entry(s.clone()).or_default();
             e.0 += 1;
@@ -396,7 +445,12 @@ fn assign_names(nodes: Vec<(Option<String>, Node)>) -> Vec<Node> {
     }
     let mut taken: HashSet<String> = HashSet::new();
     let mut out = Vec::with_capacity(nodes.len());
-    for (scope, mut node) in nodes {
+    for Emitted {
+        site: Site { path: scope, .. },
+        mut node,
+        ..
+    } in nodes
+    {
         let kind = node.op.kind().to_ascii_lowercase();
         let base = match &scope {
             Some(s) => {
