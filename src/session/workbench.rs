@@ -507,6 +507,27 @@ fn argmax(values: impl Iterator<Item = f32>) -> Option<usize> {
     best.map(|(i, _)| i)
 }
 
+/// What the export did with BatchNorm, which decides how close int8 results can come to
+/// PyTorch's: kept, qlab folds it as `fuse_model()` does (bit for bit); folded by the exporter,
+/// the Conv weights differ from eager folding in the last float bits.
+fn batch_norm_note(graph: &Graph) -> String {
+    let bns = graph
+        .nodes
+        .iter()
+        .filter(|n| matches!(n.op, crate::graph::Op::BatchNorm(_)))
+        .count();
+    let convs = graph
+        .nodes
+        .iter()
+        .filter(|n| matches!(n.op, crate::graph::Op::Conv(_)))
+        .count();
+    match (bns, convs) {
+        (0, 0) => String::new(),
+        (0, _) => "; no BatchNorm nodes (if the network has BN, the exporter folded it: int8 results come close to PyTorch's eager ones, not bit for bit)".into(),
+        (n, _) => format!("; {n} BatchNorm nodes kept (fusion folds them as PyTorch's fuse_model() does)"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -544,26 +565,5 @@ mod tests {
         assert_eq!(both.len(), 2);
         assert_eq!(both[0], first[0]);
         assert!(run("engine qnnpack").is_empty());
-    }
-}
-
-/// What the export did with BatchNorm, which decides how close int8 results can come to
-/// PyTorch's: kept, qlab folds it as `fuse_model()` does (bit for bit); folded by the exporter,
-/// the Conv weights differ from eager folding in the last float bits.
-fn batch_norm_note(graph: &Graph) -> String {
-    let bns = graph
-        .nodes
-        .iter()
-        .filter(|n| matches!(n.op, crate::graph::Op::BatchNorm(_)))
-        .count();
-    let convs = graph
-        .nodes
-        .iter()
-        .filter(|n| matches!(n.op, crate::graph::Op::Conv(_)))
-        .count();
-    match (bns, convs) {
-        (0, 0) => String::new(),
-        (0, _) => "; no BatchNorm nodes (if the network has BN, the exporter folded it: int8 results come close to PyTorch's eager ones, not bit for bit)".into(),
-        (n, _) => format!("; {n} BatchNorm nodes kept (fusion folds them as PyTorch's fuse_model() does)"),
     }
 }
