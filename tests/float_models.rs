@@ -264,3 +264,71 @@ mod zoo {
         check("mobilenet_v3_large", ".dynamo", "test.npy", true);
     }
 }
+
+/// qlab's float convolution gives PyTorch's outputs bit for bit (PyTorch 2.15, oneDNN's AVX-512
+/// kernels, recorded in `tests/fixtures/torch_conv/`): depthwise, pointwise with reduce blocks
+/// of 80, 256 and 512 channels, and the direct kernel over several 16-channel blocks. This is
+/// what lets calibration observe PyTorch's activations and derive its qparams.
+#[test]
+fn conv_sums_in_pytorchs_order() {
+    use qlab::graph::ConvParams;
+    use qlab::graph::ops::conv_forward;
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/torch_conv");
+    let meta: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("cases.json")).unwrap()).unwrap();
+    // The recorded inputs: ((i·7919 + seed·104729) mod 2003) / 2003 · 2 - 1, scaled, in f32.
+    let values = |n: usize, seed: u64, scale: f32| -> Vec<f32> {
+        (0..n as u64)
+            .map(|i| ((i * 7919 + seed * 104729) % 2003) as f32 / 2003.0 * 2.0 - 1.0)
+            .map(|v| v * scale)
+            .collect()
+    };
+    for case in meta["cases"].as_array().unwrap() {
+        let u = |k: &str| case[k].as_u64().unwrap() as usize;
+        let (n, ic, oc, hw, k, s, p, g) = (
+            u("n"),
+            u("ic"),
+            u("oc"),
+            u("hw"),
+            u("kernel"),
+            u("stride"),
+            u("pad"),
+            u("groups"),
+        );
+        let x = ndarray::ArrayD::from_shape_vec(
+            ndarray::IxDyn(&[n, ic, hw, hw]),
+            values(n * ic * hw * hw, 1, 1.0),
+        )
+        .unwrap();
+        let params = ConvParams {
+            weight: ndarray::ArrayD::from_shape_vec(
+                ndarray::IxDyn(&[oc, ic / g, k, k]),
+                values(oc * ic / g * k * k, 2, 0.2),
+            )
+            .unwrap(),
+            bias: Some(ndarray::Array1::from(values(oc, 3, 0.5))),
+            stride: vec![s, s],
+            pad_begin: vec![p, p],
+            pad_end: vec![p, p],
+            dilation: vec![1, 1],
+            groups: g,
+        };
+        let name = case["name"].as_str().unwrap();
+        let got = conv_forward(name, &x, &params).unwrap();
+        let Value::F32(want) = read_npy(&dir.join(format!("{name}.npy"))).unwrap() else {
+            panic!("{name}: float fixture")
+        };
+        assert_eq!(got.shape(), want.shape(), "{name}");
+        let differ = got
+            .iter()
+            .zip(want.iter())
+            .filter(|(a, b)| a.to_bits() != b.to_bits())
+            .count();
+        assert_eq!(
+            differ,
+            0,
+            "{name}: {differ} of {} outputs differ",
+            got.len()
+        );
+    }
+}

@@ -6,13 +6,14 @@
 //! Two claims, measured separately because they have different causes:
 //! - **The int8 model is PyTorch's.** Built with PyTorch's own output qparams
 //!   (`convert qparams=NAME_ENGINE_qparams.json`), the logits equal `NAME_ENGINE.npy` bit for
-//!   bit and every module's integers equal the `_layers.npz` dump. Everything after the input
-//!   QuantStub is integer arithmetic, so this is the exactness claim.
-//! - **Calibration is PyTorch's up to float summation order.** With qlab's own observers the
-//!   qparams come from float activations whose last bits depend on the convolution's summation
-//!   order (PyTorch's oneDNN kernels vs qlab's); a histogram observer turns an ulp of min / max
-//!   into an occasional different bin choice. The distance is bounded here: SQNR against
-//!   PyTorch's int8 logits, and the output SQNR against the manifest's.
+//!   bit and every module's integers equal the `_layers.npz` dump: everything after the input
+//!   QuantStub is integer arithmetic.
+//! - **Calibration is PyTorch's.** qlab's float convolutions sum in oneDNN's order, so the
+//!   observers see PyTorch's activations and derive its qparams: ShuffleNetV2's int8 logits
+//!   are PyTorch's bit for bit with qlab's own calibration. Linear layers run MKL's SGEMM in
+//!   PyTorch, whose order depends on the host (PyTorch's own results differ between an Intel
+//!   and an AMD host there), so MobileNetV3's classifier qparams can differ in the last bit:
+//!   its logits stay within 120 dB of PyTorch's and its output SQNR within 0.01 dB.
 
 use qlab::graph::Value;
 use qlab::import::npy::read_npy;
@@ -123,14 +124,18 @@ fn with_pytorchs_qparams_the_int8_model_is_pytorchs_bit_for_bit() {
     }
 }
 
-/// Lower bounds under the measured figures (SQNR of qlab's int8 logits against PyTorch's, own
-/// calibration): ShuffleNet fbgemm 38.0 / qnnpack 43.9, MobileNetV3 30.7 / 39.9 dB.
-const OWN_CALIBRATION_FLOOR_DB: f64 = 30.0;
-/// The output SQNR (int8 vs float) differs from PyTorch's by at most 0.064 dB on the zoo.
-const OUTPUT_SQNR_SLACK_DB: f64 = 0.1;
+/// Floors under the measured SQNR of qlab's int8 logits against PyTorch's with qlab's own
+/// calibration: BN-kept and dynamo exports are identical or within 135 dB, except MobileNetV3
+/// dynamo on qnnpack (40.1 dB) and the legacy folded ShuffleNet (37.9 / 50.4 dB), whose weights
+/// were folded by the exporter in another float order than `fuse_model()`.
+const EXPORT_FLOOR_DB: f64 = 30.0;
+/// A BN-kept export whose classifier runs through a host-dependent SGEMM (module docs).
+const BN_KEPT_FLOOR_DB: f64 = 120.0;
+/// The output SQNR (int8 vs float) printed by `errors` equals the manifest's to this.
+const OUTPUT_SQNR_SLACK_DB: f64 = 0.01;
 
 #[test]
-fn own_calibration_stays_within_float_noise_of_pytorch() {
+fn own_calibration_gives_pytorchs_int8_model() {
     let Some(zoo) = zoo() else { return };
     let manifest: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(zoo.join("manifest.json")).unwrap()).unwrap();
@@ -155,12 +160,22 @@ fn own_calibration_stays_within_float_noise_of_pytorch() {
                 println!(
                     "{file} {engine}: vs PyTorch int8 {vs_torch:.2} dB; output SQNR {out:.3} (PyTorch {torch_sqnr:.3})"
                 );
-                assert!(vs_torch >= OWN_CALIBRATION_FLOOR_DB, "{file} {engine}");
-                if export == "onnx" {
-                    assert!(
-                        (out - torch_sqnr).abs() <= OUTPUT_SQNR_SLACK_DB,
-                        "{file} {engine}: {out:.3} vs {torch_sqnr:.3}"
-                    );
+                assert!(vs_torch >= EXPORT_FLOOR_DB, "{file} {engine}");
+                if export != "onnx" {
+                    continue;
+                }
+                assert!(
+                    (out - torch_sqnr).abs() <= OUTPUT_SQNR_SLACK_DB,
+                    "{file} {engine}: {out:.3} vs {torch_sqnr:.3}"
+                );
+                if net == "shufflenet_v2_x0_5" {
+                    let same = ours
+                        .iter()
+                        .zip(&torch)
+                        .all(|(a, b)| a.to_bits() == b.to_bits());
+                    assert!(same, "{file} {engine}: not PyTorch's logits bit for bit");
+                } else {
+                    assert!(vs_torch >= BN_KEPT_FLOOR_DB, "{file} {engine}");
                 }
             }
         }

@@ -1,17 +1,19 @@
-//! Convolution (1-d, 2-d, 3-d; stride, asymmetric padding, dilation, groups) by im2col + SGEMM.
+//! Convolution (1-d, 2-d, 3-d; stride, asymmetric padding, dilation, groups) by im2col and
+//! fused multiply-add chains in PyTorch's summation order (see `conv_order`), so the float
+//! activations calibration observes are PyTorch's bit for bit.
 //!
 //! Every rank is handled as 3-d by inserting unit dims, so one im2col loop serves all; a
-//! pointwise conv (1×1, stride 1, no padding) skips im2col and multiplies the input directly.
+//! pointwise conv (1×1, stride 1, no padding) skips im2col and reads the input directly.
 
-use super::gemm::{Mat, sgemm};
+use super::conv_order::{Pointwise, SIMD, Start, chain, pointwise_reduce_block};
 use crate::graph::{ConvParams, GraphError};
 use ndarray::{ArrayD, IxDyn};
 use rayon::prelude::*;
 
-/// Output channels per parallel GEMM tile when there are few (sample, group) work items.
+/// Output channels per parallel tile when there are few (sample, group) work items.
 const TILE_ROWS: usize = 32;
-/// From this many (sample, group) work items on, each runs its GEMM whole: the items already
-/// keep every thread busy, and every GEMM call packs all of its `B` operand again.
+/// From this many (sample, group) work items on, each runs whole: the items already keep
+/// every thread busy.
 const WHOLE_ITEMS: usize = 4;
 
 /// Output length of one spatial dim (PyTorch's floor rule).
@@ -141,6 +143,15 @@ pub fn conv_forward(
     let pointwise = kvol == 1 && g.stride == [1; 3] && g.pad == [0; 3] && g.input == g.out;
     let bias = p.bias.as_ref().map(|b| b.to_vec());
     let bias = bias.as_deref();
+    let nthr = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let block = pointwise_reduce_block(Pointwise {
+        ic: cg,
+        oc: og,
+        spatial: g.out[0] * g.out[1],
+        os: ovol,
+        mb: g.n,
+        nthr,
+    });
     let mut y = vec![0.0f32; g.n * g.o * ovol];
     // One work item per (sample, group), then fixed tiles of output channels: the split never
     // depends on the thread count, so results are identical however many threads run.
@@ -151,10 +162,11 @@ pub fn conv_forward(
             let (n, grp) = (item / g.groups, item % g.groups);
             let xg = &xs[(n * g.c + grp * cg) * ivol..][..cg * ivol];
             if cg == 1 && og == 1 {
-                depthwise_dispatch(&g, xg, &ws[grp * kvol..][..kvol], out, scratch);
-                add_bias(out, bias, grp, ovol);
+                let init = bias.map_or(0.0, |b| b[grp]);
+                depthwise_dispatch(&g, xg, &ws[grp * kvol..][..kvol], init, out, scratch);
                 return;
             }
+            let pointwise = pointwise && g.groups == 1;
             let col;
             let b: &[f32] = if pointwise {
                 xg
@@ -172,8 +184,24 @@ pub fn conv_forward(
                 taps_major = tap_major_weights(group_w, cg, kvol);
                 &taps_major
             };
-            // How the rows are split never changes a result: each output element sums over k
-            // the same way in any tile.
+            // The reduction blocks and their order (module `conv_order`): pointwise sums input
+            // channels in reduce blocks, the first one started at the bias; the direct kernel
+            // sums (tap, channel) over blocks of 16 channels and adds the bias to the first.
+            let blocks: Vec<Vec<usize>> = if pointwise {
+                (0..cg)
+                    .step_by(block.max(1))
+                    .map(|c0| (c0..(c0 + block).min(cg)).collect())
+                    .collect()
+            } else {
+                (0..cg)
+                    .step_by(SIMD)
+                    .map(|c0| {
+                        (0..kvol)
+                            .flat_map(|t| (c0..(c0 + SIMD).min(cg)).map(move |c| t * cg + c))
+                            .collect()
+                    })
+                    .collect()
+            };
             let tile = if g.n * g.groups >= WHOLE_ITEMS {
                 og
             } else {
@@ -182,16 +210,27 @@ pub fn conv_forward(
             out.par_chunks_mut((tile * ovol).max(1))
                 .enumerate()
                 .for_each(|(t, c)| {
+                    let first = grp * og + t * tile;
                     let m = c.len() / ovol.max(1);
-                    sgemm(
-                        m,
-                        rows,
-                        ovol,
-                        Mat::new(&a[t * tile * rows..], rows, 1),
-                        Mat::new(b, ovol, 1),
-                        c,
-                    );
-                    add_bias(c, bias, grp * og + t * tile, ovol);
+                    let tile_bias = bias.map(|b| &b[first..first + m]);
+                    let w = &a[t * tile * rows..];
+                    let mut part = Vec::new();
+                    for (i, ks) in blocks.iter().enumerate() {
+                        let start = match (pointwise, i, tile_bias) {
+                            (true, 0, Some(b)) => Start::Bias(b),
+                            _ => Start::Zero,
+                        };
+                        if i == 0 {
+                            chain(c, ovol, start, w, rows, b, ks);
+                            if let (false, Some(bias)) = (pointwise, tile_bias) {
+                                add_bias(c, Some(bias), 0, ovol);
+                            }
+                        } else {
+                            part.resize(c.len(), 0.0);
+                            chain(&mut part, ovol, start, w, rows, b, ks);
+                            c.iter_mut().zip(&part).for_each(|(s, v)| *s = *v + *s);
+                        }
+                    }
                 });
         });
     let mut shape = vec![g.n, g.o];
@@ -219,39 +258,55 @@ fn tap_major_weights(w: &[f32], cg: usize, kvol: usize) -> Vec<f32> {
 
 /// [`depthwise`], compiled for AVX2 when the tier in force has it (wider vectors; without FMA
 /// enabled the product and the sum stay two roundings, as in the portable build).
-fn depthwise_dispatch(g: &Geometry, x: &[f32], w: &[f32], out: &mut [f32], scratch: &mut Vec<f32>) {
+fn depthwise_dispatch(
+    g: &Geometry,
+    x: &[f32],
+    w: &[f32],
+    init: f32,
+    out: &mut [f32],
+    scratch: &mut Vec<f32>,
+) {
     #[cfg(target_arch = "x86_64")]
-    if crate::isa::selected_is_x86_simd() {
-        // SAFETY: the tier in force (hence the host) has AVX2.
-        return unsafe { depthwise_avx2(g, x, w, out, scratch) };
+    if crate::isa::selected_is_x86_simd() && std::arch::is_x86_feature_detected!("fma") {
+        // SAFETY: the tier in force (hence the host) has AVX2, and the host has FMA.
+        return unsafe { depthwise_avx2(g, x, w, init, out, scratch) };
     }
-    depthwise(g, x, w, out, scratch)
+    depthwise(g, x, w, init, out, scratch)
 }
 
 /// # Safety
 /// The host must support AVX2.
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
+#[target_feature(enable = "avx2,fma")]
 unsafe fn depthwise_avx2(
     g: &Geometry,
     x: &[f32],
     w: &[f32],
+    init: f32,
     out: &mut [f32],
     scratch: &mut Vec<f32>,
 ) {
-    depthwise(g, x, w, out, scratch)
+    depthwise(g, x, w, init, out, scratch)
 }
 
 /// One channel of a depthwise conv (one input and one output channel per group), computed
 /// directly: a GEMM with a single output row wastes most of its tile, and im2col would copy the
-/// input `kvol` times. Taps accumulate in row-major kernel order, into `out` holding zeros.
+/// input `kvol` times. Each output is one fused multiply-add chain started at `init` (the
+/// bias, as PyTorch's depthwise kernel starts it) over the taps in row-major kernel order.
 /// `scratch` is working memory, of any length and content.
 #[inline(always)]
-fn depthwise(g: &Geometry, x: &[f32], w: &[f32], out: &mut [f32], scratch: &mut Vec<f32>) {
+fn depthwise(
+    g: &Geometry,
+    x: &[f32],
+    w: &[f32],
+    init: f32,
+    out: &mut [f32],
+    scratch: &mut Vec<f32>,
+) {
     if w.iter().all(|v| v.is_finite()) {
-        depthwise_planes(g, x, w, out, scratch)
+        depthwise_planes(g, x, w, init, out, scratch)
     } else {
-        depthwise_rows(g, x, w, out)
+        depthwise_rows(g, x, w, init, out)
     }
 }
 
@@ -263,10 +318,17 @@ const BAND_ELEMS: usize = 2048;
 /// zero-padded once and split into stride phases (plane (r, c) holds padded rows r, r + sh, …
 /// and columns c, c + sw, …), so a tap reads one contiguous run for a whole band of output rows
 /// (computed at the plane width; the extra columns are dropped). A padding tap adds `w·0 = ±0`,
-/// which changes no sum: sums start at +0 and never become -0. A non-finite weight would make
+/// which changes no sum other than the sign of a zero. A non-finite weight would make
 /// those products NaN, hence the finite-weight condition.
 #[inline(always)]
-fn depthwise_planes(g: &Geometry, x: &[f32], w: &[f32], out: &mut [f32], scratch: &mut Vec<f32>) {
+fn depthwise_planes(
+    g: &Geometry,
+    x: &[f32],
+    w: &[f32],
+    init: f32,
+    out: &mut [f32],
+    scratch: &mut Vec<f32>,
+) {
     let [id, ih, iw] = g.input;
     let [kd, kh, kw] = g.kernel;
     let [od, oh, ow] = g.out;
@@ -315,7 +377,7 @@ fn depthwise_planes(g: &Geometry, x: &[f32], w: &[f32], out: &mut [f32], scratch
         for y0 in (0..oh).step_by(band) {
             let n = band.min(oh - y0);
             let acc = &mut acc[..n * cols];
-            acc.fill(0.0);
+            acc.fill(init);
             for a in 0..kd {
                 let Some(zi) = tap_index(z, g.stride[0], a, g.dilation[0], g.pad[0], id) else {
                     continue;
@@ -328,7 +390,7 @@ fn depthwise_planes(g: &Geometry, x: &[f32], w: &[f32], out: &mut [f32], scratch
                         let plane = &planes[((zi * sh + r) * sw + c) * stride..][..stride];
                         let src = &plane[(y0 + dy) * cols + dx..][..n * cols];
                         for (d, &v) in acc.iter_mut().zip(src) {
-                            *d += wv * v;
+                            *d = wv.mul_add(v, *d);
                         }
                     }
                 }
@@ -342,7 +404,8 @@ fn depthwise_planes(g: &Geometry, x: &[f32], w: &[f32], out: &mut [f32], scratch
 
 /// The reference form of [`depthwise`]: each output row sums only the taps inside the input.
 #[inline(always)]
-fn depthwise_rows(g: &Geometry, x: &[f32], w: &[f32], out: &mut [f32]) {
+fn depthwise_rows(g: &Geometry, x: &[f32], w: &[f32], init: f32, out: &mut [f32]) {
+    out.fill(init);
     let [id, ih, iw] = g.input;
     let [kd, kh, kw] = g.kernel;
     let [od, oh, ow] = g.out;
@@ -381,7 +444,7 @@ fn depthwise_rows(g: &Geometry, x: &[f32], w: &[f32], out: &mut [f32]) {
                         let wv = w[(a * kh + b) * kw + e];
                         let xs = tap_range(ow, g.stride[2], g.dilation[2], g.pad[2], iw, e);
                         // Slices rather than indices, so the loop vectorises (the per-element
-                        // arithmetic, a product then a sum, is unchanged).
+                        // arithmetic, one fused multiply-add, is unchanged).
                         let first = xs.start * s + e * g.dilation[2] - g.pad[2];
                         let src = if s == 1 {
                             &x[(zi * ih + yi) * iw + first..][..xs.len()]
@@ -390,7 +453,7 @@ fn depthwise_rows(g: &Geometry, x: &[f32], w: &[f32], out: &mut [f32]) {
                             &phase[(zi * ih + yi) * pw + first / s..][..xs.len()]
                         };
                         for (d, &v) in dst[xs].iter_mut().zip(src) {
-                            *d += wv * v;
+                            *d = wv.mul_add(v, *d);
                         }
                     }
                 }
@@ -533,8 +596,8 @@ mod tests {
             let (x, w) = (x.as_slice().unwrap(), p.weight.as_slice().unwrap());
             let ovol = g.out.iter().product();
             let (mut a, mut b) = (vec![0.0f32; ovol], vec![0.0f32; ovol]);
-            depthwise_planes(&g, x, w, &mut a, &mut scratch);
-            depthwise_rows(&g, x, w, &mut b);
+            depthwise_planes(&g, x, w, 0.75, &mut a, &mut scratch);
+            depthwise_rows(&g, x, w, 0.75, &mut b);
             let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
             assert_eq!(bits(&a), bits(&b), "{input:?} {kernel:?} {stride:?}");
         }

@@ -17,9 +17,9 @@ fn invalid(node: &str, detail: String) -> GraphError {
     }
 }
 
-/// PyTorch's `relu6(x + 3) / 6`, the core of Hardswish and Hardsigmoid.
-fn hard_gate(x: f32) -> f32 {
-    (x + 3.0).clamp(0.0, 6.0) / 6.0
+/// PyTorch's `relu6(x + 3)`, the core of Hardswish and Hardsigmoid.
+fn relu6_shifted(x: f32) -> f32 {
+    (x + 3.0).clamp(0.0, 6.0)
 }
 
 /// Whether a HardSigmoid's parameters are PyTorch's (exporters write 1/6 as an f32).
@@ -31,8 +31,11 @@ pub(crate) fn is_torch_hardsigmoid(alpha: f32, beta: f32) -> bool {
 pub(crate) fn unary_f32(u: Unary) -> impl Fn(f32) -> f32 + Sync + Copy {
     move |x: f32| match u {
         // NaN passes through clamp only if we let it: PyTorch propagates NaN here.
-        Unary::HardSwish => x * hard_gate(x),
-        Unary::HardSigmoid { alpha, beta } if is_torch_hardsigmoid(alpha, beta) => hard_gate(x),
+        // In PyTorch's order: `x · relu6(x + 3) / 6` multiplies before dividing.
+        Unary::HardSwish => x * relu6_shifted(x) / 6.0,
+        Unary::HardSigmoid { alpha, beta } if is_torch_hardsigmoid(alpha, beta) => {
+            relu6_shifted(x) / 6.0
+        }
         Unary::HardSigmoid { alpha, beta } => (alpha * x + beta).clamp(0.0, 1.0),
         Unary::Gelu { tanh: false } => {
             0.5 * x * (1.0 + libm::erff(x * std::f32::consts::FRAC_1_SQRT_2))

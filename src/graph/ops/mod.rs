@@ -2,6 +2,7 @@
 
 mod activation;
 pub(crate) mod conv;
+mod conv_order;
 mod elementwise;
 pub(crate) mod gemm;
 mod linear;
