@@ -37,6 +37,14 @@ pub struct RefQParams {
     pub zero_point: i64,
 }
 
+impl RefQParams {
+    /// Whether the reference module is a functional wrapper (PyTorch's `FloatFunctional`, or
+    /// the `QFunctional` it converts to).
+    pub fn is_functional(&self) -> bool {
+        self.type_name.ends_with("Functional")
+    }
+}
+
 /// How one reference module compares.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RefRow {
@@ -156,22 +164,26 @@ pub fn read_qparams(path: &Path) -> Result<Vec<RefQParams>, AnalysisError> {
         .collect()
 }
 
+/// The child a dump names a `FloatFunctional`'s output by (its observer).
+const OBSERVER_SUFFIX: &str = ".activation_post_process";
+
 /// Strips the observer suffix a dump gives a `FloatFunctional`'s output.
 fn module_of(name: &str) -> &str {
-    name.strip_suffix(".activation_post_process")
-        .unwrap_or(name)
+    name.strip_suffix(OBSERVER_SUFFIX).unwrap_or(name)
 }
 
 fn parent(path: &str) -> &str {
     path.rsplit_once('.').map_or("", |(p, _)| p)
 }
 
-/// Matches reference module names (in order) to node indices of `graph` (module docs):
-/// `quantized(i)` says whether node `i` has a quantized output, `functional(i)` whether it is a
-/// quantized add / mul / cat a reference `FloatFunctional` can stand for.
+/// Matches reference module names (in order; each with whether the reference says it is a
+/// `FloatFunctional`) to node indices of `graph` (module docs): `quantized(i)` says whether node
+/// `i` has a quantized output, `functional(i)` whether it is a quantized add / mul / cat a
+/// reference `FloatFunctional` can stand for. Other modules match by exact path only (a BN that
+/// fusion folded away has no node, and must not take a neighbour's).
 pub fn match_modules(
     graph: &Graph,
-    names: &[&str],
+    names: &[(&str, bool)],
     quantized: impl Fn(usize) -> bool,
     functional: impl Fn(usize) -> bool,
 ) -> Vec<Option<usize>> {
@@ -186,13 +198,13 @@ pub fn match_modules(
     // Exact names first, so a functional is never matched to a node another name owns.
     let mut out: Vec<Option<usize>> = names
         .iter()
-        .map(|n| {
+        .map(|(n, _)| {
             let i = index.get(module_of(n)).copied()?;
             taken.insert(i).then_some(i)
         })
         .collect();
-    for (k, name) in names.iter().enumerate() {
-        if out[k].is_some() {
+    for (k, &(name, is_functional)) in names.iter().enumerate() {
+        if out[k].is_some() || !is_functional {
             continue;
         }
         let scope = parent(module_of(name));
@@ -209,7 +221,7 @@ pub fn match_modules(
 }
 
 /// [`match_modules`] on a converted model.
-fn match_nodes(model: &QuantizedModel, names: &[&str]) -> Vec<Option<usize>> {
+fn match_nodes(model: &QuantizedModel, names: &[(&str, bool)]) -> Vec<Option<usize>> {
     match_modules(
         &model.graph,
         names,
@@ -257,10 +269,10 @@ pub fn compare_reference(
         .iter()
         .filter(|q| !dumped.contains(q.module.as_str()))
         .collect();
-    let names: Vec<&str> = outputs
+    let names: Vec<(&str, bool)> = outputs
         .iter()
-        .map(|o| o.module.as_str())
-        .chain(extra.iter().map(|q| q.module.as_str()))
+        .map(|o| (o.module.as_str(), o.module.ends_with(OBSERVER_SUFFIX)))
+        .chain(extra.iter().map(|q| (q.module.as_str(), q.is_functional())))
         .collect();
     let matched = match_nodes(model, &names);
     let row =

@@ -45,7 +45,10 @@ impl Workbench {
         }
         let prepared = self.prepared.as_ref().ok_or(SessionError::NotPrepared)?;
         let refs = read_qparams(Path::new(qparams))?;
-        let names: Vec<&str> = refs.iter().map(|r| r.module.as_str()).collect();
+        let names: Vec<(&str, bool)> = refs
+            .iter()
+            .map(|r| (r.module.as_str(), r.is_functional()))
+            .collect();
         let g = &prepared.graph;
         let quantized = |i: usize| {
             prepared.placement.get(&g.nodes[i].name) == Some(&Placement::Quantized)

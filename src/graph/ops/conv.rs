@@ -228,7 +228,7 @@ pub fn conv_forward(
                         } else {
                             part.resize(c.len(), 0.0);
                             chain(&mut part, ovol, start, w, rows, b, ks);
-                            c.iter_mut().zip(&part).for_each(|(s, v)| *s = *v + *s);
+                            c.iter_mut().zip(&part).for_each(|(s, v)| *s += *v);
                         }
                     }
                 });
