@@ -166,7 +166,9 @@ pub fn conv_forward(
                 depthwise_dispatch(&g, xg, &ws[grp * kvol..][..kvol], init, out, scratch);
                 return;
             }
-            let pointwise = pointwise && g.groups == 1;
+            // oneDNN runs every unpadded 1×1 conv of one group through its 1×1 kernel, a
+            // strided one after copying the strided input dense ("reduce to unit stride").
+            let one_by_one = kvol == 1 && g.pad == [0; 3] && g.groups == 1;
             let col;
             let b: &[f32] = if pointwise {
                 xg
@@ -187,7 +189,7 @@ pub fn conv_forward(
             // The reduction blocks and their order (module `conv_order`): pointwise sums input
             // channels in reduce blocks, the first one started at the bias; the direct kernel
             // sums (tap, channel) over blocks of 16 channels and adds the bias to the first.
-            let blocks: Vec<Vec<usize>> = if pointwise {
+            let blocks: Vec<Vec<usize>> = if one_by_one {
                 (0..cg)
                     .step_by(block.max(1))
                     .map(|c0| (c0..(c0 + block).min(cg)).collect())
@@ -216,13 +218,13 @@ pub fn conv_forward(
                     let w = &a[t * tile * rows..];
                     let mut part = Vec::new();
                     for (i, ks) in blocks.iter().enumerate() {
-                        let start = match (pointwise, i, tile_bias) {
+                        let start = match (one_by_one, i, tile_bias) {
                             (true, 0, Some(b)) => Start::Bias(b),
                             _ => Start::Zero,
                         };
                         if i == 0 {
                             chain(c, ovol, start, w, rows, b, ks);
-                            if let (false, Some(bias)) = (pointwise, tile_bias) {
+                            if let (false, Some(bias)) = (one_by_one, tile_bias) {
                                 add_bias(c, Some(bias), 0, ovol);
                             }
                         } else {

@@ -8,7 +8,8 @@
 //! `init_conf` heuristics):
 //! * **depthwise** (one input and one output channel per group, `jit_dw`): the chain starts at
 //!   the bias and runs over the taps in kernel order.
-//! * **pointwise** (1×1, stride 1, no padding, one group, `jit_1x1`): the input channels are cut
+//! * **pointwise** (1×1, no padding, one group, `jit_1x1`; a strided one reads its input
+//!   subsampled first): the input channels are cut
 //!   into reduce blocks ([`pointwise_reduce_block`]); the first block's chain starts at the
 //!   bias, every later block is a fresh chain added to the running sum.
 //! * **everything else** (`jit` direct): input channels in blocks of 16; each block is a fresh
