@@ -184,8 +184,40 @@ unsafe fn chain_fma(
     chain_body::<4, 16>(part, n, start, w, w_stride, x, ks)
 }
 
-/// One register tile is `R` output rows by `P` output positions; the tile shape changes the
-/// speed, never a result (each element is its own chain).
+/// One register tile: rows `o0..o0 + RR` by positions `p0..p0 + P`, each element its own chain.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn tile<const RR: usize, const P: usize>(
+    part: &mut [f32],
+    n: usize,
+    init: impl Fn(usize) -> f32,
+    w: &[f32],
+    w_stride: usize,
+    x: &[f32],
+    ks: &[usize],
+    (o0, p0): (usize, usize),
+) {
+    let mut acc = [[0.0f32; P]; RR];
+    for (i, row) in acc.iter_mut().enumerate() {
+        *row = [init(o0 + i); P];
+    }
+    let rows: [&[f32]; RR] = std::array::from_fn(|i| &w[(o0 + i) * w_stride..]);
+    for &k in ks {
+        let xv: &[f32; P] = x[k * n + p0..][..P].try_into().expect("P");
+        for (row, wr) in acc.iter_mut().zip(&rows) {
+            let wv = wr[k];
+            for (a, &v) in row.iter_mut().zip(xv) {
+                *a = wv.mul_add(v, *a);
+            }
+        }
+    }
+    for (i, row) in acc.iter().enumerate() {
+        part[(o0 + i) * n + p0..][..P].copy_from_slice(row);
+    }
+}
+
+/// The chains in register tiles of `R` rows by `P` positions, leftover rows one at a time,
+/// leftover positions element by element; the tiling changes the speed, never a result.
 #[inline(always)]
 fn chain_body<const R: usize, const P: usize>(
     part: &mut [f32],
@@ -206,40 +238,27 @@ fn chain_body<const R: usize, const P: usize>(
     };
     for c0 in (0..n).step_by(BLOCK) {
         let c1 = (c0 + BLOCK).min(n);
+        let whole = c0 + (c1 - c0) / P * P;
         let mut o0 = 0;
-        while o0 < rows {
-            let r = R.min(rows - o0);
-            let mut p0 = c0;
-            while p0 + P <= c1 && r == R {
-                let mut acc = [[0.0f32; P]; R];
-                for (i, row) in acc.iter_mut().enumerate() {
-                    *row = [init(o0 + i); P];
-                }
+        while o0 + R <= rows {
+            for p0 in (c0..whole).step_by(P) {
+                tile::<R, P>(part, n, init, w, w_stride, x, ks, (o0, p0));
+            }
+            o0 += R;
+        }
+        for o in o0..rows {
+            for p0 in (c0..whole).step_by(P) {
+                tile::<1, P>(part, n, init, w, w_stride, x, ks, (o, p0));
+            }
+        }
+        for o in 0..rows {
+            for p in whole..c1 {
+                let mut a = init(o);
                 for &k in ks {
-                    let xv: &[f32; P] = x[k * n + p0..][..P].try_into().expect("P");
-                    for (i, row) in acc.iter_mut().enumerate() {
-                        let wv = w[(o0 + i) * w_stride + k];
-                        for (a, &v) in row.iter_mut().zip(xv) {
-                            *a = wv.mul_add(v, *a);
-                        }
-                    }
+                    a = w[o * w_stride + k].mul_add(x[k * n + p], a);
                 }
-                for (i, row) in acc.iter().enumerate() {
-                    part[(o0 + i) * n + p0..][..P].copy_from_slice(row);
-                }
-                p0 += P;
+                part[o * n + p] = a;
             }
-            // Edge rows and columns: the same chain, element by element.
-            for o in o0..o0 + r {
-                for p in p0..c1 {
-                    let mut a = init(o);
-                    for &k in ks {
-                        a = w[o * w_stride + k].mul_add(x[k * n + p], a);
-                    }
-                    part[o * n + p] = a;
-                }
-            }
-            o0 += r;
         }
     }
 }
