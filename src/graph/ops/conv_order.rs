@@ -201,11 +201,10 @@ fn tile<const RR: usize, const P: usize>(
     for (i, row) in acc.iter_mut().enumerate() {
         *row = [init(o0 + i); P];
     }
-    let rows: [&[f32]; RR] = std::array::from_fn(|i| &w[(o0 + i) * w_stride..]);
     for &k in ks {
         let xv: &[f32; P] = x[k * n + p0..][..P].try_into().expect("P");
-        for (row, wr) in acc.iter_mut().zip(&rows) {
-            let wv = wr[k];
+        for (i, row) in acc.iter_mut().enumerate() {
+            let wv = w[(o0 + i) * w_stride + k];
             for (a, &v) in row.iter_mut().zip(xv) {
                 *a = wv.mul_add(v, *a);
             }
