@@ -19,7 +19,7 @@ mod placeholder;
 mod qparams;
 mod recording;
 mod spec;
-mod torch_sum;
+pub(crate) mod torch_sum;
 
 pub use error::ObserverError;
 pub use histc::{Binned, histc_on};

@@ -294,12 +294,23 @@ pub fn reduce(
     }
 }
 
-/// Float reductions. The mean is a sum in f32 divided by the count, as PyTorch's CPU `mean`
-/// over a contiguous trailing run computes it (the order matters in the last bits only).
+/// Float reductions. A sum (and a mean: the sum divided by the count in f32, as PyTorch's CPU
+/// `mean` computes it) over the trailing dims — the contiguous run, as in a CNN's spatial mean —
+/// adds in `torch.sum`'s cascade order, so a calibration observing the result sees PyTorch's
+/// bits; over other dims the lane is summed in order (PyTorch's strided order is not modelled).
 fn reduce_f32(a: &ArrayD<f32>, kind: Reduction, axes: &[usize], keepdims: bool) -> ArrayD<f32> {
+    let rank = a.ndim();
+    let trailing = axes.iter().all(|&d| d + axes.len() >= rank);
+    let sum = |lane: &[f32]| -> f32 {
+        if trailing {
+            crate::observer::torch_sum::torch_sum(lane)
+        } else {
+            lane.iter().sum()
+        }
+    };
     reduce_generic(a, axes, keepdims, |lane| match kind {
-        Reduction::Sum => lane.iter().sum(),
-        Reduction::Mean => lane.iter().sum::<f32>() / lane.len().max(1) as f32,
+        Reduction::Sum => sum(lane),
+        Reduction::Mean => sum(lane) / lane.len().max(1) as f32,
         Reduction::Max => lane.iter().copied().fold(f32::NEG_INFINITY, |m, x| {
             if x.is_nan() || m.is_nan() {
                 f32::NAN
