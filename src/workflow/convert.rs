@@ -193,21 +193,8 @@ fn fused_relu(prepared: &Prepared, node: &Node) -> bool {
 pub(crate) trait QParamSource {
     /// The output (scale, zero point) of a quantized module.
     fn activation(&self, module: &str) -> Result<(f64, i64), WorkflowError>;
-    /// The quantized weight of a Conv / Linear module.
-    fn weight(
-        &self,
-        module: &str,
-        q: &QConfig,
-        data: &[f32],
-        shape: &[usize],
-    ) -> Result<crate::tensor::QTensor, WorkflowError>;
-}
-
-impl QParamSource for Prepared {
-    fn activation(&self, module: &str) -> Result<(f64, i64), WorkflowError> {
-        observed(self, module)
-    }
-
+    /// The quantized weight of a Conv / Linear module: by default the qconfig's weight observer
+    /// run on the float weight.
     fn weight(
         &self,
         module: &str,
@@ -216,6 +203,12 @@ impl QParamSource for Prepared {
         shape: &[usize],
     ) -> Result<crate::tensor::QTensor, WorkflowError> {
         quantize_weight(module, q, data, shape)
+    }
+}
+
+impl QParamSource for Prepared {
+    fn activation(&self, module: &str) -> Result<(f64, i64), WorkflowError> {
+        observed(self, module)
     }
 }
 
@@ -343,16 +336,6 @@ impl QParamSource for Overridden<'_> {
             Some(&qp) => Ok(qp),
             None => observed(self.prepared, module),
         }
-    }
-
-    fn weight(
-        &self,
-        module: &str,
-        q: &QConfig,
-        data: &[f32],
-        shape: &[usize],
-    ) -> Result<crate::tensor::QTensor, WorkflowError> {
-        quantize_weight(module, q, data, shape)
     }
 }
 

@@ -55,6 +55,19 @@ fn sqnr(reference: &[f32], x: &[f32]) -> f64 {
     10.0 * (s / n).log10()
 }
 
+/// Fails unless `ours` holds PyTorch's logits bit for bit (saying how far they are if not).
+fn assert_identical(torch: &[f32], ours: &[f32], what: &str) {
+    let same = ours
+        .iter()
+        .zip(torch)
+        .all(|(a, b)| a.to_bits() == b.to_bits());
+    assert!(
+        same,
+        "{what}: SQNR vs PyTorch's int8 logits {:.2} dB, not identical",
+        sqnr(torch, ours)
+    );
+}
+
 /// A session on `model` with the zoo's data loaded and `engine` chosen.
 fn session(zoo: &Path, model: &str, engine: &str) -> Workbench {
     let mut wb = Workbench::new();
@@ -93,15 +106,7 @@ fn with_pytorchs_qparams_the_int8_model_is_pytorchs_bit_for_bit() {
             run(&mut wb, &format!("convert qparams={}", qp.display()));
             let ours = predict(&mut wb, &format!("{net}-{engine}-ref"));
             let torch = floats(&zoo.join(format!("{net}_{engine}.npy")));
-            let same = ours
-                .iter()
-                .zip(&torch)
-                .all(|(a, b)| a.to_bits() == b.to_bits());
-            assert!(
-                same,
-                "{net} {engine}: SQNR vs PyTorch {:.2} dB, not identical",
-                sqnr(&torch, &ours)
-            );
+            assert_identical(&torch, &ours, &format!("{net} {engine}"));
             // Every module PyTorch dumped matches qlab's integers and qparams.
             let layers = zoo.join(format!("{net}_{engine}_layers.npz"));
             let Output::Table { title, table } = run(
@@ -191,15 +196,7 @@ fn bundled_parity_network_is_pytorchs_int8_model() {
         run(&mut wb, "quantize calib batch=4");
         let ours = predict(&mut wb, &format!("parity-{engine}"));
         let torch = floats(&dir.join(format!("{engine}.npy")));
-        let same = ours
-            .iter()
-            .zip(&torch)
-            .all(|(a, b)| a.to_bits() == b.to_bits());
-        assert!(
-            same,
-            "{engine}: SQNR vs PyTorch's int8 logits {:.2} dB, not identical",
-            sqnr(&torch, &ours)
-        );
+        assert_identical(&torch, &ours, engine);
         let want = manifest[format!("{engine}_output_sqnr_db")]
             .as_f64()
             .unwrap();
