@@ -34,17 +34,32 @@ usage:
   qlab help                                       this text
 ";
 
+/// The exit code of a run stopped by a bug in qlab (sysexits' EX_SOFTWARE).
+const EXIT_INTERNAL: u8 = 70;
+
 fn main() -> ExitCode {
     keep_freed_buffers();
     let args: Vec<String> = std::env::args().skip(1).collect();
-    match run(&args) {
-        Ok(text) => {
+    if let [cmd, script] = &args[..]
+        && cmd == "run"
+    {
+        return replay(script);
+    }
+    // A panic that escapes a subcommand is a bug: say so and exit 70, never 101.
+    match std::panic::catch_unwind(|| run(&args)) {
+        Ok(Ok(text)) => {
             print!("{text}");
             ExitCode::SUCCESS
         }
-        Err(e) => {
+        Ok(Err(e)) => {
             eprintln!("qlab: {e}");
             ExitCode::from(2)
+        }
+        Err(_) => {
+            eprintln!(
+                "qlab: internal error (a bug in qlab, please report it); see the panic above"
+            );
+            ExitCode::from(EXIT_INTERNAL)
         }
     }
 }
@@ -74,10 +89,7 @@ fn run(args: &[String]) -> Result<String, String> {
         Some("quantize") => quantize(&args[1..]),
         Some("isa") => Ok(isa_report()),
         Some("bench") => bench(&args[1..]),
-        Some("run") => match &args[1..] {
-            [script] => replay(script),
-            _ => Err(format!("run needs one FILE.qls\n{USAGE}")),
-        },
+        Some("run") => Err(format!("run needs one FILE.qls\n{USAGE}")),
         Some("inspect") => match &args[1..] {
             [flag] if flag == "--ops" => Ok(supported_ops()),
             [model] => inspect(model),
@@ -264,16 +276,35 @@ fn inspect(model: &str) -> Result<String, String> {
     Ok(out)
 }
 
-fn replay(script: &str) -> Result<String, String> {
-    let text = std::fs::read_to_string(script).map_err(|e| format!("cannot read {script}: {e}"))?;
+/// `qlab run FILE`: prints each command's output as soon as it ran (so a long or failing replay
+/// shows everything up to the failure, on a terminal or in a CI log), then the failure on stderr
+/// naming the line. Exit 0 on success, 2 on a script error or failed expect, 70 on a bug.
+fn replay(script: &str) -> ExitCode {
+    use std::io::Write;
+    let text = match std::fs::read_to_string(script) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("qlab: cannot read {script}: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let mut wb = Workbench::new();
-    let mut out = String::new();
-    let count = replay_script(&text, &mut wb, |cmd, output| {
-        out.push_str(&format!("> {cmd}\n{output}"));
-    })
-    .map_err(|e| format!("{out}{script}: {e}"))?;
-    out.push_str(&format!("{script}: {count} command(s) replayed\n"));
-    Ok(out)
+    let mut stdout = std::io::stdout().lock();
+    let result = replay_script(&text, &mut wb, |cmd, output| {
+        // A closed pipe (`qlab run … | head`) must not stop the replay.
+        let _ = write!(stdout, "> {cmd}\n{output}");
+        let _ = stdout.flush();
+    });
+    match result {
+        Ok(count) => {
+            let _ = writeln!(stdout, "{script}: {count} command(s) replayed");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("qlab: {script}: {e}");
+            ExitCode::from(if e.is_internal() { EXIT_INTERNAL } else { 2 })
+        }
+    }
 }
 
 /// The bundled sample models: `./sample-models`, else the source checkout qlab was built from.

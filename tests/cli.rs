@@ -107,12 +107,20 @@ fn a_failing_expect_exits_non_zero_naming_the_line() {
     )
     .unwrap();
     let out = qlab(&["run", script.to_str().unwrap()], None);
-    assert!(!out.status.success());
+    assert_eq!(out.status.code(), Some(2), "a script error exits 2");
     let err = text(&out.stderr);
     assert!(
         err.contains("line 4") && err.contains("expectation failed") && err.contains("387"),
         "{err}"
     );
+    // Everything before the failing line was printed on stdout, as it ran.
+    let printed = text(&out.stdout);
+    assert!(
+        printed.contains("> load model sample-models/digits_mlp.onnx")
+            && printed.contains("loaded data test: 397 samples"),
+        "{printed}"
+    );
+    assert!(!printed.contains("expectation failed"), "{printed}");
 }
 
 #[test]

@@ -1,5 +1,7 @@
 //! Headless replay of a `.qls` script: every line is parsed and applied in order; the first
-//! error (including a failed `expect`) stops the replay and names its line.
+//! error (including a failed `expect`) stops the replay and names its line. A command that
+//! panics (a bug) is caught and reported the same way, as an internal error, so a replay never
+//! dies without saying which line it was on.
 
 use super::{Command, Output, SessionError, Workbench, parse_line};
 use std::fmt;
@@ -27,6 +29,25 @@ impl fmt::Display for ReplayError {
 
 impl std::error::Error for ReplayError {}
 
+impl ReplayError {
+    /// True when the line failed because of a bug in qlab rather than the script.
+    pub fn is_internal(&self) -> bool {
+        matches!(*self.error, SessionError::Internal { .. })
+    }
+}
+
+/// Runs `f`, turning a panic into [`SessionError::Internal`] with the panic's message.
+fn caught(f: impl FnOnce() -> Result<Output, SessionError>) -> Result<Output, SessionError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|payload| {
+        let detail = payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a panic without a message".into());
+        Err(SessionError::Internal { detail })
+    })
+}
+
 /// Replays `script` on `wb`, calling `on_output` after each command; returns how many commands ran.
 pub fn replay_script(
     script: &str,
@@ -43,9 +64,27 @@ pub fn replay_script(
         let Some(cmd) = parse_line(text).map_err(fail)? else {
             continue;
         };
-        let out = wb.apply(&cmd).map_err(fail)?;
+        let out = caught(|| wb.apply(&cmd)).map_err(fail)?;
         on_output(&cmd, &out);
         count += 1;
     }
     Ok(count)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panic_becomes_an_internal_error_with_its_message() {
+        let err = caught(|| panic!("index out of bounds")).unwrap_err();
+        assert!(
+            matches!(&err, SessionError::Internal { detail } if detail == "index out of bounds")
+        );
+        assert!(err.to_string().contains("internal error"), "{err}");
+        let n = 3;
+        let err = caught(|| panic!("{n} nodes")).unwrap_err();
+        assert!(matches!(err, SessionError::Internal { detail } if detail == "3 nodes"));
+        assert!(caught(|| Ok(Output::None)).is_ok());
+    }
 }
