@@ -40,4 +40,28 @@ fn a_cancelled_command_changes_nothing() {
         .to_string();
     assert_eq!(before, after);
     assert!(!wb.session_text().contains("calibrate calib\n"));
+    a_cancelled_train_leaves_the_model_untouched();
+}
+
+/// `train` is cancellable between mini-batches and transactional: a cancelled run leaves the QAT
+/// model as it was, so training afterwards gives exactly what a fresh session gives. (Called
+/// from the one test: the cancel flag is process-wide, so two tests would race on it.)
+fn a_cancelled_train_leaves_the_model_untouched() {
+    use qlab::session::cancel;
+    std::env::set_current_dir(root()).unwrap();
+    let setup = "load model sample-models/digits_mlp.onnx\n\
+                 load data test sample-models/data/digits_test_x.npy labels=sample-models/data/digits_test_y.npy\n\
+                 prepare qat\n";
+    let train = parse_line("train test epochs=1 batch=64").unwrap().unwrap();
+    let mut fresh = Workbench::new();
+    replay_script(setup, &mut fresh, |_, _| {}).unwrap();
+    let want = fresh.apply(&train).unwrap().to_string();
+
+    let mut wb = Workbench::new();
+    replay_script(setup, &mut wb, |_, _| {}).unwrap();
+    cancel::request();
+    let err = wb.apply(&train).unwrap_err();
+    assert!(err.to_string().contains("cancelled"), "{err}");
+    cancel::reset();
+    assert_eq!(wb.apply(&train).unwrap().to_string(), want);
 }

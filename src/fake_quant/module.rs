@@ -17,7 +17,7 @@ use crate::observer::{
 use crate::tensor::TensorError;
 
 /// Where the statistics live.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 enum Stage {
     /// A Python observer whose `calculate_qparams` sets the buffers.
     Observer(Box<dyn Observer>),
@@ -26,7 +26,7 @@ enum Stage {
 }
 
 /// A fake-quant module. Build it from a [`FakeQuantizeSpec`].
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct FakeQuantize {
     spec: FakeQuantizeSpec,
     stage: Stage,

@@ -256,6 +256,13 @@ impl Command {
     }
 }
 
+/// Upper bounds of `train`'s options.
+const MAX_EPOCHS: f64 = 100_000.0;
+const MAX_BATCH: f64 = 1_048_576.0;
+/// Seeds are integers exactly representable in the f64 they are parsed as.
+const MAX_SEED: f64 = 9_007_199_254_740_992.0;
+const MAX_LR: f64 = 1_000.0;
+
 /// The options of `train`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TrainOptions {
@@ -1034,6 +1041,18 @@ pub fn parse_line(line: &str) -> Result<Option<Command>, SessionError> {
             if epochs.fract() != 0.0 || batch.fract() != 0.0 || seed.fract() != 0.0 {
                 return Err(args.error("epochs, batch and seed are integers"));
             }
+            // Bounds a run can meet: beyond them a typo (epochs=1e99) would run forever or
+            // wrap when converted.
+            for (key, value, max) in [
+                ("epochs", epochs, MAX_EPOCHS),
+                ("batch", batch, MAX_BATCH),
+                ("seed", seed, MAX_SEED),
+                ("lr", lr, MAX_LR),
+            ] {
+                if value > max {
+                    return Err(args.error(format!("{key}={value} is above the limit {max}")));
+                }
+            }
             let [data] = args.exactly::<1>()?;
             Command::Train(TrainOptions {
                 data,
@@ -1091,6 +1110,29 @@ pub fn parse_line(line: &str) -> Result<Option<Command>, SessionError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn train_options_out_of_range_are_refused() {
+        for (line, key) in [
+            ("train test epochs=1e99", "epochs"),
+            ("train test batch=1e12", "batch"),
+            ("train test lr=5000", "lr"),
+            ("train test seed=1e300", "seed"),
+        ] {
+            let err = parse_line(line).unwrap_err().to_string();
+            assert!(err.contains(key) && err.contains("limit"), "{line}: {err}");
+        }
+        assert!(parse_line("train test epochs=3 batch=64 lr=0.1 seed=9").is_ok());
+        // New canonical forms round-trip too.
+        for line in [
+            "compare reference ref.npz test qparams=q.json sample=1",
+            "convert qparams=q.json",
+            "fuse auto add_relu=off",
+        ] {
+            let cmd = parse_line(line).unwrap().unwrap();
+            assert_eq!(cmd.to_string(), line);
+        }
+    }
 
     #[test]
     fn canonical_text_round_trips() {

@@ -64,9 +64,12 @@ impl Workbench {
             .labels
             .as_deref()
             .ok_or_else(|| SessionError::NoLabels(t.data.clone()))?;
-        let model = self.qat.as_mut().ok_or_else(|| {
+        // Train a copy and install it only when every epoch ran: a failed or cancelled
+        // `train` leaves the model as it was.
+        let mut trained = self.qat.clone().ok_or_else(|| {
             SessionError::parse("nothing is prepared for training (use: prepare qat)")
         })?;
+        let model = &mut trained;
         d.check_model(&model.graph)?;
         // Embedding ids have no gradient to follow; a model pinned to batch B can only take
         // steps of B (a step over several runs would need gradient accumulation).
@@ -89,10 +92,15 @@ impl Workbench {
         let mut sgd = Sgd::new(t.lr, 0.0, 0.0, false);
         let mut rng = Rng::new(t.seed);
         let mut losses = Vec::new();
+        let stop = &mut || super::cancel::check().is_err();
         for _ in 0..t.epochs {
-            losses.push(model.train_epoch(inputs, labels, t.batch, &mut rng, &mut sgd)?);
+            match model.train_epoch_until(inputs, labels, t.batch, &mut rng, &mut sgd, stop)? {
+                Some(loss) => losses.push(loss),
+                None => return Err(SessionError::Cancelled),
+            }
         }
         model.set_training(false);
+        self.qat = Some(trained);
         self.quantized = None;
         self.quantized_outputs.clear();
         Ok(Output::Text(format!(

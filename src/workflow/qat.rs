@@ -36,7 +36,7 @@ pub enum QatError {
 }
 
 /// An activation fake-quant: PyTorch's `activation_post_process` of `owner`.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct ActivationFakeQuant {
     pub owner: String,
     /// The graph value it transforms.
@@ -52,7 +52,7 @@ pub struct ConvBn {
 }
 
 /// A model prepared for quantization-aware training.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct QatModel {
     /// The fused float graph with boundary stubs; BatchNorm nodes of QAT groups are kept.
     pub graph: Graph,

@@ -331,6 +331,22 @@ impl QatModel {
         rng: &mut Rng,
         optimizer: &mut dyn Optimizer,
     ) -> Result<f32, QatError> {
+        let never = &mut || false;
+        let loss = self.train_epoch_until(x, labels, batch_size, rng, optimizer, never)?;
+        Ok(loss.expect("never stopped"))
+    }
+
+    /// [`QatModel::train_epoch`], asking `stop` before every mini-batch: `None` when it said to
+    /// stop (the model then holds a partly trained state the caller should discard).
+    pub fn train_epoch_until(
+        &mut self,
+        x: &ArrayD<f32>,
+        labels: &[i64],
+        batch_size: usize,
+        rng: &mut Rng,
+        optimizer: &mut dyn Optimizer,
+        stop: &mut dyn FnMut() -> bool,
+    ) -> Result<Option<f32>, QatError> {
         let n = labels.len();
         if x.ndim() == 0 || x.shape()[0] != n || n == 0 || batch_size == 0 {
             return Err(GraphError::BadInput {
@@ -346,10 +362,13 @@ impl QatModel {
         rng.shuffle(&mut order);
         let mut total = 0.0f32;
         for batch in order.chunks(batch_size) {
+            if stop() {
+                return Ok(None);
+            }
             let xb = x.select(Axis(0), batch);
             let yb: Vec<i64> = batch.iter().map(|&i| labels[i]).collect();
             total += self.train_step(xb, &yb, optimizer)?.loss * batch.len() as f32;
         }
-        Ok(total / n as f32)
+        Ok(Some(total / n as f32))
     }
 }
