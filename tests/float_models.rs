@@ -167,6 +167,65 @@ fn native_format_round_trips() {
     std::fs::remove_dir_all(&tmp).unwrap();
 }
 
+/// `save_native` replaces only a qlab model: a directory holding anything else, a foreign
+/// `graph.json`, or a file at the path is refused by name and left as it was; `.` is refused.
+#[test]
+fn native_save_never_destroys_what_is_not_a_model() {
+    use qlab::import::native::{load_native, save_native};
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("sample-models");
+    let graph = load_onnx(&root.join("digits_mlp.onnx")).unwrap();
+    let tmp = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/native-save-tests");
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir_all(&tmp).unwrap();
+    let refused = |path: &Path, why: &str| {
+        let err = save_native(&graph, path).unwrap_err().to_string();
+        assert!(err.contains(&path.display().to_string()), "{err}");
+        assert!(err.contains(why), "{err}");
+    };
+
+    let user_dir = tmp.join("photos");
+    std::fs::create_dir(&user_dir).unwrap();
+    std::fs::write(user_dir.join("cat.jpg"), "meow").unwrap();
+    refused(&user_dir, "cat.jpg");
+    assert_eq!(
+        std::fs::read_to_string(user_dir.join("cat.jpg")).unwrap(),
+        "meow"
+    );
+
+    let foreign = tmp.join("other.qlab");
+    std::fs::create_dir(&foreign).unwrap();
+    std::fs::write(foreign.join("graph.json"), r#"{"format": "keras"}"#).unwrap();
+    refused(&foreign, "qlab-graph");
+    let kept = std::fs::read_to_string(foreign.join("graph.json")).unwrap();
+    assert_eq!(kept, r#"{"format": "keras"}"#);
+
+    let file = tmp.join("notes.qlab");
+    std::fs::write(&file, "notes").unwrap();
+    refused(&file, "is a file");
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "notes");
+
+    refused(&tmp.join("."), "must end in a file or directory name");
+
+    // A model of another qlab version is still qlab's own: replaced, and the result loads.
+    let model = tmp.join("digits.qlab");
+    save_native(&graph, &model).unwrap();
+    let json = model.join("graph.json");
+    let old = std::fs::read_to_string(&json).unwrap();
+    std::fs::write(&json, old.replacen("\"version\": 1", "\"version\": 0", 1)).unwrap();
+    assert!(
+        load_native(&model).is_err(),
+        "the edited version is not loadable"
+    );
+    save_native(&graph, &model).unwrap();
+    assert_eq!(load_native(&model).unwrap(), graph);
+    let mut names: Vec<_> = std::fs::read_dir(&tmp)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["digits.qlab", "notes.qlab", "other.qlab", "photos"]);
+}
+
 /// The real-client zoo: every export of every network reproduces PyTorch's float logits on the
 /// zoo's test inputs to a relative 1e-4 (of the largest logit), at the zoo's batch of 2 for
 /// exports whose batch the importer freed and sample by sample for those it pins.

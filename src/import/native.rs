@@ -1,8 +1,9 @@
 //! qlab's own model format: a directory `NAME.qlab/` holding `graph.json` (structure and
 //! attributes, a versioned schema) and `weights.safetensors` (every tensor, keyed like a PyTorch
 //! state_dict: `conv1.weight`, `bn1.running_var`, `lstm.weight_ih_l0_reverse`; graph constants
-//! as `const/<value name>`). Save → load is lossless, and saving is atomic: the new directory is
-//! assembled beside the old one and swapped in by rename.
+//! as `const/<value name>`). Save → load is lossless, and saving is atomic (see
+//! [`crate::fsutil::write_dir_atomic`]): the path holds the old or the new model at every
+//! instant, and only a directory recognised as a qlab model is ever replaced.
 
 use crate::graph::{
     BatchNormParams, Binary, CastTo, ConvParams, Fusion, Graph, GraphInput, LayerNormParams,
@@ -13,7 +14,7 @@ use ndarray::{Array1, Array2, ArrayD, IxDyn};
 use safetensors::{Dtype, SafeTensors, tensor::TensorView};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use thiserror::Error;
 
 const FORMAT: &str = "qlab-graph";
@@ -38,6 +39,9 @@ pub enum NativeError {
         name: String,
         detail: String,
     },
+    /// Saving was refused (it would destroy something not a qlab model) or failed.
+    #[error(transparent)]
+    Write(#[from] crate::fsutil::WriteError),
 }
 
 /// A float that survives JSON even when infinite (written as "inf" / "-inf" / "nan").
@@ -399,13 +403,11 @@ pub fn save_native(graph: &Graph, dir: &Path) -> Result<(), NativeError> {
         path: dir.display().to_string(),
         detail: e.to_string(),
     })?;
-    write_dir_atomically(
-        dir,
-        &[
-            ("graph.json", json.as_bytes()),
-            ("weights.safetensors", &weights),
-        ],
-    )
+    let files: [(&str, &[u8]); 2] = [
+        ("graph.json", json.as_bytes()),
+        ("weights.safetensors", &weights),
+    ];
+    Ok(crate::fsutil::write_dir_atomic(dir, &files, &not_a_model)?)
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> NativeError + '_ {
@@ -415,35 +417,27 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> NativeError + '_ {
     }
 }
 
-/// Writes the files into a fresh sibling directory, then swaps it in: a failure at any point
-/// leaves an existing `dir` untouched.
-fn write_dir_atomically(dir: &Path, files: &[(&str, &[u8])]) -> Result<(), NativeError> {
-    let name = dir
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "model.qlab".into());
-    let sibling = |tag: &str| -> PathBuf {
-        dir.with_file_name(format!(".{name}.{tag}-{}", std::process::id()))
-    };
-    let tmp = sibling("new");
-    let _ = std::fs::remove_dir_all(&tmp);
-    std::fs::create_dir_all(&tmp).map_err(io(&tmp))?;
-    for (file, bytes) in files {
-        let path = tmp.join(file);
-        std::fs::write(&path, bytes).map_err(io(&path))?;
+/// Why `dir` is not a native model `save_native` may replace: its `graph.json` must carry the
+/// format marker (any version: an older or newer qlab model is still qlab's own).
+fn not_a_model(dir: &Path) -> Result<(), String> {
+    /// Larger than any real graph.json; bounds what a stray huge file costs to check.
+    const MAX_GRAPH_JSON: u64 = 1 << 30;
+    #[derive(Deserialize)]
+    struct Marker {
+        format: String,
     }
-    if dir.exists() {
-        let old = sibling("old");
-        std::fs::rename(dir, &old).map_err(io(dir))?;
-        if let Err(e) = std::fs::rename(&tmp, dir) {
-            let _ = std::fs::rename(&old, dir);
-            return Err(io(dir)(e));
-        }
-        std::fs::remove_dir_all(&old).map_err(io(&old))?;
-    } else {
-        std::fs::rename(&tmp, dir).map_err(io(dir))?;
+    let path = dir.join("graph.json");
+    let len = std::fs::metadata(&path)
+        .map_err(|e| format!("graph.json cannot be read ({e})"))?
+        .len();
+    if len > MAX_GRAPH_JSON {
+        return Err(format!("graph.json is {len} bytes"));
     }
-    Ok(())
+    let text = std::fs::read(&path).map_err(|e| format!("graph.json cannot be read ({e})"))?;
+    match serde_json::from_slice::<Marker>(&text) {
+        Ok(m) if m.format == FORMAT => Ok(()),
+        _ => Err(format!("its graph.json has no \"format\": \"{FORMAT}\"")),
+    }
 }
 
 /// Reads the named tensors of a safetensors file.
