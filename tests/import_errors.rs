@@ -1,6 +1,10 @@
 //! Bad models and data give typed errors that name the file, node, op type or field — never a
 //! panic.
 
+#[path = "common/onnx.rs"]
+mod onnx;
+
+use onnx::{attr_i, attr_ints, f32_tensor, graph, i64_tensor, model, node};
 use prost::Message;
 use qlab::graph::{GraphError, Value, run};
 use qlab::import::ImportError;
@@ -114,4 +118,184 @@ fn npy_with_wrong_dtype_or_truncated_data() {
     .unwrap();
     let err = parse_npy(&real[..real.len() - 3], "cut.npy").unwrap_err();
     assert!(matches!(err, NpyError::Format { .. }), "{err}");
+}
+
+/// The import error of `bytes`, which must not panic.
+fn refused(bytes: &[u8]) -> ImportError {
+    import_onnx_bytes(bytes, "bad.onnx").expect_err("a crafted model must be refused")
+}
+
+/// An attribute error naming the node, attribute and (part of) the offending value.
+fn assert_attribute(err: &ImportError, want_node: &str, want_attr: &str, value: &str) {
+    match err {
+        ImportError::UnsupportedAttribute {
+            node,
+            attribute,
+            detail,
+            ..
+        } => {
+            assert_eq!((node.as_str(), attribute.as_str()), (want_node, want_attr));
+            assert!(detail.contains(value), "{err}");
+        }
+        other => panic!("expected an attribute error, got {other}"),
+    }
+}
+
+/// A memory-budget error naming the node.
+fn assert_over_budget(err: &ImportError, want_node: &str) {
+    match err {
+        ImportError::Graph(GraphError::OverBudget { node, .. }) => {
+            assert_eq!(node, want_node, "{err}");
+            assert!(err.to_string().contains("bytes"), "{err}");
+        }
+        other => panic!("expected an over-budget error, got {other}"),
+    }
+}
+
+#[test]
+fn clip_bounds_must_be_ordered_and_not_nan() {
+    for (lo, hi, shown) in [
+        (1.0, 0.0, "[1, 0]"),
+        (f32::NAN, 1.0, "NaN"),
+        (0.0, f32::NAN, "NaN"),
+        (f32::INFINITY, f32::INFINITY, "inf"),
+        (f32::NEG_INFINITY, f32::NEG_INFINITY, "-inf"),
+    ] {
+        let bytes = model(
+            "Clip",
+            &[1, 4],
+            &["lo", "hi"],
+            vec![f32_tensor("lo", &[], &[lo]), f32_tensor("hi", &[], &[hi])],
+            vec![],
+        );
+        assert_attribute(&refused(&bytes), "/m/Clip", "min/max", shown);
+    }
+}
+
+#[test]
+fn huge_pads_are_refused_at_the_node() {
+    let w = || f32_tensor("w", &[1, 1, 3, 3], &[1.0; 9]);
+    for pad in [100_000, 1 << 62] {
+        let conv = model(
+            "Conv",
+            &[1, 1, 4, 4],
+            &["w"],
+            vec![w()],
+            vec![attr_ints("pads", &[pad; 4])],
+        );
+        assert_attribute(&refused(&conv), "/m/Conv", "pads", &pad.to_string());
+        let pool = model(
+            "MaxPool",
+            &[1, 1, 4, 4],
+            &[],
+            vec![],
+            vec![
+                attr_ints("kernel_shape", &[2, 2]),
+                attr_ints("pads", &[pad; 4]),
+            ],
+        );
+        assert_attribute(&refused(&pool), "/m/MaxPool", "pads", &pad.to_string());
+    }
+    let strided = model(
+        "Conv",
+        &[1, 1, 4, 4],
+        &["w"],
+        vec![w()],
+        vec![attr_ints("strides", &[1 << 40, 1])],
+    );
+    assert_attribute(&refused(&strided), "/m/Conv", "strides", "1099511627776");
+}
+
+#[test]
+fn pads_within_range_but_an_output_over_budget() {
+    // 64 channels of 131074² floats: 4.4 TB, refused when the import probe sizes the output.
+    let w = f32_tensor("w", &[64, 1, 3, 3], &[0.0; 576]);
+    let conv = model(
+        "Conv",
+        &[1, 1, 4, 4],
+        &["w"],
+        vec![w],
+        vec![attr_ints("pads", &[65_536; 4])],
+    );
+    assert_over_budget(&refused(&conv), "m");
+}
+
+#[test]
+fn resize_scales_and_sizes_are_checked() {
+    let resize = |inits: Vec<_>, extra: &[&str]| {
+        model(
+            "Resize",
+            &[1, 1, 2, 2],
+            extra,
+            inits,
+            vec![onnx::attr_s("mode", "linear")],
+        )
+    };
+    for bad in [f32::INFINITY, f32::NAN, -2.0, 0.0] {
+        let scales = f32_tensor("s", &[4], &[1.0, 1.0, bad, 2.0]);
+        let err = refused(&resize(vec![scales], &["", "s"]));
+        assert_attribute(&err, "/m/Resize", "scales", &format!("{bad}"));
+    }
+    let huge = f32_tensor("s", &[4], &[1.0, 1.0, 1e30, 1e30]);
+    assert_over_budget(&refused(&resize(vec![huge], &["", "s"])), "m");
+    let sizes = i64_tensor("z", &[4], &[1, 1, 1 << 31, 1 << 31]);
+    assert_over_budget(&refused(&resize(vec![sizes], &["", "", "z"])), "m");
+    let negative = i64_tensor("z", &[4], &[1, 1, -3, 4]);
+    let err = refused(&resize(vec![negative], &["", "", "z"]));
+    assert_attribute(&err, "/m/Resize", "sizes", "-3");
+}
+
+#[test]
+fn constant_of_shape_is_sized_before_it_is_folded() {
+    for dims in [[1_000_000, 1_000_000], [1 << 40, 1 << 40]] {
+        let nodes = vec![
+            node("/fill", "ConstantOfShape", &["shape"], "c", vec![]),
+            node("/add", "Add", &["x", "c"], "y", vec![]),
+        ];
+        let bytes = graph(nodes, vec![i64_tensor("shape", &[2], &dims)], &[1, 1]);
+        assert_over_budget(&refused(&bytes), "/fill");
+    }
+}
+
+#[test]
+fn an_input_of_a_trillion_elements_is_refused() {
+    let bytes = model("Relu", &[1, 1_000_000, 1_000_000], &[], vec![], vec![]);
+    let err = refused(&bytes);
+    assert_over_budget(&err, "x");
+    assert!(err.to_string().contains("4000000000000"), "{err}");
+}
+
+#[test]
+fn lstm_parameter_shapes_must_fit_hidden_size() {
+    let lstm = |b_len: usize| {
+        model(
+            "LSTM",
+            &[2, 1, 3],
+            &["W", "R", "B"],
+            vec![
+                f32_tensor("W", &[1, 8, 3], &[0.1; 24]),
+                f32_tensor("R", &[1, 8, 2], &[0.1; 16]),
+                f32_tensor("B", &[1, b_len as i64], &vec![0.0; b_len]),
+            ],
+            vec![attr_i("hidden_size", 2)],
+        )
+    };
+    assert_attribute(&refused(&lstm(10)), "/m/LSTM", "B", "[1, 10]");
+    assert!(import_onnx_bytes(&lstm(16), "ok.onnx").is_ok());
+    let huge_hidden = model(
+        "LSTM",
+        &[2, 1, 3],
+        &["W", "R"],
+        vec![
+            f32_tensor("W", &[1, 8, 3], &[0.1; 24]),
+            f32_tensor("R", &[1, 8, 2], &[0.1; 16]),
+        ],
+        vec![attr_i("hidden_size", 1 << 62)],
+    );
+    assert_attribute(
+        &refused(&huge_hidden),
+        "/m/LSTM",
+        "hidden_size",
+        "4611686018427387904",
+    );
 }

@@ -1,113 +1,12 @@
 //! Small ONNX graphs built in code check the importer's op mapping and the float kernels on
 //! values worked out by hand (PyTorch's conventions for each op).
 
-use prost::Message;
+#[path = "common/onnx.rs"]
+mod onnx;
+
+use onnx::{attr_i, attr_ints, attr_s, f32_tensor, model};
 use qlab::graph::{Value, run};
 use qlab::import::onnx::import_onnx_bytes;
-use qlab::import::onnx::proto::{
-    AttributeProto, GraphProto, ModelProto, NodeProto, OperatorSetIdProto, TensorProto,
-    TensorShapeProto, TypeProto, ValueInfoProto,
-    tensor_shape_proto::{Dimension, dimension::Value as Dim},
-    type_proto::{Tensor, Value as Ty},
-};
-
-fn attr_s(name: &str, v: &str) -> AttributeProto {
-    AttributeProto {
-        name: Some(name.into()),
-        s: Some(v.as_bytes().to_vec()),
-        r#type: Some(3),
-        ..Default::default()
-    }
-}
-
-fn attr_i(name: &str, v: i64) -> AttributeProto {
-    AttributeProto {
-        name: Some(name.into()),
-        i: Some(v),
-        r#type: Some(2),
-        ..Default::default()
-    }
-}
-
-fn attr_ints(name: &str, v: &[i64]) -> AttributeProto {
-    AttributeProto {
-        name: Some(name.into()),
-        ints: v.to_vec(),
-        r#type: Some(7),
-        ..Default::default()
-    }
-}
-
-fn f32_tensor(name: &str, dims: &[i64], data: &[f32]) -> TensorProto {
-    TensorProto {
-        name: Some(name.into()),
-        dims: dims.to_vec(),
-        data_type: Some(1),
-        float_data: data.to_vec(),
-        ..Default::default()
-    }
-}
-
-fn input(name: &str, dims: &[i64]) -> ValueInfoProto {
-    let dim = dims
-        .iter()
-        .map(|&d| Dimension {
-            value: Some(Dim::DimValue(d)),
-            ..Default::default()
-        })
-        .collect();
-    ValueInfoProto {
-        name: Some(name.into()),
-        r#type: Some(TypeProto {
-            value: Some(Ty::TensorType(Tensor {
-                elem_type: Some(1),
-                shape: Some(TensorShapeProto { dim }),
-            })),
-            ..Default::default()
-        }),
-        ..Default::default()
-    }
-}
-
-/// A one-node model `y = OP(x, extra inputs...)` with the given initializers.
-fn model(
-    op: &str,
-    x_dims: &[i64],
-    extra: &[&str],
-    inits: Vec<TensorProto>,
-    attrs: Vec<AttributeProto>,
-) -> Vec<u8> {
-    let mut inputs = vec!["x".to_string()];
-    inputs.extend(extra.iter().map(|s| s.to_string()));
-    let node = NodeProto {
-        name: Some(format!("/m/{op}")),
-        op_type: Some(op.into()),
-        input: inputs,
-        output: vec!["y".into()],
-        attribute: attrs,
-        ..Default::default()
-    };
-    let graph = GraphProto {
-        node: vec![node],
-        initializer: inits,
-        input: vec![input("x", x_dims)],
-        output: vec![ValueInfoProto {
-            name: Some("y".into()),
-            ..Default::default()
-        }],
-        ..Default::default()
-    };
-    ModelProto {
-        ir_version: Some(8),
-        opset_import: vec![OperatorSetIdProto {
-            domain: Some(String::new()),
-            version: Some(17),
-        }],
-        graph: Some(graph),
-        ..Default::default()
-    }
-    .encode_to_vec()
-}
 
 fn eval(bytes: &[u8], dims: &[usize], x: Vec<f32>) -> Vec<f32> {
     let graph = import_onnx_bytes(bytes, "t.onnx").expect("imports");

@@ -21,6 +21,16 @@ pub enum GraphError {
     /// The caller supplied the wrong number of graph inputs or a wrong input shape.
     #[error("model input '{input}': {detail}")]
     BadInput { input: String, detail: String },
+    /// A tensor larger than the memory budget (see [`crate::graph::budget`]) was asked for.
+    #[error(
+        "node '{node}': {what} needs {bytes} bytes, over the memory budget of {budget} bytes (set QLAB_MAX_MEMORY to change it)"
+    )]
+    OverBudget {
+        node: String,
+        what: String,
+        bytes: String,
+        budget: u64,
+    },
     /// A value was used before any node produced it (a malformed graph).
     #[error("node '{node}' reads '{value}', which nothing produces")]
     Dangling { node: String, value: String },

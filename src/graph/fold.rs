@@ -39,25 +39,49 @@ pub enum BatchFreedom {
     Unprobed { reason: String },
 }
 
-/// Folds shape subgraphs and frees the batch dimension where the graph allows it.
-pub fn settle_batch(graph: Graph) -> (Graph, BatchFreedom) {
+/// Why a probe stopped: over the memory budget (the graph cannot run even at its export batch:
+/// an error), or anything else (the graph is left as imported).
+enum Stop {
+    Budget(GraphError),
+    Other(String),
+}
+
+impl From<String> for Stop {
+    fn from(reason: String) -> Self {
+        Stop::Other(reason)
+    }
+}
+
+impl From<GraphError> for Stop {
+    fn from(e: GraphError) -> Self {
+        match e {
+            GraphError::OverBudget { .. } => Stop::Budget(e),
+            other => Stop::Other(other.to_string()),
+        }
+    }
+}
+
+/// Folds shape subgraphs and frees the batch dimension where the graph allows it. Fails only
+/// when a probe run at the export batch asks for more than the memory budget.
+pub fn settle_batch(graph: Graph) -> Result<(Graph, BatchFreedom), GraphError> {
     let has_shape_ops = graph.nodes.iter().any(|n| matches!(n.op, Op::Shape));
     let dynamic = graph
         .inputs
         .iter()
         .all(|i| i.shape.first().is_some_and(Option::is_none));
     if dynamic && !has_shape_ops {
-        return (graph, BatchFreedom::AlreadyFree);
+        return Ok((graph, BatchFreedom::AlreadyFree));
     }
     match probe(&graph) {
-        Ok(result) => result,
-        Err(reason) => (graph, BatchFreedom::Unprobed { reason }),
+        Ok(result) => Ok(result),
+        Err(Stop::Budget(e)) => Err(e),
+        Err(Stop::Other(reason)) => Ok((graph, BatchFreedom::Unprobed { reason })),
     }
 }
 
 /// The probe inputs: sample `k` of each graph input at batch `batch`, deterministic values in
 /// [-1, 1) for float inputs and small ids (0 or 1, valid for any table) for index inputs.
-fn probe_inputs(graph: &Graph, batch: usize, k: u64) -> Result<Vec<Value>, String> {
+fn probe_inputs(graph: &Graph, batch: usize, k: u64) -> Result<Vec<Value>, Stop> {
     let indices: HashSet<&str> = graph
         .nodes
         .iter()
@@ -73,12 +97,15 @@ fn probe_inputs(graph: &Graph, batch: usize, k: u64) -> Result<Vec<Value>, Strin
                 match (d, s) {
                     (0, _) => dims.push(batch),
                     (_, Some(s)) => dims.push(*s),
-                    (_, None) => return Err(format!("input '{}' has a dynamic dim {d}", i.name)),
+                    (_, None) => {
+                        return Err(format!("input '{}' has a dynamic dim {d}", i.name).into());
+                    }
                 }
             }
-            let count: usize = dims.iter().product();
-            if count > 1 << 26 {
-                return Err(format!("input '{}' is too large to probe", i.name));
+            // Sized before it exists: the stacked probe holds two of these, at 8 bytes for ids.
+            super::budget::check(&i.name, &dims, 16)?;
+            if dims.iter().product::<usize>() > 1 << 26 {
+                return Err(format!("input '{}' is too large to probe", i.name).into());
             }
             let mut rng = super::train::Rng::new(0x9E37_79B9 ^ k);
             Ok(if indices.contains(i.name.as_str()) {
@@ -310,19 +337,19 @@ fn relax_constant_targets(graph: &Graph, batch: usize) -> (Graph, usize) {
     (out, rewritten)
 }
 
-fn probe(graph: &Graph) -> Result<(Graph, BatchFreedom), String> {
+fn probe(graph: &Graph) -> Result<(Graph, BatchFreedom), Stop> {
     let batch = match graph.inputs.first().and_then(|i| i.shape.first()) {
         Some(Some(b)) => *b,
         Some(None) => 1,
-        None => return Err("the model has no input with a batch dim".into()),
+        None => return Err("the model has no input with a batch dim".to_string().into()),
     };
     let wanted = shape_values(graph);
     let x1 = probe_inputs(graph, batch, 1)?;
     let x2 = probe_inputs(graph, batch, 2)?;
     let both = stack(&x1, &x2)?;
     let fixed = with_batch(graph.clone(), Some(batch));
-    let a = run_recording(&fixed, x1, &wanted).map_err(|e| e.to_string())?;
-    let a2 = run(&fixed, x2, |_, _| {}).map_err(|e| e.to_string())?;
+    let a = run_recording(&fixed, x1, &wanted)?;
+    let a2 = run(&fixed, x2, |_, _| {})?;
     let singles = [a.outputs.as_slice(), a2.as_slice()];
 
     // Every shape value as the export batch computes it: what a pinned graph folds.
@@ -469,7 +496,7 @@ mod tests {
 
     #[test]
     fn shape_subgraphs_fold_and_the_batch_stays_free() {
-        let (g, how) = settle_batch(shuffle_graph(None));
+        let (g, how) = settle_batch(shuffle_graph(None)).unwrap();
         assert!(matches!(how, BatchFreedom::Freed { .. }), "{how:?}");
         let ops: Vec<&str> = g.nodes.iter().map(|n| n.op.kind()).collect();
         assert_eq!(ops, ["Reshape", "Transpose", "Reshape"], "{how:?}");
@@ -491,7 +518,7 @@ mod tests {
         g.nodes[2].inputs[1] = "k2".into();
         g.constants.insert("k1".into(), ints(&[1, 2, 3]));
         g.constants.insert("k2".into(), ints(&[1, 6]));
-        let (g, how) = settle_batch(g);
+        let (g, how) = settle_batch(g).unwrap();
         assert_eq!(
             how,
             BatchFreedom::Freed {
@@ -527,7 +554,7 @@ mod tests {
             constants,
             fusions: Vec::new(),
         };
-        let (g, how) = settle_batch(g);
+        let (g, how) = settle_batch(g).unwrap();
         assert_eq!(
             how,
             BatchFreedom::Pinned {

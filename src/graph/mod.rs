@@ -4,6 +4,7 @@
 //! functional nodes get stable derived names (`add`, `add_1`). Values flow by name; constants
 //! (weights not owned by a module op, folded shape arithmetic) live beside the nodes.
 
+pub mod budget;
 mod error;
 mod exec;
 mod fold;

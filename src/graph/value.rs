@@ -20,6 +20,19 @@ impl Value {
         }
     }
 
+    /// Bytes per element.
+    pub fn elem_size(&self) -> usize {
+        match self {
+            Value::F32(_) => 4,
+            Value::I64(_) => 8,
+        }
+    }
+
+    /// The tensor's size in bytes.
+    pub fn bytes(&self) -> u64 {
+        self.shape().iter().product::<usize>() as u64 * self.elem_size() as u64
+    }
+
     /// The element type's name, for error messages.
     pub fn dtype_name(&self) -> &'static str {
         match self {

@@ -110,6 +110,13 @@ pub(crate) fn geometry(
             ))
         })?;
     }
+    let mut out_shape = vec![n, w[0]];
+    out_shape.extend_from_slice(&out[3 - spatial..]);
+    crate::graph::budget::check(node, &out_shape, 4)?;
+    // The im2col buffer of one group: every tap of every output position.
+    let mut columns = vec![c / groups];
+    columns.extend(kernel.iter().chain(&out));
+    crate::graph::budget::check(node, &columns, 4)?;
     Ok(Geometry {
         n,
         c,

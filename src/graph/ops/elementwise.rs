@@ -18,6 +18,7 @@ fn apply<T: Copy + 'static>(
     f: impl Fn(T, T) -> T,
 ) -> Result<ArrayD<T>, GraphError> {
     let shape = broadcast_shape(node, a.shape(), b.shape())?;
+    crate::graph::budget::check(node, &shape, std::mem::size_of::<T>())?;
     let bad = |_| GraphError::Shape {
         node: node.into(),
         detail: format!("cannot broadcast {:?} with {:?}", a.shape(), b.shape()),

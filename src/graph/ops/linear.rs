@@ -93,6 +93,11 @@ pub fn matmul(node: &str, a: &ArrayD<f32>, b: &ArrayD<f32>) -> Result<ArrayD<f32
     full_a.extend([m, k]);
     let mut full_b = batch.clone();
     full_b.extend([k, n]);
+    let mut full_y = batch.clone();
+    full_y.extend([m, n]);
+    for shape in [&full_a, &full_b, &full_y] {
+        crate::graph::budget::check(node, shape, 4)?;
+    }
     let av = a2
         .broadcast(IxDyn(&full_a))
         .ok_or_else(bad)?

@@ -75,6 +75,7 @@ pub fn lstm_forward(
             )));
         }
     }
+    crate::graph::budget::check(node, &[t_len, dirs, b, 4 * hsz], 4)?;
     let x = x.as_standard_layout();
     let xs = x.as_slice().expect("standard");
     let mut y = vec![0.0f32; t_len * dirs * b * hsz];

@@ -86,6 +86,8 @@ fn broadcast_pair<'a, A, B>(
             node: node.into(),
             detail: format!("cannot broadcast {:?} with {:?}", a.shape(), b.shape()),
         })?;
+    // The result is f32 or i64: budget for the wider.
+    crate::graph::budget::check(node, &shape, 8)?;
     let err = || GraphError::Shape {
         node: node.into(),
         detail: format!("cannot broadcast {:?} with {:?}", a.shape(), b.shape()),
@@ -211,6 +213,7 @@ pub fn where_(node: &str, cond: &Value, a: &Value, b: &Value) -> Result<Value, G
                 b.shape()
             ),
         })?;
+    crate::graph::budget::check(node, &shape, 8)?;
     let s = IxDyn(&shape);
     let bad = || GraphError::Shape {
         node: node.into(),

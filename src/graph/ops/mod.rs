@@ -203,22 +203,38 @@ fn resize_node(
             let [.., oh, ow] = s[..] else {
                 return Err(bad(format!("sizes {s:?} need 4 entries")));
             };
-            ([oh.max(0) as usize, ow.max(0) as usize], None)
+            let size = |v: i64| {
+                usize::try_from(v)
+                    .ok()
+                    .filter(|&v| v > 0)
+                    .ok_or_else(|| bad(format!("sizes {s:?}: each must be positive")))
+            };
+            ([size(oh)?, size(ow)?], None)
         }
         (None, Some(Value::F32(scales))) => {
             let s: Vec<f32> = scales.iter().copied().collect();
             let [.., fh, fw] = s[..] else {
                 return Err(bad(format!("scales {s:?} need 4 entries")));
             };
-            (
-                [
-                    (h as f32 * fh).floor() as usize,
-                    (w as f32 * fw).floor() as usize,
-                ],
-                Some([fh, fw]),
-            )
+            // In f64 so a huge factor saturates instead of wrapping; the budget bounds it.
+            let scaled = |len: usize, f: f32| -> Result<usize, GraphError> {
+                let n = (len as f64 * f as f64).floor();
+                if !(f.is_finite() && f > 0.0 && n >= 1.0) {
+                    return Err(bad(format!(
+                        "scales {s:?}: each must be finite, positive and give a non-empty output"
+                    )));
+                }
+                Ok(if n >= usize::MAX as f64 {
+                    usize::MAX
+                } else {
+                    n as usize
+                })
+            };
+            ([scaled(h, fh)?, scaled(w, fw)?], Some([fh, fw]))
         }
         _ => return Err(bad("Resize needs scales or sizes".into())),
     };
+    let shape = [x.shape()[0], x.shape()[1], out[0], out[1]];
+    super::budget::check(&node.name, &shape, 4)?;
     resize::resize(&node.name, x, out, factors, mode, align_corners)
 }

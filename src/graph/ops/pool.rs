@@ -14,12 +14,12 @@ pub fn pool_output_len(len: usize, p: &PoolParams, d: usize) -> Option<usize> {
         return None;
     }
     let span = dil.checked_mul(k - 1)?.checked_add(1)?;
-    let padded = len + pb + pe;
+    let padded = len.checked_add(pb)?.checked_add(pe)?;
     if padded < span || s == 0 {
         return None;
     }
     let extra = if p.ceil_mode { s - 1 } else { 0 };
-    let mut out = (padded - span + extra) / s + 1;
+    let mut out = (padded - span).checked_add(extra)? / s + 1;
     if p.ceil_mode && (out - 1) * s >= len + pb {
         out -= 1;
     }
@@ -63,6 +63,7 @@ fn windows(node: &str, shape: &[usize], p: &PoolParams) -> Result<Windows, Graph
         out[3 - sp + d] = o;
         out_shape.push(o);
     }
+    crate::graph::budget::check(node, &out_shape, 4)?;
     Ok(Windows {
         planes: shape[0] * shape[1],
         input,

@@ -2,7 +2,7 @@
 //! Gather, ConstantOfShape and Slice, on f32 or i64 tensors alike.
 
 use super::{arg, norm_axis};
-use crate::graph::{GraphError, Node, Value};
+use crate::graph::{GraphError, Node, Value, budget};
 use ndarray::{ArrayD, Axis, IxDyn, Slice};
 
 /// Applies a shape-generic transformation to either element type.
@@ -230,16 +230,14 @@ pub fn gather(node: &Node, v: &Value, indices: &Value, axis: i64) -> Result<Valu
     let mut shape = v.shape()[..ax].to_vec();
     shape.extend_from_slice(indices.shape());
     shape.extend_from_slice(&v.shape()[ax + 1..]);
+    budget::check(name, &shape, v.elem_size())?;
     Ok(both!(v, x => reshaped(name, &x.select(Axis(ax), &idx), &shape)?))
 }
 
 /// ONNX ConstantOfShape: a tensor of the given shape filled with the one-element `value`.
 pub fn constant_of_shape(node: &Node, shape: &Value, value: &Value) -> Result<Value, GraphError> {
-    let dims: Vec<usize> = shape
-        .to_i64_vec(&node.name)?
-        .into_iter()
-        .map(|d| usize::try_from(d).map_err(|_| shape_err(&node.name, format!("negative dim {d}"))))
-        .collect::<Result<_, _>>()?;
+    let dims = dims_operand(&node.name, shape)?;
+    budget::check(&node.name, &dims, value.elem_size())?;
     Ok(match value {
         Value::F32(v) => Value::F32(ArrayD::from_elem(
             IxDyn(&dims),
@@ -337,8 +335,7 @@ pub fn split(
         .collect())
 }
 
-/// A shape operand as sizes (no negative dims), checked against `limit` elements so a file
-/// cannot ask for an allocation its data does not justify.
+/// A shape operand as sizes (no negative dims).
 fn dims_operand(name: &str, v: &Value) -> Result<Vec<usize>, GraphError> {
     v.to_i64_vec(name)?
         .into_iter()
@@ -346,25 +343,13 @@ fn dims_operand(name: &str, v: &Value) -> Result<Vec<usize>, GraphError> {
         .collect()
 }
 
-fn checked_count(name: &str, shape: &[usize]) -> Result<usize, GraphError> {
-    shape
-        .iter()
-        .try_fold(1usize, |n, &d| n.checked_mul(d))
-        .filter(|&n| n <= MAX_ELEMENTS)
-        .ok_or_else(|| shape_err(name, format!("shape {shape:?} is too large")))
-}
-
-/// Largest tensor the shape ops will build (2³² elements): beyond it a shape is a corrupt file,
-/// not a model.
-const MAX_ELEMENTS: usize = 1 << 32;
-
 /// ONNX Expand: numpy broadcasting of the input against the shape operand.
 pub fn expand(node: &Node, v: &Value, shape: &Value) -> Result<Value, GraphError> {
     let name = node.name.as_str();
     let want = dims_operand(name, shape)?;
     let out = crate::tensor::broadcast_shape(v.shape(), &want)
         .ok_or_else(|| shape_err(name, format!("cannot expand {:?} to {want:?}", v.shape())))?;
-    checked_count(name, &out)?;
+    budget::check(name, &out, v.elem_size())?;
     let bad = || shape_err(name, format!("cannot expand {:?} to {out:?}", v.shape()));
     Ok(match v {
         Value::F32(x) => Value::F32(x.broadcast(IxDyn(&out)).ok_or_else(bad)?.to_owned()),
@@ -398,9 +383,9 @@ pub fn range(node: &Node, args: &[Option<&Value>]) -> Result<Value, GraphError> 
             if d == 0 {
                 return Err(shape_err(name, "Range with delta 0".into()));
             }
-            let n = ((l as i128 - s as i128 + d as i128 - d.signum() as i128) / d as i128).max(0)
-                as usize;
-            checked_count(name, &[n])?;
+            let n = ((l as i128 - s as i128 + d as i128 - d.signum() as i128) / d as i128).max(0);
+            let n = usize::try_from(n).unwrap_or(usize::MAX);
+            budget::check(name, &[n], 8)?;
             Ok(Value::I64(ArrayD::from_shape_fn(IxDyn(&[n]), |i| {
                 s + d * i[0] as i64
             })))
@@ -419,7 +404,7 @@ pub fn range(node: &Node, args: &[Option<&Value>]) -> Result<Value, GraphError> 
                 ));
             }
             let n = n.max(0.0) as usize;
-            checked_count(name, &[n])?;
+            budget::check(name, &[n], 4)?;
             Ok(Value::F32(ArrayD::from_shape_fn(IxDyn(&[n]), |i| {
                 s + d * i[0] as f32
             })))
@@ -438,8 +423,14 @@ pub fn tile(node: &Node, v: &Value, repeats: &Value) -> Result<Value, GraphError
             format!("{} repeats for rank {}", reps.len(), v.shape().len()),
         ));
     }
-    let out: Vec<usize> = v.shape().iter().zip(&reps).map(|(d, r)| d * r).collect();
-    checked_count(name, &out)?;
+    let out: Vec<usize> = v
+        .shape()
+        .iter()
+        .zip(&reps)
+        .map(|(d, r)| d.checked_mul(*r))
+        .collect::<Option<_>>()
+        .ok_or_else(|| shape_err(name, format!("{:?} tiled by {reps:?} overflows", v.shape())))?;
+    budget::check(name, &out, v.elem_size())?;
     let src = v.shape().to_vec();
     Ok(both!(v, x => ArrayD::from_shape_fn(IxDyn(&out), |i| {
         let j: Vec<usize> = (0..src.len()).map(|d| i[d] % src[d]).collect();

@@ -93,6 +93,36 @@ struct Geometry {
     pad_end: Vec<usize>,
 }
 
+/// The largest stride, dilation, pad or pool kernel accepted: far above any exported network
+/// (ONNX sets no bound), far below sizes whose arithmetic could overflow.
+const MAX_GEOMETRY: usize = 1 << 16;
+
+/// A non-negative list attribute of `len` entries, each at most [`MAX_GEOMETRY`] (and at least
+/// 1 unless `zero_ok`).
+fn bounded(
+    a: &Attrs,
+    name: &str,
+    len: usize,
+    default: usize,
+    zero_ok: bool,
+) -> Result<Vec<usize>, ImportError> {
+    let v = a.sizes(name, vec![default; len])?;
+    if v.len() != len {
+        return Err(a.unsupported(
+            name,
+            format!("{v:?} has {} entries, expected {len}", v.len()),
+        ));
+    }
+    let low = usize::from(!zero_ok);
+    match v.iter().find(|&&x| !(low..=MAX_GEOMETRY).contains(&x)) {
+        Some(x) => Err(a.unsupported(
+            name,
+            format!("value {x} in {v:?} is outside {low}..={MAX_GEOMETRY}"),
+        )),
+        None => Ok(v),
+    }
+}
+
 fn geometry(a: &Attrs, spatial: usize) -> Result<Geometry, ImportError> {
     if let Some(p) = a.string("auto_pad").filter(|p| p != "NOTSET") {
         return Err(a.unsupported(
@@ -100,21 +130,10 @@ fn geometry(a: &Attrs, spatial: usize) -> Result<Geometry, ImportError> {
             format!("'{p}' (only explicit pads are supported)"),
         ));
     }
-    let strides = a.sizes("strides", vec![1; spatial])?;
-    let dilations = a.sizes("dilations", vec![1; spatial])?;
-    let pads = a.sizes("pads", vec![0; 2 * spatial])?;
-    if strides.len() != spatial || dilations.len() != spatial || pads.len() != 2 * spatial {
-        return Err(a.unsupported(
-            "pads",
-            format!("strides/dilations/pads do not match {spatial} spatial dims"),
-        ));
-    }
-    if strides.contains(&0) || dilations.contains(&0) {
-        return Err(a.unsupported("strides/dilations", "zero stride or dilation"));
-    }
+    let pads = bounded(a, "pads", 2 * spatial, 0, true)?;
     Ok(Geometry {
-        stride: strides,
-        dilation: dilations,
+        stride: bounded(a, "strides", spatial, 1, false)?,
+        dilation: bounded(a, "dilations", spatial, 1, false)?,
         pad_begin: pads[..spatial].to_vec(),
         pad_end: pads[spatial..].to_vec(),
     })
@@ -136,6 +155,16 @@ fn conv(o: &Operands) -> Result<Converted, ImportError> {
         return Err(a.unsupported(
             "kernel_shape",
             format!("weight of shape {:?}", weight.shape()),
+        ));
+    }
+    if let Some(k) = a.ints("kernel_shape")
+        && k.iter()
+            .map(|&d| d as u64)
+            .ne(weight.shape()[2..].iter().map(|&d| d as u64))
+    {
+        return Err(a.unsupported(
+            "kernel_shape",
+            format!("{k:?} differs from the weight's {:?}", &weight.shape()[2..]),
         ));
     }
     let Geometry {
@@ -249,16 +278,30 @@ fn pool(o: &Operands, max: bool) -> Result<Converted, ImportError> {
     if o.node.output.get(1).is_some_and(|s| !s.is_empty()) {
         return Err(a.unsupported("Indices", "the indices output of MaxPool is not supported"));
     }
-    let kernel = a.sizes("kernel_shape", Vec::new())?;
-    if kernel.is_empty() || kernel.contains(&0) {
-        return Err(a.unsupported("kernel_shape", "missing"));
+    let spatial = a.ints("kernel_shape").map_or(0, |k| k.len());
+    if !(1..=3).contains(&spatial) {
+        return Err(a.unsupported("kernel_shape", "missing, or not 1 to 3 spatial dims"));
     }
+    let kernel = bounded(a, "kernel_shape", spatial, 1, false)?;
     let Geometry {
         stride,
         dilation,
         pad_begin,
         pad_end,
-    } = geometry(a, kernel.len())?;
+    } = geometry(a, spatial)?;
+    // A window that lies wholly in the padding has no input (onnxruntime's rule too).
+    for d in 0..spatial {
+        let span = dilation[d] * (kernel[d] - 1) + 1;
+        if pad_begin[d] >= span || pad_end[d] >= span {
+            return Err(a.unsupported(
+                "pads",
+                format!(
+                    "{:?} must each be below the window extent {span} of dim {d}",
+                    [pad_begin[d], pad_end[d]]
+                ),
+            ));
+        }
+    }
     if !max && dilation.iter().any(|&d| d != 1) {
         return Err(a.unsupported("dilations", "dilated average pooling"));
     }
@@ -293,6 +336,14 @@ fn clip(o: &Operands, opset: i64) -> Result<Converted, ImportError> {
         };
         (scalar(1, f32::NEG_INFINITY)?, scalar(2, f32::INFINITY)?)
     };
+    // `f32::clamp` needs min <= max and no NaN; an infinite bound is only the open side.
+    if min.is_nan() || max.is_nan() || min > max || min == f32::INFINITY || max == f32::NEG_INFINITY
+    {
+        return Err(a.unsupported(
+            "min/max",
+            format!("[{min}, {max}] (need min <= max, not NaN, min < inf, max > -inf)"),
+        ));
+    }
     Ok(Converted {
         op: Op::Clip { min, max },
         inputs: vec![o.data(0)],
@@ -308,8 +359,16 @@ fn lstm(o: &Operands) -> Result<Converted, ImportError> {
     a.only(&["hidden_size", "direction", "activations", "layout"])?;
     let hidden = usize::try_from(a.int("hidden_size", 0))
         .ok()
-        .filter(|&h| h > 0)
-        .ok_or_else(|| a.unsupported("hidden_size", "missing or invalid"))?;
+        .filter(|&h| (1..=MAX_GEOMETRY).contains(&h))
+        .ok_or_else(|| {
+            a.unsupported(
+                "hidden_size",
+                format!(
+                    "{} (missing, or outside 1..={MAX_GEOMETRY})",
+                    a.int("hidden_size", 0)
+                ),
+            )
+        })?;
     if a.int("layout", 0) != 0 {
         return Err(a.unsupported("layout", "only layout 0 (sequence first) is supported"));
     }
@@ -352,6 +411,16 @@ fn lstm(o: &Operands) -> Result<Converted, ImportError> {
                 "shapes {:?} / {:?} do not fit hidden_size {hidden}",
                 w.shape(),
                 r.shape()
+            ),
+        ));
+    }
+    if let Some(b) = b.as_ref().filter(|b| b.shape() != [dirs, 2 * four]) {
+        return Err(a.unsupported(
+            "B",
+            format!(
+                "shape {:?}, expected [{dirs}, {}] for hidden_size {hidden}",
+                b.shape(),
+                2 * four
             ),
         ));
     }
@@ -440,6 +509,7 @@ fn resize(o: &Operands) -> Result<Converted, ImportError> {
             return Err(a.unsupported("mode", format!("mode '{m}' with coordinate_transformation_mode '{c}' (PyTorch's nearest and bilinear exports are supported)")));
         }
     };
+    resize_target(o)?;
     Ok(Converted {
         op: Op::Resize {
             mode,
@@ -447,6 +517,26 @@ fn resize(o: &Operands) -> Result<Converted, ImportError> {
         },
         inputs: vec![o.data(0), o.data(2), o.data(3)],
     })
+}
+
+/// Constant Resize scales must be finite and positive, constant sizes positive (the output's
+/// size is checked against the memory budget when the input's is known).
+fn resize_target(o: &Operands) -> Result<(), ImportError> {
+    let a = o.attrs;
+    let entries = |i: usize| -> Vec<f64> {
+        match o.consts.get(o.name(i)) {
+            Some(Value::F32(v)) => v.iter().map(|&x| x as f64).collect(),
+            Some(Value::I64(v)) => v.iter().map(|&x| x as f64).collect(),
+            None => Vec::new(),
+        }
+    };
+    for (i, name) in [(2, "scales"), (3, "sizes")] {
+        let v = entries(i);
+        if let Some(x) = v.iter().find(|x| !(x.is_finite() && **x > 0.0)) {
+            return Err(a.unsupported(name, format!("{x} in {v:?} (each must be finite and > 0)")));
+        }
+    }
+    Ok(())
 }
 
 fn layer_norm(o: &Operands) -> Result<Converted, ImportError> {
@@ -683,6 +773,12 @@ pub fn convert(o: &Operands, opset: i64) -> Result<Converted, ImportError> {
             let value = a
                 .tensor("value")?
                 .unwrap_or_else(|| Value::F32(ArrayD::zeros(ndarray::IxDyn(&[1]))));
+            if value.shape().iter().product::<usize>() != 1 {
+                return Err(a.unsupported(
+                    "value",
+                    format!("shape {:?}, expected one element", value.shape()),
+                ));
+            }
             simple(Op::ConstantOfShape { value })
         }
         "Slice" if opset >= 10 => simple(Op::Slice),

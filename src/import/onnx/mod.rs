@@ -26,7 +26,7 @@ pub use convert::SUPPORTED_OPS;
 pub use scope::{Site, node_module_path, node_site};
 
 use super::{ImportError, UnsupportedSite};
-use crate::graph::{Graph, GraphInput, Node, Op, Value, ops};
+use crate::graph::{Graph, GraphInput, Node, Op, Value, budget, ops};
 use crate::import::naming::{is_param_name, linear_call};
 use attrs::Attrs;
 use convert::{Operands, convert};
@@ -102,6 +102,13 @@ fn import(bytes: &[u8], origin: &str, mut external: ExternalData) -> Result<Grap
     if inputs.is_empty() {
         return Err(corrupt("the graph has no inputs".into()));
     }
+    // A declared shape no run could hold is refused now, not at the first probe or batch
+    // (dynamic dims count as 1).
+    for i in &inputs {
+        let dims: Vec<usize> = i.shape.iter().map(|d| d.unwrap_or(1)).collect();
+        let what = format!("declared input shape {:?}", i.shape);
+        budget::check_bytes(&i.name, &what, budget::bytes_of(&dims, 4))?;
+    }
 
     let mut walk = Walk {
         opset,
@@ -111,6 +118,7 @@ fn import(bytes: &[u8], origin: &str, mut external: ExternalData) -> Result<Grap
         unsupported: Vec::new(),
         emitted: Vec::new(),
         origins: HashMap::new(),
+        folded_bytes: 0,
     };
     for (k, node) in g.node.iter().enumerate() {
         walk.node(node, k)?;
@@ -156,7 +164,7 @@ fn import(bytes: &[u8], origin: &str, mut external: ExternalData) -> Result<Grap
         constants,
         fusions: Vec::new(),
     };
-    Ok(crate::graph::settle_batch(graph).0)
+    Ok(crate::graph::settle_batch(graph)?.0)
 }
 
 /// The state of the node walk.
@@ -175,6 +183,8 @@ struct Walk {
     /// The parameter each folded constant was computed from (a transposed weight keeps its
     /// parameter's name here), by value name.
     origins: HashMap<String, String>,
+    /// Bytes of constants computed so far: together, not only one by one, within the budget.
+    folded_bytes: u64,
 }
 
 /// A graph node with what naming and the Linear rule need of its ONNX node.
@@ -269,6 +279,12 @@ impl Walk {
                 .map(|i| self.consts.get(i))
                 .collect();
             let outs = ops::eval(&graph_node, &args)?;
+            let bytes = outs.iter().map(Value::bytes).sum::<u64>();
+            self.folded_bytes = budget::check_bytes(
+                shown,
+                "folding constants",
+                self.folded_bytes.checked_add(bytes),
+            )?;
             // Layout ops on a weight (Transpose, Reshape, Slice) keep its parameter's name,
             // unless the result has one of its own (the legacy exporter writes a repeated
             // layer's identical weights as `Identity` of the first layer's, named as its own).
