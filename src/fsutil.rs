@@ -4,13 +4,15 @@
 //! moves it into place with one rename; every error path removes the temp. Temps left by a
 //! killed run (a dead PID, and holding only what qlab writes there) are removed by the next
 //! successful write of the same path. Files go through [`write_atomic`], directories (native
-//! models) through [`write_dir_atomic`].
+//! models) through [`write_dir_atomic`]. Inputs are read through [`read_bounded`].
 
 mod dir;
+mod read;
 #[cfg(test)]
 mod tests;
 
 pub use dir::write_dir_atomic;
+pub use read::{read_bounded, read_text_bounded};
 
 use std::ffi::{OsStr, OsString};
 use std::io::Write;

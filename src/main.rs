@@ -281,7 +281,7 @@ fn inspect(model: &str) -> Result<String, String> {
 /// naming the line. Exit 0 on success, 2 on a script error or failed expect, 70 on a bug.
 fn replay(script: &str) -> ExitCode {
     use std::io::Write;
-    let text = match std::fs::read_to_string(script) {
+    let text = match qlab::fsutil::read_text_bounded(std::path::Path::new(script)) {
         Ok(t) => t,
         Err(e) => {
             eprintln!("qlab: cannot read {script}: {e}");
@@ -359,7 +359,7 @@ fn tui(script: Option<&String>) -> Result<String, String> {
     let mut log = String::new();
     let app = match script {
         Some(script) => {
-            let text = std::fs::read_to_string(script)
+            let text = qlab::fsutil::read_text_bounded(std::path::Path::new(script))
                 .map_err(|e| format!("cannot read {script}: {e}"))?;
             let mut wb = Workbench::new();
             replay_script(&text, &mut wb, |cmd, output| {

@@ -138,7 +138,7 @@ pub fn read_layer_dump(path: &Path) -> Result<Vec<RefOutput>, AnalysisError> {
 
 /// Reads a qparams file: a JSON object `{module: {type, scale, zero_point}}`.
 pub fn read_qparams(path: &Path) -> Result<Vec<RefQParams>, AnalysisError> {
-    let text = std::fs::read_to_string(path).map_err(|e| bad(path, e.to_string()))?;
+    let text = crate::fsutil::read_text_bounded(path).map_err(|e| bad(path, e.to_string()))?;
     let json: serde_json::Value =
         serde_json::from_str(&text).map_err(|e| bad(path, format!("not JSON: {e}")))?;
     let obj = json

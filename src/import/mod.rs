@@ -5,6 +5,7 @@ mod error;
 mod naming;
 pub mod native;
 pub mod npy;
+mod npy_header;
 pub mod npz;
 pub mod onnx;
 

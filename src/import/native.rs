@@ -433,7 +433,8 @@ fn not_a_model(dir: &Path) -> Result<(), String> {
     if len > MAX_GRAPH_JSON {
         return Err(format!("graph.json is {len} bytes"));
     }
-    let text = std::fs::read(&path).map_err(|e| format!("graph.json cannot be read ({e})"))?;
+    let text = crate::fsutil::read_bounded(&path)
+        .map_err(|e| format!("graph.json cannot be read ({e})"))?;
     match serde_json::from_slice::<Marker>(&text) {
         Ok(m) if m.format == FORMAT => Ok(()),
         _ => Err(format!("its graph.json has no \"format\": \"{FORMAT}\"")),
@@ -651,7 +652,7 @@ fn rebuild(rec: OpRecord, node: &str, t: &Tensors) -> Result<Op, NativeError> {
 /// Loads a model saved by [`save_native`].
 pub fn load_native(dir: &Path) -> Result<Graph, NativeError> {
     let json_path = dir.join("graph.json");
-    let text = std::fs::read_to_string(&json_path).map_err(io(&json_path))?;
+    let text = crate::fsutil::read_text_bounded(&json_path).map_err(io(&json_path))?;
     let shown = json_path.display().to_string();
     let rec: GraphRecord = serde_json::from_str(&text).map_err(|e| NativeError::Schema {
         path: shown.clone(),
@@ -667,7 +668,7 @@ pub fn load_native(dir: &Path) -> Result<Graph, NativeError> {
         });
     }
     let weights_path = dir.join("weights.safetensors");
-    let bytes = std::fs::read(&weights_path).map_err(io(&weights_path))?;
+    let bytes = crate::fsutil::read_bounded(&weights_path).map_err(io(&weights_path))?;
     let wshown = weights_path.display().to_string();
     let st = SafeTensors::deserialize(&bytes).map_err(|e| NativeError::Schema {
         path: wshown.clone(),

@@ -26,7 +26,7 @@ pub enum NpyError {
 /// Reads an `.npy` file: floating dtypes become f32, integer dtypes i64.
 pub fn read_npy(path: &Path) -> Result<Value, NpyError> {
     let shown = path.display().to_string();
-    let bytes = std::fs::read(path).map_err(|source| NpyError::Io {
+    let bytes = crate::fsutil::read_bounded(path).map_err(|source| NpyError::Io {
         path: shown.clone(),
         source,
     })?;
@@ -62,33 +62,14 @@ fn split<'a>(bytes: &'a [u8], origin: &str) -> Result<Raw<'a>, NpyError> {
         .get(start..start + header_len)
         .ok_or_else(|| bad("header is truncated"))?;
     let header = std::str::from_utf8(header).map_err(|_| bad("header is not text"))?;
-    let descr = dict_value(header, "descr").ok_or_else(|| bad("header has no 'descr'"))?;
-    let quote = descr
-        .chars()
-        .next()
-        .filter(|c| *c == '\'' || *c == '"')
-        .ok_or_else(|| bad("'descr' is not a string"))?;
-    let descr = descr[1..].split(quote).next().unwrap_or("").to_string();
-    if dict_value(header, "fortran_order").is_some_and(|v| v.starts_with("True")) {
+    let parsed =
+        super::npy_header::parse_header(header).map_err(|e| bad(&format!("header: {e}")))?;
+    if parsed.fortran_order {
         return Err(bad(
             "fortran_order arrays are not supported; save with np.ascontiguousarray",
         ));
     }
-    let shape_text = dict_value(header, "shape").ok_or_else(|| bad("header has no 'shape'"))?;
-    let inner = shape_text
-        .trim_start_matches('(')
-        .split(')')
-        .next()
-        .unwrap_or("");
-    let shape: Vec<usize> = inner
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(|s| {
-            s.parse()
-                .map_err(|_| bad(&format!("shape entry '{s}' is not a size")))
-        })
-        .collect::<Result<_, _>>()?;
+    let (descr, shape) = (parsed.descr, parsed.shape);
     let data = &bytes[start + header_len..];
     let count = shape
         .iter()
@@ -170,18 +151,6 @@ pub fn parse_npy(bytes: &[u8], origin: &str) -> Result<Value, NpyError> {
 pub fn parse_npy_f64(bytes: &[u8], origin: &str) -> Result<ArrayD<f64>, NpyError> {
     let raw = split(bytes, origin)?;
     Ok(ArrayD::from_shape_vec(IxDyn(&raw.shape), raw.f64s().collect()).expect("size checked"))
-}
-
-/// The raw text of `key`'s value in the header's Python dict literal.
-fn dict_value<'a>(header: &'a str, key: &str) -> Option<&'a str> {
-    let at = header
-        .find(&format!("'{key}'"))
-        .or_else(|| header.find(&format!("\"{key}\"")))?;
-    let rest = header[at + key.len() + 2..]
-        .trim_start()
-        .strip_prefix(':')?
-        .trim_start();
-    Some(rest)
 }
 
 /// Writes an f32 array as a version-1 `.npy` file, atomically (temp file + rename), so an

@@ -39,7 +39,7 @@ use std::path::Path;
 /// Reads and imports an ONNX file; external data is read from files in the same folder.
 pub fn load_onnx(path: &Path) -> Result<Graph, ImportError> {
     let shown = path.display().to_string();
-    let bytes = std::fs::read(path).map_err(|source| ImportError::Io {
+    let bytes = crate::fsutil::read_bounded(path).map_err(|source| ImportError::Io {
         path: shown.clone(),
         source,
     })?;
