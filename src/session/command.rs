@@ -468,8 +468,16 @@ pub const VERBS: &[(&str, &str, &str)] = &[
     ("help", "help [VERB]", "this list, or one verb's usage"),
 ];
 
+/// Whether an unquoted token reads as a `key=value` option.
+fn looks_like_option(t: &str) -> bool {
+    t.split_once('=').is_some_and(|(k, _)| {
+        k.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+            && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+    })
+}
+
 fn quote(s: &str) -> String {
-    if s.is_empty() || s.contains(char::is_whitespace) || s.contains('#') {
+    if s.is_empty() || s.contains(char::is_whitespace) || s.contains('#') || looks_like_option(s) {
         format!("\"{s}\"")
     } else {
         s.to_string()
@@ -623,23 +631,29 @@ impl fmt::Display for Command {
     }
 }
 
-/// Splits a line into tokens, honouring double quotes and stopping at an unquoted `#`.
-fn tokenize(line: &str) -> Result<Vec<String>, SessionError> {
+/// Splits a line into tokens, honouring double quotes and stopping at an unquoted `#`. Each
+/// token says whether it began with a quote: `"a=b.npy"` is a positional value, never an option.
+fn tokenize(line: &str) -> Result<Vec<(String, bool)>, SessionError> {
     let mut tokens = Vec::new();
     let mut cur = String::new();
     let mut in_quotes = false;
     let mut has_token = false;
+    let mut starts_quoted = false;
     for ch in line.chars() {
         match ch {
             '"' => {
+                if !has_token {
+                    starts_quoted = true;
+                }
                 in_quotes = !in_quotes;
                 has_token = true;
             }
             '#' if !in_quotes => break,
             c if c.is_whitespace() && !in_quotes => {
                 if has_token {
-                    tokens.push(std::mem::take(&mut cur));
+                    tokens.push((std::mem::take(&mut cur), starts_quoted));
                     has_token = false;
+                    starts_quoted = false;
                 }
             }
             c => {
@@ -652,7 +666,7 @@ fn tokenize(line: &str) -> Result<Vec<String>, SessionError> {
         return Err(SessionError::parse("unterminated double quote"));
     }
     if has_token {
-        tokens.push(cur);
+        tokens.push((cur, starts_quoted));
     }
     Ok(tokens)
 }
@@ -820,22 +834,17 @@ fn parse_qconfig(args: &mut Args) -> Result<Command, SessionError> {
 /// Parses one line; `Ok(None)` for a blank or comment line.
 pub fn parse_line(line: &str) -> Result<Option<Command>, SessionError> {
     let tokens = tokenize(line)?;
-    let Some((verb, rest)) = tokens.split_first() else {
+    let Some(((verb, _), rest)) = tokens.split_first() else {
         return Ok(None);
     };
-    let is_option = |t: &&String| {
-        t.split_once('=').is_some_and(|(k, _)| {
-            k.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
-                && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-        })
-    };
-    let (options, positional): (Vec<&String>, Vec<&String>) = rest.iter().partition(is_option);
+    let is_option = |(t, quoted): &&(String, bool)| !*quoted && looks_like_option(t);
+    let (options, positional): (Vec<_>, Vec<_>) = rest.iter().partition(is_option);
     let mut args = Args {
         verb: verb.to_ascii_lowercase(),
-        positional: positional.into_iter().cloned().collect(),
+        positional: positional.into_iter().map(|(t, _)| t.clone()).collect(),
         options: options
             .into_iter()
-            .filter_map(|t| {
+            .filter_map(|(t, _)| {
                 t.split_once('=')
                     .map(|(k, v)| (k.to_string(), v.to_string()))
             })
@@ -1123,6 +1132,19 @@ mod tests {
             assert!(err.contains(key) && err.contains("limit"), "{line}: {err}");
         }
         assert!(parse_line("train test epochs=3 batch=64 lr=0.1 seed=9").is_ok());
+        // A quoted value holding `=` is a positional value, and prints quoted again.
+        let cmd = parse_line("load data \"a=b\" \"x=1.npy\" labels=\"y=2.npy\"")
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            cmd,
+            Command::LoadData {
+                name: "a=b".into(),
+                path: "x=1.npy".into(),
+                labels: Some("y=2.npy".into()),
+            }
+        );
+        assert_eq!(parse_line(&cmd.to_string()).unwrap().unwrap(), cmd);
         // New canonical forms round-trip too.
         for line in [
             "compare reference ref.npz test qparams=q.json sample=1",
