@@ -86,10 +86,8 @@ mod tests {
             ..Graph::default()
         };
         let spec = ObserverSpec::new(ObserverKind::PerChannelMinMax);
-        let out_axis = weight_errors(&graph, &spec).unwrap()[0].stats.clone();
-        let in_axis = weight_errors(&graph, &spec.clone().with_ch_axis(1)).unwrap()[0]
-            .stats
-            .clone();
+        let out_axis = weight_errors(&graph, &spec).unwrap()[0].stats;
+        let in_axis = weight_errors(&graph, &spec.clone().with_ch_axis(1)).unwrap()[0].stats;
         assert!(
             in_axis.mse() < out_axis.mse() / 10.0,
             "{in_axis:?} vs {out_axis:?}"
