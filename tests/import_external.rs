@@ -6,14 +6,15 @@
 //! absent) check PyTorch 2.x's default exports load their weights and get the module paths of
 //! their legacy twins.
 
+#[path = "common/onnx.rs"]
+mod onnx;
+
 use prost::Message;
 use qlab::graph::{LinearCall, Op, Value, run};
 use qlab::import::ImportError;
 use qlab::import::onnx::proto::{
     GraphProto, ModelProto, NodeProto, OperatorSetIdProto, StringStringEntryProto, TensorProto,
-    TensorShapeProto, TypeProto, ValueInfoProto,
-    tensor_shape_proto::{Dimension, dimension::Value as Dim},
-    type_proto::{Tensor, Value as Ty},
+    ValueInfoProto,
 };
 use qlab::import::onnx::{import_onnx_bytes, load_onnx, node_module_path};
 use std::collections::{BTreeMap, BTreeSet};
@@ -74,27 +75,6 @@ fn external(name: &str, dims: &[i64], entries: &[(&str, &str)]) -> TensorProto {
     }
 }
 
-fn value_info(name: &str, dims: &[i64]) -> ValueInfoProto {
-    let dim = dims
-        .iter()
-        .map(|&d| Dimension {
-            value: Some(Dim::DimValue(d)),
-            ..Default::default()
-        })
-        .collect();
-    ValueInfoProto {
-        name: Some(name.into()),
-        r#type: Some(TypeProto {
-            value: Some(Ty::TensorType(Tensor {
-                elem_type: Some(1),
-                shape: Some(TensorShapeProto { dim }),
-            })),
-            ..Default::default()
-        }),
-        ..Default::default()
-    }
-}
-
 fn node(name: &str, op: &str, inputs: &[&str], output: &str) -> NodeProto {
     NodeProto {
         name: Some(name.into()),
@@ -115,7 +95,7 @@ fn model_bytes(nodes: Vec<NodeProto>, inits: Vec<TensorProto>, output: &str) -> 
         graph: Some(GraphProto {
             node: nodes,
             initializer: inits,
-            input: vec![value_info("x", &[2, 4])],
+            input: vec![onnx::input("x", &[2, 4])],
             output: vec![ValueInfoProto {
                 name: Some(output.into()),
                 ..Default::default()
