@@ -150,7 +150,7 @@ pub fn conv_forward(
     let pointwise = kvol == 1 && g.stride == [1; 3] && g.pad == [0; 3] && g.input == g.out;
     let bias = p.bias.as_ref().map(|b| b.to_vec());
     let bias = bias.as_deref();
-    let nthr = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let nthr = torch_threads();
     let block = pointwise_reduce_block(Pointwise {
         ic: cg,
         oc: og,
@@ -159,6 +159,27 @@ pub fn conv_forward(
         mb: g.n,
         nthr,
     });
+    // oneDNN runs every unpadded 1×1 conv of one group through its 1×1 kernel, a
+    // strided one after copying the strided input dense ("reduce to unit stride").
+    let one_by_one = kvol == 1 && g.pad == [0; 3] && g.groups == 1;
+    // The reduction blocks and their order (module `conv_order`): pointwise sums input
+    // channels in reduce blocks, the first one started at the bias; the direct kernel
+    // sums (tap, channel) over blocks of 16 channels and adds the bias to the first.
+    let blocks: Vec<Vec<usize>> = if one_by_one {
+        (0..cg)
+            .step_by(block.max(1))
+            .map(|c0| (c0..(c0 + block).min(cg)).collect())
+            .collect()
+    } else {
+        (0..cg)
+            .step_by(SIMD)
+            .map(|c0| {
+                (0..kvol)
+                    .flat_map(|t| (c0..(c0 + SIMD).min(cg)).map(move |c| t * cg + c))
+                    .collect()
+            })
+            .collect()
+    };
     let mut y = vec![0.0f32; g.n * g.o * ovol];
     // One work item per (sample, group), then fixed tiles of output channels: the split never
     // depends on the thread count, so results are identical however many threads run.
@@ -173,9 +194,6 @@ pub fn conv_forward(
                 depthwise_dispatch(&g, xg, &ws[grp * kvol..][..kvol], init, out, scratch);
                 return;
             }
-            // oneDNN runs every unpadded 1×1 conv of one group through its 1×1 kernel, a
-            // strided one after copying the strided input dense ("reduce to unit stride").
-            let one_by_one = kvol == 1 && g.pad == [0; 3] && g.groups == 1;
             let col;
             let b: &[f32] = if pointwise {
                 xg
@@ -192,24 +210,6 @@ pub fn conv_forward(
             } else {
                 taps_major = tap_major_weights(group_w, cg, kvol);
                 &taps_major
-            };
-            // The reduction blocks and their order (module `conv_order`): pointwise sums input
-            // channels in reduce blocks, the first one started at the bias; the direct kernel
-            // sums (tap, channel) over blocks of 16 channels and adds the bias to the first.
-            let blocks: Vec<Vec<usize>> = if one_by_one {
-                (0..cg)
-                    .step_by(block.max(1))
-                    .map(|c0| (c0..(c0 + block).min(cg)).collect())
-                    .collect()
-            } else {
-                (0..cg)
-                    .step_by(SIMD)
-                    .map(|c0| {
-                        (0..kvol)
-                            .flat_map(|t| (c0..(c0 + SIMD).min(cg)).map(move |c| t * cg + c))
-                            .collect()
-                    })
-                    .collect()
             };
             let tile = if g.n * g.groups >= WHOLE_ITEMS {
                 og
@@ -245,6 +245,13 @@ pub fn conv_forward(
     let mut shape = vec![g.n, g.o];
     shape.extend_from_slice(&g.out[3 - (p.weight.ndim() - 2)..]);
     Ok(ArrayD::from_shape_vec(IxDyn(&shape), y).expect("conv output shape"))
+}
+
+/// The thread count PyTorch would run with here (its default: the host's CPUs), which
+/// oneDNN's 1×1 blocking reads. Looked up once: on Linux it reads cgroup files.
+fn torch_threads() -> usize {
+    static THREADS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *THREADS.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
 }
 
 /// Adds the bias of channels `first..` to `out` (whole planes of `ovol`), after the products
