@@ -299,3 +299,143 @@ fn lstm_parameter_shapes_must_fit_hidden_size() {
         "4611686018427387904",
     );
 }
+
+#[test]
+fn unknown_ir_versions_and_opsets_are_refused() {
+    for (edit, want) in [
+        (
+            (|m: &mut ModelProto| m.ir_version = Some(99)) as fn(&mut ModelProto),
+            "ir_version 99",
+        ),
+        (|m| m.ir_version = None, "ir_version is missing"),
+        (|m| m.opset_import[0].version = Some(99), "opset 99"),
+        (|m| m.opset_import[0].version = Some(1), "opset 1"),
+    ] {
+        let err = refused(&edited(|m| {
+            // The default domain's entry is the one checked, wherever it sits.
+            m.opset_import
+                .sort_by_key(|o| !o.domain.as_deref().unwrap_or("").is_empty());
+            edit(m)
+        }));
+        assert!(matches!(err, ImportError::Corrupt { .. }), "{err}");
+        assert!(err.to_string().contains(want), "{err}");
+    }
+}
+
+/// A native model's `graph.json` is checked like an imported file: each edit below is a typed
+/// error naming what is wrong, never a panic in `load`, `prepare` or `save`.
+#[test]
+fn native_graph_json_is_validated() {
+    use qlab::import::native::{load_native, save_native};
+    use serde_json::{Value as Json, json};
+    let graph = qlab::import::onnx::load_onnx(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("sample-models/digits_cnn.onnx"),
+    )
+    .unwrap();
+    let (fused, _) = qlab::workflow::fuse_auto(&graph).unwrap();
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/native-validate-tests/cnn.qlab");
+    let _ = std::fs::remove_dir_all(&dir);
+    save_native(&fused, &dir).unwrap();
+    let json_path = dir.join("graph.json");
+    let good: Json = serde_json::from_str(&std::fs::read_to_string(&json_path).unwrap()).unwrap();
+    let node = |j: &mut Json, name: &str| -> usize {
+        let nodes = j["nodes"].as_array().unwrap();
+        nodes.iter().position(|n| n["name"] == name).unwrap()
+    };
+    type Edit = Box<dyn Fn(&mut Json)>;
+    let cases: Vec<(Edit, &[&str])> = vec![
+        (
+            Box::new(|j| j["fusions"][0]["modules"][2] = json!("ghost")),
+            &["fusion", "'ghost'", "not in the graph"],
+        ),
+        (
+            Box::new(|j| {
+                j["fusions"][0]["modules"] = json!([]);
+                j["fusions"][0]["types"] = json!([]);
+            }),
+            &["fusion", "0 modules"],
+        ),
+        (
+            Box::new(|j| j["fusions"][1]["modules"][0] = json!("conv1")),
+            &["'conv1' is in two fusions"],
+        ),
+        (
+            Box::new(move |j| {
+                let k = node(j, "relu1");
+                j["nodes"][k]["outputs"] = json!([]);
+            }),
+            &["'relu1'", "no output"],
+        ),
+        (
+            Box::new(move |j| {
+                let k = node(j, "relu1");
+                j["nodes"][k]["name"] = json!("conv1");
+            }),
+            &["'conv1'", "two nodes have this name"],
+        ),
+        (
+            Box::new(move |j| {
+                let k = node(j, "relu1");
+                let out = j["nodes"][k]["outputs"][0].clone();
+                j["nodes"][0]["inputs"] = json!([out]);
+            }),
+            &["'conv1'", "cycle"],
+        ),
+        (
+            Box::new(move |j| {
+                let k = node(j, "relu1");
+                j["nodes"][k]["inputs"] = json!(["nowhere"]);
+            }),
+            &["'relu1'", "'nowhere'", "nothing produces"],
+        ),
+        (
+            Box::new(|j| j["outputs"] = json!(["zzz"])),
+            &["graph output", "'zzz'"],
+        ),
+        (
+            Box::new(move |j| {
+                let k = node(j, "conv2");
+                j["nodes"][k]["groups"] = json!(0);
+            }),
+            &["'conv2'", "group"],
+        ),
+        (
+            Box::new(move |j| {
+                let k = node(j, "conv2");
+                j["nodes"][k]["stride"] = json!([0, 1]);
+            }),
+            &["'conv2'", "strides", "value 0"],
+        ),
+        (
+            Box::new(move |j| {
+                let k = node(j, "pool");
+                j["nodes"][k]["pad_begin"] = json!([100000, 0]);
+            }),
+            &["'pool'", "pads", "100000"],
+        ),
+        (
+            Box::new(move |j| {
+                let k = node(j, "pool");
+                j["nodes"][k]["outputs"] = json!(["a", "b"]);
+            }),
+            &["'pool'", "2 outputs"],
+        ),
+        (
+            Box::new(|j| j["inputs"][0]["shape"] = json!([1_000_000_000_000u64, 1, 8, 8])),
+            &["input", "memory budget"],
+        ),
+    ];
+    for (edit, want) in cases {
+        let mut j = good.clone();
+        edit(&mut j);
+        std::fs::write(&json_path, serde_json::to_string(&j).unwrap()).unwrap();
+        let err = load_native(&dir).expect_err("an edited graph.json must be refused");
+        let shown = err.to_string();
+        assert!(shown.contains("graph.json"), "{shown}");
+        for w in want {
+            assert!(shown.contains(w), "missing {w:?} in: {shown}");
+        }
+    }
+    std::fs::write(&json_path, serde_json::to_string(&good).unwrap()).unwrap();
+    assert_eq!(load_native(&dir).unwrap(), fused);
+}

@@ -9,9 +9,11 @@ mod error;
 mod exec;
 mod fold;
 mod inspect;
+mod names;
 mod op;
 pub mod ops;
 pub mod train;
+pub mod validate;
 mod value;
 
 pub use error::GraphError;
@@ -19,6 +21,7 @@ pub use exec::{NodeOutputs, run};
 pub(crate) use exec::{check_inputs, last_uses};
 pub use fold::{BatchFreedom, settle_batch};
 pub use inspect::{NodeSummary, summarize};
+pub use names::FreshNames;
 pub use op::{
     BatchNormParams, Binary, CastTo, ConvParams, LayerNormParams, LinearCall, LinearParams,
     LstmDirection, LstmParams, Op, PoolParams, ReduceParams, Reduction, ResizeMode, Unary,

@@ -39,6 +39,12 @@ pub enum NativeError {
         name: String,
         detail: String,
     },
+    /// The graph's structure or an op's parameters are invalid (see [`crate::graph::validate`]).
+    #[error("{path}: {source}")]
+    Graph {
+        path: String,
+        source: crate::graph::GraphError,
+    },
     /// Saving was refused (it would destroy something not a qlab model) or failed.
     #[error(transparent)]
     Write(#[from] crate::fsutil::WriteError),
@@ -692,7 +698,7 @@ pub fn load_native(dir: &Path) -> Result<Graph, NativeError> {
         .iter()
         .map(|c| Ok((c.clone(), t.value(&format!("const/{c}"))?)))
         .collect::<Result<_, NativeError>>()?;
-    Ok(Graph {
+    let graph = Graph {
         inputs: rec
             .inputs
             .into_iter()
@@ -705,5 +711,10 @@ pub fn load_native(dir: &Path) -> Result<Graph, NativeError> {
         nodes,
         constants,
         fusions: rec.fusions,
-    })
+    };
+    crate::graph::validate::graph(&graph).map_err(|source| NativeError::Graph {
+        path: shown,
+        source,
+    })?;
+    Ok(graph)
 }

@@ -521,7 +521,17 @@ fn batch_norm_note(graph: &Graph) -> String {
         .iter()
         .filter(|n| matches!(n.op, crate::graph::Op::Conv(_)))
         .count();
+    let folded_by_fuse = graph
+        .fusions
+        .iter()
+        .filter(|f| !f.qat)
+        .flat_map(|f| f.types.iter().skip(1))
+        .filter(|t| t.starts_with("BatchNorm"))
+        .count();
     match (bns, convs) {
+        _ if folded_by_fuse > 0 => format!(
+            "; {folded_by_fuse} BatchNorm modules folded by qlab's fusion (as PyTorch's fuse_model() does)"
+        ),
         (0, 0) => String::new(),
         (0, _) => "; no BatchNorm nodes (if the network has BN, the exporter folded it: int8 results come close to PyTorch's eager ones, not bit for bit)".into(),
         (n, _) => format!("; {n} BatchNorm nodes kept (fusion folds them as PyTorch's fuse_model() does)"),

@@ -16,10 +16,10 @@
 use super::WorkflowError;
 use super::modules::fused_class;
 use super::qconfig_map::QConfigMap;
-use crate::graph::{Graph, Node, Op, ReduceParams, Reduction, Unary};
+use crate::graph::{FreshNames, Graph, Node, Op, ReduceParams, Reduction, Unary};
 use crate::observer::{Observer, ObserverSpec};
 use crate::qconfig::QConfig;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 
 /// Where a node of the prepared graph runs after convert.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -188,23 +188,12 @@ fn fused_groups(graph: &Graph) -> HashMap<String, (Vec<usize>, bool)> {
         .collect()
 }
 
-/// A fresh node name: `base`, else `base_1`, `base_2`, ...
-fn fresh(taken: &mut HashSet<String>, base: &str) -> String {
-    let mut name = base.to_string();
-    let mut k = 0;
-    while taken.contains(&name) {
-        k += 1;
-        name = format!("{base}_{k}");
-    }
-    taken.insert(name.clone());
-    name
-}
 
 /// The graph under construction and the bookkeeping of the boundaries inserted so far.
 struct Builder<'g> {
     out: Graph,
     strict: bool,
-    taken: HashSet<String>,
+    taken: FreshNames,
     producer: HashMap<&'g str, &'g str>,
     domain: HashMap<String, Domain>,
     /// Values re-expressed in the other domain by an inserted stub.
@@ -259,7 +248,7 @@ impl Builder<'_> {
             (Domain::Float, _) => (Op::DeQuantStub, format!("{consumer}.dequant")),
         };
         let is_input = !self.producer.contains_key(value);
-        let name = fresh(&mut self.taken, &base);
+        let name = self.taken.claim(&base);
         if want == Domain::Quant {
             let own = q.expect("quantized consumers have a qconfig");
             let q = match (&self.global, is_input) {
@@ -327,7 +316,7 @@ pub fn prepare(graph: &Graph, qconfigs: &QConfigMap) -> Result<Prepared, Workflo
             .nodes
             .iter()
             .any(|n| matches!(n.op, Op::QuantStub | Op::DeQuantStub)),
-        taken: graph.nodes.iter().map(|n| n.name.clone()).collect(),
+        taken: FreshNames::new(graph.nodes.iter().map(|n| n.name.clone())),
         producer: graph
             .nodes
             .iter()

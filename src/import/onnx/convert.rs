@@ -3,6 +3,7 @@
 
 use super::attrs::Attrs;
 use super::proto::NodeProto;
+use crate::graph::validate::{self, MAX_GEOMETRY};
 use crate::graph::{
     BatchNormParams, Binary, CastTo, ConvParams, LayerNormParams, LinearParams, LstmDirection,
     LstmParams, Op, PoolParams, ReduceParams, Reduction, ResizeMode, Unary, Value,
@@ -92,10 +93,6 @@ struct Geometry {
     pad_begin: Vec<usize>,
     pad_end: Vec<usize>,
 }
-
-/// The largest stride, dilation, pad or pool kernel accepted: far above any exported network
-/// (ONNX sets no bound), far below sizes whose arithmetic could overflow.
-const MAX_GEOMETRY: usize = 1 << 16;
 
 /// A non-negative list attribute of `len` entries, each at most [`MAX_GEOMETRY`] (and at least
 /// 1 unless `zero_ok`).
@@ -289,22 +286,6 @@ fn pool(o: &Operands, max: bool) -> Result<Converted, ImportError> {
         pad_begin,
         pad_end,
     } = geometry(a, spatial)?;
-    // A window that lies wholly in the padding has no input (onnxruntime's rule too).
-    for d in 0..spatial {
-        let span = dilation[d] * (kernel[d] - 1) + 1;
-        if pad_begin[d] >= span || pad_end[d] >= span {
-            return Err(a.unsupported(
-                "pads",
-                format!(
-                    "{:?} must each be below the window extent {span} of dim {d}",
-                    [pad_begin[d], pad_end[d]]
-                ),
-            ));
-        }
-    }
-    if !max && dilation.iter().any(|&d| d != 1) {
-        return Err(a.unsupported("dilations", "dilated average pooling"));
-    }
     let p = PoolParams {
         kernel,
         stride,
@@ -314,6 +295,7 @@ fn pool(o: &Operands, max: bool) -> Result<Converted, ImportError> {
         ceil_mode: a.int("ceil_mode", 0) != 0,
         count_include_pad: a.int("count_include_pad", 0) != 0,
     };
+    validate::pool(&p, max).map_err(|e| a.unsupported(e.field, e.detail))?;
     Ok(Converted {
         op: if max { Op::MaxPool(p) } else { Op::AvgPool(p) },
         inputs: vec![o.data(0)],
@@ -336,14 +318,7 @@ fn clip(o: &Operands, opset: i64) -> Result<Converted, ImportError> {
         };
         (scalar(1, f32::NEG_INFINITY)?, scalar(2, f32::INFINITY)?)
     };
-    // `f32::clamp` needs min <= max and no NaN; an infinite bound is only the open side.
-    if min.is_nan() || max.is_nan() || min > max || min == f32::INFINITY || max == f32::NEG_INFINITY
-    {
-        return Err(a.unsupported(
-            "min/max",
-            format!("[{min}, {max}] (need min <= max, not NaN, min < inf, max > -inf)"),
-        ));
-    }
+    validate::clip_bounds(min, max).map_err(|e| a.unsupported(e.field, e.detail))?;
     Ok(Converted {
         op: Op::Clip { min, max },
         inputs: vec![o.data(0)],

@@ -1,4 +1,5 @@
-//! ONNX import of models exported by `torch.onnx.export` (opset 11–20), legacy or dynamo.
+//! ONNX import of models exported by `torch.onnx.export` (opset 11–20 tested; 7–28 read),
+//! legacy or dynamo.
 //!
 //! The importer walks the nodes in order with a table of constants (initializers, `Constant`
 //! nodes): a node whose operands are all constant is evaluated on the spot (exporters emit
@@ -79,6 +80,7 @@ fn import(bytes: &[u8], origin: &str, mut external: ExternalData) -> Result<Grap
         .find(|o| o.domain.as_deref().unwrap_or("").is_empty())
         .and_then(|o| o.version)
         .ok_or_else(|| corrupt("no default-domain opset".into()))?;
+    check_versions(model.ir_version, opset).map_err(corrupt)?;
     let g = model.graph.ok_or_else(|| corrupt("no graph".into()))?;
 
     let mut consts: HashMap<String, Value> = HashMap::new();
@@ -164,7 +166,38 @@ fn import(bytes: &[u8], origin: &str, mut external: ExternalData) -> Result<Grap
         constants,
         fusions: Vec::new(),
     };
+    crate::graph::validate::graph(&graph)?;
     Ok(crate::graph::settle_batch(graph)?.0)
+}
+
+/// The default-domain opsets qlab reads: from 7 (numpy broadcasting replaced the `broadcast`
+/// attribute) to the newest the ONNX release qlab was checked against defines.
+const OPSETS: std::ops::RangeInclusive<i64> = 7..=28;
+/// The IR versions qlab reads: 3 introduced `opset_import`; 14 is that release's newest.
+const IR_VERSIONS: std::ops::RangeInclusive<i64> = 3..=14;
+
+/// Refuses a file whose IR version or default-domain opset qlab does not know: a newer one may
+/// change an operator's meaning, and reading it as the old one would give silently wrong results.
+fn check_versions(ir_version: Option<i64>, opset: i64) -> Result<(), String> {
+    match ir_version {
+        Some(v) if IR_VERSIONS.contains(&v) => {}
+        Some(v) => {
+            return Err(format!(
+                "ir_version {v} is outside the supported {}..={}",
+                IR_VERSIONS.start(),
+                IR_VERSIONS.end()
+            ));
+        }
+        None => return Err("ir_version is missing".into()),
+    }
+    if !OPSETS.contains(&opset) {
+        return Err(format!(
+            "opset {opset} (default domain) is outside the supported {}..={}",
+            OPSETS.start(),
+            OPSETS.end()
+        ));
+    }
+    Ok(())
 }
 
 /// The state of the node walk.
@@ -459,7 +492,7 @@ fn assign_names(nodes: Vec<Emitted>) -> Vec<Node> {
             e.1 |= node.op.owns_weights();
         }
     }
-    let mut taken: HashSet<String> = HashSet::new();
+    let mut names = crate::graph::FreshNames::default();
     let mut out = Vec::with_capacity(nodes.len());
     for Emitted {
         site: Site { path: scope, .. },
@@ -479,13 +512,7 @@ fn assign_names(nodes: Vec<Emitted>) -> Vec<Node> {
             }
             None => kind,
         };
-        let mut name = base.clone();
-        let mut k = 1;
-        while !taken.insert(name.clone()) {
-            name = format!("{base}_{k}");
-            k += 1;
-        }
-        node.name = name;
+        node.name = names.claim(&base);
         out.push(node);
     }
     out
