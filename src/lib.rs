@@ -49,6 +49,7 @@
 pub mod analysis;
 pub mod bench;
 pub mod bench_model;
+pub mod cancel;
 pub mod engine;
 pub mod fake_quant;
 pub mod fsutil;

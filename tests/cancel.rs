@@ -41,6 +41,7 @@ fn a_cancelled_command_changes_nothing() {
     assert_eq!(before, after);
     assert!(!wb.session_text().contains("calibrate calib\n"));
     a_cancelled_train_leaves_the_model_untouched();
+    long_commands_stop_inside_a_model_run();
 }
 
 /// `train` is cancellable between mini-batches and transactional: a cancelled run leaves the QAT
@@ -64,4 +65,66 @@ fn a_cancelled_train_leaves_the_model_untouched() {
     assert!(err.to_string().contains("cancelled"), "{err}");
     cancel::reset();
     assert_eq!(wb.apply(&train).unwrap().to_string(), want);
+}
+
+/// A cancel request stops a command inside a model run, not only between batches: `errors`
+/// (both modes), `compare engines` and `eval` on a large set return `Cancelled` soon after the
+/// request, against the seconds the full command takes. (Called from the one test, as above.)
+fn long_commands_stop_inside_a_model_run() {
+    use qlab::graph::Value;
+    use qlab::import::npy::{read_npy, write_npy_f32};
+    use qlab::session::cancel;
+    use std::time::{Duration, Instant};
+    std::env::set_current_dir(root()).unwrap();
+    // The digits test set 64 times over: one batch whose model run takes seconds.
+    let Value::F32(x) = read_npy(Path::new("sample-models/data/digits_test_x.npy")).unwrap() else {
+        panic!("float inputs")
+    };
+    let views: Vec<_> = (0..64).map(|_| x.view()).collect();
+    let big = ndarray::concatenate(ndarray::Axis(0), &views).unwrap();
+    let dir = root().join("target/cancel-tests");
+    std::fs::create_dir_all(&dir).unwrap();
+    let big_path = dir.join("big_x.npy");
+    write_npy_f32(&big_path, &big).unwrap();
+    let setup = format!(
+        "load model sample-models/digits_cnn.onnx\n\
+         load data calib sample-models/data/digits_calib_x.npy\n\
+         load data big \"{}\"\n\
+         quantize calib batches=2\n",
+        big_path.display()
+    );
+    let mut wb = Workbench::new();
+    replay_script(&setup, &mut wb, |_, _| {}).unwrap();
+    let mut latencies = Vec::new();
+    for line in [
+        "errors big",
+        "errors big mode=isolated",
+        "compare engines fbgemm qnnpack big",
+        "calibrate big",
+    ] {
+        cancel::reset();
+        let cmd = parse_line(line).unwrap().unwrap();
+        let requester = std::thread::spawn(|| {
+            std::thread::sleep(Duration::from_millis(100));
+            cancel::request();
+            Instant::now()
+        });
+        let err = wb.apply(&cmd).unwrap_err();
+        let stopped = Instant::now();
+        let latency = stopped.saturating_duration_since(requester.join().unwrap());
+        assert!(err.to_string().contains("cancelled"), "{line}: {err}");
+        latencies.push((line, latency));
+    }
+    cancel::reset();
+    // Cancelled runs cache nothing: this is the first full `errors` run.
+    let full = Instant::now();
+    wb.apply(&parse_line("errors big").unwrap().unwrap()).unwrap();
+    let full = full.elapsed();
+    for (line, latency) in latencies {
+        println!("{line}: stopped {latency:?} after the request (a full `errors` run: {full:?})");
+        assert!(
+            latency < Duration::from_millis(500).max(full / 4),
+            "{line}: {latency:?} after the request"
+        );
+    }
 }

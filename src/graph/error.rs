@@ -31,6 +31,9 @@ pub enum GraphError {
         bytes: String,
         budget: u64,
     },
+    /// The run stopped at a cancel request (see [`crate::cancel`]).
+    #[error("cancelled")]
+    Cancelled,
     /// A value was used before any node produced it (a malformed graph).
     #[error("node '{node}' reads '{value}', which nothing produces")]
     Dangling { node: String, value: String },

@@ -22,6 +22,9 @@ pub fn run(
     }
     let last_use = last_uses(graph);
     for (i, node) in graph.nodes.iter().enumerate() {
+        if crate::cancel::is_requested() {
+            return Err(GraphError::Cancelled);
+        }
         let outs = match in_place(graph, node, i, &last_use, &mut env) {
             Some(outs) => outs,
             None => ops::eval(node, &node_args(graph, node, &env)?)?,

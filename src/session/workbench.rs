@@ -86,6 +86,18 @@ impl Workbench {
 
     /// Applies one command; on error nothing that existed before is changed.
     pub fn apply(&mut self, cmd: &Command) -> Result<Output, SessionError> {
+        // A model run stopped by a cancel request fails with whatever error its layer has; the
+        // pending request says it was a cancel.
+        self.apply_uncancelled(cmd).map_err(|e| {
+            if crate::cancel::take() {
+                SessionError::Cancelled
+            } else {
+                e
+            }
+        })
+    }
+
+    fn apply_uncancelled(&mut self, cmd: &Command) -> Result<Output, SessionError> {
         if cmd.changes_state() {
             self.error_tables.clear();
         }

@@ -299,6 +299,9 @@ impl QuantizedModel {
             .collect();
         let last_use = graph::last_uses(&self.graph);
         for (i, (node, op)) in self.graph.nodes.iter().zip(&self.ops).enumerate() {
+            if crate::cancel::is_requested() {
+                return Err(graph::GraphError::Cancelled.into());
+            }
             let args: Vec<Option<&QValue>> = node
                 .inputs
                 .iter()
