@@ -577,3 +577,30 @@ fn token_ids_feed_an_embedding_and_are_checked_against_it() {
         "{err}"
     );
 }
+
+/// A label that is not one of the model's classes is an error naming the dataset, the sample
+/// and the class count — not a silently wrong accuracy; state is kept.
+#[test]
+fn labels_outside_the_models_classes_are_refused() {
+    std::env::set_current_dir(root()).unwrap();
+    let dir = root().join("target/test-labels");
+    std::fs::create_dir_all(&dir).unwrap();
+    let model = embedding_model(&dir);
+    write_npy_i64(&dir.join("x.npy"), 3, &[9, 8, 9, 0, 1, 0, 7, 9, 8, 1, 2, 0]);
+    write_npy_i64(&dir.join("y.npy"), 0, &[0, 1, 2, 1]);
+    let mut wb = Workbench::new();
+    apply(&mut wb, &format!("load model \"{model}\"")).unwrap();
+    let d = dir.display();
+    apply(&mut wb, &format!("load data ids {d}/x.npy labels={d}/y.npy")).unwrap();
+    let err = apply(&mut wb, "eval ids").unwrap_err().to_string();
+    assert!(
+        err.contains("dataset 'ids': label 2 of sample 2 is not one of the model's 2 classes"),
+        "{err}"
+    );
+    // Negative labels are refused at load, naming the labels file.
+    write_npy_i64(&dir.join("neg.npy"), 0, &[0, 1, -1, 1]);
+    let err = apply(&mut wb, &format!("load data ids {d}/x.npy labels={d}/neg.npy"))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("neg.npy") && err.contains("label -1 of sample 2"), "{err}");
+}

@@ -30,6 +30,16 @@ pub enum DatasetError {
     /// Labels that are not integers or not one per sample.
     #[error("{origin}: {detail}")]
     Labels { origin: String, detail: String },
+    /// A label that is not one of the model's output classes.
+    #[error(
+        "dataset '{dataset}': label {label} of sample {sample} is not one of the model's {classes} classes (0..{classes})"
+    )]
+    LabelOutOfRange {
+        dataset: String,
+        sample: usize,
+        label: i64,
+        classes: usize,
+    },
     /// The inputs do not fit the model's input.
     #[error("dataset '{dataset}' does not fit model input '{input}': {detail}")]
     InputMismatch {
@@ -79,15 +89,20 @@ impl Dataset {
         labels: Option<&Path>,
     ) -> Result<Dataset, DatasetError> {
         let x = read_npy(inputs)?;
-        let y = labels.map(read_npy).transpose()?;
+        let (y, from) = match labels {
+            Some(path) => (Some(read_npy(path)?), path.display().to_string()),
+            None => (None, String::new()),
+        };
+        let y = y.map(|v| (v, from.as_str()));
         Dataset::from_values(name, x, y, &inputs.display().to_string())
     }
 
-    /// Builds a dataset from decoded arrays; `origin` names the source in errors.
+    /// Builds a dataset from decoded arrays; `origin` names the inputs' source in errors, and
+    /// each label array comes with its own.
     pub fn from_values(
         name: &str,
         inputs: Value,
-        labels: Option<Value>,
+        labels: Option<(Value, &str)>,
         origin: &str,
     ) -> Result<Dataset, DatasetError> {
         if inputs.shape().is_empty() {
@@ -109,18 +124,27 @@ impl Dataset {
         let samples = inputs.shape()[0];
         let labels = match labels {
             None => None,
-            Some(Value::F32(_)) => {
+            Some((Value::F32(_), from)) => {
                 return Err(DatasetError::Labels {
-                    origin: origin.into(),
+                    origin: from.into(),
                     detail: "labels must be integers (class indices)".into(),
                 });
             }
-            Some(Value::I64(l)) => {
+            Some((Value::I64(l), from)) => {
+                let bad = |detail: String| DatasetError::Labels {
+                    origin: from.into(),
+                    detail,
+                };
                 if l.ndim() != 1 || l.len() != samples {
-                    return Err(DatasetError::Labels {
-                        origin: origin.into(),
-                        detail: format!("{samples} samples but labels of shape {:?}", l.shape()),
-                    });
+                    return Err(bad(format!(
+                        "labels of shape {:?} for {samples} samples of {origin}",
+                        l.shape()
+                    )));
+                }
+                if let Some((i, label)) = l.iter().enumerate().find(|(_, l)| **l < 0) {
+                    return Err(bad(format!(
+                        "label {label} of sample {i} is negative (labels are class indices)"
+                    )));
                 }
                 Some(l.iter().copied().collect())
             }
@@ -130,6 +154,20 @@ impl Dataset {
             inputs,
             labels,
         })
+    }
+
+    /// Checks every label against a model with `classes` outputs per sample.
+    pub fn check_labels(&self, classes: usize) -> Result<(), DatasetError> {
+        let labels = self.labels.as_deref().unwrap_or_default();
+        match labels.iter().enumerate().find(|(_, l)| **l as u64 >= classes as u64) {
+            Some((sample, &label)) => Err(DatasetError::LabelOutOfRange {
+                dataset: self.name.clone(),
+                sample,
+                label,
+                classes,
+            }),
+            None => Ok(()),
+        }
     }
 
     /// Number of samples.
@@ -298,13 +336,24 @@ mod tests {
     }
 
     #[test]
-    fn labels_must_match_samples() {
-        let x = Value::F32(ArrayD::zeros(IxDyn(&[3, 2])));
-        let y = Value::I64(ArrayD::zeros(IxDyn(&[2])));
-        assert!(matches!(
-            Dataset::from_values("d", x, Some(y), "o"),
-            Err(DatasetError::Labels { .. })
-        ));
+    fn labels_must_match_samples_and_name_their_file() {
+        let x = || Value::F32(ArrayD::zeros(IxDyn(&[3, 2])));
+        let labels = |v: Vec<i64>| Value::I64(ArrayD::from_shape_vec(IxDyn(&[v.len()]), v).unwrap());
+        for (y, want) in [
+            (labels(vec![0, 1]), "labels of shape [2] for 3 samples of x.npy"),
+            (labels(vec![0, -4, 1]), "label -4 of sample 1 is negative"),
+            (Value::F32(ArrayD::zeros(IxDyn(&[3]))), "must be integers"),
+        ] {
+            let err = Dataset::from_values("d", x(), Some((y, "y.npy")), "x.npy").unwrap_err();
+            assert!(matches!(err, DatasetError::Labels { .. }), "{err}");
+            let shown = err.to_string();
+            assert!(shown.starts_with("y.npy: ") && shown.contains(want), "{shown}");
+        }
+        let d = Dataset::from_values("d", x(), Some((labels(vec![0, 9, 2]), "y.npy")), "x.npy")
+            .unwrap();
+        d.check_labels(10).unwrap();
+        let err = d.check_labels(9).unwrap_err().to_string();
+        assert!(err.contains("label 9 of sample 1") && err.contains("9 classes"), "{err}");
     }
 
     #[test]
@@ -315,8 +364,9 @@ mod tests {
         let d = Dataset::from_values(
             "d",
             x,
-            Some(Value::I64(
-                ArrayD::from_shape_vec(IxDyn(&[5]), vec![0, 1, 2, 3, 4]).unwrap(),
+            Some((
+                Value::I64(ArrayD::from_shape_vec(IxDyn(&[5]), vec![0, 1, 2, 3, 4]).unwrap()),
+                "y.npy",
             )),
             "o",
         )

@@ -348,7 +348,8 @@ pub enum QConfigChoice {
 }
 
 impl QConfigChoice {
-    /// The QConfig this choice stands for (`None` for float).
+    /// The QConfig this choice stands for (`None` for float), checked: an observer option out
+    /// of range (`bins=0`, `p=101`, `quant_min > quant_max`) fails on its own line.
     pub fn resolve(&self) -> Result<Option<QConfig>, QConfigError> {
         match self {
             QConfigChoice::Preset(name) => match get_default_qconfig(name) {
@@ -356,7 +357,7 @@ impl QConfigChoice {
                 Err(QConfigError::UnknownBackend { .. }) => name.parse().map(Some),
                 Err(e) => Err(e),
             },
-            QConfigChoice::Custom(q) => Ok(Some(q.clone())),
+            QConfigChoice::Custom(q) => q.validate().map(|()| Some(q.clone())),
             QConfigChoice::None => Ok(None),
         }
     }

@@ -302,27 +302,42 @@ impl Workbench {
         model: &QuantizedModel,
         data: &str,
     ) -> Result<Option<(usize, usize)>, SessionError> {
-        let Some(labels) = self.dataset(data)?.labels.as_deref() else {
+        if self.dataset(data)?.labels.is_none() {
             return Ok(None);
-        };
+        }
         let y = self.run_batches(&model.graph, data, |x| Ok(model.run(vec![x], |_, _| {})?))?;
-        Ok(Some(count_correct(&y, labels)))
+        Ok(Some(self.count_correct(&y, data)?))
     }
 
     fn correct(&mut self, data: &str) -> Result<(usize, usize), SessionError> {
         self.labels(data)?;
         self.outputs(data)?;
-        Ok(count_correct(&self.outputs[data], self.labels(data)?))
+        self.count_correct(&self.outputs[data], data)
     }
 
     /// Correct predictions of the converted model on `data`.
     fn quantized_correct(&mut self, data: &str) -> Result<(usize, usize), SessionError> {
         self.labels(data)?;
         self.quantized_outputs(data)?;
-        Ok(count_correct(
-            &self.quantized_outputs[data],
-            self.labels(data)?,
-        ))
+        self.count_correct(&self.quantized_outputs[data], data)
+    }
+
+    /// (correct, total) predictions in `logits` against `data`'s labels, each checked to be one
+    /// of the logits' classes.
+    fn count_correct(
+        &self,
+        logits: &ArrayD<f32>,
+        data: &str,
+    ) -> Result<(usize, usize), SessionError> {
+        let labels = self.labels(data)?;
+        let classes = logits.shape().get(1).copied().unwrap_or(0);
+        self.dataset(data)?.check_labels(classes)?;
+        let correct = logits
+            .outer_iter()
+            .zip(labels)
+            .filter(|(row, label)| argmax(row.iter().copied()) == Some(**label as usize))
+            .count();
+        Ok((correct, labels.len()))
     }
 
     /// Fraction of samples where the float and the converted model pick the same class.
@@ -499,15 +514,6 @@ impl Workbench {
 }
 
 /// How many rows of `logits` pick their label, and how many rows there are.
-fn count_correct(logits: &ArrayD<f32>, labels: &[i64]) -> (usize, usize) {
-    let correct = logits
-        .outer_iter()
-        .zip(labels)
-        .filter(|(row, label)| argmax(row.iter().copied()) == Some(**label as usize))
-        .count();
-    (correct, labels.len())
-}
-
 /// Index of the largest value (first on ties), `None` when empty or all NaN.
 fn argmax(values: impl Iterator<Item = f32>) -> Option<usize> {
     let mut best: Option<(usize, f32)> = None;
