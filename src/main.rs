@@ -356,6 +356,13 @@ fn repl() -> Result<String, String> {
 /// `qlab tui [FILE.qls]`: the script replayed (its outputs in the log), else the sample model
 /// preloaded and quantized on `calib` so every pane has data.
 fn tui(script: Option<&String>) -> Result<String, String> {
+    // Refused before any replay: the work would be thrown away.
+    if !qlab::tui::has_terminal() {
+        return Err(
+            "qlab tui needs a terminal (stdin and stdout); `qlab run FILE.qls` replays a session without one"
+                .into(),
+        );
+    }
     let mut log = String::new();
     let app = match script {
         Some(script) => {

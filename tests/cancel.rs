@@ -118,7 +118,8 @@ fn long_commands_stop_inside_a_model_run() {
     cancel::reset();
     // Cancelled runs cache nothing: this is the first full `errors` run.
     let full = Instant::now();
-    wb.apply(&parse_line("errors big").unwrap().unwrap()).unwrap();
+    wb.apply(&parse_line("errors big").unwrap().unwrap())
+        .unwrap();
     let full = full.elapsed();
     for (line, latency) in latencies {
         println!("{line}: stopped {latency:?} after the request (a full `errors` run: {full:?})");

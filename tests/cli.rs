@@ -153,3 +153,15 @@ fn a_corrupted_session_is_refused_and_writes_nothing() {
     assert!(err.contains("line 2") && err.contains("nonsense"), "{err}");
     assert!(!target.exists(), "nothing may be written");
 }
+
+/// `qlab tui` without a terminal is a clear error (not a panic, exit 70) before any replay.
+#[test]
+fn tui_without_a_terminal_is_an_error() {
+    for args in [&["tui"][..], &["tui", "sessions/digits_float.qls"]] {
+        let out = qlab(args, None);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert!(err.contains("qlab tui needs a terminal"), "{err}");
+        assert!(out.stdout.is_empty());
+    }
+}

@@ -591,7 +591,11 @@ fn labels_outside_the_models_classes_are_refused() {
     let mut wb = Workbench::new();
     apply(&mut wb, &format!("load model \"{model}\"")).unwrap();
     let d = dir.display();
-    apply(&mut wb, &format!("load data ids {d}/x.npy labels={d}/y.npy")).unwrap();
+    apply(
+        &mut wb,
+        &format!("load data ids {d}/x.npy labels={d}/y.npy"),
+    )
+    .unwrap();
     let err = apply(&mut wb, "eval ids").unwrap_err().to_string();
     assert!(
         err.contains("dataset 'ids': label 2 of sample 2 is not one of the model's 2 classes"),
@@ -599,8 +603,14 @@ fn labels_outside_the_models_classes_are_refused() {
     );
     // Negative labels are refused at load, naming the labels file.
     write_npy_i64(&dir.join("neg.npy"), 0, &[0, 1, -1, 1]);
-    let err = apply(&mut wb, &format!("load data ids {d}/x.npy labels={d}/neg.npy"))
-        .unwrap_err()
-        .to_string();
-    assert!(err.contains("neg.npy") && err.contains("label -1 of sample 2"), "{err}");
+    let err = apply(
+        &mut wb,
+        &format!("load data ids {d}/x.npy labels={d}/neg.npy"),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("neg.npy") && err.contains("label -1 of sample 2"),
+        "{err}"
+    );
 }

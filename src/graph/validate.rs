@@ -76,7 +76,10 @@ pub fn clip_bounds(min: f32, max: f32) -> Result<(), Problem> {
 pub fn pool(p: &PoolParams, max: bool) -> Result<(), Problem> {
     let spatial = p.kernel.len();
     if !(1..=3).contains(&spatial) {
-        return Err(problem("kernel_shape", "missing, or not 1 to 3 spatial dims"));
+        return Err(problem(
+            "kernel_shape",
+            "missing, or not 1 to 3 spatial dims",
+        ));
     }
     bounded("kernel_shape", &p.kernel, spatial, 1)?;
     bounded("strides", &p.stride, spatial, 1)?;
@@ -125,7 +128,9 @@ pub fn op(op: &Op, outputs: usize) -> Result<(), Problem> {
             if !(3..=4).contains(&shape.len()) || shape.contains(&0) {
                 return Err(problem(
                     "weight",
-                    format!("shape {shape:?} (need [out, in/groups, k...] with 1 or 2 spatial dims, none empty)"),
+                    format!(
+                        "shape {shape:?} (need [out, in/groups, k...] with 1 or 2 spatial dims, none empty)"
+                    ),
                 ));
             }
             let spatial = shape.len() - 2;
@@ -146,7 +151,10 @@ pub fn op(op: &Op, outputs: usize) -> Result<(), Problem> {
         }
         Op::Linear(l) => {
             if l.weight.is_empty() {
-                return Err(problem("weight", format!("empty shape {:?}", l.weight.shape())));
+                return Err(problem(
+                    "weight",
+                    format!("empty shape {:?}", l.weight.shape()),
+                ));
             }
             if let Some(b) = &l.bias {
                 length("bias", b.len(), l.weight.nrows())?;
@@ -179,13 +187,21 @@ pub fn op(op: &Op, outputs: usize) -> Result<(), Problem> {
                 if d.w_ih.shape() != [4 * h, input] || input == 0 {
                     return Err(problem(
                         "W",
-                        format!("weight_ih of shape {:?}, expected [{}, {input}]", d.w_ih.shape(), 4 * h),
+                        format!(
+                            "weight_ih of shape {:?}, expected [{}, {input}]",
+                            d.w_ih.shape(),
+                            4 * h
+                        ),
                     ));
                 }
                 if d.w_hh.shape() != [4 * h, h] {
                     return Err(problem(
                         "R",
-                        format!("weight_hh of shape {:?}, expected [{}, {h}]", d.w_hh.shape(), 4 * h),
+                        format!(
+                            "weight_hh of shape {:?}, expected [{}, {h}]",
+                            d.w_hh.shape(),
+                            4 * h
+                        ),
                     ));
                 }
                 length("B", d.b_ih.len(), 4 * h)?;
@@ -200,7 +216,11 @@ pub fn op(op: &Op, outputs: usize) -> Result<(), Problem> {
             if let Some(b) = n.bias.as_ref().filter(|b| b.shape() != n.weight.shape()) {
                 return Err(problem(
                     "bias",
-                    format!("shape {:?}, the scale's is {:?}", b.shape(), n.weight.shape()),
+                    format!(
+                        "shape {:?}, the scale's is {:?}",
+                        b.shape(),
+                        n.weight.shape()
+                    ),
                 ));
             }
         }
@@ -315,7 +335,10 @@ pub fn graph(g: &Graph) -> Result<(), GraphError> {
 
 fn check_node(n: &Node) -> Result<(), GraphError> {
     if n.name.is_empty() {
-        return Err(invalid("<unnamed>", format!("a {} node has no name", n.op.kind())));
+        return Err(invalid(
+            "<unnamed>",
+            format!("a {} node has no name", n.op.kind()),
+        ));
     }
     if n.outputs.first().is_none_or(String::is_empty) {
         return Err(invalid(&n.name, "the node has no output"));

@@ -159,7 +159,11 @@ impl Dataset {
     /// Checks every label against a model with `classes` outputs per sample.
     pub fn check_labels(&self, classes: usize) -> Result<(), DatasetError> {
         let labels = self.labels.as_deref().unwrap_or_default();
-        match labels.iter().enumerate().find(|(_, l)| **l as u64 >= classes as u64) {
+        match labels
+            .iter()
+            .enumerate()
+            .find(|(_, l)| **l as u64 >= classes as u64)
+        {
             Some((sample, &label)) => Err(DatasetError::LabelOutOfRange {
                 dataset: self.name.clone(),
                 sample,
@@ -338,22 +342,32 @@ mod tests {
     #[test]
     fn labels_must_match_samples_and_name_their_file() {
         let x = || Value::F32(ArrayD::zeros(IxDyn(&[3, 2])));
-        let labels = |v: Vec<i64>| Value::I64(ArrayD::from_shape_vec(IxDyn(&[v.len()]), v).unwrap());
+        let labels =
+            |v: Vec<i64>| Value::I64(ArrayD::from_shape_vec(IxDyn(&[v.len()]), v).unwrap());
         for (y, want) in [
-            (labels(vec![0, 1]), "labels of shape [2] for 3 samples of x.npy"),
+            (
+                labels(vec![0, 1]),
+                "labels of shape [2] for 3 samples of x.npy",
+            ),
             (labels(vec![0, -4, 1]), "label -4 of sample 1 is negative"),
             (Value::F32(ArrayD::zeros(IxDyn(&[3]))), "must be integers"),
         ] {
             let err = Dataset::from_values("d", x(), Some((y, "y.npy")), "x.npy").unwrap_err();
             assert!(matches!(err, DatasetError::Labels { .. }), "{err}");
             let shown = err.to_string();
-            assert!(shown.starts_with("y.npy: ") && shown.contains(want), "{shown}");
+            assert!(
+                shown.starts_with("y.npy: ") && shown.contains(want),
+                "{shown}"
+            );
         }
         let d = Dataset::from_values("d", x(), Some((labels(vec![0, 9, 2]), "y.npy")), "x.npy")
             .unwrap();
         d.check_labels(10).unwrap();
         let err = d.check_labels(9).unwrap_err().to_string();
-        assert!(err.contains("label 9 of sample 1") && err.contains("9 classes"), "{err}");
+        assert!(
+            err.contains("label 9 of sample 1") && err.contains("9 classes"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! Reading NumPy `.npy` files (format versions 1–3): f32, f64, u8, i64 (and i32, i8) arrays,
+//! Reading NumPy `.npy` files (format versions 1–3) and writing f32 ones: f32, f64, u8, i64 (and i32, i8) arrays,
 //! little-endian, C order. Errors name the file and the header field that is wrong.
 
 use crate::graph::Value;
@@ -12,6 +12,12 @@ pub enum NpyError {
     /// The file cannot be read.
     #[error("cannot read {path}: {source}")]
     Io {
+        path: String,
+        source: std::io::Error,
+    },
+    /// The file cannot be written (the previous file at the path, if any, is unchanged).
+    #[error("cannot write {path}: {source}")]
+    Write {
         path: String,
         source: std::io::Error,
     },
@@ -177,7 +183,7 @@ pub fn write_npy_f32(path: &Path, a: &ndarray::ArrayD<f32>) -> Result<(), NpyErr
     bytes.extend((header.len() as u16).to_le_bytes());
     bytes.extend(header.as_bytes());
     bytes.extend(a.iter().flat_map(|v| v.to_le_bytes()));
-    crate::fsutil::write_atomic(path, &bytes).map_err(|source| NpyError::Io {
+    crate::fsutil::write_atomic(path, &bytes).map_err(|source| NpyError::Write {
         path: path.display().to_string(),
         source,
     })

@@ -16,5 +16,5 @@ mod view;
 
 pub use app::{App, CommandLine, IntView, OBSERVER_CYCLE, Pane, SortColumn};
 pub use keys::BINDINGS;
-pub use run::run;
+pub use run::{has_terminal, run};
 pub use speed::SpeedState;

@@ -14,9 +14,19 @@ use std::time::Duration;
 /// How often the screen is redrawn while no event arrives.
 const TICK: Duration = Duration::from_millis(100);
 
-/// Runs the TUI until the user quits; the terminal is restored on return and on panic.
+/// Whether stdin and stdout are both a terminal, as the TUI needs.
+pub fn has_terminal() -> bool {
+    use std::io::IsTerminal;
+    io::stdin().is_terminal() && io::stdout().is_terminal()
+}
+
+/// Runs the TUI until the user quits; the terminal is restored on return and on panic. Without
+/// a terminal it is an error, not a panic.
 pub fn run(mut app: App) -> io::Result<App> {
-    let mut terminal = ratatui::init();
+    if !has_terminal() {
+        return Err(io::Error::other("stdin and stdout must be a terminal"));
+    }
+    let mut terminal = ratatui::try_init()?;
     // ratatui's hook restores raw mode and the screen; mouse capture is ours to undo first.
     let restore = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {

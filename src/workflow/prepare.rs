@@ -188,7 +188,6 @@ fn fused_groups(graph: &Graph) -> HashMap<String, (Vec<usize>, bool)> {
         .collect()
 }
 
-
 /// The graph under construction and the bookkeeping of the boundaries inserted so far.
 struct Builder<'g> {
     out: Graph,
