@@ -238,7 +238,9 @@ fn shapes(list: &[Vec<usize>]) -> String {
 }
 
 fn supported_ops() -> String {
-    let mut out = String::from("ONNX op types qlab imports (default domain, opsets 11-20):\n");
+    let mut out = String::from(
+        "ONNX op types qlab imports (default domain, opsets 11-20 tested, 7-28 read):\n",
+    );
     for row in qlab::import::onnx::SUPPORTED_OPS.chunks(8) {
         out.push_str(&format!("  {}\n", row.join(" ")));
     }

@@ -241,13 +241,11 @@ pub fn op(op: &Op, outputs: usize) -> Result<(), Problem> {
                 length("split", s.len(), *outputs)?;
             }
         }
-        Op::ConstantOfShape { value } => {
-            if value.shape().iter().product::<usize>() != 1 {
-                return Err(problem(
-                    "value",
-                    format!("shape {:?}, expected one element", value.shape()),
-                ));
-            }
+        Op::ConstantOfShape { value } if value.shape().iter().product::<usize>() != 1 => {
+            return Err(problem(
+                "value",
+                format!("shape {:?}, expected one element", value.shape()),
+            ));
         }
         Op::Unary(super::Unary::HardSigmoid { alpha, beta }) => {
             finite("alpha", *alpha)?;

@@ -357,6 +357,17 @@ fn value_bytes(v: &Value) -> (Dtype, Vec<usize>, Vec<u8>) {
 
 /// Saves `graph` as the directory `dir` (conventionally `NAME.qlab`), atomically.
 pub fn save_native(graph: &Graph, dir: &Path) -> Result<(), NativeError> {
+    let (json, weights) = encode_native(graph, &dir.display().to_string())?;
+    let files: [(&str, &[u8]); 2] = [
+        ("graph.json", json.as_bytes()),
+        ("weights.safetensors", &weights),
+    ];
+    Ok(crate::fsutil::write_dir_atomic(dir, &files, &not_a_model)?)
+}
+
+/// The two files of a native model: `graph.json`'s text and `weights.safetensors`' bytes;
+/// `origin` names the model in errors.
+pub fn encode_native(graph: &Graph, origin: &str) -> Result<(String, Vec<u8>), NativeError> {
     let mut tensors: Vec<(String, Value)> = Vec::new();
     let nodes = graph
         .nodes
@@ -402,18 +413,14 @@ pub fn save_native(graph: &Graph, dir: &Path) -> Result<(), NativeError> {
         })
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| NativeError::Schema {
-            path: dir.display().to_string(),
+            path: origin.to_string(),
             detail: e.to_string(),
         })?;
     let weights = safetensors::serialize(views, None).map_err(|e| NativeError::Schema {
-        path: dir.display().to_string(),
+        path: origin.to_string(),
         detail: e.to_string(),
     })?;
-    let files: [(&str, &[u8]); 2] = [
-        ("graph.json", json.as_bytes()),
-        ("weights.safetensors", &weights),
-    ];
-    Ok(crate::fsutil::write_dir_atomic(dir, &files, &not_a_model)?)
+    Ok((json, weights))
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> NativeError + '_ {
@@ -659,8 +666,27 @@ fn rebuild(rec: OpRecord, node: &str, t: &Tensors) -> Result<Op, NativeError> {
 pub fn load_native(dir: &Path) -> Result<Graph, NativeError> {
     let json_path = dir.join("graph.json");
     let text = crate::fsutil::read_text_bounded(&json_path).map_err(io(&json_path))?;
-    let shown = json_path.display().to_string();
-    let rec: GraphRecord = serde_json::from_str(&text).map_err(|e| NativeError::Schema {
+    let weights_path = dir.join("weights.safetensors");
+    let bytes = crate::fsutil::read_bounded(&weights_path).map_err(io(&weights_path))?;
+    decode_native(
+        &text,
+        &bytes,
+        &json_path.display().to_string(),
+        &weights_path.display().to_string(),
+    )
+}
+
+/// Decodes a native model from its two files' contents ([`encode_native`]'s output);
+/// `json_origin` and `weights_origin` name them in errors. Every op and the structure are
+/// checked ([`crate::graph::validate`]).
+pub fn decode_native(
+    text: &str,
+    bytes: &[u8],
+    json_origin: &str,
+    weights_origin: &str,
+) -> Result<Graph, NativeError> {
+    let shown = json_origin.to_string();
+    let rec: GraphRecord = serde_json::from_str(text).map_err(|e| NativeError::Schema {
         path: shown.clone(),
         detail: e.to_string(),
     })?;
@@ -673,10 +699,8 @@ pub fn load_native(dir: &Path) -> Result<Graph, NativeError> {
             ),
         });
     }
-    let weights_path = dir.join("weights.safetensors");
-    let bytes = crate::fsutil::read_bounded(&weights_path).map_err(io(&weights_path))?;
-    let wshown = weights_path.display().to_string();
-    let st = SafeTensors::deserialize(&bytes).map_err(|e| NativeError::Schema {
+    let wshown = weights_origin.to_string();
+    let st = SafeTensors::deserialize(bytes).map_err(|e| NativeError::Schema {
         path: wshown.clone(),
         detail: e.to_string(),
     })?;

@@ -553,7 +553,7 @@ impl fmt::Display for Command {
             Command::Fuse {
                 groups: Some(g), ..
             } => {
-                let groups: Vec<String> = g.iter().map(|m| m.join(",")).collect();
+                let groups: Vec<String> = g.iter().map(|m| quote(&m.join(","))).collect();
                 write!(f, "fuse {}", groups.join(" "))
             }
             Command::Prepare => write!(f, "prepare"),
@@ -627,7 +627,7 @@ impl fmt::Display for Command {
                 Ok(())
             }
             Command::Help { verb: None } => write!(f, "help"),
-            Command::Help { verb: Some(v) } => write!(f, "help {v}"),
+            Command::Help { verb: Some(v) } => write!(f, "help {}", quote(v)),
         }
     }
 }
@@ -730,7 +730,16 @@ fn parse_expect(args: &Args) -> Result<Expectation, SessionError> {
         .strip_suffix(')')
         .and_then(|m| m.split_once('('))
         .ok_or_else(|| args.error(format!("'{metric}' is not METRIC(DATA)")))?;
-    let data = inner.trim().to_string();
+    // The metric is written back as one unquoted token, so its names must survive that.
+    if let Some(c) = inner
+        .chars()
+        .find(|c| c.is_whitespace() || "()#\"".contains(*c))
+    {
+        return Err(args.error(format!(
+            "'{metric}': names in a metric cannot hold {c:?} (spaces, parentheses, '#')"
+        )));
+    }
+    let data = inner.to_string();
     let metric = match name {
         "accuracy" => Metric::Accuracy { data },
         "correct" => Metric::Correct { data },
@@ -742,13 +751,13 @@ fn parse_expect(args: &Args) -> Result<Expectation, SessionError> {
                 .split_once(',')
                 .ok_or_else(|| args.error("sqnr takes (DATA,LAYER)"))?;
             Metric::Sqnr {
-                data: data.trim().into(),
-                layer: layer.trim().into(),
+                data: data.into(),
+                layer: layer.into(),
             }
         }
         "saturated" => {
             let (data, layer) = match data.split_once(',') {
-                Some((d, l)) => (d.trim().into(), Some(l.trim().into())),
+                Some((d, l)) => (d.into(), Some(l.into())),
                 None => (data, None),
             };
             Metric::Saturated { data, layer }
