@@ -1229,6 +1229,25 @@ mod tests {
         }
     }
 
+    /// Lines the session fuzzer (`fuzz/fuzz_targets/session_parse.rs`) found that printed back
+    /// to another command; each must now print to a line that parses to the same command, or
+    /// be refused.
+    #[test]
+    fn fuzzer_findings_print_back_to_the_same_command() {
+        for line in [
+            "fuse\ra\r\"s b\rc\"\rh",
+            "help \"\"",
+            "fuse \"a b,c\" d",
+        ] {
+            let cmd = parse_line(line).unwrap().unwrap();
+            assert_eq!(parse_line(&cmd.to_string()).unwrap().unwrap(), cmd, "{line:?}");
+        }
+        for refused in ["expect \"accuracy(a b)\" > 1", "expect \"accuracy(a#b)\" > 1"] {
+            let err = parse_line(refused).unwrap_err().to_string();
+            assert!(err.contains("names in a metric cannot hold"), "{err}");
+        }
+    }
+
     #[test]
     fn comments_blank_lines_and_errors() {
         assert_eq!(parse_line("   # just a comment").unwrap(), None);
