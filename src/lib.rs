@@ -57,6 +57,8 @@ pub mod graph;
 pub mod import;
 pub mod isa;
 pub mod kernels;
+#[cfg(test)]
+mod layering;
 pub mod observer;
 pub mod qconfig;
 pub mod qnn;

@@ -1,65 +1,150 @@
-//! The `qlab` command line.
+//! The `qlab` command line (clap): the REPL by default, the TUI, `run` for headless replay,
+//! and one-shot verbs over the numerics core — `quantize` (PyTorch's quantize_per_tensor on
+//! numbers you type), `inspect` (a model's layers), `isa` (which kernel tier runs here),
+//! `bench`, and `completions` for the shell.
 //!
-//! Until the workbench lands this offers one-shot verbs over the numerics core: `quantize`
-//! (PyTorch's quantize_per_tensor on numbers you type), `inspect` (a model's layers) and `isa`
-//! (which kernel tier runs here).
-//! Errors go to stderr with exit code 2; nothing here panics on user input.
+//! Every failure is a [`CliError`], mapped to one exit code: 2 for usage and input errors, 1 for
+//! a failed `expect`, 70 for a bug in qlab (a panic is caught and reported, never exit 101).
 
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use qlab::graph::summarize;
 use qlab::import::onnx::load_onnx;
 use qlab::isa;
 use qlab::session::{Workbench, replay_script};
 use qlab::tensor::{QDType, QTensor};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-const USAGE: &str = "\
-qlab — a quantization lab in the terminal
+/// A quantization lab in the terminal: PyTorch's eager-mode int8 numerics, reproduced and
+/// inspectable. With no command, the REPL starts with the bundled digits CNN and data loaded
+/// (piped stdin runs commands line by line).
+#[derive(Parser)]
+#[command(name = "qlab")]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Cmd>,
+}
 
-usage:
-  qlab                                            the REPL, with the digits CNN and data loaded
-                                                  (piped stdin runs commands line by line)
-  qlab quantize DTYPE SCALE ZERO_POINT VALUE...   quantize_per_tensor, as PyTorch does it
-  qlab tui [FILE.qls]                             the full-screen TUI: replays FILE, else the digits CNN
-                                                  and data loaded and quantized (`?` lists the keys)
-  qlab run FILE.qls                               replay a session script headlessly (non-zero exit on
-                                                  any error or failed expect, naming the line)
-  qlab inspect MODEL.onnx                         the model's nodes: path, op, attributes, shapes, params
-  qlab inspect --ops                              the ONNX op types qlab imports
-  qlab isa                                        ISA tiers on this host and the one in use
-  qlab bench [--reps N] [--json FILE]             int8 linear GOPS per tier and fp32 GFLOPS on the
-                                                  ANCHORS shapes, beside PyTorch's figures
-  qlab bench model MODEL --data X.npy [--reps N] [--json FILE]
-                                                  batch-1 fp32 and int8 (fbgemm, qnnpack) latency,
-                                                  calibration time and int8 SQNR, beside PyTorch's
-  qlab help                                       this text
-";
+#[derive(Subcommand)]
+enum Cmd {
+    /// quantize_per_tensor on the VALUEs, as PyTorch does it
+    Quantize {
+        /// quint8, qint8 or qint32
+        dtype: String,
+        scale: f64,
+        zero_point: i64,
+        /// Numbers to quantize (nan and inf allowed)
+        #[arg(required = true, allow_negative_numbers = true)]
+        values: Vec<f32>,
+    },
+    /// The full-screen TUI: replays FILE (opening at its outputs), else the digits CNN and data
+    /// loaded and quantized (`?` lists the keys)
+    Tui { script: Option<PathBuf> },
+    /// Replay a session script headlessly; exit 2 on an error, 1 on a failed expect, naming the
+    /// line
+    Run { script: PathBuf },
+    /// A model's nodes: path, op, attributes, shapes, params
+    Inspect {
+        #[arg(required_unless_present = "ops")]
+        model: Option<PathBuf>,
+        /// List the ONNX op types qlab imports instead
+        #[arg(long, conflicts_with = "model")]
+        ops: bool,
+    },
+    /// ISA tiers on this host and the one in use
+    Isa,
+    /// int8 linear GOPS per tier and fp32 GFLOPS on the ANCHORS shapes
+    Bench {
+        #[command(subcommand)]
+        model: Option<BenchCmd>,
+        /// Repetitions per shape
+        #[arg(long, default_value_t = 3)]
+        reps: usize,
+        /// Also write the report as JSON
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
+    /// Shell completions for qlab's command line, on stdout
+    Completions { shell: clap_complete::Shell },
+}
 
-/// The exit code of a run stopped by a bug in qlab (sysexits' EX_SOFTWARE).
-const EXIT_INTERNAL: u8 = 70;
+#[derive(Subcommand)]
+enum BenchCmd {
+    /// batch-1 fp32 and int8 (fbgemm, qnnpack) latency, calibration time and int8 SQNR
+    Model {
+        /// An ONNX file or a NAME.qlab directory
+        model: PathBuf,
+        /// Calibration / test inputs (.npy)
+        #[arg(long)]
+        data: PathBuf,
+        #[arg(long, default_value_t = 5)]
+        reps: usize,
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
+}
+
+/// Why a command failed, and so its exit code.
+#[derive(Debug)]
+enum CliError {
+    /// Bad arguments or input (a file, a model, a script line): exit 2.
+    Input(String),
+    /// A session script's `expect` did not hold: exit 1.
+    Expectation(String),
+    /// A bug in qlab (a panic caught at the top): exit 70 (sysexits' EX_SOFTWARE).
+    Internal(String),
+}
+
+impl CliError {
+    fn code(&self) -> u8 {
+        match self {
+            CliError::Input(_) => 2,
+            CliError::Expectation(_) => 1,
+            CliError::Internal(_) => 70,
+        }
+    }
+}
+
+impl std::fmt::Display for CliError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CliError::Input(m) | CliError::Expectation(m) => write!(f, "{m}"),
+            CliError::Internal(m) => {
+                write!(f, "internal error (a bug in qlab, please report it): {m}")
+            }
+        }
+    }
+}
+
+/// Any displayable lower-layer error is an input error at this level.
+fn input(e: impl std::fmt::Display) -> CliError {
+    CliError::Input(e.to_string())
+}
+
+/// `qlab --version`: the version and the ISA tier kernels use here.
+fn version_line() -> String {
+    format!(
+        "{} (ISA tier: {})",
+        env!("CARGO_PKG_VERSION"),
+        isa::selected()
+    )
+}
 
 fn main() -> ExitCode {
     keep_freed_buffers();
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    if let [cmd, script] = &args[..]
-        && cmd == "run"
-    {
-        return replay(script);
-    }
-    // A panic that escapes a subcommand is a bug: say so and exit 70, never 101.
-    match std::panic::catch_unwind(|| run(&args)) {
-        Ok(Ok(text)) => {
-            print!("{text}");
-            ExitCode::SUCCESS
-        }
-        Ok(Err(e)) => {
+    let command = Cli::command().version(version_line());
+    let cli = match Cli::from_arg_matches(&command.get_matches()) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
+    // A panic that escapes a command is a bug: say so and exit 70, never 101.
+    let result = std::panic::catch_unwind(|| run(cli))
+        .unwrap_or_else(|_| Err(CliError::Internal("see the panic message above".into())));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
             eprintln!("qlab: {e}");
-            ExitCode::from(2)
-        }
-        Err(_) => {
-            eprintln!(
-                "qlab: internal error (a bug in qlab, please report it); see the panic above"
-            );
-            ExitCode::from(EXIT_INTERNAL)
+            ExitCode::from(e.code())
         }
     }
 }
@@ -77,130 +162,86 @@ fn keep_freed_buffers() {
     }
 }
 
-fn run(args: &[String]) -> Result<String, String> {
-    match args.first().map(String::as_str) {
-        None => repl(),
-        Some("tui") => match &args[1..] {
-            [] => tui(None),
-            [script] => tui(Some(script)),
-            _ => Err(format!("tui takes at most one FILE.qls\n{USAGE}")),
-        },
-        Some("help" | "-h" | "--help") => Ok(USAGE.to_string()),
-        Some("quantize") => quantize(&args[1..]),
-        Some("isa") => Ok(isa_report()),
-        Some("bench") => bench(&args[1..]),
-        Some("run") => Err(format!("run needs one FILE.qls\n{USAGE}")),
-        Some("inspect") => match &args[1..] {
-            [flag] if flag == "--ops" => Ok(supported_ops()),
-            [model] => inspect(model),
-            _ => Err(format!("inspect needs one MODEL path\n{USAGE}")),
-        },
-        Some(other) => Err(format!("unknown command '{other}'\n{USAGE}")),
-    }
-}
-
-/// The `--flag value` pairs of subcommand `cmd`, each flag one of `known`.
-fn flags<'a>(
-    cmd: &str,
-    args: &'a [String],
-    known: &[&str],
-) -> Result<Vec<(&'a str, &'a str)>, String> {
-    args.chunks(2)
-        .map(|pair| {
-            let flag = pair[0].as_str();
-            match pair.get(1) {
-                None => Err(format!("{cmd}: {flag} needs a value\n{USAGE}")),
-                Some(_) if !known.contains(&flag) => {
-                    Err(format!("{cmd}: unknown option '{flag}'\n{USAGE}"))
-                }
-                Some(value) => Ok((flag, value.as_str())),
-            }
-        })
-        .collect()
+/// Runs one command, printing its output.
+fn run(cli: Cli) -> Result<(), CliError> {
+    let text = match cli.command {
+        None => repl()?,
+        Some(Cmd::Tui { script }) => tui(script.as_deref())?,
+        Some(Cmd::Run { script }) => return replay(&script),
+        Some(Cmd::Quantize {
+            dtype,
+            scale,
+            zero_point,
+            values,
+        }) => quantize(&dtype, scale, zero_point, &values)?,
+        Some(Cmd::Isa) => isa_report(),
+        Some(Cmd::Inspect { ops: true, .. }) => supported_ops(),
+        Some(Cmd::Inspect { model, .. }) => {
+            inspect(&model.ok_or_else(|| input("inspect needs a MODEL"))?)?
+        }
+        Some(Cmd::Bench {
+            model:
+                Some(BenchCmd::Model {
+                    model,
+                    data,
+                    reps,
+                    json,
+                }),
+            ..
+        }) => bench_model(&model, &data, reps, json.as_deref())?,
+        Some(Cmd::Bench { reps, json, .. }) => {
+            let report = qlab::bench::run(reps).map_err(input)?;
+            with_json(report.render(), &report, json.as_deref())?
+        }
+        Some(Cmd::Completions { shell }) => {
+            let mut command = Cli::command();
+            let mut out = Vec::new();
+            clap_complete::generate(shell, &mut command, "qlab", &mut out);
+            String::from_utf8_lossy(&out).into_owned()
+        }
+    };
+    print!("{text}");
+    Ok(())
 }
 
 /// The report's text, after writing it as JSON to `json` when asked.
 fn with_json(
     text: String,
     report: &impl serde::Serialize,
-    json: Option<&str>,
-) -> Result<String, String> {
+    json: Option<&Path>,
+) -> Result<String, CliError> {
     let Some(path) = json else { return Ok(text) };
-    let bytes = serde_json::to_vec_pretty(report).map_err(|e| e.to_string())?;
-    qlab::fsutil::write_atomic(std::path::Path::new(path), &bytes)
-        .map_err(|e| format!("bench: cannot write {path}: {e}"))?;
-    Ok(format!("{text}wrote {path}\n"))
+    let bytes = serde_json::to_vec_pretty(report).map_err(input)?;
+    qlab::fsutil::write_atomic(path, &bytes)
+        .map_err(|e| input(format!("cannot write {}: {e}", path.display())))?;
+    Ok(format!("{text}wrote {}\n", path.display()))
 }
 
 /// `qlab bench model PATH --data NPY [--reps N] [--json FILE]`.
-fn bench_model(args: &[String]) -> Result<String, String> {
-    let [path, rest @ ..] = args else {
-        return Err(format!("bench model needs a model PATH\n{USAGE}"));
-    };
-    let (mut reps, mut json, mut data) = (5usize, None, None);
-    for (flag, value) in flags("bench model", rest, &["--reps", "--json", "--data"])? {
-        match flag {
-            "--reps" => reps = parse("--reps", value)?,
-            "--json" => json = Some(value),
-            _ => data = Some(value),
-        }
-    }
-    let p = std::path::Path::new(path);
-    let graph = if p.is_dir() {
-        qlab::import::native::load_native(p).map_err(|e| e.to_string())?
+fn bench_model(
+    path: &Path,
+    data: &Path,
+    reps: usize,
+    json: Option<&Path>,
+) -> Result<String, CliError> {
+    let graph = if path.is_dir() {
+        qlab::import::native::load_native(path).map_err(input)?
     } else {
-        qlab::import::onnx::load_onnx(p).map_err(|e| e.to_string())?
+        load_onnx(path).map_err(input)?
     };
-    let data =
-        data.ok_or("bench model: --data FILE.npy (calibration / test inputs) is required")?;
-    let data = qlab::import::Dataset::from_npy("data", std::path::Path::new(data), None)
-        .map_err(|e| e.to_string())?;
-    let name = p
-        .file_stem()
-        .map_or_else(|| path.clone(), |s| s.to_string_lossy().to_string());
-    let report = qlab::bench_model::run(&name, &graph, &data, reps).map_err(|e| e.to_string())?;
+    let data = qlab::import::Dataset::from_npy("data", data, None).map_err(input)?;
+    let name = path.file_stem().map_or_else(
+        || path.display().to_string(),
+        |s| s.to_string_lossy().to_string(),
+    );
+    let report = qlab::bench_model::run(&name, &graph, &data, reps).map_err(input)?;
     with_json(report.render(), &report, json)
 }
 
-fn bench(args: &[String]) -> Result<String, String> {
-    if args.first().map(String::as_str) == Some("model") {
-        return bench_model(&args[1..]);
-    }
-    let (mut reps, mut json) = (3usize, None);
-    for (flag, value) in flags("bench", args, &["--reps", "--json"])? {
-        match flag {
-            "--reps" => reps = parse("--reps", value)?,
-            _ => json = Some(value),
-        }
-    }
-    let report = qlab::bench::run(reps).map_err(|e| e.to_string())?;
-    with_json(report.render(), &report, json)
-}
-
-fn parse<T: std::str::FromStr>(what: &str, text: &str) -> Result<T, String> {
-    text.parse()
-        .map_err(|_| format!("{what}: cannot parse '{text}'"))
-}
-
-fn quantize(args: &[String]) -> Result<String, String> {
-    let [dtype, scale, zp, values @ ..] = args else {
-        return Err(format!(
-            "quantize needs DTYPE SCALE ZERO_POINT VALUE...\n{USAGE}"
-        ));
-    };
-    if values.is_empty() {
-        return Err("quantize needs at least one VALUE".into());
-    }
+fn quantize(dtype: &str, scale: f64, zp: i64, x: &[f32]) -> Result<String, CliError> {
     let dtype = QDType::parse(dtype)
-        .ok_or_else(|| format!("DTYPE: '{dtype}' is not quint8, qint8 or qint32"))?;
-    let scale: f64 = parse("SCALE", scale)?;
-    let zp: i64 = parse("ZERO_POINT", zp)?;
-    let x = values
-        .iter()
-        .map(|v| parse::<f32>("VALUE", v))
-        .collect::<Result<Vec<_>, _>>()?;
-    let q = QTensor::quantize_per_tensor(&x, &[x.len()], scale, zp, dtype)
-        .map_err(|e| e.to_string())?;
+        .ok_or_else(|| input(format!("DTYPE: '{dtype}' is not quint8, qint8 or qint32")))?;
+    let q = QTensor::quantize_per_tensor(x, &[x.len()], scale, zp, dtype).map_err(input)?;
     let mut out = format!(
         "{dtype} scale={scale} zero_point={zp} (reciprocal {:e})\n",
         1.0f32 / scale as f32
@@ -247,9 +288,10 @@ fn supported_ops() -> String {
     out
 }
 
-fn inspect(model: &str) -> Result<String, String> {
-    let graph = load_onnx(std::path::Path::new(model)).map_err(|e| e.to_string())?;
-    let rows = summarize(&graph).map_err(|e| e.to_string())?;
+fn inspect(path: &Path) -> Result<String, CliError> {
+    let graph = load_onnx(path).map_err(input)?;
+    let rows = summarize(&graph).map_err(input)?;
+    let model = path.display();
     let width = rows.iter().map(|r| r.name.len()).max().unwrap_or(4).max(4);
     let batch = match graph.inputs.first().and_then(|i| i.shape.first()) {
         Some(Some(b)) => format!("batch pinned at {b}"),
@@ -279,17 +321,13 @@ fn inspect(model: &str) -> Result<String, String> {
 }
 
 /// `qlab run FILE`: prints each command's output as soon as it ran (so a long or failing replay
-/// shows everything up to the failure, on a terminal or in a CI log), then the failure on stderr
-/// naming the line. Exit 0 on success, 2 on a script error or failed expect, 70 on a bug.
-fn replay(script: &str) -> ExitCode {
+/// shows everything up to the failure, on a terminal or in a CI log), then the failure naming
+/// the line: a failed `expect` exits 1, any other error 2, a bug 70.
+fn replay(script: &Path) -> Result<(), CliError> {
     use std::io::Write;
-    let text = match qlab::fsutil::read_text_bounded(std::path::Path::new(script)) {
-        Ok(t) => t,
-        Err(e) => {
-            eprintln!("qlab: cannot read {script}: {e}");
-            return ExitCode::from(2);
-        }
-    };
+    let shown = script.display();
+    let text = qlab::fsutil::read_text_bounded(script)
+        .map_err(|e| input(format!("cannot read {shown}: {e}")))?;
     let mut wb = Workbench::new();
     let mut stdout = std::io::stdout().lock();
     let result = replay_script(&text, &mut wb, |cmd, output| {
@@ -299,13 +337,12 @@ fn replay(script: &str) -> ExitCode {
     });
     match result {
         Ok(count) => {
-            let _ = writeln!(stdout, "{script}: {count} command(s) replayed");
-            ExitCode::SUCCESS
+            let _ = writeln!(stdout, "{shown}: {count} command(s) replayed");
+            Ok(())
         }
-        Err(e) => {
-            eprintln!("qlab: {script}: {e}");
-            ExitCode::from(if e.is_internal() { EXIT_INTERNAL } else { 2 })
-        }
+        Err(e) if e.is_internal() => Err(CliError::Internal(format!("{shown}: {e}"))),
+        Err(e) if e.is_failed_expectation() => Err(CliError::Expectation(format!("{shown}: {e}"))),
+        Err(e) => Err(input(format!("{shown}: {e}"))),
     }
 }
 
@@ -320,7 +357,7 @@ fn sample_dir() -> Option<std::path::PathBuf> {
 
 /// A workbench with the bundled digits CNN and its `test` and `calib` data loaded, when the
 /// sample models are found.
-fn preloaded() -> Result<Workbench, String> {
+fn preloaded() -> Result<Workbench, CliError> {
     let mut wb = Workbench::new();
     if let Some(dir) = sample_dir() {
         let data = dir.join("data");
@@ -340,41 +377,41 @@ fn preloaded() -> Result<Workbench, String> {
         for line in preload {
             if let Ok(Some(cmd)) = qlab::session::parse_line(&line) {
                 wb.apply(&cmd)
-                    .map_err(|e| format!("preloading the sample model: {e}"))?;
+                    .map_err(|e| input(format!("preloading the sample model: {e}")))?;
             }
         }
     }
     Ok(wb)
 }
 
-fn repl() -> Result<String, String> {
+fn repl() -> Result<String, CliError> {
     match qlab::repl::run(preloaded()?) {
         Ok(0) => Ok(String::new()),
-        Ok(failed) => Err(format!("{failed} command(s) failed")),
-        Err(e) => Err(format!("terminal error: {e}")),
+        Ok(failed) => Err(input(format!("{failed} command(s) failed"))),
+        Err(e) => Err(input(format!("terminal error: {e}"))),
     }
 }
 
 /// `qlab tui [FILE.qls]`: the script replayed (its outputs in the log), else the sample model
 /// preloaded and quantized on `calib` so every pane has data.
-fn tui(script: Option<&String>) -> Result<String, String> {
+fn tui(script: Option<&Path>) -> Result<String, CliError> {
     // Refused before any replay: the work would be thrown away.
     if !qlab::tui::has_terminal() {
-        return Err(
-            "qlab tui needs a terminal (stdin and stdout); `qlab run FILE.qls` replays a session without one"
-                .into(),
-        );
+        return Err(input(
+            "qlab tui needs a terminal (stdin and stdout); `qlab run FILE.qls` replays a session without one",
+        ));
     }
     let mut log = String::new();
     let app = match script {
         Some(script) => {
-            let text = qlab::fsutil::read_text_bounded(std::path::Path::new(script))
-                .map_err(|e| format!("cannot read {script}: {e}"))?;
+            let shown = script.display();
+            let text = qlab::fsutil::read_text_bounded(script)
+                .map_err(|e| input(format!("cannot read {shown}: {e}")))?;
             let mut wb = Workbench::new();
             replay_script(&text, &mut wb, |cmd, output| {
                 log.push_str(&format!("> {cmd}\n{output}"));
             })
-            .map_err(|e| format!("{log}{script}: {e}"))?;
+            .map_err(|e| input(format!("{log}{shown}: {e}")))?;
             let mut app = qlab::tui::App::new(wb);
             app.log_text(&log);
             app
@@ -389,6 +426,6 @@ fn tui(script: Option<&String>) -> Result<String, String> {
             app
         }
     };
-    qlab::tui::run(app).map_err(|e| format!("terminal error: {e}"))?;
+    qlab::tui::run(app).map_err(|e| input(format!("terminal error: {e}")))?;
     Ok(String::new())
 }

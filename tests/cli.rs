@@ -107,7 +107,7 @@ fn a_failing_expect_exits_non_zero_naming_the_line() {
     )
     .unwrap();
     let out = qlab(&["run", script.to_str().unwrap()], None);
-    assert_eq!(out.status.code(), Some(2), "a script error exits 2");
+    assert_eq!(out.status.code(), Some(1), "a failed expect exits 1");
     let err = text(&out.stderr);
     assert!(
         err.contains("line 4") && err.contains("expectation failed") && err.contains("387"),
@@ -164,4 +164,45 @@ fn tui_without_a_terminal_is_an_error() {
         assert!(err.contains("qlab tui needs a terminal"), "{err}");
         assert!(out.stdout.is_empty());
     }
+}
+
+/// The command line follows clap's conventions: `--version` (with the ISA tier), `--help` on
+/// every subcommand, usage errors exit 2, shell completions are generated.
+#[test]
+fn command_line_conventions() {
+    let out = qlab(&["--version"], None);
+    assert!(out.status.success());
+    let v = text(&out.stdout);
+    assert!(
+        v.starts_with(&format!("qlab {}", env!("CARGO_PKG_VERSION"))) && v.contains("ISA tier"),
+        "{v}"
+    );
+    for sub in [
+        "run",
+        "bench",
+        "inspect",
+        "tui",
+        "quantize",
+        "isa",
+        "completions",
+    ] {
+        let out = qlab(&[sub, "--help"], None);
+        assert!(out.status.success(), "{sub} --help: {}", text(&out.stderr));
+        assert!(text(&out.stdout).contains("Usage: qlab"), "{sub}");
+    }
+    let out = qlab(&["bench", "model", "--help"], None);
+    assert!(text(&out.stdout).contains("--data"));
+    for bad in [
+        &["bogus"][..],
+        &["inspect"],
+        &["run"],
+        &["quantize", "quint8", "x", "0", "1"],
+    ] {
+        let out = qlab(bad, None);
+        assert_eq!(out.status.code(), Some(2), "{bad:?}: {}", text(&out.stderr));
+    }
+    let out = qlab(&["completions", "bash"], None);
+    assert!(out.status.success() && text(&out.stdout).contains("qlab"));
+    let out = qlab(&["quantize", "quint8", "0.05", "128", "-0.5", "nan"], None);
+    assert!(text(&out.stdout).contains("118"), "{}", text(&out.stdout));
 }

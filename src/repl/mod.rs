@@ -3,11 +3,7 @@
 //! (non-terminal) stdin is read line by line instead, so scripts can be fed to `qlab`.
 //! The REPL only renders `Output`s; every command goes through `Workbench::apply`.
 
-mod complete;
-
-pub use complete::{Names, Slot, hint, slot};
-
-use crate::session::{Workbench, parse_line};
+use crate::session::{Names, Slot, Workbench, hint, parse_line, slot};
 use rustyline::completion::{Completer, FilenameCompleter, Pair};
 use rustyline::error::ReadlineError;
 use rustyline::highlight::Highlighter;

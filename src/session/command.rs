@@ -1234,15 +1234,18 @@ mod tests {
     /// be refused.
     #[test]
     fn fuzzer_findings_print_back_to_the_same_command() {
-        for line in [
-            "fuse\ra\r\"s b\rc\"\rh",
-            "help \"\"",
-            "fuse \"a b,c\" d",
-        ] {
+        for line in ["fuse\ra\r\"s b\rc\"\rh", "help \"\"", "fuse \"a b,c\" d"] {
             let cmd = parse_line(line).unwrap().unwrap();
-            assert_eq!(parse_line(&cmd.to_string()).unwrap().unwrap(), cmd, "{line:?}");
+            assert_eq!(
+                parse_line(&cmd.to_string()).unwrap().unwrap(),
+                cmd,
+                "{line:?}"
+            );
         }
-        for refused in ["expect \"accuracy(a b)\" > 1", "expect \"accuracy(a#b)\" > 1"] {
+        for refused in [
+            "expect \"accuracy(a b)\" > 1",
+            "expect \"accuracy(a#b)\" > 1",
+        ] {
             let err = parse_line(refused).unwrap_err().to_string();
             assert!(err.contains("names in a metric cannot hold"), "{err}");
         }

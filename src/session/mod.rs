@@ -6,6 +6,7 @@
 
 pub mod cancel;
 mod command;
+mod complete;
 mod engines;
 mod error;
 mod feed;
@@ -21,6 +22,7 @@ mod workbench;
 pub use command::{
     CmpOp, Command, Expectation, Metric, ModelChoice, TrainOptions, VERBS, parse_line,
 };
+pub use complete::{Names, Slot, hint, slot};
 pub use engines::{LATENCY_REPS, SpeedJob, latency_summary};
 pub use error::SessionError;
 pub use output::{Output, Table};

@@ -34,6 +34,11 @@ impl ReplayError {
     pub fn is_internal(&self) -> bool {
         matches!(*self.error, SessionError::Internal { .. })
     }
+
+    /// True when the line was an `expect` that did not hold (the script ran as written).
+    pub fn is_failed_expectation(&self) -> bool {
+        matches!(*self.error, SessionError::ExpectationFailed { .. })
+    }
 }
 
 /// Runs `f`, turning a panic into [`SessionError::Internal`] with the panic's message.

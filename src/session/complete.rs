@@ -1,7 +1,8 @@
-//! Completion and hints for the REPL, written as pure functions of the line and the workbench's
-//! names so they can be tested without a terminal.
+//! Completion and hints for the front ends (the REPL's Tab and hints, the TUI's command line),
+//! written as pure functions of the line and the workbench's names so they can be tested
+//! without a terminal.
 
-use crate::session::VERBS;
+use super::VERBS;
 
 /// What completion can offer besides verbs: the names the workbench currently knows.
 #[derive(Debug, Clone, Default, PartialEq)]
