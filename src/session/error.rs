@@ -36,6 +36,21 @@ pub enum SessionError {
     /// The user cancelled the command (Ctrl-C); nothing changed.
     #[error("cancelled; the workbench is as it was before the command")]
     Cancelled,
+    /// `train` before `prepare qat`.
+    #[error("nothing is prepared for training (use: prepare qat)")]
+    NotPreparedForQat,
+    /// A static-quantization command while the workbench holds a QAT model.
+    #[error("{command} applies to static quantization, not a QAT model")]
+    QatModel { command: &'static str },
+    /// `help VERB` for a verb that does not exist.
+    #[error("no verb '{verb}' (verbs: {known})")]
+    UnknownVerb { verb: String, known: String },
+    /// An output file whose extension names no format qlab writes.
+    #[error("'{path}': unknown report format (accepted: {accepted})")]
+    UnknownFormat {
+        path: String,
+        accepted: &'static str,
+    },
     /// `calibrate` / `convert` / `check` before `prepare`.
     #[error("nothing is prepared for static quantization (use: prepare, or quantize DATA)")]
     NotPrepared,
@@ -50,6 +65,11 @@ pub enum SessionError {
     /// inconsistent, so a front end should not go on with it.
     #[error("internal error (a bug in qlab, please report it): {detail}")]
     Internal { detail: String },
+    #[error(transparent)]
+    QConfig(#[from] crate::qconfig::QConfigError),
+    /// QAT failures other than the workflow and graph errors it wraps.
+    #[error(transparent)]
+    Qat(crate::workflow::QatError),
     #[error(transparent)]
     Workflow(#[from] crate::workflow::WorkflowError),
     #[error(transparent)]

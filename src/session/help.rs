@@ -53,10 +53,18 @@ pub(super) fn help(verb: Option<&str>) -> Result<Output, SessionError> {
             },
         }),
         Some(v) => {
-            let (_, usage, what) = VERBS
-                .iter()
-                .find(|(name, _, _)| *name == v)
-                .ok_or_else(|| SessionError::parse(format!("no verb '{v}'")))?;
+            let (_, usage, what) =
+                VERBS
+                    .iter()
+                    .find(|(name, _, _)| *name == v)
+                    .ok_or_else(|| SessionError::UnknownVerb {
+                        verb: v.to_string(),
+                        known: VERBS
+                            .iter()
+                            .map(|(v, _, _)| *v)
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                    })?;
             let mut text = format!("{usage}\n  {what}");
             if let Some((_, more)) = DETAILS.iter().find(|(name, _)| *name == v) {
                 text.push_str(&format!("\n{more}"));

@@ -15,7 +15,7 @@ impl From<QatError> for SessionError {
         match e {
             QatError::Workflow(w) => SessionError::Workflow(w),
             QatError::Graph(g) => SessionError::Graph(g),
-            other => SessionError::parse(other.to_string()),
+            other => SessionError::Qat(other),
         }
     }
 }
@@ -31,8 +31,7 @@ impl Workbench {
             .iter()
             .any(|(k, _)| *k == QConfigKey::Global)
         {
-            let q = get_default_qat_qconfig(self.numerics.engine.name(), 1)
-                .map_err(|e| SessionError::parse(e.to_string()))?;
+            let q = get_default_qat_qconfig(self.numerics.engine.name(), 1)?;
             map.set(QConfigKey::Global, Some(q));
         }
         map.entries.extend(self.qconfigs.entries.iter().cloned());
@@ -66,9 +65,7 @@ impl Workbench {
             .ok_or_else(|| SessionError::NoLabels(t.data.clone()))?;
         // Train a copy and install it only when every epoch ran: a failed or cancelled
         // `train` leaves the model as it was.
-        let mut trained = self.qat.clone().ok_or_else(|| {
-            SessionError::parse("nothing is prepared for training (use: prepare qat)")
-        })?;
+        let mut trained = self.qat.clone().ok_or(SessionError::NotPreparedForQat)?;
         let model = &mut trained;
         d.check_model(&model.graph)?;
         // Embedding ids have no gradient to follow; a model pinned to batch B can only take

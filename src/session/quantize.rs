@@ -63,9 +63,7 @@ impl Workbench {
         key: &QConfigKey,
         choice: &QConfigChoice,
     ) -> Result<Output, SessionError> {
-        let qconfig = choice
-            .resolve()
-            .map_err(|e| SessionError::parse(e.to_string()))?;
+        let qconfig = choice.resolve()?;
         let mut map = self.qconfigs.clone();
         map.set(key.clone(), qconfig);
         let mut text = format!("qconfig {key}: {}", describe(choice));
@@ -177,8 +175,7 @@ impl Workbench {
             .iter()
             .any(|(k, _)| *k == QConfigKey::Global)
         {
-            let default = get_default_qconfig(self.numerics.engine.name())
-                .map_err(|e| SessionError::parse(e.to_string()))?;
+            let default = get_default_qconfig(self.numerics.engine.name())?;
             map.set(QConfigKey::Global, Some(default));
         }
         map.entries.extend(entries.entries.iter().cloned());
@@ -455,8 +452,10 @@ impl Workbench {
         mode: ErrorMode,
     ) -> Result<Output, SessionError> {
         let report = self.error_report(data, mode)?;
-        let format = Format::from_path(out)
-            .ok_or_else(|| SessionError::parse(format!("'{out}': unknown report format")))?;
+        let format = Format::from_path(out).ok_or_else(|| SessionError::UnknownFormat {
+            path: out.to_string(),
+            accepted: ".json, .csv, .md, .html",
+        })?;
         write_file(out, report.render(format))?;
         Ok(Output::Text(format!(
             "wrote {out}: {} layers, {} error",
@@ -488,22 +487,26 @@ impl Workbench {
             .observers
             .iter()
             .find(|o| o.owner == layer)
-            .ok_or_else(|| {
-                SessionError::parse(format!(
-                    "no observer for '{layer}' (observed: {})",
+            .ok_or_else(|| SessionError::NoView {
+                layer: layer.to_string(),
+                detail: format!(
+                    "no observer here (observed: {})",
                     prepared
                         .observers
                         .iter()
                         .map(|o| o.owner.as_str())
                         .collect::<Vec<_>>()
                         .join(", ")
-                ))
+                ),
             })?;
         let Stats::Histogram { min, max, counts } = obs.observer.stats() else {
-            return Err(SessionError::parse(format!(
-                "the observer of '{layer}' ({}) keeps no histogram: use a histogram, percentile, entropy or mse observer",
-                obs.spec
-            )));
+            return Err(SessionError::NoView {
+                layer: layer.to_string(),
+                detail: format!(
+                    "its observer ({}) keeps no histogram: use a histogram, percentile, entropy or mse observer",
+                    obs.spec
+                ),
+            });
         };
         let qparams = (obs.batches > 0)
             .then(|| obs.qparams().ok())

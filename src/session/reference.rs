@@ -39,9 +39,9 @@ impl Workbench {
     /// wherever the reference names a module; says which it took and which it could not place.
     pub(super) fn convert_with_reference(&mut self, qparams: &str) -> Result<Output, SessionError> {
         if self.qat.is_some() {
-            return Err(SessionError::parse(
-                "convert qparams= applies to static quantization, not a QAT model",
-            ));
+            return Err(SessionError::QatModel {
+                command: "convert qparams=",
+            });
         }
         let prepared = self.prepared.as_ref().ok_or(SessionError::NotPrepared)?;
         let refs = read_qparams(Path::new(qparams))?;
