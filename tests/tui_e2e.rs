@@ -126,3 +126,81 @@ fn tui_in_a_terminal_saves_a_session_that_qlab_run_replays() {
     );
     assert!(String::from_utf8_lossy(&replay.stdout).contains("command(s) replayed"));
 }
+
+/// The REPL in a terminal keeps typed-ahead lines and runs every line of a paste, in order,
+/// and `exit` ends it.
+#[test]
+fn repl_runs_typed_ahead_and_pasted_lines_and_exits() {
+    if Command::new("tmux").arg("-V").output().is_err() {
+        eprintln!("SKIPPED: tmux is not installed (.ci/run installs it)");
+        return;
+    }
+    let dir = root().join("target/repl-e2e");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let tmux = Tmux {
+        socket: dir.join("tmux.sock"),
+    };
+    let started = tmux.run(&[
+        "new-session",
+        "-d",
+        "-s",
+        "qlab",
+        "-x",
+        "120",
+        "-y",
+        "60",
+        "-c",
+        root().to_str().unwrap(),
+        "-e",
+        &format!("QLAB_HISTORY={}", dir.join("history").display()),
+        env!("CARGO_BIN_EXE_qlab"),
+    ]);
+    assert!(started.status.success(), "{started:?}");
+    tmux.wait(120, "the prompt", |t| t.screen().contains("qlab>"));
+    // Three lines typed ahead in one burst.
+    let typed = tmux.run(&[
+        "send-keys",
+        "-t",
+        "qlab",
+        "help load",
+        "Enter",
+        "help eval",
+        "Enter",
+        "help save",
+        "Enter",
+    ]);
+    assert!(typed.status.success());
+    tmux.wait(30, "the three typed lines", |t| {
+        t.screen().contains("save model PATH.qlab")
+    });
+    // Two lines pasted at once (bracketed paste).
+    tmux.run(&["set-buffer", "help show\nhelp fuse\n"]);
+    tmux.run(&["paste-buffer", "-p", "-t", "qlab"]);
+    tmux.run(&["send-keys", "-t", "qlab", "Enter"]);
+    tmux.wait(30, "the two pasted lines", |t| {
+        let s = t.screen();
+        s.contains("show model | show qparams") && s.contains("fuse auto")
+    });
+    let screen = tmux.screen();
+    let order: Vec<usize> = [
+        "load model PATH",
+        "eval DATA",
+        "save model PATH",
+        "show model |",
+    ]
+    .iter()
+    .map(|w| {
+        screen
+            .find(w)
+            .unwrap_or_else(|| panic!("{w} missing:\n{screen}"))
+    })
+    .collect();
+    assert!(
+        order.windows(2).all(|p| p[0] < p[1]),
+        "out of order:\n{screen}"
+    );
+    tmux.keys("exit");
+    tmux.run(&["send-keys", "-t", "qlab", "Enter"]);
+    tmux.wait(30, "the REPL to exit", |t| !t.alive());
+}

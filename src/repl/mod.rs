@@ -97,7 +97,13 @@ fn run_line(wb: &mut Workbench, line: &str, out: &mut impl Write, err: &mut impl
     }
 }
 
-/// Reads commands from a non-terminal `input` line by line; returns how many lines failed.
+/// Whether a line asks the REPL to end (`exit` or `quit`; Ctrl-D too, interactively).
+fn is_quit(line: &str) -> bool {
+    matches!(line.trim(), "exit" | "quit")
+}
+
+/// Reads commands from a non-terminal `input` line by line until its end or an `exit` / `quit`
+/// line; returns how many lines failed.
 pub fn run_piped(
     wb: &mut Workbench,
     input: impl BufRead,
@@ -111,6 +117,9 @@ pub fn run_piped(
             failed += 1;
             continue;
         };
+        if is_quit(&line) {
+            break;
+        }
         if !run_line(wb, &line, out, err) {
             let _ = writeln!(err, "  (at input line {})", i + 1);
             failed += 1;
@@ -143,23 +152,34 @@ pub fn run(mut wb: Workbench) -> Result<usize, ReadlineError> {
     // Ctrl-C during a command cancels it; at the prompt rustyline reports it as Interrupted.
     let _ = ctrlc::set_handler(crate::session::cancel::request);
     println!(
-        "qlab — type `help` for the verbs, Tab to complete, Ctrl-C cancels a command, Ctrl-D quits"
+        "qlab — type `help` for the verbs, Tab to complete, Ctrl-C cancels a command, Ctrl-D or `exit` quits"
     );
     loop {
         match rl.readline("qlab> ") {
-            Ok(line) => {
-                if !line.trim().is_empty() {
-                    let _ = rl.add_history_entry(line.as_str());
+            Ok(text) => {
+                // A paste arrives as one edit holding several lines: run each, as typed.
+                let mut quit = false;
+                for line in text.lines() {
+                    if !line.trim().is_empty() {
+                        let _ = rl.add_history_entry(line);
+                    }
+                    if is_quit(line) {
+                        quit = true;
+                        break;
+                    }
+                    crate::session::cancel::reset();
+                    run_line(
+                        &mut wb,
+                        line,
+                        &mut std::io::stdout(),
+                        &mut std::io::stderr(),
+                    );
                 }
-                crate::session::cancel::reset();
-                run_line(
-                    &mut wb,
-                    &line,
-                    &mut std::io::stdout(),
-                    &mut std::io::stderr(),
-                );
                 if let Some(h) = rl.helper() {
                     *h.names.borrow_mut() = names_of(&wb);
+                }
+                if quit {
+                    break;
                 }
             }
             Err(ReadlineError::Interrupted) => println!("^C (Ctrl-D quits)"),
