@@ -28,7 +28,7 @@ pub(super) enum Left<'a> {
 pub(super) trait RightOperand {
     fn n(&self) -> usize;
     fn k(&self) -> usize;
-    /// Panels `nr` columns wide (`slot` indexes a [`PackCache`]).
+    /// Panels `nr` columns wide (`slot` indexes a [`super::PackCache`]).
     fn panels(&self, nr: usize, slot: usize) -> Cow<'_, Panels>;
     /// One zero point or one per column.
     fn zero_points(&self) -> &[i32];
