@@ -4,10 +4,7 @@
 
 #[cfg(target_arch = "aarch64")]
 pub mod aarch64;
-pub mod conv_implicit;
-pub mod conv_nchw;
-pub mod conv_ref;
-pub mod depthwise;
+pub mod conv;
 pub mod gemm;
 pub mod reference;
 pub mod requant;
@@ -16,3 +13,13 @@ mod tile;
 mod transpose;
 #[cfg(target_arch = "x86_64")]
 pub mod x86;
+
+// The conv files' paths from before `conv/`, which the property tests name.
+pub use conv::{depthwise, implicit as conv_implicit, nchw as conv_nchw};
+
+/// The reference conv's former path: the conv description types and the reference itself.
+pub mod conv_ref {
+    pub use super::conv::{
+        ConvGeometry, GemmFn, Operands, PairModel, conv_u8_i8_i32, conv_u8_i8_i32_with,
+    };
+}

@@ -73,7 +73,7 @@ pub(crate) fn transpose(
 
 /// `src` read as a `[rows, cols]` matrix, transposed into `dst` (`[cols, rows]`), in square
 /// blocks so both the reads and the writes stay within a few cache lines per block (any element
-/// type: `conv_ref` turns its i32 results back to NCHW with it).
+/// type: `conv::reference` turns its i32 results back to NCHW with it).
 pub(crate) fn transpose_blocked<T: Copy>(src: &[T], cols: usize, dst: &mut [T]) {
     const BLOCK: usize = 32;
     let rows = src.len() / cols;

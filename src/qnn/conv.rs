@@ -3,9 +3,10 @@
 //!
 //! The exact accumulator is the semantic truth; which int16 pairs saturate is decided here from
 //! the kernel PyTorch would dispatch to under the engine and host profile (NUMERICS §8, golden
-//! README §3), then computed by `kernels::depthwise` (1-D and 2-D depthwise convs),
-//! `kernels::conv_nchw` (exact pointwise and short-K convs), `kernels::conv_implicit` (other 1-D
-//! and 2-D convs) or `kernels::conv_ref` (the rest), which all return `conv_ref`'s accumulators:
+//! README §3), then computed by the kernel of the conv's `ConvPlan`: `kernels::conv::depthwise`
+//! (1-D and 2-D depthwise convs), `conv::nchw` (exact pointwise and short-K convs),
+//! `conv::implicit` (other 1-D and 2-D convs) or `conv::reference` (the rest), which all return
+//! the reference's accumulators:
 //! * fbgemm: its depthwise fast path sums tap pairs in saturating int16 on every host; the
 //!   im2col GEMM saturates its channels-last K pairs on AVX2 hosts only.
 //! * x86: PyTorch sends convs with symmetric weights and at most 100 groups to oneDNN (exact on
@@ -16,10 +17,10 @@ use super::linear::{activation_qparams, requant_for, u8_values};
 use super::{PackedWeight, QnnError, RunStats};
 use crate::engine::{Engine, HostProfile, Numerics};
 use crate::isa;
-use crate::kernels::conv_ref::{self, ConvGeometry, PairModel, conv_u8_i8_i32_with};
-use crate::kernels::depthwise;
+use crate::kernels::conv::{
+    self, ConvGeometry, PairModel, conv_u8_i8_i32_with, depthwise, implicit, nchw,
+};
 use crate::kernels::gemm::{self, PackCache};
-use crate::kernels::{conv_implicit, conv_nchw};
 use crate::tensor::{QDType, QParams, QStorage, QTensor};
 use std::cell::Cell;
 
@@ -82,6 +83,19 @@ pub struct ConvAccumulators {
 
 fn shape_err(detail: String) -> QnnError {
     QnnError::Shape { op: OP, detail }
+}
+
+/// The kernel that computes a conv's accumulators ([`QConv::plan`] picks it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ConvPlan {
+    /// `conv::depthwise`: 1-D and 2-D depthwise convs, any pair model.
+    Depthwise,
+    /// `conv::nchw`: exact sums, for the pointwise and short-K convs it prefers.
+    NchwExact,
+    /// `conv::implicit`: the other 1-D and 2-D convs it supports.
+    Implicit,
+    /// `conv::reference`'s im2col driver over the dispatched GEMM: everything else.
+    Reference,
 }
 
 impl QConv {
@@ -263,26 +277,29 @@ impl QConv {
         values.resize(g.batch * g.out_channels * g.out_positions(), 0);
         let model = self.pair_model(numerics, &g);
         let zps = &self.weight.zero_points;
-        let saturated = if depthwise::supports(&g) {
-            let op = self.operands(&g, &a, zx, model);
-            depthwise::conv_depthwise_on(isa::selected(), &op, &mut values)
+        let saturated = match self.plan(model, &g) {
+            ConvPlan::Depthwise => {
+                let op = self.operands(&g, &a, zx, model);
+                depthwise::conv_depthwise_on(isa::selected(), &op, &mut values)
+                    .expect("the selected tier is available")
+            }
+            ConvPlan::NchwExact => {
+                let op = self.nchw_operands(&g, &a, zx);
+                nchw::conv_u8_i8_i32_exact(isa::selected(), &op, &mut values)
+                    .expect("the selected tier is available");
+                0
+            }
+            ConvPlan::Implicit => {
+                let op = self.operands(&g, &a, zx, model);
+                implicit::conv_u8_i8_i32_on(
+                    isa::selected(),
+                    &op,
+                    self.group_caches(&g),
+                    &mut values,
+                )
                 .expect("the selected tier is available")
-        } else if self.nchw_exact(model, &g) {
-            let op = self.nchw_operands(&g, &a, zx);
-            conv_nchw::conv_u8_i8_i32_exact(isa::selected(), &op, &mut values)
-                .expect("the selected tier is available");
-            0
-        } else if conv_implicit::supports(&g, model) {
-            let op = self.operands(&g, &a, zx, model);
-            conv_implicit::conv_u8_i8_i32_on(
-                isa::selected(),
-                &op,
-                self.group_caches(&g),
-                &mut values,
-            )
-            .expect("the selected tier is available")
-        } else {
-            conv_u8_i8_i32_with(
+            }
+            ConvPlan::Reference => conv_u8_i8_i32_with(
                 &g,
                 &a,
                 zx,
@@ -292,7 +309,7 @@ impl QConv {
                 &mut values,
                 gemm::gemm_u8_i8_i32,
                 self.group_caches(&g),
-            )
+            ),
         };
         let mut shape = vec![g.batch, g.out_channels];
         shape.extend(&g.output);
@@ -305,7 +322,21 @@ impl QConv {
         })
     }
 
-    /// Whether the non-depthwise accumulators come from `conv_nchw`'s exact GEMM.
+    /// Which kernel computes the accumulators of geometry `g` under `model`: the one routing
+    /// ladder, so `forward` (requantizing inside the kernel) and `accumulate` (stopping at the
+    /// accumulators) always run the same kernel and report the same saturated pairs.
+    fn plan(&self, model: PairModel, g: &ConvGeometry) -> ConvPlan {
+        if depthwise::supports(g) {
+            ConvPlan::Depthwise
+        } else if model == PairModel::Exact && nchw::preferred(g, &self.weight.zero_points) {
+            ConvPlan::NchwExact
+        } else if implicit::supports(g, model) {
+            ConvPlan::Implicit
+        } else {
+            ConvPlan::Reference
+        }
+    }
+
     /// The depthwise and implicit-GEMM kernels' operands for the input bytes `x` of zero point
     /// `x_zp`.
     fn operands<'a>(
@@ -314,8 +345,8 @@ impl QConv {
         x: &'a [u8],
         x_zp: i32,
         model: PairModel,
-    ) -> conv_ref::Operands<'a> {
-        conv_ref::Operands {
+    ) -> conv::Operands<'a> {
+        conv::Operands {
             g,
             x,
             x_zp,
@@ -341,18 +372,14 @@ impl QConv {
         g: &'a ConvGeometry,
         x: &'a [u8],
         x_zp: i32,
-    ) -> conv_nchw::Operands<'a> {
-        conv_nchw::Operands {
+    ) -> nchw::Operands<'a> {
+        nchw::Operands {
             g,
             x,
             x_zp,
             w_flipped: &self.flipped,
             w_zp: &self.weight.zero_points,
         }
-    }
-
-    fn nchw_exact(&self, model: PairModel, g: &ConvGeometry) -> bool {
-        model == PairModel::Exact && conv_nchw::preferred(g, &self.weight.zero_points)
     }
 
     /// Runs on `x` of shape `[N, C, spatial…]`.
@@ -378,32 +405,37 @@ impl QConv {
         let mut out = vec![0u8; g.batch * g.out_channels * positions];
         let model = self.pair_model(numerics, &g);
         let a = u8_values(x);
-        let saturated = if depthwise::supports(&g) {
-            // Each output plane is requantized as the kernel finishes it, still in cache.
-            let op = self.operands(&g, &a, zx, model);
-            depthwise::conv_depthwise_with(isa::selected(), &op, &mut |nc, plane| {
-                let o = &mut out[nc * positions..][..positions];
-                rq.apply_rows(plane.flat, plane.stride, plane.cols, nc % g.out_channels, o)
-            })
-            .expect("the selected tier is available")
-        } else if self.nchw_exact(model, &g) {
-            // Requantized inside the GEMM's tiles: no i32 accumulator tensor at all.
-            let op = self.nchw_operands(&g, &a, zx);
-            conv_nchw::conv_u8_i8_u8_exact(isa::selected(), &op, &rq, &mut out)
-                .expect("the selected tier is available");
-            0
-        } else if conv_implicit::supports(&g, model) {
-            // Requantized as the GEMM's tiles finish, straight into NCHW.
-            let op = self.operands(&g, &a, zx, model);
-            let caches = self.group_caches(&g);
-            conv_implicit::conv_u8_i8_u8_on(isa::selected(), &op, caches, &rq, &mut out)
+        let saturated = match self.plan(model, &g) {
+            ConvPlan::Depthwise => {
+                // Each output plane is requantized as the kernel finishes it, still in cache.
+                let op = self.operands(&g, &a, zx, model);
+                depthwise::conv_depthwise_with(isa::selected(), &op, &mut |nc, plane| {
+                    let o = &mut out[nc * positions..][..positions];
+                    rq.apply_rows(plane.flat, plane.stride, plane.cols, nc % g.out_channels, o)
+                })
                 .expect("the selected tier is available")
-        } else {
-            // The thread's accumulator buffer, taken (not borrowed) and put back below.
-            let acc = self.accumulate_with(x, numerics, ACC.take())?;
-            rq.apply_runs(&acc.values, positions, self.weight.out, &mut out);
-            ACC.set(acc.values);
-            acc.stats.saturated_pairs
+            }
+            ConvPlan::NchwExact => {
+                // Requantized inside the GEMM's tiles: no i32 accumulator tensor at all.
+                let op = self.nchw_operands(&g, &a, zx);
+                nchw::conv_u8_i8_u8_exact(isa::selected(), &op, &rq, &mut out)
+                    .expect("the selected tier is available");
+                0
+            }
+            ConvPlan::Implicit => {
+                // Requantized as the GEMM's tiles finish, straight into NCHW.
+                let op = self.operands(&g, &a, zx, model);
+                let caches = self.group_caches(&g);
+                implicit::conv_u8_i8_u8_on(isa::selected(), &op, caches, &rq, &mut out)
+                    .expect("the selected tier is available")
+            }
+            ConvPlan::Reference => {
+                // The thread's accumulator buffer, taken (not borrowed) and put back below.
+                let acc = self.accumulate_with(x, numerics, ACC.take())?;
+                rq.apply_runs(&acc.values, positions, self.weight.out, &mut out);
+                ACC.set(acc.values);
+                acc.stats.saturated_pairs
+            }
         };
         let y = QTensor::from_int_repr(
             QStorage::U8(out),

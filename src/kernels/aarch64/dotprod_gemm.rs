@@ -11,7 +11,7 @@
 //!
 //! `vdotq_s32` is not stable Rust, so `sdot` is inline assembly in a `dotprod` function.
 
-use crate::kernels::gemm::{MicroKernel, TaskFn, task};
+use crate::kernels::gemm::micro::{MicroKernel, TaskBuild};
 use crate::kernels::tile::{check_tile, group};
 use std::arch::aarch64::*;
 use std::arch::asm;
@@ -25,7 +25,7 @@ impl MicroKernel for Dotprod {
     const MR: usize = 8;
     const NR: usize = NR;
     const SLOT: usize = 0;
-    const TASK: TaskFn = task::<Self>;
+    const TASK: TaskBuild = TaskBuild::Baseline;
 
     unsafe fn tile(rows: usize, a: &[u8], kp: usize, b: &[i8], out: &mut [i32]) -> u64 {
         check_tile(rows, 8, NR, a, kp, b, out);

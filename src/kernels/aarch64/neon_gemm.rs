@@ -15,8 +15,8 @@
 //!
 //! Zero padding has zero products, so it adds nothing and never saturates.
 
-use crate::kernels::gemm::{MicroKernel, TaskFn, task};
-use crate::kernels::tile::{check_tile, group};
+use crate::kernels::gemm::micro::{TaskBuild, exact_and_pair_saturating};
+use crate::kernels::tile::group;
 use std::arch::aarch64::*;
 
 /// Exact sums (every contract that is not fbgemm's AVX2 pair saturation).
@@ -27,50 +27,9 @@ pub struct PairSaturating;
 
 const NR: usize = 8;
 
-impl MicroKernel for Exact {
-    const MR: usize = 4;
-    const NR: usize = NR;
-    const SLOT: usize = 0;
-    const TASK: TaskFn = task::<Self>;
-
-    unsafe fn tile(rows: usize, a: &[u8], kp: usize, b: &[i8], out: &mut [i32]) -> u64 {
-        // SAFETY: forwarded (NEON on the host).
-        unsafe { dispatch_rows::<false>(rows, a, kp, b, out) }
-    }
-}
-
-impl MicroKernel for PairSaturating {
-    const MR: usize = 4;
-    const NR: usize = NR;
-    const SLOT: usize = 0;
-    const TASK: TaskFn = task::<Self>;
-
-    unsafe fn tile(rows: usize, a: &[u8], kp: usize, b: &[i8], out: &mut [i32]) -> u64 {
-        // SAFETY: forwarded (NEON on the host).
-        unsafe { dispatch_rows::<true>(rows, a, kp, b, out) }
-    }
-}
-
-/// # Safety
-/// NEON on the host.
-unsafe fn dispatch_rows<const SAT: bool>(
-    rows: usize,
-    a: &[u8],
-    kp: usize,
-    b: &[i8],
-    out: &mut [i32],
-) -> u64 {
-    check_tile(rows, 4, NR, a, kp, b, out);
-    // SAFETY: the caller guarantees NEON; lengths are checked above.
-    unsafe {
-        match rows {
-            1 => tile_r::<1, SAT>(a, kp, b, out),
-            2 => tile_r::<2, SAT>(a, kp, b, out),
-            3 => tile_r::<3, SAT>(a, kp, b, out),
-            _ => tile_r::<4, SAT>(a, kp, b, out),
-        }
-    }
-}
+// The two kernels differ only in the `SAT` flag they pass to `tile_r`: their `MicroKernel` impls
+// and row-count dispatch come from the macro the AVX2 pair shares.
+exact_and_pair_saturating!(task: TaskBuild::Baseline, rows: tile_r);
 
 /// `R` rows; saturating pairs when `SAT`. Returns the saturated pairs.
 ///

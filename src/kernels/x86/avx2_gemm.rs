@@ -16,8 +16,8 @@
 //!
 //! Pairs start at even k because groups start at k ≡ 0 (mod 4); zero padding never saturates.
 
-use crate::kernels::gemm::{MicroKernel, TaskFn, task_avx2};
-use crate::kernels::tile::{check_tile, group};
+use crate::kernels::gemm::micro::{TaskBuild, exact_and_pair_saturating};
+use crate::kernels::tile::group;
 use std::arch::x86_64::*;
 
 /// Exact sums (any engine on an AVX2 host whose contract is exact).
@@ -28,50 +28,9 @@ pub struct PairSaturating;
 
 const NR: usize = 8;
 
-impl MicroKernel for Exact {
-    const MR: usize = 4;
-    const NR: usize = NR;
-    const SLOT: usize = 0;
-    const TASK: TaskFn = task_avx2::<Self>;
-
-    unsafe fn tile(rows: usize, a: &[u8], kp: usize, b: &[i8], out: &mut [i32]) -> u64 {
-        // SAFETY: forwarded (AVX2 on the host).
-        unsafe { dispatch_rows::<false>(rows, a, kp, b, out) }
-    }
-}
-
-impl MicroKernel for PairSaturating {
-    const MR: usize = 4;
-    const NR: usize = NR;
-    const SLOT: usize = 0;
-    const TASK: TaskFn = task_avx2::<Self>;
-
-    unsafe fn tile(rows: usize, a: &[u8], kp: usize, b: &[i8], out: &mut [i32]) -> u64 {
-        // SAFETY: forwarded (AVX2 on the host).
-        unsafe { dispatch_rows::<true>(rows, a, kp, b, out) }
-    }
-}
-
-/// # Safety
-/// AVX2 on the host.
-unsafe fn dispatch_rows<const SAT: bool>(
-    rows: usize,
-    a: &[u8],
-    kp: usize,
-    b: &[i8],
-    out: &mut [i32],
-) -> u64 {
-    check_tile(rows, 4, NR, a, kp, b, out);
-    // SAFETY: the caller guarantees AVX2; lengths are checked above.
-    unsafe {
-        match rows {
-            1 => rows_r::<1, SAT>(a, kp, b, out),
-            2 => rows_r::<2, SAT>(a, kp, b, out),
-            3 => rows_r::<3, SAT>(a, kp, b, out),
-            _ => rows_r::<4, SAT>(a, kp, b, out),
-        }
-    }
-}
+// The two kernels differ only in the `SAT` flag they pass to `rows_r`: their `MicroKernel` impls
+// and row-count dispatch come from the macro the NEON pair shares.
+exact_and_pair_saturating!(task: TaskBuild::Avx2, rows: rows_r);
 
 /// `R` rows. Saturating tiles first run [`saturating_r`], and only a tile where some pair
 /// reached an int16 bound (rare outside adversarial data) is run again by [`tile_r`] to count

@@ -1,5 +1,5 @@
-//! AVX-512 chunk kernels of the depthwise conv ([`crate::kernels::depthwise`]): 64 outputs per
-//! chunk, for a channel whose weight zero point is 0 (every default qconfig's weights).
+//! AVX-512 chunk kernels of the depthwise conv ([`crate::kernels::conv::depthwise`]): 64 outputs
+//! per chunk, for a channel whose weight zero point is 0 (every default qconfig's weights).
 //!
 //! Design note. A chunk's 64 outputs read 64 consecutive phase-plane bytes per tap, so one zmm
 //! load per tap holds a whole chunk's activations. Interleaving the loads of four consecutive

@@ -11,7 +11,7 @@
 //! over alternating k groups so that `vpdpbusd`'s latency does not serialise the loop; the sets
 //! are added at the end (exact i32 sums, so the order is immaterial).
 
-use crate::kernels::gemm::{MicroKernel, TaskFn, task_avx512};
+use crate::kernels::gemm::micro::{MicroKernel, TaskBuild};
 use crate::kernels::requant::{Requant, TileBlock};
 use crate::kernels::tile::{check_tile, group};
 use crate::kernels::x86::avx512_requant;
@@ -26,7 +26,7 @@ impl MicroKernel for Vnni {
     const MR: usize = 12;
     const NR: usize = NR;
     const SLOT: usize = 1;
-    const TASK: TaskFn = task_avx512::<Self>;
+    const TASK: TaskBuild = TaskBuild::Avx512;
 
     unsafe fn tile(rows: usize, a: &[u8], kp: usize, b: &[i8], out: &mut [i32]) -> u64 {
         check_tile(rows, 12, NR, a, kp, b, out);

@@ -9,7 +9,7 @@
 //! proven where no AVX-VNNI hardware (nor an emulator that runs it: qemu 7.2's TCG does not) is
 //! at hand.
 
-use crate::kernels::gemm::{MicroKernel, TaskFn, task_avx2};
+use crate::kernels::gemm::micro::{MicroKernel, TaskBuild};
 use crate::kernels::tile::{check_tile, group};
 use std::arch::x86_64::*;
 
@@ -22,7 +22,7 @@ impl MicroKernel for AvxVnni {
     const MR: usize = 2;
     const NR: usize = NR;
     const SLOT: usize = 1;
-    const TASK: TaskFn = task_avx2::<Self>;
+    const TASK: TaskBuild = TaskBuild::Avx2;
 
     unsafe fn tile(rows: usize, a: &[u8], kp: usize, b: &[i8], out: &mut [i32]) -> u64 {
         check_tile(rows, 2, NR, a, kp, b, out);

@@ -1,8 +1,8 @@
-//! x86-64 kernels, one file per ISA and op; each is a `#[target_feature]` tier of a portable
-//! kernel it must reproduce bit for bit: GEMM tiles of [`super::reference`] (dispatched from
-//! [`super::gemm`]), depthwise chunks of [`super::depthwise`]'s portable body, the requantization
-//! rules of [`super::requant`] (dispatched from there), and the byte shuffles of the GEMM's
-//! k-major panels and of `kernels::transpose`.
+//! x86-64 kernels, one file per ISA and op; each is a `#[target_feature]` tier of a portable kernel
+//! it must reproduce bit for bit: GEMM tiles of [`super::reference`] (dispatched from
+//! [`super::gemm`]), depthwise chunks of [`super::conv::depthwise`]'s portable body, the
+//! requantization rules of [`super::requant`] (dispatched from there), and the byte shuffles of the
+//! GEMM's k-major panels and of `kernels::transpose`.
 
 pub mod avx2_gemm;
 pub mod avx2_requant;

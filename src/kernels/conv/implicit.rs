@@ -1,25 +1,26 @@
 //! Convolution as an implicit GEMM over a padded channels-last input: no im2col matrix.
 //!
-//! Design note. `conv_ref` builds the channels-last im2col matrix `[positions, taps·C]`, runs the
-//! GEMM with it as the row operand and transposes the `[positions, out]` result back to NCHW; for a
-//! 3×3 conv of 64 channels on 56×56 that matrix is 1.8 MB (nine copies of the input) and the i32
-//! result another 0.8 MB, all written and read again around a 0.23 GOP GEMM. Here the
-//! input is laid out once as `[H + 2p, W + 2p, C]` with the padding written as the activation
-//! zero point, so each (position, tap) slot of an im2col row is one run of `C` contiguous bytes
-//! at a fixed offset from the position's base ([`gemm::RunRows`]): the GEMM gathers its row
-//! blocks straight from it while packing them, and writes its result transposed, already NCHW
-//! (requantized in the same pass when asked). The rows it packs are byte for byte the im2col
-//! rows of `conv_ref`, K in the same (tap, channel) order, so the pair-saturating model pairs
-//! the same bytes and the weights' packed panels are shared with it.
+//! Design note. `conv::reference` builds the channels-last im2col matrix `[positions, taps·C]`,
+//! runs the GEMM with it as the row operand and transposes the `[positions, out]` result back to
+//! NCHW; for a 3×3 conv of 64 channels on 56×56 that matrix is 1.8 MB (nine copies of the input)
+//! and the i32 result another 0.8 MB, all written and read again around a 0.23 GOP GEMM. Here the
+//! input is laid out once as `[H + 2p, W + 2p, C]` with the padding written as the activation zero
+//! point, so each (position, tap) slot of an im2col row is one run of `C` contiguous bytes at a
+//! fixed offset from the position's base ([`gemm::RunRows`]): the GEMM gathers its row blocks
+//! straight from it while packing them, and writes its result transposed, already NCHW (requantized
+//! in the same pass when asked). The rows it packs are byte for byte the im2col rows of
+//! `conv::reference`, K in the same (tap, channel) order, so the pair-saturating model pairs the
+//! same bytes and the weights' packed panels are shared with it.
 //!
 //! 1-D convs run as 2-D ones of height 1; 3-D convs and oneDNN's tap-channel pairing stay on
-//! `conv_ref`.
+//! `conv::reference`.
 
-use super::conv_ref::{ConvGeometry, Operands, PairModel, sized};
-use super::gemm::{self, GemmWeights, Output, PackCache, RunRows};
-use super::requant::Requant;
-use super::transpose::transpose;
+use super::buffers::sized;
+use super::geometry::{ConvGeometry, Operands, PairModel};
 use crate::isa::{Isa, IsaError};
+use crate::kernels::gemm::{self, GemmWeights, Output, PackCache, RunRows};
+use crate::kernels::requant::Requant;
+use crate::kernels::transpose::transpose;
 use std::cell::Cell;
 
 /// Whether this path computes `g` under `model`.
@@ -27,7 +28,7 @@ pub fn supports(g: &ConvGeometry, model: PairModel) -> bool {
     model != PairModel::TapChannelPairs && matches!(g.input.len(), 1 | 2)
 }
 
-/// The accumulators `acc[n, o, position]` of [`super::conv_ref::conv_u8_i8_i32`] on `tier` (an
+/// The accumulators `acc[n, o, position]` of [`super::reference::conv_u8_i8_i32`] on `tier` (an
 /// error when the host lacks it), with the weight's panels kept in `caches` (one [`PackCache`]
 /// per group, or none: packed per call); returns the saturated pairs.
 pub fn conv_u8_i8_i32_on(

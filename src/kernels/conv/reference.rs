@@ -13,115 +13,16 @@
 //! * oneDNN's direct AVX2 kernel pairs input channels within one tap (an odd channel alone) and
 //!   skips padded taps, so they never saturate.
 
-use super::gemm::{GemmWeights, PackCache};
-use super::reference::{dot_u8_i8_pairs_saturating, gemm_u8_i8_i32};
-use super::transpose::{transpose, transpose_blocked};
+use super::buffers::sized;
+use super::geometry::{ConvGeometry, PairModel};
+use crate::kernels::gemm::{GemmWeights, PackCache};
+use crate::kernels::reference::{dot_u8_i8_pairs_saturating, gemm_u8_i8_i32};
+use crate::kernels::transpose::{transpose, transpose_blocked};
 use std::cell::Cell;
 
 /// A GEMM with the contract of [`gemm_u8_i8_i32`] over a [`GemmWeights`] operand: the
-/// reference or the dispatched fast tiers ([`super::gemm::gemm_u8_i8_i32`]).
+/// reference or the dispatched fast tiers ([`crate::kernels::gemm::gemm_u8_i8_i32`]).
 pub type GemmFn = fn(usize, &[u8], i32, &GemmWeights, bool, &mut [i32]) -> u64;
-
-/// Sizes of one convolution; all per-dim vectors have one entry per spatial dim.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConvGeometry {
-    pub batch: usize,
-    pub in_channels: usize,
-    pub out_channels: usize,
-    pub groups: usize,
-    pub input: Vec<usize>,
-    pub kernel: Vec<usize>,
-    pub stride: Vec<usize>,
-    pub padding: Vec<usize>,
-    pub dilation: Vec<usize>,
-    /// Output spatial sizes (`(in + 2p - d(k-1) - 1) / s + 1`).
-    pub output: Vec<usize>,
-}
-
-/// How the raw u8×s8 products are summed before the exact zero-point corrections.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PairModel {
-    /// Exact i32 sums (VNNI, qnnpack, the mathematical answer).
-    Exact,
-    /// fbgemm: saturating int16 pairs along the channels-last im2col row of each group.
-    Im2colPairs,
-    /// oneDNN AVX2: saturating int16 pairs of channels within each in-bounds tap.
-    TapChannelPairs,
-}
-
-impl ConvGeometry {
-    pub fn taps(&self) -> usize {
-        self.kernel.iter().product()
-    }
-
-    pub fn out_positions(&self) -> usize {
-        self.output.iter().product()
-    }
-
-    fn in_positions(&self) -> usize {
-        self.input.iter().product()
-    }
-
-    /// For every output position (row-major) and tap (row-major), the flat spatial input index
-    /// it reads, or `None` when it falls in the padding. Built from per-dim tables with
-    /// odometer counters: divisions per entry made this table cost more than a 3x3 conv's GEMM.
-    fn sources(&self) -> Vec<Option<usize>> {
-        let dims = self.input.len();
-        // Per dim, the input coordinate each (output coordinate, tap coordinate) reads.
-        let along: Vec<Vec<Option<usize>>> = (0..dims)
-            .map(|d| {
-                (0..self.output[d])
-                    .flat_map(|o| {
-                        (0..self.kernel[d]).map(move |t| {
-                            (o * self.stride[d] + t * self.dilation[d])
-                                .checked_sub(self.padding[d])
-                                .filter(|&i| i < self.input[d])
-                        })
-                    })
-                    .collect()
-            })
-            .collect();
-        let mut steps = vec![1usize; dims];
-        for d in (0..dims.saturating_sub(1)).rev() {
-            steps[d] = steps[d + 1] * self.input[d + 1];
-        }
-        let (positions, taps) = (self.out_positions(), self.taps());
-        let mut out = Vec::with_capacity(positions * taps);
-        let (mut o, mut t) = (vec![0usize; dims], vec![0usize; dims]);
-        for _ in 0..positions {
-            for _ in 0..taps {
-                out.push((0..dims).try_fold(0usize, |flat, d| {
-                    along[d][o[d] * self.kernel[d] + t[d]].map(|i| flat + i * steps[d])
-                }));
-                odometer(&mut t, &self.kernel);
-            }
-            odometer(&mut o, &self.output);
-        }
-        out
-    }
-}
-
-/// Advances a row-major multi-index within `extent` (last dim fastest), wrapping to zero.
-pub(crate) fn odometer(index: &mut [usize], extent: &[usize]) {
-    for d in (0..index.len()).rev() {
-        index[d] += 1;
-        if index[d] < extent[d] {
-            return;
-        }
-        index[d] = 0;
-    }
-}
-
-/// A convolution's operands as [`conv_u8_i8_i32`] takes them (the depthwise and implicit-GEMM
-/// kernels take the same).
-pub struct Operands<'a> {
-    pub g: &'a ConvGeometry,
-    pub x: &'a [u8],
-    pub x_zp: i32,
-    pub w: &'a [i8],
-    pub w_zp: &'a [i32],
-    pub model: PairModel,
-}
 
 /// Accumulators `acc[n, o, position]` of a convolution.
 ///
@@ -237,45 +138,6 @@ struct Scratch {
 
 thread_local! {
     static SCRATCH: Cell<Scratch> = Cell::default();
-}
-
-/// The first `len` elements of `v`, grown if needed.
-pub(super) fn sized<T: Copy + Default>(v: &mut Vec<T>, len: usize) -> &mut [T] {
-    if v.len() < len {
-        v.resize(len, T::default());
-    }
-    &mut v[..len]
-}
-
-/// `dst[j] = src[j·s]` for every `j` of `dst`.
-#[inline(always)]
-pub(super) fn gather(dst: &mut [u8], src: &[u8], s: usize) {
-    // A constant stride lets the compiler vectorise the gather as loads and byte shuffles: with
-    // a strided iterator, MobileNet's stride-2 convs spent more time gathering than in their taps
-    // (depthwise phase planes and the k-major im2col of its stem conv alike).
-    match s {
-        1 => dst.copy_from_slice(&src[..dst.len()]),
-        2 => strided::<2>(dst, src),
-        3 => strided::<3>(dst, src),
-        _ => {
-            for (d, &v) in dst.iter_mut().zip(src.iter().step_by(s)) {
-                *d = v;
-            }
-        }
-    }
-}
-
-/// [`gather`] with the stride `S` known at compile time.
-#[inline(always)]
-fn strided<const S: usize>(dst: &mut [u8], src: &[u8]) {
-    let whole = dst.len().min(src.len() / S);
-    for (d, c) in dst[..whole].iter_mut().zip(src.chunks_exact(S)) {
-        *d = c[0];
-    }
-    // The last byte may have fewer than S − 1 bytes after it.
-    if let (Some(d), Some(&v)) = (dst.get_mut(whole), src.get(whole * S)) {
-        *d = v;
-    }
 }
 
 /// The channels-last im2col matrix `[positions, taps · c]` from the channels-last input: each

@@ -1,21 +1,22 @@
 //! Exact convolution straight from `NC[D]HW` activations, with no layout transposes.
 //!
-//! Design note. The reference driver (`conv_ref`) works channels-last like fbgemm: it transposes
-//! the input, builds `[positions, taps·C]` rows, runs the GEMM with the activations as rows and
-//! transposes the `[positions, out]` result back. For MobileNet's pointwise convs the two
+//! Design note. The reference driver (`conv::reference`) works channels-last like fbgemm: it
+//! transposes the input, builds `[positions, taps·C]` rows, runs the GEMM with the activations as
+//! rows and transposes the `[positions, out]` result back. For MobileNet's pointwise convs the two
 //! transposes cost as much as the GEMM. Here the weights are the row operand instead
 //! ([`gemm::gemm_weights_kmajor_on`]): the right operand is the input itself for a 1×1 stride-1
 //! unpadded conv, otherwise a k-major im2col (`[C·taps, positions]`, built row by row from
 //! contiguous input runs), and the result is already `[out, positions]`, i.e. NCHW.
 //!
 //! Only the exact sum is offered: which int16 pairs saturate depends on the kernel PyTorch runs
-//! (channels-last K order, operand signs), so the pair-saturating models stay on `conv_ref`.
+//! (channels-last K order, operand signs), so the pair-saturating models stay on `conv::reference`.
 //! The K order is the weight's own `(channel, tap)` order; exact sums do not depend on it.
 
-use super::conv_ref::{ConvGeometry, gather, odometer, sized};
-use super::gemm::{self, KMajorU8};
-use super::requant::Requant;
+use super::buffers::{gather, sized};
+use super::geometry::{ConvGeometry, odometer};
 use crate::isa::{Isa, IsaError};
+use crate::kernels::gemm::{self, KMajorU8};
+use crate::kernels::requant::Requant;
 use std::cell::Cell;
 
 /// Whether [`conv_u8_i8_i32_exact`] handles `g` with weight zero points `w_zp`: one zero point
@@ -53,7 +54,7 @@ pub struct Operands<'a> {
 }
 
 /// The exact accumulators `acc[n, o, position]` of a convolution (the `Exact` model of
-/// [`super::conv_ref::conv_u8_i8_i32`]) on `tier` (an error when the host lacks it).
+/// [`super::reference::conv_u8_i8_i32`]) on `tier` (an error when the host lacks it).
 pub fn conv_u8_i8_i32_exact(tier: Isa, op: &Operands, acc: &mut [i32]) -> Result<(), IsaError> {
     per_group(op, |b, w_g, zw, o0, rows| {
         let out = &mut acc[o0 * b.n..][..rows * b.n];

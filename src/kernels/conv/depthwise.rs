@@ -1,6 +1,6 @@
-//! Depthwise convolution (one input channel per group, `m` output channels per input channel,
-//! 1-D or 2-D): the accumulators and saturated-pair count of [`super::conv_ref::conv_u8_i8_i32`], computed
-//! directly instead of through im2col and a GEMM.
+//! Depthwise convolution (one input channel per group, `m` output channels per input channel, 1-D
+//! or 2-D): the accumulators and saturated-pair count of [`super::reference::conv_u8_i8_i32`],
+//! computed directly instead of through im2col and a GEMM.
 //!
 //! Why a kernel of its own. Through the im2col GEMM a depthwise conv is one GEMM per channel with
 //! N = m and K = taps: the transposes, the im2col copy and the tiny tiles cost far more than the
@@ -34,8 +34,8 @@
 //! tier (L = 8, whatever vectors the target's baseline has), under `avx2` for the AVX2 and
 //! AVX-VNNI tiers (L = 16) and on aarch64 for NEON and dotprod (L = 16, NEON is baseline). The
 //! AVX-512 VNNI tier runs 64-lane chunks through hand-written kernels
-//! ([`super::x86::avx512_depthwise`]) for channels whose weight zero point is 0, the portable
-//! body (L = 64) otherwise.
+//! ([`crate::kernels::x86::avx512_depthwise`]) for channels whose weight zero point is 0, the
+//! portable body (L = 64) otherwise.
 //!
 //! Each finished output plane goes to a sink ([`conv_depthwise_with`]): `QConv::forward`
 //! requantizes it while it is still in cache instead of in a pass over all accumulators.
@@ -43,9 +43,10 @@
 //! `TapChannelPairs` with one channel per group has no pair to saturate and only skips padded taps,
 //! which contribute exactly 0: it is `Exact` here.
 
-use super::conv_ref::{ConvGeometry, PairModel, gather, sized};
-use super::reference::PairBound;
+use super::buffers::{gather, sized};
+use super::geometry::{ConvGeometry, PairModel};
 use crate::isa::{Isa, IsaError};
+use crate::kernels::reference::PairBound;
 use std::cell::Cell;
 
 /// Whether this kernel runs `g`: one input channel per group, 1 or 2 spatial dims.
@@ -53,10 +54,10 @@ pub fn supports(g: &ConvGeometry) -> bool {
     g.groups == g.in_channels && matches!(g.input.len(), 1 | 2)
 }
 
-/// [`conv_ref::conv_u8_i8_i32`] for a depthwise conv ([`supports`]) on `tier`: the same
+/// [`reference::conv_u8_i8_i32`] for a depthwise conv ([`supports`]) on `tier`: the same
 /// accumulators and saturated-pair count; an error when the host lacks the tier.
 ///
-/// [`conv_ref::conv_u8_i8_i32`]: super::conv_ref::conv_u8_i8_i32
+/// [`reference::conv_u8_i8_i32`]: super::reference::conv_u8_i8_i32
 pub fn conv_depthwise_on(tier: Isa, op: &Operands, acc: &mut [i32]) -> Result<u64, IsaError> {
     let g = op.g;
     let positions = g.out_positions();
@@ -87,7 +88,7 @@ impl Plane<'_> {
 /// the kernel's strided rows.
 pub type Sink<'s> = &'s mut dyn FnMut(usize, Plane);
 
-pub use super::conv_ref::Operands;
+pub use super::geometry::Operands;
 
 /// [`conv_depthwise_on`] handing each output plane to `sink` instead of writing them all.
 pub fn conv_depthwise_with(tier: Isa, op: &Operands, sink: Sink) -> Result<u64, IsaError> {
@@ -147,7 +148,7 @@ fn avx2(args: &Operands, sink: Sink) -> u64 {
 #[target_feature(enable = "avx512f,avx512bw")]
 fn avx512(args: &Operands, sink: Sink) -> u64 {
     drive::<64>(args, sink, |ch, saturate, flat, sat| {
-        use super::x86::avx512_depthwise::{Chunks, exact, saturating};
+        use crate::kernels::x86::avx512_depthwise::{Chunks, exact, saturating};
         if ch.zw != 0 {
             return None;
         }
@@ -303,7 +304,7 @@ impl Plan {
 }
 
 thread_local! {
-    /// Per-thread phase planes, reused across calls (see `conv_ref`'s scratch).
+    /// Per-thread phase planes, reused across calls (see `conv::reference`'s scratch).
     static PLANES: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
     /// Per-thread flat accumulators and saturation counts of one channel.
     static FLAT: Cell<Vec<i32>> = const { Cell::new(Vec::new()) };
