@@ -614,3 +614,53 @@ fn labels_outside_the_models_classes_are_refused() {
         "{err}"
     );
 }
+
+/// Either half of a qconfig alone replaces that half of what the target has now (its own entry,
+/// else what the module resolves to, else the global one); a target kept in float needs both.
+#[test]
+fn one_half_of_a_qconfig_keeps_the_other() {
+    std::env::set_current_dir(root()).unwrap();
+    let mut wb = Workbench::new();
+    apply(&mut wb, "load model sample-models/digits_cnn.onnx").unwrap();
+    let out = apply(&mut wb, "qconfig conv1 activation=entropy").unwrap();
+    // fbgemm's default weight observer is kept.
+    assert!(
+        out.contains("activation=entropy weight=per_channel_minmax(dtype=qint8, qscheme=per_channel_symmetric)"),
+        "{out}"
+    );
+    let out = apply(
+        &mut wb,
+        "qconfig conv1 weight=\"minmax(dtype=qint8, qscheme=per_tensor_symmetric)\"",
+    )
+    .unwrap();
+    assert!(
+        out.contains("activation=entropy weight=minmax(dtype=qint8, qscheme=per_tensor_symmetric)"),
+        "{out}"
+    );
+    apply(&mut wb, "qconfig fc none").unwrap();
+    let err = apply(&mut wb, "qconfig fc activation=minmax")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("kept in float"), "{err}");
+    let err = apply(&mut wb, "qconfig conv2 activation=per_channel_minmax")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("per-channel qschemes are only supported for weights"),
+        "{err}"
+    );
+    // The saved session replays to the same qconfigs.
+    let text = wb.session_text();
+    assert!(
+        text.contains("qconfig conv1 activation=entropy\n"),
+        "{text}"
+    );
+    let mut again = Workbench::new();
+    qlab::session::replay_script(&text, &mut again, |_, _| {}).unwrap();
+    assert_eq!(again.session_text(), text);
+    let prepared = |wb: &mut Workbench| {
+        apply(wb, "prepare").unwrap();
+        apply(wb, "show qparams").unwrap()
+    };
+    assert_eq!(prepared(&mut again), prepared(&mut wb));
+}

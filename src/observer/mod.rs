@@ -32,7 +32,9 @@ pub use per_channel::{
 pub use placeholder::{NoopObserver, PlaceholderObserver};
 pub use qparams::{qparams_from_min_max, qparams_from_stats};
 pub use recording::{Recorded, RecordingObserver};
-pub use spec::{ALL_KINDS, MAX_BINS, MAX_UPSAMPLE, ObserverKind, ObserverSpec, QRange};
+pub use spec::{
+    ALL_KINDS, MAX_BINS, MAX_UPSAMPLE, ObserverKind, ObserverSpec, QRange, option_names,
+};
 
 use crate::tensor::{QDType, QParams, QScheme, QTensor};
 use std::any::Any;

@@ -81,6 +81,12 @@ const ALL_KEYS: [Key; 12] = [
     Key::Percentile,
 ];
 
+/// The option names a spec's text accepts (`histogram(bins=2048, reduce_range=true)`), in
+/// canonical print order.
+pub fn option_names() -> impl Iterator<Item = &'static str> {
+    ALL_KEYS.iter().map(|k| k.name())
+}
+
 impl Key {
     const fn name(self) -> &'static str {
         match self {

@@ -9,7 +9,7 @@ use crate::analysis::ErrorMode;
 use crate::engine::{Engine, HostProfile};
 use crate::observer::ObserverSpec;
 use crate::qconfig::presets::get_default_qconfig;
-use crate::qconfig::{QConfig, QConfigError};
+use crate::qconfig::{QConfig, QConfigError, QuantizerSpec};
 use crate::report::PlotFormat;
 use crate::workflow::QConfigKey;
 // `errors weights` defaults to fbgemm's weight observer (per-channel symmetric qint8 min/max).
@@ -343,15 +343,37 @@ pub enum QConfigChoice {
     Preset(String),
     /// Explicit activation and weight specs.
     Custom(QConfig),
+    /// One half given (the other `None`): it replaces that half of the key's current qconfig.
+    Half {
+        activation: Option<QuantizerSpec>,
+        weight: Option<QuantizerSpec>,
+    },
     /// Keep the module in float.
     None,
 }
 
 impl QConfigChoice {
     /// The QConfig this choice stands for (`None` for float), checked: an observer option out
-    /// of range (`bins=0`, `p=101`, `quant_min > quant_max`) fails on its own line.
-    pub fn resolve(&self) -> Result<Option<QConfig>, QConfigError> {
+    /// of range (`bins=0`, `p=101`, `quant_min > quant_max`) fails on its own line. A half
+    /// replaces its part of `current`, the qconfig the key has now (`None`: kept in float).
+    pub fn resolve(&self, current: Option<&QConfig>) -> Result<Option<QConfig>, QConfigError> {
         match self {
+            QConfigChoice::Half { activation, weight } => {
+                let Some(base) = current else {
+                    return Err(QConfigError::Invalid {
+                        field: if activation.is_some() { "weight" } else { "activation" },
+                        why: "the target is kept in float, so both activation= and weight= are needed"
+                            .into(),
+                    });
+                };
+                let q = QConfig {
+                    activation: activation
+                        .clone()
+                        .unwrap_or_else(|| base.activation.clone()),
+                    weight: weight.clone().unwrap_or_else(|| base.weight.clone()),
+                };
+                q.validate().map(|()| Some(q))
+            }
             QConfigChoice::Preset(name) => match get_default_qconfig(name) {
                 Ok(q) => Ok(Some(q)),
                 Err(QConfigError::UnknownBackend { .. }) => name.parse().map(Some),
@@ -407,7 +429,7 @@ pub const VERBS: &[(&str, &str, &str)] = &[
     ),
     (
         "qconfig",
-        "qconfig *|PATH|GLOB|type=CLASS preset=NAME | activation=SPEC weight=SPEC | none",
+        "qconfig *|PATH|GLOB|type=CLASS preset=NAME | [activation=SPEC] [weight=SPEC] | none",
         "assign a qconfig globally, to modules by path or glob, or by type; none keeps float",
     ),
     (
@@ -537,6 +559,15 @@ impl fmt::Display for Command {
                         quote(&q.activation.to_string()),
                         quote(&q.weight.to_string())
                     ),
+                    QConfigChoice::Half { activation, weight } => {
+                        if let Some(a) = activation {
+                            write!(f, " activation={}", quote(&a.to_string()))?;
+                        }
+                        if let Some(w) = weight {
+                            write!(f, " weight={}", quote(&w.to_string()))?;
+                        }
+                        Ok(())
+                    }
                     QConfigChoice::None => write!(f, " none"),
                 }
             }
@@ -829,16 +860,35 @@ fn parse_qconfig(args: &mut Args) -> Result<Command, SessionError> {
                 .parse::<QConfig>()
                 .map_err(|e| args.error(e))?,
         ),
+        (None, Some(a), None, []) => QConfigChoice::Half {
+            activation: Some(half(args, "activation", &a)?),
+            weight: None,
+        },
+        (None, None, Some(w), []) => QConfigChoice::Half {
+            activation: None,
+            weight: Some(half(args, "weight", &w)?),
+        },
         (None, None, None, [none]) if none == "none" => QConfigChoice::None,
         _ => {
-            return Err(
-                args.error("qconfig takes preset=NAME, activation=SPEC weight=SPEC, or none")
-            );
+            return Err(args
+                .error("qconfig takes preset=NAME, activation=SPEC and/or weight=SPEC, or none"));
         }
     };
-    // Presets are resolved now so a typo fails on its own line.
-    choice.resolve().map_err(|e| args.error(e))?;
+    // Presets are resolved now so a typo fails on its own line (a half is checked by `half`).
+    if !matches!(choice, QConfigChoice::Half { .. }) {
+        choice.resolve(None).map_err(|e| args.error(e))?;
+    }
     Ok(Command::QConfig { key, choice })
+}
+
+/// One half of a qconfig (`activation=SPEC` or `weight=SPEC`), parsed and checked.
+fn half(args: &Args, field: &'static str, text: &str) -> Result<QuantizerSpec, SessionError> {
+    let spec: QuantizerSpec = text
+        .parse()
+        .map_err(|e| args.error(format!("{field}: {e}")))?;
+    spec.validate()
+        .map_err(|e| args.error(format!("invalid qconfig {field}: {e}")))?;
+    Ok(spec)
 }
 
 /// Parses one line; `Ok(None)` for a blank or comment line.
@@ -1203,6 +1253,8 @@ mod tests {
             "qconfig features.* preset=qnnpack",
             "qconfig conv1 activation=histogram(reduce_range=true) weight=per_channel_minmax",
             "qconfig conv1 activation=\"histogram(reduce_range=true, bins=512)\" weight=per_channel_minmax",
+            "qconfig conv1 activation=entropy",
+            "qconfig * weight=per_channel_minmax",
             "fuse auto",
             "fuse conv1,bn1,relu1 conv2,relu2",
             "prepare",

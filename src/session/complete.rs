@@ -63,6 +63,16 @@ pub fn slot(line: &str, names: &Names) -> Slot {
                 start + key.len() + 1,
                 starting_with(value, ["vnni", "avx2", "exact"].map(String::from).to_vec()),
             ),
+            "activation" | "weight" => Slot::Words(
+                start + key.len() + 1,
+                starting_with(
+                    value,
+                    crate::observer::ALL_KINDS
+                        .iter()
+                        .map(|k| k.name().to_string())
+                        .chain(["fake_quant(".into(), "fused_fake_quant(".into()]),
+                ),
+            ),
             "dtype" => Slot::Words(
                 start + key.len() + 1,
                 starting_with(value, ["qint8", "float16"].map(String::from).to_vec()),

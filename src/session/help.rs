@@ -40,6 +40,27 @@ changes the model, data, qconfig, observers or engine",
     ),
 ];
 
+/// `help qconfig`'s SPEC grammar, listing the observers and options the parser knows.
+fn qconfig_grammar() -> String {
+    let observers: Vec<&str> = crate::observer::ALL_KINDS
+        .iter()
+        .map(|k| k.name())
+        .collect();
+    let options: Vec<&str> = crate::observer::option_names().collect();
+    format!(
+        "SPEC is an observer, OBSERVER or OBSERVER(option=value, ...), or a fake-quant around
+one, fake_quant(OBSERVER(...)) or fused_fake_quant(OBSERVER(...)); quote a SPEC with spaces.
+  observers  {}
+  options    {}
+Either half alone (qconfig conv1 activation=entropy) keeps the other half the target has now.
+  qconfig * preset=qnnpack
+  qconfig features.* activation=\"histogram(bins=2048, reduce_range=true)\"
+  qconfig type=Linear weight=\"per_channel_minmax(dtype=qint8, qscheme=per_channel_symmetric)\"",
+        observers.join(", "),
+        options.join(", ")
+    )
+}
+
 pub(super) fn help(verb: Option<&str>) -> Result<Output, SessionError> {
     match verb {
         None => Ok(Output::Table {
@@ -68,6 +89,9 @@ pub(super) fn help(verb: Option<&str>) -> Result<Output, SessionError> {
             let mut text = format!("{usage}\n  {what}");
             if let Some((_, more)) = DETAILS.iter().find(|(name, _)| *name == v) {
                 text.push_str(&format!("\n{more}"));
+            }
+            if v == "qconfig" {
+                text.push_str(&format!("\n{}", qconfig_grammar()));
             }
             Ok(Output::Text(text))
         }

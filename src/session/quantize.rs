@@ -12,6 +12,7 @@ use crate::analysis::{ErrorMode, LayerError, layer_errors, sensitivity};
 use crate::engine::{Engine, HostProfile, Numerics};
 use crate::graph::{Graph, Value};
 use crate::observer::Stats;
+use crate::qconfig::QConfig;
 use crate::qconfig::presets::get_default_qconfig;
 use crate::report::{ErrorReport, Format, HistogramPlot, PlotFormat, errors_plot, histogram_plot};
 use crate::workflow::{
@@ -63,10 +64,10 @@ impl Workbench {
         key: &QConfigKey,
         choice: &QConfigChoice,
     ) -> Result<Output, SessionError> {
-        let qconfig = choice.resolve()?;
+        let qconfig = choice.resolve(self.current_qconfig(key)?.as_ref())?;
+        let mut text = format!("qconfig {key}: {}", describe(choice, qconfig.as_ref()));
         let mut map = self.qconfigs.clone();
         map.set(key.clone(), qconfig);
-        let mut text = format!("qconfig {key}: {}", describe(choice));
         let Some((_, graph)) = &self.model else {
             self.qconfigs = map;
             return Ok(Output::Text(text));
@@ -166,6 +167,26 @@ impl Workbench {
     /// The qconfig map `prepare` uses: the user's entries over the engine's default.
     fn effective_qconfigs(&self) -> Result<QConfigMap, SessionError> {
         self.effective_with(&self.qconfigs)
+    }
+
+    /// The qconfig `key` has now, which a one-half `qconfig` line changes: its own entry, else
+    /// for a path naming one module what that module resolves to, else the global one.
+    fn current_qconfig(&self, key: &QConfigKey) -> Result<Option<QConfig>, SessionError> {
+        if let Some((_, q)) = self.qconfigs.entries.iter().rev().find(|(k, _)| k == key) {
+            return Ok(q.clone());
+        }
+        let effective = self.effective_with(&self.qconfigs)?;
+        if let (QConfigKey::Path(path), Some((_, graph))) = (key, &self.model)
+            && graph.node(path).is_some()
+        {
+            return Ok(effective.resolve(graph)?.remove(path).flatten());
+        }
+        Ok(effective
+            .entries
+            .iter()
+            .rev()
+            .find(|(k, _)| *k == QConfigKey::Global)
+            .and_then(|(_, q)| q.clone()))
     }
 
     fn effective_with(&self, entries: &QConfigMap) -> Result<QConfigMap, SessionError> {
@@ -709,11 +730,11 @@ impl Workbench {
     }
 }
 
-fn describe(choice: &QConfigChoice) -> String {
-    match choice {
-        QConfigChoice::Preset(p) => format!("preset {p}"),
-        QConfigChoice::Custom(q) => q.to_string(),
-        QConfigChoice::None => "none (kept in float)".into(),
+fn describe(choice: &QConfigChoice, resolved: Option<&QConfig>) -> String {
+    match (choice, resolved) {
+        (QConfigChoice::Preset(p), _) => format!("preset {p}"),
+        (QConfigChoice::None, _) | (_, None) => "none (kept in float)".into(),
+        (_, Some(q)) => q.to_string(),
     }
 }
 
