@@ -16,6 +16,24 @@ struct Tmux {
 }
 
 impl Tmux {
+    /// A fresh tmux server under `dir` running `command` (with `env` set) in session `qlab`,
+    /// `rows` tall, from the checkout's root.
+    fn start(dir: &Path, rows: u16, env: &[String], command: &str) -> Tmux {
+        let tmux = Tmux {
+            socket: dir.join("tmux.sock"),
+        };
+        let rows = rows.to_string();
+        let mut args = vec!["new-session", "-d", "-s", "qlab", "-x", "120", "-y", &rows];
+        args.extend(["-c", root().to_str().unwrap()]);
+        for e in env {
+            args.extend(["-e", e.as_str()]);
+        }
+        args.push(command);
+        let started = tmux.run(&args);
+        assert!(started.status.success(), "{started:?}");
+        tmux
+    }
+
     fn run(&self, args: &[&str]) -> Output {
         Command::new("tmux")
             .arg("-S")
@@ -72,23 +90,12 @@ fn tui_in_a_terminal_saves_a_session_that_qlab_run_replays() {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let session = dir.join("saved.qls");
-    let tmux = Tmux {
-        socket: dir.join("tmux.sock"),
-    };
-    let started = tmux.run(&[
-        "new-session",
-        "-d",
-        "-s",
-        "qlab",
-        "-x",
-        "120",
-        "-y",
-        "40",
-        "-c",
-        root().to_str().unwrap(),
+    let tmux = Tmux::start(
+        &dir,
+        40,
+        &[],
         &format!("{} tui", env!("CARGO_BIN_EXE_qlab")),
-    ]);
-    assert!(started.status.success(), "{started:?}");
+    );
     tmux.wait(300, "the panes", |t| t.screen().contains("SQNR dB"));
     // conv1, its observer switched to min/max, then saved.
     tmux.keys("j1");
@@ -138,25 +145,8 @@ fn repl_runs_typed_ahead_and_pasted_lines_and_exits() {
     let dir = root().join("target/repl-e2e");
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    let tmux = Tmux {
-        socket: dir.join("tmux.sock"),
-    };
-    let started = tmux.run(&[
-        "new-session",
-        "-d",
-        "-s",
-        "qlab",
-        "-x",
-        "120",
-        "-y",
-        "60",
-        "-c",
-        root().to_str().unwrap(),
-        "-e",
-        &format!("QLAB_HISTORY={}", dir.join("history").display()),
-        env!("CARGO_BIN_EXE_qlab"),
-    ]);
-    assert!(started.status.success(), "{started:?}");
+    let history = format!("QLAB_HISTORY={}", dir.join("history").display());
+    let tmux = Tmux::start(&dir, 60, &[history], env!("CARGO_BIN_EXE_qlab"));
     tmux.wait(120, "the prompt", |t| t.screen().contains("qlab>"));
     // Three lines typed ahead in one burst.
     let typed = tmux.run(&[
