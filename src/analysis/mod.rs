@@ -2,6 +2,7 @@
 //! Metrics are pooled over everything compared (not averaged per batch), in f64, in a fixed
 //! order, so reports are byte-identical across runs.
 
+mod columns;
 mod compare;
 mod latency;
 mod layers;
@@ -10,6 +11,7 @@ mod reference;
 mod sensitivity;
 mod weights;
 
+pub use columns::ErrorColumn;
 pub use compare::{LayerDiff, engine_diff};
 pub use latency::{LatencyReport, LayerLatency, Target, latency_steps, layer_latency};
 pub use layers::{ErrorMode, LayerError, layer_errors};

@@ -14,7 +14,7 @@ mod plot;
 
 pub use plot::{HistogramPlot, PlotError, PlotFormat, errors_plot, histogram_plot};
 
-use crate::analysis::{ErrorMode, LayerError};
+use crate::analysis::{ErrorColumn, ErrorMode, LayerError};
 use serde::Serialize;
 use std::fmt::Write;
 
@@ -49,19 +49,11 @@ pub struct ErrorReport {
     pub rows: Vec<ReportRow>,
 }
 
-const HEADERS: [&str; 11] = [
-    "layer",
-    "op",
-    "sqnr_db",
-    "mse",
-    "max_abs",
-    "mean_error",
-    "cosine",
-    "rmse_over_scale",
-    "clip_rate",
-    "input_clip_rate",
-    "saturated_pairs",
-];
+/// The report's column keys, in `ReportRow`'s field order (one definition:
+/// [`ErrorColumn::key`]).
+fn headers() -> Vec<&'static str> {
+    ErrorColumn::ALL.iter().map(|c| c.key()).collect()
+}
 
 /// The formats `export` writes, chosen by file extension.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -174,8 +166,8 @@ impl ErrorReport {
             self.model,
             self.data,
             self.engine,
-            HEADERS.join(" | "),
-            "---|".repeat(HEADERS.len())
+            headers().join(" | "),
+            "---|".repeat(ErrorColumn::ALL.len())
         );
         for c in self.cells() {
             let _ = writeln!(s, "| {} |", c.join(" | "));
@@ -184,7 +176,7 @@ impl ErrorReport {
     }
 
     fn csv(&self) -> String {
-        let mut s = format!("{}\n", HEADERS.join(","));
+        let mut s = format!("{}\n", headers().join(","));
         for c in self.cells() {
             let quoted: Vec<String> = c
                 .iter()
@@ -228,6 +220,22 @@ mod tests {
             mode: "cumulative".into(),
             rows: vec![row("a,b<c>", 12.5), row("exact", f64::INFINITY)],
         }
+    }
+
+    /// The CSV / Markdown headers and the JSON row fields are the same keys.
+    #[test]
+    fn column_keys_are_the_row_fields() {
+        let json: serde_json::Value = serde_json::from_str(&report().render(Format::Json)).unwrap();
+        let mut fields: Vec<&str> = json["rows"][0]
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        let mut keys = headers();
+        fields.sort_unstable();
+        keys.sort_unstable();
+        assert_eq!(fields, keys);
     }
 
     #[test]

@@ -8,7 +8,7 @@
 
 use super::command::{Batching, QConfigChoice};
 use super::{Output, SessionError, Table, Workbench};
-use crate::analysis::{ErrorMode, LayerError, layer_errors, sensitivity};
+use crate::analysis::{ErrorColumn, ErrorMode, LayerError, layer_errors, sensitivity};
 use crate::engine::{Engine, HostProfile, Numerics};
 use crate::graph::{Graph, Value};
 use crate::observer::Stats;
@@ -414,19 +414,7 @@ impl Workbench {
         let engine = self.numerics.engine;
         // Worst first; ties keep graph order (the sort is stable).
         rows.sort_by(|a, b| a.stats.sqnr_db().total_cmp(&b.stats.sqnr_db()));
-        let headers = [
-            "layer",
-            "op",
-            "sqnr_db",
-            "mse",
-            "max_abs",
-            "mean_err",
-            "cosine",
-            "rmse/scale",
-            "clip%",
-            "in_clip%",
-            "saturated",
-        ];
+        let headers: Vec<&str> = ErrorColumn::ALL.iter().map(|c| c.header()).collect();
         Ok(Output::Table {
             title: format!(
                 "{} activation error on {data} ({} engine, worst first; uniform rounding gives rmse/scale 0.2887)",
@@ -437,22 +425,7 @@ impl Workbench {
                 headers: Table::header_row(&headers),
                 rows: rows
                     .iter()
-                    .map(|r| {
-                        vec![
-                            r.layer.clone(),
-                            r.op.to_string(),
-                            format!("{:.2}", r.stats.sqnr_db()),
-                            format!("{:.3e}", r.stats.mse()),
-                            format!("{:.3e}", r.stats.max_abs()),
-                            format!("{:+.3e}", r.stats.mean_error()),
-                            format!("{:.6}", r.stats.cosine()),
-                            format!("{:.4}", r.stats.rmse_over_scale()),
-                            format!("{:.3}", 100.0 * r.clip_rate()),
-                            r.input_clip_rate()
-                                .map_or("-".into(), |v| format!("{:.3}", 100.0 * v)),
-                            r.saturated_pairs.to_string(),
-                        ]
-                    })
+                    .map(|r| ErrorColumn::ALL.iter().map(|c| c.cell(r, false)).collect())
                     .collect(),
             },
         })

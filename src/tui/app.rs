@@ -7,7 +7,7 @@
 //! lands in the session log and `save session` captures TUI work.
 
 use super::speed::SpeedState;
-use crate::analysis::ErrorMode;
+use crate::analysis::{ErrorColumn, ErrorMode};
 use crate::engine::Engine;
 use crate::isa::{self, Isa};
 use crate::observer::ObserverKind;
@@ -56,57 +56,24 @@ impl Pane {
     }
 }
 
-/// A column of the error table; every one sorts worst first.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SortColumn {
-    /// Graph order (not a metric).
-    Layer,
-    Sqnr,
-    Mse,
-    MaxAbs,
-    MeanErr,
-    Cosine,
-    RmseScale,
-    Clip,
-    InputClip,
-    Saturated,
-}
+/// The error table's columns the TUI shows and sorts by (every column but `op`), in order.
+pub const SORT_COLUMNS: [ErrorColumn; 10] = [
+    ErrorColumn::Layer,
+    ErrorColumn::Sqnr,
+    ErrorColumn::Mse,
+    ErrorColumn::MaxAbs,
+    ErrorColumn::MeanErr,
+    ErrorColumn::Cosine,
+    ErrorColumn::RmseScale,
+    ErrorColumn::Clip,
+    ErrorColumn::InputClip,
+    ErrorColumn::Saturated,
+];
 
-impl SortColumn {
-    pub const ALL: [SortColumn; 10] = [
-        SortColumn::Layer,
-        SortColumn::Sqnr,
-        SortColumn::Mse,
-        SortColumn::MaxAbs,
-        SortColumn::MeanErr,
-        SortColumn::Cosine,
-        SortColumn::RmseScale,
-        SortColumn::Clip,
-        SortColumn::InputClip,
-        SortColumn::Saturated,
-    ];
-
-    fn next(self) -> SortColumn {
-        let i = SortColumn::ALL.iter().position(|&c| c == self).unwrap_or(0);
-        SortColumn::ALL[(i + 1) % SortColumn::ALL.len()]
-    }
-
-    /// A key whose ascending order puts the worst layer first.
-    fn badness(self, r: &LayerRow) -> f64 {
-        let s = &r.error.stats;
-        match self {
-            SortColumn::Layer => 0.0,
-            SortColumn::Sqnr => s.sqnr_db(),
-            SortColumn::Mse => -s.mse(),
-            SortColumn::MaxAbs => -s.max_abs(),
-            SortColumn::MeanErr => -s.mean_error().abs(),
-            SortColumn::Cosine => s.cosine(),
-            SortColumn::RmseScale => -s.rmse_over_scale(),
-            SortColumn::Clip => -r.error.clip_rate(),
-            SortColumn::InputClip => -r.error.input_clip_rate().unwrap_or(0.0),
-            SortColumn::Saturated => -(r.error.saturated_pairs as f64),
-        }
-    }
+/// The sort column after `c` (`s` cycles through them).
+fn next_sort(c: ErrorColumn) -> ErrorColumn {
+    let i = SORT_COLUMNS.iter().position(|&x| x == c).unwrap_or(0);
+    SORT_COLUMNS[(i + 1) % SORT_COLUMNS.len()]
 }
 
 /// What the int_repr pane dumps for the selected layer.
@@ -146,7 +113,7 @@ pub struct App {
     /// Index into `rows`.
     pub selected: usize,
     pub focus: Pane,
-    pub sort: SortColumn,
+    pub sort: ErrorColumn,
     pub hex: bool,
     /// First line shown in the int_repr dump.
     pub int_scroll: usize,
@@ -186,7 +153,7 @@ impl App {
             rows_note: String::new(),
             selected: 0,
             focus: Pane::Layers,
-            sort: SortColumn::Sqnr,
+            sort: ErrorColumn::Sqnr,
             hex: false,
             int_scroll: 0,
             log_scroll: 0,
@@ -225,8 +192,8 @@ impl App {
         let mut order: Vec<usize> = (0..self.rows.len()).collect();
         order.sort_by(|&a, &b| {
             self.sort
-                .badness(&self.rows[a])
-                .total_cmp(&self.sort.badness(&self.rows[b]))
+                .badness(&self.rows[a].error)
+                .total_cmp(&self.sort.badness(&self.rows[b].error))
         });
         order
     }
@@ -369,7 +336,7 @@ impl App {
             KeyCode::Char(':') => self.input = Some(CommandLine::default()),
             KeyCode::Tab => self.focus = self.focus.step(1),
             KeyCode::BackTab => self.focus = self.focus.step(-1),
-            KeyCode::Char('s') => self.sort = self.sort.next(),
+            KeyCode::Char('s') => self.sort = next_sort(self.sort),
             KeyCode::Char('x') => self.hex = !self.hex,
             KeyCode::Char('f') => self.floats = !self.floats,
             KeyCode::Char('e') => self.toggle_speed(),
