@@ -56,24 +56,18 @@ impl Pane {
     }
 }
 
-/// The error table's columns the TUI shows and sorts by (every column but `op`), in order.
-pub const SORT_COLUMNS: [ErrorColumn; 10] = [
-    ErrorColumn::Layer,
-    ErrorColumn::Sqnr,
-    ErrorColumn::Mse,
-    ErrorColumn::MaxAbs,
-    ErrorColumn::MeanErr,
-    ErrorColumn::Cosine,
-    ErrorColumn::RmseScale,
-    ErrorColumn::Clip,
-    ErrorColumn::InputClip,
-    ErrorColumn::Saturated,
-];
+/// The error table's columns the TUI shows and sorts by: every column but `op`, in order.
+pub fn sort_columns() -> impl Iterator<Item = ErrorColumn> {
+    ErrorColumn::ALL
+        .into_iter()
+        .filter(|&c| c != ErrorColumn::Op)
+}
 
 /// The sort column after `c` (`s` cycles through them).
 fn next_sort(c: ErrorColumn) -> ErrorColumn {
-    let i = SORT_COLUMNS.iter().position(|&x| x == c).unwrap_or(0);
-    SORT_COLUMNS[(i + 1) % SORT_COLUMNS.len()]
+    let columns: Vec<ErrorColumn> = sort_columns().collect();
+    let i = columns.iter().position(|&x| x == c).unwrap_or(0);
+    columns[(i + 1) % columns.len()]
 }
 
 /// What the int_repr pane dumps for the selected layer.

@@ -2,7 +2,7 @@
 //! column `s` cycles through (marked ▼).
 
 use crate::analysis::ErrorColumn;
-use crate::tui::app::{App, SORT_COLUMNS};
+use crate::tui::app::{App, sort_columns};
 use crate::tui::theme;
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Rect};
@@ -20,7 +20,7 @@ pub fn draw(app: &App, frame: &mut Frame, area: Rect, focused: bool) {
     }
     // Short headers and compact cells (`ErrorColumn::short`, `cell`), so all ten fit a
     // half-width pane.
-    let header = Row::new(SORT_COLUMNS.iter().map(|&c| {
+    let header = Row::new(sort_columns().map(|c| {
         if c == app.sort {
             format!("{}▼", c.short())
         } else {
@@ -32,7 +32,7 @@ pub fn draw(app: &App, frame: &mut Frame, area: Rect, focused: bool) {
     let rows = order.iter().map(|&i| {
         let e = &app.rows[i].error;
         let sqnr = Style::new().fg(theme::sqnr_color(e.stats.sqnr_db()));
-        Row::new(SORT_COLUMNS.iter().map(|&c| {
+        Row::new(sort_columns().map(|c| {
             let cell = Cell::from(c.cell(e, true));
             if c == ErrorColumn::Sqnr {
                 cell.style(sqnr)
