@@ -329,6 +329,7 @@ fn replay(script: &Path) -> Result<(), CliError> {
     let text = qlab::fsutil::read_text_bounded(script)
         .map_err(|e| input(format!("cannot read {shown}: {e}")))?;
     let mut wb = Workbench::new();
+    wb.show_progress(true);
     let mut stdout = std::io::stdout().lock();
     let result = replay_script(&text, &mut wb, |cmd, output| {
         // A closed pipe (`qlab run … | head`) must not stop the replay.

@@ -131,6 +131,8 @@ pub fn run_piped(
 /// The interactive loop (or the piped one when stdin is not a terminal). Returns the number of
 /// failed commands when piped, 0 interactively.
 pub fn run(mut wb: Workbench) -> Result<usize, ReadlineError> {
+    // The REPL owns a plain terminal: long commands may draw a bar on stderr.
+    wb.show_progress(true);
     let stdin = std::io::stdin();
     if !stdin.is_terminal() {
         return Ok(run_piped(

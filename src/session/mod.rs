@@ -12,6 +12,7 @@ mod error;
 mod feed;
 mod help;
 mod output;
+mod progress;
 mod qat;
 mod quantize;
 mod reference;

@@ -7,6 +7,7 @@
 //! converted model, so `convert` again re-uses the calibration.
 
 use super::command::{Batching, QConfigChoice};
+use super::progress::Progress;
 use super::{Output, SessionError, Table, Workbench};
 use crate::analysis::{ErrorColumn, ErrorMode, LayerError, layer_errors, sensitivity};
 use crate::engine::{Engine, HostProfile, Numerics};
@@ -238,9 +239,15 @@ impl Workbench {
         let runs = self.runs(&prepared.graph, data, Some(b))?;
         let d = self.dataset(data)?;
         // A pinned batch's runs are the forward passes the observers see, one update each.
+        let bar = Progress::start(
+            self.progress,
+            &format!("calibrating on {data}"),
+            Some(runs.ranges.len() as u64),
+        );
         for range in &runs.ranges {
             super::cancel::check()?;
             prepared.calibrate_batch(vec![d.rows(range.clone())])?;
+            bar.tick();
         }
         self.prepared = Some(prepared);
         self.drop_converted();
@@ -637,11 +644,13 @@ impl Workbench {
             Some(self.outputs(data)?.clone())
         };
         let map = self.effective_qconfigs()?;
+        let bar = Progress::start(self.progress, "sensitivity: models measured", None);
         let metric = |m: &QuantizedModel| -> Result<f64, crate::analysis::AnalysisError> {
             let fail = |e: SessionError| crate::analysis::AnalysisError::Model {
                 detail: e.to_string(),
             };
             super::cancel::check().map_err(fail)?;
+            bar.tick();
             match &reference {
                 None => {
                     let (c, n) = self.model_correct(m, data).map_err(fail)?.unwrap_or((0, 0));

@@ -48,11 +48,19 @@ pub struct Workbench {
     /// Notes for the current command's output, one per model input (a pinned batch's runs);
     /// behind a lock because data is run from `&self`, also inside analysis callbacks.
     pub(super) notes: Mutex<Vec<(String, String)>>,
+    /// Whether long commands draw a progress bar on stderr (see [`super::progress`]).
+    pub(super) progress: bool,
 }
 
 impl Workbench {
     pub fn new() -> Self {
         Workbench::default()
+    }
+
+    /// Turns progress bars on stderr on or off for long commands (calibration, sensitivity);
+    /// off by default, for front ends that own the screen.
+    pub fn show_progress(&mut self, on: bool) {
+        self.progress = on;
     }
 
     /// The loaded model, if any.
