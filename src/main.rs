@@ -409,10 +409,18 @@ fn tui(script: Option<&Path>) -> Result<String, CliError> {
             let text = qlab::fsutil::read_text_bounded(script)
                 .map_err(|e| input(format!("cannot read {shown}: {e}")))?;
             let mut wb = Workbench::new();
-            replay_script(&text, &mut wb, |cmd, output| {
+            let replayed = replay_script(&text, &mut wb, |cmd, output| {
                 log.push_str(&format!("> {cmd}\n{output}"));
-            })
-            .map_err(|e| input(format!("{log}{shown}: {e}")))?;
+            });
+            match replayed {
+                // A bug may leave the workbench inconsistent: do not go on with it.
+                Err(e) if e.is_internal() => {
+                    return Err(CliError::Internal(format!("{shown}: {e}")));
+                }
+                // Open at the failing line, the error in the log, to fix it interactively.
+                Err(e) => log.push_str(&format!("error: {shown}: {e}\n")),
+                Ok(_) => {}
+            }
             let mut app = qlab::tui::App::new(wb);
             app.log_text(&log);
             app

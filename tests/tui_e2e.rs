@@ -10,6 +10,18 @@ fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// A fresh scratch directory `target/NAME`, or `None` (after saying so) when tmux is missing.
+fn scratch(name: &str) -> Option<PathBuf> {
+    if Command::new("tmux").arg("-V").output().is_err() {
+        eprintln!("SKIPPED: tmux is not installed (.ci/run installs it)");
+        return None;
+    }
+    let dir = root().join("target").join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    Some(dir)
+}
+
 /// tmux on a private socket, so no user session is touched.
 struct Tmux {
     socket: PathBuf,
@@ -82,13 +94,9 @@ impl Drop for Tmux {
 
 #[test]
 fn tui_in_a_terminal_saves_a_session_that_qlab_run_replays() {
-    if Command::new("tmux").arg("-V").output().is_err() {
-        eprintln!("SKIPPED: tmux is not installed (.ci/run installs it)");
+    let Some(dir) = scratch("tui-e2e") else {
         return;
-    }
-    let dir = root().join("target/tui-e2e");
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    };
     let session = dir.join("saved.qls");
     let tmux = Tmux::start(
         &dir,
@@ -138,13 +146,9 @@ fn tui_in_a_terminal_saves_a_session_that_qlab_run_replays() {
 /// and `exit` ends it.
 #[test]
 fn repl_runs_typed_ahead_and_pasted_lines_and_exits() {
-    if Command::new("tmux").arg("-V").output().is_err() {
-        eprintln!("SKIPPED: tmux is not installed (.ci/run installs it)");
+    let Some(dir) = scratch("repl-e2e") else {
         return;
-    }
-    let dir = root().join("target/repl-e2e");
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    };
     let history = format!("QLAB_HISTORY={}", dir.join("history").display());
     let tmux = Tmux::start(&dir, 60, &[history], env!("CARGO_BIN_EXE_qlab"));
     tmux.wait(120, "the prompt", |t| t.screen().contains("qlab>"));
@@ -193,4 +197,32 @@ fn repl_runs_typed_ahead_and_pasted_lines_and_exits() {
     tmux.keys("exit");
     tmux.run(&["send-keys", "-t", "qlab", "Enter"]);
     tmux.wait(30, "the REPL to exit", |t| !t.alive());
+}
+
+/// `qlab tui FILE` whose line fails opens at that line, the error in the log, instead of
+/// exiting: the user fixes it interactively.
+#[test]
+fn tui_opens_at_a_failing_script_line() {
+    let Some(dir) = scratch("tui-failing") else {
+        return;
+    };
+    let script = dir.join("fail.qls");
+    std::fs::write(
+        &script,
+        "load model sample-models/digits_cnn.onnx\n\
+         load data test sample-models/data/digits_test_x.npy labels=sample-models/data/digits_test_y.npy\n\
+         expect correct(test) == 999\n\
+         eval test\n",
+    )
+    .unwrap();
+    let command = format!("{} tui {}", env!("CARGO_BIN_EXE_qlab"), script.display());
+    let tmux = Tmux::start(&dir, 40, &[], &command);
+    tmux.wait(120, "the failing line in the log", |t| {
+        let s = t.screen();
+        s.contains("line 3") && s.contains("(actual 395)")
+    });
+    // The lines after the failure did not run.
+    assert!(!tmux.screen().contains("> eval test"), "{}", tmux.screen());
+    tmux.keys("q");
+    tmux.wait(30, "qlab to quit", |t| !t.alive());
 }
