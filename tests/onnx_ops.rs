@@ -156,3 +156,12 @@ fn degenerate_geometry_is_an_error_not_a_panic() {
         }
     }
 }
+
+/// A 3-D convolution imports, passes the graph check and runs: a 1×1×1 kernel of 2 doubles.
+#[test]
+fn conv3d_imports_and_runs() {
+    let w = f32_tensor("w", &[1, 1, 1, 1, 1], &[2.0]);
+    let bytes = model("Conv", &[1, 1, 2, 1, 2], &["w"], vec![w], vec![]);
+    let y = eval(&bytes, &[1, 1, 2, 1, 2], vec![1.0, 2.0, 3.0, 4.0]);
+    assert_eq!(y, [2.0, 4.0, 6.0, 8.0]);
+}

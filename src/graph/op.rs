@@ -7,7 +7,7 @@
 use super::Value;
 use ndarray::{Array1, Array2, ArrayD};
 
-/// Convolution over 1 or 2 spatial dims (`NC[H]W`), PyTorch semantics.
+/// Convolution over 1 to 3 spatial dims (`NC[D][H]W`), PyTorch semantics.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ConvParams {
     /// `[out_channels, in_channels / groups, k...]`.

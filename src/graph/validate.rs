@@ -125,11 +125,11 @@ pub fn op(op: &Op, outputs: usize) -> Result<(), Problem> {
     match op {
         Op::Conv(c) => {
             let shape = c.weight.shape();
-            if !(3..=4).contains(&shape.len()) || shape.contains(&0) {
+            if !(3..=5).contains(&shape.len()) || shape.contains(&0) {
                 return Err(problem(
                     "weight",
                     format!(
-                        "shape {shape:?} (need [out, in/groups, k...] with 1 or 2 spatial dims, none empty)"
+                        "shape {shape:?} (need [out, in/groups, k...] with 1 to 3 spatial dims, none empty)"
                     ),
                 ));
             }
