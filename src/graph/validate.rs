@@ -26,7 +26,12 @@ fn problem(field: &'static str, detail: impl Into<String>) -> Problem {
 }
 
 /// A geometry list: `len` entries, each within `low..=MAX_GEOMETRY`.
-fn bounded(field: &'static str, v: &[usize], len: usize, low: usize) -> Result<(), Problem> {
+pub fn geometry_list(
+    field: &'static str,
+    v: &[usize],
+    len: usize,
+    low: usize,
+) -> Result<(), Problem> {
     if v.len() != len {
         return Err(problem(
             field,
@@ -81,11 +86,11 @@ pub fn pool(p: &PoolParams, max: bool) -> Result<(), Problem> {
             "missing, or not 1 to 3 spatial dims",
         ));
     }
-    bounded("kernel_shape", &p.kernel, spatial, 1)?;
-    bounded("strides", &p.stride, spatial, 1)?;
-    bounded("dilations", &p.dilation, spatial, 1)?;
-    bounded("pads", &p.pad_begin, spatial, 0)?;
-    bounded("pads", &p.pad_end, spatial, 0)?;
+    geometry_list("kernel_shape", &p.kernel, spatial, 1)?;
+    geometry_list("strides", &p.stride, spatial, 1)?;
+    geometry_list("dilations", &p.dilation, spatial, 1)?;
+    geometry_list("pads", &p.pad_begin, spatial, 0)?;
+    geometry_list("pads", &p.pad_end, spatial, 0)?;
     for d in 0..spatial {
         let span = p.dilation[d] * (p.kernel[d] - 1) + 1;
         if p.pad_begin[d] >= span || p.pad_end[d] >= span {
@@ -134,11 +139,11 @@ pub fn op(op: &Op, outputs: usize) -> Result<(), Problem> {
                 ));
             }
             let spatial = shape.len() - 2;
-            bounded("strides", &c.stride, spatial, 1)?;
-            bounded("dilations", &c.dilation, spatial, 1)?;
-            bounded("pads", &c.pad_begin, spatial, 0)?;
-            bounded("pads", &c.pad_end, spatial, 0)?;
-            bounded("kernel_shape", &shape[2..], spatial, 1)?;
+            geometry_list("strides", &c.stride, spatial, 1)?;
+            geometry_list("dilations", &c.dilation, spatial, 1)?;
+            geometry_list("pads", &c.pad_begin, spatial, 0)?;
+            geometry_list("pads", &c.pad_end, spatial, 0)?;
+            geometry_list("kernel_shape", &shape[2..], spatial, 1)?;
             if c.groups == 0 || !shape[0].is_multiple_of(c.groups) {
                 return Err(problem(
                     "group",

@@ -98,26 +98,16 @@ struct Geometry {
 /// 1 unless `zero_ok`).
 fn bounded(
     a: &Attrs,
-    name: &str,
+    name: &'static str,
     len: usize,
     default: usize,
     zero_ok: bool,
 ) -> Result<Vec<usize>, ImportError> {
     let v = a.sizes(name, vec![default; len])?;
-    if v.len() != len {
-        return Err(a.unsupported(
-            name,
-            format!("{v:?} has {} entries, expected {len}", v.len()),
-        ));
-    }
-    let low = usize::from(!zero_ok);
-    match v.iter().find(|&&x| !(low..=MAX_GEOMETRY).contains(&x)) {
-        Some(x) => Err(a.unsupported(
-            name,
-            format!("value {x} in {v:?} is outside {low}..={MAX_GEOMETRY}"),
-        )),
-        None => Ok(v),
-    }
+    // The graph check's rule, applied before the op exists (import may fold it at once).
+    validate::geometry_list(name, &v, len, usize::from(!zero_ok))
+        .map_err(|e| a.unsupported(e.field, e.detail))?;
+    Ok(v)
 }
 
 fn geometry(a: &Attrs, spatial: usize) -> Result<Geometry, ImportError> {
