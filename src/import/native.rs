@@ -666,14 +666,12 @@ fn rebuild(rec: OpRecord, node: &str, t: &Tensors) -> Result<Op, NativeError> {
 pub fn load_native(dir: &Path) -> Result<Graph, NativeError> {
     let json_path = dir.join("graph.json");
     let text = crate::fsutil::read_text_bounded(&json_path).map_err(io(&json_path))?;
+    let shown = json_path.display().to_string();
+    // The format is checked before the (large) weights file is read.
+    let rec = parse_record(&text, &shown)?;
     let weights_path = dir.join("weights.safetensors");
     let bytes = crate::fsutil::read_bounded(&weights_path).map_err(io(&weights_path))?;
-    decode_native(
-        &text,
-        &bytes,
-        &json_path.display().to_string(),
-        &weights_path.display().to_string(),
-    )
+    build(rec, &bytes, shown, &weights_path.display().to_string())
 }
 
 /// Decodes a native model from its two files' contents ([`encode_native`]'s output);
@@ -685,20 +683,33 @@ pub fn decode_native(
     json_origin: &str,
     weights_origin: &str,
 ) -> Result<Graph, NativeError> {
-    let shown = json_origin.to_string();
-    let rec: GraphRecord = serde_json::from_str(text).map_err(|e| NativeError::Schema {
-        path: shown.clone(),
-        detail: e.to_string(),
-    })?;
+    let rec = parse_record(text, json_origin)?;
+    build(rec, bytes, json_origin.to_string(), weights_origin)
+}
+
+/// `graph.json`'s record, refused unless it is this format and version.
+fn parse_record(text: &str, origin: &str) -> Result<GraphRecord, NativeError> {
+    let schema = |detail: String| NativeError::Schema {
+        path: origin.to_string(),
+        detail,
+    };
+    let rec: GraphRecord = serde_json::from_str(text).map_err(|e| schema(e.to_string()))?;
     if rec.format != FORMAT || rec.version != VERSION {
-        return Err(NativeError::Schema {
-            path: shown,
-            detail: format!(
-                "format {} v{} is not {FORMAT} v{VERSION}",
-                rec.format, rec.version
-            ),
-        });
+        return Err(schema(format!(
+            "format {} v{} is not {FORMAT} v{VERSION}",
+            rec.format, rec.version
+        )));
     }
+    Ok(rec)
+}
+
+/// The graph a checked record and its weights describe; `shown` names `graph.json` in errors.
+fn build(
+    rec: GraphRecord,
+    bytes: &[u8],
+    shown: String,
+    weights_origin: &str,
+) -> Result<Graph, NativeError> {
     let wshown = weights_origin.to_string();
     let st = SafeTensors::deserialize(bytes).map_err(|e| NativeError::Schema {
         path: wshown.clone(),
