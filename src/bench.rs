@@ -18,7 +18,7 @@
 //! every tile; the kernel column names the kernel the figure's data runs.
 
 use crate::engine::{Engine, HostProfile, Numerics};
-use crate::isa::{self, Isa, IsaError};
+use crate::isa::{Isa, IsaError};
 use crate::kernels::gemm::kernel_name;
 use crate::qnn::{ConvParams, QConv, QLinear};
 use crate::tensor::{QParams, QStorage, QTensor};
@@ -361,9 +361,8 @@ fn fp32_gflops(s: &Anchor, reps: usize) -> f64 {
 
 /// Measures every available SIMD tier (scalar is left out: it is the correctness reference and
 /// would take seconds per shape) under both fbgemm contracts and the qnnpack engine, and fp32, on the ANCHORS shapes.
-/// The tier in force is restored afterwards.
+/// Each figure's tier travels in its `Numerics`; nothing process-wide is switched.
 pub fn run(reps: usize) -> Result<Report, IsaError> {
-    let before = isa::selected();
     let mut report = Report {
         repetitions: reps,
         int8: Vec::new(),
@@ -384,12 +383,12 @@ pub fn run(reps: usize) -> Result<Report, IsaError> {
         ("pairsat, 8-bit", Engine::Fbgemm, HostProfile::Avx2, false),
     ];
     for tier in [Isa::Avx2, Isa::AvxVnni, Isa::Avx512Vnni] {
-        if let Err(e) = isa::force(tier) {
+        if let Err(e) = tier.check() {
             report.skipped.push(format!("{tier}: {e}"));
             continue;
         }
         for (contract, engine, profile, seven_bit) in contracts {
-            let numerics = Numerics::new(engine, profile);
+            let numerics = Numerics::new(engine, profile).on(tier)?;
             let setup = Setup {
                 numerics,
                 seven_bit,
@@ -421,7 +420,7 @@ pub fn run(reps: usize) -> Result<Report, IsaError> {
         // fbgemm takes its depthwise fast path on every host (saturating pairs); qnnpack is exact.
         for (contract, engine) in [("fbgemm", Engine::Fbgemm), ("qnnpack", Engine::Qnnpack)] {
             let setup = Setup {
-                numerics: Numerics::new(engine, HostProfile::Vnni),
+                numerics: Numerics::new(engine, HostProfile::Vnni).on(tier)?,
                 seven_bit: engine == Engine::Fbgemm,
             };
             for s in &DEPTHWISE_SHAPES {
@@ -434,7 +433,6 @@ pub fn run(reps: usize) -> Result<Report, IsaError> {
             }
         }
     }
-    isa::force(before)?;
     for s in &ANCHORS {
         let gflops = fp32_gflops(s, reps);
         report.fp32.push(Fp32Figure {

@@ -1,11 +1,12 @@
 //! Which instruction-set tier the fast paths use: detected once, overridable for tests.
 //!
-//! `QLAB_ISA=scalar|avx2|avxvnni|avx512vnni|neon|dotprod` (or [`force`]) pins a tier so every
-//! tier can be checked against the scalar reference on one machine. Asking for a tier the host
+//! `QLAB_ISA=scalar|avx2|avxvnni|avx512vnni|neon|dotprod` pins the process's tier at start-up so
+//! every tier can be checked against the scalar reference on one machine; after start-up a tier
+//! is a value (`engine::Numerics::isa`, the `_on(tier)` kernels), never a global to flip. Asking for a tier the host
 //! lacks is an error that names what is missing, never a silent fallback.
 
 use std::fmt;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::OnceLock;
 use thiserror::Error;
 
 /// An instruction-set tier, from the portable reference up.
@@ -68,9 +69,9 @@ impl Isa {
             .ok_or_else(|| IsaError::Unknown(s.to_string()))
     }
 
-    /// The CPU features this tier needs that the host lacks (empty when usable).
-    pub fn missing_features(self) -> Vec<&'static str> {
-        let needed: &[&'static str] = match self {
+    /// The CPU features this tier needs.
+    fn needed(self) -> &'static [&'static str] {
+        match self {
             Isa::Scalar => &[],
             Isa::Avx2 => &["avx2", "fma", "f16c"],
             Isa::AvxVnni => &["avx2", "fma", "f16c", "avxvnni"],
@@ -85,13 +86,27 @@ impl Isa {
             ],
             Isa::Neon => &["neon"],
             Isa::Dotprod => &["neon", "dotprod"],
-        };
-        needed.iter().copied().filter(|f| !host_has(f)).collect()
+        }
     }
 
-    /// True when the host can run this tier.
+    /// The CPU features this tier needs that the host lacks (empty when usable).
+    pub fn missing_features(self) -> Vec<&'static str> {
+        self.needed()
+            .iter()
+            .copied()
+            .filter(|f| !host_has(f))
+            .collect()
+    }
+
+    /// True when the host can run this tier (cheap: cached feature flags, no allocation).
     pub fn is_available(self) -> bool {
-        self.missing_features().is_empty()
+        self.needed().iter().all(|f| host_has(f))
+    }
+
+    /// Whether this is an x86 SIMD tier (all of which include AVX2 and FMA): the condition for
+    /// the element-wise loops compiled with those features.
+    pub fn is_x86_simd(self) -> bool {
+        matches!(self, Isa::Avx2 | Isa::AvxVnni | Isa::Avx512Vnni)
     }
 
     /// Ok when usable, otherwise the error that names the missing features.
@@ -105,12 +120,6 @@ impl Isa {
                 missing: missing.join(", "),
             })
         }
-    }
-
-    fn to_code(self) -> u8 {
-        ALL.iter()
-            .position(|&t| t == self)
-            .map_or(0, |p| p as u8 + 1)
     }
 }
 
@@ -157,29 +166,26 @@ pub fn best_available() -> Isa {
         .unwrap_or(Isa::Scalar)
 }
 
-/// 0 = not chosen yet; otherwise `Isa::to_code`.
-static SELECTED: AtomicU8 = AtomicU8::new(0);
+/// The start-up tier, chosen on first use and never changed afterwards.
+static SELECTED: OnceLock<Isa> = OnceLock::new();
 
-/// The tier in force: a forced one, else `QLAB_ISA`, else the best available.
+/// The process's tier: `QLAB_ISA` if set, else the best available, fixed at first use.
 ///
-/// An unusable `QLAB_ISA` value is reported on stderr once and the best tier is used, because
-/// this runs deep inside kernels that cannot return an error; front ends validate the variable
-/// up front with [`from_env`].
+/// It is the default of [`crate::engine::Numerics`] (which carries the tier a quantized model
+/// runs on, so benchmarks and latency tables time other tiers by value, not by mutating this),
+/// and the tier of the float paths, observers and element-wise loops. An unusable `QLAB_ISA`
+/// value is reported on stderr once and the best tier is used, because this runs deep inside
+/// kernels that cannot return an error; front ends validate the variable up front with
+/// [`from_env`].
 pub fn selected() -> Isa {
-    let code = SELECTED.load(Ordering::Relaxed);
-    if code != 0 {
-        return ALL[code as usize - 1];
-    }
-    let tier = match from_env() {
+    *SELECTED.get_or_init(|| match from_env() {
         Ok(Some(t)) => t,
         Ok(None) => best_available(),
         Err(e) => {
             eprintln!("qlab: ignoring QLAB_ISA: {e}");
             best_available()
         }
-    };
-    SELECTED.store(tier.to_code(), Ordering::Relaxed);
-    tier
+    })
 }
 
 /// Reads `QLAB_ISA`: `None` when unset or `auto`, an error when unknown or unavailable.
@@ -190,17 +196,4 @@ pub fn from_env() -> Result<Option<Isa>, IsaError> {
         }
         _ => Ok(None),
     }
-}
-
-/// Whether the tier in force is an x86 SIMD tier (all of which include AVX2 and FMA): the
-/// condition for the element-wise loops compiled with those features.
-pub fn selected_is_x86_simd() -> bool {
-    matches!(selected(), Isa::Avx2 | Isa::AvxVnni | Isa::Avx512Vnni)
-}
-
-/// Forces a tier for the whole process (the `isa` verb); kernels that take an explicit tier are how tests compare tiers.
-pub fn force(tier: Isa) -> Result<(), IsaError> {
-    tier.check()?;
-    SELECTED.store(tier.to_code(), Ordering::Relaxed);
-    Ok(())
 }

@@ -5,7 +5,8 @@
 
 /// Top-level modules by layer, lowest first. A module may import modules of lower rows only.
 const LAYERS: &[&[&str]] = &[
-    &["isa", "cancel", "engine"],
+    &["isa", "cancel"],
+    &["engine"],
     &["tensor"],
     &["observer"],
     &["fake_quant", "kernels"],

@@ -520,7 +520,8 @@ fn gemm_on_tier<const T: usize>(
 }
 
 const TIERS: [Isa; 3] = [Isa::Avx2, Isa::AvxVnni, Isa::Avx512Vnni];
-const TIER_GEMMS: [conv_ref::GemmFn; 3] = [gemm_on_tier::<0>, gemm_on_tier::<1>, gemm_on_tier::<2>];
+const TIER_GEMMS: [conv_ref::GemmFn<'static>; 3] =
+    [&gemm_on_tier::<0>, &gemm_on_tier::<1>, &gemm_on_tier::<2>];
 
 /// A 2-D geometry: (groups, C/groups, O/groups, input h, w, kernel, stride, padding).
 fn geometry_2d() -> impl Strategy<Value = ConvGeometry> {

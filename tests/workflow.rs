@@ -335,3 +335,36 @@ fn saturated_pairs_are_counted_for_fbgemm_depthwise_and_never_for_qnnpack() {
     assert!(saturated(Engine::Fbgemm) > 0);
     assert_eq!(saturated(Engine::Qnnpack), 0);
 }
+
+/// The tier is part of a converted model's numerics: the same calibrated model converted for
+/// every tier the host has (and each engine) gives the same bytes, and a tier the host lacks is
+/// refused when the numerics are built, not discovered inside a kernel.
+#[test]
+fn a_model_converted_for_each_tier_gives_the_same_bytes() {
+    use qlab::engine::{Engine, HostProfile};
+    use qlab::isa::{ALL, Isa};
+    let mut prepared = workflow::prepare(&fused(), &fbgemm()).unwrap();
+    prepared.calibrate_batch(vec![input(4, 3)]).unwrap();
+    let x = input(3, 11);
+    for engine in Engine::ALL {
+        let base = Numerics::new(engine, HostProfile::Avx2);
+        let on = |tier: Isa| {
+            let numerics = base.on(tier).unwrap();
+            assert_eq!(numerics.isa(), tier);
+            let model = workflow::convert(&prepared, numerics).unwrap();
+            let out = model.run(vec![x.clone()], |_, _| {}).unwrap();
+            f32s(&out[0])
+        };
+        let want = on(Isa::Scalar);
+        let mut tiers = 0;
+        for tier in ALL {
+            if tier.is_available() {
+                assert_eq!(on(tier), want, "{engine} on {tier}");
+                tiers += 1;
+            } else {
+                assert!(base.on(tier).is_err(), "{tier} is not on this host");
+            }
+        }
+        assert!(tiers >= 1);
+    }
+}

@@ -1,17 +1,16 @@
-//! Per-layer latency: the float model and converted models (one per engine, optionally at a
-//! forced ISA tier) timed node by node on the same input, on one thread, as the median of
+//! Per-layer latency: the float model and converted models (one per engine, optionally each at
+//! another ISA tier) timed node by node on the same input, on one thread, as the median of
 //! several repetitions.
 //!
 //! A node's time is the wall time between the run's callbacks for it and for the node before
 //! (the first node also carries the run's setup), so the rows of one run add up to that run.
 //! Totals are the sums of the per-layer medians, which is what the table shows; a median of
-//! whole runs would not equal its rows. Tiers are forced process-wide (`isa::force`) for the
-//! duration of a target's runs and restored afterwards; results do not depend on the tier, only
-//! the speed does.
+//! whole runs would not equal its rows. A target's tier is the one its model was converted for
+//! (`Numerics::isa`: its convs, linears, requantization and adds); the float model runs on the
+//! process's tier. Results do not depend on the tier, only the speed does.
 
 use super::AnalysisError;
 use crate::graph::{self, Graph, Node, Value};
-use crate::isa::{self, Isa};
 use crate::workflow::QuantizedModel;
 use std::time::Instant;
 
@@ -20,8 +19,6 @@ pub struct Target<'a> {
     /// The column heading (`fbgemm`, `qnnpack@scalar`, ...).
     pub name: String,
     pub model: &'a QuantizedModel,
-    /// The tier to force while timing; `None` keeps the one in force.
-    pub isa: Option<Isa>,
 }
 
 /// One layer's median time per column, in ms; `None` where the layer does not exist (a node
@@ -107,19 +104,14 @@ pub fn layer_latency(
                 .map(drop)
                 .map_err(|e| e.to_string())
         })?;
-        let before = isa::selected();
         let mut per_target = Vec::with_capacity(targets.len());
         for t in targets {
-            if let Some(tier) = t.isa {
-                isa::force(tier)?;
-            }
             let timed = time_nodes(&t.model.graph.nodes, reps, &mut step, |on_node| {
                 t.model
                     .run(vec![x.clone()], |n, _| on_node(n, &[]))
                     .map(drop)
                     .map_err(|e| e.to_string())
             });
-            isa::force(before)?;
             per_target.push(timed?);
         }
         Ok(LatencyReport {

@@ -2,6 +2,7 @@
 //! (fbgemm, x86, qnnpack), and on which kind of host (`HostProfile`), because fbgemm's integers
 //! depend on the CPU it ran on (NUMERICS §8). Kernels consult the contract; they never guess.
 
+use crate::isa::{self, Isa, IsaError};
 use std::fmt;
 use thiserror::Error;
 
@@ -97,11 +98,17 @@ impl fmt::Display for HostProfile {
 }
 
 /// A complete numerics contract: engine plus host profile (default: fbgemm as recorded on a
-/// VNNI host).
+/// VNNI host), and the instruction-set tier its kernels run on.
+///
+/// The tier never changes the integers (every tier matches the scalar reference bit for bit);
+/// it is carried here so that a converted model runs on the tier it was built for, and a
+/// benchmark or latency table can time several tiers side by side without a process-wide switch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Numerics {
     pub engine: Engine,
     pub profile: HostProfile,
+    /// Always a tier the host has: set from [`isa::selected`] or checked by [`Numerics::on`].
+    isa: Isa,
 }
 
 impl Default for Numerics {
@@ -111,8 +118,26 @@ impl Default for Numerics {
 }
 
 impl Numerics {
+    /// The contract on the process's tier ([`isa::selected`]).
     pub fn new(engine: Engine, profile: HostProfile) -> Self {
-        Numerics { engine, profile }
+        Numerics {
+            engine,
+            profile,
+            isa: isa::selected(),
+        }
+    }
+
+    /// The same contract on another tier; an error when the host lacks it.
+    pub fn on(self, tier: Isa) -> Result<Self, IsaError> {
+        Ok(Numerics {
+            isa: tier.check()?,
+            ..self
+        })
+    }
+
+    /// The tier the kernels of this contract run on (one the host supports).
+    pub fn isa(self) -> Isa {
+        self.isa
     }
 
     /// Whether u8×s8 GEMM pair sums saturate to int16 (fbgemm/x86 GEMMs on an AVX2 host).

@@ -1,5 +1,9 @@
 //! Requantization of i32 accumulators to quint8 outputs, one rule per engine (NUMERICS §6.2 and
 //! §6.3). Both are precomputed per output channel so the inner loop is a few f32 operations.
+//! The epilogues take the tier to run on as a value; a tier the host lacks runs the portable
+//! loop (same bytes).
+
+use crate::isa::Isa;
 
 /// fbgemm / x86: the float bias is folded in as `bias / (s_x·s_w)` and the sum is scaled once.
 #[derive(Debug, Clone, PartialEq)]
@@ -187,7 +191,7 @@ impl Requant {
     /// Conv planes go through [`Requant::apply_channel`] (the tier's lanes); linear rows run the
     /// element rule (the SIMD tiers requantize Linear in the GEMM's epilogue; only the
     /// reference route comes here).
-    pub fn apply_runs(&self, acc: &[i32], run: usize, channels: usize, out: &mut [u8]) {
+    pub fn apply_runs(&self, tier: Isa, acc: &[i32], run: usize, channels: usize, out: &mut [u8]) {
         if run == 0 || channels == 0 {
             return;
         }
@@ -200,7 +204,7 @@ impl Requant {
                 .zip(out.chunks_exact_mut(run))
                 .enumerate()
             {
-                self.apply_channel(a, i % channels, o);
+                self.apply_channel(tier, a, i % channels, o);
             }
             return;
         }
@@ -214,33 +218,43 @@ impl Requant {
 
     /// Requantizes `acc`, every element of which belongs to channel `c` (one channel's plane
     /// of a conv output, computed and requantized while it is still in cache).
-    pub fn apply_channel(&self, acc: &[i32], c: usize, out: &mut [u8]) {
-        self.apply_rows(acc, out.len(), out.len(), c, out);
+    pub fn apply_channel(&self, tier: Isa, acc: &[i32], c: usize, out: &mut [u8]) {
+        self.apply_rows(tier, acc, out.len(), out.len(), c, out);
     }
 
     /// [`Requant::apply_channel`] on a plane held in rows of `stride` accumulators of which the
     /// first `cols` are outputs: output row `r` (`cols` bytes of `out`) is requantized from
     /// `acc[r·stride..][..cols]`.
-    pub fn apply_rows(&self, acc: &[i32], stride: usize, cols: usize, c: usize, out: &mut [u8]) {
+    pub fn apply_rows(
+        &self,
+        tier: Isa,
+        acc: &[i32],
+        stride: usize,
+        cols: usize,
+        c: usize,
+        out: &mut [u8],
+    ) {
         if cols == 0 {
             return;
         }
         assert!(cols <= stride && acc.len() >= (out.len() / cols).saturating_sub(1) * stride);
         #[cfg(target_arch = "x86_64")]
-        if crate::isa::selected() == crate::isa::Isa::Avx512Vnni {
+        if tier == Isa::Avx512Vnni && tier.is_available() {
             let rule = self.channel_rule(c);
-            // SAFETY: the selected tier is available and includes AVX-512 F/BW/VL.
+            // SAFETY: the host has `tier`, which includes AVX-512 F/BW/VL.
             return unsafe {
                 super::x86::avx512_requant::apply_rows(&rule, acc, stride, cols, out)
             };
         }
         #[cfg(target_arch = "x86_64")]
-        if crate::isa::selected_is_x86_simd() {
-            // SAFETY: as in `apply_runs`.
+        if tier.is_x86_simd() && tier.is_available() {
+            // SAFETY: the host has `tier`, which includes AVX2 and FMA.
             return unsafe {
                 super::x86::avx2_requant::apply_rows(self, acc, stride, cols, c, out)
             };
         }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = tier; // No SIMD epilogue outside x86-64 yet.
         self.apply_rows_portable(acc, stride, cols, c, out);
     }
 
@@ -382,31 +396,33 @@ mod tests {
                     Requant::Fbgemm(FbgemmRequant::new(0.5, &scales, bias, sy, 17, relu, n)),
                     Requant::Qnnpack(QnnpackRequant::new(0.5, &scales, bias, sy, 17, relu, n)),
                 ] {
-                    // Linear rows (run 1) and NC-plane layouts (run 4, 20 planes of 5 channels…).
-                    for run in [1, 4, 20] {
-                        let len = acc.len() / (run * n) * run * n;
-                        let mut got = vec![0u8; len];
-                        rq.apply_runs(&acc[..len], run, n, &mut got);
-                        let want: Vec<u8> = acc[..len]
-                            .iter()
-                            .enumerate()
-                            .map(|(i, &v)| rq.apply(v, (i / run) % n))
-                            .collect();
-                        assert_eq!(got, want, "{rq:?} run {run}");
-                    }
-                    for c in 0..n {
-                        let mut got = vec![0u8; acc.len()];
-                        rq.apply_channel(acc, c, &mut got);
-                        let want: Vec<u8> = acc.iter().map(|&v| rq.apply(v, c)).collect();
-                        assert_eq!(got, want, "{rq:?} channel {c}");
-                        // Rows of 21 outputs every 24 accumulators: a masked tail per row.
-                        let rows = acc.len() / 24;
-                        let mut got = vec![0u8; rows * 21];
-                        rq.apply_rows(acc, 24, 21, c, &mut got);
-                        let want: Vec<u8> = (0..rows * 21)
-                            .map(|i| rq.apply(acc[i / 21 * 24 + i % 21], c))
-                            .collect();
-                        assert_eq!(got, want, "{rq:?} rows of channel {c}");
+                    for tier in crate::isa::ALL.into_iter().filter(|t| t.is_available()) {
+                        // Linear rows (run 1) and NC-plane layouts (run 4, 20 planes of 5 channels…).
+                        for run in [1, 4, 20] {
+                            let len = acc.len() / (run * n) * run * n;
+                            let mut got = vec![0u8; len];
+                            rq.apply_runs(tier, &acc[..len], run, n, &mut got);
+                            let want: Vec<u8> = acc[..len]
+                                .iter()
+                                .enumerate()
+                                .map(|(i, &v)| rq.apply(v, (i / run) % n))
+                                .collect();
+                            assert_eq!(got, want, "{rq:?} run {run} on {tier}");
+                        }
+                        for c in 0..n {
+                            let mut got = vec![0u8; acc.len()];
+                            rq.apply_channel(tier, acc, c, &mut got);
+                            let want: Vec<u8> = acc.iter().map(|&v| rq.apply(v, c)).collect();
+                            assert_eq!(got, want, "{rq:?} channel {c} on {tier}");
+                            // Rows of 21 outputs every 24 accumulators: a masked tail per row.
+                            let rows = acc.len() / 24;
+                            let mut got = vec![0u8; rows * 21];
+                            rq.apply_rows(tier, acc, 24, 21, c, &mut got);
+                            let want: Vec<u8> = (0..rows * 21)
+                                .map(|i| rq.apply(acc[i / 21 * 24 + i % 21], c))
+                                .collect();
+                            assert_eq!(got, want, "{rq:?} rows of channel {c} on {tier}");
+                        }
                     }
                 }
             }

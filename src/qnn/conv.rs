@@ -16,7 +16,6 @@
 use super::linear::{activation_qparams, requant_for, u8_values};
 use super::{PackedWeight, QnnError, RunStats};
 use crate::engine::{Engine, HostProfile, Numerics};
-use crate::isa;
 use crate::kernels::conv::{
     self, ConvGeometry, PairModel, conv_u8_i8_i32_with, depthwise, implicit, nchw,
 };
@@ -280,24 +279,19 @@ impl QConv {
         let saturated = match self.plan(model, &g) {
             ConvPlan::Depthwise => {
                 let op = self.operands(&g, &a, zx, model);
-                depthwise::conv_depthwise_on(isa::selected(), &op, &mut values)
-                    .expect("the selected tier is available")
+                depthwise::conv_depthwise_on(numerics.isa(), &op, &mut values)
+                    .expect("a Numerics tier is one the host has")
             }
             ConvPlan::NchwExact => {
                 let op = self.nchw_operands(&g, &a, zx);
-                nchw::conv_u8_i8_i32_exact(isa::selected(), &op, &mut values)
-                    .expect("the selected tier is available");
+                nchw::conv_u8_i8_i32_exact(numerics.isa(), &op, &mut values)
+                    .expect("a Numerics tier is one the host has");
                 0
             }
             ConvPlan::Implicit => {
                 let op = self.operands(&g, &a, zx, model);
-                implicit::conv_u8_i8_i32_on(
-                    isa::selected(),
-                    &op,
-                    self.group_caches(&g),
-                    &mut values,
-                )
-                .expect("the selected tier is available")
+                implicit::conv_u8_i8_i32_on(numerics.isa(), &op, self.group_caches(&g), &mut values)
+                    .expect("a Numerics tier is one the host has")
             }
             ConvPlan::Reference => conv_u8_i8_i32_with(
                 &g,
@@ -307,7 +301,10 @@ impl QConv {
                 zps,
                 model,
                 &mut values,
-                gemm::gemm_u8_i8_i32,
+                &|m, a, a_zp, w, saturate, acc| {
+                    gemm::gemm_on(numerics.isa(), m, a, a_zp, w, saturate, acc)
+                        .expect("a Numerics tier is one the host has")
+                },
                 self.group_caches(&g),
             ),
         };
@@ -409,30 +406,43 @@ impl QConv {
             ConvPlan::Depthwise => {
                 // Each output plane is requantized as the kernel finishes it, still in cache.
                 let op = self.operands(&g, &a, zx, model);
-                depthwise::conv_depthwise_with(isa::selected(), &op, &mut |nc, plane| {
+                depthwise::conv_depthwise_with(numerics.isa(), &op, &mut |nc, plane| {
                     let o = &mut out[nc * positions..][..positions];
-                    rq.apply_rows(plane.flat, plane.stride, plane.cols, nc % g.out_channels, o)
+                    rq.apply_rows(
+                        numerics.isa(),
+                        plane.flat,
+                        plane.stride,
+                        plane.cols,
+                        nc % g.out_channels,
+                        o,
+                    )
                 })
-                .expect("the selected tier is available")
+                .expect("a Numerics tier is one the host has")
             }
             ConvPlan::NchwExact => {
                 // Requantized inside the GEMM's tiles: no i32 accumulator tensor at all.
                 let op = self.nchw_operands(&g, &a, zx);
-                nchw::conv_u8_i8_u8_exact(isa::selected(), &op, &rq, &mut out)
-                    .expect("the selected tier is available");
+                nchw::conv_u8_i8_u8_exact(numerics.isa(), &op, &rq, &mut out)
+                    .expect("a Numerics tier is one the host has");
                 0
             }
             ConvPlan::Implicit => {
                 // Requantized as the GEMM's tiles finish, straight into NCHW.
                 let op = self.operands(&g, &a, zx, model);
                 let caches = self.group_caches(&g);
-                implicit::conv_u8_i8_u8_on(isa::selected(), &op, caches, &rq, &mut out)
-                    .expect("the selected tier is available")
+                implicit::conv_u8_i8_u8_on(numerics.isa(), &op, caches, &rq, &mut out)
+                    .expect("a Numerics tier is one the host has")
             }
             ConvPlan::Reference => {
                 // The thread's accumulator buffer, taken (not borrowed) and put back below.
                 let acc = self.accumulate_with(x, numerics, ACC.take())?;
-                rq.apply_runs(&acc.values, positions, self.weight.out, &mut out);
+                rq.apply_runs(
+                    numerics.isa(),
+                    &acc.values,
+                    positions,
+                    self.weight.out,
+                    &mut out,
+                );
                 ACC.set(acc.values);
                 acc.stats.saturated_pairs
             }

@@ -24,6 +24,7 @@ use super::QnnError;
 use super::linear::u8_values;
 use super::pointwise::{Operand, Requantize, SplitDequant, output, same_dtype};
 use crate::engine::{Engine, Numerics};
+use crate::isa::Isa;
 use crate::tensor::{QDType, QParams, QStorage, QTensor};
 
 /// `nn.quantized.QFunctional`: the output qparams its binary ops requantize to.
@@ -122,7 +123,7 @@ pub fn add(
             _ => MobileAdd::Xnnpack,
         };
         let fixed = FixedPointAdd::new(op, rule, &ao, &bo, zero_point as i32, scale, relu)?;
-        zip_map(a, b, &fixed)
+        zip_map(a, b, &fixed, numerics.isa())
     } else {
         let rule = FloatAdd {
             a: SplitDequant::new(&ao, a.numel()),
@@ -130,7 +131,7 @@ pub fn add(
             out: Requantize::new(scale, zero_point as i32, ao.dtype),
             floor: if relu { 0.0 } else { f32::NEG_INFINITY },
         };
-        zip_map(a, b, &rule)
+        zip_map(a, b, &rule, numerics.isa())
     };
     Ok(QTensor::from_int_repr(
         values,
@@ -186,10 +187,9 @@ impl PairRule for FixedPointAdd {
 }
 
 /// `rule` over two same-shape 8-bit tensors in row-major order, stored in their dtype. quint8
-/// operands are read as bytes and the loops are compiled for AVX2 + FMA when the tier in force
-/// has them, so they vectorise and `mul_add` / rounding are single instructions rather than
+/// operands are read as bytes and the loops are compiled for AVX2 + FMA when `tier` has them, so they vectorise and `mul_add` / rounding are single instructions rather than
 /// libm calls (same IEEE operations, same results); other dtypes go through i32.
-fn zip_map(a: &QTensor, b: &QTensor, rule: &impl PairRule) -> QStorage {
+fn zip_map(a: &QTensor, b: &QTensor, rule: &impl PairRule, tier: Isa) -> QStorage {
     if a.dtype() != QDType::QUInt8 {
         let (qa, qb) = (a.int_values(), b.int_values());
         let values = qa.iter().zip(&qb).enumerate().map(|(i, (&x, &y))| {
@@ -204,11 +204,13 @@ fn zip_map(a: &QTensor, b: &QTensor, rule: &impl PairRule) -> QStorage {
     let (qa, qb) = (u8_values(a), u8_values(b));
     let mut out = vec![0u8; qa.len()];
     #[cfg(target_arch = "x86_64")]
-    if crate::isa::selected_is_x86_simd() {
-        // SAFETY: the tier in force (hence the host) has AVX2 and FMA.
+    if tier.is_x86_simd() && tier.is_available() {
+        // SAFETY: the host has `tier`, which includes AVX2 and FMA.
         unsafe { zip_bytes_avx2(&qa, &qb, rule, &mut out) };
         return QStorage::U8(out);
     }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = tier; // No SIMD byte loop outside x86-64 yet.
     zip_bytes(&qa, &qb, rule, &mut out);
     QStorage::U8(out)
 }

@@ -2,8 +2,7 @@
 
 use super::{PackedWeight, QnnError, RunStats};
 use crate::engine::Numerics;
-use crate::isa;
-use crate::kernels::gemm::{gemm_u8_i8_i32, gemm_u8_i8_u8_on};
+use crate::kernels::gemm::{gemm_on, gemm_u8_i8_u8_on};
 use crate::kernels::requant::{FbgemmRequant, QnnpackRequant, Requant};
 use crate::tensor::{QDType, QParams, QStorage, QTensor};
 use std::borrow::Cow;
@@ -149,7 +148,9 @@ impl QLinear {
         acc.clear();
         acc.resize(m * self.weight.out, 0);
         let w = self.weight.gemm_weights();
-        let saturated = gemm_u8_i8_i32(m, &a, zx, &w, numerics.gemm_pairs_saturate(), acc);
+        let saturate = numerics.gemm_pairs_saturate();
+        let saturated = gemm_on(numerics.isa(), m, &a, zx, &w, saturate, acc)
+            .expect("a Numerics tier is one the host has");
         Ok(RunStats {
             saturated_pairs: saturated,
         })
@@ -199,8 +200,8 @@ impl QLinear {
         let mut out = vec![0u8; m * n];
         let w = self.weight.gemm_weights();
         let saturate = numerics.gemm_pairs_saturate();
-        let saturated = gemm_u8_i8_u8_on(isa::selected(), m, &a, zx, &w, saturate, &rq, &mut out)
-            .expect("the selected tier is available");
+        let saturated = gemm_u8_i8_u8_on(numerics.isa(), m, &a, zx, &w, saturate, &rq, &mut out)
+            .expect("a Numerics tier is one the host has");
         let mut shape = x.shape().to_vec();
         *shape.last_mut().expect("rank >= 1") = n;
         let y = QTensor::from_int_repr(

@@ -25,7 +25,7 @@ pub struct SpeedJob {
     /// The first run's input (one sample, or the batch the model pins).
     x: Value,
     engines: Vec<Engine>,
-    /// Tiers to force, one column per engine and tier; empty: the tier in force.
+    /// Tiers to convert for, one column per engine and tier; empty: the process's tier.
     tiers: Vec<Isa>,
 }
 
@@ -41,26 +41,28 @@ impl SpeedJob {
         &self,
         progress: &mut (dyn FnMut(usize, usize) -> bool + Send),
     ) -> Result<LatencyReport, SessionError> {
-        let models = self
-            .engines
-            .iter()
-            .map(|&e| workflow::convert(&self.prepared, Numerics::new(e, self.profile)))
-            .collect::<Result<Vec<_>, _>>()?;
+        // One conversion per column: the tier is part of the converted model's numerics.
         let tiers: Vec<Option<Isa>> = if self.tiers.is_empty() {
             vec![None]
         } else {
             self.tiers.iter().copied().map(Some).collect()
         };
-        let targets: Vec<Target> = self
-            .engines
+        let mut columns = Vec::with_capacity(self.engines.len() * tiers.len());
+        for &e in &self.engines {
+            for &tier in &tiers {
+                let mut numerics = Numerics::new(e, self.profile);
+                if let Some(t) = tier {
+                    numerics = numerics.on(t).map_err(AnalysisError::from)?;
+                }
+                let name = tier.map_or_else(|| e.to_string(), |t| format!("{e}@{t}"));
+                columns.push((name, workflow::convert(&self.prepared, numerics)?));
+            }
+        }
+        let targets: Vec<Target> = columns
             .iter()
-            .zip(&models)
-            .flat_map(|(e, model)| {
-                tiers.iter().map(move |&isa| Target {
-                    name: isa.map_or_else(|| e.to_string(), |t| format!("{e}@{t}")),
-                    model,
-                    isa,
-                })
+            .map(|(name, model)| Target {
+                name: name.clone(),
+                model,
             })
             .collect();
         layer_latency(&self.float, &targets, &self.x, LATENCY_REPS, progress).map_err(cancelled)
@@ -68,7 +70,7 @@ impl SpeedJob {
 }
 
 impl Workbench {
-    /// A latency measurement of `engines` at each of `tiers` (empty: the tier in force) on the
+    /// A latency measurement of `engines` at each of `tiers` (empty: the process's tier) on the
     /// first sample of `data`; needs a calibrated model.
     pub fn speed_job(
         &self,
@@ -166,7 +168,7 @@ impl Workbench {
         })
     }
 
-    /// Per-layer latency of two converted models and fp32 at the tier in force.
+    /// Per-layer latency of two converted models and fp32 on the process's tier.
     fn time_pair(
         &self,
         data: &str,
@@ -176,7 +178,6 @@ impl Workbench {
         let targets = models.map(|(e, model)| Target {
             name: e.to_string(),
             model,
-            isa: None,
         });
         let x = self.first_sample(data)?;
         layer_latency(float, &targets, &x, LATENCY_REPS, &mut |_, _| {

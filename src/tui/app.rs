@@ -293,7 +293,7 @@ impl App {
             self.log_text("engine speed: no dataset loaded");
             return;
         };
-        // The tier in force and the scalar reference, so the SIMD gain is visible too.
+        // The process's tier and the scalar reference, so the SIMD gain is visible too.
         let tiers = match isa::selected() {
             Isa::Scalar => Vec::new(),
             best => vec![best, Isa::Scalar],

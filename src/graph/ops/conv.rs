@@ -272,7 +272,7 @@ fn tap_major_weights(w: &[f32], cg: usize, kvol: usize) -> Vec<f32> {
         .collect()
 }
 
-/// [`depthwise`], compiled for AVX2 when the tier in force has it (wider vectors; without FMA
+/// [`depthwise`], compiled for AVX2 when the process's tier has it (wider vectors; without FMA
 /// enabled the product and the sum stay two roundings, as in the portable build).
 fn depthwise_dispatch(
     g: &Geometry,
@@ -283,8 +283,8 @@ fn depthwise_dispatch(
     scratch: &mut Vec<f32>,
 ) {
     #[cfg(target_arch = "x86_64")]
-    if crate::isa::selected_is_x86_simd() && std::arch::is_x86_feature_detected!("fma") {
-        // SAFETY: the tier in force (hence the host) has AVX2, and the host has FMA.
+    if crate::isa::selected().is_x86_simd() && std::arch::is_x86_feature_detected!("fma") {
+        // SAFETY: the process's tier (hence the host) has AVX2, and the host has FMA.
         return unsafe { depthwise_avx2(g, x, w, init, out, scratch) };
     }
     depthwise(g, x, w, init, out, scratch)

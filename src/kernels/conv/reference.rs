@@ -21,8 +21,8 @@ use crate::kernels::transpose::{transpose, transpose_blocked};
 use std::cell::Cell;
 
 /// A GEMM with the contract of [`gemm_u8_i8_i32`] over a [`GemmWeights`] operand: the
-/// reference or the dispatched fast tiers ([`crate::kernels::gemm::gemm_u8_i8_i32`]).
-pub type GemmFn = fn(usize, &[u8], i32, &GemmWeights, bool, &mut [i32]) -> u64;
+/// reference, or a fast tier bound by value ([`crate::kernels::gemm::gemm_on`]).
+pub type GemmFn<'a> = &'a dyn Fn(usize, &[u8], i32, &GemmWeights, bool, &mut [i32]) -> u64;
 
 /// Accumulators `acc[n, o, position]` of a convolution.
 ///
@@ -38,7 +38,7 @@ pub fn conv_u8_i8_i32(
     model: PairModel,
     acc: &mut [i32],
 ) -> u64 {
-    let reference: GemmFn = |m, a, a_zp, w, saturate, acc| {
+    let reference: GemmFn = &|m, a, a_zp, w, saturate, acc| {
         gemm_u8_i8_i32(m, w.n, w.k, a, a_zp, w.data, w.zero_points, saturate, acc)
     };
     conv_u8_i8_i32_with(g, x, x_zp, w, w_zp, model, acc, reference, &[])
@@ -56,7 +56,7 @@ pub fn conv_u8_i8_i32_with(
     w_zp: &[i32],
     model: PairModel,
     acc: &mut [i32],
-    gemm: GemmFn,
+    gemm: GemmFn<'_>,
     caches: &[PackCache],
 ) -> u64 {
     assert!(caches.is_empty() || caches.len() == g.groups);

@@ -93,7 +93,8 @@ fn needs_saturation(saturate_pairs: bool, x: &[u8], w: &GemmWeights) -> bool {
     saturate_pairs && !w.pair_bound().fits(x.iter().fold(0, |m, &v| m.max(v)))
 }
 
-/// [`reference::gemm_u8_i8_i32`] on the tier in force ([`isa::selected`]).
+/// [`reference::gemm_u8_i8_i32`] on the process's tier ([`isa::selected`]): for callers that
+/// carry no [`crate::engine::Numerics`] (dynamic quantization).
 pub fn gemm_u8_i8_i32(
     m: usize,
     a: &[u8],
@@ -135,7 +136,7 @@ pub fn gemm_u8_i8_u8_on(
     let mut acc = vec![0i32; m * w.n];
     // SAFETY: `check` confirmed the host supports `tier`.
     let saturated = unsafe { run(tier, saturate_pairs, m, a, a_zp, w, &mut acc) };
-    rq.apply_runs(&acc, 1, w.n, out);
+    rq.apply_runs(tier, &acc, 1, w.n, out);
     Ok(saturated)
 }
 

@@ -1,4 +1,4 @@
-//! Which kernel runs a request: the tier in force and the pair semantics asked for pick a
+//! Which kernel runs a request: the requested tier and the pair semantics asked for pick a
 //! [`Route`], and [`tiled_on`] runs the route's tier kernel through the blocked driver.
 //!
 //! This is the only part of `gemm` that names the tier files, so adding a tier touches the
