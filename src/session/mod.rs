@@ -3,12 +3,27 @@
 //! The same text is typed at the REPL, at the TUI's command line and stored in `.qls` files;
 //! every successful command that affects results is recorded in canonical form, so
 //! `save session` writes a script that `qlab run` replays to the same numbers and reports.
+//!
+//! Where each verb is implemented (all as `impl Workbench` blocks; `workbench.rs` dispatches):
+//! - `workbench.rs`: `load`, `save`, `show model`, `eval`, `predict`, `expect`, `help`, and the
+//!   dispatcher with its history;
+//! - `quantize.rs`: `engine`, `qconfig`, `fuse`, `prepare`, `calibrate`, `check`, `convert`,
+//!   `quantize` (static and dynamic);
+//! - `analyze.rs`: `errors`, `sensitivity`, `show qparams`;
+//! - `export.rs`: `export errors`, `plot`;
+//! - `engines.rs`: `compare engines` and the latency it can add;
+//! - `reference.rs`: `compare reference`;
+//! - `qat.rs`: `prepare qat`, `train`;
+//! - `command.rs` (the language: `Command`, parsing, printing), `help.rs`, `complete.rs`,
+//!   `replay.rs` (`qlab run`), `feed.rs` (batches from datasets), `progress.rs`, `output.rs`.
 
+mod analyze;
 pub mod cancel;
 mod command;
 mod complete;
 mod engines;
 mod error;
+mod export;
 mod feed;
 mod help;
 mod output;

@@ -1,0 +1,260 @@
+//! The analysis verbs of the workbench: `errors` (per-layer error tables, also the rows every
+//! report and the TUI's error pane show), `sensitivity`, `show qparams`, and the converted
+//! model's outputs that `eval`, `predict` and `expect` read. None of them changes the model.
+
+use super::command::Batching;
+use super::progress::Progress;
+use super::{Output, SessionError, Table, Workbench};
+use crate::analysis::{ErrorColumn, ErrorMode, LayerError, layer_errors, sensitivity};
+use crate::graph::Value;
+use crate::observer::Stats;
+use crate::workflow::{QOp, QuantizedModel, fuse_auto};
+use ndarray::ArrayD;
+
+impl Workbench {
+    /// Pooled per-layer errors of the converted model on `data`, in graph order.
+    pub(super) fn layer_rows(
+        &self,
+        data: &str,
+        mode: ErrorMode,
+    ) -> Result<Vec<LayerError>, SessionError> {
+        let model = self.quantized.as_ref().ok_or(SessionError::NotConverted)?;
+        let runs = self.runs(&model.graph, data, None)?;
+        let d = self.dataset(data)?;
+        let batches = runs.ranges.into_iter().map(|r| d.rows(r));
+        Ok(layer_errors(model, batches, mode)?)
+    }
+
+    /// The per-layer error table of `data` in `mode`, computed once until the state changes.
+    pub(super) fn error_table(
+        &mut self,
+        data: &str,
+        mode: ErrorMode,
+    ) -> Result<&[LayerError], SessionError> {
+        let key = (data.to_string(), mode);
+        if !self.error_tables.contains_key(&key) {
+            let rows = self.layer_rows(data, mode)?;
+            self.error_tables.insert(key.clone(), rows);
+        }
+        Ok(&self.error_tables[&key])
+    }
+
+    /// One layer's cumulative row on `data`, for `expect sqnr(...)` and `expect saturated(...)`.
+    pub(super) fn layer_row(
+        &mut self,
+        data: &str,
+        layer: &str,
+    ) -> Result<&LayerError, SessionError> {
+        let rows = self.error_table(data, ErrorMode::Cumulative)?;
+        rows.iter()
+            .find(|r| r.layer == layer)
+            .ok_or_else(|| SessionError::UnknownLayer {
+                layer: layer.into(),
+                known: rows
+                    .iter()
+                    .map(|r| r.layer.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            })
+    }
+
+    pub(super) fn layer_errors(
+        &mut self,
+        data: &str,
+        mode: ErrorMode,
+    ) -> Result<Output, SessionError> {
+        let mut rows = self.error_table(data, mode)?.to_vec();
+        let engine = self.numerics.engine;
+        // Worst first; ties keep graph order (the sort is stable).
+        rows.sort_by(|a, b| a.stats.sqnr_db().total_cmp(&b.stats.sqnr_db()));
+        let headers: Vec<&str> = ErrorColumn::ALL.iter().map(|c| c.header()).collect();
+        Ok(Output::Table {
+            title: format!(
+                "{} activation error on {data} ({} engine, worst first; uniform rounding gives rmse/scale 0.2887)",
+                mode.name(),
+                engine
+            ),
+            table: Table {
+                headers: Table::header_row(&headers),
+                rows: rows
+                    .iter()
+                    .map(|r| ErrorColumn::ALL.iter().map(|c| c.cell(r, false)).collect())
+                    .collect(),
+            },
+        })
+    }
+
+    /// The converted model's output and weight qparams, else the observers' statistics.
+    pub(super) fn show_qparams(&self) -> Result<Output, SessionError> {
+        if let Some(model) = &self.quantized {
+            let rows = model
+                .graph
+                .nodes
+                .iter()
+                .zip(&model.ops)
+                .filter_map(|(n, op)| {
+                    let (s, z, w) = match op {
+                        QOp::Quantize(q) => (q.scale, q.zero_point, None),
+                        QOp::Conv(c) => (c.out_scale, c.out_zero_point, Some(&c.weight)),
+                        QOp::Linear(l) => (l.out_scale, l.out_zero_point, Some(&l.weight)),
+                        QOp::Add(f) | QOp::AddRelu(f) | QOp::Mul(f) | QOp::Cat(f) => {
+                            (f.scale, f.zero_point, None)
+                        }
+                        QOp::Hardswish { scale, zero_point } => (*scale, *zero_point, None),
+                        _ => return None,
+                    };
+                    let weight = w.map_or_else(String::new, |w| {
+                        let lo = w.scales.iter().copied().fold(f64::INFINITY, f64::min);
+                        let hi = w.scales.iter().copied().fold(0.0, f64::max);
+                        if w.scales.len() == 1 {
+                            format!("per-tensor scale {lo:.6e}")
+                        } else {
+                            format!("per-channel ×{} scale {lo:.3e}..{hi:.3e}", w.scales.len())
+                        }
+                    });
+                    Some(vec![
+                        n.name.clone(),
+                        op.kind().into(),
+                        format!("{s:.9e}"),
+                        z.to_string(),
+                        weight,
+                    ])
+                })
+                .collect();
+            return Ok(Output::Table {
+                title: format!("converted model ({})", model.numerics.engine),
+                table: Table {
+                    headers: Table::header_row(&["node", "op", "out_scale", "out_zp", "weight"]),
+                    rows,
+                },
+            });
+        }
+        let prepared = self.prepared.as_ref().ok_or(SessionError::NotPrepared)?;
+        let rows = prepared
+            .observers
+            .iter()
+            .map(|o| {
+                let (lo, hi) = match o.observer.stats() {
+                    Stats::MinMax { min, max } | Stats::Histogram { min, max, .. } => {
+                        (format!("{min:.6e}"), format!("{max:.6e}"))
+                    }
+                    _ => ("-".into(), "-".into()),
+                };
+                let (s, z) = match (o.batches, o.qparams()) {
+                    (0, _) => ("-".into(), "-".into()),
+                    (_, Ok(q)) => (format!("{:.9e}", q.scales[0]), q.zero_points[0].to_string()),
+                    (_, Err(e)) => (format!("error: {e}"), "-".into()),
+                };
+                vec![
+                    o.owner.clone(),
+                    o.spec.to_string(),
+                    o.batches.to_string(),
+                    lo,
+                    hi,
+                    s,
+                    z,
+                ]
+            })
+            .collect();
+        Ok(Output::Table {
+            title: "observers (prepared model)".into(),
+            table: Table {
+                headers: Table::header_row(&[
+                    "owner",
+                    "observer",
+                    "batches",
+                    "min",
+                    "max",
+                    "scale",
+                    "zero_point",
+                ]),
+                rows,
+            },
+        })
+    }
+
+    pub(super) fn sensitivity(
+        &mut self,
+        data: &str,
+        calib: &str,
+        b: Batching,
+    ) -> Result<Output, SessionError> {
+        let (_, graph) = self.model.as_ref().ok_or(SessionError::NoModel)?;
+        let (fused, _) = fuse_auto(graph)?;
+        let runs = self.runs(&fused, calib, Some(b))?;
+        let c = self.dataset(calib)?;
+        let batches: Vec<Value> = runs.ranges.into_iter().map(|r| c.rows(r)).collect();
+        let labelled = self.dataset(data)?.labels.is_some();
+        let reference = if labelled {
+            None
+        } else {
+            Some(self.outputs(data)?.clone())
+        };
+        let map = self.effective_qconfigs()?;
+        let bar = Progress::start(self.progress, "sensitivity: models measured", None);
+        let metric = |m: &QuantizedModel| -> Result<f64, crate::analysis::AnalysisError> {
+            let fail = |e: SessionError| crate::analysis::AnalysisError::Model {
+                detail: e.to_string(),
+            };
+            super::cancel::check().map_err(fail)?;
+            bar.tick();
+            match &reference {
+                None => {
+                    let (c, n) = self.model_correct(m, data).map_err(fail)?.unwrap_or((0, 0));
+                    Ok(c as f64 / n.max(1) as f64)
+                }
+                Some(float) => {
+                    let y = self
+                        .run_batches(&m.graph, data, |x| Ok(m.run(vec![x], |_, _| {})?))
+                        .map_err(fail)?;
+                    let mut stats = crate::analysis::ErrorStats::default();
+                    let (f, q) = (float.as_standard_layout(), y.as_standard_layout());
+                    stats.add(
+                        f.as_slice().unwrap_or(&[]),
+                        q.as_slice().unwrap_or(&[]),
+                        |_| 0.0,
+                    );
+                    Ok(stats.sqnr_db())
+                }
+            }
+        };
+        let (all, mut rows) = sensitivity(&fused, &map, &batches, self.numerics, metric)?;
+        // Largest recovery first; ties keep graph order (the sort is stable).
+        rows.sort_by(|a, b| b.all_but_this.total_cmp(&a.all_but_this));
+        let what = if labelled {
+            "accuracy"
+        } else {
+            "output SQNR dB"
+        };
+        Ok(Output::Table {
+            title: format!(
+                "sensitivity on {data} ({what}; all quantized: {all:.6}; calibrated on {} batch(es) of {calib})",
+                runs.batches
+            ),
+            table: Table {
+                headers: Table::header_row(&["layer", "only_this", "all_but_this", "recovered"]),
+                rows: rows
+                    .iter()
+                    .map(|r| {
+                        vec![
+                            r.layer.clone(),
+                            format!("{:.6}", r.only_this),
+                            format!("{:.6}", r.all_but_this),
+                            format!("{:+.6}", r.all_but_this - all),
+                        ]
+                    })
+                    .collect(),
+            },
+        })
+    }
+
+    /// The converted model's first output on every sample of `data` (computed once).
+    pub(super) fn quantized_outputs(&mut self, data: &str) -> Result<&ArrayD<f32>, SessionError> {
+        if !self.quantized_outputs.contains_key(data) {
+            let model = self.quantized.as_ref().ok_or(SessionError::NotConverted)?;
+            let y = self.run_batches(&model.graph, data, |x| Ok(model.run(vec![x], |_, _| {})?))?;
+            self.quantized_outputs.insert(data.to_string(), y);
+        }
+        Ok(&self.quantized_outputs[data])
+    }
+}
