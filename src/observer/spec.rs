@@ -241,6 +241,35 @@ pub struct QRange {
     pub customized: bool,
 }
 
+/// One builder method per field: `with_FIELD(value)` returns the spec with that field set
+/// (PyTorch's observer constructor arguments, one at a time).
+macro_rules! setters {
+    ($($method:ident: $field:ident: $ty:ty),* $(,)?) => {
+        impl ObserverSpec {
+            $(
+                #[doc = concat!("The same spec with `", stringify!($field), "` set.")]
+                pub fn $method(mut self, $field: $ty) -> Self {
+                    self.$field = $field;
+                    self
+                }
+            )*
+        }
+    };
+}
+
+setters! {
+    with_dtype: dtype: DType,
+    with_qscheme: qscheme: QScheme,
+    with_reduce_range: reduce_range: bool,
+    with_eps: eps: f32,
+    with_averaging_constant: averaging_constant: f32,
+    with_ch_axis: ch_axis: i64,
+    with_bins: bins: usize,
+    with_upsample_rate: upsample_rate: usize,
+    with_is_dynamic: is_dynamic: bool,
+    with_percentile: percentile: f64,
+}
+
 impl ObserverSpec {
     /// The spec PyTorch's constructor of `kind` produces with no arguments.
     pub fn new(kind: ObserverKind) -> ObserverSpec {
@@ -267,60 +296,10 @@ impl ObserverSpec {
         }
     }
 
-    pub fn with_dtype(mut self, dtype: DType) -> Self {
-        self.dtype = dtype;
-        self
-    }
-
-    pub fn with_qscheme(mut self, qscheme: QScheme) -> Self {
-        self.qscheme = qscheme;
-        self
-    }
-
-    pub fn with_reduce_range(mut self, reduce_range: bool) -> Self {
-        self.reduce_range = reduce_range;
-        self
-    }
-
     /// A custom integer range (PyTorch's `quant_min` / `quant_max` arguments).
     pub fn with_quant_range(mut self, quant_min: i64, quant_max: i64) -> Self {
         self.quant_min = Some(quant_min);
         self.quant_max = Some(quant_max);
-        self
-    }
-
-    pub fn with_eps(mut self, eps: f32) -> Self {
-        self.eps = eps;
-        self
-    }
-
-    pub fn with_averaging_constant(mut self, c: f32) -> Self {
-        self.averaging_constant = c;
-        self
-    }
-
-    pub fn with_ch_axis(mut self, ch_axis: i64) -> Self {
-        self.ch_axis = ch_axis;
-        self
-    }
-
-    pub fn with_bins(mut self, bins: usize) -> Self {
-        self.bins = bins;
-        self
-    }
-
-    pub fn with_upsample_rate(mut self, rate: usize) -> Self {
-        self.upsample_rate = rate;
-        self
-    }
-
-    pub fn with_is_dynamic(mut self, is_dynamic: bool) -> Self {
-        self.is_dynamic = is_dynamic;
-        self
-    }
-
-    pub fn with_percentile(mut self, percentile: f64) -> Self {
-        self.percentile = percentile;
         self
     }
 

@@ -18,7 +18,7 @@ use super::QnnError;
 use super::pointwise::{FloatQuirks, Lane, Operand, map_float, output};
 use crate::engine::{Engine, Numerics};
 use crate::tensor::quantize::dequantize_val;
-use crate::tensor::{QDType, QParams, QTensor};
+use crate::tensor::{QDType, QTensor};
 
 /// Applies an integer map to every element, keeping the input's qparams.
 fn map_int(op: &'static str, x: &QTensor, f: impl Fn(i32) -> i32) -> Result<QTensor, QnnError> {
@@ -88,12 +88,7 @@ fn qnnpack_lut(
     out_zero_point: i64,
     g: impl Fn(f32) -> f32,
 ) -> Result<QTensor, QnnError> {
-    let xo = Operand::of(op, "input", x)?;
-    QParams::PerTensor {
-        scale: out_scale,
-        zero_point: out_zero_point,
-    }
-    .validate(xo.dtype, &[])?;
+    let xo = Operand::unary(op, x, out_scale, out_zero_point)?;
     let table: Vec<i32> = (0..256)
         .map(|i| {
             let v = g(dequantize_val(i, xo.zero_point, xo.scale as f32));
@@ -313,7 +308,7 @@ impl Hardswish {
 mod tests {
     use super::*;
     use crate::engine::HostProfile;
-    use crate::tensor::QStorage;
+    use crate::tensor::{QParams, QStorage};
 
     fn n(e: Engine) -> Numerics {
         Numerics::new(e, HostProfile::Vnni)

@@ -13,14 +13,14 @@
 //!   VNNI, depthwise included) and everything else to fbgemm.
 //! * qnnpack: exact.
 
-use super::linear::{activation_qparams, requant_for, u8_values};
+use super::linear::{activation_qparams, quantized_output, requant_for, u8_values};
 use super::{PackedWeight, QnnError, RunStats};
 use crate::engine::{Engine, HostProfile, Numerics};
 use crate::kernels::conv::{
     self, ConvGeometry, PairModel, conv_u8_i8_i32_with, depthwise, implicit, nchw,
 };
 use crate::kernels::gemm::{self, PackCache};
-use crate::tensor::{QDType, QParams, QStorage, QTensor};
+use crate::tensor::{QDType, QParams, QTensor};
 use std::cell::Cell;
 
 const OP: &str = "conv";
@@ -447,20 +447,7 @@ impl QConv {
                 acc.stats.saturated_pairs
             }
         };
-        let y = QTensor::from_int_repr(
-            QStorage::U8(out),
-            &shape,
-            QParams::PerTensor {
-                scale: self.out_scale,
-                zero_point: self.out_zero_point,
-            },
-        )?;
-        Ok((
-            y,
-            RunStats {
-                saturated_pairs: saturated,
-            },
-        ))
+        quantized_output(out, &shape, self.out_scale, self.out_zero_point, saturated)
     }
 }
 
@@ -494,6 +481,7 @@ fn onednn_direct_kernel(g: &ConvGeometry) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::tensor::QStorage;
 
     /// A conv with `[out, in/groups, k…]` weights of zero point `w_zp` and the given padding.
     fn conv(weight: &[usize], groups: usize, padding: usize, w_zp: i64) -> QConv {

@@ -28,27 +28,30 @@ pub(crate) fn requant_for(
     out_zp: i64,
     relu: bool,
 ) -> Requant {
+    let (zp, n) = (out_zp as i32, w.out);
     if numerics.engine.float_requant() {
         Requant::Fbgemm(FbgemmRequant::new(
-            x_scale,
-            &w.scales,
-            bias,
-            out_scale,
-            out_zp as i32,
-            relu,
-            w.out,
+            x_scale, &w.scales, bias, out_scale, zp, relu, n,
         ))
     } else {
         Requant::Qnnpack(QnnpackRequant::new(
-            x_scale,
-            &w.scales,
-            bias,
-            out_scale,
-            out_zp as i32,
-            relu,
-            w.out,
+            x_scale, &w.scales, bias, out_scale, zp, relu, n,
         ))
     }
+}
+
+/// A Conv / Linear result: the quint8 bytes as a per-tensor tensor of `shape` with the
+/// module's output qparams, and the pairs its GEMM saturated.
+pub(crate) fn quantized_output(
+    bytes: Vec<u8>,
+    shape: &[usize],
+    scale: f64,
+    zero_point: i64,
+    saturated_pairs: u64,
+) -> Result<(QTensor, RunStats), QnnError> {
+    let params = QParams::PerTensor { scale, zero_point };
+    let y = QTensor::from_int_repr(QStorage::U8(bytes), shape, params)?;
+    Ok((y, RunStats { saturated_pairs }))
 }
 
 /// Checks that `x` is a per-tensor quint8 activation and returns its (scale, zero point).
@@ -204,19 +207,6 @@ impl QLinear {
             .expect("a Numerics tier is one the host has");
         let mut shape = x.shape().to_vec();
         *shape.last_mut().expect("rank >= 1") = n;
-        let y = QTensor::from_int_repr(
-            QStorage::U8(out),
-            &shape,
-            QParams::PerTensor {
-                scale: self.out_scale,
-                zero_point: self.out_zero_point,
-            },
-        )?;
-        Ok((
-            y,
-            RunStats {
-                saturated_pairs: saturated,
-            },
-        ))
+        quantized_output(out, &shape, self.out_scale, self.out_zero_point, saturated)
     }
 }

@@ -59,6 +59,23 @@ impl Operand {
         })
     }
 
+    /// The input operand of a unary op whose output, of the input's dtype, has the qparams
+    /// `(out_scale, out_zero_point)`: both checked.
+    pub(crate) fn unary(
+        op: &'static str,
+        x: &QTensor,
+        out_scale: f64,
+        out_zero_point: i64,
+    ) -> Result<Operand, QnnError> {
+        let xo = Operand::of(op, "input", x)?;
+        QParams::PerTensor {
+            scale: out_scale,
+            zero_point: out_zero_point,
+        }
+        .validate(xo.dtype, &[])?;
+        Ok(xo)
+    }
+
     pub(crate) fn qmin(&self) -> i32 {
         self.dtype.qmin() as i32
     }
@@ -225,12 +242,7 @@ pub(crate) fn map_float(
     quirks: FloatQuirks,
     f: impl Fn(f32, Lane) -> f32,
 ) -> Result<QTensor, QnnError> {
-    let xo = Operand::of(op, "input", x)?;
-    QParams::PerTensor {
-        scale: out_scale,
-        zero_point: out_zero_point,
-    }
-    .validate(xo.dtype, &[])?;
+    let xo = Operand::unary(op, x, out_scale, out_zero_point)?;
     let q = x.int_values();
     let mut deq = SplitDequant::new(&xo, q.len());
     if quirks.tail_f64_scale {

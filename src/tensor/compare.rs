@@ -239,20 +239,11 @@ impl QTensor {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tensor::{QDType, QStorage};
+    use crate::tensor::QDType;
     use std::sync::Arc;
 
     fn qt(values: &[i32], shape: &[usize], scale: f64, zp: i64) -> QTensor {
-        let q = QParams::PerTensor {
-            scale,
-            zero_point: zp,
-        };
-        QTensor::from_int_repr(
-            QStorage::from_i32(QDType::QUInt8, values.iter().copied()),
-            shape,
-            q,
-        )
-        .unwrap()
+        crate::tensor::test_tensor(QDType::QUInt8, values, shape, scale, zp)
     }
 
     #[test]

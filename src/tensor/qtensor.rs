@@ -469,13 +469,8 @@ impl QTensor {
         offset: usize,
         qparams: QParams,
     ) -> QTensor {
-        QTensor {
-            qparams,
-            shape,
-            strides,
-            offset,
-            storage: Arc::clone(&self.storage),
-        }
+        let storage = Arc::clone(&self.storage);
+        QTensor::from_shared(storage, (shape, strides, offset), qparams)
     }
 
     /// A tensor over new storage with the given layout (resize grows storage this way).
@@ -486,12 +481,22 @@ impl QTensor {
         offset: usize,
         qparams: QParams,
     ) -> QTensor {
+        QTensor::from_shared(Arc::new(storage), (shape, strides, offset), qparams)
+    }
+
+    /// The one place a strided tensor is assembled from its parts (`layout` is shape,
+    /// strides, offset), so views and resized tensors cannot drift apart.
+    fn from_shared(
+        storage: Arc<QStorage>,
+        (shape, strides, offset): (Vec<usize>, Vec<usize>, usize),
+        qparams: QParams,
+    ) -> QTensor {
         QTensor {
             qparams,
             shape,
             strides,
             offset,
-            storage: Arc::new(storage),
+            storage,
         }
     }
 

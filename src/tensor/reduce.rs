@@ -258,19 +258,10 @@ impl QTensor {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tensor::{QDType, QStorage};
+    use crate::tensor::QDType;
 
     fn qt(values: &[i32], shape: &[usize], zp: i64) -> QTensor {
-        let q = QParams::PerTensor {
-            scale: 0.5,
-            zero_point: zp,
-        };
-        QTensor::from_int_repr(
-            QStorage::from_i32(QDType::QUInt8, values.iter().copied()),
-            shape,
-            q,
-        )
-        .unwrap()
+        crate::tensor::test_tensor(QDType::QUInt8, values, shape, 0.5, zp)
     }
 
     #[test]

@@ -74,19 +74,10 @@ impl QTensor {
 
 #[cfg(test)]
 mod tests {
-    use crate::tensor::{QDType, QParams, QStorage, QTensor, TensorError};
+    use crate::tensor::{QDType, QTensor, TensorError};
 
     fn qt(values: &[i32], shape: &[usize]) -> QTensor {
-        let q = QParams::PerTensor {
-            scale: 0.1,
-            zero_point: 3,
-        };
-        QTensor::from_int_repr(
-            QStorage::from_i32(QDType::QInt8, values.iter().copied()),
-            shape,
-            q,
-        )
-        .unwrap()
+        crate::tensor::test_tensor(QDType::QInt8, values, shape, 0.1, 3)
     }
 
     proptest::proptest! {

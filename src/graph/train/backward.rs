@@ -278,3 +278,12 @@ fn node_backward(node: &Node, rec: &Record, dy: &ArrayD<f32>) -> Result<NodeGrad
         }
     })
 }
+
+/// The row-major values of `a`: borrowed when it is already in standard layout, gathered in
+/// logical order otherwise.
+pub(super) fn row_major(a: &ArrayD<f32>) -> std::borrow::Cow<'_, [f32]> {
+    match a.as_slice() {
+        Some(s) => std::borrow::Cow::Borrowed(s),
+        None => std::borrow::Cow::Owned(a.iter().copied().collect()),
+    }
+}

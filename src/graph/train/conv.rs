@@ -4,7 +4,7 @@
 //! it reads or `None` for padding — drives both directions: im2col gathers through it for the
 //! weight gradient, col2im scatter-adds through it for the input gradient.
 
-use super::backward::ModuleGrads;
+use super::backward::{ModuleGrads, row_major};
 use crate::graph::ops::conv::{Geometry, geometry};
 use crate::graph::ops::gemm::{Mat, sgemm};
 use crate::graph::{ConvParams, GraphError};
@@ -76,16 +76,8 @@ pub(crate) fn conv_backward(
     let ovol: usize = g.out.iter().product();
     let rows = cg * kvol;
     let map = patch_map(&g, cg);
-    let (x, w, dy) = (
-        x.as_standard_layout(),
-        w.as_standard_layout(),
-        dy.as_standard_layout(),
-    );
-    let (xs, ws, dys) = (
-        x.as_slice().expect("standard"),
-        w.as_slice().expect("standard"),
-        dy.as_slice().expect("standard"),
-    );
+    let (xs, ws, dys) = (row_major(x), row_major(w), row_major(dy));
+    let (xs, ws, dys) = (&*xs, &*ws, &*dys);
     let mut dx = vec![0.0f32; xs.len()];
     let mut dw = vec![0.0f32; ws.len()];
     let mut col = vec![0.0f32; rows * ovol];

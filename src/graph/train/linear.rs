@@ -1,7 +1,7 @@
 //! Backward of Linear (`y = x·Wᵀ + b` over the last dim, any leading dims) and of numpy-style
 //! batched MatMul (1-d promotion, broadcast batch dims reduced back).
 
-use super::backward::ModuleGrads;
+use super::backward::{ModuleGrads, row_major};
 use super::pointwise::{broadcast_shape, reduce_to};
 use crate::graph::GraphError;
 use crate::graph::ops::gemm::{Mat, sgemm};
@@ -35,16 +35,8 @@ pub(crate) fn linear_backward(
             ),
         ));
     }
-    let (x, w, dy) = (
-        x.as_standard_layout(),
-        w.as_standard_layout(),
-        dy.as_standard_layout(),
-    );
-    let (xs, ws, dys) = (
-        x.as_slice().expect("standard"),
-        w.as_slice().expect("standard"),
-        dy.as_slice().expect("standard"),
-    );
+    let (xs, ws, dys) = (row_major(x), row_major(w), row_major(dy));
+    let (xs, ws, dys) = (&*xs, &*ws, &*dys);
     let mut dx = vec![0.0f32; m * in_f];
     sgemm(
         m,

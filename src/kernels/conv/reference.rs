@@ -223,27 +223,14 @@ mod tests {
         // One channel per group: pairs are taps (0,1) and (2) alone. Taps 0 and 1 both hold 255
         // against weight 127, so that pair saturates at 32767 instead of 64770.
         let g = geometry_1d(3, 3, 0, 1, 1);
-        let mut acc = [0i32; 1];
-        let sat = conv_u8_i8_i32(
-            &g,
-            &[255, 255, 0],
-            0,
-            &[127, 127, 127],
-            &[0],
-            PairModel::Im2colPairs,
-            &mut acc,
-        );
-        assert_eq!((acc[0], sat), (32767, 1));
         // oneDNN's per-tap channel pairs never pair two taps of a single channel.
-        let sat = conv_u8_i8_i32(
-            &g,
-            &[255, 255, 0],
-            0,
-            &[127, 127, 127],
-            &[0],
-            PairModel::TapChannelPairs,
-            &mut acc,
-        );
-        assert_eq!((acc[0], sat), (64770, 0));
+        for (model, want) in [
+            (PairModel::Im2colPairs, (32767, 1)),
+            (PairModel::TapChannelPairs, (64770, 0)),
+        ] {
+            let mut acc = [0i32; 1];
+            let sat = conv_u8_i8_i32(&g, &[255, 255, 0], 0, &[127; 3], &[0], model, &mut acc);
+            assert_eq!((acc[0], sat), want, "{model:?}");
+        }
     }
 }

@@ -43,7 +43,7 @@ mod route;
 
 use super::reference::{self, PairBound};
 use super::requant::Requant;
-use crate::isa::{self, Isa, IsaError};
+use crate::isa::{Isa, IsaError};
 use driver::{Left, RightOperand, SharedOut, Sink};
 pub use pack::PackCache;
 use pack::Panels;
@@ -93,20 +93,6 @@ fn needs_saturation(saturate_pairs: bool, x: &[u8], w: &GemmWeights) -> bool {
     saturate_pairs && !w.pair_bound().fits(x.iter().fold(0, |m, &v| m.max(v)))
 }
 
-/// [`reference::gemm_u8_i8_i32`] on the process's tier ([`isa::selected`]): for callers that
-/// carry no [`crate::engine::Numerics`] (dynamic quantization).
-pub fn gemm_u8_i8_i32(
-    m: usize,
-    a: &[u8],
-    a_zp: i32,
-    w: &GemmWeights,
-    saturate_pairs: bool,
-    acc: &mut [i32],
-) -> u64 {
-    // SAFETY: `selected` only returns tiers the host supports.
-    unsafe { run(isa::selected(), saturate_pairs, m, a, a_zp, w, acc) }
-}
-
 /// [`gemm_on`] requantized in the tiles' epilogue: `out[i·n + c]` is `rq` applied to
 /// accumulator `(i, c)` as channel `c` (a Linear layer's output features), and no i32 matrix is
 /// stored. Returns the saturated pairs.
@@ -140,7 +126,7 @@ pub fn gemm_u8_i8_u8_on(
     Ok(saturated)
 }
 
-/// [`gemm_u8_i8_i32`] on an explicit tier; an error when the host lacks it.
+/// [`reference::gemm_u8_i8_i32`] on `tier`; an error when the host lacks it.
 pub fn gemm_on(
     tier: Isa,
     m: usize,
@@ -333,7 +319,7 @@ impl RunRows<'_> {
 
 /// The product of `m` rows gathered by `a` (zero point `a_zp`) with the weight `w`, written
 /// transposed: `out`'s element `c·m + i` is `Σ_k (a[i,k] − a_zp)·(w[c,k] − w_zp[c])` (pair
-/// saturating as in [`gemm_u8_i8_i32`] when asked), or its requantization as channel
+/// saturating as in [`reference::gemm_u8_i8_i32`] when asked), or its requantization as channel
 /// `first_channel + c`, on `tier` (an error when the host lacks it). A convolution over
 /// channels-last positions thus lands in NCHW with no im2col matrix and no transposes of its
 /// own. Returns the saturated pairs.

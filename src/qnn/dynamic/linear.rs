@@ -11,7 +11,7 @@
 use super::activation::quantize_activation;
 use super::weight::{DynamicWeight, DynamicWeightDtype};
 use crate::engine::Engine;
-use crate::kernels::gemm::gemm_u8_i8_i32;
+use crate::kernels::gemm::gemm_on;
 use crate::qnn::QnnError;
 use ndarray::{ArrayD, IxDyn};
 
@@ -112,7 +112,18 @@ impl DynamicLinear {
                 let (a, q) = quantize_activation(x, engine)?;
                 let mut acc = vec![0i32; rows * n];
                 // Exact accumulation: nothing can saturate here (module doc).
-                gemm_u8_i8_i32(rows, &a, q.zero_point, &w.gemm_weights(), false, &mut acc);
+                // Dynamic modules carry an engine, not a `Numerics`: the process's tier.
+                let tier = crate::isa::selected();
+                gemm_on(
+                    tier,
+                    rows,
+                    &a,
+                    q.zero_point,
+                    &w.gemm_weights(),
+                    false,
+                    &mut acc,
+                )
+                .expect("the process's tier is one the host has");
                 let sx = q.scale as f32;
                 let multipliers: Vec<f32> = (0..n)
                     .map(|c| sx * w.scales[if w.scales.len() == 1 { 0 } else { c }] as f32)
