@@ -197,3 +197,28 @@ pub fn from_env() -> Result<Option<Isa>, IsaError> {
         _ => Ok(None),
     }
 }
+
+/// Defines a safe function whose body also runs compiled with AVX2 + FMA: on x86-64, when
+/// `when` holds, the same Rust built for those features (wider vectors, the same IEEE
+/// operations unless the body asks for `mul_add`); otherwise the portable build. `when` must
+/// imply that the host has AVX2 and FMA. One definition replaces the dispatcher and its
+/// `#[target_feature]` twin that would otherwise repeat the signature.
+macro_rules! avx2_fma_twin {
+    (
+        $(#[$meta:meta])*
+        $vis:vis fn $name:ident($($arg:ident: $ty:ty),* $(,)?) when $when:expr => $body:block
+    ) => {
+        $(#[$meta])*
+        $vis fn $name($($arg: $ty),*) {
+            #[cfg(target_arch = "x86_64")]
+            if $when {
+                #[target_feature(enable = "avx2,fma")]
+                unsafe fn compiled($($arg: $ty),*) $body
+                // SAFETY: `when` holds, so the host has AVX2 and FMA.
+                return unsafe { compiled($($arg),*) };
+            }
+            $body
+        }
+    };
+}
+pub(crate) use avx2_fma_twin;

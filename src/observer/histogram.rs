@@ -20,7 +20,6 @@ use super::qparams::qparams_from_min_max;
 use super::{ObservedQParams, Observer, ObserverError, ObserverKind, ObserverSpec, Stats};
 use super::{entropy, mse, norm_search, percentile};
 use crate::tensor::quantize::min_max;
-use std::any::Any;
 
 /// A histogram observer (PyTorch's, or a qlab calibrator over the same statistics).
 #[derive(Debug, Clone)]
@@ -195,10 +194,6 @@ impl Observer for HistogramObserver {
             max: self.max,
             counts: self.hist.clone(),
         }
-    }
-
-    fn as_any(&self) -> &dyn Any {
-        self
     }
 }
 

@@ -9,7 +9,6 @@ use super::moving_average::Running;
 use super::qparams::qparams_from_min_max;
 use super::{ObservedQParams, Observer, ObserverError, ObserverKind, ObserverSpec, Stats};
 use crate::tensor::quantize::min_max;
-use std::any::Any;
 
 /// A per-tensor min/max observer (plain or moving-average, by its spec's kind).
 #[derive(Debug, Clone)]
@@ -78,9 +77,5 @@ impl Observer for MinMaxObserver {
             min: self.min,
             max: self.max,
         }
-    }
-
-    fn as_any(&self) -> &dyn Any {
-        self
     }
 }

@@ -97,11 +97,18 @@ impl ObservedQParams {
 /// dropped as a whole).
 pub trait ObserverClone {
     fn clone_box(&self) -> Box<dyn Observer>;
+
+    /// Downcasting hook for front ends that show observer-specific detail.
+    fn as_any(&self) -> &dyn Any;
 }
 
 impl<T: Observer + Clone + 'static> ObserverClone for T {
     fn clone_box(&self) -> Box<dyn Observer> {
         Box::new(self.clone())
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
     }
 }
 
@@ -116,17 +123,21 @@ pub trait Observer: fmt::Debug + Send + ObserverClone {
     /// Records one row-major tensor `x` of `shape`. The tensor itself is never changed.
     fn forward(&mut self, x: &[f32], shape: &[usize]) -> Result<(), ObserverError>;
 
-    /// qparams from everything seen so far (PyTorch's `calculate_qparams`).
-    fn calculate_qparams(&self) -> Result<ObservedQParams, ObserverError>;
+    /// qparams from everything seen so far (PyTorch's `calculate_qparams`). By default none:
+    /// the observers that only pass through or record (PyTorch raises for them too).
+    fn calculate_qparams(&self) -> Result<ObservedQParams, ObserverError> {
+        Err(ObserverError::NoQParams(placeholder::class_name(
+            self.spec().kind,
+        )))
+    }
 
     /// The spec this observer was built from.
     fn spec(&self) -> &ObserverSpec;
 
-    /// The statistics collected so far.
-    fn stats(&self) -> Stats;
-
-    /// Downcasting hook for front ends that show observer-specific detail.
-    fn as_any(&self) -> &dyn Any;
+    /// The statistics collected so far (by default none).
+    fn stats(&self) -> Stats {
+        Stats::None
+    }
 }
 
 /// Builds the observer a (validated) spec describes.

@@ -9,7 +9,6 @@ use super::moving_average::Running;
 use super::qparams::{nan_max, nan_min, qparams_from_min_max};
 use super::{ObservedQParams, Observer, ObserverError, ObserverKind, ObserverSpec, Stats};
 use crate::tensor::quantize::min_max;
-use std::any::Any;
 
 /// A per-channel min/max observer (plain or moving-average, by its spec's kind).
 #[derive(Debug, Clone)]
@@ -141,9 +140,5 @@ impl Observer for PerChannelMinMaxObserver {
             maxs: self.maxs.clone(),
             axis: self.axis,
         }
-    }
-
-    fn as_any(&self) -> &dyn Any {
-        self
     }
 }

@@ -4,8 +4,7 @@
 //! They are one type because they differ only in their default dtype and in the name the
 //! `NoQParams` error reports.
 
-use super::{ObservedQParams, Observer, ObserverError, ObserverKind, ObserverSpec, Stats};
-use std::any::Any;
+use super::{Observer, ObserverError, ObserverKind, ObserverSpec};
 
 /// An observer that records nothing.
 #[derive(Debug, Clone)]
@@ -45,19 +44,7 @@ impl Observer for PlaceholderObserver {
         Ok(())
     }
 
-    fn calculate_qparams(&self) -> Result<ObservedQParams, ObserverError> {
-        Err(ObserverError::NoQParams(class_name(self.spec.kind)))
-    }
-
     fn spec(&self) -> &ObserverSpec {
         &self.spec
-    }
-
-    fn stats(&self) -> Stats {
-        Stats::None
-    }
-
-    fn as_any(&self) -> &dyn Any {
-        self
     }
 }

@@ -1,9 +1,7 @@
 //! RecordingObserver (NUMERICS §2.7): keeps a copy of every input, for inspection in the
 //! workbench; it has no qparams.
 
-use super::placeholder::class_name;
-use super::{ObservedQParams, Observer, ObserverError, ObserverKind, ObserverSpec, Stats};
-use std::any::Any;
+use super::{Observer, ObserverError, ObserverKind, ObserverSpec};
 
 /// One recorded input: its data and shape.
 #[derive(Debug, Clone, PartialEq)]
@@ -50,19 +48,7 @@ impl Observer for RecordingObserver {
         Ok(())
     }
 
-    fn calculate_qparams(&self) -> Result<ObservedQParams, ObserverError> {
-        Err(ObserverError::NoQParams(class_name(self.spec.kind)))
-    }
-
     fn spec(&self) -> &ObserverSpec {
         &self.spec
-    }
-
-    fn stats(&self) -> Stats {
-        Stats::None
-    }
-
-    fn as_any(&self) -> &dyn Any {
-        self
     }
 }

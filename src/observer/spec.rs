@@ -154,52 +154,21 @@ impl ObserverKind {
     /// The fields this kind reads, which are also the keys its text form accepts.
     fn keys(self) -> &'static [Key] {
         use Key::*;
-        const RANGE: &[Key] = &[Dtype, Qscheme, ReduceRange, QuantMin, QuantMax, Eps];
+        // Every range observer reads the range fields first, then its own.
+        macro_rules! range_and {
+            ($($own:ident),*) => {
+                &[Dtype, Qscheme, ReduceRange, QuantMin, QuantMax, Eps, $($own),*]
+            };
+        }
         match self {
-            ObserverKind::MinMax => RANGE,
-            ObserverKind::MovingAverageMinMax => &[
-                Dtype,
-                Qscheme,
-                ReduceRange,
-                QuantMin,
-                QuantMax,
-                Eps,
-                AveragingConstant,
-            ],
-            ObserverKind::PerChannelMinMax => {
-                &[Dtype, Qscheme, ReduceRange, QuantMin, QuantMax, Eps, ChAxis]
+            ObserverKind::MinMax => range_and!(),
+            ObserverKind::MovingAverageMinMax => range_and!(AveragingConstant),
+            ObserverKind::PerChannelMinMax => range_and!(ChAxis),
+            ObserverKind::MovingAveragePerChannelMinMax => range_and!(AveragingConstant, ChAxis),
+            ObserverKind::Histogram | ObserverKind::Entropy | ObserverKind::Mse => {
+                range_and!(Bins, UpsampleRate)
             }
-            ObserverKind::MovingAveragePerChannelMinMax => &[
-                Dtype,
-                Qscheme,
-                ReduceRange,
-                QuantMin,
-                QuantMax,
-                Eps,
-                AveragingConstant,
-                ChAxis,
-            ],
-            ObserverKind::Histogram | ObserverKind::Entropy | ObserverKind::Mse => &[
-                Dtype,
-                Qscheme,
-                ReduceRange,
-                QuantMin,
-                QuantMax,
-                Eps,
-                Bins,
-                UpsampleRate,
-            ],
-            ObserverKind::Percentile => &[
-                Dtype,
-                Qscheme,
-                ReduceRange,
-                QuantMin,
-                QuantMax,
-                Eps,
-                Bins,
-                UpsampleRate,
-                Percentile,
-            ],
+            ObserverKind::Percentile => range_and!(Bins, UpsampleRate, Percentile),
             ObserverKind::Placeholder => &[Dtype, QuantMin, QuantMax, IsDynamic],
             ObserverKind::Noop | ObserverKind::Recording => &[Dtype],
         }

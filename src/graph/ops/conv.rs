@@ -272,37 +272,19 @@ fn tap_major_weights(w: &[f32], cg: usize, kvol: usize) -> Vec<f32> {
         .collect()
 }
 
-/// [`depthwise`], compiled for AVX2 when the process's tier has it (wider vectors; without FMA
-/// enabled the product and the sum stay two roundings, as in the portable build).
-fn depthwise_dispatch(
-    g: &Geometry,
-    x: &[f32],
-    w: &[f32],
-    init: f32,
-    out: &mut [f32],
-    scratch: &mut Vec<f32>,
-) {
-    #[cfg(target_arch = "x86_64")]
-    if crate::isa::selected().is_x86_simd() && std::arch::is_x86_feature_detected!("fma") {
-        // SAFETY: the process's tier (hence the host) has AVX2, and the host has FMA.
-        return unsafe { depthwise_avx2(g, x, w, init, out, scratch) };
+crate::isa::avx2_fma_twin! {
+    /// [`depthwise`], compiled for AVX2 when the process's tier has it (wider vectors; without FMA
+    /// enabled the product and the sum stay two roundings, as in the portable build).
+    fn depthwise_dispatch(
+        g: &Geometry,
+        x: &[f32],
+        w: &[f32],
+        init: f32,
+        out: &mut [f32],
+        scratch: &mut Vec<f32>,
+    ) when crate::isa::selected().is_x86_simd() && std::arch::is_x86_feature_detected!("fma") => {
+        depthwise(g, x, w, init, out, scratch)
     }
-    depthwise(g, x, w, init, out, scratch)
-}
-
-/// # Safety
-/// The host must support AVX2.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn depthwise_avx2(
-    g: &Geometry,
-    x: &[f32],
-    w: &[f32],
-    init: f32,
-    out: &mut [f32],
-    scratch: &mut Vec<f32>,
-) {
-    depthwise(g, x, w, init, out, scratch)
 }
 
 /// One channel of a depthwise conv (one input and one output channel per group), computed

@@ -149,39 +149,20 @@ pub(super) enum Start<'a> {
     Bias(&'a [f32]),
 }
 
-/// `part[o][p] = start(o) + Σ_{k in ks} w[o][k]·x[k][p]` as one fused multiply-add chain per
-/// element in the order of `ks`; `w` rows are `w_stride` apart, `x` rows `n` apart.
-pub(super) fn chain(
-    part: &mut [f32],
-    n: usize,
-    start: Start,
-    w: &[f32],
-    w_stride: usize,
-    x: &[f32],
-    ks: &[usize],
-) {
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("fma") && std::arch::is_x86_feature_detected!("avx2") {
-        // SAFETY: the host has FMA and AVX2.
-        return unsafe { chain_fma(part, n, start, w, w_stride, x, ks) };
+crate::isa::avx2_fma_twin! {
+    /// `part[o][p] = start(o) + Σ_{k in ks} w[o][k]·x[k][p]` as one fused multiply-add chain per
+    /// element in the order of `ks`; `w` rows are `w_stride` apart, `x` rows `n` apart.
+    pub(super) fn chain(
+        part: &mut [f32],
+        n: usize,
+        start: Start,
+        w: &[f32],
+        w_stride: usize,
+        x: &[f32],
+        ks: &[usize],
+    ) when std::arch::is_x86_feature_detected!("fma") && std::arch::is_x86_feature_detected!("avx2") => {
+        chain_body::<4, 16>(part, n, start, w, w_stride, x, ks)
     }
-    chain_body::<4, 16>(part, n, start, w, w_stride, x, ks)
-}
-
-/// # Safety
-/// The host must support AVX2 and FMA.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn chain_fma(
-    part: &mut [f32],
-    n: usize,
-    start: Start,
-    w: &[f32],
-    w_stride: usize,
-    x: &[f32],
-    ks: &[usize],
-) {
-    chain_body::<4, 16>(part, n, start, w, w_stride, x, ks)
 }
 
 /// One register tile: rows `o0..o0 + RR` by positions `p0..p0 + P`, each element its own chain.
