@@ -305,9 +305,9 @@ impl Requant {
         c: usize,
         out: &mut [u8],
     ) {
-        for (r, o) in out.chunks_exact_mut(cols).enumerate() {
-            self.apply_channel_portable(&acc[r * stride..][..cols], c, o);
-        }
+        for_each_row(acc, stride, cols, out, |a, o| {
+            self.apply_channel_portable(a, c, o)
+        });
     }
 
     /// Channel `c`'s constants, for kernels that apply the rule lane-parallel.
@@ -364,6 +364,22 @@ impl Requant {
                 }
             }
         }
+    }
+}
+
+/// Calls `f` on each output row of `cols` bytes with its `cols` accumulators, rows `stride`
+/// accumulators apart: the row walk every `apply_rows` build shares (inlined, so it is
+/// compiled with the caller's target features).
+#[inline(always)]
+pub(crate) fn for_each_row(
+    acc: &[i32],
+    stride: usize,
+    cols: usize,
+    out: &mut [u8],
+    mut f: impl FnMut(&[i32], &mut [u8]),
+) {
+    for (r, o) in out.chunks_exact_mut(cols).enumerate() {
+        f(&acc[r * stride..][..cols], o);
     }
 }
 

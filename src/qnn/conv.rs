@@ -13,7 +13,7 @@
 //!   VNNI, depthwise included) and everything else to fbgemm.
 //! * qnnpack: exact.
 
-use super::linear::{activation_qparams, quantized_output, requant_for, u8_values};
+use super::linear::{Requantized, activation_qparams, quantized_output, u8_values};
 use super::{PackedWeight, QnnError, RunStats};
 use crate::engine::{Engine, HostProfile, Numerics};
 use crate::kernels::conv::{
@@ -69,6 +69,19 @@ pub struct QConv {
     pub out_scale: f64,
     pub out_zero_point: i64,
     pub relu: bool,
+}
+
+impl Requantized for QConv {
+    fn epilogue(&self) -> (&PackedWeight, Option<&[f32]>, f64, i64, bool) {
+        let bias = self.bias.as_deref();
+        (
+            &self.weight,
+            bias,
+            self.out_scale,
+            self.out_zero_point,
+            self.relu,
+        )
+    }
 }
 
 /// Accumulators of one forward pass, before requantization.
@@ -386,15 +399,7 @@ impl QConv {
         numerics: Numerics,
     ) -> Result<(QTensor, RunStats), QnnError> {
         let (sx, zx) = activation_qparams(OP, x)?;
-        let rq = requant_for(
-            numerics,
-            sx,
-            &self.weight,
-            self.bias.as_deref(),
-            self.out_scale,
-            self.out_zero_point,
-            self.relu,
-        );
+        let rq = self.requant(numerics, sx);
         let g = self.geometry(x.shape())?;
         let mut shape = vec![g.batch, g.out_channels];
         shape.extend(&g.output);

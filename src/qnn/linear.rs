@@ -18,25 +18,38 @@ pub struct QLinear {
     pub relu: bool,
 }
 
-/// The requantization rule of `numerics` for a layer.
-pub(crate) fn requant_for(
-    numerics: Numerics,
-    x_scale: f64,
-    w: &PackedWeight,
-    bias: Option<&[f32]>,
-    out_scale: f64,
-    out_zp: i64,
-    relu: bool,
-) -> Requant {
-    let (zp, n) = (out_zp as i32, w.out);
-    if numerics.engine.float_requant() {
-        Requant::Fbgemm(FbgemmRequant::new(
-            x_scale, &w.scales, bias, out_scale, zp, relu, n,
-        ))
-    } else {
-        Requant::Qnnpack(QnnpackRequant::new(
-            x_scale, &w.scales, bias, out_scale, zp, relu, n,
-        ))
+/// A module whose output is requantized from i32 accumulators (Conv, Linear): one place that
+/// turns its weight scales, bias and output qparams into the engine's rule.
+pub(crate) trait Requantized {
+    /// The weight, the float bias, the output scale and zero point, and the fused ReLU.
+    fn epilogue(&self) -> (&PackedWeight, Option<&[f32]>, f64, i64, bool);
+
+    /// The requantization rule of `numerics` for inputs of scale `x_scale`.
+    fn requant(&self, numerics: Numerics, x_scale: f64) -> Requant {
+        let (w, bias, out_scale, out_zp, relu) = self.epilogue();
+        let (zp, n) = (out_zp as i32, w.out);
+        if numerics.engine.float_requant() {
+            Requant::Fbgemm(FbgemmRequant::new(
+                x_scale, &w.scales, bias, out_scale, zp, relu, n,
+            ))
+        } else {
+            Requant::Qnnpack(QnnpackRequant::new(
+                x_scale, &w.scales, bias, out_scale, zp, relu, n,
+            ))
+        }
+    }
+}
+
+impl Requantized for QLinear {
+    fn epilogue(&self) -> (&PackedWeight, Option<&[f32]>, f64, i64, bool) {
+        let bias = self.bias.as_deref();
+        (
+            &self.weight,
+            bias,
+            self.out_scale,
+            self.out_zero_point,
+            self.relu,
+        )
     }
 }
 
@@ -191,15 +204,7 @@ impl QLinear {
             zero_point: zx,
         } = self.rows(x)?;
         let n = self.weight.out;
-        let rq = requant_for(
-            numerics,
-            sx,
-            &self.weight,
-            self.bias.as_deref(),
-            self.out_scale,
-            self.out_zero_point,
-            self.relu,
-        );
+        let rq = self.requant(numerics, sx);
         let mut out = vec![0u8; m * n];
         let w = self.weight.gemm_weights();
         let saturate = numerics.gemm_pairs_saturate();

@@ -191,7 +191,7 @@ pub fn conv_forward(
             let xg = &xs[(n * g.c + grp * cg) * ivol..][..cg * ivol];
             if cg == 1 && og == 1 {
                 let init = bias.map_or(0.0, |b| b[grp]);
-                depthwise_dispatch(&g, xg, &ws[grp * kvol..][..kvol], init, out, scratch);
+                depthwise(&g, xg, &ws[grp * kvol..][..kvol], init, out, scratch);
                 return;
             }
             let col;
@@ -273,9 +273,15 @@ fn tap_major_weights(w: &[f32], cg: usize, kvol: usize) -> Vec<f32> {
 }
 
 crate::isa::avx2_fma_twin! {
-    /// [`depthwise`], compiled for AVX2 when the process's tier has it (wider vectors; without FMA
-    /// enabled the product and the sum stay two roundings, as in the portable build).
-    fn depthwise_dispatch(
+    /// One channel of a depthwise conv (one input and one output channel per group), computed
+    /// directly: a GEMM with a single output row wastes most of its tile, and im2col would copy the
+    /// input `kvol` times. Each output is one fused multiply-add chain started at `init` (the
+    /// bias, as PyTorch's depthwise kernel starts it) over the taps in row-major kernel order.
+    /// `scratch` is working memory, of any length and content.
+    ///
+    /// Also compiled for AVX2 + FMA, used when the process's tier has them (wider vectors, the
+    /// same IEEE operations, so the same results).
+    fn depthwise(
         g: &Geometry,
         x: &[f32],
         w: &[f32],
@@ -283,28 +289,11 @@ crate::isa::avx2_fma_twin! {
         out: &mut [f32],
         scratch: &mut Vec<f32>,
     ) when crate::isa::selected().is_x86_simd() && std::arch::is_x86_feature_detected!("fma") => {
-        depthwise(g, x, w, init, out, scratch)
-    }
-}
-
-/// One channel of a depthwise conv (one input and one output channel per group), computed
-/// directly: a GEMM with a single output row wastes most of its tile, and im2col would copy the
-/// input `kvol` times. Each output is one fused multiply-add chain started at `init` (the
-/// bias, as PyTorch's depthwise kernel starts it) over the taps in row-major kernel order.
-/// `scratch` is working memory, of any length and content.
-#[inline(always)]
-fn depthwise(
-    g: &Geometry,
-    x: &[f32],
-    w: &[f32],
-    init: f32,
-    out: &mut [f32],
-    scratch: &mut Vec<f32>,
-) {
-    if w.iter().all(|v| v.is_finite()) {
-        depthwise_planes(g, x, w, init, out, scratch)
-    } else {
-        depthwise_rows(g, x, w, init, out)
+        if w.iter().all(|v| v.is_finite()) {
+            depthwise_planes(g, x, w, init, out, scratch)
+        } else {
+            depthwise_rows(g, x, w, init, out)
+        }
     }
 }
 

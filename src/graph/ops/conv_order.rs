@@ -152,6 +152,9 @@ pub(super) enum Start<'a> {
 crate::isa::avx2_fma_twin! {
     /// `part[o][p] = start(o) + Σ_{k in ks} w[o][k]·x[k][p]` as one fused multiply-add chain per
     /// element in the order of `ks`; `w` rows are `w_stride` apart, `x` rows `n` apart.
+    ///
+    /// The chains in register tiles of `R` rows by `P` positions, leftover rows one at a time,
+    /// leftover positions element by element; the tiling changes the speed, never a result.
     pub(super) fn chain(
         part: &mut [f32],
         n: usize,
@@ -161,7 +164,41 @@ crate::isa::avx2_fma_twin! {
         x: &[f32],
         ks: &[usize],
     ) when std::arch::is_x86_feature_detected!("fma") && std::arch::is_x86_feature_detected!("avx2") => {
-        chain_body::<4, 16>(part, n, start, w, w_stride, x, ks)
+        // Output positions in column blocks small enough that the input rows they read stay in
+        // cache while every row tile passes over them; register tiles of R rows by P positions.
+        const BLOCK: usize = 256;
+        const R: usize = 4;
+        const P: usize = 16;
+        let rows = part.len() / n.max(1);
+        let init = |o: usize| match start {
+            Start::Zero => 0.0,
+            Start::Bias(b) => b[o],
+        };
+        for c0 in (0..n).step_by(BLOCK) {
+            let c1 = (c0 + BLOCK).min(n);
+            let whole = c0 + (c1 - c0) / P * P;
+            let mut o0 = 0;
+            while o0 + R <= rows {
+                for p0 in (c0..whole).step_by(P) {
+                    tile::<R, P>(part, n, init, w, w_stride, x, ks, (o0, p0));
+                }
+                o0 += R;
+            }
+            for o in o0..rows {
+                for p0 in (c0..whole).step_by(P) {
+                    tile::<1, P>(part, n, init, w, w_stride, x, ks, (o, p0));
+                }
+            }
+            for o in 0..rows {
+                for p in whole..c1 {
+                    let mut a = init(o);
+                    for &k in ks {
+                        a = w[o * w_stride + k].mul_add(x[k * n + p], a);
+                    }
+                    part[o * n + p] = a;
+                }
+            }
+        }
     }
 }
 
@@ -193,53 +230,6 @@ fn tile<const RR: usize, const P: usize>(
     }
     for (i, row) in acc.iter().enumerate() {
         part[(o0 + i) * n + p0..][..P].copy_from_slice(row);
-    }
-}
-
-/// The chains in register tiles of `R` rows by `P` positions, leftover rows one at a time,
-/// leftover positions element by element; the tiling changes the speed, never a result.
-#[inline(always)]
-fn chain_body<const R: usize, const P: usize>(
-    part: &mut [f32],
-    n: usize,
-    start: Start,
-    w: &[f32],
-    w_stride: usize,
-    x: &[f32],
-    ks: &[usize],
-) {
-    // Output positions in column blocks small enough that the input rows they read stay in
-    // cache while every row tile passes over them.
-    const BLOCK: usize = 256;
-    let rows = part.len() / n.max(1);
-    let init = |o: usize| match start {
-        Start::Zero => 0.0,
-        Start::Bias(b) => b[o],
-    };
-    for c0 in (0..n).step_by(BLOCK) {
-        let c1 = (c0 + BLOCK).min(n);
-        let whole = c0 + (c1 - c0) / P * P;
-        let mut o0 = 0;
-        while o0 + R <= rows {
-            for p0 in (c0..whole).step_by(P) {
-                tile::<R, P>(part, n, init, w, w_stride, x, ks, (o0, p0));
-            }
-            o0 += R;
-        }
-        for o in o0..rows {
-            for p0 in (c0..whole).step_by(P) {
-                tile::<1, P>(part, n, init, w, w_stride, x, ks, (o, p0));
-            }
-        }
-        for o in 0..rows {
-            for p in whole..c1 {
-                let mut a = init(o);
-                for &k in ks {
-                    a = w[o * w_stride + k].mul_add(x[k * n + p], a);
-                }
-                part[o * n + p] = a;
-            }
-        }
     }
 }
 

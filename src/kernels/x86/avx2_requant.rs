@@ -7,7 +7,7 @@
 //! results are integers in `[lo, 255]`, so the saturating packs to u8 never saturate. Tails
 //! shorter than 8 take the element rule itself, so every byte equals it.
 
-use crate::kernels::requant::{FbgemmRequant, QnnpackRequant, Requant, TileBlock};
+use crate::kernels::requant::{FbgemmRequant, QnnpackRequant, Requant, TileBlock, for_each_row};
 use std::arch::x86_64::*;
 
 /// [`Requant::apply_rows`] compiled for AVX2.
@@ -23,10 +23,10 @@ pub unsafe fn apply_rows(
     c: usize,
     out: &mut [u8],
 ) {
-    for (r, o) in out.chunks_exact_mut(cols).enumerate() {
-        // SAFETY: AVX2 by this function's contract.
-        unsafe { channel(rq, &acc[r * stride..][..cols], c, o) };
-    }
+    // SAFETY: AVX2 by this function's contract.
+    for_each_row(acc, stride, cols, out, |a, o| unsafe {
+        channel(rq, a, c, o)
+    });
 }
 
 /// `out[i] = rq.apply(acc[i], c)` for `i < min(len)`, 8 lanes at a time; inlined into callers
