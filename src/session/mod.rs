@@ -17,15 +17,18 @@ mod qat;
 mod quantize;
 mod reference;
 mod replay;
+mod verb;
 pub mod view;
 mod workbench;
 
 pub use command::{
-    CmpOp, Command, Expectation, Metric, ModelChoice, TrainOptions, VERBS, parse_line,
+    Batching, CmpOp, Command, Expectation, Metric, ModelChoice, QConfigChoice, TrainOptions,
+    parse_line,
 };
 pub use complete::{Names, Slot, hint, slot};
 pub use engines::{LATENCY_REPS, SpeedJob, latency_summary};
 pub use error::SessionError;
 pub use output::{Output, Table};
 pub use replay::{ReplayError, replay_script};
+pub use verb::{Details, Form, Opt, VERBS, VerbSpec, Word};
 pub use workbench::Workbench;
