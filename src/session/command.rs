@@ -502,6 +502,173 @@ mod tests {
         }
     }
 
+    /// One command of every variant, built as values (as the TUI builds them) with values that
+    /// need quoting or differ from the defaults: each prints through its verb's entry to a line
+    /// that parses back to the same command.
+    #[test]
+    fn every_command_prints_and_parses_back() {
+        let spec = |text: &str| text.parse::<QuantizerSpec>().unwrap();
+        let observer = |text: &str| text.parse::<ObserverSpec>().unwrap();
+        let batching = Batching {
+            batch: 8,
+            batches: Some(3),
+        };
+        let commands = [
+            Command::LoadModel {
+                path: "my models/a.onnx".into(),
+            },
+            Command::LoadData {
+                name: "x=1".into(),
+                path: "d#1.npy".into(),
+                labels: Some("".into()),
+            },
+            Command::ShowModel,
+            Command::ShowQParams,
+            Command::Eval {
+                data: "test".into(),
+            },
+            Command::Predict {
+                data: "test".into(),
+                out: "o u t.npy".into(),
+                model: ModelChoice::Quantized,
+            },
+            Command::Expect(Expectation {
+                metric: Metric::Saturated {
+                    data: "test".into(),
+                    layer: Some("features.0".into()),
+                },
+                op: CmpOp::Lt,
+                value: 2.5,
+            }),
+            Command::SaveModel {
+                path: "m.qlab".into(),
+            },
+            Command::SaveSession {
+                path: "s s.qls".into(),
+            },
+            Command::ErrorsWeights {
+                weight: observer("minmax(dtype=qint8, qscheme=per_tensor_symmetric)"),
+            },
+            Command::ErrorsLayers {
+                data: "calib".into(),
+                mode: ErrorMode::Isolated,
+            },
+            Command::Help {
+                verb: Some("qconfig".into()),
+            },
+            Command::Engine {
+                engine: Engine::X86,
+                profile: HostProfile::Exact,
+            },
+            Command::QConfig {
+                key: QConfigKey::Type("Linear".into()),
+                choice: QConfigChoice::Custom(QConfig {
+                    activation: spec("histogram(reduce_range=true, bins=512)"),
+                    weight: spec("per_channel_minmax"),
+                }),
+            },
+            Command::Fuse {
+                groups: Some(vec![
+                    vec!["conv 1".into(), "bn1".into()],
+                    vec!["fc".into(), "relu".into()],
+                ]),
+                add_relu: true,
+            },
+            Command::Prepare,
+            Command::PrepareQat,
+            Command::Train(TrainOptions {
+                data: "train".into(),
+                epochs: 3,
+                lr: 0.005,
+                batch: 16,
+                seed: 11,
+                freeze: true,
+            }),
+            Command::Calibrate {
+                data: "calib".into(),
+                batching,
+            },
+            Command::Check,
+            Command::Convert {
+                qparams: Some("q.json".into()),
+            },
+            Command::Quantize {
+                data: "calib".into(),
+                batching: Batching::default(),
+            },
+            Command::QuantizeDynamic { float16: true },
+            Command::Export {
+                data: "test".into(),
+                out: "r.md".into(),
+                mode: ErrorMode::Isolated,
+            },
+            Command::PlotHistogram {
+                layer: "features.*".into(),
+                out: "h.png".into(),
+            },
+            Command::PlotErrors {
+                data: "test".into(),
+                out: "e.svg".into(),
+                mode: ErrorMode::Cumulative,
+            },
+            Command::Sensitivity {
+                data: "test".into(),
+                calib: "calib".into(),
+                batching,
+            },
+            Command::CompareEngines {
+                a: Engine::Qnnpack,
+                b: Engine::X86,
+                data: "test".into(),
+                timing: true,
+            },
+            Command::CompareReference {
+                layers: "ref.npz".into(),
+                data: "test".into(),
+                qparams: None,
+                sample: 4,
+            },
+        ];
+        let mut variants = std::collections::BTreeSet::new();
+        for cmd in &commands {
+            // Exhaustive: a new variant does not compile here until the list holds one.
+            variants.insert(match cmd {
+                Command::LoadModel { .. } => "LoadModel",
+                Command::LoadData { .. } => "LoadData",
+                Command::ShowModel => "ShowModel",
+                Command::ShowQParams => "ShowQParams",
+                Command::Eval { .. } => "Eval",
+                Command::Predict { .. } => "Predict",
+                Command::Expect(_) => "Expect",
+                Command::SaveModel { .. } => "SaveModel",
+                Command::SaveSession { .. } => "SaveSession",
+                Command::ErrorsWeights { .. } => "ErrorsWeights",
+                Command::ErrorsLayers { .. } => "ErrorsLayers",
+                Command::Help { .. } => "Help",
+                Command::Engine { .. } => "Engine",
+                Command::QConfig { .. } => "QConfig",
+                Command::Fuse { .. } => "Fuse",
+                Command::Prepare => "Prepare",
+                Command::PrepareQat => "PrepareQat",
+                Command::Train(_) => "Train",
+                Command::Calibrate { .. } => "Calibrate",
+                Command::Check => "Check",
+                Command::Convert { .. } => "Convert",
+                Command::Quantize { .. } => "Quantize",
+                Command::QuantizeDynamic { .. } => "QuantizeDynamic",
+                Command::Export { .. } => "Export",
+                Command::PlotHistogram { .. } => "PlotHistogram",
+                Command::PlotErrors { .. } => "PlotErrors",
+                Command::Sensitivity { .. } => "Sensitivity",
+                Command::CompareEngines { .. } => "CompareEngines",
+                Command::CompareReference { .. } => "CompareReference",
+            });
+            let text = cmd.to_string();
+            assert_eq!(parse_line(&text).unwrap().as_ref(), Some(cmd), "{text}");
+        }
+        assert_eq!(variants.len(), commands.len());
+    }
+
     /// Lines the session fuzzer (`fuzz/fuzz_targets/session_parse.rs`) found that printed back
     /// to another command; each must now print to a line that parses to the same command, or
     /// be refused.

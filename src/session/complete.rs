@@ -262,6 +262,54 @@ mod tests {
         );
     }
 
+    /// What the grammar gives beyond the hand-written rules it replaced: the form a typed
+    /// keyword picks, options not yet given, `type=` as a target, fuse groups.
+    #[test]
+    fn the_grammar_decides_between_forms_and_options() {
+        let words = |line: &str| match slot(line, &names()) {
+            Slot::Words(_, w) => w,
+            Slot::Path(at) => vec![format!("path at {at}")],
+        };
+        assert_eq!(words("errors weights "), ["weight="]);
+        assert_eq!(words("errors test "), ["mode="]);
+        assert_eq!(
+            words("errors weights weight=per_channel_m"),
+            ["per_channel_minmax"]
+        );
+        assert_eq!(words("predict test out=o.npy "), ["model="]);
+        assert_eq!(
+            words("qconfig type=Linear "),
+            ["activation=", "none", "preset=", "weight="]
+        );
+        assert_eq!(
+            words("qconfig conv1 "),
+            ["activation=", "none", "preset=", "weight="]
+        );
+        assert_eq!(words("qconfig conv1 none "), Vec::<String>::new());
+        assert_eq!(words("prepare "), ["qat"]);
+        assert_eq!(words("fuse "), ["auto", "conv1"]);
+        assert_eq!(words("fuse auto "), ["add_relu="]);
+        assert_eq!(words("fuse auto add_relu="), ["off", "on"]);
+        assert_eq!(
+            slot("fuse conv1,c", &names()),
+            Slot::Words(11, vec!["conv1".into()])
+        );
+        assert_eq!(words("sensitivity test calib="), ["calib", "test"]);
+        assert_eq!(
+            words("compare engines fbgemm "),
+            ["fbgemm", "qnnpack", "x86"]
+        );
+        assert_eq!(words("compare reference "), ["path at 18"]);
+        assert_eq!(words("compare reference r.npz "), ["calib", "test"]);
+        assert_eq!(
+            words("expect accuracy(test) "),
+            ["<", "<=", "==", ">", ">="]
+        );
+        assert_eq!(words("help qc"), ["qconfig"]);
+        assert_eq!(words("eval test extra "), Vec::<String>::new());
+        assert_eq!(words("frobnicate "), Vec::<String>::new());
+    }
+
     #[test]
     fn hints_show_the_rest_of_the_usage() {
         assert_eq!(hint("predict ").as_deref(), Some("DATA out=FILE.npy"));
