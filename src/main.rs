@@ -10,7 +10,7 @@ use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use qlab::graph::summarize;
 use qlab::import::onnx::load_onnx;
 use qlab::isa;
-use qlab::session::{Workbench, replay_script};
+use qlab::session::{Batching, Command, Workbench, replay_script};
 use qlab::tensor::{QDType, QTensor};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -361,25 +361,22 @@ fn sample_dir() -> Option<std::path::PathBuf> {
 fn preloaded() -> Result<Workbench, CliError> {
     let mut wb = Workbench::new();
     if let Some(dir) = sample_dir() {
-        let data = dir.join("data");
+        let path = |p: PathBuf| p.display().to_string();
+        let data = |name: &str| Command::LoadData {
+            name: name.into(),
+            path: path(dir.join(format!("data/digits_{name}_x.npy"))),
+            labels: Some(path(dir.join(format!("data/digits_{name}_y.npy")))),
+        };
         let preload = [
-            format!("load model \"{}\"", dir.join("digits_cnn.onnx").display()),
-            format!(
-                "load data test \"{}\" labels=\"{}\"",
-                data.join("digits_test_x.npy").display(),
-                data.join("digits_test_y.npy").display()
-            ),
-            format!(
-                "load data calib \"{}\" labels=\"{}\"",
-                data.join("digits_calib_x.npy").display(),
-                data.join("digits_calib_y.npy").display()
-            ),
+            Command::LoadModel {
+                path: path(dir.join("digits_cnn.onnx")),
+            },
+            data("test"),
+            data("calib"),
         ];
-        for line in preload {
-            if let Ok(Some(cmd)) = qlab::session::parse_line(&line) {
-                wb.apply(&cmd)
-                    .map_err(|e| input(format!("preloading the sample model: {e}")))?;
-            }
+        for cmd in preload {
+            wb.apply(&cmd)
+                .map_err(|e| input(format!("preloading the sample model: {e}")))?;
         }
     }
     Ok(wb)
@@ -427,10 +424,11 @@ fn tui(script: Option<&Path>) -> Result<String, CliError> {
         }
         None => {
             let mut app = qlab::tui::App::new(preloaded()?);
-            if app.wb.dataset_names().iter().any(|d| d == "calib")
-                && let Ok(Some(cmd)) = qlab::session::parse_line("quantize calib")
-            {
-                app.apply(&cmd);
+            if app.wb.dataset_names().iter().any(|d| d == "calib") {
+                app.apply(&Command::Quantize {
+                    data: "calib".into(),
+                    batching: Batching::default(),
+                });
             }
             app
         }

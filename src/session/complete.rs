@@ -1,8 +1,12 @@
 //! Completion and hints for the front ends (the REPL's Tab and hints, the TUI's command line),
 //! written as pure functions of the line and the workbench's names so they can be tested
-//! without a terminal.
+//! without a terminal. Both read the verb table: the words typed after the verb are matched
+//! against each of its forms, and the kind of the word that comes next decides what is offered
+//! (datasets, layers, a path, keywords, the options not given yet, an option's values).
 
-use super::VERBS;
+use super::command::{CmpOp, Metric};
+use super::verb::{self, Form, VERBS, VerbSpec, Word, args::looks_like_option};
+use crate::engine::Engine;
 
 /// What completion can offer besides verbs: the names the workbench currently knows.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -30,130 +34,152 @@ fn starting_with(prefix: &str, words: impl IntoIterator<Item = String>) -> Vec<S
     out
 }
 
+/// Everything a word of `kind` may be, as far as the names known now tell.
+fn candidates(kind: Word, names: &Names) -> Vec<String> {
+    let owned = |list: &[&str]| list.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let observers = || {
+        crate::observer::ALL_KINDS
+            .iter()
+            .map(|k| k.name().to_string())
+    };
+    let engines = || Engine::ALL.iter().map(|e| e.name().to_string());
+    match kind {
+        Word::Keyword(words) => owned(words),
+        Word::Verb => VERBS.iter().map(|v| v.name.to_string()).collect(),
+        Word::Dataset => names.datasets.clone(),
+        Word::Layer | Word::LayerGroup => names.layers.clone(),
+        Word::Target => ["*", "type="]
+            .into_iter()
+            .map(String::from)
+            .chain(names.layers.iter().cloned())
+            .collect(),
+        Word::Engine => engines().collect(),
+        Word::Comparison => CmpOp::ALL.iter().map(|(_, s)| s.to_string()).collect(),
+        // `sqnr` is left out: it needs a layer after the dataset.
+        Word::Metric => names
+            .datasets
+            .iter()
+            .flat_map(|d| {
+                Metric::NAMES
+                    .iter()
+                    .filter(|m| **m != "sqnr")
+                    .map(move |m| format!("{m}({d})"))
+            })
+            .collect(),
+        Word::Observer => observers().collect(),
+        Word::Quantizer => observers()
+            .chain(["fake_quant(".into(), "fused_fake_quant(".into()])
+            .collect(),
+        // Backend defaults are named after the engines.
+        Word::Preset => engines()
+            .chain(
+                crate::qconfig::presets::preset_names()
+                    .filter(|n| n.contains("qconfig"))
+                    .map(String::from),
+            )
+            .collect(),
+        Word::Path | Word::Text => Vec::new(),
+    }
+}
+
+/// How the words typed after the verb fill one form.
+struct Fit<'a> {
+    /// Positional words filled.
+    filled: usize,
+    /// How many of them matched a keyword (`errors weights` is that form, not `errors DATA`).
+    keywords: usize,
+    /// Options already given.
+    given: Vec<&'a str>,
+}
+
+/// How `typed` fills `form`, or `None` when it cannot be that form.
+fn fit<'a>(form: &Form, typed: &[&'a str]) -> Option<Fit<'a>> {
+    let mut fit = Fit {
+        filled: 0,
+        keywords: 0,
+        given: Vec::new(),
+    };
+    for &w in typed {
+        let key = w
+            .split_once('=')
+            .map(|(k, _)| k)
+            .filter(|_| looks_like_option(w));
+        match (form.arg(fit.filled), key) {
+            (Some(kind), Some(key)) if kind.takes_option(key) => fit.filled += 1,
+            (_, Some(key)) => fit.given.push(key),
+            (Some(Word::Keyword(words)), None) if !words.contains(&w) => return None,
+            (Some(Word::Keyword(_)), None) => {
+                fit.filled += 1;
+                fit.keywords += 1;
+            }
+            (Some(_), None) => fit.filled += 1,
+            (None, None) => return None,
+        }
+    }
+    Some(fit)
+}
+
+/// The kind of option `key`'s value in any form of `spec`.
+fn option_kind(spec: &VerbSpec, key: &str) -> Option<Word> {
+    spec.forms
+        .iter()
+        .flat_map(|f| f.options)
+        .find(|o| o.key == key)
+        .map(|o| o.value)
+}
+
 /// Decides what to complete for `line` (the text before the cursor).
 pub fn slot(line: &str, names: &Names) -> Slot {
     let start = line.rfind(char::is_whitespace).map_or(0, |i| i + 1);
     let word = &line[start..];
     let before: Vec<&str> = line[..start].split_whitespace().collect();
+    let Some((verb, typed)) = before.split_first() else {
+        return Slot::Words(start, starting_with(word, candidates(Word::Verb, names)));
+    };
+    let Some(spec) = verb::find(&verb.to_ascii_lowercase()) else {
+        return Slot::Words(start, Vec::new());
+    };
     if let Some((key, value)) = word.split_once('=') {
-        return match key {
-            "labels" | "out" | "qparams" => Slot::Path(start + key.len() + 1),
-            "mode" => Slot::Words(
-                start + key.len() + 1,
-                starting_with(value, ["cumulative", "isolated"].map(String::from).to_vec()),
-            ),
-            "preset" => Slot::Words(
-                start + key.len() + 1,
-                starting_with(
-                    value,
-                    ["fbgemm", "qnnpack", "x86"]
-                        .into_iter()
-                        .chain(
-                            crate::qconfig::presets::preset_names()
-                                .filter(|n| n.contains("qconfig")),
-                        )
-                        .map(String::from),
-                ),
-            ),
-            "model" => Slot::Words(
-                start + key.len() + 1,
-                starting_with(value, ["float", "quantized"].map(String::from).to_vec()),
-            ),
-            "profile" => Slot::Words(
-                start + key.len() + 1,
-                starting_with(value, ["vnni", "avx2", "exact"].map(String::from).to_vec()),
-            ),
-            "activation" | "weight" => Slot::Words(
-                start + key.len() + 1,
-                starting_with(
-                    value,
-                    crate::observer::ALL_KINDS
-                        .iter()
-                        .map(|k| k.name().to_string())
-                        .chain(["fake_quant(".into(), "fused_fake_quant(".into()]),
-                ),
-            ),
-            "dtype" => Slot::Words(
-                start + key.len() + 1,
-                starting_with(value, ["qint8", "float16"].map(String::from).to_vec()),
-            ),
-            _ => Slot::Words(start + key.len() + 1, starting_with(value, Vec::new())),
+        let at = start + key.len() + 1;
+        return match option_kind(spec, key) {
+            Some(Word::Path) => Slot::Path(at),
+            Some(kind) => Slot::Words(at, starting_with(value, candidates(kind, names))),
+            None => Slot::Words(at, Vec::new()),
         };
     }
-    let words = |list: Vec<String>| Slot::Words(start, starting_with(word, list));
-    let owned = |list: &[&str]| list.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-    match before.as_slice() {
-        [] => words(VERBS.iter().map(|(v, _, _)| v.to_string()).collect()),
-        ["load"] => words(owned(&["model", "data"])),
-        ["save"] => words(owned(&["model", "session"])),
-        ["show"] => words(owned(&["model", "qparams"])),
-        ["errors"] => words(
-            std::iter::once("weights".to_string())
-                .chain(names.datasets.iter().cloned())
-                .collect(),
-        ),
-        ["errors", "weights"] => words(owned(&["weight="])),
-        ["errors", _] => words(owned(&["mode="])),
-        ["export", "errors", _] => words(owned(&["out=", "mode="])),
-        ["export"] => words(owned(&["errors"])),
-        ["export", "errors"] => words(names.datasets.clone()),
-        ["compare"] => words(owned(&["engines", "reference"])),
-        ["compare", "reference"] => Slot::Path(start),
-        ["compare", "reference", _] => words(names.datasets.clone()),
-        ["compare", "reference", _, _] => words(owned(&["qparams=", "sample="])),
-        ["compare", "engines"] | ["compare", "engines", _] => {
-            words(owned(&["fbgemm", "qnnpack", "x86"]))
+    let fits: Vec<(&Form, Fit)> = spec
+        .forms
+        .iter()
+        .filter_map(|f| fit(f, typed).map(|fit| (f, fit)))
+        .collect();
+    // A keyword typed decides between forms, as it does for the parser.
+    let most = fits.iter().map(|(_, f)| f.keywords).max().unwrap_or(0);
+    let mut kinds = Vec::new();
+    let mut offered = Vec::new();
+    for (form, fit) in fits.iter().filter(|(_, f)| f.keywords == most) {
+        kinds.extend(form.arg(fit.filled));
+        // Options come once the positional words are all there, as the usage writes them.
+        if fit.filled >= form.args.len() {
+            offered.extend(
+                form.options
+                    .iter()
+                    .filter(|o| !fit.given.contains(&o.key))
+                    .map(|o| format!("{}=", o.key)),
+            );
         }
-        ["compare", "engines", _, _] => words(names.datasets.clone()),
-        ["help"] => words(VERBS.iter().map(|(v, _, _)| v.to_string()).collect()),
-        ["load", "model"] | ["save", "model" | "session"] | ["load", "data", _] => {
-            Slot::Path(start)
-        }
-        ["load", "data", _, _] => words(owned(&["labels="])),
-        ["eval"] | ["predict"] | ["calibrate"] => words(names.datasets.clone()),
-        ["quantize"] => words(
-            std::iter::once("dynamic".to_string())
-                .chain(names.datasets.iter().cloned())
-                .collect(),
-        ),
-        ["quantize", "dynamic"] => words(owned(&["dtype="])),
-        ["calibrate" | "quantize", _] => words(owned(&["batch=", "batches="])),
-        ["engine"] => words(owned(&["fbgemm", "qnnpack", "x86"])),
-        ["engine", _] => words(owned(&["profile="])),
-        ["fuse"] => words(
-            std::iter::once("auto".to_string())
-                .chain(names.layers.iter().cloned())
-                .collect(),
-        ),
-        ["qconfig"] => words(
-            ["*", "type="]
-                .into_iter()
-                .map(String::from)
-                .chain(names.layers.iter().cloned())
-                .collect(),
-        ),
-        ["qconfig", _] => words(owned(&["preset=", "activation=", "weight=", "none"])),
-        ["predict", _] | ["predict", _, _] => words(owned(&["out=", "model="])),
-        ["expect"] => words(
-            names
-                .datasets
-                .iter()
-                .flat_map(|d| {
-                    [
-                        "accuracy",
-                        "correct",
-                        "quantized_accuracy",
-                        "quantized_correct",
-                        "agreement",
-                        "saturated",
-                    ]
-                    .map(|m| format!("{m}({d})"))
-                })
-                .collect(),
-        ),
-        ["expect", _] => words(owned(&[">=", ">", "<=", "<", "=="])),
-        _ => Slot::Words(start, Vec::new()),
     }
+    if kinds.contains(&Word::Path) {
+        return Slot::Path(start);
+    }
+    // Inside a fuse group, the module after the last comma.
+    if let Some(i) = word.rfind(',')
+        && kinds.contains(&Word::LayerGroup)
+    {
+        let at = start + i + 1;
+        return Slot::Words(at, starting_with(&word[i + 1..], names.layers.clone()));
+    }
+    offered.extend(kinds.into_iter().flat_map(|k| candidates(k, names)));
+    Slot::Words(start, starting_with(word, offered))
 }
 
 /// The usage that remains after a complete verb (`predict ` → `DATA out=FILE.npy`).
@@ -162,15 +188,14 @@ pub fn hint(line: &str) -> Option<String> {
     if verb.contains(char::is_whitespace) {
         return None;
     }
-    VERBS
-        .iter()
-        .find(|(v, _, _)| *v == verb)
-        .map(|(v, usage, _)| {
+    verb::find(verb)
+        .map(|spec| {
+            let usage = spec.usage;
             usage
                 .split(" | ")
                 .next()
                 .unwrap_or(usage)
-                .trim_start_matches(v)
+                .trim_start_matches(spec.name)
                 .trim_start()
                 .to_string()
         })
@@ -235,6 +260,54 @@ mod tests {
             slot("expect acc", &names()),
             Slot::Words(7, vec!["accuracy(calib)".into(), "accuracy(test)".into()])
         );
+    }
+
+    /// What the grammar gives beyond the hand-written rules it replaced: the form a typed
+    /// keyword picks, options not yet given, `type=` as a target, fuse groups.
+    #[test]
+    fn the_grammar_decides_between_forms_and_options() {
+        let words = |line: &str| match slot(line, &names()) {
+            Slot::Words(_, w) => w,
+            Slot::Path(at) => vec![format!("path at {at}")],
+        };
+        assert_eq!(words("errors weights "), ["weight="]);
+        assert_eq!(words("errors test "), ["mode="]);
+        assert_eq!(
+            words("errors weights weight=per_channel_m"),
+            ["per_channel_minmax"]
+        );
+        assert_eq!(words("predict test out=o.npy "), ["model="]);
+        assert_eq!(
+            words("qconfig type=Linear "),
+            ["activation=", "none", "preset=", "weight="]
+        );
+        assert_eq!(
+            words("qconfig conv1 "),
+            ["activation=", "none", "preset=", "weight="]
+        );
+        assert_eq!(words("qconfig conv1 none "), Vec::<String>::new());
+        assert_eq!(words("prepare "), ["qat"]);
+        assert_eq!(words("fuse "), ["auto", "conv1"]);
+        assert_eq!(words("fuse auto "), ["add_relu="]);
+        assert_eq!(words("fuse auto add_relu="), ["off", "on"]);
+        assert_eq!(
+            slot("fuse conv1,c", &names()),
+            Slot::Words(11, vec!["conv1".into()])
+        );
+        assert_eq!(words("sensitivity test calib="), ["calib", "test"]);
+        assert_eq!(
+            words("compare engines fbgemm "),
+            ["fbgemm", "qnnpack", "x86"]
+        );
+        assert_eq!(words("compare reference "), ["path at 18"]);
+        assert_eq!(words("compare reference r.npz "), ["calib", "test"]);
+        assert_eq!(
+            words("expect accuracy(test) "),
+            ["<", "<=", "==", ">", ">="]
+        );
+        assert_eq!(words("help qc"), ["qconfig"]);
+        assert_eq!(words("eval test extra "), Vec::<String>::new());
+        assert_eq!(words("frobnicate "), Vec::<String>::new());
     }
 
     #[test]

@@ -14,8 +14,10 @@
 //! - `engines.rs`: `compare engines` and the latency it can add;
 //! - `reference.rs`: `compare reference`;
 //! - `qat.rs`: `prepare qat`, `train`;
-//! - `command.rs` (the language: `Command`, parsing, printing), `help.rs`, `complete.rs`,
-//!   `replay.rs` (`qlab run`), `feed.rs` (batches from datasets), `progress.rs`, `output.rs`.
+//! - the language: `command.rs` (`Command` and its value types), `verb/` (the verb table: one
+//!   `VerbSpec` per verb with its usage, help, grammar, parser and printer), `help.rs` and
+//!   `complete.rs` (both read the table);
+//! - `replay.rs` (`qlab run`), `feed.rs` (batches from datasets), `progress.rs`, `output.rs`.
 
 mod analyze;
 pub mod cancel;
@@ -32,15 +34,18 @@ mod qat;
 mod quantize;
 mod reference;
 mod replay;
+mod verb;
 pub mod view;
 mod workbench;
 
 pub use command::{
-    CmpOp, Command, Expectation, Metric, ModelChoice, TrainOptions, VERBS, parse_line,
+    Batching, CmpOp, Command, Expectation, Metric, ModelChoice, QConfigChoice, TrainOptions,
+    parse_line,
 };
 pub use complete::{Names, Slot, hint, slot};
 pub use engines::{LATENCY_REPS, SpeedJob, latency_summary};
 pub use error::SessionError;
 pub use output::{Output, Table};
 pub use replay::{ReplayError, replay_script};
+pub use verb::{Details, Form, Opt, VERBS, VerbSpec, Word};
 pub use workbench::Workbench;

@@ -2,19 +2,20 @@
 //! without a terminal.
 //!
 //! Keys that only change the view (selection, focus, sort column, hex / decimal, scrolling)
-//! change fields here. Keys that change results produce the `Command` the REPL would parse
-//! from the same text, and `App::apply` runs it through `Workbench::apply`, so the command
-//! lands in the session log and `save session` captures TUI work.
+//! change fields here. Keys that change results build the `Command` they stand for (only the
+//! `:` line is parsed from text), and `App::apply` runs it through `Workbench::apply`, so the
+//! command lands in the session log and `save session` captures TUI work.
 
 use super::speed::SpeedState;
 use crate::analysis::{ErrorColumn, ErrorMode};
 use crate::engine::Engine;
 use crate::isa::{self, Isa};
 use crate::observer::ObserverKind;
-use crate::qconfig::QuantizerSpec;
+use crate::qconfig::{QConfig, QuantizerSpec};
 use crate::session::view::{ActivationView, LayerRow};
-use crate::session::{Command, Output, Workbench, latency_summary, parse_line};
+use crate::session::{Command, Output, QConfigChoice, Workbench, latency_summary, parse_line};
 use crate::session::{Names, Slot, slot};
+use crate::workflow::QConfigKey;
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use ratatui::layout::Rect;
 use std::cell::Cell;
@@ -419,7 +420,8 @@ impl App {
     }
 
     /// `qconfig LAYER activation=KIND(...) weight=...`: the selected layer's qconfig with only
-    /// the activation observer's kind changed, parsed from text as the REPL would.
+    /// the activation observer's kind changed. Built as a value, not as text to parse: the
+    /// session records its canonical text, which parses back to the same command.
     fn observer_command(&mut self, kind: ObserverKind) -> Option<Command> {
         let layer = self.selected_row()?.layer.clone();
         let Some(qconfig) = self.wb.layer_qconfig(&layer) else {
@@ -433,11 +435,13 @@ impl App {
             return None;
         };
         activation.kind = kind;
-        let line = format!(
-            "qconfig {layer} activation=\"{activation}\" weight=\"{}\"",
-            qconfig.weight
-        );
-        self.parse(&line)
+        Some(Command::QConfig {
+            key: QConfigKey::Path(layer),
+            choice: QConfigChoice::Custom(QConfig {
+                activation: QuantizerSpec::Observer(activation),
+                weight: qconfig.weight,
+            }),
+        })
     }
 
     fn parse(&mut self, line: &str) -> Option<Command> {

@@ -1,0 +1,300 @@
+//! The verbs that measure quantization error and write it out: `errors`, `export`, `plot`,
+//! `sensitivity` and `compare` (two engines, or a reference model's dump).
+
+use super::args::{Args, Line};
+use super::{Details, Form, MODE, VerbSpec, Word, opt};
+use crate::engine::Engine;
+use crate::observer::ObserverSpec;
+// `errors weights` defaults to fbgemm's weight observer (per-channel symmetric qint8 min/max).
+use crate::qconfig::presets::default_per_channel_weight_observer;
+use crate::report::PlotFormat;
+use crate::session::{Command, SessionError};
+
+pub(super) const ERRORS: VerbSpec = VerbSpec {
+    name: "errors",
+    usage: "errors weights [weight=SPEC] | errors DATA [mode=cumulative|isolated]",
+    summary: "per-layer error, worst first: of the weights, or of the converted model's activations",
+    // The columns' definitions, so the formulas a user reads are the ones the code computes.
+    details: Details::Text(
+        "columns, pooled over DATA (x float, y dequantized, s the quantization step, n elements):
+  sqnr_db     20·log10(‖x‖ / ‖x−y‖)
+  mse         Σ(x−y)² / n
+  max_abs     max |x−y|
+  mean_err    Σ(y−x) / n (bias)
+  cosine      Σxy / (‖x‖·‖y‖)
+  rmse/scale  sqrt(Σ((x−y)/s)² / n); uniform rounding noise gives 1/√12 ≈ 0.2887
+  clip%       100 · #{x outside [(qmin−zp)·s − s/2, (qmax−zp)·s + s/2]} / n, output qparams
+  in_clip%    100 · #{x_in outside [(qmin−zp)·s, (qmax−zp)·s]} / #x_in, where x_in are the float
+              model's values of the op's quantized operands and s, zp their qparams (taken from
+              the float model in both modes; - when the op has no quantized operand)
+  saturated   u8×s8 pair sums the engine saturated to int16 (fbgemm's depthwise fast path, and
+              every fbgemm GEMM on profile=avx2; never qnnpack or profile=exact), summed over
+              DATA: in the quantized model's run (cumulative) or the op's isolated run (isolated)
+modes: cumulative compares the quantized model run end to end with the float model; isolated
+feeds each quantized op the float model's input, quantized with its input qparams",
+    ),
+    forms: &[
+        Form::new(
+            &[Word::Keyword(&["weights"])],
+            &[opt("weight", Word::Observer)],
+        ),
+        Form::new(&[Word::Dataset], &[MODE]),
+    ],
+    parse: parse_errors,
+    print: print_errors,
+};
+
+fn parse_errors(args: &mut Args) -> Result<Command, SessionError> {
+    match args.object().as_str() {
+        "weights" => {
+            let weight = match args.option("weight") {
+                Some(text) => text.parse::<ObserverSpec>().map_err(|e| args.error(e))?,
+                None => default_per_channel_weight_observer(),
+            };
+            args.exactly::<1>()?;
+            Ok(Command::ErrorsWeights { weight })
+        }
+        "" => Err(args.unknown_object()),
+        _ => {
+            let mode = args.mode()?;
+            let [data] = args.exactly::<1>()?;
+            Ok(Command::ErrorsLayers { data, mode })
+        }
+    }
+}
+
+fn print_errors(cmd: &Command, line: &mut Line) -> bool {
+    match cmd {
+        Command::ErrorsWeights { weight } => {
+            line.word("weights").option_unless(
+                "weight",
+                weight,
+                &default_per_channel_weight_observer(),
+            );
+        }
+        Command::ErrorsLayers { data, mode } => {
+            line.arg(data).mode(*mode);
+        }
+        _ => return false,
+    }
+    true
+}
+
+pub(super) const EXPORT: VerbSpec = VerbSpec {
+    name: "export",
+    usage: "export errors DATA out=FILE.json|csv|md|html [mode=cumulative|isolated]",
+    summary: "write the per-layer error report (versioned JSON, CSV, Markdown, or HTML with a chart)",
+    details: Details::None,
+    forms: &[Form::new(
+        &[Word::Keyword(&["errors"]), Word::Dataset],
+        &[opt("out", Word::Path), MODE],
+    )],
+    parse: parse_export,
+    print: print_export,
+};
+
+fn parse_export(args: &mut Args) -> Result<Command, SessionError> {
+    if args.object() != "errors" {
+        return Err(args.unknown_object());
+    }
+    let mode = args.mode()?;
+    let out = args
+        .option("out")
+        .ok_or_else(|| args.error("export needs out=FILE.json|csv|md|html"))?;
+    if crate::report::Format::from_path(&out).is_none() {
+        return Err(args.error(format!(
+            "'{out}': the extension must be .json, .csv, .md or .html"
+        )));
+    }
+    let [_, data] = args.exactly::<2>()?;
+    Ok(Command::Export { data, out, mode })
+}
+
+fn print_export(cmd: &Command, line: &mut Line) -> bool {
+    let Command::Export { data, out, mode } = cmd else {
+        return false;
+    };
+    line.word("errors").arg(data).option("out", out).mode(*mode);
+    true
+}
+
+pub(super) const PLOT: VerbSpec = VerbSpec {
+    name: "plot",
+    usage: "plot histogram LAYER out=FILE.svg|png | plot errors DATA out=FILE.svg|png [mode=cumulative|isolated]",
+    summary: "draw an observer's histogram with its quantization range, or per-layer SQNR, as SVG or PNG",
+    details: Details::None,
+    forms: &[
+        Form::new(
+            &[Word::Keyword(&["histogram"]), Word::Layer],
+            &[opt("out", Word::Path)],
+        ),
+        Form::new(
+            &[Word::Keyword(&["errors"]), Word::Dataset],
+            &[opt("out", Word::Path), MODE],
+        ),
+    ],
+    parse: parse_plot,
+    print: print_plot,
+};
+
+fn parse_plot(args: &mut Args) -> Result<Command, SessionError> {
+    let what = args.object();
+    if what != "histogram" && what != "errors" {
+        return Err(args.unknown_object());
+    }
+    let mode = args.mode()?;
+    let out = args
+        .option("out")
+        .ok_or_else(|| args.error("plot needs out=FILE.svg or out=FILE.png"))?;
+    PlotFormat::from_path(&out).map_err(|e| args.error(e))?;
+    let [_, target] = args.exactly::<2>()?;
+    Ok(if what == "histogram" {
+        Command::PlotHistogram { layer: target, out }
+    } else {
+        Command::PlotErrors {
+            data: target,
+            out,
+            mode,
+        }
+    })
+}
+
+fn print_plot(cmd: &Command, line: &mut Line) -> bool {
+    match cmd {
+        Command::PlotHistogram { layer, out } => {
+            line.word("histogram").arg(layer).option("out", out);
+        }
+        Command::PlotErrors { data, out, mode } => {
+            line.word("errors").arg(data).option("out", out).mode(*mode);
+        }
+        _ => return false,
+    }
+    true
+}
+
+pub(super) const SENSITIVITY: VerbSpec = VerbSpec {
+    name: "sensitivity",
+    usage: "sensitivity DATA calib=CALIB [batch=32] [batches=N]",
+    summary: "rank modules by how much quantizing them alone / leaving them out changes accuracy (or SQNR)",
+    details: Details::None,
+    forms: &[Form::new(
+        &[Word::Dataset],
+        &[
+            opt("calib", Word::Dataset),
+            opt("batch", Word::Text),
+            opt("batches", Word::Text),
+        ],
+    )],
+    parse: parse_sensitivity,
+    print: print_sensitivity,
+};
+
+fn parse_sensitivity(args: &mut Args) -> Result<Command, SessionError> {
+    let batching = args.batching()?;
+    let calib = args
+        .option("calib")
+        .ok_or_else(|| args.error("sensitivity needs calib=DATA"))?;
+    let [data] = args.exactly::<1>()?;
+    Ok(Command::Sensitivity {
+        data,
+        calib,
+        batching,
+    })
+}
+
+fn print_sensitivity(cmd: &Command, line: &mut Line) -> bool {
+    let Command::Sensitivity {
+        data,
+        calib,
+        batching,
+    } = cmd
+    else {
+        return false;
+    };
+    line.arg(data).option("calib", calib).batching(batching);
+    true
+}
+
+pub(super) const COMPARE: VerbSpec = VerbSpec {
+    name: "compare",
+    usage: "compare engines fbgemm qnnpack DATA [timing=on] | compare reference LAYERS.npz DATA [qparams=Q.json] [sample=N]",
+    summary: "convert the calibrated model for two engines and compare them layer by layer (timing=on adds per-layer latency, batch 1, one thread, median of 20, against fp32); or compare the converted model's per-module int8 outputs and qparams on one sample with a reference dump (PyTorch's: PATH int_repr, PATH:scale, PATH:zero_point) and name the first module that differs",
+    details: Details::None,
+    forms: &[
+        Form::new(
+            &[
+                Word::Keyword(&["engines"]),
+                Word::Engine,
+                Word::Engine,
+                Word::Dataset,
+            ],
+            // Off by default: timings differ run to run, and replayed reports must not.
+            &[opt("timing", Word::Keyword(&["off", "on"]))],
+        ),
+        Form::new(
+            &[Word::Keyword(&["reference"]), Word::Path, Word::Dataset],
+            &[opt("qparams", Word::Path), opt("sample", Word::Text)],
+        ),
+    ],
+    parse: parse_compare,
+    print: print_compare,
+};
+
+fn parse_compare(args: &mut Args) -> Result<Command, SessionError> {
+    match args.object().as_str() {
+        "engines" => {
+            let timing = args.switch("timing", false)?;
+            let [_, a, b, data] = args.exactly::<4>()?;
+            let engine = |n: &str| Engine::parse(n).map_err(|e| args.error(e));
+            Ok(Command::CompareEngines {
+                a: engine(&a)?,
+                b: engine(&b)?,
+                data,
+                timing,
+            })
+        }
+        "reference" => {
+            let qparams = args.option("qparams");
+            let sample = match args.option("sample") {
+                Some(t) => t
+                    .parse()
+                    .map_err(|_| args.error(format!("sample '{t}' is not a sample index")))?,
+                None => 0,
+            };
+            let [_, layers, data] = args.exactly::<3>()?;
+            Ok(Command::CompareReference {
+                layers,
+                data,
+                qparams,
+                sample,
+            })
+        }
+        _ => Err(args.unknown_object()),
+    }
+}
+
+fn print_compare(cmd: &Command, line: &mut Line) -> bool {
+    match cmd {
+        Command::CompareEngines { a, b, data, timing } => {
+            line.word("engines")
+                .word(a)
+                .word(b)
+                .arg(data)
+                .switch("timing", *timing, false);
+        }
+        Command::CompareReference {
+            layers,
+            data,
+            qparams,
+            sample,
+        } => {
+            line.word("reference").arg(layers).arg(data);
+            if let Some(q) = qparams {
+                line.option("qparams", q);
+            }
+            line.option_unless("sample", *sample, 0);
+        }
+        _ => return false,
+    }
+    true
+}
