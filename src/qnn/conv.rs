@@ -71,19 +71,6 @@ pub struct QConv {
     pub relu: bool,
 }
 
-impl Requantized for QConv {
-    fn epilogue(&self) -> (&PackedWeight, Option<&[f32]>, f64, i64, bool) {
-        let bias = self.bias.as_deref();
-        (
-            &self.weight,
-            bias,
-            self.out_scale,
-            self.out_zero_point,
-            self.relu,
-        )
-    }
-}
-
 /// Accumulators of one forward pass, before requantization.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ConvAccumulators {

@@ -40,18 +40,18 @@ pub(crate) trait Requantized {
     }
 }
 
-impl Requantized for QLinear {
-    fn epilogue(&self) -> (&PackedWeight, Option<&[f32]>, f64, i64, bool) {
-        let bias = self.bias.as_deref();
-        (
-            &self.weight,
-            bias,
-            self.out_scale,
-            self.out_zero_point,
-            self.relu,
-        )
-    }
+/// Conv and Linear hold their epilogue in fields of the same names.
+macro_rules! requantized {
+    ($($module:ty),*) => {$(
+        impl Requantized for $module {
+            fn epilogue(&self) -> (&PackedWeight, Option<&[f32]>, f64, i64, bool) {
+                let bias = self.bias.as_deref();
+                (&self.weight, bias, self.out_scale, self.out_zero_point, self.relu)
+            }
+        }
+    )*};
 }
+requantized!(QLinear, super::conv::QConv);
 
 /// A Conv / Linear result: the quint8 bytes as a per-tensor tensor of `shape` with the
 /// module's output qparams, and the pairs its GEMM saturated.
