@@ -17,6 +17,9 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use thiserror::Error;
 
+#[cfg(test)]
+mod tests;
+
 const FORMAT: &str = "qlab-graph";
 const VERSION: u32 = 1;
 
