@@ -7,8 +7,11 @@
 //! Linear flag, a fusion).
 
 use super::*;
-use crate::graph::{Reduction, run};
-use ndarray::Dimension;
+use crate::graph::{
+    BatchNormParams, Binary, ConvParams, LayerNormParams, LinearCall, LinearParams, LstmDirection,
+    LstmParams, PoolParams, ReduceParams, Reduction, ResizeMode, Unary, run, test_node as node,
+};
+use ndarray::{Array1, Array2, Dimension};
 
 /// Deterministic weights: multiples of 1/16, exact in f32 on every platform.
 fn w(shape: &[usize], seed: usize) -> ArrayD<f32> {
@@ -24,15 +27,6 @@ fn vector(n: usize, seed: usize) -> Array1<f32> {
 
 fn matrix(r: usize, c: usize, seed: usize) -> Array2<f32> {
     w(&[r, c], seed).into_dimensionality().expect("rank 2")
-}
-
-fn node(name: &str, op: Op, inputs: &[&str], outputs: &[&str]) -> Node {
-    Node {
-        name: name.into(),
-        op,
-        inputs: inputs.iter().map(|s| s.to_string()).collect(),
-        outputs: outputs.iter().map(|s| s.to_string()).collect(),
-    }
 }
 
 /// `x [N, 2, 4, 4]` → conv, BN, ReLU, max-pool, resize, reduce, linear, layer norm, clips,
@@ -254,4 +248,98 @@ fn the_writer_writes_version_1() {
     let back =
         decode_native(&text, &weights, "graph.json", "weights.safetensors").expect("decodes");
     assert_eq!(back, graph);
+}
+
+/// The fixture's two files as `(graph.json as JSON, weights)`.
+fn fixture_files() -> (serde_json::Value, Vec<u8>) {
+    let text = std::fs::read_to_string(fixture().join("graph.json")).expect("fixture");
+    let weights = std::fs::read(fixture().join("weights.safetensors")).expect("fixture");
+    (serde_json::from_str(&text).expect("JSON"), weights)
+}
+
+/// The fixture with `edit` applied to its `graph.json`, decoded.
+fn decode_edited(edit: impl FnOnce(&mut serde_json::Value)) -> Result<Graph, NativeError> {
+    let (mut json, weights) = fixture_files();
+    edit(&mut json);
+    decode_native(
+        &json.to_string(),
+        &weights,
+        "graph.json",
+        "weights.safetensors",
+    )
+}
+
+fn node_mut<'a>(json: &'a mut serde_json::Value, name: &str) -> &'a mut serde_json::Value {
+    json["nodes"]
+        .as_array_mut()
+        .expect("nodes")
+        .iter_mut()
+        .find(|n| n["name"] == name)
+        .expect("node")
+}
+
+/// A file of a newer version is refused for its version, naming both, even when it holds
+/// ops this reader does not know.
+#[test]
+fn a_newer_version_is_refused_by_number() {
+    let err = decode_edited(|j| {
+        j["version"] = 2.into();
+        node_mut(j, "relu1")["op"] = "relu_from_the_future".into();
+    })
+    .unwrap_err();
+    assert!(matches!(err, NativeError::Schema { .. }), "{err:?}");
+    let shown = err.to_string();
+    for want in ["graph.json", "v2", "v1"] {
+        assert!(shown.contains(want), "missing {want:?} in: {shown}");
+    }
+}
+
+/// Hand-edited attributes that name tensors give typed errors, before any large allocation.
+#[test]
+fn tensor_attribute_edits_are_refused() {
+    let cases: Vec<(Box<dyn FnOnce(&mut serde_json::Value)>, &[&str])> = vec![
+        (
+            Box::new(|j| node_mut(j, "lstm")["directions"] = (1u64 << 60).into()),
+            &["graph.json", "1 or 2 directions"],
+        ),
+        (
+            // A bias the file does not hold.
+            Box::new(|j| node_mut(j, "fc2")["bias"] = true.into()),
+            &["weights.safetensors", "'fc2.bias'", "missing"],
+        ),
+        (
+            // Another node's tensors under this one's name: fc1's weight is a matrix.
+            Box::new(|j| node_mut(j, "bn1")["name"] = "fc1".into()),
+            &[
+                "weights.safetensors",
+                "'fc1.weight'",
+                "rank 2, expected rank 1",
+            ],
+        ),
+        (
+            Box::new(|j| node_mut(j, "fill")["name"] = "fc2".into()),
+            &["weights.safetensors", "'fc2.value'", "missing"],
+        ),
+        (
+            Box::new(|j| {
+                let c = j["constants"][0].clone();
+                j["constants"].as_array_mut().expect("list").push(c);
+            }),
+            &["weights.safetensors", "claimed twice"],
+        ),
+        (
+            Box::new(|j| node_mut(j, "clip_hi")["min"] = "lots".into()),
+            &["graph.json", "'lots' is not a number"],
+        ),
+        (
+            Box::new(|j| node_mut(j, "up")["mode"] = "cubic".into()),
+            &["graph.json", "cubic"],
+        ),
+    ];
+    for (edit, want) in cases {
+        let shown = decode_edited(edit).unwrap_err().to_string();
+        for w in want {
+            assert!(shown.contains(w), "missing {w:?} in: {shown}");
+        }
+    }
 }
