@@ -297,7 +297,8 @@ fn a_newer_version_is_refused_by_number() {
 /// Hand-edited attributes that name tensors give typed errors, before any large allocation.
 #[test]
 fn tensor_attribute_edits_are_refused() {
-    let cases: Vec<(Box<dyn FnOnce(&mut serde_json::Value)>, &[&str])> = vec![
+    type Edit = Box<dyn FnOnce(&mut serde_json::Value)>;
+    let cases: Vec<(Edit, &[&str])> = vec![
         (
             Box::new(|j| node_mut(j, "lstm")["directions"] = (1u64 << 60).into()),
             &["graph.json", "1 or 2 directions"],
