@@ -21,8 +21,9 @@ pub mod present {
     }
 }
 
-/// An LSTM's directions as their count, read back as that many placeholders. Only 1 or 2 are
-/// accepted here, not later in the graph check, because the count sizes an allocation.
+/// An LSTM's directions as their count, read back as that many placeholders. A count above 2
+/// is refused here rather than by the graph check, because it sizes an allocation; 0 is left
+/// to the graph check, which names the node.
 pub mod direction_count {
     use super::*;
     use crate::graph::LstmDirection;
@@ -33,7 +34,7 @@ pub mod direction_count {
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<LstmDirection>, D::Error> {
         match u64::deserialize(d)? {
-            n @ 1..=2 => Ok(vec![LstmDirection::default(); n as usize]),
+            n @ 0..=2 => Ok(vec![LstmDirection::default(); n as usize]),
             n => Err(serde::de::Error::custom(format!(
                 "an LSTM has 1 or 2 directions, not {n}"
             ))),

@@ -304,6 +304,10 @@ fn tensor_attribute_edits_are_refused() {
             &["graph.json", "1 or 2 directions"],
         ),
         (
+            Box::new(|j| node_mut(j, "lstm")["directions"] = 0.into()),
+            &["graph.json", "'lstm'", "direction"],
+        ),
+        (
             // A bias the file does not hold.
             Box::new(|j| node_mut(j, "fc2")["bias"] = true.into()),
             &["weights.safetensors", "'fc2.bias'", "missing"],
