@@ -222,8 +222,9 @@ pub enum CastTo {
     Bool,
 }
 
-/// What a node computes. In `graph.json` the variant is the `op` key (`"conv"`,
-/// `"batch_norm"`) beside its attributes.
+/// What a node computes. Its serde form (the native format's node entries) is the variant as
+/// the `op` key (`"conv"`, `"batch_norm"`) beside its attributes, without the tensors: those
+/// travel separately, through [`Op::params_mut`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum Op {
