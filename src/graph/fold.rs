@@ -429,15 +429,7 @@ fn settle_free(
 mod tests {
     use super::*;
     use crate::graph::GraphInput;
-
-    fn node(name: &str, op: Op, inputs: &[&str], outputs: &[&str]) -> Node {
-        Node {
-            name: name.into(),
-            op,
-            inputs: inputs.iter().map(|s| s.to_string()).collect(),
-            outputs: outputs.iter().map(|s| s.to_string()).collect(),
-        }
-    }
+    use crate::graph::test_node as node;
 
     fn ints(v: &[i64]) -> Value {
         i64_value(v.to_vec())

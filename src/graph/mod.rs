@@ -24,7 +24,7 @@ pub use inspect::{NodeSummary, summarize};
 pub use names::FreshNames;
 pub use op::{
     BatchNormParams, Binary, CastTo, ConvParams, LayerNormParams, LinearCall, LinearParams,
-    LstmDirection, LstmParams, Op, PoolParams, ReduceParams, Reduction, ResizeMode, Unary,
+    LstmDirection, LstmParams, Op, Param, PoolParams, ReduceParams, Reduction, ResizeMode, Unary,
 };
 pub use value::Value;
 
@@ -46,6 +46,17 @@ pub struct Node {
     pub inputs: Vec<String>,
     /// Value names written.
     pub outputs: Vec<String>,
+}
+
+/// A node from string slices: how tests build graphs by hand.
+#[cfg(test)]
+pub(crate) fn test_node(name: &str, op: Op, inputs: &[&str], outputs: &[&str]) -> Node {
+    Node {
+        name: name.into(),
+        op,
+        inputs: inputs.iter().map(|s| s.to_string()).collect(),
+        outputs: outputs.iter().map(|s| s.to_string()).collect(),
+    }
 }
 
 /// A float model.

@@ -3,15 +3,25 @@
 //! Module ops (Conv, Linear, BatchNorm, LSTM) carry their weights, named as PyTorch names them,
 //! so quantization works on exactly the tensors PyTorch would. Plumbing ops (Shape, Gather,
 //! Reshape, ...) mirror their ONNX definitions because exporters need them.
+//!
+//! This is also the one definition of an op's stored form: serde writes the attributes (the
+//! native format's `graph.json`), skipping the tensors, which [`Op::params_mut`] lists by their
+//! state_dict names for the weights file. A new op is a variant here and, if it has tensors, a
+//! line in `params_mut`.
+
+mod serial;
 
 use super::Value;
 use ndarray::{Array1, Array2, ArrayD};
+use serde::{Deserialize, Serialize};
 
 /// Convolution over 1 to 3 spatial dims (`NC[D][H]W`), PyTorch semantics.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ConvParams {
     /// `[out_channels, in_channels / groups, k...]`.
+    #[serde(skip)]
     pub weight: ArrayD<f32>,
+    #[serde(with = "serial::present")]
     pub bias: Option<Array1<f32>>,
     pub stride: Vec<usize>,
     /// Padding at the start of each spatial dim.
@@ -23,12 +33,20 @@ pub struct ConvParams {
 }
 
 /// `y = x · Wᵀ + b` over the last dim.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LinearParams {
     /// `[out_features, in_features]`.
+    #[serde(skip)]
     pub weight: Array2<f32>,
+    #[serde(with = "serial::present")]
     pub bias: Option<Array1<f32>>,
     /// Whether an `nn.Linear` module ran this or another module called `F.linear`.
+    #[serde(
+        rename = "functional",
+        with = "serial::functional",
+        default,
+        skip_serializing_if = "serial::functional::is_module"
+    )]
     pub call: LinearCall,
 }
 
@@ -58,11 +76,15 @@ pub enum LinearCall {
 }
 
 /// Batch normalization over dim 1 (eval mode uses the running statistics).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BatchNormParams {
+    #[serde(skip)]
     pub weight: Array1<f32>,
+    #[serde(skip)]
     pub bias: Array1<f32>,
+    #[serde(skip)]
     pub running_mean: Array1<f32>,
+    #[serde(skip)]
     pub running_var: Array1<f32>,
     pub eps: f32,
     /// PyTorch's momentum (ONNX stores `1 - momentum`).
@@ -70,7 +92,7 @@ pub struct BatchNormParams {
 }
 
 /// One direction of one LSTM layer, in PyTorch's gate order (i, f, g, o).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct LstmDirection {
     /// `weight_ih`: `[4·hidden, input]`.
     pub w_ih: Array2<f32>,
@@ -83,15 +105,16 @@ pub struct LstmDirection {
 /// A single-layer LSTM with ONNX's sequence-first layout: input `[T, B, I]`, outputs
 /// `Y [T, dirs, B, H]`, `Y_h [dirs, B, H]`, `Y_c [dirs, B, H]`; optional initial states as
 /// inputs 5 and 6.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LstmParams {
     pub hidden_size: usize,
     /// One entry (forward) or two (forward, reverse).
+    #[serde(with = "serial::direction_count")]
     pub directions: Vec<LstmDirection>,
 }
 
 /// Max / average pooling over the spatial dims of `NC[H]W`.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PoolParams {
     pub kernel: Vec<usize>,
     pub stride: Vec<usize>,
@@ -104,17 +127,20 @@ pub struct PoolParams {
 }
 
 /// Interpolation of `F.interpolate` / ONNX Resize.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum ResizeMode {
     Nearest,
     Bilinear,
 }
 
 /// Layer normalization over the trailing dims from `axis` on (`nn.LayerNorm`).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LayerNormParams {
     /// Scale over the normalized dims (flattened).
+    #[serde(skip)]
     pub weight: ArrayD<f32>,
+    #[serde(with = "serial::present")]
     pub bias: Option<ArrayD<f32>>,
     /// First normalized dim (negative counts from the end).
     pub axis: i64,
@@ -124,7 +150,7 @@ pub struct LayerNormParams {
 /// Parameter-free pointwise float functions that real exports need beyond ReLU / Clip /
 /// Sigmoid / Tanh. Each follows PyTorch's formula where PyTorch has the module, so float
 /// results match `nn.Hardswish`, `nn.GELU`, ... rather than a re-derivation of them.
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub enum Unary {
     /// `x · relu6(x + 3) / 6` (`nn.Hardswish`).
     HardSwish,
@@ -153,7 +179,7 @@ pub enum Unary {
 
 /// Binary ops beyond Add / Sub / Mul / Div, with numpy broadcasting. Comparisons give 0/1
 /// int64 tensors (qlab's bool).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Binary {
     Pow,
     /// Integer modulo: the divisor's sign (`fmod = false`, Python's `%`) or the dividend's.
@@ -170,7 +196,7 @@ pub enum Binary {
 }
 
 /// Reductions over `axes` (all dims when none are given).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Reduction {
     Mean,
     Sum,
@@ -179,7 +205,7 @@ pub enum Reduction {
 }
 
 /// A reduction and its axes: from the attribute (older opsets) or from input 1.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReduceParams {
     pub kind: Reduction,
     pub axes: Option<Vec<i64>>,
@@ -189,15 +215,18 @@ pub struct ReduceParams {
 }
 
 /// Element types a Cast can produce (qlab computes in f32 and i64; bools are 0/1 i64).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum CastTo {
     Float,
     Int,
     Bool,
 }
 
-/// What a node computes.
-#[derive(Debug, Clone, PartialEq)]
+/// What a node computes. Its serde form (the native format's node entries) is the variant as
+/// the `op` key (`"conv"`, `"batch_norm"`) beside its attributes, without the tensors: those
+/// travel separately, through [`Op::params_mut`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
 pub enum Op {
     Conv(ConvParams),
     Linear(LinearParams),
@@ -208,7 +237,9 @@ pub enum Op {
     Relu,
     /// ReLU6 / Hardtanh / Clip.
     Clip {
+        #[serde(with = "serial::any_f32")]
         min: f32,
+        #[serde(with = "serial::any_f32")]
         max: f32,
     },
     Sigmoid,
@@ -249,6 +280,7 @@ pub enum Op {
     },
     Shape,
     ConstantOfShape {
+        #[serde(skip, default = "serial::placeholder_value")]
         value: Value,
     },
     /// ONNX Slice: starts, ends, axes, steps from inputs 1..=4.
@@ -266,7 +298,9 @@ pub enum Op {
         align_corners: bool,
     },
     LayerNorm(LayerNormParams),
+    #[serde(with = "serial::under_f")]
     Unary(Unary),
+    #[serde(with = "serial::under_f")]
     Binary(Binary),
     /// `cond ? a : b` elementwise (cond as 0/1), numpy broadcasting.
     Where,
@@ -391,6 +425,94 @@ impl Op {
             _ => 0,
         }
     }
+}
+
+/// A tensor an op carries, as a model file stores it: moved out as a [`Value`] to be written,
+/// and replaced by a stored one once its element type and rank are checked (its shape against
+/// the op's other tensors is [`crate::graph::validate`]'s business).
+pub trait Param {
+    /// The tensor, leaving an empty one in its place.
+    fn take(&mut self) -> Value;
+    /// Replaces the tensor with `v`; refused, saying why, when `v` is not of its type and rank.
+    fn set(&mut self, v: Value) -> Result<(), String>;
+}
+
+impl<D: ndarray::Dimension> Param for ndarray::Array<f32, D> {
+    fn take(&mut self) -> Value {
+        Value::F32(std::mem::take(self).into_dyn())
+    }
+
+    fn set(&mut self, v: Value) -> Result<(), String> {
+        let Value::F32(a) = v else {
+            return Err("expected F32, found I64".into());
+        };
+        let rank = a.ndim();
+        *self = a.into_dimensionality().map_err(|_| {
+            format!(
+                "rank {rank}, expected rank {}",
+                D::NDIM.expect("a fixed rank, as only a dynamic one converts from any")
+            )
+        })?;
+        Ok(())
+    }
+}
+
+/// ConstantOfShape's value, whichever element type.
+impl Param for Value {
+    fn take(&mut self) -> Value {
+        std::mem::replace(self, serial::placeholder_value())
+    }
+
+    fn set(&mut self, v: Value) -> Result<(), String> {
+        *self = v;
+        Ok(())
+    }
+}
+
+impl Op {
+    /// Every tensor the op carries, in a fixed order, named as a PyTorch state_dict names it
+    /// within the module (`weight`, `bias`, `running_var`, `weight_ih_l0_reverse`; the fill
+    /// `value` of a ConstantOfShape). The one list of an op's tensors: a model file saves and
+    /// restores exactly these, so the serde form skips them.
+    pub fn params_mut(&mut self) -> Vec<(String, &mut dyn Param)> {
+        match self {
+            Op::Conv(c) => weight_and_bias(&mut c.weight, &mut c.bias),
+            Op::Linear(l) => weight_and_bias(&mut l.weight, &mut l.bias),
+            Op::LayerNorm(n) => weight_and_bias(&mut n.weight, &mut n.bias),
+            Op::BatchNorm(b) => vec![
+                ("weight".into(), &mut b.weight),
+                ("bias".into(), &mut b.bias),
+                ("running_mean".into(), &mut b.running_mean),
+                ("running_var".into(), &mut b.running_var),
+            ],
+            Op::Lstm(l) => {
+                let mut out: Vec<(String, &mut dyn Param)> = Vec::new();
+                for (d, w) in l.directions.iter_mut().enumerate() {
+                    // PyTorch's names for layer 0: the second direction is the reverse one.
+                    let s = if d == 0 { "" } else { "_reverse" };
+                    out.push((format!("weight_ih_l0{s}"), &mut w.w_ih));
+                    out.push((format!("weight_hh_l0{s}"), &mut w.w_hh));
+                    out.push((format!("bias_ih_l0{s}"), &mut w.b_ih));
+                    out.push((format!("bias_hh_l0{s}"), &mut w.b_hh));
+                }
+                out
+            }
+            Op::ConstantOfShape { value } => vec![("value".into(), value)],
+            _ => Vec::new(),
+        }
+    }
+}
+
+/// A module's `weight` and, when it has one, its `bias`.
+fn weight_and_bias<'a, W: Param + 'a, B: Param + 'a>(
+    weight: &'a mut W,
+    bias: &'a mut Option<B>,
+) -> Vec<(String, &'a mut dyn Param)> {
+    let mut out: Vec<(String, &'a mut dyn Param)> = vec![("weight".into(), weight)];
+    if let Some(b) = bias {
+        out.push(("bias".into(), b));
+    }
+    out
 }
 
 fn dims(v: &[usize]) -> String {
