@@ -10,7 +10,9 @@ use qlab::graph::train::{Rng, Sgd};
 use qlab::import::npy::read_npy;
 use qlab::import::onnx::load_onnx;
 use qlab::qconfig::presets::{get_default_qat_qconfig, get_default_qconfig};
-use qlab::workflow::{QConfigMap, QatError, convert_qat, fuse_auto, fuse_modules_qat, prepare_qat};
+use qlab::workflow::{
+    Epoch, QConfigMap, QatError, convert_qat, fuse_auto, fuse_modules_qat, prepare_qat,
+};
 use std::path::Path;
 
 fn load(name: &str) -> Value {
@@ -49,13 +51,18 @@ fn qat_digits_cnn_int8_accuracy() {
     let y = labels(load("digits_train_y.npy"));
     let mut sgd = Sgd::new(0.01, 0.0, 0.0, false);
     let mut rng = Rng::new(7);
+    let epoch = Epoch {
+        x: &x,
+        labels: &y,
+        batch_size: 32,
+    };
     let first = model
-        .train_epoch(&x, &y, 32, &mut rng, &mut sgd)
+        .train_epoch(epoch, &mut rng, &mut sgd)
         .expect("epoch 1");
     model.set_observers_enabled(false);
     model.freeze_bn_stats();
     let second = model
-        .train_epoch(&x, &y, 32, &mut rng, &mut sgd)
+        .train_epoch(epoch, &mut rng, &mut sgd)
         .expect("epoch 2");
     model.set_training(false);
 

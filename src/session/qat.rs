@@ -8,7 +8,7 @@ use super::{Output, SessionError, Workbench};
 use crate::graph::train::{Rng, Sgd};
 use crate::import::DatasetError;
 use crate::qconfig::presets::get_default_qat_qconfig;
-use crate::workflow::{self, QConfigKey, QConfigMap, QatError, fuse_modules_qat};
+use crate::workflow::{self, Epoch, QConfigKey, QConfigMap, QatError, fuse_modules_qat};
 
 impl From<QatError> for SessionError {
     fn from(e: QatError) -> Self {
@@ -91,7 +91,16 @@ impl Workbench {
         let mut losses = Vec::new();
         let stop = &mut || super::cancel::check().is_err();
         for _ in 0..t.epochs {
-            match model.train_epoch_until(inputs, labels, t.batch, &mut rng, &mut sgd, stop)? {
+            match model.train_epoch_until(
+                Epoch {
+                    x: inputs,
+                    labels,
+                    batch_size: t.batch,
+                },
+                &mut rng,
+                &mut sgd,
+                stop,
+            )? {
                 Some(loss) => losses.push(loss),
                 None => return Err(SessionError::Cancelled),
             }

@@ -31,6 +31,6 @@ pub use modules::{ModuleType, module_types, state_dict};
 pub use prepare::{ActivationObserver, Placement, Prepared, prepare};
 pub use qat::{ActivationFakeQuant, ConvBn, QatError, QatModel, prepare_qat};
 pub use qat_convert::convert_qat;
-pub use qat_train::StepResult;
+pub use qat_train::{Epoch, StepResult};
 pub use qconfig_map::{QConfigKey, QConfigMap};
 pub use qmodel::{QOp, QValue, QuantizedModel};

@@ -125,6 +125,15 @@ impl TrainHooks for Hooks<'_> {
 /// Parameter gradients by graph parameter name.
 type ParamGrads = BTreeMap<String, ArrayD<f32>>;
 
+/// One epoch's training data: inputs `x` (samples on axis 0), one label per sample, and the
+/// mini-batch size.
+#[derive(Debug, Clone, Copy)]
+pub struct Epoch<'a> {
+    pub x: &'a ArrayD<f32>,
+    pub labels: &'a [i64],
+    pub batch_size: usize,
+}
+
 /// What one QAT step produced.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StepResult {
@@ -322,17 +331,14 @@ impl QatModel {
         Ok(self.step(x, None)?.logits)
     }
 
-    /// One epoch over `x` / `labels` in seeded shuffled mini-batches; returns the mean loss.
+    /// One epoch over `data` in seeded shuffled mini-batches; returns the mean loss.
     pub fn train_epoch(
         &mut self,
-        x: &ArrayD<f32>,
-        labels: &[i64],
-        batch_size: usize,
+        data: Epoch,
         rng: &mut Rng,
         optimizer: &mut dyn Optimizer,
     ) -> Result<f32, QatError> {
-        let never = &mut || false;
-        let loss = self.train_epoch_until(x, labels, batch_size, rng, optimizer, never)?;
+        let loss = self.train_epoch_until(data, rng, optimizer, &mut || false)?;
         Ok(loss.expect("never stopped"))
     }
 
@@ -340,9 +346,11 @@ impl QatModel {
     /// stop (the model then holds a partly trained state the caller should discard).
     pub fn train_epoch_until(
         &mut self,
-        x: &ArrayD<f32>,
-        labels: &[i64],
-        batch_size: usize,
+        Epoch {
+            x,
+            labels,
+            batch_size,
+        }: Epoch,
         rng: &mut Rng,
         optimizer: &mut dyn Optimizer,
         stop: &mut dyn FnMut() -> bool,

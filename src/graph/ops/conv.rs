@@ -191,7 +191,17 @@ pub fn conv_forward(
             let xg = &xs[(n * g.c + grp * cg) * ivol..][..cg * ivol];
             if cg == 1 && og == 1 {
                 let init = bias.map_or(0.0, |b| b[grp]);
-                depthwise(&g, xg, &ws[grp * kvol..][..kvol], init, out, scratch);
+                let w = &ws[grp * kvol..][..kvol];
+                depthwise(
+                    Channel {
+                        g: &g,
+                        x: xg,
+                        w,
+                        init,
+                    },
+                    out,
+                    scratch,
+                );
                 return;
             }
             let col;
@@ -272,6 +282,16 @@ fn tap_major_weights(w: &[f32], cg: usize, kvol: usize) -> Vec<f32> {
         .collect()
 }
 
+/// One channel of a depthwise conv: its geometry, input plane, `kvol` weights, and the value
+/// every output starts from (the bias).
+#[derive(Clone, Copy)]
+struct Channel<'a> {
+    g: &'a Geometry,
+    x: &'a [f32],
+    w: &'a [f32],
+    init: f32,
+}
+
 crate::isa::avx2_fma_twin! {
     /// One channel of a depthwise conv (one input and one output channel per group), computed
     /// directly: a GEMM with a single output row wastes most of its tile, and im2col would copy the
@@ -282,17 +302,14 @@ crate::isa::avx2_fma_twin! {
     /// Also compiled for AVX2 + FMA, used when the process's tier has them (wider vectors, the
     /// same IEEE operations, so the same results).
     fn depthwise(
-        g: &Geometry,
-        x: &[f32],
-        w: &[f32],
-        init: f32,
+        ch: Channel<'_>,
         out: &mut [f32],
         scratch: &mut Vec<f32>,
     ) when crate::isa::selected().is_x86_simd() && std::arch::is_x86_feature_detected!("fma") => {
-        if w.iter().all(|v| v.is_finite()) {
-            depthwise_planes(g, x, w, init, out, scratch)
+        if ch.w.iter().all(|v| v.is_finite()) {
+            depthwise_planes(ch, out, scratch)
         } else {
-            depthwise_rows(g, x, w, init, out)
+            depthwise_rows(ch, out)
         }
     }
 }
@@ -309,10 +326,7 @@ const BAND_ELEMS: usize = 2048;
 /// those products NaN, hence the finite-weight condition.
 #[inline(always)]
 fn depthwise_planes(
-    g: &Geometry,
-    x: &[f32],
-    w: &[f32],
-    init: f32,
+    Channel { g, x, w, init }: Channel<'_>,
     out: &mut [f32],
     scratch: &mut Vec<f32>,
 ) {
@@ -391,7 +405,7 @@ fn depthwise_planes(
 
 /// The reference form of [`depthwise`]: each output row sums only the taps inside the input.
 #[inline(always)]
-fn depthwise_rows(g: &Geometry, x: &[f32], w: &[f32], init: f32, out: &mut [f32]) {
+fn depthwise_rows(Channel { g, x, w, init }: Channel<'_>, out: &mut [f32]) {
     out.fill(init);
     let [id, ih, iw] = g.input;
     let [kd, kh, kw] = g.kernel;
@@ -583,8 +597,14 @@ mod tests {
             let (x, w) = (x.as_slice().unwrap(), p.weight.as_slice().unwrap());
             let ovol = g.out.iter().product();
             let (mut a, mut b) = (vec![0.0f32; ovol], vec![0.0f32; ovol]);
-            depthwise_planes(&g, x, w, 0.75, &mut a, &mut scratch);
-            depthwise_rows(&g, x, w, 0.75, &mut b);
+            let ch = Channel {
+                g: &g,
+                x,
+                w,
+                init: 0.75,
+            };
+            depthwise_planes(ch, &mut a, &mut scratch);
+            depthwise_rows(ch, &mut b);
             let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
             assert_eq!(bits(&a), bits(&b), "{input:?} {kernel:?} {stride:?}");
         }
