@@ -362,7 +362,18 @@ fn fp32_gflops(s: &Anchor, reps: usize) -> f64 {
 /// Measures every available SIMD tier (scalar is left out: it is the correctness reference and
 /// would take seconds per shape) under both fbgemm contracts and the qnnpack engine, and fp32, on the ANCHORS shapes.
 /// Each figure's tier travels in its `Numerics`; nothing process-wide is switched.
+///
+/// Every figure is measured on a one-thread pool, as the report's header says: the kernels
+/// parallelise with rayon, and a figure must not depend on how many cores the host has free.
 pub fn run(reps: usize) -> Result<Report, IsaError> {
+    match rayon::ThreadPoolBuilder::new().num_threads(1).build() {
+        Ok(pool) => pool.install(|| run_here(reps)),
+        // No pool (the OS refused a thread): measure on the caller's, as before.
+        Err(_) => run_here(reps),
+    }
+}
+
+fn run_here(reps: usize) -> Result<Report, IsaError> {
     let mut report = Report {
         repetitions: reps,
         int8: Vec::new(),
