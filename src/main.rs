@@ -330,6 +330,7 @@ fn replay(script: &Path) -> Result<(), CliError> {
         .map_err(|e| input(format!("cannot read {shown}: {e}")))?;
     let mut wb = Workbench::new();
     wb.show_progress(true);
+    wb.set_base_dir(script_dir(script));
     let mut stdout = std::io::stdout().lock();
     let result = replay_script(&text, &mut wb, |cmd, output| {
         // A closed pipe (`qlab run … | head`) must not stop the replay.
@@ -345,6 +346,11 @@ fn replay(script: &Path) -> Result<(), CliError> {
         Err(e) if e.is_failed_expectation() => Err(CliError::Expectation(format!("{shown}: {e}"))),
         Err(e) => Err(input(format!("{shown}: {e}"))),
     }
+}
+
+/// The directory a script's relative paths are relative to: its own.
+fn script_dir(script: &Path) -> PathBuf {
+    script.parent().map_or_else(PathBuf::new, Path::to_path_buf)
 }
 
 /// The bundled sample models: `./sample-models`, else the source checkout qlab was built from.
@@ -406,6 +412,7 @@ fn tui(script: Option<&Path>) -> Result<String, CliError> {
             let text = qlab::fsutil::read_text_bounded(script)
                 .map_err(|e| input(format!("cannot read {shown}: {e}")))?;
             let mut wb = Workbench::new();
+            wb.set_base_dir(script_dir(script));
             let replayed = replay_script(&text, &mut wb, |cmd, output| {
                 log.push_str(&format!("> {cmd}\n{output}"));
             });

@@ -98,10 +98,11 @@ fn piped_session_saves_and_replays_to_identical_reports() {
 fn a_failing_expect_exits_non_zero_naming_the_line() {
     let dir = scratch("failing_expect");
     let script = dir.join("s.qls");
+    // A script's paths are relative to its own directory.
     std::fs::write(
         &script,
-        "load data test sample-models/data/digits_test_x.npy labels=sample-models/data/digits_test_y.npy\n\
-         load model sample-models/digits_mlp.onnx\n\
+        "load data test ../../../sample-models/data/digits_test_x.npy labels=../../../sample-models/data/digits_test_y.npy\n\
+         load model ../../../sample-models/digits_mlp.onnx\n\
          # the MLP gets 387 right\n\
          expect correct(test) == 390\n",
     )
@@ -116,7 +117,7 @@ fn a_failing_expect_exits_non_zero_naming_the_line() {
     // Everything before the failing line was printed on stdout, as it ran.
     let printed = text(&out.stdout);
     assert!(
-        printed.contains("> load model sample-models/digits_mlp.onnx")
+        printed.contains("> load model ../../../sample-models/digits_mlp.onnx")
             && printed.contains("loaded data test: 397 samples"),
         "{printed}"
     );
@@ -128,7 +129,7 @@ fn a_corrupted_session_is_refused_and_writes_nothing() {
     let dir = scratch("corrupted");
     let script = dir.join("bad.qls");
     let target = dir.join("never.qls");
-    let mut bytes = b"load model sample-models/digits_mlp.onnx\n".to_vec();
+    let mut bytes = b"load model ../../../sample-models/digits_mlp.onnx\n".to_vec();
     bytes.extend_from_slice(&[0xff, 0xfe, 0x00, 0x80]);
     bytes.extend_from_slice(format!("\nsave session {}\n", target.display()).as_bytes());
     std::fs::write(&script, bytes).unwrap();
@@ -142,7 +143,7 @@ fn a_corrupted_session_is_refused_and_writes_nothing() {
     std::fs::write(
         &script,
         format!(
-            "load model sample-models/digits_mlp.onnx\nqconfig fc preset=nonsense\nsave session {}\n",
+            "load model ../../../sample-models/digits_mlp.onnx\nqconfig fc preset=nonsense\nsave session {}\n",
             target.display()
         ),
     )
@@ -205,4 +206,56 @@ fn command_line_conventions() {
     assert!(out.status.success() && text(&out.stdout).contains("qlab"));
     let out = qlab(&["quantize", "quint8", "0.05", "128", "-0.5", "nan"], None);
     assert!(text(&out.stdout).contains("118"), "{}", text(&out.stdout));
+}
+
+/// A script's relative paths are relative to the script's own directory, and `save session`
+/// rewrites every path relative to the file it writes: a session saved in one directory
+/// replays from another, run from a third working directory.
+#[test]
+fn a_session_saved_in_one_directory_replays_from_another() {
+    let dir = scratch("relative_paths");
+    let (one, two) = (dir.join("one"), dir.join("two/deeper"));
+    std::fs::create_dir_all(&one).unwrap();
+    let first = one.join("first.qls");
+    std::fs::write(
+        &first,
+        "load model ../../../../sample-models/digits_mlp.onnx\n\
+         load data test ../../../../sample-models/data/digits_test_x.npy labels=../../../../sample-models/data/digits_test_y.npy\n\
+         eval test\n\
+         predict test out=outputs.npy\n\
+         save session ../two/deeper/saved.qls\n",
+    )
+    .unwrap();
+    let out = qlab(&["run", first.to_str().unwrap()], None);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        one.join("outputs.npy").exists(),
+        "out= is relative to the script"
+    );
+    let saved = std::fs::read_to_string(two.join("saved.qls")).unwrap();
+    assert!(
+        saved.contains("load model ../../../../../sample-models/digits_mlp.onnx\n")
+            && saved.contains("labels=../../../../../sample-models/data/digits_test_y.npy\n")
+            && saved.contains("predict test out=../../one/outputs.npy\n"),
+        "{saved}"
+    );
+    std::fs::remove_file(one.join("outputs.npy")).unwrap();
+    let again = Command::new(env!("CARGO_BIN_EXE_qlab"))
+        .args(["run", "two/deeper/saved.qls"])
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    assert!(again.status.success(), "{}", text(&again.stderr));
+    let eval = |o: &Output| {
+        text(&o.stdout)
+            .lines()
+            .find(|l| l.contains("accuracy"))
+            .map(str::to_string)
+    };
+    assert!(eval(&out).is_some());
+    assert_eq!(eval(&again), eval(&out));
+    assert!(
+        one.join("outputs.npy").exists(),
+        "the replay wrote beside the first script"
+    );
 }

@@ -10,8 +10,15 @@ fn root() -> &'static Path {
 
 /// Replays from the repository root (scripts use repo-relative paths) and returns the transcript.
 fn transcript(script: &str) -> Result<String, String> {
+    transcript_in(script, root())
+}
+
+/// [`transcript`] of a script whose relative paths are relative to `dir`, as `qlab run` replays
+/// a script file.
+fn transcript_in(script: &str, dir: &Path) -> Result<String, String> {
     std::env::set_current_dir(root()).unwrap();
     let mut wb = Workbench::new();
+    wb.set_base_dir(dir);
     let mut out = String::new();
     replay_script(script, &mut wb, |cmd, o| {
         out.push_str(&format!("> {cmd}\n{o}"))
@@ -31,8 +38,10 @@ fn bundled_sessions_replay_deterministically() {
     assert!(!scripts.is_empty(), "sessions/ holds no .qls scripts");
     for path in scripts {
         let text = std::fs::read_to_string(&path).unwrap();
-        let first = transcript(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        let second = transcript(&text).unwrap();
+        let dir = root().join("sessions");
+        let first =
+            transcript_in(&text, &dir).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let second = transcript_in(&text, &dir).unwrap();
         assert_eq!(first, second, "{} replays differently", path.display());
         println!("replayed {}", path.display());
     }

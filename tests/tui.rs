@@ -162,7 +162,9 @@ fn keys_land_in_the_session_and_replay_to_the_same_table() {
         saved.contains("qconfig conv2 activation=entropy"),
         "{saved}"
     );
+    // The saved paths are relative to the session file, as `qlab run` resolves them.
     let mut replayed = Workbench::new();
+    replayed.set_base_dir(&dir);
     replay_script(&saved, &mut replayed, |_, _| {}).unwrap();
     assert_eq!(errors_table(&mut replayed), errors_table(&mut app.wb));
     // And the TUI's own rows agree with the replayed table.

@@ -209,8 +209,8 @@ fn tui_opens_at_a_failing_script_line() {
     let script = dir.join("fail.qls");
     std::fs::write(
         &script,
-        "load model sample-models/digits_cnn.onnx\n\
-         load data test sample-models/data/digits_test_x.npy labels=sample-models/data/digits_test_y.npy\n\
+        "load model ../../sample-models/digits_cnn.onnx\n\
+         load data test ../../sample-models/data/digits_test_x.npy labels=../../sample-models/data/digits_test_y.npy\n\
          expect correct(test) == 999\n\
          eval test\n",
     )

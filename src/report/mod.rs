@@ -41,6 +41,7 @@ pub struct ReportRow {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ErrorReport {
     pub schema_version: u32,
+    /// The model's file name (a path would differ between replays from other directories).
     pub model: String,
     pub engine: String,
     pub data: String,

@@ -267,6 +267,28 @@ impl Command {
                 | Command::CompareReference { .. }
         )
     }
+
+    /// Every file path the command names (read or written), for resolving them against a
+    /// session file's directory and rewriting them when a session is saved elsewhere.
+    pub fn paths_mut(&mut self) -> Vec<&mut String> {
+        match self {
+            Command::LoadModel { path }
+            | Command::SaveModel { path }
+            | Command::SaveSession { path } => vec![path],
+            Command::LoadData { path, labels, .. } => {
+                std::iter::once(path).chain(labels.as_mut()).collect()
+            }
+            Command::Predict { out, .. }
+            | Command::Export { out, .. }
+            | Command::PlotHistogram { out, .. }
+            | Command::PlotErrors { out, .. } => vec![out],
+            Command::Convert { qparams } => qparams.as_mut().into_iter().collect(),
+            Command::CompareReference {
+                layers, qparams, ..
+            } => std::iter::once(layers).chain(qparams.as_mut()).collect(),
+            _ => Vec::new(),
+        }
+    }
 }
 
 /// The options of `train`.

@@ -11,7 +11,12 @@ impl Workbench {
     fn error_report(&mut self, data: &str, mode: ErrorMode) -> Result<ErrorReport, SessionError> {
         let engine = self.numerics.engine.name();
         let (model, _) = self.model.as_ref().ok_or(SessionError::NoModel)?;
-        let model = model.clone();
+        // The model's file name, not the path as written: a replay from another directory
+        // names the same file differently, and must write the same report.
+        let path = std::path::Path::new(model);
+        let model = path
+            .file_name()
+            .map_or_else(|| model.clone(), |n| n.to_string_lossy().into_owned());
         let rows = self.error_table(data, mode)?;
         Ok(ErrorReport::new(&model, engine, data, mode, rows))
     }
@@ -27,7 +32,7 @@ impl Workbench {
             path: out.to_string(),
             accepted: ".json, .csv, .md, .html",
         })?;
-        write_file(out, report.render(format))?;
+        write_file(&self.at(out), out, report.render(format))?;
         Ok(Output::Text(format!(
             "wrote {out}: {} layers, {} error",
             report.rows.len(),
@@ -43,7 +48,7 @@ impl Workbench {
     ) -> Result<Output, SessionError> {
         let format = PlotFormat::from_path(out)?;
         let report = self.error_report(data, mode)?;
-        write_file(out, errors_plot(&report, format)?)?;
+        write_file(&self.at(out), out, errors_plot(&report, format)?)?;
         Ok(Output::Text(format!(
             "wrote {out}: {} SQNR of {} layers",
             mode.name(),
@@ -100,7 +105,7 @@ impl Workbench {
             },
             format,
         )?;
-        write_file(out, bytes)?;
+        write_file(&self.at(out), out, bytes)?;
         Ok(Output::Text(format!(
             "wrote {out}: histogram of {layer} ({} bins)",
             counts.len()
@@ -109,11 +114,13 @@ impl Workbench {
 }
 
 /// Writes `bytes` atomically to `out` (`write_atomic` creates its directory).
-fn write_file(out: &str, bytes: impl AsRef<[u8]>) -> Result<(), SessionError> {
-    crate::fsutil::write_atomic(std::path::Path::new(out), bytes.as_ref()).map_err(|source| {
-        SessionError::Io {
-            path: out.into(),
-            source,
-        }
+fn write_file(
+    file: &std::path::Path,
+    out: &str,
+    bytes: impl AsRef<[u8]>,
+) -> Result<(), SessionError> {
+    crate::fsutil::write_atomic(file, bytes.as_ref()).map_err(|source| SessionError::Io {
+        path: out.into(),
+        source,
     })
 }

@@ -29,6 +29,7 @@ mod export;
 mod feed;
 mod help;
 mod output;
+mod paths;
 mod progress;
 mod qat;
 mod quantize;

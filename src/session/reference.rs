@@ -9,7 +9,6 @@ use crate::graph::Op;
 use crate::import::DatasetError;
 use crate::workflow::{self, Placement};
 use std::collections::HashMap;
-use std::path::Path;
 
 fn describe(r: &RefRow) -> String {
     let node = r
@@ -44,7 +43,7 @@ impl Workbench {
             });
         }
         let prepared = self.prepared.as_ref().ok_or(SessionError::NotPrepared)?;
-        let refs = read_qparams(Path::new(qparams))?;
+        let refs = read_qparams(&self.at(qparams))?;
         let names: Vec<(&str, bool)> = refs
             .iter()
             .map(|r| (r.module.as_str(), r.is_functional()))
@@ -107,9 +106,9 @@ impl Workbench {
             }
             .into());
         }
-        let outputs = read_layer_dump(Path::new(layers))?;
+        let outputs = read_layer_dump(&self.at(layers))?;
         let qp = match qparams {
-            Some(q) => read_qparams(Path::new(q))?,
+            Some(q) => read_qparams(&self.at(q))?,
             None => Vec::new(),
         };
         let rows = compare_reference(model, d.rows(sample..sample + 1), &outputs, &qp)?;

@@ -13,7 +13,6 @@ use crate::import::onnx::load_onnx;
 use crate::workflow::{FuseOptions, Prepared, QConfigMap, QatModel, QuantizedModel};
 use ndarray::{ArrayD, Axis};
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::sync::Mutex;
 
 /// Samples per forward pass when running a dataset (bounds memory on large inputs).
@@ -50,6 +49,9 @@ pub struct Workbench {
     pub(super) notes: Mutex<Vec<(String, String)>>,
     /// Whether long commands draw a progress bar on stderr (see [`super::progress`]).
     pub(super) progress: bool,
+    /// The directory relative paths are resolved against (see [`super::paths`]); `None`: the
+    /// working directory.
+    pub(super) base_dir: Option<std::path::PathBuf>,
 }
 
 impl Workbench {
@@ -122,11 +124,12 @@ impl Workbench {
             Command::Expect(e) => self.expect(e)?,
             Command::SaveModel { path } => {
                 let (_, graph) = self.model.as_ref().ok_or(SessionError::NoModel)?;
-                save_native(graph, Path::new(path))?;
+                save_native(graph, &self.at(path))?;
                 Output::Text(format!("saved model to {path}"))
             }
             Command::SaveSession { path } => {
-                crate::fsutil::write_atomic(Path::new(path), self.session_text().as_bytes())
+                let file = self.at(path);
+                crate::fsutil::write_atomic(&file, self.session_text_for(&file).as_bytes())
                     .map_err(|source| SessionError::Io {
                         path: path.clone(),
                         source,
@@ -181,7 +184,7 @@ impl Workbench {
     }
 
     fn load_model(&mut self, path: &str) -> Result<Output, SessionError> {
-        let p = Path::new(path);
+        let p = &self.at(path);
         let graph = if p.is_dir() {
             load_native(p)?
         } else {
@@ -209,7 +212,8 @@ impl Workbench {
         path: &str,
         labels: Option<&str>,
     ) -> Result<Output, SessionError> {
-        let d = Dataset::from_npy(name, Path::new(path), labels.map(Path::new))?;
+        let labels = labels.map(|l| self.at(l));
+        let d = Dataset::from_npy(name, &self.at(path), labels.as_deref())?;
         if let Some(graph) = self.graph() {
             d.check_model(graph)?;
         }
@@ -389,6 +393,7 @@ impl Workbench {
         out: &str,
         model: ModelChoice,
     ) -> Result<Output, SessionError> {
+        let file = self.at(out);
         let (y, what) = match model {
             ModelChoice::Float => (self.outputs(data)?, "outputs".to_string()),
             ModelChoice::Quantized => {
@@ -404,7 +409,7 @@ impl Workbench {
                 )
             }
         };
-        write_npy_f32(Path::new(out), y)?;
+        write_npy_f32(&file, y)?;
         Ok(Output::Text(format!(
             "wrote {out}: {what} of shape {:?}",
             y.shape()
