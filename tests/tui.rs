@@ -317,3 +317,61 @@ fn int_repr_shows_the_output_activation_of_a_sample() {
     assert_eq!(app.sample, 0);
     assert!(app.activation.is_none());
 }
+
+/// The digits CNN with its modules renamed to MobileNetV2-length paths
+/// (`features.13.conv.1.conv2`), saved natively and quantized as `qlab tui` starts.
+fn long_path_app() -> App {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut graph =
+        qlab::import::onnx::load_onnx(&root.join("sample-models/digits_cnn.onnx")).unwrap();
+    for (i, node) in graph.nodes.iter_mut().enumerate() {
+        node.name = format!("features.{}.conv.{}.{}", 10 + i, i % 3, node.name);
+    }
+    let dir = root.join("target/tui-tests");
+    std::fs::create_dir_all(&dir).unwrap();
+    qlab::import::native::save_native(&graph, &dir.join("long_paths.qlab")).unwrap();
+    let mut wb = Workbench::new();
+    for line in [
+        "load model target/tui-tests/long_paths.qlab",
+        "load data calib sample-models/data/digits_calib_x.npy",
+    ] {
+        wb.apply(&cmd(line)).unwrap();
+    }
+    let mut app = App::new(wb);
+    app.apply(&cmd("quantize calib")).unwrap();
+    app
+}
+
+/// Long module paths: at 120×40 every path is whole; at 80×24 the error table's paths lose
+/// their middle, not their leaf; the worst rows stay in view when the selection is the last
+/// layer; the selected row is marked in both tables.
+#[test]
+fn long_module_paths_stay_readable_and_the_worst_rows_visible() {
+    let mut app = long_path_app();
+    let last = app.rows.len() - 1;
+    for _ in 0..last {
+        app.press(key(KeyCode::Down));
+    }
+    let selected = app.selected_row().unwrap().layer.clone();
+    let worst = app.rows[app.sorted()[0]].layer.clone();
+    snapshot(&app, "long_paths");
+    for size in SIZES {
+        let screen = format!("{}", render(&app, size).backend());
+        let leaf = selected.rsplit('.').next().unwrap();
+        let mark = format!("{}{}", qlab::tui::SELECTED_MARK, &selected[..6]);
+        assert!(
+            screen.matches(&mark).count() == 2,
+            "the selection is marked in both tables at {size:?}:\n{screen}"
+        );
+        assert!(screen.contains(leaf), "{leaf} at {size:?}:\n{screen}");
+        let worst_head = &worst[..8];
+        assert!(
+            screen.matches(worst_head).count() >= 2,
+            "the worst row stays visible at {size:?}:\n{screen}"
+        );
+    }
+    let wide = format!("{}", render(&app, (120, 40)).backend());
+    assert!(wide.contains(&selected), "{wide}");
+    let narrow = format!("{}", render(&app, (80, 24)).backend());
+    assert!(narrow.contains('…'), "{narrow}");
+}

@@ -18,3 +18,4 @@ pub use app::{App, CommandLine, IntView, OBSERVER_CYCLE, Pane, sort_columns};
 pub use keys::BINDINGS;
 pub use run::{has_terminal, run};
 pub use speed::SpeedState;
+pub use theme::SELECTED_MARK;

@@ -27,6 +27,28 @@ pub fn selected() -> Style {
     Style::new().add_modifier(Modifier::REVERSED)
 }
 
+/// The marker drawn before the selected row of every table, so the selection shows without
+/// colour too (a monochrome terminal, a snapshot).
+pub const SELECTED_MARK: &str = "▶";
+
+/// `text` cut to `width` characters by replacing its middle with `…`
+/// (`features.13.conv.1.0` → `features…conv.1.0`): a module path keeps its root and its leaf.
+pub fn elide_middle(text: &str, width: usize) -> String {
+    let n = text.chars().count();
+    if n <= width {
+        return text.to_string();
+    }
+    if width == 0 {
+        return String::new();
+    }
+    // The leaf names the layer, so the tail gets the extra character.
+    let head = (width - 1) / 2;
+    let tail = width - 1 - head;
+    let start: String = text.chars().take(head).collect();
+    let end: String = text.chars().skip(n - tail).collect();
+    format!("{start}…{end}")
+}
+
 /// Column headers.
 pub fn header() -> Style {
     Style::new().add_modifier(Modifier::BOLD)
@@ -51,5 +73,23 @@ pub fn pane(title: String, focused: bool) -> Block<'static> {
             .border_style(Style::new().fg(Color::Cyan))
     } else {
         block
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_paths_lose_their_middle() {
+        assert_eq!(
+            elide_middle("features.13.conv.1.0", 17),
+            "features…conv.1.0"
+        );
+        assert_eq!(elide_middle("conv1", 17), "conv1");
+        assert_eq!(elide_middle("abcdef", 3), "a…f");
+        assert_eq!(elide_middle("abcdef", 1), "…");
+        assert_eq!(elide_middle("abcdef", 0), "");
+        assert_eq!(elide_middle("ünïcödé.päth", 5).chars().count(), 5);
     }
 }
