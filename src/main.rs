@@ -10,7 +10,7 @@ use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use qlab::graph::summarize;
 use qlab::import::onnx::load_onnx;
 use qlab::isa;
-use qlab::session::{Batching, Command, Workbench, replay_script};
+use qlab::session::{Batching, Command, Workbench, replay_script, replay_with_report};
 use qlab::tensor::{QDType, QTensor};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -42,7 +42,15 @@ enum Cmd {
     Tui { script: Option<PathBuf> },
     /// Replay a session script headlessly; exit 2 on an error, 1 on a failed expect, naming the
     /// line
-    Run { script: PathBuf },
+    Run {
+        script: PathBuf,
+        /// Also write a JUnit XML report (one test case per expect line), even when it fails
+        #[arg(long, value_name = "FILE")]
+        junit: Option<PathBuf>,
+        /// Also write each command's result as JSON, even when it fails
+        #[arg(long, value_name = "FILE")]
+        json: Option<PathBuf>,
+    },
     /// A model's nodes: path, op, attributes, shapes, params
     Inspect {
         #[arg(required_unless_present = "ops")]
@@ -167,7 +175,14 @@ fn run(cli: Cli) -> Result<(), CliError> {
     let text = match cli.command {
         None => repl()?,
         Some(Cmd::Tui { script }) => tui(script.as_deref())?,
-        Some(Cmd::Run { script }) => return replay(&script),
+        Some(Cmd::Run {
+            script,
+            junit,
+            json,
+        }) => {
+            let reports = ReplayReports { junit, json };
+            return replay(&script, &reports);
+        }
         Some(Cmd::Quantize {
             dtype,
             scale,
@@ -320,23 +335,93 @@ fn inspect(path: &Path) -> Result<String, CliError> {
     Ok(out)
 }
 
+/// Where `qlab run` writes its reports, when asked.
+struct ReplayReports {
+    junit: Option<PathBuf>,
+    json: Option<PathBuf>,
+}
+
+impl ReplayReports {
+    fn paths(&self) -> impl Iterator<Item = (&'static str, &Path)> {
+        let junit = self.junit.as_deref().map(|p| ("--junit", p));
+        junit
+            .into_iter()
+            .chain(self.json.as_deref().map(|p| ("--json", p)))
+    }
+
+    /// Refuses, before anything runs, a report that could not be written: a long replay must not
+    /// end in "cannot write". The directory must exist (a typo is not silently created).
+    fn check(&self) -> Result<(), CliError> {
+        if self.junit.is_some() && self.junit == self.json {
+            return Err(input("--junit and --json name the same file"));
+        }
+        for (flag, path) in self.paths() {
+            let dir = match path.parent() {
+                Some(d) if !d.as_os_str().is_empty() => d,
+                _ => Path::new("."),
+            };
+            let problem = if !dir.exists() {
+                format!("directory {} does not exist", dir.display())
+            } else if !dir.is_dir() {
+                format!("{} is not a directory", dir.display())
+            } else if path.is_dir() {
+                "it is a directory".to_string()
+            } else {
+                continue;
+            };
+            return Err(input(format!(
+                "cannot write the {flag} report to {}: {problem}",
+                path.display()
+            )));
+        }
+        Ok(())
+    }
+
+    /// Writes the asked-for reports, each atomically (an old report stays whole on failure).
+    fn write(&self, report: &qlab::report::ReplayReport) -> Result<(), CliError> {
+        for (flag, path) in self.paths() {
+            let text = match flag {
+                "--junit" => qlab::report::junit_xml(report),
+                _ => report.to_json(),
+            };
+            qlab::fsutil::write_atomic(path, text.as_bytes()).map_err(|e| {
+                input(format!(
+                    "cannot write the {flag} report to {}: {e}",
+                    path.display()
+                ))
+            })?;
+        }
+        Ok(())
+    }
+}
+
 /// `qlab run FILE`: prints each command's output as soon as it ran (so a long or failing replay
 /// shows everything up to the failure, on a terminal or in a CI log), then the failure naming
-/// the line: a failed `expect` exits 1, any other error 2, a bug 70.
-fn replay(script: &Path) -> Result<(), CliError> {
+/// the line: a failed `expect` exits 1, any other error 2, a bug 70. The reports are written
+/// first, whatever the outcome, so CI shows which gate failed.
+fn replay(script: &Path, reports: &ReplayReports) -> Result<(), CliError> {
     use std::io::Write;
     let shown = script.display();
+    reports.check()?;
     let text = qlab::fsutil::read_text_bounded(script)
         .map_err(|e| input(format!("cannot read {shown}: {e}")))?;
     let mut wb = Workbench::new();
     wb.show_progress(true);
     wb.set_base_dir(script_dir(script));
     let mut stdout = std::io::stdout().lock();
-    let result = replay_script(&text, &mut wb, |cmd, output| {
+    let name = shown.to_string();
+    let (report, result) = replay_with_report(&name, &text, &mut wb, |cmd, output| {
         // A closed pipe (`qlab run … | head`) must not stop the replay.
         let _ = write!(stdout, "> {cmd}\n{output}");
         let _ = stdout.flush();
     });
+    if let Err(e) = reports.write(&report) {
+        // The replay's own failure still belongs in the log next to the report's.
+        if let Err(failed) = &result {
+            eprintln!("qlab: {shown}: {failed}");
+        }
+        return Err(e);
+    }
     match result {
         Ok(count) => {
             let _ = writeln!(stdout, "{shown}: {count} command(s) replayed");

@@ -8,11 +8,20 @@
 //! * 2 — adds `input_clip_rate` (`null` for an op with no quantized operand) and
 //!   `saturated_pairs` (an integer) per row; every version-1 field is unchanged. The metrics
 //!   are defined in `analysis::layers`.
+//!
+//! The record of a `qlab run` replay (`replay.rs`, as JSON or as JUnit XML from `junit.rs`) is
+//! the exception: it carries each command's time, so it differs from run to run.
 
 mod html;
+mod junit;
 mod plot;
+mod replay;
 
+pub use junit::{junit_xml, xml_escape};
 pub use plot::{HistogramPlot, PlotError, PlotFormat, errors_plot, histogram_plot};
+pub use replay::{
+    CommandResult, Comparison, REPLAY_SCHEMA_VERSION, ReplayReport, SkippedLine, Status, Summary,
+};
 
 use crate::analysis::{ErrorColumn, ErrorMode, LayerError};
 use serde::Serialize;

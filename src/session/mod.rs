@@ -17,7 +17,8 @@
 //! - the language: `command.rs` (`Command` and its value types), `verb/` (the verb table: one
 //!   `VerbSpec` per verb with its usage, help, grammar, parser and printer), `help.rs` and
 //!   `complete.rs` (both read the table);
-//! - `replay.rs` (`qlab run`), `feed.rs` (batches from datasets), `progress.rs`, `output.rs`.
+//! - `replay.rs` (`qlab run`), `replay_report.rs` (its `--junit/--json` record), `feed.rs`
+//!   (batches from datasets), `progress.rs`, `output.rs`.
 
 mod analyze;
 pub mod cancel;
@@ -35,6 +36,7 @@ mod qat;
 mod quantize;
 mod reference;
 mod replay;
+mod replay_report;
 mod verb;
 pub mod view;
 mod workbench;
@@ -47,6 +49,7 @@ pub use complete::{Names, Slot, hint, slot};
 pub use engines::{LATENCY_REPS, SpeedJob, latency_summary};
 pub use error::SessionError;
 pub use output::{Output, Table};
-pub use replay::{ReplayError, replay_script};
+pub use replay::{ReplayError, Step, replay_script, replay_steps};
+pub use replay_report::replay_with_report;
 pub use verb::{Details, Form, Opt, VERBS, VerbSpec, Word};
 pub use workbench::Workbench;

@@ -5,6 +5,7 @@
 
 use super::{Command, Output, SessionError, Workbench, parse_line};
 use std::fmt;
+use std::time::{Duration, Instant};
 
 /// The line at which a replay stopped, and why.
 #[derive(Debug)]
@@ -13,6 +14,8 @@ pub struct ReplayError {
     pub line: usize,
     pub text: String,
     pub error: Box<SessionError>,
+    /// How long the line ran before it failed.
+    pub elapsed: Duration,
 }
 
 impl fmt::Display for ReplayError {
@@ -53,24 +56,52 @@ fn caught(f: impl FnOnce() -> Result<Output, SessionError>) -> Result<Output, Se
     })
 }
 
+/// One command a replay ran: where it was, what it printed, and how long it took.
+pub struct Step<'a> {
+    /// 1-based line number.
+    pub line: usize,
+    pub text: &'a str,
+    pub command: &'a Command,
+    pub output: &'a Output,
+    pub elapsed: Duration,
+}
+
 /// Replays `script` on `wb`, calling `on_output` after each command; returns how many commands ran.
 pub fn replay_script(
     script: &str,
     wb: &mut Workbench,
     mut on_output: impl FnMut(&Command, &Output),
 ) -> Result<usize, ReplayError> {
+    replay_steps(script, wb, |step| on_output(step.command, step.output))
+}
+
+/// [`replay_script`] telling `on_step` each command's line and time too, for a report of the
+/// replay (`qlab run --junit/--json`).
+pub fn replay_steps(
+    script: &str,
+    wb: &mut Workbench,
+    mut on_step: impl FnMut(Step<'_>),
+) -> Result<usize, ReplayError> {
     let mut count = 0;
     for (i, text) in script.lines().enumerate() {
+        let start = Instant::now();
         let fail = |error: SessionError| ReplayError {
             line: i + 1,
             text: text.to_string(),
             error: Box::new(error),
+            elapsed: start.elapsed(),
         };
         let Some(cmd) = parse_line(text).map_err(fail)? else {
             continue;
         };
         let out = caught(|| wb.apply(&cmd)).map_err(fail)?;
-        on_output(&cmd, &out);
+        on_step(Step {
+            line: i + 1,
+            text,
+            command: &cmd,
+            output: &out,
+            elapsed: start.elapsed(),
+        });
         count += 1;
     }
     Ok(count)
