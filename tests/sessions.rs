@@ -673,3 +673,68 @@ fn one_half_of_a_qconfig_keeps_the_other() {
     };
     assert_eq!(prepared(&mut again), prepared(&mut wb));
 }
+
+/// Every report carries its context: qlab's version, the numerics, the model file by name and
+/// content hash, each dataset's fingerprint, both accuracies and each layer's qconfig.
+#[test]
+fn reports_carry_model_data_and_accuracy_context() {
+    use sha2::{Digest, Sha256};
+    std::env::set_current_dir(root()).unwrap();
+    let dir = root().join("target/reports-context");
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = dir.join("errors.json");
+    let mut wb = Workbench::new();
+    for line in [
+        "load model sample-models/digits_cnn.onnx",
+        "load data calib sample-models/data/digits_calib_x.npy",
+        "load data test sample-models/data/digits_test_x.npy labels=sample-models/data/digits_test_y.npy",
+        "quantize calib",
+    ] {
+        apply(&mut wb, line).unwrap();
+    }
+    let eval = apply(&mut wb, "eval test").unwrap();
+    apply(
+        &mut wb,
+        &format!("export errors test out={}", out.display()),
+    )
+    .unwrap();
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    assert_eq!(doc["schema_version"], 3);
+    let c = &doc["context"];
+    assert_eq!(c["qlab_version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(
+        (c["engine"].as_str(), c["profile"].as_str()),
+        (Some("fbgemm"), Some("vnni"))
+    );
+    assert!(c["isa"].as_str().is_some_and(|s| !s.is_empty()));
+    assert_eq!(c["model_file"], "digits_cnn.onnx");
+    let file = std::fs::read(root().join("sample-models/digits_cnn.onnx")).unwrap();
+    let want: String = Sha256::digest(&file)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert_eq!(c["model_sha256"], want);
+    let data = c["datasets"].as_array().unwrap();
+    let names: Vec<&str> = data.iter().map(|d| d["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["calib", "test"]);
+    assert_eq!(data[1]["samples"], 397);
+    assert_ne!(data[0]["sha256"], data[1]["sha256"]);
+    // The float accuracy is eval's; the quantized one is a rate too.
+    let float = c["float_accuracy"].as_f64().unwrap();
+    assert!(
+        eval.contains(&format!("float accuracy on test: {float:.6}")),
+        "{eval} vs {float}"
+    );
+    let quantized = c["quantized_accuracy"].as_f64().unwrap();
+    assert!(
+        eval.contains(&format!("accuracy on test: {quantized:.6}")),
+        "{eval}"
+    );
+    assert!(
+        c["qconfigs"]["conv1"]
+            .as_str()
+            .is_some_and(|q| q.contains("histogram")),
+        "{c}"
+    );
+}

@@ -72,11 +72,11 @@ pub(super) fn page(report: &ErrorReport) -> String {
         "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>{}</title>\n<style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:2px 8px;font-family:monospace;text-align:right}}td:first-child,td:nth-child(2){{text-align:left}}</style></head><body>",
         escape(&title)
     );
-    let _ = writeln!(
-        s,
-        "<h1>{}</h1>\n<p>SQNR per layer (graph order):</p>",
-        escape(&title)
-    );
+    let _ = writeln!(s, "<h1>{}</h1>\n<ul>", escape(&title));
+    for line in report.context_lines() {
+        let _ = writeln!(s, "<li>{}</li>", escape(&line));
+    }
+    let _ = writeln!(s, "</ul>\n<p>SQNR per layer (graph order):</p>");
     s.push_str(&chart(report));
     s.push_str("<table><tr><th>layer</th><th>op</th><th>SQNR dB</th><th>MSE</th><th>max abs</th><th>mean err</th><th>cosine</th><th>rmse/scale</th><th>clip rate</th><th>input clip rate</th><th>saturated pairs</th></tr>\n");
     for c in report.cells() {

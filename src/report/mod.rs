@@ -8,6 +8,10 @@
 //! * 2 — adds `input_clip_rate` (`null` for an op with no quantized operand) and
 //!   `saturated_pairs` (an integer) per row; every version-1 field is unchanged. The metrics
 //!   are defined in `analysis::layers`.
+//! * 3 — adds `context`: qlab's version, engine, host profile and ISA tier, the model file's
+//!   name and SHA-256, every loaded dataset's fingerprint (samples, shape, SHA-256 of its
+//!   inputs and labels), the float and quantized accuracy on the report's data (when it has
+//!   labels) and each layer's qconfig. Rows are unchanged.
 //!
 //! The record of a `qlab run` replay (`replay.rs`, as JSON or as JUnit XML from `junit.rs`) is
 //! the exception: it carries each command's time, so it differs from run to run.
@@ -28,7 +32,7 @@ use serde::Serialize;
 use std::fmt::Write;
 
 /// The JSON schema version; bump it when a field changes meaning or disappears.
-pub const SCHEMA_VERSION: u32 = 2;
+pub const SCHEMA_VERSION: u32 = 3;
 
 /// One layer of an error report.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -55,8 +59,41 @@ pub struct ErrorReport {
     pub engine: String,
     pub data: String,
     pub mode: String,
+    /// Where the numbers come from.
+    pub context: ReportContext,
     /// Graph order.
     pub rows: Vec<ReportRow>,
+}
+
+/// What a report's numbers were computed from, so two reports can be told apart (schema 3).
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
+pub struct ReportContext {
+    pub qlab_version: String,
+    pub engine: String,
+    pub profile: String,
+    /// The tier the converted model ran on (it changes speed, never a number).
+    pub isa: String,
+    pub model_file: String,
+    /// SHA-256 of the model file (for a native model, of `graph.json` then the weights), hex.
+    pub model_sha256: String,
+    /// Every dataset loaded when the report was written, by name.
+    pub datasets: Vec<DatasetFingerprint>,
+    /// Top-1 accuracy of the float and of the converted model on the report's data, when it
+    /// has labels.
+    pub float_accuracy: Option<f64>,
+    pub quantized_accuracy: Option<f64>,
+    /// Each quantized layer's qconfig in the session language's text form.
+    pub qconfigs: std::collections::BTreeMap<String, String>,
+}
+
+/// A dataset's identity: its size and a hash of its contents.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DatasetFingerprint {
+    pub name: String,
+    pub samples: usize,
+    pub shape: Vec<usize>,
+    /// SHA-256 of the inputs' little-endian bytes, then the labels', hex.
+    pub sha256: String,
 }
 
 /// The report's column keys, in `ReportRow`'s field order (one definition:
@@ -94,19 +131,14 @@ fn finite(v: f64) -> Option<f64> {
 }
 
 impl ErrorReport {
-    pub fn new(
-        model: &str,
-        engine: &str,
-        data: &str,
-        mode: ErrorMode,
-        rows: &[LayerError],
-    ) -> Self {
+    pub fn new(context: ReportContext, data: &str, mode: ErrorMode, rows: &[LayerError]) -> Self {
         ErrorReport {
             schema_version: SCHEMA_VERSION,
-            model: model.into(),
-            engine: engine.into(),
+            model: context.model_file.clone(),
+            engine: context.engine.clone(),
             data: data.into(),
             mode: mode.name().into(),
+            context,
             rows: rows
                 .iter()
                 .map(|r| ReportRow {
@@ -169,13 +201,43 @@ impl ErrorReport {
             .collect()
     }
 
+    /// The context as `key: value` lines, for the text formats.
+    pub(crate) fn context_lines(&self) -> Vec<String> {
+        let c = &self.context;
+        let pct = |a: Option<f64>| a.map_or("-".into(), |v| format!("{:.2} %", 100.0 * v));
+        let mut lines = vec![
+            format!(
+                "qlab {}, engine {} (profile {}), ISA {}",
+                c.qlab_version, c.engine, c.profile, c.isa
+            ),
+            format!("model {} (sha256 {})", c.model_file, c.model_sha256),
+            format!(
+                "accuracy on {}: float {}, quantized {}",
+                self.data,
+                pct(c.float_accuracy),
+                pct(c.quantized_accuracy)
+            ),
+        ];
+        for d in &c.datasets {
+            lines.push(format!(
+                "data {}: {} samples of shape {:?} (sha256 {})",
+                d.name, d.samples, d.shape, d.sha256
+            ));
+        }
+        lines
+    }
+
     fn markdown(&self) -> String {
         let mut s = format!(
-            "# {} activation error: {} on {} ({} engine)\n\n| {} |\n|{}\n",
-            self.mode,
-            self.model,
-            self.data,
-            self.engine,
+            "# {} activation error: {} on {} ({} engine)\n\n",
+            self.mode, self.model, self.data, self.engine
+        );
+        for line in self.context_lines() {
+            let _ = writeln!(s, "- {line}");
+        }
+        let _ = write!(
+            s,
+            "\n| {} |\n|{}\n",
             headers().join(" | "),
             "---|".repeat(ErrorColumn::ALL.len())
         );
@@ -228,6 +290,7 @@ mod tests {
             engine: "fbgemm".into(),
             data: "test".into(),
             mode: "cumulative".into(),
+            context: ReportContext::default(),
             rows: vec![row("a,b<c>", 12.5), row("exact", f64::INFINITY)],
         }
     }

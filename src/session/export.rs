@@ -9,16 +9,9 @@ use crate::report::{ErrorReport, Format, HistogramPlot, PlotFormat, errors_plot,
 
 impl Workbench {
     fn error_report(&mut self, data: &str, mode: ErrorMode) -> Result<ErrorReport, SessionError> {
-        let engine = self.numerics.engine.name();
-        let (model, _) = self.model.as_ref().ok_or(SessionError::NoModel)?;
-        // The model's file name, not the path as written: a replay from another directory
-        // names the same file differently, and must write the same report.
-        let path = std::path::Path::new(model);
-        let model = path
-            .file_name()
-            .map_or_else(|| model.clone(), |n| n.to_string_lossy().into_owned());
+        let context = self.report_context(data)?;
         let rows = self.error_table(data, mode)?;
-        Ok(ErrorReport::new(&model, engine, data, mode, rows))
+        Ok(ErrorReport::new(context, data, mode, rows))
     }
 
     pub(super) fn export(

@@ -24,6 +24,7 @@ mod analyze;
 pub mod cancel;
 mod command;
 mod complete;
+mod context;
 mod engines;
 mod error;
 mod export;

@@ -52,6 +52,8 @@ pub struct Workbench {
     /// The directory relative paths are resolved against (see [`super::paths`]); `None`: the
     /// working directory.
     pub(super) base_dir: Option<std::path::PathBuf>,
+    /// SHA-256 of the loaded model file, for reports (see [`super::context`]).
+    pub(super) model_sha256: String,
 }
 
 impl Workbench {
@@ -200,6 +202,7 @@ impl Workbench {
             graph.param_count()
         );
         text.push_str(&batch_norm_note(&graph));
+        self.model_sha256 = super::context::model_sha256(p)?;
         self.model = Some((path.to_string(), graph));
         self.outputs.clear();
         self.reset_quantization();
@@ -321,14 +324,14 @@ impl Workbench {
         Ok(Some(self.count_correct(&y, data)?))
     }
 
-    fn correct(&mut self, data: &str) -> Result<(usize, usize), SessionError> {
+    pub(super) fn correct(&mut self, data: &str) -> Result<(usize, usize), SessionError> {
         self.labels(data)?;
         self.outputs(data)?;
         self.count_correct(&self.outputs[data], data)
     }
 
     /// Correct predictions of the converted model on `data`.
-    fn quantized_correct(&mut self, data: &str) -> Result<(usize, usize), SessionError> {
+    pub(super) fn quantized_correct(&mut self, data: &str) -> Result<(usize, usize), SessionError> {
         self.labels(data)?;
         self.quantized_outputs(data)?;
         self.count_correct(&self.quantized_outputs[data], data)
