@@ -121,6 +121,9 @@ pub struct HistogramPlot<'a> {
     pub counts: &'a [f32],
     /// Output scale, zero point and integer range, when qparams are known.
     pub qparams: Option<(f64, i64, i64, i64)>,
+    /// Bar heights `log10(1 + count)` instead of counts: a spike at zero (millions of
+    /// post-ReLU zeros) no longer flattens the tails that decide the range.
+    pub log: bool,
 }
 
 /// The histogram as the bytes of a `format` file.
@@ -143,7 +146,14 @@ impl Chart for HistogramPlot<'_> {
             x1 = x1.max((qmax - z) as f64 * s);
         }
         let pad = (x1 - x0) * 0.02;
-        let peak = p.counts.iter().copied().fold(1.0f32, f32::max) as f64;
+        let height = |c: f32| {
+            if p.log {
+                f64::from(c).ln_1p() / std::f64::consts::LN_10
+            } else {
+                f64::from(c)
+            }
+        };
+        let peak = height(p.counts.iter().copied().fold(1.0f32, f32::max));
         let mut chart = ChartBuilder::on(root)
             .caption(&p.title, (FONT, 18))
             .margin(12)
@@ -154,7 +164,7 @@ impl Chart for HistogramPlot<'_> {
         chart
             .configure_mesh()
             .x_desc("value")
-            .y_desc("count")
+            .y_desc(if p.log { "log10(1 + count)" } else { "count" })
             .disable_mesh()
             .draw()
             .map_err(draw_err)?;
@@ -163,7 +173,7 @@ impl Chart for HistogramPlot<'_> {
             .draw_series(p.counts.iter().enumerate().map(|(i, &c)| {
                 let left = lo + i as f64 * width;
                 Rectangle::new(
-                    [(left, 0.0), (left + width, c as f64)],
+                    [(left, 0.0), (left + width, height(c))],
                     BLUE.mix(0.6).filled(),
                 )
             }))
@@ -276,7 +286,48 @@ mod tests {
             max: 3.0,
             counts,
             qparams: Some((0.03, 33, 0, 127)),
+            log: false,
         }
+    }
+
+    /// With `log`, a 3-million spike no longer squashes a tail of single counts to nothing:
+    /// every non-empty bin's bar is at least a thirtieth of the spike's (log10 2 / log10 3e6).
+    #[test]
+    fn log_scale_keeps_the_tails_visible() {
+        let mut counts = vec![1.0f32; 32];
+        counts[0] = 3.0e6;
+        let heights = |log: bool| {
+            let svg = String::from_utf8(
+                histogram_plot(
+                    &HistogramPlot {
+                        log,
+                        ..plot(&counts)
+                    },
+                    PlotFormat::Svg,
+                )
+                .unwrap(),
+            )
+            .unwrap();
+            let mut h: Vec<f64> = svg
+                .split("<rect")
+                .skip(1)
+                .filter(|r| r.contains("fill=\"#0000FF\""))
+                .filter_map(|r| {
+                    let v = r.split("height=\"").nth(1)?.split('"').next()?;
+                    v.parse().ok()
+                })
+                .collect();
+            h.sort_by(f64::total_cmp);
+            (svg.contains("log10(1 + count)"), h)
+        };
+        let (label, log) = heights(true);
+        assert!(label && log.len() >= 32, "{log:?}");
+        assert!(log[0] >= log[log.len() - 1] / 30.0, "{log:?}");
+        let (label, linear) = heights(false);
+        assert!(
+            !label && linear[0] < linear[linear.len() - 1] / 1000.0,
+            "{linear:?}"
+        );
     }
 
     #[test]

@@ -206,7 +206,12 @@ pub enum Command {
     },
     /// `plot histogram LAYER out=FILE.svg|png` — the layer's observer histogram with the
     /// quantization range and grid.
-    PlotHistogram { layer: String, out: String },
+    PlotHistogram {
+        layer: String,
+        out: String,
+        /// `scale=log`: log10(1 + count) heights, so a spike at zero leaves the tails visible.
+        log: bool,
+    },
     /// `plot errors DATA out=FILE.svg|png [mode=...]` — per-layer SQNR bars.
     PlotErrors {
         data: String,
@@ -627,6 +632,7 @@ mod tests {
             Command::PlotHistogram {
                 layer: "features.*".into(),
                 out: "h.png".into(),
+                log: true,
             },
             Command::PlotErrors {
                 data: "test".into(),

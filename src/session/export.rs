@@ -49,7 +49,12 @@ impl Workbench {
         )))
     }
 
-    pub(super) fn plot_histogram(&self, layer: &str, out: &str) -> Result<Output, SessionError> {
+    pub(super) fn plot_histogram(
+        &self,
+        layer: &str,
+        out: &str,
+        log: bool,
+    ) -> Result<Output, SessionError> {
         let format = PlotFormat::from_path(out)?;
         let prepared = self.prepared.as_ref().ok_or(SessionError::NotPrepared)?;
         let obs = prepared
@@ -95,13 +100,19 @@ impl Workbench {
                 max,
                 counts: &counts,
                 qparams,
+                log,
             },
             format,
         )?;
         write_file(&self.at(out), out, bytes)?;
         Ok(Output::Text(format!(
-            "wrote {out}: histogram of {layer} ({} bins)",
-            counts.len()
+            "wrote {out}: histogram of {layer} ({} bins{})",
+            counts.len(),
+            if log {
+                ", log10(1 + count) heights"
+            } else {
+                ""
+            }
         )))
     }
 }

@@ -168,7 +168,7 @@ impl Workbench {
                 calib,
                 batching,
             } => self.sensitivity(data, calib, *batching)?,
-            Command::PlotHistogram { layer, out } => self.plot_histogram(layer, out)?,
+            Command::PlotHistogram { layer, out, log } => self.plot_histogram(layer, out, *log)?,
             Command::PlotErrors { data, out, mode } => self.plot_errors(data, out, *mode)?,
         };
         let out = self.with_notes(out);

@@ -24,6 +24,7 @@ pub(super) const ERRORS: VerbSpec = VerbSpec {
   cosine      Σxy / (‖x‖·‖y‖)
   rmse/scale  sqrt(Σ((x−y)/s)² / n); uniform rounding noise gives 1/√12 ≈ 0.2887
   clip%       100 · #{x outside [(qmin−zp)·s − s/2, (qmax−zp)·s + s/2]} / n, output qparams
+              (on DATA; the TUI histogram's 'calib clip' counts the calibration values instead)
   in_clip%    100 · #{x_in outside [(qmin−zp)·s, (qmax−zp)·s]} / #x_in, where x_in are the float
               model's values of the op's quantized operands and s, zp their qparams (taken from
               the float model in both modes; - when the op has no quantized operand)
@@ -120,13 +121,16 @@ fn print_export(cmd: &Command, line: &mut Line) -> bool {
 
 pub(super) const PLOT: VerbSpec = VerbSpec {
     name: "plot",
-    usage: "plot histogram LAYER out=FILE.svg|png | plot errors DATA out=FILE.svg|png [mode=cumulative|isolated]",
+    usage: "plot histogram LAYER out=FILE.svg|png [scale=linear|log] | plot errors DATA out=FILE.svg|png [mode=cumulative|isolated]",
     summary: "draw an observer's histogram with its quantization range, or per-layer SQNR, as SVG or PNG",
     details: Details::None,
     forms: &[
         Form::new(
             &[Word::Keyword(&["histogram"]), Word::Layer],
-            &[opt("out", Word::Path)],
+            &[
+                opt("out", Word::Path),
+                opt("scale", Word::Keyword(&["linear", "log"])),
+            ],
         ),
         Form::new(
             &[Word::Keyword(&["errors"]), Word::Dataset],
@@ -143,13 +147,18 @@ fn parse_plot(args: &mut Args) -> Result<Command, SessionError> {
         return Err(args.unknown_object());
     }
     let mode = args.mode()?;
+    let log = args.switch("scale", false)?;
     let out = args
         .option("out")
         .ok_or_else(|| args.error("plot needs out=FILE.svg or out=FILE.png"))?;
     PlotFormat::from_path(&out).map_err(|e| args.error(e))?;
     let [_, target] = args.exactly::<2>()?;
     Ok(if what == "histogram" {
-        Command::PlotHistogram { layer: target, out }
+        Command::PlotHistogram {
+            layer: target,
+            out,
+            log,
+        }
     } else {
         Command::PlotErrors {
             data: target,
@@ -161,8 +170,11 @@ fn parse_plot(args: &mut Args) -> Result<Command, SessionError> {
 
 fn print_plot(cmd: &Command, line: &mut Line) -> bool {
     match cmd {
-        Command::PlotHistogram { layer, out } => {
-            line.word("histogram").arg(layer).option("out", out);
+        Command::PlotHistogram { layer, out, log } => {
+            line.word("histogram")
+                .arg(layer)
+                .option("out", out)
+                .switch("scale", *log, false);
         }
         Command::PlotErrors { data, out, mode } => {
             line.word("errors").arg(data).option("out", out).mode(*mode);

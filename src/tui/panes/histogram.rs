@@ -58,6 +58,10 @@ pub fn draw(app: &App, frame: &mut Frame, area: Rect, focused: bool) {
 }
 
 /// Three lines: the observer and its keys, the data range, the qparams and clipped share.
+///
+/// "calib clip" is the share of the *calibration* values the observer saw whose histogram bin
+/// lies outside the range; the error table's `clip%` is another measure (the converted
+/// model's outputs on the error data beyond the range ± half a step), hence the label.
 fn caption(view: &HistogramView) -> Vec<Line<'static>> {
     let mut lines = vec![
         Line::from(vec![
@@ -75,7 +79,7 @@ fn caption(view: &HistogramView) -> Vec<Line<'static>> {
         }) => Line::from(format!(
             "scale {scale:.3e} zp {zero_point} range [{lo:.3}, {hi:.3}]{}",
             clipped(view)
-                .map(|c| format!(" clip {:.2}%", 100.0 * c))
+                .map(|c| format!(" calib clip {:.2}%", 100.0 * c))
                 .unwrap_or_default()
         ))
         .style(ratatui::style::Style::new().fg(Color::Red)),
