@@ -291,7 +291,26 @@ impl Command {
             Command::CompareReference {
                 layers, qparams, ..
             } => std::iter::once(layers).chain(qparams.as_mut()).collect(),
-            _ => Vec::new(),
+            // Listed, not `_`: a new verb must say whether it names files.
+            Command::ShowModel
+            | Command::ShowQParams
+            | Command::Eval { .. }
+            | Command::Expect(_)
+            | Command::ErrorsWeights { .. }
+            | Command::ErrorsLayers { .. }
+            | Command::Help { .. }
+            | Command::Engine { .. }
+            | Command::QConfig { .. }
+            | Command::Fuse { .. }
+            | Command::Prepare
+            | Command::PrepareQat
+            | Command::Train(_)
+            | Command::Calibrate { .. }
+            | Command::Check
+            | Command::Quantize { .. }
+            | Command::QuantizeDynamic { .. }
+            | Command::Sensitivity { .. }
+            | Command::CompareEngines { .. } => Vec::new(),
         }
     }
 }

@@ -26,17 +26,15 @@ impl Workbench {
     pub(super) fn session_text_for(&self, file: &Path) -> String {
         let dir = file.parent().unwrap_or(Path::new(""));
         let dir = absolute(dir);
-        let mut text = String::from("# qlab session: replay with `qlab run FILE.qls`\n");
-        for cmd in self.log() {
+        super::workbench::script(self.log().iter().map(|cmd| {
             let mut cmd: Command = cmd.clone();
             for p in cmd.paths_mut() {
                 *p = relative_to(&absolute(&self.at(p)), &dir)
                     .to_string_lossy()
                     .into_owned();
             }
-            text.push_str(&format!("{cmd}\n"));
-        }
-        text
+            cmd
+        }))
     }
 }
 

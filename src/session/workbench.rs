@@ -89,11 +89,7 @@ impl Workbench {
 
     /// The recorded commands as a replayable script.
     pub fn session_text(&self) -> String {
-        let mut text = String::from("# qlab session: replay with `qlab run FILE.qls`\n");
-        for cmd in &self.log {
-            text.push_str(&format!("{cmd}\n"));
-        }
-        text
+        script(self.log.iter().cloned())
     }
 
     /// Applies one command; on error nothing that existed before is changed.
@@ -570,6 +566,15 @@ fn batch_norm_note(graph: &Graph) -> String {
         (0, _) => "; no BatchNorm nodes (if the network has BN, the exporter folded it: int8 results come close to PyTorch's eager ones, not bit for bit)".into(),
         (n, _) => format!("; {n} BatchNorm nodes kept (fusion folds them as PyTorch's fuse_model() does)"),
     }
+}
+
+/// `commands` as a replayable script, one per line under a header saying how to replay it.
+pub(super) fn script(commands: impl IntoIterator<Item = Command>) -> String {
+    let mut text = String::from("# qlab session: replay with `qlab run FILE.qls`\n");
+    for cmd in commands {
+        text.push_str(&format!("{cmd}\n"));
+    }
+    text
 }
 
 #[cfg(test)]
