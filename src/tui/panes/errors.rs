@@ -77,8 +77,7 @@ pub fn draw(app: &App, frame: &mut Frame, area: Rect, focused: bool) {
 /// keeps up to [`PATH_ROOM`] characters: the rightmost are dropped first, never the SQNR or
 /// the sort column.
 fn fitted_columns(app: &App, width: u16) -> Vec<(ErrorColumn, u16)> {
-    let widths = [6, 6, 6, 7, 7, 6, 5, 5, 6];
-    let mut columns: Vec<(ErrorColumn, u16)> = sort_columns().skip(1).zip(widths).collect();
+    let mut columns: Vec<(ErrorColumn, u16)> = sort_columns().skip(1).zip(METRIC_WIDTHS).collect();
     let longest = app.rows.iter().map(|r| r.layer.chars().count()).max();
     let path = (longest.unwrap_or(0) as u16).clamp(6, PATH_ROOM);
     let need =
@@ -95,6 +94,24 @@ fn fitted_columns(app: &App, width: u16) -> Vec<(ErrorColumn, u16)> {
     columns
 }
 
+/// The widths of the metric columns, in `sort_columns` order after the layer path (each fits
+/// its short header and its compact cells).
+const METRIC_WIDTHS: [u16; 9] = [6, 6, 6, 7, 7, 6, 5, 5, 6];
+
 /// The path width the error table keeps before it drops metric columns: a MobileNet path
 /// (`features.13.conv.1.0`) whole.
 const PATH_ROOM: u16 = 24;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A column added to the error table needs a width here; `zip` would silently drop it.
+    #[test]
+    fn every_metric_column_has_a_width() {
+        assert_eq!(sort_columns().skip(1).count(), METRIC_WIDTHS.len());
+        for (c, w) in sort_columns().skip(1).zip(METRIC_WIDTHS) {
+            assert!(c.short().chars().count() <= usize::from(w), "{c:?}");
+        }
+    }
+}
