@@ -1,0 +1,309 @@
+//! Every GEMM tier the host has against the scalar reference: accumulators and saturated-pair
+//! counts identical, for exact and pair-saturating semantics, and the bytes of the fused
+//! requantizing form identical to the element rule's.
+//!
+//! Shapes cross every tile edge (M = 1, rows past the 4- and 8-row tiles and the 128-row block,
+//! N off the 8- and 32-column panels, K off the groups of 4, K odd). Values are drawn towards
+//! the extremes (0 / 255 activations, −128 / 127 weights) so pairs saturate often. Tiers the host
+//! lacks are reported as `skipped <tier>: <reason>`, the others as `testing <tier>: <exact kernel> /
+//! <saturating kernel>` (on aarch64: NEON and dotprod beside the reference).
+
+use crate::support::{self, Stream};
+use proptest::prelude::*;
+use qlab::isa::{ALL, Isa};
+use qlab::kernels::gemm::{
+    GemmWeights, KMajorU8, PackCache, flip_weights, gemm_on, gemm_u8_i8_u8_on,
+    gemm_weights_kmajor_on, kernel_name,
+};
+use qlab::kernels::reference;
+use qlab::kernels::requant::{FbgemmRequant, QnnpackRequant, Requant};
+
+fn tiers() -> Vec<Isa> {
+    support::tiers(|isa| format!("{} / {}", kernel_name(isa, false), kernel_name(isa, true)))
+}
+
+#[derive(Debug, Clone)]
+struct Case {
+    m: usize,
+    n: usize,
+    k: usize,
+    a_zp: i32,
+    per_channel: bool,
+    w_zp: i32,
+    seed: u64,
+    extreme: u64,
+}
+
+fn case() -> impl Strategy<Value = Case> {
+    let small = (1usize..=20, 1usize..=70, 1usize..=70);
+    // Tall cases cross the driver's 192-row block boundary.
+    let tall = (180usize..=200, 1usize..=40, 1usize..=12);
+    (
+        prop_oneof![4 => small, 1 => tall],
+        prop::sample::select(vec![0, 128, 255]),
+        any::<bool>(),
+        prop_oneof![Just(0), -128i32..=127],
+        any::<u64>(),
+        0u64..=8,
+    )
+        .prop_map(|((m, n, k), a_zp, per_channel, w_zp, seed, extreme)| Case {
+            m,
+            n,
+            k,
+            a_zp,
+            per_channel,
+            w_zp,
+            seed: seed | 1,
+            extreme,
+        })
+}
+
+struct Operands {
+    a: Vec<u8>,
+    w: Vec<i8>,
+    zps: Vec<i32>,
+}
+
+fn operands(c: &Case) -> Operands {
+    let mut s = Stream(c.seed);
+    let a = (0..c.m * c.k).map(|_| s.byte(c.extreme, 0, 255)).collect();
+    let w = (0..c.n * c.k)
+        .map(|_| s.byte(c.extreme, 0x80, 0x7f) as i8)
+        .collect();
+    let zps = if c.per_channel {
+        (0..c.n)
+            .map(|i| {
+                if i % 3 == 0 {
+                    c.w_zp
+                } else {
+                    (s.next() % 256) as i32 - 128
+                }
+            })
+            .collect()
+    } else {
+        vec![c.w_zp]
+    };
+    Operands { a, w, zps }
+}
+
+fn check(c: &Case, saturate: bool) -> Result<(), TestCaseError> {
+    let ops = operands(c);
+    let mut want = vec![0i32; c.m * c.n];
+    let want_sat = reference::gemm_u8_i8_i32(
+        c.m, c.n, c.k, &ops.a, c.a_zp, &ops.w, &ops.zps, saturate, &mut want,
+    );
+    let cache = PackCache::default();
+    for tier in tiers() {
+        // Once packing per call, twice through the cache (the second reuses the panels).
+        for cached in [None, Some(&cache), Some(&cache)] {
+            let w = GemmWeights {
+                data: &ops.w,
+                n: c.n,
+                k: c.k,
+                zero_points: &ops.zps,
+                cache: cached,
+            };
+            let mut got = vec![i32::MIN; c.m * c.n];
+            let sat = gemm_on(tier, c.m, &ops.a, c.a_zp, &w, saturate, &mut got).unwrap();
+            prop_assert_eq!(
+                &got,
+                &want,
+                "{} saturate={} cached={}",
+                tier,
+                saturate,
+                cached.is_some()
+            );
+            prop_assert_eq!(sat, want_sat, "{} saturate={} count", tier, saturate);
+            // The fused form: each tile row requantized in the epilogue, column c as channel c.
+            for rq in requants(c) {
+                let want_u8: Vec<u8> = want
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &v)| rq.apply(v, i % c.n))
+                    .collect();
+                let mut got_u8 = vec![0u8; c.m * c.n];
+                let sat =
+                    gemm_u8_i8_u8_on(tier, c.m, &ops.a, c.a_zp, &w, saturate, &rq, &mut got_u8)
+                        .unwrap();
+                prop_assert_eq!(
+                    &got_u8,
+                    &want_u8,
+                    "{} saturate={} requantized",
+                    tier,
+                    saturate
+                );
+                prop_assert_eq!(sat, want_sat);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Both engines' rules with a different multiplier and bias per channel, scaled so the
+/// accumulators land around the output range; ReLU on half the cases.
+fn requants(c: &Case) -> [Requant; 2] {
+    let scales: Vec<f64> = (0..c.n).map(|i| 1e-4 * (1 + i % 11) as f64).collect();
+    let bias: Vec<f32> = (0..c.n).map(|i| i as f32 * 0.7 - 20.0).collect();
+    let relu = c.seed % 4 < 2;
+    let (s, b) = (&scales[..], Some(&bias[..]));
+    [
+        Requant::Fbgemm(FbgemmRequant::new(0.5, s, b, 0.05, 100, relu, c.n)),
+        Requant::Qnnpack(QnnpackRequant::new(0.5, s, b, 0.05, 100, relu, c.n)),
+    ]
+}
+
+/// The weights-as-rows GEMM (an NCHW conv's form) on every tier: `w` (`n × k`, one zero point)
+/// times the k-major transpose of `a` must be the transpose of the reference's result.
+fn check_kmajor(c: &Case) -> Result<(), TestCaseError> {
+    let ops = operands(c);
+    let zps = [ops.zps[0]];
+    let mut want = vec![0i32; c.m * c.n];
+    reference::gemm_u8_i8_i32(
+        c.m, c.n, c.k, &ops.a, c.a_zp, &ops.w, &zps, false, &mut want,
+    );
+    let kmajor: Vec<u8> = (0..c.k)
+        .flat_map(|kk| (0..c.m).map(move |i| (i, kk)))
+        .map(|(i, kk)| ops.a[i * c.k + kk])
+        .collect();
+    let b = KMajorU8 {
+        data: &kmajor,
+        n: c.m,
+        k: c.k,
+        zero_point: c.a_zp,
+    };
+    let flipped = flip_weights(&ops.w);
+    for tier in tiers() {
+        let mut got = vec![i32::MIN; c.m * c.n];
+        gemm_weights_kmajor_on(tier, c.n, &flipped, zps[0], &b, &mut got).unwrap();
+        for (o, row) in got.chunks_exact(c.m).enumerate() {
+            for (i, &v) in row.iter().enumerate() {
+                prop_assert_eq!(v, want[i * c.n + o], "{} row {} position {}", tier, o, i);
+            }
+        }
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
+
+    #[test]
+    fn weights_as_rows_tiers_equal_reference(c in case()) {
+        check_kmajor(&c)?;
+    }
+
+    #[test]
+    fn exact_tiers_equal_reference(c in case()) {
+        check(&c, false)?;
+    }
+
+    #[test]
+    fn pair_saturating_tiers_equal_reference(c in case()) {
+        check(&c, true)?;
+    }
+}
+
+/// All-extreme operands saturate every pair: the count must be exact and exact mode must not
+/// saturate at all on any tier.
+#[test]
+fn saturation_is_counted_and_never_leaks_into_exact_mode() {
+    let (m, n, k) = (3, 37, 33);
+    let a = vec![255u8; m * k];
+    // Even columns all 127, odd ones all -128: every full pair saturates one way or the other.
+    let w: Vec<i8> = (0..n * k)
+        .map(|i| if (i / k) % 2 == 0 { 127 } else { -128 })
+        .collect();
+    let zps = [0];
+    let weights = GemmWeights {
+        data: &w,
+        n,
+        k,
+        zero_points: &zps,
+        cache: None,
+    };
+    for saturate in [false, true] {
+        let mut want = vec![0i32; m * n];
+        let want_sat = reference::gemm_u8_i8_i32(m, n, k, &a, 0, &w, &zps, saturate, &mut want);
+        assert_eq!(want_sat > 0, saturate);
+        for tier in tiers() {
+            let mut got = vec![0i32; m * n];
+            let sat = gemm_on(tier, m, &a, 0, &weights, saturate, &mut got).unwrap();
+            assert_eq!(
+                (got, sat),
+                (want.clone(), want_sat),
+                "{tier} saturate={saturate}"
+            );
+        }
+    }
+}
+
+#[test]
+fn unavailable_tier_is_an_error() {
+    let w = GemmWeights {
+        data: &[1],
+        n: 1,
+        k: 1,
+        zero_points: &[0],
+        cache: None,
+    };
+    for tier in ALL.into_iter().filter(|t| !t.is_available()) {
+        assert!(gemm_on(tier, 1, &[1], 0, &w, false, &mut [0]).is_err());
+    }
+}
+
+/// Empty M, N or K: zero-sized outputs, or all-zero-point accumulators when K = 0.
+#[test]
+fn empty_dimensions_equal_reference() {
+    for (m, n, k) in [(0, 3, 5), (2, 0, 5), (2, 3, 0), (0, 0, 0)] {
+        let (a, w) = (vec![7u8; m * k], vec![-3i8; n * k]);
+        let zps = [5];
+        let weights = GemmWeights {
+            data: &w,
+            n,
+            k,
+            zero_points: &zps,
+            cache: None,
+        };
+        for saturate in [false, true] {
+            let mut want = vec![1i32; m * n];
+            reference::gemm_u8_i8_i32(m, n, k, &a, 128, &w, &zps, saturate, &mut want);
+            for tier in tiers() {
+                let mut got = vec![1i32; m * n];
+                let sat = gemm_on(tier, m, &a, 128, &weights, saturate, &mut got).unwrap();
+                assert_eq!((got, sat), (want.clone(), 0), "{tier} {m}x{n}x{k}");
+            }
+        }
+    }
+}
+
+/// Large enough to be split into parallel tasks: every tier gives the reference's integers on a
+/// one-thread and a three-thread pool alike (the split is fixed and the sums exact).
+#[test]
+fn results_do_not_depend_on_the_thread_count() {
+    let (m, n, k) = (400, 300, 72);
+    let mut s = Stream(0x9e37_79b9_7f4a_7c15);
+    let a: Vec<u8> = (0..m * k).map(|_| s.byte(2, 0, 255)).collect();
+    let w: Vec<i8> = (0..n * k).map(|_| s.byte(2, 0x80, 0x7f) as i8).collect();
+    let zps = [3];
+    let weights = GemmWeights {
+        data: &w,
+        n,
+        k,
+        zero_points: &zps,
+        cache: None,
+    };
+    let mut want = vec![0i32; m * n];
+    reference::gemm_u8_i8_i32(m, n, k, &a, 128, &w, &zps, false, &mut want);
+    for threads in [1, 3] {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        for tier in tiers() {
+            let mut got = vec![0i32; m * n];
+            pool.install(|| gemm_on(tier, m, &a, 128, &weights, false, &mut got))
+                .unwrap();
+            assert_eq!(got, want, "{tier} on {threads} thread(s)");
+        }
+    }
+}
