@@ -7,8 +7,6 @@
 //! a failed `expect`, 70 for a bug in qlab (a panic is caught and reported, never exit 101).
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
-use qlab::graph::summarize;
-use qlab::import::onnx::load_onnx;
 use qlab::isa;
 use qlab::session::{Batching, Command, Workbench, replay_script, replay_with_report};
 use qlab::tensor::{QDType, QTensor};
@@ -239,11 +237,7 @@ fn bench_model(
     reps: usize,
     json: Option<&Path>,
 ) -> Result<String, CliError> {
-    let graph = if path.is_dir() {
-        qlab::import::native::load_native(path).map_err(input)?
-    } else {
-        load_onnx(path).map_err(input)?
-    };
+    let graph = load_model(path)?;
     let data = qlab::import::Dataset::from_npy("data", data, None).map_err(input)?;
     let name = path.file_stem().map_or_else(
         || path.display().to_string(),
@@ -286,13 +280,6 @@ fn isa_report() -> String {
     out
 }
 
-fn shapes(list: &[Vec<usize>]) -> String {
-    list.iter()
-        .map(|s| format!("{s:?}"))
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
 fn supported_ops() -> String {
     let mut out = String::from(
         "ONNX op types qlab imports (default domain, opsets 11-20 tested, 7-28 read):\n",
@@ -303,36 +290,21 @@ fn supported_ops() -> String {
     out
 }
 
+/// A model file or `NAME.qlab` directory, its error as the CLI reports it.
+fn load_model(path: &Path) -> Result<qlab::graph::Graph, CliError> {
+    qlab::import::load_model::<qlab::session::SessionError>(path).map_err(input)
+}
+
 fn inspect(path: &Path) -> Result<String, CliError> {
-    let graph = load_onnx(path).map_err(input)?;
-    let rows = summarize(&graph).map_err(input)?;
-    let model = path.display();
-    let width = rows.iter().map(|r| r.name.len()).max().unwrap_or(4).max(4);
-    let batch = match graph.inputs.first().and_then(|i| i.shape.first()) {
-        Some(Some(b)) => format!("batch pinned at {b}"),
-        _ => "any batch".to_string(),
-    };
-    let mut out = format!(
-        "{model}: {} nodes, {} parameters, {batch}\n",
-        rows.len(),
-        graph.param_count()
-    );
-    out.push_str(&format!(
-        "{:<width$}  {:<14} {:<34} {:<22} {:<22} {:>8}\n",
-        "path", "op", "attributes", "input", "output", "params"
-    ));
-    for r in &rows {
-        out.push_str(&format!(
-            "{:<width$}  {:<14} {:<34} {:<22} {:<22} {:>8}\n",
-            r.name,
-            r.op,
-            r.attributes,
-            shapes(&r.input_shapes),
-            shapes(&r.output_shapes),
-            r.params
-        ));
-    }
-    Ok(out)
+    let graph = load_model(path)?;
+    let table = qlab::session::model_table(&graph).map_err(input)?;
+    Ok(format!(
+        "{}: {} nodes, {} parameters, {}\n{table}",
+        path.display(),
+        table.rows.len(),
+        graph.param_count(),
+        qlab::session::batch_text(&graph)
+    ))
 }
 
 /// Where `qlab run` writes its reports, when asked.

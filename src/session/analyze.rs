@@ -50,11 +50,11 @@ impl Workbench {
             .find(|r| r.layer == layer)
             .ok_or_else(|| SessionError::UnknownLayer {
                 layer: layer.into(),
-                known: rows
-                    .iter()
-                    .map(|r| r.layer.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", "),
+                known: super::suggest::listing(
+                    layer,
+                    &rows.iter().map(|r| r.layer.as_str()).collect::<Vec<_>>(),
+                    "layers",
+                ),
             })
     }
 

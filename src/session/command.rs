@@ -428,7 +428,10 @@ pub fn parse_line(line: &str) -> Result<Option<Command>, SessionError> {
     };
     let verb = verb.to_ascii_lowercase();
     let spec = verb::find(&verb).ok_or_else(|| {
-        SessionError::parse(format!("unknown verb '{verb}' (verbs: {})", verb::names()))
+        SessionError::parse(format!(
+            "unknown verb '{verb}' ({})",
+            super::suggest::listing(&verb, &verb::names(), "verbs")
+        ))
     })?;
     let mut args = Args::new(spec, rest);
     let cmd = (spec.parse)(&mut args)?;
@@ -751,6 +754,12 @@ mod tests {
         let e = parse_line("frobnicate").unwrap_err().to_string();
         assert!(
             e.contains("unknown verb 'frobnicate'") && e.contains("eval"),
+            "{e}"
+        );
+        assert!(!e.contains("did you mean"), "{e}");
+        let e = parse_line("shwo model").unwrap_err().to_string();
+        assert!(
+            e.contains("unknown verb 'shwo' (did you mean 'show'? verbs: load, show,"),
             "{e}"
         );
         let e = parse_line("eval").unwrap_err().to_string();

@@ -16,14 +16,19 @@ pub enum SessionError {
     #[error("no model is loaded (use: load model PATH)")]
     NoModel,
     /// A dataset name that was never loaded.
-    #[error("no dataset named '{name}' (loaded: {known})")]
+    #[error("no dataset named '{name}' ({known})")]
     UnknownData { name: String, known: String },
     /// A layer path that is not a row of the converted model's error table.
-    #[error("no quantized layer '{layer}' (layers: {known})")]
+    #[error("no quantized layer '{layer}' ({known})")]
     UnknownLayer { layer: String, known: String },
     /// A metric that needs labels on a dataset without them.
     #[error("dataset '{0}' has no labels (load it with labels=PATH)")]
     NoLabels(String),
+    /// `eval` on unlabelled data before there is a converted model to compare with.
+    #[error(
+        "dataset '{0}' has no labels and no model is converted: eval needs labels (load it with labels=PATH) or a converted model to compare with the float one"
+    )]
+    NothingToEval(String),
     /// An `expect` line that does not hold.
     #[error("expectation failed: {expectation} (actual {actual})")]
     ExpectationFailed { expectation: String, actual: String },
@@ -43,7 +48,7 @@ pub enum SessionError {
     #[error("{command} applies to static quantization, not a QAT model")]
     QatModel { command: &'static str },
     /// `help VERB` for a verb that does not exist.
-    #[error("no verb '{verb}' (verbs: {known})")]
+    #[error("no verb '{verb}' ({known})")]
     UnknownVerb { verb: String, known: String },
     /// An output file whose extension names no format qlab writes.
     #[error("'{path}': unknown report format (accepted: {accepted})")]

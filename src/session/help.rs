@@ -20,7 +20,7 @@ pub(super) fn help(verb: Option<&str>) -> Result<Output, SessionError> {
     };
     let spec = verb::find(v).ok_or_else(|| SessionError::UnknownVerb {
         verb: v.to_string(),
-        known: verb::names(),
+        known: super::suggest::listing(v, &verb::names(), "verbs"),
     })?;
     let mut text = format!("{}\n  {}", spec.usage, spec.summary);
     if let Some(more) = spec.details.text() {

@@ -308,6 +308,9 @@ impl Workbench {
         );
         self.quantized = Some(model);
         self.quantized_outputs.clear();
+        if rows.len() > NODE_TABLE_LIMIT {
+            return Output::Text(format!("{title}\n{}", op_counts(&rows)));
+        }
         Output::Table {
             title,
             table: Table {
@@ -383,5 +386,25 @@ fn add_relu_note(before: &Graph, after: &Graph) -> String {
     }
     format!(
         "\n{n} add+ReLU pair(s) read as FloatFunctional.add_relu (one observer after the ReLU, as torchvision's ResNet adds); `fuse auto add_relu=off` keeps them apart"
+    )
+}
+
+/// Beyond this many quantized nodes `convert` prints counts per op, not a row per node (a
+/// MobileNet's would fill screens); `show model` has the per-node column.
+const NODE_TABLE_LIMIT: usize = 24;
+
+/// `op ×count` per quantized op kind, in order of first appearance.
+fn op_counts(rows: &[Vec<String>]) -> String {
+    let mut counts: Vec<(&str, usize)> = Vec::new();
+    for op in rows.iter().map(|r| r[1].as_str()) {
+        match counts.iter_mut().find(|(k, _)| *k == op) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((op, 1)),
+        }
+    }
+    let list: Vec<String> = counts.iter().map(|(k, n)| format!("{k} ×{n}")).collect();
+    format!(
+        "quantized ops: {} (show model lists each node's)",
+        list.join(", ")
     )
 }

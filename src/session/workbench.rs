@@ -7,9 +7,8 @@ use crate::analysis::{ErrorMode, LayerError, weight_errors};
 use crate::engine::Numerics;
 use crate::graph::{Graph, GraphError, Value, run, summarize};
 use crate::import::Dataset;
-use crate::import::native::{load_native, save_native};
+use crate::import::native::save_native;
 use crate::import::npy::write_npy_f32;
-use crate::import::onnx::load_onnx;
 use crate::workflow::{FuseOptions, Prepared, QConfigMap, QatModel, QuantizedModel};
 use ndarray::{ArrayD, Axis};
 use std::collections::BTreeMap;
@@ -183,19 +182,12 @@ impl Workbench {
 
     fn load_model(&mut self, path: &str) -> Result<Output, SessionError> {
         let p = &self.at(path);
-        let graph = if p.is_dir() {
-            load_native(p)?
-        } else {
-            load_onnx(p)?
-        };
-        let batch = match graph.inputs.first().and_then(|i| i.shape.first()) {
-            Some(Some(b)) => format!("batch pinned at {b}"),
-            _ => "any batch".to_string(),
-        };
+        let graph = crate::import::load_model::<SessionError>(p)?;
         let mut text = format!(
-            "loaded {path}: {} nodes, {} parameters, {batch}",
+            "loaded {path}: {} nodes, {} parameters, {}",
             graph.nodes.len(),
-            graph.param_count()
+            graph.param_count(),
+            batch_text(&graph)
         );
         text.push_str(&batch_norm_note(&graph));
         self.model_sha256 = super::context::model_sha256(p)?;
@@ -237,11 +229,11 @@ impl Workbench {
             .get(name)
             .ok_or_else(|| SessionError::UnknownData {
                 name: name.into(),
-                known: if self.datasets.is_empty() {
-                    "none".into()
-                } else {
-                    self.datasets.keys().cloned().collect::<Vec<_>>().join(", ")
-                },
+                known: super::suggest::listing(
+                    name,
+                    &self.datasets.keys().map(String::as_str).collect::<Vec<_>>(),
+                    "loaded",
+                ),
             })
     }
 
@@ -353,6 +345,12 @@ impl Workbench {
 
     /// Fraction of samples where the float and the converted model pick the same class.
     fn agreement(&mut self, data: &str) -> Result<f64, SessionError> {
+        let (same, total) = self.agreeing(data)?;
+        Ok(same as f64 / total.max(1) as f64)
+    }
+
+    /// (samples whose top-1 class is the float model's, samples) of the converted model.
+    fn agreeing(&mut self, data: &str) -> Result<(usize, usize), SessionError> {
         self.outputs(data)?;
         self.quantized_outputs(data)?;
         let (f, q) = (&self.outputs[data], &self.quantized_outputs[data]);
@@ -361,10 +359,13 @@ impl Workbench {
             .zip(q.outer_iter())
             .filter(|(a, b)| argmax(a.iter().copied()) == argmax(b.iter().copied()))
             .count();
-        Ok(same as f64 / f.shape()[0].max(1) as f64)
+        Ok((same, f.shape()[0]))
     }
 
     fn eval(&mut self, data: &str) -> Result<Output, SessionError> {
+        if self.dataset(data)?.labels.is_none() {
+            return self.eval_unlabelled(data);
+        }
         let (correct, total) = self.correct(data)?;
         let mut text = format!(
             "float accuracy on {data}: {:.6} ({correct}/{total})",
@@ -381,6 +382,20 @@ impl Workbench {
             ));
         }
         Ok(Output::Text(text))
+    }
+
+    /// `eval` on data without labels: what can be measured without them, the converted
+    /// model's top-1 agreement with the float model.
+    fn eval_unlabelled(&mut self, data: &str) -> Result<Output, SessionError> {
+        let Some(engine) = self.quantized.as_ref().map(|m| m.numerics.engine) else {
+            return Err(SessionError::NothingToEval(data.into()));
+        };
+        let (same, total) = self.agreeing(data)?;
+        Ok(Output::Text(format!(
+            "{data} has no labels (load it with labels=PATH for accuracy)\n\
+             quantized ({engine}) top-1 agreement with float on {data}: {:.6} ({same}/{total})",
+            same as f64 / total.max(1) as f64
+        )))
     }
 
     /// Writes the float model's outputs, or the converted model's dequantized outputs, on
@@ -417,33 +432,26 @@ impl Workbench {
 
     fn show_model(&self) -> Result<Output, SessionError> {
         let (path, graph) = self.model.as_ref().ok_or(SessionError::NoModel)?;
-        let rows = summarize(graph)?;
-        let shapes = |v: &[Vec<usize>]| {
-            v.iter()
-                .map(|s| format!("{s:?}"))
-                .collect::<Vec<_>>()
-                .join(" ")
-        };
-        let table = Table {
-            headers: Table::header_row(&["path", "op", "attributes", "input", "output", "params"]),
-            rows: rows
+        let mut table = model_table(graph)?;
+        // Once converted, each node's quantized op (`convert` only counts them on big models).
+        if let Some(q) = &self.quantized {
+            let kinds: std::collections::HashMap<&str, &str> = q
+                .graph
+                .nodes
                 .iter()
-                .map(|r| {
-                    vec![
-                        r.name.clone(),
-                        r.op.to_string(),
-                        r.attributes.clone(),
-                        shapes(&r.input_shapes),
-                        shapes(&r.output_shapes),
-                        r.params.to_string(),
-                    ]
-                })
-                .collect(),
-        };
+                .zip(&q.ops)
+                .map(|(n, op)| (n.name.as_str(), op.kind()))
+                .collect();
+            table.headers.push("quantized".into());
+            for row in &mut table.rows {
+                let kind = kinds.get(row[0].as_str()).copied().unwrap_or("-");
+                row.push(kind.to_string());
+            }
+        }
         Ok(Output::Table {
             title: format!(
                 "{path}: {} nodes, {} parameters",
-                rows.len(),
+                table.rows.len(),
                 graph.param_count()
             ),
             table,
@@ -614,5 +622,40 @@ mod tests {
         assert_eq!(both.len(), 2);
         assert_eq!(both[0], first[0]);
         assert!(run("engine qnnpack").is_empty());
+    }
+}
+
+/// A model's layer listing (`show model`, `qlab inspect`): path, op, attributes, input and
+/// output shapes, parameter count.
+pub fn model_table(graph: &crate::graph::Graph) -> Result<Table, SessionError> {
+    let shapes = |v: &[Vec<usize>]| {
+        v.iter()
+            .map(|s| format!("{s:?}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    Ok(Table {
+        headers: Table::header_row(&["path", "op", "attributes", "input", "output", "params"]),
+        rows: summarize(graph)?
+            .iter()
+            .map(|r| {
+                vec![
+                    r.name.clone(),
+                    r.op.to_string(),
+                    r.attributes.clone(),
+                    shapes(&r.input_shapes),
+                    shapes(&r.output_shapes),
+                    r.params.to_string(),
+                ]
+            })
+            .collect(),
+    })
+}
+
+/// `batch pinned at N` for an export with its batch baked in, else `any batch`.
+pub fn batch_text(graph: &crate::graph::Graph) -> String {
+    match graph.inputs.first().and_then(|i| i.shape.first()) {
+        Some(Some(b)) => format!("batch pinned at {b}"),
+        _ => "any batch".to_string(),
     }
 }

@@ -426,3 +426,95 @@ fn an_unwritable_report_path_is_refused_before_the_replay() {
         assert!(!bad.exists());
     }
 }
+
+/// `inspect` reads whatever `load model` reads, a saved `NAME.qlab` directory too, with its
+/// columns sized to the longest cell.
+#[test]
+fn inspect_reads_native_models_and_aligns_columns() {
+    let dir = scratch("inspect_native");
+    let saved = dir.join("cnn.qlab");
+    let out = qlab(
+        &[],
+        Some(&format!(
+            "load model sample-models/digits_cnn.onnx\nsave model {}\n",
+            saved.display()
+        )),
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let from_onnx = text(&qlab(&["inspect", "sample-models/digits_cnn.onnx"], None).stdout);
+    let out = qlab(&["inspect", saved.to_str().unwrap()], None);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let from_native = text(&out.stdout);
+    // Same table; only the title's path differs.
+    let body = |s: &str| s.split_once('\n').unwrap().1.to_string();
+    assert_eq!(body(&from_native), body(&from_onnx));
+    assert!(from_native.contains("14 nodes, 14538 parameters, any batch"));
+    // Every column starts at the same offset on every row (attributes vary in length).
+    let lines: Vec<Vec<char>> = from_native
+        .lines()
+        .skip(1)
+        .map(|l| l.chars().collect())
+        .collect();
+    let header: String = lines[0].iter().collect();
+    let input_col = header[..header.find("input").unwrap()].chars().count();
+    for l in &lines[1..] {
+        assert_eq!(
+            l[input_col - 2..=input_col],
+            [' ', ' ', '['],
+            "misaligned:\n{from_native}"
+        );
+    }
+}
+
+/// A mistyped verb, dataset or layer is answered with the nearest known name; `eval` on a
+/// dataset without labels reports the converted model's agreement with the float one; once
+/// converted, `show model` names each node's quantized op.
+#[test]
+fn typos_get_a_guess_and_unlabelled_eval_reports_agreement() {
+    let out = qlab(
+        &[],
+        Some(
+            "lod model sample-models/digits_cnn.onnx\n\
+             load model sample-models/digits_cnn.onnx\n\
+             load data calib sample-models/data/digits_calib_x.npy\n\
+             load data test sample-models/data/digits_test_x.npy\n\
+             eval test\n\
+             quantize calib\n\
+             eval tset\n\
+             eval test\n\
+             expect sqnr(test, conv) > 1\n\
+             expect sqnr(test, covn2) > 1\n\
+             show model\n",
+        ),
+    );
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert!(
+        stderr.contains("unknown verb 'lod' (did you mean 'load'? verbs: load,"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("dataset 'test' has no labels and no model is converted"));
+    assert!(stderr.contains("no dataset named 'tset' (did you mean 'test'? loaded: calib, test)"));
+    assert!(
+        stderr.contains("no quantized layer 'conv' (layers: quant, conv1,"),
+        "a tie is no guess: {stderr}"
+    );
+    assert!(stderr.contains("no quantized layer 'covn2' (did you mean 'conv2'? layers: quant,"));
+    assert!(
+        stdout.contains(
+            "test has no labels (load it with labels=PATH for accuracy)\n\
+             quantized (fbgemm) top-1 agreement with float on test: 0.997481 (396/397)"
+        ),
+        "{stdout}"
+    );
+    let table = stdout.split("path ").nth(1).expect("show model's table");
+    assert!(
+        table.lines().next().unwrap().ends_with("quantized"),
+        "{table}"
+    );
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with("conv1 ") && l.ends_with("qconv_relu")),
+        "{table}"
+    );
+}

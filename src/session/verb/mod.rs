@@ -176,8 +176,8 @@ pub fn find(name: &str) -> Option<&'static VerbSpec> {
 }
 
 /// The verbs' names, as errors list them.
-pub fn names() -> String {
-    VERBS.iter().map(|v| v.name).collect::<Vec<_>>().join(", ")
+pub fn names() -> Vec<&'static str> {
+    VERBS.iter().map(|v| v.name).collect()
 }
 
 /// The command's canonical text: its verb's printer writes it.
