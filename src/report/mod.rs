@@ -1,6 +1,9 @@
-//! Reports: the per-layer error table as a versioned JSON document, CSV, Markdown, or one
-//! self-contained HTML page with an inline SVG chart. Output is a pure function of the rows (no
-//! timestamps, fixed float formatting), so a replayed session writes byte-identical files.
+//! Reports: the per-layer error table (here), weight errors, an engine comparison and a
+//! sensitivity ranking (`kinds.rs`), each as a versioned JSON document, CSV, Markdown, or one
+//! self-contained HTML page (the error page with an SQNR chart and its worst layers' observer
+//! histograms as inline SVG), all written by one renderer (`document.rs`). Output is a pure
+//! function of the rows (no timestamps, fixed float formatting), so a replayed session writes
+//! byte-identical files.
 //!
 //! JSON schema history (`schema_version`):
 //! * 1 — `layer, op, sqnr_db, mse, max_abs, mean_error, cosine, rmse_over_scale, clip_rate` per
