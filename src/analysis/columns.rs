@@ -36,6 +36,16 @@ impl ErrorColumn {
         ErrorColumn::Saturated,
     ];
 
+    /// The columns weight error has (`errors weights`, `export weights`): no data, so no
+    /// bias, clipping or saturation.
+    pub const WEIGHT: [ErrorColumn; 5] = [
+        ErrorColumn::Sqnr,
+        ErrorColumn::Mse,
+        ErrorColumn::MaxAbs,
+        ErrorColumn::Cosine,
+        ErrorColumn::RmseScale,
+    ];
+
     /// The header of `errors DATA` (and `help errors`).
     pub fn header(self) -> &'static str {
         match self {

@@ -1,15 +1,10 @@
-//! The HTML report: one self-contained page (inline CSS and SVG, no scripts, no external
-//! resources) with a bar chart of per-layer SQNR and the full table.
+//! The error report's HTML figures (the page itself is `document.rs`'s): a bar chart of
+//! per-layer SQNR, and the observer histograms of the worst layers, so the page shows what the
+//! observers chose to keep and clip where it costs the most.
 
 use super::ErrorReport;
+use super::document::escape;
 use std::fmt::Write;
-
-fn escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
 
 /// Horizontal bars of SQNR per layer in graph order; red below 20 dB, amber below 30 dB.
 fn chart(report: &ErrorReport) -> String {
@@ -60,36 +55,35 @@ fn chart(report: &ErrorReport) -> String {
     s
 }
 
-/// The whole page.
-pub(super) fn page(report: &ErrorReport) -> String {
-    let title = format!(
-        "{} activation error — {} on {} ({})",
-        report.mode, report.model, report.data, report.engine
-    );
-    let mut s = String::new();
-    let _ = writeln!(
-        s,
-        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>{}</title>\n<style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:2px 8px;font-family:monospace;text-align:right}}td:first-child,td:nth-child(2){{text-align:left}}</style></head><body>",
-        escape(&title)
-    );
-    let _ = writeln!(s, "<h1>{}</h1>\n<ul>", escape(&title));
-    for line in report.context_lines() {
-        let _ = writeln!(s, "<li>{}</li>", escape(&line));
-    }
-    let _ = writeln!(s, "</ul>\n<p>SQNR per layer (graph order):</p>");
+/// What the error page shows above its table: the SQNR chart, then the worst layers'
+/// observer histograms when they were gathered.
+pub(super) fn figures(report: &ErrorReport) -> String {
+    let mut s = String::from("<p>SQNR per layer (graph order):</p>\n");
     s.push_str(&chart(report));
-    s.push_str("<table><tr><th>layer</th><th>op</th><th>SQNR dB</th><th>MSE</th><th>max abs</th><th>mean err</th><th>cosine</th><th>rmse/scale</th><th>clip rate</th><th>input clip rate</th><th>saturated pairs</th></tr>\n");
-    for c in report.cells() {
-        let cells: Vec<String> = c
-            .iter()
-            .map(|v| format!("<td>{}</td>", escape(v)))
-            .collect();
-        let _ = writeln!(s, "<tr>{}</tr>", cells.concat());
+    let Some(h) = &report.histograms else {
+        return s;
+    };
+    s.push_str("<h2>Observer histograms of the worst layers</h2>\n");
+    if let Some(why) = &h.missing {
+        let _ = writeln!(s, "<p>{}</p>", escape(why));
     }
-    let _ = writeln!(
-        s,
-        "</table>\n<p>schema version {}; uniform rounding gives rmse/scale 0.2887.</p></body></html>",
-        report.schema_version
-    );
+    for f in &h.layers {
+        let sqnr = if f.sqnr_db.is_finite() {
+            format!("{:.2} dB", f.sqnr_db)
+        } else {
+            "exact".into()
+        };
+        let _ = writeln!(s, "<h3>{} ({sqnr})</h3>", escape(&f.layer));
+        match &f.svg {
+            // plotters' SVG is a bare <svg> element, which HTML5 takes inline.
+            Ok(svg) => {
+                s.push_str(svg);
+                s.push('\n');
+            }
+            Err(why) => {
+                let _ = writeln!(s, "<p>no histogram: {}</p>", escape(why));
+            }
+        }
+    }
     s
 }

@@ -1,6 +1,9 @@
-//! Reports: the per-layer error table as a versioned JSON document, CSV, Markdown, or one
-//! self-contained HTML page with an inline SVG chart. Output is a pure function of the rows (no
-//! timestamps, fixed float formatting), so a replayed session writes byte-identical files.
+//! Reports: the per-layer error table (here), weight errors, an engine comparison and a
+//! sensitivity ranking (`kinds.rs`), each as a versioned JSON document, CSV, Markdown, or one
+//! self-contained HTML page (the error page with an SQNR chart and its worst layers' observer
+//! histograms as inline SVG), all written by one renderer (`document.rs`). Output is a pure
+//! function of the rows (no timestamps, fixed float formatting), so a replayed session writes
+//! byte-identical files.
 //!
 //! JSON schema history (`schema_version`):
 //! * 1 — `layer, op, sqnr_db, mse, max_abs, mean_error, cosine, rmse_over_scale, clip_rate` per
@@ -12,16 +15,33 @@
 //!   name and SHA-256, every loaded dataset's fingerprint (samples, shape, SHA-256 of its
 //!   inputs and labels), the float and quantized accuracy on the report's data (when it has
 //!   labels) and each layer's qconfig. Rows are unchanged.
+//! * 4 — adds `kind` to every report: `"errors"` (this table; every version-3 field unchanged)
+//!   and three new kinds, each with `schema_version`, `kind`, `model`, `context` and `rows`
+//!   (graph order unless said): `"weights"` (`errors weights`' table, worst first: `weight`
+//!   spec; rows `layer, op, shape, sqnr_db, mse, max_abs, cosine, rmse_over_scale`),
+//!   `"compare"` (`compare engines`: `a`, `b`, `profile`, `data`, `a_accuracy`, `b_accuracy`;
+//!   rows `layer, op, outputs, differing, differ_rate, max_lsb`) and `"sensitivity"`
+//!   (`sensitivity`, largest recovery first: `data`, `calib`, `calib_batches`, `metric`
+//!   (`accuracy` or `output_sqnr_db`), `all_quantized`; rows `layer, only_this, all_but_this,
+//!   recovered`). An HTML error report also shows the observer histograms of its worst layers
+//!   (they are not part of the JSON).
 //!
 //! The record of a `qlab run` replay (`replay.rs`, as JSON or as JUnit XML from `junit.rs`) is
 //! the exception: it carries each command's time, so it differs from run to run.
 
+mod document;
 mod html;
 mod junit;
+mod kinds;
 mod plot;
 mod replay;
 
+pub use document::Report;
 pub use junit::{junit_xml, xml_escape};
+pub use kinds::{
+    CompareReport, CompareRow, SensitivityReport, SensitivityRow, SensitivitySource, WeightReport,
+    WeightRow,
+};
 pub use plot::{HistogramPlot, PlotError, PlotFormat, errors_plot, histogram_plot};
 pub use replay::{
     CommandResult, Comparison, REPLAY_SCHEMA_VERSION, ReplayReport, SkippedLine, Status, Summary,
@@ -29,10 +49,9 @@ pub use replay::{
 
 use crate::analysis::{ErrorColumn, ErrorMode, LayerError};
 use serde::Serialize;
-use std::fmt::Write;
 
 /// The JSON schema version; bump it when a field changes meaning or disappears.
-pub const SCHEMA_VERSION: u32 = 3;
+pub const SCHEMA_VERSION: u32 = 4;
 
 /// One layer of an error report.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -54,6 +73,8 @@ pub struct ReportRow {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ErrorReport {
     pub schema_version: u32,
+    /// `"errors"` (schema 4).
+    pub kind: &'static str,
     /// The model's file name (a path would differ between replays from other directories).
     pub model: String,
     pub engine: String,
@@ -63,6 +84,26 @@ pub struct ErrorReport {
     pub context: ReportContext,
     /// Graph order.
     pub rows: Vec<ReportRow>,
+    /// The worst layers' observer histograms, for the HTML page only (`None`: not gathered).
+    #[serde(skip)]
+    pub histograms: Option<WorstHistograms>,
+}
+
+/// The observer histograms of an error report's worst layers.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct WorstHistograms {
+    /// Why there are none at all (the model was not calibrated with observers).
+    pub missing: Option<String>,
+    /// Worst first.
+    pub layers: Vec<HistogramFigure>,
+}
+
+/// One worst layer: its SQNR and its histogram as SVG, or why it has none.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HistogramFigure {
+    pub layer: String,
+    pub sqnr_db: f64,
+    pub svg: Result<String, String>,
 }
 
 /// What a report's numbers were computed from, so two reports can be told apart (schema 3).
@@ -125,15 +166,20 @@ impl Format {
     }
 }
 
-/// Infinite SQNR (identical outputs) is written as JSON `null` and as "inf" in text formats.
-fn finite(v: f64) -> Option<f64> {
-    v.is_finite().then_some(v)
+/// Infinite SQNR (identical outputs) is written as "inf" in text formats (JSON `null`).
+pub(crate) fn sqnr_cell(v: f64) -> String {
+    if v.is_finite() {
+        format!("{v:.4}")
+    } else {
+        "inf".into()
+    }
 }
 
 impl ErrorReport {
     pub fn new(context: ReportContext, data: &str, mode: ErrorMode, rows: &[LayerError]) -> Self {
         ErrorReport {
             schema_version: SCHEMA_VERSION,
+            kind: "errors",
             model: context.model_file.clone(),
             engine: context.engine.clone(),
             data: data.into(),
@@ -155,39 +201,46 @@ impl ErrorReport {
                     saturated_pairs: r.saturated_pairs,
                 })
                 .collect(),
+            histograms: None,
         }
     }
 
-    /// The report in `format`.
-    pub fn render(&self, format: Format) -> String {
-        match format {
-            Format::Json => self.json(),
-            Format::Csv => self.csv(),
-            Format::Markdown => self.markdown(),
-            Format::Html => html::page(self),
-        }
+    /// The rows by SQNR, lowest first; ties in graph order (the sort is stable).
+    pub fn worst_first(&self) -> Vec<&ReportRow> {
+        let mut rows: Vec<&ReportRow> = self.rows.iter().collect();
+        rows.sort_by(|a, b| a.sqnr_db.total_cmp(&b.sqnr_db));
+        rows
+    }
+}
+
+impl Report for ErrorReport {
+    fn title(&self) -> String {
+        format!(
+            "{} activation error: {} on {} ({} engine)",
+            self.mode, self.model, self.data, self.engine
+        )
     }
 
-    fn json(&self) -> String {
-        let mut v = serde_json::to_value(self).expect("plain data serializes");
-        for row in v["rows"].as_array_mut().expect("rows") {
-            let sqnr = row["sqnr_db"].as_f64().and_then(finite);
-            row["sqnr_db"] = serde_json::json!(sqnr);
-        }
-        let mut s = serde_json::to_string_pretty(&v).expect("plain data serializes");
-        s.push('\n');
-        s
+    fn context(&self) -> &ReportContext {
+        &self.context
     }
 
-    /// The cells of each row, formatted once for every text format.
-    pub(crate) fn cells(&self) -> Vec<[String; 11]> {
+    fn data(&self) -> Option<&str> {
+        Some(&self.data)
+    }
+
+    fn headers(&self) -> Vec<&'static str> {
+        headers()
+    }
+
+    fn cells(&self) -> Vec<Vec<String>> {
         self.rows
             .iter()
             .map(|r| {
-                [
+                vec![
                     r.layer.clone(),
                     r.op.clone(),
-                    finite(r.sqnr_db).map_or("inf".into(), |v| format!("{v:.4}")),
+                    sqnr_cell(r.sqnr_db),
                     format!("{:.6e}", r.mse),
                     format!("{:.6e}", r.max_abs),
                     format!("{:.6e}", r.mean_error),
@@ -201,68 +254,15 @@ impl ErrorReport {
             .collect()
     }
 
-    /// The context as `key: value` lines, for the text formats.
-    pub(crate) fn context_lines(&self) -> Vec<String> {
-        let c = &self.context;
-        let pct = |a: Option<f64>| a.map_or("-".into(), |v| format!("{:.2} %", 100.0 * v));
-        let mut lines = vec![
-            format!(
-                "qlab {}, engine {} (profile {}), ISA {}",
-                c.qlab_version, c.engine, c.profile, c.isa
-            ),
-            format!("model {} (sha256 {})", c.model_file, c.model_sha256),
-            format!(
-                "accuracy on {}: float {}, quantized {}",
-                self.data,
-                pct(c.float_accuracy),
-                pct(c.quantized_accuracy)
-            ),
-        ];
-        for d in &c.datasets {
-            lines.push(format!(
-                "data {}: {} samples of shape {:?} (sha256 {})",
-                d.name, d.samples, d.shape, d.sha256
-            ));
-        }
-        lines
+    fn notes(&self) -> Vec<String> {
+        vec![format!(
+            "schema version {}; uniform rounding gives rmse/scale 0.2887.",
+            self.schema_version
+        )]
     }
 
-    fn markdown(&self) -> String {
-        let mut s = format!(
-            "# {} activation error: {} on {} ({} engine)\n\n",
-            self.mode, self.model, self.data, self.engine
-        );
-        for line in self.context_lines() {
-            let _ = writeln!(s, "- {line}");
-        }
-        let _ = write!(
-            s,
-            "\n| {} |\n|{}\n",
-            headers().join(" | "),
-            "---|".repeat(ErrorColumn::ALL.len())
-        );
-        for c in self.cells() {
-            let _ = writeln!(s, "| {} |", c.join(" | "));
-        }
-        s
-    }
-
-    fn csv(&self) -> String {
-        let mut s = format!("{}\n", headers().join(","));
-        for c in self.cells() {
-            let quoted: Vec<String> = c
-                .iter()
-                .map(|v| {
-                    if v.contains([',', '"']) {
-                        format!("\"{}\"", v.replace('"', "\"\""))
-                    } else {
-                        v.clone()
-                    }
-                })
-                .collect();
-            let _ = writeln!(s, "{}", quoted.join(","));
-        }
-        s
+    fn figures_html(&self) -> String {
+        html::figures(self)
     }
 }
 
@@ -286,12 +286,14 @@ mod tests {
         };
         ErrorReport {
             schema_version: SCHEMA_VERSION,
+            kind: "errors",
             model: "m.onnx".into(),
             engine: "fbgemm".into(),
             data: "test".into(),
             mode: "cumulative".into(),
             context: ReportContext::default(),
             rows: vec![row("a,b<c>", 12.5), row("exact", f64::INFINITY)],
+            histograms: None,
         }
     }
 

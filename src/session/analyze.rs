@@ -8,8 +8,21 @@ use super::{Output, SessionError, Table, Workbench};
 use crate::analysis::{ErrorColumn, ErrorMode, LayerError, layer_errors, sensitivity};
 use crate::graph::Value;
 use crate::observer::Stats;
+use crate::report::SensitivityRow;
 use crate::workflow::{QOp, QuantizedModel, fuse_auto};
 use ndarray::ArrayD;
+
+/// A sensitivity ranking and what it was measured with.
+pub(super) struct SensitivityRanking {
+    /// The metric with every module quantized.
+    pub all: f64,
+    /// Largest recovery first.
+    pub rows: Vec<crate::analysis::Sensitivity>,
+    /// Calibration batches each model was calibrated on.
+    pub calib_batches: usize,
+    /// Whether the metric is accuracy (labelled data) or output SQNR.
+    pub labelled: bool,
+}
 
 impl Workbench {
     /// Pooled per-layer errors of the converted model on `data`, in graph order.
@@ -173,12 +186,14 @@ impl Workbench {
         })
     }
 
-    pub(super) fn sensitivity(
+    /// Every quantized module quantized alone and left out alone, largest recovery first, as
+    /// `sensitivity` prints it and `export sensitivity` writes it.
+    pub(super) fn sensitivity_ranking(
         &mut self,
         data: &str,
         calib: &str,
         b: Batching,
-    ) -> Result<Output, SessionError> {
+    ) -> Result<SensitivityRanking, SessionError> {
         let (_, graph) = self.model.as_ref().ok_or(SessionError::NoModel)?;
         let (fused, _) = fuse_auto(graph)?;
         let runs = self.runs(&fused, calib, Some(b))?;
@@ -221,6 +236,26 @@ impl Workbench {
         let (all, mut rows) = sensitivity(&fused, &map, &batches, self.numerics, metric)?;
         // Largest recovery first; ties keep graph order (the sort is stable).
         rows.sort_by(|a, b| b.all_but_this.total_cmp(&a.all_but_this));
+        Ok(SensitivityRanking {
+            all,
+            rows,
+            calib_batches: runs.batches,
+            labelled,
+        })
+    }
+
+    pub(super) fn sensitivity(
+        &mut self,
+        data: &str,
+        calib: &str,
+        b: Batching,
+    ) -> Result<Output, SessionError> {
+        let SensitivityRanking {
+            all,
+            rows,
+            calib_batches,
+            labelled,
+        } = self.sensitivity_ranking(data, calib, b)?;
         let what = if labelled {
             "accuracy"
         } else {
@@ -228,21 +263,13 @@ impl Workbench {
         };
         Ok(Output::Table {
             title: format!(
-                "sensitivity on {data} ({what}; all quantized: {all:.6}; calibrated on {} batch(es) of {calib})",
-                runs.batches
+                "sensitivity on {data} ({what}; all quantized: {all:.6}; calibrated on {calib_batches} batch(es) of {calib})"
             ),
             table: Table {
-                headers: Table::header_row(&["layer", "only_this", "all_but_this", "recovered"]),
-                rows: rows
+                headers: Table::header_row(&SensitivityRow::KEYS),
+                rows: SensitivityRow::from_ranking(all, &rows)
                     .iter()
-                    .map(|r| {
-                        vec![
-                            r.layer.clone(),
-                            format!("{:.6}", r.only_this),
-                            format!("{:.6}", r.all_but_this),
-                            format!("{:+.6}", r.all_but_this - all),
-                        ]
-                    })
+                    .map(SensitivityRow::cells)
                     .collect(),
             },
         })

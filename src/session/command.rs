@@ -198,12 +198,9 @@ pub enum Command {
     /// `quantize dynamic [dtype=qint8|float16]` — `nn.Linear` modules (not functional
     /// `F.linear` calls) and LSTM, no calibration.
     QuantizeDynamic { float16: bool },
-    /// `export errors DATA out=FILE.{json,csv,md,html} [mode=cumulative|isolated]`.
-    Export {
-        data: String,
-        out: String,
-        mode: ErrorMode,
-    },
+    /// `export KIND ... out=FILE.{json,csv,md,html}` — a report of what `errors DATA`,
+    /// `errors weights`, `compare engines` or `sensitivity` print.
+    Export { what: Exported, out: String },
     /// `plot histogram LAYER out=FILE.svg|png` — the layer's observer histogram with the
     /// quantization range and grid.
     PlotHistogram {
@@ -311,6 +308,36 @@ impl Command {
             | Command::QuantizeDynamic { .. }
             | Command::Sensitivity { .. }
             | Command::CompareEngines { .. } => Vec::new(),
+        }
+    }
+}
+
+/// What `export` writes: one report kind, with the arguments of the verb that prints it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Exported {
+    /// `export errors DATA out=F [mode=cumulative|isolated]` — per-layer activation error.
+    Errors { data: String, mode: ErrorMode },
+    /// `export weights out=F [weight=SPEC]` — per-layer weight quantization error.
+    Weights { weight: ObserverSpec },
+    /// `export compare A B DATA out=F` — `compare engines A B DATA` (never timed: a report must
+    /// replay byte for byte).
+    Compare { a: Engine, b: Engine, data: String },
+    /// `export sensitivity DATA calib=CALIB out=F [batch=N] [batches=N]`.
+    Sensitivity {
+        data: String,
+        calib: String,
+        batching: Batching,
+    },
+}
+
+impl Exported {
+    /// The report's `kind`, which is also the word after `export`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Exported::Errors { .. } => "errors",
+            Exported::Weights { .. } => "weights",
+            Exported::Compare { .. } => "compare",
+            Exported::Sensitivity { .. } => "sensitivity",
         }
     }
 }
@@ -514,6 +541,11 @@ mod tests {
             "sensitivity test calib=calib batches=2",
             "export errors test out=r.html",
             "export errors test out=r.json mode=isolated",
+            "export weights out=w.csv",
+            "export weights out=w.md weight=\"minmax(dtype=qint8, qscheme=per_tensor_symmetric)\"",
+            "export compare fbgemm qnnpack test out=c.html",
+            "export sensitivity test calib=calib out=s.json",
+            "export sensitivity test calib=calib out=s.md batch=16 batches=2",
             "errors weights weight=\"minmax(dtype=qint8, qscheme=per_tensor_symmetric)\"",
             "engine qnnpack",
             "engine fbgemm profile=avx2",
@@ -647,9 +679,33 @@ mod tests {
             },
             Command::QuantizeDynamic { float16: true },
             Command::Export {
-                data: "test".into(),
+                what: Exported::Errors {
+                    data: "test".into(),
+                    mode: ErrorMode::Isolated,
+                },
                 out: "r.md".into(),
-                mode: ErrorMode::Isolated,
+            },
+            Command::Export {
+                what: Exported::Weights {
+                    weight: observer("minmax(dtype=qint8, qscheme=per_tensor_symmetric)"),
+                },
+                out: "w w.csv".into(),
+            },
+            Command::Export {
+                what: Exported::Compare {
+                    a: Engine::Qnnpack,
+                    b: Engine::Fbgemm,
+                    data: "my test".into(),
+                },
+                out: "c.html".into(),
+            },
+            Command::Export {
+                what: Exported::Sensitivity {
+                    data: "test".into(),
+                    calib: "calib".into(),
+                    batching,
+                },
+                out: "s.json".into(),
             },
             Command::PlotHistogram {
                 layer: "features.*".into(),
@@ -706,7 +762,12 @@ mod tests {
                 Command::Convert { .. } => "Convert",
                 Command::Quantize { .. } => "Quantize",
                 Command::QuantizeDynamic { .. } => "QuantizeDynamic",
-                Command::Export { .. } => "Export",
+                Command::Export { what, .. } => match what {
+                    Exported::Errors { .. } => "ExportErrors",
+                    Exported::Weights { .. } => "ExportWeights",
+                    Exported::Compare { .. } => "ExportCompare",
+                    Exported::Sensitivity { .. } => "ExportSensitivity",
+                },
                 Command::PlotHistogram { .. } => "PlotHistogram",
                 Command::PlotErrors { .. } => "PlotErrors",
                 Command::Sensitivity { .. } => "Sensitivity",

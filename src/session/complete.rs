@@ -310,6 +310,28 @@ mod tests {
         assert_eq!(words("frobnicate "), Vec::<String>::new());
     }
 
+    /// `export` offers its four report kinds, and each kind's own words and options.
+    #[test]
+    fn export_completes_every_report_kind() {
+        let words = |line: &str| match slot(line, &names()) {
+            Slot::Words(_, w) => w,
+            Slot::Path(at) => vec![format!("path at {at}")],
+        };
+        assert_eq!(
+            words("export "),
+            ["compare", "errors", "sensitivity", "weights"]
+        );
+        assert_eq!(words("export weights "), ["out=", "weight="]);
+        assert_eq!(words("export compare "), ["fbgemm", "qnnpack", "x86"]);
+        assert_eq!(words("export compare fbgemm qnnpack "), ["calib", "test"]);
+        assert_eq!(
+            words("export sensitivity test "),
+            ["batch=", "batches=", "calib=", "out="]
+        );
+        assert_eq!(words("export errors test out=r.json "), ["mode="]);
+        assert_eq!(words("export weights out="), ["path at 19"]);
+    }
+
     #[test]
     fn hints_show_the_rest_of_the_usage() {
         assert_eq!(hint("predict ").as_deref(), Some("DATA out=FILE.npy"));

@@ -50,25 +50,31 @@ fn fingerprint(d: &Dataset) -> DatasetFingerprint {
 }
 
 impl Workbench {
-    /// The context of a report on `data` about the converted model.
-    pub(super) fn report_context(&mut self, data: &str) -> Result<ReportContext, SessionError> {
-        let (model, _) = self.model.as_ref().ok_or(SessionError::NoModel)?;
+    /// The context of a report on `data` (`None`: a report that runs no data, `export weights`)
+    /// about the converted model, or, before `convert`, about the numerics `convert` would
+    /// target (no quantized accuracy then).
+    pub(super) fn report_context(
+        &mut self,
+        data: Option<&str>,
+    ) -> Result<ReportContext, SessionError> {
+        let (model, graph) = self.model.as_ref().ok_or(SessionError::NoModel)?;
         let model = model.clone();
-        let quantized = self.quantized.as_ref().ok_or(SessionError::NotConverted)?;
-        let numerics = quantized.numerics;
-        let layers: Vec<String> = quantized
-            .graph
-            .nodes
-            .iter()
-            .map(|n| n.name.clone())
-            .collect();
-        let (float_accuracy, quantized_accuracy) = if self.dataset(data)?.labels.is_some() {
-            let float = self.correct(data)?;
-            let quant = self.quantized_correct(data)?;
-            let rate = |(c, t): (usize, usize)| c as f64 / t.max(1) as f64;
-            (Some(rate(float)), Some(rate(quant)))
-        } else {
-            (None, None)
+        let (numerics, layers) = match &self.quantized {
+            Some(q) => (q.numerics, &q.graph),
+            None => (self.numerics, graph),
+        };
+        let layers: Vec<String> = layers.nodes.iter().map(|n| n.name.clone()).collect();
+        let rate = |(c, t): (usize, usize)| c as f64 / t.max(1) as f64;
+        let (float_accuracy, quantized_accuracy) = match data {
+            Some(data) if self.dataset(data)?.labels.is_some() => {
+                let float = Some(rate(self.correct(data)?));
+                let quant = match self.quantized {
+                    Some(_) => Some(rate(self.quantized_correct(data)?)),
+                    None => None,
+                };
+                (float, quant)
+            }
+            _ => (None, None),
         };
         let qconfigs = layers
             .into_iter()

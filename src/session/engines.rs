@@ -7,7 +7,9 @@
 
 use super::feed::pinned_batch;
 use super::{Output, SessionError, Table, Workbench};
-use crate::analysis::{AnalysisError, LatencyReport, Target, engine_diff, layer_latency};
+use crate::analysis::{
+    AnalysisError, LatencyReport, LayerDiff, Target, engine_diff, layer_latency,
+};
 use crate::engine::{Engine, HostProfile, Numerics};
 use crate::graph::{Graph, Value};
 use crate::isa::Isa;
@@ -69,6 +71,15 @@ impl SpeedJob {
     }
 }
 
+/// Two engines' conversions of the calibrated model and how they differ.
+pub(super) struct EngineComparison {
+    pub models: [QuantizedModel; 2],
+    /// Graph order.
+    pub rows: Vec<LayerDiff>,
+    /// Each model's (correct, samples) on the data, when it has labels.
+    pub correct: [Option<(usize, usize)>; 2],
+}
+
 impl Workbench {
     /// A latency measurement of `engines` at each of `tiers` (empty: the process's tier) on the
     /// first sample of `data`; needs a calibrated model.
@@ -104,13 +115,14 @@ impl Workbench {
         Ok(d.rows(0..d.len().min(run)))
     }
 
-    pub(super) fn compare_engines(
+    /// The calibrated model converted for engines `a` and `b`, compared node by node on
+    /// `data`, as `compare engines` prints it and `export compare` writes it.
+    pub(super) fn engine_comparison(
         &self,
         a: Engine,
         b: Engine,
         data: &str,
-        timing: bool,
-    ) -> Result<Output, SessionError> {
+    ) -> Result<EngineComparison, SessionError> {
         let prepared = self.prepared.as_ref().ok_or(SessionError::NotPrepared)?;
         let profile = self.numerics.profile;
         let ma = workflow::convert(prepared, Numerics::new(a, profile))?;
@@ -119,17 +131,39 @@ impl Workbench {
         let d = self.dataset(data)?;
         let batches = runs.ranges.into_iter().map(|r| d.rows(r));
         let rows = engine_diff(&ma, &mb, batches)?;
-        let accuracy = |m: &QuantizedModel, e: Engine| -> Result<String, SessionError> {
-            Ok(match self.model_correct(m, data)? {
-                Some((c, n)) => format!("{e} {:.6} ({c}/{n})", c as f64 / n.max(1) as f64),
-                None => format!("{e} (no labels)"),
-            })
+        let correct = [
+            self.model_correct(&ma, data)?,
+            self.model_correct(&mb, data)?,
+        ];
+        Ok(EngineComparison {
+            models: [ma, mb],
+            rows,
+            correct,
+        })
+    }
+
+    pub(super) fn compare_engines(
+        &self,
+        a: Engine,
+        b: Engine,
+        data: &str,
+        timing: bool,
+    ) -> Result<Output, SessionError> {
+        let profile = self.numerics.profile;
+        let EngineComparison {
+            models: [ma, mb],
+            rows,
+            correct,
+        } = self.engine_comparison(a, b, data)?;
+        let accuracy = |correct: Option<(usize, usize)>, e: Engine| match correct {
+            Some((c, n)) => format!("{e} {:.6} ({c}/{n})", c as f64 / n.max(1) as f64),
+            None => format!("{e} (no labels)"),
         };
         let mut title = format!(
             "{a} vs {b} on {data} (same observers; profile {}); accuracy: {}, {}",
             profile.name(),
-            accuracy(&ma, a)?,
-            accuracy(&mb, b)?
+            accuracy(correct[0], a),
+            accuracy(correct[1], b)
         );
         let mut headers =
             Table::header_row(&["layer", "op", "outputs", "differ", "differ%", "max_lsb"]);

@@ -44,8 +44,8 @@ pub mod view;
 mod workbench;
 
 pub use command::{
-    Batching, CmpOp, Command, Expectation, Metric, ModelChoice, QConfigChoice, TrainOptions,
-    parse_line,
+    Batching, CmpOp, Command, Expectation, Exported, Metric, ModelChoice, QConfigChoice,
+    TrainOptions, parse_line,
 };
 pub use complete::{Names, Slot, hint, slot};
 pub use engines::{LATENCY_REPS, SpeedJob, latency_summary};

@@ -3,7 +3,7 @@
 
 use super::command::ModelChoice;
 use super::{Command, Expectation, Metric, Output, SessionError, Table};
-use crate::analysis::{ErrorMode, LayerError, weight_errors};
+use crate::analysis::{ErrorColumn, ErrorMode, LayerError, weight_errors};
 use crate::engine::Numerics;
 use crate::graph::{Graph, GraphError, Value, run, summarize};
 use crate::import::Dataset;
@@ -157,7 +157,7 @@ impl Workbench {
                 qparams,
                 sample,
             } => self.compare_reference(layers, data, qparams.as_deref(), *sample)?,
-            Command::Export { data, out, mode } => self.export(data, out, *mode)?,
+            Command::Export { what, out } => self.export(what, out)?,
             Command::Sensitivity {
                 data,
                 calib,
@@ -458,22 +458,25 @@ impl Workbench {
         })
     }
 
-    fn weight_errors(&self, spec: &crate::observer::ObserverSpec) -> Result<Output, SessionError> {
+    /// Every Conv / Linear weight's quantization error with `spec`, worst first, as
+    /// `errors weights` prints it and `export weights` writes it.
+    pub(super) fn weight_error_rows(
+        &self,
+        spec: &crate::observer::ObserverSpec,
+    ) -> Result<Vec<crate::analysis::WeightError>, SessionError> {
         let (_, graph) = self.model.as_ref().ok_or(SessionError::NoModel)?;
         let mut rows = weight_errors(graph, spec)?;
         // Worst first; ties keep graph order (the sort is stable).
         rows.sort_by(|a, b| a.stats.sqnr_db().total_cmp(&b.stats.sqnr_db()));
+        Ok(rows)
+    }
+
+    fn weight_errors(&self, spec: &crate::observer::ObserverSpec) -> Result<Output, SessionError> {
+        let rows = self.weight_error_rows(spec)?;
+        let mut headers = Table::header_row(&["layer", "op", "shape"]);
+        headers.extend(ErrorColumn::WEIGHT.iter().map(|c| c.header().to_string()));
         let table = Table {
-            headers: Table::header_row(&[
-                "layer",
-                "op",
-                "shape",
-                "sqnr_db",
-                "mse",
-                "max_abs",
-                "cosine",
-                "rmse/scale",
-            ]),
+            headers,
             rows: rows
                 .iter()
                 .map(|r| {

@@ -697,7 +697,7 @@ fn reports_carry_model_data_and_accuracy_context() {
     .unwrap();
     let doc: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
-    assert_eq!(doc["schema_version"], 3);
+    assert_eq!(doc["schema_version"], 4);
     let c = &doc["context"];
     assert_eq!(c["qlab_version"], env!("CARGO_PKG_VERSION"));
     assert_eq!(
@@ -734,4 +734,323 @@ fn reports_carry_model_data_and_accuracy_context() {
             .is_some_and(|q| q.contains("histogram")),
         "{c}"
     );
+}
+
+/// The table a command prints.
+fn table(wb: &mut Workbench, line: &str) -> qlab::session::Table {
+    match wb.apply(&parse_line(line).unwrap().unwrap()).unwrap() {
+        qlab::session::Output::Table { table, .. } => table,
+        other => panic!("{line}: not a table: {other:?}"),
+    }
+}
+
+/// The column of `t` whose header starts with `name`.
+fn column(t: &qlab::session::Table, name: &str) -> usize {
+    t.headers
+        .iter()
+        .position(|h| h.starts_with(name))
+        .unwrap_or_else(|| panic!("no {name} column in {:?}", t.headers))
+}
+
+/// `export KIND ... out=F.json` in a directory of its own under `target/`, parsed.
+fn export_json(wb: &mut Workbench, dir: &Path, line: &str, file: &str) -> serde_json::Value {
+    let out = dir.join(file);
+    apply(wb, &format!("{line} out={}", out.display())).unwrap();
+    serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap()
+}
+
+/// The digits CNN with its calibration and (labelled) test data, after `steps`.
+fn digits_after(steps: &[&str]) -> Workbench {
+    std::env::set_current_dir(root()).unwrap();
+    let mut wb = Workbench::new();
+    for line in [
+        "load model sample-models/digits_cnn.onnx",
+        "load data calib sample-models/data/digits_calib_x.npy",
+        "load data test sample-models/data/digits_test_x.npy labels=sample-models/data/digits_test_y.npy",
+    ]
+    .iter()
+    .chain(steps)
+    {
+        apply(&mut wb, line).unwrap();
+    }
+    wb
+}
+
+/// The digits CNN quantized with fbgemm's default qconfig (histogram observers).
+fn quantized_digits() -> Workbench {
+    digits_after(&["quantize calib"])
+}
+
+/// What `print` prints and what `export` writes to `dir/FILE.json`: the table, the JSON
+/// document and its rows, after checking the document's head and that it has as many rows as
+/// the table (at least one).
+fn printed_and_exported(
+    wb: &mut Workbench,
+    dir: &Path,
+    print: &str,
+    export: &str,
+) -> (
+    qlab::session::Table,
+    serde_json::Value,
+    Vec<serde_json::Value>,
+) {
+    let printed = table(wb, print);
+    let kind = export.split_whitespace().nth(1).unwrap();
+    let doc = export_json(wb, dir, export, &format!("{kind}.json"));
+    assert_eq!(doc["kind"], kind);
+    assert_eq!(doc["schema_version"], qlab::report::SCHEMA_VERSION);
+    assert_eq!(doc["schema_version"], 4);
+    assert_eq!(doc["context"]["model_file"], "digits_cnn.onnx");
+    assert_eq!(doc["context"]["engine"], "fbgemm");
+    let rows = doc["rows"].as_array().unwrap().clone();
+    assert_eq!(rows.len(), printed.rows.len(), "{export}");
+    assert!(!rows.is_empty(), "{export}");
+    (printed, doc, rows)
+}
+
+/// Every report kind in JSON holds `kind`, the schema version, the context and the rows the
+/// corresponding verb prints, in its order and agreeing with its numbers.
+#[test]
+fn exported_reports_hold_what_the_verbs_print() {
+    let mut wb = quantized_digits();
+    let dir = root().join("target/reports-kinds");
+
+    // errors: one row per layer `errors test` lists, same SQNR.
+    let (printed, doc, rows) =
+        printed_and_exported(&mut wb, &dir, "errors test", "export errors test");
+    assert!(rows.len() >= 5, "{rows:?}");
+    let (layer, sqnr) = (column(&printed, "layer"), column(&printed, "sqnr"));
+    for p in &printed.rows {
+        let r = rows
+            .iter()
+            .find(|r| r["layer"] == p[layer].as_str())
+            .unwrap();
+        assert_eq!(format!("{:.2}", r["sqnr_db"].as_f64().unwrap()), p[sqnr]);
+    }
+    assert!(doc["context"]["quantized_accuracy"].as_f64().unwrap() > 0.9);
+
+    // weights: `errors weights`' rows, worst first.
+    let (printed, doc, rows) =
+        printed_and_exported(&mut wb, &dir, "errors weights", "export weights");
+    assert_eq!(
+        rows.len(),
+        4,
+        "the digits CNN has three convs and one linear"
+    );
+    let (sqnr, cosine) = (column(&printed, "sqnr"), column(&printed, "cosine"));
+    for (r, p) in rows.iter().zip(&printed.rows) {
+        assert_eq!(r["layer"], p[0].as_str());
+        assert_eq!(format!("{:.2}", r["sqnr_db"].as_f64().unwrap()), p[sqnr]);
+        assert_eq!(format!("{:.6}", r["cosine"].as_f64().unwrap()), p[cosine]);
+    }
+    assert!(doc["weight"].as_str().unwrap().contains("per_channel"));
+
+    // compare: `compare engines`' rows in graph order, with each engine's accuracy.
+    let (printed, doc, rows) = printed_and_exported(
+        &mut wb,
+        &dir,
+        "compare engines fbgemm qnnpack test",
+        "export compare fbgemm qnnpack test",
+    );
+    let (differ, lsb) = (column(&printed, "differ"), column(&printed, "max_lsb"));
+    for (r, p) in rows.iter().zip(&printed.rows) {
+        assert_eq!(r["layer"], p[0].as_str());
+        assert_eq!(r["differing"].to_string(), p[differ]);
+        assert_eq!(r["max_lsb"].to_string(), p[lsb]);
+    }
+    assert_eq!(
+        (doc["a"].as_str(), doc["b"].as_str()),
+        (Some("fbgemm"), Some("qnnpack"))
+    );
+    assert!(doc["a_accuracy"].as_f64().unwrap() > 0.9);
+
+    // sensitivity: the ranking `sensitivity` prints, largest recovery first.
+    let (printed, doc, rows) = printed_and_exported(
+        &mut wb,
+        &dir,
+        "sensitivity test calib=calib batches=2",
+        "export sensitivity test calib=calib batches=2",
+    );
+    for (r, p) in rows.iter().zip(&printed.rows) {
+        assert_eq!(r["layer"], p[0].as_str());
+        assert_eq!(format!("{:.6}", r["only_this"].as_f64().unwrap()), p[1]);
+        assert_eq!(format!("{:.6}", r["all_but_this"].as_f64().unwrap()), p[2]);
+        assert_eq!(format!("{:+.6}", r["recovered"].as_f64().unwrap()), p[3]);
+    }
+    assert_eq!(doc["metric"], "accuracy");
+    assert_eq!(doc["calib_batches"], 2);
+}
+
+/// Every kind renders as CSV (the keys as header, one line per row), Markdown and HTML, and a
+/// second export of the same state writes the same bytes.
+#[test]
+fn every_report_kind_renders_in_every_format_deterministically() {
+    let mut wb = quantized_digits();
+    let dir = root().join("target/reports-formats");
+    for (line, header, rows) in [
+        (
+            "export weights",
+            "layer,op,shape,sqnr_db,mse,max_abs,cosine,rmse_over_scale",
+            4,
+        ),
+        (
+            "export compare fbgemm qnnpack test",
+            "layer,op,outputs,differing,differ_rate,max_lsb",
+            0,
+        ),
+        (
+            "export errors test",
+            "layer,op,sqnr_db,mse,max_abs,mean_error,cosine,rmse_over_scale,clip_rate,input_clip_rate,saturated_pairs",
+            0,
+        ),
+    ] {
+        let kind = line.split_whitespace().nth(1).unwrap();
+        for ext in ["csv", "md", "html", "json"] {
+            let out = dir.join(format!("{kind}.{ext}"));
+            let cmd = format!("{line} out={}", out.display());
+            apply(&mut wb, &cmd).unwrap();
+            let first = std::fs::read(&out).unwrap();
+            apply(&mut wb, &cmd).unwrap();
+            assert_eq!(std::fs::read(&out).unwrap(), first, "{cmd}");
+            let text = String::from_utf8(first).unwrap();
+            match ext {
+                "csv" => {
+                    assert_eq!(text.lines().next(), Some(header), "{cmd}");
+                    if rows > 0 {
+                        assert_eq!(text.lines().count(), rows + 1, "{cmd}");
+                    }
+                }
+                "md" => assert!(
+                    text.starts_with("# ")
+                        && text.contains(&format!("| {} |", header.replace(',', " | "))),
+                    "{text}"
+                ),
+                "html" => assert!(
+                    text.starts_with("<!DOCTYPE html>")
+                        && text.contains("sha256")
+                        && text.contains("<table>")
+                        && !text.contains("<script"),
+                    "{cmd}"
+                ),
+                _ => {}
+            }
+        }
+    }
+}
+
+/// The HTML error report shows the observer histograms of the three lowest-SQNR layers, and
+/// says why when a worst layer's observer keeps none or the model has no observers.
+#[test]
+fn html_error_report_shows_the_worst_layers_histograms() {
+    let mut wb = quantized_digits();
+    let dir = root().join("target/reports-histograms");
+    let printed = table(&mut wb, "errors test");
+    let out = dir.join("errors.html");
+    apply(
+        &mut wb,
+        &format!("export errors test out={}", out.display()),
+    )
+    .unwrap();
+    let html = std::fs::read_to_string(&out).unwrap();
+    assert!(
+        html.contains("Observer histograms of the worst layers"),
+        "{html}"
+    );
+    // The SQNR chart, then one histogram per worst layer that has a histogram observer.
+    let figures = html.matches("<svg").count();
+    assert_eq!(figures, 1 + 3, "{figures} svg elements");
+    // `errors` prints worst first: the first layer with a figure is the worst one observed.
+    let headings: Vec<&str> = html
+        .split("<h3>")
+        .skip(1)
+        .map(|h| h.split(' ').next().unwrap())
+        .collect();
+    assert!(headings.len() >= 3, "{headings:?}");
+    let layer = column(&printed, "layer");
+    let worst: Vec<&str> = printed.rows.iter().map(|r| r[layer].as_str()).collect();
+    assert_eq!(
+        headings,
+        worst[..headings.len()],
+        "{headings:?} vs {worst:?}"
+    );
+    assert!(
+        html.contains("histogram(") || html.contains("Histogram"),
+        "observer named"
+    );
+
+    // Calibrated with min/max observers, which keep no histogram: the page says so, and draws
+    // only the chart. (Switching the qconfig after a histogram calibration would not do: the
+    // observers keep the histograms they gathered.)
+    let mut wb = digits_after(&[
+        "qconfig * activation=minmax(reduce_range=true) weight=\"per_channel_minmax(dtype=qint8, qscheme=per_channel_symmetric)\"",
+        "fuse auto",
+        "prepare",
+        "calibrate calib",
+        "convert",
+    ]);
+    apply(
+        &mut wb,
+        &format!("export errors test out={}", out.display()),
+    )
+    .unwrap();
+    let html = std::fs::read_to_string(&out).unwrap();
+    assert_eq!(html.matches("<svg").count(), 1);
+    assert!(html.contains("keeps no histogram"), "{html}");
+
+    // A dynamically quantized model was never calibrated with observers.
+    let mut wb = digits_after(&["quantize dynamic"]);
+    let out = dir.join("dynamic.html");
+    apply(
+        &mut wb,
+        &format!("export errors test out={}", out.display()),
+    )
+    .unwrap();
+    let html = std::fs::read_to_string(&out).unwrap();
+    assert!(html.contains("not calibrated with observers"), "{html}");
+}
+
+/// Bad output files are typed errors, and script paths are relative to the script.
+#[test]
+fn export_refuses_unknown_formats_and_unwritable_paths() {
+    let mut wb = quantized_digits();
+    let e = parse_line("export weights out=w.txt")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("'w.txt'") && e.contains(".json"), "{e}");
+    let e = parse_line("export compare fbgemm test out=c.json")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("usage: export"), "{e}");
+    // A command built as a value (as the TUI builds them) skips the parser's check.
+    let cmd = qlab::session::Command::Export {
+        what: qlab::session::Exported::Weights {
+            weight: "per_channel_minmax".parse().unwrap(),
+        },
+        out: "w.txt".into(),
+    };
+    assert!(matches!(
+        wb.apply(&cmd),
+        Err(SessionError::UnknownFormat { .. })
+    ));
+    // The parent of the output is a file.
+    let dir = root().join("target/reports-bad");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("file"), b"x").unwrap();
+    let out = dir.join("file/w.json");
+    let err = apply(&mut wb, &format!("export weights out={}", out.display())).unwrap_err();
+    assert!(matches!(err, SessionError::Io { .. }), "{err}");
+
+    // Relative out= paths resolve against the script's directory.
+    let scripts = root().join("target/reports-script");
+    let _ = std::fs::remove_file(scripts.join("w.json"));
+    std::fs::create_dir_all(&scripts).unwrap();
+    transcript_in(
+        "load model ../../sample-models/digits_cnn.onnx\nexport weights out=w.json\n",
+        &scripts,
+    )
+    .unwrap();
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(scripts.join("w.json")).unwrap()).unwrap();
+    assert_eq!(doc["kind"], "weights");
+    assert!(doc["context"]["float_accuracy"].is_null());
 }

@@ -2,13 +2,13 @@
 //! `sensitivity` and `compare` (two engines, or a reference model's dump).
 
 use super::args::{Args, Line};
-use super::{Details, Form, MODE, VerbSpec, Word, opt};
+use super::{Details, Form, MODE, Opt, VerbSpec, Word, opt};
 use crate::engine::Engine;
 use crate::observer::ObserverSpec;
 // `errors weights` defaults to fbgemm's weight observer (per-channel symmetric qint8 min/max).
 use crate::qconfig::presets::default_per_channel_weight_observer;
 use crate::report::PlotFormat;
-use crate::session::{Command, SessionError};
+use crate::session::{Batching, Command, Exported, SessionError};
 
 pub(super) const ERRORS: VerbSpec = VerbSpec {
     name: "errors",
@@ -35,10 +35,7 @@ modes: cumulative compares the quantized model run end to end with the float mod
 feeds each quantized op the float model's input, quantized with its input qparams",
     ),
     forms: &[
-        Form::new(
-            &[Word::Keyword(&["weights"])],
-            &[opt("weight", Word::Observer)],
-        ),
+        Form::new(&[Word::Keyword(&["weights"])], &[WEIGHT]),
         Form::new(&[Word::Dataset], &[MODE]),
     ],
     parse: parse_errors,
@@ -48,10 +45,7 @@ feeds each quantized op the float model's input, quantized with its input qparam
 fn parse_errors(args: &mut Args) -> Result<Command, SessionError> {
     match args.object().as_str() {
         "weights" => {
-            let weight = match args.option("weight") {
-                Some(text) => text.parse::<ObserverSpec>().map_err(|e| args.error(e))?,
-                None => default_per_channel_weight_observer(),
-            };
+            let weight = weight_option(args)?;
             args.exactly::<1>()?;
             Ok(Command::ErrorsWeights { weight })
         }
@@ -64,14 +58,25 @@ fn parse_errors(args: &mut Args) -> Result<Command, SessionError> {
     }
 }
 
+/// `weight=SPEC` of `errors weights` and `export weights`; fbgemm's per-channel weight observer
+/// when it is left out.
+const WEIGHT: Opt = opt("weight", Word::Observer);
+
+fn weight_option(args: &mut Args) -> Result<ObserverSpec, SessionError> {
+    match args.option("weight") {
+        Some(text) => text.parse::<ObserverSpec>().map_err(|e| args.error(e)),
+        None => Ok(default_per_channel_weight_observer()),
+    }
+}
+
+fn print_weight(line: &mut Line, weight: &ObserverSpec) {
+    line.option_unless("weight", weight, &default_per_channel_weight_observer());
+}
+
 fn print_errors(cmd: &Command, line: &mut Line) -> bool {
     match cmd {
         Command::ErrorsWeights { weight } => {
-            line.word("weights").option_unless(
-                "weight",
-                weight,
-                &default_per_channel_weight_observer(),
-            );
+            print_weight(line.word("weights"), weight);
         }
         Command::ErrorsLayers { data, mode } => {
             line.arg(data).mode(*mode);
@@ -81,24 +86,69 @@ fn print_errors(cmd: &Command, line: &mut Line) -> bool {
     true
 }
 
+/// The report file `export` writes, by extension.
+const OUT: Opt = opt("out", Word::Path);
+
 pub(super) const EXPORT: VerbSpec = VerbSpec {
     name: "export",
-    usage: "export errors DATA out=FILE.json|csv|md|html [mode=cumulative|isolated]",
-    summary: "write the per-layer error report (versioned JSON, CSV, Markdown, or HTML with a chart)",
-    details: Details::None,
-    forms: &[Form::new(
-        &[Word::Keyword(&["errors"]), Word::Dataset],
-        &[opt("out", Word::Path), MODE],
-    )],
+    usage: "export errors DATA out=FILE.json|csv|md|html [mode=cumulative|isolated] | export weights out=FILE.json|csv|md|html [weight=SPEC] | export compare fbgemm qnnpack DATA out=FILE.json|csv|md|html | export sensitivity DATA calib=CALIB out=FILE.json|csv|md|html [batch=32] [batches=N]",
+    summary: "write a report of errors, errors weights, compare engines or sensitivity (versioned JSON, CSV, Markdown, or HTML)",
+    details: Details::Text(
+        "each report holds what its verb prints, at full precision and in the same order, with its
+context (qlab version, engine, profile, ISA, model file and SHA-256, datasets' fingerprints,
+accuracies, each layer's qconfig); JSON has schema_version and kind (errors, weights, compare,
+sensitivity). The HTML error report adds a SQNR chart and the observer histograms of the 3
+lowest-SQNR layers that keep one. export compare is never timed: reports replay byte for byte",
+    ),
+    forms: &[
+        Form::new(&[Word::Keyword(&["errors"]), Word::Dataset], &[OUT, MODE]),
+        Form::new(&[Word::Keyword(&["weights"])], &[OUT, WEIGHT]),
+        Form::new(
+            &[
+                Word::Keyword(&["compare"]),
+                Word::Engine,
+                Word::Engine,
+                Word::Dataset,
+            ],
+            &[OUT],
+        ),
+        Form::new(
+            &[Word::Keyword(&["sensitivity"]), Word::Dataset],
+            &[OUT, CALIB, BATCH, BATCHES],
+        ),
+    ],
     parse: parse_export,
     print: print_export,
 };
 
 fn parse_export(args: &mut Args) -> Result<Command, SessionError> {
-    if args.object() != "errors" {
-        return Err(args.unknown_object());
-    }
-    let mode = args.mode()?;
+    let what = match args.object().as_str() {
+        "errors" => {
+            let mode = args.mode()?;
+            let [_, data] = args.exactly::<2>()?;
+            Exported::Errors { data, mode }
+        }
+        "weights" => {
+            let weight = weight_option(args)?;
+            args.exactly::<1>()?;
+            Exported::Weights { weight }
+        }
+        "compare" => {
+            let [_, a, b, data] = args.exactly::<4>()?;
+            let (a, b) = engines(args, &a, &b)?;
+            Exported::Compare { a, b, data }
+        }
+        "sensitivity" => {
+            let (calib, batching) = calib_and_batching(args)?;
+            let [_, data] = args.exactly::<2>()?;
+            Exported::Sensitivity {
+                data,
+                calib,
+                batching,
+            }
+        }
+        _ => return Err(args.unknown_object()),
+    };
     let out = args
         .option("out")
         .ok_or_else(|| args.error("export needs out=FILE.json|csv|md|html"))?;
@@ -107,15 +157,35 @@ fn parse_export(args: &mut Args) -> Result<Command, SessionError> {
             "'{out}': the extension must be .json, .csv, .md or .html"
         )));
     }
-    let [_, data] = args.exactly::<2>()?;
-    Ok(Command::Export { data, out, mode })
+    Ok(Command::Export { what, out })
 }
 
 fn print_export(cmd: &Command, line: &mut Line) -> bool {
-    let Command::Export { data, out, mode } = cmd else {
+    let Command::Export { what, out } = cmd else {
         return false;
     };
-    line.word("errors").arg(data).option("out", out).mode(*mode);
+    line.word(what.kind());
+    match what {
+        Exported::Errors { data, mode } => {
+            line.arg(data).option("out", out).mode(*mode);
+        }
+        Exported::Weights { weight } => {
+            print_weight(line.option("out", out), weight);
+        }
+        Exported::Compare { a, b, data } => {
+            line.word(a).word(b).arg(data).option("out", out);
+        }
+        Exported::Sensitivity {
+            data,
+            calib,
+            batching,
+        } => {
+            line.arg(data)
+                .option("calib", calib)
+                .option("out", out)
+                .batching(batching);
+        }
+    }
     true
 }
 
@@ -127,15 +197,9 @@ pub(super) const PLOT: VerbSpec = VerbSpec {
     forms: &[
         Form::new(
             &[Word::Keyword(&["histogram"]), Word::Layer],
-            &[
-                opt("out", Word::Path),
-                opt("scale", Word::Keyword(&["linear", "log"])),
-            ],
+            &[OUT, opt("scale", Word::Keyword(&["linear", "log"]))],
         ),
-        Form::new(
-            &[Word::Keyword(&["errors"]), Word::Dataset],
-            &[opt("out", Word::Path), MODE],
-        ),
+        Form::new(&[Word::Keyword(&["errors"]), Word::Dataset], &[OUT, MODE]),
     ],
     parse: parse_plot,
     print: print_plot,
@@ -189,23 +253,26 @@ pub(super) const SENSITIVITY: VerbSpec = VerbSpec {
     usage: "sensitivity DATA calib=CALIB [batch=32] [batches=N]",
     summary: "rank modules by how much quantizing them alone / leaving them out changes accuracy (or SQNR)",
     details: Details::None,
-    forms: &[Form::new(
-        &[Word::Dataset],
-        &[
-            opt("calib", Word::Dataset),
-            opt("batch", Word::Text),
-            opt("batches", Word::Text),
-        ],
-    )],
+    forms: &[Form::new(&[Word::Dataset], &[CALIB, BATCH, BATCHES])],
     parse: parse_sensitivity,
     print: print_sensitivity,
 };
 
-fn parse_sensitivity(args: &mut Args) -> Result<Command, SessionError> {
+const CALIB: Opt = opt("calib", Word::Dataset);
+const BATCH: Opt = opt("batch", Word::Text);
+const BATCHES: Opt = opt("batches", Word::Text);
+
+/// `calib=CALIB [batch=N] [batches=N]` of `sensitivity` and `export sensitivity`.
+fn calib_and_batching(args: &mut Args) -> Result<(String, Batching), SessionError> {
     let batching = args.batching()?;
     let calib = args
         .option("calib")
         .ok_or_else(|| args.error("sensitivity needs calib=DATA"))?;
+    Ok((calib, batching))
+}
+
+fn parse_sensitivity(args: &mut Args) -> Result<Command, SessionError> {
+    let (calib, batching) = calib_and_batching(args)?;
     let [data] = args.exactly::<1>()?;
     Ok(Command::Sensitivity {
         data,
@@ -257,13 +324,8 @@ fn parse_compare(args: &mut Args) -> Result<Command, SessionError> {
         "engines" => {
             let timing = args.switch("timing", false)?;
             let [_, a, b, data] = args.exactly::<4>()?;
-            let engine = |n: &str| Engine::parse(n).map_err(|e| args.error(e));
-            Ok(Command::CompareEngines {
-                a: engine(&a)?,
-                b: engine(&b)?,
-                data,
-                timing,
-            })
+            let (a, b) = engines(args, &a, &b)?;
+            Ok(Command::CompareEngines { a, b, data, timing })
         }
         "reference" => {
             let qparams = args.option("qparams");
@@ -283,6 +345,12 @@ fn parse_compare(args: &mut Args) -> Result<Command, SessionError> {
         }
         _ => Err(args.unknown_object()),
     }
+}
+
+/// The two engines `compare engines` and `export compare` name.
+fn engines(args: &Args, a: &str, b: &str) -> Result<(Engine, Engine), SessionError> {
+    let engine = |n: &str| Engine::parse(n).map_err(|e| args.error(e));
+    Ok((engine(a)?, engine(b)?))
 }
 
 fn print_compare(cmd: &Command, line: &mut Line) -> bool {
