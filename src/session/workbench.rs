@@ -588,6 +588,41 @@ pub(super) fn script(commands: impl IntoIterator<Item = Command>) -> String {
     text
 }
 
+/// A model's layer listing (`show model`, `qlab inspect`): path, op, attributes, input and
+/// output shapes, parameter count.
+pub fn model_table(graph: &crate::graph::Graph) -> Result<Table, SessionError> {
+    let shapes = |v: &[Vec<usize>]| {
+        v.iter()
+            .map(|s| format!("{s:?}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    Ok(Table {
+        headers: Table::header_row(&["path", "op", "attributes", "input", "output", "params"]),
+        rows: summarize(graph)?
+            .iter()
+            .map(|r| {
+                vec![
+                    r.name.clone(),
+                    r.op.to_string(),
+                    r.attributes.clone(),
+                    shapes(&r.input_shapes),
+                    shapes(&r.output_shapes),
+                    r.params.to_string(),
+                ]
+            })
+            .collect(),
+    })
+}
+
+/// `batch pinned at N` for an export with its batch baked in, else `any batch`.
+pub fn batch_text(graph: &crate::graph::Graph) -> String {
+    match graph.inputs.first().and_then(|i| i.shape.first()) {
+        Some(Some(b)) => format!("batch pinned at {b}"),
+        _ => "any batch".to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -625,40 +660,5 @@ mod tests {
         assert_eq!(both.len(), 2);
         assert_eq!(both[0], first[0]);
         assert!(run("engine qnnpack").is_empty());
-    }
-}
-
-/// A model's layer listing (`show model`, `qlab inspect`): path, op, attributes, input and
-/// output shapes, parameter count.
-pub fn model_table(graph: &crate::graph::Graph) -> Result<Table, SessionError> {
-    let shapes = |v: &[Vec<usize>]| {
-        v.iter()
-            .map(|s| format!("{s:?}"))
-            .collect::<Vec<_>>()
-            .join(" ")
-    };
-    Ok(Table {
-        headers: Table::header_row(&["path", "op", "attributes", "input", "output", "params"]),
-        rows: summarize(graph)?
-            .iter()
-            .map(|r| {
-                vec![
-                    r.name.clone(),
-                    r.op.to_string(),
-                    r.attributes.clone(),
-                    shapes(&r.input_shapes),
-                    shapes(&r.output_shapes),
-                    r.params.to_string(),
-                ]
-            })
-            .collect(),
-    })
-}
-
-/// `batch pinned at N` for an export with its batch baked in, else `any batch`.
-pub fn batch_text(graph: &crate::graph::Graph) -> String {
-    match graph.inputs.first().and_then(|i| i.shape.first()) {
-        Some(Some(b)) => format!("batch pinned at {b}"),
-        _ => "any batch".to_string(),
     }
 }
