@@ -308,6 +308,9 @@ impl Workbench {
         );
         self.quantized = Some(model);
         self.quantized_outputs.clear();
+        if rows.is_empty() {
+            return Output::Text(title);
+        }
         if rows.len() > NODE_TABLE_LIMIT {
             return Output::Text(format!("{title}\n{}", op_counts(&rows)));
         }

@@ -168,7 +168,18 @@ fn command_line_conventions() {
         v.starts_with(&format!("qlab {}", env!("CARGO_PKG_VERSION"))) && v.contains("ISA tier"),
         "{v}"
     );
-    for sub in [
+    // Every subcommand `qlab --help` lists, so a new one is covered without editing this test.
+    let help = text(&qlab(&["--help"], None).stdout);
+    let subcommands: Vec<String> = help
+        .split_once("Commands:\n")
+        .expect("qlab --help lists its commands")
+        .1
+        .lines()
+        .take_while(|l| !l.trim().is_empty())
+        .filter_map(|l| l.split_whitespace().next().map(String::from))
+        .filter(|c| c != "help")
+        .collect();
+    for expected in [
         "run",
         "bench",
         "inspect",
@@ -177,6 +188,13 @@ fn command_line_conventions() {
         "isa",
         "completions",
     ] {
+        assert!(
+            subcommands.iter().any(|c| c == expected),
+            "{expected} in {subcommands:?}"
+        );
+    }
+    for sub in &subcommands {
+        let sub = sub.as_str();
         let out = qlab(&[sub, "--help"], None);
         assert!(out.status.success(), "{sub} --help: {}", text(&out.stderr));
         assert!(text(&out.stdout).contains("Usage: qlab"), "{sub}");
@@ -516,5 +534,44 @@ fn typos_get_a_guess_and_unlabelled_eval_reports_agreement() {
             .lines()
             .any(|l| l.starts_with("conv1 ") && l.ends_with("qconv_relu")),
         "{table}"
+    );
+}
+
+/// `qlab run` prints each command's output as it runs: the first line arrives while the
+/// script's slow commands are still running (a pipe, not a terminal: no line buffering to lean
+/// on).
+#[test]
+fn run_output_arrives_line_by_line() {
+    use std::io::BufRead;
+    let dir = scratch("streaming");
+    let script = dir.join("slow.qls");
+    std::fs::write(
+        &script,
+        "load model ../../../sample-models/digits_cnn.onnx\n\
+         load data calib ../../../sample-models/data/digits_calib_x.npy\n\
+         load data test ../../../sample-models/data/digits_test_x.npy labels=../../../sample-models/data/digits_test_y.npy\n\
+         sensitivity test calib=calib\n\
+         sensitivity test calib=calib batch=8\n\
+         quantize calib\n\
+         compare engines fbgemm qnnpack test timing=on\n",
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_qlab"))
+        .args(["run", script.to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    out.read_line(&mut first).unwrap();
+    let still_running = child.try_wait().unwrap().is_none();
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut out, &mut rest).unwrap();
+    assert!(child.wait().unwrap().success(), "{first}{rest}");
+    assert!(first.starts_with("> load model"), "{first}");
+    assert!(
+        still_running,
+        "the first line came only when the script had ended:\n{first}{rest}"
     );
 }

@@ -1,7 +1,7 @@
 //! Every script in `sessions/` replays, replays are byte-for-byte deterministic, a saved session
 //! replays to the same outputs, and bad lines fail with their line number.
 
-use crate::support::root;
+use crate::support::{root, shared_zoo};
 use qlab::session::{SessionError, Workbench, parse_line, replay_script};
 use std::path::Path;
 
@@ -35,6 +35,11 @@ fn bundled_sessions_replay_deterministically() {
     assert!(!scripts.is_empty(), "sessions/ holds no .qls scripts");
     for path in scripts {
         let text = std::fs::read_to_string(&path).unwrap();
+        // The zoo sessions read the shared zoo beside the checkout, absent from a clone.
+        let name = format!("session {}", path.display());
+        if text.contains("../../shared/") && shared_zoo(&name).is_none() {
+            continue;
+        }
         let dir = root().join("sessions");
         let first =
             transcript_in(&text, &dir).unwrap_or_else(|e| panic!("{}: {e}", path.display()));

@@ -25,12 +25,17 @@ impl Tmux {
     /// A fresh tmux server under `dir` running `command` (with `env` set) in session `qlab`,
     /// `rows` tall, from the checkout's root.
     fn start(dir: &Path, rows: u16, env: &[String], command: &str) -> Tmux {
+        Tmux::start_in(dir, root(), rows, env, command)
+    }
+
+    /// [`Tmux::start`] with `cwd` as the working directory.
+    fn start_in(dir: &Path, cwd: &Path, rows: u16, env: &[String], command: &str) -> Tmux {
         let tmux = Tmux {
             socket: dir.join("tmux.sock"),
         };
         let rows = rows.to_string();
         let mut args = vec!["new-session", "-d", "-s", "qlab", "-x", "120", "-y", &rows];
-        args.extend(["-c", root().to_str().unwrap()]);
+        args.extend(["-c", cwd.to_str().unwrap()]);
         for e in env {
             args.extend(["-e", e.as_str()]);
         }
@@ -52,6 +57,16 @@ impl Tmux {
     fn screen(&self) -> String {
         String::from_utf8_lossy(&self.run(&["capture-pane", "-p", "-t", "qlab"]).stdout)
             .into_owned()
+    }
+
+    /// Everything the pane has shown, scrollback included, wrapped lines joined.
+    fn history(&self) -> String {
+        String::from_utf8_lossy(
+            &self
+                .run(&["capture-pane", "-p", "-J", "-S", "-", "-t", "qlab"])
+                .stdout,
+        )
+        .into_owned()
     }
 
     fn keys(&self, literal: &str) {
@@ -219,4 +234,101 @@ fn tui_opens_at_a_failing_script_line() {
     assert!(!tmux.screen().contains("> eval test"), "{}", tmux.screen());
     tmux.keys("q");
     tmux.wait(30, "qlab to quit", |t| !t.alive());
+}
+
+/// The README's session block (the fenced block under "The session language").
+fn readme_session_block() -> String {
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let section = readme
+        .split_once("### The session language")
+        .expect("README has the session language section")
+        .1;
+    let block = section.split_once("```\n").expect("a fenced block").1;
+    block
+        .split_once("```")
+        .expect("the block ends")
+        .0
+        .to_string()
+}
+
+/// A scratch directory from which the README's relative paths resolve.
+fn readme_dir(name: &str) -> Option<PathBuf> {
+    let dir = scratch(name)?;
+    std::os::unix::fs::symlink(root().join("sample-models"), dir.join("sample-models")).unwrap();
+    Some(dir)
+}
+
+/// Digits become `#`: latency figures differ between two runs of the same command.
+fn digitless(s: &str) -> String {
+    s.chars()
+        .map(|c| if c.is_ascii_digit() { '#' } else { c })
+        .collect()
+}
+
+/// The README's whole session block, pasted into the REPL in one write (a bracketed paste, as
+/// a terminal sends it) and entered, runs every command in order: each command's output, as
+/// `qlab run` prints it for the same block, appears in the terminal, and nothing fails.
+#[test]
+fn readme_session_block_pasted_into_the_repl_runs_every_command() {
+    let (Some(piped), Some(pasted)) = (readme_dir("readme-run"), readme_dir("readme-paste")) else {
+        return;
+    };
+    let block = readme_session_block();
+    let commands = block
+        .lines()
+        .filter(|l| !l.trim_start().starts_with('#') && !l.trim().is_empty())
+        .count();
+    assert!(commands >= 30, "the README block has {commands} commands");
+    // The reference: `qlab run` of the same block prints `> command` then its output.
+    std::fs::write(piped.join("block.qls"), &block).unwrap();
+    let run = Command::new(env!("CARGO_BIN_EXE_qlab"))
+        .args(["run", "block.qls"])
+        .current_dir(&piped)
+        .output()
+        .unwrap();
+    let reference = String::from_utf8_lossy(&run.stdout).into_owned();
+    assert!(
+        run.status.success(),
+        "every README command runs:\n{reference}\n{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let firsts: Vec<(&str, &str)> = reference
+        .split("\n> ")
+        .skip(1)
+        .filter_map(|chunk| {
+            let (command, output) = chunk.split_once('\n')?;
+            let first = output.lines().next().filter(|l| !l.starts_with("> "))?;
+            Some((command, first))
+        })
+        .collect();
+    assert!(firsts.len() >= commands - 1, "{reference}");
+
+    let history = format!("QLAB_HISTORY={}", pasted.join("history").display());
+    let tmux = Tmux::start_in(&pasted, &pasted, 50, &[history], env!("CARGO_BIN_EXE_qlab"));
+    tmux.wait(120, "the prompt", |t| t.screen().contains("qlab>"));
+    tmux.run(&["set-buffer", &block]);
+    assert!(
+        tmux.run(&["paste-buffer", "-p", "-t", "qlab"])
+            .status
+            .success()
+    );
+    tmux.run(&["send-keys", "-t", "qlab", "Enter"]);
+    let saved = pasted.join("my.qls");
+    tmux.wait(
+        600,
+        "the block's last command (save session my.qls)",
+        |_| saved.exists(),
+    );
+    tmux.wait(30, "the prompt after the block", |t| {
+        t.history().trim_end().ends_with("qlab>")
+    });
+    let shown = digitless(&tmux.history());
+    assert!(!shown.contains("error:"), "a command failed:\n{shown}");
+    let mut from = 0;
+    for (command, first) in firsts {
+        let at = shown[from..].find(&digitless(first)).unwrap_or_else(|| {
+            panic!("no output of `{command}` ({first}) after offset {from}:\n{shown}")
+        });
+        from += at + digitless(first).len();
+    }
 }
