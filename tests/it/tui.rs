@@ -375,3 +375,24 @@ fn long_module_paths_stay_readable_and_the_worst_rows_visible() {
     let narrow = format!("{}", render(&app, (80, 24)).backend());
     assert!(narrow.contains('…'), "{narrow}");
 }
+
+/// The speed pane beside MobileNet-length paths: the totals row and every engine's time and
+/// ratio stay whole at 80×24 (paths give up their middle instead).
+#[test]
+fn speed_pane_totals_stay_whole_beside_long_paths() {
+    let mut app = long_path_app();
+    app.speed = Some(SpeedState::Done(fixed_speed(&app)));
+    snapshot(&app, "long_paths_speed");
+    for size in SIZES {
+        let screen = format!("{}", render(&app, size).backend());
+        let total = screen
+            .lines()
+            .find(|l| l.contains("total "))
+            .unwrap_or_else(|| panic!("no totals row at {size:?}:\n{screen}"));
+        // fp32 total 0.01·(1+…+n), engines 0.4 and 0.5 of it: both ratios printed in full.
+        assert!(
+            total.contains("2.50x") && total.contains("2.00x"),
+            "{size:?}: {total}"
+        );
+    }
+}

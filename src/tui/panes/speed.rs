@@ -73,23 +73,26 @@ fn draw_table(app: &App, report: &LatencyReport, frame: &mut Frame, area: Rect) 
     total.extend(
         (0..report.columns.len()).map(|c| Cell::from(cell(Some(report.total_ms(c)), Some(fp32)))),
     );
-    let mut rows = vec![Row::new(total).style(theme::header())];
-    rows.extend(report.rows.iter().map(|r| {
-        let mut cells = vec![
-            Cell::from(r.layer.as_str()),
-            Cell::from(cell(r.fp32_ms, None)),
-        ];
-        cells.extend(r.ms.iter().map(|&m| Cell::from(cell(m, r.fp32_ms))));
-        Row::new(cells)
-    }));
+    // Layer paths take at most 2/5 of the pane (middle-elided beyond), so the engine columns
+    // and their ratios stay whole beside MobileNet-length module paths.
     let name_width = report
         .rows
         .iter()
         .map(|r| r.layer.chars().count())
         .max()
         .unwrap_or(0)
-        .max(5) as u16;
-    let mut widths = vec![Constraint::Length(name_width), Constraint::Length(7)];
+        .min(usize::from(area.width) * 2 / 5)
+        .max(5);
+    let mut rows = vec![Row::new(total).style(theme::header())];
+    rows.extend(report.rows.iter().map(|r| {
+        let mut cells = vec![
+            Cell::from(theme::elide_middle(&r.layer, name_width)),
+            Cell::from(cell(r.fp32_ms, None)),
+        ];
+        cells.extend(r.ms.iter().map(|&m| Cell::from(cell(m, r.fp32_ms))));
+        Row::new(cells)
+    }));
+    let mut widths = vec![Constraint::Length(name_width as u16), Constraint::Length(7)];
     widths.extend(report.columns.iter().map(|_| Constraint::Fill(1)));
     let table = Table::new(rows, widths)
         .header(Row::new(header).height(2).style(theme::header()))
