@@ -9,6 +9,7 @@
 mod calibrate;
 mod convert;
 mod dynamic;
+mod equalize;
 mod error;
 mod fold;
 mod fuse;
@@ -22,6 +23,7 @@ mod qmodel;
 
 pub use convert::{Finding, Severity, check, check_qconfigs, convert, convert_with_qparams};
 pub use dynamic::{dynamic_qconfig_map, quantize_dynamic};
+pub use equalize::{DEFAULT_THRESHOLD, Equalized, MAX_SWEEPS, Pair, Skipped, equalize, find_pairs};
 pub use error::{FuseError, WorkflowError};
 pub use fold::{fuse_conv_bn_eval, fuse_conv_transpose_bn_eval, fuse_linear_bn_eval};
 pub use fuse::{

@@ -10,6 +10,7 @@
 mod support;
 
 mod cli;
+mod equalize;
 mod errors_qconv;
 mod errors_tensor;
 mod float_models;
