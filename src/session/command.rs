@@ -178,6 +178,13 @@ pub enum Command {
         groups: Option<Vec<Vec<String>>>,
         add_relu: bool,
     },
+    /// `equalize [a,b[,c] ...] [threshold=X]` — cross-layer equalization of Conv/Linear pairs
+    /// with only a ReLU between them (every such pair of the model when no group is named;
+    /// a group of three is two pairs), PyTorch's `_equalize.equalize`.
+    Equalize {
+        groups: Option<Vec<Vec<String>>>,
+        threshold: f64,
+    },
     /// `prepare` — place observers for static quantization.
     Prepare,
     /// `prepare qat` — fuse for QAT (BN kept), fake-quants on activations and weights.
@@ -299,6 +306,7 @@ impl Command {
             | Command::Engine { .. }
             | Command::QConfig { .. }
             | Command::Fuse { .. }
+            | Command::Equalize { .. }
             | Command::Prepare
             | Command::PrepareQat
             | Command::Train(_)
@@ -655,6 +663,10 @@ mod tests {
                 ]),
                 add_relu: true,
             },
+            Command::Equalize {
+                groups: Some(vec![vec!["conv1".into(), "conv2".into(), "fc".into()]]),
+                threshold: 0.5,
+            },
             Command::Prepare,
             Command::PrepareQat,
             Command::Train(TrainOptions {
@@ -754,6 +766,7 @@ mod tests {
                 Command::Engine { .. } => "Engine",
                 Command::QConfig { .. } => "QConfig",
                 Command::Fuse { .. } => "Fuse",
+                Command::Equalize { .. } => "Equalize",
                 Command::Prepare => "Prepare",
                 Command::PrepareQat => "PrepareQat",
                 Command::Train(_) => "Train",

@@ -120,6 +120,76 @@ impl Workbench {
         Ok(Output::Text(text))
     }
 
+    /// `equalize`: cross-layer equalization of the (fused) float model's pairs.
+    pub(super) fn equalize(
+        &mut self,
+        groups: Option<&[Vec<String>]>,
+        threshold: f64,
+    ) -> Result<Output, SessionError> {
+        let (path, graph) = self.model.as_ref().ok_or(SessionError::NoModel)?;
+        if let Some(bn) = graph
+            .nodes
+            .iter()
+            .find(|n| matches!(n.op, crate::graph::Op::BatchNorm(_)))
+        {
+            // Scaling a conv's output channels under an unfolded BatchNorm is not the identity.
+            return Err(workflow::WorkflowError::Check {
+                module: bn.name.clone(),
+                problem: "BatchNorm is not folded into its conv".into(),
+                fix: "fuse auto (or fuse the conv with it) before equalize".into(),
+            }
+            .into());
+        }
+        let (pairs, skipped) = match groups {
+            None => workflow::find_pairs(graph),
+            Some(groups) => (
+                groups
+                    .iter()
+                    .flat_map(|g| {
+                        g.windows(2).map(|w| workflow::Pair {
+                            first: w[0].clone(),
+                            second: w[1].clone(),
+                        })
+                    })
+                    .collect(),
+                Vec::new(),
+            ),
+        };
+        let mut equalized = graph.clone();
+        let done = workflow::equalize(&mut equalized, &pairs, threshold)?;
+        let path = path.clone();
+        self.model = Some((path, equalized));
+        self.outputs.clear();
+        self.reset_quantization();
+        let mut text = if pairs.is_empty() {
+            "nothing to equalize".to_string()
+        } else {
+            format!(
+                "equalized {} pair(s) in {} sweep(s); largest/smallest output-channel weight range of the first:",
+                pairs.len(),
+                done.sweeps
+            )
+        };
+        for (p, before, after) in &done.spread {
+            text.push_str(&format!(
+                "\n  {} → {}: {before:.1}x → {after:.1}x",
+                p.first, p.second
+            ));
+        }
+        for (module, channel) in &done.kept {
+            text.push_str(&format!(
+                "\n  {module} channel {channel}: weight range zero, left unscaled"
+            ));
+        }
+        for s in &skipped {
+            text.push_str(&format!(
+                "\n  skipped {} → {}: {}",
+                s.first, s.second, s.reason
+            ));
+        }
+        Ok(Output::Text(text))
+    }
+
     pub(super) fn fuse(
         &mut self,
         groups: Option<&[Vec<String>]>,

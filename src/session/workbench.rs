@@ -139,6 +139,9 @@ impl Workbench {
             Command::Engine { engine, profile } => self.set_engine(*engine, *profile),
             Command::QConfig { key, choice } => self.set_qconfig(key, choice)?,
             Command::Fuse { groups, add_relu } => self.fuse(groups.as_deref(), *add_relu)?,
+            Command::Equalize { groups, threshold } => {
+                self.equalize(groups.as_deref(), *threshold)?
+            }
             Command::Prepare => self.prepare()?,
             Command::PrepareQat => self.prepare_qat()?,
             Command::Train(t) => self.train(t)?,

@@ -160,16 +160,26 @@ pub fn equalize(
         if a == b {
             return Err(invalid(&p.first, "a module cannot pair with itself".into()));
         }
-        check_pair(&graph.nodes[a].op, &graph.nodes[b].op)
-            .map_err(|e| invalid(&p.first, format!("cannot equalize with '{}': {e}", p.second)))?;
+        check_pair(&graph.nodes[a].op, &graph.nodes[b].op).map_err(|e| {
+            invalid(
+                &p.first,
+                format!("cannot equalize with '{}': {e}", p.second),
+            )
+        })?;
         for i in [a, b] {
             if weight_of(&graph.nodes[i].op).iter().any(|w| !w.is_finite()) {
-                return Err(invalid(&graph.nodes[i].name, "a weight is NaN or infinite".into()));
+                return Err(invalid(
+                    &graph.nodes[i].name,
+                    "a weight is NaN or infinite".into(),
+                ));
             }
         }
         at.push((a, b));
     }
-    let spread_before: Vec<f32> = at.iter().map(|&(a, _)| spread(&graph.nodes[a].op)).collect();
+    let spread_before: Vec<f32> = at
+        .iter()
+        .map(|&(a, _)| spread(&graph.nodes[a].op))
+        .collect();
 
     // The weights before each module's latest equalization (PyTorch's `previous_name_to_module`).
     let mut previous: BTreeMap<usize, ArrayD<f32>> = BTreeMap::new();
@@ -215,7 +225,11 @@ fn converged(
     threshold: f64,
 ) -> bool {
     let mut sum = 0.0f64;
-    for i in at.iter().flat_map(|&(a, b)| [a, b]).collect::<std::collections::BTreeSet<_>>() {
+    for i in at
+        .iter()
+        .flat_map(|&(a, b)| [a, b])
+        .collect::<std::collections::BTreeSet<_>>()
+    {
         let Some(prev) = previous.get(&i) else {
             return false;
         };
@@ -283,7 +297,11 @@ fn channel_range(w: &ArrayD<f32>, axis: usize) -> Vec<f32> {
 fn spread(op: &Op) -> f32 {
     let r = channel_range(&weight_of(op), 0);
     let max = r.iter().copied().fold(0.0f32, f32::max);
-    let min = r.iter().copied().filter(|&v| v > 0.0).fold(f32::INFINITY, f32::min);
+    let min = r
+        .iter()
+        .copied()
+        .filter(|&v| v > 0.0)
+        .fold(f32::INFINITY, f32::min);
     if min.is_finite() { max / min } else { 1.0 }
 }
 

@@ -93,14 +93,23 @@ fn chain(modules: &serde_json::Map<String, Json>) -> Graph {
 
 fn weights(op: &Op) -> (Vec<f32>, Option<Vec<f32>>) {
     match op {
-        Op::Conv(c) => (c.weight.iter().copied().collect(), c.bias.as_ref().map(|b| b.to_vec())),
-        Op::Linear(l) => (l.weight.iter().copied().collect(), l.bias.as_ref().map(|b| b.to_vec())),
+        Op::Conv(c) => (
+            c.weight.iter().copied().collect(),
+            c.bias.as_ref().map(|b| b.to_vec()),
+        ),
+        Op::Linear(l) => (
+            l.weight.iter().copied().collect(),
+            l.bias.as_ref().map(|b| b.to_vec()),
+        ),
         _ => unreachable!(),
     }
 }
 
 fn cases() -> Vec<Json> {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/equalize/equalize.json");
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/equalize/equalize.json"
+    );
     let doc: Json = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     doc["cases"].as_array().unwrap().clone()
 }
@@ -111,8 +120,12 @@ fn pairs(case: &Json) -> Vec<Pair> {
         .unwrap()
         .iter()
         .flat_map(|g| {
-            let names: Vec<String> =
-                g.as_array().unwrap().iter().map(|n| n.as_str().unwrap().to_string()).collect();
+            let names: Vec<String> = g
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|n| n.as_str().unwrap().to_string())
+                .collect();
             names
                 .windows(2)
                 .map(|w| Pair {
@@ -131,8 +144,12 @@ fn equalize_matches_pytorch_bit_for_bit() {
     for case in &cases {
         let name = case["name"].as_str().unwrap();
         let mut graph = chain(case["modules"].as_object().unwrap());
-        let done = equalize(&mut graph, &pairs(case), case["threshold"].as_f64().unwrap())
-            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let done = equalize(
+            &mut graph,
+            &pairs(case),
+            case["threshold"].as_f64().unwrap(),
+        )
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(
             done.sweeps as u64,
             case["expected"]["sweeps"].as_u64().unwrap(),
@@ -142,14 +159,25 @@ fn equalize_matches_pytorch_bit_for_bit() {
             let node = graph.node(module).unwrap();
             let (w, b) = weights(&node.op);
             let want_w = floats(&want["weight"]);
-            let diff = w.iter().zip(&want_w).filter(|(a, b)| a.to_bits() != b.to_bits()).count();
-            assert_eq!(diff, 0, "{name}/{module}: {diff} of {} weights differ", w.len());
+            let diff = w
+                .iter()
+                .zip(&want_w)
+                .filter(|(a, b)| a.to_bits() != b.to_bits())
+                .count();
+            assert_eq!(
+                diff,
+                0,
+                "{name}/{module}: {diff} of {} weights differ",
+                w.len()
+            );
             match (b, want["bias"].is_null()) {
                 (None, true) => {}
                 (Some(b), false) => {
                     let want_b = floats(&want["bias"]);
                     assert!(
-                        b.iter().zip(&want_b).all(|(x, y)| x.to_bits() == y.to_bits()),
+                        b.iter()
+                            .zip(&want_b)
+                            .all(|(x, y)| x.to_bits() == y.to_bits()),
                         "{name}/{module}: bias {b:?} vs {want_b:?}"
                     );
                 }
@@ -177,7 +205,10 @@ fn the_pair_search_finds_the_recorded_chains() {
 /// ReLU commutes with a positive per-channel scale: the model computes the same function.
 #[test]
 fn equalization_keeps_the_float_function() {
-    let case = cases().into_iter().find(|c| c["name"] == "conv_relu_conv").unwrap();
+    let case = cases()
+        .into_iter()
+        .find(|c| c["name"] == "conv_relu_conv")
+        .unwrap();
     let mut graph = chain(case["modules"].as_object().unwrap());
     let x = ArrayD::from_shape_fn(IxDyn(&[2, 3, 9, 9]), |i| {
         ((i[0] * 7 + i[1] * 5 + i[2] * 3 + i[3]) % 11) as f32 / 5.0 - 1.0
@@ -188,7 +219,10 @@ fn equalization_keeps_the_float_function() {
     let after = run(&graph, vec![Value::F32(x)], |_, _| {}).unwrap();
     let (a, b) = (before[0].f32("y").unwrap(), after[0].f32("y").unwrap());
     let scale = a.iter().fold(0.0f32, |m, v| m.max(v.abs()));
-    let worst = a.iter().zip(b).fold(0.0f32, |m, (x, y)| m.max((x - y).abs()));
+    let worst = a
+        .iter()
+        .zip(b)
+        .fold(0.0f32, |m, (x, y)| m.max((x - y).abs()));
     assert!(worst <= 1e-5 * scale, "max difference {worst} of {scale}");
 }
 
@@ -196,7 +230,10 @@ fn equalization_keeps_the_float_function() {
 /// errors naming the module.
 #[test]
 fn bad_pairs_are_typed_errors() {
-    let case = cases().into_iter().find(|c| c["name"] == "depthwise_then_pointwise").unwrap();
+    let case = cases()
+        .into_iter()
+        .find(|c| c["name"] == "depthwise_then_pointwise")
+        .unwrap();
     let graph = chain(case["modules"].as_object().unwrap());
     let pair = |a: &str, b: &str| Pair {
         first: a.into(),
@@ -209,7 +246,9 @@ fn bad_pairs_are_typed_errors() {
         (pair("relu0", "m1"), "only Conv1d/Conv2d and Linear"),
     ] {
         let mut g = graph.clone();
-        let e = equalize(&mut g, std::slice::from_ref(&p), 1e-4).unwrap_err().to_string();
+        let e = equalize(&mut g, std::slice::from_ref(&p), 1e-4)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains(want), "{p:?}: {e}");
         assert_eq!(g, graph, "a refused pair changes nothing");
     }
@@ -217,6 +256,51 @@ fn bad_pairs_are_typed_errors() {
     if let Op::Conv(c) = &mut nan.nodes[0].op {
         c.weight[[0, 0, 0, 0]] = f32::NAN;
     }
-    let e = equalize(&mut nan, &[pair("m0", "m1")], 1e-4).unwrap_err().to_string();
+    let e = equalize(&mut nan, &[pair("m0", "m1")], 1e-4)
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("NaN"), "{e}");
+}
+
+/// The `equalize` verb: refused while BatchNorm is unfolded, then equalizes the digits CNN's
+/// one ReLU-joined pair without changing the float accuracy, and the script line prints back.
+#[test]
+fn the_equalize_verb_on_the_digits_cnn() {
+    use qlab::session::{Output, Workbench, parse_line};
+    let root = crate::support::root();
+    let mut wb = Workbench::new();
+    wb.set_base_dir(root);
+    let mut apply = |line: &str| {
+        let cmd = parse_line(line).unwrap().unwrap();
+        assert_eq!(
+            parse_line(&cmd.to_string()).unwrap(),
+            Some(cmd.clone()),
+            "{line}"
+        );
+        wb.apply(&cmd).map(|o| match o {
+            Output::Text(t) => t,
+            other => other.to_string(),
+        })
+    };
+    apply("load model sample-models/digits_cnn.onnx").unwrap();
+    apply("load data test sample-models/data/digits_test_x.npy labels=sample-models/data/digits_test_y.npy")
+        .unwrap();
+    let e = apply("equalize").unwrap_err().to_string();
+    assert!(e.contains("'bn1': BatchNorm is not folded"), "{e}");
+    apply("fuse auto").unwrap();
+    let before = apply("eval test").unwrap();
+    let out = apply("equalize threshold=0.001").unwrap();
+    assert!(
+        out.starts_with("equalized 1 pair(s) in 2 sweep(s)") && out.contains("conv1 → conv2"),
+        "{out}"
+    );
+    assert_eq!(
+        apply("eval test").unwrap(),
+        before,
+        "the float function is unchanged"
+    );
+    let e = apply("equalize conv2,conv1").unwrap_err().to_string();
+    assert!(e.contains("conv2"), "{e}");
+    assert!(parse_line("equalize conv1").is_err());
+    assert!(parse_line("equalize threshold=-1").is_err());
 }

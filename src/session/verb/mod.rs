@@ -157,6 +157,7 @@ pub const VERBS: &[VerbSpec] = &[
     steps::ENGINE,
     qconfig::QCONFIG,
     steps::FUSE,
+    steps::EQUALIZE,
     steps::PREPARE,
     steps::TRAIN,
     steps::CALIBRATE,

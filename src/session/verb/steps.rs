@@ -110,6 +110,65 @@ fn print_fuse(cmd: &Command, line: &mut Line) -> bool {
     true
 }
 
+pub(super) const EQUALIZE: VerbSpec = VerbSpec {
+    name: "equalize",
+    usage: "equalize [conv1,conv2[,fc] ...] [threshold=0.0001]",
+    summary: "cross-layer equalization of Conv/Linear pairs with only a ReLU between them (all such pairs when none is named), after fuse",
+    details: Details::Text(
+        "Output channel c of the first module is divided by s[c] and input channel c of the second\n\
+         multiplied by it, s = sqrt(range1/range2) of the channels' weight ranges (max - min), in\n\
+         sweeps until the weights change by less than threshold (summed L2 norm): PyTorch's\n\
+         torch.ao.quantization._equalize.equalize, bit for bit. The float model computes the same\n\
+         function; per-tensor weight quantization loses less on uneven channels (depthwise convs).\n\
+         BatchNorm must be folded first (fuse auto). A ReLU6 between the two, or a grouped second\n\
+         module, is reported and skipped.",
+    ),
+    forms: &[Form {
+        args: &[Word::LayerGroup],
+        repeats: true,
+        options: &[opt("threshold", Word::Text)],
+    }],
+    parse: parse_equalize,
+    print: print_equalize,
+};
+
+/// PyTorch's default `threshold` of `equalize`.
+const EQUALIZE_THRESHOLD: f64 = crate::workflow::DEFAULT_THRESHOLD;
+
+fn parse_equalize(args: &mut Args) -> Result<Command, SessionError> {
+    let threshold = match args.option("threshold") {
+        None => EQUALIZE_THRESHOLD,
+        Some(t) => match t.parse::<f64>() {
+            Ok(v) if v.is_finite() && v > 0.0 => v,
+            _ => return Err(args.error(format!("threshold={t}: a positive number"))),
+        },
+    };
+    let groups = (!args.positional.is_empty()).then(|| {
+        args.positional
+            .iter()
+            .map(|g| g.split(',').map(str::to_string).collect::<Vec<_>>())
+            .collect::<Vec<_>>()
+    });
+    if let Some(g) = groups.iter().flatten().find(|g| g.len() < 2) {
+        return Err(args.error(format!(
+            "'{}': a group names two or more modules (first,second)",
+            g.join(",")
+        )));
+    }
+    Ok(Command::Equalize { groups, threshold })
+}
+
+fn print_equalize(cmd: &Command, line: &mut Line) -> bool {
+    let Command::Equalize { groups, threshold } = cmd else {
+        return false;
+    };
+    for g in groups.iter().flatten() {
+        line.arg(&g.join(","));
+    }
+    line.option_unless("threshold", *threshold, EQUALIZE_THRESHOLD);
+    true
+}
+
 pub(super) const PREPARE: VerbSpec = VerbSpec {
     name: "prepare",
     usage: "prepare | prepare qat",
