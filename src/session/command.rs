@@ -185,6 +185,9 @@ pub enum Command {
         groups: Option<Vec<Vec<String>>>,
         threshold: f64,
     },
+    /// `correct bias DATA [batch=N] [batches=N]` — empirical bias correction of the converted
+    /// model's unfused Conv2d / Linear modules on DATA (PyTorch's `_correct_bias`).
+    CorrectBias { data: String, batching: Batching },
     /// `prepare` — place observers for static quantization.
     Prepare,
     /// `prepare qat` — fuse for QAT (BN kept), fake-quants on activations and weights.
@@ -307,6 +310,7 @@ impl Command {
             | Command::QConfig { .. }
             | Command::Fuse { .. }
             | Command::Equalize { .. }
+            | Command::CorrectBias { .. }
             | Command::Prepare
             | Command::PrepareQat
             | Command::Train(_)
@@ -667,6 +671,13 @@ mod tests {
                 groups: Some(vec![vec!["conv1".into(), "conv2".into(), "fc".into()]]),
                 threshold: 0.5,
             },
+            Command::CorrectBias {
+                data: "calib".into(),
+                batching: Batching {
+                    batch: 16,
+                    batches: Some(2),
+                },
+            },
             Command::Prepare,
             Command::PrepareQat,
             Command::Train(TrainOptions {
@@ -767,6 +778,7 @@ mod tests {
                 Command::QConfig { .. } => "QConfig",
                 Command::Fuse { .. } => "Fuse",
                 Command::Equalize { .. } => "Equalize",
+                Command::CorrectBias { .. } => "CorrectBias",
                 Command::Prepare => "Prepare",
                 Command::PrepareQat => "PrepareQat",
                 Command::Train(_) => "Train",

@@ -120,6 +120,32 @@ impl Workbench {
         Ok(Output::Text(text))
     }
 
+    /// `correct bias DATA`: bias correction of a copy of the converted model, installed when
+    /// it completes (a cancelled run changes nothing).
+    pub(super) fn correct_bias(&mut self, data: &str, b: Batching) -> Result<Output, SessionError> {
+        let mut model = self.quantized.clone().ok_or(SessionError::NotConverted)?;
+        let runs = self.runs(&model.graph, data, Some(b))?;
+        let d = self.dataset(data)?;
+        let batches: Vec<_> = runs.ranges.iter().map(|r| d.rows(r.clone())).collect();
+        let done = workflow::correct_bias(&mut model, &batches)?;
+        self.quantized = Some(model);
+        self.quantized_outputs.clear();
+        if done.is_empty() {
+            return Ok(Output::Text(
+                "no bias to correct: no unfused quantized Conv2d or Linear with a bias".into(),
+            ));
+        }
+        let mut text = format!(
+            "corrected the bias of {} module(s) on {} samples of {data} (largest per-channel shift):",
+            done.len(),
+            runs.samples()
+        );
+        for c in &done {
+            text.push_str(&format!("\n  {}: {:.3e}", c.layer, c.max_abs_shift()));
+        }
+        Ok(Output::Text(text))
+    }
+
     /// `equalize`: cross-layer equalization of the (fused) float model's pairs.
     pub(super) fn equalize(
         &mut self,

@@ -139,6 +139,7 @@ impl Workbench {
             Command::Engine { engine, profile } => self.set_engine(*engine, *profile),
             Command::QConfig { key, choice } => self.set_qconfig(key, choice)?,
             Command::Fuse { groups, add_relu } => self.fuse(groups.as_deref(), *add_relu)?,
+            Command::CorrectBias { data, batching } => self.correct_bias(data, *batching)?,
             Command::Equalize { groups, threshold } => {
                 self.equalize(groups.as_deref(), *threshold)?
             }

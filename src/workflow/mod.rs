@@ -6,6 +6,7 @@
 //! [`QuantizedModel`] that runs the engine's quantized kernels. The QAT flow is
 //! `fuse_modules_qat` → [`prepare_qat`] → training steps → [`convert_qat`].
 
+mod bias_correction;
 mod calibrate;
 mod convert;
 mod dynamic;
@@ -21,6 +22,7 @@ mod qat_train;
 mod qconfig_map;
 mod qmodel;
 
+pub use bias_correction::{Corrected, correct_bias};
 pub use convert::{Finding, Severity, check, check_qconfigs, convert, convert_with_qparams};
 pub use dynamic::{dynamic_qconfig_map, quantize_dynamic};
 pub use equalize::{DEFAULT_THRESHOLD, Equalized, MAX_SWEEPS, Pair, Skipped, equalize, find_pairs};

@@ -9,6 +9,7 @@
 
 mod support;
 
+mod bias_correction;
 mod cli;
 mod equalize;
 mod errors_qconv;

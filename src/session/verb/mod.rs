@@ -163,6 +163,7 @@ pub const VERBS: &[VerbSpec] = &[
     steps::CALIBRATE,
     steps::CHECK,
     steps::CONVERT,
+    steps::CORRECT,
     steps::QUANTIZE,
     measure::EXPORT,
     measure::PLOT,

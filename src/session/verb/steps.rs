@@ -169,6 +169,41 @@ fn print_equalize(cmd: &Command, line: &mut Line) -> bool {
     true
 }
 
+pub(super) const CORRECT: VerbSpec = VerbSpec {
+    name: "correct",
+    usage: "correct bias DATA [batch=32] [batches=N]",
+    summary: "empirical bias correction of the converted model's unfused Conv2d / Linear modules on DATA",
+    details: Details::Text(
+        "Module by module in graph order, the mean of (quantized - float) output per channel over\n\
+         DATA is taken off the bias; the float twin runs on the quantized model's input, as\n\
+         PyTorch's torch.ao.quantization._correct_bias does. Fused ConvReLU / LinearReLU modules\n\
+         are left alone, as there. Changes the converted model; eval or errors show the effect.",
+    ),
+    forms: &[Form::new(
+        &[Word::Keyword(&["bias"]), Word::Dataset],
+        &BATCHING,
+    )],
+    parse: parse_correct,
+    print: print_correct,
+};
+
+fn parse_correct(args: &mut Args) -> Result<Command, SessionError> {
+    if args.object() != "bias" {
+        return Err(args.unknown_object());
+    }
+    let batching = args.batching()?;
+    let [_, data] = args.exactly::<2>()?;
+    Ok(Command::CorrectBias { data, batching })
+}
+
+fn print_correct(cmd: &Command, line: &mut Line) -> bool {
+    let Command::CorrectBias { data, batching } = cmd else {
+        return false;
+    };
+    line.word("bias").arg(data).batching(batching);
+    true
+}
+
 pub(super) const PREPARE: VerbSpec = VerbSpec {
     name: "prepare",
     usage: "prepare | prepare qat",
