@@ -188,6 +188,9 @@ pub enum Command {
     /// `correct bias DATA [batch=N] [batches=N]` — empirical bias correction of the converted
     /// model's unfused Conv2d / Linear modules on DATA (PyTorch's `_correct_bias`).
     CorrectBias { data: String, batching: Batching },
+    /// `diagnose DATA [top=N]` — the likely causes of the worst layers' error, with evidence
+    /// and the command that addresses each; read-only.
+    Diagnose { data: String, top: usize },
     /// `prepare` — place observers for static quantization.
     Prepare,
     /// `prepare qat` — fuse for QAT (BN kept), fake-quants on activations and weights.
@@ -277,6 +280,7 @@ impl Command {
                 | Command::Sensitivity { .. }
                 | Command::CompareEngines { .. }
                 | Command::CompareReference { .. }
+                | Command::Diagnose { .. }
         )
     }
 
@@ -311,6 +315,7 @@ impl Command {
             | Command::Fuse { .. }
             | Command::Equalize { .. }
             | Command::CorrectBias { .. }
+            | Command::Diagnose { .. }
             | Command::Prepare
             | Command::PrepareQat
             | Command::Train(_)
@@ -678,6 +683,10 @@ mod tests {
                     batches: Some(2),
                 },
             },
+            Command::Diagnose {
+                data: "test".into(),
+                top: 5,
+            },
             Command::Prepare,
             Command::PrepareQat,
             Command::Train(TrainOptions {
@@ -779,6 +788,7 @@ mod tests {
                 Command::Fuse { .. } => "Fuse",
                 Command::Equalize { .. } => "Equalize",
                 Command::CorrectBias { .. } => "CorrectBias",
+                Command::Diagnose { .. } => "Diagnose",
                 Command::Prepare => "Prepare",
                 Command::PrepareQat => "PrepareQat",
                 Command::Train(_) => "Train",

@@ -25,6 +25,7 @@ pub mod cancel;
 mod command;
 mod complete;
 mod context;
+pub(crate) mod diagnose;
 mod engines;
 mod error;
 mod export;

@@ -140,6 +140,7 @@ impl Workbench {
             Command::QConfig { key, choice } => self.set_qconfig(key, choice)?,
             Command::Fuse { groups, add_relu } => self.fuse(groups.as_deref(), *add_relu)?,
             Command::CorrectBias { data, batching } => self.correct_bias(data, *batching)?,
+            Command::Diagnose { data, top } => self.diagnose(data, *top)?,
             Command::Equalize { groups, threshold } => {
                 self.equalize(groups.as_deref(), *threshold)?
             }

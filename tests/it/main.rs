@@ -11,6 +11,7 @@ mod support;
 
 mod bias_correction;
 mod cli;
+mod diagnose;
 mod equalize;
 mod errors_qconv;
 mod errors_tensor;

@@ -6,6 +6,7 @@
 //! this table, so a new verb is one entry (in the file of its role) plus its workbench handler.
 
 pub(super) mod args;
+mod diagnose;
 mod files;
 mod inspect;
 mod measure;
@@ -168,6 +169,7 @@ pub const VERBS: &[VerbSpec] = &[
     measure::EXPORT,
     measure::PLOT,
     measure::SENSITIVITY,
+    diagnose::DIAGNOSE,
     measure::COMPARE,
     inspect::HELP,
 ];
