@@ -28,6 +28,7 @@ import os
 import platform
 import statistics
 import time
+import warnings
 
 import torch
 import torch.ao.nn.quantized as nnq
@@ -124,6 +125,8 @@ def main():
         "--threads", type=int, default=1, help="torch threads (qlab compares against 1 only)"
     )
     args = parser.parse_args()
+    # torch.ao's quantized tensors are deprecated in recent releases; they are what is measured.
+    warnings.filterwarnings("ignore", message=".*quantized tensor creation functions.*")
     torch.set_num_threads(args.threads)
     torch.backends.quantized.engine = "fbgemm"
     models = {}
