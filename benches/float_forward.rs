@@ -1,6 +1,6 @@
-//! Float forward latency of MobileNetV2 at batch 1 (PyTorch fp32 single-threaded: 40 ms on this
-//! machine kind, `../shared/bench/ANCHORS.md`). Skips with a printed reason when the shared
-//! model is not present.
+//! Float forward latency of MobileNetV2 at batch 1 (for PyTorch's on this host, see the README's
+//! "Comparing with PyTorch on your host"). Skips with a printed reason when the shared model is
+//! not present.
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use qlab::graph::{Value, run};

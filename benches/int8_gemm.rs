@@ -1,6 +1,6 @@
-//! int8 GEMM per ISA tier on the ANCHORS.md linear shapes: the raw kernel (`gemm_on` with cached
-//! panels, i32 accumulators only) and the whole `QLinear::forward` (with requantization), whose
-//! GOPS `qlab bench` prints beside PyTorch's. Throughput is reported as 2·M·N·K elements, i.e.
+//! int8 GEMM per ISA tier on `qlab bench`'s linear shapes (`qlab::bench::ANCHORS`): the raw
+//! kernel (`gemm_on` with cached panels, i32 accumulators only) and the whole `QLinear::forward`
+//! (with requantization), whose GOPS `qlab bench` prints beside the tier's measured peak. Throughput is reported as 2·M·N·K elements, i.e.
 //! G elements/s reads as GOPS. Single-threaded.
 //!
 //! `cargo bench --bench int8_gemm` (add `-- --quick` for a short run).

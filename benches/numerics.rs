@@ -3,8 +3,8 @@
 //! min_max, single-threaded, into preallocated buffers.
 //!
 //! `cargo bench --bench numerics` runs the criterion groups (throughput in elements/s), then
-//! prints a dependency-free summary: the median of repeated runs per tier in G elements/s beside
-//! PyTorch's figures on this machine kind (shared/bench/ANCHORS.md), the same ops through
+//! prints a dependency-free summary: the median of repeated runs per tier in G elements/s (no
+//! PyTorch figures: those of another machine make no ratio), the same ops through
 //! `QTensor` (which allocate their output, as PyTorch's do), and a plain copy as the
 //! memory-bandwidth yardstick.
 
@@ -47,11 +47,9 @@ fn tiers() -> Vec<Isa> {
         .collect()
 }
 
-/// One benchmarked operation: a name, the PyTorch anchor in G elements/s, bytes moved per
-/// element, and the body for a tier.
+/// One benchmarked operation: a name, bytes moved per element, and the body for a tier.
 struct Op {
     name: &'static str,
-    torch: Option<f64>,
     bytes_per_element: usize,
     run: Box<dyn FnMut(Isa)>,
 }
@@ -82,7 +80,6 @@ fn make_ops(n: usize) -> Vec<Op> {
     vec![
         Op {
             name: "quantize_per_tensor_quint8",
-            torch: Some(4.7),
             bytes_per_element: 5,
             run: Box::new(move |isa| {
                 simd::quantize_per_tensor_on(isa, black_box(&xq), &mut qout, SCALE, ZERO_POINT)
@@ -92,7 +89,6 @@ fn make_ops(n: usize) -> Vec<Op> {
         },
         Op {
             name: "quantize_per_tensor_qint32",
-            torch: None,
             bytes_per_element: 8,
             run: Box::new(move |isa| {
                 simd::quantize_per_tensor_on(isa, black_box(&x32), &mut out32, SCALE, ZERO_POINT)
@@ -102,7 +98,6 @@ fn make_ops(n: usize) -> Vec<Op> {
         },
         Op {
             name: "dequantize_quint8",
-            torch: Some(5.0),
             bytes_per_element: 5,
             run: Box::new(move |isa| {
                 simd::dequantize_per_tensor_on(isa, black_box(&q), &mut fout, SCALE, ZERO_POINT)
@@ -112,7 +107,6 @@ fn make_ops(n: usize) -> Vec<Op> {
         },
         Op {
             name: "quantize_per_channel_qint8",
-            torch: None,
             bytes_per_element: 5,
             run: Box::new(move |isa| {
                 let (layout, scales, zps) = weight_qparams(n);
@@ -130,7 +124,6 @@ fn make_ops(n: usize) -> Vec<Op> {
         },
         Op {
             name: "dequantize_per_channel_qint8",
-            torch: None,
             bytes_per_element: 5,
             run: Box::new(move |isa| {
                 let (layout, scales, zps) = weight_qparams(n);
@@ -148,7 +141,6 @@ fn make_ops(n: usize) -> Vec<Op> {
         },
         Op {
             name: "min_max",
-            torch: Some(1.76),
             bytes_per_element: 4,
             run: Box::new(move |isa| {
                 black_box(simd::min_max_on(isa, black_box(&xm)).unwrap());
@@ -187,31 +179,21 @@ fn median_secs(reps: usize, mut f: impl FnMut()) -> f64 {
     times[reps / 2]
 }
 
-/// One summary row: throughput of `n` elements in `secs`, bytes moved, and the PyTorch ratio.
-fn line(what: &str, tier: &str, n: usize, secs: f64, bytes_per_element: usize, torch: Option<f64>) {
+/// One summary row: throughput of `n` elements in `secs`, and bytes moved.
+fn line(what: &str, tier: &str, n: usize, secs: f64, bytes_per_element: usize) {
     let g = n as f64 / secs / 1e9;
-    let torch = torch.map_or(String::new(), |t| {
-        format!("   torch {t:.2}   ratio {:.2}", g / t)
-    });
     println!(
-        "{what:<28} {tier:<11} {n:>8} {g:6.2} G elements/s {:6.1} GB/s{torch}",
+        "{what:<28} {tier:<11} {n:>8} {g:6.2} G elements/s {:6.1} GB/s",
         g * bytes_per_element as f64
     );
 }
 
 /// Median of 31 runs per op and tier at `n` elements; `reps` calls per run for small `n`.
-fn op_rows(ops: &mut [Op], tiers: &[Isa], n: usize, reps: usize, torch: bool) {
+fn op_rows(ops: &mut [Op], tiers: &[Isa], n: usize, reps: usize) {
     for op in ops.iter_mut() {
         for &isa in tiers {
             let secs = median_secs(31, || (0..reps).for_each(|_| (op.run)(isa))) / reps as f64;
-            line(
-                op.name,
-                isa.name(),
-                n,
-                secs,
-                op.bytes_per_element,
-                op.torch.filter(|_| torch),
-            );
+            line(op.name, isa.name(), n, secs, op.bytes_per_element);
         }
     }
 }
@@ -220,7 +202,7 @@ fn summary(ops: &mut [Op], tiers: &[Isa]) {
     println!(
         "\nsummary: single thread, median of 31 runs (op, tier, elements, throughput, bytes moved)"
     );
-    op_rows(ops, tiers, N, 1, true);
+    op_rows(ops, tiers, N, 1);
     // The QTensor entry points allocate their output, as torch.quantize_per_tensor does.
     let x = inputs(N);
     let shape = [N];
@@ -235,13 +217,13 @@ fn summary(ops: &mut [Op], tiers: &[Isa]) {
         );
         black_box(q.unwrap());
     });
-    line("QTensor::quantize_per_tensor", tier, N, secs, 5, Some(4.7));
+    line("QTensor::quantize_per_tensor", tier, N, secs, 5);
     let q =
         QTensor::quantize_per_tensor(&x, &shape, SCALE, ZERO_POINT as i64, QDType::QUInt8).unwrap();
     let secs = median_secs(31, || {
         black_box(black_box(&q).dequantize());
     });
-    line("QTensor::dequantize", tier, N, secs, 5, Some(5.0));
+    line("QTensor::dequantize", tier, N, secs, 5);
     // Yardsticks for the memory-bound question: a plain f32 copy (8 bytes per element) at the
     // same size, and the kernels on a buffer that stays in L2.
     let mut y = vec![0f32; N];
@@ -249,9 +231,9 @@ fn summary(ops: &mut [Op], tiers: &[Isa]) {
         y.copy_from_slice(black_box(&x));
         black_box(&y);
     });
-    line("copy f32 (yardstick)", "-", N, secs, 8, None);
+    line("copy f32 (yardstick)", "-", N, secs, 8);
     let small = 1 << 16;
-    op_rows(&mut make_ops(small), tiers, small, 64, false);
+    op_rows(&mut make_ops(small), tiers, small, 64);
 }
 
 fn main() {

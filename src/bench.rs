@@ -1,10 +1,13 @@
-//! `qlab bench`: int8 linear GOPS per ISA tier and contract beside our own fp32 GFLOPS and the
-//! PyTorch figures of `shared/bench/ANCHORS.md`, measured in one run so ratios are comparable.
+//! `qlab bench`: int8 linear and conv GOPS per ISA tier and contract, with two ratios measured in
+//! the same run on the same host: the fraction of the tier's measured peak (where one is
+//! measured) and the multiple of our own fp32 on the same shape. Peer figures (PyTorch's) come
+//! only from a file the user measured on this host (`--against`, [`crate::bench_against`]): a
+//! ratio against figures from another machine is not a ratio.
 //!
 //! The int8 figure is the whole `QLinear::forward` (borrowed activations, GEMM, requantization to
 //! quint8) over `2·M·N·K` operations; fp32 is `matrixmultiply::sgemm`, as the float engine runs
 //! it. Conv is the whole `QConv::forward` (implicit channels-last GEMM on panels packed once,
-//! requantization); there is no fp32 conv figure of ours yet. Depthwise conv is the whole
+//! requantization); its fp32 figure is the float engine's `conv_forward`. Depthwise conv is the whole
 //! `QConv::forward` too, on MobileNet v2 shapes (`kernels::depthwise`), under fbgemm's and
 //! qnnpack's pair models. Each figure is the median of a few repetitions after one warm-up,
 //! single-threaded.
@@ -17,6 +20,7 @@
 //! `pairsat, 8-bit` rows measure the worst case, full-range bytes that saturate on almost
 //! every tile; the kernel column names the kernel the figure's data runs.
 
+use crate::bench_against::{Against, AgainstInfo, PeerRatio, trailing};
 use crate::engine::{Engine, HostProfile, Numerics};
 use crate::isa::{Isa, IsaError};
 use crate::kernels::gemm::kernel_name;
@@ -26,37 +30,46 @@ use serde::Serialize;
 use std::hint::black_box;
 use std::time::Instant;
 
-/// A linear shape of ANCHORS.md with PyTorch's figures on this machine kind.
+/// A linear shape `qlab bench` measures (M×K×N; `y = x·Wᵀ`, x M×K, W N×K).
 #[derive(Debug, Clone, Copy, Serialize)]
 pub struct Anchor {
     pub m: usize,
     pub k: usize,
     pub n: usize,
-    /// torch fbgemm int8 linear, GOPS.
-    pub torch_fbgemm_gops: f64,
-    /// torch fp32 linear, GFLOPS.
-    pub torch_fp32_gflops: f64,
 }
 
-/// The four linear shapes of ANCHORS.md (M×K×N).
-pub const ANCHORS: [Anchor; 4] = [
-    anchor(1, 768, 768, 40.0, 16.0),
-    anchor(64, 768, 3072, 429.0, 108.0),
-    anchor(256, 1024, 1024, 505.0, 143.0),
-    anchor(1024, 1024, 1024, 478.0, 136.0),
-];
-
-const fn anchor(m: usize, k: usize, n: usize, fbgemm: f64, fp32: f64) -> Anchor {
-    Anchor {
-        m,
-        k,
-        n,
-        torch_fbgemm_gops: fbgemm,
-        torch_fp32_gflops: fp32,
+impl Anchor {
+    /// `MxKxN`, the name the table and a peer file use.
+    pub fn name(&self) -> String {
+        format!("{}x{}x{}", self.m, self.k, self.n)
     }
 }
 
-/// A conv2d shape of ANCHORS.md (batch 1, stride 1, same padding) with PyTorch's figures.
+/// The linear shapes (M×K×N): a GEMV, a BERT-base FFN, and two square-ish GEMMs.
+pub const ANCHORS: [Anchor; 4] = [
+    Anchor {
+        m: 1,
+        k: 768,
+        n: 768,
+    },
+    Anchor {
+        m: 64,
+        k: 768,
+        n: 3072,
+    },
+    Anchor {
+        m: 256,
+        k: 1024,
+        n: 1024,
+    },
+    Anchor {
+        m: 1024,
+        k: 1024,
+        n: 1024,
+    },
+];
+
+/// A conv2d shape `qlab bench` measures (batch 1, stride 1, same padding).
 #[derive(Debug, Clone, Copy, Serialize)]
 pub struct ConvAnchor {
     pub channels: usize,
@@ -64,27 +77,48 @@ pub struct ConvAnchor {
     pub width: usize,
     pub out_channels: usize,
     pub kernel: usize,
-    /// torch fbgemm int8 conv2d, GOPS.
-    pub torch_fbgemm_gops: f64,
 }
 
-/// The three conv shapes of ANCHORS.md.
+impl ConvAnchor {
+    /// `CxHxW->O kxk`, the name the table and a peer file use.
+    pub fn name(&self) -> String {
+        format!(
+            "{}x{}x{}->{} {}x{}",
+            self.channels, self.height, self.width, self.out_channels, self.kernel, self.kernel
+        )
+    }
+}
+
+/// The conv shapes: ResNet's 3×3 stages at 56×56 and 14×14, and a wide 1×1.
 pub const CONV_ANCHORS: [ConvAnchor; 3] = [
-    conv_anchor(64, 56, 64, 3, 248.0),
-    conv_anchor(256, 14, 256, 3, 532.0),
-    conv_anchor(32, 112, 32, 1, 42.0),
+    conv_anchor(64, 56, 64, 3),
+    conv_anchor(256, 14, 256, 3),
+    conv_anchor(32, 112, 32, 1),
 ];
 
-const fn conv_anchor(c: usize, hw: usize, o: usize, k: usize, fbgemm: f64) -> ConvAnchor {
+const fn conv_anchor(c: usize, hw: usize, o: usize, k: usize) -> ConvAnchor {
     ConvAnchor {
         channels: c,
         height: hw,
         width: hw,
         out_channels: o,
         kernel: k,
-        torch_fbgemm_gops: fbgemm,
     }
 }
+
+/// The linear shape names a peer file may use.
+pub fn linear_names() -> Vec<String> {
+    ANCHORS.iter().map(Anchor::name).collect()
+}
+
+/// The conv shape names a peer file may use.
+pub fn conv_names() -> Vec<String> {
+    CONV_ANCHORS.iter().map(ConvAnchor::name).collect()
+}
+
+/// The version of `qlab bench --json`'s layout: 2 dropped the built-in PyTorch figures and added
+/// `host_cpu`, peak and own-fp32 ratios, and `against` (version 1 was unversioned).
+pub const JSON_SCHEMA_VERSION: u32 = 2;
 
 /// A MobileNet v2 depthwise conv2d shape (batch 1, one channel per group, k×k, same padding).
 #[derive(Debug, Clone, Copy, Serialize)]
@@ -132,7 +166,20 @@ pub struct ConvFigure {
     pub tier: String,
     pub contract: String,
     pub gops: f64,
-    pub ratio_to_torch_fbgemm: f64,
+    /// Percent of the tier's measured peak; `None` where the tier has none measured.
+    pub percent_of_peak: Option<f64>,
+    /// GOPS over our fp32 GFLOPS on the same shape.
+    pub ratio_to_our_fp32: Option<f64>,
+    /// Peer figures (`--against`) for this shape.
+    pub peers: Vec<PeerRatio>,
+}
+
+/// One measured fp32 conv figure (the float engine's `conv_forward`).
+#[derive(Debug, Clone, Serialize)]
+pub struct ConvFp32Figure {
+    pub shape: ConvAnchor,
+    pub gflops: f64,
+    pub peers: Vec<PeerRatio>,
 }
 
 /// One measured int8 figure.
@@ -146,7 +193,12 @@ pub struct Int8Figure {
     pub contract: String,
     pub kernel: String,
     pub gops: f64,
-    pub ratio_to_torch_fbgemm: f64,
+    /// Percent of the tier's measured peak; `None` where the tier has none measured.
+    pub percent_of_peak: Option<f64>,
+    /// GOPS over our fp32 GFLOPS on the same shape.
+    pub ratio_to_our_fp32: Option<f64>,
+    /// Peer figures (`--against`) for this shape: static and dynamic quantized Linear.
+    pub peers: Vec<PeerRatio>,
 }
 
 /// One measured fp32 figure.
@@ -154,22 +206,29 @@ pub struct Int8Figure {
 pub struct Fp32Figure {
     pub shape: Anchor,
     pub gflops: f64,
-    pub ratio_to_torch_fp32: f64,
+    pub peers: Vec<PeerRatio>,
 }
 
 /// Everything `qlab bench` measured.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
+    /// [`JSON_SCHEMA_VERSION`].
+    pub schema_version: u32,
+    /// This host's CPU model (`/proc/cpuinfo`), read when the figures were measured.
+    pub host_cpu: String,
     pub repetitions: usize,
     pub int8: Vec<Int8Figure>,
     pub fp32: Vec<Fp32Figure>,
     pub conv: Vec<ConvFigure>,
+    pub conv_fp32: Vec<ConvFp32Figure>,
     pub depthwise: Vec<DepthwiseFigure>,
     /// The AVX-512 VNNI tier's measured peak (a register-only `vpdpbusd` loop), GOPS, when the
     /// host has the tier: the ceiling the GEMM figures are a fraction of.
     pub peak_gops: Option<f64>,
     /// Tiers not measured, with the reason.
     pub skipped: Vec<String>,
+    /// The peer file, when `--against` gave one.
+    pub against: Option<AgainstInfo>,
 }
 
 /// The AVX-512 VNNI peak: best of `reps` timings of a register-only `vpdpbusd` loop, or `None`
@@ -322,6 +381,35 @@ fn qconv_gops(
     2.0 * (n * out * cg * k * k * positions) as f64 / secs / 1e9
 }
 
+/// GFLOPS of the float engine's `conv_forward` on `s` (the same operation count as the int8
+/// figure, so the two divide into a speedup).
+fn conv_fp32_gflops(s: &ConvAnchor, reps: usize) -> f64 {
+    let (c, o, k) = (s.channels, s.out_channels, s.kernel);
+    let floats = |len: usize, seed: u64| -> Vec<f32> {
+        bytes(len, seed).iter().map(|&v| v as f32 / 255.0).collect()
+    };
+    let weight = ndarray::ArrayD::from_shape_vec(vec![o, c, k, k], floats(o * c * k * k, 13))
+        .expect("sized to its shape");
+    let params = crate::graph::ConvParams {
+        weight,
+        bias: Some(ndarray::Array1::from_elem(o, 0.5)),
+        stride: vec![1; 2],
+        pad_begin: vec![k / 2; 2],
+        pad_end: vec![k / 2; 2],
+        dilation: vec![1; 2],
+        groups: 1,
+    };
+    let x = ndarray::ArrayD::from_shape_vec(
+        vec![1, c, s.height, s.width],
+        floats(c * s.height * s.width, 17),
+    )
+    .expect("sized to its shape");
+    let secs = median_secs(reps, || {
+        black_box(crate::graph::ops::conv_forward("bench", black_box(&x), &params).expect("runs"));
+    });
+    2.0 * (o * c * k * k * s.height * s.width) as f64 / secs / 1e9
+}
+
 fn fp32_gflops(s: &Anchor, reps: usize) -> f64 {
     let a: Vec<f32> = bytes(s.m * s.k, 3)
         .iter()
@@ -375,13 +463,17 @@ pub fn run(reps: usize) -> Result<Report, IsaError> {
 
 fn run_here(reps: usize) -> Result<Report, IsaError> {
     let mut report = Report {
+        schema_version: JSON_SCHEMA_VERSION,
+        host_cpu: crate::bench_against::host_cpu(),
         repetitions: reps,
         int8: Vec::new(),
         fp32: Vec::new(),
         conv: Vec::new(),
+        conv_fp32: Vec::new(),
         depthwise: Vec::new(),
         peak_gops: peak_gops(reps),
         skipped: vec!["scalar: reference only, not benchmarked".into()],
+        against: None,
     };
     // fbgemm's two host contracts, and the qnnpack engine (exact, int32-bias requant), whose
     // figures are compared with torch fbgemm's too: qnnpack numerics need not be slow on x86.
@@ -414,17 +506,20 @@ fn run_here(reps: usize) -> Result<Report, IsaError> {
                     contract: contract.into(),
                     kernel: kernel_name(tier, saturating).into(),
                     gops,
-                    ratio_to_torch_fbgemm: gops / s.torch_fbgemm_gops,
+                    percent_of_peak: None,
+                    ratio_to_our_fp32: None,
+                    peers: Vec::new(),
                 });
             }
             for s in &CONV_ANCHORS {
-                let gops = conv_gops(s, setup, reps);
                 report.conv.push(ConvFigure {
                     shape: *s,
                     tier: tier.name().into(),
                     contract: contract.into(),
-                    gops,
-                    ratio_to_torch_fbgemm: gops / s.torch_fbgemm_gops,
+                    gops: conv_gops(s, setup, reps),
+                    percent_of_peak: None,
+                    ratio_to_our_fp32: None,
+                    peers: Vec::new(),
                 });
             }
         }
@@ -445,88 +540,149 @@ fn run_here(reps: usize) -> Result<Report, IsaError> {
         }
     }
     for s in &ANCHORS {
-        let gflops = fp32_gflops(s, reps);
         report.fp32.push(Fp32Figure {
             shape: *s,
-            gflops,
-            ratio_to_torch_fp32: gflops / s.torch_fp32_gflops,
+            gflops: fp32_gflops(s, reps),
+            peers: Vec::new(),
         });
     }
+    for s in &CONV_ANCHORS {
+        report.conv_fp32.push(ConvFp32Figure {
+            shape: *s,
+            gflops: conv_fp32_gflops(s, reps),
+            peers: Vec::new(),
+        });
+    }
+    report.relate();
     Ok(report)
 }
 
+/// `ours / theirs` where both are measured.
+fn ratio(ours: f64, theirs: Option<f64>) -> Option<f64> {
+    theirs.map(|t| ours / t)
+}
+
+/// A ratio cell: `0.95x`, or `-` where there is nothing to divide by.
+fn cell(r: Option<f64>, suffix: &str) -> String {
+    r.map_or_else(|| "-".into(), |r| format!("{r:.2}{suffix}"))
+}
+
 impl Report {
+    /// The tier's measured peak, GOPS: only the AVX-512 VNNI tier has a peak loop.
+    pub fn peak_of(&self, tier: &str) -> Option<f64> {
+        self.peak_gops.filter(|_| tier == Isa::Avx512Vnni.name())
+    }
+
+    /// Fills in the ratios between figures of this run: each int8 figure's percent of its
+    /// tier's peak and its multiple of our fp32 on the same shape.
+    pub fn relate(&mut self) {
+        let fp32 = |name: String| self.fp32.iter().find(|f| f.shape.name() == name);
+        let conv_fp32 = |name: String| self.conv_fp32.iter().find(|f| f.shape.name() == name);
+        let peak = |tier: &str| self.peak_of(tier);
+        let int8: Vec<_> = self
+            .int8
+            .iter()
+            .map(|f| {
+                let percent = peak(&f.tier).map(|p| 100.0 * f.gops / p);
+                let fp = fp32(f.shape.name()).map(|g| g.gflops);
+                (percent, ratio(f.gops, fp))
+            })
+            .collect();
+        let conv: Vec<_> = self
+            .conv
+            .iter()
+            .map(|f| {
+                let percent = peak(&f.tier).map(|p| 100.0 * f.gops / p);
+                let fp = conv_fp32(f.shape.name()).map(|g| g.gflops);
+                (percent, ratio(f.gops, fp))
+            })
+            .collect();
+        for (f, (percent, x_fp32)) in self.int8.iter_mut().zip(int8) {
+            (f.percent_of_peak, f.ratio_to_our_fp32) = (percent, x_fp32);
+        }
+        for (f, (percent, x_fp32)) in self.conv.iter_mut().zip(conv) {
+            (f.percent_of_peak, f.ratio_to_our_fp32) = (percent, x_fp32);
+        }
+    }
+
+    /// Sets the peer figures of `against` beside ours (ratios only when it is comparable).
+    pub fn compare(&mut self, against: &Against) {
+        let peer = &against.peer;
+        for f in &mut self.int8 {
+            let engines = ["fbgemm", "fbgemm_dynamic"];
+            f.peers = against.throughput(&peer.linear_gops, &f.shape.name(), &engines, f.gops);
+        }
+        for f in &mut self.fp32 {
+            f.peers = against.throughput(&peer.linear_gops, &f.shape.name(), &["fp32"], f.gflops);
+        }
+        for f in &mut self.conv {
+            f.peers = against.throughput(&peer.conv_gops, &f.shape.name(), &["fbgemm"], f.gops);
+        }
+        for f in &mut self.conv_fp32 {
+            f.peers = against.throughput(&peer.conv_gops, &f.shape.name(), &["fp32"], f.gflops);
+        }
+        self.against = Some(against.info());
+    }
+
     /// The human-readable table `qlab bench` prints.
     pub fn render(&self) -> String {
-        let shape = |s: &Anchor| format!("{}x{}x{}", s.m, s.k, s.n);
         let mut out = format!(
-            "int8 linear (M×K×N), single thread, median of {} runs; ratios to PyTorch on this machine kind (ANCHORS.md)\n",
-            self.repetitions
+            "host: {}; single thread, median of {} runs\nratios measured in this run: % peak = of the tier's measured int8 peak on this host, x fp32 = over our fp32 on the same shape\n",
+            self.host_cpu, self.repetitions
         );
+        if let Some(a) = &self.against {
+            out.push_str(&a.line());
+        }
         out.push_str(&format!(
-            "{:<15} {:<11} {:<17} {:<22} {:>9} {:>13} {:>7}\n",
-            "shape", "tier", "contract", "kernel", "GOPS", "torch fbgemm", "ratio"
+            "\nint8 linear (M×K×N)\n{:<15} {:<11} {:<17} {:<22} {:>9} {:>7} {:>7}\n",
+            "shape", "tier", "contract", "kernel", "GOPS", "% peak", "x fp32"
         ));
         for f in &self.int8 {
             out.push_str(&format!(
-                "{:<15} {:<11} {:<17} {:<22} {:>9.1} {:>13.0} {:>7.2}\n",
-                shape(&f.shape),
+                "{:<15} {:<11} {:<17} {:<22} {:>9.1} {:>7} {:>7}{}\n",
+                f.shape.name(),
                 f.tier,
                 f.contract,
                 f.kernel,
                 f.gops,
-                f.shape.torch_fbgemm_gops,
-                f.ratio_to_torch_fbgemm
+                cell(f.percent_of_peak, "%"),
+                cell(f.ratio_to_our_fp32, "x"),
+                trailing(&f.peers)
             ));
         }
-        if let Some(peak) = self.peak_gops {
-            let largest = self.int8.iter().find(|f| {
-                f.shape.m == 1024 && f.tier == Isa::Avx512Vnni.name() && f.contract == "exact"
-            });
-            out.push_str(&format!(
-                "avx512vnni peak {peak:.1} GOPS (register-only vpdpbusd loop on this host)"
-            ));
-            if let Some(f) = largest {
-                out.push_str(&format!(
-                    "; 1024x1024x1024 exact reaches {:.1}% of peak",
-                    100.0 * f.gops / peak
-                ));
-            }
-            out.push('\n');
-        }
+        out.push_str(&self.peak_lines());
         out.push_str(&format!(
-            "\nfp32 linear (matrixmultiply sgemm)\n{:<15} {:>9} {:>11} {:>7}\n",
-            "shape", "GFLOPS", "torch fp32", "ratio"
+            "\nfp32 linear (matrixmultiply sgemm)\n{:<15} {:>9}\n",
+            "shape", "GFLOPS"
         ));
         for f in &self.fp32 {
-            out.push_str(&format!(
-                "{:<15} {:>9.1} {:>11.0} {:>7.2}\n",
-                shape(&f.shape),
-                f.gflops,
-                f.shape.torch_fp32_gflops,
-                f.ratio_to_torch_fp32
-            ));
+            let row = format!("{:<15} {:>9.1}", f.shape.name(), f.gflops);
+            out.push_str(&format!("{row}{}\n", trailing(&f.peers)));
         }
         out.push_str(&format!(
-            "\nint8 conv2d (C×H×W → O, k×k; batch 1, stride 1, same padding)\n{:<22} {:<11} {:<17} {:>9} {:>13} {:>7}\n",
-            "shape", "tier", "contract", "GOPS", "torch fbgemm", "ratio"
+            "\nint8 conv2d (C×H×W → O, k×k; batch 1, stride 1, same padding)\n{:<22} {:<11} {:<17} {:>9} {:>7} {:>7}\n",
+            "shape", "tier", "contract", "GOPS", "% peak", "x fp32"
         ));
         // The columns the conv and depthwise tables share.
         let conv_row = |shape: String, tier: &str, contract: &str, gops: f64| {
             format!("{shape:<22} {tier:<11} {contract:<17} {gops:>9.1}")
         };
         for f in &self.conv {
-            let s = &f.shape;
-            let shape = format!(
-                "{}x{}x{}->{} {}x{}",
-                s.channels, s.height, s.width, s.out_channels, s.kernel, s.kernel
-            );
             out.push_str(&format!(
-                "{} {:>13.0} {:>7.2}\n",
-                conv_row(shape, &f.tier, &f.contract, f.gops),
-                s.torch_fbgemm_gops,
-                f.ratio_to_torch_fbgemm
+                "{} {:>7} {:>7}{}\n",
+                conv_row(f.shape.name(), &f.tier, &f.contract, f.gops),
+                cell(f.percent_of_peak, "%"),
+                cell(f.ratio_to_our_fp32, "x"),
+                trailing(&f.peers)
             ));
+        }
+        out.push_str(&format!(
+            "\nfp32 conv2d (the float engine's conv_forward)\n{:<22} {:>9}\n",
+            "shape", "GFLOPS"
+        ));
+        for f in &self.conv_fp32 {
+            let row = format!("{:<22} {:>9.1}", f.shape.name(), f.gflops);
+            out.push_str(&format!("{row}{}\n", trailing(&f.peers)));
         }
         out.push_str(&format!(
             "\nint8 depthwise conv2d (C×H×W, k×k / stride; batch 1, same padding)\n{:<22} {:<11} {:<17} {:>9}\n",
@@ -546,32 +702,86 @@ impl Report {
         }
         out
     }
+
+    /// The peak each measured tier is a fraction of, and the tiers that have none measured
+    /// (their `% peak` cells are `-`: no peak is assumed from a datasheet).
+    fn peak_lines(&self) -> String {
+        let mut tiers: Vec<&str> = self.int8.iter().map(|f| f.tier.as_str()).collect();
+        tiers.dedup();
+        let mut out = String::new();
+        let mut unmeasured = Vec::new();
+        for tier in tiers {
+            let Some(peak) = self.peak_of(tier) else {
+                unmeasured.push(tier);
+                continue;
+            };
+            out.push_str(&format!(
+                "{tier} peak {peak:.1} GOPS (register-only vpdpbusd loop on this host)"
+            ));
+            let largest = self
+                .int8
+                .iter()
+                .find(|f| f.shape.m == 1024 && f.tier == tier && f.contract == "exact");
+            if let Some(f) = largest {
+                out.push_str(&format!(
+                    "; {} exact reaches {:.1}% of peak",
+                    f.shape.name(),
+                    100.0 * f.gops / peak
+                ));
+            }
+            out.push('\n');
+        }
+        if !unmeasured.is_empty() {
+            out.push_str(&format!(
+                "no measured peak for {} (only the avx512vnni peak loop exists): % peak not shown\n",
+                unmeasured.join(", ")
+            ));
+        }
+        out
+    }
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    /// The table and the JSON carry the same figures and ratios (nothing is timed here).
-    #[test]
-    fn render_and_json_carry_the_ratios() {
-        let shape = ANCHORS[3];
-        let report = Report {
+    /// A report of fixed figures, as `run` would return it before `relate`: int8 at 239 GOPS
+    /// on avx512vnni and 100 on avx2, fp32 68 GFLOPS, on 1024³; conv 300 GOPS against fp32 60.
+    pub(crate) fn synthetic() -> Report {
+        let int8 = |tier: &str, gops: f64| Int8Figure {
+            shape: ANCHORS[3],
+            tier: tier.into(),
+            contract: "exact".into(),
+            kernel: kernel_name(Isa::Avx512Vnni, false).into(),
+            gops,
+            percent_of_peak: None,
+            ratio_to_our_fp32: None,
+            peers: Vec::new(),
+        };
+        Report {
+            schema_version: JSON_SCHEMA_VERSION,
+            host_cpu: "Test CPU".into(),
             repetitions: 3,
-            int8: vec![Int8Figure {
-                shape,
+            int8: vec![int8("avx512vnni", 239.0), int8("avx2", 100.0)],
+            fp32: vec![Fp32Figure {
+                shape: ANCHORS[3],
+                gflops: 68.0,
+                peers: Vec::new(),
+            }],
+            conv: vec![ConvFigure {
+                shape: CONV_ANCHORS[0],
                 tier: "avx512vnni".into(),
                 contract: "exact".into(),
-                kernel: kernel_name(Isa::Avx512Vnni, false).into(),
-                gops: 239.0,
-                ratio_to_torch_fbgemm: 239.0 / shape.torch_fbgemm_gops,
+                gops: 300.0,
+                percent_of_peak: None,
+                ratio_to_our_fp32: None,
+                peers: Vec::new(),
             }],
-            fp32: vec![Fp32Figure {
-                shape,
-                gflops: 68.0,
-                ratio_to_torch_fp32: 0.5,
+            conv_fp32: vec![ConvFp32Figure {
+                shape: CONV_ANCHORS[0],
+                gflops: 60.0,
+                peers: Vec::new(),
             }],
-            conv: Vec::new(),
             depthwise: vec![DepthwiseFigure {
                 shape: DEPTHWISE_SHAPES[1],
                 tier: "avx2".into(),
@@ -580,24 +790,42 @@ mod tests {
             }],
             peak_gops: Some(478.0),
             skipped: vec!["avxvnni: missing".into()],
-        };
+            against: None,
+        }
+    }
+
+    /// The table and the JSON carry the same figures and ratios (nothing is timed here): % of
+    /// the peak only for the tier that has one, x fp32 on the same shape.
+    #[test]
+    fn render_and_json_carry_peak_and_fp32_ratios() {
+        let mut report = synthetic();
+        report.relate();
         let text = report.render();
+        assert!(text.contains("host: Test CPU"), "{text}");
         assert!(text.contains("1024x1024x1024"), "{text}");
-        assert!(text.contains("239.0") && text.contains("0.50"), "{text}");
+        assert!(text.contains("239.0") && text.contains("50.00%"), "{text}");
+        // 239 / 68 and 300 / 60.
+        assert!(text.contains("3.51x") && text.contains("5.00x"), "{text}");
+        assert!(text.contains("no measured peak for avx2"), "{text}");
         assert!(text.contains("skipped avxvnni: missing"), "{text}");
         assert!(
             text.contains("96x112x112 3x3/2") && text.contains("21.5"),
             "{text}"
         );
-        let json: serde_json::Value = serde_json::to_value(&report).expect("serializable");
-        assert_eq!(json["int8"][0]["ratio_to_torch_fbgemm"], 0.5);
-        assert_eq!(json["fp32"][0]["shape"]["torch_fp32_gflops"], 136.0);
-        assert_eq!(json["depthwise"][0]["shape"]["stride"], 2);
-        assert_eq!(json["depthwise"][0]["gops"], 21.5);
+        assert!(!text.to_lowercase().contains("torch"), "{text}");
         assert!(
             text.contains("peak 478.0 GOPS") && text.contains("50.0% of peak"),
             "{text}"
         );
+        let json: serde_json::Value = serde_json::to_value(&report).expect("serializable");
+        assert_eq!(json["schema_version"], JSON_SCHEMA_VERSION);
+        assert_eq!(json["host_cpu"], "Test CPU");
+        assert_eq!(json["int8"][0]["percent_of_peak"], 50.0);
+        assert_eq!(json["int8"][1]["percent_of_peak"], serde_json::Value::Null);
+        assert_eq!(json["int8"][0]["ratio_to_our_fp32"], 239.0 / 68.0);
+        assert_eq!(json["conv"][0]["ratio_to_our_fp32"], 5.0);
+        assert_eq!(json["depthwise"][0]["shape"]["stride"], 2);
         assert_eq!(json["peak_gops"], 478.0);
+        assert_eq!(json["against"], serde_json::Value::Null);
     }
 }

@@ -1,12 +1,15 @@
 //! `qlab bench model PATH`: whole-model figures — batch-1 fp32 latency, int8 latency per
 //! engine after fuse + calibrate + convert with the engine's default qconfig, the calibration
-//! time, and the int8 output's SQNR against fp32 — beside PyTorch's figures from
-//! `shared/bench/ANCHORS.md` where the model is one of its rows.
+//! time, and the int8 output's SQNR against fp32. Each int8 latency is set against our own fp32
+//! on the same model, measured in the same run; PyTorch's figures only come from a file the user
+//! measured on this host (`--against`, [`crate::bench_against`], section `models_ms`).
 //!
-//! Latencies are medians over repetitions on one thread (a one-thread rayon pool), the
-//! condition of the PyTorch anchors; calibration runs on every core, as a user's would.
+//! Latencies are medians over repetitions on one thread (a one-thread rayon pool); calibration
+//! runs on every core, as a user's would, so its peer ratio is printed only when the peer ran on
+//! as many threads.
 
 use crate::analysis::ErrorStats;
+use crate::bench_against::{Against, AgainstInfo, PeerRatio, trailing};
 use crate::engine::{Engine, Numerics};
 use crate::graph::{self, Graph, Value};
 use crate::import::Dataset;
@@ -15,40 +18,10 @@ use crate::workflow::{self, QConfigMap, QOp, QuantizedModel, WorkflowError};
 use serde::Serialize;
 use std::time::Instant;
 
-/// PyTorch's batch-1 figures for one model (ANCHORS.md, "Whole models").
-#[derive(Debug, Clone, Copy, Serialize)]
-pub struct ModelAnchor {
-    pub model: &'static str,
-    pub fp32_ms: f64,
-    pub fbgemm_ms: f64,
-    pub qnnpack_ms: f64,
-    /// Seconds to calibrate 32 images with the fbgemm default qconfig.
-    pub calibration_32_s: f64,
-}
-
-pub const MODEL_ANCHORS: [ModelAnchor; 3] = [
-    ModelAnchor {
-        model: "mobilenet_v2",
-        fp32_ms: 40.0,
-        fbgemm_ms: 9.3,
-        qnnpack_ms: 35.8,
-        calibration_32_s: 4.1,
-    },
-    ModelAnchor {
-        model: "resnet18",
-        fp32_ms: 51.5,
-        fbgemm_ms: 19.4,
-        qnnpack_ms: 145.5,
-        calibration_32_s: 2.9,
-    },
-    ModelAnchor {
-        model: "shufflenet_v2_x0_5",
-        fp32_ms: 23.4,
-        fbgemm_ms: 12.3,
-        qnnpack_ms: 9.0,
-        calibration_32_s: 1.1,
-    },
-];
+/// The version of `qlab bench model --json`'s layout: 2 dropped the built-in PyTorch figures
+/// (`anchor`, `pytorch_ms`) and added `host_cpu`, the peer ratios and `against` (version 1 was
+/// unversioned).
+pub const JSON_SCHEMA_VERSION: u32 = 2;
 
 /// One engine's int8 figures.
 #[derive(Debug, Clone, Serialize)]
@@ -58,8 +31,8 @@ pub struct EngineFigure {
     pub calibration_s: f64,
     /// SQNR (dB) of the int8 output against fp32 on the data.
     pub sqnr_db: f64,
-    /// PyTorch's latency for this engine, when anchored.
-    pub pytorch_ms: Option<f64>,
+    /// The peer's latency for this engine (`--against`).
+    pub peers: Vec<PeerRatio>,
     /// Batch-1 time per kind of op (`conv depthwise`, `conv 1x1`, `qadd`, ...), ms, median over
     /// the repetitions, largest first: where the latency goes.
     pub by_op: Vec<(String, f64)>,
@@ -110,13 +83,25 @@ fn time_by_op(
 /// Everything `qlab bench model` measured.
 #[derive(Debug, Clone, Serialize)]
 pub struct ModelReport {
+    /// [`JSON_SCHEMA_VERSION`].
+    pub schema_version: u32,
+    /// This host's CPU model (`/proc/cpuinfo`), read when the figures were measured.
+    pub host_cpu: String,
     pub model: String,
     /// Threads available to calibration.
     pub threads: usize,
     pub samples: usize,
     pub fp32_ms: f64,
     pub engines: Vec<EngineFigure>,
-    pub anchor: Option<ModelAnchor>,
+    /// The peer's fp32 latency (`--against`).
+    pub fp32_peers: Vec<PeerRatio>,
+    /// The peer's calibration time per image, ms (`--against`).
+    pub calibration_peers: Vec<PeerRatio>,
+    /// The peer file, when `--against` gave one.
+    pub against: Option<AgainstInfo>,
+    /// What the comparison with the peer file could not do (no entry for this model, another
+    /// thread count for calibration).
+    pub notes: Vec<String>,
 }
 
 fn median_ms(
@@ -184,10 +169,6 @@ pub fn run(
             Ok(())
         })?;
         let reference = first_f32(graph::run(float, vec![data.clone()], |_, _| {})?);
-        let anchor = MODEL_ANCHORS
-            .iter()
-            .copied()
-            .find(|a| name.starts_with(a.model));
         let mut figures: Vec<EngineFigure> = Vec::new();
         for (&engine, (model, calibration_s)) in engines.iter().zip(models) {
             let latency_ms = median_ms(reps, || {
@@ -203,47 +184,93 @@ pub fn run(
                 latency_ms,
                 calibration_s,
                 sqnr_db: stats.sqnr_db(),
-                pytorch_ms: anchor.map(|a| match engine {
-                    Engine::Qnnpack => a.qnnpack_ms,
-                    _ => a.fbgemm_ms,
-                }),
+                peers: Vec::new(),
                 by_op,
             });
         }
         Ok(ModelReport {
+            schema_version: JSON_SCHEMA_VERSION,
+            host_cpu: crate::bench_against::host_cpu(),
             model: name.into(),
             threads,
             samples: data.shape()[0],
             fp32_ms,
             engines: figures,
-            anchor,
+            fp32_peers: Vec::new(),
+            calibration_peers: Vec::new(),
+            against: None,
+            notes: Vec::new(),
         })
     })
 }
 
 impl ModelReport {
+    /// The fbgemm calibration's time per image, ms (prepare and convert included).
+    pub fn calibration_ms_per_image(&self) -> Option<f64> {
+        let fb = self.engines.first()?;
+        Some(fb.calibration_s * 1e3 / self.samples.max(1) as f64)
+    }
+
+    /// Sets the peer figures of `against` for this model beside ours (ratios only when it is
+    /// comparable, and for calibration only at the same thread count).
+    pub fn compare(&mut self, against: &Against) {
+        self.notes.clear();
+        if against.model_key(&self.model).is_none() {
+            let known: Vec<&str> = against.peer.models_ms.keys().map(String::as_str).collect();
+            self.notes.push(format!(
+                "{} has no figures for model '{}' (it has: {})",
+                against.file.display(),
+                self.model,
+                if known.is_empty() {
+                    "none".into()
+                } else {
+                    known.join(", ")
+                }
+            ));
+        }
+        self.fp32_peers = against.latency(&self.model, &["fp32"], self.fp32_ms);
+        for e in &mut self.engines {
+            e.peers = against.latency(&self.model, &[e.engine.as_str()], e.latency_ms);
+        }
+        self.calibration_peers = match self.calibration_ms_per_image() {
+            Some(ms) => against.latency(&self.model, &["calibration_per_image"], ms),
+            None => Vec::new(),
+        };
+        let peer_threads = against.peer.host.threads;
+        if !self.calibration_peers.is_empty() && self.threads != peer_threads {
+            for p in &mut self.calibration_peers {
+                p.ratio = None;
+            }
+            self.notes.push(format!(
+                "calibration ran on {} threads here and {peer_threads} in the peer file: no calibration ratio",
+                self.threads
+            ));
+        }
+        self.against = Some(against.info());
+    }
+
     /// The table `qlab bench model` prints.
     pub fn render(&self) -> String {
-        let ratio = |ours: f64, theirs: Option<f64>| {
-            theirs.map_or_else(|| "-".into(), |t| format!("{:.2}x", t / ours))
-        };
         let mut s = format!(
-            "{}: batch 1, one thread\n  fp32            {:8.2} ms   (PyTorch {}; speedup vs PyTorch {})\n",
-            self.model,
-            self.fp32_ms,
-            self.anchor
-                .map_or("-".into(), |a| format!("{} ms", a.fp32_ms)),
-            ratio(self.fp32_ms, self.anchor.map(|a| a.fp32_ms)),
+            "{}: batch 1, one thread; host: {}\n",
+            self.model, self.host_cpu
         );
+        if let Some(a) = &self.against {
+            s.push_str(&a.line());
+        }
+        s.push_str(&format!(
+            "  fp32            {:8.2} ms{}\n",
+            self.fp32_ms,
+            trailing(&self.fp32_peers)
+        ));
         for e in &self.engines {
             s.push_str(&format!(
-                "  int8 {:<10} {:8.2} ms   ({:.2}x our fp32; PyTorch {}; speedup vs PyTorch {}); SQNR vs fp32 {:.1} dB\n",
+                "  int8 {:<10} {:8.2} ms   ({:.2}x our fp32; SQNR vs fp32 {:.1} dB){}\n",
                 e.engine,
                 e.latency_ms,
                 self.fp32_ms / e.latency_ms,
-                e.pytorch_ms.map_or("-".into(), |p| format!("{p} ms")),
-                ratio(e.latency_ms, e.pytorch_ms),
                 e.sqnr_db,
+                trailing(&e.peers),
             ));
             let parts: Vec<String> = e
                 .by_op
@@ -253,20 +280,19 @@ impl ModelReport {
                 .collect();
             s.push_str(&format!("    by op (ms): {}\n", parts.join(", ")));
         }
-        if let Some(fb) = self.engines.first() {
-            let per_image = fb.calibration_s / self.samples.max(1) as f64;
+        if let (Some(fb), Some(per_image)) = (self.engines.first(), self.calibration_ms_per_image())
+        {
             s.push_str(&format!(
                 "  calibration ({} images, fbgemm default qconfig incl. prepare and convert, {} threads): {:.3} s = {:.1} ms/image{}\n",
                 self.samples,
                 self.threads,
                 fb.calibration_s,
-                per_image * 1e3,
-                self.anchor.map_or(String::new(), |a| format!(
-                    " (PyTorch {:.1} ms/image: {:.1}x faster)",
-                    a.calibration_32_s / 32.0 * 1e3,
-                    a.calibration_32_s / 32.0 / per_image
-                )),
+                per_image,
+                trailing(&self.calibration_peers),
             ));
+        }
+        for n in &self.notes {
+            s.push_str(&format!("  note: {n}\n"));
         }
         s
     }

@@ -48,6 +48,7 @@
 
 pub mod analysis;
 pub mod bench;
+pub mod bench_against;
 pub mod bench_model;
 pub mod cancel;
 pub mod engine;

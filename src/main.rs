@@ -59,7 +59,7 @@ enum Cmd {
     },
     /// ISA tiers on this host and the one in use
     Isa,
-    /// int8 linear GOPS per tier and fp32 GFLOPS on the ANCHORS shapes
+    /// int8 linear and conv GOPS per tier beside the host's measured peak and our fp32
     Bench {
         #[command(subcommand)]
         model: Option<BenchCmd>,
@@ -69,6 +69,10 @@ enum Cmd {
         /// Also write the report as JSON
         #[arg(long)]
         json: Option<PathBuf>,
+        /// Peer figures measured on this host (tools/torch_bench.py writes them): print ratios
+        /// against them
+        #[arg(long, value_name = "FILE.json")]
+        against: Option<PathBuf>,
     },
     /// Shell completions for qlab's command line, on stdout
     Completions { shell: clap_complete::Shell },
@@ -87,6 +91,10 @@ enum BenchCmd {
         reps: usize,
         #[arg(long)]
         json: Option<PathBuf>,
+        /// Peer figures measured on this host (the file of `qlab bench --against`, its
+        /// `models_ms` section): print ratios against them
+        #[arg(long, value_name = "FILE.json")]
+        against: Option<PathBuf>,
     },
 }
 
@@ -199,11 +207,22 @@ fn run(cli: Cli) -> Result<(), CliError> {
                     data,
                     reps,
                     json,
+                    against,
                 }),
             ..
-        }) => bench_model(&model, &data, reps, json.as_deref())?,
-        Some(Cmd::Bench { reps, json, .. }) => {
-            let report = qlab::bench::run(reps).map_err(input)?;
+        }) => bench_model(&model, &data, reps, json.as_deref(), against.as_deref())?,
+        Some(Cmd::Bench {
+            reps,
+            json,
+            against,
+            ..
+        }) => {
+            // The file is checked before anything is measured: a bad one fails in no time.
+            let against = load_against(against.as_deref())?;
+            let mut report = qlab::bench::run(reps).map_err(input)?;
+            if let Some(a) = &against {
+                report.compare(a);
+            }
             with_json(report.render(), &report, json.as_deref())?
         }
         Some(Cmd::Completions { shell }) => {
@@ -230,20 +249,31 @@ fn with_json(
     Ok(format!("{text}wrote {}\n", path.display()))
 }
 
-/// `qlab bench model PATH --data NPY [--reps N] [--json FILE]`.
+/// The `--against` file of `qlab bench` and `bench model`, validated.
+fn load_against(path: Option<&Path>) -> Result<Option<qlab::bench_against::Against>, CliError> {
+    path.map(|p| qlab::bench_against::Against::load(p).map_err(input))
+        .transpose()
+}
+
+/// `qlab bench model PATH --data NPY [--reps N] [--json FILE] [--against FILE]`.
 fn bench_model(
     path: &Path,
     data: &Path,
     reps: usize,
     json: Option<&Path>,
+    against: Option<&Path>,
 ) -> Result<String, CliError> {
+    let against = load_against(against)?;
     let graph = load_model(path)?;
     let data = qlab::import::Dataset::from_npy("data", data, None).map_err(input)?;
     let name = path.file_stem().map_or_else(
         || path.display().to_string(),
         |s| s.to_string_lossy().to_string(),
     );
-    let report = qlab::bench_model::run(&name, &graph, &data, reps).map_err(input)?;
+    let mut report = qlab::bench_model::run(&name, &graph, &data, reps).map_err(input)?;
+    if let Some(a) = &against {
+        report.compare(a);
+    }
     with_json(report.render(), &report, json)
 }
 
