@@ -297,3 +297,6 @@ impl ModelReport {
         s
     }
 }
+
+#[cfg(test)]
+mod against_tests;

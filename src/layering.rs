@@ -14,6 +14,7 @@ const LAYERS: &[&[&str]] = &[
     &["qnn", "graph"],
     &["fsutil"],
     &["import", "workflow"],
+    &["bench_against"],
     &["analysis", "bench"],
     &["report", "bench_model"],
     &["session"],

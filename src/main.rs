@@ -251,7 +251,12 @@ fn with_json(
 
 /// The `--against` file of `qlab bench` and `bench model`, validated.
 fn load_against(path: Option<&Path>) -> Result<Option<qlab::bench_against::Against>, CliError> {
-    path.map(|p| qlab::bench_against::Against::load(p).map_err(input))
+    let (linear, conv) = (qlab::bench::linear_names(), qlab::bench::conv_names());
+    let known = qlab::bench_against::Known {
+        linear: &linear,
+        conv: &conv,
+    };
+    path.map(|p| qlab::bench_against::Against::load(p, &known).map_err(input))
         .transpose()
 }
 
