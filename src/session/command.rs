@@ -328,6 +328,9 @@ pub enum Exported {
         calib: String,
         batching: Batching,
     },
+    /// `export qparams out=F [data=DATA]` — `show qparams` per module, with the output clip
+    /// rate on DATA when given.
+    QParams { data: Option<String> },
 }
 
 impl Exported {
@@ -338,6 +341,7 @@ impl Exported {
             Exported::Weights { .. } => "weights",
             Exported::Compare { .. } => "compare",
             Exported::Sensitivity { .. } => "sensitivity",
+            Exported::QParams { .. } => "qparams",
         }
     }
 }
@@ -707,6 +711,12 @@ mod tests {
                 },
                 out: "s.json".into(),
             },
+            Command::Export {
+                what: Exported::QParams {
+                    data: Some("my test".into()),
+                },
+                out: "q p.json".into(),
+            },
             Command::PlotHistogram {
                 layer: "features.*".into(),
                 out: "h.png".into(),
@@ -767,6 +777,7 @@ mod tests {
                     Exported::Weights { .. } => "ExportWeights",
                     Exported::Compare { .. } => "ExportCompare",
                     Exported::Sensitivity { .. } => "ExportSensitivity",
+                    Exported::QParams { .. } => "ExportQParams",
                 },
                 Command::PlotHistogram { .. } => "PlotHistogram",
                 Command::PlotErrors { .. } => "PlotErrors",

@@ -34,6 +34,7 @@ mod output;
 mod paths;
 mod progress;
 mod qat;
+mod qparams;
 mod quantize;
 mod reference;
 mod replay;

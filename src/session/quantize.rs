@@ -29,6 +29,8 @@ impl Workbench {
     pub(super) fn drop_converted(&mut self) {
         self.quantized = None;
         self.quantized_outputs.clear();
+        // They described the converted model that was loaded.
+        self.loaded_qconfigs.clear();
     }
 
     pub(super) fn set_engine(&mut self, engine: Engine, profile: HostProfile) -> Output {
@@ -308,6 +310,7 @@ impl Workbench {
         );
         self.quantized = Some(model);
         self.quantized_outputs.clear();
+        self.loaded_qconfigs.clear();
         if rows.len() > NODE_TABLE_LIMIT {
             return Output::Text(format!("{title}\n{}", op_counts(&rows)));
         }

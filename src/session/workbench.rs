@@ -199,7 +199,6 @@ impl Workbench {
         self.model = Some((path.to_string(), graph));
         self.outputs.clear();
         self.reset_quantization();
-        self.loaded_qconfigs.clear();
         if let Some(q) = quantized {
             text.push_str(&loaded_quantized_text(&q));
             self.numerics = q.model.numerics;
