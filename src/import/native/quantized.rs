@@ -18,6 +18,7 @@
 
 use super::{Encoded, GraphBody, NativeError, Tensors, build_graph, encode_graph};
 use crate::engine::{Engine, HostProfile, Numerics};
+use crate::graph::{Node, Op};
 use crate::qnn::dynamic::{DynamicLinear, DynamicLstm, DynamicLstmCell, DynamicWeight, LstmConfig};
 use crate::qnn::{ConvParams, PackedWeight, QConv, QFunctional, QLinear, Quantize};
 use crate::tensor::{QDType, QParams, QStorage, QTensor};
@@ -94,11 +95,9 @@ enum QOpKind {
         dtype: String,
     },
     Dequantize,
+    /// Its geometry is the prepared graph's conv node's (stride, padding, dilation, groups):
+    /// not repeated here, so the two cannot disagree.
     Conv {
-        stride: Vec<usize>,
-        padding: Vec<usize>,
-        dilation: Vec<usize>,
-        groups: usize,
         epilogue: Epilogue,
     },
     Linear {
@@ -243,10 +242,6 @@ pub(super) fn encode(
                 QOp::Conv(c) => {
                     push_weight(tensors, &key, &c.weight);
                     QOpKind::Conv {
-                        stride: c.params.stride.clone(),
-                        padding: c.params.padding.clone(),
-                        dilation: c.params.dilation.clone(),
-                        groups: c.params.groups,
                         epilogue: Epilogue {
                             out: out(c.out_scale, c.out_zero_point),
                             relu: c.relu,
@@ -507,7 +502,7 @@ impl Fields<'_, '_> {
         Ok(QFunctional { scale, zero_point })
     }
 
-    fn op(&mut self, kind: QOpKind) -> Result<QOp, NativeError> {
+    fn op(&mut self, kind: QOpKind, node: &Node) -> Result<QOp, NativeError> {
         let key = format!("qop/{}", self.node);
         Ok(match kind {
             QOpKind::Float => QOp::Float,
@@ -525,21 +520,29 @@ impl Fields<'_, '_> {
                     Quantize::new(scale, zero_point, dtype).map_err(|e| self.err("quantize", e))?,
                 )
             }
-            QOpKind::Conv {
-                stride,
-                padding,
-                dilation,
-                groups,
-                epilogue: e,
-            } => {
+            QOpKind::Conv { epilogue: e } => {
+                let Op::Conv(c) = &node.op else {
+                    return Err(self.err("qop", format!("conv on a {} node", node.op.kind())));
+                };
                 let w = self.weight(&key)?;
+                if w.shape() != c.weight.shape() {
+                    return Err(self.t.err(
+                        &format!("{key}.weight"),
+                        format!(
+                            "shape {:?} is not the conv node's {:?}",
+                            w.shape(),
+                            c.weight.shape()
+                        ),
+                    ));
+                }
                 let (scale, zp) = self.out(e.out, QDType::QUInt8)?;
                 let bias = self.bias(&key, e.bias, w.shape()[0])?;
+                // As convert builds it from the node.
                 let params = ConvParams {
-                    stride,
-                    padding,
-                    dilation,
-                    groups,
+                    stride: c.stride.clone(),
+                    padding: c.pad_begin.clone(),
+                    dilation: c.dilation.clone(),
+                    groups: c.groups,
                 };
                 let conv = QConv::new(&w, bias, params, scale, zp, e.relu)
                     .map_err(|err| self.err("conv", err))?;
@@ -630,7 +633,7 @@ pub(super) fn decode(
             if node.inputs.is_empty() && !matches!(r.op, QOpKind::Float) {
                 return Err(f.err("qop", "a quantized op on a node without inputs"));
             }
-            f.op(r.op)
+            f.op(r.op, node)
         })
         .collect::<Result<Vec<_>, _>>()?;
     Ok(SavedQuantized {

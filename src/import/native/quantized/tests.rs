@@ -169,8 +169,14 @@ fn bad_output_qparams_and_structure_are_refused_by_name() {
     assert_names(zp.unwrap_err(), field, &["add", "zero_point"]);
     let dtype = with_op("quant", |op| op["dtype"] = "qint32".into());
     assert_names(dtype.unwrap_err(), field, &["quant", "dtype", "qint32"]);
-    let groups = with_op("conv1", |op| op["groups"] = 7.into());
-    assert_names(groups.unwrap_err(), field, &["conv1", "conv", "groups"]);
+    // A conv takes its geometry from its node: on another node it is refused.
+    let conv = with_op("conv1", |_| {}).map(|_| ());
+    assert!(conv.is_ok());
+    let misplaced = with_op("add", |op| {
+        *op = serde_json::json!({"node": "add", "qop": "conv",
+            "epilogue": {"out": {"scale": 0.1, "zero_point": 0}, "relu": false, "bias": false}})
+    });
+    assert_names(misplaced.unwrap_err(), field, &["add", "qop", "conv on a"]);
     let renamed = with_op("fc", |op| op["node"] = "fc2".into());
     assert_names(renamed.unwrap_err(), field, &["ops", "fc2"]);
     let (json, weights) = saved();
