@@ -26,7 +26,7 @@ fn quoted(p: &Path) -> String {
     format!("\"{}\"", p.display())
 }
 
-/// Converts `model` (calibrated on `calib`, with `engine`), saves it, loads it into a fresh
+/// Converts `model` with `engine` by the `quantize` line, saves it, loads it into a fresh
 /// workbench and checks the converted outputs on `test` are the same bytes; returns both
 /// sessions' outputs of `extra` (lines run after the outputs are written).
 fn round_trip(
@@ -50,7 +50,7 @@ fn round_trip(
     run(&mut before, &setup);
     let mut lines = vec![
         format!("engine {engine}"),
-        format!("quantize calib{quantize}"),
+        quantize.to_string(),
         "predict test out=before.npy model=quantized".to_string(),
         "save model m.qlab".to_string(),
     ];
@@ -97,7 +97,7 @@ fn digits(engine: &str) {
         &root().join("sample-models/digits_cnn.onnx"),
         digits_data(),
         engine,
-        "",
+        "quantize calib",
         &["eval test", "errors test", "show qparams"],
     );
     assert_eq!(a, b, "eval, errors and show qparams after reloading");
@@ -127,10 +127,26 @@ fn zoo_shufflenet_round_trips_bit_exact() {
             quoted(&zoo.join("test.npy")),
         ],
         "fbgemm",
-        " batch=4 batches=1",
+        "quantize calib batch=4 batches=1",
         &["show qparams"],
     );
     assert_eq!(a, b);
+}
+
+/// Dynamically quantized LSTMs (qint8 and float16 weights) round-trip too.
+#[test]
+fn digits_lstm_dynamic_round_trips_bit_exact() {
+    for dtype in ["qint8", "float16"] {
+        let (a, b) = round_trip(
+            &format!("native_int8_lstm_{dtype}"),
+            &root().join("sample-models/digits_lstm.onnx"),
+            digits_data(),
+            "fbgemm",
+            &format!("quantize dynamic dtype={dtype}"),
+            &["eval test"],
+        );
+        assert_eq!(a, b, "eval after reloading");
+    }
 }
 
 /// A model saved before convert is still a float-only (version 1) model.

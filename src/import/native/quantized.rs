@@ -467,26 +467,26 @@ impl Fields<'_, '_> {
                 ),
             ));
         }
+        // Sizes from the file: overflow is an error, not a panic.
+        let (Some(gates), Some(stacked)) = (h.checked_mul(4), h.checked_mul(dirs)) else {
+            return Err(self.err("hidden_size", format!("{h} is too large")));
+        };
         let cells = cells
             .iter()
             .enumerate()
             .map(|(i, [ih, hh])| {
-                let in_size = if i < dirs {
-                    config.input_size
-                } else {
-                    h * dirs
-                };
+                let in_size = if i < dirs { config.input_size } else { stacked };
                 let ih = self.dynamic(&format!("{key}.cell{i}.ih"), ih)?;
                 let hh = self.dynamic(&format!("{key}.cell{i}.hh"), hh)?;
                 for (name, m, cols) in [("ih", &ih, in_size), ("hh", &hh, h)] {
-                    if (m.out_features(), m.in_features()) != (4 * h, cols) {
+                    if (m.out_features(), m.in_features()) != (gates, cols) {
                         return Err(self.err(
                             &format!("cell{i}.{name}"),
                             format!(
                                 "weight is [{}, {}], must be [{}, {cols}]",
                                 m.out_features(),
                                 m.in_features(),
-                                4 * h
+                                gates
                             ),
                         ));
                     }
