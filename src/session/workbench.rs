@@ -223,12 +223,13 @@ impl Workbench {
         }))
     }
 
-    /// Each layer's qconfig text (`float`: kept in float): the prepared model's, else what a
-    /// loaded model recorded.
+    /// Each layer's qconfig text (`float`: kept in float): the prepared (or QAT) model's, else
+    /// what a loaded model recorded.
     pub(super) fn layer_qconfigs(&self) -> BTreeMap<String, String> {
-        match &self.prepared {
-            Some(p) => p
-                .qconfigs
+        let live = (self.prepared.as_ref().map(|p| &p.qconfigs))
+            .or_else(|| self.qat.as_ref().map(|q| &q.qconfigs));
+        match live {
+            Some(qconfigs) => qconfigs
                 .iter()
                 .map(|(k, q)| {
                     let text = q.as_ref().map_or_else(|| "float".into(), |q| q.to_string());
