@@ -4,11 +4,13 @@
 //! `graph.json` where a hand edit or a broken tool would — any value replaced by an edge number,
 //! a string, an empty list or null, keys removed, list entries duplicated or dropped — and
 //! `weights.safetensors`' bytes. Loading must give a typed error or a model that runs float and
-//! int8 ([`qlab_fuzz::exercise`]).
+//! int8 ([`qlab_fuzz::exercise`]). Each seed that converts is also seeded converted (schema
+//! version 2, with its quantized section and int8 tensors), and a converted model that loads
+//! must run ([`qlab_fuzz::exercise_quantized`]).
 
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
-use qlab::import::native::{decode_native, encode_native};
+use qlab::import::native::{decode_native_model, encode_native, encode_native_model};
 use qlab::import::onnx::import_onnx_bytes_in;
 use serde_json::{Value as Json, json};
 use std::sync::OnceLock;
@@ -23,20 +25,34 @@ const SEEDS: &[&[u8]] = &[
 /// Where the text model's external weights are.
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/zoo");
 
-/// Each seed fused (so fusions are present) and encoded: (graph.json as JSON, weights).
+/// Each seed fused (so fusions are present) and encoded, then each that converts encoded with
+/// its converted model: (graph.json as JSON, weights).
 fn seeds() -> &'static [(Json, Vec<u8>)] {
     static S: OnceLock<Vec<(Json, Vec<u8>)>> = OnceLock::new();
     S.get_or_init(|| {
-        SEEDS
+        let json = |text: String| serde_json::from_str(&text).expect("seed json");
+        let graphs: Vec<_> = SEEDS
             .iter()
             .map(|bytes| {
-                let graph = import_onnx_bytes_in(bytes, "seed.onnx", FIXTURES.as_ref())
-                    .expect("seeds import");
-                let fused = qlab::workflow::fuse_auto(&graph).map_or(graph, |(g, _)| g);
-                let (text, weights) = encode_native(&fused, "seed").expect("seeds encode");
-                (serde_json::from_str(&text).expect("seed json"), weights)
+                import_onnx_bytes_in(bytes, "seed.onnx", FIXTURES.as_ref()).expect("seeds import")
             })
-            .collect()
+            .collect();
+        let float = graphs.iter().map(|graph| {
+            let fused = qlab::workflow::fuse_auto(graph).map_or_else(|_| graph.clone(), |(g, _)| g);
+            let (text, weights) = encode_native(&fused, "seed").expect("seeds encode");
+            (json(text), weights)
+        });
+        let converted = graphs
+            .iter()
+            .filter_map(qlab_fuzz::converted)
+            .map(|(fused, model)| {
+                let qconfigs = Default::default();
+                let (text, weights) =
+                    encode_native_model(&fused, Some((&model, &qconfigs)), "seed")
+                        .expect("seeds encode");
+                (json(text), weights)
+            });
+        float.chain(converted).collect()
     })
 }
 
@@ -53,7 +69,18 @@ enum NewValue {
 
 impl NewValue {
     fn json(&self) -> Json {
-        const EDGES: &[i64] = &[0, 1, -1, 2, 65_536, 65_537, 1 << 32, 1 << 62, i64::MAX, i64::MIN];
+        const EDGES: &[i64] = &[
+            0,
+            1,
+            -1,
+            2,
+            65_536,
+            65_537,
+            1 << 32,
+            1 << 62,
+            i64::MAX,
+            i64::MIN,
+        ];
         match self {
             NewValue::Int(v) => json!(v),
             NewValue::Edge(k) => json!(EDGES[*k as usize % EDGES.len()]),
@@ -103,7 +130,10 @@ fn container(root: &Json, path: &[u16]) -> String {
                 (k.to_string(), &a[k])
             }
             Json::Object(o) if !o.is_empty() => {
-                let (k, v) = o.iter().nth(step as usize % o.len()).expect("index within length");
+                let (k, v) = o
+                    .iter()
+                    .nth(step as usize % o.len())
+                    .expect("index within length");
                 (k.replace('~', "~0").replace('/', "~1"), v)
             }
             _ => break,
@@ -134,7 +164,11 @@ fn apply(root: &mut Json, m: &Mutation) {
             *o.values_mut().nth(k).expect("index within length") = v.json();
         }
         (Edit::RemoveKey, Json::Object(o)) if !o.is_empty() => {
-            let key = o.keys().nth(pick % o.len()).cloned().expect("index within length");
+            let key = o
+                .keys()
+                .nth(pick % o.len())
+                .cloned()
+                .expect("index within length");
             o.remove(&key);
         }
         (Edit::DuplicateEntry, Json::Array(a)) if !a.is_empty() => {
@@ -172,7 +206,10 @@ fuzz_target!(|input: Input| {
         weights.truncate(t as usize);
     }
     let text = serde_json::to_string(&json).expect("json prints");
-    if let Ok(graph) = decode_native(&text, &weights, "graph.json", "weights.safetensors") {
-        qlab_fuzz::exercise(&graph);
+    if let Ok(m) = decode_native_model(&text, &weights, "graph.json", "weights.safetensors") {
+        qlab_fuzz::exercise(&m.graph);
+        if let Some(q) = m.quantized {
+            qlab_fuzz::exercise_quantized(&q.model);
+        }
     }
 });

@@ -4,7 +4,7 @@
 
 use qlab::engine::{Engine, HostProfile, Numerics};
 use qlab::graph::{Graph, Value, run};
-use qlab::workflow::{self, QConfigMap};
+use qlab::workflow::{self, QConfigMap, QuantizedModel};
 
 /// The largest input the targets build (elements), so each run stays fast.
 const MAX_INPUT: usize = 1 << 14;
@@ -32,20 +32,27 @@ pub fn exercise(graph: &Graph) {
     if run(graph, inputs.clone(), |_, _| {}).is_err() {
         return;
     }
-    let Ok((fused, _)) = workflow::fuse_auto(graph) else {
-        return;
-    };
-    let Ok(qconfig) = qlab::qconfig::presets::get_default_qconfig("fbgemm") else {
-        return;
-    };
-    let Ok(mut prepared) = workflow::prepare(&fused, &QConfigMap::global(qconfig)) else {
-        return;
-    };
-    if prepared.calibrate_batch(inputs.clone()).is_err() {
-        return;
+    if let Some((_, model)) = converted(graph) {
+        let _ = model.run(inputs, |_, _| {});
     }
-    if let Ok(model) = workflow::convert(&prepared, Numerics::new(Engine::Fbgemm, HostProfile::Vnni))
-    {
+}
+
+/// `graph` fused, and converted as [`exercise`] converts it (fbgemm's default qconfig,
+/// calibrated on zero inputs); `None` where any step refuses.
+pub fn converted(graph: &Graph) -> Option<(Graph, QuantizedModel)> {
+    let inputs = zero_inputs(graph)?;
+    let (fused, _) = workflow::fuse_auto(graph).ok()?;
+    let qconfig = qlab::qconfig::presets::get_default_qconfig("fbgemm").ok()?;
+    let mut prepared = workflow::prepare(&fused, &QConfigMap::global(qconfig)).ok()?;
+    prepared.calibrate_batch(inputs).ok()?;
+    let model =
+        workflow::convert(&prepared, Numerics::new(Engine::Fbgemm, HostProfile::Vnni)).ok()?;
+    Some((fused, model))
+}
+
+/// Runs a converted model a mutated native file produced, on zero inputs.
+pub fn exercise_quantized(model: &QuantizedModel) {
+    if let Some(inputs) = zero_inputs(&model.graph) {
         let _ = model.run(inputs, |_, _| {});
     }
 }

@@ -4,8 +4,14 @@
 //! as `const/<value name>`). Save → load is lossless, and saving is atomic (see
 //! [`crate::fsutil::write_dir_atomic`]): the path holds the old or the new model at every
 //! instant, and only a directory recognised as a qlab model is ever replaced.
+//!
+//! Version 2 adds an optional `quantized` section: the converted model (its prepared graph, one
+//! quantized op per node, the engine and profile, each layer's qconfig text), its int8 weights
+//! in the same safetensors file under `qop/…` (see [`quantized`]). A float-only model is still
+//! written as version 1, so older qlab builds keep reading what they can run.
 
 use crate::graph::{Fusion, Graph, GraphInput, Node, Op, Value};
+use crate::workflow::QuantizedModel;
 use ndarray::{ArrayD, IxDyn};
 use safetensors::{Dtype, SafeTensors, tensor::TensorView};
 use serde::{Deserialize, Serialize};
@@ -13,14 +19,20 @@ use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 use thiserror::Error;
 
+mod quantized;
 #[cfg(test)]
 mod tests;
+
+pub use quantized::SavedQuantized;
 
 const FORMAT: &str = "qlab-graph";
 /// `graph.json`'s schema version. Its node entries are [`Op`]'s serde form, so a change there
 /// that alters the JSON shape bumps this, and the reader keeps accepting the older versions
-/// (`tests/fixtures/native_v1` holds a model written by the version-1 writer).
-const VERSION: u32 = 1;
+/// (`tests/fixtures/native_v1` holds a model written by the version-1 writer). Version 2 adds
+/// the `quantized` section; a model without one is still written as version 1.
+const VERSION: u32 = 2;
+/// The version a float-only model is written as (module docs).
+const FLOAT_VERSION: u32 = 1;
 
 /// What can go wrong saving or loading a native model.
 #[derive(Debug, Error)]
@@ -31,9 +43,26 @@ pub enum NativeError {
         path: String,
         source: std::io::Error,
     },
-    /// `graph.json` is malformed or of another format/version.
+    /// `graph.json` is malformed or of another format.
     #[error("{path}: {detail}")]
     Schema { path: String, detail: String },
+    /// `graph.json` was written by a newer qlab, in a schema version this reader does not know.
+    #[error(
+        "{path}: schema version {found} is newer than this qlab reads (up to version {supported}); upgrade qlab"
+    )]
+    NewerVersion {
+        path: String,
+        found: u32,
+        supported: u32,
+    },
+    /// A field of the quantized model is invalid (a scale, a zero point, an op's parameters).
+    #[error("{path}: quantized node '{node}': {field}: {detail}")]
+    Quantized {
+        path: String,
+        node: String,
+        field: String,
+        detail: String,
+    },
     /// A tensor is missing from `weights.safetensors` or has the wrong type or shape.
     #[error("{path}: tensor '{name}': {detail}")]
     Tensor {
@@ -69,10 +98,10 @@ struct InputRecord {
     shape: Vec<Option<usize>>,
 }
 
+/// A graph's structure: what `graph.json` holds of the model, and of the quantized model's
+/// prepared graph (whose tensors are keyed under a prefix).
 #[derive(Debug, Serialize, Deserialize)]
-struct GraphRecord {
-    format: String,
-    version: u32,
+struct GraphBody {
     inputs: Vec<InputRecord>,
     outputs: Vec<String>,
     nodes: Vec<NodeRecord>,
@@ -81,6 +110,20 @@ struct GraphRecord {
     #[serde(default)]
     fusions: Vec<Fusion>,
 }
+
+#[derive(Debug, Serialize, Deserialize)]
+struct GraphRecord {
+    format: String,
+    version: u32,
+    #[serde(flatten)]
+    body: GraphBody,
+    /// The converted model (version 2 on).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    quantized: Option<quantized::QuantizedRecord>,
+}
+
+/// One tensor of the weights file: key, dtype, shape, little-endian bytes.
+type Encoded = (String, Dtype, Vec<usize>, Vec<u8>);
 
 fn value_bytes(v: &Value) -> (Dtype, Vec<usize>, Vec<u8>) {
     match v {
@@ -97,9 +140,29 @@ fn value_bytes(v: &Value) -> (Dtype, Vec<usize>, Vec<u8>) {
     }
 }
 
+/// A model as the native format holds it: the float graph and, once converted, the quantized
+/// model.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NativeModel {
+    pub graph: Graph,
+    pub quantized: Option<SavedQuantized>,
+}
+
 /// Saves `graph` as the directory `dir` (conventionally `NAME.qlab`), atomically.
 pub fn save_native(graph: &Graph, dir: &Path) -> Result<(), NativeError> {
-    let (json, weights) = encode_native(graph, &dir.display().to_string())?;
+    save_native_model(graph, None, dir)
+}
+
+/// A converted model to save and each layer's qconfig text (see [`SavedQuantized`]).
+pub type QuantizedToSave<'a> = (&'a QuantizedModel, &'a BTreeMap<String, String>);
+
+/// Saves `graph` and, when given, the converted model beside it, atomically.
+pub fn save_native_model(
+    graph: &Graph,
+    quantized: Option<QuantizedToSave>,
+    dir: &Path,
+) -> Result<(), NativeError> {
+    let (json, weights) = encode_native_model(graph, quantized, &dir.display().to_string())?;
     let files: [(&str, &[u8]); 2] = [
         ("graph.json", json.as_bytes()),
         ("weights.safetensors", &weights),
@@ -110,53 +173,29 @@ pub fn save_native(graph: &Graph, dir: &Path) -> Result<(), NativeError> {
 /// The two files of a native model: `graph.json`'s text and `weights.safetensors`' bytes;
 /// `origin` names the model in errors.
 pub fn encode_native(graph: &Graph, origin: &str) -> Result<(String, Vec<u8>), NativeError> {
-    let mut tensors: Vec<(String, Value)> = Vec::new();
-    let nodes = graph
-        .nodes
-        .iter()
-        .map(|n| {
-            // A copy to move the tensors out of (serde skips them): the weights file gets
-            // each tensor under its state_dict key, `graph.json` the rest.
-            let mut op = n.op.clone();
-            for (param, t) in op.params_mut() {
-                tensors.push((format!("{}.{param}", n.name), t.take()));
-            }
-            NodeRecord {
-                op,
-                name: n.name.clone(),
-                inputs: n.inputs.clone(),
-                outputs: n.outputs.clone(),
-            }
-        })
-        .collect();
-    for (name, v) in &graph.constants {
-        tensors.push((format!("const/{name}"), v.clone()));
-    }
+    encode_native_model(graph, None, origin)
+}
+
+/// [`encode_native`] with the converted model: version 2 when there is one.
+pub fn encode_native_model(
+    graph: &Graph,
+    quantized: Option<QuantizedToSave>,
+    origin: &str,
+) -> Result<(String, Vec<u8>), NativeError> {
+    let mut tensors: Vec<Encoded> = Vec::new();
+    let body = encode_graph(graph, "", &mut tensors);
     let rec = GraphRecord {
         format: FORMAT.into(),
-        version: VERSION,
-        inputs: graph
-            .inputs
-            .iter()
-            .map(|i| InputRecord {
-                name: i.name.clone(),
-                shape: i.shape.clone(),
-            })
-            .collect(),
-        outputs: graph.outputs.clone(),
-        nodes,
-        constants: graph.constants.keys().cloned().collect(),
-        fusions: graph.fusions.clone(),
+        version: if quantized.is_some() {
+            VERSION
+        } else {
+            FLOAT_VERSION
+        },
+        body,
+        quantized: quantized.map(|(m, qconfigs)| quantized::encode(m, qconfigs, &mut tensors)),
     };
     let json = serde_json::to_string_pretty(&rec).expect("graph records serialize");
-    let encoded: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> = tensors
-        .iter()
-        .map(|(k, v)| {
-            let (dt, shape, bytes) = value_bytes(v);
-            (k.clone(), dt, shape, bytes)
-        })
-        .collect();
-    let views = encoded
+    let views = tensors
         .iter()
         .map(|(k, dt, shape, bytes)| {
             TensorView::new(*dt, shape.clone(), bytes).map(|v| (k.clone(), v))
@@ -171,6 +210,50 @@ pub fn encode_native(graph: &Graph, origin: &str) -> Result<(String, Vec<u8>), N
         detail: e.to_string(),
     })?;
     Ok((json, weights))
+}
+
+/// `graph`'s structure, its tensors pushed onto `tensors` keyed `{prefix}{node}.{param}` and
+/// `{prefix}const/{name}`.
+fn encode_graph(graph: &Graph, prefix: &str, tensors: &mut Vec<Encoded>) -> GraphBody {
+    let mut push = |key: String, v: &Value| {
+        let (dt, shape, bytes) = value_bytes(v);
+        tensors.push((key, dt, shape, bytes));
+    };
+    let nodes = graph
+        .nodes
+        .iter()
+        .map(|n| {
+            // A copy to move the tensors out of (serde skips them): the weights file gets
+            // each tensor under its state_dict key, `graph.json` the rest.
+            let mut op = n.op.clone();
+            for (param, t) in op.params_mut() {
+                push(format!("{prefix}{}.{param}", n.name), &t.take());
+            }
+            NodeRecord {
+                op,
+                name: n.name.clone(),
+                inputs: n.inputs.clone(),
+                outputs: n.outputs.clone(),
+            }
+        })
+        .collect();
+    for (name, v) in &graph.constants {
+        push(format!("{prefix}const/{name}"), v);
+    }
+    GraphBody {
+        inputs: graph
+            .inputs
+            .iter()
+            .map(|i| InputRecord {
+                name: i.name.clone(),
+                shape: i.shape.clone(),
+            })
+            .collect(),
+        outputs: graph.outputs.clone(),
+        nodes,
+        constants: graph.constants.keys().cloned().collect(),
+        fusions: graph.fusions.clone(),
+    }
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> NativeError + '_ {
@@ -212,7 +295,7 @@ struct Tensors<'a> {
     read: HashSet<String>,
 }
 
-impl Tensors<'_> {
+impl<'a> Tensors<'a> {
     fn err(&self, name: &str, detail: impl Into<String>) -> NativeError {
         NativeError::Tensor {
             path: self.path.clone(),
@@ -221,10 +304,15 @@ impl Tensors<'_> {
         }
     }
 
-    /// The tensor `name`. A second read of one key is refused: it could only come from two
-    /// nodes or constants of one name in a hand-edited `graph.json`, and each read copies the
-    /// tensor, so refusing keeps what loading allocates within the weights file's size.
-    fn value(&mut self, name: &str) -> Result<Value, NativeError> {
+    /// The tensor `name`'s shape and bytes, checked to be of `dtype`. A second read of one key
+    /// is refused: it could only come from two nodes or constants of one name in a hand-edited
+    /// `graph.json`, and each read copies the tensor, so refusing keeps what loading allocates
+    /// within the weights file's size.
+    fn raw(
+        &mut self,
+        name: &str,
+        dtypes: &[Dtype],
+    ) -> Result<(Dtype, Vec<usize>, &'a [u8]), NativeError> {
         let t = self
             .st
             .tensor(name)
@@ -232,31 +320,35 @@ impl Tensors<'_> {
         if !self.read.insert(name.to_string()) {
             return Err(self.err(name, "claimed twice (two nodes or constants of one name)"));
         }
-        let shape = IxDyn(t.shape());
-        let data = t.data();
-        let v = match t.dtype() {
-            Dtype::F32 => Value::F32(
-                ArrayD::from_shape_vec(
-                    shape,
-                    data.chunks_exact(4)
-                        .map(|c| f32::from_le_bytes(c.try_into().expect("4")))
-                        .collect(),
-                )
-                .map_err(|e| self.err(name, e.to_string()))?,
-            ),
-            Dtype::I64 => Value::I64(
-                ArrayD::from_shape_vec(
-                    shape,
-                    data.chunks_exact(8)
-                        .map(|c| i64::from_le_bytes(c.try_into().expect("8")))
-                        .collect(),
-                )
-                .map_err(|e| self.err(name, e.to_string()))?,
-            ),
-            other => return Err(self.err(name, format!("dtype {other:?} is not F32 or I64"))),
-        };
-        Ok(v)
+        if !dtypes.contains(&t.dtype()) {
+            let want: Vec<String> = dtypes.iter().map(|d| format!("{d:?}")).collect();
+            return Err(self.err(
+                name,
+                format!("dtype {:?} is not {}", t.dtype(), want.join(" or ")),
+            ));
+        }
+        Ok((t.dtype(), t.shape().to_vec(), t.data()))
     }
+
+    /// The tensor `name` as a graph value (F32 or I64).
+    fn value(&mut self, name: &str) -> Result<Value, NativeError> {
+        let (dtype, shape, data) = self.raw(name, &[Dtype::F32, Dtype::I64])?;
+        let shape = IxDyn(&shape);
+        let v = match dtype {
+            Dtype::F32 => {
+                ArrayD::from_shape_vec(shape, le_values(data, f32::from_le_bytes)).map(Value::F32)
+            }
+            _ => ArrayD::from_shape_vec(shape, le_values(data, i64::from_le_bytes)).map(Value::I64),
+        };
+        v.map_err(|e| self.err(name, e.to_string()))
+    }
+}
+
+/// Little-endian values of `N` bytes each (safetensors has checked the length).
+fn le_values<T, const N: usize>(data: &[u8], from: fn([u8; N]) -> T) -> Vec<T> {
+    data.chunks_exact(N)
+        .map(|c| from(c.try_into().expect("N bytes")))
+        .collect()
 }
 
 /// Fills in the tensors of `node`'s op, which came out of `graph.json` as placeholders.
@@ -269,8 +361,14 @@ fn restore(op: &mut Op, node: &str, t: &mut Tensors) -> Result<(), NativeError> 
     Ok(())
 }
 
-/// Loads a model saved by [`save_native`].
+/// Loads a model saved by [`save_native`]: its float graph (a quantized section is checked but
+/// set aside; [`load_native_model`] keeps it).
 pub fn load_native(dir: &Path) -> Result<Graph, NativeError> {
+    Ok(load_native_model(dir)?.graph)
+}
+
+/// Loads a model saved by [`save_native_model`], with its converted model if it has one.
+pub fn load_native_model(dir: &Path) -> Result<NativeModel, NativeError> {
     let json_path = dir.join("graph.json");
     let text = crate::fsutil::read_text_bounded(&json_path).map_err(io(&json_path))?;
     let shown = json_path.display().to_string();
@@ -281,20 +379,30 @@ pub fn load_native(dir: &Path) -> Result<Graph, NativeError> {
     build(rec, &bytes, shown, &weights_path.display().to_string())
 }
 
-/// Decodes a native model from its two files' contents ([`encode_native`]'s output);
-/// `json_origin` and `weights_origin` name them in errors. Every op and the structure are
-/// checked ([`crate::graph::validate`]).
+/// Decodes a native model's float graph from its two files' contents ([`encode_native`]'s
+/// output); `json_origin` and `weights_origin` name them in errors. Every op and the structure
+/// are checked ([`crate::graph::validate`]).
 pub fn decode_native(
     text: &str,
     bytes: &[u8],
     json_origin: &str,
     weights_origin: &str,
 ) -> Result<Graph, NativeError> {
+    Ok(decode_native_model(text, bytes, json_origin, weights_origin)?.graph)
+}
+
+/// [`decode_native`] with the converted model, if the file has one.
+pub fn decode_native_model(
+    text: &str,
+    bytes: &[u8],
+    json_origin: &str,
+    weights_origin: &str,
+) -> Result<NativeModel, NativeError> {
     let rec = parse_record(text, json_origin)?;
     build(rec, bytes, json_origin.to_string(), weights_origin)
 }
 
-/// `graph.json`'s record, refused unless it is this format and version.
+/// `graph.json`'s record, refused unless it is this format and a version this reader knows.
 fn parse_record(text: &str, origin: &str) -> Result<GraphRecord, NativeError> {
     /// What every version has: read first, so a file of another version is refused for its
     /// version rather than for a node this reader does not know.
@@ -308,25 +416,39 @@ fn parse_record(text: &str, origin: &str) -> Result<GraphRecord, NativeError> {
         detail: e.to_string(),
     };
     let head: Header = serde_json::from_str(text).map_err(schema)?;
-    if head.format != FORMAT || head.version != VERSION {
+    if head.format != FORMAT || head.version == 0 {
         return Err(NativeError::Schema {
             path: origin.to_string(),
             detail: format!(
-                "format {} v{} is not {FORMAT} v{VERSION}",
+                "format {} v{} is not {FORMAT} v1 to v{VERSION}",
                 head.format, head.version
             ),
         });
     }
-    serde_json::from_str(text).map_err(schema)
+    if head.version > VERSION {
+        return Err(NativeError::NewerVersion {
+            path: origin.to_string(),
+            found: head.version,
+            supported: VERSION,
+        });
+    }
+    let rec: GraphRecord = serde_json::from_str(text).map_err(schema)?;
+    if rec.version < VERSION && rec.quantized.is_some() {
+        return Err(NativeError::Schema {
+            path: origin.to_string(),
+            detail: format!("a quantized section in a version-{} file", rec.version),
+        });
+    }
+    Ok(rec)
 }
 
-/// The graph a checked record and its weights describe; `shown` names `graph.json` in errors.
+/// The model a checked record and its weights describe; `shown` names `graph.json` in errors.
 fn build(
     rec: GraphRecord,
     bytes: &[u8],
     shown: String,
     weights_origin: &str,
-) -> Result<Graph, NativeError> {
+) -> Result<NativeModel, NativeError> {
     let wshown = weights_origin.to_string();
     let st = SafeTensors::deserialize(bytes).map_err(|e| NativeError::Schema {
         path: wshown.clone(),
@@ -337,11 +459,26 @@ fn build(
         st,
         read: HashSet::new(),
     };
-    let nodes = rec
+    let graph = build_graph(rec.body, "", &mut t, &shown)?;
+    let quantized = rec
+        .quantized
+        .map(|q| quantized::decode(q, &mut t, &shown))
+        .transpose()?;
+    Ok(NativeModel { graph, quantized })
+}
+
+/// The graph `body` describes, its tensors read under `prefix`; checked.
+fn build_graph(
+    body: GraphBody,
+    prefix: &str,
+    t: &mut Tensors,
+    shown: &str,
+) -> Result<Graph, NativeError> {
+    let nodes = body
         .nodes
         .into_iter()
         .map(|mut n| {
-            restore(&mut n.op, &n.name, &mut t)?;
+            restore(&mut n.op, &format!("{prefix}{}", n.name), t)?;
             Ok(Node {
                 op: n.op,
                 name: n.name,
@@ -350,13 +487,13 @@ fn build(
             })
         })
         .collect::<Result<Vec<_>, NativeError>>()?;
-    let constants: BTreeMap<String, Value> = rec
+    let constants: BTreeMap<String, Value> = body
         .constants
         .iter()
-        .map(|c| Ok((c.clone(), t.value(&format!("const/{c}"))?)))
+        .map(|c| Ok((c.clone(), t.value(&format!("{prefix}const/{c}"))?)))
         .collect::<Result<_, NativeError>>()?;
     let graph = Graph {
-        inputs: rec
+        inputs: body
             .inputs
             .into_iter()
             .map(|i| GraphInput {
@@ -364,13 +501,13 @@ fn build(
                 shape: i.shape,
             })
             .collect(),
-        outputs: rec.outputs,
+        outputs: body.outputs,
         nodes,
         constants,
-        fusions: rec.fusions,
+        fusions: body.fusions,
     };
     crate::graph::validate::graph(&graph).map_err(|source| NativeError::Graph {
-        path: shown,
+        path: shown.to_string(),
         source,
     })?;
     Ok(graph)

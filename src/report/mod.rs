@@ -1,6 +1,6 @@
 //! Reports: the per-layer error table (here), weight errors, an engine comparison and a
-//! sensitivity ranking (`kinds.rs`), each as a versioned JSON document, CSV, Markdown, or one
-//! self-contained HTML page (the error page with an SQNR chart and its worst layers' observer
+//! sensitivity ranking (`kinds.rs`), the quantization parameters (`qparams.rs`), each as a
+//! versioned JSON document, CSV, Markdown, or one self-contained HTML page (the error page with an SQNR chart and its worst layers' observer
 //! histograms as inline SVG), all written by one renderer (`document.rs`). Output is a pure
 //! function of the rows (no timestamps, fixed float formatting), so a replayed session writes
 //! byte-identical files.
@@ -24,7 +24,10 @@
 //!   (`sensitivity`, largest recovery first: `data`, `calib`, `calib_batches`, `metric`
 //!   (`accuracy` or `output_sqnr_db`), `all_quantized`; rows `layer, only_this, all_but_this,
 //!   recovered`). An HTML error report also shows the observer histograms of its worst layers
-//!   (they are not part of the JSON).
+//!   (they are not part of the JSON). A fifth kind, `"qparams"` (`export qparams`: `data`;
+//!   rows `layer, op, observer, batches, dtype, qscheme, scale, zero_point, observed_min,
+//!   observed_max, clip_rate, weight_dtype, weight_qscheme, weight_scale, weight_zero_point`),
+//!   came later within version 4: it changes no other kind.
 //!
 //! The record of a `qlab run` replay (`replay.rs`, as JSON or as JUnit XML from `junit.rs`) is
 //! the exception: it carries each command's time, so it differs from run to run.
@@ -34,6 +37,7 @@ mod html;
 mod junit;
 mod kinds;
 mod plot;
+mod qparams;
 mod replay;
 
 pub use document::Report;
@@ -43,6 +47,7 @@ pub use kinds::{
     WeightRow,
 };
 pub use plot::{HistogramPlot, PlotError, PlotFormat, errors_plot, histogram_plot};
+pub use qparams::{QParamsReport, QParamsRow};
 pub use replay::{
     CommandResult, Comparison, REPLAY_SCHEMA_VERSION, ReplayReport, SkippedLine, Status, Summary,
 };

@@ -1,5 +1,5 @@
 //! The analysis verbs of the workbench: `errors` (per-layer error tables, also the rows every
-//! report and the TUI's error pane show), `sensitivity`, `show qparams`, and the converted
+//! report and the TUI's error pane show), `sensitivity`, and the converted
 //! model's outputs that `eval`, `predict` and `expect` read. None of them changes the model.
 
 use super::command::Batching;
@@ -7,9 +7,8 @@ use super::progress::Progress;
 use super::{Output, SessionError, Table, Workbench};
 use crate::analysis::{ErrorColumn, ErrorMode, LayerError, layer_errors, sensitivity};
 use crate::graph::Value;
-use crate::observer::Stats;
 use crate::report::SensitivityRow;
-use crate::workflow::{QOp, QuantizedModel, fuse_auto};
+use crate::workflow::{QuantizedModel, fuse_auto};
 use ndarray::ArrayD;
 
 /// A sensitivity ranking and what it was measured with.
@@ -93,95 +92,6 @@ impl Workbench {
                     .iter()
                     .map(|r| ErrorColumn::ALL.iter().map(|c| c.cell(r, false)).collect())
                     .collect(),
-            },
-        })
-    }
-
-    /// The converted model's output and weight qparams, else the observers' statistics.
-    pub(super) fn show_qparams(&self) -> Result<Output, SessionError> {
-        if let Some(model) = &self.quantized {
-            let rows = model
-                .graph
-                .nodes
-                .iter()
-                .zip(&model.ops)
-                .filter_map(|(n, op)| {
-                    let (s, z, w) = match op {
-                        QOp::Quantize(q) => (q.scale, q.zero_point, None),
-                        QOp::Conv(c) => (c.out_scale, c.out_zero_point, Some(&c.weight)),
-                        QOp::Linear(l) => (l.out_scale, l.out_zero_point, Some(&l.weight)),
-                        QOp::Add(f) | QOp::AddRelu(f) | QOp::Mul(f) | QOp::Cat(f) => {
-                            (f.scale, f.zero_point, None)
-                        }
-                        QOp::Hardswish { scale, zero_point } => (*scale, *zero_point, None),
-                        _ => return None,
-                    };
-                    let weight = w.map_or_else(String::new, |w| {
-                        let lo = w.scales.iter().copied().fold(f64::INFINITY, f64::min);
-                        let hi = w.scales.iter().copied().fold(0.0, f64::max);
-                        if w.scales.len() == 1 {
-                            format!("per-tensor scale {lo:.6e}")
-                        } else {
-                            format!("per-channel ×{} scale {lo:.3e}..{hi:.3e}", w.scales.len())
-                        }
-                    });
-                    Some(vec![
-                        n.name.clone(),
-                        op.kind().into(),
-                        format!("{s:.9e}"),
-                        z.to_string(),
-                        weight,
-                    ])
-                })
-                .collect();
-            return Ok(Output::Table {
-                title: format!("converted model ({})", model.numerics.engine),
-                table: Table {
-                    headers: Table::header_row(&["node", "op", "out_scale", "out_zp", "weight"]),
-                    rows,
-                },
-            });
-        }
-        let prepared = self.prepared.as_ref().ok_or(SessionError::NotPrepared)?;
-        let rows = prepared
-            .observers
-            .iter()
-            .map(|o| {
-                let (lo, hi) = match o.observer.stats() {
-                    Stats::MinMax { min, max } | Stats::Histogram { min, max, .. } => {
-                        (format!("{min:.6e}"), format!("{max:.6e}"))
-                    }
-                    _ => ("-".into(), "-".into()),
-                };
-                let (s, z) = match (o.batches, o.qparams()) {
-                    (0, _) => ("-".into(), "-".into()),
-                    (_, Ok(q)) => (format!("{:.9e}", q.scales[0]), q.zero_points[0].to_string()),
-                    (_, Err(e)) => (format!("error: {e}"), "-".into()),
-                };
-                vec![
-                    o.owner.clone(),
-                    o.spec.to_string(),
-                    o.batches.to_string(),
-                    lo,
-                    hi,
-                    s,
-                    z,
-                ]
-            })
-            .collect();
-        Ok(Output::Table {
-            title: "observers (prepared model)".into(),
-            table: Table {
-                headers: Table::header_row(&[
-                    "owner",
-                    "observer",
-                    "batches",
-                    "min",
-                    "max",
-                    "scale",
-                    "zero_point",
-                ]),
-                rows,
             },
         })
     }

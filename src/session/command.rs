@@ -345,6 +345,9 @@ pub enum Exported {
         calib: String,
         batching: Batching,
     },
+    /// `export qparams out=F [data=DATA]` — `show qparams` per module, with the output clip
+    /// rate on DATA when given.
+    QParams { data: Option<String> },
 }
 
 impl Exported {
@@ -355,6 +358,7 @@ impl Exported {
             Exported::Weights { .. } => "weights",
             Exported::Compare { .. } => "compare",
             Exported::Sensitivity { .. } => "sensitivity",
+            Exported::QParams { .. } => "qparams",
         }
     }
 }
@@ -739,6 +743,12 @@ mod tests {
                 },
                 out: "s.json".into(),
             },
+            Command::Export {
+                what: Exported::QParams {
+                    data: Some("my test".into()),
+                },
+                out: "q p.json".into(),
+            },
             Command::PlotHistogram {
                 layer: "features.*".into(),
                 out: "h.png".into(),
@@ -802,6 +812,7 @@ mod tests {
                     Exported::Weights { .. } => "ExportWeights",
                     Exported::Compare { .. } => "ExportCompare",
                     Exported::Sensitivity { .. } => "ExportSensitivity",
+                    Exported::QParams { .. } => "ExportQParams",
                 },
                 Command::PlotHistogram { .. } => "PlotHistogram",
                 Command::PlotErrors { .. } => "PlotErrors",

@@ -310,7 +310,7 @@ mod tests {
         assert_eq!(words("frobnicate "), Vec::<String>::new());
     }
 
-    /// `export` offers its four report kinds, and each kind's own words and options.
+    /// `export` offers its five report kinds, and each kind's own words and options.
     #[test]
     fn export_completes_every_report_kind() {
         let words = |line: &str| match slot(line, &names()) {
@@ -319,8 +319,9 @@ mod tests {
         };
         assert_eq!(
             words("export "),
-            ["compare", "errors", "sensitivity", "weights"]
+            ["compare", "errors", "qparams", "sensitivity", "weights"]
         );
+        assert_eq!(words("export qparams "), ["data=", "out="]);
         assert_eq!(words("export weights "), ["out=", "weight="]);
         assert_eq!(words("export compare "), ["fbgemm", "qnnpack", "x86"]);
         assert_eq!(words("export compare fbgemm qnnpack "), ["calib", "test"]);

@@ -76,9 +76,11 @@ impl Workbench {
             }
             _ => (None, None),
         };
+        // The prepared model's qconfigs, or a loaded converted model's (`float`: not listed).
+        let mut all = self.layer_qconfigs();
         let qconfigs = layers
             .into_iter()
-            .filter_map(|l| self.layer_qconfig(&l).map(|q| (l, q.to_string())))
+            .filter_map(|l| all.remove(&l).filter(|q| q != "float").map(|q| (l, q)))
             .collect();
         Ok(ReportContext {
             qlab_version: env!("CARGO_PKG_VERSION").into(),

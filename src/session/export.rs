@@ -1,6 +1,6 @@
 //! The verbs that write files from an analysis: `export` (a report of `errors DATA`,
-//! `errors weights`, `compare engines` or `sensitivity` as versioned JSON, CSV, Markdown or
-//! HTML) and `plot` (an observer's histogram, per-layer SQNR). Every file is written
+//! `errors weights`, `compare engines`, `sensitivity` or `show qparams` as versioned JSON,
+//! CSV, Markdown or HTML) and `plot` (an observer's histogram, per-layer SQNR). Every file is written
 //! atomically, and every report is a pure function of the session's state, so a replay writes
 //! the same bytes.
 
@@ -8,8 +8,8 @@ use super::{Exported, Output, SessionError, Workbench};
 use crate::analysis::ErrorMode;
 use crate::observer::Stats;
 use crate::report::{
-    CompareReport, ErrorReport, Format, HistogramFigure, HistogramPlot, PlotFormat, Report,
-    SensitivityReport, SensitivitySource, WeightReport, WorstHistograms, errors_plot,
+    CompareReport, ErrorReport, Format, HistogramFigure, HistogramPlot, PlotFormat, QParamsReport,
+    Report, SensitivityReport, SensitivitySource, WeightReport, WorstHistograms, errors_plot,
     histogram_plot,
 };
 
@@ -103,6 +103,13 @@ impl Workbench {
                     &ranking.rows,
                 );
                 let summary = format!("{} layers, sensitivity", ranking.rows.len());
+                (report.render(format), summary)
+            }
+            Exported::QParams { data } => {
+                let rows = self.qparams_rows(data.as_deref())?;
+                let context = self.report_context(data.as_deref())?;
+                let report = QParamsReport::new(context, data.as_deref(), rows);
+                let summary = format!("{} modules, qparams", report.rows.len());
                 (report.render(format), summary)
             }
         };

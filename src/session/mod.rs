@@ -35,6 +35,7 @@ mod output;
 mod paths;
 mod progress;
 mod qat;
+mod qparams;
 mod quantize;
 mod reference;
 mod replay;

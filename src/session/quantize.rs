@@ -29,6 +29,8 @@ impl Workbench {
     pub(super) fn drop_converted(&mut self) {
         self.quantized = None;
         self.quantized_outputs.clear();
+        // They described the converted model that was loaded.
+        self.loaded_qconfigs.clear();
     }
 
     pub(super) fn set_engine(&mut self, engine: Engine, profile: HostProfile) -> Output {
@@ -404,6 +406,7 @@ impl Workbench {
         );
         self.quantized = Some(model);
         self.quantized_outputs.clear();
+        self.loaded_qconfigs.clear();
         if rows.is_empty() {
             return Output::Text(title);
         }

@@ -7,7 +7,7 @@ use crate::analysis::{ErrorColumn, ErrorMode, LayerError, weight_errors};
 use crate::engine::Numerics;
 use crate::graph::{Graph, GraphError, Value, run, summarize};
 use crate::import::Dataset;
-use crate::import::native::save_native;
+use crate::import::native::{SavedQuantized, load_native_model, save_native_model};
 use crate::import::npy::write_npy_f32;
 use crate::workflow::{FuseOptions, Prepared, QConfigMap, QatModel, QuantizedModel};
 use ndarray::{ArrayD, Axis};
@@ -53,6 +53,9 @@ pub struct Workbench {
     pub(super) base_dir: Option<std::path::PathBuf>,
     /// SHA-256 of the loaded model file, for reports (see [`super::context`]).
     pub(super) model_sha256: String,
+    /// Each layer's qconfig text as a loaded native model recorded it: what `save model` and
+    /// `export qparams` report for a converted model that was loaded rather than prepared here.
+    pub(super) loaded_qconfigs: BTreeMap<String, String>,
 }
 
 impl Workbench {
@@ -119,11 +122,7 @@ impl Workbench {
             Command::Eval { data } => self.eval(data)?,
             Command::Predict { data, out, model } => self.predict(data, out, *model)?,
             Command::Expect(e) => self.expect(e)?,
-            Command::SaveModel { path } => {
-                let (_, graph) = self.model.as_ref().ok_or(SessionError::NoModel)?;
-                save_native(graph, &self.at(path))?;
-                Output::Text(format!("saved model to {path}"))
-            }
+            Command::SaveModel { path } => self.save_model(path)?,
             Command::SaveSession { path } => {
                 let file = self.at(path);
                 crate::fsutil::write_atomic(&file, self.session_text_for(&file).as_bytes())
@@ -187,7 +186,13 @@ impl Workbench {
 
     fn load_model(&mut self, path: &str) -> Result<Output, SessionError> {
         let p = &self.at(path);
-        let graph = crate::import::load_model::<SessionError>(p)?;
+        // A native model may carry its converted form; other formats are float only.
+        let (graph, quantized) = if p.is_dir() {
+            let m = load_native_model(p)?;
+            (m.graph, m.quantized)
+        } else {
+            (crate::import::load_model::<SessionError>(p)?, None)
+        };
         let mut text = format!(
             "loaded {path}: {} nodes, {} parameters, {}",
             graph.nodes.len(),
@@ -199,7 +204,45 @@ impl Workbench {
         self.model = Some((path.to_string(), graph));
         self.outputs.clear();
         self.reset_quantization();
+        if let Some(q) = quantized {
+            text.push_str(&loaded_quantized_text(&q));
+            self.numerics = q.model.numerics;
+            self.quantized = Some(q.model);
+            self.loaded_qconfigs = q.qconfigs;
+        }
         Ok(Output::Text(text))
+    }
+
+    /// `save model`: the float graph, and the converted model when there is one.
+    fn save_model(&self, path: &str) -> Result<Output, SessionError> {
+        let (_, graph) = self.model.as_ref().ok_or(SessionError::NoModel)?;
+        let qconfigs = self.layer_qconfigs();
+        let quantized = self.quantized.as_ref().map(|m| (m, &qconfigs));
+        save_native_model(graph, quantized, &self.at(path))?;
+        Ok(Output::Text(match &self.quantized {
+            Some(m) => format!(
+                "saved model to {path}, with the converted model ({} engine)",
+                m.numerics.engine
+            ),
+            None => format!("saved model to {path}"),
+        }))
+    }
+
+    /// Each layer's qconfig text (`float`: kept in float): the prepared (or QAT) model's, else
+    /// what a loaded model recorded.
+    pub(super) fn layer_qconfigs(&self) -> BTreeMap<String, String> {
+        let live = (self.prepared.as_ref().map(|p| &p.qconfigs))
+            .or_else(|| self.qat.as_ref().map(|q| &q.qconfigs));
+        match live {
+            Some(qconfigs) => qconfigs
+                .iter()
+                .map(|(k, q)| {
+                    let text = q.as_ref().map_or_else(|| "float".into(), |q| q.to_string());
+                    (k.clone(), text)
+                })
+                .collect(),
+            None => self.loaded_qconfigs.clone(),
+        }
     }
 
     fn load_data(
@@ -618,6 +661,21 @@ pub fn model_table(graph: &crate::graph::Graph) -> Result<Table, SessionError> {
             })
             .collect(),
     })
+}
+
+/// What `load model` adds for a model saved after convert.
+fn loaded_quantized_text(q: &SavedQuantized) -> String {
+    let n = &q.model.numerics;
+    let saved_on = q
+        .saved_isa
+        .as_ref()
+        .map_or_else(String::new, |isa| format!("; saved on ISA tier {isa}"));
+    format!(
+        "\nwith its converted model: {} engine, profile {}, runs on ISA tier {}{saved_on}",
+        n.engine,
+        n.profile.name(),
+        n.isa()
+    )
 }
 
 /// `batch pinned at N` for an export with its batch baked in, else `any batch`.

@@ -380,15 +380,18 @@ impl QuantizedModel {
                         .map_err(err)?,
                 )
             }
-            QOp::Identity => Ok(vec![args[0].cloned().ok_or_else(|| {
-                module_err(
-                    node,
-                    QnnError::Shape {
-                        op: "identity",
-                        detail: "no input".into(),
-                    },
-                )
-            })?]),
+            // `first`: a loaded model may put an identity on a node without operands.
+            QOp::Identity => Ok(vec![args.first().copied().flatten().cloned().ok_or_else(
+                || {
+                    module_err(
+                        node,
+                        QnnError::Shape {
+                            op: "identity",
+                            detail: "no input".into(),
+                        },
+                    )
+                },
+            )?]),
             QOp::Quantize(m) => {
                 let x = float_args(node, args)?;
                 let x = x[0].ok_or_else(|| {

@@ -19,6 +19,7 @@ mod float_models;
 mod golden;
 mod import_errors;
 mod import_external;
+mod native_int8;
 mod onnx_ops;
 mod props_depthwise;
 mod props_fake_quant;

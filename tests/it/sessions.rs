@@ -908,6 +908,11 @@ fn every_report_kind_renders_in_every_format_deterministically() {
             "layer,op,sqnr_db,mse,max_abs,mean_error,cosine,rmse_over_scale,clip_rate,input_clip_rate,saturated_pairs",
             0,
         ),
+        (
+            "export qparams data=test",
+            "layer,op,observer,batches,dtype,qscheme,scale,zero_point,observed_min,observed_max,clip_rate,weight_dtype,weight_qscheme,weight_scale,weight_zero_point",
+            0,
+        ),
     ] {
         let kind = line.split_whitespace().nth(1).unwrap();
         for ext in ["csv", "md", "html", "json"] {

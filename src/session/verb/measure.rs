@@ -91,13 +91,15 @@ const OUT: Opt = opt("out", Word::Path);
 
 pub(super) const EXPORT: VerbSpec = VerbSpec {
     name: "export",
-    usage: "export errors DATA out=FILE.json|csv|md|html [mode=cumulative|isolated] | export weights out=FILE.json|csv|md|html [weight=SPEC] | export compare fbgemm qnnpack DATA out=FILE.json|csv|md|html | export sensitivity DATA calib=CALIB out=FILE.json|csv|md|html [batch=32] [batches=N]",
-    summary: "write a report of errors, errors weights, compare engines or sensitivity (versioned JSON, CSV, Markdown, or HTML)",
+    usage: "export errors DATA out=FILE.json|csv|md|html [mode=cumulative|isolated] | export weights out=FILE.json|csv|md|html [weight=SPEC] | export compare fbgemm qnnpack DATA out=FILE.json|csv|md|html | export sensitivity DATA calib=CALIB out=FILE.json|csv|md|html [batch=32] [batches=N] | export qparams out=FILE.json|csv|md|html [data=DATA]",
+    summary: "write a report of errors, errors weights, compare engines, sensitivity or show qparams (versioned JSON, CSV, Markdown, or HTML)",
     details: Details::Text(
         "each report holds what its verb prints, at full precision and in the same order, with its
 context (qlab version, engine, profile, ISA, model file and SHA-256, datasets' fingerprints,
 accuracies, each layer's qconfig); JSON has schema_version and kind (errors, weights, compare,
-sensitivity). The HTML error report adds a SQNR chart and the observer histograms of the 3
+sensitivity, qparams). export qparams lists per module the observer, dtype, qscheme, scale,
+zero point, observed range, weight scales and zero points (show qparams' values), and the
+output clip rate on data=DATA when given. The HTML error report adds a SQNR chart and the observer histograms of the 3
 lowest-SQNR layers that keep one. export compare is never timed: reports replay byte for byte",
     ),
     forms: &[
@@ -115,6 +117,10 @@ lowest-SQNR layers that keep one. export compare is never timed: reports replay 
         Form::new(
             &[Word::Keyword(&["sensitivity"]), Word::Dataset],
             &[OUT, CALIB, BATCH, BATCHES],
+        ),
+        Form::new(
+            &[Word::Keyword(&["qparams"])],
+            &[OUT, opt("data", Word::Dataset)],
         ),
     ],
     parse: parse_export,
@@ -146,6 +152,11 @@ fn parse_export(args: &mut Args) -> Result<Command, SessionError> {
                 calib,
                 batching,
             }
+        }
+        "qparams" => {
+            let data = args.option("data");
+            args.exactly::<1>()?;
+            Exported::QParams { data }
         }
         _ => return Err(args.unknown_object()),
     };
@@ -184,6 +195,12 @@ fn print_export(cmd: &Command, line: &mut Line) -> bool {
                 .option("calib", calib)
                 .option("out", out)
                 .batching(batching);
+        }
+        Exported::QParams { data } => {
+            line.option("out", out);
+            if let Some(d) = data {
+                line.option("data", d);
+            }
         }
     }
     true
