@@ -8,29 +8,41 @@ use serde_json::Value as Json;
 use std::path::Path;
 use std::sync::OnceLock;
 
-/// The saved digits CNN after `quantize calib` on fbgemm: `(graph.json, weights)`.
+/// The digits CNN converted for fbgemm (PyTorch's default qconfig, the calibration set in one
+/// batch), encoded: `(graph.json, weights)`. Built with the workflow library, not the session
+/// (a higher layer).
 fn saved() -> &'static (Json, Vec<u8>) {
     static S: OnceLock<(Json, Vec<u8>)> = OnceLock::new();
     S.get_or_init(|| {
-        use crate::session::{Workbench, parse_line};
+        use crate::engine::Numerics;
+        use crate::qconfig::presets::get_default_qconfig;
+        use crate::workflow::{QConfigMap, convert, fuse_auto, prepare};
         let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-        let dir = root.join("target/test-scratch/native_quantized_unit");
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let mut wb = Workbench::new();
-        wb.set_base_dir(root);
-        let out = dir.join("m.qlab");
-        for line in [
-            "load model sample-models/digits_cnn.onnx".to_string(),
-            "load data calib sample-models/data/digits_calib_x.npy".into(),
-            "engine fbgemm".into(),
-            "quantize calib".into(),
-            format!("save model \"{}\"", out.display()),
-        ] {
-            wb.apply(&parse_line(&line).unwrap().unwrap()).unwrap();
-        }
-        let text = std::fs::read_to_string(out.join("graph.json")).unwrap();
-        let weights = std::fs::read(out.join("weights.safetensors")).unwrap();
+        let graph =
+            crate::import::onnx::load_onnx(&root.join("sample-models/digits_cnn.onnx")).unwrap();
+        let calib =
+            crate::import::npy::read_npy(&root.join("sample-models/data/digits_calib_x.npy"))
+                .unwrap();
+        let (fused, _) = fuse_auto(&graph).unwrap();
+        let mut prepared = prepare(
+            &fused,
+            &QConfigMap::global(get_default_qconfig("fbgemm").unwrap()),
+        )
+        .unwrap();
+        prepared.calibrate_batch(vec![calib]).unwrap();
+        let model = convert(&prepared, Numerics::default()).unwrap();
+        let qconfigs = prepared
+            .qconfigs
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.clone(),
+                    v.as_ref().map_or("float".into(), |q| q.to_string()),
+                )
+            })
+            .collect();
+        let (text, weights) =
+            super::super::encode_native_model(&fused, Some((&model, &qconfigs)), "m.qlab").unwrap();
         (serde_json::from_str(&text).unwrap(), weights)
     })
 }
