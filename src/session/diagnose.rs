@@ -1,8 +1,8 @@
 //! `diagnose DATA`: for the worst layers by cumulative SQNR, the causes the numbers point to,
 //! each with its evidence and the session command that addresses it. Read-only: it uses the
 //! error tables (cumulative and isolated), the observers' statistics and the weights, and
-//! changes nothing. Each rule is a threshold on one measured number ([`RULES`]); `help
-//! diagnose` prints them. A layer no rule matches says so, with its numbers.
+//! changes nothing. Each rule is a threshold on one measured number (the constants below);
+//! `help diagnose` prints them from those constants. A layer no rule matches says so, with its numbers.
 
 use super::{Output, SessionError, Table, Workbench};
 use crate::analysis::{ErrorMode, LayerError};
@@ -22,38 +22,48 @@ const SHIFT_STEPS: f64 = 0.1;
 /// Below this isolated SQNR the layer's own quantization is the loss, whatever feeds it.
 const ISOLATED_DB: f64 = 20.0;
 
-/// The rules, as `help diagnose` states them.
-pub const RULES: [(&str, &str); 6] = [
-    (
-        "outliers",
-        "the output range is >= 2x the one holding 99.99% of the calibration values (histogram observers) -> qconfig L activation=percentile(p=99.99)",
-    ),
-    (
-        "clipping",
-        "> 0.1% of outputs on DATA fall outside the output range -> qconfig L activation=minmax",
-    ),
-    (
-        "uneven channels",
-        "per-tensor weights whose largest channel magnitude is >= 4x the median channel's -> per-channel weights, or equalize for a depthwise conv",
-    ),
-    (
-        "saturation",
-        "fbgemm's int16 pair sums saturated on DATA -> 7-bit activations (reduce_range=true) or the qnnpack engine",
-    ),
-    (
-        "shift",
-        "|mean error| >= 0.1 of the output step -> correct bias DATA (unfused Conv2d / Linear)",
-    ),
-    (
-        "own loss",
-        "isolated SQNR < 20 dB: its own quantization loses it, whatever feeds it -> qconfig L none",
-    ),
-];
-
-/// `help diagnose`'s details: the rules.
+/// `help diagnose`'s details: each rule with its threshold, written from the constants the
+/// rules test, so the help cannot drift from them.
 pub fn rules_help() -> String {
+    let rules = [
+        (
+            "outliers",
+            format!(
+                "the range the output qparams represent is >= {OUTLIER_RATIO}x the one holding 99.99% of the calibration values (histogram observers) -> qconfig L activation=percentile(p=99.99)"
+            ),
+        ),
+        (
+            "clipping",
+            format!(
+                "> {}% of outputs on DATA fall outside the output range -> qconfig L activation=minmax",
+                100.0 * CLIP_RATE
+            ),
+        ),
+        (
+            "uneven channels",
+            format!(
+                "per-tensor weights whose largest channel magnitude is >= {CHANNEL_RATIO}x the median channel's -> per-channel weights, or equalize for a depthwise conv"
+            ),
+        ),
+        (
+            "saturation",
+            "fbgemm's int16 pair sums saturated on DATA -> 7-bit activations (reduce_range=true) or the qnnpack engine".to_string(),
+        ),
+        (
+            "shift",
+            format!(
+                "|mean error| >= {SHIFT_STEPS} of the output step -> correct bias DATA (unfused Conv2d / Linear)"
+            ),
+        ),
+        (
+            "own loss",
+            format!(
+                "isolated SQNR < {ISOLATED_DB} dB: its own quantization loses it, whatever feeds it -> qconfig L none"
+            ),
+        ),
+    ];
     let mut text = String::from("Rules (each cause names the number that triggered it):");
-    for (name, rule) in RULES {
+    for (name, rule) in rules {
         text.push_str(&format!("\n  {name:<16} {rule}"));
     }
     text.push_str("\nRead-only: it changes nothing; run the suggested command to apply one.");
@@ -194,8 +204,8 @@ impl Workbench {
         out
     }
 
-    /// From the layer's histogram observer: the larger end of its range, and the magnitude
-    /// within which 99.99 % of the observed values lie.
+    /// From the layer's histogram observer: the larger end of the range its qparams represent,
+    /// and the magnitude within which 99.99 % of the observed values lie.
     fn tail(&self, layer: &str) -> Option<(f64, f64)> {
         let obs = self
             .prepared
@@ -230,7 +240,19 @@ impl Workbench {
                 seen >= 0.9999 * total
             })
             .map_or(max.abs().max(min.abs()), |b| b.0);
-        (kept > 0.0).then_some((min.abs().max(max.abs()), kept))
+        // The range the observer chose (a histogram observer has already narrowed it), else
+        // the observed one: outliers matter only where they set the quantization range.
+        let chosen = obs
+            .qparams()
+            .ok()
+            .map(|q| {
+                let (s, z) = (f64::from(q.scales[0]), q.zero_points[0]);
+                (s * (q.quant_min - z) as f64)
+                    .abs()
+                    .max((s * (q.quant_max - z) as f64).abs())
+            })
+            .unwrap_or(min.abs().max(max.abs()));
+        (kept > 0.0).then_some((chosen, kept))
     }
 
     /// For a per-tensor quantized Conv / Linear: its largest output channel's weight

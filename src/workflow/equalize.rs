@@ -17,7 +17,7 @@
 
 use super::WorkflowError;
 use crate::graph::{Graph, Op};
-use ndarray::{ArrayD, ArrayViewMutD, Axis};
+use ndarray::{ArrayD, ArrayViewD, ArrayViewMutD, Axis};
 use std::collections::BTreeMap;
 
 /// PyTorch's default convergence threshold.
@@ -119,6 +119,11 @@ fn check_pair(first: &Op, second: &Op) -> Result<(), &'static str> {
         (Some(a), Some(b)) if b.len() >= 2 => (a[0], b[1]),
         _ => return Err("only Conv1d/Conv2d and Linear modules are equalized"),
     };
+    // A Linear's features are its output's last axis, a conv's channels axis 1: a mixed pair
+    // would scale unrelated channels even when the counts match.
+    if matches!(first, Op::Conv(_)) != matches!(second, Op::Conv(_)) {
+        return Err("a Conv pairs with a Conv and a Linear with a Linear");
+    }
     if out1 != in2 {
         // A grouped (depthwise) second module reads one channel per group.
         return Err("the second module is grouped: its weight's input channels do not match");
@@ -194,8 +199,8 @@ pub fn equalize(
         }
         kept.clear();
         for &(a, b) in &at {
-            previous.insert(a, weight_of(&graph.nodes[a].op));
-            previous.insert(b, weight_of(&graph.nodes[b].op));
+            previous.insert(a, weight_of(&graph.nodes[a].op).to_owned());
+            previous.insert(b, weight_of(&graph.nodes[b].op).to_owned());
             let (first, second) = two_mut(&mut graph.nodes, a, b);
             for c in equalize_pair(&mut first.op, &mut second.op) {
                 kept.push((first.name.clone(), c));
@@ -280,7 +285,7 @@ fn scale_along(mut w: ArrayViewMutD<f32>, axis: usize, by: &[f32]) {
 }
 
 /// Max − min of each channel along `axis`.
-fn channel_range(w: &ArrayD<f32>, axis: usize) -> Vec<f32> {
+fn channel_range(w: &ArrayViewD<f32>, axis: usize) -> Vec<f32> {
     w.axis_iter(Axis(axis))
         .map(|lane| {
             let (lo, hi) = lane
@@ -305,11 +310,12 @@ fn spread(op: &Op) -> f32 {
     if min.is_finite() { max / min } else { 1.0 }
 }
 
-fn weight_of(op: &Op) -> ArrayD<f32> {
+/// The module's weight, borrowed (empty for an op without one).
+fn weight_of(op: &Op) -> ArrayViewD<'_, f32> {
     match op {
-        Op::Conv(c) => c.weight.clone(),
-        Op::Linear(l) => l.weight.clone().into_dyn(),
-        _ => ArrayD::zeros(vec![0]),
+        Op::Conv(c) => c.weight.view(),
+        Op::Linear(l) => l.weight.view().into_dyn(),
+        _ => ArrayViewD::from_shape(vec![0], &[]).expect("an empty view"),
     }
 }
 

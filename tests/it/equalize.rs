@@ -304,3 +304,45 @@ fn the_equalize_verb_on_the_digits_cnn() {
     assert!(parse_line("equalize conv1").is_err());
     assert!(parse_line("equalize threshold=-1").is_err());
 }
+
+/// A Linear feeding a conv (or the reverse) is never paired, even with matching counts: their
+/// channels lie on different axes.
+#[test]
+fn mixed_conv_and_linear_pairs_are_refused() {
+    use qlab::graph::{ConvParams, LinearParams};
+    let linear = Op::Linear(LinearParams::new(ndarray::Array2::ones((4, 3)), None));
+    let conv = Op::Conv(ConvParams {
+        weight: ArrayD::ones(IxDyn(&[2, 4, 1, 1])),
+        bias: None,
+        stride: vec![1, 1],
+        pad_begin: vec![0, 0],
+        pad_end: vec![0, 0],
+        dilation: vec![1, 1],
+        groups: 1,
+    });
+    let node = |name: &str, op: Op, input: &str| Node {
+        name: name.into(),
+        op,
+        inputs: vec![input.into()],
+        outputs: vec![format!("{name}_out")],
+    };
+    let mut graph = Graph {
+        inputs: vec![GraphInput {
+            name: "x".into(),
+            shape: vec![None, None],
+        }],
+        outputs: vec!["b_out".into()],
+        nodes: vec![node("a", linear, "x"), node("b", conv, "a_out")],
+        constants: Default::default(),
+        fusions: Vec::new(),
+    };
+    let (found, skipped) = find_pairs(&graph);
+    assert!(found.is_empty(), "{found:?}");
+    assert_eq!(skipped.len(), 1, "{skipped:?}");
+    let pair = Pair {
+        first: "a".into(),
+        second: "b".into(),
+    };
+    let e = equalize(&mut graph, &[pair], 1e-4).unwrap_err().to_string();
+    assert!(e.contains("a Conv pairs with a Conv"), "{e}");
+}
