@@ -348,6 +348,8 @@ pub enum Exported {
     /// `export qparams out=F [data=DATA]` — `show qparams` per module, with the output clip
     /// rate on DATA when given.
     QParams { data: Option<String> },
+    /// `export model out=M.onnx` — the converted model as ONNX in QDQ form.
+    Model,
 }
 
 impl Exported {
@@ -359,6 +361,7 @@ impl Exported {
             Exported::Compare { .. } => "compare",
             Exported::Sensitivity { .. } => "sensitivity",
             Exported::QParams { .. } => "qparams",
+            Exported::Model => "model",
         }
     }
 }
@@ -749,6 +752,10 @@ mod tests {
                 },
                 out: "q p.json".into(),
             },
+            Command::Export {
+                what: Exported::Model,
+                out: "m.int8.onnx".into(),
+            },
             Command::PlotHistogram {
                 layer: "features.*".into(),
                 out: "h.png".into(),
@@ -813,6 +820,7 @@ mod tests {
                     Exported::Compare { .. } => "ExportCompare",
                     Exported::Sensitivity { .. } => "ExportSensitivity",
                     Exported::QParams { .. } => "ExportQParams",
+                    Exported::Model => "ExportModel",
                 },
                 Command::PlotHistogram { .. } => "PlotHistogram",
                 Command::PlotErrors { .. } => "PlotErrors",

@@ -52,10 +52,16 @@ impl Workbench {
 
     pub(super) fn export(&mut self, what: &Exported, out: &str) -> Result<Output, SessionError> {
         // Checked before anything runs: a sensitivity ranking is minutes of work to throw away.
-        let format = Format::from_path(out).ok_or_else(|| SessionError::UnknownFormat {
-            path: out.to_string(),
-            accepted: ".json, .csv, .md, .html",
-        })?;
+        let format = match (what, Format::from_path(out)) {
+            (Exported::Model, _) => return self.export_model(out),
+            (_, Some(format)) => format,
+            (_, None) => {
+                return Err(SessionError::UnknownFormat {
+                    path: out.to_string(),
+                    accepted: ".json, .csv, .md, .html",
+                });
+            }
+        };
         let (text, summary) = match what {
             Exported::Errors { data, mode } => {
                 let mut report = self.error_report(data, *mode)?;
@@ -105,6 +111,7 @@ impl Workbench {
                 let summary = format!("{} layers, sensitivity", ranking.rows.len());
                 (report.render(format), summary)
             }
+            Exported::Model => return self.export_model(out),
             Exported::QParams { data } => {
                 let rows = self.qparams_rows(data.as_deref())?;
                 let context = self.report_context(data.as_deref())?;
@@ -115,6 +122,18 @@ impl Workbench {
         };
         write_file(&self.at(out), out, text)?;
         Ok(Output::Text(format!("wrote {out}: {summary}")))
+    }
+
+    /// `export model`: the converted model as a QDQ ONNX file.
+    fn export_model(&mut self, out: &str) -> Result<Output, SessionError> {
+        use prost::Message;
+        let model = self.quantized.as_ref().ok_or(SessionError::NotConverted)?;
+        let (proto, s) = crate::export::qdq_model(model)?;
+        write_file(&self.at(out), out, proto.encode_to_vec())?;
+        Ok(Output::Text(format!(
+            "wrote {out}: ONNX opset {}, QDQ form: {} int8 conv/linear layers, {} activation Q/DQ pairs, {} float nodes",
+            s.opset, s.int8_layers, s.activation_pairs, s.float_nodes
+        )))
     }
 
     /// The observer histograms of the report's [`WORST_HISTOGRAMS`] lowest-SQNR layers that

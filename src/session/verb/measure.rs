@@ -91,10 +91,14 @@ const OUT: Opt = opt("out", Word::Path);
 
 pub(super) const EXPORT: VerbSpec = VerbSpec {
     name: "export",
-    usage: "export errors DATA out=FILE.json|csv|md|html [mode=cumulative|isolated] | export weights out=FILE.json|csv|md|html [weight=SPEC] | export compare fbgemm qnnpack DATA out=FILE.json|csv|md|html | export sensitivity DATA calib=CALIB out=FILE.json|csv|md|html [batch=32] [batches=N] | export qparams out=FILE.json|csv|md|html [data=DATA]",
-    summary: "write a report of errors, errors weights, compare engines, sensitivity or show qparams (versioned JSON, CSV, Markdown, or HTML)",
+    usage: "export model out=FILE.onnx | export errors DATA out=FILE.json|csv|md|html [mode=cumulative|isolated] | export weights out=FILE.json|csv|md|html [weight=SPEC] | export compare fbgemm qnnpack DATA out=FILE.json|csv|md|html | export sensitivity DATA calib=CALIB out=FILE.json|csv|md|html [batch=32] [batches=N] | export qparams out=FILE.json|csv|md|html [data=DATA]",
+    summary: "write the converted model as ONNX in QDQ form, or a report of errors, errors weights, compare engines, sensitivity or show qparams (versioned JSON, CSV, Markdown, or HTML)",
     details: Details::Text(
-        "each report holds what its verb prints, at full precision and in the same order, with its
+        "export model writes the converted static model as ONNX (opset 17, or 20 with GELU) in QDQ
+form: QuantizeLinear / DequantizeLinear on every quantized activation (uint8), int8 weights per
+tensor or per channel (axis), int32 biases at scale s_in·s_w, fused ReLUs as Relu before the
+pair, float layers left float, module paths as node names. ONNX Runtime runs it (and fuses it
+into its own integer kernels); qlab's load model reads it back. Each report holds what its verb prints, at full precision and in the same order, with its
 context (qlab version, engine, profile, ISA, model file and SHA-256, datasets' fingerprints,
 accuracies, each layer's qconfig); JSON has schema_version and kind (errors, weights, compare,
 sensitivity, qparams). export qparams lists per module the observer, dtype, qscheme, scale,
@@ -103,6 +107,7 @@ output clip rate on data=DATA when given. The HTML error report adds a SQNR char
 lowest-SQNR layers that keep one. export compare is never timed: reports replay byte for byte",
     ),
     forms: &[
+        Form::new(&[Word::Keyword(&["model"])], &[OUT]),
         Form::new(&[Word::Keyword(&["errors"]), Word::Dataset], &[OUT, MODE]),
         Form::new(&[Word::Keyword(&["weights"])], &[OUT, WEIGHT]),
         Form::new(
@@ -158,8 +163,21 @@ fn parse_export(args: &mut Args) -> Result<Command, SessionError> {
             args.exactly::<1>()?;
             Exported::QParams { data }
         }
+        "model" => {
+            args.exactly::<1>()?;
+            Exported::Model
+        }
         _ => return Err(args.unknown_object()),
     };
+    if what == Exported::Model {
+        let out = args
+            .option("out")
+            .ok_or_else(|| args.error("export model needs out=FILE.onnx"))?;
+        if !out.ends_with(".onnx") {
+            return Err(args.error(format!("'{out}': the extension must be .onnx")));
+        }
+        return Ok(Command::Export { what, out });
+    }
     let out = args
         .option("out")
         .ok_or_else(|| args.error("export needs out=FILE.json|csv|md|html"))?;
@@ -201,6 +219,9 @@ fn print_export(cmd: &Command, line: &mut Line) -> bool {
             if let Some(d) = data {
                 line.option("data", d);
             }
+        }
+        Exported::Model => {
+            line.option("out", out);
         }
     }
     true
