@@ -31,6 +31,17 @@ impl Workbench {
         mode: ErrorMode,
     ) -> Result<Vec<LayerError>, SessionError> {
         let model = self.quantized.as_ref().ok_or(SessionError::NotConverted)?;
+        self.rows_of(model, data, mode)
+    }
+
+    /// The per-layer error rows of any converted `model` (the session's, or a variant of it)
+    /// on `data`.
+    pub(super) fn rows_of(
+        &self,
+        model: &QuantizedModel,
+        data: &str,
+        mode: ErrorMode,
+    ) -> Result<Vec<LayerError>, SessionError> {
         let runs = self.runs(&model.graph, data, None)?;
         let d = self.dataset(data)?;
         let batches = runs.ranges.into_iter().map(|r| d.rows(r));

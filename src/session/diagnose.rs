@@ -7,8 +7,9 @@
 use super::{Output, SessionError, Table, Workbench};
 use crate::analysis::{ErrorMode, LayerError};
 use crate::graph::Op;
-use crate::observer::Stats;
-use crate::workflow::QOp;
+use crate::observer::{ObserverKind, ObserverSpec, Stats};
+use crate::workflow::{QOp, QuantizedModel};
+use std::collections::HashMap;
 
 /// The range is "set by outliers" when it is this many times wider than the one holding
 /// 99.99 % of the observed values.
@@ -29,13 +30,13 @@ pub fn rules_help() -> String {
         (
             "outliers",
             format!(
-                "the range the output qparams represent is >= {OUTLIER_RATIO}x the one holding 99.99% of the calibration values (histogram observers) -> qconfig L activation=percentile(p=99.99)"
+                "the range the output qparams represent is >= {OUTLIER_RATIO}x the one holding 99.99% of the calibration values (histogram observers) -> percentile(p=99.99), entropy and mse re-derived from the same histogram (no new calibration), each with the layer's and the output's SQNR on DATA; the command sets the best if it raises the output SQNR by >= {MIN_GAIN_DB} dB"
             ),
         ),
         (
             "clipping",
             format!(
-                "> {}% of outputs on DATA fall outside the output range -> qconfig L activation=minmax",
+                "> {}% of outputs on DATA fall outside the output range -> minmax re-derived from the same statistics, with its SQNR; the command sets it if it raises the output SQNR by >= {MIN_GAIN_DB} dB",
                 100.0 * CLIP_RATE
             ),
         ),
@@ -70,6 +71,37 @@ pub fn rules_help() -> String {
     text
 }
 
+/// The calibrators an outlier-set range is re-derived with, from the statistics already
+/// collected (no new calibration).
+const NARROWER: [ObserverKind; 3] = [
+    ObserverKind::Percentile,
+    ObserverKind::Entropy,
+    ObserverKind::Mse,
+];
+
+/// A re-derived calibrator is suggested only if it raises the output SQNR by this much.
+const MIN_GAIN_DB: f64 = 0.01;
+
+/// A value as the session language reads it: in double quotes when it holds a space.
+fn quoted(text: &str) -> String {
+    if text.contains(' ') {
+        format!("\"{text}\"")
+    } else {
+        text.to_string()
+    }
+}
+
+/// The calibrator a clipped range is re-derived with: the full observed range.
+const WIDER: [ObserverKind; 1] = [ObserverKind::MinMax];
+
+/// What another calibrator of one layer's output would give on DATA: the layer's cumulative
+/// SQNR and the model output's.
+struct Rederived {
+    spec: ObserverSpec,
+    layer_db: f64,
+    output_db: f64,
+}
+
 /// One finding: a cause, its evidence, the command that addresses it.
 struct Finding {
     cause: &'static str,
@@ -80,13 +112,31 @@ struct Finding {
 impl Workbench {
     pub(super) fn diagnose(&mut self, data: &str, top: usize) -> Result<Output, SessionError> {
         let cumulative = self.error_table(data, ErrorMode::Cumulative)?.to_vec();
+        if cumulative.is_empty() {
+            // Dynamic quantization: activations stay float, so no layer has an output range
+            // to diagnose; its loss is the weights'.
+            return Ok(Output::Text(format!(
+                "nothing to diagnose on {data}: the converted model has no statically quantized layer outputs (dynamic quantization keeps activations float; errors weights shows its weight error)"
+            )));
+        }
         let isolated = self.error_table(data, ErrorMode::Isolated)?.to_vec();
+        // The model's output: the last quantized layer in graph order.
+        let output_db = cumulative.last().map_or(f64::NAN, |r| r.stats.sqnr_db());
+        let drops = match self.quantized.as_ref() {
+            Some(model) => sqnr_drops(model, &cumulative),
+            None => HashMap::new(),
+        };
+        let drop = |r: &LayerError| drops.get(r.layer.as_str()).map_or(f64::NAN, |d| d.0);
+        let added = |r: &LayerError| drops.get(r.layer.as_str()).map_or(f64::NAN, |d| d.1);
+        // The layers that add error first, not those that inherit it. Ranked by the noise
+        // power added (relative to the signal) rather than the dB drop itself: a layer reading
+        // the float input drops from +inf dB however little it adds.
         let mut worst: Vec<&LayerError> = cumulative.iter().collect();
-        worst.sort_by(|a, b| a.stats.sqnr_db().total_cmp(&b.stats.sqnr_db()));
+        worst.sort_by(|a, b| added(b).total_cmp(&added(a)));
         let mut rows = Vec::new();
         for row in worst.into_iter().take(top) {
             let own = isolated.iter().find(|r| r.layer == row.layer);
-            let mut findings = self.findings(data, row, own);
+            let mut findings = self.findings(data, row, own, output_db)?;
             if findings.is_empty() {
                 // The numbers every rule looked at, so "no rule" is itself evidence.
                 let mut evidence = format!(
@@ -111,6 +161,7 @@ impl Workbench {
                 rows.push(vec![
                     row.layer.clone(),
                     format!("{:.2}", row.stats.sqnr_db()),
+                    format!("{:.2}", drop(row)),
                     f.cause.to_string(),
                     f.evidence,
                     f.command,
@@ -119,37 +170,39 @@ impl Workbench {
         }
         Ok(Output::Table {
             title: format!(
-                "diagnosis of the {} worst layer(s) on {data} (cumulative SQNR; help diagnose lists the rules)",
+                "diagnosis of the {} layer(s) adding the most error on {data} (drop_db: its input's cumulative SQNR minus its own; ranked by the noise power added; help diagnose lists the rules)",
                 top.min(cumulative.len())
             ),
             table: Table {
-                headers: Table::header_row(&["layer", "sqnr_db", "cause", "evidence", "command"]),
+                headers: Table::header_row(&[
+                    "layer", "sqnr_db", "drop_db", "cause", "evidence", "command",
+                ]),
                 rows,
             },
         })
     }
 
-    fn findings(&self, data: &str, row: &LayerError, own: Option<&LayerError>) -> Vec<Finding> {
+    fn findings(
+        &self,
+        data: &str,
+        row: &LayerError,
+        own: Option<&LayerError>,
+        output_db: f64,
+    ) -> Result<Vec<Finding>, SessionError> {
         let layer = &row.layer;
         let mut out = Vec::new();
         if let Some((range, kept)) = self.tail(layer)
             && range >= OUTLIER_RATIO * kept
         {
-            out.push(Finding {
-                cause: "outliers",
-                evidence: format!(
-                    "range ±{range:.3} but 99.99% of values within ±{kept:.3} ({:.1}x)",
-                    range / kept
-                ),
-                command: format!("qconfig {layer} activation=percentile(p=99.99)"),
-            });
+            let found = format!(
+                "range ±{range:.3} but 99.99% of values within ±{kept:.3} ({:.1}x)",
+                range / kept
+            );
+            out.push(self.remedy("outliers", found, data, row, output_db, &NARROWER)?);
         }
         if row.clip_rate() > CLIP_RATE {
-            out.push(Finding {
-                cause: "clipping",
-                evidence: format!("{:.2}% of outputs clipped", 100.0 * row.clip_rate()),
-                command: format!("qconfig {layer} activation=minmax"),
-            });
+            let found = format!("{:.2}% of outputs clipped", 100.0 * row.clip_rate());
+            out.push(self.remedy("clipping", found, data, row, output_db, &WIDER)?);
         }
         if let Some((ratio, depthwise)) = self.channel_spread(layer)
             && ratio >= CHANNEL_RATIO
@@ -201,7 +254,109 @@ impl Workbench {
                 command: format!("qconfig {layer} none"),
             });
         }
-        out
+        Ok(out)
+    }
+
+    /// A range finding with the calibrators `kinds` re-derived from the layer's statistics:
+    /// each one's layer and output SQNR beside the current ones, and the command for the best
+    /// by output SQNR, when one raises it.
+    fn remedy(
+        &self,
+        cause: &'static str,
+        found: String,
+        data: &str,
+        row: &LayerError,
+        output_db: f64,
+        kinds: &[ObserverKind],
+    ) -> Result<Finding, SessionError> {
+        let layer = &row.layer;
+        let tried = self.rederive(data, layer, kinds)?;
+        let mut evidence = found;
+        if tried.is_empty() {
+            evidence.push_str("; no other calibrator can be derived from these statistics");
+        } else {
+            let each: Vec<String> = tried
+                .iter()
+                .map(|r| {
+                    format!(
+                        "{} {:.2} dB (output {:.2})",
+                        r.spec.kind.name(),
+                        r.layer_db,
+                        r.output_db
+                    )
+                })
+                .collect();
+            evidence.push_str(&format!(
+                "; re-derived: {}; now {:.2} dB (output {output_db:.2})",
+                each.join(", "),
+                row.stats.sqnr_db()
+            ));
+        }
+        let best = tried
+            .iter()
+            .filter(|r| r.output_db >= output_db + MIN_GAIN_DB)
+            .max_by(|a, b| a.output_db.total_cmp(&b.output_db));
+        let command = match best {
+            Some(r) => format!("qconfig {layer} activation={}", quoted(&r.spec.to_string())),
+            None if tried.is_empty() => "-".into(),
+            None => {
+                evidence.push_str("; none raises the output SQNR");
+                "-".into()
+            }
+        };
+        Ok(Finding {
+            cause,
+            evidence,
+            command,
+        })
+    }
+
+    /// The layer's output observer re-derived with each of `kinds` (its other settings kept),
+    /// each converted alone and measured on `data`; empty when the model was not calibrated
+    /// here or the statistics cannot give that calibrator.
+    fn rederive(
+        &self,
+        data: &str,
+        layer: &str,
+        kinds: &[ObserverKind],
+    ) -> Result<Vec<Rederived>, SessionError> {
+        let Some(prepared) = self.prepared.as_ref() else {
+            return Ok(Vec::new());
+        };
+        let Some(k) = prepared.observers.iter().position(|o| o.owner == layer) else {
+            return Ok(Vec::new());
+        };
+        let current = &prepared.observers[k];
+        let mut out = Vec::new();
+        for &kind in kinds {
+            let spec = ObserverSpec {
+                kind,
+                ..current.spec.clone()
+            };
+            if kind == current.spec.kind || !current.can_rederive(&spec) {
+                continue;
+            }
+            let mut changed = prepared.clone();
+            changed.observers[k].spec = spec.clone();
+            let model = crate::workflow::convert(&changed, self.numerics)?;
+            let rows = self.rows_of(&model, data, ErrorMode::Cumulative)?;
+            let db = |name: &str| {
+                rows.iter()
+                    .find(|r| r.layer == name)
+                    .map(|r| r.stats.sqnr_db())
+            };
+            let (Some(layer_db), Some(output_db)) =
+                (db(layer), rows.last().map(|r| r.stats.sqnr_db()))
+            else {
+                continue;
+            };
+            out.push(Rederived {
+                spec,
+                layer_db,
+                output_db,
+            });
+        }
+        Ok(out)
     }
 
     /// From the layer's histogram observer: the larger end of the range its qparams represent,
@@ -284,6 +439,56 @@ impl Workbench {
         let median = mags[mags.len() / 2];
         (median > 0.0).then(|| (mags[mags.len() - 1] / median, depthwise))
     }
+}
+
+/// Each row's cumulative SQNR drop and the noise power it adds (relative to the signal): the
+/// cumulative SQNR of its worst quantized operand (the rows producing them, found by walking
+/// back through nodes without a row of their own, such as a fused ReLU) minus its own, and
+/// `10^(-own/10) - 10^(-input/10)`. A layer reading the float model input drops from +inf dB.
+fn sqnr_drops<'a>(model: &QuantizedModel, rows: &'a [LayerError]) -> HashMap<&'a str, (f64, f64)> {
+    let db: HashMap<&str, f64> = rows
+        .iter()
+        .map(|r| (r.layer.as_str(), r.stats.sqnr_db()))
+        .collect();
+    let producer: HashMap<&str, usize> = model
+        .graph
+        .nodes
+        .iter()
+        .enumerate()
+        .flat_map(|(i, n)| n.outputs.iter().map(move |o| (o.as_str(), i)))
+        .collect();
+    // The cumulative SQNR at `value`: its producing row's, walking back along first operands.
+    let at = |value: &str| -> f64 {
+        let mut v = value;
+        for _ in 0..model.graph.nodes.len() {
+            let Some(&i) = producer.get(v) else {
+                return f64::INFINITY;
+            };
+            let n = &model.graph.nodes[i];
+            if let Some(&d) = db.get(n.name.as_str()) {
+                return d;
+            }
+            match n.inputs.first() {
+                Some(next) => v = next,
+                None => return f64::INFINITY,
+            }
+        }
+        f64::INFINITY
+    };
+    rows.iter()
+        .filter_map(|r| {
+            let node = model.graph.nodes.iter().find(|n| n.name == r.layer)?;
+            let input = node
+                .inputs
+                .iter()
+                .filter(|i| !i.is_empty() && !model.graph.constants.contains_key(*i))
+                .map(|i| at(i))
+                .fold(f64::INFINITY, f64::min);
+            let own = r.stats.sqnr_db();
+            let noise = |db: f64| 10f64.powf(-db / 10.0);
+            Some((r.layer.as_str(), (input - own, noise(own) - noise(input))))
+        })
+        .collect()
 }
 
 /// |mean error| in output steps: mean error / scale, the scale recovered from rmse / (rmse /

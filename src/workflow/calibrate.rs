@@ -31,8 +31,10 @@ impl ActivationObserver {
             (a, b) if histogram(a) && histogram(b) => {
                 have.bins == spec.bins && have.upsample_rate == spec.upsample_rate
             }
-            // A histogram observer's min / max are the plain running min / max.
-            (MinMax, MinMax) | (Histogram, MinMax) => true,
+            // A histogram observer's min / max (whatever its calibrator) are the plain running
+            // min / max.
+            (a, MinMax) if histogram(a) => true,
+            (MinMax, MinMax) => true,
             (MovingAverageMinMax, MovingAverageMinMax) => {
                 have.averaging_constant == spec.averaging_constant
             }
