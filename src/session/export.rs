@@ -1,5 +1,6 @@
 //! The verbs that write files from an analysis: `export` (a report of `errors DATA`,
 //! `errors weights`, `compare engines`, `sensitivity` or `show qparams` as versioned JSON,
+//! (`export pytorch` is in `pytorch.rs`)
 //! CSV, Markdown or HTML) and `plot` (an observer's histogram, per-layer SQNR). Every file is written
 //! atomically, and every report is a pure function of the session's state, so a replay writes
 //! the same bytes.
@@ -51,6 +52,10 @@ impl Workbench {
     }
 
     pub(super) fn export(&mut self, what: &Exported, out: &str) -> Result<Output, SessionError> {
+        // Not a report: a script and its JSON (`pytorch.rs`).
+        if let Exported::PyTorch = what {
+            return self.export_pytorch(out);
+        }
         // Checked before anything runs: a sensitivity ranking is minutes of work to throw away.
         let format = Format::from_path(out).ok_or_else(|| SessionError::UnknownFormat {
             path: out.to_string(),
@@ -112,6 +117,7 @@ impl Workbench {
                 let summary = format!("{} modules, qparams", report.rows.len());
                 (report.render(format), summary)
             }
+            Exported::PyTorch => unreachable!("written above"),
         };
         write_file(&self.at(out), out, text)?;
         Ok(Output::Text(format!("wrote {out}: {summary}")))
@@ -238,7 +244,7 @@ impl Workbench {
 }
 
 /// Writes `bytes` atomically to `out` (`write_atomic` creates its directory).
-fn write_file(
+pub(super) fn write_file(
     file: &std::path::Path,
     out: &str,
     bytes: impl AsRef<[u8]>,

@@ -91,8 +91,8 @@ const OUT: Opt = opt("out", Word::Path);
 
 pub(super) const EXPORT: VerbSpec = VerbSpec {
     name: "export",
-    usage: "export errors DATA out=FILE.json|csv|md|html [mode=cumulative|isolated] | export weights out=FILE.json|csv|md|html [weight=SPEC] | export compare fbgemm qnnpack DATA out=FILE.json|csv|md|html | export sensitivity DATA calib=CALIB out=FILE.json|csv|md|html [batch=32] [batches=N] | export qparams out=FILE.json|csv|md|html [data=DATA]",
-    summary: "write a report of errors, errors weights, compare engines, sensitivity or show qparams (versioned JSON, CSV, Markdown, or HTML)",
+    usage: "export errors DATA out=FILE.json|csv|md|html [mode=cumulative|isolated] | export weights out=FILE.json|csv|md|html [weight=SPEC] | export compare fbgemm qnnpack DATA out=FILE.json|csv|md|html | export sensitivity DATA calib=CALIB out=FILE.json|csv|md|html [batch=32] [batches=N] | export qparams out=FILE.json|csv|md|html [data=DATA] | export pytorch out=FILE.py",
+    summary: "write a report of errors, errors weights, compare engines, sensitivity or show qparams (versioned JSON, CSV, Markdown, or HTML), or the script that sets qlab's qparams in PyTorch",
     details: Details::Text(
         "each report holds what its verb prints, at full precision and in the same order, with its
 context (qlab version, engine, profile, ISA, model file and SHA-256, datasets' fingerprints,
@@ -100,7 +100,12 @@ accuracies, each layer's qconfig); JSON has schema_version and kind (errors, wei
 sensitivity, qparams). export qparams lists per module the observer, dtype, qscheme, scale,
 zero point, observed range, weight scales and zero points (show qparams' values), and the
 output clip rate on data=DATA when given. The HTML error report adds a SQNR chart and the observer histograms of the 3
-lowest-SQNR layers that keep one. export compare is never timed: reports replay byte for byte",
+lowest-SQNR layers that keep one. export compare is never timed: reports replay byte for byte.
+export pytorch (a statically converted model) writes FILE.json, every quantized module's output
+and weight qparams under PyTorch's module paths, and FILE.py, a module using only torch whose
+apply(prepared) gives a model prepared with torch.ao.quantization.prepare observers returning
+qlab's qparams (whatever qlab calibrated with), so convert builds qlab's int8 model;
+tools/verify_pytorch.py checks the result against qlab's predict",
     ),
     forms: &[
         Form::new(&[Word::Keyword(&["errors"]), Word::Dataset], &[OUT, MODE]),
@@ -122,6 +127,7 @@ lowest-SQNR layers that keep one. export compare is never timed: reports replay 
             &[Word::Keyword(&["qparams"])],
             &[OUT, opt("data", Word::Dataset)],
         ),
+        Form::new(&[Word::Keyword(&["pytorch"])], &[OUT]),
     ],
     parse: parse_export,
     print: print_export,
@@ -157,6 +163,21 @@ fn parse_export(args: &mut Args) -> Result<Command, SessionError> {
             let data = args.option("data");
             args.exactly::<1>()?;
             Exported::QParams { data }
+        }
+        "pytorch" => {
+            args.exactly::<1>()?;
+            let out = args
+                .option("out")
+                .ok_or_else(|| args.error("export pytorch needs out=FILE.py"))?;
+            if !out.ends_with(".py") {
+                return Err(args.error(format!(
+                    "'{out}': export pytorch writes a Python file (out=FILE.py; FILE.json beside it)"
+                )));
+            }
+            return Ok(Command::Export {
+                what: Exported::PyTorch,
+                out,
+            });
         }
         _ => return Err(args.unknown_object()),
     };
@@ -201,6 +222,9 @@ fn print_export(cmd: &Command, line: &mut Line) -> bool {
             if let Some(d) = data {
                 line.option("data", d);
             }
+        }
+        Exported::PyTorch => {
+            line.option("out", out);
         }
     }
     true
