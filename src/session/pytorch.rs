@@ -89,11 +89,7 @@ impl Workbench {
             .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
         // The JSON first: a script never names a file that was not written.
         write_file(&self.at(&json), &json, file.to_json())?;
-        write_file(
-            &self.at(out),
-            out,
-            apply_script(&file, &json_name, &module),
-        )?;
+        write_file(&self.at(out), out, apply_script(&file, &json_name, &module))?;
         let functionals = file.modules.iter().filter(|m| m.module.is_none()).count();
         Ok(Output::Text(format!(
             "wrote {out} and {json}: qparams of {} module(s) ({functionals} FloatFunctional) \
