@@ -86,8 +86,8 @@ def _functional(modules, entry, taken):
 def apply(prepared_model, json_path=None, verbose=True):
     """Sets qlab's activation and weight qparams on `prepared_model` (the result of
     `torch.ao.quantization.prepare`). Raises KeyError naming every module of the JSON the model
-    lacks or did not observe; returns {"applied": {json node: module path}, "uncovered": [module
-    paths with an observer the JSON does not set]}."""
+    lacks or did not observe, changing nothing; returns {"applied": {json node: module path},
+    "uncovered": [module paths with an observer the JSON does not set]}."""
     spec = json.loads(pathlib.Path(json_path or QPARAMS).read_text())
     if spec.get("schema_version") != SCHEMA_VERSION:
         raise ValueError(f"{json_path or QPARAMS}: schema_version {spec.get('schema_version')}, "
@@ -97,11 +97,12 @@ def apply(prepared_model, json_path=None, verbose=True):
         print(f"apply: qlab converted for {spec['engine']}, torch.backends.quantized.engine is "
               f"{engine}: the integers will follow {engine}'s kernels")
     modules = dict(prepared_model.named_modules())
-    applied, problems = {}, []
+    # Every entry is placed before anything changes: a model that does not fit is left as it was.
+    placed, problems = [], []
     for entry in spec["modules"]:
         path = entry["module"]
         if path is None:
-            path = _functional(modules, entry, set(applied.values()))
+            path = _functional(modules, entry, {p for _, p in placed})
             if path is None:
                 problems.append(f"{entry['node']} (qlab's {entry['functional']}): no "
                                 f"FloatFunctional under '{entry['scope']}'")
@@ -109,10 +110,15 @@ def apply(prepared_model, json_path=None, verbose=True):
         module = modules.get(path)
         if module is None:
             problems.append(f"{path}: no such module")
-            continue
-        if not isinstance(getattr(module, "activation_post_process", None), torch.nn.Module):
+        elif not isinstance(getattr(module, "activation_post_process", None), torch.nn.Module):
             problems.append(f"{path}: has no activation observer (no qconfig at prepare?)")
-            continue
+        else:
+            placed.append((entry, path))
+    if problems:
+        raise KeyError("qlab's qparams do not fit this model: " + "; ".join(problems))
+    applied = {}
+    for entry, path in placed:
+        module = modules[path]
         act = _observer(entry["activation"])
         module.activation_post_process = act()
         if entry.get("weight") is not None:
@@ -123,8 +129,6 @@ def apply(prepared_model, json_path=None, verbose=True):
                 if not isinstance(m, ObserverBase):
                     m.qconfig = qconfig
         applied[entry["node"]] = path
-    if problems:
-        raise KeyError("qlab's qparams do not fit this model: " + "; ".join(problems))
     covered = set(applied.values())
     uncovered = [p for p in _owners(prepared_model) if p not in covered]
     if verbose:
