@@ -52,6 +52,7 @@ pub mod bench_against;
 pub mod bench_model;
 pub mod cancel;
 pub mod engine;
+pub mod export;
 pub mod fake_quant;
 pub mod fsutil;
 pub mod graph;

@@ -321,6 +321,18 @@ pub enum Op {
     Range,
     /// Repeat along each dim by input 1's counts.
     Tile,
+    /// ONNX QuantizeLinear: `clamp(round_half_even(x / scale) + zero_point, qmin, qmax)`, the
+    /// scale and zero point (inputs 1, 2) per tensor or per slice along `axis`; the integers
+    /// are i64 values, their range the zero point's type.
+    QuantizeLinear {
+        axis: i64,
+        qmin: i64,
+        qmax: i64,
+    },
+    /// ONNX DequantizeLinear: `(x - zero_point) · scale`, per tensor or along `axis`.
+    DequantizeLinear {
+        axis: i64,
+    },
 }
 
 impl Op {
@@ -397,6 +409,8 @@ impl Op {
             Op::Expand => "Expand",
             Op::Range => "Range",
             Op::Tile => "Tile",
+            Op::QuantizeLinear { .. } => "QuantizeLinear",
+            Op::DequantizeLinear { .. } => "DequantizeLinear",
         }
     }
 

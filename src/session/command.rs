@@ -352,6 +352,8 @@ pub enum Exported {
     /// `export pytorch out=F.py` — `F.json` (the converted model's qparams under PyTorch's
     /// module paths) and `F.py`, whose `apply(prepared)` sets them before PyTorch's `convert`.
     PyTorch,
+    /// `export model out=M.onnx` — the converted model as ONNX in QDQ form.
+    Model,
 }
 
 impl Exported {
@@ -364,6 +366,7 @@ impl Exported {
             Exported::Sensitivity { .. } => "sensitivity",
             Exported::QParams { .. } => "qparams",
             Exported::PyTorch => "pytorch",
+            Exported::Model => "model",
         }
     }
 }
@@ -759,6 +762,10 @@ mod tests {
                 what: Exported::PyTorch,
                 out: "to torch/apply_qlab.py".into(),
             },
+            Command::Export {
+                what: Exported::Model,
+                out: "m.int8.onnx".into(),
+            },
             Command::PlotHistogram {
                 layer: "features.*".into(),
                 out: "h.png".into(),
@@ -824,6 +831,7 @@ mod tests {
                     Exported::Sensitivity { .. } => "ExportSensitivity",
                     Exported::QParams { .. } => "ExportQParams",
                     Exported::PyTorch => "ExportPyTorch",
+                    Exported::Model => "ExportModel",
                 },
                 Command::PlotHistogram { .. } => "PlotHistogram",
                 Command::PlotErrors { .. } => "PlotErrors",

@@ -322,6 +322,7 @@ mod tests {
             [
                 "compare",
                 "errors",
+                "model",
                 "pytorch",
                 "qparams",
                 "sensitivity",

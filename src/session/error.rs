@@ -99,6 +99,8 @@ pub enum SessionError {
     Analysis(#[from] crate::analysis::AnalysisError),
     #[error(transparent)]
     Plot(#[from] crate::report::PlotError),
+    #[error(transparent)]
+    Export(#[from] crate::export::ExportError),
 }
 
 impl SessionError {

@@ -52,15 +52,19 @@ impl Workbench {
     }
 
     pub(super) fn export(&mut self, what: &Exported, out: &str) -> Result<Output, SessionError> {
-        // Not a report: a script and its JSON (`pytorch.rs`).
-        if let Exported::PyTorch = what {
-            return self.export_pytorch(out);
-        }
         // Checked before anything runs: a sensitivity ranking is minutes of work to throw away.
-        let format = Format::from_path(out).ok_or_else(|| SessionError::UnknownFormat {
-            path: out.to_string(),
-            accepted: ".json, .csv, .md, .html",
-        })?;
+        let format = match (what, Format::from_path(out)) {
+            (Exported::Model, _) => return self.export_model(out),
+            // A script and its JSON (`pytorch.rs`).
+            (Exported::PyTorch, _) => return self.export_pytorch(out),
+            (_, Some(format)) => format,
+            (_, None) => {
+                return Err(SessionError::UnknownFormat {
+                    path: out.to_string(),
+                    accepted: ".json, .csv, .md, .html",
+                });
+            }
+        };
         let (text, summary) = match what {
             Exported::Errors { data, mode } => {
                 let mut report = self.error_report(data, *mode)?;
@@ -110,6 +114,7 @@ impl Workbench {
                 let summary = format!("{} layers, sensitivity", ranking.rows.len());
                 (report.render(format), summary)
             }
+            Exported::Model => return self.export_model(out),
             Exported::QParams { data } => {
                 let rows = self.qparams_rows(data.as_deref())?;
                 let context = self.report_context(data.as_deref())?;
@@ -117,10 +122,22 @@ impl Workbench {
                 let summary = format!("{} modules, qparams", report.rows.len());
                 (report.render(format), summary)
             }
-            Exported::PyTorch => unreachable!("written above"),
+            Exported::PyTorch => return self.export_pytorch(out),
         };
         write_file(&self.at(out), out, text)?;
         Ok(Output::Text(format!("wrote {out}: {summary}")))
+    }
+
+    /// `export model`: the converted model as a QDQ ONNX file.
+    fn export_model(&mut self, out: &str) -> Result<Output, SessionError> {
+        use prost::Message;
+        let model = self.quantized.as_ref().ok_or(SessionError::NotConverted)?;
+        let (proto, s) = crate::export::qdq_model(model)?;
+        write_file(&self.at(out), out, proto.encode_to_vec())?;
+        Ok(Output::Text(format!(
+            "wrote {out}: ONNX opset {}, QDQ form: {} int8 conv/linear layers, {} activation Q/DQ pairs, {} float nodes",
+            s.opset, s.int8_layers, s.activation_pairs, s.float_nodes
+        )))
     }
 
     /// The observer histograms of the report's [`WORST_HISTOGRAMS`] lowest-SQNR layers that

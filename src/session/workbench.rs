@@ -617,7 +617,16 @@ fn batch_norm_note(graph: &Graph) -> String {
         .flat_map(|f| f.types.iter().skip(1))
         .filter(|t| t.starts_with("BatchNorm"))
         .count();
+    let quantize_linear = graph
+        .nodes
+        .iter()
+        .filter(|n| matches!(n.op, crate::graph::Op::QuantizeLinear { .. }))
+        .count();
     match (bns, convs) {
+        // A QDQ file (qlab's `export model`, ORT's quantizer): BN was folded before it.
+        _ if quantize_linear > 0 => format!(
+            "; a QDQ model ({quantize_linear} QuantizeLinear nodes): it runs as ONNX's float simulation of its int8 model; quantizing it again would quantize that simulation"
+        ),
         _ if folded_by_fuse > 0 => format!(
             "; {folded_by_fuse} BatchNorm modules folded by qlab's fusion (as PyTorch's fuse_model() does)"
         ),

@@ -15,6 +15,7 @@ mod diagnose;
 mod equalize;
 mod errors_qconv;
 mod errors_tensor;
+mod export_onnx;
 mod export_pytorch;
 mod float_models;
 mod golden;

@@ -11,6 +11,7 @@ mod math;
 pub(crate) use math::is_torch_hardsigmoid;
 mod norm;
 mod pool;
+mod qdq;
 mod resize;
 mod shape;
 mod torch_order;
@@ -135,6 +136,10 @@ pub fn eval(node: &Node, args: &[Option<&Value>]) -> Result<Vec<Value>, GraphErr
             mode,
             align_corners,
         } => one(resize_node(node, args, *mode, *align_corners)?),
+        Op::QuantizeLinear { axis, qmin, qmax } => {
+            Ok(vec![qdq::quantize_linear(node, args, *axis, *qmin, *qmax)?])
+        }
+        Op::DequantizeLinear { axis } => Ok(vec![qdq::dequantize_linear(node, args, *axis)?]),
     }
 }
 

@@ -270,7 +270,9 @@ fn node_backward(node: &Node, rec: &Record, dy: &ArrayD<f32>) -> Result<NodeGrad
         | Op::Split { .. }
         | Op::Expand
         | Op::Range
-        | Op::Tile => {
+        | Op::Tile
+        | Op::QuantizeLinear { .. }
+        | Op::DequantizeLinear { .. } => {
             return Err(GraphError::Invalid {
                 node: name.into(),
                 detail: format!("{} has no backward pass", node.op.kind()),

@@ -23,6 +23,8 @@ pub struct Operands<'a> {
     pub node: &'a NodeProto,
     pub attrs: &'a Attrs<'a>,
     pub consts: &'a HashMap<String, Value>,
+    /// The integer range of each 8-bit constant, by name.
+    pub narrow: &'a HashMap<String, (i64, i64)>,
 }
 
 impl Operands<'_> {
@@ -620,6 +622,7 @@ pub const SUPPORTED_OPS: &[&str] = &[
     "Constant",
     "ConstantOfShape",
     "Conv",
+    "DequantizeLinear",
     "Div",
     "Dropout",
     "Equal",
@@ -650,6 +653,7 @@ pub const SUPPORTED_OPS: &[&str] = &[
     "Not",
     "Or",
     "Pow",
+    "QuantizeLinear",
     "Range",
     "Reciprocal",
     "ReduceMax",
@@ -797,6 +801,13 @@ pub fn convert(o: &Operands, opset: i64) -> Result<Converted, ImportError> {
         "Expand" => simple(Op::Expand),
         "Range" => simple(Op::Range),
         "Tile" => simple(Op::Tile),
+        "QuantizeLinear" => quantize_linear(o),
+        "DequantizeLinear" => {
+            block_wise(a)?;
+            simple(Op::DequantizeLinear {
+                axis: a.int("axis", 1),
+            })
+        }
         "Dropout" => {
             if o.node.output.get(1).is_some_and(|s| !s.is_empty()) {
                 return Err(a.unsupported("mask", "the mask output of Dropout is not supported"));
@@ -811,6 +822,47 @@ pub fn convert(o: &Operands, opset: i64) -> Result<Converted, ImportError> {
             op_type: other.to_string(),
         }),
     }
+}
+
+/// Blocked quantization (opset 21's `block_size`) has no qlab counterpart.
+fn block_wise(a: &Attrs) -> Result<(), ImportError> {
+    match a.int("block_size", 0) {
+        0 => Ok(()),
+        b => Err(a.unsupported("block_size", format!("{b} (blocked quantization)"))),
+    }
+}
+
+/// QuantizeLinear saturates to its zero point's type (`output_dtype` from opset 21), uint8
+/// when neither is given; qlab's integer values are 8-bit only.
+fn quantize_linear(o: &Operands) -> Result<Converted, ImportError> {
+    let a = o.attrs;
+    block_wise(a)?;
+    let by_type = |t: i64| match t {
+        2 => Ok((0, 255)),
+        3 => Ok((-128, 127)),
+        other => Err(a.unsupported(
+            "output_dtype",
+            format!("ONNX type {other} (only uint8 and int8 outputs are supported)"),
+        )),
+    };
+    let (qmin, qmax) = match a.int("output_dtype", 0) {
+        0 if o.present(2) => o.narrow.get(o.name(2)).copied().ok_or_else(|| {
+            a.unsupported(
+                "y_zero_point",
+                format!("'{}' is not an int8 or uint8 constant", o.name(2)),
+            )
+        })?,
+        0 => (0, 255),
+        t => by_type(t)?,
+    };
+    Ok(Converted {
+        op: Op::QuantizeLinear {
+            axis: a.int("axis", 1),
+            qmin,
+            qmax,
+        },
+        inputs: (0..o.node.input.len().min(3)).map(|i| o.data(i)).collect(),
+    })
 }
 
 #[cfg(test)]
@@ -834,6 +886,7 @@ mod tests {
                 node: &node,
                 attrs: &attrs,
                 consts: &consts,
+                narrow: &HashMap::new(),
             };
             !matches!(convert(&o, 17), Err(ImportError::UnsupportedOp { .. }))
         };

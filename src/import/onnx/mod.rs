@@ -84,7 +84,11 @@ fn import(bytes: &[u8], origin: &str, mut external: ExternalData) -> Result<Grap
     let g = model.graph.ok_or_else(|| corrupt("no graph".into()))?;
 
     let mut consts: HashMap<String, Value> = HashMap::new();
+    let mut narrow = HashMap::new();
     for init in &g.initializer {
+        if let Some(range) = tensor::narrow_range(init) {
+            narrow.insert(init.name.clone().unwrap_or_default(), range);
+        }
         consts.insert(
             init.name.clone().unwrap_or_default(),
             tensor::initializer_value(init, &mut external)?,
@@ -115,6 +119,7 @@ fn import(bytes: &[u8], origin: &str, mut external: ExternalData) -> Result<Grap
     let mut walk = Walk {
         opset,
         consts,
+        narrow,
         known: inputs.iter().map(|i| i.name.clone()).collect(),
         skipped: HashSet::new(),
         unsupported: Vec::new(),
@@ -205,6 +210,8 @@ struct Walk {
     opset: i64,
     /// Values known at import time.
     consts: HashMap<String, Value>,
+    /// The integer range of the 8-bit constants (QuantizeLinear's zero points).
+    narrow: HashMap<String, (i64, i64)>,
     /// Values computed at run time.
     known: HashSet<String>,
     /// Run-time values from nodes that were not imported (unsupported, or downstream of one).
@@ -281,8 +288,18 @@ impl Walk {
         }
         if attrs.op_type == "Constant" {
             let value = constant_value(&attrs)?;
-            self.consts
-                .insert(node.output.first().cloned().unwrap_or_default(), value);
+            let out = node.output.first().cloned().unwrap_or_default();
+            let tensor = node
+                .attribute
+                .iter()
+                .find(|a| a.name.as_deref() == Some("value"));
+            if let Some(range) = tensor
+                .and_then(|a| a.t.as_ref())
+                .and_then(tensor::narrow_range)
+            {
+                self.narrow.insert(out.clone(), range);
+            }
+            self.consts.insert(out, value);
             return Ok(());
         }
         check_inputs(node, &attrs, &self.consts, &self.known)?;
@@ -291,6 +308,7 @@ impl Walk {
                 node,
                 attrs: &attrs,
                 consts: &self.consts,
+                narrow: &self.narrow,
             },
             self.opset,
         )?;

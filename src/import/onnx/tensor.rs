@@ -12,6 +12,8 @@ use crate::import::ImportError;
 use ndarray::{ArrayD, IxDyn};
 
 const FLOAT: i32 = 1;
+const UINT8: i32 = 2;
+const INT8: i32 = 3;
 const INT32: i32 = 6;
 const INT64: i32 = 7;
 const BOOL: i32 = 9;
@@ -48,6 +50,16 @@ pub fn initializer_value(
     layout.decode(t, Some(bytes), &origin)
 }
 
+/// The integer range of an 8-bit tensor (what a QuantizeLinear with it as zero point
+/// saturates to); `None` for other types.
+pub fn narrow_range(t: &TensorProto) -> Option<(i64, i64)> {
+    match t.data_type? {
+        UINT8 => Some((0, 255)),
+        INT8 => Some((-128, 127)),
+        _ => None,
+    }
+}
+
 /// What a tensor declares: its name, shape and element type, validated.
 struct Layout {
     name: String,
@@ -80,10 +92,10 @@ impl Layout {
             FLOAT | INT32 => 4,
             DOUBLE | INT64 => 8,
             FLOAT16 => 2,
-            BOOL => 1,
+            BOOL | UINT8 | INT8 => 1,
             other => {
                 return Err(bad(format!(
-                    "ONNX data type {other} is not supported (float, double, float16, int32, int64, bool are)"
+                    "ONNX data type {other} is not supported (float, double, float16, int8, uint8, int32, int64, bool are)"
                 )));
             }
         };
@@ -147,6 +159,14 @@ impl Layout {
             INT32 => Value::I64(self.shaped(match raw {
                 Some(r) => le(r, |b| i32::from_le_bytes(b) as i64),
                 None => t.int32_data.iter().map(|&v| v as i64).collect(),
+            })?),
+            UINT8 => Value::I64(self.shaped(match raw {
+                Some(r) => le(r, |[b]: [u8; 1]| i64::from(b)),
+                None => t.int32_data.iter().map(|&v| i64::from(v as u8)).collect(),
+            })?),
+            INT8 => Value::I64(self.shaped(match raw {
+                Some(r) => le(r, |[b]: [u8; 1]| i64::from(b as i8)),
+                None => t.int32_data.iter().map(|&v| i64::from(v as i8)).collect(),
             })?),
             // `Layout::of` admits only the types above and BOOL.
             _ => Value::I64(self.shaped(match raw {

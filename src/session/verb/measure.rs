@@ -91,10 +91,14 @@ const OUT: Opt = opt("out", Word::Path);
 
 pub(super) const EXPORT: VerbSpec = VerbSpec {
     name: "export",
-    usage: "export errors DATA out=FILE.json|csv|md|html [mode=cumulative|isolated] | export weights out=FILE.json|csv|md|html [weight=SPEC] | export compare fbgemm qnnpack DATA out=FILE.json|csv|md|html | export sensitivity DATA calib=CALIB out=FILE.json|csv|md|html [batch=32] [batches=N] | export qparams out=FILE.json|csv|md|html [data=DATA] | export pytorch out=FILE.py",
-    summary: "write a report of errors, errors weights, compare engines, sensitivity or show qparams (versioned JSON, CSV, Markdown, or HTML), or the script that sets qlab's qparams in PyTorch",
+    usage: "export model out=FILE.onnx | export errors DATA out=FILE.json|csv|md|html [mode=cumulative|isolated] | export weights out=FILE.json|csv|md|html [weight=SPEC] | export compare fbgemm qnnpack DATA out=FILE.json|csv|md|html | export sensitivity DATA calib=CALIB out=FILE.json|csv|md|html [batch=32] [batches=N] | export qparams out=FILE.json|csv|md|html [data=DATA] | export pytorch out=FILE.py",
+    summary: "write the converted model as ONNX in QDQ form, a report of errors, errors weights, compare engines, sensitivity or show qparams (versioned JSON, CSV, Markdown, or HTML), or the script that sets qlab's qparams in PyTorch",
     details: Details::Text(
-        "each report holds what its verb prints, at full precision and in the same order, with its
+        "export model writes the converted static model as ONNX (opset 17, or 20 with GELU) in QDQ
+form: QuantizeLinear / DequantizeLinear on every quantized activation (uint8), int8 weights per
+tensor or per channel (axis), int32 biases at scale s_in·s_w, fused ReLUs as Relu before the
+pair, float layers left float, module paths as node names. ONNX Runtime runs it (and fuses it
+into its own integer kernels); qlab's load model reads it back. Each report holds what its verb prints, at full precision and in the same order, with its
 context (qlab version, engine, profile, ISA, model file and SHA-256, datasets' fingerprints,
 accuracies, each layer's qconfig); JSON has schema_version and kind (errors, weights, compare,
 sensitivity, qparams). export qparams lists per module the observer, dtype, qscheme, scale,
@@ -108,6 +112,7 @@ qlab's qparams (whatever qlab calibrated with), so convert builds qlab's int8 mo
 tools/verify_pytorch.py checks the result against qlab's predict",
     ),
     forms: &[
+        Form::new(&[Word::Keyword(&["model"])], &[OUT]),
         Form::new(&[Word::Keyword(&["errors"]), Word::Dataset], &[OUT, MODE]),
         Form::new(&[Word::Keyword(&["weights"])], &[OUT, WEIGHT]),
         Form::new(
@@ -164,23 +169,30 @@ fn parse_export(args: &mut Args) -> Result<Command, SessionError> {
             args.exactly::<1>()?;
             Exported::QParams { data }
         }
+        "model" => {
+            args.exactly::<1>()?;
+            Exported::Model
+        }
         "pytorch" => {
             args.exactly::<1>()?;
-            let out = args
-                .option("out")
-                .ok_or_else(|| args.error("export pytorch needs out=FILE.py"))?;
-            if !out.ends_with(".py") {
-                return Err(args.error(format!(
-                    "'{out}': export pytorch writes a Python file (out=FILE.py; FILE.json beside it)"
-                )));
-            }
-            return Ok(Command::Export {
-                what: Exported::PyTorch,
-                out,
-            });
+            Exported::PyTorch
         }
         _ => return Err(args.unknown_object()),
     };
+    // The model and the PyTorch script are not reports: each has its one extension.
+    let own = match what {
+        Exported::Model => Some(".onnx"),
+        Exported::PyTorch => Some(".py"),
+        _ => None,
+    };
+    if let Some(ext) = own {
+        let needs = format!("export {} needs out=FILE{ext}", what.kind());
+        let out = args.option("out").ok_or_else(|| args.error(&needs))?;
+        if !out.ends_with(ext) {
+            return Err(args.error(format!("'{out}': the extension must be {ext} ({needs})")));
+        }
+        return Ok(Command::Export { what, out });
+    }
     let out = args
         .option("out")
         .ok_or_else(|| args.error("export needs out=FILE.json|csv|md|html"))?;
@@ -223,7 +235,7 @@ fn print_export(cmd: &Command, line: &mut Line) -> bool {
                 line.option("data", d);
             }
         }
-        Exported::PyTorch => {
+        Exported::Model | Exported::PyTorch => {
             line.option("out", out);
         }
     }
