@@ -27,7 +27,12 @@
 //!   (they are not part of the JSON). A fifth kind, `"qparams"` (`export qparams`: `data`;
 //!   rows `layer, op, observer, batches, dtype, qscheme, scale, zero_point, observed_min,
 //!   observed_max, clip_rate, weight_dtype, weight_qscheme, weight_scale, weight_zero_point`),
-//!   came later within version 4: it changes no other kind.
+//!   came later within version 4: it changes no other kind. Later still within version 4,
+//!   additive: `qparams` rows gain `quant_min, quant_max, weight_ch_axis, weight_quant_min,
+//!   weight_quant_max`, and a sixth kind, `"pytorch"` (`export pytorch`'s JSON, `pytorch.rs`:
+//!   `model`, `engine`, `context`, `modules` with `module, node, op, functional, scope,
+//!   activation, weight`; the qparams as `dtype, qscheme, scale[], zero_point[], ch_axis,
+//!   quant_min, quant_max`).
 //!
 //! The record of a `qlab run` replay (`replay.rs`, as JSON or as JUnit XML from `junit.rs`) is
 //! the exception: it carries each command's time, so it differs from run to run.
@@ -37,6 +42,7 @@ mod html;
 mod junit;
 mod kinds;
 mod plot;
+mod pytorch;
 mod qparams;
 mod replay;
 
@@ -47,6 +53,7 @@ pub use kinds::{
     WeightRow,
 };
 pub use plot::{HistogramPlot, PlotError, PlotFormat, errors_plot, histogram_plot};
+pub use pytorch::{FunctionalSite, TorchModule, TorchQParams, TorchQParamsFile, apply_script};
 pub use qparams::{QParamsReport, QParamsRow};
 pub use replay::{
     CommandResult, Comparison, REPLAY_SCHEMA_VERSION, ReplayReport, SkippedLine, Status, Summary,

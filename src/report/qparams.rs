@@ -1,6 +1,7 @@
 //! The qparams report (`export qparams`): per quantized module, its activation observer, the
 //! output dtype, scheme, scale and zero point, the range the observer saw, the output clip
-//! rate on a dataset when one is named, and the weight's dtype, scheme, scales and zero points.
+//! rate on a dataset when one is named, and the weight's dtype, scheme, scales and zero points
+//! (with the integer ranges and channel axis `export pytorch` passes on to PyTorch).
 //! The rows are what `show qparams` prints, at full precision (the session builds both from one
 //! list); each layer's qconfig text is in the context.
 
@@ -23,6 +24,9 @@ pub struct QParamsRow {
     pub qscheme: Option<String>,
     pub scale: Option<f64>,
     pub zero_point: Option<i64>,
+    /// The activation observer's integer range (known when it was calibrated here).
+    pub quant_min: Option<i64>,
+    pub quant_max: Option<i64>,
     pub observed_min: Option<f64>,
     pub observed_max: Option<f64>,
     /// Fraction of the output's float values outside the quantized range on the report's data
@@ -33,6 +37,11 @@ pub struct QParamsRow {
     /// One scale per output channel, or one.
     pub weight_scale: Vec<f64>,
     pub weight_zero_point: Vec<i64>,
+    /// The per-channel axis of the weight's scales (`None` per-tensor).
+    pub weight_ch_axis: Option<usize>,
+    /// The weight observer's integer range (known when the model was prepared here).
+    pub weight_quant_min: Option<i64>,
+    pub weight_quant_max: Option<i64>,
     /// Why the observer gave no qparams (`show qparams` prints it; not a column).
     #[serde(skip)]
     pub problem: Option<String>,
@@ -92,6 +101,8 @@ impl Report for QParamsReport {
             "qscheme",
             "scale",
             "zero_point",
+            "quant_min",
+            "quant_max",
             "observed_min",
             "observed_max",
             "clip_rate",
@@ -99,6 +110,9 @@ impl Report for QParamsReport {
             "weight_qscheme",
             "weight_scale",
             "weight_zero_point",
+            "weight_ch_axis",
+            "weight_quant_min",
+            "weight_quant_max",
         ]
     }
 
@@ -124,6 +138,8 @@ impl Report for QParamsReport {
                     text(&r.qscheme),
                     or_dash(&r.scale, |s| format!("{s:.9e}")),
                     or_dash(&r.zero_point, i64::to_string),
+                    or_dash(&r.quant_min, i64::to_string),
+                    or_dash(&r.quant_max, i64::to_string),
                     or_dash(&r.observed_min, |v| format!("{v:.6e}")),
                     or_dash(&r.observed_max, |v| format!("{v:.6e}")),
                     or_dash(&r.clip_rate, |v| format!("{v:.6}")),
@@ -131,6 +147,9 @@ impl Report for QParamsReport {
                     text(&r.weight_qscheme),
                     list(r.weight_scale.iter().map(|s| format!("{s:.9e}")).collect()),
                     list(r.weight_zero_point.iter().map(i64::to_string).collect()),
+                    or_dash(&r.weight_ch_axis, usize::to_string),
+                    or_dash(&r.weight_quant_min, i64::to_string),
+                    or_dash(&r.weight_quant_max, i64::to_string),
                 ]
             })
             .collect()

@@ -212,7 +212,8 @@ pub enum Command {
     /// `F.linear` calls) and LSTM, no calibration.
     QuantizeDynamic { float16: bool },
     /// `export KIND ... out=FILE.{json,csv,md,html}` — a report of what `errors DATA`,
-    /// `errors weights`, `compare engines` or `sensitivity` print.
+    /// `errors weights`, `compare engines` or `sensitivity` print; `export pytorch
+    /// out=FILE.py` — the script (and `FILE.json`) that sets qlab's qparams in PyTorch.
     Export { what: Exported, out: String },
     /// `plot histogram LAYER out=FILE.svg|png` — the layer's observer histogram with the
     /// quantization range and grid.
@@ -348,6 +349,9 @@ pub enum Exported {
     /// `export qparams out=F [data=DATA]` — `show qparams` per module, with the output clip
     /// rate on DATA when given.
     QParams { data: Option<String> },
+    /// `export pytorch out=F.py` — `F.json` (the converted model's qparams under PyTorch's
+    /// module paths) and `F.py`, whose `apply(prepared)` sets them before PyTorch's `convert`.
+    PyTorch,
     /// `export model out=M.onnx` — the converted model as ONNX in QDQ form.
     Model,
 }
@@ -361,6 +365,7 @@ impl Exported {
             Exported::Compare { .. } => "compare",
             Exported::Sensitivity { .. } => "sensitivity",
             Exported::QParams { .. } => "qparams",
+            Exported::PyTorch => "pytorch",
             Exported::Model => "model",
         }
     }
@@ -570,6 +575,7 @@ mod tests {
             "export compare fbgemm qnnpack test out=c.html",
             "export sensitivity test calib=calib out=s.json",
             "export sensitivity test calib=calib out=s.md batch=16 batches=2",
+            "export pytorch out=apply_qlab.py",
             "errors weights weight=\"minmax(dtype=qint8, qscheme=per_tensor_symmetric)\"",
             "engine qnnpack",
             "engine fbgemm profile=avx2",
@@ -753,6 +759,10 @@ mod tests {
                 out: "q p.json".into(),
             },
             Command::Export {
+                what: Exported::PyTorch,
+                out: "to torch/apply_qlab.py".into(),
+            },
+            Command::Export {
                 what: Exported::Model,
                 out: "m.int8.onnx".into(),
             },
@@ -820,6 +830,7 @@ mod tests {
                     Exported::Compare { .. } => "ExportCompare",
                     Exported::Sensitivity { .. } => "ExportSensitivity",
                     Exported::QParams { .. } => "ExportQParams",
+                    Exported::PyTorch => "ExportPyTorch",
                     Exported::Model => "ExportModel",
                 },
                 Command::PlotHistogram { .. } => "PlotHistogram",

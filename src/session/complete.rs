@@ -319,9 +319,18 @@ mod tests {
         };
         assert_eq!(
             words("export "),
-            ["compare", "errors", "qparams", "sensitivity", "weights"]
+            [
+                "compare",
+                "errors",
+                "model",
+                "pytorch",
+                "qparams",
+                "sensitivity",
+                "weights"
+            ]
         );
         assert_eq!(words("export qparams "), ["data=", "out="]);
+        assert_eq!(words("export pytorch "), ["out="]);
         assert_eq!(words("export weights "), ["out=", "weight="]);
         assert_eq!(words("export compare "), ["fbgemm", "qnnpack", "x86"]);
         assert_eq!(words("export compare fbgemm qnnpack "), ["calib", "test"]);

@@ -47,6 +47,12 @@ pub enum SessionError {
     /// A static-quantization command while the workbench holds a QAT model.
     #[error("{command} applies to static quantization, not a QAT model")]
     QatModel { command: &'static str },
+    /// The command cannot handle what the session holds (`reason` says what and why).
+    #[error("{command}: {reason}")]
+    Unsupported {
+        command: &'static str,
+        reason: String,
+    },
     /// `help VERB` for a verb that does not exist.
     #[error("no verb '{verb}' ({known})")]
     UnknownVerb { verb: String, known: String },

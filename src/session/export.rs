@@ -1,5 +1,6 @@
 //! The verbs that write files from an analysis: `export` (a report of `errors DATA`,
 //! `errors weights`, `compare engines`, `sensitivity` or `show qparams` as versioned JSON,
+//! (`export pytorch` is in `pytorch.rs`)
 //! CSV, Markdown or HTML) and `plot` (an observer's histogram, per-layer SQNR). Every file is written
 //! atomically, and every report is a pure function of the session's state, so a replay writes
 //! the same bytes.
@@ -54,6 +55,8 @@ impl Workbench {
         // Checked before anything runs: a sensitivity ranking is minutes of work to throw away.
         let format = match (what, Format::from_path(out)) {
             (Exported::Model, _) => return self.export_model(out),
+            // A script and its JSON (`pytorch.rs`).
+            (Exported::PyTorch, _) => return self.export_pytorch(out),
             (_, Some(format)) => format,
             (_, None) => {
                 return Err(SessionError::UnknownFormat {
@@ -119,6 +122,7 @@ impl Workbench {
                 let summary = format!("{} modules, qparams", report.rows.len());
                 (report.render(format), summary)
             }
+            Exported::PyTorch => return self.export_pytorch(out),
         };
         write_file(&self.at(out), out, text)?;
         Ok(Output::Text(format!("wrote {out}: {summary}")))
@@ -257,7 +261,7 @@ impl Workbench {
 }
 
 /// Writes `bytes` atomically to `out` (`write_atomic` creates its directory).
-fn write_file(
+pub(super) fn write_file(
     file: &std::path::Path,
     out: &str,
     bytes: impl AsRef<[u8]>,

@@ -10,7 +10,7 @@
 //! - `quantize.rs`: `engine`, `qconfig`, `fuse`, `prepare`, `calibrate`, `check`, `convert`,
 //!   `quantize` (static and dynamic);
 //! - `analyze.rs`: `errors`, `sensitivity`, `show qparams`;
-//! - `export.rs`: `export errors`, `plot`;
+//! - `export.rs`: `export errors`, `plot`; `pytorch.rs`: `export pytorch`;
 //! - `engines.rs`: `compare engines` and the latency it can add;
 //! - `reference.rs`: `compare reference`;
 //! - `qat.rs`: `prepare qat`, `train`;
@@ -34,6 +34,7 @@ mod help;
 mod output;
 mod paths;
 mod progress;
+mod pytorch;
 mod qat;
 mod qparams;
 mod quantize;

@@ -6,7 +6,7 @@
 
 use super::{Output, SessionError, Table, Workbench};
 use crate::analysis::ErrorMode;
-use crate::observer::Stats;
+use crate::observer::{ObserverSpec, Stats};
 use crate::qnn::PackedWeight;
 use crate::report::QParamsRow;
 use crate::tensor::{QDType, QScheme};
@@ -24,6 +24,8 @@ fn row(layer: &str, op: &str) -> QParamsRow {
         qscheme: None,
         scale: None,
         zero_point: None,
+        quant_min: None,
+        quant_max: None,
         observed_min: None,
         observed_max: None,
         clip_rate: None,
@@ -31,6 +33,9 @@ fn row(layer: &str, op: &str) -> QParamsRow {
         weight_qscheme: None,
         weight_scale: Vec::new(),
         weight_zero_point: Vec::new(),
+        weight_ch_axis: None,
+        weight_quant_min: None,
+        weight_quant_max: None,
         problem: None,
     }
 }
@@ -40,6 +45,9 @@ fn row(layer: &str, op: &str) -> QParamsRow {
 fn observed(r: &mut QParamsRow, o: &ActivationObserver) {
     r.observer = Some(o.spec.to_string());
     r.batches = Some(o.batches);
+    if let Ok(range) = o.spec.quant_range() {
+        (r.quant_min, r.quant_max) = (Some(range.quant_min), Some(range.quant_max));
+    }
     if let Stats::MinMax { min, max } | Stats::Histogram { min, max, .. } = o.observer.stats() {
         r.observed_min = Some(f64::from(min));
         r.observed_max = Some(f64::from(max));
@@ -58,13 +66,20 @@ fn observed(r: &mut QParamsRow, o: &ActivationObserver) {
     }
 }
 
-fn weight(r: &mut QParamsRow, w: &PackedWeight) {
+/// Fills in the packed weight's qparams (symmetric schemes in the affine form convert stores;
+/// a packed weight's channels are always on axis 0), with the weight observer's integer range
+/// when the module's qconfig is known.
+fn weight(r: &mut QParamsRow, w: &PackedWeight, spec: Option<&ObserverSpec>) {
     r.weight_dtype = Some(QDType::QInt8.to_string());
     let scheme = if w.scales.len() == 1 {
         QScheme::PerTensorAffine
     } else {
+        r.weight_ch_axis = Some(0);
         QScheme::PerChannelAffine
     };
+    if let Some(range) = spec.and_then(|s| s.quant_range().ok()) {
+        (r.weight_quant_min, r.weight_quant_max) = (Some(range.quant_min), Some(range.quant_max));
+    }
     r.weight_qscheme = Some(scheme.to_string());
     r.weight_scale = w.scales.clone();
     r.weight_zero_point = w.zero_points.iter().map(|&z| i64::from(z)).collect();
@@ -117,7 +132,12 @@ impl Workbench {
                     r.qscheme = Some(QScheme::PerTensorAffine.to_string());
                     (r.scale, r.zero_point) = (Some(s), Some(z));
                     if let Some(w) = w {
-                        weight(&mut r, w);
+                        let spec = self
+                            .prepared
+                            .as_ref()
+                            .and_then(|p| p.qconfigs.get(&n.name)?.as_ref())
+                            .map(|q| q.weight.observer());
+                        weight(&mut r, w, spec);
                     }
                     if let Some(o) = observers.get(n.name.as_str()) {
                         observed(&mut r, o);

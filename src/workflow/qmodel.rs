@@ -71,6 +71,23 @@ impl QOp {
             QOp::DynamicLstm(_) => "dynamic_lstm",
         }
     }
+
+    /// The `FloatFunctional` method a functional op is in PyTorch (`add`, `add_relu`, `mul`,
+    /// `cat`); `None` for module ops.
+    pub fn functional_method(&self) -> Option<&'static str> {
+        Some(match self {
+            QOp::Add(_) => "add",
+            QOp::AddRelu(_) => "add_relu",
+            QOp::Mul(_) => "mul",
+            QOp::Cat(_) => "cat",
+            _ => return None,
+        })
+    }
+
+    /// Whether the op is dynamically quantized (float in, float out).
+    pub fn is_dynamic(&self) -> bool {
+        matches!(self, QOp::DynamicLinear(_) | QOp::DynamicLstm(_))
+    }
 }
 
 /// A value flowing through the quantized model.

@@ -16,6 +16,7 @@ mod equalize;
 mod errors_qconv;
 mod errors_tensor;
 mod export_onnx;
+mod export_pytorch;
 mod float_models;
 mod golden;
 mod import_errors;

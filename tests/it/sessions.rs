@@ -910,7 +910,7 @@ fn every_report_kind_renders_in_every_format_deterministically() {
         ),
         (
             "export qparams data=test",
-            "layer,op,observer,batches,dtype,qscheme,scale,zero_point,observed_min,observed_max,clip_rate,weight_dtype,weight_qscheme,weight_scale,weight_zero_point",
+            "layer,op,observer,batches,dtype,qscheme,scale,zero_point,quant_min,quant_max,observed_min,observed_max,clip_rate,weight_dtype,weight_qscheme,weight_scale,weight_zero_point,weight_ch_axis,weight_quant_min,weight_quant_max",
             0,
         ),
     ] {

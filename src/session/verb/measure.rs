@@ -91,8 +91,8 @@ const OUT: Opt = opt("out", Word::Path);
 
 pub(super) const EXPORT: VerbSpec = VerbSpec {
     name: "export",
-    usage: "export model out=FILE.onnx | export errors DATA out=FILE.json|csv|md|html [mode=cumulative|isolated] | export weights out=FILE.json|csv|md|html [weight=SPEC] | export compare fbgemm qnnpack DATA out=FILE.json|csv|md|html | export sensitivity DATA calib=CALIB out=FILE.json|csv|md|html [batch=32] [batches=N] | export qparams out=FILE.json|csv|md|html [data=DATA]",
-    summary: "write the converted model as ONNX in QDQ form, or a report of errors, errors weights, compare engines, sensitivity or show qparams (versioned JSON, CSV, Markdown, or HTML)",
+    usage: "export model out=FILE.onnx | export errors DATA out=FILE.json|csv|md|html [mode=cumulative|isolated] | export weights out=FILE.json|csv|md|html [weight=SPEC] | export compare fbgemm qnnpack DATA out=FILE.json|csv|md|html | export sensitivity DATA calib=CALIB out=FILE.json|csv|md|html [batch=32] [batches=N] | export qparams out=FILE.json|csv|md|html [data=DATA] | export pytorch out=FILE.py",
+    summary: "write the converted model as ONNX in QDQ form, a report of errors, errors weights, compare engines, sensitivity or show qparams (versioned JSON, CSV, Markdown, or HTML), or the script that sets qlab's qparams in PyTorch",
     details: Details::Text(
         "export model writes the converted static model as ONNX (opset 17, or 20 with GELU) in QDQ
 form: QuantizeLinear / DequantizeLinear on every quantized activation (uint8), int8 weights per
@@ -104,7 +104,12 @@ accuracies, each layer's qconfig); JSON has schema_version and kind (errors, wei
 sensitivity, qparams). export qparams lists per module the observer, dtype, qscheme, scale,
 zero point, observed range, weight scales and zero points (show qparams' values), and the
 output clip rate on data=DATA when given. The HTML error report adds a SQNR chart and the observer histograms of the 3
-lowest-SQNR layers that keep one. export compare is never timed: reports replay byte for byte",
+lowest-SQNR layers that keep one. export compare is never timed: reports replay byte for byte.
+export pytorch (a statically converted model) writes FILE.json, every quantized module's output
+and weight qparams under PyTorch's module paths, and FILE.py, a module using only torch whose
+apply(prepared) gives a model prepared with torch.ao.quantization.prepare observers returning
+qlab's qparams (whatever qlab calibrated with), so convert builds qlab's int8 model;
+tools/verify_pytorch.py checks the result against qlab's predict",
     ),
     forms: &[
         Form::new(&[Word::Keyword(&["model"])], &[OUT]),
@@ -127,6 +132,7 @@ lowest-SQNR layers that keep one. export compare is never timed: reports replay 
             &[Word::Keyword(&["qparams"])],
             &[OUT, opt("data", Word::Dataset)],
         ),
+        Form::new(&[Word::Keyword(&["pytorch"])], &[OUT]),
     ],
     parse: parse_export,
     print: print_export,
@@ -167,14 +173,23 @@ fn parse_export(args: &mut Args) -> Result<Command, SessionError> {
             args.exactly::<1>()?;
             Exported::Model
         }
+        "pytorch" => {
+            args.exactly::<1>()?;
+            Exported::PyTorch
+        }
         _ => return Err(args.unknown_object()),
     };
-    if what == Exported::Model {
-        let out = args
-            .option("out")
-            .ok_or_else(|| args.error("export model needs out=FILE.onnx"))?;
-        if !out.ends_with(".onnx") {
-            return Err(args.error(format!("'{out}': the extension must be .onnx")));
+    // The model and the PyTorch script are not reports: each has its one extension.
+    let own = match what {
+        Exported::Model => Some(".onnx"),
+        Exported::PyTorch => Some(".py"),
+        _ => None,
+    };
+    if let Some(ext) = own {
+        let needs = format!("export {} needs out=FILE{ext}", what.kind());
+        let out = args.option("out").ok_or_else(|| args.error(&needs))?;
+        if !out.ends_with(ext) {
+            return Err(args.error(format!("'{out}': the extension must be {ext} ({needs})")));
         }
         return Ok(Command::Export { what, out });
     }
@@ -220,7 +235,7 @@ fn print_export(cmd: &Command, line: &mut Line) -> bool {
                 line.option("data", d);
             }
         }
-        Exported::Model => {
+        Exported::Model | Exported::PyTorch => {
             line.option("out", out);
         }
     }
