@@ -102,22 +102,97 @@ struct Rederived {
     output_db: f64,
 }
 
-/// One finding: a cause, its evidence, the command that addresses it.
-struct Finding {
-    cause: &'static str,
-    evidence: String,
-    command: String,
+/// One finding: a cause, its evidence, the command that addresses it (none when no single
+/// command does).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Finding {
+    pub cause: &'static str,
+    pub evidence: String,
+    pub command: Option<String>,
+}
+
+/// One layer's diagnosis: its cumulative SQNR, the drop from its input's, and what the rules
+/// found (a "no rule" finding with the numbers they looked at when none applies).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LayerDiagnosis {
+    pub layer: String,
+    pub sqnr_db: f64,
+    pub drop_db: f64,
+    pub findings: Vec<Finding>,
+}
+
+/// What `diagnose` says about a model with no statically quantized layer outputs.
+fn nothing_to_diagnose(data: &str) -> String {
+    format!(
+        "nothing to diagnose on {data}: the converted model has no statically quantized layer outputs (dynamic quantization keeps activations float; errors weights shows its weight error)"
+    )
 }
 
 impl Workbench {
     pub(super) fn diagnose(&mut self, data: &str, top: usize) -> Result<Output, SessionError> {
+        let (all, diagnosed) = self.diagnoses(data, None, top)?;
+        if all == 0 {
+            return Ok(Output::Text(nothing_to_diagnose(data)));
+        }
+        let mut rows = Vec::new();
+        for d in diagnosed {
+            for f in d.findings {
+                rows.push(vec![
+                    d.layer.clone(),
+                    format!("{:.2}", d.sqnr_db),
+                    format!("{:.2}", d.drop_db),
+                    f.cause.to_string(),
+                    f.evidence,
+                    f.command.unwrap_or_else(|| "-".into()),
+                ]);
+            }
+        }
+        Ok(Output::Table {
+            title: format!(
+                "diagnosis of the {} layer(s) adding the most error on {data} (drop_db: its input's cumulative SQNR minus its own; ranked by the noise power added; help diagnose lists the rules)",
+                top.min(all)
+            ),
+            table: Table {
+                headers: Table::header_row(&[
+                    "layer", "sqnr_db", "drop_db", "cause", "evidence", "command",
+                ]),
+                rows,
+            },
+        })
+    }
+
+    /// The diagnosis of one layer on `data`: what the TUI's `d` key shows.
+    pub fn layer_diagnosis(
+        &mut self,
+        data: &str,
+        layer: &str,
+    ) -> Result<LayerDiagnosis, SessionError> {
+        let (all, mut found) = self.diagnoses(data, Some(layer), 1)?;
+        if all == 0 {
+            return Err(SessionError::NoView {
+                layer: layer.into(),
+                detail: nothing_to_diagnose(data),
+            });
+        }
+        found.pop().ok_or_else(|| SessionError::UnknownLayer {
+            layer: layer.into(),
+            known: "the error table's layers (errors DATA lists them)".into(),
+        })
+    }
+
+    /// The number of layers with a quantized output, and the diagnoses of `layer` (when given)
+    /// or of the `top` layers adding the most error.
+    fn diagnoses(
+        &mut self,
+        data: &str,
+        layer: Option<&str>,
+        top: usize,
+    ) -> Result<(usize, Vec<LayerDiagnosis>), SessionError> {
         let cumulative = self.error_table(data, ErrorMode::Cumulative)?.to_vec();
         if cumulative.is_empty() {
             // Dynamic quantization: activations stay float, so no layer has an output range
             // to diagnose; its loss is the weights'.
-            return Ok(Output::Text(format!(
-                "nothing to diagnose on {data}: the converted model has no statically quantized layer outputs (dynamic quantization keeps activations float; errors weights shows its weight error)"
-            )));
+            return Ok((0, Vec::new()));
         }
         let isolated = self.error_table(data, ErrorMode::Isolated)?.to_vec();
         // The model's output: the last quantized layer in graph order.
@@ -131,55 +206,47 @@ impl Workbench {
         // The layers that add error first, not those that inherit it. Ranked by the noise
         // power added (relative to the signal) rather than the dB drop itself: a layer reading
         // the float input drops from +inf dB however little it adds.
-        let mut worst: Vec<&LayerError> = cumulative.iter().collect();
+        let mut worst: Vec<&LayerError> = cumulative
+            .iter()
+            .filter(|r| layer.is_none_or(|l| r.layer == l))
+            .collect();
         worst.sort_by(|a, b| added(b).total_cmp(&added(a)));
-        let mut rows = Vec::new();
+        let mut out = Vec::new();
         for row in worst.into_iter().take(top) {
             let own = isolated.iter().find(|r| r.layer == row.layer);
             let mut findings = self.findings(data, row, own, output_db)?;
             if findings.is_empty() {
-                // The numbers every rule looked at, so "no rule" is itself evidence.
-                let mut evidence = format!(
-                    "clip {:.3}%, |mean error| {:.3} steps, isolated {}",
-                    100.0 * row.clip_rate(),
-                    shift_steps(row),
-                    own.map_or("-".into(), |r| format!("{:.2} dB", r.stats.sqnr_db()))
-                );
-                if let Some((range, kept)) = self.tail(&row.layer) {
-                    evidence.push_str(&format!(", range {:.1}x the 99.99% one", range / kept));
-                }
-                if let Some((ratio, _)) = self.channel_spread(&row.layer) {
-                    evidence.push_str(&format!(", channels {ratio:.1}x the median"));
-                }
-                findings.push(Finding {
-                    cause: "no rule",
-                    evidence,
-                    command: "-".into(),
-                });
+                findings.push(self.no_rule(row, own));
             }
-            for f in findings {
-                rows.push(vec![
-                    row.layer.clone(),
-                    format!("{:.2}", row.stats.sqnr_db()),
-                    format!("{:.2}", drop(row)),
-                    f.cause.to_string(),
-                    f.evidence,
-                    f.command,
-                ]);
-            }
+            out.push(LayerDiagnosis {
+                layer: row.layer.clone(),
+                sqnr_db: row.stats.sqnr_db(),
+                drop_db: drop(row),
+                findings,
+            });
         }
-        Ok(Output::Table {
-            title: format!(
-                "diagnosis of the {} layer(s) adding the most error on {data} (drop_db: its input's cumulative SQNR minus its own; ranked by the noise power added; help diagnose lists the rules)",
-                top.min(cumulative.len())
-            ),
-            table: Table {
-                headers: Table::header_row(&[
-                    "layer", "sqnr_db", "drop_db", "cause", "evidence", "command",
-                ]),
-                rows,
-            },
-        })
+        Ok((cumulative.len(), out))
+    }
+
+    /// The numbers every rule looked at, so "no rule" is itself evidence.
+    fn no_rule(&self, row: &LayerError, own: Option<&LayerError>) -> Finding {
+        let mut evidence = format!(
+            "clip {:.3}%, |mean error| {:.3} steps, isolated {}",
+            100.0 * row.clip_rate(),
+            shift_steps(row),
+            own.map_or("-".into(), |r| format!("{:.2} dB", r.stats.sqnr_db()))
+        );
+        if let Some((range, kept)) = self.tail(&row.layer) {
+            evidence.push_str(&format!(", range {:.1}x the 99.99% one", range / kept));
+        }
+        if let Some((ratio, _)) = self.channel_spread(&row.layer) {
+            evidence.push_str(&format!(", channels {ratio:.1}x the median"));
+        }
+        Finding {
+            cause: "no rule",
+            evidence,
+            command: None,
+        }
     }
 
     fn findings(
@@ -210,18 +277,20 @@ impl Workbench {
             out.push(Finding {
                 cause: "uneven channels",
                 evidence: format!("per-tensor weights; largest channel {ratio:.1}x the median"),
-                command: if depthwise {
+                command: Some(if depthwise {
                     "equalize".into()
                 } else {
                     format!("qconfig {layer} weight=per_channel_minmax")
-                },
+                }),
             });
         }
         if row.saturated_pairs > 0 {
             out.push(Finding {
                 cause: "saturation",
                 evidence: format!("{} int16 pair sums saturated", row.saturated_pairs),
-                command: format!("qconfig {layer} activation=\"histogram(reduce_range=true)\""),
+                command: Some(format!(
+                    "qconfig {layer} activation=\"histogram(reduce_range=true)\""
+                )),
             });
         }
         let steps = shift_steps(row);
@@ -238,11 +307,7 @@ impl Workbench {
                         " (bias correction reaches unfused Conv2d / Linear only)"
                     }
                 ),
-                command: if target {
-                    format!("correct bias {data}")
-                } else {
-                    "-".into()
-                },
+                command: target.then(|| format!("correct bias {data}")),
             });
         }
         if let Some(own) = own
@@ -251,7 +316,7 @@ impl Workbench {
             out.push(Finding {
                 cause: "own loss",
                 evidence: format!("isolated SQNR {:.2} dB", own.stats.sqnr_db()),
-                command: format!("qconfig {layer} none"),
+                command: Some(format!("qconfig {layer} none")),
             });
         }
         Ok(out)
@@ -297,11 +362,14 @@ impl Workbench {
             .filter(|r| r.output_db >= output_db + MIN_GAIN_DB)
             .max_by(|a, b| a.output_db.total_cmp(&b.output_db));
         let command = match best {
-            Some(r) => format!("qconfig {layer} activation={}", quoted(&r.spec.to_string())),
-            None if tried.is_empty() => "-".into(),
+            Some(r) => Some(format!(
+                "qconfig {layer} activation={}",
+                quoted(&r.spec.to_string())
+            )),
+            None if tried.is_empty() => None,
             None => {
                 evidence.push_str("; none raises the output SQNR");
-                "-".into()
+                None
             }
         };
         Ok(Finding {

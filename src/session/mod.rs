@@ -51,6 +51,7 @@ pub use command::{
     TrainOptions, parse_line,
 };
 pub use complete::{Names, Slot, hint, slot};
+pub use diagnose::{Finding as DiagnosisFinding, LayerDiagnosis};
 pub use engines::{LATENCY_REPS, SpeedJob, latency_summary};
 pub use error::SessionError;
 pub use output::{Output, Table};

@@ -12,6 +12,7 @@ use crate::engine::Engine;
 use crate::isa::{self, Isa};
 use crate::observer::ObserverKind;
 use crate::qconfig::{QConfig, QuantizerSpec};
+use crate::session::LayerDiagnosis;
 use crate::session::view::{ActivationView, LayerRow};
 use crate::session::{Command, Output, QConfigChoice, Workbench, latency_summary, parse_line};
 use crate::session::{Names, Slot, slot};
@@ -95,6 +96,34 @@ pub struct CommandLine {
     pub candidates: Vec<String>,
 }
 
+/// The `d` popup: a layer's diagnosis and the finding whose command Enter applies.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DiagnosisView {
+    pub diagnosis: LayerDiagnosis,
+    /// Index of the highlighted finding (only findings with a command are chosen).
+    pub selected: Option<usize>,
+}
+
+impl DiagnosisView {
+    /// The findings that carry a command, in order.
+    fn actionable(&self) -> Vec<usize> {
+        (0..self.diagnosis.findings.len())
+            .filter(|&i| self.diagnosis.findings[i].command.is_some())
+            .collect()
+    }
+
+    fn step(&mut self, by: isize) {
+        let choices = self.actionable();
+        if let Some(at) = self
+            .selected
+            .and_then(|s| choices.iter().position(|&i| i == s))
+        {
+            let next = at.saturating_add_signed(by).min(choices.len() - 1);
+            self.selected = Some(choices[next]);
+        }
+    }
+}
+
 /// Everything the TUI shows besides the workbench itself.
 #[derive(Debug)]
 pub struct App {
@@ -127,6 +156,8 @@ pub struct App {
     pub activation: Option<Result<ActivationView, String>>,
     /// The engine-speed pane, when open.
     pub speed: Option<SpeedState>,
+    /// The `d` popup, when open.
+    pub diagnosis: Option<DiagnosisView>,
     /// Where the layer list was last drawn and its first visible row (for mouse clicks).
     pub layers_area: Cell<Rect>,
     pub layers_offset: Cell<usize>,
@@ -161,6 +192,7 @@ impl App {
             sample: 0,
             activation: None,
             speed: None,
+            diagnosis: None,
             layers_area: Cell::new(Rect::default()),
             layers_offset: Cell::new(0),
         };
@@ -324,6 +356,9 @@ impl App {
             self.help = false;
             return None;
         }
+        if self.diagnosis.is_some() {
+            return self.diagnosis_key(key);
+        }
         match key.code {
             KeyCode::Char('q') => self.quit = true,
             KeyCode::Char('c') if key.modifiers.contains(KeyModifiers::CONTROL) => self.quit = true,
@@ -335,6 +370,7 @@ impl App {
             KeyCode::Char('x') => self.hex = !self.hex,
             KeyCode::Char('f') => self.floats = !self.floats,
             KeyCode::Char('e') => self.toggle_speed(),
+            KeyCode::Char('d') => self.open_diagnosis(),
             KeyCode::Char('a') => {
                 self.int_view = match self.int_view {
                     IntView::Weight => IntView::Activation,
@@ -391,6 +427,45 @@ impl App {
             self.int_scroll = 0;
             self.update_activation();
         }
+    }
+
+    /// Opens the `d` popup on the selected layer (or logs why it cannot).
+    fn open_diagnosis(&mut self) {
+        let (Some(data), Some(row)) = (self.data.clone(), self.selected_row()) else {
+            self.log_text("diagnose: select a layer of a converted model with a dataset loaded");
+            return;
+        };
+        let layer = row.layer.clone();
+        match self.wb.layer_diagnosis(&data, &layer) {
+            Ok(diagnosis) => {
+                let mut view = DiagnosisView {
+                    diagnosis,
+                    selected: None,
+                };
+                view.selected = view.actionable().first().copied();
+                self.diagnosis = Some(view);
+            }
+            Err(e) => self.log_text(&format!("diagnose {layer}: {e}")),
+        }
+    }
+
+    /// Keys while the diagnosis popup is open: ↑/↓ choose a command, Enter applies it (as the
+    /// command it names, so the session records it), anything else closes the popup.
+    fn diagnosis_key(&mut self, key: KeyEvent) -> Option<Command> {
+        let view = self.diagnosis.as_mut()?;
+        match key.code {
+            KeyCode::Down | KeyCode::Char('j') => view.step(1),
+            KeyCode::Up | KeyCode::Char('k') => view.step(-1),
+            KeyCode::Enter => {
+                let chosen = view
+                    .selected
+                    .and_then(|i| view.diagnosis.findings[i].command.clone());
+                self.diagnosis = None;
+                return self.parse(&chosen?);
+            }
+            _ => self.diagnosis = None,
+        }
+        None
     }
 
     /// The next or previous input sample for the activation dump.

@@ -2,7 +2,7 @@
 //! `App::handle_key` implements exactly these.
 
 /// `(keys, what they do)`, in the order the help popup lists them.
-pub const BINDINGS: [(&str, &str); 19] = [
+pub const BINDINGS: [(&str, &str); 20] = [
     (
         "j / k, ↓ / ↑",
         "select a layer (or scroll the focused dump / log)",
@@ -15,6 +15,10 @@ pub const BINDINGS: [(&str, &str); 19] = [
         "minmax, histogram, percentile, entropy, mse observer",
     ),
     ("s", "sort the error table by the next column (worst first)"),
+    (
+        "d",
+        "diagnose the selected layer (Enter applies the highlighted command)",
+    ),
     ("x", "int_repr dump: hex / decimal"),
     ("a", "int_repr dump: weight / output activation"),
     ("f", "int_repr dump: float values under the integers"),
@@ -41,4 +45,4 @@ pub const BINDINGS: [(&str, &str); 19] = [
 
 /// The one-line reminder shown when the command line is closed.
 pub const STATUS: &str =
-    "j/k select  o observer  s sort  x hex  Tab pane  : command  ? help  q quit";
+    "j/k select  o observer  d diagnose  s sort  Tab pane  : command  ? help  q quit";

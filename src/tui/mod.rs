@@ -14,7 +14,7 @@ mod speed;
 mod theme;
 mod view;
 
-pub use app::{App, CommandLine, IntView, OBSERVER_CYCLE, Pane, sort_columns};
+pub use app::{App, CommandLine, DiagnosisView, IntView, OBSERVER_CYCLE, Pane, sort_columns};
 pub use keys::BINDINGS;
 pub use run::{has_terminal, run};
 pub use speed::SpeedState;

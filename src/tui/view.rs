@@ -49,6 +49,9 @@ impl App {
         }
         panes::log::draw(self, frame, log, self.focus == Pane::Log);
         panes::log::draw_line(self, frame, line);
+        if let Some(d) = &self.diagnosis {
+            panes::diagnosis::draw(d, frame);
+        }
         if self.help {
             panes::help::draw(frame);
         }

@@ -396,3 +396,45 @@ fn speed_pane_totals_stay_whole_beside_long_paths() {
         );
     }
 }
+
+/// `d` on a layer whose range was cut (conv2 at the 90th percentile): the popup shows the
+/// clipping cause with its re-derived SQNR and the command; Enter applies that command
+/// through the workbench (so the session records it) and the layer's SQNR rises.
+#[test]
+fn diagnosis_popup_applies_its_command() {
+    let mut app = app();
+    app.apply(&cmd("qconfig conv2 activation=percentile(p=90)"))
+        .unwrap();
+    while app.selected_row().unwrap().layer != "conv2" {
+        press(&mut app, "j");
+    }
+    let at = app.selected;
+    let before = app.rows[at].error.stats.sqnr_db();
+    press(&mut app, "d");
+    let view = app.diagnosis.clone().expect("the popup is open");
+    let chosen = &view.diagnosis.findings[view.selected.expect("a command to apply")];
+    assert_eq!(chosen.cause, "clipping", "{view:#?}");
+    assert!(chosen.evidence.contains("re-derived: minmax"), "{chosen:?}");
+    let command = chosen.command.clone().unwrap();
+    assert!(
+        command.starts_with("qconfig conv2 activation=minmax"),
+        "{command}"
+    );
+    snapshot(&app, "diagnosis_popup");
+    app.press(key(KeyCode::Enter));
+    assert!(app.diagnosis.is_none());
+    assert!(
+        app.log.iter().any(|l| *l == format!("> {command}")),
+        "{:?}",
+        app.log
+    );
+    let after = app.rows[at].error.stats.sqnr_db();
+    assert!(after > before + 3.0, "{before} -> {after}");
+    // Esc closes the popup without applying anything.
+    press(&mut app, "d");
+    assert!(app.diagnosis.is_some());
+    let logged = app.log.len();
+    app.press(key(KeyCode::Esc));
+    assert!(app.diagnosis.is_none());
+    assert_eq!(app.log.len(), logged);
+}
