@@ -344,43 +344,9 @@ fn search_in(
         });
     }
     let layers = crate::analysis::ranked_layers(&space.graph, &space.base)?;
-    if layers.is_empty() {
-        return Err(SessionError::SearchUnmet {
-            detail: format!(
-                "no configuration meets the target {target}: the model has no quantized Conv, Linear, add, mul or cat module to change (metric {})",
-                fmt_metric(target, baseline)
-            ),
-        });
-    }
-    let max_float = max_float.unwrap_or(layers.len());
-    // The ceiling: every ranked module in float at once.
-    let all_float: Vec<(String, Change)> = layers
-        .iter()
-        .map(|(l, _)| (l.clone(), Change::Float))
-        .collect();
-    let (ceiling, _) = space.fresh(&all_float)?;
-    row(
-        "-".into(),
-        "(all ranked)",
-        format!("all {} float", layers.len()),
-        "-".into(),
-        ceiling,
-    );
-    if !met(target, ceiling) {
-        return Err(SessionError::SearchUnmet {
-            detail: format!(
-                "no configuration meets the target {target}: even with all {} ranked modules in float the {what} on {data} is {} (baseline {}); the rest stays quantized (input QuantStub, Hardswish, pooling), and the search changes only ranked modules",
-                layers.len(),
-                fmt_metric(target, ceiling),
-                fmt_metric(target, baseline),
-            ),
-        });
-    }
     // Candidates: largest leave-one-out recovery first; ties keep graph order.
     let metric = |m: &workflow::QuantizedModel| {
-        space
-            .measure(m)
-            .map_err(super::analyze::analysis_err)
+        space.measure(m).map_err(super::analyze::analysis_err)
     };
     let mut order = leave_one_out(
         &space.graph,
@@ -390,67 +356,127 @@ fn search_in(
         metric,
     )?;
     order.sort_by(|a, b| b.1.total_cmp(&a.1));
+    // Then the other modules with an output observer of their own (Hardswish, ...), whose
+    // observer can change but which the ranking does not score.
+    let observed: Vec<String> = calibrated
+        .observers
+        .iter()
+        .map(|o| o.owner.clone())
+        .filter(|o| space.graph.node(o).is_some() && !layers.iter().any(|(l, _)| l == o))
+        .collect();
     let mut choices: Vec<(String, Change)> = Vec::new();
     let mut current = baseline;
-    let mut floats = 0;
-    for (i, (layer, left_out)) in order.iter().enumerate() {
+    // 1. Observers: each module's best activation observer, re-derived from the statistics.
+    let candidates = order
+        .iter()
+        .map(|(l, m)| (l.clone(), Some(*m)))
+        .chain(observed.iter().map(|l| (l.clone(), None)));
+    for (i, (layer, left_out)) in candidates.enumerate() {
         if met(target, current) {
             break;
         }
         let have = space
             .map(&choices)
             .resolve(&space.graph)?
-            .get(layer)
+            .get(&layer)
             .cloned()
             .flatten();
-        let mut tried = vec![format!("left out {}", fmt_metric(target, *left_out))];
-        let mut kept = "-".to_string();
-        // Observer alternatives, re-derived from the current calibration.
-        let mut best: Option<(f64, ObserverSpec, Prepared)> = None;
         let alts = have
             .as_ref()
             .map_or_else(Vec::new, |q| alternatives(&q.activation));
-        if !alts.is_empty() {
-            tried.push(format!("{} observers", alts.len()));
+        if alts.is_empty() {
+            continue;
         }
-        for spec in alts {
+        let mut best: Option<(f64, ObserverSpec, Prepared)> = None;
+        for spec in &alts {
             let mut trial = choices.clone();
             trial.push((layer.clone(), Change::Observer(spec.clone())));
             let (m, p) = space.rederived(&trial, &calibrated)?;
             if m > best.as_ref().map_or(current, |b| b.0) {
-                best = Some((m, spec, p));
+                best = Some((m, spec.clone(), p));
             }
         }
-        if let Some((m, spec, p)) = best {
-            choices.push((layer.clone(), Change::Observer(spec.clone())));
-            current = m;
-            calibrated = p;
-            kept = format!("activation={spec}");
+        let kept = match best {
+            Some((m, spec, p)) => {
+                choices.push((layer.clone(), Change::Observer(spec.clone())));
+                current = m;
+                calibrated = p;
+                format!("activation={spec}")
+            }
+            None => "-".into(),
+        };
+        row(
+            format!("o{}", i + 1),
+            &layer,
+            format!(
+                "{} observers{}",
+                alts.len(),
+                left_out.map_or_else(
+                    || " (not ranked)".to_string(),
+                    |m| format!("; left out {}", fmt_metric(target, m))
+                )
+            ),
+            kept,
+            current,
+        );
+    }
+    // 2. Float fallback, in the ranking's order, when observers were not enough.
+    let max_float = max_float.unwrap_or(layers.len());
+    if !met(target, current) && max_float > 0 {
+        // The ceiling: every ranked module in float at once (over the observer choices).
+        let mut all_float: Vec<(String, Change)> = choices
+            .iter()
+            .filter(|(l, _)| !layers.iter().any(|(r, _)| r == l))
+            .cloned()
+            .collect();
+        all_float.extend(layers.iter().map(|(l, _)| (l.clone(), Change::Float)));
+        let (ceiling, _) = space.fresh(&all_float)?;
+        row(
+            "-".into(),
+            "(all ranked)",
+            format!("all {} ranked modules float", layers.len()),
+            "-".into(),
+            ceiling,
+        );
+        if !met(target, ceiling) {
+            drop(row);
+            return Err(SessionError::SearchUnmet {
+                detail: format!(
+                    "no configuration meets the target {target}: even with all {} ranked modules in float (and the observer choices above) the {what} on {data} is {} (baseline {}, best with observers only {}); nothing changed\n{title}\n{}",
+                    layers.len(),
+                    fmt_metric(target, ceiling),
+                    fmt_metric(target, baseline),
+                    fmt_metric(target, current),
+                    table(rows)
+                ),
+            });
         }
-        if !met(target, current) && floats < max_float {
+        let mut floats = 0;
+        for (i, (layer, _)) in order.iter().enumerate() {
+            if met(target, current) || floats >= max_float {
+                break;
+            }
             let mut trial: Vec<(String, Change)> = choices
                 .iter()
                 .filter(|(l, _)| l != layer)
                 .cloned()
                 .collect();
             trial.push((layer.clone(), Change::Float));
-            let (m, p) = space.fresh(&trial)?;
-            tried.push(format!("float {}", fmt_metric(target, m)));
-            if m > current {
+            let (m, _) = space.fresh(&trial)?;
+            let keep = m > current;
+            if keep {
                 choices = trial;
                 current = m;
-                calibrated = p;
                 floats += 1;
-                kept = "float".into();
             }
+            row(
+                format!("f{}", i + 1),
+                layer,
+                format!("float {}", fmt_metric(target, m)),
+                if keep { "float" } else { "-" }.into(),
+                current,
+            );
         }
-        row(
-            format!("{}", i + 1),
-            layer,
-            tried.join(", "),
-            kept,
-            current,
-        );
     }
     if !met(target, current) {
         let float: Vec<&str> = choices
@@ -458,17 +484,20 @@ fn search_in(
             .filter(|(_, c)| *c == Change::Float)
             .map(|(l, _)| l.as_str())
             .collect();
+        let detail = format!(
+            "no configuration meets the target {target} within max_float={max_float}; best found: {} ({} module(s) in float: {}; {} observer change(s)); nothing changed",
+            fmt_metric(target, current),
+            float.len(),
+            if float.is_empty() {
+                "-".to_string()
+            } else {
+                float.join(", ")
+            },
+            choices.len() - float.len(),
+        );
         drop(row);
         return Err(SessionError::SearchUnmet {
-            detail: format!(
-                "no configuration meets the target {target} within max_float={max_float}; best found: {} ({} module(s) in float: {}; {} observer change(s)); nothing changed\n{}\n{}",
-                fmt_metric(target, current),
-                float.len(),
-                if float.is_empty() { "-".to_string() } else { float.join(", ") },
-                choices.len() - float.len(),
-                title,
-                table(rows)
-            ),
+            detail: format!("{detail}\n{title}\n{}", table(rows)),
         });
     }
     // Pruning: a module put in float early may not be needed once later ones are; return each
