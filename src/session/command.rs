@@ -73,6 +73,9 @@ pub enum Metric {
     Agreement { data: String },
     /// Cumulative output SQNR (dB) of one layer of the converted model on `data`.
     Sqnr { data: String, layer: String },
+    /// SQNR (dB) of the converted model's first output against the float model's on `data`
+    /// (what `search target=sqnr>=Y` measures; defined when the last layer is kept in float).
+    OutputSqnr { data: String },
     /// Pair sums the engine saturated to int16 on `data` (cumulative run): in one layer, or in
     /// all of them when `layer` is `None`.
     Saturated { data: String, layer: Option<String> },
@@ -80,7 +83,7 @@ pub enum Metric {
 
 impl Metric {
     /// The metrics' names, as `expect` lines write them.
-    pub const NAMES: [&'static str; 7] = [
+    pub const NAMES: [&'static str; 8] = [
         "accuracy",
         "correct",
         "quantized_accuracy",
@@ -88,6 +91,7 @@ impl Metric {
         "agreement",
         "sqnr",
         "saturated",
+        "output_sqnr",
     ];
 }
 
@@ -100,6 +104,7 @@ impl fmt::Display for Metric {
             Metric::QuantizedCorrect { data } => write!(f, "quantized_correct({data})"),
             Metric::Agreement { data } => write!(f, "agreement({data})"),
             Metric::Sqnr { data, layer } => write!(f, "sqnr({data},{layer})"),
+            Metric::OutputSqnr { data } => write!(f, "output_sqnr({data})"),
             Metric::Saturated { data, layer: None } => write!(f, "saturated({data})"),
             Metric::Saturated {
                 data,
@@ -368,7 +373,9 @@ impl SearchTarget {
                 "target '{text}': accuracy is a fraction of samples, 0..1, so {v} can never be met"
             )),
             "sqnr" => Ok(SearchTarget::Sqnr(v)),
-            other => Err(format!("target '{text}': unknown metric '{other}'; {usage}")),
+            other => Err(format!(
+                "target '{text}': unknown metric '{other}'; {usage}"
+            )),
         }
     }
 
@@ -663,6 +670,7 @@ mod tests {
             "expect quantized_accuracy(test) >= 0.9",
             "expect agreement(test) >= 0.99",
             "expect sqnr(test,conv1) >= 30",
+            "expect output_sqnr(test) >= 32",
             "expect saturated(test) <= 100",
             "expect saturated(test,features.0) == 0",
             "plot histogram conv1 out=h.png",

@@ -40,7 +40,6 @@ impl Change {
             },
         }
     }
-
 }
 
 /// The fixed inputs of one search: the fused graph, the session's qconfigs, the calibration
@@ -333,7 +332,13 @@ fn search_in(
         rows,
     };
     let (baseline, mut calibrated) = space.fresh(&[])?;
-    row("0".into(), "-", "session qconfigs".into(), "-".into(), baseline);
+    row(
+        "0".into(),
+        "-",
+        "session qconfigs".into(),
+        "-".into(),
+        baseline,
+    );
     if met(target, baseline) {
         drop(row);
         return Ok(Found {
@@ -345,9 +350,8 @@ fn search_in(
     }
     let layers = crate::analysis::ranked_layers(&space.graph, &space.base)?;
     // Candidates: largest leave-one-out recovery first; ties keep graph order.
-    let metric = |m: &workflow::QuantizedModel| {
-        space.measure(m).map_err(super::analyze::analysis_err)
-    };
+    let metric =
+        |m: &workflow::QuantizedModel| space.measure(m).map_err(super::analyze::analysis_err);
     let mut order = leave_one_out(
         &space.graph,
         &space.base,
@@ -367,8 +371,11 @@ fn search_in(
     let mut choices: Vec<(String, Change)> = Vec::new();
     let mut current = baseline;
     // 1. Observers: each module's best activation observer, re-derived from the statistics.
+    // Ranked modules whose leaving out does not beat the baseline gain nothing from another
+    // observer either (measured on MobileNetV3: +0.01 dB of 3.5): they are not tried.
     let candidates = order
         .iter()
+        .filter(|(_, m)| *m > baseline)
         .map(|(l, m)| (l.clone(), Some(*m)))
         .chain(observed.iter().map(|l| (l.clone(), None)));
     for (i, (layer, left_out)) in candidates.enumerate() {

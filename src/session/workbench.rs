@@ -578,6 +578,11 @@ impl Workbench {
             Metric::QuantizedCorrect { data } => self.quantized_correct(data)?.0 as f64,
             Metric::Agreement { data } => self.agreement(data)?,
             Metric::Sqnr { data, layer } => self.layer_row(data, layer)?.stats.sqnr_db(),
+            Metric::OutputSqnr { data } => {
+                let scorer = self.scorer(data, false)?;
+                let model = self.quantized.as_ref().ok_or(SessionError::NotConverted)?;
+                self.score(&scorer, model)?
+            }
             Metric::Saturated { data, layer: None } => self
                 .error_table(data, ErrorMode::Cumulative)?
                 .iter()

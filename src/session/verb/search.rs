@@ -15,21 +15,27 @@ pub(super) const SEARCH: VerbSpec = VerbSpec {
         sqnr>=Y      SQNR (dB) of the model's output against the float model on DATA
 The search starts from the session's qconfigs (the engine's default where none is set),
 calibrated on CALIB as quantize CALIB batch=N would, and measured on DATA; a target already
-met changes nothing. Otherwise:
+met changes nothing. Otherwise every step below is a model built and measured:
  1. rank the quantized Conv / Linear / add / mul / cat modules by the metric with every module
     but that one quantized (sensitivity's all_but_this column), largest first;
- 2. greedy, in that order: try the module's other activation observers (histogram, mse,
-    entropy, percentile; with reduce_range=false too where it is on), their qparams re-derived
-    from the calibration's histograms, and keep the best if it beats the current metric; if the
-    target is still not met and fewer than max_float modules are float, keep the module in
-    float when that beats it; stop once the target is met;
- 3. verify: prepare, calibrate and convert the chosen configuration from scratch, and measure.
-It prints the trail (step, module, change, metric) and, on success, applies the chosen
-qconfig lines and quantize CALIB: the session records those commands, not the search, so
-save session replays the result without searching again. When no configuration meets the
-target (or every ranked module in float would not), it says so with the best it found and
-changes nothing. max_float defaults to every ranked module; max_float=0 tries observers only.
-Modules outside the ranking (the input QuantStub, Hardswish, pooling) keep their qconfig.",
+ 2. observers, greedy: for each ranked module whose leaving out beats the baseline, then each
+    other module with its own output observer (Hardswish, ...), try the other activation
+    observers (histogram, mse, entropy, percentile; each also with reduce_range=false where it
+    is on), qparams re-derived from the calibration's histograms, and keep the best if it
+    beats the current metric; stop once the target is met;
+ 3. float, greedy: if not met, measure every ranked module in float at once (if even that
+    misses, stop and say so); else keep modules in float one by one in ranking order while
+    each beats the current metric, up to max_float of them, until the target is met;
+ 4. prune: put each float module back (newest first) while the target still holds;
+ 5. verify: apply the chosen qconfig lines and quantize CALIB (prepare, calibrate and
+    convert from scratch) and measure again; that figure is the result.
+It prints the trail (step, module, what was tried, what was kept, metric). The session records
+the applied qconfig lines and quantize, not the search, so save session replays the result
+without searching again. When no configuration meets the target it says so with the best it
+found and changes nothing. max_float defaults to every ranked module; max_float=0 tries
+observers only. A path keeps its PyTorch meaning: its qconfig covers the modules under it
+(features.15, a residual add named after its block, covers the block). The input QuantStub
+keeps the global qconfig.",
     ),
     forms: &[Form::new(
         &[Word::Dataset],
