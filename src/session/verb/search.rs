@@ -18,7 +18,8 @@ calibrated on CALIB as quantize CALIB batch=N would, and measured on DATA; a tar
 met changes nothing. Otherwise every step below is a model built and measured:
  1. rank the quantized Conv / Linear / add / mul / cat modules by the metric with every module
     but that one quantized (sensitivity's all_but_this column), largest first;
- 2. observers, greedy: for each ranked module whose leaving out beats the baseline, then each
+ 2. observers, greedy: for each ranked module whose leaving out beats the baseline (or ties it,
+    for accuracy, which moves in steps of one sample), then each
     other module with its own output observer (Hardswish, ...), try the other activation
     observers (histogram, mse, entropy, percentile; each also with reduce_range=false where it
     is on), qparams re-derived from the calibration's histograms, and keep the best if it
