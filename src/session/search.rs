@@ -292,6 +292,31 @@ impl Workbench {
     }
 }
 
+/// The trail a search prints: one row per step.
+struct Trail {
+    target: SearchTarget,
+    rows: Vec<Vec<String>>,
+}
+
+impl Trail {
+    fn row(&mut self, step: String, layer: &str, tried: String, kept: String, metric: f64) {
+        self.rows.push(vec![
+            step,
+            layer.to_string(),
+            tried,
+            kept,
+            fmt_metric(self.target, metric),
+        ]);
+    }
+
+    fn table(&self) -> Table {
+        Table {
+            headers: Table::header_row(&["step", "module", "tried", "kept", "metric"]),
+            rows: self.rows.clone(),
+        }
+    }
+}
+
 /// What the greedy search settled on.
 struct Found {
     choices: Vec<(String, Change)>,
@@ -317,22 +342,12 @@ fn search_in(
     let title = format!(
         "search on {data} for {target} ({what}; calibrated on {calib_batches} batch(es) of {calib})"
     );
-    let mut rows: Vec<Vec<String>> = Vec::new();
-    let mut row = |step: String, layer: &str, tried: String, kept: String, metric: f64| {
-        rows.push(vec![
-            step,
-            layer.to_string(),
-            tried,
-            kept,
-            fmt_metric(target, metric),
-        ]);
-    };
-    let table = |rows: Vec<Vec<String>>| Table {
-        headers: Table::header_row(&["step", "module", "tried", "kept", "metric"]),
-        rows,
+    let mut trail = Trail {
+        target,
+        rows: Vec::new(),
     };
     let (baseline, mut calibrated) = space.fresh(&[])?;
-    row(
+    trail.row(
         "0".into(),
         "-",
         "session qconfigs".into(),
@@ -340,11 +355,10 @@ fn search_in(
         baseline,
     );
     if met(target, baseline) {
-        drop(row);
         return Ok(Found {
             choices: Vec::new(),
             metric: baseline,
-            trail: table(rows),
+            trail: trail.table(),
             title,
         });
     }
@@ -415,7 +429,7 @@ fn search_in(
             }
             None => "-".into(),
         };
-        row(
+        trail.row(
             format!("o{}", i + 1),
             &layer,
             format!(
@@ -441,7 +455,7 @@ fn search_in(
             .collect();
         all_float.extend(layers.iter().map(|(l, _)| (l.clone(), Change::Float)));
         let (ceiling, _) = space.fresh(&all_float)?;
-        row(
+        trail.row(
             "-".into(),
             "(all ranked)",
             format!("all {} ranked modules float", layers.len()),
@@ -449,7 +463,6 @@ fn search_in(
             ceiling,
         );
         if !met(target, ceiling) {
-            drop(row);
             return Err(SessionError::SearchUnmet {
                 detail: format!(
                     "no configuration meets the target {target}: even with all {} ranked modules in float (and the observer choices above) the {what} on {data} is {} (baseline {}, best with observers only {}); nothing changed\n{title}\n{}",
@@ -457,7 +470,7 @@ fn search_in(
                     fmt_metric(target, ceiling),
                     fmt_metric(target, baseline),
                     fmt_metric(target, current),
-                    table(rows)
+                    trail.table()
                 ),
             });
         }
@@ -479,7 +492,7 @@ fn search_in(
                 current = m;
                 floats += 1;
             }
-            row(
+            trail.row(
                 format!("f{}", i + 1),
                 layer,
                 format!("float {}", fmt_metric(target, m)),
@@ -505,9 +518,8 @@ fn search_in(
             },
             choices.len() - float.len(),
         );
-        drop(row);
         return Err(SessionError::SearchUnmet {
-            detail: format!("{detail}\n{title}\n{}", table(rows)),
+            detail: format!("{detail}\n{title}\n{}", trail.table()),
         });
     }
     // Pruning: a module put in float early may not be needed once later ones are; return each
@@ -527,7 +539,7 @@ fn search_in(
                 .collect();
             let (m, _) = space.fresh(&trial)?;
             let keep = met(target, m);
-            row(
+            trail.row(
                 "prune".into(),
                 &layer,
                 format!("quantized again {}", fmt_metric(target, m)),
@@ -540,11 +552,10 @@ fn search_in(
             }
         }
     }
-    drop(row);
     Ok(Found {
         choices,
         metric: current,
-        trail: table(rows),
+        trail: trail.table(),
         title,
     })
 }
