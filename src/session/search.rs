@@ -185,7 +185,18 @@ impl Workbench {
             scorer,
             bar: Progress::start(self.progress, "search: models measured", None),
         };
-        let found = search_in(&space, data, calib, target, max_float, runs.batches)?;
+        // A cancel inside the ranking comes back wrapped as an analysis error (the ranking
+        // reports its callback's failures that way): say it was a cancel.
+        let found = search_in(&space, data, calib, target, max_float, runs.batches).map_err(
+            |e| match e {
+                SessionError::Analysis(crate::analysis::AnalysisError::Model { detail })
+                    if detail == SessionError::Cancelled.to_string() =>
+                {
+                    SessionError::Cancelled
+                }
+                e => e,
+            },
+        )?;
         drop(space);
         let Found {
             choices,
