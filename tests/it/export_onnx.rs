@@ -15,14 +15,12 @@ use qlab::import::onnx::proto::{ModelProto, TensorProto};
 use qlab::import::onnx::{import_onnx_bytes, load_onnx};
 use qlab::qconfig::presets::get_default_qconfig;
 use qlab::session::{Workbench, parse_line};
-use qlab::workflow::{self, QConfigMap, QOp};
+use qlab::workflow::{self, QOp, QConfigMap};
 use std::collections::HashMap;
 
 fn apply(wb: &mut Workbench, line: &str) -> Result<String, String> {
     let cmd = parse_line(line).map_err(|e| e.to_string())?.unwrap();
-    wb.apply(&cmd)
-        .map(|o| o.to_string())
-        .map_err(|e| e.to_string())
+    wb.apply(&cmd).map(|o| o.to_string()).map_err(|e| e.to_string())
 }
 
 fn f32s(v: &Value) -> &[f32] {
@@ -73,11 +71,9 @@ fn digits_cnn_export_holds_the_int8_model_and_imports_back() {
     let dir = root().join("sample-models");
     let float = load_onnx(&dir.join("digits_cnn.onnx")).unwrap();
     let (fused, _) = workflow::fuse_auto(&float).unwrap();
-    let mut prepared = workflow::prepare(
-        &fused,
-        &QConfigMap::global(get_default_qconfig("fbgemm").unwrap()),
-    )
-    .unwrap();
+    let mut prepared =
+        workflow::prepare(&fused, &QConfigMap::global(get_default_qconfig("fbgemm").unwrap()))
+            .unwrap();
     let data = dir.join("data");
     let calib = Dataset::from_npy("calib", &data.join("digits_calib_x.npy"), None).unwrap();
     for range in calib.batch_ranges(32) {
@@ -204,20 +200,14 @@ fn bad_requests_are_typed_and_leave_files_alone() {
     assert!(e.contains("must be .onnx"), "{e}");
     apply(
         &mut wb,
-        &format!(
-            "load model \"{}\"",
-            models.join("digits_mlp.onnx").display()
-        ),
+        &format!("load model \"{}\"", models.join("digits_mlp.onnx").display()),
     )
     .unwrap();
     let e = apply(&mut wb, "export model out=m.onnx").unwrap_err();
     assert!(e.contains("no quantized model"), "{e}");
     apply(&mut wb, "quantize dynamic").unwrap();
     let e = apply(&mut wb, "export model out=m.onnx").unwrap_err();
-    assert!(
-        e.contains("cannot be exported") && e.contains("dynamic"),
-        "{e}"
-    );
+    assert!(e.contains("cannot be exported") && e.contains("dynamic"), "{e}");
     assert_eq!(std::fs::read(&kept).unwrap(), b"keep me");
 }
 
@@ -245,13 +235,7 @@ fn quantize_linear_with_an_int8_zero_point_saturates_to_int8() {
     // to -128 and 127.
     assert_eq!(f32s(&y[0]), &[-62.5, -1.0, 1.0, 65.0]);
     // A zero point that is not an 8-bit constant is refused by name.
-    let nodes = vec![onnx::node(
-        "/q",
-        "QuantizeLinear",
-        &["x", "s", "z"],
-        "y",
-        vec![],
-    )];
+    let nodes = vec![onnx::node("/q", "QuantizeLinear", &["x", "s", "z"], "y", vec![])];
     let inits = vec![
         onnx::f32_tensor("s", &[], &[0.5]),
         onnx::i64_tensor("z", &[], &[0]),
