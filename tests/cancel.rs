@@ -28,11 +28,25 @@ fn a_cancelled_command_changes_nothing() {
         "calibrate calib",
         "eval test",
         "sensitivity test calib=calib batches=1",
+        "search test calib=calib target=accuracy>=0.99496",
     ] {
         cancel::request();
         let err = wb.apply(&parse_line(line).unwrap().unwrap()).unwrap_err();
         assert!(err.to_string().contains("cancelled"), "{line}: {err}");
     }
+    // Mid-run: a search stops between (or inside) its model builds, its ranking included.
+    cancel::reset();
+    let requester = std::thread::spawn(|| {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        cancel::request();
+    });
+    let search = "search test calib=calib target=sqnr>=500 max_float=2";
+    let err = wb.apply(&parse_line(search).unwrap().unwrap()).unwrap_err();
+    requester.join().unwrap();
+    assert!(
+        matches!(err, qlab::session::SessionError::Cancelled),
+        "{search}: {err}"
+    );
     cancel::reset();
     let after = wb
         .apply(&parse_line("show qparams").unwrap().unwrap())
@@ -40,6 +54,7 @@ fn a_cancelled_command_changes_nothing() {
         .to_string();
     assert_eq!(before, after);
     assert!(!wb.session_text().contains("calibrate calib\n"));
+    assert!(!wb.session_text().contains("qconfig"));
     a_cancelled_train_leaves_the_model_untouched();
     long_commands_stop_inside_a_model_run();
 }

@@ -20,7 +20,7 @@ pub use reference::{
     RefOutput, RefQParams, RefRow, compare_reference, first_divergence, match_modules,
     read_layer_dump, read_qparams,
 };
-pub use sensitivity::{Sensitivity, sensitivity};
+pub use sensitivity::{Sensitivity, leave_one_out, ranked_layers, sensitivity};
 pub use weights::{WeightError, weight_errors};
 
 use crate::observer::ObserverError;

@@ -41,17 +41,14 @@ fn quantize(
     workflow::convert(&prepared, numerics).map_err(model_err)
 }
 
-/// The metric of the fully quantized model and every module's two scores, in graph order.
-/// `graph` should be fused; `map` is the full qconfig map (with its global entry).
-pub fn sensitivity(
+/// The modules a ranking scores, with their qconfigs, in graph order: every quantized Conv,
+/// Linear, add, mul and concat (the ops with their own output observer).
+pub fn ranked_layers(
     graph: &Graph,
     map: &QConfigMap,
-    calib: &[Value],
-    numerics: Numerics,
-    metric: impl Fn(&QuantizedModel) -> Result<f64, AnalysisError>,
-) -> Result<(f64, Vec<Sensitivity>), AnalysisError> {
+) -> Result<Vec<(String, crate::qconfig::QConfig)>, AnalysisError> {
     let base = workflow::prepare(graph, map).map_err(model_err)?;
-    let layers: Vec<(String, crate::qconfig::QConfig)> = graph
+    Ok(graph
         .nodes
         .iter()
         .filter(|n| {
@@ -61,7 +58,37 @@ pub fn sensitivity(
             ) && base.placement.get(&n.name) == Some(&workflow::Placement::Quantized)
         })
         .filter_map(|n| Some((n.name.clone(), base.qconfigs.get(&n.name)?.clone()?)))
-        .collect();
+        .collect())
+}
+
+/// The metric with every module but one quantized, for each ranked module in graph order
+/// (the `all_but_this` column of [`sensitivity`] alone: what `search` orders its candidates by).
+pub fn leave_one_out(
+    graph: &Graph,
+    map: &QConfigMap,
+    calib: &[Value],
+    numerics: Numerics,
+    metric: impl Fn(&QuantizedModel) -> Result<f64, AnalysisError>,
+) -> Result<Vec<(String, f64)>, AnalysisError> {
+    let mut rows = Vec::new();
+    for (layer, _) in ranked_layers(graph, map)? {
+        let mut all_but = map.clone();
+        all_but.set(QConfigKey::Path(layer.clone()), None);
+        rows.push((layer, metric(&quantize(graph, &all_but, calib, numerics)?)?));
+    }
+    Ok(rows)
+}
+
+/// The metric of the fully quantized model and every module's two scores, in graph order.
+/// `graph` should be fused; `map` is the full qconfig map (with its global entry).
+pub fn sensitivity(
+    graph: &Graph,
+    map: &QConfigMap,
+    calib: &[Value],
+    numerics: Numerics,
+    metric: impl Fn(&QuantizedModel) -> Result<f64, AnalysisError>,
+) -> Result<(f64, Vec<Sensitivity>), AnalysisError> {
+    let layers = ranked_layers(graph, map)?;
     let all = metric(&quantize(graph, map, calib, numerics)?)?;
     let mut rows = Vec::with_capacity(layers.len());
     for (layer, qconfig) in layers {

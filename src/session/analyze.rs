@@ -23,7 +23,59 @@ pub(super) struct SensitivityRanking {
     pub labelled: bool,
 }
 
+/// How a converted model is scored against the float one on one dataset: top-1 accuracy on
+/// its labels, or the output SQNR (dB) against the float model's outputs. `sensitivity` picks
+/// accuracy when the data is labelled; `search` picks what its target names.
+pub(super) struct Scorer {
+    pub data: String,
+    /// The float model's outputs on `data` when the score is SQNR; `None`: accuracy.
+    reference: Option<ndarray::ArrayD<f32>>,
+}
+
+/// A session error inside an analysis callback.
+pub(super) fn analysis_err(e: SessionError) -> crate::analysis::AnalysisError {
+    crate::analysis::AnalysisError::Model {
+        detail: e.to_string(),
+    }
+}
+
 impl Workbench {
+    /// A scorer on `data`: accuracy (the data must be labelled) or output SQNR.
+    pub(super) fn scorer(&mut self, data: &str, accuracy: bool) -> Result<Scorer, SessionError> {
+        let reference = if accuracy {
+            self.labels(data)?;
+            None
+        } else {
+            Some(self.outputs(data)?.clone())
+        };
+        Ok(Scorer {
+            data: data.to_string(),
+            reference,
+        })
+    }
+
+    /// `m`'s score (checking for a cancel request first).
+    pub(super) fn score(&self, s: &Scorer, m: &QuantizedModel) -> Result<f64, SessionError> {
+        super::cancel::check()?;
+        match &s.reference {
+            None => {
+                let (c, n) = self.model_correct(m, &s.data)?.unwrap_or((0, 0));
+                Ok(c as f64 / n.max(1) as f64)
+            }
+            Some(float) => {
+                let y = self.run_batches(&m.graph, &s.data, |x| Ok(m.run(vec![x], |_, _| {})?))?;
+                let mut stats = crate::analysis::ErrorStats::default();
+                let (f, q) = (float.as_standard_layout(), y.as_standard_layout());
+                stats.add(
+                    f.as_slice().unwrap_or(&[]),
+                    q.as_slice().unwrap_or(&[]),
+                    |_| 0.0,
+                );
+                Ok(stats.sqnr_db())
+            }
+        }
+    }
+
     /// Pooled per-layer errors of the converted model on `data`, in graph order.
     pub(super) fn layer_rows(
         &self,
@@ -121,38 +173,12 @@ impl Workbench {
         let c = self.dataset(calib)?;
         let batches: Vec<Value> = runs.ranges.into_iter().map(|r| c.rows(r)).collect();
         let labelled = self.dataset(data)?.labels.is_some();
-        let reference = if labelled {
-            None
-        } else {
-            Some(self.outputs(data)?.clone())
-        };
+        let scorer = self.scorer(data, labelled)?;
         let map = self.effective_qconfigs()?;
         let bar = Progress::start(self.progress, "sensitivity: models measured", None);
         let metric = |m: &QuantizedModel| -> Result<f64, crate::analysis::AnalysisError> {
-            let fail = |e: SessionError| crate::analysis::AnalysisError::Model {
-                detail: e.to_string(),
-            };
-            super::cancel::check().map_err(fail)?;
             bar.tick();
-            match &reference {
-                None => {
-                    let (c, n) = self.model_correct(m, data).map_err(fail)?.unwrap_or((0, 0));
-                    Ok(c as f64 / n.max(1) as f64)
-                }
-                Some(float) => {
-                    let y = self
-                        .run_batches(&m.graph, data, |x| Ok(m.run(vec![x], |_, _| {})?))
-                        .map_err(fail)?;
-                    let mut stats = crate::analysis::ErrorStats::default();
-                    let (f, q) = (float.as_standard_layout(), y.as_standard_layout());
-                    stats.add(
-                        f.as_slice().unwrap_or(&[]),
-                        q.as_slice().unwrap_or(&[]),
-                        |_| 0.0,
-                    );
-                    Ok(stats.sqnr_db())
-                }
-            }
+            self.score(&scorer, m).map_err(analysis_err)
         };
         let (all, mut rows) = sensitivity(&fused, &map, &batches, self.numerics, metric)?;
         // Largest recovery first; ties keep graph order (the sort is stable).

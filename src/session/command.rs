@@ -73,6 +73,9 @@ pub enum Metric {
     Agreement { data: String },
     /// Cumulative output SQNR (dB) of one layer of the converted model on `data`.
     Sqnr { data: String, layer: String },
+    /// SQNR (dB) of the converted model's first output against the float model's on `data`
+    /// (what `search target=sqnr>=Y` measures; defined when the last layer is kept in float).
+    OutputSqnr { data: String },
     /// Pair sums the engine saturated to int16 on `data` (cumulative run): in one layer, or in
     /// all of them when `layer` is `None`.
     Saturated { data: String, layer: Option<String> },
@@ -80,7 +83,7 @@ pub enum Metric {
 
 impl Metric {
     /// The metrics' names, as `expect` lines write them.
-    pub const NAMES: [&'static str; 7] = [
+    pub const NAMES: [&'static str; 8] = [
         "accuracy",
         "correct",
         "quantized_accuracy",
@@ -88,6 +91,7 @@ impl Metric {
         "agreement",
         "sqnr",
         "saturated",
+        "output_sqnr",
     ];
 }
 
@@ -100,6 +104,7 @@ impl fmt::Display for Metric {
             Metric::QuantizedCorrect { data } => write!(f, "quantized_correct({data})"),
             Metric::Agreement { data } => write!(f, "agreement({data})"),
             Metric::Sqnr { data, layer } => write!(f, "sqnr({data},{layer})"),
+            Metric::OutputSqnr { data } => write!(f, "output_sqnr({data})"),
             Metric::Saturated { data, layer: None } => write!(f, "saturated({data})"),
             Metric::Saturated {
                 data,
@@ -236,6 +241,16 @@ pub enum Command {
         calib: String,
         batching: Batching,
     },
+    /// `search DATA calib=CALIB target=accuracy>=X|sqnr>=Y [max_float=N] [batch=N]
+    /// [batches=N]` — the fewest layers to keep in float (and per layer the activation
+    /// observer) that meet the target; ends by applying its qconfig lines and `quantize`.
+    Search {
+        data: String,
+        calib: String,
+        target: SearchTarget,
+        max_float: Option<usize>,
+        batching: Batching,
+    },
     /// `compare engines A B DATA [timing=on]` — the calibrated model converted for both
     /// engines, compared node by node on the integers, with each engine's accuracy; `timing`
     /// adds per-layer latency against fp32 (off by default: timings differ run to run, and
@@ -325,7 +340,63 @@ impl Command {
             | Command::Quantize { .. }
             | Command::QuantizeDynamic { .. }
             | Command::Sensitivity { .. }
+            | Command::Search { .. }
             | Command::CompareEngines { .. } => Vec::new(),
+        }
+    }
+}
+
+/// What `search` must reach on its data: top-1 accuracy (a fraction, labelled data) or the
+/// model output's SQNR against the float model (dB).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum SearchTarget {
+    Accuracy(f64),
+    Sqnr(f64),
+}
+
+impl SearchTarget {
+    /// Reads `accuracy>=X` or `sqnr>=Y`; an accuracy outside 0..=1 or a non-finite number is
+    /// refused (no model can meet it).
+    pub fn parse(text: &str) -> Result<SearchTarget, String> {
+        let usage = "the target is accuracy>=X (a fraction 0..1) or sqnr>=Y (dB)";
+        let (name, value) = text
+            .split_once(">=")
+            .ok_or_else(|| format!("target '{text}': {usage}"))?;
+        let v: f64 = value
+            .trim()
+            .parse()
+            .ok()
+            .filter(|v: &f64| v.is_finite())
+            .ok_or_else(|| format!("target '{text}': '{value}' is not a number; {usage}"))?;
+        match name.trim() {
+            "accuracy" if (0.0..=1.0).contains(&v) => Ok(SearchTarget::Accuracy(v)),
+            "accuracy" => Err(format!(
+                "target '{text}': accuracy is a fraction of samples, 0..1, so {v} can never be met"
+            )),
+            "sqnr" => Ok(SearchTarget::Sqnr(v)),
+            other => Err(format!(
+                "target '{text}': unknown metric '{other}'; {usage}"
+            )),
+        }
+    }
+
+    /// The threshold.
+    pub fn value(self) -> f64 {
+        match self {
+            SearchTarget::Accuracy(v) | SearchTarget::Sqnr(v) => v,
+        }
+    }
+
+    pub fn is_accuracy(self) -> bool {
+        matches!(self, SearchTarget::Accuracy(_))
+    }
+}
+
+impl fmt::Display for SearchTarget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SearchTarget::Accuracy(v) => write!(f, "accuracy>={v}"),
+            SearchTarget::Sqnr(v) => write!(f, "sqnr>={v}"),
         }
     }
 }
@@ -568,6 +639,8 @@ mod tests {
             "plot histogram conv1 out=h.svg",
             "plot errors test out=e.svg mode=isolated",
             "sensitivity test calib=calib batches=2",
+            "search test calib=calib target=accuracy>=0.99496",
+            "search test calib=calib target=sqnr>=35 max_float=3 batch=4",
             "export errors test out=r.html",
             "export errors test out=r.json mode=isolated",
             "export weights out=w.csv",
@@ -603,6 +676,7 @@ mod tests {
             "expect quantized_accuracy(test) >= 0.9",
             "expect agreement(test) >= 0.99",
             "expect sqnr(test,conv1) >= 30",
+            "expect output_sqnr(test) >= 32",
             "expect saturated(test) <= 100",
             "expect saturated(test,features.0) == 0",
             "plot histogram conv1 out=h.png",
@@ -781,6 +855,13 @@ mod tests {
                 calib: "calib".into(),
                 batching,
             },
+            Command::Search {
+                data: "my test".into(),
+                calib: "calib".into(),
+                target: SearchTarget::Sqnr(35.5),
+                max_float: Some(0),
+                batching,
+            },
             Command::CompareEngines {
                 a: Engine::Qnnpack,
                 b: Engine::X86,
@@ -836,6 +917,7 @@ mod tests {
                 Command::PlotHistogram { .. } => "PlotHistogram",
                 Command::PlotErrors { .. } => "PlotErrors",
                 Command::Sensitivity { .. } => "Sensitivity",
+                Command::Search { .. } => "Search",
                 Command::CompareEngines { .. } => "CompareEngines",
                 Command::CompareReference { .. } => "CompareReference",
             });

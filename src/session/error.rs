@@ -72,6 +72,9 @@ pub enum SessionError {
     /// past the end of the dataset.
     #[error("{layer}: {detail}")]
     NoView { layer: String, detail: String },
+    /// `search` found no configuration meeting its target; the workbench is unchanged.
+    #[error("{detail}")]
+    SearchUnmet { detail: String },
     /// A bug in qlab: the command panicked. The replay stops here; the workbench may be
     /// inconsistent, so a front end should not go on with it.
     #[error("internal error (a bug in qlab, please report it): {detail}")]

@@ -41,6 +41,7 @@ mod quantize;
 mod reference;
 mod replay;
 mod replay_report;
+mod search;
 mod suggest;
 mod verb;
 pub mod view;

@@ -89,6 +89,12 @@ impl Workbench {
         &self.log
     }
 
+    /// Records `cmd` as if it had been applied on its own line (a verb that applies other
+    /// commands records those).
+    pub(super) fn record(&mut self, cmd: Command) {
+        self.log.push(cmd);
+    }
+
     /// The recorded commands as a replayable script.
     pub fn session_text(&self) -> String {
         script(self.log.iter().cloned())
@@ -167,6 +173,13 @@ impl Workbench {
                 calib,
                 batching,
             } => self.sensitivity(data, calib, *batching)?,
+            Command::Search {
+                data,
+                calib,
+                target,
+                max_float,
+                batching,
+            } => self.search(data, calib, *target, *max_float, *batching)?,
             Command::PlotHistogram { layer, out, log } => self.plot_histogram(layer, out, *log)?,
             Command::PlotErrors { data, out, mode } => self.plot_errors(data, out, *mode)?,
         };
@@ -178,6 +191,8 @@ impl Workbench {
                 | Command::ShowQParams
                 | Command::SaveSession { .. }
                 | Command::Check
+                // It records the commands it applied instead (see `search.rs`).
+                | Command::Search { .. }
         ) {
             self.log.push(cmd.clone());
         }
@@ -340,7 +355,7 @@ impl Workbench {
     }
 
     /// The labels of `data`, or an error when it has none.
-    fn labels(&self, data: &str) -> Result<&[i64], SessionError> {
+    pub(super) fn labels(&self, data: &str) -> Result<&[i64], SessionError> {
         self.dataset(data)?
             .labels
             .as_deref()
@@ -563,6 +578,11 @@ impl Workbench {
             Metric::QuantizedCorrect { data } => self.quantized_correct(data)?.0 as f64,
             Metric::Agreement { data } => self.agreement(data)?,
             Metric::Sqnr { data, layer } => self.layer_row(data, layer)?.stats.sqnr_db(),
+            Metric::OutputSqnr { data } => {
+                let scorer = self.scorer(data, false)?;
+                let model = self.quantized.as_ref().ok_or(SessionError::NotConverted)?;
+                self.score(&scorer, model)?
+            }
             Metric::Saturated { data, layer: None } => self
                 .error_table(data, ErrorMode::Cumulative)?
                 .iter()

@@ -32,6 +32,7 @@ mod props_qnn_eltwise;
 mod props_simd;
 mod qat;
 mod qconfig;
+mod search;
 mod sessions;
 mod train;
 mod tui;

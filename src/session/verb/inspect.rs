@@ -100,7 +100,7 @@ fn print_predict(cmd: &Command, line: &mut Line) -> bool {
 
 pub(super) const EXPECT: VerbSpec = VerbSpec {
     name: "expect",
-    usage: "expect accuracy(DATA) >= 0.98 | correct(DATA) | quantized_accuracy(DATA) | quantized_correct(DATA) | agreement(DATA) | sqnr(DATA,LAYER) | saturated(DATA[,LAYER])",
+    usage: "expect accuracy(DATA) >= 0.98 | correct(DATA) | quantized_accuracy(DATA) | quantized_correct(DATA) | agreement(DATA) | sqnr(DATA,LAYER) | output_sqnr(DATA) | saturated(DATA[,LAYER])",
     summary: "fail the replay unless the comparison holds",
     // The formulas a user reads here are the ones `Workbench::expect` computes.
     details: Details::Text(
@@ -109,6 +109,9 @@ pub(super) const EXPECT: VerbSpec = VerbSpec {
   quantized_accuracy(DATA), quantized_correct(DATA)  the converted model on labelled DATA
   agreement(DATA)                                    fraction of samples whose top-1 class agrees
   sqnr(DATA,LAYER)                                   cumulative output SQNR (dB) of LAYER
+  output_sqnr(DATA)                                  SQNR (dB) of the model's output against
+                                                     float's (search's sqnr target; also when
+                                                     the last layer is kept in float)
   saturated(DATA,LAYER), saturated(DATA)             int16 pair saturations of LAYER, or of all
                                                      layers, over DATA (cumulative; help errors)
 the error table behind sqnr and saturated is computed once per dataset and kept until a command
@@ -153,6 +156,7 @@ fn parse_expect(args: &mut Args) -> Result<Command, SessionError> {
         "quantized_accuracy" => Metric::QuantizedAccuracy { data },
         "quantized_correct" => Metric::QuantizedCorrect { data },
         "agreement" => Metric::Agreement { data },
+        "output_sqnr" => Metric::OutputSqnr { data },
         "sqnr" => {
             let (data, layer) = data
                 .split_once(',')

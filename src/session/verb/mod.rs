@@ -11,6 +11,7 @@ mod files;
 mod inspect;
 mod measure;
 mod qconfig;
+mod search;
 mod steps;
 
 use super::{Command, SessionError};
@@ -169,6 +170,7 @@ pub const VERBS: &[VerbSpec] = &[
     measure::EXPORT,
     measure::PLOT,
     measure::SENSITIVITY,
+    search::SEARCH,
     diagnose::DIAGNOSE,
     measure::COMPARE,
     inspect::HELP,
