@@ -140,7 +140,7 @@ mod tests {
 
     #[test]
     fn quantize_rounds_half_to_even_and_saturates() {
-        let x = Value::F32(arr1(&[0.25f32, 0.75, -1.0, 100.0, -100.0]).into_dyn());
+        let x = Value::F32(arr1(&[0.25f32, 0.75, -1.0, 1000.0, -100.0]).into_dyn());
         let s = Value::F32(arr1(&[0.5f32]).into_dyn());
         let z = Value::I64(arr1(&[3i64]).into_dyn());
         let op = Op::QuantizeLinear {
