@@ -168,7 +168,11 @@ pub fn max_pool2d_on<T: PoolInt>(
     let (lo, hi) = c.interior();
     let first = (lo * c.stride).saturating_sub(c.pad);
     // Window starts from output `lo`'s to output `hi − 1`'s, every one of them.
-    let starts = if hi > lo { (hi - 1 - lo) * c.stride + 1 } else { 0 };
+    let starts = if hi > lo {
+        (hi - 1 - lo) * c.stride + 1
+    } else {
+        0
+    };
     let col_offsets: Vec<usize> = (0..c.kernel).map(|k| k * c.dilation).collect();
     let mut merged = vec![T::MIN; c.len];
     let mut window_max = vec![T::MIN; starts];

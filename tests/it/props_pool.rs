@@ -143,6 +143,10 @@ fn op_matches(c: &Case, x: QStorage, dtype: QDType, want: &[i32]) {
     }
 }
 
+fn widened<T: Copy + Into<i32>>(v: &[T]) -> Vec<i32> {
+    v.iter().map(|&x| x.into()).collect()
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 384, ..ProptestConfig::default() })]
 
@@ -153,8 +157,8 @@ proptest! {
         let want_u = kernel_matches(&g, &u);
         let i: Vec<i8> = c.bytes(0x80, 0x7f).into_iter().map(|b| b as i8).collect();
         let want_i = kernel_matches(&g, &i);
-        op_matches(&c, QStorage::U8(u), QDType::QUInt8, &want_u.iter().map(|&v| v as i32).collect::<Vec<_>>());
-        op_matches(&c, QStorage::I8(i), QDType::QInt8, &want_i.iter().map(|&v| v as i32).collect::<Vec<_>>());
+        op_matches(&c, QStorage::U8(u), QDType::QUInt8, &widened(&want_u));
+        op_matches(&c, QStorage::I8(i), QDType::QInt8, &widened(&want_i));
     }
 }
 
