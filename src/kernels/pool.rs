@@ -176,22 +176,31 @@ pub fn max_pool2d_on<T: PoolInt>(
     let col_offsets: Vec<usize> = (0..c.kernel).map(|k| k * c.dilation).collect();
     let mut merged = vec![T::MIN; c.len];
     let mut window_max = vec![T::MIN; starts];
-    let mut row_offsets = Vec::with_capacity(r.kernel);
+    // The taps are the same in every plane: the row offsets of each output row (flattened, with
+    // each row's range) and the column taps of the border outputs are listed once per call.
+    let (mut row_offsets, mut row_spans) = (Vec::new(), Vec::with_capacity(r.out));
+    for oy in 0..r.out {
+        let from = row_offsets.len();
+        row_offsets.extend(r.taps(oy).map(|t| t * c.len));
+        row_spans.push(from..row_offsets.len());
+    }
+    let borders: Vec<(usize, Vec<usize>)> = (0..lo)
+        .chain(hi..c.out)
+        .map(|ox| (ox, c.taps(ox).collect()))
+        .collect();
     let planes = x[..g.in_len()]
         .chunks_exact(r.len * c.len)
         .zip(y[..g.out_len()].chunks_exact_mut(r.out * c.out));
     for (xp, yp) in planes {
-        for (oy, yrow) in yp.chunks_exact_mut(c.out).enumerate() {
-            row_offsets.clear();
-            row_offsets.extend(r.taps(oy).map(|t| t * c.len));
-            let row: &[T] = match row_offsets[..] {
+        for (yrow, span) in yp.chunks_exact_mut(c.out).zip(&row_spans) {
+            let row: &[T] = match row_offsets[span.clone()] {
                 [] => {
                     yrow.fill(T::MIN);
                     continue;
                 }
                 [one] => &xp[one..][..c.len],
-                _ => {
-                    merge(&mut merged, xp, &row_offsets);
+                ref offsets => {
+                    merge(&mut merged, xp, offsets);
                     &merged
                 }
             };
@@ -208,8 +217,8 @@ pub fn max_pool2d_on<T: PoolInt>(
                     *out = m;
                 }
             }
-            for ox in (0..lo).chain(hi..c.out) {
-                yrow[ox] = c.taps(ox).map(|t| row[t]).max().unwrap_or(T::MIN);
+            for (ox, taps) in &borders {
+                yrow[*ox] = taps.iter().map(|&t| row[t]).max().unwrap_or(T::MIN);
             }
         }
     }
