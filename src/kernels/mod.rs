@@ -1,11 +1,12 @@
 //! Integer compute on plain slices: the scalar reference kernels (the truth every SIMD tier must
 //! reproduce), the tiered GEMM and the convolution drivers built on it (implicit channels-last,
-//! NCHW, depthwise), layout transposes and the requantization rules of each engine.
+//! NCHW, depthwise), max pooling, layout transposes and the requantization rules of each engine.
 
 #[cfg(target_arch = "aarch64")]
 pub mod aarch64;
 pub mod conv;
 pub mod gemm;
+pub mod pool;
 pub mod reference;
 pub mod requant;
 #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]

@@ -5,6 +5,8 @@
 //! is what fbgemm's `vpmaddubsw` kernels compute on AVX2 hosts (NUMERICS §8). Zero-point
 //! corrections are always exact and applied afterwards, as fbgemm does.
 
+use super::pool::{MaxPool, PoolInt};
+
 /// Raw `Σ a[k]·w[k]` over one row, exactly.
 #[inline]
 pub fn dot_u8_i8(a: &[u8], w: &[i8]) -> i32 {
@@ -89,6 +91,29 @@ pub fn gemm_u8_i8_i32(
         }
     }
     saturated
+}
+
+/// `quantized::max_pool2d` on `g.planes` row-major planes, as PyTorch loops: per output, the
+/// max over the in-bounds taps of its dilated window, `T::MIN` when none is in bounds. (qlab's
+/// original per-element implementation; [`super::pool::max_pool2d_on`] must equal it.)
+pub fn max_pool2d<T: PoolInt>(g: &MaxPool, x: &[T], y: &mut [T]) {
+    let (r, c) = (g.rows, g.cols);
+    let outputs = x
+        .chunks_exact(r.len * c.len)
+        .take(g.planes)
+        .flat_map(|plane| {
+            (0..r.out).flat_map(move |i| {
+                (0..c.out).map(move |j| {
+                    r.taps(i)
+                        .flat_map(|row| c.taps(j).map(move |col| plane[row * c.len + col]))
+                        .max()
+                        .unwrap_or(T::MIN)
+                })
+            })
+        });
+    for (out, v) in y[..g.out_len()].iter_mut().zip(outputs) {
+        *out = v;
+    }
 }
 
 #[cfg(test)]

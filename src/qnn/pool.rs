@@ -11,7 +11,8 @@
 //! * qnnpack engine, quint8, `ceil_mode = false` (either layout): QNNPACK's kernel, which always
 //!   divides by the full window (ignoring count_include_pad=False and divisor_override):
 //!   `z + RNE(f32(S - z·n) · f32(s / f32(s·kh·kw)))`; it refuses 1x1 windows and 3-D inputs.
-//! * max_pool2d: integer max over the in-bounds taps on every engine (padding never wins).
+//! * max_pool2d: integer max over the in-bounds taps on every engine (padding never wins), on
+//!   the raw bytes by `kernels::pool`.
 //!
 //! Evidence (golden `qops_*`): `avg_pool2d_0_qint8` (z = 5, divisor 4) matches the NCHW rule on
 //! all engines and mismatches the NHWC rule on 11 of 54 outputs; `avg_pool2d_2/6_quint8` match
@@ -23,7 +24,8 @@
 use super::QnnError;
 use super::pointwise::{Operand, output};
 use crate::engine::{Engine, Numerics};
-use crate::tensor::{QDType, QTensor};
+use crate::kernels::pool::{MaxPool, PoolAxis, PoolInt, max_pool2d_on};
+use crate::tensor::{QDType, QParams, QStorage, QTensor};
 
 /// The memory format of PyTorch's input, which decides avg-pool tie rounding (module docs).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
@@ -209,33 +211,41 @@ pub fn max_pool2d(x: &QTensor, p: &MaxPool2d, numerics: Numerics) -> Result<QTen
         ah.output_len(OP, p.ceil_mode)?,
         aw.output_len(OP, p.ceil_mode)?,
     );
-    let taps = |a: Axis, o: usize| {
-        let start = (o * a.stride) as i64 - a.pad as i64;
-        (0..a.kernel)
-            .map(move |k| start + (k * a.dilation) as i64)
-            .filter(move |&t| (0..a.len as i64).contains(&t))
+    let pool_axis = |a: Axis, out| PoolAxis {
+        len: a.len,
+        kernel: a.kernel,
+        stride: a.stride,
+        pad: a.pad,
+        dilation: a.dilation,
+        out,
     };
-    let q = x.int_values();
-    let mut values = Vec::with_capacity(planes * oh * ow);
-    for plane in q.chunks_exact(h * w) {
-        for i in 0..oh {
-            for j in 0..ow {
-                // The padding rule (pad <= kernel/2) guarantees at least one in-bounds tap.
-                let best = taps(ah, i)
-                    .flat_map(|r| taps(aw, j).map(move |c| plane[r as usize * w + c as usize]))
-                    .max()
-                    .unwrap_or(xo.qmin());
-                values.push(best);
-            }
-        }
-    }
-    output(
-        xo.dtype,
-        values,
+    let g = MaxPool {
+        planes,
+        rows: pool_axis(ah, oh),
+        cols: pool_axis(aw, ow),
+    };
+    // The kernel reads the raw bytes of a contiguous tensor (a strided one is copied once).
+    let x = x.contiguous();
+    let storage = match x.storage().as_ref() {
+        QStorage::U8(v) => QStorage::U8(pooled(numerics, &g, v)),
+        QStorage::I8(v) => QStorage::I8(pooled(numerics, &g, v)),
+        QStorage::I32(_) => unreachable!("Operand::of refuses qint32"),
+    };
+    Ok(QTensor::from_int_repr(
+        storage,
         &[lead, vec![oh, ow]].concat(),
-        xo.scale,
-        xo.zero_point as i64,
-    )
+        QParams::PerTensor {
+            scale: xo.scale,
+            zero_point: xo.zero_point as i64,
+        },
+    )?)
+}
+
+/// The max pooling `g` of the contiguous values `x` on `numerics`' tier.
+fn pooled<T: PoolInt>(numerics: Numerics, g: &MaxPool, x: &[T]) -> Vec<T> {
+    let mut y = vec![T::MIN; g.out_len()];
+    max_pool2d_on(numerics.isa(), g, x, &mut y).expect("Numerics holds a tier the host has");
+    y
 }
 
 /// The generic kernels' average of a window sum `sum` of `n` real elements over `div`, in f32

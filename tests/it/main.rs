@@ -27,6 +27,7 @@ mod props_depthwise;
 mod props_fake_quant;
 mod props_gemm;
 mod props_observers;
+mod props_pool;
 mod props_qconv;
 mod props_qnn_eltwise;
 mod props_simd;

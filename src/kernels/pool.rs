@@ -1,0 +1,252 @@
+//! Max pooling of u8 / i8 planes: [`super::reference::max_pool2d`]'s result (PyTorch's
+//! `quantized::max_pool2d`: the max over the in-bounds taps of a dilated window, the type's
+//! minimum when no tap is in bounds), computed separably on raw bytes.
+//!
+//! Why a kernel of its own. The per-output walk over every window tap through an i32 copy of
+//! the tensor was most of GoogLeNet's int8 forward (31 of 34 ms).
+//!
+//! Design. A 2-D max is a max of row maxima, so each output row is two passes, both one
+//! primitive, the *row max* `dst[i] = max_j base[offsets[j] + i]` (an element-wise max of shifted
+//! rows, vectorised per tier):
+//! 1. vertical: the in-bounds input rows of the output row's window (offsets `r·W`), merged into
+//!    one row of `W` (borrowed as is when the window has one in-bounds row);
+//! 2. horizontal: over the interior outputs, whose windows lie wholly inside the row, the row
+//!    max with offsets `k·d` gives the window max at every start position; stride 1 writes it
+//!    straight into the output row, larger strides keep every `s`-th. The few border outputs
+//!    (padding, ceil_mode's overhang) take the scalar max over their in-bounds taps.
+//!
+//! So any kernel, stride, padding, dilation and ceil_mode runs on the same two passes, and each
+//! tier only provides the row max: [`row_max`] is the scalar twin, the x86 tiers use
+//! `vpmaxub` / `vpmaxsb` on 32 lanes (AVX2, AVX-VNNI) or 64 masked lanes (AVX-512), NEON uses
+//! `umax` / `smax` on 16.
+
+use crate::isa::{Isa, IsaError};
+
+/// One axis of a pooling window over an input of `len`, producing `out` positions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolAxis {
+    pub len: usize,
+    pub kernel: usize,
+    pub stride: usize,
+    pub pad: usize,
+    pub dilation: usize,
+    pub out: usize,
+}
+
+impl PoolAxis {
+    /// The in-bounds taps of window `o`: input positions `o·s − p + k·d` inside `0..len`.
+    pub fn taps(&self, o: usize) -> impl Iterator<Item = usize> + use<> {
+        let start = (o * self.stride) as i64 - self.pad as i64;
+        let (d, len) = (self.dilation as i64, self.len as i64);
+        (0..self.kernel as i64)
+            .map(move |k| start + k * d)
+            .filter(move |t| (0..len).contains(t))
+            .map(|t| t as usize)
+    }
+
+    /// The outputs `lo..hi` whose windows lie wholly in bounds; `0..lo` and `hi..out` are the
+    /// borders (`lo <= hi <= out`).
+    fn interior(&self) -> (usize, usize) {
+        let lo = self.pad.div_ceil(self.stride).min(self.out);
+        let reach = (self.kernel - 1) * self.dilation;
+        // The last window start `o·s − p` with `o·s − p + reach <= len − 1`.
+        let hi = match (self.len + self.pad).checked_sub(reach + 1) {
+            Some(last) => (last / self.stride + 1).min(self.out),
+            None => 0,
+        };
+        (lo, hi.max(lo))
+    }
+}
+
+/// A max pooling of `planes` row-major planes, `[rows.len, cols.len]` each, into planes of
+/// `[rows.out, cols.out]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MaxPool {
+    pub planes: usize,
+    pub rows: PoolAxis,
+    pub cols: PoolAxis,
+}
+
+impl MaxPool {
+    pub fn in_len(&self) -> usize {
+        self.planes * self.rows.len * self.cols.len
+    }
+
+    pub fn out_len(&self) -> usize {
+        self.planes * self.rows.out * self.cols.out
+    }
+}
+
+/// A tier's row max: `dst[i] = max_j base[offsets[j] + i]`.
+///
+/// # Safety
+/// The host must support the tier the function belongs to. (Bounds are checked: `offsets` is
+/// non-empty and every `offsets[j] + dst.len() <= base.len()`, or the call panics.)
+pub type RowMax<T> = unsafe fn(&mut [T], &[T], &[usize]);
+
+/// The element types the kernel pools: the storage of quint8 and qint8.
+pub trait PoolInt: Copy + Ord + 'static {
+    /// What a window without in-bounds taps yields (PyTorch's initial max).
+    const MIN: Self;
+    /// The row max of `tier` (which the host must support).
+    fn row_max_of(tier: Isa) -> RowMax<Self>;
+}
+
+/// The scalar twin of every tier's row max: the plain loops.
+pub fn row_max<T: PoolInt>(dst: &mut [T], base: &[T], offsets: &[usize]) {
+    check_row_max(dst.len(), base.len(), offsets);
+    let n = dst.len();
+    dst.copy_from_slice(&base[offsets[0]..][..n]);
+    for &o in &offsets[1..] {
+        for (d, &s) in dst.iter_mut().zip(&base[o..][..n]) {
+            *d = (*d).max(s);
+        }
+    }
+}
+
+/// The bounds every row max asserts before touching memory.
+#[inline]
+pub(crate) fn check_row_max(n: usize, base: usize, offsets: &[usize]) {
+    assert!(!offsets.is_empty(), "row max of no rows");
+    assert!(
+        offsets.iter().all(|&o| o + n <= base),
+        "row max reads past its base"
+    );
+}
+
+macro_rules! pool_int {
+    ($t:ty, $avx2:ident, $avx512:ident, $neon:ident) => {
+        impl PoolInt for $t {
+            const MIN: Self = <$t>::MIN;
+
+            #[allow(unreachable_code)]
+            fn row_max_of(tier: Isa) -> RowMax<Self> {
+                #[cfg(target_arch = "x86_64")]
+                {
+                    use super::x86::{avx2_pool, avx512_pool};
+                    return match tier {
+                        Isa::Avx2 | Isa::AvxVnni => avx2_pool::$avx2,
+                        Isa::Avx512Vnni => avx512_pool::$avx512,
+                        _ => row_max::<$t>,
+                    };
+                }
+                #[cfg(target_arch = "aarch64")]
+                {
+                    return match tier {
+                        Isa::Neon | Isa::Dotprod => super::aarch64::neon_pool::$neon,
+                        _ => row_max::<$t>,
+                    };
+                }
+                let _ = tier;
+                row_max::<$t>
+            }
+        }
+    };
+}
+
+pool_int!(u8, row_max_u8, row_max_u8, row_max_u8);
+pool_int!(i8, row_max_i8, row_max_i8, row_max_i8);
+
+/// [`super::reference::max_pool2d`] on `tier`: writes the `g.out_len()` pooled values of `x`
+/// (`g.in_len()` values) to `y`; an error when the host lacks the tier.
+pub fn max_pool2d_on<T: PoolInt>(
+    tier: Isa,
+    g: &MaxPool,
+    x: &[T],
+    y: &mut [T],
+) -> Result<(), IsaError> {
+    tier.check()?;
+    assert!(x.len() >= g.in_len() && y.len() >= g.out_len());
+    if g.out_len() == 0 || g.in_len() == 0 {
+        y[..g.out_len()].fill(T::MIN);
+        return Ok(());
+    }
+    let f = T::row_max_of(tier);
+    // SAFETY: `check` just confirmed the host supports `tier`, whose row max `f` is.
+    let merge = |dst: &mut [T], base: &[T], offsets: &[usize]| unsafe { f(dst, base, offsets) };
+    let (r, c) = (g.rows, g.cols);
+    let (lo, hi) = c.interior();
+    let first = (lo * c.stride).saturating_sub(c.pad);
+    // Window starts from output `lo`'s to output `hi − 1`'s, every one of them.
+    let starts = if hi > lo {
+        (hi - 1 - lo) * c.stride + 1
+    } else {
+        0
+    };
+    let col_offsets: Vec<usize> = (0..c.kernel).map(|k| k * c.dilation).collect();
+    let mut merged = vec![T::MIN; c.len];
+    let mut window_max = vec![T::MIN; starts];
+    // The taps are the same in every plane: the row offsets of each output row (flattened, with
+    // each row's range) and the column taps of the border outputs are listed once per call.
+    let (mut row_offsets, mut row_spans) = (Vec::new(), Vec::with_capacity(r.out));
+    for oy in 0..r.out {
+        let from = row_offsets.len();
+        row_offsets.extend(r.taps(oy).map(|t| t * c.len));
+        row_spans.push(from..row_offsets.len());
+    }
+    let borders: Vec<(usize, Vec<usize>)> = (0..lo)
+        .chain(hi..c.out)
+        .map(|ox| (ox, c.taps(ox).collect()))
+        .collect();
+    let planes = x[..g.in_len()]
+        .chunks_exact(r.len * c.len)
+        .zip(y[..g.out_len()].chunks_exact_mut(r.out * c.out));
+    for (xp, yp) in planes {
+        for (yrow, span) in yp.chunks_exact_mut(c.out).zip(&row_spans) {
+            let row: &[T] = match row_offsets[span.clone()] {
+                [] => {
+                    yrow.fill(T::MIN);
+                    continue;
+                }
+                [one] => &xp[one..][..c.len],
+                ref offsets => {
+                    merge(&mut merged, xp, offsets);
+                    &merged
+                }
+            };
+            if hi == lo {
+                // No interior output: the borders below are the whole row.
+            } else if c.stride == 1 {
+                merge(&mut yrow[lo..hi], &row[first..], &col_offsets);
+            } else {
+                merge(&mut window_max, &row[first..], &col_offsets);
+                for (out, &m) in yrow[lo..hi]
+                    .iter_mut()
+                    .zip(window_max.iter().step_by(c.stride))
+                {
+                    *out = m;
+                }
+            }
+            for (ox, taps) in &borders {
+                yrow[*ox] = taps.iter().map(|&t| row[t]).max().unwrap_or(T::MIN);
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn axis(len: usize, kernel: usize, stride: usize, pad: usize, out: usize) -> PoolAxis {
+        PoolAxis {
+            len,
+            kernel,
+            stride,
+            pad,
+            dilation: 1,
+            out,
+        }
+    }
+
+    #[test]
+    fn interior_excludes_padded_and_overhanging_windows() {
+        // 3x3 s2 p1 on 112: output 0 reaches into the padding, the rest are inside.
+        assert_eq!(axis(112, 3, 2, 1, 56).interior(), (1, 56));
+        // GoogLeNet's ceil_mode 3x3 s2 on 56 -> 28: the last window overhangs by one.
+        assert_eq!(axis(56, 3, 2, 0, 28).interior(), (0, 27));
+        // A 1-wide input under a padded 3-window: no interior at all.
+        assert_eq!(axis(1, 3, 1, 1, 1).interior(), (1, 1));
+    }
+}
