@@ -4,7 +4,6 @@
 use crate::tui::app::DiagnosisView;
 use crate::tui::theme;
 use ratatui::Frame;
-use ratatui::layout::{Constraint, Flex, Layout};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Clear, Paragraph, Wrap};
 
@@ -34,12 +33,7 @@ pub fn draw(view: &DiagnosisView, frame: &mut Frame) {
     let width = area.width.saturating_sub(4).min(110);
     // Evidence lines wrap: leave room for about two lines per finding.
     let height = (lines.len() as u16 + 2 + d.findings.len() as u16).min(area.height);
-    let [row] = Layout::vertical([Constraint::Length(height)])
-        .flex(Flex::Center)
-        .areas(area);
-    let [cell] = Layout::horizontal([Constraint::Length(width)])
-        .flex(Flex::Center)
-        .areas(row);
+    let cell = super::help::centered(area, width, height);
     let title = format!(
         " diagnosis: {} (SQNR {:.2} dB, drop {:.2} dB) ",
         d.layer, d.sqnr_db, d.drop_db

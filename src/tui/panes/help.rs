@@ -37,7 +37,7 @@ pub fn draw(frame: &mut Frame) {
 }
 
 /// A `width`×`height` rectangle centred in `area` (clamped to it).
-fn centered(area: Rect, width: u16, height: u16) -> Rect {
+pub(super) fn centered(area: Rect, width: u16, height: u16) -> Rect {
     let [row] = Layout::vertical([Constraint::Length(height)])
         .flex(Flex::Center)
         .areas(area);
