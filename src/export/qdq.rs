@@ -481,28 +481,35 @@ pub fn qdq_model(model: &QuantizedModel) -> Result<(ModelProto, QdqSummary), Exp
     }
 
     // Constants the nodes read; QuantizeLinear / DequantizeLinear zero points keep their type.
+    // A zero point's type is that of the integers it goes with: a QuantizeLinear's range, and
+    // for a DequantizeLinear the type of the QuantizeLinear feeding it (the sign of its zero
+    // points only when nothing quantized its input here: int8 with zero point 0 is common).
     let mut narrow: HashMap<&str, Elem> = HashMap::new();
+    let mut quantized: HashMap<&str, Elem> = HashMap::new();
     for n in &graph.nodes {
-        let elem = match n.op {
-            Op::QuantizeLinear { qmin, .. } => {
-                if qmin < 0 {
-                    Elem::Int8
-                } else {
-                    Elem::Uint8
-                }
+        if let Op::QuantizeLinear { qmin, .. } = n.op {
+            let elem = if qmin < 0 { Elem::Int8 } else { Elem::Uint8 };
+            quantized.extend(n.outputs.iter().map(|o| (o.as_str(), elem)));
+            if let Some(z) = n.inputs.get(2) {
+                narrow.insert(z.as_str(), elem);
             }
-            Op::DequantizeLinear { .. } => match graph
-                .constants
-                .get(n.inputs.get(2).map_or("", String::as_str))
-            {
-                Some(Value::I64(z)) if z.iter().any(|&v| v < 0) => Elem::Int8,
-                _ => Elem::Uint8,
-            },
-            _ => continue,
-        };
-        if let Some(z) = n.inputs.get(2) {
-            narrow.insert(z.as_str(), elem);
         }
+    }
+    for n in graph
+        .nodes
+        .iter()
+        .filter(|n| matches!(n.op, Op::DequantizeLinear { .. }))
+    {
+        let Some(z) = n.inputs.get(2) else { continue };
+        let fed = n
+            .inputs
+            .first()
+            .and_then(|x| quantized.get(x.as_str()).copied());
+        let elem = fed.unwrap_or(match graph.constants.get(z.as_str()) {
+            Some(Value::I64(v)) if v.iter().any(|&v| v < 0) => Elem::Int8,
+            _ => Elem::Uint8,
+        });
+        narrow.entry(z.as_str()).or_insert(elem);
     }
     let used: HashSet<&str> = graph
         .nodes

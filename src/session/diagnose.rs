@@ -543,9 +543,10 @@ fn sqnr_drops<'a>(model: &QuantizedModel, rows: &'a [LayerError]) -> HashMap<&'a
         }
         f64::INFINITY
     };
+    let index = crate::graph::index_by_name(&model.graph.nodes);
     rows.iter()
         .filter_map(|r| {
-            let node = model.graph.nodes.iter().find(|n| n.name == r.layer)?;
+            let node = &model.graph.nodes[*index.get(r.layer.as_str())?];
             let input = node
                 .inputs
                 .iter()

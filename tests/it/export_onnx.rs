@@ -259,3 +259,44 @@ fn quantize_linear_with_an_int8_zero_point_saturates_to_int8() {
     let e = import_onnx_bytes(&onnx::graph(nodes, inits, &[4]), "qdq").unwrap_err();
     assert!(e.to_string().contains("y_zero_point"), "{e}");
 }
+
+/// A QDQ file with int8 activations (zero point 0, as ONNX Runtime's quantizer writes them)
+/// quantized again and exported keeps its DequantizeLinear zero point int8, the type of the
+/// QuantizeLinear feeding it (not uint8 because the zero point happens to be non-negative).
+#[test]
+fn reexported_int8_qdq_keeps_its_zero_point_type() {
+    let t = |name: &str, dt: i32, raw: Vec<u8>| TensorProto {
+        name: Some(name.into()),
+        dims: vec![],
+        data_type: Some(dt),
+        raw_data: Some(raw),
+        ..Default::default()
+    };
+    let inits = vec![
+        onnx::f32_tensor("s", &[], &[0.05]),
+        t("z", 3, vec![0]),
+        onnx::f32_tensor("w", &[2, 4], &[0.5, -0.25, 1.0, 0.0, -1.0, 0.5, 0.25, 2.0]),
+        onnx::f32_tensor("b", &[2], &[0.1, -0.2]),
+    ];
+    let nodes = vec![
+        onnx::node("/q", "QuantizeLinear", &["x", "s", "z"], "q", vec![]),
+        onnx::node("/dq", "DequantizeLinear", &["q", "s", "z"], "d", vec![]),
+        onnx::node(
+            "/fc/Gemm",
+            "Gemm",
+            &["d", "w", "b"],
+            "y",
+            vec![onnx::attr_i("transB", 1)],
+        ),
+    ];
+    let g = import_onnx_bytes(&onnx::graph(nodes, inits, &[3, 4]), "int8 qdq").unwrap();
+    let mut prepared =
+        workflow::prepare(&g, &QConfigMap::global(get_default_qconfig("fbgemm").unwrap()))
+            .unwrap();
+    let x = ndarray::Array2::from_shape_fn((3, 4), |(i, j)| (i as f32 - j as f32) * 0.3);
+    prepared.calibrate_batch(vec![Value::F32(x.into_dyn())]).unwrap();
+    let model = workflow::convert(&prepared, Numerics::default()).unwrap();
+    let (proto, _) = qdq_model(&model).unwrap();
+    check_model(&proto).unwrap();
+    assert_eq!(initializers(&proto)["z"].data_type, Some(3), "int8 zero point");
+}
