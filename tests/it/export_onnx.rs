@@ -290,13 +290,21 @@ fn reexported_int8_qdq_keeps_its_zero_point_type() {
         ),
     ];
     let g = import_onnx_bytes(&onnx::graph(nodes, inits, &[3, 4]), "int8 qdq").unwrap();
-    let mut prepared =
-        workflow::prepare(&g, &QConfigMap::global(get_default_qconfig("fbgemm").unwrap()))
-            .unwrap();
+    let mut prepared = workflow::prepare(
+        &g,
+        &QConfigMap::global(get_default_qconfig("fbgemm").unwrap()),
+    )
+    .unwrap();
     let x = ndarray::Array2::from_shape_fn((3, 4), |(i, j)| (i as f32 - j as f32) * 0.3);
-    prepared.calibrate_batch(vec![Value::F32(x.into_dyn())]).unwrap();
+    prepared
+        .calibrate_batch(vec![Value::F32(x.into_dyn())])
+        .unwrap();
     let model = workflow::convert(&prepared, Numerics::default()).unwrap();
     let (proto, _) = qdq_model(&model).unwrap();
     check_model(&proto).unwrap();
-    assert_eq!(initializers(&proto)["z"].data_type, Some(3), "int8 zero point");
+    assert_eq!(
+        initializers(&proto)["z"].data_type,
+        Some(3),
+        "int8 zero point"
+    );
 }
