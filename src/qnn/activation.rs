@@ -15,7 +15,7 @@
 //!   2/256 with zero point 128 (quint8) or 0 (qint8), as PyTorch fixes them.
 
 use super::QnnError;
-use super::pointwise::{FloatQuirks, Lane, Operand, map_float, output};
+use super::pointwise::{FloatQuirks, Lane, Operand, map_float, map_table, output};
 use crate::engine::{Engine, Numerics};
 use crate::tensor::quantize::dequantize_val;
 use crate::tensor::{QDType, QTensor};
@@ -96,12 +96,7 @@ fn qnnpack_lut(
             v.clamp(0.0, 255.0).round_ties_even() as i32
         })
         .collect();
-    let values = x
-        .int_values()
-        .into_iter()
-        .map(|q| table[q as usize])
-        .collect();
-    output(xo.dtype, values, x.shape(), out_scale, out_zero_point)
+    map_table(x, &table, x.numel(), &[], out_scale, out_zero_point)
 }
 
 /// `exp` rounded once from f64: stands in for Sleef's `expf_u10` in PyTorch's vector lambdas,

@@ -344,8 +344,20 @@ pub fn mul(
     relu: bool,
 ) -> Result<QTensor, QnnError> {
     let op = if relu { "mul_relu" } else { "mul" };
-    let (a, b) = &broadcast(op, a, b)?;
-    let (ao, bo) = binary_operands(op, a, b, scale, zero_point)?;
+    // The product commutes, so the operand holding one value per run of the other (a
+    // squeeze-excitation gate `[N, C, 1, 1]` against `[N, C, H, W]`) goes second and is read
+    // in place; any other broadcast is expanded first.
+    let (a, b, run) = match (per_run(a.shape(), b.shape()), per_run(b.shape(), a.shape())) {
+        (Some(run), _) => (a.clone(), b.clone(), run),
+        (None, Some(run)) => (b.clone(), a.clone(), run),
+        (None, None) => {
+            let (a, b) = broadcast(op, a, b)?;
+            (a, b, 1)
+        }
+    };
+    let (ao, bo) = (Operand::of(op, "a", &a)?, Operand::of(op, "b", &b)?);
+    same_dtype(op, &ao, &bo)?;
+    QParams::PerTensor { scale, zero_point }.validate(ao.dtype, &[])?;
     let product = (ao.scale as f32) * (bo.scale as f32);
     let multiplier = if ao.dtype == QDType::QInt8 && zero_point < 127 {
         // PyTorch's QMul sends these to XNNPACK (on every engine), which divides once.
@@ -363,17 +375,66 @@ pub fn mul(
         product * (1.0f32 / scale as f32)
     };
     let z = zero_point as i32;
-    let lo = if relu { z } else { ao.qmin() };
-    let values = a
-        .int_values()
-        .into_iter()
-        .zip(b.int_values())
-        .map(|(x, y)| {
-            let p = (x - ao.zero_point) * (y - bo.zero_point);
-            requantize_from_int(p, multiplier, z).clamp(lo, ao.qmax())
-        })
-        .collect();
+    let rule = MulRule {
+        za: ao.zero_point,
+        zb: bo.zero_point,
+        multiplier,
+        zero_point: z,
+        lo: if relu { z } else { ao.qmin() },
+        hi: ao.qmax(),
+    };
+    let mut values = vec![0; a.numel()];
+    mul_runs(&mut values, &a.int_values(), &b.int_values(), run, rule);
     output(ao.dtype, values, a.shape(), scale, zero_point)
+}
+
+/// How many consecutive elements of a tensor of shape `big` share one element of `small`,
+/// when `small` (left-padded with 1s) equals `big` on leading dims and is 1 on the rest.
+fn per_run(big: &[usize], small: &[usize]) -> Option<usize> {
+    let pad = big.len().checked_sub(small.len())?;
+    let small_at = |d: usize| if d < pad { 1 } else { small[d - pad] };
+    let ones = (0..big.len())
+        .rev()
+        .take_while(|&d| small_at(d) == 1)
+        .count();
+    let lead = big.len() - ones;
+    (0..lead)
+        .all(|d| small_at(d) == big[d])
+        .then(|| big[lead..].iter().product())
+}
+
+/// `quantized::mul`'s element rule: `clamp(z + RNE(f32((a - za)·(b - zb)) · multiplier))`.
+#[derive(Debug, Clone, Copy)]
+struct MulRule {
+    za: i32,
+    zb: i32,
+    multiplier: f32,
+    zero_point: i32,
+    lo: i32,
+    hi: i32,
+}
+
+crate::isa::avx2_fma_twin! {
+    /// `out[i] = rule(a[i], b[i / run])`. Compiled for AVX2 as well, where the rounding is one
+    /// instruction rather than a libm call; no product is fused, so both give the same integers.
+    fn mul_runs(out: &mut [i32], a: &[i32], b: &[i32], run: usize, rule: MulRule)
+    when std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") => {
+        let MulRule { za, zb, multiplier, zero_point, lo, hi } = rule;
+        let one = |x: i32, y: i32| {
+            requantize_from_int((x - za) * (y - zb), multiplier, zero_point).clamp(lo, hi)
+        };
+        if run <= 1 {
+            for ((o, &x), &y) in out.iter_mut().zip(a).zip(b) {
+                *o = one(x, y);
+            }
+            return;
+        }
+        for ((out, a), &y) in out.chunks_mut(run).zip(a.chunks(run)).zip(b) {
+            for (o, &x) in out.iter_mut().zip(a) {
+                *o = one(x, y);
+            }
+        }
+    }
 }
 
 /// Both operands expanded to their broadcast shape, as PyTorch's `quantized::mul` iterates
@@ -398,7 +459,16 @@ fn broadcast(op: &'static str, a: &QTensor, b: &QTensor) -> Result<(QTensor, QTe
 /// `requantize_from_int`: `z + RNE(f32(v) · multiplier)`, before the caller's clamp.
 #[inline]
 fn requantize_from_int(v: i32, multiplier: f32, zero_point: i32) -> i32 {
-    ((v as f32) * multiplier).round_ties_even() as i32 + zero_point
+    // Bounded first (the caller's clamp to 8 bits gives the same result for anything beyond
+    // ±2^30, and the sum cannot overflow), so the conversion needs no saturation checks and
+    // vectorises.
+    const BOUND: f32 = (1 << 30) as f32;
+    let r = ((v as f32) * multiplier)
+        .round_ties_even()
+        .max(-BOUND)
+        .min(BOUND);
+    // SAFETY: `r` is finite (max/min replace NaN by a bound) and within i32.
+    unsafe { r.to_int_unchecked::<i32>() + zero_point }
 }
 
 /// `quantized::cat(xs, dim, scale, zero_point)`: every input is dequantized and requantized.

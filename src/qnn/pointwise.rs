@@ -243,8 +243,7 @@ pub(crate) fn map_float(
     f: impl Fn(f32, Lane) -> f32,
 ) -> Result<QTensor, QnnError> {
     let xo = Operand::unary(op, x, out_scale, out_zero_point)?;
-    let q = x.int_values();
-    let mut deq = SplitDequant::new(&xo, q.len());
+    let mut deq = SplitDequant::new(&xo, x.numel());
     if quirks.tail_f64_scale {
         deq = deq.with_f64_tail(xo.scale);
     }
@@ -254,17 +253,74 @@ pub(crate) fn map_float(
     } else {
         tail
     };
-    let values = q
-        .iter()
-        .enumerate()
-        .map(|(i, &v)| {
-            let (rq, lane) = if deq.in_body(i) {
-                (&body, Lane::Vector)
-            } else {
-                (&tail, Lane::Scalar)
-            };
-            rq.apply(f(deq.at(i, v), lane))
-        })
-        .collect();
-    output(xo.dtype, values, x.shape(), out_scale, out_zero_point)
+    // Every output is a function of the input integer and of which half of the loop holds it,
+    // so one table per half (of the dtype's 256 values) gives the same integers as evaluating
+    // `f` per element, at a table lookup each.
+    let split = deq.body_len().min(x.numel());
+    let table = |rq: &Requantize, lane: Lane, at: usize| -> Vec<i32> {
+        (xo.qmin()..=xo.qmax())
+            .map(|v| rq.apply(f(deq.at(at, v), lane)))
+            .collect()
+    };
+    let body_table = table(&body, Lane::Vector, 0);
+    let tail_table = table(&tail, Lane::Scalar, split);
+    map_table(
+        x,
+        &body_table,
+        split,
+        &tail_table,
+        out_scale,
+        out_zero_point,
+    )
+}
+
+/// `x`'s integers mapped through 256-entry tables indexed by `q - qmin`: the first `split`
+/// elements (row-major) through `body`, the rest through `tail`; output of `x`'s dtype with
+/// qparams `(scale, zero_point)`. Works on the stored bytes, with no widening pass.
+pub(crate) fn map_table(
+    x: &QTensor,
+    body: &[i32],
+    split: usize,
+    tail: &[i32],
+    scale: f64,
+    zero_point: i64,
+) -> Result<QTensor, QnnError> {
+    fn apply<T: Copy>(
+        q: &[T],
+        split: usize,
+        [body, tail]: [&[i32]; 2],
+        index: impl Fn(T) -> usize,
+        narrow: impl Fn(i32) -> T,
+    ) -> Vec<T> {
+        let narrowed = |t: &[i32]| t.iter().map(|&v| narrow(v)).collect::<Vec<T>>();
+        let (body, tail) = (narrowed(body), narrowed(tail));
+        let split = split.min(q.len());
+        let mut out = Vec::with_capacity(q.len());
+        out.extend(q[..split].iter().map(|&v| body[index(v)]));
+        out.extend(q[split..].iter().map(|&v| tail[index(v)]));
+        out
+    }
+    let storage = match x.int_repr() {
+        QStorage::U8(q) => QStorage::U8(apply(&q, split, [body, tail], usize::from, |v| v as u8)),
+        QStorage::I8(q) => QStorage::I8(apply(
+            &q,
+            split,
+            [body, tail],
+            |v| (v as i16 + 128) as usize,
+            |v| v as i8,
+        )),
+        QStorage::I32(_) => {
+            return Err(QnnError::Operand {
+                op: "table lookup",
+                operand: "input",
+                expected: "a quint8 or qint8 tensor",
+                got: x.dtype().to_string(),
+            });
+        }
+    };
+    Ok(QTensor::from_int_repr(
+        storage,
+        x.shape(),
+        QParams::PerTensor { scale, zero_point },
+    )?)
 }

@@ -158,15 +158,77 @@ fn float_args<'a>(
 }
 
 /// Runs a data-movement op on the integers of `x` (module docs); one tensor per op output.
+/// The ops that only move elements run on the stored bytes themselves; any other op that
+/// keeps the qparams (nearest resize, expand, ...) runs its float kernel on the integers.
 fn move_ints(
     node: &Node,
     x: &QTensor,
     rest: &[Option<&QValue>],
 ) -> Result<Vec<QTensor>, WorkflowError> {
+    let mut operands = vec![None];
+    operands.extend(float_args(node, rest)?);
+    let moved = match x.int_repr() {
+        QStorage::U8(v) => move_stored(node, v, x.shape(), &operands, QStorage::U8),
+        QStorage::I8(v) => move_stored(node, v, x.shape(), &operands, QStorage::I8),
+        QStorage::I32(v) => move_stored(node, v, x.shape(), &operands, QStorage::I32),
+    };
+    match moved {
+        Some(outs) => outs?
+            .into_iter()
+            .map(|(storage, shape)| {
+                QTensor::from_int_repr(storage, &shape, x.qparams().clone())
+                    .map_err(|e| module_err(node, e.into()))
+            })
+            .collect(),
+        None => move_ints_as_floats(node, x, &operands[1..]),
+    }
+}
+
+/// [`graph::ops::shape::move_elements`] on stored integers: each output's storage and shape,
+/// `None` when the op does more than move elements.
+fn move_stored<T: Clone>(
+    node: &Node,
+    ints: Vec<T>,
+    shape: &[usize],
+    operands: &[Option<&Value>],
+    wrap: fn(Vec<T>) -> QStorage,
+) -> Option<Result<Vec<(QStorage, Vec<usize>)>, WorkflowError>> {
+    let a = ArrayD::from_shape_vec(IxDyn(shape), ints).expect("int_repr matches its shape");
+    let outs = match graph::ops::shape::move_elements(node, &a, operands)? {
+        Ok(outs) => outs,
+        Err(e) => return Some(Err(e.into())),
+    };
+    Some(Ok(outs
+        .into_iter()
+        .map(|o| {
+            let shape = o.shape().to_vec();
+            let ints = if o.is_standard_layout() {
+                // Contiguous from its offset: take the run, without a copy when it is all.
+                let n = o.len();
+                let (raw, offset) = o.into_raw_vec_and_offset();
+                match offset.unwrap_or(0) {
+                    0 if raw.len() == n => raw,
+                    at => raw[at..at + n].to_vec(),
+                }
+            } else {
+                o.iter().cloned().collect()
+            };
+            (wrap(ints), shape)
+        })
+        .collect()))
+}
+
+/// The float kernel of a qparams-keeping op run on the integers of `x`: every 8-bit integer
+/// is exact in f32.
+fn move_ints_as_floats(
+    node: &Node,
+    x: &QTensor,
+    rest: &[Option<&Value>],
+) -> Result<Vec<QTensor>, WorkflowError> {
     let ints: Vec<f32> = x.int_values().into_iter().map(|v| v as f32).collect();
     let as_float = Value::F32(ArrayD::from_shape_vec(IxDyn(x.shape()), ints).expect("shape"));
     let mut args = vec![Some(&as_float)];
-    args.extend(float_args(node, rest)?);
+    args.extend(rest.iter().copied());
     let outs = graph::ops::eval(node, &args)?;
     if outs.is_empty() {
         return Err(WorkflowError::Graph(graph::GraphError::Invalid {

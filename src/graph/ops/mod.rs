@@ -13,7 +13,7 @@ mod norm;
 mod pool;
 mod qdq;
 mod resize;
-mod shape;
+pub(crate) mod shape;
 mod torch_order;
 
 pub(crate) use activation::pointwise_in_place;
@@ -53,22 +53,14 @@ pub fn eval(node: &Node, args: &[Option<&Value>]) -> Result<Vec<Value>, GraphErr
             arg(node, args, 1)?,
         )?]),
         Op::Concat { axis } => Ok(vec![shape::concat(node, args, *axis)?]),
-        Op::Flatten { axis } => Ok(vec![shape::flatten(name, arg(node, args, 0)?, *axis)?]),
-        Op::Reshape { allowzero } => Ok(vec![shape::reshape(
-            node,
-            arg(node, args, 0)?,
-            arg(node, args, 1)?,
-            *allowzero,
-        )?]),
-        Op::Transpose { perm } => Ok(vec![shape::transpose(name, arg(node, args, 0)?, perm)?]),
-        Op::Squeeze { axes } => Ok(vec![shape::squeeze(node, args, axes.as_deref())?]),
-        Op::Unsqueeze { axes } => Ok(vec![shape::unsqueeze(node, args, axes.as_deref())?]),
-        Op::Gather { axis } => Ok(vec![shape::gather(
-            node,
-            arg(node, args, 0)?,
-            arg(node, args, 1)?,
-            *axis,
-        )?]),
+        Op::Flatten { .. }
+        | Op::Reshape { .. }
+        | Op::Transpose { .. }
+        | Op::Squeeze { .. }
+        | Op::Unsqueeze { .. }
+        | Op::Gather { .. }
+        | Op::Slice
+        | Op::Split { .. } => shape::move_value(node, args),
         Op::Shape => {
             let dims: Vec<i64> = arg(node, args, 0)?
                 .shape()
@@ -84,7 +76,6 @@ pub fn eval(node: &Node, args: &[Option<&Value>]) -> Result<Vec<Value>, GraphErr
             arg(node, args, 0)?,
             value,
         )?]),
-        Op::Slice => Ok(vec![shape::slice(node, args)?]),
         Op::Identity | Op::QuantStub | Op::DeQuantStub => Ok(vec![arg(node, args, 0)?.clone()]),
         Op::LayerNorm(p) => one(math::layer_norm(name, f32_arg(node, args, 0)?, p)?),
         Op::Unary(u) => Ok(vec![math::unary(name, *u, arg(node, args, 0)?)?]),
@@ -116,11 +107,6 @@ pub fn eval(node: &Node, args: &[Option<&Value>]) -> Result<Vec<Value>, GraphErr
                 r.noop_with_empty_axes,
             )?])
         }
-        Op::Split {
-            axis,
-            sizes,
-            outputs,
-        } => shape::split(node, args, *axis, sizes.as_deref(), *outputs),
         Op::Expand => Ok(vec![shape::expand(
             node,
             arg(node, args, 0)?,

@@ -2,7 +2,7 @@
 //! Gather, ConstantOfShape and Slice, on f32 or i64 tensors alike.
 
 use super::{arg, norm_axis};
-use crate::graph::{GraphError, Node, Value, budget};
+use crate::graph::{GraphError, Node, Op, Value, budget};
 use ndarray::{ArrayD, Axis, IxDyn, Slice};
 
 /// Applies a shape-generic transformation to either element type.
@@ -67,8 +67,54 @@ pub fn concat(node: &Node, args: &[Option<&Value>], axis: i64) -> Result<Value, 
     }
 }
 
+/// The ops that only move elements (Flatten, Reshape, Transpose, Squeeze, Unsqueeze, Gather,
+/// Slice, Split) on a tensor of any element type: the float graph runs them on f32 and i64
+/// values, the quantized model on its stored integers. `args` are the node's operands, the
+/// data operand 0 being `x` (its slot is not read). `None` for any other op.
+pub(crate) fn move_elements<T: Clone>(
+    node: &Node,
+    x: &ArrayD<T>,
+    args: &[Option<&Value>],
+) -> Option<Result<Vec<ArrayD<T>>, GraphError>> {
+    let name = node.name.as_str();
+    let one = |r: Result<ArrayD<T>, GraphError>| Some(r.map(|a| vec![a]));
+    match &node.op {
+        Op::Flatten { axis } => one(flatten(name, x, *axis)),
+        Op::Reshape { allowzero } => {
+            one(arg(node, args, 1).and_then(|t| reshape(node, x, t, *allowzero)))
+        }
+        Op::Transpose { perm } => one(transpose(name, x, perm)),
+        Op::Squeeze { axes } => one(squeeze(node, x, args, axes.as_deref())),
+        Op::Unsqueeze { axes } => one(unsqueeze(node, x, args, axes.as_deref())),
+        Op::Gather { axis } => one(arg(node, args, 1).and_then(|i| gather(node, x, i, *axis))),
+        Op::Slice => one(slice(node, x, args)),
+        Op::Split {
+            axis,
+            sizes,
+            outputs,
+        } => Some(split(node, x, args, *axis, sizes.as_deref(), *outputs)),
+        _ => None,
+    }
+}
+
+/// [`move_elements`] on a graph value, whichever its element type.
+pub(crate) fn move_value(node: &Node, args: &[Option<&Value>]) -> Result<Vec<Value>, GraphError> {
+    let not_moving = || GraphError::Invalid {
+        node: node.name.clone(),
+        detail: format!("{} does not only move elements", node.op.kind()),
+    };
+    match arg(node, args, 0)? {
+        Value::F32(x) => move_elements(node, x, args)
+            .ok_or_else(not_moving)?
+            .map(|o| o.into_iter().map(Value::F32).collect()),
+        Value::I64(x) => move_elements(node, x, args)
+            .ok_or_else(not_moving)?
+            .map(|o| o.into_iter().map(Value::I64).collect()),
+    }
+}
+
 /// ONNX Flatten: dims before `axis` become rows, the rest columns.
-pub fn flatten(node: &str, v: &Value, axis: i64) -> Result<Value, GraphError> {
+fn flatten<T: Clone>(node: &str, v: &ArrayD<T>, axis: i64) -> Result<ArrayD<T>, GraphError> {
     let shape = v.shape();
     let a = if axis < 0 {
         axis + shape.len() as i64
@@ -83,16 +129,16 @@ pub fn flatten(node: &str, v: &Value, axis: i64) -> Result<Value, GraphError> {
     }
     let rows: usize = shape[..a as usize].iter().product();
     let cols: usize = shape[a as usize..].iter().product();
-    Ok(both!(v, x => reshaped(node, x, &[rows, cols])?))
+    reshaped(node, v, &[rows, cols])
 }
 
 /// ONNX Reshape: 0 copies the input dim (unless `allowzero`), one -1 is inferred.
-pub fn reshape(
+fn reshape<T: Clone>(
     node: &Node,
-    v: &Value,
+    v: &ArrayD<T>,
     target: &Value,
     allowzero: bool,
-) -> Result<Value, GraphError> {
+) -> Result<ArrayD<T>, GraphError> {
     let name = node.name.as_str();
     let want = target.to_i64_vec(name)?;
     let total: usize = v.shape().iter().product();
@@ -121,11 +167,11 @@ pub fn reshape(
         }
         shape[i] = total / known;
     }
-    Ok(both!(v, x => reshaped(name, x, &shape)?))
+    reshaped(name, v, &shape)
 }
 
 /// ONNX Transpose (default: reverse the dims).
-pub fn transpose(node: &str, v: &Value, perm: &[usize]) -> Result<Value, GraphError> {
+fn transpose<T: Clone>(node: &str, v: &ArrayD<T>, perm: &[usize]) -> Result<ArrayD<T>, GraphError> {
     let rank = v.shape().len();
     let perm: Vec<usize> = if perm.is_empty() {
         (0..rank).rev().collect()
@@ -143,7 +189,41 @@ pub fn transpose(node: &str, v: &Value, perm: &[usize]) -> Result<Value, GraphEr
             format!("perm {perm:?} is not a permutation of {rank} dims"),
         ));
     }
-    Ok(both!(v, x => x.view().permuted_axes(IxDyn(&perm)).as_standard_layout().into_owned()))
+    // Trailing dims the permutation leaves in place move as whole contiguous runs (a channel
+    // shuffle moves planes): copy runs instead of walking every element through strides.
+    let shape = v.shape();
+    let kept = (0..rank).rev().take_while(|&d| perm[d] == d).count();
+    let run: usize = shape[rank - kept..].iter().product();
+    const MIN_RUN: usize = 8;
+    if kept == 0 || run < MIN_RUN {
+        return Ok(v
+            .view()
+            .permuted_axes(IxDyn(&perm))
+            .as_standard_layout()
+            .into_owned());
+    }
+    let standard = v.as_standard_layout();
+    let src = standard.as_slice().expect("standard layout");
+    let outer = rank - kept;
+    let mut stride = vec![run; outer];
+    for d in (0..outer.saturating_sub(1)).rev() {
+        stride[d] = stride[d + 1] * shape[d + 1];
+    }
+    let out_shape: Vec<usize> = perm.iter().map(|&p| shape[p]).collect();
+    let mut out = Vec::with_capacity(src.len());
+    let mut index = vec![0usize; outer];
+    for _ in 0..src.len() / run.max(1) {
+        let at: usize = (0..outer).map(|d| index[d] * stride[perm[d]]).sum();
+        out.extend_from_slice(&src[at..at + run]);
+        for d in (0..outer).rev() {
+            index[d] += 1;
+            if index[d] < out_shape[d] {
+                break;
+            }
+            index[d] = 0;
+        }
+    }
+    Ok(ArrayD::from_shape_vec(IxDyn(&out_shape), out).expect("transposed shape"))
 }
 
 /// Axes from the attribute (old opsets) or from operand 1 (opset 13+).
@@ -160,12 +240,12 @@ fn axes_operand(
 }
 
 /// ONNX Squeeze: drop the given size-1 axes (all size-1 axes when none are given).
-pub fn squeeze(
+fn squeeze<T: Clone>(
     node: &Node,
+    v: &ArrayD<T>,
     args: &[Option<&Value>],
     attr: Option<&[i64]>,
-) -> Result<Value, GraphError> {
-    let v = arg(node, args, 0)?;
+) -> Result<ArrayD<T>, GraphError> {
     let shape = v.shape();
     let drop: Vec<usize> = match axes_operand(node, args, attr)? {
         Some(axes) => axes
@@ -184,16 +264,16 @@ pub fn squeeze(
         .filter(|d| !drop.contains(d))
         .map(|d| shape[d])
         .collect();
-    Ok(both!(v, x => reshaped(&node.name, x, &new)?))
+    reshaped(&node.name, v, &new)
 }
 
 /// ONNX Unsqueeze: insert size-1 axes at the given output positions.
-pub fn unsqueeze(
+fn unsqueeze<T: Clone>(
     node: &Node,
+    v: &ArrayD<T>,
     args: &[Option<&Value>],
     attr: Option<&[i64]>,
-) -> Result<Value, GraphError> {
-    let v = arg(node, args, 0)?;
+) -> Result<ArrayD<T>, GraphError> {
     let axes = axes_operand(node, args, attr)?
         .ok_or_else(|| shape_err(&node.name, "Unsqueeze needs axes".into()))?;
     let rank = v.shape().len() + axes.len();
@@ -206,11 +286,16 @@ pub fn unsqueeze(
     for &a in &ins {
         new.insert(a, 1);
     }
-    Ok(both!(v, x => reshaped(&node.name, x, &new)?))
+    reshaped(&node.name, v, &new)
 }
 
 /// ONNX Gather along `axis` with i64 indices (negative indices count from the end).
-pub fn gather(node: &Node, v: &Value, indices: &Value, axis: i64) -> Result<Value, GraphError> {
+fn gather<T: Clone>(
+    node: &Node,
+    v: &ArrayD<T>,
+    indices: &Value,
+    axis: i64,
+) -> Result<ArrayD<T>, GraphError> {
     let name = node.name.as_str();
     let ax = norm_axis(name, axis, v.shape().len())?;
     let len = v.shape()[ax] as i64;
@@ -230,8 +315,8 @@ pub fn gather(node: &Node, v: &Value, indices: &Value, axis: i64) -> Result<Valu
     let mut shape = v.shape()[..ax].to_vec();
     shape.extend_from_slice(indices.shape());
     shape.extend_from_slice(&v.shape()[ax + 1..]);
-    budget::check(name, &shape, v.elem_size())?;
-    Ok(both!(v, x => reshaped(name, &x.select(Axis(ax), &idx), &shape)?))
+    budget::check(name, &shape, std::mem::size_of::<T>())?;
+    reshaped(name, &v.select(Axis(ax), &idx), &shape)
 }
 
 /// ONNX ConstantOfShape: a tensor of the given shape filled with the one-element `value`.
@@ -251,9 +336,12 @@ pub fn constant_of_shape(node: &Node, shape: &Value, value: &Value) -> Result<Va
 }
 
 /// ONNX Slice (opset 10+): starts, ends, axes, steps as operands 1..=4, clamped like numpy.
-pub fn slice(node: &Node, args: &[Option<&Value>]) -> Result<Value, GraphError> {
+fn slice<T: Clone>(
+    node: &Node,
+    v: &ArrayD<T>,
+    args: &[Option<&Value>],
+) -> Result<ArrayD<T>, GraphError> {
     let name = node.name.as_str();
-    let v = arg(node, args, 0)?;
     let starts = arg(node, args, 1)?.to_i64_vec(name)?;
     let ends = arg(node, args, 2)?.to_i64_vec(name)?;
     let rank = v.shape().len();
@@ -268,7 +356,7 @@ pub fn slice(node: &Node, args: &[Option<&Value>]) -> Result<Value, GraphError> 
     if ends.len() != starts.len() || axes.len() != starts.len() || steps.len() != starts.len() {
         return Err(shape_err(name, "Slice operands differ in length".into()));
     }
-    let mut out = v.clone();
+    let mut out = v.view();
     for i in 0..starts.len() {
         let ax = norm_axis(name, axes[i], rank)?;
         let step = steps[i];
@@ -282,22 +370,22 @@ pub fn slice(node: &Node, args: &[Option<&Value>]) -> Result<Value, GraphError> 
         let clampi = |x: i64| if x < 0 { (x + len).max(0) } else { x.min(len) };
         let (s, e) = (clampi(starts[i]), clampi(ends[i]).max(clampi(starts[i])));
         let sl = Slice::new(s as isize, Some(e as isize), step as isize);
-        out = both!(&out, x => x.slice_axis(Axis(ax), sl).to_owned());
+        out.slice_axis_inplace(Axis(ax), sl);
     }
-    Ok(out)
+    Ok(out.to_owned())
 }
 
 /// ONNX Split along `axis` into `sizes` (attribute or operand 1), or `outputs` equal parts
 /// (the last one smaller when the dim does not divide, as opset 18 defines).
-pub fn split(
+fn split<T: Clone>(
     node: &Node,
+    v: &ArrayD<T>,
     args: &[Option<&Value>],
     axis: i64,
     sizes: Option<&[usize]>,
     outputs: usize,
-) -> Result<Vec<Value>, GraphError> {
+) -> Result<Vec<ArrayD<T>>, GraphError> {
     let name = node.name.as_str();
-    let v = arg(node, args, 0)?;
     let ax = norm_axis(name, axis, v.shape().len())?;
     let len = v.shape()[ax];
     let sizes: Vec<usize> = match (sizes, args.get(1).copied().flatten()) {
@@ -330,7 +418,7 @@ pub fn split(
         .map(|&s| {
             let sl = Slice::from(start..start + s);
             start += s;
-            both!(v, x => x.slice_axis(Axis(ax), sl).to_owned())
+            v.slice_axis(Axis(ax), sl).to_owned()
         })
         .collect())
 }
@@ -456,15 +544,39 @@ mod tests {
         Value::I64(ArrayD::from_shape_vec(IxDyn(&[v.len()]), v.to_vec()).unwrap())
     }
 
+    /// The run-copying transpose equals the element-by-element permutation, runs or not.
+    #[test]
+    fn transpose_by_runs_matches_elementwise() {
+        let x = ArrayD::from_shape_fn(IxDyn(&[2, 3, 4, 5, 2]), |i| {
+            (i[0] * 1000 + i[1] * 100 + i[2] * 10 + i[3]) as i64 * 3 + i[4] as i64
+        });
+        for perm in [
+            vec![0, 2, 1, 3, 4],
+            vec![2, 1, 0, 3, 4],
+            vec![1, 0, 2, 3, 4],
+            vec![4, 3, 2, 1, 0],
+            vec![0, 1, 2, 4, 3],
+            vec![0, 1, 2, 3, 4],
+        ] {
+            let got = transpose("t", &x, &perm).unwrap();
+            let want = x.view().permuted_axes(IxDyn(&perm)).to_owned();
+            assert_eq!(got, want, "{perm:?}");
+            assert!(got.is_standard_layout());
+        }
+        assert!(transpose("t", &x, &[0, 0, 1, 2, 3]).is_err());
+    }
+
     #[test]
     fn split_expand_range_tile() {
         let x = ints(&[0, 1, 2, 3, 4]);
         let n = node(Op::Identity);
-        let parts = split(&n, &[Some(&x)], 0, None, 2).unwrap();
-        assert_eq!(parts, vec![ints(&[0, 1, 2]), ints(&[3, 4])]);
-        let parts = split(&n, &[Some(&x), Some(&ints(&[1, 4]))], 0, None, 2).unwrap();
-        assert_eq!(parts, vec![ints(&[0]), ints(&[1, 2, 3, 4])]);
-        assert!(split(&n, &[Some(&x), Some(&ints(&[1, 1]))], 0, None, 2).is_err());
+        let xa = x.i64("x").unwrap();
+        let parts = split(&n, xa, &[Some(&x)], 0, None, 2).unwrap();
+        let arr = |v: &Value| v.i64("v").unwrap().clone();
+        assert_eq!(parts, vec![arr(&ints(&[0, 1, 2])), arr(&ints(&[3, 4]))]);
+        let parts = split(&n, xa, &[Some(&x), Some(&ints(&[1, 4]))], 0, None, 2).unwrap();
+        assert_eq!(parts, vec![arr(&ints(&[0])), arr(&ints(&[1, 2, 3, 4]))]);
+        assert!(split(&n, xa, &[Some(&x), Some(&ints(&[1, 1]))], 0, None, 2).is_err());
 
         let e = expand(&n, &ints(&[7]), &ints(&[2, 3])).unwrap();
         assert_eq!(e.shape(), &[2, 3]);
