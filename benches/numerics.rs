@@ -18,33 +18,20 @@ use std::time::{Duration, Instant};
 const N: usize = 4 << 20;
 const SCALE: f64 = 0.05;
 const ZERO_POINT: i32 = 128;
+mod support;
+
 const TIERS: [Isa; 3] = [Isa::Scalar, Isa::Avx2, Isa::Avx512Vnni];
 
 /// Deterministic inputs in about [-6.4, 6.4] (a xorshift stream; no rand dependency).
 fn inputs(n: usize) -> Vec<f32> {
-    let mut s = 0x9e37_79b9_7f4a_7c15u64;
-    (0..n)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            ((s >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 12.8
-        })
+    support::xorshift(n, 0)
+        .map(|s| ((s >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 12.8)
         .collect()
 }
 
 /// The tiers this host runs; the others are reported.
 fn tiers() -> Vec<Isa> {
-    TIERS
-        .into_iter()
-        .filter(|t| match t.check() {
-            Ok(_) => true,
-            Err(e) => {
-                println!("skipped {t}: {e}");
-                false
-            }
-        })
-        .collect()
+    support::available(&TIERS)
 }
 
 /// One benchmarked operation: a name, bytes moved per element, and the body for a tier.

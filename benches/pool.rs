@@ -43,29 +43,14 @@ fn geometry(channels: usize, side: usize, pad: usize, ceil: bool) -> MaxPool {
     }
 }
 
+mod support;
+
 fn bytes(n: usize) -> Vec<u8> {
-    let mut s = 0x9e37_79b9_7f4a_7c15u64;
-    (0..n)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            (s >> 32) as u8
-        })
-        .collect()
+    support::xorshift(n, 0).map(|s| (s >> 32) as u8).collect()
 }
 
 fn pools(c: &mut Criterion) {
-    let tiers: Vec<Isa> = [Isa::Scalar, Isa::Avx2, Isa::Avx512Vnni, Isa::Neon]
-        .into_iter()
-        .filter(|t| match t.check() {
-            Ok(_) => true,
-            Err(e) => {
-                println!("skipped {t}: {e}");
-                false
-            }
-        })
-        .collect();
+    let tiers = support::available(&[Isa::Scalar, Isa::Avx2, Isa::Avx512Vnni, Isa::Neon]);
     for (name, channels, side, pad, ceil) in POOLS {
         let g = geometry(channels, side, pad, ceil);
         let x = bytes(g.in_len());

@@ -5,8 +5,8 @@
 //! ratio against figures from another machine is not a ratio.
 //!
 //! The int8 figure is the whole `QLinear::forward` (borrowed activations, GEMM, requantization to
-//! quint8) over `2·M·N·K` operations; fp32 is `matrixmultiply::sgemm`, as the float engine runs
-//! it. Conv is the whole `QConv::forward` (implicit channels-last GEMM on panels packed once,
+//! quint8) over `2·M·N·K` operations; fp32 is the float engine's `linear_forward` (PyTorch's
+//! summation order). Conv is the whole `QConv::forward` (implicit channels-last GEMM on panels packed once,
 //! requantization); its fp32 figure is the float engine's `conv_forward`. Depthwise conv is the whole
 //! `QConv::forward` too, on MobileNet v2 shapes (`kernels::depthwise`), under fbgemm's and
 //! qnnpack's pair models. Each figure is the median of a few repetitions after one warm-up,
@@ -410,39 +410,22 @@ fn conv_fp32_gflops(s: &ConvAnchor, reps: usize) -> f64 {
     2.0 * (o * c * k * k * s.height * s.width) as f64 / secs / 1e9
 }
 
+/// GFLOPS of the float engine's `linear_forward` on `s` (PyTorch's summation order, bias
+/// included), the path a float model's Linear runs.
 fn fp32_gflops(s: &Anchor, reps: usize) -> f64 {
-    let a: Vec<f32> = bytes(s.m * s.k, 3)
-        .iter()
-        .map(|&v| v as f32 / 255.0)
-        .collect();
-    let w: Vec<f32> = bytes(s.n * s.k, 5)
-        .iter()
-        .map(|&v| v as f32 / 255.0)
-        .collect();
-    let mut c = vec![0f32; s.m * s.n];
+    let floats = |len: usize, seed: u64| -> Vec<f32> {
+        bytes(len, seed).iter().map(|&v| v as f32 / 255.0).collect()
+    };
     let (m, k, n) = (s.m, s.k, s.n);
+    let params = crate::graph::LinearParams::new(
+        ndarray::Array2::from_shape_vec((n, k), floats(n * k, 5)).expect("sized to its shape"),
+        Some(ndarray::Array1::from_elem(n, 0.5)),
+    );
+    let x = ndarray::ArrayD::from_shape_vec(vec![m, k], floats(m * k, 3)).expect("sized");
     let secs = median_secs(reps, || {
-        // SAFETY: a is m×k (row stride k), w is n×k read as its k×n transpose (row stride 1,
-        // column stride k), c is m×n (row stride n); all three buffers have those sizes.
-        unsafe {
-            matrixmultiply::sgemm(
-                m,
-                k,
-                n,
-                1.0,
-                a.as_ptr(),
-                k as isize,
-                1,
-                w.as_ptr(),
-                1,
-                k as isize,
-                0.0,
-                c.as_mut_ptr(),
-                n as isize,
-                1,
-            );
-        }
-        black_box(&c);
+        black_box(
+            crate::graph::ops::linear_forward("bench", black_box(&x), &params).expect("runs"),
+        );
     });
     2.0 * (m * n * k) as f64 / secs / 1e9
 }

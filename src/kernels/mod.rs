@@ -5,6 +5,7 @@
 #[cfg(target_arch = "aarch64")]
 pub mod aarch64;
 pub mod conv;
+pub mod fchain;
 pub mod gemm;
 pub mod pool;
 pub mod reference;

@@ -463,6 +463,8 @@ fn requantize_from_int(v: i32, multiplier: f32, zero_point: i32) -> i32 {
     // ±2^30, and the sum cannot overflow), so the conversion needs no saturation checks and
     // vectorises.
     const BOUND: f32 = (1 << 30) as f32;
+    // Not `clamp`: `max`/`min` also turn a NaN into a bound, which keeps the conversion sound.
+    #[allow(clippy::manual_clamp)]
     let r = ((v as f32) * multiplier)
         .round_ties_even()
         .max(-BOUND)

@@ -184,6 +184,9 @@ fn move_ints(
     }
 }
 
+/// One output of a data-movement op on stored integers: its storage and shape.
+type Stored = (QStorage, Vec<usize>);
+
 /// [`graph::ops::shape::move_elements`] on stored integers: each output's storage and shape,
 /// `None` when the op does more than move elements.
 fn move_stored<T: Clone>(
@@ -192,7 +195,7 @@ fn move_stored<T: Clone>(
     shape: &[usize],
     operands: &[Option<&Value>],
     wrap: fn(Vec<T>) -> QStorage,
-) -> Option<Result<Vec<(QStorage, Vec<usize>)>, WorkflowError>> {
+) -> Option<Result<Vec<Stored>, WorkflowError>> {
     let a = ArrayD::from_shape_vec(IxDyn(shape), ints).expect("int_repr matches its shape");
     let outs = match graph::ops::shape::move_elements(node, &a, operands)? {
         Ok(outs) => outs,

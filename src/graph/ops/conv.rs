@@ -1,17 +1,18 @@
 //! Convolution (1-d, 2-d, 3-d; stride, asymmetric padding, dilation, groups) by im2col and
-//! fused multiply-add chains in PyTorch's summation order (see `conv_order`), so the float
-//! activations calibration observes are PyTorch's bit for bit.
+//! fused multiply-add chains (`kernels::fchain`) in PyTorch's summation order (see
+//! `conv_order`), so the float activations calibration observes are PyTorch's bit for bit.
 //!
 //! Every rank is handled as 3-d by inserting unit dims, so one im2col loop serves all; a
 //! pointwise conv (1×1, stride 1, no padding) skips im2col and reads the input directly.
 
-use super::conv_order::{Pointwise, SIMD, Start, chain, pointwise_reduce_block};
+use super::conv_order::{Pointwise, SIMD, pointwise_reduce_block};
 use crate::graph::{ConvParams, GraphError};
+use crate::kernels::fchain::{self, Chains, Finish, Start};
 use ndarray::{ArrayD, IxDyn};
 use rayon::prelude::*;
 
 /// Output channels per parallel tile when there are few (sample, group) work items.
-const TILE_ROWS: usize = 32;
+const TILE_ROWS: usize = 24;
 /// From this many (sample, group) work items on, each runs whole: the items already keep
 /// every thread busy.
 const WHOLE_ITEMS: usize = 4;
@@ -175,7 +176,7 @@ pub fn conv_forward(
             .step_by(SIMD)
             .map(|c0| {
                 (0..kvol)
-                    .flat_map(|t| (c0..(c0 + SIMD).min(cg)).map(move |c| t * cg + c))
+                    .flat_map(|t| (c0..(c0 + SIMD).min(cg)).map(move |c| c * kvol + t))
                     .collect()
             })
             .collect()
@@ -213,14 +214,9 @@ pub fn conv_forward(
                 col = buf;
                 &col
             };
-            let group_w = &ws[grp * og * rows..][..og * rows];
-            let taps_major;
-            let a: &[f32] = if pointwise {
-                group_w
-            } else {
-                taps_major = tap_major_weights(group_w, cg, kvol);
-                &taps_major
-            };
+            // im2col rows follow the weight's own columns (channel-major), so both operands
+            // are read at the same K index and the weight needs no reordering.
+            let a = &ws[grp * og * rows..][..og * rows];
             let tile = if g.n * g.groups >= WHOLE_ITEMS {
                 og
             } else {
@@ -233,22 +229,25 @@ pub fn conv_forward(
                     let m = c.len() / ovol.max(1);
                     let tile_bias = bias.map(|b| &b[first..first + m]);
                     let w = &a[t * tile * rows..];
-                    let mut part = Vec::new();
                     for (i, ks) in blocks.iter().enumerate() {
-                        let start = match (one_by_one, i, tile_bias) {
-                            (true, 0, Some(b)) => Start::Bias(b),
-                            _ => Start::Zero,
+                        // The first block starts at the bias (1×1) or adds it after its
+                        // products (direct); every later block is added to the running sum.
+                        let (start, finish) = match (one_by_one, i, tile_bias) {
+                            (_, 1.., _) => (Start::Zero, Finish::Accumulate),
+                            (true, 0, Some(b)) => (Start::Bias(b), Finish::Store),
+                            (false, 0, Some(b)) => (Start::Zero, Finish::AddRow(b)),
+                            (_, 0, None) => (Start::Zero, Finish::Store),
                         };
-                        if i == 0 {
-                            chain(c, ovol, start, w, rows, b, ks);
-                            if let (false, Some(bias)) = (one_by_one, tile_bias) {
-                                add_bias(c, Some(bias), 0, ovol);
-                            }
-                        } else {
-                            part.resize(c.len(), 0.0);
-                            chain(&mut part, ovol, start, w, rows, b, ks);
-                            c.iter_mut().zip(&part).for_each(|(s, v)| *s += *v);
-                        }
+                        let chains = Chains {
+                            n: ovol,
+                            start,
+                            finish,
+                            w,
+                            w_stride: rows,
+                            x: b,
+                            ks,
+                        };
+                        fchain::chain(c, &chains);
                     }
                 });
         });
@@ -262,24 +261,6 @@ pub fn conv_forward(
 fn torch_threads() -> usize {
     static THREADS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
     *THREADS.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
-}
-
-/// Adds the bias of channels `first..` to `out` (whole planes of `ovol`), after the products
-/// are summed, as PyTorch does; inside each work item, while its output is still in cache.
-fn add_bias(out: &mut [f32], bias: Option<&[f32]>, first: usize, ovol: usize) {
-    if let Some(bias) = bias {
-        for (plane, &b) in out.chunks_mut(ovol.max(1)).zip(&bias[first..]) {
-            plane.iter_mut().for_each(|v| *v += b);
-        }
-    }
-}
-
-/// Reorders weight rows `[o][c·kvol + t]` to the im2col K order `[o][t·cg + c]`.
-fn tap_major_weights(w: &[f32], cg: usize, kvol: usize) -> Vec<f32> {
-    let rows = cg * kvol;
-    w.chunks(rows)
-        .flat_map(|row| (0..kvol).flat_map(move |t| (0..cg).map(move |c| row[c * kvol + t])))
-        .collect()
 }
 
 /// One channel of a depthwise conv: its geometry, input plane, `kvol` weights, and the value
@@ -495,9 +476,9 @@ fn tap_index(
     (o * stride + k * dil).checked_sub(pad).filter(|&i| i < len)
 }
 
-/// Fills `col` (`[kvol·cg, ovol]`, row-major) with the receptive fields of one group, tap-major
-/// (row = tap · cg + channel): the K order of oneDNN's direct convolution, which PyTorch uses
-/// for batched and grouped convs, so each output sums its products in PyTorch's order.
+/// Fills `col` (`[cg·kvol, ovol]`, row-major) with the receptive fields of one group, one row
+/// per weight column (row = channel · kvol + tap), so the weight is read as stored; the
+/// summation order (oneDNN's: taps, then channels within a block) is the reduction blocks'.
 fn im2col(g: &Geometry, x: &[f32], cg: usize, col: &mut [f32]) {
     let [id, ih, iw] = g.input;
     let [kd, kh, kw] = g.kernel;
@@ -508,7 +489,7 @@ fn im2col(g: &Geometry, x: &[f32], cg: usize, col: &mut [f32]) {
             for e in 0..kw {
                 for c in 0..cg {
                     let xc = &x[c * id * ih * iw..][..id * ih * iw];
-                    let row = ((a * kh + b) * kw + e) * cg + c;
+                    let row = c * kd * kh * kw + (a * kh + b) * kw + e;
                     let dst = &mut col[row * ovol..][..ovol];
                     // Per output row: zeros outside the input, one strided copy inside.
                     let xs = tap_range(ow, g.stride[2], g.dilation[2], g.pad[2], iw, e);
@@ -523,11 +504,14 @@ fn im2col(g: &Geometry, x: &[f32], cg: usize, col: &mut [f32]) {
                         dst[..xs.start].fill(0.0);
                         dst[xs.end..].fill(0.0);
                         let first = xs.start * g.stride[2] + e * g.dilation[2] - g.pad[2];
-                        let src = xc[(zi * ih + yi) * iw + first..]
-                            .iter()
-                            .step_by(g.stride[2]);
-                        for (d, &v) in dst[xs.clone()].iter_mut().zip(src) {
-                            *d = v;
+                        let src = &xc[(zi * ih + yi) * iw + first..];
+                        let dst = &mut dst[xs.clone()];
+                        if g.stride[2] == 1 {
+                            dst.copy_from_slice(&src[..dst.len()]);
+                        } else {
+                            for (d, &v) in dst.iter_mut().zip(src.iter().step_by(g.stride[2])) {
+                                *d = v;
+                            }
                         }
                     }
                 }
@@ -541,7 +525,7 @@ mod tests {
     use super::*;
 
     /// The direct depthwise path agrees with the same conv written densely (block-diagonal
-    /// weight, groups = 1), which runs through im2col + GEMM.
+    /// weight, groups = 1), which runs through im2col and the chains.
     /// (channels, input hw, kernel, stride, pad, dilation)
     type Case = (
         usize,

@@ -141,98 +141,6 @@ pub(super) fn pointwise_reduce_block(p: Pointwise) -> usize {
     block
 }
 
-/// Where a chain starts.
-#[derive(Debug, Clone, Copy)]
-pub(super) enum Start<'a> {
-    Zero,
-    /// Row `o` starts at `bias[o]`.
-    Bias(&'a [f32]),
-}
-
-crate::isa::avx2_fma_twin! {
-    /// `part[o][p] = start(o) + Σ_{k in ks} w[o][k]·x[k][p]` as one fused multiply-add chain per
-    /// element in the order of `ks`; `w` rows are `w_stride` apart, `x` rows `n` apart.
-    ///
-    /// The chains in register tiles of `R` rows by `P` positions, leftover rows one at a time,
-    /// leftover positions element by element; the tiling changes the speed, never a result.
-    pub(super) fn chain(
-        part: &mut [f32],
-        n: usize,
-        start: Start,
-        w: &[f32],
-        w_stride: usize,
-        x: &[f32],
-        ks: &[usize],
-    ) when std::arch::is_x86_feature_detected!("fma") && std::arch::is_x86_feature_detected!("avx2") => {
-        // Output positions in column blocks small enough that the input rows they read stay in
-        // cache while every row tile passes over them; register tiles of R rows by P positions.
-        const BLOCK: usize = 256;
-        const R: usize = 4;
-        const P: usize = 16;
-        let rows = part.len() / n.max(1);
-        let init = |o: usize| match start {
-            Start::Zero => 0.0,
-            Start::Bias(b) => b[o],
-        };
-        for c0 in (0..n).step_by(BLOCK) {
-            let c1 = (c0 + BLOCK).min(n);
-            let whole = c0 + (c1 - c0) / P * P;
-            let mut o0 = 0;
-            while o0 + R <= rows {
-                for p0 in (c0..whole).step_by(P) {
-                    tile::<R, P>(part, n, init, w, w_stride, x, ks, (o0, p0));
-                }
-                o0 += R;
-            }
-            for o in o0..rows {
-                for p0 in (c0..whole).step_by(P) {
-                    tile::<1, P>(part, n, init, w, w_stride, x, ks, (o, p0));
-                }
-            }
-            for o in 0..rows {
-                for p in whole..c1 {
-                    let mut a = init(o);
-                    for &k in ks {
-                        a = w[o * w_stride + k].mul_add(x[k * n + p], a);
-                    }
-                    part[o * n + p] = a;
-                }
-            }
-        }
-    }
-}
-
-/// One register tile: rows `o0..o0 + RR` by positions `p0..p0 + P`, each element its own chain.
-#[inline(always)]
-#[allow(clippy::too_many_arguments)]
-fn tile<const RR: usize, const P: usize>(
-    part: &mut [f32],
-    n: usize,
-    init: impl Fn(usize) -> f32,
-    w: &[f32],
-    w_stride: usize,
-    x: &[f32],
-    ks: &[usize],
-    (o0, p0): (usize, usize),
-) {
-    let mut acc = [[0.0f32; P]; RR];
-    for (i, row) in acc.iter_mut().enumerate() {
-        *row = [init(o0 + i); P];
-    }
-    for &k in ks {
-        let xv: &[f32; P] = x[k * n + p0..][..P].try_into().expect("P");
-        for (i, row) in acc.iter_mut().enumerate() {
-            let wv = w[(o0 + i) * w_stride + k];
-            for (a, &v) in row.iter_mut().zip(xv) {
-                *a = wv.mul_add(v, *a);
-            }
-        }
-    }
-    for (i, row) in acc.iter().enumerate() {
-        part[(o0 + i) * n + p0..][..P].copy_from_slice(row);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -269,27 +177,5 @@ mod tests {
         assert_eq!(best_divider(12, 1, 8), 6);
         assert_eq!(best_divider(7, 1, 16), 7);
         assert_eq!(best_divider(9, 1, 4), 3);
-    }
-
-    /// Tiles and edges give the same chain: a matrix with edge rows and columns equals the
-    /// element-by-element definition.
-    #[test]
-    fn chain_is_one_fma_chain_per_element() {
-        let (m, k, n) = (6, 5, 37);
-        let w: Vec<f32> = (0..m * k).map(|i| (i as f32 * 0.37).sin()).collect();
-        let x: Vec<f32> = (0..k * n).map(|i| (i as f32 * 0.11).cos()).collect();
-        let bias: Vec<f32> = (0..m).map(|i| i as f32 * 0.5 - 1.0).collect();
-        let ks = [4, 0, 2, 1, 3];
-        let mut got = vec![0.0; m * n];
-        chain(&mut got, n, Start::Bias(&bias), &w, k, &x, &ks);
-        for o in 0..m {
-            for p in 0..n {
-                let mut a = bias[o];
-                for &kk in &ks {
-                    a = w[o * k + kk].mul_add(x[kk * n + p], a);
-                }
-                assert_eq!(got[o * n + p].to_bits(), a.to_bits(), "({o}, {p})");
-            }
-        }
     }
 }

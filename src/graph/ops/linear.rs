@@ -28,15 +28,26 @@ pub fn linear_forward(
         x.as_slice().expect("standard"),
         w.as_slice().expect("standard"),
     );
-    // Dot products in PyTorch's (MKL's) order, bias last: bit-identical float outputs.
+    // Dot products in PyTorch's (MKL's) order, bias last: bit-identical float outputs. Work
+    // items are fixed blocks of output features of one row, so a single row (a GEMV) spreads
+    // over threads too, and the split never depends on the thread count.
+    const FEATURES: usize = 64;
     let mut y = vec![0.0f32; m * out_f];
     y.par_chunks_mut(out_f.max(1))
         .zip(xs.par_chunks(in_f.max(1)))
         .for_each(|(row, xr)| {
-            for (o, v) in row.iter_mut().enumerate() {
-                let d = super::torch_order::dot(xr, &ws[o * in_f..][..in_f]);
-                *v = p.bias.as_ref().map_or(d, |b| d + b[o]);
-            }
+            row.par_chunks_mut(FEATURES)
+                .enumerate()
+                .for_each(|(blk, out)| {
+                    let first = blk * FEATURES;
+                    let rows = &ws[first * in_f..][..out.len() * in_f];
+                    super::torch_order::dot_rows(out, xr, rows);
+                    if let Some(b) = &p.bias {
+                        for (v, bo) in out.iter_mut().zip(&b.as_slice().expect("1-d")[first..]) {
+                            *v += bo;
+                        }
+                    }
+                });
         });
     let mut shape = x.shape().to_vec();
     *shape.last_mut().expect("rank >= 1") = out_f;

@@ -11,41 +11,53 @@
 
 const LANES: usize = 8;
 
+/// Rows of `w` (each `x.len()` long, row `r` at `w[r·x.len()..]`) dotted with `x` at once,
+/// MKL's order (module docs) in each: `R` independent chains of 8 lanes keep the FMA units busy where one
+/// dot product waits on its own chain.
 #[inline(always)]
-fn dot_lanes(x: &[f32], w: &[f32]) -> f32 {
-    let mut acc = [0.0f32; LANES];
-    let mut xc = x.chunks_exact(LANES);
-    let mut wc = w.chunks_exact(LANES);
-    for (xs, ws) in (&mut xc).zip(&mut wc) {
-        for l in 0..LANES {
-            acc[l] = xs[l].mul_add(ws[l], acc[l]);
+fn dots_lanes<const R: usize>(x: &[f32], w: &[f32]) -> [f32; R] {
+    let k = x.len();
+    let whole = k / LANES * LANES;
+    let mut acc = [[0.0f32; LANES]; R];
+    for c in (0..whole).step_by(LANES) {
+        let xs: &[f32; LANES] = x[c..c + LANES].try_into().expect("a whole chunk");
+        for (r, a) in acc.iter_mut().enumerate() {
+            let ws: &[f32; LANES] = w[r * k + c..][..LANES].try_into().expect("a whole chunk");
+            for l in 0..LANES {
+                a[l] = xs[l].mul_add(ws[l], a[l]);
+            }
         }
     }
-    // The tail is a masked final chunk: it lands in the low lanes.
-    for (l, (a, b)) in xc.remainder().iter().zip(wc.remainder()).enumerate() {
-        acc[l] = a.mul_add(*b, acc[l]);
-    }
-    let h4: [f32; 4] = std::array::from_fn(|l| acc[l] + acc[l + 4]);
-    let h2: [f32; 2] = std::array::from_fn(|l| h4[l] + h4[l + 2]);
-    h2[0] + h2[1]
+    std::array::from_fn(|r| {
+        let a = &mut acc[r];
+        for (l, (xv, wv)) in x[whole..]
+            .iter()
+            .zip(&w[r * k + whole..][..k - whole])
+            .enumerate()
+        {
+            a[l] = xv.mul_add(*wv, a[l]);
+        }
+        let h4: [f32; 4] = std::array::from_fn(|l| a[l] + a[l + 4]);
+        let h2: [f32; 2] = std::array::from_fn(|l| h4[l] + h4[l + 2]);
+        h2[0] + h2[1]
+    })
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "fma")]
-unsafe fn dot_fma(x: &[f32], w: &[f32]) -> f32 {
-    dot_lanes(x, w)
-}
-
-/// `Σ x[k]·w[k]` in MKL's order (module docs). Identical on every host: without hardware FMA
-/// `mul_add` is the correctly rounded software FMA.
-pub(crate) fn dot(x: &[f32], w: &[f32]) -> f32 {
-    debug_assert_eq!(x.len(), w.len());
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("fma") {
-        // SAFETY: the CPU has FMA, the only feature `dot_fma` enables.
-        return unsafe { dot_fma(x, w) };
+crate::isa::avx2_fma_twin! {
+    /// `out[o] = dot(x, w[o])` for every row of `w` (`out.len()` rows of `x.len()`), each in
+    /// MKL's order (module docs), several rows at a time.
+    pub(crate) fn dot_rows(out: &mut [f32], x: &[f32], w: &[f32])
+    when std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") => {
+        const R: usize = 8;
+        let k = x.len();
+        let whole = out.len() / R * R;
+        for (o, chunk) in out[..whole].chunks_exact_mut(R).enumerate() {
+            chunk.copy_from_slice(&dots_lanes::<R>(x, &w[o * R * k..][..R * k]));
+        }
+        for (o, v) in out.iter_mut().enumerate().skip(whole) {
+            *v = dots_lanes::<1>(x, &w[o * k..][..k])[0];
+        }
     }
-    dot_lanes(x, w)
 }
 
 /// ATen's `multi_row_sum` over `rows` rows of 4 vectors: interleaved accumulators with a
@@ -129,11 +141,47 @@ pub(crate) fn sum(x: &[f32]) -> f32 {
 mod tests {
     use super::*;
 
+    /// One dot product in MKL's order, written out: the definition `dot_rows` must meet.
+    fn dot(x: &[f32], w: &[f32]) -> f32 {
+        let mut acc = [0.0f32; LANES];
+        let mut xc = x.chunks_exact(LANES);
+        let mut wc = w.chunks_exact(LANES);
+        for (xs, ws) in (&mut xc).zip(&mut wc) {
+            for l in 0..LANES {
+                acc[l] = xs[l].mul_add(ws[l], acc[l]);
+            }
+        }
+        // The tail is a masked final chunk: it lands in the low lanes.
+        for (l, (a, b)) in xc.remainder().iter().zip(wc.remainder()).enumerate() {
+            acc[l] = a.mul_add(*b, acc[l]);
+        }
+        let h4: [f32; 4] = std::array::from_fn(|l| acc[l] + acc[l + 4]);
+        let h2: [f32; 2] = std::array::from_fn(|l| h4[l] + h4[l + 2]);
+        h2[0] + h2[1]
+    }
+
+    /// Many rows at once give each row's own dot product, bit for bit, with and without tails.
+    #[test]
+    fn dot_rows_is_dot_per_row() {
+        for (rows, k) in [(19, 77), (8, 64), (3, 5), (17, 768)] {
+            let x: Vec<f32> = (0..k).map(|i| (i as f32 * 0.31).sin()).collect();
+            let w: Vec<f32> = (0..rows * k).map(|i| (i as f32 * 0.17).cos()).collect();
+            let mut got = vec![0.0; rows];
+            dot_rows(&mut got, &x, &w);
+            for (o, g) in got.iter().enumerate() {
+                let want = dot(&x, &w[o * k..][..k]);
+                assert_eq!(g.to_bits(), want.to_bits(), "row {o} of {rows}x{k}");
+            }
+        }
+    }
+
     #[test]
     fn orders_are_sums() {
         let x: Vec<f32> = (0..77).map(|i| i as f32).collect();
         let w = vec![1.0f32; 77];
-        assert_eq!(dot(&x, &w), (0..77).sum::<i32>() as f32);
+        let mut d = [0.0];
+        dot_rows(&mut d, &x, &w);
+        assert_eq!(d[0], (0..77).sum::<i32>() as f32);
         assert_eq!(sum(&x), (0..77).sum::<i32>() as f32);
         let big: Vec<f32> = (0..5000).map(|i| (i % 7) as f32).collect();
         assert_eq!(sum(&big), big.iter().map(|&v| v as f64).sum::<f64>() as f32);
