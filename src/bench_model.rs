@@ -38,9 +38,11 @@ pub struct EngineFigure {
     pub by_op: Vec<(String, f64)>,
 }
 
-/// The kind of op a node's time is booked under.
-fn op_label(op: &QOp) -> String {
+/// The kind of op a node's time is booked under (a node that keeps its input's qparams under
+/// its float op's name: `quantized Reshape`).
+fn op_label(op: &QOp, node: &crate::graph::Node) -> String {
     match op {
+        QOp::Follow => format!("quantized {}", node.op.kind()),
         QOp::Conv(c) if c.params.groups > 1 && c.weight.shape[1] == 1 => "conv depthwise".into(),
         QOp::Conv(c) if c.weight.shape[2..].iter().all(|&k| k == 1) => "conv 1x1".into(),
         QOp::Conv(_) => "conv".into(),
@@ -61,7 +63,7 @@ fn time_by_op(
         let mut totals: std::collections::BTreeMap<String, f64> = Default::default();
         let mut last = Instant::now();
         model.run(vec![x.clone()], |node, _| {
-            let label = op_label(&model.ops[index[node.name.as_str()]]);
+            let label = op_label(&model.ops[index[node.name.as_str()]], node);
             *totals.entry(label).or_default() += last.elapsed().as_secs_f64() * 1e3;
             last = Instant::now();
         })?;

@@ -100,31 +100,54 @@ pub(crate) fn visit_windows(
     let w = windows(node, shape, p)?;
     let dims = lifted(p);
     let [id, ih, iw] = w.input;
-    let mut idx = Vec::new();
-    for plane in 0..w.planes {
-        for oz in 0..w.out[0] {
-            for oy in 0..w.out[1] {
-                for ox in 0..w.out[2] {
-                    idx.clear();
-                    let mut padded = 1;
-                    let mut ranges = [(0isize, 0isize, 0usize); 3];
-                    for (d, &o) in [oz, oy, ox].iter().enumerate() {
-                        let (k, s, dil, pb, pe) = dims[d];
-                        let start = (o * s) as isize - pb as isize;
-                        let end =
-                            (start + ((k - 1) * dil + 1) as isize).min((w.input[d] + pe) as isize);
-                        padded *= ((end - start) as usize).div_ceil(dil);
-                        ranges[d] = (start, end, dil);
-                    }
-                    for z in in_bounds(ranges[0], id) {
-                        for yy in in_bounds(ranges[1], ih) {
-                            for xx in in_bounds(ranges[2], iw) {
-                                idx.push((z * ih + yy) * iw + xx);
-                            }
-                        }
-                    }
-                    visit(plane, &idx, padded);
+    // The in-bounds offsets of window (oz, oy, ox), appended to `idx`; returns its padded size.
+    let window = |o: [usize; 3], idx: &mut Vec<usize>| {
+        let mut padded = 1;
+        let mut ranges = [(0isize, 0isize, 0usize); 3];
+        for (d, &o) in o.iter().enumerate() {
+            let (k, s, dil, pb, pe) = dims[d];
+            let start = (o * s) as isize - pb as isize;
+            let end = (start + ((k - 1) * dil + 1) as isize).min((w.input[d] + pe) as isize);
+            padded *= ((end - start) as usize).div_ceil(dil);
+            ranges[d] = (start, end, dil);
+        }
+        for z in in_bounds(ranges[0], id) {
+            for yy in in_bounds(ranges[1], ih) {
+                for xx in in_bounds(ranges[2], iw) {
+                    idx.push((z * ih + yy) * iw + xx);
                 }
+            }
+        }
+        padded
+    };
+    let positions = || {
+        let [od, oh, ow] = w.out;
+        (0..od).flat_map(move |z| (0..oh).flat_map(move |y| (0..ow).map(move |x| [z, y, x])))
+    };
+    let window_taps: usize = dims.iter().map(|d| d.0).product();
+    let mut idx = Vec::new();
+    // Every plane has the same windows: list them once when the list stays modest, else form
+    // each window again per plane.
+    const CACHED_TAPS: usize = 1 << 22;
+    if w.out.iter().product::<usize>().saturating_mul(window_taps) <= CACHED_TAPS {
+        let spans: Vec<(std::ops::Range<usize>, usize)> = positions()
+            .map(|o| {
+                let first = idx.len();
+                let padded = window(o, &mut idx);
+                (first..idx.len(), padded)
+            })
+            .collect();
+        for plane in 0..w.planes {
+            for (span, padded) in &spans {
+                visit(plane, &idx[span.clone()], *padded);
+            }
+        }
+    } else {
+        for plane in 0..w.planes {
+            for o in positions() {
+                idx.clear();
+                let padded = window(o, &mut idx);
+                visit(plane, &idx, padded);
             }
         }
     }
