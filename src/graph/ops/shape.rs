@@ -36,6 +36,23 @@ pub fn concat(node: &Node, args: &[Option<&Value>], axis: i64) -> Result<Value, 
         .first()
         .ok_or_else(|| shape_err(&node.name, "Concat of nothing".into()))?;
     let ax = Axis(norm_axis(&node.name, axis, first.shape().len())?);
+    // The joined length must exist before ndarray adds it up (a fuzzed model's empty tensors
+    // can carry lengths whose sum overflows), and the result must fit the budget.
+    let joined = vals
+        .iter()
+        .try_fold(0usize, |acc, v| acc.checked_add(*v.shape().get(ax.0)?))
+        .ok_or_else(|| {
+            shape_err(
+                &node.name,
+                format!(
+                    "cannot concatenate shapes {:?} along axis {axis}",
+                    vals.iter().map(|v| v.shape()).collect::<Vec<_>>()
+                ),
+            )
+        })?;
+    let mut out_shape = first.shape().to_vec();
+    out_shape[ax.0] = joined;
+    budget::check(&node.name, &out_shape, first.elem_size())?;
     let err = |_| {
         shape_err(
             &node.name,
@@ -564,6 +581,19 @@ mod tests {
             assert!(got.is_standard_layout());
         }
         assert!(transpose("t", &x, &[0, 0, 1, 2, 3]).is_err());
+    }
+
+    /// Lengths along the axis whose sum overflows (empty tensors can carry them) are a shape
+    /// error, not a panic inside ndarray.
+    #[test]
+    fn concat_refuses_an_overflowing_length() {
+        let wide =
+            Value::I64(ArrayD::from_shape_vec(IxDyn(&[0, isize::MAX as usize]), vec![]).unwrap());
+        let n = node(Op::Concat { axis: 1 });
+        let e = concat(&n, &[Some(&wide), Some(&wide), Some(&wide)], 1).unwrap_err();
+        assert!(e.to_string().contains("cannot concatenate"), "{e}");
+        let ok = concat(&n, &[Some(&ints(&[1])), Some(&ints(&[2, 3]))], 0).unwrap();
+        assert_eq!(ok, ints(&[1, 2, 3]));
     }
 
     #[test]
