@@ -221,18 +221,22 @@ fn bad_requests_are_typed_and_leave_files_alone() {
     assert_eq!(std::fs::read(&kept).unwrap(), b"keep me");
 }
 
-#[test]
-fn quantize_linear_with_an_int8_zero_point_saturates_to_int8() {
-    let t = |name: &str, dt: i32, raw: Vec<u8>| TensorProto {
+/// A scalar initializer of ONNX type `dt` from its raw little-endian bytes.
+fn scalar_raw(name: &str, dt: i32, raw: Vec<u8>) -> TensorProto {
+    TensorProto {
         name: Some(name.into()),
         dims: vec![],
         data_type: Some(dt),
         raw_data: Some(raw),
         ..Default::default()
-    };
+    }
+}
+
+#[test]
+fn quantize_linear_with_an_int8_zero_point_saturates_to_int8() {
     let inits = vec![
         onnx::f32_tensor("s", &[], &[0.5]),
-        t("z", 3, vec![(-3i8) as u8]),
+        scalar_raw("z", 3, vec![(-3i8) as u8]),
     ];
     let nodes = vec![
         onnx::node("/q", "QuantizeLinear", &["x", "s", "z"], "q", vec![]),
@@ -265,16 +269,9 @@ fn quantize_linear_with_an_int8_zero_point_saturates_to_int8() {
 /// QuantizeLinear feeding it (not uint8 because the zero point happens to be non-negative).
 #[test]
 fn reexported_int8_qdq_keeps_its_zero_point_type() {
-    let t = |name: &str, dt: i32, raw: Vec<u8>| TensorProto {
-        name: Some(name.into()),
-        dims: vec![],
-        data_type: Some(dt),
-        raw_data: Some(raw),
-        ..Default::default()
-    };
     let inits = vec![
         onnx::f32_tensor("s", &[], &[0.05]),
-        t("z", 3, vec![0]),
+        scalar_raw("z", 3, vec![0]),
         onnx::f32_tensor("w", &[2, 4], &[0.5, -0.25, 1.0, 0.0, -1.0, 0.5, 0.25, 2.0]),
         onnx::f32_tensor("b", &[2], &[0.1, -0.2]),
     ];
