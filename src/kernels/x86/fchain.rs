@@ -162,8 +162,9 @@ macro_rules! fchain_tier {
 
 fchain_tier! {
     /// AVX-512F: 6 rows by 4 zmm (64 positions), 24 accumulators of the 32 registers, 4 `x`
-    /// vectors and the broadcast weights in the rest (8 rows by 3 spilled: 104 against 116
-    /// GFLOPS on one 16-channel block of a 3×3 conv, `benches/float_conv.rs`).
+    /// vectors and the broadcast weights in the rest. Chosen by editing `rows` / `vectors` and
+    /// running `cargo bench --bench float_conv -- fchain` (development host, 2026-12-07): 8 by
+    /// 3 spilled registers and ran 104 GFLOPS against this tile's 116.
     mod avx512 {
         features: "avx512f",
         lanes: 16,
@@ -224,8 +225,8 @@ fchain_tier! {
 
 fchain_tier! {
     /// AVX2 + FMA: 4 rows by 2 ymm (16 positions), 8 accumulators, 2 `x` vectors and 4
-    /// broadcast weights within the 16 registers (77 GFLOPS against 64 for 4 by 3, 69 for 2 by
-    /// 4 on the bench's block).
+    /// broadcast weights within the 16 registers. Chosen the same way: 77 GFLOPS against 64
+    /// for 4 by 3 and 69 for 2 by 4.
     mod avx2 {
         features: "avx2,fma",
         lanes: 8,
