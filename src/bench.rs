@@ -21,9 +21,10 @@
 //! every tile; the kernel column names the kernel the figure's data runs.
 
 use crate::bench_against::{Against, AgainstInfo, PeerRatio, trailing};
+use crate::bench_scaling::{self, Scaling};
 use crate::engine::{Engine, HostProfile, Numerics};
 use crate::isa::{Isa, IsaError};
-use crate::kernels::gemm::kernel_name;
+use crate::kernels::gemm::{GemmWeights, PairSums, kernel_name, pair_sums};
 use crate::qnn::{ConvParams, QConv, QLinear};
 use crate::tensor::{QParams, QStorage, QTensor};
 use serde::Serialize;
@@ -117,8 +118,9 @@ pub fn conv_names() -> Vec<String> {
 }
 
 /// The version of `qlab bench --json`'s layout: 2 dropped the built-in PyTorch figures and added
-/// `host_cpu`, peak and own-fp32 ratios, and `against` (version 1 was unversioned).
-pub const JSON_SCHEMA_VERSION: u32 = 2;
+/// `host_cpu`, peak and own-fp32 ratios, and `against` (version 1 was unversioned); 3 replaced
+/// `peak_gops` (AVX-512 VNNI only) by `peaks`, one per tier with a peak loop.
+pub const JSON_SCHEMA_VERSION: u32 = 3;
 
 /// A MobileNet v2 depthwise conv2d shape (batch 1, one channel per group, k×k, same padding).
 #[derive(Debug, Clone, Copy, Serialize)]
@@ -222,34 +224,70 @@ pub struct Report {
     pub conv: Vec<ConvFigure>,
     pub conv_fp32: Vec<ConvFp32Figure>,
     pub depthwise: Vec<DepthwiseFigure>,
-    /// The AVX-512 VNNI tier's measured peak (a register-only `vpdpbusd` loop), GOPS, when the
-    /// host has the tier: the ceiling the GEMM figures are a fraction of.
-    pub peak_gops: Option<f64>,
+    /// The measured peak of each tier the host has and a peak loop exists for: the ceiling
+    /// that tier's GEMM figures are a fraction of.
+    pub peaks: Vec<TierPeak>,
     /// Tiers not measured, with the reason.
     pub skipped: Vec<String>,
     /// The peer file, when `--against` gave one.
     pub against: Option<AgainstInfo>,
+    /// The 1024³ GEMM at one thread and at the process's thread count.
+    pub scaling: Vec<Scaling>,
 }
 
-/// The AVX-512 VNNI peak: best of `reps` timings of a register-only `vpdpbusd` loop, or `None`
-/// off x86 or without the tier.
-fn peak_gops(reps: usize) -> Option<f64> {
+/// One tier's measured int8 peak.
+#[derive(Debug, Clone, Serialize)]
+pub struct TierPeak {
+    pub tier: String,
+    pub gops: f64,
+    /// The instructions the register-only loop repeats.
+    pub instructions: String,
+}
+
+/// The peaks of the tiers this host has that have a peak loop: AVX2 (`vpmaddubsw`, `vpmaddwd`
+/// with ones, `vpaddd`: the sequence fbgemm's and our bounded-pair AVX2 tiles run) and AVX-512
+/// VNNI (`vpdpbusd`). Each is the best of `reps` timings of a register-only loop.
+fn peaks(reps: usize) -> Vec<TierPeak> {
+    let mut peaks = Vec::new();
     #[cfg(target_arch = "x86_64")]
-    if Isa::Avx512Vnni.check().is_ok() {
-        use crate::kernels::x86::avx512vnni_gemm::{PEAK_MACS_PER_ITER, peak_loop};
-        const ITERS: usize = 1 << 22;
-        let secs = (0..reps.max(3))
-            .map(|_| {
-                let t = std::time::Instant::now();
-                // SAFETY: the host has the tier (checked above).
-                black_box(unsafe { peak_loop(ITERS, black_box(0x0101_0101), black_box(1)) });
-                t.elapsed().as_secs_f64()
-            })
-            .fold(f64::MAX, f64::min);
-        return Some(2.0 * (ITERS * PEAK_MACS_PER_ITER) as f64 / secs / 1e9);
+    {
+        use crate::kernels::x86::{avx2_bounded_gemm, avx512vnni_gemm};
+        if Isa::Avx2.check().is_ok() {
+            // SAFETY: the host has AVX2 (checked above); `best_peak` passes iters > 0.
+            let run = |iters| unsafe { avx2_bounded_gemm::peak_loop(iters, 0x0101_0101, 1) };
+            peaks.push(TierPeak {
+                tier: Isa::Avx2.name().into(),
+                gops: best_peak(reps, avx2_bounded_gemm::PEAK_MACS_PER_ITER, run),
+                instructions: "vpmaddubsw + vpmaddwd + vpaddd".into(),
+            });
+        }
+        if Isa::Avx512Vnni.check().is_ok() {
+            // SAFETY: the host has the tier (checked above).
+            let run = |iters| unsafe { avx512vnni_gemm::peak_loop(iters, 0x0101_0101, 1) };
+            peaks.push(TierPeak {
+                tier: Isa::Avx512Vnni.name().into(),
+                gops: best_peak(reps, avx512vnni_gemm::PEAK_MACS_PER_ITER, run),
+                instructions: "vpdpbusd".into(),
+            });
+        }
     }
     let _ = reps;
-    None
+    peaks
+}
+
+/// GOPS of the best of `reps` (at least 3) timings of `run(ITERS)`, a peak loop doing
+/// `macs_per_iter` multiply-adds per iteration.
+#[cfg(target_arch = "x86_64")]
+fn best_peak(reps: usize, macs_per_iter: usize, run: impl Fn(usize) -> i32) -> f64 {
+    const ITERS: usize = 1 << 22;
+    let secs = (0..reps.max(3))
+        .map(|_| {
+            let t = Instant::now();
+            black_box(run(black_box(ITERS)));
+            t.elapsed().as_secs_f64()
+        })
+        .fold(f64::MAX, f64::min);
+    2.0 * (ITERS * macs_per_iter) as f64 / secs / 1e9
 }
 
 /// Median seconds of `reps` runs of `f` after one warm-up run.
@@ -293,9 +331,43 @@ fn bytes(len: usize, seed: u64) -> Vec<u8> {
         .collect()
 }
 
+/// The weight bytes of [`int8_gops`].
+fn int8_weight(s: &Anchor) -> Vec<i8> {
+    bytes(s.n * s.k, 7).into_iter().map(|v| v as i8).collect()
+}
+
+/// The activation bytes of [`int8_gops`].
+fn int8_activations(s: &Anchor, setup: Setup) -> Vec<u8> {
+    activation_bytes(s.m * s.k, 11, setup)
+}
+
+/// The pair sums [`int8_gops`]'s operands have on `tier` (which kernel its figure measures):
+/// saturating requests run an exact kernel where no pair can saturate (7-bit bytes).
+fn int8_sums(s: &Anchor, setup: Setup, tier: Isa) -> PairSums {
+    let w = int8_weight(s);
+    let weights = GemmWeights {
+        data: &w,
+        n: s.n,
+        k: s.k,
+        zero_points: &[0],
+        cache: None,
+    };
+    let saturate = setup.numerics.gemm_pairs_saturate();
+    pair_sums(tier, saturate, &int8_activations(s, setup), &weights)
+}
+
 fn int8_gops(s: &Anchor, setup: Setup, reps: usize) -> f64 {
+    let (layer, x) = int8_layer(s, setup);
+    let secs = median_secs(reps, || {
+        black_box(layer.forward(black_box(&x), setup.numerics).expect("runs"));
+    });
+    2.0 * (s.m * s.n * s.k) as f64 / secs / 1e9
+}
+
+/// The quantized Linear layer and input [`int8_gops`] times.
+fn int8_layer(s: &Anchor, setup: Setup) -> (QLinear, QTensor) {
     let w = QTensor::from_int_repr(
-        QStorage::I8(bytes(s.n * s.k, 7).into_iter().map(|v| v as i8).collect()),
+        QStorage::I8(int8_weight(s)),
         &[s.n, s.k],
         QParams::PerTensor {
             scale: 0.01,
@@ -305,7 +377,7 @@ fn int8_gops(s: &Anchor, setup: Setup, reps: usize) -> f64 {
     .expect("valid weight");
     let layer = QLinear::new(&w, Some(vec![0.5; s.n]), 0.2, 128, false).expect("valid layer");
     let x = QTensor::from_int_repr(
-        QStorage::U8(activation_bytes(s.m * s.k, 11, setup)),
+        QStorage::U8(int8_activations(s, setup)),
         &[s.m, s.k],
         QParams::PerTensor {
             scale: 0.02,
@@ -313,10 +385,32 @@ fn int8_gops(s: &Anchor, setup: Setup, reps: usize) -> f64 {
         },
     )
     .expect("valid input");
-    let secs = median_secs(reps, || {
-        black_box(layer.forward(black_box(&x), setup.numerics).expect("runs"));
-    });
-    2.0 * (s.m * s.n * s.k) as f64 / secs / 1e9
+    (layer, x)
+}
+
+/// The 1024³ int8 linear at one thread and at [`bench_scaling::threads`] (nothing when that is
+/// 1), on the best tier and on AVX2 where the host has it, under fbgemm's exact contract.
+fn scaling(reps: usize) -> Result<Vec<Scaling>, IsaError> {
+    let threads = bench_scaling::threads();
+    let s = &ANCHORS[3];
+    let mut out = Vec::new();
+    let mut tiers = vec![crate::isa::selected()];
+    if tiers[0] != Isa::Avx2 && Isa::Avx2.check().is_ok() {
+        tiers.push(Isa::Avx2);
+    }
+    for tier in tiers {
+        let setup = Setup {
+            numerics: Numerics::new(Engine::Fbgemm, HostProfile::Vnni).on(tier)?,
+            seven_bit: true,
+        };
+        let (layer, x) = int8_layer(s, setup);
+        let what = format!("int8 linear {} {tier}", s.name());
+        let run = || layer.forward(&x, setup.numerics).map(|(y, _)| y.int_repr());
+        if let Ok(Some(figure)) = bench_scaling::measure(&what, threads, reps, run) {
+            out.push(figure);
+        }
+    }
+    Ok(out)
 }
 
 fn conv_gops(s: &ConvAnchor, setup: Setup, reps: usize) -> f64 {
@@ -437,11 +531,13 @@ fn fp32_gflops(s: &Anchor, reps: usize) -> f64 {
 /// Every figure is measured on a one-thread pool, as the report's header says: the kernels
 /// parallelise with rayon, and a figure must not depend on how many cores the host has free.
 pub fn run(reps: usize) -> Result<Report, IsaError> {
-    match rayon::ThreadPoolBuilder::new().num_threads(1).build() {
+    let mut report = match rayon::ThreadPoolBuilder::new().num_threads(1).build() {
         Ok(pool) => pool.install(|| run_here(reps)),
         // No pool (the OS refused a thread): measure on the caller's, as before.
         Err(_) => run_here(reps),
-    }
+    }?;
+    report.scaling = scaling(reps)?;
+    Ok(report)
 }
 
 fn run_here(reps: usize) -> Result<Report, IsaError> {
@@ -454,9 +550,10 @@ fn run_here(reps: usize) -> Result<Report, IsaError> {
         conv: Vec::new(),
         conv_fp32: Vec::new(),
         depthwise: Vec::new(),
-        peak_gops: peak_gops(reps),
+        peaks: peaks(reps),
         skipped: vec!["scalar: reference only, not benchmarked".into()],
         against: None,
+        scaling: Vec::new(),
     };
     // fbgemm's two host contracts, and the qnnpack engine (exact, int32-bias requant), whose
     // figures are compared with torch fbgemm's too: qnnpack numerics need not be slow on x86.
@@ -479,15 +576,13 @@ fn run_here(reps: usize) -> Result<Report, IsaError> {
                 numerics,
                 seven_bit,
             };
-            // Saturating requests run the exact kernel where no pair can saturate: 7-bit bytes.
-            let saturating = numerics.gemm_pairs_saturate() && !seven_bit;
             for s in &ANCHORS {
                 let gops = int8_gops(s, setup, reps);
                 report.int8.push(Int8Figure {
                     shape: *s,
                     tier: tier.name().into(),
                     contract: contract.into(),
-                    kernel: kernel_name(tier, saturating).into(),
+                    kernel: kernel_name(tier, int8_sums(s, setup, tier)).into(),
                     gops,
                     percent_of_peak: None,
                     ratio_to_our_fp32: None,
@@ -551,9 +646,9 @@ fn cell(r: Option<f64>, suffix: &str) -> String {
 }
 
 impl Report {
-    /// The tier's measured peak, GOPS: only the AVX-512 VNNI tier has a peak loop.
+    /// The tier's measured peak, GOPS, where it has a peak loop.
     pub fn peak_of(&self, tier: &str) -> Option<f64> {
-        self.peak_gops.filter(|_| tier == Isa::Avx512Vnni.name())
+        self.peaks.iter().find(|p| p.tier == tier).map(|p| p.gops)
     }
 
     /// Fills in the ratios between figures of this run: each int8 figure's percent of its
@@ -683,6 +778,12 @@ impl Report {
         for s in &self.skipped {
             out.push_str(&format!("skipped {s}\n"));
         }
+        if !self.scaling.is_empty() {
+            out.push_str("\nthread scaling (same run; RAYON_NUM_THREADS sets the count)\n");
+        }
+        for s in &self.scaling {
+            out.push_str(&format!("{}\n", s.line()));
+        }
         out
     }
 
@@ -694,29 +795,29 @@ impl Report {
         let mut out = String::new();
         let mut unmeasured = Vec::new();
         for tier in tiers {
-            let Some(peak) = self.peak_of(tier) else {
+            let Some(peak) = self.peaks.iter().find(|p| p.tier == tier) else {
                 unmeasured.push(tier);
                 continue;
             };
             out.push_str(&format!(
-                "{tier} peak {peak:.1} GOPS (register-only vpdpbusd loop on this host)"
+                "{tier} peak {:.1} GOPS (register-only {} loop on this host)",
+                peak.gops, peak.instructions
             ));
-            let largest = self
+            let largest: Vec<String> = self
                 .int8
                 .iter()
-                .find(|f| f.shape.m == 1024 && f.tier == tier && f.contract == "exact");
-            if let Some(f) = largest {
-                out.push_str(&format!(
-                    "; {} exact reaches {:.1}% of peak",
-                    f.shape.name(),
-                    100.0 * f.gops / peak
-                ));
+                .filter(|f| f.shape.m == 1024 && f.tier == tier)
+                .map(|f| format!("{} {:.1}%", f.contract, 100.0 * f.gops / peak.gops))
+                .collect();
+            if let Some(f) = self.int8.iter().find(|f| f.shape.m == 1024) {
+                let shape = f.shape.name();
+                out.push_str(&format!("; {shape} reaches {}", largest.join(", ")));
             }
             out.push('\n');
         }
         if !unmeasured.is_empty() {
             out.push_str(&format!(
-                "no measured peak for {} (only the avx512vnni peak loop exists): % peak not shown\n",
+                "no measured peak for {} (no peak loop for the tier): % peak not shown\n",
                 unmeasured.join(", ")
             ));
         }
@@ -735,7 +836,7 @@ pub(crate) mod tests {
             shape: ANCHORS[3],
             tier: tier.into(),
             contract: "exact".into(),
-            kernel: kernel_name(Isa::Avx512Vnni, false).into(),
+            kernel: kernel_name(Isa::Avx512Vnni, PairSums::Exact).into(),
             gops,
             percent_of_peak: None,
             ratio_to_our_fp32: None,
@@ -745,7 +846,11 @@ pub(crate) mod tests {
             schema_version: JSON_SCHEMA_VERSION,
             host_cpu: "Test CPU".into(),
             repetitions: 3,
-            int8: vec![int8("avx512vnni", 239.0), int8("avx2", 100.0)],
+            int8: vec![
+                int8("avx512vnni", 239.0),
+                int8("avx2", 100.0),
+                int8("avxvnni", 150.0),
+            ],
             fp32: vec![Fp32Figure {
                 shape: ANCHORS[3],
                 gflops: 68.0,
@@ -771,14 +876,26 @@ pub(crate) mod tests {
                 contract: "fbgemm".into(),
                 gops: 21.5,
             }],
-            peak_gops: Some(478.0),
-            skipped: vec!["avxvnni: missing".into()],
+            peaks: vec![
+                TierPeak {
+                    tier: "avx512vnni".into(),
+                    gops: 478.0,
+                    instructions: "vpdpbusd".into(),
+                },
+                TierPeak {
+                    tier: "avx2".into(),
+                    gops: 250.0,
+                    instructions: "vpmaddubsw + vpmaddwd + vpaddd".into(),
+                },
+            ],
+            skipped: vec!["scalar: reference only".into()],
             against: None,
+            scaling: Vec::new(),
         }
     }
 
     /// The table and the JSON carry the same figures and ratios (nothing is timed here): % of
-    /// the peak only for the tier that has one, x fp32 on the same shape.
+    /// the peak only for the tiers that have one, x fp32 on the same shape.
     #[test]
     fn render_and_json_carry_peak_and_fp32_ratios() {
         let mut report = synthetic();
@@ -789,26 +906,34 @@ pub(crate) mod tests {
         assert!(text.contains("239.0") && text.contains("50.00%"), "{text}");
         // 239 / 68 and 300 / 60.
         assert!(text.contains("3.51x") && text.contains("5.00x"), "{text}");
-        assert!(text.contains("no measured peak for avx2"), "{text}");
-        assert!(text.contains("skipped avxvnni: missing"), "{text}");
+        assert!(text.contains("no measured peak for avxvnni"), "{text}");
+        assert!(text.contains("skipped scalar: reference only"), "{text}");
         assert!(
             text.contains("96x112x112 3x3/2") && text.contains("21.5"),
             "{text}"
         );
         assert!(!text.to_lowercase().contains("torch"), "{text}");
         assert!(
-            text.contains("peak 478.0 GOPS") && text.contains("50.0% of peak"),
+            text.contains("avx512vnni peak 478.0 GOPS (register-only vpdpbusd loop")
+                && text.contains("reaches exact 50.0%"),
+            "{text}"
+        );
+        // 100 / 250 on the AVX2 tier.
+        assert!(
+            text.contains("avx2 peak 250.0 GOPS") && text.contains("exact 40.0%"),
             "{text}"
         );
         let json: serde_json::Value = serde_json::to_value(&report).expect("serializable");
         assert_eq!(json["schema_version"], JSON_SCHEMA_VERSION);
         assert_eq!(json["host_cpu"], "Test CPU");
         assert_eq!(json["int8"][0]["percent_of_peak"], 50.0);
-        assert_eq!(json["int8"][1]["percent_of_peak"], serde_json::Value::Null);
+        assert_eq!(json["int8"][1]["percent_of_peak"], 40.0);
+        assert_eq!(json["int8"][2]["percent_of_peak"], serde_json::Value::Null);
         assert_eq!(json["int8"][0]["ratio_to_our_fp32"], 239.0 / 68.0);
         assert_eq!(json["conv"][0]["ratio_to_our_fp32"], 5.0);
         assert_eq!(json["depthwise"][0]["shape"]["stride"], 2);
-        assert_eq!(json["peak_gops"], 478.0);
+        assert_eq!(json["peaks"][0]["gops"], 478.0);
+        assert_eq!(json["peaks"][1]["tier"], "avx2");
         assert_eq!(json["against"], serde_json::Value::Null);
     }
 }

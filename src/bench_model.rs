@@ -6,10 +6,13 @@
 //!
 //! Latencies are medians over repetitions on one thread (a one-thread rayon pool); calibration
 //! runs on every core, as a user's would, so its peer ratio is printed only when the peer ran on
-//! as many threads.
+//! as many threads. Thread scaling ([`crate::bench_scaling`]) times a batch of
+//! [`SCALING_BATCH`] through the fp32 and the fbgemm int8 model at one thread and at the
+//! process's thread count, and checks the outputs are bit-identical.
 
 use crate::analysis::ErrorStats;
 use crate::bench_against::{Against, AgainstInfo, PeerRatio, trailing};
+use crate::bench_scaling::{self, Scaling};
 use crate::engine::{Engine, Numerics};
 use crate::graph::{self, Graph, Value};
 use crate::import::Dataset;
@@ -20,8 +23,11 @@ use std::time::Instant;
 
 /// The version of `qlab bench model --json`'s layout: 2 dropped the built-in PyTorch figures
 /// (`anchor`, `pytorch_ms`) and added `host_cpu`, the peer ratios and `against` (version 1 was
-/// unversioned).
-pub const JSON_SCHEMA_VERSION: u32 = 2;
+/// unversioned); 3 added `scaling`.
+pub const JSON_SCHEMA_VERSION: u32 = 3;
+
+/// The batch the thread-scaling figures run (fewer when the data has fewer samples).
+pub const SCALING_BATCH: usize = 8;
 
 /// One engine's int8 figures.
 #[derive(Debug, Clone, Serialize)]
@@ -104,6 +110,9 @@ pub struct ModelReport {
     /// What the comparison with the peer file could not do (no entry for this model, another
     /// thread count for calibration).
     pub notes: Vec<String>,
+    /// fp32 and int8 (fbgemm) forwards of a batch of [`SCALING_BATCH`] at one thread and at
+    /// the process's thread count (empty on one thread).
+    pub scaling: Vec<Scaling>,
 }
 
 fn median_ms(
@@ -154,6 +163,7 @@ pub fn run(
     reps: usize,
 ) -> Result<ModelReport, WorkflowError> {
     let one = data.rows(0..data.len().min(1));
+    let data_set = data;
     let data = &data.inputs;
     let engines = [Engine::Fbgemm, Engine::Qnnpack];
     let threads = rayon::current_num_threads();
@@ -172,19 +182,19 @@ pub fn run(
         })?;
         let reference = first_f32(graph::run(float, vec![data.clone()], |_, _| {})?);
         let mut figures: Vec<EngineFigure> = Vec::new();
-        for (&engine, (model, calibration_s)) in engines.iter().zip(models) {
+        for (&engine, (model, calibration_s)) in engines.iter().zip(&models) {
             let latency_ms = median_ms(reps, || {
                 model.run(vec![one.clone()], |_, _| {})?;
                 Ok(())
             })?;
-            let by_op = time_by_op(&model, &one, reps)?;
+            let by_op = time_by_op(model, &one, reps)?;
             let out = first_f32(model.run(vec![data.clone()], |_, _| {})?);
             let mut stats = ErrorStats::default();
             stats.add(&reference, &out, |_| 0.0);
             figures.push(EngineFigure {
                 engine: engine.name().into(),
                 latency_ms,
-                calibration_s,
+                calibration_s: *calibration_s,
                 sqnr_db: stats.sqnr_db(),
                 peers: Vec::new(),
                 by_op,
@@ -202,7 +212,26 @@ pub fn run(
             calibration_peers: Vec::new(),
             against: None,
             notes: Vec::new(),
+            scaling: Vec::new(),
         })
+    })
+    .and_then(|mut report: ModelReport| {
+        let batch = data_set.rows(0..data_set.len().min(SCALING_BATCH));
+        let n = batch.shape()[0];
+        let bits = |v: Vec<Value>| first_f32(v).iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        let fp32 = || graph::run(float, vec![batch.clone()], |_, _| {}).map(bits);
+        let what = format!("fp32 forward, batch {n}");
+        report
+            .scaling
+            .extend(bench_scaling::measure(&what, threads, reps, fp32)?);
+        if let Some((model, _)) = models.first() {
+            let int8 = || model.run(vec![batch.clone()], |_, _| {}).map(bits);
+            let what = format!("int8 {} forward, batch {n}", engines[0].name());
+            report
+                .scaling
+                .extend(bench_scaling::measure(&what, threads, reps, int8)?);
+        }
+        Ok(report)
     })
 }
 
@@ -292,6 +321,9 @@ impl ModelReport {
                 per_image,
                 trailing(&self.calibration_peers),
             ));
+        }
+        for f in &self.scaling {
+            s.push_str(&format!("  scaling: {}\n", f.line()));
         }
         for n in &self.notes {
             s.push_str(&format!("  note: {n}\n"));

@@ -15,7 +15,7 @@ const LAYERS: &[&[&str]] = &[
     &["fsutil"],
     &["workflow"],
     &["import"],
-    &["bench_against", "export"],
+    &["bench_against", "bench_scaling", "export"],
     &["analysis", "bench"],
     &["report", "bench_model"],
     &["session"],

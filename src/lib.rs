@@ -50,6 +50,7 @@ pub mod analysis;
 pub mod bench;
 pub mod bench_against;
 pub mod bench_model;
+pub mod bench_scaling;
 pub mod cancel;
 pub mod engine;
 pub mod export;

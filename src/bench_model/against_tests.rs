@@ -72,6 +72,7 @@ fn model_report(model: &str) -> ModelReport {
         calibration_peers: Vec::new(),
         against: None,
         notes: Vec::new(),
+        scaling: Vec::new(),
     }
 }
 

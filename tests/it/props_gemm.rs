@@ -4,22 +4,28 @@
 //!
 //! Shapes cross every tile edge (M = 1, rows past the 4- and 8-row tiles and the 128-row block,
 //! N off the 8- and 32-column panels, K off the groups of 4, K odd). Values are drawn towards
-//! the extremes (0 / 255 activations, −128 / 127 weights) so pairs saturate often. Tiers the host
-//! lacks are reported as `skipped <tier>: <reason>`, the others as `testing <tier>: <exact kernel> /
-//! <saturating kernel>` (on aarch64: NEON and dotprod beside the reference).
+//! the extremes (0 / 255 activations, −128 / 127 weights) so pairs saturate often; a third of the
+//! cases have 7-bit activations (fbgemm's `reduce_range`), where no pair can saturate and AVX2
+//! runs its bounded-pair tile. Tiers the host lacks are reported as `skipped <tier>: <reason>`,
+//! the others as `testing <tier>: <exact kernel> / <bounded kernel> / <saturating kernel>` (on
+//! aarch64: NEON and dotprod beside the reference).
 
 use crate::support::{self, Stream};
 use proptest::prelude::*;
 use qlab::isa::{ALL, Isa};
 use qlab::kernels::gemm::{
-    GemmWeights, KMajorU8, PackCache, flip_weights, gemm_on, gemm_u8_i8_u8_on,
-    gemm_weights_kmajor_on, kernel_name,
+    GemmWeights, KMajorU8, PackCache, PairSums, flip_weights, gemm_on, gemm_u8_i8_u8_on,
+    gemm_weights_kmajor_on, kernel_name, pair_sums,
 };
 use qlab::kernels::reference;
 use qlab::kernels::requant::{FbgemmRequant, QnnpackRequant, Requant};
 
 fn tiers() -> Vec<Isa> {
-    support::tiers(|isa| format!("{} / {}", kernel_name(isa, false), kernel_name(isa, true)))
+    support::tiers(|isa| {
+        let [exact, bounded, saturating] =
+            [PairSums::Exact, PairSums::Bounded, PairSums::Saturating].map(|s| kernel_name(isa, s));
+        format!("{exact} / {bounded} / {saturating}")
+    })
 }
 
 #[derive(Debug, Clone)]
@@ -32,6 +38,8 @@ struct Case {
     w_zp: i32,
     seed: u64,
     extreme: u64,
+    /// Activations at most 127: no pair can reach an int16 bound.
+    seven_bit: bool,
 }
 
 fn case() -> impl Strategy<Value = Case> {
@@ -45,17 +53,21 @@ fn case() -> impl Strategy<Value = Case> {
         prop_oneof![Just(0), -128i32..=127],
         any::<u64>(),
         0u64..=8,
+        prop::bool::weighted(0.35),
     )
-        .prop_map(|((m, n, k), a_zp, per_channel, w_zp, seed, extreme)| Case {
-            m,
-            n,
-            k,
-            a_zp,
-            per_channel,
-            w_zp,
-            seed: seed | 1,
-            extreme,
-        })
+        .prop_map(
+            |((m, n, k), a_zp, per_channel, w_zp, seed, extreme, seven_bit)| Case {
+                m,
+                n,
+                k,
+                a_zp,
+                per_channel,
+                w_zp,
+                seed: seed | 1,
+                extreme,
+                seven_bit,
+            },
+        )
 }
 
 struct Operands {
@@ -66,7 +78,10 @@ struct Operands {
 
 fn operands(c: &Case) -> Operands {
     let mut s = Stream(c.seed);
-    let a = (0..c.m * c.k).map(|_| s.byte(c.extreme, 0, 255)).collect();
+    let mask = if c.seven_bit { 0x7f } else { 0xff };
+    let a = (0..c.m * c.k)
+        .map(|_| s.byte(c.extreme, 0, 255) & mask)
+        .collect();
     let w = (0..c.n * c.k)
         .map(|_| s.byte(c.extreme, 0x80, 0x7f) as i8)
         .collect();
@@ -280,9 +295,17 @@ fn empty_dimensions_equal_reference() {
 /// one-thread and a three-thread pool alike (the split is fixed and the sums exact).
 #[test]
 fn results_do_not_depend_on_the_thread_count() {
+    for mask in [0xff, 0x7f] {
+        thread_count_case(mask);
+    }
+}
+
+/// [`results_do_not_depend_on_the_thread_count`] on activations `& mask` (0x7f: the bounded
+/// tile on AVX2).
+fn thread_count_case(mask: u8) {
     let (m, n, k) = (400, 300, 72);
     let mut s = Stream(0x9e37_79b9_7f4a_7c15);
-    let a: Vec<u8> = (0..m * k).map(|_| s.byte(2, 0, 255)).collect();
+    let a: Vec<u8> = (0..m * k).map(|_| s.byte(2, 0, 255) & mask).collect();
     let w: Vec<i8> = (0..n * k).map(|_| s.byte(2, 0x80, 0x7f) as i8).collect();
     let zps = [3];
     let weights = GemmWeights {
@@ -303,7 +326,40 @@ fn results_do_not_depend_on_the_thread_count() {
             let mut got = vec![0i32; m * n];
             pool.install(|| gemm_on(tier, m, &a, 128, &weights, false, &mut got))
                 .unwrap();
-            assert_eq!(got, want, "{tier} on {threads} thread(s)");
+            assert_eq!(got, want, "{tier} on {threads} thread(s), mask {mask:#x}");
         }
     }
+}
+
+/// A request is bounded exactly when its largest activation byte times the weight's pair bound
+/// stays inside int16, whichever sums it asks for; exact requests are only classified where
+/// that changes the kernel (AVX2).
+#[test]
+fn pair_sums_follow_the_int16_bound() {
+    let w = [127i8, 127, -3, 1];
+    let weights = GemmWeights {
+        data: &w,
+        n: 1,
+        k: 4,
+        zero_points: &[0],
+        cache: None,
+    };
+    // 129·254 = 32766 fits; 130·254 = 33020 does not.
+    for (x_max, saturate, want) in [
+        (129u8, true, PairSums::Bounded),
+        (130, true, PairSums::Saturating),
+        (129, false, PairSums::Bounded),
+        (130, false, PairSums::Exact),
+    ] {
+        let x = [0, x_max, 7, 1];
+        assert_eq!(
+            pair_sums(Isa::Avx2, saturate, &x, &weights),
+            want,
+            "x max {x_max}, saturate {saturate}"
+        );
+    }
+    assert_eq!(
+        pair_sums(Isa::Avx512Vnni, false, &[1], &weights),
+        PairSums::Exact
+    );
 }

@@ -24,7 +24,10 @@
 //!
 //! Semantics per tier. Exact sums: AVX-512 VNNI (zmm `vpdpbusd`), AVX-VNNI (ymm `vpdpbusd`, on
 //! the AVX-512 kernel's panels), AVX2 (operands widened to i16 and `vpmaddwd`, whose pair sums
-//! fit i32). Pair-saturating sums (fbgemm on AVX2 hosts, NUMERICS §8) exist on x86 only as the
+//! fit i32). Where no pair can reach an int16 bound ([`PairSums::Bounded`]: the weight's pair
+//! bound times the largest activation byte, e.g. fbgemm's 7-bit activations) exact and
+//! saturating sums agree, and AVX2 runs its `vpmaddubsw` tile (6 × 16, on 16-column panels)
+//! for both. Pair-saturating sums (fbgemm on AVX2 hosts, NUMERICS §8) exist on x86 only as the
 //! AVX2 `vpmaddubsw` kernel; a tier that cannot saturate (either VNNI) falls back to it, and no
 //! exact request ever reaches it.
 //! On aarch64: NEON (i16 products, `sadalp`) exact and pair-saturating (`sqadd` pairs, the same
@@ -77,20 +80,60 @@ impl GemmWeights<'_> {
     }
 }
 
-/// Panics unless `m` rows of `a`, the weight and an output of `out_len` values fit together;
-/// returns [`needs_saturation`] for them.
-fn checked(m: usize, a: &[u8], w: &GemmWeights, out_len: usize, saturate_pairs: bool) -> bool {
-    assert!(a.len() >= m * w.k && w.data.len() >= w.n * w.k && out_len >= m * w.n);
-    assert!(w.zero_points.len() == 1 || w.zero_points.len() == w.n);
-    needs_saturation(saturate_pairs, &a[..m * w.k], w)
+/// Which kernels may compute a request's raw dot products: whether it asks for saturating int16
+/// pairs, and whether any pair can reach an int16 bound at all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PairSums {
+    /// Exact sums, and some pair may pass an int16 bound: no `vpmaddubsw`.
+    Exact,
+    /// No pair can reach an int16 bound with the largest activation byte
+    /// ([`PairBound::fits`]): exact and saturating sums agree, nothing saturates, and any
+    /// kernel computes them (on AVX2, `vpmaddubsw`'s wider tile).
+    Bounded,
+    /// fbgemm's saturating pairs (NUMERICS §8), and some pair may saturate.
+    Saturating,
 }
 
-/// `saturate_pairs`, unless no pair can reach an int16 bound with the largest activation byte
-/// that `x` holds ([`PairBound::fits`]): the exact sums are then the saturating ones and nothing
-/// saturates, so the exact kernels (VNNI's among them) run the request. With fbgemm's default
-/// `reduce_range` activations (at most 127) that is every weight: 127·256 < 32768.
-fn needs_saturation(saturate_pairs: bool, x: &[u8], w: &GemmWeights) -> bool {
-    saturate_pairs && !w.pair_bound().fits(x.iter().fold(0, |m, &v| m.max(v)))
+impl PairSums {
+    /// Whether the reference computes these sums with saturating pairs.
+    pub fn saturating(self) -> bool {
+        self == PairSums::Saturating
+    }
+}
+
+/// Panics unless `m` rows of `a`, the weight and an output of `out_len` values fit together;
+/// returns the [`pair_sums`] of the request.
+fn checked(
+    tier: Isa,
+    m: usize,
+    a: &[u8],
+    w: &GemmWeights,
+    out_len: usize,
+    saturate_pairs: bool,
+) -> PairSums {
+    assert!(a.len() >= m * w.k && w.data.len() >= w.n * w.k && out_len >= m * w.n);
+    assert!(w.zero_points.len() == 1 || w.zero_points.len() == w.n);
+    pair_sums(tier, saturate_pairs, &a[..m * w.k], w)
+}
+
+/// The [`PairSums`] of a request on `tier` whose activation bytes all come from `x`: bounded
+/// when no pair can reach an int16 bound with the largest byte of `x`. With fbgemm's default
+/// `reduce_range` activations (at most 127) that is every weight: 127·256 < 32768. The bound is
+/// only looked for where it changes the kernel: saturating requests, and exact ones on AVX2.
+pub fn pair_sums(tier: Isa, saturate_pairs: bool, x: &[u8], w: &GemmWeights) -> PairSums {
+    let asked = if saturate_pairs {
+        PairSums::Saturating
+    } else {
+        PairSums::Exact
+    };
+    if !saturate_pairs && tier != Isa::Avx2 {
+        return asked;
+    }
+    if w.pair_bound().fits(x.iter().fold(0, |m, &v| m.max(v))) {
+        PairSums::Bounded
+    } else {
+        asked
+    }
 }
 
 /// [`gemm_on`] requantized in the tiles' epilogue: `out[i·n + c]` is `rq` applied to
@@ -108,12 +151,12 @@ pub fn gemm_u8_i8_u8_on(
     out: &mut [u8],
 ) -> Result<u64, IsaError> {
     tier.check()?;
-    let saturate_pairs = checked(m, a, w, out.len(), saturate_pairs);
+    let sums = checked(tier, m, a, w, out.len(), saturate_pairs);
     let sink = Sink::RequantByColumn {
         rq,
         out: SharedOut(out.as_mut_ptr()),
     };
-    let route = route(tier, saturate_pairs);
+    let route = route(tier, sums);
     // SAFETY: `check` just confirmed the host supports `tier`; `out` holds the `m·n` outputs.
     if let Some(saturated) = unsafe { tiled_on(route, m, Left::Rows(a), a_zp, w, sink) } {
         return Ok(saturated);
@@ -152,23 +195,22 @@ unsafe fn run(
     w: &GemmWeights,
     acc: &mut [i32],
 ) -> u64 {
-    let saturate_pairs = checked(m, a, w, acc.len(), saturate_pairs);
+    let sums = checked(tier, m, a, w, acc.len(), saturate_pairs);
     let sink = Sink::Acc(SharedOut(acc.as_mut_ptr()));
     // SAFETY: forwarded from this function's contract; `acc` holds the `m·n` outputs.
-    unsafe { tiled_on(route(tier, saturate_pairs), m, Left::Rows(a), a_zp, w, sink) }
-        .unwrap_or_else(|| {
-            reference::gemm_u8_i8_i32(
-                m,
-                w.n,
-                w.k,
-                a,
-                a_zp,
-                w.data,
-                w.zero_points,
-                saturate_pairs,
-                acc,
-            )
-        })
+    unsafe { tiled_on(route(tier, sums), m, Left::Rows(a), a_zp, w, sink) }.unwrap_or_else(|| {
+        reference::gemm_u8_i8_i32(
+            m,
+            w.n,
+            w.k,
+            a,
+            a_zp,
+            w.data,
+            w.zero_points,
+            sums.saturating(),
+            acc,
+        )
+    })
 }
 
 /// The right operand of [`gemm_weights_kmajor_on`]: u8 values stored k-major (`[k, n]`, row `kk`
@@ -337,9 +379,9 @@ pub fn gemm_runs_on(
     assert!(a.k() == k && w.data.len() >= n * k);
     assert!(w.zero_points.len() == 1 || w.zero_points.len() == n);
     // Every byte the rows gather comes from `src`.
-    let saturate_pairs = needs_saturation(saturate_pairs, a.src, w);
+    let sums = pair_sums(tier, saturate_pairs, a.src, w);
     let sink = out.sink(m * n, true);
-    let route = route(tier, saturate_pairs);
+    let route = route(tier, sums);
     // SAFETY: `check` just confirmed the host supports `tier`; `sink` holds the `m·n` outputs.
     if let Some(saturated) = unsafe { tiled_on(route, m, Left::Runs(*a), a_zp, w, sink) } {
         return Ok(saturated);
@@ -351,8 +393,17 @@ pub fn gemm_runs_on(
     }
     let mut acc = vec![0i32; m * n];
     let zps = w.zero_points;
-    let saturated =
-        reference::gemm_u8_i8_i32(m, n, k, &rows, a_zp, w.data, zps, saturate_pairs, &mut acc);
+    let saturated = reference::gemm_u8_i8_i32(
+        m,
+        n,
+        k,
+        &rows,
+        a_zp,
+        w.data,
+        zps,
+        sums.saturating(),
+        &mut acc,
+    );
     let mut column = vec![0i32; m];
     for c in 0..n {
         for (v, row) in column.iter_mut().zip(acc.chunks_exact(n)) {
@@ -393,7 +444,7 @@ unsafe fn run_kmajor(
     // SAFETY: forwarded from this function's contract.
     if unsafe {
         tiled_on(
-            route(tier, false),
+            route(tier, PairSums::Exact),
             rows,
             Left::Rows(w_flipped),
             w_zp + 128,

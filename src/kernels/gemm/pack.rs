@@ -15,8 +15,8 @@ use std::sync::OnceLock;
 #[derive(Clone, Default)]
 pub struct PackCache {
     /// Indexed by [`super::micro::MicroKernel::SLOT`]: 8-column panels (AVX2, NEON, dotprod),
-    /// 32-column panels (AVX-512).
-    pub(super) slots: [OnceLock<Box<Panels>>; 2],
+    /// 32-column panels (AVX-512, AVX-VNNI), 16-column panels (AVX2's bounded-pair tile).
+    pub(super) slots: [OnceLock<Box<Panels>>; 3],
     /// [`GemmWeights::pair_bound`].
     pub(super) pair_bound: OnceLock<PairBound>,
 }

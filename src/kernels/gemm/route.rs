@@ -4,6 +4,7 @@
 //! This is the only part of `gemm` that names the tier files, so adding a tier touches the
 //! ladder here and nothing in the driver.
 
+use super::PairSums;
 use super::driver::{Left, RightOperand, Sink, tiled};
 use crate::isa::Isa;
 
@@ -11,6 +12,8 @@ use crate::isa::Isa;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Route {
     Reference,
+    #[cfg(target_arch = "x86_64")]
+    Avx2Bounded,
     #[cfg(target_arch = "x86_64")]
     Avx2Exact,
     #[cfg(target_arch = "x86_64")]
@@ -27,30 +30,38 @@ pub(super) enum Route {
     Dotprod,
 }
 
-pub(super) fn route(tier: Isa, saturate_pairs: bool) -> Route {
+/// The kernel `tier` runs for sums `sums`. Bounded sums are both exact and saturating, so any
+/// kernel of the tier computes them; only AVX2 has one faster for them.
+pub(super) fn route(tier: Isa, sums: PairSums) -> Route {
     #[cfg(target_arch = "x86_64")]
-    match (tier, saturate_pairs) {
-        (Isa::Avx512Vnni, false) => return Route::Avx512Vnni,
-        (Isa::AvxVnni, false) => return Route::AvxVnni,
-        (Isa::Avx2 | Isa::AvxVnni | Isa::Avx512Vnni, true) => return Route::Avx2Saturating,
-        (Isa::Avx2, false) => return Route::Avx2Exact,
+    match (tier, sums) {
+        (Isa::Avx512Vnni, PairSums::Exact | PairSums::Bounded) => return Route::Avx512Vnni,
+        (Isa::AvxVnni, PairSums::Exact | PairSums::Bounded) => return Route::AvxVnni,
+        (Isa::Avx2 | Isa::AvxVnni | Isa::Avx512Vnni, PairSums::Saturating) => {
+            return Route::Avx2Saturating;
+        }
+        (Isa::Avx2, PairSums::Bounded) => return Route::Avx2Bounded,
+        (Isa::Avx2, PairSums::Exact) => return Route::Avx2Exact,
         _ => {}
     }
     #[cfg(target_arch = "aarch64")]
-    match (tier, saturate_pairs) {
-        (Isa::Neon | Isa::Dotprod, true) => return Route::NeonSaturating,
-        (Isa::Neon, false) => return Route::NeonExact,
-        (Isa::Dotprod, false) => return Route::Dotprod,
+    match (tier, sums) {
+        (Isa::Neon | Isa::Dotprod, PairSums::Saturating) => return Route::NeonSaturating,
+        (Isa::Neon, PairSums::Exact | PairSums::Bounded) => return Route::NeonExact,
+        (Isa::Dotprod, PairSums::Exact | PairSums::Bounded) => return Route::Dotprod,
         _ => {}
     }
-    let _ = (tier, saturate_pairs);
+    let _ = (tier, sums);
     Route::Reference
 }
 
-/// The kernel name a tier uses for the requested semantics (for reports and benches).
-pub fn kernel_name(tier: Isa, saturate_pairs: bool) -> &'static str {
-    match route(tier, saturate_pairs) {
+/// The kernel name a tier uses for sums `sums` (for reports and benches; [`super::pair_sums`]
+/// tells which sums a request has).
+pub fn kernel_name(tier: Isa, sums: PairSums) -> &'static str {
+    match route(tier, sums) {
         Route::Reference => "reference",
+        #[cfg(target_arch = "x86_64")]
+        Route::Avx2Bounded => "avx2_gemm_bounded_6x16",
         #[cfg(target_arch = "x86_64")]
         Route::Avx2Exact => "avx2_gemm_exact_4x8",
         #[cfg(target_arch = "x86_64")]
@@ -88,9 +99,12 @@ pub(super) unsafe fn tiled_on(
     // SAFETY (every arm): forwarded from this function's contract.
     #[cfg(target_arch = "x86_64")]
     {
-        use crate::kernels::x86::{avx2_gemm, avx512vnni_gemm, avxvnni_gemm};
+        use crate::kernels::x86::{avx2_bounded_gemm, avx2_gemm, avx512vnni_gemm, avxvnni_gemm};
         match route {
             Route::Reference => None,
+            Route::Avx2Bounded => {
+                Some(unsafe { tiled::<avx2_bounded_gemm::Bounded>(m, a, a_zp, b, sink) })
+            }
             Route::Avx2Exact => Some(unsafe { tiled::<avx2_gemm::Exact>(m, a, a_zp, b, sink) }),
             Route::Avx2Saturating => {
                 Some(unsafe { tiled::<avx2_gemm::PairSaturating>(m, a, a_zp, b, sink) })

@@ -5,6 +5,7 @@
 //! [`super::requant`] (dispatched from there), and the byte shuffles of the GEMM's k-major
 //! panels and of `kernels::transpose`.
 
+pub mod avx2_bounded_gemm;
 pub mod avx2_gemm;
 pub mod avx2_pool;
 pub mod avx2_requant;
