@@ -388,6 +388,9 @@ fn int8_layer(s: &Anchor, setup: Setup) -> (QLinear, QTensor) {
     (layer, x)
 }
 
+/// Repetitions of each side of the 1024³ scaling figure, at least.
+const SCALING_REPS: usize = 25;
+
 /// The 1024³ int8 linear at one thread and at [`bench_scaling::threads`] (nothing when that is
 /// 1), on the best tier and on AVX2 where the host has it, under fbgemm's exact contract.
 fn scaling(reps: usize) -> Result<Vec<Scaling>, IsaError> {
@@ -405,8 +408,11 @@ fn scaling(reps: usize) -> Result<Vec<Scaling>, IsaError> {
         };
         let (layer, x) = int8_layer(s, setup);
         let what = format!("int8 linear {} {tier}", s.name());
-        let run = || layer.forward(&x, setup.numerics).map(|(y, _)| y.int_repr());
-        if let Ok(Some(figure)) = bench_scaling::measure(&what, threads, reps, run) {
+        let run = || layer.forward(&x, setup.numerics).map(|(y, _)| y);
+        let bits = |y: QTensor| y.int_repr();
+        // A few milliseconds each: more repetitions than the shapes' steady the median.
+        let reps = reps.max(SCALING_REPS);
+        if let Ok(Some(figure)) = bench_scaling::measure(&what, threads, reps, run, bits) {
             out.push(figure);
         }
     }

@@ -219,17 +219,15 @@ pub fn run(
         let batch = data_set.rows(0..data_set.len().min(SCALING_BATCH));
         let n = batch.shape()[0];
         let bits = |v: Vec<Value>| first_f32(v).iter().map(|x| x.to_bits()).collect::<Vec<_>>();
-        let fp32 = || graph::run(float, vec![batch.clone()], |_, _| {}).map(bits);
+        let fp32 = || graph::run(float, vec![batch.clone()], |_, _| {});
         let what = format!("fp32 forward, batch {n}");
-        report
-            .scaling
-            .extend(bench_scaling::measure(&what, threads, reps, fp32)?);
+        let figure = bench_scaling::measure(&what, threads, reps, fp32, bits)?;
+        report.scaling.extend(figure);
         if let Some((model, _)) = models.first() {
-            let int8 = || model.run(vec![batch.clone()], |_, _| {}).map(bits);
+            let int8 = || model.run(vec![batch.clone()], |_, _| {});
             let what = format!("int8 {} forward, batch {n}", engines[0].name());
-            report
-                .scaling
-                .extend(bench_scaling::measure(&what, threads, reps, int8)?);
+            let figure = bench_scaling::measure(&what, threads, reps, int8, bits)?;
+            report.scaling.extend(figure);
         }
         Ok(report)
     })

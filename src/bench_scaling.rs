@@ -46,15 +46,18 @@ pub fn threads() -> usize {
 }
 
 /// `run` timed (median of `reps` after a warm-up) on one thread and on `threads` threads, and
-/// its last outputs compared; `None` when `threads` is 1 (nothing to scale to).
-pub fn measure<T, E, F>(
+/// the `bits` of its last outputs compared (taken outside the timing); `None` when `threads`
+/// is 1 (nothing to scale to).
+pub fn measure<T, B, E, F>(
     what: &str,
     threads: usize,
     reps: usize,
     mut run: F,
+    bits: impl Fn(T) -> B,
 ) -> Result<Option<Scaling>, E>
 where
-    T: PartialEq + Send,
+    T: Send,
+    B: PartialEq,
     E: Send,
     F: FnMut() -> Result<T, E> + Send,
 {
@@ -86,7 +89,7 @@ where
         one_thread_ms,
         threads_ms,
         speedup: one_thread_ms / threads_ms,
-        identical: one == many,
+        identical: bits(one) == bits(many),
     }))
 }
 
@@ -98,20 +101,15 @@ mod tests {
     /// hidden (the work here returns the thread count it ran on).
     #[test]
     fn outputs_are_compared_and_the_line_says_so() {
-        let same = measure::<_, (), _>("sum", 2, 1, || Ok((0..1000u64).sum::<u64>()))
-            .unwrap()
-            .unwrap();
+        let sum = || Ok::<_, ()>((0..1000u64).sum::<u64>());
+        let same = measure("sum", 2, 1, sum, |v| v).unwrap().unwrap();
         assert!(same.identical && same.threads == 2);
         assert!((same.speedup - same.one_thread_ms / same.threads_ms).abs() < 1e-12);
         assert!(same.line().contains("2 threads") && same.line().contains("bit-identical"));
-        let differ = measure::<_, (), _>("threads", 2, 1, || Ok(rayon::current_num_threads()))
-            .unwrap()
-            .unwrap();
+        let threads = || Ok::<_, ()>(rayon::current_num_threads());
+        let differ = measure("threads", 2, 1, threads, |v| v).unwrap().unwrap();
         assert!(!differ.identical && differ.line().contains("OUTPUTS DIFFER"));
-        assert!(
-            measure::<_, (), _>("one", 1, 1, || Ok(0))
-                .unwrap()
-                .is_none()
-        );
+        let zero = || Ok::<_, ()>(0);
+        assert!(measure("one", 1, 1, zero, |v| v).unwrap().is_none());
     }
 }

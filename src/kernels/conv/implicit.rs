@@ -21,6 +21,7 @@ use crate::isa::{Isa, IsaError};
 use crate::kernels::gemm::{self, GemmWeights, Output, PackCache, RunRows};
 use crate::kernels::requant::Requant;
 use crate::kernels::transpose::transpose;
+use rayon::prelude::*;
 use std::cell::Cell;
 
 /// Whether this path computes `g` under `model`.
@@ -37,7 +38,7 @@ pub fn conv_u8_i8_i32_on(
     caches: &[PackCache],
     acc: &mut [i32],
 ) -> Result<u64, IsaError> {
-    per_group(op, caches, |a, w, o0, len| {
+    per_group(op, caches, acc, |a, w, o0, len, acc| {
         let acc = Output::Acc(&mut acc[o0 * len..][..w.n * len]);
         gemm::gemm_runs_on(
             tier,
@@ -60,11 +61,10 @@ pub fn conv_u8_i8_u8_on(
     rq: &Requant,
     out: &mut [u8],
 ) -> Result<u64, IsaError> {
-    let channels = op.g.out_channels;
-    per_group(op, caches, |a, w, o0, len| {
+    per_group(op, caches, out, |a, w, o0, len, out| {
         let out = Output::Requant {
             rq,
-            first_channel: o0 % channels,
+            first_channel: o0,
             out: &mut out[o0 * len..][..w.n * len],
         };
         gemm::gemm_runs_on(
@@ -124,13 +124,17 @@ thread_local! {
     static SCRATCH: Cell<Scratch> = Cell::new(Scratch::default());
 }
 
-/// Runs `gemm(a, w, o0, positions)` for every (batch item, group): `a` gathers the group's
-/// im2col rows, `w` is its weight, `o0 = n·out + the group's first output channel`. Sums the
-/// saturated pairs.
-fn per_group(
+/// Runs `gemm(a, w, o0, positions, out_n)` for every (batch item, group): `a` gathers the
+/// group's im2col rows, `w` is its weight, `o0` the group's first output channel and `out_n`
+/// the item's `[out_channels, positions]` block of `out`. Sums the saturated pairs.
+///
+/// Batch items run in parallel (each GEMM may split further): items write disjoint blocks and
+/// every output is one GEMM's, so the result does not depend on the thread count.
+fn per_group<T: Send>(
     op: &Operands,
     caches: &[PackCache],
-    mut gemm: impl FnMut(&RunRows, &GemmWeights, usize, usize) -> Result<u64, IsaError>,
+    out: &mut [T],
+    gemm: impl Fn(&RunRows, &GemmWeights, usize, usize, &mut [T]) -> Result<u64, IsaError> + Sync,
 ) -> Result<u64, IsaError> {
     let g = op.g;
     assert!(supports(g, op.model) && (caches.is_empty() || caches.len() == g.groups));
@@ -138,17 +142,22 @@ fn per_group(
     let (cg, og) = (g.in_channels / g.groups, g.out_channels / g.groups);
     let [hp, wp] = p.padded();
     let positions = g.out_positions();
-    // Taken, not borrowed, so that a nested conv would just get fresh buffers.
-    let mut scratch = SCRATCH.take();
-    let padded = sized(&mut scratch.padded, hp * wp * cg);
-    // Bases: each output position's first input byte; offsets: each tap's from there.
-    grid(&mut scratch.bases, p.output, p.stride, wp * cg, cg);
-    grid(&mut scratch.offsets, p.kernel, p.dilation, wp * cg, cg);
-    let k = scratch.offsets.len() * cg;
+    let item = g.out_channels * positions;
+    assert!(out.len() >= g.batch * item);
+    if item == 0 {
+        return Ok(0);
+    }
     let plane = p.input[0] * p.input[1];
-    let mut saturated = 0u64;
-    let mut result = Ok(());
-    'all: for n in 0..g.batch {
+    let one = |(n, out_n): (usize, &mut [T])| -> Result<u64, IsaError> {
+        // Taken, not borrowed, so that a nested conv (or another item this thread picks up
+        // while its GEMM waits) just gets fresh buffers.
+        let mut scratch = SCRATCH.take();
+        let padded = sized(&mut scratch.padded, hp * wp * cg);
+        // Bases: each output position's first input byte; offsets: each tap's from there.
+        grid(&mut scratch.bases, p.output, p.stride, wp * cg, cg);
+        grid(&mut scratch.offsets, p.kernel, p.dilation, wp * cg, cg);
+        let k = scratch.offsets.len() * cg;
+        let mut saturated = Ok(0u64);
         for grp in 0..g.groups {
             let x_g = &op.x[(n * g.in_channels + grp * cg) * plane..][..cg * plane];
             pad_channels_last(x_g, cg, &p, op.x_zp as u8, padded);
@@ -169,17 +178,21 @@ fn per_group(
                 },
                 cache: caches.get(grp),
             };
-            match gemm(&a, &w, n * g.out_channels + grp * og, positions) {
-                Ok(s) => saturated += s,
-                Err(e) => {
-                    result = Err(e);
-                    break 'all;
-                }
+            saturated = saturated.and_then(|s| Ok(s + gemm(&a, &w, grp * og, positions, out_n)?));
+            if saturated.is_err() {
+                break;
             }
         }
+        SCRATCH.set(scratch);
+        saturated
+    };
+    let items = &mut out[..g.batch * item];
+    if g.batch > 1 && rayon::current_num_threads() > 1 {
+        let each = items.par_chunks_mut(item).enumerate().map(one);
+        each.try_reduce(|| 0, |a, b| Ok(a + b))
+    } else {
+        items.chunks_mut(item).enumerate().map(one).sum()
     }
-    SCRATCH.set(scratch);
-    result.map(|()| saturated)
 }
 
 /// `out` := `(y·step[0])·line + (x·step[1])·cell` for `y < extent[0]`, `x < extent[1]`, row-major.

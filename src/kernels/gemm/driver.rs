@@ -75,11 +75,22 @@ pub(super) unsafe fn tiled<K: MicroKernel>(
                 .wrapping_sub(kz.wrapping_mul(a_zp).wrapping_mul(zw[c]))
         })
         .collect();
-    let parallel = m * n * k >= PARALLEL_MACS && rayon::current_num_threads() > 1;
-    // On one thread a task takes all panels, so each row block is packed once.
-    let per_task = if parallel { TASK_PANELS } else { blocks.max(1) };
+    let threads = rayon::current_num_threads();
+    let parallel = m * n * k >= PARALLEL_MACS && threads > 1;
+    let Split {
+        rows,
+        panels: per_task,
+    } = if parallel {
+        split(m, blocks, threads, K::MR)
+    } else {
+        // On one thread a task takes all panels, so each row block is packed once.
+        Split {
+            rows: MC,
+            panels: blocks.max(1),
+        }
+    };
     let tasks: Vec<(usize, usize)> = (0..m)
-        .step_by(MC)
+        .step_by(rows)
         .flat_map(|m0| (0..blocks).step_by(per_task).map(move |p0| (m0, p0)))
         .collect();
     let job = Job {
@@ -87,6 +98,7 @@ pub(super) unsafe fn tiled<K: MicroKernel>(
         n,
         k,
         kp,
+        mc: rows,
         per_task,
         left: a,
         panels: &panels,
@@ -111,6 +123,8 @@ struct Job<'a> {
     n: usize,
     k: usize,
     kp: usize,
+    /// Rows per task (the last task of a column takes the rest).
+    mc: usize,
     /// Panels per task.
     per_task: usize,
     left: Left<'a>,
@@ -163,7 +177,7 @@ type TaskFn = unsafe fn(&Job, (usize, usize)) -> u64;
 #[inline(always)]
 unsafe fn task<K: MicroKernel>(job: &Job, (m0, p0): (usize, usize)) -> u64 {
     let (n, kp) = (job.n, job.kp);
-    let mb = MC.min(job.m - m0);
+    let mb = job.mc.min(job.m - m0);
     let (block, rowsum) = pack_rows(job, m0, mb, K::MR);
     let mut tile = vec![0i32; K::MR * K::NR];
     // Requantized column-sink rows are staged as bytes, `[mb, NR]`, and transposed into the
@@ -344,8 +358,38 @@ fn task_fn<K: MicroKernel>() -> TaskFn {
     }
 }
 
-/// Panels per parallel task: 128 output columns of the AVX-512 kernel, 32 of the 8-wide ones.
-const TASK_PANELS: usize = 4;
+/// How a parallel GEMM is cut into tasks: rows per task and panels per task.
+#[derive(Debug, PartialEq)]
+struct Split {
+    rows: usize,
+    panels: usize,
+}
+
+/// The tasks of a parallel GEMM of `m` rows and `blocks` panels on `threads` threads. Each task
+/// packs its rows, so rows are split first: into a multiple of `threads` chunks of at most
+/// [`MC`] (rounded to whole `mr`-row tiles) that each take every panel, which packs each row
+/// once and loads the threads evenly. Too few rows for that (a GEMV, a small batch) split the
+/// panels instead, into at least two tasks per thread: their rows are few, so packing them
+/// again per task costs little.
+fn split(m: usize, blocks: usize, threads: usize, mr: usize) -> Split {
+    let chunks = m.div_ceil(MC).div_ceil(threads) * threads;
+    let rows = m.div_ceil(chunks).div_ceil(mr) * mr;
+    if m.div_ceil(rows) >= threads && rows >= MIN_SPLIT_ROWS {
+        return Split {
+            rows,
+            panels: blocks.max(1),
+        };
+    }
+    let rows = MC.min(m.max(1));
+    let column_tasks = (2 * threads).div_ceil(m.div_ceil(rows));
+    Split {
+        rows,
+        panels: blocks.div_ceil(column_tasks).max(1),
+    }
+}
+
+/// Fewer rows per task than this and a parallel GEMM splits its panels instead.
+const MIN_SPLIT_ROWS: usize = 48;
 
 /// Below this many multiply-adds a GEMM runs on the calling thread (spawning costs more).
 const PARALLEL_MACS: usize = 1 << 21;
@@ -380,5 +424,53 @@ impl<T> SharedOut<T> {
     unsafe fn ptr(&self, at: usize) -> *mut T {
         // SAFETY: forwarded from this function's contract.
         unsafe { self.0.add(at) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Rows split evenly over the threads when there are enough of them; otherwise the panels.
+    #[test]
+    fn tasks_split_rows_evenly_then_panels() {
+        // 1024 rows on 2 threads: six tasks of at most 180 rows, each with all 32 panels.
+        assert_eq!(
+            split(1024, 32, 2, 12),
+            Split {
+                rows: 180,
+                panels: 32
+            }
+        );
+        // A 56×56 conv's positions: 18 tasks.
+        assert_eq!(
+            split(3136, 4, 2, 6),
+            Split {
+                rows: 180,
+                panels: 4
+            }
+        );
+        // A batch of 64 rows: every row in each task, the 96 panels in four tasks.
+        assert_eq!(
+            split(64, 96, 2, 12),
+            Split {
+                rows: 64,
+                panels: 24
+            }
+        );
+        // More threads than row chunks: panels too.
+        assert_eq!(
+            split(200, 10, 8, 12),
+            Split {
+                rows: 192,
+                panels: 2
+            }
+        );
+        // Never zero panels per task (`step_by(0)` would panic).
+        assert_eq!(split(1, 0, 2, 4).panels, 1);
+        for (m, blocks, threads, mr) in [(1000, 7, 3, 4), (97, 3, 2, 6), (5000, 1, 2, 12)] {
+            let s = split(m, blocks, threads, mr);
+            assert!(s.rows > 0 && s.panels > 0 && s.rows <= MC.max(mr * MC.div_ceil(mr)));
+        }
     }
 }
