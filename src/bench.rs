@@ -248,10 +248,10 @@ pub struct TierPeak {
 /// with ones, `vpaddd`: the sequence fbgemm's and our bounded-pair AVX2 tiles run) and AVX-512
 /// VNNI (`vpdpbusd`). Each is the best of `reps` timings of a register-only loop.
 fn peaks(reps: usize) -> Vec<TierPeak> {
-    let mut peaks = Vec::new();
     #[cfg(target_arch = "x86_64")]
     {
         use crate::kernels::x86::{avx2_bounded_gemm, avx512vnni_gemm};
+        let mut peaks = Vec::new();
         if Isa::Avx2.check().is_ok() {
             // SAFETY: the host has AVX2 (checked above); `best_peak` passes iters > 0.
             let run = |iters| unsafe { avx2_bounded_gemm::peak_loop(iters, 0x0101_0101, 1) };
@@ -270,9 +270,13 @@ fn peaks(reps: usize) -> Vec<TierPeak> {
                 instructions: "vpdpbusd".into(),
             });
         }
+        peaks
     }
-    let _ = reps;
-    peaks
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = reps;
+        Vec::new()
+    }
 }
 
 /// GOPS of the best of `reps` (at least 3) timings of `run(ITERS)`, a peak loop doing
