@@ -77,10 +77,17 @@ fn split<'a>(bytes: &'a [u8], origin: &str) -> Result<Raw<'a>, NpyError> {
     }
     let (descr, shape) = (parsed.descr, parsed.shape);
     let data = &bytes[start + header_len..];
+    // An array's extent, zero-length axes aside, must fit isize (ndarray's limit, which an
+    // empty array with huge other axes would otherwise reach).
+    let extent = shape
+        .iter()
+        .filter(|&&d| d != 0)
+        .try_fold(1usize, |n, &d| n.checked_mul(d))
+        .filter(|&n| n <= isize::MAX as usize);
     let count = shape
         .iter()
         .try_fold(1usize, |n, &d| n.checked_mul(d))
-        .filter(|n| n.checked_mul(8).is_some())
+        .filter(|n| n.checked_mul(8).is_some() && extent.is_some())
         .ok_or_else(|| bad(&format!("shape {shape:?} is too large")))?;
     let width = match descr.as_str() {
         "<f4" | "<i4" => 4,
@@ -235,6 +242,17 @@ mod tests {
         assert!(e.to_string().contains("needs 12 data bytes"), "{e}");
         let e = parse_npy(&npy("<f4", "(4611686018427387904, 4)", &[]), "t").unwrap_err();
         assert!(e.to_string().contains("too large"), "{e}");
+        // Empty, but the other axes' extent passes isize (found by fuzzing): an error, no panic.
+        let huge = "(288888888888888888, 40, 0, 4)";
+        for parse in [
+            |b: &[u8]| parse_npy(b, "t").map(|_| ()),
+            |b: &[u8]| parse_npy_f64(b, "t").map(|_| ()),
+        ] {
+            let e = parse(&npy("<i4", huge, &[])).unwrap_err();
+            assert!(e.to_string().contains("too large"), "{e}");
+        }
+        // Empty with modest other axes is still a valid empty array.
+        assert!(parse_npy(&npy("<i4", "(3, 0, 4)", &[]), "t").is_ok());
         let e = parse_npy(&npy("<f4", "(x,)", &[]), "t").unwrap_err();
         assert!(e.to_string().contains("shape entry"), "{e}");
     }

@@ -21,6 +21,7 @@
 //! `umax` / `smax` on 16.
 
 use crate::isa::{Isa, IsaError};
+use rayon::prelude::*;
 
 /// One axis of a pooling window over an input of `len`, producing `out` positions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,7 +86,7 @@ impl MaxPool {
 pub type RowMax<T> = unsafe fn(&mut [T], &[T], &[usize]);
 
 /// The element types the kernel pools: the storage of quint8 and qint8.
-pub trait PoolInt: Copy + Ord + 'static {
+pub trait PoolInt: Copy + Ord + Send + Sync + 'static {
     /// What a window without in-bounds taps yields (PyTorch's initial max).
     const MIN: Self;
     /// The row max of `tier` (which the host must support).
@@ -174,8 +175,6 @@ pub fn max_pool2d_on<T: PoolInt>(
         0
     };
     let col_offsets: Vec<usize> = (0..c.kernel).map(|k| k * c.dilation).collect();
-    let mut merged = vec![T::MIN; c.len];
-    let mut window_max = vec![T::MIN; starts];
     // The taps are the same in every plane: the row offsets of each output row (flattened, with
     // each row's range) and the column taps of the border outputs are listed once per call.
     let (mut row_offsets, mut row_spans) = (Vec::new(), Vec::with_capacity(r.out));
@@ -188,42 +187,55 @@ pub fn max_pool2d_on<T: PoolInt>(
         .chain(hi..c.out)
         .map(|ox| (ox, c.taps(ox).collect()))
         .collect();
-    let planes = x[..g.in_len()]
-        .chunks_exact(r.len * c.len)
-        .zip(y[..g.out_len()].chunks_exact_mut(r.out * c.out));
-    for (xp, yp) in planes {
-        for (yrow, span) in yp.chunks_exact_mut(c.out).zip(&row_spans) {
-            let row: &[T] = match row_offsets[span.clone()] {
-                [] => {
-                    yrow.fill(T::MIN);
-                    continue;
+    let (plane_in, plane_out) = (r.len * c.len, r.out * c.out);
+    // Planes are independent: groups of them run in parallel, each with its own row buffers.
+    let per_task = (POOL_TASK_ELEMENTS / plane_in).max(1);
+    let run = |(xs, ys): (&[T], &mut [T])| {
+        let mut merged = vec![T::MIN; c.len];
+        let mut window_max = vec![T::MIN; starts];
+        for (xp, yp) in xs
+            .chunks_exact(plane_in)
+            .zip(ys.chunks_exact_mut(plane_out))
+        {
+            for (yrow, span) in yp.chunks_exact_mut(c.out).zip(&row_spans) {
+                let row: &[T] = match row_offsets[span.clone()] {
+                    [] => {
+                        yrow.fill(T::MIN);
+                        continue;
+                    }
+                    [one] => &xp[one..][..c.len],
+                    ref offsets => {
+                        merge(&mut merged, xp, offsets);
+                        &merged
+                    }
+                };
+                if hi == lo {
+                    // No interior output: the borders below are the whole row.
+                } else if c.stride == 1 {
+                    merge(&mut yrow[lo..hi], &row[first..], &col_offsets);
+                } else {
+                    merge(&mut window_max, &row[first..], &col_offsets);
+                    for (out, &m) in yrow[lo..hi]
+                        .iter_mut()
+                        .zip(window_max.iter().step_by(c.stride))
+                    {
+                        *out = m;
+                    }
                 }
-                [one] => &xp[one..][..c.len],
-                ref offsets => {
-                    merge(&mut merged, xp, offsets);
-                    &merged
+                for (ox, taps) in &borders {
+                    yrow[*ox] = taps.iter().map(|&t| row[t]).max().unwrap_or(T::MIN);
                 }
-            };
-            if hi == lo {
-                // No interior output: the borders below are the whole row.
-            } else if c.stride == 1 {
-                merge(&mut yrow[lo..hi], &row[first..], &col_offsets);
-            } else {
-                merge(&mut window_max, &row[first..], &col_offsets);
-                for (out, &m) in yrow[lo..hi]
-                    .iter_mut()
-                    .zip(window_max.iter().step_by(c.stride))
-                {
-                    *out = m;
-                }
-            }
-            for (ox, taps) in &borders {
-                yrow[*ox] = taps.iter().map(|&t| row[t]).max().unwrap_or(T::MIN);
             }
         }
-    }
+    };
+    let xs = x[..g.in_len()].par_chunks(per_task * plane_in);
+    xs.zip(y[..g.out_len()].par_chunks_mut(per_task * plane_out))
+        .for_each(run);
     Ok(())
 }
+
+/// Input elements per parallel task of [`max_pool2d_on`] (whole planes, at least one).
+const POOL_TASK_ELEMENTS: usize = 1 << 16;
 
 #[cfg(test)]
 mod tests {

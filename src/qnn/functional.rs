@@ -26,6 +26,7 @@ use super::pointwise::{Operand, Requantize, SplitDequant, output, same_dtype};
 use crate::engine::{Engine, Numerics};
 use crate::isa::Isa;
 use crate::tensor::{QDType, QParams, QStorage, QTensor};
+use rayon::prelude::*;
 
 /// `nn.quantized.QFunctional`: the output qparams its binary ops requantize to.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -189,7 +190,7 @@ impl PairRule for FixedPointAdd {
 /// `rule` over two same-shape 8-bit tensors in row-major order, stored in their dtype. quint8
 /// operands are read as bytes and the loops are compiled for AVX2 + FMA when `tier` has them, so they vectorise and `mul_add` / rounding are single instructions rather than
 /// libm calls (same IEEE operations, same results); other dtypes go through i32.
-fn zip_map(a: &QTensor, b: &QTensor, rule: &impl PairRule, tier: Isa) -> QStorage {
+fn zip_map(a: &QTensor, b: &QTensor, rule: &(impl PairRule + Sync), tier: Isa) -> QStorage {
     if a.dtype() != QDType::QUInt8 {
         let (qa, qb) = (a.int_values(), b.int_values());
         let values = qa.iter().zip(&qb).enumerate().map(|(i, (&x, &y))| {
@@ -204,28 +205,45 @@ fn zip_map(a: &QTensor, b: &QTensor, rule: &impl PairRule, tier: Isa) -> QStorag
     let (qa, qb) = (u8_values(a), u8_values(b));
     let mut out = vec![0u8; qa.len()];
     #[cfg(target_arch = "x86_64")]
-    if tier.is_x86_simd() && tier.is_available() {
-        // SAFETY: the host has `tier`, which includes AVX2 and FMA.
-        unsafe { zip_bytes_avx2(&qa, &qb, rule, &mut out) };
-        return QStorage::U8(out);
-    }
+    let simd = tier.is_x86_simd() && tier.is_available();
     #[cfg(not(target_arch = "x86_64"))]
     let _ = tier; // No SIMD byte loop outside x86-64 yet.
-    zip_bytes(&qa, &qb, rule, &mut out);
+    // Chunks in parallel: each element's rule depends only on its index, so the split changes
+    // nothing (small tensors stay on the calling thread).
+    let chunk = |(c, out): (usize, &mut [u8])| {
+        let at = c * ZIP_CHUNK;
+        let (qa, qb) = (&qa[at..][..out.len()], &qb[at..][..out.len()]);
+        #[cfg(target_arch = "x86_64")]
+        if simd {
+            // SAFETY: the host has `tier`, which includes AVX2 and FMA.
+            unsafe { zip_bytes_avx2(qa, qb, rule, at, out) };
+            return;
+        }
+        zip_bytes(qa, qb, rule, at, out);
+    };
+    if out.len() > ZIP_CHUNK {
+        out.par_chunks_mut(ZIP_CHUNK).enumerate().for_each(chunk);
+    } else {
+        chunk((0, &mut out));
+    }
     QStorage::U8(out)
 }
 
-/// The byte loops of [`zip_map`]: the vector body, then the scalar tail.
+/// Elements per parallel chunk of [`zip_map`]'s byte loops.
+const ZIP_CHUNK: usize = 1 << 16;
+
+/// The byte loops of [`zip_map`] over elements `at..at + out.len()`: the vector body (below
+/// `rule.body()`), then the scalar tail.
 #[inline(always)]
-fn zip_bytes(qa: &[u8], qb: &[u8], rule: &impl PairRule, out: &mut [u8]) {
-    let body = rule.body().min(out.len());
+fn zip_bytes(qa: &[u8], qb: &[u8], rule: &impl PairRule, at: usize, out: &mut [u8]) {
+    let body = rule.body().saturating_sub(at).min(out.len());
     let (head, tail) = out.split_at_mut(body);
     for ((o, &x), &y) in head.iter_mut().zip(qa).zip(qb) {
         *o = rule.vector(x as i32, y as i32) as u8;
     }
     let rest = qa[body..].iter().zip(&qb[body..]);
     for (i, (o, (&x, &y))) in tail.iter_mut().zip(rest).enumerate() {
-        *o = rule.scalar(body + i, x as i32, y as i32) as u8;
+        *o = rule.scalar(at + body + i, x as i32, y as i32) as u8;
     }
 }
 
@@ -235,8 +253,8 @@ fn zip_bytes(qa: &[u8], qb: &[u8], rule: &impl PairRule, out: &mut [u8]) {
 /// The host must support AVX2 and FMA.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn zip_bytes_avx2(qa: &[u8], qb: &[u8], rule: &impl PairRule, out: &mut [u8]) {
-    zip_bytes(qa, qb, rule, out);
+unsafe fn zip_bytes_avx2(qa: &[u8], qb: &[u8], rule: &impl PairRule, at: usize, out: &mut [u8]) {
+    zip_bytes(qa, qb, rule, at, out);
 }
 
 /// The two fixed-point adds behind PyTorch's qnnpack engine.
@@ -691,6 +709,48 @@ mod tests {
                 .int_values(),
             vec![12]
         );
+    }
+
+    /// Large byte tensors are mapped in parallel chunks: every element (the vector body's and
+    /// the scalar tail's, whose boundary falls inside a later chunk) equals the single loop's.
+    #[test]
+    fn chunked_byte_add_equals_one_loop() {
+        let n = 3 * ZIP_CHUNK + 37;
+        let bytes = |seed: u32| -> Vec<i32> {
+            (0..n as u32)
+                .map(|i| (i.wrapping_mul(2_654_435_761).wrapping_add(seed) >> 24) as i32)
+                .collect()
+        };
+        let a = q(QDType::QUInt8, &bytes(1), &[n], 0.05, 128);
+        let b = q(QDType::QUInt8, &bytes(7), &[n], 0.02, 100);
+        let (ao, bo) = binary_operands("add", &a, &b, 0.1, 50).unwrap();
+        let float = FloatAdd {
+            a: SplitDequant::new(&ao, n),
+            b: SplitDequant::new(&bo, n),
+            out: Requantize::new(0.1, 50, ao.dtype),
+            floor: f32::NEG_INFINITY,
+        };
+        let fixed = FixedPointAdd::new("add", MobileAdd::Qnnpack, &ao, &bo, 50, 0.1, true).unwrap();
+        let (qa, qb) = (u8_values(&a), u8_values(&b));
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(3)
+            .build()
+            .unwrap();
+        for tier in [Isa::Scalar, crate::isa::best_available()] {
+            let mut want = vec![0u8; n];
+            zip_bytes(&qa, &qb, &float, 0, &mut want);
+            assert!(float.body() > 2 * ZIP_CHUNK && float.body() < n);
+            assert_eq!(
+                pool.install(|| zip_map(&a, &b, &float, tier)),
+                QStorage::U8(want)
+            );
+            let mut want = vec![0u8; n];
+            zip_bytes(&qa, &qb, &fixed, 0, &mut want);
+            assert_eq!(
+                pool.install(|| zip_map(&a, &b, &fixed, tier)),
+                QStorage::U8(want)
+            );
+        }
     }
 
     #[test]

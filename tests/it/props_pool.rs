@@ -183,7 +183,9 @@ fn empty_window_yields_the_minimum() {
     assert_eq!(kernel_matches(&g, &[9i8]), vec![-128]);
 }
 
-/// The networks' pools: ResNet's 3×3 s2 p1 stem pool and GoogLeNet's 3×3 s2 ceil_mode pool.
+/// The networks' pools: ResNet's 3×3 s2 p1 stem pool and GoogLeNet's 3×3 s2 ceil_mode pool,
+/// on 9 planes: the 112×112 ones are split into parallel tasks of whole planes (the last
+/// partial).
 #[test]
 fn network_pools_match() {
     for (len, pad, ceil) in [(112, 1, false), (56, 0, true), (28, 0, true), (7, 1, false)] {
@@ -196,7 +198,7 @@ fn network_pools_match() {
             out: out_len(len, 3, 2, pad, 1, ceil),
         };
         let g = MaxPool {
-            planes: 3,
+            planes: 9,
             rows: axis,
             cols: axis,
         };

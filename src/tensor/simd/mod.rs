@@ -239,11 +239,24 @@ fn quantize_per_tensor_tier<T: QInt>(
     zero_point: i32,
 ) {
     check_lengths(x.len(), out.len());
-    on_tier!(
-        tier,
-        quantize_per_tensor(x, out, inv_scale(scale), zero_point)
-    );
+    let inv = inv_scale(scale);
+    // Element by element, so chunks in parallel give the same values (small tensors stay on
+    // the calling thread).
+    let run =
+        |(x, out): (&[f32], &mut [T])| on_tier!(tier, quantize_per_tensor(x, out, inv, zero_point));
+    if x.len() > QUANTIZE_CHUNK {
+        use rayon::prelude::*;
+        let chunks = x
+            .par_chunks(QUANTIZE_CHUNK)
+            .zip(out.par_chunks_mut(QUANTIZE_CHUNK));
+        chunks.for_each(run);
+    } else {
+        run((x, out));
+    }
 }
+
+/// Elements per parallel chunk of [`quantize_per_tensor`].
+const QUANTIZE_CHUNK: usize = 1 << 16;
 
 /// `quantize_per_tensor` into `out` on the selected tier, element by element:
 /// [`crate::tensor::quantize::quantize_val_8bit`] for `u8`/`i8`,
@@ -487,4 +500,35 @@ pub fn min_max_per_channel_on(
     layout: ChannelLayout,
 ) -> Result<Vec<(f32, f32)>, IsaError> {
     Ok(min_max_per_channel_tier(Tier::checked(isa)?, x, layout))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tensor::quantize::{inv_scale, quantize_val_8bit};
+
+    /// Tensors past one chunk are quantized in parallel chunks: every element still equals the
+    /// element rule, on every tier the host has.
+    #[test]
+    fn chunked_quantize_equals_the_element_rule() {
+        let n = 3 * QUANTIZE_CHUNK + 5;
+        let x: Vec<f32> = (0..n)
+            .map(|i| ((i * 37) % 1001) as f32 * 0.013 - 6.5)
+            .collect();
+        let (scale, zp) = (0.05, 128);
+        let want: Vec<u8> = x
+            .iter()
+            .map(|&v| quantize_val_8bit(v, inv_scale(scale), zp, 0, 255) as u8)
+            .collect();
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(3)
+            .build()
+            .unwrap();
+        for isa in crate::isa::ALL.into_iter().filter(|t| t.is_available()) {
+            let mut got = vec![0u8; n];
+            pool.install(|| quantize_per_tensor_on(isa, &x, &mut got, scale, zp))
+                .unwrap();
+            assert!(got == want, "{isa}");
+        }
+    }
 }
