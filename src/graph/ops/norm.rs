@@ -28,19 +28,23 @@ pub fn batch_norm_eval(
             (alpha, p.bias[ch] - p.running_mean[ch] * alpha)
         })
         .collect();
-    let mut y = x.as_standard_layout().into_owned();
+    let x = x.as_standard_layout();
+    let src = x.as_slice().expect("standard layout");
     let plane: usize = x.shape()[2..].iter().product();
-    if plane == 0 {
-        return Ok(y);
-    }
-    // Planes (one batch item's channel) in parallel; each element's value is the same.
-    let values = y.as_slice_mut().expect("standard layout");
-    let planes = values.par_chunks_mut(plane).enumerate();
-    planes
-        .with_min_len(PARALLEL_ELEMENTS.div_ceil(plane))
-        .for_each(|(i, plane)| {
+    // A fresh zeroed buffer is faulted in by the threads that write it, not copied first.
+    let mut values = vec![0f32; src.len()];
+    if plane > 0 {
+        // Planes (one batch item's channel) in parallel; each element's value is the same.
+        let planes = values.par_chunks_mut(plane).zip(src.par_chunks(plane));
+        let planes = planes
+            .enumerate()
+            .with_min_len(PARALLEL_ELEMENTS.div_ceil(plane));
+        planes.for_each(|(i, (y, x))| {
             let (alpha, beta) = coefficients[i % c];
-            plane.iter_mut().for_each(|v| *v = *v * alpha + beta);
+            for (y, &x) in y.iter_mut().zip(x) {
+                *y = x * alpha + beta;
+            }
         });
-    Ok(y)
+    }
+    Ok(ArrayD::from_shape_vec(x.raw_dim(), values).expect("same shape"))
 }
