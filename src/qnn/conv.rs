@@ -21,6 +21,7 @@ use crate::kernels::conv::{
 };
 use crate::kernels::gemm::{self, PackCache};
 use crate::tensor::{QDType, QParams, QTensor};
+use rayon::prelude::*;
 use std::cell::Cell;
 
 const OP: &str = "conv";
@@ -396,20 +397,30 @@ impl QConv {
         let a = u8_values(x);
         let saturated = match self.plan(model, &g) {
             ConvPlan::Depthwise => {
-                // Each output plane is requantized as the kernel finishes it, still in cache.
-                let op = self.operands(&g, &a, zx, model);
-                depthwise::conv_depthwise_with(numerics.isa(), &op, &mut |nc, plane| {
-                    let o = &mut out[nc * positions..][..positions];
-                    rq.apply_rows(
-                        numerics.isa(),
-                        plane.flat,
-                        plane.stride,
-                        plane.cols,
-                        nc % g.out_channels,
-                        o,
-                    )
-                })
-                .expect("a Numerics tier is one the host has")
+                // Batch items in parallel, each through the kernel as a batch of one; each
+                // output plane is requantized as the kernel finishes it, still in cache.
+                let one = ConvGeometry {
+                    batch: 1,
+                    ..g.clone()
+                };
+                let item_in = g.in_channels * g.input.iter().product::<usize>();
+                let item_out = g.out_channels * positions;
+                let item = |(n, out): (usize, &mut [u8])| {
+                    let op = self.operands(&one, &a[n * item_in..][..item_in], zx, model);
+                    depthwise::conv_depthwise_with(numerics.isa(), &op, &mut |c, plane| {
+                        let o = &mut out[c * positions..][..positions];
+                        let (acc, stride, cols) = (plane.flat, plane.stride, plane.cols);
+                        rq.apply_rows(numerics.isa(), acc, stride, cols, c, o)
+                    })
+                    .expect("a Numerics tier is one the host has")
+                };
+                if item_out == 0 {
+                    0
+                } else if g.batch > 1 {
+                    out.par_chunks_mut(item_out).enumerate().map(item).sum()
+                } else {
+                    item((0, &mut out[..]))
+                }
             }
             ConvPlan::NchwExact => {
                 // Requantized inside the GEMM's tiles: no i32 accumulator tensor at all.
