@@ -250,27 +250,35 @@ pub struct TierPeak {
 fn peaks(reps: usize) -> Vec<TierPeak> {
     #[cfg(target_arch = "x86_64")]
     {
-        use crate::kernels::x86::{avx2_bounded_gemm, avx512vnni_gemm};
-        let mut peaks = Vec::new();
-        if Isa::Avx2.check().is_ok() {
-            // SAFETY: the host has AVX2 (checked above); `best_peak` passes iters > 0.
-            let run = |iters| unsafe { avx2_bounded_gemm::peak_loop(iters, 0x0101_0101, 1) };
-            peaks.push(TierPeak {
-                tier: Isa::Avx2.name().into(),
-                gops: best_peak(reps, avx2_bounded_gemm::PEAK_MACS_PER_ITER, run),
-                instructions: "vpmaddubsw + vpmaddwd + vpaddd".into(),
-            });
-        }
-        if Isa::Avx512Vnni.check().is_ok() {
-            // SAFETY: the host has the tier (checked above).
-            let run = |iters| unsafe { avx512vnni_gemm::peak_loop(iters, 0x0101_0101, 1) };
-            peaks.push(TierPeak {
-                tier: Isa::Avx512Vnni.name().into(),
-                gops: best_peak(reps, avx512vnni_gemm::PEAK_MACS_PER_ITER, run),
-                instructions: "vpdpbusd".into(),
-            });
-        }
-        peaks
+        use crate::kernels::x86::{avx2_bounded_gemm as avx2, avx512vnni_gemm as vnni};
+        /// A tier's peak loop: `(iterations, a, b) -> checksum`, needing the tier's features.
+        type PeakLoop = unsafe fn(usize, i32, i32) -> i32;
+        let loops: [(Isa, PeakLoop, usize, &str); 2] = [
+            (
+                Isa::Avx2,
+                avx2::peak_loop,
+                avx2::PEAK_MACS_PER_ITER,
+                "vpmaddubsw + vpmaddwd + vpaddd",
+            ),
+            (
+                Isa::Avx512Vnni,
+                vnni::peak_loop,
+                vnni::PEAK_MACS_PER_ITER,
+                "vpdpbusd",
+            ),
+        ];
+        let available = loops.into_iter().filter(|(tier, ..)| tier.check().is_ok());
+        available
+            .map(|(tier, peak_loop, macs, instructions)| {
+                // SAFETY: the host has the tier (filtered above); `best_peak` passes iters > 0.
+                let run = |iters| unsafe { peak_loop(iters, 0x0101_0101, 1) };
+                TierPeak {
+                    tier: tier.name().into(),
+                    gops: best_peak(reps, macs, run),
+                    instructions: instructions.into(),
+                }
+            })
+            .collect()
     }
     #[cfg(not(target_arch = "x86_64"))]
     {

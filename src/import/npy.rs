@@ -77,17 +77,12 @@ fn split<'a>(bytes: &'a [u8], origin: &str) -> Result<Raw<'a>, NpyError> {
     }
     let (descr, shape) = (parsed.descr, parsed.shape);
     let data = &bytes[start + header_len..];
-    // An array's extent, zero-length axes aside, must fit isize (ndarray's limit, which an
-    // empty array with huge other axes would otherwise reach).
-    let extent = shape
-        .iter()
-        .filter(|&&d| d != 0)
-        .try_fold(1usize, |n, &d| n.checked_mul(d))
-        .filter(|&n| n <= isize::MAX as usize);
-    let count = shape
-        .iter()
-        .try_fold(1usize, |n, &d| n.checked_mul(d))
-        .filter(|n| n.checked_mul(8).is_some() && extent.is_some())
+    // The product of the non-zero axes must fit isize (ndarray's limit: an empty array with
+    // huge other axes reaches it), and the element count times 8 bytes must fit usize.
+    let count = product(shape.iter().filter(|&&d| d != 0))
+        .filter(|&extent| extent <= isize::MAX as usize)
+        .and_then(|_| product(shape.iter()))
+        .filter(|n| n.checked_mul(8).is_some())
         .ok_or_else(|| bad(&format!("shape {shape:?} is too large")))?;
     let width = match descr.as_str() {
         "<f4" | "<i4" => 4,
@@ -145,6 +140,11 @@ impl Raw<'_> {
     fn is_float(&self) -> bool {
         self.descr.starts_with("<f")
     }
+}
+
+/// The product of `axes`, or `None` when it overflows usize.
+fn product<'a>(mut axes: impl Iterator<Item = &'a usize>) -> Option<usize> {
+    axes.try_fold(1usize, |n, &d| n.checked_mul(d))
 }
 
 /// Parses `.npy` bytes; `origin` names the source in errors. Floating dtypes become f32,

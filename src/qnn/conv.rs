@@ -416,10 +416,8 @@ impl QConv {
                 };
                 if item_out == 0 {
                     0
-                } else if g.batch > 1 {
-                    out.par_chunks_mut(item_out).enumerate().map(item).sum()
                 } else {
-                    item((0, &mut out[..]))
+                    out.par_chunks_mut(item_out).enumerate().map(item).sum()
                 }
             }
             ConvPlan::NchwExact => {
