@@ -10,7 +10,7 @@ use criterion::{Criterion, Throughput};
 use qlab::graph::ConvParams;
 use qlab::graph::ops::conv_forward;
 use qlab::isa::{self, Isa};
-use qlab::kernels::fchain::{Chains, Finish, Start, chain_on};
+use qlab::kernels::fchain::{Chains, Finish, Source, Start, chain_on};
 use std::hint::black_box;
 
 mod support;
@@ -33,11 +33,12 @@ fn chains(c: &mut Criterion) {
         .collect();
     let chains = Chains {
         n,
+        p0: 0,
         start: Start::Zero,
         finish: Finish::Store,
         w: &w,
         w_stride: channels * taps,
-        x: &x,
+        x: Source::Rows { x: &x, len: n },
         ks: &ks,
     };
     let mut out = vec![0.0; rows * n];

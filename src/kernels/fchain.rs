@@ -14,6 +14,7 @@
 //! The other tiers (NEON) run the scalar twin, which the compiler vectorises by itself only in
 //! part.
 
+use super::patches::Patches;
 use crate::isa::{Isa, IsaError};
 
 /// Where each row's chain starts.
@@ -35,16 +36,65 @@ pub enum Finish<'a> {
     Accumulate,
 }
 
-/// The operands of one call: `out` is `rows × n` row-major; `w` rows are `w_stride` apart and
-/// read at the columns `ks`; `x` rows (indexed by `ks`) are `n` apart.
+/// Where the chains' `x` rows come from.
+#[derive(Debug, Clone, Copy)]
+pub enum Source<'a> {
+    /// Row `k` is `x[k·len..][..len]` (a pointwise conv's input planes, a GEMM operand).
+    Rows { x: &'a [f32], len: usize },
+    /// The im2col rows of a convolution group, formed as they are packed.
+    Patches(Patches<'a>),
+}
+
+impl Source<'_> {
+    /// Rows and positions the source has.
+    fn extent(&self) -> (usize, usize) {
+        match self {
+            Source::Rows { x, len } => (x.len() / (*len).max(1), *len),
+            Source::Patches(p) => (p.rows(), p.positions()),
+        }
+    }
+
+    /// Element (`k`, `p`).
+    #[inline(always)]
+    fn value(&self, k: usize, p: usize) -> f32 {
+        match self {
+            Source::Rows { x, len } => x[k * len + p],
+            Source::Patches(patches) => patches.value(k, p),
+        }
+    }
+
+    /// Rows `ks` of positions `p0..p0 + width` into `dst`, row `i` at `i·stride`.
+    pub(crate) fn pack(
+        &self,
+        ks: &[usize],
+        p0: usize,
+        width: usize,
+        dst: &mut [f32],
+        stride: usize,
+    ) {
+        match self {
+            Source::Rows { x, len } => {
+                for (i, &k) in ks.iter().enumerate() {
+                    dst[i * stride..][..width].copy_from_slice(&x[k * len + p0..][..width]);
+                }
+            }
+            Source::Patches(patches) => patches.pack_rows(ks, p0, width, dst, stride),
+        }
+    }
+}
+
+/// The operands of one call: `out` is `rows × n` row-major and holds positions `p0..p0 + n`
+/// of the source; `w` rows are `w_stride` apart and read at the columns `ks`; `x` supplies row
+/// `k` of every position.
 #[derive(Debug, Clone, Copy)]
 pub struct Chains<'a> {
     pub n: usize,
+    pub p0: usize,
     pub start: Start<'a>,
     pub finish: Finish<'a>,
     pub w: &'a [f32],
     pub w_stride: usize,
-    pub x: &'a [f32],
+    pub x: Source<'a>,
     pub ks: &'a [usize],
 }
 
@@ -58,11 +108,13 @@ impl Chains<'_> {
             return rows;
         }
         let k_max = self.ks.iter().copied().max().unwrap_or(0);
+        if let Source::Patches(p) = &self.x {
+            p.check();
+        }
+        let (x_rows, positions) = self.x.extent();
+        assert!(self.p0 + self.n <= positions, "x holds every position");
         if !self.ks.is_empty() {
-            assert!(
-                (k_max + 1) * self.n <= self.x.len(),
-                "x holds every row ks names"
-            );
+            assert!(k_max < x_rows, "x holds every row ks names");
             assert!(
                 (rows - 1) * self.w_stride + k_max < self.w.len(),
                 "w holds every row's columns ks"
@@ -105,6 +157,26 @@ impl Chains<'_> {
     }
 }
 
+thread_local! {
+    /// The tiers' packing buffer, kept per thread: a conv calls the chains once per reduction
+    /// block, and a fresh buffer each time would be allocated and zeroed each time.
+    static SCRATCH: std::cell::Cell<Vec<f32>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
+/// This thread's packing buffer, at least `len` long (contents unspecified).
+pub(crate) fn scratch(len: usize) -> Vec<f32> {
+    let mut v = SCRATCH.take();
+    if v.len() < len {
+        v.resize(len, 0.0);
+    }
+    v
+}
+
+/// Hands the buffer from [`scratch`] back for the thread's next call.
+pub(crate) fn return_scratch(v: Vec<f32>) {
+    SCRATCH.set(v);
+}
+
 /// The definition: each element's chain, one at a time.
 pub fn chain_scalar(out: &mut [f32], c: &Chains) {
     let rows = c.check(out.len());
@@ -113,7 +185,7 @@ pub fn chain_scalar(out: &mut [f32], c: &Chains) {
         for p in 0..c.n {
             let mut a = c.init(o);
             for &k in c.ks {
-                a = w[k].mul_add(c.x[k * c.n + p], a);
+                a = w[k].mul_add(c.x.value(k, c.p0 + p), a);
             }
             let slot = &mut out[o * c.n + p];
             *slot = c.finished(o, a, *slot);
@@ -147,6 +219,57 @@ pub fn chain(out: &mut [f32], c: &Chains) {
 mod tests {
     use super::*;
 
+    /// Every tier packs patches as the definition reads them: a strided, padded 3×3 window over
+    /// two channels, positions from the middle of an output row, each start and finish.
+    #[test]
+    fn tiers_match_the_definition_on_patches() {
+        use crate::kernels::patches::Window;
+        let window = Window {
+            input: [1, 11, 13],
+            kernel: [1, 3, 3],
+            out: [1, 6, 7],
+            stride: [1, 2, 2],
+            pad: [0, 1, 1],
+            dilation: [1, 1, 1],
+        };
+        let x: Vec<f32> = (0..2 * 11 * 13).map(|i| (i as f32 * 0.23).sin()).collect();
+        let patches = Patches {
+            x: &x,
+            channels: 2,
+            window,
+        };
+        let (m, k) = (5, patches.rows());
+        let w: Vec<f32> = (0..m * k).map(|i| (i as f32 * 0.41).cos()).collect();
+        let bias: Vec<f32> = (0..m).map(|i| i as f32 * 0.25).collect();
+        let ks: Vec<usize> = (0..9).flat_map(|t| [t, 9 + t]).collect();
+        let (p0, n) = (4, 33);
+        for (start, finish) in [
+            (Start::Bias(&bias), Finish::Store),
+            (Start::Zero, Finish::AddRow(&bias)),
+            (Start::Zero, Finish::Accumulate),
+        ] {
+            let c = Chains {
+                n,
+                p0,
+                start,
+                finish,
+                w: &w,
+                w_stride: k,
+                x: Source::Patches(patches),
+                ks: &ks,
+            };
+            let old: Vec<f32> = (0..m * n).map(|i| i as f32).collect();
+            let mut want = old.clone();
+            chain_scalar(&mut want, &c);
+            for tier in crate::isa::ALL.into_iter().filter(|t| t.is_available()) {
+                let mut got = old.clone();
+                chain_on(tier, &mut got, &c).unwrap();
+                let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(&got), bits(&want), "{tier} {finish:?}");
+            }
+        }
+    }
+
     /// Every available tier equals the definition bit for bit, on rows and positions that leave
     /// partial tiles, with each start and finish.
     #[test]
@@ -161,11 +284,12 @@ mod tests {
             for finish in [Finish::Store, Finish::AddRow(&bias), Finish::Accumulate] {
                 let c = Chains {
                     n,
+                    p0: 0,
                     start,
                     finish,
                     w: &w,
                     w_stride: k,
-                    x: &x,
+                    x: Source::Rows { x: &x, len: n },
                     ks: &ks,
                 };
                 let mut want = old.clone();

@@ -1,21 +1,19 @@
-//! Convolution (1-d, 2-d, 3-d; stride, asymmetric padding, dilation, groups) by im2col and
-//! fused multiply-add chains (`kernels::fchain`) in PyTorch's summation order (see
-//! `conv_order`), so the float activations calibration observes are PyTorch's bit for bit.
+//! Convolution (1-d, 2-d, 3-d; stride, asymmetric padding, dilation, groups) as fused
+//! multiply-add chains (`kernels::fchain`) over the im2col matrix, in PyTorch's summation order
+//! (see `conv_order`), so the float activations calibration observes are PyTorch's bit for bit.
 //!
-//! Every rank is handled as 3-d by inserting unit dims, so one im2col loop serves all; a
-//! pointwise conv (1×1, stride 1, no padding) skips im2col and reads the input directly.
+//! Every rank is handled as 3-d by inserting unit dims. The im2col matrix is never built: the
+//! chains pack the patches they need from the input (`kernels::patches`), and a pointwise conv
+//! (1×1, stride 1, no padding) reads its input planes directly. Depthwise convs run their own
+//! direct loop.
 
 use super::conv_order::{Pointwise, SIMD, pointwise_reduce_block};
 use crate::graph::{ConvParams, GraphError};
-use crate::kernels::fchain::{self, Chains, Finish, Start};
+use crate::kernels::fchain::{self, Chains, Finish, Source, Start};
+use crate::kernels::patches::{Patches, Window, tap_index, tap_range};
 use ndarray::{ArrayD, IxDyn};
 use rayon::prelude::*;
-
-/// Output channels per parallel tile when there are few (sample, group) work items.
-const TILE_ROWS: usize = 24;
-/// From this many (sample, group) work items on, each runs whole: the items already keep
-/// every thread busy.
-const WHOLE_ITEMS: usize = 4;
+use std::ops::Range;
 
 /// Output length of one spatial dim (PyTorch's floor rule).
 pub fn conv_output_len(
@@ -143,22 +141,60 @@ pub fn conv_forward(
     let xs = x.as_slice().expect("standard layout");
     let w = p.weight.as_standard_layout();
     let ws = w.as_slice().expect("standard layout");
+    let bias = p.bias.as_ref().map(|b| b.to_vec());
+    let bias = bias.as_deref();
+    let y = if g.c == g.groups && g.o == g.groups {
+        depthwise_forward(&g, xs, ws, bias)
+    } else {
+        dense_forward(&g, xs, ws, bias)
+    };
+    let mut shape = vec![g.n, g.o];
+    shape.extend_from_slice(&g.out[3 - (p.weight.ndim() - 2)..]);
+    Ok(ArrayD::from_shape_vec(IxDyn(&shape), y).expect("conv output shape"))
+}
+
+/// One channel per group: each (sample, channel) plane runs [`depthwise`] directly.
+fn depthwise_forward(g: &Geometry, xs: &[f32], ws: &[f32], bias: Option<&[f32]>) -> Vec<f32> {
+    let kvol: usize = g.kernel.iter().product();
+    let ivol: usize = g.input.iter().product();
+    let ovol: usize = g.out.iter().product();
+    let mut y = vec![0.0f32; g.n * g.o * ovol];
+    // Each rayon task keeps one scratch buffer for all the channels it runs.
+    y.par_chunks_mut(ovol.max(1))
+        .enumerate()
+        .for_each_init(Vec::new, |scratch, (item, out)| {
+            let grp = item % g.groups;
+            let channel = Channel {
+                g,
+                x: &xs[item * ivol..][..ivol],
+                w: &ws[grp * kvol..][..kvol],
+                init: bias.map_or(0.0, |b| b[grp]),
+            };
+            depthwise(channel, out, scratch);
+        });
+    y
+}
+
+/// Every other conv: per (sample, group) a matrix product of the weight (`og` rows by
+/// `cg·kvol` columns) and the group's im2col matrix ([`Patches`], read in place; a pointwise
+/// conv reads its input planes as they are), as FMA chains over the reduction blocks of
+/// `conv_order`. The work is cut into rectangles of output rows × positions
+/// ([`dense_tasks`]); each chains all the blocks into its own buffer, which is then copied into
+/// place. No element's chain depends on the cut, so neither do the results.
+fn dense_forward(g: &Geometry, xs: &[f32], ws: &[f32], bias: Option<&[f32]>) -> Vec<f32> {
     let (cg, og) = (g.c / g.groups, g.o / g.groups);
     let kvol: usize = g.kernel.iter().product();
     let ivol: usize = g.input.iter().product();
     let ovol: usize = g.out.iter().product();
     let rows = cg * kvol;
     let pointwise = kvol == 1 && g.stride == [1; 3] && g.pad == [0; 3] && g.input == g.out;
-    let bias = p.bias.as_ref().map(|b| b.to_vec());
-    let bias = bias.as_deref();
-    let nthr = torch_threads();
     let block = pointwise_reduce_block(Pointwise {
         ic: cg,
         oc: og,
         spatial: g.out[0] * g.out[1],
         os: ovol,
         mb: g.n,
-        nthr,
+        nthr: torch_threads(),
     });
     // oneDNN runs every unpadded 1×1 conv of one group through its 1×1 kernel, a
     // strided one after copying the strided input dense ("reduce to unit stride").
@@ -181,79 +217,149 @@ pub fn conv_forward(
             })
             .collect()
     };
-    let mut y = vec![0.0f32; g.n * g.o * ovol];
-    // One work item per (sample, group), then fixed tiles of output channels: the split never
-    // depends on the thread count, so results are identical however many threads run.
-    // Each rayon task keeps one depthwise scratch buffer for all the channels it runs.
-    y.par_chunks_mut((og * ovol).max(1))
-        .enumerate()
-        .for_each_init(Vec::new, |scratch, (item, out)| {
-            let (n, grp) = (item / g.groups, item % g.groups);
-            let xg = &xs[(n * g.c + grp * cg) * ivol..][..cg * ivol];
-            if cg == 1 && og == 1 {
-                let init = bias.map_or(0.0, |b| b[grp]);
-                let w = &ws[grp * kvol..][..kvol];
-                depthwise(
-                    Channel {
-                        g: &g,
-                        x: xg,
-                        w,
-                        init,
-                    },
-                    out,
-                    scratch,
-                );
-                return;
+    let cut = dense_tasks(g.n * g.groups, og, ovol, rayon::current_num_threads());
+    let window = Window {
+        input: g.input,
+        kernel: g.kernel,
+        out: g.out,
+        stride: g.stride,
+        pad: g.pad,
+        dilation: g.dilation,
+    };
+    let pieces: Vec<Vec<f32>> = (0..cut.count())
+        .into_par_iter()
+        .map(|t| {
+            let (item, rs, cs) = cut.task(t);
+            let grp = item % g.groups;
+            let xg = &xs[item * cg * ivol..][..cg * ivol];
+            // Pointwise: the input planes are the im2col rows (one per channel) as they lie.
+            let source = if pointwise {
+                Source::Rows { x: xg, len: ivol }
+            } else {
+                Source::Patches(Patches {
+                    x: xg,
+                    channels: cg,
+                    window,
+                })
+            };
+            let first = grp * og + rs.start;
+            let tile_bias = bias.map(|b| &b[first..first + rs.len()]);
+            let mut piece = vec![0.0f32; rs.len() * cs.len()];
+            for (i, ks) in blocks.iter().enumerate() {
+                // The first block starts at the bias (1×1) or adds it after its products
+                // (direct); every later block is added to the running sum.
+                let (start, finish) = match (one_by_one, i, tile_bias) {
+                    (_, 1.., _) => (Start::Zero, Finish::Accumulate),
+                    (true, 0, Some(b)) => (Start::Bias(b), Finish::Store),
+                    (false, 0, Some(b)) => (Start::Zero, Finish::AddRow(b)),
+                    (_, 0, None) => (Start::Zero, Finish::Store),
+                };
+                let chains = Chains {
+                    n: cs.len(),
+                    p0: cs.start,
+                    start,
+                    finish,
+                    w: &ws[first * rows..][..rs.len() * rows],
+                    w_stride: rows,
+                    x: source,
+                    ks,
+                };
+                fchain::chain(&mut piece, &chains);
             }
-            let col;
-            let b: &[f32] = if pointwise {
-                xg
-            } else {
-                let mut buf = vec![0.0f32; rows * ovol];
-                im2col(&g, xg, cg, &mut buf);
-                col = buf;
-                &col
-            };
-            // im2col rows follow the weight's own columns (channel-major), so both operands
-            // are read at the same K index and the weight needs no reordering.
-            let a = &ws[grp * og * rows..][..og * rows];
-            let tile = if g.n * g.groups >= WHOLE_ITEMS {
-                og
-            } else {
-                TILE_ROWS
-            };
-            out.par_chunks_mut((tile * ovol).max(1))
-                .enumerate()
-                .for_each(|(t, c)| {
-                    let first = grp * og + t * tile;
-                    let m = c.len() / ovol.max(1);
-                    let tile_bias = bias.map(|b| &b[first..first + m]);
-                    let w = &a[t * tile * rows..];
-                    for (i, ks) in blocks.iter().enumerate() {
-                        // The first block starts at the bias (1×1) or adds it after its
-                        // products (direct); every later block is added to the running sum.
-                        let (start, finish) = match (one_by_one, i, tile_bias) {
-                            (_, 1.., _) => (Start::Zero, Finish::Accumulate),
-                            (true, 0, Some(b)) => (Start::Bias(b), Finish::Store),
-                            (false, 0, Some(b)) => (Start::Zero, Finish::AddRow(b)),
-                            (_, 0, None) => (Start::Zero, Finish::Store),
-                        };
-                        let chains = Chains {
-                            n: ovol,
-                            start,
-                            finish,
-                            w,
-                            w_stride: rows,
-                            x: b,
-                            ks,
-                        };
-                        fchain::chain(c, &chains);
-                    }
-                });
+            piece
+        })
+        .collect();
+    let mut y = vec![0.0f32; g.n * g.o * ovol];
+    // Output row `r` of item `i` gathers its column pieces (in parallel: the copy touches as
+    // many bytes as the output).
+    y.par_chunks_mut(ovol.max(1))
+        .enumerate()
+        .for_each(|(row, dst)| {
+            let (item, o) = (row / og, row % og);
+            for (t, rs, cs) in cut.row_pieces(item, o) {
+                let from = &pieces[t][(o - rs.start) * cs.len()..][..cs.len()];
+                dst[cs].copy_from_slice(from);
+            }
         });
-    let mut shape = vec![g.n, g.o];
-    shape.extend_from_slice(&g.out[3 - (p.weight.ndim() - 2)..]);
-    Ok(ArrayD::from_shape_vec(IxDyn(&shape), y).expect("conv output shape"))
+    y
+}
+
+/// Output elements one dense task aims at: its buffer, with the packed input, stays in L2.
+const TASK_ELEMS: usize = 64 * 1024;
+/// The fewest output rows worth a task of their own: each task packs its input positions
+/// again, which pays off only over enough rows.
+const MIN_TASK_ROWS: usize = 24;
+
+/// How [`dense_forward`] cuts `items` matrices of `rows × positions` outputs into tasks:
+/// positions into column pieces that keep a task's buffer near [`TASK_ELEMS`], then rows into
+/// pieces until there are about four tasks per thread when more than one runs (the cut never
+/// changes a result, only how the work spreads).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct DenseCut {
+    items: usize,
+    rows: usize,
+    row_step: usize,
+    row_pieces: usize,
+    positions: usize,
+    col_step: usize,
+    col_pieces: usize,
+}
+
+fn dense_tasks(items: usize, rows: usize, positions: usize, threads: usize) -> DenseCut {
+    let (rows1, pos1) = (rows.max(1), positions.max(1));
+    let col_pieces = pos1.div_ceil((TASK_ELEMS / rows1).max(64)).min(pos1);
+    let col_step = pos1.div_ceil(col_pieces).next_multiple_of(16).min(pos1);
+    let col_pieces = pos1.div_ceil(col_step);
+    // One thread gains nothing from a cut; more want a few tasks each, to even out.
+    let want = if threads > 1 { 4 * threads } else { 1 };
+    let have = items.max(1) * col_pieces;
+    let row_pieces = want
+        .div_ceil(have)
+        .min(rows1.div_ceil(MIN_TASK_ROWS))
+        .max(1);
+    // Whole 12-row groups (the AVX-512 and AVX2 register tiles are 6 and 4 rows).
+    let row_step = rows1.div_ceil(row_pieces).next_multiple_of(12).min(rows1);
+    DenseCut {
+        items,
+        rows,
+        row_step,
+        row_pieces: rows1.div_ceil(row_step),
+        positions,
+        col_step,
+        col_pieces,
+    }
+}
+
+impl DenseCut {
+    fn count(&self) -> usize {
+        self.items * self.row_pieces * self.col_pieces
+    }
+
+    /// Task `t`: its item, output rows and positions.
+    fn task(&self, t: usize) -> (usize, Range<usize>, Range<usize>) {
+        let (item, rest) = (
+            t / (self.row_pieces * self.col_pieces),
+            t % (self.row_pieces * self.col_pieces),
+        );
+        let (r, c) = (rest / self.col_pieces, rest % self.col_pieces);
+        let rs = r * self.row_step..((r + 1) * self.row_step).min(self.rows);
+        let cs = c * self.col_step..((c + 1) * self.col_step).min(self.positions);
+        (item, rs, cs)
+    }
+
+    /// The tasks holding output row `o` of `item`, with their rows and positions.
+    fn row_pieces(
+        &self,
+        item: usize,
+        o: usize,
+    ) -> impl Iterator<Item = (usize, Range<usize>, Range<usize>)> + '_ {
+        let r = o / self.row_step;
+        (0..self.col_pieces).map(move |c| {
+            let t = (item * self.row_pieces + r) * self.col_pieces + c;
+            let (_, rs, cs) = self.task(t);
+            (t, rs, cs)
+        })
+    }
 }
 
 /// The thread count PyTorch would run with here (its default: the host's CPUs), which
@@ -444,85 +550,87 @@ fn depthwise_rows(Channel { g, x, w, init }: Channel<'_>, out: &mut [f32]) {
     }
 }
 
-/// The outputs `o < o_len` whose input index `o·stride + k·dil - pad` (through tap `k`) falls
-/// inside `[0, len)`.
-fn tap_range(
-    o_len: usize,
-    stride: usize,
-    dil: usize,
-    pad: usize,
-    len: usize,
-    k: usize,
-) -> std::ops::Range<usize> {
-    let lo = pad.saturating_sub(k * dil).div_ceil(stride).min(o_len);
-    let hi = (len + pad)
-        .saturating_sub(k * dil)
-        .div_ceil(stride)
-        .min(o_len);
-    lo..hi.max(lo)
-}
-
-/// The input index `o·stride + k·dil - pad` that output `o` reads through tap `k`, when it lies
-/// inside `[0, len)`.
-#[inline(always)]
-fn tap_index(
-    o: usize,
-    stride: usize,
-    k: usize,
-    dil: usize,
-    pad: usize,
-    len: usize,
-) -> Option<usize> {
-    (o * stride + k * dil).checked_sub(pad).filter(|&i| i < len)
-}
-
-/// Fills `col` (`[cg·kvol, ovol]`, row-major) with the receptive fields of one group, one row
-/// per weight column (row = channel · kvol + tap), so the weight is read as stored; the
-/// summation order (oneDNN's: taps, then channels within a block) is the reduction blocks'.
-fn im2col(g: &Geometry, x: &[f32], cg: usize, col: &mut [f32]) {
-    let [id, ih, iw] = g.input;
-    let [kd, kh, kw] = g.kernel;
-    let [od, oh, ow] = g.out;
-    let ovol = od * oh * ow;
-    for a in 0..kd {
-        for b in 0..kh {
-            for e in 0..kw {
-                for c in 0..cg {
-                    let xc = &x[c * id * ih * iw..][..id * ih * iw];
-                    let row = c * kd * kh * kw + (a * kh + b) * kw + e;
-                    let dst = &mut col[row * ovol..][..ovol];
-                    // Per output row: zeros outside the input, one strided copy inside.
-                    let xs = tap_range(ow, g.stride[2], g.dilation[2], g.pad[2], iw, e);
-                    for (r, dst) in dst.chunks_exact_mut(ow).enumerate() {
-                        let (z, yy) = (r / oh, r % oh);
-                        let zi = tap_index(z, g.stride[0], a, g.dilation[0], g.pad[0], id);
-                        let yi = tap_index(yy, g.stride[1], b, g.dilation[1], g.pad[1], ih);
-                        let (Some(zi), Some(yi), false) = (zi, yi, xs.is_empty()) else {
-                            dst.fill(0.0);
-                            continue;
-                        };
-                        dst[..xs.start].fill(0.0);
-                        dst[xs.end..].fill(0.0);
-                        let first = xs.start * g.stride[2] + e * g.dilation[2] - g.pad[2];
-                        let src = &xc[(zi * ih + yi) * iw + first..];
-                        let dst = &mut dst[xs.clone()];
-                        if g.stride[2] == 1 {
-                            dst.copy_from_slice(&src[..dst.len()]);
-                        } else {
-                            for (d, &v) in dst.iter_mut().zip(src.iter().step_by(g.stride[2])) {
-                                *d = v;
-                            }
-                        }
-                    }
-                }
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The dense conv's output never depends on how it is cut into tasks: the same conv in
+    /// pools of 1, 2, 3 and 5 threads (different cuts, shown by `dense_tasks`), strided and
+    /// padded, grouped and pointwise, bit for bit.
+    #[test]
+    fn dense_results_do_not_depend_on_the_cut() {
+        // (batch, in, out, side, kernel, stride, pad, groups)
+        let cases = [
+            (1, 24, 40, 17, 3, 1, 1, 1),
+            (2, 20, 72, 15, 3, 2, 1, 2),
+            (1, 32, 64, 33, 1, 1, 0, 1),
+            (3, 8, 30, 9, 5, 2, 2, 1),
+        ];
+        for (n, c, o, side, k, s, pad, groups) in cases {
+            let x = ArrayD::from_shape_fn(IxDyn(&[n, c, side, side]), |d| {
+                ((d[0] * 7 + d[1] * 13 + d[2] * 3 + d[3]) as f32 * 0.37).sin()
+            });
+            let p = ConvParams {
+                weight: ArrayD::from_shape_fn(IxDyn(&[o, c / groups, k, k]), |d| {
+                    ((d[0] * 5 + d[1] * 11 + d[2] * 2 + d[3]) as f32 * 0.29).cos()
+                }),
+                bias: Some(ndarray::Array1::from_shape_fn(o, |i| i as f32 * 0.1)),
+                stride: vec![s, s],
+                pad_begin: vec![pad, pad],
+                pad_end: vec![pad, pad],
+                dilation: vec![1, 1],
+                groups,
+            };
+            let ovol = ((side + 2 * pad - k) / s + 1).pow(2);
+            let runs: Vec<(DenseCut, Vec<u32>)> = [1, 2, 3, 5]
+                .into_iter()
+                .map(|threads| {
+                    let pool = rayon::ThreadPoolBuilder::new()
+                        .num_threads(threads)
+                        .build()
+                        .unwrap();
+                    let y = pool.install(|| conv_forward("t", &x, &p)).unwrap();
+                    let cut = dense_tasks(n * groups, o / groups, ovol, threads);
+                    (cut, y.iter().map(|v| v.to_bits()).collect())
+                })
+                .collect();
+            assert!(
+                runs.iter().any(|(cut, _)| *cut != runs[0].0),
+                "the thread counts cut {c}→{o} differently"
+            );
+            for (cut, bits) in &runs[1..] {
+                assert_eq!(bits, &runs[0].1, "{cut:?}");
+            }
+        }
+    }
+
+    /// Every task's rectangle lies inside its item and the tasks cover each output once.
+    #[test]
+    fn dense_tasks_tile_the_output() {
+        for (items, rows, positions, threads) in [
+            (1, 512, 49, 2),
+            (1, 64, 3136, 2),
+            (8, 64, 3136, 2),
+            (3, 7, 5, 4),
+            (1, 1, 1, 1),
+        ] {
+            let cut = dense_tasks(items, rows, positions, threads);
+            let mut seen = vec![0u8; items * rows * positions];
+            for t in 0..cut.count() {
+                let (item, rs, cs) = cut.task(t);
+                assert!(
+                    item < items && rs.end <= rows && cs.end <= positions,
+                    "{cut:?}"
+                );
+                for r in rs {
+                    for c in cs.clone() {
+                        seen[(item * rows + r) * positions + c] += 1;
+                    }
+                }
+            }
+            assert!(seen.iter().all(|&s| s == 1), "{cut:?}");
+        }
+    }
 
     /// The direct depthwise path agrees with the same conv written densely (block-diagonal
     /// weight, groups = 1), which runs through im2col and the chains.

@@ -3,7 +3,9 @@
 //! Like convolution, 1-d and 2-d pooling are lifted to 3 spatial dims so one loop serves all.
 
 use crate::graph::{GraphError, PoolParams};
+use crate::kernels::patches::{tap_index, tap_range};
 use ndarray::{ArrayD, IxDyn};
+use rayon::prelude::*;
 
 /// Output length of a pooled dim, PyTorch's rule: with ceil_mode the last window must still
 /// start inside the input or its leading padding.
@@ -178,17 +180,85 @@ fn in_bounds((start, end, dil): (isize, isize, usize), len: usize) -> impl Itera
         .map(|i| i as usize)
 }
 
-/// Max pooling: padding never wins; NaN propagates.
+/// Max pooling: padding never wins; NaN propagates (PyTorch's `val > max || isnan(val)`, so
+/// among equal maxima the first in window order wins and among NaNs the last).
+///
+/// Each output row is reduced tap by tap in window order: one pass over a contiguous (or
+/// strided) input run per tap, which vectorises, instead of gathering every window. Planes run
+/// in parallel.
 pub fn max_pool(node: &str, x: &ArrayD<f32>, p: &PoolParams) -> Result<ArrayD<f32>, GraphError> {
-    pool_with(node, x, p, |plane, idx, _| {
-        idx.iter().fold(f32::NEG_INFINITY, |m, &i| {
-            if plane[i] > m || plane[i].is_nan() {
-                plane[i]
-            } else {
-                m
+    let w = windows(node, x.shape(), p)?;
+    let dims = lifted(p);
+    let x = x.as_standard_layout();
+    let xs = x.as_slice().expect("standard layout");
+    let [id, ih, iw] = w.input;
+    let ovol: usize = w.out.iter().product();
+    let vol = id * ih * iw;
+    let mut y = vec![f32::NEG_INFINITY; w.planes * ovol];
+    if vol > 0 && ovol > 0 {
+        y.par_chunks_mut(ovol)
+            .zip(xs.par_chunks(vol))
+            .for_each_init(Vec::new, |phases, (out, plane)| {
+                max_plane(plane, w.input, w.out, &dims, out, phases)
+            });
+    }
+    Ok(ArrayD::from_shape_vec(IxDyn(&w.out_shape), y).expect("pool output shape"))
+}
+
+/// One plane of [`max_pool`]: `out` starts at -inf and takes each tap's run in window order.
+/// With a column stride `s`, every input row is first split into `s` phases (phase `r` holds
+/// columns `r, r + s, …`, in `phases`), so each tap's run is contiguous and the loop vectorises.
+fn max_plane(
+    plane: &[f32],
+    [id, ih, iw]: [usize; 3],
+    [_, oh, ow]: [usize; 3],
+    dims: &[(usize, usize, usize, usize, usize); 3],
+    out: &mut [f32],
+    phases: &mut Vec<f32>,
+) {
+    let [
+        (kd, sd, dd, pd, _),
+        (kh, sh, dh, ph, _),
+        (kw, sw, dw, pw, _),
+    ] = *dims;
+    let (rows, width) = (id * ih, iw.div_ceil(sw));
+    let plane = if sw == 1 {
+        plane
+    } else {
+        phases.resize(sw * rows * width, 0.0);
+        for r in 0..sw {
+            let phase = &mut phases[r * rows * width..][..rows * width];
+            for (dst, src) in phase.chunks_exact_mut(width).zip(plane.chunks_exact(iw)) {
+                // `skip`, not `src[r..]`: a row may be narrower than the stride.
+                for (d, &v) in dst.iter_mut().zip(src.iter().skip(r).step_by(sw)) {
+                    *d = v;
+                }
             }
-        })
-    })
+        }
+        &phases[..]
+    };
+    for (r, dst) in out.chunks_exact_mut(ow).enumerate() {
+        let (oz, oy) = (r / oh, r % oh);
+        for a in 0..kd {
+            let Some(zi) = tap_index(oz, sd, a, dd, pd, id) else {
+                continue;
+            };
+            for b in 0..kh {
+                let Some(yi) = tap_index(oy, sh, b, dh, ph, ih) else {
+                    continue;
+                };
+                for e in 0..kw {
+                    let cols = tap_range(ow, sw, dw, pw, iw, e);
+                    let first = cols.start * sw + e * dw - pw;
+                    let phase = (first % sw) * rows * width;
+                    let src = &plane[phase + (zi * ih + yi) * width + first / sw..][..cols.len()];
+                    for (m, &v) in dst[cols].iter_mut().zip(src) {
+                        *m = if v > *m || v.is_nan() { v } else { *m };
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// Average pooling: the divisor counts padding when `count_include_pad`.
@@ -226,4 +296,128 @@ pub fn global_avg_pool(node: &str, x: &ArrayD<f32>) -> Result<ArrayD<f32>, Graph
     let mut shape = x.shape()[..2].to_vec();
     shape.extend(std::iter::repeat_n(1, x.ndim() - 2));
     Ok(ArrayD::from_shape_vec(IxDyn(&shape), y).expect("pool output shape"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The definition [`max_pool`] reproduces: each window's in-bounds values folded in window
+    /// order with PyTorch's comparison.
+    fn max_pool_by_windows(x: &ArrayD<f32>, p: &PoolParams) -> ArrayD<f32> {
+        pool_with("ref", x, p, |plane, idx, _| {
+            idx.iter().fold(f32::NEG_INFINITY, |m, &i| {
+                if plane[i] > m || plane[i].is_nan() {
+                    plane[i]
+                } else {
+                    m
+                }
+            })
+        })
+        .expect("valid pool")
+    }
+
+    /// Bit for bit (NaN payloads and zero signs included) over 1-d, 2-d and 3-d windows with
+    /// strides, dilations, asymmetric padding and ceil mode, on inputs full of ties, ±0 and
+    /// NaNs of different payloads.
+    #[test]
+    fn tap_runs_match_the_window_fold() {
+        let values = [
+            0.0,
+            -0.0,
+            1.5,
+            -2.0,
+            1.5,
+            f32::NAN,
+            f32::from_bits(0x7fc0_1234),
+            f32::NEG_INFINITY,
+            3.0,
+        ];
+        // (input spatial, kernel, stride, dilation, pad_begin, pad_end, ceil_mode)
+        type Case = (
+            Vec<usize>,
+            Vec<usize>,
+            Vec<usize>,
+            Vec<usize>,
+            Vec<usize>,
+            Vec<usize>,
+            bool,
+        );
+        let cases: Vec<Case> = vec![
+            (
+                vec![9, 10],
+                vec![3, 3],
+                vec![2, 2],
+                vec![1, 1],
+                vec![1, 1],
+                vec![1, 1],
+                false,
+            ),
+            (
+                vec![9, 10],
+                vec![3, 2],
+                vec![2, 3],
+                vec![2, 1],
+                vec![1, 0],
+                vec![0, 1],
+                true,
+            ),
+            (
+                vec![7, 7],
+                vec![2, 2],
+                vec![2, 2],
+                vec![1, 1],
+                vec![0, 0],
+                vec![0, 0],
+                true,
+            ),
+            (vec![13], vec![4], vec![3], vec![2], vec![2], vec![1], true),
+            (
+                vec![3, 5, 6],
+                vec![2, 3, 2],
+                vec![1, 2, 2],
+                vec![1, 1, 2],
+                vec![1, 1, 0],
+                vec![0, 1, 1],
+                false,
+            ),
+            (
+                vec![1, 1],
+                vec![1, 1],
+                vec![1, 1],
+                vec![1, 1],
+                vec![0, 0],
+                vec![0, 0],
+                false,
+            ),
+        ];
+        for (spatial, kernel, stride, dilation, pad_begin, pad_end, ceil_mode) in cases {
+            let p = PoolParams {
+                kernel,
+                stride,
+                pad_begin,
+                pad_end,
+                dilation,
+                ceil_mode,
+                count_include_pad: false,
+            };
+            let mut shape = vec![2, 3];
+            shape.extend(&spatial);
+            let len: usize = shape.iter().product();
+            for seed in 0..4u64 {
+                let data: Vec<f32> = (0..len as u64)
+                    .map(|i| {
+                        let h = (i + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15 ^ seed) >> 58;
+                        values[h as usize % values.len()]
+                    })
+                    .collect();
+                let x = ArrayD::from_shape_vec(IxDyn(&shape), data).unwrap();
+                let got = max_pool("t", &x, &p).unwrap();
+                let want = max_pool_by_windows(&x, &p);
+                assert_eq!(got.shape(), want.shape(), "{p:?}");
+                let bits = |a: &ArrayD<f32>| a.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(&got), bits(&want), "{p:?} seed {seed}");
+            }
+        }
+    }
 }

@@ -47,14 +47,12 @@ macro_rules! fchain_tier {
                 // least one tile: long reductions then stream from L2, sequentially).
                 let block = (PACKED_BYTES / (4 * c.ks.len().max(1)) / tile_width).max(1)
                     * tile_width;
-                let mut packed = vec![0.0f32; c.ks.len() * block];
+                let mut packed = crate::kernels::fchain::scratch(c.ks.len() * block);
                 for c0 in (0..n).step_by(block) {
                     let width = block.min(n - c0);
                     // The block's `x` rows, in `ks` order, contiguous: every row tile then
                     // reads one sequential stream instead of |ks| rows scattered `n` apart.
-                    for (dst_row, &k) in packed.chunks_exact_mut(block).zip(c.ks) {
-                        dst_row[..width].copy_from_slice(&c.x[k * n + c0..][..width]);
-                    }
+                    c.x.pack(c.ks, c.p0 + c0, width, &mut packed, block);
                     let mut o0 = 0;
                     while o0 < rows {
                         let r = (rows - o0).min(ROWS);
@@ -85,6 +83,7 @@ macro_rules! fchain_tier {
                         o0 += r;
                     }
                 }
+                crate::kernels::fchain::return_scratch(packed);
             }
 
             /// Where a tile reads and lands: `out`'s base, its first row and position, its
