@@ -523,6 +523,45 @@ pub fn cat(xs: &[&QTensor], dim: i64, scale: f64, zero_point: i64) -> Result<QTe
     }
     // Row-major: the output is, for each outer index, the inputs' inner blocks one after another.
     let outer: usize = out_shape[..d].iter().product();
+    // 8-bit per-tensor inputs: dequantize-then-quantize is a function of the stored value alone
+    // (both steps are element by element), so a table over every value gives the same integers.
+    let tables = xs
+        .iter()
+        .map(|x| requant_table(x, scale, zero_point))
+        .collect::<Result<Option<Vec<_>>, _>>()?;
+    if let Some(tables) = tables {
+        let xs: Vec<QTensor> = xs.iter().map(|x| x.contiguous()).collect();
+        let blocks: Vec<usize> = xs.iter().map(|x| x.shape()[d..].iter().product()).collect();
+        let storages: Vec<&QStorage> = xs.iter().map(|x| &**x.storage()).collect();
+        let storage = match lead.dtype {
+            QDType::QUInt8 => {
+                let parts: Vec<&[u8]> = storages
+                    .iter()
+                    .filter_map(|s| match s {
+                        QStorage::U8(v) => Some(&v[..]),
+                        _ => None,
+                    })
+                    .collect();
+                QStorage::U8(join_mapped(&parts, &tables, &blocks, outer, |q| q as usize))
+            }
+            _ => {
+                let parts: Vec<&[i8]> = storages
+                    .iter()
+                    .filter_map(|s| match s {
+                        QStorage::I8(v) => Some(&v[..]),
+                        _ => None,
+                    })
+                    .collect();
+                let key = |q: i8| (q as i32 + 128) as usize;
+                QStorage::I8(join_mapped(&parts, &tables, &blocks, outer, key))
+            }
+        };
+        return Ok(QTensor::from_int_repr(
+            storage,
+            &out_shape,
+            QParams::PerTensor { scale, zero_point },
+        )?);
+    }
     let floats: Vec<Vec<f32>> = xs.iter().map(|x| x.dequantize()).collect();
     let mut joined = Vec::with_capacity(floats.iter().map(Vec::len).sum());
     for o in 0..outer {
@@ -534,6 +573,54 @@ pub fn cat(xs: &[&QTensor], dim: i64, scale: f64, zero_point: i64) -> Result<QTe
     Ok(QTensor::quantize_per_tensor(
         &joined, &out_shape, scale, zero_point, lead.dtype,
     )?)
+}
+
+/// The joined blocks of `parts` (for every outer index, each part's block in turn), every
+/// stored value `q` mapped to `table[key(q)]` of its part.
+fn join_mapped<S: Copy, T: TryFrom<i32> + Copy + Default>(
+    parts: &[&[S]],
+    tables: &[Vec<i32>],
+    blocks: &[usize],
+    outer: usize,
+    key: impl Fn(S) -> usize,
+) -> Vec<T> {
+    // The tables hold values of the output dtype, so the narrowing never fails.
+    let narrow: Vec<Vec<T>> = tables
+        .iter()
+        .map(|t| {
+            t.iter()
+                .map(|&v| T::try_from(v).unwrap_or_default())
+                .collect()
+        })
+        .collect();
+    let mut joined = Vec::with_capacity(blocks.iter().sum::<usize>() * outer);
+    for o in 0..outer {
+        for ((part, table), &block) in parts.iter().zip(&narrow).zip(blocks) {
+            joined.extend(part[o * block..][..block].iter().map(|&q| table[key(q)]));
+        }
+    }
+    joined
+}
+
+/// What `quantize(dequantize(q), scale, zero_point)` gives for every stored value `q` of `x`'s
+/// 8-bit dtype, indexed from the dtype's minimum; `None` for per-channel or 32-bit inputs.
+fn requant_table(x: &QTensor, scale: f64, zero_point: i64) -> Result<Option<Vec<i32>>, QnnError> {
+    let values: Vec<i32> = match x.dtype() {
+        QDType::QUInt8 => (0..=255).collect(),
+        QDType::QInt8 => (-128..=127).collect(),
+        QDType::QInt32 => return Ok(None),
+    };
+    if !matches!(x.qparams(), QParams::PerTensor { .. }) {
+        return Ok(None);
+    }
+    let n = values.len();
+    let every = QTensor::from_int_repr(
+        QStorage::from_i32(x.dtype(), values),
+        &[n],
+        x.qparams().clone(),
+    )?;
+    let q = QTensor::quantize_per_tensor(&every.dequantize(), &[n], scale, zero_point, x.dtype())?;
+    Ok(Some(q.int_values()))
 }
 
 fn resolve_dim(op: &'static str, dim: i64, rank: usize) -> Result<usize, QnnError> {
@@ -911,6 +998,30 @@ mod tests {
             add(&i32t, &i32t, 0.1, 0, false, n),
             Err(QnnError::Operand { .. })
         ));
+    }
+
+    /// The table path gives what dequantizing, joining and quantizing gives, for inputs whose
+    /// qparams differ from the output's (rounding ties, clamping at both ends), u8 and i8.
+    #[test]
+    fn cat_tables_equal_dequantize_then_quantize() {
+        for (dtype, lo) in [(QDType::QUInt8, 0), (QDType::QInt8, -128)] {
+            let values: Vec<i32> = (0..256).map(|i| lo + (i * 37) % 256).collect();
+            let a = q(dtype, &values, &[2, 128], 0.013, 3);
+            let b = q(dtype, &values[..128], &[2, 64], 0.2, lo as i64 + 9);
+            for (scale, zp) in [(0.013, 3), (0.05, 10), (0.0065, 0), (0.3, lo as i64 + 7)] {
+                let got = cat(&[&a, &b], 1, scale, zp).unwrap();
+                let (fa, fb) = (a.dequantize(), b.dequantize());
+                let joined: Vec<f32> = (0..2)
+                    .flat_map(|r| [&fa[r * 128..][..128], &fb[r * 64..][..64]].concat())
+                    .collect();
+                let want = QTensor::quantize_per_tensor(&joined, &[2, 192], scale, zp, dtype);
+                assert_eq!(
+                    got.int_values(),
+                    want.unwrap().int_values(),
+                    "{dtype:?} {scale}"
+                );
+            }
+        }
     }
 
     #[test]

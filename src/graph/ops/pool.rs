@@ -195,32 +195,53 @@ pub fn max_pool(node: &str, x: &ArrayD<f32>, p: &PoolParams) -> Result<ArrayD<f3
     let ovol: usize = w.out.iter().product();
     let vol = id * ih * iw;
     let mut y = vec![f32::NEG_INFINITY; w.planes * ovol];
+    let geometry = PlaneGeometry {
+        input: w.input,
+        out: w.out,
+        dims,
+    };
     if vol > 0 && ovol > 0 {
         y.par_chunks_mut(ovol)
             .zip(xs.par_chunks(vol))
             .for_each_init(Vec::new, |phases, (out, plane)| {
-                max_plane(plane, w.input, w.out, &dims, out, phases)
+                max_plane(plane, &geometry, out, phases)
             });
     }
     Ok(ArrayD::from_shape_vec(IxDyn(&w.out_shape), y).expect("pool output shape"))
 }
 
-/// One plane of [`max_pool`]: `out` starts at -inf and takes each tap's run in window order.
-/// With a column stride `s`, every input row is first split into `s` phases (phase `r` holds
-/// columns `r, r + s, …`, in `phases`), so each tap's run is contiguous and the loop vectorises.
-fn max_plane(
-    plane: &[f32],
-    [id, ih, iw]: [usize; 3],
-    [_, oh, ow]: [usize; 3],
-    dims: &[(usize, usize, usize, usize, usize); 3],
-    out: &mut [f32],
-    phases: &mut Vec<f32>,
-) {
+/// The geometry every plane of one max pool shares: lifted input and output dims and, per dim,
+/// (kernel, stride, dilation, pad_begin, pad_end).
+#[derive(Clone, Copy)]
+struct PlaneGeometry {
+    input: [usize; 3],
+    out: [usize; 3],
+    dims: [(usize, usize, usize, usize, usize); 3],
+}
+
+crate::isa::avx2_fma_twin! {
+    /// One plane of [`max_pool`]: `out` starts at -inf and takes each tap's run in window order.
+    /// With a column stride `s`, every input row is first split into `s` phases (phase `r` holds
+    /// columns `r, r + s, …`, in `phases`), so each tap's run is contiguous and the loop
+    /// vectorises. Also compiled for AVX2 (wider compares and blends, the same results).
+    fn max_plane(
+        plane: &[f32],
+        g: &PlaneGeometry,
+        out: &mut [f32],
+        phases: &mut Vec<f32>,
+    ) when crate::isa::selected().is_x86_simd() && std::arch::is_x86_feature_detected!("fma") => {
+        max_plane_body(plane, g, out, phases)
+    }
+}
+
+#[inline(always)]
+fn max_plane_body(plane: &[f32], g: &PlaneGeometry, out: &mut [f32], phases: &mut Vec<f32>) {
+    let ([id, ih, iw], [_, oh, ow]) = (g.input, g.out);
     let [
         (kd, sd, dd, pd, _),
         (kh, sh, dh, ph, _),
         (kw, sw, dw, pw, _),
-    ] = *dims;
+    ] = g.dims;
     let (rows, width) = (id * ih, iw.div_ceil(sw));
     let plane = if sw == 1 {
         plane

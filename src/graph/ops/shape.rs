@@ -3,7 +3,7 @@
 
 use super::{arg, norm_axis};
 use crate::graph::{GraphError, Node, Op, Value, budget};
-use ndarray::{ArrayD, Axis, IxDyn, Slice};
+use ndarray::{ArrayD, ArrayViewD, Axis, IxDyn, Slice};
 
 /// Applies a shape-generic transformation to either element type.
 macro_rules! both {
@@ -53,7 +53,7 @@ pub fn concat(node: &Node, args: &[Option<&Value>], axis: i64) -> Result<Value, 
     let mut out_shape = first.shape().to_vec();
     out_shape[ax.0] = joined;
     budget::check(&node.name, &out_shape, first.elem_size())?;
-    let err = |_| {
+    let err = || {
         shape_err(
             &node.name,
             format!(
@@ -68,20 +68,49 @@ pub fn concat(node: &Node, args: &[Option<&Value>], axis: i64) -> Result<Value, 
                 .iter()
                 .map(|v| v.f32(&node.name).map(|a| a.view()))
                 .collect::<Result<Vec<_>, _>>()?;
-            ndarray::concatenate(ax, &views)
+            join(ax.0, &views, &out_shape)
                 .map(Value::F32)
-                .map_err(err)
+                .ok_or_else(err)
         }
         Value::I64(_) => {
             let views = vals
                 .iter()
                 .map(|v| v.i64(&node.name).map(|a| a.view()))
                 .collect::<Result<Vec<_>, _>>()?;
-            ndarray::concatenate(ax, &views)
+            join(ax.0, &views, &out_shape)
                 .map(Value::I64)
-                .map_err(err)
+                .ok_or_else(err)
         }
     }
+}
+
+/// `parts` joined along `axis` into a standard-layout array of `shape` (`None` when a part's
+/// other dims differ). Built block by block: for every index before `axis`, each part's
+/// contiguous block in turn. (ndarray's `concatenate` puts the joined axis outermost in
+/// memory, so every later op would first copy the result back to standard layout.)
+fn join<T: Clone>(axis: usize, parts: &[ArrayViewD<'_, T>], shape: &[usize]) -> Option<ArrayD<T>> {
+    let fits = |p: &ArrayViewD<'_, T>| {
+        p.ndim() == shape.len()
+            && p.shape()
+                .iter()
+                .zip(shape)
+                .enumerate()
+                .all(|(d, (a, b))| d == axis || a == b)
+    };
+    if !parts.iter().all(fits) {
+        return None;
+    }
+    let parts: Vec<_> = parts.iter().map(|p| p.as_standard_layout()).collect();
+    let outer: usize = shape[..axis].iter().product();
+    let mut data = Vec::with_capacity(shape.iter().product());
+    for o in 0..outer {
+        for p in &parts {
+            let block: usize = p.shape()[axis..].iter().product();
+            let slice = p.as_slice().expect("standard layout");
+            data.extend_from_slice(&slice[o * block..][..block]);
+        }
+    }
+    ArrayD::from_shape_vec(IxDyn(shape), data).ok()
 }
 
 /// The ops that only move elements (Flatten, Reshape, Transpose, Squeeze, Unsqueeze, Gather,
@@ -581,6 +610,29 @@ mod tests {
             assert!(got.is_standard_layout());
         }
         assert!(transpose("t", &x, &[0, 0, 1, 2, 3]).is_err());
+    }
+
+    /// `join` equals ndarray's `concatenate` along every axis, in standard layout, from parts
+    /// in any layout; parts whose other dims differ are refused.
+    #[test]
+    fn join_matches_concatenate_in_standard_layout() {
+        let a = ArrayD::from_shape_fn(IxDyn(&[2, 3, 4]), |d| {
+            (d[0] * 100 + d[1] * 10 + d[2]) as f32
+        });
+        let transposed =
+            ArrayD::from_shape_fn(IxDyn(&[4, 3, 2]), |d| (d[0] + d[1] * 7 + d[2] * 50) as f32);
+        let b = transposed.view().reversed_axes();
+        for axis in 0..3 {
+            let mut shape = vec![2, 3, 4];
+            shape[axis] *= 2;
+            let parts = [a.view(), b.view()];
+            let got = join(axis, &parts, &shape).unwrap();
+            let want = ndarray::concatenate(Axis(axis), &parts).unwrap();
+            assert!(got.is_standard_layout(), "axis {axis}");
+            assert_eq!(got, want, "axis {axis}");
+        }
+        let c = ArrayD::<f32>::zeros(IxDyn(&[2, 5, 4]));
+        assert!(join(0, &[a.view(), c.view()], &[4, 3, 4]).is_none());
     }
 
     /// Lengths along the axis whose sum overflows (empty tensors can carry them) are a shape

@@ -154,9 +154,15 @@ fn per_group<T: Send>(
         let mut scratch = SCRATCH.take();
         let padded = sized(&mut scratch.padded, hp * wp * cg);
         // Bases: each output position's first input byte; offsets: each tap's from there.
+        // Undilated columns make a kernel row's taps adjacent, so each row is one run of
+        // `kw·cg` bytes (the same row bytes, gathered in fewer and longer copies).
         grid(&mut scratch.bases, p.output, p.stride, wp * cg, cg);
-        grid(&mut scratch.offsets, p.kernel, p.dilation, wp * cg, cg);
-        let k = scratch.offsets.len() * cg;
+        let (taps, run) = match p.dilation[1] {
+            1 => ([p.kernel[0], 1], p.kernel[1] * cg),
+            _ => (p.kernel, cg),
+        };
+        grid(&mut scratch.offsets, taps, p.dilation, wp * cg, cg);
+        let k = scratch.offsets.len() * run;
         let mut saturated = Ok(0u64);
         for grp in 0..g.groups {
             let x_g = &op.x[(n * g.in_channels + grp * cg) * plane..][..cg * plane];
@@ -165,7 +171,7 @@ fn per_group<T: Send>(
                 src: padded,
                 bases: &scratch.bases,
                 offsets: &scratch.offsets,
-                run: cg,
+                run,
             };
             let w = GemmWeights {
                 data: &op.w[grp * og * k..(grp + 1) * og * k],

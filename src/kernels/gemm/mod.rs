@@ -342,8 +342,9 @@ impl RunRows<'_> {
         self.offsets.len() * self.run
     }
 
-    /// Row `i` into `dst` (`k` bytes), copied 16 bytes at a time: a `memcpy` call per run
-    /// would cost more than the copy for the few dozen bytes of a run.
+    /// Row `i` into `dst` (`k` bytes), copied 16 bytes at a time (a run's tail as a last
+    /// 16 bytes overlapping the previous copy): a `memcpy` call per run would cost more than
+    /// the copy for the few dozen bytes of a run.
     #[inline(always)]
     fn gather(&self, i: usize, dst: &mut [u8]) {
         for (d, &off) in dst.chunks_exact_mut(self.run).zip(self.offsets) {
@@ -352,7 +353,16 @@ impl RunRows<'_> {
             for (d, s) in d.chunks_exact_mut(16).zip(s.chunks_exact(16)) {
                 d.copy_from_slice(s);
             }
-            for (d, &s) in d[whole..].iter_mut().zip(&s[whole..]) {
+            if whole == s.len() {
+                continue;
+            }
+            if whole > 0 {
+                // The tail as one more 16-byte copy, overlapping the last whole one.
+                let tail = s.len() - 16;
+                d[tail..].copy_from_slice(&s[tail..]);
+                continue;
+            }
+            for (d, &s) in d.iter_mut().zip(s) {
                 *d = s;
             }
         }
