@@ -2,12 +2,15 @@
 //! against `kernels::pool` on the scalar tier and on every SIMD tier the host has, for
 //! ResNet's stem pool (3×3 s2 p1 on 64×112×112) and GoogLeNet's first pool (3×3 s2 ceil_mode on
 //! 192×56×56); plus the whole `qnn::pool::max_pool2d` op (which allocates its output) on the
-//! process's tier.
+//! process's tier; and the float graph's max pool (`graph::ops::pool::max_pool`, what the fp32
+//! forward and calibration run) on the same shapes, one thread.
 //!
 //! `cargo bench --bench pool -- --measurement-time 2`
 
 use criterion::{Criterion, Throughput};
 use qlab::engine::Numerics;
+use qlab::graph::PoolParams;
+use qlab::graph::ops::max_pool;
 use qlab::isa::{self, Isa};
 use qlab::kernels::pool::{MaxPool, PoolAxis, max_pool2d_on};
 use qlab::kernels::reference;
@@ -84,6 +87,30 @@ fn pools(c: &mut Criterion) {
         let numerics = Numerics::default();
         group.bench_function(format!("op_{}", isa::selected()), |b| {
             b.iter(|| max_pool2d(black_box(&t), &p, numerics).unwrap())
+        });
+        group.finish();
+        let floats = ndarray::ArrayD::from_shape_vec(
+            vec![1, channels, side, side],
+            x.iter().map(|&v| v as f32 * 0.1 - 3.0).collect(),
+        )
+        .expect("sized");
+        let fp = PoolParams {
+            kernel: vec![3, 3],
+            stride: vec![2, 2],
+            pad_begin: vec![pad, pad],
+            pad_end: vec![pad, pad],
+            dilation: vec![1, 1],
+            ceil_mode: ceil,
+            count_include_pad: false,
+        };
+        let one = rayon::ThreadPoolBuilder::new()
+            .num_threads(1)
+            .build()
+            .expect("a one-thread pool");
+        let mut group = c.benchmark_group(format!("max_pool_f32/{name}"));
+        group.throughput(Throughput::Elements(g.in_len() as u64));
+        group.bench_function(format!("op_{}", isa::selected()), |b| {
+            b.iter(|| one.install(|| max_pool("bench", black_box(&floats), &fp).unwrap()))
         });
         group.finish();
     }

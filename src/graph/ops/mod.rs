@@ -21,6 +21,7 @@ pub use conv::{conv_forward, conv_output_len};
 pub use linear::linear_forward;
 pub use lstm::lstm_forward;
 pub use norm::batch_norm_eval;
+pub use pool::max_pool;
 pub(crate) use pool::visit_windows;
 
 use super::{GraphError, Node, Op, Value};

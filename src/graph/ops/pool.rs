@@ -247,17 +247,43 @@ fn max_plane_body(plane: &[f32], g: &PlaneGeometry, out: &mut [f32], phases: &mu
         plane
     } else {
         phases.resize(sw * rows * width, 0.0);
-        for r in 0..sw {
-            let phase = &mut phases[r * rows * width..][..rows * width];
-            for (dst, src) in phase.chunks_exact_mut(width).zip(plane.chunks_exact(iw)) {
-                // `skip`, not `src[r..]`: a row may be narrower than the stride.
-                for (d, &v) in dst.iter_mut().zip(src.iter().skip(r).step_by(sw)) {
-                    *d = v;
+        let (even, odd) = phases.split_at_mut(rows * width);
+        if sw == 2 {
+            // The common stride as a loop the compiler vectorises (a de-interleave).
+            for ((e, o), src) in even
+                .chunks_exact_mut(width)
+                .zip(odd.chunks_exact_mut(width))
+                .zip(plane.chunks_exact(iw))
+            {
+                let pairs = src.chunks_exact(2);
+                if let [last] = pairs.remainder() {
+                    e[width - 1] = *last;
+                }
+                for ((e, o), pair) in e.iter_mut().zip(o.iter_mut()).zip(pairs) {
+                    (*e, *o) = (pair[0], pair[1]);
+                }
+            }
+        } else {
+            for r in 0..sw {
+                let phase = &mut phases[r * rows * width..][..rows * width];
+                for (dst, src) in phase.chunks_exact_mut(width).zip(plane.chunks_exact(iw)) {
+                    // `skip`, not `src[r..]`: a row may be narrower than the stride.
+                    for (d, &v) in dst.iter_mut().zip(src.iter().skip(r).step_by(sw)) {
+                        *d = v;
+                    }
                 }
             }
         }
         &phases[..]
     };
+    // Per column tap: the outputs it reaches and where its run starts (phase offset + column).
+    let taps: Vec<(std::ops::Range<usize>, usize)> = (0..kw)
+        .map(|e| {
+            let cols = tap_range(ow, sw, dw, pw, iw, e);
+            let first = cols.start * sw + e * dw - pw;
+            (cols, (first % sw) * rows * width + first / sw)
+        })
+        .collect();
     for (r, dst) in out.chunks_exact_mut(ow).enumerate() {
         let (oz, oy) = (r / oh, r % oh);
         for a in 0..kd {
@@ -268,12 +294,9 @@ fn max_plane_body(plane: &[f32], g: &PlaneGeometry, out: &mut [f32], phases: &mu
                 let Some(yi) = tap_index(oy, sh, b, dh, ph, ih) else {
                     continue;
                 };
-                for e in 0..kw {
-                    let cols = tap_range(ow, sw, dw, pw, iw, e);
-                    let first = cols.start * sw + e * dw - pw;
-                    let phase = (first % sw) * rows * width;
-                    let src = &plane[phase + (zi * ih + yi) * width + first / sw..][..cols.len()];
-                    for (m, &v) in dst[cols].iter_mut().zip(src) {
+                for (cols, start) in &taps {
+                    let src = &plane[start + (zi * ih + yi) * width..][..cols.len()];
+                    for (m, &v) in dst[cols.clone()].iter_mut().zip(src) {
                         *m = if v > *m || v.is_nan() { v } else { *m };
                     }
                 }
