@@ -15,6 +15,10 @@
 //!    straight into the output row, larger strides keep every `s`-th. The few border outputs
 //!    (padding, ceil_mode's overhang) take the scalar max over their in-bounds taps.
 //!
+//! A "same" pool (stride 1, as many output columns as input ones) runs its interior rows as one
+//! block per plane, both passes over the whole block: on GoogLeNet's 14×14 and 7×7 planes the
+//! per-row calls cost more than the maxima.
+//!
 //! So any kernel, stride, padding, dilation and ceil_mode runs on the same two passes, and each
 //! tier only provides the row max: [`row_max`] is the scalar twin, the x86 tiers use
 //! `vpmaxub` / `vpmaxsb` on 32 lanes (AVX2, AVX-VNNI) or 64 masked lanes (AVX-512), NEON uses
@@ -190,14 +194,40 @@ pub fn max_pool2d_on<T: PoolInt>(
     let (plane_in, plane_out) = (r.len * c.len, r.out * c.out);
     // Planes are independent: groups of them run in parallel, each with its own row buffers.
     let per_task = (POOL_TASK_ELEMENTS / plane_in).max(1);
+    // Stride 1 both ways with as many output columns as input ones (a "same" pool, as in
+    // GoogLeNet's inception branches): the interior rows run as whole blocks (see `block_rows`).
+    let (r_lo, r_hi) = match r.stride == 1 && c.stride == 1 && c.out == c.len {
+        true => r.interior(),
+        false => (0, 0),
+    };
+    let block_offsets: Vec<usize> = (0..r.kernel).map(|k| k * r.dilation * c.len).collect();
     let run = |(xs, ys): (&[T], &mut [T])| {
-        let mut merged = vec![T::MIN; c.len];
+        let mut merged = vec![T::MIN; c.len.max((r_hi - r_lo) * c.len)];
         let mut window_max = vec![T::MIN; starts];
         for (xp, yp) in xs
             .chunks_exact(plane_in)
             .zip(ys.chunks_exact_mut(plane_out))
         {
-            for (yrow, span) in yp.chunks_exact_mut(c.out).zip(&row_spans) {
+            if r_hi > r_lo {
+                // Rows r_lo..r_hi: one vertical pass over the block (input rows from
+                // r_lo - pad), one horizontal pass over the flattened block (the outputs near
+                // a row's ends mix in the neighbouring row and are redone as borders).
+                let rows = r_hi - r_lo;
+                let block = &mut merged[..rows * c.len];
+                merge(block, &xp[(r_lo - r.pad) * c.len..], &block_offsets);
+                let yb = &mut yp[r_lo * c.out..r_hi * c.out];
+                if hi > lo {
+                    let n = (rows - 1) * c.out + hi - lo;
+                    merge(&mut yb[lo..lo + n], &block[first..], &col_offsets);
+                }
+                for (yrow, row) in yb.chunks_exact_mut(c.out).zip(block.chunks_exact(c.len)) {
+                    for (ox, taps) in &borders {
+                        yrow[*ox] = taps.iter().map(|&t| row[t]).max().unwrap_or(T::MIN);
+                    }
+                }
+            }
+            let rows = yp.chunks_exact_mut(c.out).zip(&row_spans).enumerate();
+            for (_, (yrow, span)) in rows.filter(|(oy, _)| !(r_lo..r_hi).contains(oy)) {
                 let row: &[T] = match row_offsets[span.clone()] {
                     [] => {
                         yrow.fill(T::MIN);
@@ -205,8 +235,8 @@ pub fn max_pool2d_on<T: PoolInt>(
                     }
                     [one] => &xp[one..][..c.len],
                     ref offsets => {
-                        merge(&mut merged, xp, offsets);
-                        &merged
+                        merge(&mut merged[..c.len], xp, offsets);
+                        &merged[..c.len]
                     }
                 };
                 if hi == lo {
@@ -260,5 +290,46 @@ mod tests {
         assert_eq!(axis(56, 3, 2, 0, 28).interior(), (0, 27));
         // A 1-wide input under a padded 3-window: no interior at all.
         assert_eq!(axis(1, 3, 1, 1, 1).interior(), (1, 1));
+    }
+
+    /// "Same" pools (stride 1, output as wide as the input), whose interior rows run as one
+    /// block, equal the reference on every available tier: 3×3 and 5×5 windows, dilated rows,
+    /// planes from 1×1 to wider than a vector, several planes per task.
+    #[test]
+    fn same_pools_as_blocks_match_the_reference() {
+        // (rows, cols, kernel, pad, row dilation)
+        let shapes = [
+            (14, 14, 3, 1, 1),
+            (7, 7, 3, 1, 1),
+            (9, 70, 5, 2, 1),
+            (11, 5, 3, 1, 2),
+            (1, 1, 3, 1, 1),
+            (2, 3, 3, 1, 1),
+        ];
+        for (h, w, k, p, dil) in shapes {
+            let rows = PoolAxis {
+                len: h,
+                kernel: k,
+                stride: 1,
+                pad: p,
+                dilation: dil,
+                out: h + 2 * p - dil * (k - 1),
+            };
+            let g = MaxPool {
+                planes: 3,
+                rows,
+                cols: axis(w, k, 1, p, w + 2 * p - (k - 1)),
+            };
+            let x: Vec<u8> = (0..g.in_len())
+                .map(|i| (i.wrapping_mul(2_654_435_761) >> 7) as u8)
+                .collect();
+            let mut want = vec![0u8; g.out_len()];
+            crate::kernels::reference::max_pool2d(&g, &x, &mut want);
+            for tier in crate::isa::ALL.into_iter().filter(|t| t.is_available()) {
+                let mut got = vec![7u8; g.out_len()];
+                max_pool2d_on(tier, &g, &x, &mut got).unwrap();
+                assert_eq!(got, want, "{tier} {h}x{w} k{k} p{p} d{dil}");
+            }
+        }
     }
 }
