@@ -1,7 +1,7 @@
 //! Float convolution, single-threaded: the FMA-chain kernel (`kernels::fchain`, the inner loop
 //! of the float conv in PyTorch's summation order) on the scalar tier and on every SIMD tier the
 //! host has, over one 16-channel reduction block of a 3×3 conv on 64×56×56 (ResNet's stage 1);
-//! and the whole `conv_forward` (im2col, every block, bias) on ResNet and MobileNet shapes on
+//! and the whole `conv_forward` (patches packed from the input, every block, bias) on ResNet and MobileNet shapes on
 //! the process's tier. Throughput is counted in FLOPs (2 per multiply-add).
 //!
 //! `cargo bench --bench float_conv -- --measurement-time 2`

@@ -9,7 +9,7 @@
 //! side by side in vector lanes: the result never depends on the tier, only the speed does.
 //!
 //! Tiers: [`chain_scalar`] is the definition (one element at a time); AVX-512 runs register
-//! tiles of 4 rows by 64 positions (16 zmm accumulators), AVX2 4 rows by 24 (12 ymm), both with
+//! tiles of 6 rows by 64 positions (24 zmm accumulators), AVX2 4 rows by 16 (8 ymm), both with
 //! masked loads for the last positions of a row, so no position falls back to scalar code.
 //! The other tiers (NEON) run the scalar twin, which the compiler vectorises by itself only in
 //! part.
