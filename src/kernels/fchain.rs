@@ -64,6 +64,7 @@ impl Source<'_> {
     }
 
     /// Rows `ks` of positions `p0..p0 + width` into `dst`, row `i` at `i·stride`.
+    #[cfg(target_arch = "x86_64")]
     pub(crate) fn pack(
         &self,
         ks: &[usize],
@@ -157,6 +158,7 @@ impl Chains<'_> {
     }
 }
 
+#[cfg(target_arch = "x86_64")]
 thread_local! {
     /// The tiers' packing buffer, kept per thread: a conv calls the chains once per reduction
     /// block, and a fresh buffer each time would be allocated and zeroed each time.
@@ -164,6 +166,7 @@ thread_local! {
 }
 
 /// This thread's packing buffer, at least `len` long (contents unspecified).
+#[cfg(target_arch = "x86_64")]
 pub(crate) fn scratch(len: usize) -> Vec<f32> {
     let mut v = SCRATCH.take();
     if v.len() < len {
@@ -173,6 +176,7 @@ pub(crate) fn scratch(len: usize) -> Vec<f32> {
 }
 
 /// Hands the buffer from [`scratch`] back for the thread's next call.
+#[cfg(target_arch = "x86_64")]
 pub(crate) fn return_scratch(v: Vec<f32>) {
     SCRATCH.set(v);
 }
