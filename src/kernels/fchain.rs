@@ -184,12 +184,17 @@ pub(crate) fn return_scratch(v: Vec<f32>) {
 /// The definition: each element's chain, one at a time.
 pub fn chain_scalar(out: &mut [f32], c: &Chains) {
     let rows = c.check(out.len());
+    // The `x` elements every row reads, formed once (a patch element costs index arithmetic).
+    let x: Vec<f32> =
+        c.ks.iter()
+            .flat_map(|&k| (c.p0..c.p0 + c.n).map(move |p| c.x.value(k, p)))
+            .collect();
     for o in 0..rows {
         let w = &c.w[o * c.w_stride..];
         for p in 0..c.n {
             let mut a = c.init(o);
-            for &k in c.ks {
-                a = w[k].mul_add(c.x.value(k, c.p0 + p), a);
+            for (i, &k) in c.ks.iter().enumerate() {
+                a = w[k].mul_add(x[i * c.n + p], a);
             }
             let slot = &mut out[o * c.n + p];
             *slot = c.finished(o, a, *slot);
