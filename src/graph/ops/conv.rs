@@ -531,6 +531,11 @@ fn depthwise_rows(Channel { g, x, w, init }: Channel<'_>, out: &mut [f32]) {
                     for e in 0..kw {
                         let wv = w[(a * kh + b) * kw + e];
                         let xs = tap_range(ow, g.stride[2], g.dilation[2], g.pad[2], iw, e);
+                        if xs.is_empty() {
+                            // No output reaches the input through this tap (its first column
+                            // may lie left of the input).
+                            continue;
+                        }
                         // Slices rather than indices, so the loop vectorises (the per-element
                         // arithmetic, one fused multiply-add, is unchanged).
                         let first = xs.start * s + e * g.dilation[2] - g.pad[2];

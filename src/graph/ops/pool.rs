@@ -280,6 +280,10 @@ fn max_plane_body(plane: &[f32], g: &PlaneGeometry, out: &mut [f32], phases: &mu
     let taps: Vec<(std::ops::Range<usize>, usize)> = (0..kw)
         .map(|e| {
             let cols = tap_range(ow, sw, dw, pw, iw, e);
+            if cols.is_empty() {
+                // Reads nothing (and its first column may lie left of the input).
+                return (cols, 0);
+            }
             let first = cols.start * sw + e * dw - pw;
             (cols, (first % sw) * rows * width + first / sw)
         })
@@ -431,6 +435,16 @@ mod tests {
                 vec![1, 1],
                 vec![1, 1],
                 vec![0, 0],
+                vec![0, 0],
+                false,
+            ),
+            // A leading pad wider than the input (ONNX allows it): taps that reach nothing.
+            (
+                vec![1, 2],
+                vec![4, 4],
+                vec![1, 1],
+                vec![1, 1],
+                vec![5, 5],
                 vec![0, 0],
                 false,
             ),
