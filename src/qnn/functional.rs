@@ -206,6 +206,8 @@ fn zip_map(a: &QTensor, b: &QTensor, rule: &(impl PairRule + Sync), tier: Isa) -
     let mut out = vec![0u8; qa.len()];
     #[cfg(target_arch = "x86_64")]
     let simd = tier.is_x86_simd() && tier.is_available();
+    #[cfg(target_arch = "x86_64")]
+    let wide = simd && tier == Isa::Avx512Vnni;
     #[cfg(not(target_arch = "x86_64"))]
     let _ = tier; // No SIMD byte loop outside x86-64 yet.
     // Chunks in parallel: each element's rule depends only on its index, so the split changes
@@ -213,6 +215,12 @@ fn zip_map(a: &QTensor, b: &QTensor, rule: &(impl PairRule + Sync), tier: Isa) -
     let chunk = |(c, out): (usize, &mut [u8])| {
         let at = c * ZIP_CHUNK;
         let (qa, qb) = (&qa[at..][..out.len()], &qb[at..][..out.len()]);
+        #[cfg(target_arch = "x86_64")]
+        if wide {
+            // SAFETY: the host has `tier`, which includes AVX-512 F/BW/VL, AVX2 and FMA.
+            unsafe { zip_bytes_avx512(qa, qb, rule, at, out) };
+            return;
+        }
         #[cfg(target_arch = "x86_64")]
         if simd {
             // SAFETY: the host has `tier`, which includes AVX2 and FMA.
@@ -254,6 +262,16 @@ fn zip_bytes(qa: &[u8], qb: &[u8], rule: &impl PairRule, at: usize, out: &mut [u
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn zip_bytes_avx2(qa: &[u8], qb: &[u8], rule: &impl PairRule, at: usize, out: &mut [u8]) {
+    zip_bytes(qa, qb, rule, at, out);
+}
+
+/// [`zip_bytes`] compiled for AVX-512 (16 lanes; the same IEEE operations per element).
+///
+/// # Safety
+/// The host must support AVX-512 F, BW and VL, AVX2 and FMA.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma")]
+unsafe fn zip_bytes_avx512(qa: &[u8], qb: &[u8], rule: &impl PairRule, at: usize, out: &mut [u8]) {
     zip_bytes(qa, qb, rule, at, out);
 }
 
@@ -823,7 +841,9 @@ mod tests {
             .num_threads(3)
             .build()
             .unwrap();
-        for tier in [Isa::Scalar, crate::isa::best_available()] {
+        // Every tier the host has: the AVX2 and AVX-512 builds of the loops included.
+        let tiers = crate::isa::ALL.into_iter().filter(|t| t.is_available());
+        for tier in tiers {
             let mut want = vec![0u8; n];
             zip_bytes(&qa, &qb, &float, 0, &mut want);
             assert!(float.body() > 2 * ZIP_CHUNK && float.body() < n);

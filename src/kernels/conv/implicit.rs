@@ -167,12 +167,7 @@ fn per_group<T: Send>(
         for grp in 0..g.groups {
             let x_g = &op.x[(n * g.in_channels + grp * cg) * plane..][..cg * plane];
             pad_channels_last(x_g, cg, &p, op.x_zp as u8, padded);
-            let a = RunRows {
-                src: padded,
-                bases: &scratch.bases,
-                offsets: &scratch.offsets,
-                run,
-            };
+            let a = RunRows::new(padded, &scratch.bases, &scratch.offsets, run);
             let w = GemmWeights {
                 data: &op.w[grp * og * k..(grp + 1) * og * k],
                 n: og,

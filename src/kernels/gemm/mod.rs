@@ -331,39 +331,62 @@ impl<'a> Output<'a> {
 /// (a conv's position `i` over a padded channels-last input: one run of channels per tap).
 #[derive(Clone, Copy)]
 pub struct RunRows<'a> {
-    pub src: &'a [u8],
-    pub bases: &'a [usize],
-    pub offsets: &'a [usize],
-    pub run: usize,
+    src: &'a [u8],
+    bases: &'a [usize],
+    offsets: &'a [usize],
+    run: usize,
 }
 
-impl RunRows<'_> {
+impl<'a> RunRows<'a> {
+    /// The rows of `bases` × `offsets` runs of `run` bytes of `src`. Panics unless every run
+    /// lies inside `src` (checked once here, so the per-row copies need no bounds checks).
+    pub fn new(src: &'a [u8], bases: &'a [usize], offsets: &'a [usize], run: usize) -> Self {
+        let reach = |v: &[usize]| v.iter().copied().max().unwrap_or(0);
+        if !bases.is_empty() && !offsets.is_empty() {
+            let end = reach(bases)
+                .checked_add(reach(offsets))
+                .and_then(|e| e.checked_add(run));
+            assert!(
+                end.is_some_and(|e| e <= src.len()),
+                "runs outside the source"
+            );
+        }
+        Self {
+            src,
+            bases,
+            offsets,
+            run,
+        }
+    }
+
     pub fn k(&self) -> usize {
         self.offsets.len() * self.run
     }
 
-    /// Row `i` into `dst` (`k` bytes), copied 16 bytes at a time (a run's tail as a last
-    /// 16 bytes overlapping the previous copy): a `memcpy` call per run would cost more than
-    /// the copy for the few dozen bytes of a run.
+    /// The buffer every run reads from.
+    pub fn src(&self) -> &'a [u8] {
+        self.src
+    }
+
+    /// Row `i` into `dst[..k]`, copied 16 bytes at a time (a run's tail as a last 16 bytes
+    /// overlapping the previous copy): a `memcpy` call per run would cost more than the copy
+    /// for the few dozen bytes of a run.
     #[inline(always)]
     fn gather(&self, i: usize, dst: &mut [u8]) {
-        for (d, &off) in dst.chunks_exact_mut(self.run).zip(self.offsets) {
-            let s = &self.src[self.bases[i] + off..][..self.run];
-            let whole = s.len() / 16 * 16;
+        let (run, base) = (self.run, self.bases[i]);
+        for (d, &off) in dst.chunks_exact_mut(run).zip(self.offsets) {
+            // SAFETY: `new` checked that every base + offset + run lies inside `src`.
+            let s = unsafe { self.src.get_unchecked(base + off..base + off + run) };
+            if run < 16 {
+                d.copy_from_slice(s);
+                continue;
+            }
             for (d, s) in d.chunks_exact_mut(16).zip(s.chunks_exact(16)) {
                 d.copy_from_slice(s);
             }
-            if whole == s.len() {
-                continue;
-            }
-            if whole > 0 {
+            if run % 16 != 0 {
                 // The tail as one more 16-byte copy, overlapping the last whole one.
-                let tail = s.len() - 16;
-                d[tail..].copy_from_slice(&s[tail..]);
-                continue;
-            }
-            for (d, &s) in d.iter_mut().zip(s) {
-                *d = s;
+                d[run - 16..].copy_from_slice(&s[run - 16..]);
             }
         }
     }
@@ -389,7 +412,7 @@ pub fn gemm_runs_on(
     assert!(a.k() == k && w.data.len() >= n * k);
     assert!(w.zero_points.len() == 1 || w.zero_points.len() == n);
     // Every byte the rows gather comes from `src`.
-    let sums = pair_sums(tier, saturate_pairs, a.src, w);
+    let sums = pair_sums(tier, saturate_pairs, a.src(), w);
     let sink = out.sink(m * n, true);
     let route = route(tier, sums);
     // SAFETY: `check` just confirmed the host supports `tier`; `sink` holds the `m·n` outputs.
@@ -529,5 +552,39 @@ impl RightOperand for GemmWeights<'_> {
     }
     fn zero_points(&self) -> &[i32] {
         self.zero_points
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::RunRows;
+
+    /// Rows are the runs in tap order, for runs shorter than, equal to and longer than a
+    /// 16-byte copy (tails overlapping the last whole copy).
+    #[test]
+    fn gathered_rows_are_the_runs_in_order() {
+        let src: Vec<u8> = (0..=255).collect();
+        for run in [1, 7, 16, 21, 32, 45] {
+            let (bases, offsets) = ([0, 3, 60], [0, 50, 100]);
+            let rows = RunRows::new(&src, &bases, &offsets, run);
+            for (i, &b) in bases.iter().enumerate() {
+                let mut got = vec![0u8; rows.k()];
+                rows.gather(i, &mut got);
+                let want: Vec<u8> = offsets
+                    .iter()
+                    .flat_map(|&o| src[b + o..b + o + run].iter().copied())
+                    .collect();
+                assert_eq!(got, want, "run {run}, row {i}");
+            }
+        }
+    }
+
+    /// A run past the end of the source is refused when the rows are described, before any
+    /// unchecked copy could read it.
+    #[test]
+    #[should_panic(expected = "runs outside the source")]
+    fn runs_past_the_source_are_refused() {
+        let src = [0u8; 64];
+        let _ = RunRows::new(&src, &[0, 40], &[0, 8], 17);
     }
 }
