@@ -7,6 +7,7 @@ pub mod aarch64;
 pub mod conv;
 pub mod fchain;
 pub mod gemm;
+pub mod lut;
 pub mod patches;
 pub mod pool;
 pub mod reference;

@@ -548,31 +548,27 @@ pub fn cat(xs: &[&QTensor], dim: i64, scale: f64, zero_point: i64) -> Result<QTe
         .map(|x| requant_table(x, scale, zero_point))
         .collect::<Result<Option<Vec<_>>, _>>()?;
     if let Some(tables) = tables {
-        let xs: Vec<QTensor> = xs.iter().map(|x| x.contiguous()).collect();
+        // Stored bytes (qint8 as two's complement), each table re-indexed by them: qint8's
+        // tables start at -128, whose byte is 0x80.
+        let flip = if lead.dtype == QDType::QInt8 { 0x80 } else { 0 };
+        let tables: Vec<[u8; 256]> = tables
+            .iter()
+            .map(|t| std::array::from_fn(|b| t[b ^ flip] as u8))
+            .collect();
+        let parts: Vec<_> = xs.iter().map(|x| u8_values(x)).collect();
         let blocks: Vec<usize> = xs.iter().map(|x| x.shape()[d..].iter().product()).collect();
-        let storages: Vec<&QStorage> = xs.iter().map(|x| &**x.storage()).collect();
+        let mut joined = vec![0u8; blocks.iter().sum::<usize>() * outer];
+        let mut at = 0;
+        for o in 0..outer {
+            for ((part, table), &block) in parts.iter().zip(&tables).zip(&blocks) {
+                let dst = &mut joined[at..at + block];
+                crate::kernels::lut::map_bytes(&part[o * block..][..block], table, dst);
+                at += block;
+            }
+        }
         let storage = match lead.dtype {
-            QDType::QUInt8 => {
-                let parts: Vec<&[u8]> = storages
-                    .iter()
-                    .filter_map(|s| match s {
-                        QStorage::U8(v) => Some(&v[..]),
-                        _ => None,
-                    })
-                    .collect();
-                QStorage::U8(join_mapped(&parts, &tables, &blocks, outer, |q| q as usize))
-            }
-            _ => {
-                let parts: Vec<&[i8]> = storages
-                    .iter()
-                    .filter_map(|s| match s {
-                        QStorage::I8(v) => Some(&v[..]),
-                        _ => None,
-                    })
-                    .collect();
-                let key = |q: i8| (q as i32 + 128) as usize;
-                QStorage::I8(join_mapped(&parts, &tables, &blocks, outer, key))
-            }
+            QDType::QUInt8 => QStorage::U8(joined),
+            _ => QStorage::I8(joined.into_iter().map(|b| b as i8).collect()),
         };
         return Ok(QTensor::from_int_repr(
             storage,
@@ -591,33 +587,6 @@ pub fn cat(xs: &[&QTensor], dim: i64, scale: f64, zero_point: i64) -> Result<QTe
     Ok(QTensor::quantize_per_tensor(
         &joined, &out_shape, scale, zero_point, lead.dtype,
     )?)
-}
-
-/// The joined blocks of `parts` (for every outer index, each part's block in turn), every
-/// stored value `q` mapped to `table[key(q)]` of its part.
-fn join_mapped<S: Copy, T: TryFrom<i32> + Copy + Default>(
-    parts: &[&[S]],
-    tables: &[Vec<i32>],
-    blocks: &[usize],
-    outer: usize,
-    key: impl Fn(S) -> usize,
-) -> Vec<T> {
-    // The tables hold values of the output dtype, so the narrowing never fails.
-    let narrow: Vec<Vec<T>> = tables
-        .iter()
-        .map(|t| {
-            t.iter()
-                .map(|&v| T::try_from(v).unwrap_or_default())
-                .collect()
-        })
-        .collect();
-    let mut joined = Vec::with_capacity(blocks.iter().sum::<usize>() * outer);
-    for o in 0..outer {
-        for ((part, table), &block) in parts.iter().zip(&narrow).zip(blocks) {
-            joined.extend(part[o * block..][..block].iter().map(|&q| table[key(q)]));
-        }
-    }
-    joined
 }
 
 /// What `quantize(dequantize(q), scale, zero_point)` gives for every stored value `q` of `x`'s

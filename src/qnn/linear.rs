@@ -67,11 +67,17 @@ pub(crate) fn quantized_output(
     Ok((y, RunStats { saturated_pairs }))
 }
 
-/// Checks that `x` is a per-tensor quint8 activation and returns its (scale, zero point).
-/// The quint8 values of `x` in logical order: borrowed when contiguous, copied otherwise.
+/// The stored bytes of an 8-bit `x` in logical order (qint8 as two's complement): borrowed
+/// when contiguous, copied otherwise.
 pub(crate) fn u8_values(x: &QTensor) -> Cow<'_, [u8]> {
+    let range = x.storage_offset()..x.storage_offset() + x.numel();
     match (x.storage().as_ref(), x.is_contiguous()) {
-        (QStorage::U8(v), true) => Cow::Borrowed(&v[x.storage_offset()..][..x.numel()]),
+        (QStorage::U8(v), true) => Cow::Borrowed(&v[range]),
+        (QStorage::I8(v), true) => {
+            let v = &v[range];
+            // SAFETY: i8 and u8 have the same size, alignment and (every bit pattern) validity.
+            Cow::Borrowed(unsafe { std::slice::from_raw_parts(v.as_ptr().cast::<u8>(), v.len()) })
+        }
         _ => Cow::Owned(x.int_values().into_iter().map(|v| v as u8).collect()),
     }
 }

@@ -3,13 +3,14 @@
 //! [`super::gemm`]), depthwise chunks of [`super::conv::depthwise`]'s portable body, the row max
 //! of [`super::pool`], the float FMA chains of [`super::fchain`], the requantization rules of
 //! [`super::requant`] (dispatched from there), and the byte shuffles of the GEMM's k-major
-//! panels and of `kernels::transpose`.
+//! panels and of `kernels::transpose`, and the byte lookup of [`super::lut`].
 
 pub mod avx2_bounded_gemm;
 pub mod avx2_gemm;
 pub mod avx2_pool;
 pub mod avx2_requant;
 pub mod avx512_depthwise;
+pub mod avx512_lut;
 pub mod avx512_pool;
 pub mod avx512_requant;
 pub mod avx512vnni_gemm;
