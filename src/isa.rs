@@ -98,9 +98,13 @@ impl Isa {
             .collect()
     }
 
-    /// True when the host can run this tier (cheap: cached feature flags, no allocation).
+    /// True when the host can run this tier: one load from a table filled on first use (every
+    /// kernel entry asks, some once per channel plane).
     pub fn is_available(self) -> bool {
-        self.needed().iter().all(|f| host_has(f))
+        static AVAILABLE: OnceLock<[bool; ALL.len()]> = OnceLock::new();
+        let table = AVAILABLE.get_or_init(|| ALL.map(|t| t.needed().iter().all(|f| host_has(f))));
+        // Discriminants follow `ALL`'s order (`all_lists_the_tiers_in_declaration_order`).
+        table[self as usize]
     }
 
     /// Whether this is an x86 SIMD tier (all of which include AVX2 and FMA): the condition for
@@ -111,6 +115,9 @@ impl Isa {
 
     /// Ok when usable, otherwise the error that names the missing features.
     pub fn check(self) -> Result<Isa, IsaError> {
+        if self.is_available() {
+            return Ok(self);
+        }
         let missing = self.missing_features();
         if missing.is_empty() {
             Ok(self)
@@ -222,3 +229,19 @@ macro_rules! avx2_fma_twin {
     };
 }
 pub(crate) use avx2_fma_twin;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `is_available` indexes its table by discriminant, so `ALL` must list the tiers in
+    /// declaration order; and the cached answer is the feature check's.
+    #[test]
+    fn all_lists_the_tiers_in_declaration_order() {
+        for (i, t) in ALL.into_iter().enumerate() {
+            assert_eq!(t as usize, i, "{t}");
+            assert_eq!(t.is_available(), t.missing_features().is_empty(), "{t}");
+            assert_eq!(t.check().is_ok(), t.is_available(), "{t}");
+        }
+    }
+}

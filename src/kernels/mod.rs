@@ -19,7 +19,7 @@ mod transpose;
 pub mod x86;
 
 // The conv files' paths from before `conv/`, which the property tests name.
-pub use conv::{depthwise, implicit as conv_implicit, nchw as conv_nchw};
+pub use conv::{depthwise, depthwise_hwc, implicit as conv_implicit, nchw as conv_nchw};
 
 /// The reference conv's former path: the conv description types and the reference itself.
 pub mod conv_ref {

@@ -430,14 +430,18 @@ mod tests {
                             rq.apply_channel(tier, acc, c, &mut got);
                             let want: Vec<u8> = acc.iter().map(|&v| rq.apply(v, c)).collect();
                             assert_eq!(got, want, "{rq:?} channel {c} on {tier}");
-                            // Rows of 21 outputs every 24 accumulators: a masked tail per row.
-                            let rows = acc.len() / 24;
-                            let mut got = vec![0u8; rows * 21];
-                            rq.apply_rows(tier, acc, 24, 21, c, &mut got);
-                            let want: Vec<u8> = (0..rows * 21)
-                                .map(|i| rq.apply(acc[i / 21 * 24 + i % 21], c))
-                                .collect();
-                            assert_eq!(got, want, "{rq:?} rows of channel {c} on {tier}");
+                            // Rows of 21 outputs every 24 accumulators (a masked tail per
+                            // row), of 7 every 9 (a depthwise 7×7 plane: staged whole on
+                            // AVX-512) and of 40 every 45 (wider rows, row by row).
+                            for (stride, cols) in [(24, 21), (9, 7), (45, 40)] {
+                                let rows = acc.len() / stride;
+                                let mut got = vec![0u8; rows * cols];
+                                rq.apply_rows(tier, acc, stride, cols, c, &mut got);
+                                let want: Vec<u8> = (0..rows * cols)
+                                    .map(|i| rq.apply(acc[i / cols * stride + i % cols], c))
+                                    .collect();
+                                assert_eq!(got, want, "{rq:?} rows {cols}/{stride}, {c} on {tier}");
+                            }
                         }
                     }
                 }

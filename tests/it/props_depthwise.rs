@@ -69,21 +69,7 @@ fn case() -> impl Strategy<Value = Case> {
     )
         .prop_map(
             |(dims, channels, multiplier, batch, x_zp, w_zp, seed, extreme)| {
-                let g = ConvGeometry {
-                    batch,
-                    in_channels: channels,
-                    out_channels: channels * multiplier,
-                    groups: channels,
-                    input: dims.iter().map(|d| d.4).collect(),
-                    kernel: dims.iter().map(|d| d.0).collect(),
-                    stride: dims.iter().map(|d| d.1).collect(),
-                    padding: dims.iter().map(|d| d.2).collect(),
-                    dilation: dims.iter().map(|d| d.3).collect(),
-                    output: dims
-                        .iter()
-                        .map(|&(k, s, p, d, i)| (i + 2 * p - d * (k - 1) - 1) / s + 1)
-                        .collect(),
-                };
+                let g = support::depthwise_geometry(batch, channels, multiplier, &dims);
                 Case {
                     g,
                     x_zp,

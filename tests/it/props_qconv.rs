@@ -10,7 +10,7 @@ use qlab::isa::{ALL, Isa};
 use qlab::kernels::conv_ref::{self, ConvGeometry, PairModel};
 use qlab::kernels::gemm::{GemmWeights, PackCache, flip_weights, gemm_on};
 use qlab::kernels::requant::{FbgemmRequant, QnnpackRequant, Requant};
-use qlab::kernels::{conv_implicit, conv_nchw};
+use qlab::kernels::{conv_implicit, conv_nchw, depthwise_hwc};
 use qlab::qnn::{ConvParams, QConv, QLinear};
 use qlab::tensor::{QDType, QParams, QStorage, QTensor};
 use std::ops::RangeInclusive;
@@ -744,4 +744,84 @@ proptest! {
             }
         }
     }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(96))]
+
+    /// The channels-last depthwise kernel requantizes the reference's exact accumulators on
+    /// every tier the host has (the scalar one included): channel counts below, at and past
+    /// the 64-channel register runs (partial runs on the portable loop), any stride, padding,
+    /// dilation, 1-D and 2-D, batches of 1–2. Under `Im2colPairs` it only claims convs whose
+    /// pairs cannot saturate, where the exact sums are the pair-saturating ones.
+    #[test]
+    fn hwc_depthwise_equals_reference_on_every_tier(
+        c in prop_oneof![1usize..=8, 60usize..=70, Just(128usize), 129usize..=140],
+        dims in prop_oneof![
+            (1usize..=3, 1usize..=2, 0usize..=1, 1usize..=2, 1usize..=9).prop_map(|d| vec![d]),
+            ((1usize..=3, 1usize..=2, 0usize..=1, 1usize..=2, 1usize..=7),
+             (1usize..=3, 1usize..=2, 0usize..=1, 1usize..=2, 1usize..=7)).prop_map(|(a, b)| vec![a, b]),
+        ],
+        batch in 1usize..=2,
+        seed in any::<u64>(),
+        x_zp in prop::sample::select(vec![0i32, 128, 255, 37]),
+        (qnnpack, relu, pairs) in any::<(bool, bool, bool)>(),
+    ) {
+        // Inputs at least as large as the window's reach, so every output exists.
+        let dims: Vec<_> = dims
+            .into_iter()
+            .map(|(k, s, p, d, i)| (k, s, p.min(k - 1), d, i.max(d * (k - 1) + 1)))
+            .collect();
+        let g = crate::support::depthwise_geometry(batch, c, 1, &dims);
+        let (xs, mut ws) = extreme_operands(&g, seed);
+        if pairs {
+            // Small weights: no pair can reach i16's bounds, so the kernel takes the conv.
+            ws.iter_mut().for_each(|w| *w /= 2);
+        }
+        let model = if pairs { PairModel::Im2colPairs } else { PairModel::Exact };
+        let zps = [0i32];
+        let op = conv_ref::Operands { g: &g, x: &xs, x_zp, w: &ws, w_zp: &zps, model };
+        prop_assert!(depthwise_hwc::supports(&op));
+        let mut want = vec![0i32; g.batch * c * g.out_positions()];
+        conv_ref::conv_u8_i8_i32(&g, &xs, x_zp, &ws, &zps, PairModel::Exact, &mut want);
+        let rq = spread_requant(qnnpack, relu, c);
+        let want_u8 = requantized(&rq, &want, &g);
+        for tier in ALL.into_iter().filter(|t| t.is_available()) {
+            let mut got = vec![0u8; want.len()];
+            depthwise_hwc::conv_u8_i8_u8_on(tier, &op, &rq, &mut got).unwrap();
+            prop_assert_eq!(&got, &want_u8, "{} {:?}", tier, g);
+        }
+    }
+}
+
+/// Asymmetric weights, 2 outputs per channel, or pairs that can saturate under `Im2colPairs`
+/// are not the channels-last kernel's.
+#[test]
+fn hwc_depthwise_declines_what_it_cannot_compute() {
+    let g = crate::support::depthwise_geometry(1, 4, 1, &[(3, 1, 1, 1, 5), (3, 1, 1, 1, 5)]);
+    let xs = vec![255u8; 4 * 25];
+    let ws = vec![127i8; 4 * 9];
+    let op = |w_zp: &'static [i32], model| conv_ref::Operands {
+        g: &g,
+        x: &xs,
+        x_zp: 0,
+        w: &ws,
+        w_zp,
+        model,
+    };
+    assert!(depthwise_hwc::supports(&op(&[0], PairModel::Exact)));
+    assert!(!depthwise_hwc::supports(&op(&[3], PairModel::Exact)));
+    assert!(!depthwise_hwc::supports(&op(&[0], PairModel::Im2colPairs)));
+    let mut two = g.clone();
+    two.out_channels = 8;
+    let ws2 = vec![1i8; 8 * 9];
+    let op2 = conv_ref::Operands {
+        g: &two,
+        x: &xs,
+        x_zp: 0,
+        w: &ws2,
+        w_zp: &[0],
+        model: PairModel::Exact,
+    };
+    assert!(!depthwise_hwc::supports(&op2));
 }

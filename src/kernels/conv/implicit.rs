@@ -80,17 +80,17 @@ pub fn conv_u8_i8_u8_on(
 }
 
 /// A geometry's spatial dims as 2-D ones (a 1-D conv has height 1): `[height, width]` each.
-struct Plane {
-    input: [usize; 2],
-    kernel: [usize; 2],
-    stride: [usize; 2],
-    padding: [usize; 2],
-    dilation: [usize; 2],
-    output: [usize; 2],
+pub(super) struct Plane {
+    pub(super) input: [usize; 2],
+    pub(super) kernel: [usize; 2],
+    pub(super) stride: [usize; 2],
+    pub(super) padding: [usize; 2],
+    pub(super) dilation: [usize; 2],
+    pub(super) output: [usize; 2],
 }
 
 impl Plane {
-    fn of(g: &ConvGeometry) -> Plane {
+    pub(super) fn of(g: &ConvGeometry) -> Plane {
         let two = |v: &[usize], one: usize| match v {
             [w] => [one, *w],
             _ => [v[0], v[1]],
@@ -106,7 +106,7 @@ impl Plane {
     }
 
     /// The padded input's sizes.
-    fn padded(&self) -> [usize; 2] {
+    pub(super) fn padded(&self) -> [usize; 2] {
         [0, 1].map(|d| self.input[d] + 2 * self.padding[d])
     }
 }
@@ -207,7 +207,7 @@ fn grid(out: &mut Vec<usize>, extent: [usize; 2], step: [usize; 2], line: usize,
 
 /// `dst` (`[H + 2p, W + 2p, c]`) := the `[c, H, W]` input `x` channels-last, with `fill` in the
 /// padding (only the padding is filled: the interior is written once, by the transposes).
-fn pad_channels_last(x: &[u8], c: usize, p: &Plane, fill: u8, dst: &mut [u8]) {
+pub(super) fn pad_channels_last(x: &[u8], c: usize, p: &Plane, fill: u8, dst: &mut [u8]) {
     let ([h, w], [_, wp], [ph, pw]) = (p.input, p.padded(), p.padding);
     let line = wp * c;
     dst[..ph * line].fill(fill);

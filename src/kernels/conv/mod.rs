@@ -9,6 +9,7 @@
 
 mod buffers;
 pub mod depthwise;
+pub mod depthwise_hwc;
 mod geometry;
 pub mod implicit;
 pub mod nchw;

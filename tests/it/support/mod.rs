@@ -96,3 +96,28 @@ impl Stream {
         }
     }
 }
+
+/// A depthwise conv geometry: `channels` groups of one input channel and `multiplier` outputs,
+/// one `(kernel, stride, padding, dilation, input)` per spatial dim (always a valid one).
+pub fn depthwise_geometry(
+    batch: usize,
+    channels: usize,
+    multiplier: usize,
+    dims: &[(usize, usize, usize, usize, usize)],
+) -> qlab::kernels::conv_ref::ConvGeometry {
+    qlab::kernels::conv_ref::ConvGeometry {
+        batch,
+        in_channels: channels,
+        out_channels: channels * multiplier,
+        groups: channels,
+        input: dims.iter().map(|d| d.4).collect(),
+        kernel: dims.iter().map(|d| d.0).collect(),
+        stride: dims.iter().map(|d| d.1).collect(),
+        padding: dims.iter().map(|d| d.2).collect(),
+        dilation: dims.iter().map(|d| d.3).collect(),
+        output: dims
+            .iter()
+            .map(|&(k, s, p, d, i)| (i + 2 * p - d * (k - 1) - 1) / s + 1)
+            .collect(),
+    }
+}
