@@ -17,7 +17,7 @@
 //! per tier (`hwc_equals_reference_on_every_tier` in the integration tests).
 
 use super::geometry::{Operands, PairModel};
-use super::implicit::Plane;
+use super::implicit::{Plane, pad_channels_last};
 use crate::isa::{Isa, IsaError};
 use crate::kernels::reference::PairBound;
 use crate::kernels::requant::{Requant, TileBlock};
@@ -94,18 +94,11 @@ pub fn conv_u8_i8_u8_on(
             oy * p.stride[0] * line + ox * p.stride[1] * c
         })
         .collect();
-    let mut padded = vec![op.x_zp as u8; hp * line];
-    let mut hwc = vec![0u8; positions.max(in_plane) * c];
+    let mut padded = vec![0u8; hp * line];
+    let mut hwc = vec![0u8; positions * c];
     for n in 0..g.batch {
-        // The item channels-last in one transpose (its rows are too short for the per-row
-        // transposes of the implicit GEMM's padding), then its rows into the padded interior.
         let x = &op.x[n * c * in_plane..][..c * in_plane];
-        transpose(x, in_plane, c, in_plane, &mut hwc, c);
-        let (w, [ph, pw]) = (p.input[1], p.padding);
-        for (y, row) in hwc[..in_plane * c].chunks_exact(w * c).enumerate() {
-            padded[(y + ph) * line + pw * c..][..w * c].copy_from_slice(row);
-        }
-        let hwc = &mut hwc[..positions * c];
+        pad_channels_last(x, c, &p, op.x_zp as u8, &mut padded);
         let block = |(b, ys): (usize, &mut [u8])| {
             let bases = &bases[b * BLOCK..][..ys.len() / c];
             let mut acc = vec![0i32; bases.len() * c];
@@ -136,7 +129,7 @@ pub fn conv_u8_i8_u8_on(
             hwc.chunks_mut(BLOCK * c).enumerate().for_each(block);
         }
         let y = &mut out[n * c * positions..][..c * positions];
-        transpose(hwc, c, positions, c, y, positions);
+        transpose(&hwc, c, positions, c, y, positions);
     }
     Ok(())
 }

@@ -207,15 +207,29 @@ fn grid(out: &mut Vec<usize>, extent: [usize; 2], step: [usize; 2], line: usize,
 
 /// `dst` (`[H + 2p, W + 2p, c]`) := the `[c, H, W]` input `x` channels-last, with `fill` in the
 /// padding (only the padding is filled: the interior is written once, by the transposes).
+///
+/// Rows narrower than 16 (7×7 and 14×14 planes) would transpose byte by byte, so such an
+/// input is transposed whole (`[c, H·W]`, SSE2 blocks) and its rows copied into place.
 pub(super) fn pad_channels_last(x: &[u8], c: usize, p: &Plane, fill: u8, dst: &mut [u8]) {
     let ([h, w], [_, wp], [ph, pw]) = (p.input, p.padded(), p.padding);
     let line = wp * c;
     dst[..ph * line].fill(fill);
     dst[(ph + h) * line..].fill(fill);
+    let whole = if w < 16 && h > 1 {
+        let mut t = vec![0u8; h * w * c];
+        transpose(x, h * w, c, h * w, &mut t, c);
+        Some(t)
+    } else {
+        None
+    };
     for y in 0..h {
         let row = &mut dst[(y + ph) * line..][..line];
         row[..pw * c].fill(fill);
         row[(pw + w) * c..].fill(fill);
-        transpose(&x[y * w..], h * w, c, w, &mut row[pw * c..][..w * c], c);
+        let interior = &mut row[pw * c..][..w * c];
+        match &whole {
+            Some(t) => interior.copy_from_slice(&t[y * w * c..][..w * c]),
+            None => transpose(&x[y * w..], h * w, c, w, interior, c),
+        }
     }
 }
