@@ -167,6 +167,10 @@ pub fn max_pool2d_on<T: PoolInt>(
         return Ok(());
     }
     let f = T::row_max_of(tier);
+    #[cfg(target_arch = "x86_64")]
+    let wide = tier.is_x86_simd();
+    #[cfg(not(target_arch = "x86_64"))]
+    let wide = false;
     // SAFETY: `check` just confirmed the host supports `tier`, whose row max `f` is.
     let merge = |dst: &mut [T], base: &[T], offsets: &[usize]| unsafe { f(dst, base, offsets) };
     let (r, c) = (g.rows, g.cols);
@@ -245,12 +249,7 @@ pub fn max_pool2d_on<T: PoolInt>(
                     merge(&mut yrow[lo..hi], &row[first..], &col_offsets);
                 } else {
                     merge(&mut window_max, &row[first..], &col_offsets);
-                    for (out, &m) in yrow[lo..hi]
-                        .iter_mut()
-                        .zip(window_max.iter().step_by(c.stride))
-                    {
-                        *out = m;
-                    }
+                    every_nth(&mut yrow[lo..hi], &window_max, c.stride, wide);
                 }
                 for (ox, taps) in &borders {
                     yrow[*ox] = taps.iter().map(|&t| row[t]).max().unwrap_or(T::MIN);
@@ -262,6 +261,47 @@ pub fn max_pool2d_on<T: PoolInt>(
     xs.zip(y[..g.out_len()].par_chunks_mut(per_task * plane_out))
         .for_each(run);
     Ok(())
+}
+
+/// `dst[i] = src[i·step]`: a strided pool's window maxima at its window starts. Stride 2 (every
+/// strided pool in the zoo) reads pairs, which the compiler turns into byte shuffles; `wide`
+/// (an x86 SIMD tier, so AVX2 at least) compiles that loop for AVX2. The same copies either way.
+fn every_nth<T: PoolInt>(dst: &mut [T], src: &[T], step: usize, wide: bool) {
+    #[inline(always)]
+    fn pairs<T: PoolInt>(dst: &mut [T], src: &[T]) {
+        for (d, p) in dst.iter_mut().zip(src.chunks_exact(2)) {
+            *d = p[0];
+        }
+    }
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    unsafe fn pairs_avx2<T: PoolInt>(dst: &mut [T], src: &[T]) {
+        pairs(dst, src)
+    }
+    if step != 2 {
+        for (d, &v) in dst.iter_mut().zip(src.iter().step_by(step)) {
+            *d = v;
+        }
+        return;
+    }
+    // The last start has no partner in a pair of its own: copied alone.
+    let whole = dst.len().min(src.len() / 2);
+    let (head, tail) = dst.split_at_mut(whole);
+    #[cfg(target_arch = "x86_64")]
+    if wide {
+        // SAFETY: `wide` is only set for tiers that include AVX2.
+        unsafe { pairs_avx2(head, src) };
+    } else {
+        pairs(head, src);
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = wide;
+        pairs(head, src);
+    }
+    for (i, d) in tail.iter_mut().enumerate() {
+        *d = src[2 * (whole + i)];
+    }
 }
 
 /// Input elements per parallel task of [`max_pool2d_on`] (whole planes, at least one).
