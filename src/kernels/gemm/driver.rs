@@ -16,6 +16,9 @@ use std::borrow::Cow;
 /// Rows of activations packed per block (a multiple of every kernel's `MR`).
 const MC: usize = 192;
 
+/// The widest panel of any kernel.
+const MAX_NR: usize = 64;
+
 /// The left operand of the tiled driver.
 #[derive(Clone, Copy)]
 pub(super) enum Left<'a> {
@@ -104,6 +107,11 @@ pub(super) unsafe fn tiled<K: MicroKernel>(
         panels: &panels,
         colterm: &colterm,
         rowsums: zw.iter().any(|&z| z != 0),
+        uniform_zw: match zero_points {
+            [z] => Some(*z),
+            _ if zero_points.iter().all(|&z| z == 0) => Some(0),
+            _ => None,
+        },
         zw: &zw,
         sink,
     };
@@ -133,6 +141,10 @@ struct Job<'a> {
     zw: &'a [i32],
     /// Whether any `zw` is non-zero: otherwise the row sums are multiplied by 0 and not taken.
     rowsums: bool,
+    /// The zero point every column shares, if they all share one (the activations' of the
+    /// k-major GEMM, 0 for symmetric weights): the row term is then one product per row
+    /// instead of a multiply per element.
+    uniform_zw: Option<i32>,
     sink: Sink<'a>,
 }
 
@@ -178,17 +190,27 @@ type TaskFn = unsafe fn(&Job, (usize, usize)) -> u64;
 unsafe fn task<K: MicroKernel>(job: &Job, (m0, p0): (usize, usize)) -> u64 {
     let (n, kp) = (job.n, job.kp);
     let mb = job.mc.min(job.m - m0);
-    let (block, rowsum) = pack_rows(job, m0, mb, K::MR);
+    // The thread's buffers, taken (not borrowed: a task that waits inside may run another on
+    // this thread) and put back at the end; a fresh zeroed block per task cost more than
+    // packing it for short-K convs.
+    let mut scratch = SCRATCH.take();
+    pack_rows(job, m0, mb, K::MR, &mut scratch.block, &mut scratch.rowsum);
+    let (block, rowsum) = (&scratch.block[..], &scratch.rowsum[..]);
     let mut tile = vec![0i32; K::MR * K::NR];
     // Requantized column-sink rows are staged as bytes, `[mb, NR]`, and transposed into the
     // output once the panel is done (a byte transpose moves a quarter of an i32 one's data).
     let staged = matches!(job.sink, Sink::RequantColumns { .. });
-    let mut bytes = vec![0u8; if staged { mb * K::NR } else { 0 }];
+    let bytes = &mut scratch.bytes;
+    bytes.resize(if staged { mb * K::NR } else { 0 }, 0);
     let mut saturated = 0u64;
     let panels = job.panels.data.chunks_exact(kp * K::NR).enumerate();
     for (p, panel) in panels.skip(p0).take(job.per_task) {
         let c0 = p * K::NR;
         let cols = K::NR.min(n - c0);
+        // The panel's column terms in a local array: the compiler then knows the tile rows
+        // cannot alias them and vectorises the correction.
+        let mut panel_terms = [0i32; MAX_NR];
+        panel_terms[..K::NR].copy_from_slice(&job.colterm[c0..c0 + K::NR]);
         for r0 in (0..mb).step_by(K::MR) {
             let rows = K::MR.min(mb - r0);
             // SAFETY: forwarded from this function's contract.
@@ -196,9 +218,19 @@ unsafe fn task<K: MicroKernel>(job: &Job, (m0, p0): (usize, usize)) -> u64 {
             for (r, row) in tile.chunks_exact_mut(K::NR).take(rows).enumerate() {
                 let cols_at = c0..c0 + K::NR;
                 let rs = rowsum[r0 + r];
-                let terms = job.colterm[cols_at.clone()].iter().zip(&job.zw[cols_at]);
-                for (t, (&ct, &z)) in row.iter_mut().zip(terms) {
-                    *t = t.wrapping_sub(ct).wrapping_sub(z.wrapping_mul(rs));
+                match job.uniform_zw {
+                    Some(z) => {
+                        let rt = z.wrapping_mul(rs);
+                        for (t, &ct) in row.iter_mut().zip(&panel_terms[..K::NR]) {
+                            *t = t.wrapping_sub(ct).wrapping_sub(rt);
+                        }
+                    }
+                    None => {
+                        let terms = job.colterm[cols_at.clone()].iter().zip(&job.zw[cols_at]);
+                        for (t, (&ct, &z)) in row.iter_mut().zip(terms) {
+                            *t = t.wrapping_sub(ct).wrapping_sub(z.wrapping_mul(rs));
+                        }
+                    }
                 }
             }
             let at = Placed {
@@ -232,18 +264,30 @@ unsafe fn task<K: MicroKernel>(job: &Job, (m0, p0): (usize, usize)) -> u64 {
             };
         }
     }
+    SCRATCH.set(scratch);
     saturated
 }
 
-/// Rows `m0..m0 + mb` of the left operand packed at stride `kp` (zero-padded, whole tiles of
-/// `mr` rows), with their byte sums when the corrections need them.
+/// Rows `m0..m0 + mb` of the left operand packed into `block` at stride `kp` (zero-padded,
+/// whole tiles of `mr` rows), with their byte sums in `rowsum` when the corrections need them
+/// (zeros otherwise). Only the padding is zeroed: every row's `k` bytes are written.
 #[inline(always)]
-fn pack_rows(job: &Job, m0: usize, mb: usize, mr: usize) -> (Vec<u8>, Vec<i32>) {
+fn pack_rows(
+    job: &Job,
+    m0: usize,
+    mb: usize,
+    mr: usize,
+    block: &mut Vec<u8>,
+    rowsum: &mut Vec<i32>,
+) {
     let (k, kp) = (job.k, job.kp);
-    let mut block = vec![0u8; mb.div_ceil(mr) * mr * kp];
-    let mut rowsum = vec![0i32; mb];
+    block.resize(mb.div_ceil(mr) * mr * kp, 0);
+    block[mb * kp..].fill(0);
+    rowsum.clear();
+    rowsum.resize(mb, 0);
     for (r, sum) in rowsum.iter_mut().enumerate() {
-        let row = &mut block[r * kp..r * kp + k];
+        let (row, pad) = block[r * kp..(r + 1) * kp].split_at_mut(k);
+        pad.fill(0);
         match job.left {
             Left::Rows(a) => row.copy_from_slice(&a[(m0 + r) * k..(m0 + r + 1) * k]),
             Left::Runs(a) => a.gather(m0 + r, row),
@@ -252,7 +296,18 @@ fn pack_rows(job: &Job, m0: usize, mb: usize, mr: usize) -> (Vec<u8>, Vec<i32>) 
             *sum = row.iter().map(|&v| v as i32).sum();
         }
     }
-    (block, rowsum)
+}
+
+/// A thread's reused buffers for [`task`].
+#[derive(Default)]
+struct Scratch {
+    block: Vec<u8>,
+    rowsum: Vec<i32>,
+    bytes: Vec<u8>,
+}
+
+thread_local! {
+    static SCRATCH: std::cell::Cell<Scratch> = std::cell::Cell::new(Scratch::default());
 }
 
 /// Where a corrected tile belongs: output rows `i0..i0 + rows`, columns `c0..c0 + cols`.

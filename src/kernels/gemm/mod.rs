@@ -471,6 +471,7 @@ unsafe fn run_kmajor(
         return;
     }
     let operand = KMajorOperand {
+        tier,
         b: *b,
         zero_points: [b.zero_point - 128],
     };
@@ -515,6 +516,8 @@ unsafe fn run_kmajor(
 }
 
 struct KMajorOperand<'a> {
+    /// The tier the panels are packed with.
+    tier: Isa,
     b: KMajorU8<'a>,
     /// The panels' zero point, shifted with them.
     zero_points: [i32; 1],
@@ -528,7 +531,13 @@ impl RightOperand for KMajorOperand<'_> {
         self.b.k
     }
     fn panels(&self, nr: usize, _slot: usize) -> Cow<'_, Panels> {
-        Cow::Owned(Panels::from_kmajor_u8(self.b.data, self.b.n, self.b.k, nr))
+        Cow::Owned(Panels::from_kmajor_u8(
+            self.tier,
+            self.b.data,
+            self.b.n,
+            self.b.k,
+            nr,
+        ))
     }
     fn zero_points(&self) -> &[i32] {
         &self.zero_points

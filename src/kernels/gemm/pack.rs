@@ -5,6 +5,7 @@
 //! the `gemm` module note.
 
 use super::GemmWeights;
+use crate::isa::Isa;
 use crate::kernels::reference::PairBound;
 use std::fmt;
 use std::sync::OnceLock;
@@ -83,7 +84,35 @@ impl Panels {
     /// Four rows at a time are interleaved into the panels' 4-byte column groups (16 columns at
     /// a time by SSE2 unpacks on x86-64, one u32 per column otherwise and for the tails); rows
     /// past `k` read as zero weights.
-    pub(super) fn from_kmajor_u8(b: &[u8], n: usize, k: usize, nr: usize) -> Panels {
+    ///
+    /// Compiled for the wider vectors of `tier` where it has them (the column sums' widening
+    /// adds dominate the pass; the bytes and sums are the same on every tier).
+    pub(super) fn from_kmajor_u8(tier: Isa, b: &[u8], n: usize, k: usize, nr: usize) -> Panels {
+        #[cfg(target_arch = "x86_64")]
+        {
+            #[target_feature(enable = "avx2")]
+            fn avx2(b: &[u8], n: usize, k: usize, nr: usize) -> Panels {
+                Panels::kmajor_body(b, n, k, nr)
+            }
+            #[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl")]
+            fn avx512(b: &[u8], n: usize, k: usize, nr: usize) -> Panels {
+                Panels::kmajor_body(b, n, k, nr)
+            }
+            if tier.is_available() {
+                match tier {
+                    // SAFETY (both): the host has the tier, which includes these features.
+                    Isa::Avx2 | Isa::AvxVnni => return unsafe { avx2(b, n, k, nr) },
+                    Isa::Avx512Vnni => return unsafe { avx512(b, n, k, nr) },
+                    _ => {}
+                }
+            }
+        }
+        let _ = tier;
+        Panels::kmajor_body(b, n, k, nr)
+    }
+
+    #[inline(always)]
+    fn kmajor_body(b: &[u8], n: usize, k: usize, nr: usize) -> Panels {
         let kp = k.div_ceil(4) * 4;
         let blocks = n.div_ceil(nr);
         let mut data = vec![0i8; blocks * kp * nr];
