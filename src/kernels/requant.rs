@@ -15,7 +15,13 @@ pub struct FbgemmRequant {
     pub(crate) bias_term: Option<Vec<f32>>,
     pub(crate) zero_point: i32,
     pub(crate) lo: i32,
+    /// Whether no channel's `(acc + bias)·multiplier` can be NaN for any i32 `acc` (finite
+    /// multipliers, finite biases far from overflow), so SIMD bodies may skip the NaN lanes.
+    pub(crate) nan_free: bool,
 }
+
+/// The largest bias term with which `acc + bias` stays finite for every i32 `acc`, with room.
+const NAN_FREE_BIAS: f32 = 1e30;
 
 impl FbgemmRequant {
     /// `weight_scales` has one entry (per-tensor) or one per output channel.
@@ -33,8 +39,8 @@ impl FbgemmRequant {
         let atw: Vec<f32> = (0..channels)
             .map(|c| (x_scale as f32) * (weight_scales[if per_tensor { 0 } else { c }] as f32))
             .collect();
-        let multiplier = atw.iter().map(|&a| a / sy).collect();
-        let bias_term = bias.map(|b| {
+        let multiplier: Vec<f32> = atw.iter().map(|&a| a / sy).collect();
+        let bias_term: Option<Vec<f32>> = bias.map(|b| {
             (0..channels)
                 .map(|c| {
                     if per_tensor {
@@ -45,7 +51,12 @@ impl FbgemmRequant {
                 })
                 .collect()
         });
+        let nan_free = multiplier.iter().all(|m: &f32| m.is_finite())
+            && bias_term.as_ref().is_none_or(|b: &Vec<f32>| {
+                b.iter().all(|v| v.is_finite() && v.abs() <= NAN_FREE_BIAS)
+            });
         FbgemmRequant {
+            nan_free,
             multiplier,
             bias_term,
             zero_point: out_zero_point,
@@ -79,6 +90,8 @@ pub struct QnnpackRequant {
     pub(crate) scale: Vec<f32>,
     pub(crate) zero_point: i32,
     pub(crate) lo: i32,
+    /// Whether every scale is finite: `f32(acc)·scale` is then never NaN.
+    pub(crate) nan_free: bool,
 }
 
 impl QnnpackRequant {
@@ -93,7 +106,7 @@ impl QnnpackRequant {
     ) -> Self {
         let ws = |c: usize| weight_scales[if weight_scales.len() == 1 { 0 } else { c }];
         let inv_sy = 1.0f32 / out_scale as f32;
-        let scale = (0..channels)
+        let scale: Vec<f32> = (0..channels)
             .map(|c| ((ws(c) as f32) * (x_scale as f32)) * inv_sy)
             .collect();
         let bias_q = (0..channels)
@@ -105,6 +118,7 @@ impl QnnpackRequant {
             })
             .collect();
         QnnpackRequant {
+            nan_free: scale.iter().all(|s| s.is_finite()),
             bias_q,
             scale,
             zero_point: out_zero_point,
@@ -143,12 +157,14 @@ pub(crate) enum ChannelRule {
         multiplier: f32,
         zero_point: i32,
         lo: i32,
+        nan_free: bool,
     },
     Qnnpack {
         bias: i32,
         scale: f32,
         zero_point: i32,
         lo: i32,
+        nan_free: bool,
     },
 }
 
@@ -320,12 +336,14 @@ impl Requant {
                 multiplier: r.multiplier[c],
                 zero_point: r.zero_point,
                 lo: r.lo,
+                nan_free: r.nan_free,
             },
             Requant::Qnnpack(r) => ChannelRule::Qnnpack {
                 bias: r.bias_q[c],
                 scale: r.scale[c],
                 zero_point: r.zero_point,
                 lo: r.lo,
+                nan_free: r.nan_free,
             },
         }
     }
@@ -403,6 +421,12 @@ mod tests {
             (
                 vec![0.25, 0.5, 1.0, 0.125, 0.75],
                 Some(vec![0.3, -1.5, 2.0, 0.0, 7.25]),
+            ),
+            // Bias terms at or past overflow: `acc + bias` infinite, NaN where the
+            // multiplier is 0 or infinite (the SIMD bodies' NaN-free shortcut must not apply).
+            (
+                vec![0.25, 0.5, 1.0, 0.125, 0.75],
+                Some(vec![3e38, -3e38, 1e36, f32::MAX, 0.0]),
             ),
         ] {
             // An output scale that rounds to 0 in f32 makes the multipliers infinite: NaN at 0.

@@ -112,12 +112,14 @@ enum Lanes {
         multiplier: __m512,
         zero_point: i32,
         lo: i32,
+        nan_free: bool,
     },
     Qnnpack {
         bias: __m512i,
         scale: __m512,
         zero_point: i32,
         lo: i32,
+        nan_free: bool,
     },
 }
 
@@ -134,22 +136,26 @@ impl Lanes {
                     multiplier,
                     zero_point,
                     lo,
+                    nan_free,
                 } => Lanes::Fbgemm {
                     bias: _mm512_set1_ps(bias),
                     multiplier: _mm512_set1_ps(multiplier),
                     zero_point,
                     lo,
+                    nan_free,
                 },
                 ChannelRule::Qnnpack {
                     bias,
                     scale,
                     zero_point,
                     lo,
+                    nan_free,
                 } => Lanes::Qnnpack {
                     bias: _mm512_set1_epi32(bias),
                     scale: _mm512_set1_ps(scale),
                     zero_point,
                     lo,
+                    nan_free,
                 },
             }
         }
@@ -172,12 +178,14 @@ impl Lanes {
                     multiplier: _mm512_maskz_loadu_ps(mask, r.multiplier[c..].as_ptr()),
                     zero_point: r.zero_point,
                     lo: r.lo,
+                    nan_free: r.nan_free,
                 },
                 Requant::Qnnpack(r) => Lanes::Qnnpack {
                     bias: _mm512_maskz_loadu_epi32(mask, r.bias_q[c..].as_ptr()),
                     scale: _mm512_maskz_loadu_ps(mask, r.scale[c..].as_ptr()),
                     zero_point: r.zero_point,
                     lo: r.lo,
+                    nan_free: r.nan_free,
                 },
             }
         }
@@ -191,13 +199,15 @@ impl Lanes {
                 multiplier,
                 zero_point,
                 lo,
-            } => fbgemm(acc, bias, multiplier, zero_point, lo),
+                nan_free,
+            } => fbgemm(acc, bias, multiplier, zero_point, lo, nan_free),
             Lanes::Qnnpack {
                 bias,
                 scale,
                 zero_point,
                 lo,
-            } => qnnpack(acc, bias, scale, zero_point, lo),
+                nan_free,
+            } => qnnpack(acc, bias, scale, zero_point, lo, nan_free),
         }
     }
 }
@@ -220,39 +230,65 @@ unsafe fn store(q: __m512i, mask: u16, o: *mut u8) {
     }
 }
 
-/// `RNE(v)` with NaN lanes set to 0, clamped to `[lo, hi]`, converted to i32.
+/// `RNE(v)` with NaN lanes set to 0, clamped to `[lo, hi]`, converted to i32. `nan_free`: the
+/// rule's constants cannot produce a NaN lane.
+///
+/// A NaN-free rule clamps first and lets the conversion round to nearest-even: with integer
+/// bounds, rounding and clamping commute. That drops a round, a compare and a blend per vector
+/// (MobileNet v2's int8 forward was ~9 % slower with them); other rules keep them.
 #[inline(always)]
-fn round_clamp(v: __m512, lo: f32, hi: f32) -> __m512i {
+fn round_clamp(v: __m512, lo: f32, hi: f32, nan_free: bool) -> __m512i {
     // SAFETY: the caller runs with AVX-512 F enabled.
     unsafe {
+        let (lo, hi) = (_mm512_set1_ps(lo), _mm512_set1_ps(hi));
+        if nan_free {
+            let v = _mm512_min_ps(_mm512_max_ps(v, lo), hi);
+            return _mm512_cvt_roundps_epi32::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(
+                v,
+            );
+        }
         let v = _mm512_roundscale_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(v);
         let nan = _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(v, v);
         let v = _mm512_mask_blend_ps(nan, v, _mm512_setzero_ps());
-        let v = _mm512_min_ps(_mm512_max_ps(v, _mm512_set1_ps(lo)), _mm512_set1_ps(hi));
-        _mm512_cvttps_epi32(v)
+        _mm512_cvttps_epi32(_mm512_min_ps(_mm512_max_ps(v, lo), hi))
     }
 }
 
 /// [`crate::kernels::requant::FbgemmRequant::apply`] on 16 lanes.
 #[inline(always)]
-fn fbgemm(acc: __m512i, bias: __m512, multiplier: __m512, zero_point: i32, lo: i32) -> __m512i {
+fn fbgemm(
+    acc: __m512i,
+    bias: __m512,
+    multiplier: __m512,
+    zero_point: i32,
+    lo: i32,
+    nan_free: bool,
+) -> __m512i {
     // SAFETY: the caller runs with AVX-512 F enabled.
     unsafe {
         let t = _mm512_add_ps(_mm512_cvtepi32_ps(acc), bias);
         let v = _mm512_mul_ps(t, multiplier);
-        let r = round_clamp(v, (lo - zero_point) as f32, (255 - zero_point) as f32);
+        let (lo, hi) = ((lo - zero_point) as f32, (255 - zero_point) as f32);
+        let r = round_clamp(v, lo, hi, nan_free);
         _mm512_add_epi32(r, _mm512_set1_epi32(zero_point))
     }
 }
 
 /// [`crate::kernels::requant::QnnpackRequant::apply`] on 16 lanes.
 #[inline(always)]
-fn qnnpack(acc: __m512i, bias: __m512i, scale: __m512, zero_point: i32, lo: i32) -> __m512i {
+fn qnnpack(
+    acc: __m512i,
+    bias: __m512i,
+    scale: __m512,
+    zero_point: i32,
+    lo: i32,
+    nan_free: bool,
+) -> __m512i {
     // SAFETY: the caller runs with AVX-512 F enabled.
     unsafe {
         let total = _mm512_add_epi32(acc, bias);
         let v = _mm512_mul_ps(_mm512_cvtepi32_ps(total), scale);
-        let r = round_clamp(v, i16::MIN as f32, i16::MAX as f32);
+        let r = round_clamp(v, i16::MIN as f32, i16::MAX as f32, nan_free);
         let r = _mm512_add_epi32(r, _mm512_set1_epi32(zero_point));
         let r = _mm512_max_epi32(r, _mm512_set1_epi32(i16::MIN as i32));
         let r = _mm512_min_epi32(r, _mm512_set1_epi32(i16::MAX as i32));
