@@ -132,6 +132,8 @@ struct FbgemmLanes {
     lo: __m256,
     hi: __m256,
     zero_point: __m256i,
+    /// [`FbgemmRequant::nan_free`]: the NaN lanes need no masking.
+    nan_free: bool,
 }
 
 impl FbgemmLanes {
@@ -169,6 +171,7 @@ impl FbgemmLanes {
                 lo: _mm256_set1_ps((r.lo - z) as f32),
                 hi: _mm256_set1_ps((255 - z) as f32),
                 zero_point: _mm256_set1_epi32(z),
+                nan_free: r.nan_free,
             }
         }
     }
@@ -184,7 +187,7 @@ impl Lanes for FbgemmLanes {
                 t = _mm256_add_ps(t, b);
             }
             let v = round_even(_mm256_mul_ps(t, self.multiplier));
-            let v = clamp_or_zero(v, self.lo, self.hi);
+            let v = clamp_or_zero(v, self.lo, self.hi, self.nan_free);
             _mm256_add_epi32(_mm256_cvtps_epi32(v), self.zero_point)
         }
     }
@@ -196,6 +199,8 @@ struct QnnpackLanes {
     scale: __m256,
     zero_point: __m256i,
     lo: __m256i,
+    /// [`QnnpackRequant::nan_free`].
+    nan_free: bool,
 }
 
 impl QnnpackLanes {
@@ -231,6 +236,7 @@ impl QnnpackLanes {
                 scale,
                 zero_point: _mm256_set1_epi32(r.zero_point),
                 lo: _mm256_set1_epi32(r.lo),
+                nan_free: r.nan_free,
             }
         }
     }
@@ -248,6 +254,7 @@ impl Lanes for QnnpackLanes {
                 round_even(v),
                 _mm256_set1_ps(i16::MIN as f32),
                 _mm256_set1_ps(i16::MAX as f32),
+                self.nan_free,
             );
             // `r + z` lies within ±(32768 + 255): the element rule's i16 clamp cannot bind
             // before its `[lo, 255]` clamp, which is inside the i16 range.
@@ -264,13 +271,17 @@ unsafe fn round_even(v: __m256) -> __m256 {
     unsafe { _mm256_round_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(v) }
 }
 
-/// `clamp_or_zero` of the element rules: `v.clamp(lo, hi)`, NaN lanes 0.
+/// `clamp_or_zero` of the element rules: `v.clamp(lo, hi)`, NaN lanes 0 (unless `nan_free`:
+/// the rule cannot make one).
 #[inline(always)]
-unsafe fn clamp_or_zero(v: __m256, lo: __m256, hi: __m256) -> __m256 {
+unsafe fn clamp_or_zero(v: __m256, lo: __m256, hi: __m256, nan_free: bool) -> __m256 {
     // SAFETY: AVX by the caller's contract.
     unsafe {
-        let ordered = _mm256_cmp_ps::<_CMP_ORD_Q>(v, v);
-        _mm256_and_ps(_mm256_min_ps(_mm256_max_ps(v, lo), hi), ordered)
+        let clamped = _mm256_min_ps(_mm256_max_ps(v, lo), hi);
+        if nan_free {
+            return clamped;
+        }
+        _mm256_and_ps(clamped, _mm256_cmp_ps::<_CMP_ORD_Q>(v, v))
     }
 }
 
