@@ -1,7 +1,8 @@
 //! Quantized max pooling, u8, single-threaded: the reference (qlab's original per-element max)
 //! against `kernels::pool` on the scalar tier and on every SIMD tier the host has, for
-//! ResNet's stem pool (3×3 s2 p1 on 64×112×112) and GoogLeNet's first pool (3×3 s2 ceil_mode on
-//! 192×56×56); plus the whole `qnn::pool::max_pool2d` op (which allocates its output) on the
+//! ResNet's stem pool (3×3 s2 p1 on 64×112×112), GoogLeNet's first pool (3×3 s2 ceil_mode on
+//! 192×56×56) and its last (3×3 s2 ceil_mode on 832×14×14, many small planes: the channels-last
+//! path); plus the whole `qnn::pool::max_pool2d` op (which allocates its output) on the
 //! process's tier; and the float graph's max pool (`graph::ops::pool::max_pool`, what the fp32
 //! forward and calibration run) on the same shapes, one thread.
 //!
@@ -19,9 +20,10 @@ use qlab::tensor::{QParams, QStorage, QTensor};
 use std::hint::black_box;
 
 /// (name, channels, side, padding, ceil_mode); all 3×3 stride 2.
-const POOLS: [(&str, usize, usize, usize, bool); 2] = [
+const POOLS: [(&str, usize, usize, usize, bool); 3] = [
     ("resnet_stem_64x112x112_s2p1", 64, 112, 1, false),
     ("googlenet_192x56x56_s2_ceil", 192, 56, 0, true),
+    ("googlenet_832x14x14_s2_ceil", 832, 14, 0, true),
 ];
 
 fn geometry(channels: usize, side: usize, pad: usize, ceil: bool) -> MaxPool {

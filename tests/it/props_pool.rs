@@ -162,6 +162,41 @@ proptest! {
     }
 }
 
+fn many_planes_case() -> impl Strategy<Value = Case> {
+    // At least 16 planes of at most 14×14 outputs: the channels-last path.
+    (
+        (1usize..=2, 16usize..=40),
+        axis(9),
+        axis(9),
+        any::<bool>(),
+        any::<u64>(),
+        0u64..=8,
+    )
+        .prop_map(|((n, c), rows, cols, ceil, seed, extreme)| Case {
+            planes: [n, c],
+            rows,
+            cols,
+            ceil,
+            seed: seed | 1,
+            extreme,
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
+
+    /// Many small planes pool channels-last (transposed, a row max per output position over
+    /// all planes): every tier still equals the reference, empty windows included.
+    #[test]
+    fn many_small_planes_equal_reference(c in many_planes_case()) {
+        let g = c.geometry();
+        let u: Vec<u8> = c.bytes(0, 255);
+        kernel_matches(&g, &u);
+        let i: Vec<i8> = c.bytes(0x80, 0x7f).into_iter().map(|b| b as i8).collect();
+        kernel_matches(&g, &i);
+    }
+}
+
 /// A window with no tap in bounds (2-tap dilated window straddling a 1-wide input) yields the
 /// type's minimum on every tier, as PyTorch's initial max.
 #[test]
@@ -197,14 +232,17 @@ fn network_pools_match() {
             dilation: 1,
             out: out_len(len, 3, 2, pad, 1, ceil),
         };
-        let g = MaxPool {
-            planes: 9,
-            rows: axis,
-            cols: axis,
-        };
-        let mut s = Stream(0x9e37_79b9_7f4a_7c15);
-        let x: Vec<u8> = (0..g.in_len()).map(|_| s.byte(2, 0, 255)).collect();
-        kernel_matches(&g, &x);
+        // 9 planes pool per plane; 48 planes of at most 14×14 outputs pool channels-last.
+        for planes in [9, 48] {
+            let g = MaxPool {
+                planes,
+                rows: axis,
+                cols: axis,
+            };
+            let mut s = Stream(0x9e37_79b9_7f4a_7c15);
+            let x: Vec<u8> = (0..g.in_len()).map(|_| s.byte(2, 0, 255)).collect();
+            kernel_matches(&g, &x);
+        }
     }
 }
 
