@@ -107,10 +107,10 @@ pub(super) unsafe fn tiled<K: MicroKernel>(
         panels: &panels,
         colterm: &colterm,
         rowsums: zw.iter().any(|&z| z != 0),
-        uniform_zw: match zero_points {
-            [z] => Some(*z),
-            _ if zero_points.iter().all(|&z| z == 0) => Some(0),
-            _ => None,
+        uniform_zw: match zero_points.split_first() {
+            Some((&z, rest)) if rest.iter().all(|&v| v == z) => Some(z),
+            Some(_) => None,
+            None => Some(0),
         },
         zw: &zw,
         sink,
