@@ -548,12 +548,10 @@ pub fn cat(xs: &[&QTensor], dim: i64, scale: f64, zero_point: i64) -> Result<QTe
         .map(|x| requant_table(x, scale, zero_point))
         .collect::<Result<Option<Vec<_>>, _>>()?;
     if let Some(tables) = tables {
-        // Stored bytes (qint8 as two's complement), each table re-indexed by them: qint8's
-        // tables start at -128, whose byte is 0x80.
-        let flip = if lead.dtype == QDType::QInt8 { 0x80 } else { 0 };
+        // Stored bytes (qint8 as two's complement), each table re-indexed by them.
         let tables: Vec<[u8; 256]> = tables
             .iter()
-            .map(|t| std::array::from_fn(|b| t[b ^ flip] as u8))
+            .map(|t| super::pointwise::by_stored_byte(t, lead.dtype))
             .collect();
         let parts: Vec<_> = xs.iter().map(|x| u8_values(x)).collect();
         let blocks: Vec<usize> = xs.iter().map(|x| x.shape()[d..].iter().product()).collect();

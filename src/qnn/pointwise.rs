@@ -274,9 +274,18 @@ pub(crate) fn map_float(
     )
 }
 
+/// An 8-bit dtype's 256-entry table indexed by `q - qmin`, re-indexed by the stored byte
+/// (qint8's values start at -128, whose byte is 0x80) and narrowed to bytes.
+pub(crate) fn by_stored_byte(table: &[i32], dtype: QDType) -> [u8; 256] {
+    assert_eq!(table.len(), 256, "a table over an 8-bit dtype's values");
+    let flip = if dtype == QDType::QInt8 { 0x80 } else { 0 };
+    std::array::from_fn(|b| table[b ^ flip] as u8)
+}
+
 /// `x`'s integers mapped through 256-entry tables indexed by `q - qmin`: the first `split`
 /// elements (row-major) through `body`, the rest through `tail`; output of `x`'s dtype with
-/// qparams `(scale, zero_point)`. Works on the stored bytes, with no widening pass.
+/// qparams `(scale, zero_point)`. Works on the stored bytes (re-indexed tables, applied by
+/// `kernels::lut::map_bytes`), with no widening pass.
 pub(crate) fn map_table(
     x: &QTensor,
     body: &[i32],
@@ -285,38 +294,26 @@ pub(crate) fn map_table(
     scale: f64,
     zero_point: i64,
 ) -> Result<QTensor, QnnError> {
-    fn apply<T: Copy>(
-        q: &[T],
-        split: usize,
-        [body, tail]: [&[i32]; 2],
-        index: impl Fn(T) -> usize,
-        narrow: impl Fn(i32) -> T,
-    ) -> Vec<T> {
-        let narrowed = |t: &[i32]| t.iter().map(|&v| narrow(v)).collect::<Vec<T>>();
-        let (body, tail) = (narrowed(body), narrowed(tail));
-        let split = split.min(q.len());
-        let mut out = Vec::with_capacity(q.len());
-        out.extend(q[..split].iter().map(|&v| body[index(v)]));
-        out.extend(q[split..].iter().map(|&v| tail[index(v)]));
-        out
+    if !matches!(x.dtype(), QDType::QUInt8 | QDType::QInt8) {
+        return Err(QnnError::Operand {
+            op: "table lookup",
+            operand: "input",
+            expected: "a quint8 or qint8 tensor",
+            got: x.dtype().to_string(),
+        });
     }
-    let storage = match x.int_repr() {
-        QStorage::U8(q) => QStorage::U8(apply(&q, split, [body, tail], usize::from, |v| v as u8)),
-        QStorage::I8(q) => QStorage::I8(apply(
-            &q,
-            split,
-            [body, tail],
-            |v| (v as i16 + 128) as usize,
-            |v| v as i8,
-        )),
-        QStorage::I32(_) => {
-            return Err(QnnError::Operand {
-                op: "table lookup",
-                operand: "input",
-                expected: "a quint8 or qint8 tensor",
-                got: x.dtype().to_string(),
-            });
+    let bytes = super::linear::u8_values(x);
+    let split = split.min(bytes.len());
+    let mut out = vec![0u8; bytes.len()];
+    for (range, table) in [(0..split, body), (split..bytes.len(), tail)] {
+        if !range.is_empty() {
+            let table = by_stored_byte(table, x.dtype());
+            crate::kernels::lut::map_bytes(&bytes[range.clone()], &table, &mut out[range]);
         }
+    }
+    let storage = match x.dtype() {
+        QDType::QUInt8 => QStorage::U8(out),
+        _ => QStorage::I8(out.into_iter().map(|b| b as i8).collect()),
     };
     Ok(QTensor::from_int_repr(
         storage,
