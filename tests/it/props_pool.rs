@@ -33,7 +33,7 @@ fn out_len(len: usize, k: usize, s: usize, p: usize, d: usize, ceil: bool) -> us
 }
 
 /// One axis, always valid: the input is at least the dilated window minus both paddings.
-fn axis(max_extra: usize) -> impl Strategy<Value = (usize, usize, usize, usize, usize)> {
+fn axis(max_extra: usize) -> impl Strategy<Value = AxisSpec> {
     (1usize..=5, 1usize..=3, 1usize..=2, 0usize..=max_extra)
         .prop_flat_map(|(k, s, d, extra)| (Just((k, s, d, extra)), 0..=k / 2))
         .prop_map(|((k, s, d, extra), p)| {
@@ -52,23 +52,32 @@ struct Case {
     extreme: u64,
 }
 
-fn case() -> impl Strategy<Value = Case> {
-    (
-        (1usize..=2, 1usize..=3),
-        axis(12),
-        prop_oneof![axis(8), axis(140)],
-        any::<bool>(),
-        any::<u64>(),
-        0u64..=8,
-    )
-        .prop_map(|((n, c), rows, cols, ceil, seed, extreme)| Case {
+type AxisSpec = (usize, usize, usize, usize, usize);
+
+/// Cases over `planes` (batch, channels), `rows` and `cols` axes, either ceil mode, random bytes.
+fn case_of(
+    planes: impl Strategy<Value = (usize, usize)>,
+    rows: impl Strategy<Value = AxisSpec>,
+    cols: impl Strategy<Value = AxisSpec>,
+) -> impl Strategy<Value = Case> {
+    (planes, rows, cols, any::<bool>(), any::<u64>(), 0u64..=8).prop_map(
+        |((n, c), rows, cols, ceil, seed, extreme)| Case {
             planes: [n, c],
             rows,
             cols,
             ceil,
             seed: seed | 1,
             extreme,
-        })
+        },
+    )
+}
+
+fn case() -> impl Strategy<Value = Case> {
+    case_of(
+        (1usize..=2, 1usize..=3),
+        axis(12),
+        prop_oneof![axis(8), axis(140)],
+    )
 }
 
 impl Case {
@@ -164,22 +173,7 @@ proptest! {
 
 fn many_planes_case() -> impl Strategy<Value = Case> {
     // At least 16 planes of at most 14×14 outputs: the channels-last path.
-    (
-        (1usize..=2, 16usize..=40),
-        axis(9),
-        axis(9),
-        any::<bool>(),
-        any::<u64>(),
-        0u64..=8,
-    )
-        .prop_map(|((n, c), rows, cols, ceil, seed, extreme)| Case {
-            planes: [n, c],
-            rows,
-            cols,
-            ceil,
-            seed: seed | 1,
-            extreme,
-        })
+    case_of((1usize..=2, 16usize..=40), axis(9), axis(9))
 }
 
 proptest! {
