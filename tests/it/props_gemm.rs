@@ -2,13 +2,15 @@
 //! counts identical, for exact and pair-saturating semantics, and the bytes of the fused
 //! requantizing form identical to the element rule's.
 //!
-//! Shapes cross every tile edge (M = 1, rows past the 4- and 8-row tiles and the 128-row block,
-//! N off the 8- and 32-column panels, K off the groups of 4, K odd). Values are drawn towards
-//! the extremes (0 / 255 activations, −128 / 127 weights) so pairs saturate often; a third of the
-//! cases have 7-bit activations (fbgemm's `reduce_range`), where no pair can saturate and AVX2
-//! runs its bounded-pair tile. Tiers the host lacks are reported as `skipped <tier>: <reason>`,
-//! the others as `testing <tier>: <exact kernel> / <bounded kernel> / <saturating kernel>` (on
-//! aarch64: NEON and dotprod beside the reference).
+//! Shapes cross every tile edge (M = 1, rows past the 4- and 8-row tiles and the 192-row block,
+//! N off the 8- and 32-column panels, K off the groups of 4, K odd, K past 4096 as in a deep
+//! layer, whose panels are large enough for the driver to prefetch the next one). Values are
+//! drawn towards the extremes (0 / 255 activations, −128 / 127 weights) so pairs saturate often;
+//! a third of the cases have 7-bit activations (fbgemm's `reduce_range`), where no pair can
+//! saturate and AVX2 runs its bounded-pair tile. Tiers the host lacks are reported as
+//! `skipped <tier>: <reason>`, the others as
+//! `testing <tier>: <exact kernel> / <bounded kernel> / <saturating kernel>` (on aarch64: NEON
+//! and dotprod beside the reference).
 
 use crate::support::{self, Stream};
 use proptest::prelude::*;
@@ -46,8 +48,11 @@ fn case() -> impl Strategy<Value = Case> {
     let small = (1usize..=20, 1usize..=70, 1usize..=70);
     // Tall cases cross the driver's 192-row block boundary.
     let tall = (180usize..=200, 1usize..=40, 1usize..=12);
+    // Deep cases: over 40 columns their 32-column panels pass 256 KiB, and past 12 rows the
+    // AVX-512 tiles prefetch the next panel.
+    let deep = (1usize..=14, 1usize..=40, 4090usize..=4200);
     (
-        prop_oneof![4 => small, 1 => tall],
+        prop_oneof![8 => small, 2 => tall, 1 => deep],
         prop::sample::select(vec![0, 128, 255]),
         any::<bool>(),
         prop_oneof![Just(0), -128i32..=127],

@@ -715,35 +715,93 @@ proptest! {
         w_zp in prop::sample::select(vec![vec![0i32], vec![-3], vec![]]),
         (qnnpack, relu) in any::<(bool, bool)>(),
     ) {
-        let (xs, ws) = extreme_operands(&g, seed);
-        // Empty stands for per-channel zero points.
-        let zps: Vec<i32> = if w_zp.is_empty() {
-            (0..g.out_channels).map(|c| c as i32 % 5 - 2).collect()
-        } else {
-            w_zp
+        check_implicit(&g, seed, x_zp, w_zp, qnnpack, relu)?;
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(16))]
+
+    /// The same for 3×3 convs with hundreds of channels per group (K 4140–4230, a deep ResNet
+    /// stage's), whose panels are large enough for the driver's next-panel prefetches.
+    #[test]
+    fn deep_implicit_conv_equals_reference_on_every_tier(
+        g in deep_geometry(),
+        seed in any::<u64>(),
+        x_zp in prop::sample::select(vec![0i32, 128, 255, 37]),
+        w_zp in prop::sample::select(vec![vec![0i32], vec![-3], vec![]]),
+        (qnnpack, relu) in any::<(bool, bool)>(),
+    ) {
+        check_implicit(&g, seed, x_zp, w_zp, qnnpack, relu)?;
+    }
+}
+
+/// A 2-D 3×3 conv of 460–470 channels per group on small planes (stride 1–2, padding 0–1).
+fn deep_geometry() -> impl Strategy<Value = ConvGeometry> {
+    let dims = (3usize..=5, 3usize..=5, 1usize..=2, 0usize..=1);
+    (1usize..=2, 1usize..=2, 460usize..=470, 1usize..=40, dims).prop_map(
+        |(batch, groups, cg, og, (h, w, s, p))| ConvGeometry {
+            batch,
+            in_channels: groups * cg,
+            out_channels: groups * og,
+            groups,
+            input: vec![h, w],
+            kernel: vec![3, 3],
+            stride: vec![s, s],
+            padding: vec![p, p],
+            dilation: vec![1, 1],
+            output: vec![(h + 2 * p - 3) / s + 1, (w + 2 * p - 3) / s + 1],
+        },
+    )
+}
+
+/// The implicit conv of `g` on random extreme operands against the reference on every tier
+/// the host has (see the two tests above); an empty `w_zp` stands for per-channel zero points.
+fn check_implicit(
+    g: &ConvGeometry,
+    seed: u64,
+    x_zp: i32,
+    w_zp: Vec<i32>,
+    qnnpack: bool,
+    relu: bool,
+) -> Result<(), TestCaseError> {
+    let (xs, ws) = extreme_operands(g, seed);
+    // Empty stands for per-channel zero points.
+    let zps: Vec<i32> = if w_zp.is_empty() {
+        (0..g.out_channels).map(|c| c as i32 % 5 - 2).collect()
+    } else {
+        w_zp
+    };
+    let rq = spread_requant(qnnpack, relu, g.out_channels);
+    for model in [PairModel::Exact, PairModel::Im2colPairs] {
+        prop_assert!(conv_implicit::supports(g, model));
+        let mut want = vec![0i32; g.batch * g.out_channels * g.out_positions()];
+        let want_sat = conv_ref::conv_u8_i8_i32(g, &xs, x_zp, &ws, &zps, model, &mut want);
+        let want_u8 = requantized(&rq, &want, g);
+        let caches = vec![PackCache::default(); g.groups];
+        let op = conv_ref::Operands {
+            g,
+            x: &xs,
+            x_zp,
+            w: &ws,
+            w_zp: &zps,
+            model,
         };
-        let rq = spread_requant(qnnpack, relu, g.out_channels);
-        for model in [PairModel::Exact, PairModel::Im2colPairs] {
-            prop_assert!(conv_implicit::supports(&g, model));
-            let mut want = vec![0i32; g.batch * g.out_channels * g.out_positions()];
-            let want_sat = conv_ref::conv_u8_i8_i32(&g, &xs, x_zp, &ws, &zps, model, &mut want);
-            let want_u8 = requantized(&rq, &want, &g);
-            let caches = vec![PackCache::default(); g.groups];
-            let op = conv_ref::Operands { g: &g, x: &xs, x_zp, w: &ws, w_zp: &zps, model };
-            for tier in ALL.into_iter().filter(|t| t.is_available()) {
-                for _ in 0..2 {
-                    let mut got = vec![i32::MIN; want.len()];
-                    let sat = conv_implicit::conv_u8_i8_i32_on(tier, &op, &caches, &mut got).unwrap();
-                    prop_assert_eq!(&got, &want, "{} {:?} {:?}", tier, model, g);
-                    prop_assert_eq!(sat, want_sat, "{} {:?}", tier, model);
-                    let mut got_u8 = vec![0u8; want.len()];
-                    let sat = conv_implicit::conv_u8_i8_u8_on(tier, &op, &caches, &rq, &mut got_u8).unwrap();
-                    prop_assert_eq!(&got_u8, &want_u8, "{} {:?} requantized", tier, model);
-                    prop_assert_eq!(sat, want_sat);
-                }
+        for tier in ALL.into_iter().filter(|t| t.is_available()) {
+            for _ in 0..2 {
+                let mut got = vec![i32::MIN; want.len()];
+                let sat = conv_implicit::conv_u8_i8_i32_on(tier, &op, &caches, &mut got).unwrap();
+                prop_assert_eq!(&got, &want, "{} {:?} {:?}", tier, model, g);
+                prop_assert_eq!(sat, want_sat, "{} {:?}", tier, model);
+                let mut got_u8 = vec![0u8; want.len()];
+                let sat =
+                    conv_implicit::conv_u8_i8_u8_on(tier, &op, &caches, &rq, &mut got_u8).unwrap();
+                prop_assert_eq!(&got_u8, &want_u8, "{} {:?} requantized", tier, model);
+                prop_assert_eq!(sat, want_sat);
             }
         }
     }
+    Ok(())
 }
 
 proptest! {

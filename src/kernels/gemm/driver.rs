@@ -16,6 +16,10 @@ use std::borrow::Cow;
 /// Rows of activations packed per block (a multiple of every kernel's `MR`).
 const MC: usize = 192;
 
+/// Packed weights at least this large are prefetched a panel ahead (see [`task`]); smaller
+/// ones are assumed to stay in L2 from one call to the next.
+const PREFETCH_WEIGHT_BYTES: usize = 256 << 10;
+
 /// The widest panel of any kernel.
 const MAX_NR: usize = 64;
 
@@ -203,8 +207,19 @@ unsafe fn task<K: MicroKernel>(job: &Job, (m0, p0): (usize, usize)) -> u64 {
     let bytes = &mut scratch.bytes;
     bytes.resize(if staged { mb * K::NR } else { 0 }, 0);
     let mut saturated = 0u64;
-    let panels = job.panels.data.chunks_exact(kp * K::NR).enumerate();
+    let data = &job.panels.data;
+    let last = (p0 + job.per_task).min(data.len() / (kp * K::NR));
+    let tiles = mb.div_ceil(K::MR);
+    let panels = data.chunks_exact(kp * K::NR).enumerate();
     for (p, panel) in panels.skip(p0).take(job.per_task) {
+        // Weights too large to stay cached from one call to the next, read by several row
+        // tiles: the first tile would pull the panel from L3 or memory faster than it arrives,
+        // so each tile prefetches its share of the task's next panel instead. (One row tile
+        // streams its panel once, at a pace the hardware prefetcher keeps up with.)
+        let next = match p + 1 < last && tiles > 1 && data.len() >= PREFETCH_WEIGHT_BYTES {
+            true => &data[(p + 1) * kp * K::NR..][..kp * K::NR],
+            false => &[][..],
+        };
         let c0 = p * K::NR;
         let cols = K::NR.min(n - c0);
         // The panel's column terms in a local array: the compiler then knows the tile rows
@@ -213,8 +228,12 @@ unsafe fn task<K: MicroKernel>(job: &Job, (m0, p0): (usize, usize)) -> u64 {
         panel_terms[..K::NR].copy_from_slice(&job.colterm[c0..c0 + K::NR]);
         for r0 in (0..mb).step_by(K::MR) {
             let rows = K::MR.min(mb - r0);
+            let share = next.len().div_ceil(tiles);
+            let ahead = next.get(r0 / K::MR * share..).unwrap_or(&[]);
+            let ahead = &ahead[..share.min(ahead.len())];
             // SAFETY: forwarded from this function's contract.
-            saturated += unsafe { K::tile(rows, &block[r0 * kp..], kp, panel, &mut tile) };
+            saturated +=
+                unsafe { K::tile_ahead(rows, &block[r0 * kp..], kp, panel, &mut tile, ahead) };
             for (r, row) in tile.chunks_exact_mut(K::NR).take(rows).enumerate() {
                 let cols_at = c0..c0 + K::NR;
                 let rs = rowsum[r0 + r];

@@ -41,6 +41,26 @@ pub(crate) trait MicroKernel {
     /// The host must support the kernel's target features.
     unsafe fn tile(rows: usize, a: &[u8], kp: usize, b: &[i8], out: &mut [i32]) -> u64;
 
+    /// [`Self::tile`], also asking the cache for the bytes of `ahead` (a part of the panel the
+    /// task runs next) a little at a time across the tile's K loop; kernels without prefetches
+    /// ignore it.
+    ///
+    /// # Safety
+    /// As [`Self::tile`].
+    #[inline(always)]
+    unsafe fn tile_ahead(
+        rows: usize,
+        a: &[u8],
+        kp: usize,
+        b: &[i8],
+        out: &mut [i32],
+        ahead: &[i8],
+    ) -> u64 {
+        let _ = ahead;
+        // SAFETY: forwarded from this function's contract.
+        unsafe { Self::tile(rows, a, kp, b, out) }
+    }
+
     /// Requantizes tile rows whose columns are channels ([`TileBlock`]):
     /// [`Requant::apply_tile_block_in_task`], or wider lanes where a kernel overrides it.
     ///
