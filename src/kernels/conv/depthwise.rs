@@ -43,6 +43,8 @@
 //! `TapChannelPairs` with one channel per group has no pair to saturate and only skips padded taps,
 //! which contribute exactly 0: it is `Exact` here.
 
+#[cfg(target_arch = "x86_64")]
+use super::buffers::gather_avx512;
 use super::buffers::{gather, sized};
 use super::geometry::{ConvGeometry, PairModel};
 use crate::isa::{Isa, IsaError};
@@ -123,10 +125,10 @@ unsafe fn run(tier: Isa, args: &Operands, sink: Sink) -> u64 {
     }
     #[cfg(target_arch = "aarch64")]
     if matches!(tier, Isa::Neon | Isa::Dotprod) {
-        return drive::<16>(args, sink, portable);
+        return drive::<16, false>(args, sink, portable);
     }
     let _ = tier;
-    drive::<8>(args, sink, portable)
+    drive::<8, false>(args, sink, portable)
 }
 
 /// The hand-written kernel of a tier for one channel, if it takes the channel: writes the
@@ -141,13 +143,13 @@ fn portable(_: &Channel, _: bool, _: &mut [i32], _: &mut [i32]) -> Option<bool> 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 fn avx2(args: &Operands, sink: Sink) -> u64 {
-    drive::<16>(args, sink, portable)
+    drive::<16, false>(args, sink, portable)
 }
 
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx512bw")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
 fn avx512(args: &Operands, sink: Sink) -> u64 {
-    drive::<64>(args, sink, |ch, saturate, flat, sat| {
+    drive::<64, true>(args, sink, |ch, saturate, flat, sat| {
         use crate::kernels::x86::avx512_depthwise::{Chunks, exact, saturating};
         if ch.zw != 0 {
             return None;
@@ -281,8 +283,10 @@ impl Plan {
     /// `(r, c)` holds padded row `i·s_r + r`, column `j·s_c + c` at `(i, j)`. The bytes it
     /// leaves alone are the padding, the same for every channel: `planes` is filled with the
     /// padding byte once per call, not per channel.
+    /// With `WIDE` the rows are gathered with AVX-512 BW ([`gather_avx512`]): only for a
+    /// caller compiled with it, on a host that has it.
     #[inline(always)]
-    fn fill(&self, x: &[u8], planes: &mut [u8]) {
+    fn fill<const WIDE: bool>(&self, x: &[u8], planes: &mut [u8]) {
         let (rows, s) = (&self.rows, self.cols.stride);
         // Input row y is padded row y + p: phase (y + p) mod s_r, row (y + p) div s_r, stepped
         // rather than divided per row.
@@ -293,7 +297,15 @@ impl Plan {
             }
             for (pc, &(j0, col0, n)) in self.col_runs.iter().enumerate() {
                 let row = ((pr * s + pc) * self.height + i) * self.width + j0;
-                gather(&mut planes[row..row + n], &src[col0..], s);
+                let (dst, src) = (&mut planes[row..row + n], &src[col0..]);
+                #[cfg(target_arch = "x86_64")]
+                if WIDE {
+                    // SAFETY: `WIDE` is only set by `avx512`, compiled with AVX-512 F/BW/VL and
+                    // run on hosts that have them (see `drive`).
+                    unsafe { gather_avx512(dst, src, s) };
+                    continue;
+                }
+                gather(dst, src, s);
             }
             pr += 1;
             if pr == rows.stride {
@@ -310,9 +322,11 @@ thread_local! {
     static FLAT: Cell<Vec<i32>> = const { Cell::new(Vec::new()) };
 }
 
-/// The whole conv, `L` outputs per chunk; hands each channel's plane to `sink`.
+/// The whole conv, `L` outputs per chunk; hands each channel's plane to `sink`. `WIDE` (phase
+/// planes gathered with AVX-512 BW) only from a caller compiled with AVX-512 F/BW/VL on a host
+/// that has them.
 #[inline(always)]
-fn drive<const L: usize>(a: &Operands, sink: Sink, fast: Fast) -> u64 {
+fn drive<const L: usize, const WIDE: bool>(a: &Operands, sink: Sink, fast: Fast) -> u64 {
     let g = a.g;
     let plan = Plan::new(g, L);
     let taps = plan.taps.len();
@@ -328,7 +342,7 @@ fn drive<const L: usize>(a: &Operands, sink: Sink, fast: Fast) -> u64 {
     for n in 0..g.batch {
         for c in 0..g.in_channels {
             let x = &a.x[(n * g.in_channels + c) * in_plane..][..in_plane];
-            plan.fill(x, planes);
+            plan.fill::<WIDE>(x, planes);
             // The largest byte the taps read (padding included), when pairs may saturate.
             let x_max = if saturate {
                 x.iter().fold(a.x_zp as u8, |m, &v| m.max(v))

@@ -1,5 +1,5 @@
-//! Channels-last depthwise convolution, for many channels on small planes (MobileNet's 14×14
-//! and 7×7 stages): the accumulators of [`super::reference::conv_u8_i8_i32`], requantized and
+//! Channels-last depthwise convolution, for many channels on small planes (MobileNet's 28×28,
+//! 14×14 and 7×7 stages): the accumulators of [`super::reference::conv_u8_i8_i32`], requantized and
 //! written NCHW.
 //!
 //! Why a second depthwise kernel. [`super::depthwise`] runs one channel's plane at a time; on a
@@ -14,8 +14,10 @@
 //! point 0, and no pair that could saturate under `Im2colPairs` (checked per call with the
 //! input's largest byte, as [`super::depthwise`] does). The sums are then exact integers, so
 //! their order does not matter. The portable loop is compiled plain, for AVX2 and for AVX-512
-//! per tier (`hwc_equals_reference_on_every_tier` in the integration tests).
+//! per tier (`hwc_equals_reference_on_every_tier` in the integration tests); the AVX-512 one
+//! runs four positions at a time so each tap's widened weights are loaded once for the four.
 
+use super::buffers::sized;
 use super::geometry::{Operands, PairModel};
 use super::implicit::{Plane, pad_channels_last};
 use crate::isa::{Isa, IsaError};
@@ -23,6 +25,7 @@ use crate::kernels::reference::PairBound;
 use crate::kernels::requant::{Requant, TileBlock};
 use crate::kernels::transpose::transpose;
 use rayon::prelude::*;
+use std::cell::Cell;
 
 /// Whether this kernel computes `op`: depthwise with one output per channel, 1-D or 2-D,
 /// symmetric weights, and sums that cannot saturate under the pair model.
@@ -73,18 +76,26 @@ pub fn conv_u8_i8_u8_on(
         return Ok(());
     }
     let taps = p.kernel[0] * p.kernel[1];
+    // The thread's buffers, taken and put back at the end: allocating them per call cost more
+    // than the sums on 7×7 planes (zeroing and page faults). Every element is written below.
+    let mut scratch = SCRATCH.take();
+    let Scratch {
+        wt,
+        konst,
+        padded,
+        hwc,
+    } = &mut scratch;
     // Weights tap-major ([taps][C], widened once) and each channel's `−x_zp·Σw` correction.
-    let mut wt = vec![0i32; taps * c];
+    let wt = sized(wt, taps * c);
     for (ch, w) in op.w.chunks_exact(taps).take(c).enumerate() {
         for (t, &v) in w.iter().enumerate() {
             wt[t * c + ch] = v as i32;
         }
     }
-    let konst: Vec<i32> =
-        op.w.chunks_exact(taps)
-            .take(c)
-            .map(|w| -op.x_zp * w.iter().map(|&v| v as i32).sum::<i32>())
-            .collect();
+    let konst = sized(konst, c);
+    for (k, w) in konst.iter_mut().zip(op.w.chunks_exact(taps)) {
+        *k = -op.x_zp * w.iter().map(|&v| v as i32).sum::<i32>();
+    }
     // Byte offsets of each tap from a position's first byte, and of each position.
     let line = wp * c;
     let tap_offsets: Vec<usize> = (0..taps)
@@ -99,24 +110,26 @@ pub fn conv_u8_i8_u8_on(
             oy * p.stride[0] * line + ox * p.stride[1] * c
         })
         .collect();
-    let mut padded = vec![0u8; hp * line];
-    let mut hwc = vec![0u8; positions * c];
+    let padded = sized(padded, hp * line);
+    let hwc = sized(hwc, positions * c);
     for n in 0..g.batch {
         let x = &op.x[n * c * in_plane..][..c * in_plane];
-        pad_channels_last(x, c, &p, op.x_zp as u8, &mut padded);
+        pad_channels_last(x, c, &p, op.x_zp as u8, padded);
         let block = |(b, ys): (usize, &mut [u8])| {
             let bases = &bases[b * BLOCK..][..ys.len() / c];
-            let mut acc = vec![0i32; bases.len() * c];
+            // Each task's own accumulators (also taken and put back): `run` writes them all.
+            let mut acc_buf = ACC.take();
+            let acc = sized(&mut acc_buf, bases.len() * c);
             let sums = Sums {
-                x: &padded,
-                wt: &wt,
-                konst: &konst,
+                x: padded,
+                wt,
+                konst,
                 tap_offsets: &tap_offsets,
                 bases,
             };
-            sums.run(tier, &mut acc);
+            sums.run(tier, acc);
             let tile = TileBlock {
-                acc: &acc,
+                acc,
                 acc_stride: c,
                 rows: bases.len(),
                 cols: c,
@@ -127,6 +140,7 @@ pub fn conv_u8_i8_u8_on(
             };
             // SAFETY: the block's rows are `ys`, this task's alone; `rq` holds the C channels.
             unsafe { requant_columns(tier, rq, &tile) };
+            ACC.set(acc_buf);
         };
         if rayon::current_num_threads() > 1 && positions > BLOCK {
             hwc.par_chunks_mut(BLOCK * c).enumerate().for_each(block);
@@ -134,9 +148,25 @@ pub fn conv_u8_i8_u8_on(
             hwc.chunks_mut(BLOCK * c).enumerate().for_each(block);
         }
         let y = &mut out[n * c * positions..][..c * positions];
-        transpose(&hwc, c, positions, c, y, positions);
+        transpose(hwc, c, positions, c, y, positions);
     }
+    SCRATCH.set(scratch);
     Ok(())
+}
+
+/// A thread's reused buffers of [`conv_u8_i8_u8_on`].
+#[derive(Default)]
+struct Scratch {
+    wt: Vec<i32>,
+    konst: Vec<i32>,
+    padded: Vec<u8>,
+    hwc: Vec<u8>,
+}
+
+thread_local! {
+    static SCRATCH: Cell<Scratch> = Cell::new(Scratch::default());
+    /// One block's accumulators (blocks may run on other threads than the call's).
+    static ACC: Cell<Vec<i32>> = const { Cell::new(Vec::new()) };
 }
 
 /// One block of positions' sums over the padded channels-last input.
@@ -155,7 +185,7 @@ impl Sums<'_> {
     fn run(&self, tier: Isa, acc: &mut [i32]) {
         #[cfg(target_arch = "x86_64")]
         if tier == Isa::Avx512Vnni && tier.is_available() {
-            // SAFETY: the host has the tier, which includes AVX-512 F/BW/VL, AVX2 and FMA.
+            // SAFETY: the host has the tier, which includes AVX-512 F/BW/VL/VNNI, AVX2 and FMA.
             return unsafe { self.avx512(acc) };
         }
         #[cfg(target_arch = "x86_64")]
@@ -212,45 +242,73 @@ impl Sums<'_> {
     }
 
     /// [`Sums::portable`] with each full run of 64 channels in four zmm accumulators: a tap's
-    /// bytes widened to i32 lanes times its weights by `vpmaddwd` (each lane's high half is 0
-    /// in both, so the pair sum is the one product, exact), one µop where `vpmulld` takes two.
-    /// A partial last run takes the portable loop.
+    /// bytes widened to i32 lanes times its weights and added by `vpdpwssd` (each lane's high
+    /// half is 0 in x, so the pair sum is the one product, exact): one µop where `vpmaddwd` and
+    /// `vpaddd` take two. A partial last run takes the portable loop.
     ///
     /// # Safety
-    /// The host must support AVX-512 F, BW and VL, AVX2 and FMA.
+    /// The host must support AVX-512 F, BW, VL and VNNI, AVX2 and FMA.
     #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma")]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma")]
     unsafe fn avx512(&self, acc: &mut [i32]) {
-        use std::arch::x86_64::*;
         let c = self.konst.len();
         let full = c / LANES * LANES;
         if full < c {
             self.portable(acc, full);
         }
         let last = self.tap_offsets.iter().max().copied().unwrap_or(0);
-        for (a, &base) in acc.chunks_exact_mut(c).zip(self.bases) {
-            // Every byte read below is x[base + off + j0 .. + 64] with off <= last, j0 + 64 <= c.
-            assert!(base + last + c <= self.x.len());
+        // Every byte read is x[base + off + j0 .. + 64] with off <= last, j0 + 64 <= c.
+        assert!(self.bases.iter().all(|&b| b + last + c <= self.x.len()));
+        // Four positions at a time share each tap's weight loads (per position, 64 channels'
+        // i32 weights are as many bytes as their activations widened: the loads bound it).
+        let mut quads = acc.chunks_exact_mut(4 * c).zip(self.bases.chunks_exact(4));
+        for (a, bases) in quads.by_ref() {
             for j0 in (0..full).step_by(LANES) {
-                // SAFETY: the reads are in bounds by the assert above and `wt`/`konst` hold
-                // taps·c and c values; the stores write a[j0..j0 + 64] (j0 + 64 <= c).
-                unsafe {
-                    let k = self.konst.as_ptr().add(j0);
-                    let mut s = [0, 1, 2, 3].map(|q| _mm512_loadu_si512(k.add(16 * q).cast()));
-                    for (t, &off) in self.tap_offsets.iter().enumerate() {
-                        let x = self.x.as_ptr().add(base + off + j0);
-                        let w = self.wt.as_ptr().add(t * c + j0);
-                        for (q, s) in s.iter_mut().enumerate() {
-                            let xv = _mm512_cvtepu8_epi32(_mm_loadu_si128(x.add(16 * q).cast()));
-                            let wv = _mm512_loadu_si512(w.add(16 * q).cast());
-                            // High halves: 0 in x (a byte), w's sign in w, so the pair
-                            // sum is x·w exactly.
-                            *s = _mm512_add_epi32(*s, _mm512_madd_epi16(xv, wv));
-                        }
+                // SAFETY: reads in bounds by the assert above; `a` holds 4·c values.
+                unsafe { self.run_avx512::<4>(a, bases, j0) };
+            }
+        }
+        let done = self.bases.len() / 4 * 4;
+        for (a, base) in acc[done * c..].chunks_exact_mut(c).zip(&self.bases[done..]) {
+            for j0 in (0..full).step_by(LANES) {
+                // SAFETY: as above; `a` holds c values.
+                unsafe { self.run_avx512::<1>(a, std::slice::from_ref(base), j0) };
+            }
+        }
+    }
+
+    /// Channels `j0..j0 + 64` of the `P` positions at `bases` into `a` (`P` rows of C), the
+    /// taps' weights loaded once for all `P`.
+    ///
+    /// # Safety
+    /// As [`Sums::avx512`]; `bases` holds `P` positions whose reads are in bounds, `a` holds
+    /// `P·c` values and `j0 + 64 <= c`.
+    #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
+    unsafe fn run_avx512<const P: usize>(&self, a: &mut [i32], bases: &[usize], j0: usize) {
+        use std::arch::x86_64::*;
+        let c = self.konst.len();
+        // SAFETY: forwarded from this function's contract (`wt`/`konst` hold taps·c and c).
+        unsafe {
+            let k = self.konst.as_ptr().add(j0);
+            let konst = [0, 1, 2, 3].map(|q| _mm512_loadu_si512(k.add(16 * q).cast()));
+            let mut s = [konst; P];
+            for (t, &off) in self.tap_offsets.iter().enumerate() {
+                let w = self.wt.as_ptr().add(t * c + j0);
+                let wv = [0, 1, 2, 3].map(|q| _mm512_loadu_si512(w.add(16 * q).cast()));
+                for (s, &base) in s.iter_mut().zip(bases) {
+                    let x = self.x.as_ptr().add(base + off + j0);
+                    for (q, s) in s.iter_mut().enumerate() {
+                        let xv = _mm512_cvtepu8_epi32(_mm_loadu_si128(x.add(16 * q).cast()));
+                        // High halves: 0 in x (a byte), w's sign in w, so the pair sum is
+                        // x·w exactly, added to the lane in i32.
+                        *s = _mm512_dpwssd_epi32(*s, xv, wv[q]);
                     }
-                    for (q, s) in s.iter().enumerate() {
-                        _mm512_storeu_si512(a.as_mut_ptr().add(j0 + 16 * q).cast(), *s);
-                    }
+                }
+            }
+            for (p, s) in s.iter().enumerate() {
+                for (q, s) in s.iter().enumerate() {
+                    _mm512_storeu_si512(a.as_mut_ptr().add(p * c + j0 + 16 * q).cast(), *s);
                 }
             }
         }
