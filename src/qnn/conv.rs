@@ -397,7 +397,7 @@ impl QConv {
         let a = u8_values(x);
         let saturated = match self.plan(model, &g) {
             ConvPlan::Depthwise
-                if positions <= HWC_DEPTHWISE_POSITIONS
+                if channels_last_depthwise(positions, g.in_channels)
                     && depthwise_hwc::supports(&self.operands(&g, &a, zx, model)) =>
             {
                 // Small planes with exact sums (symmetric weights, no pair that can saturate):
@@ -463,12 +463,17 @@ impl QConv {
     }
 }
 
-/// Output positions per plane up to which a depthwise conv with exact sums runs channels-last
-/// ([`depthwise_hwc`]); larger planes amortise the per-plane kernel's setup. Measured one conv
-/// at a time on an AVX-512 host (3×3, one thread): 192 channels 28×28 0.083 ms channels-last vs
-/// 0.103 per plane, 144 channels 56×56 → 28×28 0.122 vs 0.144; MobileNet v2's 56×56 outputs
-/// (144 channels 0.37 vs 0.22, 96 channels from 112×112 0.37 vs 0.27) stay per plane.
-const HWC_DEPTHWISE_POSITIONS: usize = 28 * 28;
+/// Whether a depthwise conv with exact sums of `positions` outputs per plane and `channels`
+/// channels runs channels-last ([`depthwise_hwc`]); larger planes amortise the per-plane
+/// kernel's setup. Measured one conv at a time on an AVX-512 host (3×3, one thread): 192
+/// channels 28×28 0.083 ms channels-last vs 0.103 per plane, 144 channels 56×56 → 28×28 0.122
+/// vs 0.144, while MobileNet v2's 56×56 outputs (144 channels 0.37 vs 0.22, 96 channels from
+/// 112×112 0.37 vs 0.27) stay per plane. On 28×28 planes it needs a whole 64-channel run: the
+/// AVX-512 body leaves fewer channels to its portable loop, and ShuffleNet's 24-channel 28×28
+/// convs ran 3× slower channels-last (0.025 → 0.07 ms in `compare engines … timing=on`).
+fn channels_last_depthwise(positions: usize, channels: usize) -> bool {
+    positions <= 14 * 14 || (positions <= 28 * 28 && channels >= 64)
+}
 
 /// fbgemm's depthwise fast path (golden README §3.2; fbgemm `takeDepthWiseFastPath`): a 2-D
 /// conv with one input channel per group, a multiple of 8 of them, 1× or 2× as many outputs, a
