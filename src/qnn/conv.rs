@@ -395,6 +395,16 @@ impl QConv {
         let mut out = vec![0u8; g.batch * g.out_channels * positions];
         let model = self.pair_model(numerics, &g);
         let a = u8_values(x);
+        // The kernels that take one image at a time run the batch's images in parallel, each
+        // as a batch of one (the implicit GEMM takes the whole batch as rows instead).
+        let one = ConvGeometry {
+            batch: 1,
+            ..g.clone()
+        };
+        let item_in = g.in_channels * g.input.iter().product::<usize>();
+        let items = |out: &mut [u8], run: &(dyn Fn(&[u8], &mut [u8]) -> u64 + Sync)| {
+            by_item(&a, item_in, out, g.out_channels * positions, run)
+        };
         let saturated = match self.plan(model, &g) {
             ConvPlan::Depthwise
                 if channels_last_depthwise(positions, g.in_channels)
@@ -402,41 +412,33 @@ impl QConv {
             {
                 // Small planes with exact sums (symmetric weights, no pair that can saturate):
                 // channels-last, every channel of a position at once.
-                let op = self.operands(&g, &a, zx, model);
-                depthwise_hwc::conv_u8_i8_u8_on(numerics.isa(), &op, &rq, &mut out)
-                    .expect("a Numerics tier is one the host has");
-                0
+                items(&mut out, &|x, out| {
+                    let op = self.operands(&one, x, zx, model);
+                    depthwise_hwc::conv_u8_i8_u8_on(numerics.isa(), &op, &rq, out)
+                        .expect("a Numerics tier is one the host has");
+                    0
+                })
             }
             ConvPlan::Depthwise => {
-                // Batch items in parallel, each through the kernel as a batch of one; each
-                // output plane is requantized as the kernel finishes it, still in cache.
-                let one = ConvGeometry {
-                    batch: 1,
-                    ..g.clone()
-                };
-                let item_in = g.in_channels * g.input.iter().product::<usize>();
-                let item_out = g.out_channels * positions;
-                let item = |(n, out): (usize, &mut [u8])| {
-                    let op = self.operands(&one, &a[n * item_in..][..item_in], zx, model);
+                // Each output plane is requantized as the kernel finishes it, still in cache.
+                items(&mut out, &|x, out| {
+                    let op = self.operands(&one, x, zx, model);
                     depthwise::conv_depthwise_with(numerics.isa(), &op, &mut |c, plane| {
                         let o = &mut out[c * positions..][..positions];
                         let (acc, stride, cols) = (plane.flat, plane.stride, plane.cols);
                         rq.apply_rows(numerics.isa(), acc, stride, cols, c, o)
                     })
                     .expect("a Numerics tier is one the host has")
-                };
-                if item_out == 0 {
-                    0
-                } else {
-                    out.par_chunks_mut(item_out).enumerate().map(item).sum()
-                }
+                })
             }
             ConvPlan::NchwExact => {
                 // Requantized inside the GEMM's tiles: no i32 accumulator tensor at all.
-                let op = self.nchw_operands(&g, &a, zx);
-                nchw::conv_u8_i8_u8_exact(numerics.isa(), &op, &rq, &mut out)
-                    .expect("a Numerics tier is one the host has");
-                0
+                items(&mut out, &|x, out| {
+                    let op = self.nchw_operands(&one, x, zx);
+                    nchw::conv_u8_i8_u8_exact(numerics.isa(), &op, &rq, out)
+                        .expect("a Numerics tier is one the host has");
+                    0
+                })
             }
             ConvPlan::Implicit => {
                 // Requantized as the GEMM's tiles finish, straight into NCHW.
@@ -460,6 +462,27 @@ impl QConv {
             }
         };
         quantized_output(out, &shape, self.out_scale, self.out_zero_point, saturated)
+    }
+}
+
+/// `run` on each image of a batch: its `item_in` input bytes of `x` and its `item_out` bytes of
+/// `out`, images in parallel when there are several; returns the summed saturated pairs.
+fn by_item(
+    x: &[u8],
+    item_in: usize,
+    out: &mut [u8],
+    item_out: usize,
+    run: &(dyn Fn(&[u8], &mut [u8]) -> u64 + Sync),
+) -> u64 {
+    if item_out == 0 {
+        0
+    } else if out.len() == item_out {
+        run(&x[..item_in], out)
+    } else {
+        out.par_chunks_mut(item_out)
+            .enumerate()
+            .map(|(n, out)| run(&x[n * item_in..][..item_in], out))
+            .sum()
     }
 }
 
