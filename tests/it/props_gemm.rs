@@ -336,6 +336,41 @@ fn thread_count_case(mask: u8) {
     }
 }
 
+/// A deep layer's GEMM (ResNet18's 512-channel 3×3 conv on 7×7: 49 rows, K = 4608), with three
+/// 32-column panels of 147 KiB: past the size from which the driver has each row tile
+/// prefetch part of the next panel, and with several row tiles per panel, so the prefetching
+/// tiles run (on AVX-512 VNNI hosts) on one and three threads; every tier gives the
+/// reference's integers.
+#[test]
+fn deep_layer_with_prefetched_panels_equals_reference() {
+    let (m, n, k) = (49, 80, 4608);
+    let mut s = Stream(0x2545_f491_4f6c_dd1d);
+    let a: Vec<u8> = (0..m * k).map(|_| s.byte(2, 0, 255)).collect();
+    let w: Vec<i8> = (0..n * k).map(|_| s.byte(2, 0x80, 0x7f) as i8).collect();
+    let zps = [0];
+    let weights = GemmWeights {
+        data: &w,
+        n,
+        k,
+        zero_points: &zps,
+        cache: None,
+    };
+    let mut want = vec![0i32; m * n];
+    reference::gemm_u8_i8_i32(m, n, k, &a, 7, &w, &zps, false, &mut want);
+    for threads in [1, 3] {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        for tier in tiers() {
+            let mut got = vec![0i32; m * n];
+            pool.install(|| gemm_on(tier, m, &a, 7, &weights, false, &mut got))
+                .unwrap();
+            assert_eq!(got, want, "{tier} on {threads} thread(s)");
+        }
+    }
+}
+
 /// A request is bounded exactly when its largest activation byte times the weight's pair bound
 /// stays inside int16, whichever sums it asks for; exact requests are only classified where
 /// that changes the kernel (AVX2).
