@@ -312,28 +312,7 @@ fn thread_count_case(mask: u8) {
     let mut s = Stream(0x9e37_79b9_7f4a_7c15);
     let a: Vec<u8> = (0..m * k).map(|_| s.byte(2, 0, 255) & mask).collect();
     let w: Vec<i8> = (0..n * k).map(|_| s.byte(2, 0x80, 0x7f) as i8).collect();
-    let zps = [3];
-    let weights = GemmWeights {
-        data: &w,
-        n,
-        k,
-        zero_points: &zps,
-        cache: None,
-    };
-    let mut want = vec![0i32; m * n];
-    reference::gemm_u8_i8_i32(m, n, k, &a, 128, &w, &zps, false, &mut want);
-    for threads in [1, 3] {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .unwrap();
-        for tier in tiers() {
-            let mut got = vec![0i32; m * n];
-            pool.install(|| gemm_on(tier, m, &a, 128, &weights, false, &mut got))
-                .unwrap();
-            assert_eq!(got, want, "{tier} on {threads} thread(s), mask {mask:#x}");
-        }
-    }
+    every_tier_on_pools(m, n, k, (&a, 128), (&w, &[3]), &format!("mask {mask:#x}"));
 }
 
 /// A deep layer's GEMM (ResNet18's 512-channel 3×3 conv on 7×7: 49 rows, K = 4608), with three
@@ -347,16 +326,28 @@ fn deep_layer_with_prefetched_panels_equals_reference() {
     let mut s = Stream(0x2545_f491_4f6c_dd1d);
     let a: Vec<u8> = (0..m * k).map(|_| s.byte(2, 0, 255)).collect();
     let w: Vec<i8> = (0..n * k).map(|_| s.byte(2, 0x80, 0x7f) as i8).collect();
-    let zps = [0];
+    every_tier_on_pools(m, n, k, (&a, 7), (&w, &[0]), "deep layer");
+}
+
+/// The exact GEMM of `a` (with its zero point) and `w` (with its zero points) on every tier,
+/// in a one-thread and a three-thread pool, equals the reference's integers.
+fn every_tier_on_pools(
+    m: usize,
+    n: usize,
+    k: usize,
+    (a, a_zp): (&[u8], i32),
+    (w, zps): (&[i8], &[i32]),
+    label: &str,
+) {
     let weights = GemmWeights {
-        data: &w,
+        data: w,
         n,
         k,
-        zero_points: &zps,
+        zero_points: zps,
         cache: None,
     };
     let mut want = vec![0i32; m * n];
-    reference::gemm_u8_i8_i32(m, n, k, &a, 7, &w, &zps, false, &mut want);
+    reference::gemm_u8_i8_i32(m, n, k, a, a_zp, w, zps, false, &mut want);
     for threads in [1, 3] {
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(threads)
@@ -364,9 +355,9 @@ fn deep_layer_with_prefetched_panels_equals_reference() {
             .unwrap();
         for tier in tiers() {
             let mut got = vec![0i32; m * n];
-            pool.install(|| gemm_on(tier, m, &a, 7, &weights, false, &mut got))
+            pool.install(|| gemm_on(tier, m, a, a_zp, &weights, false, &mut got))
                 .unwrap();
-            assert_eq!(got, want, "{tier} on {threads} thread(s)");
+            assert_eq!(got, want, "{tier} on {threads} thread(s), {label}");
         }
     }
 }
