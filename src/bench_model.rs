@@ -14,7 +14,7 @@ use crate::analysis::ErrorStats;
 use crate::bench_against::{Against, AgainstInfo, PeerRatio, trailing};
 use crate::bench_scaling::{self, Scaling};
 use crate::engine::{Engine, Numerics};
-use crate::graph::{self, Graph, Value};
+use crate::graph::{self, Graph, Value, rows};
 use crate::import::Dataset;
 use crate::qconfig::presets::get_default_qconfig;
 use crate::workflow::{self, QConfigMap, QOp, QuantizedModel, WorkflowError};
@@ -23,8 +23,8 @@ use std::time::Instant;
 
 /// The version of `qlab bench model --json`'s layout: 2 dropped the built-in PyTorch figures
 /// (`anchor`, `pytorch_ms`) and added `host_cpu`, the peer ratios and `against` (version 1 was
-/// unversioned); 3 added `scaling`.
-pub const JSON_SCHEMA_VERSION: u32 = 3;
+/// unversioned); 3 added `scaling`; 4 added `scaling_by_op`.
+pub const JSON_SCHEMA_VERSION: u32 = 4;
 
 /// The batch the thread-scaling figures run (fewer when the data has fewer samples).
 pub const SCALING_BATCH: usize = 8;
@@ -88,6 +88,42 @@ fn time_by_op(
     Ok(v)
 }
 
+/// One kind of op's share of the int8 batch forward at one thread and at the process's thread
+/// count: which ops hold the whole network's scaling back.
+#[derive(Debug, Clone, Serialize)]
+pub struct OpScaling {
+    pub op: String,
+    pub one_thread_ms: f64,
+    pub threads_ms: f64,
+}
+
+/// [`time_by_op`] of `model`'s batch `x` on one thread and on `threads`, joined by op kind,
+/// largest one-thread time first.
+fn scaling_by_op(
+    model: &QuantizedModel,
+    x: &Value,
+    reps: usize,
+    threads: usize,
+) -> Result<Vec<OpScaling>, WorkflowError> {
+    let on = |n: usize| {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(n)
+            .build()
+            .expect("a rayon pool");
+        pool.install(|| time_by_op(model, x, reps))
+    };
+    let one = on(1)?;
+    let many: std::collections::BTreeMap<String, f64> = on(threads)?.into_iter().collect();
+    Ok(one
+        .into_iter()
+        .map(|(op, one_thread_ms)| OpScaling {
+            threads_ms: many.get(&op).copied().unwrap_or(0.0),
+            op,
+            one_thread_ms,
+        })
+        .collect())
+}
+
 /// Everything `qlab bench model` measured.
 #[derive(Debug, Clone, Serialize)]
 pub struct ModelReport {
@@ -113,6 +149,19 @@ pub struct ModelReport {
     /// fp32 and int8 (fbgemm) forwards of a batch of [`SCALING_BATCH`] at one thread and at
     /// the process's thread count (empty on one thread).
     pub scaling: Vec<Scaling>,
+    /// The int8 (fbgemm) scaling figure by kind of op, when the batch ran whole (empty on one
+    /// thread or when it ran in parts of rows).
+    pub scaling_by_op: Vec<OpScaling>,
+}
+
+/// How a scaling figure's batch ran: in parts of rows, or whole and why.
+fn how<M: rows::Forward>(
+    verdict: &Result<rows::RowParallel<'_, M>, rows::NotSampleWise>,
+) -> String {
+    match verdict {
+        Ok(_) => ", rows in parallel parts".into(),
+        Err(e) => format!(", whole batch ({e})"),
+    }
 }
 
 fn median_ms(
@@ -213,20 +262,40 @@ pub fn run(
             against: None,
             notes: Vec::new(),
             scaling: Vec::new(),
+            scaling_by_op: Vec::new(),
         })
     })
     .and_then(|mut report: ModelReport| {
         let batch = data_set.rows(0..data_set.len().min(SCALING_BATCH));
         let n = batch.shape()[0];
         let bits = |v: Vec<Value>| first_f32(v).iter().map(|x| x.to_bits()).collect::<Vec<_>>();
-        let fp32 = || graph::run(float, vec![batch.clone()], |_, _| {});
-        let what = format!("fp32 forward, batch {n}");
+        // Each model runs its batch as parallel parts of rows when its ops keep samples apart
+        // (`graph::rows`), whole otherwise; the line says which.
+        let (_, fp32_rows) = rows::row_parallel(float, vec![batch.clone()])?;
+        let fp32 = || match &fp32_rows {
+            Ok(rp) => rp.run(vec![batch.clone()]),
+            Err(_) => graph::run(float, vec![batch.clone()], |_, _| {}),
+        };
+        let what = format!("fp32 forward, batch {n}{}", how(&fp32_rows));
         let figure = bench_scaling::measure(&what, threads, reps, fp32, bits)?;
         report.scaling.extend(figure);
         if let Some((model, _)) = models.first() {
-            let int8 = || model.run(vec![batch.clone()], |_, _| {});
-            let what = format!("int8 {} forward, batch {n}", engines[0].name());
+            let (_, int8_rows) = rows::row_parallel(model, vec![batch.clone()])?;
+            let int8 = || match &int8_rows {
+                Ok(rp) => rp.run(vec![batch.clone()]),
+                Err(_) => model.run(vec![batch.clone()], |_, _| {}),
+            };
+            let what = format!(
+                "int8 {} forward, batch {n}{}",
+                engines[0].name(),
+                how(&int8_rows)
+            );
             let figure = bench_scaling::measure(&what, threads, reps, int8, bits)?;
+            // By op only where the batch ran whole: there each op's own parallelism is the
+            // figure's.
+            if figure.is_some() && int8_rows.is_err() {
+                report.scaling_by_op = scaling_by_op(model, &batch, reps, threads)?;
+            }
             report.scaling.extend(figure);
         }
         Ok(report)
@@ -322,6 +391,31 @@ impl ModelReport {
         }
         for f in &self.scaling {
             s.push_str(&format!("  scaling: {}\n", f.line()));
+        }
+        if let Some(f) = self
+            .scaling
+            .last()
+            .filter(|_| !self.scaling_by_op.is_empty())
+        {
+            let parts: Vec<String> = self
+                .scaling_by_op
+                .iter()
+                .take(8)
+                .map(|o| {
+                    format!(
+                        "{} {:.1} -> {:.1} ({:.2}x)",
+                        o.op,
+                        o.one_thread_ms,
+                        o.threads_ms,
+                        o.one_thread_ms / o.threads_ms
+                    )
+                })
+                .collect();
+            s.push_str(&format!(
+                "    by op (ms, 1 -> {} threads): {}\n",
+                f.threads,
+                parts.join(", ")
+            ));
         }
         for n in &self.notes {
             s.push_str(&format!("  note: {n}\n"));

@@ -73,6 +73,7 @@ fn model_report(model: &str) -> ModelReport {
         against: None,
         notes: Vec::new(),
         scaling: Vec::new(),
+        scaling_by_op: Vec::new(),
     }
 }
 

@@ -12,6 +12,7 @@ mod inspect;
 mod names;
 mod op;
 pub mod ops;
+pub mod rows;
 pub mod train;
 pub mod validate;
 mod value;

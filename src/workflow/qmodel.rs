@@ -350,6 +350,40 @@ fn follow(
     Ok(vec![one?])
 }
 
+/// A quantized model runs a batch as parts in parallel when its ops keep samples apart; its
+/// dynamic ops do not (their activation ranges are the whole batch's).
+impl graph::rows::Forward for QuantizedModel {
+    type Error = WorkflowError;
+
+    fn forward_shapes(
+        &self,
+        inputs: Vec<Value>,
+        shape: &mut dyn FnMut(&str, &[usize]),
+    ) -> Result<Vec<Value>, WorkflowError> {
+        self.run(inputs, |node, outs| {
+            for (name, v) in node.outputs.iter().zip(outs) {
+                match v {
+                    QValue::Float(f) => shape(name, f.shape()),
+                    QValue::Quant(q) => shape(name, q.shape()),
+                }
+            }
+        })
+    }
+
+    fn graph(&self) -> &Graph {
+        &self.graph
+    }
+
+    fn barred(&self, node: usize) -> Option<&'static str> {
+        match self.ops.get(node) {
+            Some(QOp::DynamicLinear(_) | QOp::DynamicLstm(_)) => {
+                Some("dynamic quantization takes its activation range from the whole batch")
+            }
+            _ => None,
+        }
+    }
+}
+
 impl QuantizedModel {
     /// Runs the model on float `inputs` (one per model input) and returns float outputs.
     /// `on_node` sees every node's outputs as they are produced.

@@ -33,6 +33,7 @@ mod props_qnn_eltwise;
 mod props_simd;
 mod qat;
 mod qconfig;
+mod row_parallel;
 mod search;
 mod sessions;
 mod train;
