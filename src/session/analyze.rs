@@ -63,7 +63,7 @@ impl Workbench {
                 Ok(c as f64 / n.max(1) as f64)
             }
             Some(float) => {
-                let y = self.run_batches(&m.graph, &s.data, |x| Ok(m.run(vec![x], |_, _| {})?))?;
+                let y = self.run_batches(m, &s.data)?;
                 let mut stats = crate::analysis::ErrorStats::default();
                 let (f, q) = (float.as_standard_layout(), y.as_standard_layout());
                 stats.add(
@@ -226,7 +226,7 @@ impl Workbench {
     pub(super) fn quantized_outputs(&mut self, data: &str) -> Result<&ArrayD<f32>, SessionError> {
         if !self.quantized_outputs.contains_key(data) {
             let model = self.quantized.as_ref().ok_or(SessionError::NotConverted)?;
-            let y = self.run_batches(&model.graph, data, |x| Ok(model.run(vec![x], |_, _| {})?))?;
+            let y = self.run_batches(model, data)?;
             self.quantized_outputs.insert(data.to_string(), y);
         }
         Ok(&self.quantized_outputs[data])

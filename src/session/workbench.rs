@@ -5,7 +5,8 @@ use super::command::ModelChoice;
 use super::{Command, Expectation, Metric, Output, SessionError, Table};
 use crate::analysis::{ErrorColumn, ErrorMode, LayerError, weight_errors};
 use crate::engine::Numerics;
-use crate::graph::{Graph, GraphError, Value, run, summarize};
+use crate::graph::rows;
+use crate::graph::{Graph, GraphError, Value, summarize};
 use crate::import::Dataset;
 use crate::import::native::{SavedQuantized, load_native_model, save_native_model};
 use crate::import::npy::write_npy_f32;
@@ -312,26 +313,46 @@ impl Workbench {
 
     fn run_dataset(&self, data: &str) -> Result<ArrayD<f32>, SessionError> {
         let (_, graph) = self.model.as_ref().ok_or(SessionError::NoModel)?;
-        self.run_batches(graph, data, |x| Ok(run(graph, vec![x], |_, _| {})?))
+        self.run_batches(graph, data)
     }
 
-    /// Runs `forward` (a model with `graph`'s inputs) over `data` in the ranges of
-    /// [`Workbench::runs`] and concatenates the first outputs in order.
-    pub(super) fn run_batches(
+    /// Runs `model` over `data` in the ranges of [`Workbench::runs`] and concatenates the first
+    /// outputs in order. With several threads, a model found sample-wise on the first two rows
+    /// ([`rows::row_parallel`]) runs each range as parallel parts of rows (the same outputs,
+    /// bit for bit); any other runs each range whole.
+    pub(super) fn run_batches<M: rows::Forward>(
         &self,
-        graph: &Graph,
+        model: &M,
         data: &str,
-        forward: impl Fn(Value) -> Result<Vec<Value>, SessionError>,
-    ) -> Result<ArrayD<f32>, SessionError> {
+    ) -> Result<ArrayD<f32>, SessionError>
+    where
+        SessionError: From<M::Error>,
+    {
+        let graph = model.graph();
         if graph.inputs.is_empty() {
             return Err(SessionError::NoModel);
         }
         let runs = self.runs(graph, data, None)?;
         let d = self.dataset(data)?;
+        let probe = runs
+            .ranges
+            .first()
+            .filter(|r| r.len() >= 2 && rayon::current_num_threads() > 1);
+        let parallel = match probe {
+            Some(r) => rows::row_parallel(model, vec![d.rows(r.start..r.start + 2)])?
+                .1
+                .ok(),
+            None => None,
+        };
         let mut parts = Vec::new();
         for range in runs.ranges {
             super::cancel::check()?;
-            match forward(d.rows(range))?.into_iter().next() {
+            let x = vec![d.rows(range)];
+            let y = match &parallel {
+                Some(p) => p.run(x)?,
+                None => model.forward_shapes(x, &mut |_, _| {})?,
+            };
+            match y.into_iter().next() {
                 Some(Value::F32(y)) => parts.push(y),
                 Some(other) => {
                     return Err(GraphError::WrongType {
@@ -371,7 +392,7 @@ impl Workbench {
         if self.dataset(data)?.labels.is_none() {
             return Ok(None);
         }
-        let y = self.run_batches(&model.graph, data, |x| Ok(model.run(vec![x], |_, _| {})?))?;
+        let y = self.run_batches(model, data)?;
         Ok(Some(self.count_correct(&y, data)?))
     }
 
