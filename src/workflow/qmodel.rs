@@ -16,7 +16,7 @@ use crate::qnn::{
     QnnError, Quantize, RunStats,
 };
 use crate::tensor::{QStorage, QTensor};
-use ndarray::{ArrayD, IxDyn};
+use ndarray::{ArrayD, ArrayViewD, IxDyn};
 use std::collections::HashMap;
 
 /// What a node computes after convert.
@@ -167,10 +167,20 @@ fn move_ints(
 ) -> Result<Vec<QTensor>, WorkflowError> {
     let mut operands = vec![None];
     operands.extend(float_args(node, rest)?);
-    let moved = match x.int_repr() {
-        QStorage::U8(v) => move_stored(node, v, x.shape(), &operands, QStorage::U8),
-        QStorage::I8(v) => move_stored(node, v, x.shape(), &operands, QStorage::I8),
-        QStorage::I32(v) => move_stored(node, v, x.shape(), &operands, QStorage::I32),
+    // The stored integers in place when they are one row-major run (every tensor the kernels
+    // produce), else gathered: the op copies what it moves once, not the whole input first.
+    let gathered;
+    let (storage, at) = if x.is_contiguous() {
+        (x.storage().as_ref(), x.storage_offset())
+    } else {
+        gathered = x.int_repr();
+        (&gathered, 0)
+    };
+    let n = x.numel();
+    let moved = match storage {
+        QStorage::U8(v) => move_stored(node, &v[at..at + n], x.shape(), &operands, QStorage::U8),
+        QStorage::I8(v) => move_stored(node, &v[at..at + n], x.shape(), &operands, QStorage::I8),
+        QStorage::I32(v) => move_stored(node, &v[at..at + n], x.shape(), &operands, QStorage::I32),
     };
     match moved {
         Some(outs) => outs?
@@ -191,12 +201,12 @@ type Stored = (QStorage, Vec<usize>);
 /// `None` when the op does more than move elements.
 fn move_stored<T: Clone>(
     node: &Node,
-    ints: Vec<T>,
+    ints: &[T],
     shape: &[usize],
     operands: &[Option<&Value>],
     wrap: fn(Vec<T>) -> QStorage,
 ) -> Option<Result<Vec<Stored>, WorkflowError>> {
-    let a = ArrayD::from_shape_vec(IxDyn(shape), ints).expect("int_repr matches its shape");
+    let a = ArrayViewD::from_shape(IxDyn(shape), ints).expect("the integers match their shape");
     let outs = match graph::ops::shape::move_elements(node, &a, operands)? {
         Ok(outs) => outs,
         Err(e) => return Some(Err(e.into())),

@@ -22,7 +22,11 @@ fn shape_err(node: &str, detail: String) -> GraphError {
     }
 }
 
-fn reshaped<T: Clone>(node: &str, a: &ArrayD<T>, shape: &[usize]) -> Result<ArrayD<T>, GraphError> {
+fn reshaped<T: Clone>(
+    node: &str,
+    a: &ArrayViewD<T>,
+    shape: &[usize],
+) -> Result<ArrayD<T>, GraphError> {
     a.as_standard_layout()
         .into_owned()
         .into_shape_with_order(IxDyn(shape))
@@ -119,7 +123,7 @@ fn join<T: Clone>(axis: usize, parts: &[ArrayViewD<'_, T>], shape: &[usize]) -> 
 /// data operand 0 being `x` (its slot is not read). `None` for any other op.
 pub(crate) fn move_elements<T: Clone>(
     node: &Node,
-    x: &ArrayD<T>,
+    x: &ArrayViewD<T>,
     args: &[Option<&Value>],
 ) -> Option<Result<Vec<ArrayD<T>>, GraphError>> {
     let name = node.name.as_str();
@@ -150,17 +154,17 @@ pub(crate) fn move_value(node: &Node, args: &[Option<&Value>]) -> Result<Vec<Val
         detail: format!("{} does not only move elements", node.op.kind()),
     };
     match arg(node, args, 0)? {
-        Value::F32(x) => move_elements(node, x, args)
+        Value::F32(x) => move_elements(node, &x.view(), args)
             .ok_or_else(not_moving)?
             .map(|o| o.into_iter().map(Value::F32).collect()),
-        Value::I64(x) => move_elements(node, x, args)
+        Value::I64(x) => move_elements(node, &x.view(), args)
             .ok_or_else(not_moving)?
             .map(|o| o.into_iter().map(Value::I64).collect()),
     }
 }
 
 /// ONNX Flatten: dims before `axis` become rows, the rest columns.
-fn flatten<T: Clone>(node: &str, v: &ArrayD<T>, axis: i64) -> Result<ArrayD<T>, GraphError> {
+fn flatten<T: Clone>(node: &str, v: &ArrayViewD<T>, axis: i64) -> Result<ArrayD<T>, GraphError> {
     let shape = v.shape();
     let a = if axis < 0 {
         axis + shape.len() as i64
@@ -181,7 +185,7 @@ fn flatten<T: Clone>(node: &str, v: &ArrayD<T>, axis: i64) -> Result<ArrayD<T>, 
 /// ONNX Reshape: 0 copies the input dim (unless `allowzero`), one -1 is inferred.
 fn reshape<T: Clone>(
     node: &Node,
-    v: &ArrayD<T>,
+    v: &ArrayViewD<T>,
     target: &Value,
     allowzero: bool,
 ) -> Result<ArrayD<T>, GraphError> {
@@ -217,7 +221,11 @@ fn reshape<T: Clone>(
 }
 
 /// ONNX Transpose (default: reverse the dims).
-fn transpose<T: Clone>(node: &str, v: &ArrayD<T>, perm: &[usize]) -> Result<ArrayD<T>, GraphError> {
+fn transpose<T: Clone>(
+    node: &str,
+    v: &ArrayViewD<T>,
+    perm: &[usize],
+) -> Result<ArrayD<T>, GraphError> {
     let rank = v.shape().len();
     let perm: Vec<usize> = if perm.is_empty() {
         (0..rank).rev().collect()
@@ -277,7 +285,7 @@ fn axes_operand(
 /// ONNX Squeeze: drop the given size-1 axes (all size-1 axes when none are given).
 fn squeeze<T: Clone>(
     node: &Node,
-    v: &ArrayD<T>,
+    v: &ArrayViewD<T>,
     args: &[Option<&Value>],
     attr: Option<&[i64]>,
 ) -> Result<ArrayD<T>, GraphError> {
@@ -305,7 +313,7 @@ fn squeeze<T: Clone>(
 /// ONNX Unsqueeze: insert size-1 axes at the given output positions.
 fn unsqueeze<T: Clone>(
     node: &Node,
-    v: &ArrayD<T>,
+    v: &ArrayViewD<T>,
     args: &[Option<&Value>],
     attr: Option<&[i64]>,
 ) -> Result<ArrayD<T>, GraphError> {
@@ -327,7 +335,7 @@ fn unsqueeze<T: Clone>(
 /// ONNX Gather along `axis` with i64 indices (negative indices count from the end).
 fn gather<T: Clone>(
     node: &Node,
-    v: &ArrayD<T>,
+    v: &ArrayViewD<T>,
     indices: &Value,
     axis: i64,
 ) -> Result<ArrayD<T>, GraphError> {
@@ -351,7 +359,7 @@ fn gather<T: Clone>(
     shape.extend_from_slice(indices.shape());
     shape.extend_from_slice(&v.shape()[ax + 1..]);
     budget::check(name, &shape, std::mem::size_of::<T>())?;
-    reshaped(name, &v.select(Axis(ax), &idx), &shape)
+    reshaped(name, &v.select(Axis(ax), &idx).view(), &shape)
 }
 
 /// ONNX ConstantOfShape: a tensor of the given shape filled with the one-element `value`.
@@ -373,7 +381,7 @@ pub fn constant_of_shape(node: &Node, shape: &Value, value: &Value) -> Result<Va
 /// ONNX Slice (opset 10+): starts, ends, axes, steps as operands 1..=4, clamped like numpy.
 fn slice<T: Clone>(
     node: &Node,
-    v: &ArrayD<T>,
+    v: &ArrayViewD<T>,
     args: &[Option<&Value>],
 ) -> Result<ArrayD<T>, GraphError> {
     let name = node.name.as_str();
@@ -414,7 +422,7 @@ fn slice<T: Clone>(
 /// (the last one smaller when the dim does not divide, as opset 18 defines).
 fn split<T: Clone>(
     node: &Node,
-    v: &ArrayD<T>,
+    v: &ArrayViewD<T>,
     args: &[Option<&Value>],
     axis: i64,
     sizes: Option<&[usize]>,
@@ -618,12 +626,12 @@ mod tests {
             vec![0, 1, 2, 4, 3],
             vec![0, 1, 2, 3, 4],
         ] {
-            let got = transpose("t", &x, &perm).unwrap();
+            let got = transpose("t", &x.view(), &perm).unwrap();
             let want = x.view().permuted_axes(IxDyn(&perm)).to_owned();
             assert_eq!(got, want, "{perm:?}");
             assert!(got.is_standard_layout());
         }
-        assert!(transpose("t", &x, &[0, 0, 1, 2, 3]).is_err());
+        assert!(transpose("t", &x.view(), &[0, 0, 1, 2, 3]).is_err());
     }
 
     /// `join` equals ndarray's `concatenate` along every axis, in standard layout, from parts
@@ -666,7 +674,7 @@ mod tests {
     fn split_expand_range_tile() {
         let x = ints(&[0, 1, 2, 3, 4]);
         let n = node(Op::Identity);
-        let xa = x.i64("x").unwrap();
+        let xa = &x.i64("x").unwrap().view();
         let parts = split(&n, xa, &[Some(&x)], 0, None, 2).unwrap();
         let arr = |v: &Value| v.i64("v").unwrap().clone();
         assert_eq!(parts, vec![arr(&ints(&[0, 1, 2])), arr(&ints(&[3, 4]))]);
