@@ -472,7 +472,13 @@ impl<M: Forward> RowParallel<'_, M> {
         let batch = inputs
             .first()
             .map_or(0, |v| v.shape().first().copied().unwrap_or(0));
-        let parts = parts(batch, rayon::current_num_threads());
+        // Inputs that disagree on their rows run whole (the model says what is wrong).
+        let aligned = inputs.iter().all(|v| v.shape().first() == Some(&batch));
+        let parts = if aligned {
+            parts(batch, rayon::current_num_threads())
+        } else {
+            1
+        };
         if parts < 2 {
             return self.model.forward_shapes(inputs, &mut |_, _| {});
         }

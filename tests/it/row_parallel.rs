@@ -88,3 +88,20 @@ fn whole_batch_models_are_refused_by_node() {
     let (_, verdict) = rows::row_parallel(&lstm, vec![rows_of(&x, 4)]).unwrap();
     assert!(verdict.is_err());
 }
+
+/// A later batch of inputs that disagree on their rows runs whole: the model's own error, not
+/// a panic while cutting rows.
+#[test]
+fn misaligned_inputs_run_whole() {
+    let root = crate::support::root();
+    let graph = load_onnx(&root.join("sample-models/digits_cnn.onnx")).unwrap();
+    let x = read_npy(&root.join("sample-models/data/digits_calib_x.npy")).unwrap();
+    let (_, verdict) = rows::row_parallel(&graph, vec![rows_of(&x, 4)]).unwrap();
+    let parallel = verdict.unwrap();
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(2)
+        .build()
+        .unwrap();
+    let two = vec![rows_of(&x, 4), rows_of(&x, 3)];
+    assert!(pool.install(|| parallel.run(two)).is_err());
+}
