@@ -1,8 +1,9 @@
 //! Whether a model computes each sample of a batch from that sample alone, so that a batch can
 //! be cut into parts that run side by side and whose outputs, joined, are the whole batch's
-//! outputs bit for bit. Per-op parallelism alone left one of two cores idle ~40 % of an int8
-//! ShuffleNet batch (small convs, serial data movement, a thread woken for every op); running
-//! halves of the batch on their own threads keeps both busy for the whole forward.
+//! outputs bit for bit. Per-op parallelism alone left the second of two cores idle much of an
+//! int8 ShuffleNet batch (small convs, serial data movement, a thread woken for every op: in a
+//! perf profile, outside the repo, it had ~40 % fewer samples than the first); running halves
+//! of the batch on their own threads keeps both busy for the whole forward.
 //!
 //! [`check`] reads the ops and the shapes one run of the whole batch produced. A value is
 //! *rows* when its leading dim is the batch and sample `i`'s part depends on sample `i` of the

@@ -6,13 +6,23 @@
 use ndarray::{Axis, Slice};
 use qlab::engine::Numerics;
 use qlab::graph::rows::{self, Forward};
-use qlab::graph::{Value, run};
+use qlab::graph::{Graph, Value, run};
 use qlab::import::npy::read_npy;
 use qlab::import::onnx::load_onnx;
 use qlab::qconfig::presets::get_default_qconfig;
 use qlab::workflow::{
     QConfigMap, convert, dynamic_qconfig_map, fuse_auto, prepare, quantize_dynamic,
 };
+
+/// A bundled digits model.
+fn model(file: &str) -> Graph {
+    load_onnx(&crate::support::root().join("sample-models").join(file)).unwrap()
+}
+
+/// The bundled calibration images.
+fn images() -> Value {
+    read_npy(&crate::support::root().join("sample-models/data/digits_calib_x.npy")).unwrap()
+}
 
 fn rows_of(x: &Value, n: usize) -> Value {
     match x {
@@ -46,9 +56,7 @@ where
 
 #[test]
 fn float_and_int8_cnn_in_parts_equal_the_whole_batch() {
-    let root = crate::support::root();
-    let graph = load_onnx(&root.join("sample-models/digits_cnn.onnx")).unwrap();
-    let x = read_npy(&root.join("sample-models/data/digits_calib_x.npy")).unwrap();
+    let (graph, x) = (model("digits_cnn.onnx"), images());
     assert_eq!(parts_equal_whole(&graph, &x), 9);
     let (fused, _) = fuse_auto(&graph).unwrap();
     let map = QConfigMap::global(get_default_qconfig("fbgemm").unwrap());
@@ -72,9 +80,7 @@ fn float_and_int8_cnn_in_parts_equal_the_whole_batch() {
 
 #[test]
 fn whole_batch_models_are_refused_by_node() {
-    let root = crate::support::root();
-    let x = read_npy(&root.join("sample-models/data/digits_calib_x.npy")).unwrap();
-    let mlp = load_onnx(&root.join("sample-models/digits_mlp.onnx")).unwrap();
+    let (mlp, x) = (model("digits_mlp.onnx"), images());
     let dynamic =
         quantize_dynamic(&mlp, &dynamic_qconfig_map(&mlp, false), Numerics::default()).unwrap();
     let (_, verdict) = rows::row_parallel(&dynamic, vec![rows_of(&x, 4)]).unwrap();
@@ -84,7 +90,7 @@ fn whole_batch_models_are_refused_by_node() {
         mlp.nodes.iter().any(|n| n.name == refused.node),
         "{refused}"
     );
-    let lstm = load_onnx(&root.join("sample-models/digits_lstm.onnx")).unwrap();
+    let lstm = model("digits_lstm.onnx");
     let (_, verdict) = rows::row_parallel(&lstm, vec![rows_of(&x, 4)]).unwrap();
     assert!(verdict.is_err());
 }
@@ -93,9 +99,7 @@ fn whole_batch_models_are_refused_by_node() {
 /// a panic while cutting rows.
 #[test]
 fn misaligned_inputs_run_whole() {
-    let root = crate::support::root();
-    let graph = load_onnx(&root.join("sample-models/digits_cnn.onnx")).unwrap();
-    let x = read_npy(&root.join("sample-models/data/digits_calib_x.npy")).unwrap();
+    let (graph, x) = (model("digits_cnn.onnx"), images());
     let (_, verdict) = rows::row_parallel(&graph, vec![rows_of(&x, 4)]).unwrap();
     let parallel = verdict.unwrap();
     let pool = rayon::ThreadPoolBuilder::new()
